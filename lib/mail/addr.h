@@ -1,0 +1,36 @@
+/*
+ * addr - RFC 5321/5322 addresses.
+ *
+ * An address here is the mailbox string inside the angle brackets of a
+ * reverse- or forward-path: "local@domain", or "" for the null sender.
+ * Quoted local parts are kept as written ("\"a b\"@x"). Domain literals
+ * ([127.0.0.1]) are accepted. With utf8 (SMTPUTF8), non-ASCII UTF-8 is
+ * allowed in the local part and the domain.
+ */
+#ifndef POSTERN_ADDR_H
+#define POSTERN_ADDR_H
+
+#include <stddef.h>
+
+#define ADDR_MAX 512          /* > RFC 5321 path limit of 256 */
+
+/* Parse a path "<...>" at s (the text after "FROM:"/"TO:" and optional
+ * spaces). Accepts and discards an RFC 5321 source route (<@a,@b:u@d>).
+ * On success *addr_r is an xmalloc'd mailbox ("" for <>), *end_r points
+ * after '>'. Returns 0, or -1 with *err_r a static text for a 501 reply. */
+int addr_parse_path(const char *s, int utf8, char **addr_r, const char **end_r,
+    const char **err_r);
+/* Validate a bare mailbox "local@domain" (no brackets). 0 ok, -1 bad. */
+int addr_valid(const char *addr, int utf8);
+int addr_valid_domain(const char *domain, int utf8);
+
+/* Split at the last '@' outside quotes: *local_r and *domain_r xmalloc'd;
+ * an address without '@' gets domain "". */
+void addr_split(const char *addr, char **local_r, char **domain_r);
+/* Copy with the domain folded to lower case (local part kept). */
+char *addr_fold_domain(const char *addr);
+/* Local part without quotes, lower-cased, for lookups; strips an extension
+ * after delim ("user+ext" -> "user") when delim is non-empty. */
+char *addr_lookup_key(const char *local, const char *delim);
+
+#endif

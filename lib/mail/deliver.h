@@ -1,0 +1,56 @@
+/*
+ * deliver - the request qmgr sends a delivery agent (local, virtual, smtp)
+ * and the agent's reply, over one UNIX stream connection to
+ * <queue_directory>/private/<transport>, one request per connection, in
+ * ipc frames.
+ *
+ * The agent opens the queue file itself (<qdir>/active/<id>), holds
+ * flock(LOCK_SH) while delivering, marks each recipient it delivered 'D'
+ * in the queue file as soon as that recipient is durable, and answers one
+ * result per recipient. Recipients it could not report (agent crash) are
+ * deferred by qmgr.
+ */
+#ifndef POSTERN_DELIVER_H
+#define POSTERN_DELIVER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include "util/ipc.h"
+
+struct dlv_rcpt {
+	char *addr;
+	char *orig;
+	char *notify;
+	long long offset;     /* status byte offset in the queue file: the key */
+};
+
+struct dlv_request {
+	char *queue_id;
+	char *queue_dir;      /* "active" */
+	char *sender;
+	char *transport;      /* "local", "virtual", "smtp" */
+	char *nexthop;        /* the recipients' domain, or relayhost */
+	long long arrival;    /* seconds, for delay= in logs */
+	struct dlv_rcpt *rcpts;
+	size_t nrcpt;
+};
+
+/* status: 2 delivered, 4 deferred, 5 bounced. */
+struct dlv_result {
+	long long offset;
+	int status;
+	char *dsn;            /* "2.0.0", "4.2.2", "5.1.1" */
+	char *relay;          /* "local", "127.0.0.2[127.0.0.2]:25", "none" */
+	char *text;           /* human text for the log / bounce report */
+};
+
+void dlv_request_encode(const struct dlv_request *r, struct ipc_msg *m);
+int dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r);
+void dlv_request_free(struct dlv_request *r);
+
+void dlv_results_encode(const struct dlv_result *res, size_t n, struct ipc_msg *m);
+int dlv_results_decode(const struct ipc_msg *m, struct dlv_result **res_r,
+    size_t *n_r, char **err_r);
+void dlv_results_free(struct dlv_result *res, size_t n);
+
+#endif

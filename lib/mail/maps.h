@@ -1,0 +1,40 @@
+/*
+ * maps - lookup tables, named as in Postfix: "type:name".
+ *
+ *   lmdb:/path          LMDB file /path.lmdb built from text file /path
+ *   static:value        every key maps to value
+ *   unix:passwd.byname  system users (getpwnam)
+ *
+ * Keys are folded to lower case when built and when looked up. Readers open
+ * LMDB read-only without a lock file (MDB_NOLOCK); builders write a new file
+ * and rename it over the old one, so a reader sees the old or the new table,
+ * never a mix, and reopens when the file changes.
+ *
+ * Text format for building (postmap and postalias alike): "key value" or
+ * "key: value"; a line starting with white space continues the previous;
+ * '#' comments; empty lines ignored. Duplicate keys: the first wins, warned.
+ */
+#ifndef POSTERN_MAPS_H
+#define POSTERN_MAPS_H
+
+#include <stdio.h>
+
+struct map;
+struct maplist;
+
+struct map *map_open(const char *spec, char **err_r);
+/* 1 found (*value_r xmalloc'd), 0 not found, -1 temporary error. */
+int map_lookup(struct map *m, const char *key, char **value_r);
+void map_close(struct map **m);
+
+/* A list of maps, "lmdb:/a, lmdb:/b": the first that finds the key wins. */
+struct maplist *maplist_open(const char *specs, char **err_r);
+int maplist_lookup(struct maplist *ml, const char *key, char **value_r);
+int maplist_empty(const struct maplist *ml);
+void maplist_close(struct maplist **ml);
+
+/* postern map build|list|query */
+int map_build(const char *spec, char **err_r);
+int map_list(const char *spec, FILE *out, char **err_r);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * queue - queue IDs, queue directories and the queue file format.
+ *
+ * A queue file is a sequence of records: 1 type byte, a 4-byte big-endian
+ * data length, the data. In order:
+ *
+ *   'V'  "POSTERN-QUEUE 1"                       (first record, version)
+ *   'T'  "<sec>.<usec>" arrival time
+ *   'S'  envelope sender ("" for the null sender)
+ *   'A'  "name=value" message attribute, any number (envid, ret, body,
+ *        smtputf8, client_name, client_addr, helo, proto, sasl_username)
+ *   'R'  recipient: status byte, then "addr\0orig\0notify"; status is 'P'
+ *        (pending) or 'D' (done: delivered, or bounced and recorded). The
+ *        status byte is rewritten in place (pwrite) by whoever finishes the
+ *        recipient; it is at file offset record_start + 5.
+ *   'M'  start of content (empty)
+ *   'N'  content bytes (the message, header and body, LF line ends); any
+ *        number of these, each at most QUEUE_CHUNK_MAX bytes
+ *   'E'  end (empty); nothing may follow
+ *
+ * A reader rejects an unknown type, a record out of order, a length past
+ * the end, a missing 'E' or bytes after it: such a file is corrupt and goes
+ * to corrupt/. A file only gets its queue-ID name in incoming/ after it is
+ * complete and fsynced (writers use a ".tmp" name first), so a name that is
+ * a valid queue ID is always a complete file.
+ *
+ * Queue IDs: base-52-ish seconds and microseconds, 'z', then the inode
+ * number in base 51 (Postfix's long ID scheme). The inode part keeps IDs
+ * unique among live files even when the clock goes backwards. Alphabet
+ * 0-9 B-Z b-y without vowels.
+ *
+ * Delivery agents hold flock(LOCK_SH) on a queue file while delivering
+ * from it; qmgr takes LOCK_EX|LOCK_NB before (re)reading one, and leaves a
+ * locked file alone, so a message is never handed out twice at once.
+ */
+#ifndef POSTERN_QUEUE_H
+#define POSTERN_QUEUE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define QUEUE_ID_MAX 32
+#define QUEUE_CHUNK_MAX (1024 * 1024)
+#define QUEUE_VERSION "POSTERN-QUEUE 1"
+
+/* Sub-directories of queue_directory. The first five hold queue files. */
+#define QUEUE_INCOMING "incoming"
+#define QUEUE_ACTIVE   "active"
+#define QUEUE_DEFERRED "deferred"
+#define QUEUE_HOLD     "hold"
+#define QUEUE_CORRUPT  "corrupt"
+#define QUEUE_BOUNCE   "bounce"   /* per-message bounce logs (qmgr) */
+#define QUEUE_DEFER    "defer"    /* per-message defer logs (qmgr, mailq) */
+#define QUEUE_PRIVATE  "private"  /* internal sockets */
+#define QUEUE_PUBLIC   "public"   /* sockets anyone may connect to */
+#define QUEUE_MAILDROP "maildrop" /* sendmail's offline drop */
+
+int queue_id_valid(const char *id);
+/* Create every sub-directory with the right modes, owned by uid/gid
+ * (uid (uid_t)-1 = leave ownership). 0, or -1 and *err_r. */
+int queue_dirs_create(const char *qdir, uid_t uid, gid_t gid, char **err_r);
+
+struct qrcpt {
+	char *addr;
+	char *orig;       /* ORCPT or the address before alias expansion; may be "" */
+	char *notify;     /* DSN NOTIFY: "" (default), "NEVER", or "SUCCESS,FAILURE,DELAY" subset */
+	char status;      /* 'P' or 'D' */
+	off_t status_off; /* where the status byte is, for queue_mark_rcpt() */
+};
+
+struct qattr {
+	char *name;
+	char *value;
+};
+
+struct qenv {
+	char id[QUEUE_ID_MAX];
+	struct timespec arrival;
+	char *sender;
+	struct qattr *attrs;
+	size_t nattr;
+	struct qrcpt *rcpts;
+	size_t nrcpt;
+	off_t content_off;   /* offset of the 'M' record */
+	off_t content_size;  /* total bytes in 'N' records */
+	off_t file_size;
+};
+
+/* Writer: creates <qdir>/<dir>/.tmp... now; queue_writer_commit() writes
+ * 'E', fsyncs the file, renames it to its queue ID, fsyncs the directory.
+ * Only then may the caller report success. Errors: -1 and errno. */
+struct queue_writer;
+struct queue_writer *queue_writer_open(const char *qdir, const char *dir,
+    uid_t owner, gid_t group, char **err_r);
+const char *queue_writer_id(const struct queue_writer *w);  /* known at open */
+int queue_writer_arrival(struct queue_writer *w, const struct timespec *ts);
+int queue_writer_sender(struct queue_writer *w, const char *sender);
+int queue_writer_attr(struct queue_writer *w, const char *name, const char *value);
+int queue_writer_rcpt(struct queue_writer *w, const char *addr, const char *orig,
+    const char *notify);
+/* Content; the first call writes 'M'. Envelope calls after this fail. */
+int queue_writer_content(struct queue_writer *w, const void *p, size_t n);
+off_t queue_writer_content_size(const struct queue_writer *w);
+int queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX]);
+void queue_writer_abort(struct queue_writer **w);   /* unlinks the tmp file */
+void queue_writer_free(struct queue_writer **w);    /* after commit */
+
+/* Reader: validate the whole file and load the envelope. 0, or -1 with
+ * *err_r (corrupt; errno EINVAL) or errno from I/O. */
+int queue_read(int fd, struct qenv *env, char **err_r);
+void qenv_free(struct qenv *env);
+const char *qenv_attr(const struct qenv *env, const char *name);
+/* Stream the content: cb gets chunks in order; a non-zero return stops
+ * and is returned. */
+int queue_content(int fd, const struct qenv *env,
+    int (*cb)(const char *p, size_t n, void *ctx), void *ctx);
+/* Rewrite a recipient's status byte in place (no fsync: a crash may
+ * repeat a delivery, never lose one). */
+int queue_mark_rcpt(int fd, off_t status_off, char status);
+
+/* Path helpers: "<qdir>/<dir>/<id>", xmalloc'd. */
+char *queue_path(const char *qdir, const char *dir, const char *id);
+/* Move a queue file between directories (rename; fsyncs the target dir). */
+int queue_move(const char *qdir, const char *from, const char *to, const char *id);
+
+#endif

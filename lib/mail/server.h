@@ -1,0 +1,64 @@
+/*
+ * server - the skeleton every daemon runs under master (Postfix's
+ * single_server/multi_server/trigger_server in one).
+ *
+ * master starts a child as
+ *   COMMAND -c CONFDIR -n SERVICE -t TYPE [-p] [-C] [-o name=value]...
+ * with fd 3 the status pipe (write end) and fd 4 the listening socket.
+ * -p: privileged (master.conf unpriv=n), the child keeps root;
+ * -C: chroot to queue_directory. Otherwise, when started as root, the
+ * skeleton drops to mail_owner after pre_init. The child writes a
+ * struct server_status to fd 3 whenever it turns available or busy, and
+ * exits when fd 3 reports EOF (master gone), after max_idle seconds
+ * without work (not TRIGGER), or after max_use connections (SINGLE).
+ * SIGTERM: stop accepting, let work in progress finish, exit.
+ */
+#ifndef POSTERN_SERVER_H
+#define POSTERN_SERVER_H
+
+#include <sys/types.h>
+#include "util/loop.h"
+
+#define SERVER_STATUS_FD 3
+#define SERVER_LISTEN_FD 4
+
+struct server_status {
+	pid_t pid;
+	int avail;      /* 1 ready for more work, 0 busy */
+};
+
+enum server_kind {
+	SERVER_MULTI,   /* event-driven, many connections (smtpd) */
+	SERVER_SINGLE,  /* one connection at a time, served synchronously (local) */
+	SERVER_TRIGGER, /* resident, connections are wake-up triggers (qmgr) */
+};
+
+struct server_ops {
+	enum server_kind kind;
+	const char *name;                    /* "smtpd": log as postern/smtpd */
+	void (*pre_init)(void);              /* still root if started as root */
+	void (*post_init)(struct loop *l);   /* after dropping privileges */
+	/* MULTI, TRIGGER: fd is non-blocking; call server_disconnect() when done. */
+	void (*conn)(struct loop *l, int fd);
+	/* SINGLE: fd is blocking; the skeleton closes it after return. */
+	void (*serve)(int fd);
+	/* SIGTERM received: stop new work; MULTI sessions keep running. */
+	void (*drain)(struct loop *l);
+};
+
+int server_main(int argc, char **argv, const struct server_ops *ops);
+/* MULTI/TRIGGER: a connection ended; closes fd, updates availability. */
+void server_disconnect(struct loop *l, int fd);
+const char *server_service_name(void);
+int server_privileged(void);         /* started as root and kept root (-p) */
+int server_clients(void);            /* open connections (MULTI) */
+/* The loop's exit: after drain, when no connection is left, the skeleton
+ * stops; services with their own work call this when they are done. */
+void server_exit_when_idle(void);
+
+/* Wake a service listening on <qdir>/private/<service>: connect, write
+ * bytes ("I" new mail, "D" deferred scan, "F" flush), close. Never blocks
+ * longer than a second; failure is logged at debug level only. */
+int trigger_send(const char *service, const char *bytes);
+
+#endif

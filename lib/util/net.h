@@ -1,0 +1,32 @@
+/*
+ * net - sockets: listening, connecting, addresses, CIDR matching.
+ */
+#ifndef POSTERN_NET_H
+#define POSTERN_NET_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+/* hostport: "127.0.0.1:2525", "[::1]:25", "localhost:25", "25" (all
+ * addresses). SO_REUSEADDR, non-blocking, close-on-exec. -1 and *err_r
+ * (static or xasprintf'd, caller frees) on failure. */
+int net_listen_inet(const char *hostport, int backlog, char **err_r);
+/* Unlinks a stale socket first; chmods to mode. */
+int net_listen_unix(const char *path, int mode, int backlog, char **err_r);
+/* Blocking connect with a timeout; the fd returned is blocking. */
+int net_connect_unix(const char *path, int timeout_ms);
+int net_connect_inet(const char *host, const char *port, int timeout_ms);
+
+int net_set_nonblock(int fd, int on);
+int net_set_cloexec(int fd, int on);
+
+/* Text form of the peer/local address ("127.0.0.1", "::1"); port may be NULL. */
+int net_peer_addr(int fd, char *addr, size_t addrlen, int *port);
+int net_local_addr(int fd, char *addr, size_t addrlen, int *port);
+
+/* Is addr (text form) inside any entry of list ("127.0.0.0/8 [::1]/128,
+ * 192.168.1.5")? 1 yes, 0 no, -1 list syntax error (*err_r). */
+int net_cidr_match(const char *addr, const char *list, char **err_r);
+
+#endif
