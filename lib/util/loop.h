@@ -36,6 +36,10 @@ void loop_timer_cancel(struct loop *l, uint64_t id);
 /* Deliver signo through the loop (the signal is blocked for the process). */
 int loop_signal(struct loop *l, int signo, loop_cb cb, void *ctx);
 
+/* Unblock every signal that loop_signal blocked in this process. Blocked
+ * masks survive fork() and exec(): call this in a child after fork(). */
+void loop_sigmask_restore(void);
+
 /* Called once per iteration just before the loop sleeps. */
 void loop_set_before_sleep(struct loop *l, loop_cb cb, void *ctx);
 

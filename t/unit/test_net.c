@@ -1,0 +1,178 @@
+/* Unit tests for util/net: CIDR matching table, listen/connect basics. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/net.h"
+
+static const struct {
+	const char *addr;
+	const char *list;
+	int want;
+} cidr_cases[] = {
+	{ "127.0.0.1", "127.0.0.0/8", 1 },
+	{ "127.255.255.255", "127.0.0.0/8", 1 },
+	{ "128.0.0.1", "127.0.0.0/8", 0 },
+	{ "192.168.1.5", "192.168.1.5", 1 },
+	{ "192.168.1.6", "192.168.1.5", 0 },
+	{ "192.168.1.6", "10.0.0.0/8, 192.168.1.0/24", 1 },
+	{ "192.168.1.6", "10.0.0.0/8 192.168.1.4/30", 1 },
+	{ "192.168.1.8", "10.0.0.0/8\t192.168.1.4/30", 0 },
+	{ "10.1.2.3", "10.0.0.0/9", 1 },
+	{ "10.128.2.3", "10.0.0.0/9", 0 },
+	{ "8.8.8.8", "0.0.0.0/0", 1 },
+	{ "8.8.8.8", "", 0 },
+	{ "10.9.9.9", "10.1.2.3/8", 1 },           /* host bits masked */
+	{ "::1", "[::1]/128", 1 },
+	{ "::1", "::1", 1 },
+	{ "::1", "[::1]", 1 },
+	{ "::2", "[::1]/128", 0 },
+	{ "[::1]", "::1/128", 1 },
+	{ "2001:db8::5", "[2001:db8::]/32", 1 },
+	{ "2001:db9::5", "[2001:db8::]/32", 0 },
+	{ "2001:db8:8000::1", "2001:db8::/33", 0 },
+	{ "2001:db8:7fff::1", "2001:db8::/33", 1 },
+	{ "fe80::1%eth0", "fe80::/10", 1 },
+	{ "::", "::/0", 1 },
+	{ "127.0.0.1", "::/0", 0 },                 /* families do not mix */
+	{ "::1", "0.0.0.0/0", 0 },
+	{ "::ffff:127.0.0.1", "127.0.0.0/8", 1 },   /* v4-mapped */
+	{ "127.0.0.1", "[::ffff:127.0.0.0]/104", 1 },
+	{ "not-an-address", "127.0.0.0/8", 0 },
+	{ "", "127.0.0.0/8", 0 },
+	{ "127.0.0.1", "127.0.0.0/8 [::1]/128, 192.168.1.5", 1 },
+	{ "::1", "127.0.0.0/8 [::1]/128, 192.168.1.5", 1 },
+	{ "192.168.1.5", "127.0.0.0/8 [::1]/128, 192.168.1.5", 1 },
+	/* Syntax errors, reported even when an earlier entry matched. */
+	{ "127.0.0.1", "127.0.0.0/33", -1 },
+	{ "127.0.0.1", "127.0.0.0/", -1 },
+	{ "127.0.0.1", "127.0.0.0/8x", -1 },
+	{ "127.0.0.1", "127.0.0.0/-1", -1 },
+	{ "127.0.0.1", "127.0.0.0/0008", -1 },
+	{ "127.0.0.1", "127.0.0.0/8 127.1", -1 },
+	{ "127.0.0.1", "127.0.0.256", -1 },
+	{ "127.0.0.1", "localhost", -1 },
+	{ "127.0.0.1", "[127.0.0.1]", -1 },
+	{ "::1", "[::1/128]", -1 },
+	{ "::1", "[::1", -1 },
+	{ "::1", "::1/129", -1 },
+	{ "::1", ":::1", -1 },
+	{ "::1", "/8", -1 },
+	{ "::1", "!::1", -1 },
+};
+
+START_TEST(test_cidr)
+{
+	char *err = NULL;
+	int got = net_cidr_match(cidr_cases[_i].addr, cidr_cases[_i].list, &err);
+
+	ck_assert_msg(got == cidr_cases[_i].want, "addr \"%s\" list \"%s\": got %d want %d",
+	    cidr_cases[_i].addr, cidr_cases[_i].list, got, cidr_cases[_i].want);
+	if (got < 0)
+		ck_assert_ptr_nonnull(err);
+	else
+		ck_assert_ptr_null(err);
+	free(err);
+}
+END_TEST
+
+START_TEST(test_listen_connect_inet)
+{
+	char addr[64], *err = NULL;
+	int lfd, cfd, afd, port = 0, lport = 0;
+	char portstr[16];
+
+	lfd = net_listen_inet("127.0.0.1:0", 5, &err);
+	ck_assert_msg(lfd >= 0, "listen: %s", err ? err : "?");
+	ck_assert_int_eq(net_local_addr(lfd, addr, sizeof(addr), &lport), 0);
+	ck_assert_str_eq(addr, "127.0.0.1");
+	ck_assert_int_gt(lport, 0);
+	snprintf(portstr, sizeof(portstr), "%d", lport);
+	cfd = net_connect_inet("127.0.0.1", portstr, 2000);
+	ck_assert_int_ge(cfd, 0);
+	afd = -1;
+	for (int i = 0; i < 200 && afd < 0; i++) {
+		afd = accept(lfd, NULL, NULL);
+		if (afd < 0)
+			usleep(5000);
+	}
+	ck_assert_int_ge(afd, 0);
+	ck_assert_int_eq(net_peer_addr(afd, addr, sizeof(addr), &port), 0);
+	ck_assert_str_eq(addr, "127.0.0.1");
+	ck_assert_int_gt(port, 0);
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+END_TEST
+
+START_TEST(test_listen_bad)
+{
+	static const char *bad[] = { "", "::1:25", "[::1]", "[::1]25", "host:", "1.2.3.4:nosuchservice" };
+	char *err;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		ck_assert_msg(net_listen_inet(bad[i], 5, &err) == -1, "\"%s\" accepted", bad[i]);
+		ck_assert_ptr_nonnull(err);
+		free(err);
+	}
+}
+END_TEST
+
+START_TEST(test_unix)
+{
+	char dir[] = "/tmp/postern-net-XXXXXX", path[128], *err = NULL;
+	struct stat st;
+	int lfd, cfd;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sock", dir);
+	lfd = net_listen_unix(path, 0660, 5, &err);
+	ck_assert_msg(lfd >= 0, "listen: %s", err ? err : "?");
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0660);
+	cfd = net_connect_unix(path, 1000);
+	ck_assert_int_ge(cfd, 0);
+	close(cfd);
+	close(lfd);
+	/* The stale socket is replaced. */
+	lfd = net_listen_unix(path, 0600, 5, &err);
+	ck_assert_int_ge(lfd, 0);
+	close(lfd);
+	unlink(path);
+	ck_assert_int_eq(net_connect_unix(path, 100), -1);
+	rmdir(dir);
+}
+END_TEST
+
+static Suite *
+net_suite(void)
+{
+	Suite *s = suite_create("net");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_loop_test(tc, test_cidr, 0, (int)(sizeof(cidr_cases) / sizeof(cidr_cases[0])));
+	tcase_add_test(tc, test_listen_connect_inet);
+	tcase_add_test(tc, test_listen_bad);
+	tcase_add_test(tc, test_unix);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(net_suite());
+	int failures;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failures = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failures ? 1 : 0;
+}
