@@ -17,11 +17,16 @@
 /* Parse a path "<...>" at s (the text after "FROM:"/"TO:" and optional
  * spaces). Accepts and discards an RFC 5321 source route (<@a,@b:u@d>).
  * On success *addr_r is an xmalloc'd mailbox ("" for <>), *end_r points
- * after '>'. Returns 0, or -1 with *err_r a static text for a 501 reply. */
+ * after '>'. Returns 0, or -1 with *err_r a static text for a 501 reply
+ * that starts with an enhanced status code ("5.1.3 Bad address syntax").
+ * A local part without a domain ("<postmaster>") is accepted: the caller
+ * decides (RFC 5321 requires RCPT TO:<Postmaster>; MAIL FROM should not
+ * take it). Limits: path 256 octets, local part 64, domain 255, label 63. */
 int addr_parse_path(const char *s, int utf8, char **addr_r, const char **end_r,
     const char **err_r);
 /* Validate a bare mailbox "local@domain" (no brackets). 0 ok, -1 bad. */
 int addr_valid(const char *addr, int utf8);
+/* A domain name or an address literal ("[192.0.2.1]", "[IPv6:...]"). */
 int addr_valid_domain(const char *domain, int utf8);
 
 /* Split at the last '@' outside quotes: *local_r and *domain_r xmalloc'd;
@@ -30,7 +35,9 @@ void addr_split(const char *addr, char **local_r, char **domain_r);
 /* Copy with the domain folded to lower case (local part kept). */
 char *addr_fold_domain(const char *addr);
 /* Local part without quotes, lower-cased, for lookups; strips an extension
- * after delim ("user+ext" -> "user") when delim is non-empty. */
+ * after delim ("user+ext" -> "user") when delim is non-empty. delim is a set
+ * of characters (Postfix recipient_delimiter): the first one present
+ * starts the extension, unless it is the first character. */
 char *addr_lookup_key(const char *local, const char *delim);
 
 #endif

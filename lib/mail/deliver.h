@@ -44,6 +44,9 @@ struct dlv_result {
 	char *text;           /* human text for the log / bounce report */
 };
 
+/* Decoders fail closed on any malformed or unknown attribute; *err_r is
+ * xmalloc'd (caller frees). Encoders replace TAB/CR/LF in fields with
+ * spaces (text, the last field of a result, is kept as is). */
 void dlv_request_encode(const struct dlv_request *r, struct ipc_msg *m);
 int dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r);
 void dlv_request_free(struct dlv_request *r);

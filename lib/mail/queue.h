@@ -56,6 +56,8 @@
 #define QUEUE_PUBLIC   "public"   /* sockets anyone may connect to */
 #define QUEUE_MAILDROP "maildrop" /* sendmail's offline drop */
 
+/* Errors: every *err_r in this module is xmalloc'd text the caller frees
+ * (err_r may be NULL). */
 int queue_id_valid(const char *id);
 /* Create every sub-directory with the right modes, owned by uid/gid
  * (uid (uid_t)-1 = leave ownership). 0, or -1 and *err_r. */
@@ -75,7 +77,7 @@ struct qattr {
 };
 
 struct qenv {
-	char id[QUEUE_ID_MAX];
+	char id[QUEUE_ID_MAX];   /* queue_read() leaves it "": the caller copies the file name */
 	struct timespec arrival;
 	char *sender;
 	struct qattr *attrs;
@@ -99,6 +101,12 @@ int queue_writer_sender(struct queue_writer *w, const char *sender);
 int queue_writer_attr(struct queue_writer *w, const char *name, const char *value);
 int queue_writer_rcpt(struct queue_writer *w, const char *addr, const char *orig,
     const char *notify);
+/* Order: arrival (optional, default: open time) and sender first; attrs
+ * and rcpts in any order after the sender (the file still gets them as
+ * S A* R*); an envelope call after content, a second sender or a rcpt
+ * before the sender fail with EINVAL; an envelope record over 64 KiB or
+ * more than 100000 rcpts fails with E2BIG. commit needs >= 1 rcpt.
+ * After any error the writer stays failed; the caller aborts it. */
 /* Content; the first call writes 'M'. Envelope calls after this fail. */
 int queue_writer_content(struct queue_writer *w, const void *p, size_t n);
 off_t queue_writer_content_size(const struct queue_writer *w);
@@ -107,7 +115,9 @@ void queue_writer_abort(struct queue_writer **w);   /* unlinks the tmp file */
 void queue_writer_free(struct queue_writer **w);    /* after commit */
 
 /* Reader: validate the whole file and load the envelope. 0, or -1 with
- * *err_r (corrupt; errno EINVAL) or errno from I/O. */
+ * *err_r (corrupt; errno EINVAL) or errno from I/O (*err_r is set then too).
+ * Limits: 'S', 'A', 'R' records <= 64 KiB each, <= 100000 recipients.
+ * Uses pread only: the file offset of fd is not changed. */
 int queue_read(int fd, struct qenv *env, char **err_r);
 void qenv_free(struct qenv *env);
 const char *qenv_attr(const struct qenv *env, const char *name);

@@ -1,0 +1,1141 @@
+/*
+ * queue - queue IDs, queue directories, writing and reading queue files.
+ *
+ * The file format is documented in queue.h. Invariants kept here:
+ * - A file carries its queue-ID name only once it is complete: the writer
+ *   fills ".tmp.<pid>.<n>.<rand>", writes 'E', fsyncs the file, renames it
+ *   (never over an existing name) and fsyncs the directory.
+ * - The writer emits records strictly in format order (V T S A* R* M N* E)
+ *   whatever the order of the API calls, so a reader can be strict.
+ * - The reader trusts nothing in the file: every length is checked against
+ *   the file size and a per-type limit before anything is allocated, and
+ *   content is never loaded (records are walked by header with pread).
+ *
+ * Queue IDs: seconds (>= 6 chars) and microseconds (4 chars) in base 52,
+ * 'z', then the inode number in base 51 (alphabet without 'z'), so the
+ * last 'z' is the separator. The inode makes IDs unique among live files
+ * on the queue file system even when the clock steps back.
+ *
+ * LIMITS: 'S'/'A'/'R' records 64 KiB each, 100000 recipients, 'N' records
+ * QUEUE_CHUNK_MAX. The writer coalesces small content pieces into 'N'
+ * records of up to 64 KiB.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "mail/queue.h"
+
+#define REC_HDR 5                     /* type byte + 4-byte length */
+#define REC_ENV_MAX (64 * 1024)       /* 'S', 'A', 'R' data */
+#define REC_TIME_MAX 32
+#define RCPT_MAX 100000
+#define WBUF_FLUSH (64 * 1024)        /* write buffer flush threshold */
+#define CONTENT_COALESCE (64 * 1024)  /* small content pieces -> one 'N' */
+
+static const char id_alphabet[] =
+    "0123456789BCDFGHJKLMNPQRSTVWXYZbcdfghjklmnpqrstvwxyz";
+#define ID_SEC_BASE 52
+#define ID_SEC_PAD 6
+#define ID_USEC_BASE 52
+#define ID_USEC_LEN 4
+#define ID_SEP 'z'
+#define ID_INUM_BASE 51
+
+_Static_assert(sizeof(id_alphabet) - 1 == 52, "queue ID alphabet");
+_Static_assert(QUEUE_ID_MAX >= 32, "queue ID buffer");
+
+/* Set *err_r to an xmalloc'd text when the caller wants it. */
+static void
+set_err(char **err_r, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+static void
+set_err(char **err_r, const char *fmt, ...)
+{
+	va_list ap;
+	struct buf b = BUF_INIT(0);
+
+	if (err_r == NULL)
+		return;
+	va_start(ap, fmt);
+	(void)buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	*err_r = buf_steal(&b);
+}
+
+static int
+id_digit(char c, int base)
+{
+	const char *p;
+
+	if (c == '\0')
+		return -1;
+	p = memchr(id_alphabet, c, (size_t)base);
+	return p == NULL ? -1 : (int)(p - id_alphabet);
+}
+
+/* Append v in base to out, at least pad digits, most significant first. */
+static size_t
+id_encode(char *out, size_t room, unsigned long long v, int base, size_t pad)
+{
+	char tmp[64];
+	size_t n = 0, i;
+
+	do {
+		tmp[n++] = id_alphabet[v % (unsigned)base];
+		v /= (unsigned)base;
+	} while (v > 0 && n < sizeof(tmp));
+	while (n < pad && n < sizeof(tmp))
+		tmp[n++] = id_alphabet[0];
+	if (n >= room)
+		return 0;
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
+static int
+queue_id_make(char id[QUEUE_ID_MAX], const struct timespec *ts, ino_t ino)
+{
+	size_t n, m, k;
+
+	n = id_encode(id, QUEUE_ID_MAX, (unsigned long long)ts->tv_sec,
+	    ID_SEC_BASE, ID_SEC_PAD);
+	if (n == 0)
+		return -1;
+	m = id_encode(id + n, QUEUE_ID_MAX - n,
+	    (unsigned long long)(ts->tv_nsec / 1000), ID_USEC_BASE, ID_USEC_LEN);
+	if (m != ID_USEC_LEN || n + m + 2 >= QUEUE_ID_MAX)
+		return -1;
+	id[n + m] = ID_SEP;
+	k = id_encode(id + n + m + 1, QUEUE_ID_MAX - n - m - 1,
+	    (unsigned long long)ino, ID_INUM_BASE, 1);
+	if (k == 0)
+		return -1;
+	return 0;
+}
+
+int
+queue_id_valid(const char *id)
+{
+	size_t len, i, sep;
+	const char *z;
+	unsigned long usec = 0;
+
+	if (id == NULL)
+		return 0;
+	len = strnlen(id, QUEUE_ID_MAX);
+	if (len < ID_SEC_PAD + ID_USEC_LEN + 2 || len >= QUEUE_ID_MAX)
+		return 0;
+	z = strrchr(id, ID_SEP);
+	if (z == NULL)
+		return 0;
+	sep = (size_t)(z - id);
+	if (sep < ID_SEC_PAD + ID_USEC_LEN || sep + 1 >= len)
+		return 0;
+	for (i = 0; i < sep; i++)
+		if (id_digit(id[i], ID_SEC_BASE) < 0)
+			return 0;
+	for (i = sep + 1; i < len; i++)
+		if (id_digit(id[i], ID_INUM_BASE) < 0)
+			return 0;
+	/* A writer never produces usec >= 10^6: such a name is not ours. */
+	for (i = sep - ID_USEC_LEN; i < sep; i++)
+		usec = usec * ID_USEC_BASE + (unsigned long)id_digit(id[i], ID_USEC_BASE);
+	return usec < 1000000;
+}
+
+char *
+queue_path(const char *qdir, const char *dir, const char *id)
+{
+	return xasprintf("%s/%s/%s", qdir, dir, id);
+}
+
+/* A directory name below qdir: one path component, not "." or "..". */
+static int
+dir_name_ok(const char *dir)
+{
+	return dir != NULL && dir[0] != '\0' && strchr(dir, '/') == NULL &&
+	    strcmp(dir, ".") != 0 && strcmp(dir, "..") != 0;
+}
+
+/* Queue directories. */
+
+static const struct {
+	const char *name;
+	mode_t mode;
+} queue_dirs[] = {
+	{ QUEUE_INCOMING, 0700 },
+	{ QUEUE_ACTIVE, 0700 },
+	{ QUEUE_DEFERRED, 0700 },
+	{ QUEUE_HOLD, 0700 },
+	{ QUEUE_CORRUPT, 0700 },
+	{ QUEUE_BOUNCE, 0700 },
+	{ QUEUE_DEFER, 0700 },
+	{ QUEUE_PRIVATE, 0700 },
+	{ QUEUE_PUBLIC, 0710 },
+	/* Like /tmp: any local user may drop a file, nobody may list. */
+	{ QUEUE_MAILDROP, 01733 },
+};
+
+int
+queue_dirs_create(const char *qdir, uid_t uid, gid_t gid, char **err_r)
+{
+	struct stat st;
+	size_t i;
+	char *path;
+
+	if (mkdir_p(qdir, 0755) < 0) {
+		set_err(err_r, "create %s: %s", qdir, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < ARRAY_SIZE(queue_dirs); i++) {
+		path = xasprintf("%s/%s", qdir, queue_dirs[i].name);
+		if (mkdir(path, queue_dirs[i].mode) < 0 && errno != EEXIST) {
+			set_err(err_r, "mkdir %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (lstat(path, &st) < 0) {
+			set_err(err_r, "lstat %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			set_err(err_r, "%s: not a directory", path);
+			goto fail;
+		}
+		/* chown before chmod: chown may clear mode bits. */
+		if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
+		    chown(path, uid, gid) < 0) {
+			set_err(err_r, "chown %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		/* Always: mkdir's mode is filtered by the umask. */
+		if (chmod(path, queue_dirs[i].mode) < 0) {
+			set_err(err_r, "chmod %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		xfree(&path);
+	}
+	return 0;
+fail:
+	xfree(&path);
+	return -1;
+}
+
+int
+queue_move(const char *qdir, const char *from, const char *to, const char *id)
+{
+	char *src, *dst, *dir;
+	int ret = -1, save;
+
+	if (!queue_id_valid(id) || !dir_name_ok(from) || !dir_name_ok(to)) {
+		errno = EINVAL;
+		return -1;
+	}
+	src = queue_path(qdir, from, id);
+	dst = queue_path(qdir, to, id);
+	dir = xasprintf("%s/%s", qdir, to);
+	if (rename(src, dst) == 0 && fsync_dir(dir) == 0)
+		ret = 0;
+	save = errno;
+	xfree(&src);
+	xfree(&dst);
+	xfree(&dir);
+	errno = save;
+	return ret;
+}
+
+/* Writer. */
+
+enum wstate {
+	W_ENVELOPE,   /* before the first content call */
+	W_CONTENT,    /* 'M' and envelope written */
+	W_DONE,       /* committed */
+	W_FAILED,
+};
+
+struct queue_writer {
+	int fd;
+	enum wstate state;
+	int err;                /* errno of the failure, W_FAILED */
+	char *dirpath;          /* <qdir>/<dir> */
+	char *tmppath;
+	char *finalpath;
+	char id[QUEUE_ID_MAX];
+	struct timespec arrival;
+	int have_sender;
+	struct buf wb;          /* bytes not yet written to fd */
+	struct buf env;         /* encoded T and S records */
+	struct buf attrs;       /* encoded A records */
+	struct buf rcpts;       /* encoded R records */
+	struct buf pend;        /* content not yet in an 'N' record */
+	size_t nrcpt;
+	off_t content_size;
+};
+
+static void
+put_hdr(struct buf *b, int type, size_t len)
+{
+	unsigned char h[REC_HDR];
+
+	h[0] = (unsigned char)type;
+	h[1] = (unsigned char)(len >> 24);
+	h[2] = (unsigned char)(len >> 16);
+	h[3] = (unsigned char)(len >> 8);
+	h[4] = (unsigned char)len;
+	(void)buf_append(b, h, sizeof(h));
+}
+
+static int
+w_fail(struct queue_writer *w, int err)
+{
+	if (w->state != W_FAILED) {
+		w->state = W_FAILED;
+		w->err = err;
+	}
+	errno = err;
+	return -1;
+}
+
+static int
+w_flush(struct queue_writer *w)
+{
+	if (w->wb.len == 0)
+		return 0;
+	if (write_all(w->fd, w->wb.data, w->wb.len) < 0)
+		return w_fail(w, errno ? errno : EIO);
+	buf_reset(&w->wb);
+	return 0;
+}
+
+/* Queue one record in the write buffer; flushes when the buffer is full. */
+static int
+w_record(struct queue_writer *w, int type, const void *p, size_t n)
+{
+	put_hdr(&w->wb, type, n);
+	if (n > 0)
+		(void)buf_append(&w->wb, p, n);
+	if (w->wb.len >= WBUF_FLUSH)
+		return w_flush(w);
+	return 0;
+}
+
+/* Write a whole buffer of pre-encoded records. */
+static int
+w_raw(struct queue_writer *w, const struct buf *b)
+{
+	if (b->len == 0)
+		return 0;
+	if (w_flush(w) < 0)
+		return -1;
+	if (write_all(w->fd, b->data, b->len) < 0)
+		return w_fail(w, errno ? errno : EIO);
+	return 0;
+}
+
+static void
+tmp_suffix(char *out, size_t len)
+{
+	static unsigned counter;
+	unsigned long long r = 0;
+	struct timespec ts;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		r = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 20);
+	}
+	snprintf(out, len, ".tmp.%ld.%u.%016llx", (long)getpid(), counter++, r);
+}
+
+struct queue_writer *
+queue_writer_open(const char *qdir, const char *dir, uid_t owner, gid_t group,
+    char **err_r)
+{
+	struct queue_writer *w;
+	struct timespec now;
+	struct stat st;
+	char name[96];
+	int tries;
+
+	if (!dir_name_ok(dir)) {
+		set_err(err_r, "bad queue directory name");
+		errno = EINVAL;
+		return NULL;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->fd = -1;
+	buf_init(&w->wb, 0);
+	buf_init(&w->env, 0);
+	buf_init(&w->attrs, 0);
+	buf_init(&w->rcpts, 0);
+	buf_init(&w->pend, 0);
+	w->dirpath = xasprintf("%s/%s", qdir, dir);
+	for (tries = 0; tries < 10; tries++) {
+		tmp_suffix(name, sizeof(name));
+		xfree(&w->tmppath);
+		w->tmppath = xasprintf("%s/%s", w->dirpath, name);
+		w->fd = open(w->tmppath, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		if (w->fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (w->fd < 0) {
+		set_err(err_r, "create %s: %s", w->tmppath, strerror(errno));
+		goto fail_nounlink;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	w->arrival = now;
+	if (owner != (uid_t)-1 && fchown(w->fd, owner, group) < 0) {
+		set_err(err_r, "fchown %s: %s", w->tmppath, strerror(errno));
+		goto fail;
+	}
+	if (fstat(w->fd, &st) < 0) {
+		set_err(err_r, "fstat %s: %s", w->tmppath, strerror(errno));
+		goto fail;
+	}
+	if (queue_id_make(w->id, &now, st.st_ino) < 0) {
+		errno = EOVERFLOW;
+		set_err(err_r, "cannot make a queue ID");
+		goto fail;
+	}
+	w->finalpath = xasprintf("%s/%s", w->dirpath, w->id);
+	w->state = W_ENVELOPE;
+	(void)w_record(w, 'V', QUEUE_VERSION, strlen(QUEUE_VERSION));
+	return w;
+
+fail:
+	{
+		int save = errno;
+
+		(void)unlink(w->tmppath);
+		errno = save;
+	}
+fail_nounlink:
+	{
+		int save = errno;
+
+		w->state = W_FAILED;
+		queue_writer_free(&w);
+		errno = save;
+	}
+	return NULL;
+}
+
+const char *
+queue_writer_id(const struct queue_writer *w)
+{
+	return w->id;
+}
+
+/* Common checks for an envelope call. */
+static int
+w_envelope_ok(struct queue_writer *w)
+{
+	if (w->state == W_FAILED) {
+		errno = w->err;
+		return -1;
+	}
+	if (w->state != W_ENVELOPE) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+queue_writer_arrival(struct queue_writer *w, const struct timespec *ts)
+{
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	if (w->have_sender || ts == NULL || ts->tv_sec < 0 || ts->tv_nsec < 0 ||
+	    ts->tv_nsec >= 1000000000L) {
+		errno = EINVAL;
+		return -1;
+	}
+	w->arrival = *ts;
+	return 0;
+}
+
+int
+queue_writer_sender(struct queue_writer *w, const char *sender)
+{
+	char t[REC_TIME_MAX];
+	size_t n;
+	int tl;
+
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	if (w->have_sender || sender == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	n = strlen(sender);
+	if (n > REC_ENV_MAX) {
+		errno = E2BIG;
+		return -1;
+	}
+	tl = snprintf(t, sizeof(t), "%lld.%06ld", (long long)w->arrival.tv_sec,
+	    w->arrival.tv_nsec / 1000);
+	put_hdr(&w->env, 'T', (size_t)tl);
+	(void)buf_append(&w->env, t, (size_t)tl);
+	put_hdr(&w->env, 'S', n);
+	(void)buf_append(&w->env, sender, n);
+	w->have_sender = 1;
+	return 0;
+}
+
+int
+queue_writer_attr(struct queue_writer *w, const char *name, const char *value)
+{
+	size_t nl, vl;
+
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	if (!w->have_sender || name == NULL || value == NULL || name[0] == '\0' ||
+	    strchr(name, '=') != NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	nl = strlen(name);
+	vl = strlen(value);
+	if (nl > REC_ENV_MAX || vl > REC_ENV_MAX - nl - 1) {
+		errno = E2BIG;
+		return -1;
+	}
+	put_hdr(&w->attrs, 'A', nl + 1 + vl);
+	(void)buf_append(&w->attrs, name, nl);
+	(void)buf_putc(&w->attrs, '=');
+	(void)buf_append(&w->attrs, value, vl);
+	return 0;
+}
+
+int
+queue_writer_rcpt(struct queue_writer *w, const char *addr, const char *orig,
+    const char *notify)
+{
+	size_t al, ol, nl;
+
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	if (!w->have_sender || addr == NULL || addr[0] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	if (orig == NULL)
+		orig = "";
+	if (notify == NULL)
+		notify = "";
+	al = strlen(addr);
+	ol = strlen(orig);
+	nl = strlen(notify);
+	if (al > REC_ENV_MAX || ol > REC_ENV_MAX || nl > REC_ENV_MAX ||
+	    1 + al + 1 + ol + 1 + nl > REC_ENV_MAX || w->nrcpt >= RCPT_MAX) {
+		errno = E2BIG;
+		return -1;
+	}
+	put_hdr(&w->rcpts, 'R', 1 + al + 1 + ol + 1 + nl);
+	(void)buf_putc(&w->rcpts, 'P');
+	(void)buf_append(&w->rcpts, addr, al + 1);
+	(void)buf_append(&w->rcpts, orig, ol + 1);
+	(void)buf_append(&w->rcpts, notify, nl);
+	w->nrcpt++;
+	return 0;
+}
+
+/* Leave the envelope state: write T S A* R* M. */
+static int
+w_start_content(struct queue_writer *w)
+{
+	if (!w->have_sender) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (w_raw(w, &w->env) < 0 || w_raw(w, &w->attrs) < 0 ||
+	    w_raw(w, &w->rcpts) < 0)
+		return -1;
+	buf_free(&w->env);
+	buf_free(&w->attrs);
+	buf_free(&w->rcpts);
+	w->state = W_CONTENT;
+	return w_record(w, 'M', NULL, 0);
+}
+
+static int
+w_flush_pending(struct queue_writer *w)
+{
+	int ret;
+
+	if (w->pend.len == 0)
+		return 0;
+	ret = w_record(w, 'N', w->pend.data, w->pend.len);
+	buf_reset(&w->pend);
+	return ret;
+}
+
+int
+queue_writer_content(struct queue_writer *w, const void *p, size_t n)
+{
+	const char *cp = p;
+	size_t m;
+
+	if (w->state == W_FAILED) {
+		errno = w->err;
+		return -1;
+	}
+	if (w->state == W_ENVELOPE && w_start_content(w) < 0)
+		return -1;
+	if (w->state != W_CONTENT) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((off_t)n < 0 || w->content_size > (off_t)(INT64_MAX - (off_t)n)) {
+		errno = EFBIG;
+		return -1;
+	}
+	while (n > 0) {
+		if (w->pend.len == 0 && n >= CONTENT_COALESCE) {
+			/* Large piece: record header, then the bytes unbuffered. */
+			m = n < QUEUE_CHUNK_MAX ? n : QUEUE_CHUNK_MAX;
+			put_hdr(&w->wb, 'N', m);
+			if (w_flush(w) < 0)
+				return -1;
+			if (write_all(w->fd, cp, m) < 0)
+				return w_fail(w, errno ? errno : EIO);
+		} else {
+			m = CONTENT_COALESCE - w->pend.len;
+			if (m > n)
+				m = n;
+			(void)buf_append(&w->pend, cp, m);
+			if (w->pend.len >= CONTENT_COALESCE && w_flush_pending(w) < 0)
+				return -1;
+		}
+		cp += m;
+		n -= m;
+		w->content_size += (off_t)m;
+	}
+	return 0;
+}
+
+off_t
+queue_writer_content_size(const struct queue_writer *w)
+{
+	return w->content_size;
+}
+
+/* rename without replacing: renameat2 where the file system has it. */
+static int
+rename_noreplace(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -1;
+	if (link(from, to) < 0)
+		return -1;
+	(void)unlink(from);
+	return 0;
+}
+
+int
+queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX])
+{
+	int fd, save;
+
+	if (w->state == W_FAILED) {
+		errno = w->err;
+		return -1;
+	}
+	if (w->state == W_DONE) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (w->nrcpt == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (w->state == W_ENVELOPE && w_start_content(w) < 0)
+		return -1;
+	if (w_flush_pending(w) < 0 || w_record(w, 'E', NULL, 0) < 0 ||
+	    w_flush(w) < 0)
+		return -1;
+	if (fsync(w->fd) < 0)
+		return w_fail(w, errno);
+	fd = w->fd;
+	w->fd = -1;
+	if (close(fd) < 0)
+		return w_fail(w, errno);
+	if (rename_noreplace(w->tmppath, w->finalpath) < 0)
+		return w_fail(w, errno);
+	if (fsync_dir(w->dirpath) < 0) {
+		/* Not durable: take the name back so the client retries;
+		 * if qmgr already took the file, a duplicate is the worst. */
+		save = errno;
+		if (rename(w->finalpath, w->tmppath) < 0)
+			log_warn("%s: cannot withdraw unsynced queue file", w->id);
+		return w_fail(w, save);
+	}
+	w->state = W_DONE;
+	if (id_r != NULL)
+		memcpy(id_r, w->id, QUEUE_ID_MAX);
+	return 0;
+}
+
+void
+queue_writer_abort(struct queue_writer **wp)
+{
+	struct queue_writer *w = *wp;
+
+	if (w == NULL)
+		return;
+	if (w->state != W_DONE && w->tmppath != NULL)
+		(void)unlink(w->tmppath);
+	queue_writer_free(wp);
+}
+
+void
+queue_writer_free(struct queue_writer **wp)
+{
+	struct queue_writer *w = *wp;
+
+	if (w == NULL)
+		return;
+	if (w->fd >= 0)
+		(void)close(w->fd);
+	buf_free(&w->wb);
+	buf_free(&w->env);
+	buf_free(&w->attrs);
+	buf_free(&w->rcpts);
+	buf_free(&w->pend);
+	xfree(&w->dirpath);
+	xfree(&w->tmppath);
+	xfree(&w->finalpath);
+	free(w);
+	*wp = NULL;
+}
+
+/* Reader. */
+
+/* A small read-ahead window over pread: envelope records are many and
+ * short, content records are skipped by offset. */
+struct rd {
+	int fd;
+	off_t size;
+	off_t wstart;
+	size_t wlen;
+	char win[8192];
+};
+
+/* Read exactly n bytes at off. 0, or -1 (errno; EINVAL at a short read).
+ * ahead: fill the window (envelope); else read just n (content headers,
+ * where read-ahead would mostly fetch content that is skipped). */
+static int
+rd_get(struct rd *r, off_t off, void *dst, size_t n, int ahead)
+{
+	ssize_t got;
+	size_t done = 0;
+
+	if (off < 0 || off > r->size || (off_t)n > r->size - off) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (off >= r->wstart && off - r->wstart <= (off_t)r->wlen &&
+	    n <= r->wlen - (size_t)(off - r->wstart)) {
+		memcpy(dst, r->win + (off - r->wstart), n);
+		return 0;
+	}
+	if (ahead && n <= sizeof(r->win)) {
+		r->wstart = off;
+		r->wlen = 0;
+		while (r->wlen < sizeof(r->win)) {
+			got = pread(r->fd, r->win + r->wlen, sizeof(r->win) - r->wlen,
+			    off + (off_t)r->wlen);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0)
+				return -1;
+			if (got == 0)
+				break;
+			r->wlen += (size_t)got;
+		}
+		if (r->wlen < n) {
+			errno = EINVAL;   /* file shrank under us */
+			return -1;
+		}
+		memcpy(dst, r->win, n);
+		return 0;
+	}
+	while (done < n) {
+		got = pread(r->fd, (char *)dst + done, n - done, off + (off_t)done);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -1;
+		if (got == 0) {
+			errno = EINVAL;
+			return -1;
+		}
+		done += (size_t)got;
+	}
+	return 0;
+}
+
+static size_t
+get_len(const unsigned char *h)
+{
+	return ((size_t)h[1] << 24) | ((size_t)h[2] << 16) | ((size_t)h[3] << 8) |
+	    (size_t)h[4];
+}
+
+/* "<sec>.<usec>": 1..19 digits, '.', exactly 6 digits. */
+static int
+parse_time(const char *s, size_t n, struct timespec *ts)
+{
+	long long sec = 0;
+	long usec = 0;
+	size_t i = 0, d;
+
+	for (d = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++, d++) {
+		if (d >= 18)
+			return -1;
+		sec = sec * 10 + (s[i] - '0');
+	}
+	if (d == 0 || i >= n || s[i] != '.')
+		return -1;
+	for (i++, d = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++, d++)
+		usec = usec * 10 + (s[i] - '0');
+	if (d != 6 || i != n)
+		return -1;
+	ts->tv_sec = (time_t)sec;
+	ts->tv_nsec = usec * 1000;
+	return 0;
+}
+
+static int
+corrupt(char **err_r, off_t off, const char *what)
+{
+	set_err(err_r, "corrupt queue file: %s at offset %lld", what, (long long)off);
+	errno = EINVAL;
+	return -1;
+}
+
+int
+queue_read(int fd, struct qenv *env, char **err_r)
+{
+	struct rd *r;
+	struct stat st;
+	unsigned char h[REC_HDR];
+	char *data = NULL;
+	const char *nul1, *nul2, *eq;
+	off_t off = 0;
+	size_t len, cap_rcpt = 0, cap_attr = 0;
+	int type, prev = 0, save;
+	struct qrcpt *rc;
+
+	memset(env, 0, sizeof(*env));
+	if (err_r != NULL)
+		*err_r = NULL;
+	if (fstat(fd, &st) < 0) {
+		save = errno;
+		set_err(err_r, "fstat: %s", strerror(errno));
+		errno = save;
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode))
+		return corrupt(err_r, 0, "not a regular file");
+	r = xmalloc(sizeof(*r));
+	r->fd = fd;
+	r->size = st.st_size;
+	r->wstart = 0;
+	r->wlen = 0;
+	env->file_size = st.st_size;
+
+	for (;;) {
+		if (off == r->size) {
+			corrupt(err_r, off, "missing end record");
+			goto fail;
+		}
+		if (r->size - off < REC_HDR) {
+			corrupt(err_r, off, "truncated record header");
+			goto fail;
+		}
+		if (rd_get(r, off, h, REC_HDR, prev != 'M' && prev != 'N') < 0)
+			goto io;
+		type = h[0];
+		len = get_len(h);
+		if ((off_t)len > r->size - off - REC_HDR) {
+			corrupt(err_r, off, "record length past end of file");
+			goto fail;
+		}
+		/* Order: V T S A* R+ M N* E. */
+		switch (type) {
+		case 'V':
+			if (prev != 0 || len != strlen(QUEUE_VERSION))
+				goto order;
+			break;
+		case 'T':
+			if (prev != 'V' || len >= REC_TIME_MAX)
+				goto order;
+			break;
+		case 'S':
+			if (prev != 'T' || len > REC_ENV_MAX)
+				goto order;
+			break;
+		case 'A':
+			if ((prev != 'S' && prev != 'A') || len > REC_ENV_MAX)
+				goto order;
+			break;
+		case 'R':
+			if ((prev != 'S' && prev != 'A' && prev != 'R') ||
+			    len > REC_ENV_MAX || len < 4)
+				goto order;
+			if (env->nrcpt >= RCPT_MAX) {
+				corrupt(err_r, off, "too many recipients");
+				goto fail;
+			}
+			break;
+		case 'M':
+			if (prev != 'R' || len != 0)
+				goto order;
+			env->content_off = off;
+			break;
+		case 'N':
+			if ((prev != 'M' && prev != 'N') || len > QUEUE_CHUNK_MAX)
+				goto order;
+			env->content_size += (off_t)len;
+			break;
+		case 'E':
+			if ((prev != 'M' && prev != 'N') || len != 0)
+				goto order;
+			if (off + REC_HDR != r->size) {
+				corrupt(err_r, off + REC_HDR, "data after end record");
+				goto fail;
+			}
+			break;
+		default:
+			corrupt(err_r, off, "unknown record type");
+			goto fail;
+		}
+		if (type != 'N' && type != 'M' && type != 'E') {
+			data = xmalloc(len + 1);
+			if (rd_get(r, off + REC_HDR, data, len, 1) < 0)
+				goto io;
+			data[len] = '\0';
+		}
+		switch (type) {
+		case 'V':
+			if (memcmp(data, QUEUE_VERSION, len) != 0) {
+				corrupt(err_r, off, "unknown version");
+				goto fail;
+			}
+			break;
+		case 'T':
+			if (parse_time(data, len, &env->arrival) < 0) {
+				corrupt(err_r, off, "bad arrival time");
+				goto fail;
+			}
+			break;
+		case 'S':
+			if (memchr(data, '\0', len) != NULL) {
+				corrupt(err_r, off, "NUL in sender");
+				goto fail;
+			}
+			env->sender = data;
+			data = NULL;
+			break;
+		case 'A':
+			eq = memchr(data, '=', len);
+			if (memchr(data, '\0', len) != NULL || eq == NULL || eq == data) {
+				corrupt(err_r, off, "bad attribute");
+				goto fail;
+			}
+			if (env->nattr == cap_attr) {
+				cap_attr = cap_attr ? cap_attr * 2 : 8;
+				env->attrs = xreallocarray(env->attrs, cap_attr,
+				    sizeof(*env->attrs));
+			}
+			env->attrs[env->nattr].name = xstrndup(data, (size_t)(eq - data));
+			env->attrs[env->nattr].value = xstrdup(eq + 1);
+			env->nattr++;
+			break;
+		case 'R':
+			/* status, addr \0 orig \0 notify: exactly two NULs. */
+			nul1 = memchr(data + 1, '\0', len - 1);
+			nul2 = nul1 ? memchr(nul1 + 1, '\0', (size_t)(data + len - nul1 - 1)) : NULL;
+			if ((data[0] != 'P' && data[0] != 'D') || nul1 == NULL ||
+			    nul1 == data + 1 || nul2 == NULL ||
+			    memchr(nul2 + 1, '\0', (size_t)(data + len - nul2 - 1)) != NULL) {
+				corrupt(err_r, off, "bad recipient record");
+				goto fail;
+			}
+			if (env->nrcpt == cap_rcpt) {
+				cap_rcpt = cap_rcpt ? cap_rcpt * 2 : 8;
+				env->rcpts = xreallocarray(env->rcpts, cap_rcpt,
+				    sizeof(*env->rcpts));
+			}
+			rc = &env->rcpts[env->nrcpt++];
+			rc->status = data[0];
+			rc->status_off = off + REC_HDR;
+			rc->addr = xstrdup(data + 1);
+			rc->orig = xstrdup(nul1 + 1);
+			rc->notify = xstrdup(nul2 + 1);
+			break;
+		}
+		xfree(&data);
+		prev = type;
+		off += REC_HDR + (off_t)len;
+		if (type == 'E')
+			break;
+	}
+	free(r);
+	return 0;
+
+order:
+	corrupt(err_r, off, "record out of order or with a bad length");
+	goto fail;
+io:
+	save = errno;
+	if (save == EINVAL)
+		corrupt(err_r, off, "short read");
+	else
+		set_err(err_r, "read: %s", strerror(save));
+	errno = save;
+fail:
+	save = errno;
+	xfree(&data);
+	free(r);
+	qenv_free(env);
+	errno = save;
+	return -1;
+}
+
+void
+qenv_free(struct qenv *env)
+{
+	size_t i;
+
+	for (i = 0; i < env->nattr; i++) {
+		free(env->attrs[i].name);
+		free(env->attrs[i].value);
+	}
+	for (i = 0; i < env->nrcpt; i++) {
+		free(env->rcpts[i].addr);
+		free(env->rcpts[i].orig);
+		free(env->rcpts[i].notify);
+	}
+	free(env->attrs);
+	free(env->rcpts);
+	free(env->sender);
+	memset(env, 0, sizeof(*env));
+}
+
+const char *
+qenv_attr(const struct qenv *env, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < env->nattr; i++)
+		if (strcmp(env->attrs[i].name, name) == 0)
+			return env->attrs[i].value;
+	return NULL;
+}
+
+int
+queue_content(int fd, const struct qenv *env,
+    int (*cb)(const char *p, size_t n, void *ctx), void *ctx)
+{
+	unsigned char h[REC_HDR];
+	char *chunk;
+	off_t off, size = env->file_size;
+	size_t len, n, done;
+	ssize_t got;
+	int ret = 0;
+
+	/* The file was validated by queue_read(); still bound every step
+	 * in case it changed since. */
+	if (env->content_off <= 0 || env->content_off > size - REC_HDR) {
+		errno = EINVAL;
+		return -1;
+	}
+	chunk = xmalloc(CONTENT_COALESCE);
+	off = env->content_off + REC_HDR;
+	for (;;) {
+		if (size - off < REC_HDR || pread(fd, h, REC_HDR, off) != REC_HDR) {
+			errno = EINVAL;
+			ret = -1;
+			break;
+		}
+		len = get_len(h);
+		if (h[0] == 'E' && len == 0)
+			break;
+		if (h[0] != 'N' || len > QUEUE_CHUNK_MAX ||
+		    (off_t)len > size - off - REC_HDR) {
+			errno = EINVAL;
+			ret = -1;
+			break;
+		}
+		off += REC_HDR;
+		for (done = 0; done < len; done += n) {
+			n = len - done < CONTENT_COALESCE ? len - done : CONTENT_COALESCE;
+			got = pread(fd, chunk, n, off + (off_t)done);
+			if (got < 0 && errno == EINTR) {
+				n = 0;
+				continue;
+			}
+			if (got <= 0) {
+				if (got == 0)
+					errno = EINVAL;
+				ret = -1;
+				goto out;
+			}
+			n = (size_t)got;
+			if ((ret = cb(chunk, n, ctx)) != 0)
+				goto out;
+		}
+		off += (off_t)len;
+	}
+out:
+	free(chunk);
+	return ret;
+}
+
+int
+queue_mark_rcpt(int fd, off_t status_off, char status)
+{
+	unsigned char h[REC_HDR + 1];
+	char c = status;
+	ssize_t n;
+
+	if ((status != 'P' && status != 'D') || status_off < REC_HDR) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Refuse an offset that does not point at a recipient's status byte. */
+	if (pread(fd, h, sizeof(h), status_off - REC_HDR) != (ssize_t)sizeof(h) ||
+	    h[0] != 'R' || (h[REC_HDR] != 'P' && h[REC_HDR] != 'D')) {
+		errno = EINVAL;
+		return -1;
+	}
+	do
+		n = pwrite(fd, &c, 1, status_off);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		if (n == 0)
+			errno = EIO;
+		return -1;
+	}
+	return 0;
+}
