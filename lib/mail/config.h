@@ -15,6 +15,7 @@
 #define POSTERN_CONFIG_H
 
 #include <stdio.h>
+#include "util/buf.h"
 
 enum config_type { CONF_STR, CONF_INT, CONF_TIME, CONF_SIZE, CONF_BOOL };
 
@@ -23,6 +24,9 @@ int config_load(const char *dir, char **err_r);
 /* Override as "-o name=value" does. */
 int config_set(const char *name, const char *value);
 const char *config_dir(void);
+/* The compiled-in configuration directory (POSTERN_SYSCONFDIR), used when
+ * neither -c nor $MAIL_CONFIG names one. (lib/mail/paths.c) */
+const char *config_default_dir(void);
 
 /* Expanded value; "" for a known parameter that is empty; NULL if unknown. */
 const char *config_get(const char *name);
@@ -41,5 +45,34 @@ int config_print_one(FILE *out, const char *name);
 
 /* Parse a duration with optional unit (default_unit 's' etc.). -1 on error. */
 long long config_parse_time(const char *s, char default_unit);
+
+/* Like config_get, but the value as written (no $name expansion). */
+const char *config_get_raw(const char *name);
+/* Is name set in the file or by config_set (not a default)? */
+int config_is_set(const char *name);
+/* config_print/config_print_one with a choice: raw values as written (as
+ * postconf prints them) or expanded (postconf -x). */
+void config_print_x(FILE *out, int only_nondefault, int expand);
+int config_print_one_x(FILE *out, const char *name, int expand);
+
+/*
+ * Logical lines, shared by the readers of postern.conf, master.conf and
+ * map sources: a line starting with white space continues the previous
+ * logical line (joined with one space); empty lines and lines whose first
+ * non-blank character is '#' are skipped and do not end a logical line;
+ * trailing white space and CR are dropped. The reader borrows text.
+ */
+struct lline {
+	const char *p;
+	const char *end;
+	int lineno;          /* physical lines consumed so far */
+	size_t max;          /* longest logical line; lline_init sets 1 MiB */
+};
+void lline_init(struct lline *ll, const char *text, size_t len);
+/* 1 and the logical line in *out (reset first) with *lineno_r its first
+ * physical line; 0 at the end; -1 with *lineno_r and *why_r (static) for a
+ * continuation with nothing to continue, a NUL byte or an overlong line. */
+int lline_next(struct lline *ll, struct buf *out, int *lineno_r,
+    const char **why_r);
 
 #endif

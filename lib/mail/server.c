@@ -1,0 +1,645 @@
+/*
+ * server - the skeleton every daemon runs under master: argument parsing,
+ * configuration, privilege drop, accepting on the inherited listening
+ * socket, availability reports to master, idle/use limits and the
+ * graceful stop on SIGTERM. Also trigger_send(), the one-byte wake-up.
+ *
+ * Invariants:
+ * - fd 3 (status pipe, write end) and fd 4 (listening socket) come from
+ *   master; both are made close-on-exec here so nothing a daemon execs
+ *   (local's pipe commands) inherits them.
+ * - The availability we report is a hint for master's spawn policy, sent
+ *   only on transitions; a record is smaller than PIPE_BUF so the writes
+ *   of many children sharing the pipe never interleave.
+ * - Once draining, the listening socket is closed and never reopened;
+ *   the process ends when its last connection is gone.
+ *
+ * Trusts: master for fds 3 and 4 and argv; configuration files.
+ * Limits: master death is noticed by a periodic check (getppid() changed,
+ * or the status pipe reports an error because its reader is gone), so it
+ * may take up to SERVER_WATCH_MS to notice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/loop.h"
+#include "util/net.h"
+#include "util/priv.h"
+#include "util/strv.h"
+#include "mail/config.h"
+#include "mail/server.h"
+#include "mail/server_args.h"
+
+#define SERVER_WATCH_MS 2000          /* master-death check period */
+#define DEF_MAX_USE 100               /* Postfix max_use */
+#define DEF_MAX_IDLE 100              /* Postfix max_idle, seconds */
+#define DEF_CLIENT_LIMIT 100          /* MULTI connections per process */
+
+static struct {
+	const struct server_ops *ops;
+	struct loop *loop;
+	const char *service;
+	int privileged;
+	pid_t parent;
+	int accepting;            /* fd 4 registered for reading */
+	int listen_open;          /* fd 4 still open */
+	int draining;             /* SIGTERM seen */
+	int exit_requested;       /* server_exit_when_idle() */
+	int clients;
+	int client_limit;
+	int avail_reported;       /* last value sent to master, -1 none */
+	long long max_use;
+	long long max_idle;
+	long long use_count;
+	uint64_t idle_timer;
+	uint64_t watch_timer;
+} srv = { .avail_reported = -1 };
+
+/*
+ * Argument parsing.
+ */
+
+static int
+opt_value(int argc, char **argv, int *i, const char *arg, const char **val_r)
+{
+	if (arg[2] != '\0') {
+		*val_r = arg + 2;
+		return 0;
+	}
+	if (*i + 1 >= argc || argv[*i + 1] == NULL)
+		return -1;
+	*val_r = argv[++*i];
+	return 0;
+}
+
+int
+server_args_parse(int argc, char **argv, struct server_args *a, char **err_r)
+{
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	*err_r = NULL;
+	for (i = 1; i < argc && argv[i] != NULL; i++) {
+		const char *arg = argv[i], *val = NULL;
+
+		if (arg[0] != '-' || arg[1] == '\0') {
+			*err_r = xasprintf("unexpected argument \"%s\"", arg);
+			return -1;
+		}
+		if (strcmp(arg, "--") == 0) {
+			if (i + 1 < argc && argv[i + 1] != NULL) {
+				*err_r = xasprintf("unexpected argument \"%s\"", argv[i + 1]);
+				return -1;
+			}
+			break;
+		}
+		switch (arg[1]) {
+		case 'p':
+		case 'C':
+		case 'v':
+			if (arg[2] != '\0') {
+				*err_r = xasprintf("bad option \"%s\"", arg);
+				return -1;
+			}
+			if (arg[1] == 'p')
+				a->privileged = 1;
+			else if (arg[1] == 'C')
+				a->chroot_ = 1;
+			else
+				a->verbose++;
+			break;
+		case 'c':
+		case 'n':
+		case 't':
+		case 'o':
+			if (opt_value(argc, argv, &i, arg, &val) < 0) {
+				*err_r = xasprintf("option -%c needs a value", arg[1]);
+				return -1;
+			}
+			if (arg[1] == 'c') {
+				a->config_dir = val;
+			} else if (arg[1] == 'n') {
+				a->service = val;
+			} else if (arg[1] == 't') {
+				if (strcmp(val, "inet") != 0 && strcmp(val, "unix") != 0) {
+					*err_r = xasprintf("bad service type \"%s\"", val);
+					return -1;
+				}
+				a->type = val;
+			} else {
+				const char *eq = strchr(val, '=');
+
+				if (eq == NULL || eq == val) {
+					*err_r = xasprintf("-o needs name=value, not \"%s\"", val);
+					return -1;
+				}
+				strv_push(&a->overrides, val);
+			}
+			if (val[0] == '\0' && arg[1] != 'o') {
+				*err_r = xasprintf("option -%c has an empty value", arg[1]);
+				return -1;
+			}
+			break;
+		default:
+			*err_r = xasprintf("unknown option \"%s\"", arg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+server_args_free(struct server_args *a)
+{
+	strv_free(&a->overrides);
+}
+
+/*
+ * Configuration helpers: fall back to the Postfix default when the
+ * parameter table lacks a name (config_get() answers NULL).
+ */
+
+static long long
+param_int(const char *name, long long dflt)
+{
+	const char *v = config_get(name);
+	char *end;
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return dflt;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 0) {
+		log_warnx("bad %s value \"%s\", using %lld", name, v, dflt);
+		return dflt;
+	}
+	return n;
+}
+
+static long long
+param_time(const char *name, long long dflt)
+{
+	const char *v = config_get(name);
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return dflt;
+	n = config_parse_time(v, 's');
+	if (n < 0) {
+		log_warnx("bad %s value \"%s\", using %llds", name, v, dflt);
+		return dflt;
+	}
+	return n;
+}
+
+static const char *
+param_str(const char *name, const char *dflt)
+{
+	const char *v = config_get(name);
+
+	return v != NULL && *v != '\0' ? v : dflt;
+}
+
+/*
+ * Availability and the exit decision.
+ */
+
+static void
+report_avail(int avail)
+{
+	struct server_status st;
+
+	if (srv.avail_reported == avail)
+		return;
+	memset(&st, 0, sizeof(st));
+	st.pid = getpid();
+	st.avail = avail;
+	if (write_all(SERVER_STATUS_FD, &st, sizeof(st)) < 0) {
+		/* Master is gone or confused: finish what we have and leave. */
+		log_debug("status report: %s", strerror(errno));
+		srv.exit_requested = 1;
+		return;
+	}
+	srv.avail_reported = avail;
+}
+
+static void
+maybe_exit(void)
+{
+	if ((srv.draining || srv.exit_requested) && srv.clients <= 0)
+		loop_stop(srv.loop);
+}
+
+static void accept_cb(struct loop *l, int fd, unsigned events, void *ctx);
+
+static void
+set_accepting(int on)
+{
+	if (!srv.listen_open)
+		on = 0;
+	if (on == srv.accepting)
+		return;
+	if (on) {
+		if (loop_fd_set(srv.loop, SERVER_LISTEN_FD, LOOP_READ, accept_cb, NULL) < 0)
+			log_fatal("watch listening socket");
+	} else {
+		loop_fd_del(srv.loop, SERVER_LISTEN_FD);
+	}
+	srv.accepting = on;
+}
+
+static void
+stop_listening(void)
+{
+	set_accepting(0);
+	if (srv.listen_open) {
+		close(SERVER_LISTEN_FD);
+		srv.listen_open = 0;
+	}
+	report_avail(0);
+}
+
+static void
+idle_cb(struct loop *l, void *ctx)
+{
+	srv.idle_timer = 0;
+	if (srv.clients > 0)
+		return;
+	log_debug("idle for %llds, exiting", srv.max_idle);
+	srv.exit_requested = 1;
+	stop_listening();
+	maybe_exit();
+}
+
+/* (Re)start the idle clock; TRIGGER servers are resident and never idle out. */
+static void
+idle_arm(void)
+{
+	if (srv.idle_timer != 0) {
+		loop_timer_cancel(srv.loop, srv.idle_timer);
+		srv.idle_timer = 0;
+	}
+	if (srv.ops->kind == SERVER_TRIGGER || srv.max_idle <= 0 || srv.draining)
+		return;
+	if (srv.clients > 0)
+		return;
+	srv.idle_timer = loop_timer_add(srv.loop, (uint64_t)srv.max_idle * 1000,
+	    idle_cb, NULL);
+}
+
+static void
+begin_drain(struct loop *l)
+{
+	if (srv.draining)
+		return;
+	srv.draining = 1;
+	if (srv.idle_timer != 0) {
+		loop_timer_cancel(l, srv.idle_timer);
+		srv.idle_timer = 0;
+	}
+	stop_listening();
+	if (srv.ops->drain != NULL)
+		srv.ops->drain(l);
+	maybe_exit();
+}
+
+static void
+sigterm_cb(struct loop *l, void *ctx)
+{
+	log_debug("SIGTERM: finishing work in progress");
+	begin_drain(l);
+}
+
+static void
+watch_cb(struct loop *l, void *ctx)
+{
+	struct pollfd pfd = { .fd = SERVER_STATUS_FD, .events = 0 };
+	int gone = 0;
+
+	srv.watch_timer = 0;
+	if (getppid() != srv.parent)
+		gone = 1;
+	/* A pipe's write end reports POLLERR once no reader is left. */
+	else if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLERR | POLLNVAL)))
+		gone = 1;
+	if (gone && !srv.draining) {
+		log_warnx("master process went away, exiting when idle");
+		begin_drain(l);
+	}
+	srv.watch_timer = loop_timer_add(l, SERVER_WATCH_MS, watch_cb, NULL);
+}
+
+/*
+ * Accepting.
+ */
+
+static void
+serve_single(struct loop *l, int fd)
+{
+	report_avail(0);
+	srv.ops->serve(fd);
+	close(fd);
+	srv.use_count++;
+	if (srv.max_use > 0 && srv.use_count >= srv.max_use) {
+		log_debug("served %lld clients, exiting", srv.use_count);
+		srv.exit_requested = 1;
+		stop_listening();
+		return;
+	}
+	if (!srv.draining && !srv.exit_requested)
+		report_avail(1);
+}
+
+static void
+accept_cb(struct loop *l, int lfd, unsigned events, void *ctx)
+{
+	int flags = SOCK_CLOEXEC, fd;
+
+	if (srv.ops->kind != SERVER_SINGLE)
+		flags |= SOCK_NONBLOCK;
+	fd = accept4(SERVER_LISTEN_FD, NULL, NULL, flags);
+	if (fd < 0) {
+		switch (errno) {
+		case EAGAIN:
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+			return;     /* another process won, or the peer gave up */
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			log_warn("accept");
+			return;
+		default:
+			log_fatal("accept");
+		}
+	}
+	if (srv.idle_timer != 0) {
+		loop_timer_cancel(l, srv.idle_timer);
+		srv.idle_timer = 0;
+	}
+	if (srv.ops->kind == SERVER_SINGLE) {
+		serve_single(l, fd);
+		idle_arm();
+		maybe_exit();
+		return;
+	}
+	srv.clients++;
+	if (srv.ops->kind == SERVER_MULTI && srv.client_limit > 0 &&
+	    srv.clients >= srv.client_limit) {
+		set_accepting(0);
+		report_avail(0);
+	}
+	srv.ops->conn(l, fd);
+}
+
+void
+server_disconnect(struct loop *l, int fd)
+{
+	loop_fd_del(l, fd);
+	close(fd);
+	if (srv.clients > 0)
+		srv.clients--;
+	if (!srv.draining && !srv.exit_requested && srv.listen_open) {
+		if (srv.ops->kind != SERVER_MULTI || srv.client_limit <= 0 ||
+		    srv.clients < srv.client_limit) {
+			set_accepting(1);
+			report_avail(1);
+		}
+		idle_arm();
+	}
+	maybe_exit();
+}
+
+const char *
+server_service_name(void)
+{
+	return srv.service != NULL ? srv.service : "";
+}
+
+int
+server_privileged(void)
+{
+	return srv.privileged;
+}
+
+int
+server_clients(void)
+{
+	return srv.clients;
+}
+
+void
+server_exit_when_idle(void)
+{
+	srv.exit_requested = 1;
+	if (srv.loop == NULL)
+		return;
+	stop_listening();
+	maybe_exit();
+}
+
+/*
+ * Start-up.
+ */
+
+static void
+check_inherited_fds(void)
+{
+	struct stat st;
+
+	if (fcntl(SERVER_STATUS_FD, F_GETFD) < 0)
+		log_fatalx("fd %d (status pipe) is not open: run this program from master",
+		    SERVER_STATUS_FD);
+	if (fstat(SERVER_LISTEN_FD, &st) < 0 || !S_ISSOCK(st.st_mode))
+		log_fatalx("fd %d is not a listening socket: run this program from master",
+		    SERVER_LISTEN_FD);
+	(void)net_set_cloexec(SERVER_STATUS_FD, 1);
+	(void)net_set_cloexec(SERVER_LISTEN_FD, 1);
+	/* Shared with master and siblings: it must stay non-blocking for all. */
+	if (net_set_nonblock(SERVER_LISTEN_FD, 1) < 0)
+		log_fatal("listening socket: non-blocking mode");
+}
+
+static void
+drop_privileges(int chroot_)
+{
+	const char *owner = param_str("mail_owner", "postern");
+	const char *qdir = param_str("queue_directory", "/var/spool/postern");
+	uid_t uid;
+	gid_t gid;
+
+	if (!priv_is_root()) {
+		if (chroot_)
+			log_debug("not root: -C ignored");
+		return;
+	}
+	if (srv.privileged) {
+		if (chroot_)
+			log_warnx("privileged service %s: -C ignored", srv.service);
+		return;
+	}
+	if (priv_user(owner, &uid, &gid) < 0)
+		log_fatalx("mail_owner \"%s\" is not a known user", owner);
+	if (uid == 0)
+		log_fatalx("mail_owner \"%s\" must not be root", owner);
+	if (priv_drop(uid, gid, chroot_ ? qdir : NULL) < 0)
+		log_fatal("cannot become %s%s%s", owner, chroot_ ? " in chroot " : "",
+		    chroot_ ? qdir : "");
+	if (chroot_) {
+		/* Inside the jail the queue is the root; paths built from
+		 * queue_directory must keep working. */
+		if (config_set("queue_directory", "/") < 0)
+			log_warnx("cannot reset queue_directory inside the chroot");
+	}
+}
+
+int
+server_main(int argc, char **argv, const struct server_ops *ops)
+{
+	struct server_args a;
+	char *err = NULL, *progname;
+	const char *dir, *early_log = NULL, *logfile;
+	size_t i;
+
+	srv.ops = ops;
+	if ((ops->kind == SERVER_SINGLE && ops->serve == NULL) ||
+	    (ops->kind != SERVER_SINGLE && ops->conn == NULL))
+		log_panic("server_main: %s has no handler for its server kind", ops->name);
+	if (server_args_parse(argc, argv, &a, &err) < 0) {
+		log_open(ops->name, "/dev/stderr");
+		log_fatalx("usage: %s -c DIR -n SERVICE -t inet|unix [-p] [-C] [-v] "
+		    "[-o name=value]...: %s", argv[0] != NULL ? argv[0] : ops->name, err);
+	}
+	for (i = 0; a.overrides != NULL && a.overrides[i] != NULL; i++)
+		if (strncmp(a.overrides[i], "maillog_file=", 13) == 0)
+			early_log = a.overrides[i] + 13;
+	progname = xasprintf("postern/%s", ops->name);
+	log_open(progname, early_log);
+	free(progname);
+	if (a.verbose > 0)
+		log_set_verbose(a.verbose);
+
+	dir = a.config_dir;
+	if (dir == NULL)
+		dir = getenv("MAIL_CONFIG");
+	if (dir == NULL || *dir == '\0')
+		dir = config_default_dir();
+	if (config_load(dir, &err) < 0)
+		log_fatalx("%s", err);
+	for (i = 0; a.overrides != NULL && a.overrides[i] != NULL; i++) {
+		char *name = xstrdup(a.overrides[i]);
+		char *eq = strchr(name, '=');
+
+		*eq = '\0';
+		if (config_set(name, eq + 1) < 0)
+			log_fatalx("-o %s: cannot set parameter", a.overrides[i]);
+		free(name);
+	}
+	if (config_check(&err) < 0)
+		log_fatalx("%s", err);
+
+	logfile = config_get("maillog_file");
+	progname = xasprintf("%s/%s", param_str("syslog_name", "postern"), ops->name);
+	log_open(progname, logfile);
+	free(progname);
+
+	srv.service = a.service != NULL ? xstrdup(a.service) : xstrdup(ops->name);
+	srv.parent = getppid();
+	srv.privileged = a.privileged && priv_is_root();
+	srv.max_use = param_int("max_use", DEF_MAX_USE);
+	srv.max_idle = param_time("max_idle", DEF_MAX_IDLE);
+	srv.client_limit = (int)param_int("smtpd_client_limit", DEF_CLIENT_LIMIT);
+
+	check_inherited_fds();
+	srv.listen_open = 1;
+	signal(SIGPIPE, SIG_IGN);
+
+	srv.loop = loop_new();
+	if (loop_signal(srv.loop, SIGTERM, sigterm_cb, NULL) < 0)
+		log_fatal("SIGTERM handler");
+
+	if (ops->pre_init != NULL)
+		ops->pre_init();
+	drop_privileges(a.chroot_);
+	{
+		const char *qdir = param_str("queue_directory", "/var/spool/postern");
+
+		if (chdir(qdir) < 0)
+			log_fatal("chdir %s", qdir);
+	}
+	server_args_free(&a);
+
+	if (ops->post_init != NULL)
+		ops->post_init(srv.loop);
+
+	/* Master counts a new child as available until it says otherwise. */
+	if (srv.avail_reported < 0)
+		srv.avail_reported = 1;
+	if (!srv.exit_requested)
+		set_accepting(1);
+	idle_arm();
+	srv.watch_timer = loop_timer_add(srv.loop, SERVER_WATCH_MS, watch_cb, NULL);
+	log_debug("service %s: ready", srv.service);
+
+	maybe_exit();
+	if (!(srv.exit_requested && srv.clients <= 0) && loop_run(srv.loop) < 0)
+		log_fatal("event loop");
+	return 0;
+}
+
+/*
+ * trigger_send: a short connection to private/<service> (or public/ when
+ * master.conf says private=n). Never blocks longer than about a second:
+ * connect has a timeout and the write a send timeout, and a few bytes
+ * never fill a socket buffer anyway.
+ */
+int
+trigger_send(const char *service, const char *bytes)
+{
+	const char *qdir = param_str("queue_directory", "/var/spool/postern");
+	struct timeval tv = { .tv_sec = 1, .tv_usec = 0 };
+	char *path;
+	int fd, rc = 0;
+
+	if (strchr(service, '/') != NULL || strcmp(service, "..") == 0) {
+		log_debug("trigger %s: bad service name", service);
+		return -1;
+	}
+	path = xasprintf("%s/private/%s", qdir, service);
+	fd = net_connect_unix(path, 1000);
+	if (fd < 0 && errno == ENOENT) {
+		/* master.conf private=n puts the socket in public/ (qmgr does,
+		 * as in Postfix). */
+		free(path);
+		path = xasprintf("%s/public/%s", qdir, service);
+		fd = net_connect_unix(path, 1000);
+	}
+	if (fd < 0) {
+		log_debug("trigger %s: connect %s: %s", service, path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (write_all(fd, bytes, strlen(bytes)) < 0) {
+		log_debug("trigger %s: write: %s", service, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	free(path);
+	return rc;
+}
