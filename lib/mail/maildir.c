@@ -1,0 +1,348 @@
+/*
+ * maildir - Maildir delivery the safe way.
+ *
+ * Invariants: a message appears in new/ only complete and fsynced (it is
+ * written under tmp/ first and renamed with RENAME_NOREPLACE, or
+ * link+unlink where the file system lacks it, so an existing name is never
+ * replaced); success is reported only after new/ itself is fsynced, so a
+ * crash right after we return cannot lose the directory entry. Directories
+ * are opened with O_NOFOLLOW and used through their descriptors (openat,
+ * renameat), so a symlink swapped in after the checks is not followed.
+ * Trusts: the caller has already become the mailbox owner; the path given
+ * is the one the configuration names. Does not trust the directory
+ * contents: symlinks and foreign-owned directories are refused.
+ * Limits: the host name part of unique names is cut at 64 bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "mail/maildir.h"
+
+#define OUTBUF_SIZE (64 * 1024)
+
+static const char *const subdirs[] = { "tmp", "new", "cur" };
+
+const char *
+mailstore_errno_dsn(int err)
+{
+	switch (err) {
+	case ENOSPC:
+	case EDQUOT:
+		return "4.2.2";
+	case EFBIG:
+		return "5.2.2";
+	case ELOOP:
+		return "5.2.0";
+	default:
+		return "4.2.0";
+	}
+}
+
+static int
+fail(const char **dsn_r, char **err_r, const char *dsn, char *text)
+{
+	*dsn_r = dsn;
+	if (err_r != NULL)
+		*err_r = text;
+	else
+		free(text);
+	return -1;
+}
+
+int
+maildir_unique_name(char *buf, size_t size)
+{
+	static unsigned long counter;
+	char host[256], esc[256];
+	struct timeval tv;
+	size_t i, o = 0;
+	int n;
+
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	host[64] = '\0';
+	for (i = 0; host[i] != '\0' && o + 5 < sizeof(esc); i++) {
+		if (host[i] == '/') {
+			memcpy(esc + o, "\\057", 4);
+			o += 4;
+		} else if (host[i] == ':') {
+			memcpy(esc + o, "\\072", 4);
+			o += 4;
+		} else {
+			esc[o++] = host[i];
+		}
+	}
+	esc[o] = '\0';
+	gettimeofday(&tv, NULL);
+	n = snprintf(buf, size, "%lld.M%ldP%ldQ%lu.%s", (long long)tv.tv_sec,
+	    (long)tv.tv_usec, (long)getpid(), ++counter, esc);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	return 0;
+}
+
+/* Strip trailing slashes: "Maildir/" would make O_NOFOLLOW follow. */
+static char *
+clean_path(const char *dir)
+{
+	char *p = xstrdup(dir);
+	size_t len = strlen(p);
+
+	while (len > 1 && p[len - 1] == '/')
+		p[--len] = '\0';
+	return p;
+}
+
+static int
+check_dir(const struct stat *st, const char *path, const char **dsn_r, char **err_r)
+{
+	if (S_ISLNK(st->st_mode))
+		return fail(dsn_r, err_r, "5.2.0",
+		    xasprintf("maildir %s is a symbolic link", path));
+	if (!S_ISDIR(st->st_mode))
+		return fail(dsn_r, err_r, "5.2.0",
+		    xasprintf("maildir %s is not a directory", path));
+	if (st->st_uid != geteuid())
+		return fail(dsn_r, err_r, "5.2.0",
+		    xasprintf("maildir %s is owned by uid %ld, not %ld", path,
+		    (long)st->st_uid, (long)geteuid()));
+	return 0;
+}
+
+/* Open the Maildir and its sub-directories; fds[0] dir, 1 tmp, 2 new, 3 cur. */
+static int
+open_maildir(const char *dir, int fds[4], const char **dsn_r, char **err_r)
+{
+	char *path = clean_path(dir);
+	struct stat st;
+	size_t i;
+	int e;
+
+	for (i = 0; i < 4; i++)
+		fds[i] = -1;
+	if (mkdir_p(path, 0700) < 0 && errno != EEXIST) {
+		e = errno;
+		fail(dsn_r, err_r, mailstore_errno_dsn(e),
+		    xasprintf("create maildir %s: %s", path, strerror(e)));
+		goto bad;
+	}
+	if (lstat(path, &st) < 0) {
+		e = errno;
+		fail(dsn_r, err_r, mailstore_errno_dsn(e),
+		    xasprintf("maildir %s: %s", path, strerror(e)));
+		goto bad;
+	}
+	if (check_dir(&st, path, dsn_r, err_r) < 0)
+		goto bad;
+	fds[0] = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fds[0] < 0 || fstat(fds[0], &st) < 0 || check_dir(&st, path, dsn_r, err_r) < 0) {
+		if (fds[0] < 0) {
+			e = errno;
+			fail(dsn_r, err_r, e == ELOOP ? "5.2.0" : mailstore_errno_dsn(e),
+			    xasprintf("open maildir %s: %s", path, strerror(e)));
+		}
+		goto bad;
+	}
+	for (i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		if (mkdirat(fds[0], subdirs[i], 0700) < 0 && errno != EEXIST) {
+			e = errno;
+			fail(dsn_r, err_r, mailstore_errno_dsn(e),
+			    xasprintf("create maildir %s/%s: %s", path, subdirs[i],
+			    strerror(e)));
+			goto bad;
+		}
+		fds[i + 1] = openat(fds[0], subdirs[i],
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fds[i + 1] < 0) {
+			e = errno;
+			if (fstatat(fds[0], subdirs[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    !S_ISDIR(st.st_mode)) {
+				char *sub = xasprintf("%s/%s", path, subdirs[i]);
+				check_dir(&st, sub, dsn_r, err_r);
+				free(sub);
+			} else {
+				fail(dsn_r, err_r, mailstore_errno_dsn(e),
+				    xasprintf("open maildir %s/%s: %s", path,
+				    subdirs[i], strerror(e)));
+			}
+			goto bad;
+		}
+		if (fstat(fds[i + 1], &st) < 0) {
+			e = errno;
+			fail(dsn_r, err_r, "4.2.0", xasprintf("stat maildir %s/%s: %s",
+			    path, subdirs[i], strerror(e)));
+			goto bad;
+		}
+		if (st.st_uid != geteuid()) {
+			char *sub = xasprintf("%s/%s", path, subdirs[i]);
+			check_dir(&st, sub, dsn_r, err_r);
+			free(sub);
+			goto bad;
+		}
+	}
+	free(path);
+	return 0;
+bad:
+	for (i = 0; i < 4; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(path);
+	return -1;
+}
+
+int
+maildir_make(const char *dir, const char **dsn_r, char **err_r)
+{
+	int fds[4], i;
+
+	if (open_maildir(dir, fds, dsn_r, err_r) < 0)
+		return -1;
+	for (i = 0; i < 4; i++)
+		close(fds[i]);
+	return 0;
+}
+
+/* Buffered writer for the tmp file; remembers its own errno so a write
+ * failure is told apart from a producer (input) failure. */
+struct sink {
+	int fd;
+	int werr;
+	struct buf b;
+};
+
+static int
+sink_flush(struct sink *s)
+{
+	if (s->b.len == 0)
+		return 0;
+	if (write_all(s->fd, s->b.data, s->b.len) < 0) {
+		s->werr = errno ? errno : EIO;
+		return -1;
+	}
+	buf_reset(&s->b);
+	return 0;
+}
+
+static int
+sink_out(const char *p, size_t n, void *ctx)
+{
+	struct sink *s = ctx;
+
+	if (s->werr) {
+		errno = s->werr;
+		return -1;
+	}
+	if (s->b.len + n > OUTBUF_SIZE && sink_flush(s) < 0)
+		return -1;
+	if (n >= OUTBUF_SIZE) {
+		if (write_all(s->fd, p, n) < 0) {
+			s->werr = errno ? errno : EIO;
+			return -1;
+		}
+		return 0;
+	}
+	buf_append(&s->b, p, n);
+	return 0;
+}
+
+static int
+move_new(int tfd, int nfd, const char *name)
+{
+	if (renameat2(tfd, name, nfd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* File systems without RENAME_NOREPLACE: link refuses to replace too. */
+	if (linkat(tfd, name, nfd, name, 0) < 0)
+		return -1;
+	unlinkat(tfd, name, 0);
+	return 0;
+}
+
+int
+maildir_deliver(const char *dir, mail_producer_fn produce, void *ctx,
+    char *name_r, size_t name_size, const char **dsn_r, char **err_r)
+{
+	char name[MAILDIR_NAME_MAX];
+	struct sink s;
+	int fds[4], fd = -1, tries, e, rc = -1, i, prc, pe;
+
+	if (err_r != NULL)
+		*err_r = NULL;
+	if (open_maildir(dir, fds, dsn_r, err_r) < 0)
+		return -1;
+	for (tries = 0; tries < 5; tries++) {
+		if (maildir_unique_name(name, sizeof(name)) < 0) {
+			fail(dsn_r, err_r, "4.2.0", xstrdup("maildir file name too long"));
+			goto out;
+		}
+		fd = openat(fds[1], name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		e = errno;
+		fail(dsn_r, err_r, mailstore_errno_dsn(e),
+		    xasprintf("create maildir file %s/tmp/%s: %s", dir, name,
+		    strerror(e)));
+		goto out;
+	}
+	s.fd = fd;
+	s.werr = 0;
+	buf_init(&s.b, 0);
+	errno = 0;
+	prc = produce(sink_out, &s, ctx);
+	pe = errno;
+	if (prc == 0 && sink_flush(&s) == 0 && fsync(fd) < 0)
+		s.werr = errno;
+	if (close(fd) < 0 && s.werr == 0 && prc == 0)
+		s.werr = errno;
+	buf_free(&s.b);
+	if (prc != 0 || s.werr != 0) {
+		if (s.werr)
+			fail(dsn_r, err_r, mailstore_errno_dsn(s.werr),
+			    xasprintf("write maildir file %s/tmp/%s: %s", dir, name,
+			    strerror(s.werr)));
+		else
+			fail(dsn_r, err_r, "4.3.0",
+			    xasprintf("cannot read message: %s",
+			    pe ? strerror(pe) : "unknown error"));
+		unlinkat(fds[1], name, 0);
+		goto out;
+	}
+	if (move_new(fds[1], fds[2], name) < 0) {
+		e = errno;
+		unlinkat(fds[1], name, 0);
+		fail(dsn_r, err_r, mailstore_errno_dsn(e),
+		    xasprintf("rename maildir file %s/tmp/%s to new/: %s", dir,
+		    name, strerror(e)));
+		goto out;
+	}
+	if (fsync(fds[2]) < 0) {
+		/* The file is in new/ but maybe not durably: report failure
+		 * (a retry may duplicate; silence could lose it). */
+		e = errno;
+		fail(dsn_r, err_r, mailstore_errno_dsn(e),
+		    xasprintf("fsync maildir %s/new: %s", dir, strerror(e)));
+		goto out;
+	}
+	if (name_r != NULL && name_size > 0)
+		snprintf(name_r, name_size, "%s", name);
+	*dsn_r = "2.0.0";
+	rc = 0;
+out:
+	for (i = 0; i < 4; i++)
+		close(fds[i]);
+	return rc;
+}

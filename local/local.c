@@ -1,0 +1,531 @@
+/*
+ * local - the local (and virtual) delivery agent.
+ *
+ * One delivery request per connection (SERVER_SINGLE): qmgr names a queue
+ * file and recipients; we open the file, hold flock(LOCK_SH) while
+ * delivering, deliver each recipient (aliases, .forward, mailbox for the
+ * local class; virtual_mailbox_maps for the virtual class), mark each
+ * delivered recipient 'D' in the queue file as soon as its delivery is
+ * durable, and answer one result per recipient.
+ *
+ * Invariants: we keep root only to act as a recipient (priv_become) and
+ * always return to root before the next recipient; a recipient's result
+ * is 2.x.x only when every copy it produced is on stable storage; any
+ * doubt is a 4.x.x so the message stays queued. A recipient is marked 'D'
+ * before the next one starts, so a kill -9 repeats nothing finished.
+ * Trusts: qmgr for the request (but checks that every offset names a
+ * recipient of that queue file with the same address); the alias maps and
+ * configuration. Does not trust .forward and :include: files, mailboxes,
+ * or message content.
+ * Logging: qmgr logs the status lines from our results; we log details at
+ * debug level and trouble as warnings.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/ipc.h"
+#include "util/log.h"
+#include "util/priv.h"
+#include "util/strv.h"
+#include "mail/addr.h"
+#include "mail/config.h"
+#include "mail/deliver.h"
+#include "mail/queue.h"
+#include "mail/resolve.h"
+#include "mail/server.h"
+#include "local.h"
+
+#define REQUEST_TIMEOUT_MS 100000
+#define REPLY_TIMEOUT_MS 100000
+#define LOCK_WAIT_TRIES 50            /* x 100 ms */
+#define HEADER_SCAN_MAX (256 * 1024)
+#define DELIVERED_TO_MAX 1000
+#define OKTEXT_MAX 400
+
+struct local_conf lconf;
+
+static const char *
+conf_str(const char *name, const char *def)
+{
+	const char *v = config_get(name);
+
+	return v != NULL ? v : def;
+}
+
+static long long
+conf_num(const char *name, long long def)
+{
+	const char *v = config_get(name);
+	char *end;
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return def;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < 0) {
+		log_warnx("bad numerical value for %s: %s; using %lld", name, v, def);
+		return def;
+	}
+	return n;
+}
+
+static void
+local_pre_init(void)
+{
+	const char *v;
+	long long t;
+
+	lconf.qdir = xstrdup(conf_str("queue_directory", "/var/spool/postern"));
+	v = conf_str("mail_owner", "postern");
+	if (priv_user(v, &lconf.owner_uid, &lconf.owner_gid) < 0) {
+		lconf.owner_uid = (uid_t)-1;
+		lconf.owner_gid = (gid_t)-1;
+	}
+	v = conf_str("default_privs", "nobody");
+	if (priv_user(v, &lconf.nobody_uid, &lconf.nobody_gid) < 0) {
+		log_warnx("default_privs user \"%s\" unknown; using 65534", v);
+		lconf.nobody_uid = 65534;
+		lconf.nobody_gid = 65534;
+	}
+	if (lconf.nobody_uid == 0)
+		log_fatalx("default_privs must not be root");
+	lconf.alias_specs = strv_split_list(conf_str("alias_maps", ""));
+	lconf.alias_db = xcalloc(strv_len(lconf.alias_specs) + 1, sizeof(struct map *));
+	lconf.delim = xstrdup(conf_str("recipient_delimiter", ""));
+	lconf.allow_cmd = strv_split_list(conf_str("allow_mail_to_commands", "alias, forward"));
+	lconf.allow_file = strv_split_list(conf_str("allow_mail_to_files", "alias, forward"));
+	lconf.forward_path = xstrdup(conf_str("forward_path", "$home/.forward"));
+	lconf.home_mailbox = xstrdup(conf_str("home_mailbox", ""));
+	lconf.spool = xstrdup(conf_str("mail_spool_directory", "/var/mail"));
+	t = config_get("command_time_limit") != NULL ? config_time("command_time_limit") : 1000;
+	lconf.cmd_limit = t > 0 ? t : 1000;
+	lconf.vmbox_maps = xstrdup(conf_str("virtual_mailbox_maps", ""));
+	lconf.vuid_maps = xstrdup(conf_str("virtual_uid_maps", ""));
+	lconf.vgid_maps = xstrdup(conf_str("virtual_gid_maps", ""));
+	lconf.vbase = xstrdup(conf_str("virtual_mailbox_base", ""));
+	lconf.vmin_uid = conf_num("virtual_minimum_uid", 100);
+	lconf.myorigin = xstrdup(conf_str("myorigin", conf_str("myhostname", "localhost")));
+	lconf.mbox_limit = conf_num("mailbox_size_limit", 51200000);
+	lconf.vmbox_limit = conf_num("virtual_mailbox_limit", 51200000);
+}
+
+static void
+local_post_init(struct loop *l)
+{
+	char *err = NULL;
+
+	(void)l;
+	lconf.root = geteuid() == 0;
+	if (!lconf.root)
+		log_debug("not running as root: delivering as uid %ld only",
+		    (long)geteuid());
+	lconf.res = resolver_open(&err);
+	if (lconf.res == NULL) {
+		log_warnx("cannot open the resolver maps: %s", err != NULL ? err : "?");
+		free(err);
+	}
+}
+
+/* ---- results ---- */
+
+void
+lr_ok(struct lrcpt *r, const char *addr, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_debug("%s: to=<%s>, orig_to=<%s>, relay=%s, status=sent (%s)",
+	    r->msg->id, addr, r->addr, r->relay, text);
+	r->nok++;
+	if (r->oktext.len < OKTEXT_MAX) {
+		if (r->oktext.len > 0)
+			buf_puts(&r->oktext, "; ");
+		buf_puts(&r->oktext, text);
+	} else if (!r->elided) {
+		buf_puts(&r->oktext, "; ...");
+		r->elided = 1;
+	}
+}
+
+void
+lr_fail(struct lrcpt *r, const char *addr, const char *dsn, const char *fmt, ...)
+{
+	char text[1024];
+	int status = dsn[0] == '5' ? 5 : 4;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (status == 4)
+		log_warnx("%s: to=<%s>, orig_to=<%s>: deferred: %s %s", r->msg->id,
+		    addr, r->addr, dsn, text);
+	else
+		log_debug("%s: to=<%s>, orig_to=<%s>: bounced: %s %s", r->msg->id,
+		    addr, r->addr, dsn, text);
+	/* The first failure of the worst kind tells the story. */
+	if (r->status == 4 || (r->status == 5 && status == 5))
+		return;
+	r->status = status;
+	snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
+	free(r->failtext);
+	if (strcasecmp(addr, r->addr) == 0)
+		r->failtext = xstrdup(text);
+	else
+		r->failtext = xasprintf("<%s>: %s", addr, text);
+}
+
+int
+lr_stop(const struct lrcpt *r)
+{
+	return r->status == 4;
+}
+
+/* ---- privileges ---- */
+
+int
+local_become(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid)
+{
+	if (!lconf.root) {
+		if (uid == geteuid())
+			return 0;
+		lr_fail(r, a->addr, "4.3.0", "cannot deliver as uid %ld: not running as root",
+		    (long)uid);
+		return -1;
+	}
+	if (priv_become(uid, gid) < 0) {
+		int e = errno;
+
+		local_restore();
+		lr_fail(r, a->addr, "4.3.0", "cannot become uid %ld gid %ld: %s",
+		    (long)uid, (long)gid, strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+void
+local_restore(void)
+{
+	if (lconf.root && priv_restore() < 0)
+		log_fatal("cannot get root privileges back");
+}
+
+void
+local_privs_fix(struct lprivs *p)
+{
+	if (!lconf.root) {
+		p->uid = geteuid();
+		p->gid = getegid();
+	}
+}
+
+int
+local_domain(const char *domain)
+{
+	if (domain == NULL || *domain == '\0')
+		return 1;
+	if (lconf.res == NULL)
+		return strcasecmp(domain, lconf.myorigin) == 0;
+	return resolver_class(lconf.res, domain) == RCPT_LOCAL;
+}
+
+int
+local_loop(const struct lmsg *m, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; m->delivered_to != NULL && m->delivered_to[i] != NULL; i++)
+		if (strcasecmp(m->delivered_to[i], addr) == 0)
+			return 1;
+	return 0;
+}
+
+/* ---- the message header: Delivered-To values for loop detection ---- */
+
+static int
+header_cb(const char *p, size_t n, void *ctx)
+{
+	struct buf *b = ctx;
+	const char *cp;
+
+	if (b->len == 0 && n > 0 && p[0] == '\n')
+		return 1;
+	if (b->len + n > HEADER_SCAN_MAX)
+		n = HEADER_SCAN_MAX - b->len;
+	buf_append(b, p, n);
+	if (b->len >= HEADER_SCAN_MAX)
+		return 1;
+	cp = memmem(b->data, b->len, "\n\n", 2);
+	return cp != NULL ? 1 : 0;
+}
+
+static void
+scan_delivered_to(struct lmsg *m)
+{
+	struct buf b = BUF_INIT(0), line = BUF_INIT(0);
+	char *p, *end, *nl;
+	size_t count = 0;
+
+	(void)queue_content(m->qfd, &m->env, header_cb, &b);
+	if (b.len == 0)
+		goto done;
+	p = b.data;
+	end = b.data + b.len;
+	while (p < end && *p != '\n' && count < DELIVERED_TO_MAX) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		buf_reset(&line);
+		buf_append(&line, p, (size_t)(nl - p));
+		p = nl < end ? nl + 1 : end;
+		/* Unfold continuation lines. */
+		while (p < end && (*p == ' ' || *p == '\t')) {
+			nl = memchr(p, '\n', (size_t)(end - p));
+			if (nl == NULL)
+				nl = end;
+			buf_append(&line, p, (size_t)(nl - p));
+			p = nl < end ? nl + 1 : end;
+		}
+		if (line.len > 13 && strncasecmp(line.data, "Delivered-To:", 13) == 0) {
+			char *v = str_trim(xstrdup(line.data + 13));
+
+			if (v[0] == '<' && v[strlen(v) - 1] == '>' && strlen(v) >= 2) {
+				memmove(v, v + 1, strlen(v));
+				v[strlen(v) - 1] = '\0';
+			}
+			strv_push(&m->delivered_to, str_lower(v));
+			free(v);
+			count++;
+		}
+	}
+done:
+	buf_free(&b);
+	buf_free(&line);
+}
+
+/* ---- one recipient ---- */
+
+static void
+deliver_one(struct lmsg *m, const struct dlv_rcpt *dr, struct dlv_result *res)
+{
+	struct lrcpt r;
+	char *local = NULL, *domain = NULL;
+	enum rcpt_class cls = RCPT_LOCAL;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	r.msg = m;
+	r.addr = dr->addr;
+	r.orig = dr->orig != NULL ? dr->orig : "";
+	r.notify = dr->notify != NULL ? dr->notify : "";
+	buf_init(&r.oktext, 0);
+	addr_split(dr->addr, &local, &domain);
+	if (*domain != '\0' && lconf.res != NULL)
+		cls = resolver_class(lconf.res, domain);
+	if (cls == RCPT_VIRTUAL) {
+		r.relay = "virtual";
+		local_virtual(&r, dr->addr);
+	} else {
+		r.relay = "local";
+		local_deliver_addr(&r, dr->addr, 0, 0);
+		if (!lr_stop(&r))
+			local_forward(&r);
+	}
+	res->offset = dr->offset;
+	res->relay = xstrdup(r.relay);
+	if (r.status != 0) {
+		res->status = r.status;
+		res->dsn = xstrdup(r.dsn);
+		res->text = xstrdup(r.failtext);
+	} else if (r.nok > 0) {
+		res->status = 2;
+		res->dsn = xstrdup("2.0.0");
+		res->text = xstrdup(buf_cstr(&r.oktext));
+	} else {
+		res->status = 5;
+		/* Every destination was already seen: an alias loop. */
+		res->dsn = xstrdup("5.4.6");
+		res->text = xasprintf("mail forwarding loop for %s", dr->addr);
+	}
+	for (i = 0; i < r.nfwd; i++) {
+		free(r.fwd[i].addr);
+		free(r.fwd[i].orig);
+	}
+	free(r.fwd);
+	strv_free(&r.seen);
+	buf_free(&r.oktext);
+	free(r.failtext);
+	free(local);
+	free(domain);
+}
+
+static void
+result_all(struct dlv_result *res, const struct dlv_request *req, const char *dsn,
+    const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < req->nrcpt; i++) {
+		res[i].offset = req->rcpts[i].offset;
+		res[i].status = dsn[0] - '0';
+		res[i].dsn = xstrdup(dsn);
+		res[i].relay = xstrdup("none");
+		res[i].text = xstrdup(text);
+	}
+}
+
+static int
+queue_dir_ok(const char *dir)
+{
+	return dir != NULL && (strcmp(dir, QUEUE_ACTIVE) == 0 ||
+	    strcmp(dir, QUEUE_INCOMING) == 0 || strcmp(dir, QUEUE_DEFERRED) == 0);
+}
+
+static void
+deliver_request(const struct dlv_request *req, struct dlv_result *res)
+{
+	struct lmsg m;
+	char *path = NULL, *err = NULL;
+	size_t i, j;
+	int tries;
+
+	memset(&m, 0, sizeof(m));
+	m.qfd = -1;
+	if (!queue_id_valid(req->queue_id) || !queue_dir_ok(req->queue_dir)) {
+		log_warnx("bad queue file name in request: %s/%s",
+		    req->queue_dir != NULL ? req->queue_dir : "",
+		    req->queue_id != NULL ? req->queue_id : "");
+		result_all(res, req, "4.3.0", "bad queue file name in delivery request");
+		return;
+	}
+	path = queue_path(lconf.qdir, req->queue_dir, req->queue_id);
+	m.qfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (m.qfd < 0) {
+		log_warn("%s: open %s", req->queue_id, path);
+		result_all(res, req, "4.3.0", "cannot open queue file");
+		goto out;
+	}
+	for (tries = 0; flock(m.qfd, LOCK_SH | LOCK_NB) < 0; tries++) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || tries >= LOCK_WAIT_TRIES) {
+			log_warn("%s: lock %s", req->queue_id, path);
+			result_all(res, req, "4.3.0", "cannot lock queue file");
+			goto out;
+		}
+		usleep(100000);
+	}
+	if (queue_read(m.qfd, &m.env, &err) < 0) {
+		log_warnx("%s: read %s: %s", req->queue_id, path, err != NULL ? err : "?");
+		result_all(res, req, "4.3.0", "cannot read queue file");
+		goto out;
+	}
+	snprintf(m.env.id, sizeof(m.env.id), "%s", req->queue_id);
+	m.id = m.env.id;
+	m.sender = m.env.sender != NULL ? m.env.sender : "";
+	scan_delivered_to(&m);
+
+	for (i = 0; i < req->nrcpt; i++) {
+		const struct dlv_rcpt *dr = &req->rcpts[i];
+		struct qrcpt *qr = NULL;
+
+		for (j = 0; j < m.env.nrcpt; j++)
+			if ((long long)m.env.rcpts[j].status_off == dr->offset) {
+				qr = &m.env.rcpts[j];
+				break;
+			}
+		if (qr == NULL || strcmp(qr->addr, dr->addr) != 0) {
+			log_warnx("%s: recipient <%s> at offset %lld is not in the queue file",
+			    m.id, dr->addr, dr->offset);
+			res[i].offset = dr->offset;
+			res[i].status = 4;
+			res[i].dsn = xstrdup("4.3.0");
+			res[i].relay = xstrdup("none");
+			res[i].text = xstrdup("recipient not found in queue file");
+			continue;
+		}
+		if (qr->status == 'D') {
+			res[i].offset = dr->offset;
+			res[i].status = 2;
+			res[i].dsn = xstrdup("2.0.0");
+			res[i].relay = xstrdup("local");
+			res[i].text = xstrdup("already delivered");
+			continue;
+		}
+		deliver_one(&m, dr, &res[i]);
+		if (res[i].status == 2) {
+			if (queue_mark_rcpt(m.qfd, qr->status_off, 'D') < 0)
+				log_warn("%s: mark recipient <%s> done", m.id, dr->addr);
+			else
+				qr->status = 'D';
+		}
+	}
+out:
+	free(err);
+	free(path);
+	strv_free(&m.delivered_to);
+	if (m.qfd >= 0) {
+		qenv_free(&m.env);
+		close(m.qfd);   /* drops the flock */
+	}
+}
+
+static void
+local_serve(int fd)
+{
+	struct ipc_msg in, out;
+	struct dlv_request req;
+	struct dlv_result *res;
+	char *err = NULL;
+
+	ipc_init(&in);
+	memset(&req, 0, sizeof(req));
+	if (ipc_recv(fd, &in, IPC_MAX_DEFAULT, REQUEST_TIMEOUT_MS) < 0) {
+		log_warn("receive delivery request");
+		ipc_free(&in);
+		return;
+	}
+	if (dlv_request_decode(&in, &req, &err) < 0) {
+		log_warnx("bad delivery request: %s", err != NULL ? err : "?");
+		free(err);
+		ipc_free(&in);
+		return;
+	}
+	ipc_free(&in);
+	res = xcalloc(req.nrcpt + 1, sizeof(*res));
+	deliver_request(&req, res);
+	ipc_init(&out);
+	dlv_results_encode(res, req.nrcpt, &out);
+	if (ipc_send(fd, &out, REPLY_TIMEOUT_MS) < 0)
+		log_warn("%s: send delivery results", req.queue_id);
+	ipc_free(&out);
+	dlv_results_free(res, req.nrcpt);
+	dlv_request_free(&req);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		.kind = SERVER_SINGLE,
+		.name = "local",
+		.pre_init = local_pre_init,
+		.post_init = local_post_init,
+		.serve = local_serve,
+	};
+
+	return server_main(argc, argv, &ops);
+}

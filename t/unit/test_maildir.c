@@ -1,0 +1,302 @@
+/*
+ * test_maildir - Maildir delivery: exact bytes land in new/, nothing is
+ * left in tmp/, symlinks and foreign directories are refused, names are
+ * unique, a failing producer leaves no file behind.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/fsutil.h"
+#include "mail/maildir.h"
+
+struct src {
+	const char *data;
+	size_t len;
+	size_t chunk;      /* bytes per out() call */
+	size_t fail_at;    /* fail (EIO) after this many bytes; 0 = never */
+};
+
+static int
+produce(mail_out_fn out, void *octx, void *ctx)
+{
+	struct src *s = ctx;
+	size_t off = 0, n;
+
+	while (off < s->len) {
+		n = s->len - off < s->chunk ? s->len - off : s->chunk;
+		if (s->fail_at && off + n > s->fail_at) {
+			errno = EIO;
+			return -1;
+		}
+		if (out(s->data + off, n, octx) < 0)
+			return -1;
+		off += n;
+	}
+	return 0;
+}
+
+static char tmpbase[PATH_MAX];
+
+static void
+setup(void)
+{
+	snprintf(tmpbase, sizeof(tmpbase), "/tmp/test_maildir.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpbase));
+}
+
+static void
+rm_rf(const char *path)
+{
+	char cmd[PATH_MAX + 32];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup of %s failed\n", path);
+}
+
+static void
+teardown(void)
+{
+	rm_rf(tmpbase);
+}
+
+/* Number of entries in dir (not . and ..); the last name in *name_r. */
+static int
+count_dir(const char *dir, char *name_r, size_t size)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		n++;
+		if (name_r != NULL)
+			snprintf(name_r, size, "%s", de->d_name);
+	}
+	closedir(d);
+	return n;
+}
+
+static char *
+sub(const char *a, const char *b)
+{
+	return xasprintf("%s/%s", a, b);
+}
+
+START_TEST(test_deliver_exact_bytes)
+{
+	static const char msg[] = "Return-Path: <a@b>\nSubject: hi\n\nFrom me\nbody\n";
+	size_t chunks[] = { sizeof(msg) - 1, 1, 7 };
+	char name[MAILDIR_NAME_MAX], got_name[MAILDIR_NAME_MAX];
+	const char *dsn = NULL;
+	char *err = NULL, *md, *d, *path, *data;
+	size_t i, len;
+
+	for (i = 0; i < ARRAY_SIZE(chunks); i++) {
+		struct src s = { msg, sizeof(msg) - 1, chunks[i], 0 };
+		char leaf[32];
+
+		snprintf(leaf, sizeof(leaf), "Maildir%zu/", i);
+		md = sub(tmpbase, leaf);
+		ck_assert_int_eq(maildir_deliver(md, produce, &s, name, sizeof(name),
+		    &dsn, &err), 0);
+		ck_assert_ptr_null(err);
+		ck_assert_str_eq(dsn, "2.0.0");
+		d = sub(md, "new");
+		ck_assert_int_eq(count_dir(d, got_name, sizeof(got_name)), 1);
+		ck_assert_str_eq(got_name, name);
+		path = sub(d, name);
+		ck_assert_int_eq(file_read_all(path, 1 << 20, &data, &len), 0);
+		ck_assert_uint_eq(len, sizeof(msg) - 1);
+		ck_assert_mem_eq(data, msg, len);
+		free(data);
+		free(path);
+		free(d);
+		d = sub(md, "tmp");
+		ck_assert_int_eq(count_dir(d, NULL, 0), 0);
+		free(d);
+		d = sub(md, "cur");
+		ck_assert_int_eq(count_dir(d, NULL, 0), 0);
+		free(d);
+		free(md);
+	}
+}
+END_TEST
+
+START_TEST(test_refuse_symlinked_new)
+{
+	struct src s = { "x\n", 2, 2, 0 };
+	const char *dsn = NULL;
+	char *err = NULL, *md = sub(tmpbase, "Maildir"), *other = sub(tmpbase, "other");
+	char *p;
+
+	ck_assert_int_eq(mkdir(md, 0700), 0);
+	ck_assert_int_eq(mkdir(other, 0700), 0);
+	p = sub(md, "tmp");
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	free(p);
+	p = sub(md, "new");
+	ck_assert_int_eq(symlink(other, p), 0);
+	free(p);
+	ck_assert_int_eq(maildir_deliver(md, produce, &s, NULL, 0, &dsn, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(dsn, "5.2.0");
+	ck_assert_int_eq(count_dir(other, NULL, 0), 0);
+	p = sub(md, "tmp");
+	ck_assert_int_eq(count_dir(p, NULL, 0), 0);
+	free(p);
+	free(err);
+	free(md);
+	free(other);
+}
+END_TEST
+
+START_TEST(test_refuse_symlinked_maildir)
+{
+	struct src s = { "x\n", 2, 2, 0 };
+	const char *dsn = NULL;
+	char *err = NULL, *md = sub(tmpbase, "Maildir"), *other = sub(tmpbase, "other");
+	char *mds = sub(tmpbase, "Maildir/");
+
+	ck_assert_int_eq(mkdir(other, 0700), 0);
+	ck_assert_int_eq(symlink(other, md), 0);
+	/* With and without the trailing slash that would make open() follow. */
+	ck_assert_int_eq(maildir_deliver(md, produce, &s, NULL, 0, &dsn, &err), -1);
+	ck_assert_str_eq(dsn, "5.2.0");
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(maildir_deliver(mds, produce, &s, NULL, 0, &dsn, &err), -1);
+	ck_assert_str_eq(dsn, "5.2.0");
+	ck_assert_int_eq(count_dir(other, NULL, 0), 0);
+	free(err);
+	free(md);
+	free(mds);
+	free(other);
+}
+END_TEST
+
+START_TEST(test_refuse_foreign_owner)
+{
+	struct src s = { "x\n", 2, 2, 0 };
+	const char *dsn = NULL;
+	char *err = NULL, *md = sub(tmpbase, "Maildir");
+
+	if (geteuid() != 0)
+		return;   /* needs root to create a directory owned by another uid */
+	ck_assert_int_eq(mkdir(md, 0700), 0);
+	ck_assert_int_eq(chown(md, 65534, 65534), 0);
+	ck_assert_int_eq(maildir_deliver(md, produce, &s, NULL, 0, &dsn, &err), -1);
+	ck_assert_str_eq(dsn, "5.2.0");
+	ck_assert_ptr_nonnull(strstr(err, "owned"));
+	free(err);
+	free(md);
+}
+END_TEST
+
+START_TEST(test_unique_names)
+{
+	struct src s = { "m\n", 2, 2, 0 };
+	char name[MAILDIR_NAME_MAX];
+	const char *dsn;
+	char *err = NULL, *md = sub(tmpbase, "Maildir"), *d;
+	int i;
+
+	for (i = 0; i < 300; i++)
+		ck_assert_int_eq(maildir_deliver(md, produce, &s, name, sizeof(name),
+		    &dsn, &err), 0);
+	ck_assert_ptr_null(strchr(name, '/'));
+	ck_assert_ptr_null(strchr(name, ':'));
+	d = sub(md, "new");
+	ck_assert_int_eq(count_dir(d, NULL, 0), 300);
+	free(d);
+	free(md);
+}
+END_TEST
+
+START_TEST(test_unique_name_format)
+{
+	char a[MAILDIR_NAME_MAX], b[MAILDIR_NAME_MAX], pid[32];
+
+	ck_assert_int_eq(maildir_unique_name(a, sizeof(a)), 0);
+	ck_assert_int_eq(maildir_unique_name(b, sizeof(b)), 0);
+	ck_assert_str_ne(a, b);
+	snprintf(pid, sizeof(pid), "P%ldQ", (long)getpid());
+	ck_assert_ptr_nonnull(strstr(a, pid));
+	ck_assert_ptr_nonnull(strstr(a, ".M"));
+	ck_assert_int_eq(maildir_unique_name(a, 8), -1);
+}
+END_TEST
+
+START_TEST(test_producer_failure)
+{
+	static const char msg[] = "0123456789abcdef";
+	struct src s = { msg, 16, 4, 9 };
+	const char *dsn = NULL;
+	char *err = NULL, *md = sub(tmpbase, "Maildir"), *d;
+
+	ck_assert_int_eq(maildir_deliver(md, produce, &s, NULL, 0, &dsn, &err), -1);
+	ck_assert_str_eq(dsn, "4.3.0");
+	ck_assert_ptr_nonnull(err);
+	d = sub(md, "tmp");
+	ck_assert_int_eq(count_dir(d, NULL, 0), 0);
+	free(d);
+	d = sub(md, "new");
+	ck_assert_int_eq(count_dir(d, NULL, 0), 0);
+	free(d);
+	free(err);
+	free(md);
+}
+END_TEST
+
+START_TEST(test_dsn_map)
+{
+	ck_assert_str_eq(mailstore_errno_dsn(ENOSPC), "4.2.2");
+	ck_assert_str_eq(mailstore_errno_dsn(EDQUOT), "4.2.2");
+	ck_assert_str_eq(mailstore_errno_dsn(EIO), "4.2.0");
+	ck_assert_str_eq(mailstore_errno_dsn(EFBIG), "5.2.2");
+}
+END_TEST
+
+static Suite *
+maildir_suite(void)
+{
+	Suite *s = suite_create("maildir");
+	TCase *tc = tcase_create("deliver");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_deliver_exact_bytes);
+	tcase_add_test(tc, test_refuse_symlinked_new);
+	tcase_add_test(tc, test_refuse_symlinked_maildir);
+	tcase_add_test(tc, test_refuse_foreign_owner);
+	tcase_add_test(tc, test_unique_names);
+	tcase_add_test(tc, test_unique_name_format);
+	tcase_add_test(tc, test_producer_failure);
+	tcase_add_test(tc, test_dsn_map);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(maildir_suite());
+	int failures;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failures = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failures ? 1 : 0;
+}
