@@ -1,0 +1,188 @@
+/*
+ * smtp - pure SMTP server-side parsers: command lines, ESMTP parameters,
+ * xtext, and the DATA phase. No I/O, no mail knowledge above lib/util:
+ * address parsing (MAIL FROM:<path>) is the caller's (smtpd, lib/mail/addr.h).
+ *
+ * Every parser takes bytes, an explicit state and a limits struct, and
+ * answers SMTP_DONE, SMTP_NEED_MORE or SMTP_ERROR. Feeding the same bytes in
+ * any split gives the same results.
+ *
+ * Command lines (smtp_line_parse): a line ends at LF; any CRs right before
+ * the LF are dropped ("RSET\r\n", "RSET\n" and "RSET\r\r\n" are all "RSET").
+ * A line longer than line_length_limit is consumed and discarded up to its
+ * LF and reported once as SMTP_ERROR, so the input buffer of the caller
+ * never holds more than the limit plus one read.
+ *
+ * DATA (smtp_data_parse) - the rules that keep SMTP smuggling out:
+ *  1. Output is the message content with LF line ends, dot-unstuffed.
+ *  2. A line end is an LF; any CRs immediately before it are dropped
+ *     ("\r\r\n" is one line end). A line end is "standard" only when exactly
+ *     one CR precedes the LF. A bare CR elsewhere is content, kept as-is.
+ *  3. End of data is ONLY a line that is exactly "." ended by a standard
+ *     CRLF, whose preceding line also ended with a standard CRLF (or that is
+ *     the very first line). "<LF>.<LF>", "<LF>.<CR><LF>", "<CR><LF>.<LF>"
+ *     and "<CR><LF>.<CR><CR><LF>" are content: the lone "." line is then
+ *     kept as the content line ".", not dropped and not unstuffed.
+ *  4. Any other line that starts with "." loses that first "." (RFC 5321
+ *     4.5.2 transparency), whatever its line end.
+ *  5. Long lines are not an error (Postfix passes them on); the total output
+ *     size is counted, and past max_size the parser keeps consuming to the
+ *     end of data but stops producing output (out gets exactly the first
+ *     max_size bytes) and sets too_big; the caller discards the message.
+ *  6. *consumed_r tells how much input was used; bytes after the end-of-data
+ *     line are left for the command parser (pipelined commands after ".").
+ */
+#ifndef POSTERN_SMTP_H
+#define POSTERN_SMTP_H
+
+#include <stddef.h>
+#include "util/buf.h"
+
+enum smtp_result {
+	SMTP_DONE,
+	SMTP_NEED_MORE,
+	SMTP_ERROR,
+};
+
+struct smtp_limits {
+	size_t line_length_limit;  /* command line, terminator excluded (2048) */
+	size_t params_max;         /* ESMTP parameters per command (16) */
+	long long max_size;        /* DATA content bytes; 0 = unlimited */
+};
+
+#define SMTP_LIMITS_DEFAULT { 2048, 16, 10240000 }
+
+/* --- Verbs --------------------------------------------------------------- */
+
+enum smtp_verb {
+	SMTP_UNKNOWN = 0,
+	SMTP_HELO, SMTP_EHLO, SMTP_MAIL, SMTP_RCPT, SMTP_DATA, SMTP_RSET,
+	SMTP_NOOP, SMTP_QUIT, SMTP_VRFY, SMTP_HELP, SMTP_EXPN, SMTP_STARTTLS,
+	SMTP_AUTH, SMTP_BDAT, SMTP_ETRN,
+	SMTP_VERB_COUNT,
+};
+
+/* Verb flags: policy the server applies before calling a handler. */
+enum {
+	SMTP_VF_ARG_NONE = 1,    /* takes no argument: "501 5.5.4 Syntax: VERB" */
+	SMTP_VF_ARG_REQ = 2,     /* needs an argument */
+	SMTP_VF_LAST = 4,        /* may only be last in a pipelined group (RFC 2920) */
+	SMTP_VF_NO_TLS_CHECK = 8,/* allowed before TLS even when TLS is required */
+	SMTP_VF_TXN = 16,        /* part of a mail transaction */
+};
+
+struct smtp_verb_info {
+	const char *name;        /* upper case; logs use it lower-cased ("ehlo=1") */
+	enum smtp_verb verb;
+	unsigned flags;
+	const char *syntax;      /* the 501 reply for a bad argument count */
+};
+
+/* The table, indexed by enum smtp_verb (index 0 is the "unknown" entry). */
+extern const struct smtp_verb_info smtp_verbs[SMTP_VERB_COUNT];
+
+/* Case-insensitive lookup of a verb of len bytes; the unknown entry if none. */
+const struct smtp_verb_info *smtp_verb_lookup(const char *word, size_t len);
+
+/* --- Command lines --------------------------------------------------------- */
+
+struct smtp_line_parser {
+	int skipping;            /* inside an over-long line being discarded */
+};
+
+/* Look for one line at in[0..n). DONE: the line is in[0..*line_len_r),
+ * *consumed_r includes the terminator. NEED_MORE: no complete line yet;
+ * *consumed_r bytes (of an over-long line) may be dropped. ERROR: an
+ * over-long line ended; *consumed_r bytes are to be dropped. */
+enum smtp_result smtp_line_parse(struct smtp_line_parser *lp,
+    const struct smtp_limits *lim, const char *in, size_t n,
+    size_t *consumed_r, size_t *line_len_r);
+
+struct smtp_cmd {
+	const struct smtp_verb_info *verb;
+	const char *arg;         /* borrowed from the line; "" when none */
+	size_t arg_len;
+};
+
+/* Split a command line (no terminator) into verb and argument: the verb
+ * ends at the first space or HT; the argument is the rest without leading
+ * and trailing blanks. ERROR (*err_r a static full reply, "500 5.5.2 Error:
+ * bad syntax") on an empty line or a NUL, CR or other control character
+ * than HT in the line; an unknown verb is DONE with verb->verb ==
+ * SMTP_UNKNOWN. */
+enum smtp_result smtp_cmd_parse(const char *line, size_t len,
+    struct smtp_cmd *cmd_r, const char **err_r);
+/* Check the argument against the verb's ARG_NONE/ARG_REQ flags: 0, or -1
+ * with *err_r the verb's syntax reply. Separate from smtp_cmd_parse so a
+ * server can answer "not implemented" before complaining about syntax. */
+int smtp_cmd_args_ok(const struct smtp_cmd *cmd, const char **err_r);
+
+/* --- ESMTP parameters ------------------------------------------------------ */
+
+enum smtp_body { SMTP_BODY_NONE, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+enum smtp_ret { SMTP_RET_NONE, SMTP_RET_FULL, SMTP_RET_HDRS };
+
+enum {
+	SMTP_NOTIFY_NEVER = 1,
+	SMTP_NOTIFY_SUCCESS = 2,
+	SMTP_NOTIFY_FAILURE = 4,
+	SMTP_NOTIFY_DELAY = 8,
+};
+
+struct smtp_mail_params {
+	long long size;          /* -1 when not given; LLONG_MAX if too large */
+	enum smtp_body body;
+	int smtputf8;
+	enum smtp_ret ret;
+	char *envid;             /* decoded xtext, xmalloc'd, or NULL */
+};
+
+struct smtp_rcpt_params {
+	unsigned notify;         /* SMTP_NOTIFY_* bits; 0 = not given */
+	char *orcpt;             /* decoded address of ORCPT=rfc822;..., or NULL */
+};
+
+/* Parse the parameters after the path: s is "KEY=VALUE KEY ..." (leading
+ * spaces allowed). Keys are case-insensitive. ERROR with *err_r an
+ * xmalloc'd full reply ("555 5.5.4 Unsupported option: FOO", "501 5.5.4
+ * Bad ENVID parameter syntax") on unknown, duplicate or malformed
+ * parameters, or more than lim->params_max of them. On ERROR the struct
+ * is already freed. */
+enum smtp_result smtp_mail_params_parse(const char *s, size_t len,
+    const struct smtp_limits *lim, struct smtp_mail_params *p, char **err_r);
+void smtp_mail_params_free(struct smtp_mail_params *p);
+enum smtp_result smtp_rcpt_params_parse(const char *s, size_t len,
+    const struct smtp_limits *lim, struct smtp_rcpt_params *p, char **err_r);
+void smtp_rcpt_params_free(struct smtp_rcpt_params *p);
+/* "", "NEVER", or a subset of "SUCCESS,FAILURE,DELAY" in that order (the
+ * queue file's notify field). Static storage. */
+const char *smtp_notify_str(unsigned notify);
+
+/* xtext (RFC 3461 section 4): decode in[0..n) into out (appended). 0, or
+ * -1 on bad syntax, a lower-case hex digit, or a decoded control character
+ * or NUL (those have no business in an envelope field). */
+int smtp_xtext_decode(const char *in, size_t n, struct buf *out);
+/* Encode a C string as xtext (appended to out). */
+void smtp_xtext_encode(const char *s, struct buf *out);
+
+/* --- DATA ------------------------------------------------------------------ */
+
+struct smtp_data {
+	int state;               /* internal: where in the current line */
+	int prev_std;            /* previous line ended with exactly CRLF */
+	size_t crs;              /* CRs held back, not yet known to end a line */
+	long long size;          /* content bytes produced (counted even past the limit) */
+	int too_big;             /* size went over lim->max_size */
+	int done;
+};
+
+void smtp_data_init(struct smtp_data *d);
+/* Feed DATA-phase bytes. Content is appended to out (unless too_big).
+ * NEED_MORE: all n bytes consumed. DONE: end of data seen, *consumed_r
+ * bytes (through the final LF) used, the rest belongs to the next command.
+ * ERROR: called again after DONE. The caller may drain out between calls
+ * (if out has a max and an append fails, too_big is set). */
+enum smtp_result smtp_data_parse(struct smtp_data *d, const struct smtp_limits *lim,
+    const char *in, size_t n, size_t *consumed_r, struct buf *out);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * smtpd internals shared by smtpd.c (main, settings), session.c (I/O,
+ * state machine, timers), commands.c (the command table and the simple
+ * verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the queue
+ * file).
+ */
+#ifndef POSTERN_SMTPD_H
+#define POSTERN_SMTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "util/buf.h"
+#include "util/compat.h"
+#include "util/loop.h"
+#include "proto/smtp.h"
+
+/* Settings, read once at post_init (Postfix parameter names). */
+struct smtpd_conf {
+	const char *myhostname;
+	const char *banner;           /* smtpd_banner */
+	const char *mail_name;        /* in Received: "by host (mail_name)" */
+	const char *mynetworks;
+	const char *queue_directory;
+	long long message_size_limit; /* 0 = unlimited */
+	long long recipient_limit;    /* smtpd_recipient_limit */
+	long long soft_error_limit;
+	long long hard_error_limit;
+	long long error_sleep_ms;     /* smtpd_error_sleep_time */
+	long long timeout_ms;         /* smtpd_timeout */
+	long long hopcount_limit;
+	int helo_required;            /* smtpd_helo_required */
+	int smtputf8_enable;
+	int disable_vrfy;             /* disable_vrfy_command */
+	struct smtp_limits limits;
+	struct resolver *resolver;
+};
+extern struct smtpd_conf smtpd_conf;
+
+/* Session states; change only through session_enter(). */
+enum sess_state {
+	SESS_IDLE,      /* no transaction */
+	SESS_MAIL,      /* MAIL accepted, no recipient yet */
+	SESS_RCPT,      /* at least one recipient accepted */
+	SESS_DATA,      /* reading message content */
+	SESS_QUIT,      /* last reply queued: close once it is written */
+};
+
+struct txn;
+
+struct session {
+	struct loop *loop;
+	int fd;
+	enum sess_state state;
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *name;          /* "localhost" or "unknown" (no DNS yet) */
+	char *helo;                /* NULL before HELO/EHLO */
+	int esmtp;                 /* EHLO (not HELO) seen */
+	int in_mynetworks;
+	struct buf in;             /* unprocessed client bytes */
+	struct buf out;            /* replies not yet written */
+	struct smtp_line_parser lp;
+	long long errors;          /* replies that counted as client errors */
+	const char *where;         /* "CONNECT", "RCPT", "DATA", ... for logs */
+	unsigned cmd_total[SMTP_VERB_COUNT];
+	unsigned cmd_ok[SMTP_VERB_COUNT];
+	uint64_t last_activity;    /* loop_now_ms() of the last read/write */
+	uint64_t idle_timer;
+	uint64_t sleep_timer;      /* error sleep in progress */
+	unsigned events;           /* interest currently registered */
+	int pipelining_logged;
+	int dead;                  /* closed; freed by the outermost callback */
+	struct txn *tx;            /* NULL outside a transaction */
+};
+
+/* session.c */
+void session_start(struct loop *l, int fd);
+void session_enter(struct session *s, enum sess_state st);
+void reply(struct session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* "NOQUEUE: reject: RCPT from name[addr]: <reply>; from=<> to=<> ..." */
+void session_log_reject(struct session *s, const char *cmd, const char *rep,
+    const char *rcpt);
+const char *session_proto(const struct session *s);
+
+/* commands.c: run one command line (no terminator; need not be
+ * NUL-terminated). Returns the verb, or NULL for a line that did not parse. */
+const struct smtp_verb_info *command_run(struct session *s, const char *line,
+    size_t len);
+
+/* txn.c: MAIL/RCPT/DATA and the content. Handlers (here and in
+ * commands.c) return 0 (ok), -1 (the reply was an error that counts
+ * against the error limits) or 1 (refused, but not the client's error). */
+int txn_mail(struct session *s, const struct smtp_cmd *cmd);
+int txn_rcpt(struct session *s, const struct smtp_cmd *cmd);
+int txn_data(struct session *s, const struct smtp_cmd *cmd);
+/* Feed DATA-phase bytes; returns how many were used. At end of data it
+ * replies and leaves SESS_DATA. Returns with s->dead possibly set. */
+size_t txn_data_feed(struct session *s, const char *p, size_t n);
+/* Abort and free the transaction (RSET, HELO, disconnect); state IDLE. */
+void txn_reset(struct session *s);
+/* Queue ID of the open queue file, or "NOQUEUE". */
+const char *txn_qid(const struct session *s);
+/* Envelope sender of the transaction, or NULL before MAIL. */
+const char *txn_sender(const struct session *s);
+
+#endif

@@ -1,0 +1,634 @@
+/*
+ * txn - one mail transaction: MAIL FROM, RCPT TO (with the relay and
+ * recipient checks and the virtual alias expansion), DATA, and the queue
+ * file in incoming/.
+ *
+ * Invariants:
+ * - "250 ... queued as ID" is sent only after queue_writer_commit()
+ *   returned success (file and directory fsynced). Any queue error before
+ *   that aborts the file and answers 451 4.3.0; nothing half-written ever
+ *   gets a queue-ID name.
+ * - The queue file is created at the first accepted recipient (Postfix's
+ *   smtpd_delay_open_until_valid_rcpt), so rejected transactions cost no
+ *   disk I/O.
+ * - Each final recipient address is written once (de-duplicated with the
+ *   domain folded to lower case), with orig = ORCPT or the RCPT address.
+ * - DATA content is never trusted to end anywhere but where smtp_data_parse
+ *   says (see lib/proto/smtp.h); a too-big or too-many-hops message is read
+ *   to its end, then rejected.
+ * Limits: smtpd_recipient_limit RCPT commands; 1000 addresses per alias
+ * expansion (resolver); header inspection looks at the first 1000 bytes of
+ * each header field only.
+ * BUGS: the commit fsync blocks the event loop (all sessions) for the
+ * duration of the disk flush.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "util/alloc.h"
+#include "util/log.h"
+#include "util/strv.h"
+#include "mail/addr.h"
+#include "mail/queue.h"
+#include "mail/resolve.h"
+#include "mail/server.h"
+#include "smtpd.h"
+
+#define CONTENT_FLUSH (64 * 1024)   /* write content to the queue file in chunks this big */
+#define FIELD_MAX 1000              /* header bytes inspected per field */
+#define MSGID_MAX 200
+
+/* A set of strings (open addressing) for recipient de-duplication. */
+struct strset {
+	char **slot;
+	size_t cap;    /* power of two, or 0 */
+	size_t n;
+};
+
+/* Header inspection: count Received: and find Message-ID: in the message
+ * header (up to the first empty or non-header line). */
+struct hdr_scan {
+	int done;           /* in the body now */
+	int sol;            /* at the start of a line */
+	struct buf field;   /* the current (unfolded) header field, truncated */
+	long long hops;
+	char *message_id;
+};
+
+struct txn {
+	char *sender;
+	struct smtp_mail_params mp;
+	struct timespec arrival;
+	struct queue_writer *qw;
+	char id[QUEUE_ID_MAX];      /* "" until the queue file exists */
+	long long nrcpt;            /* accepted RCPT commands */
+	char *first_rcpt;           /* for "for <...>" in Received: */
+	struct strset rcpts;
+	int failed;                 /* queue I/O failed: 451 until RSET */
+	struct smtp_data data;
+	struct smtp_limits data_limits;
+	struct buf content;         /* content not yet handed to the queue writer */
+	int write_error;
+	struct hdr_scan hs;
+};
+
+static const char queue_error[] = "451 4.3.0 Error: queue file write error";
+
+/* --- string set ------------------------------------------------------------ */
+
+static size_t
+str_hash(const char *s)
+{
+	size_t h = 1469598103934665603ULL & SIZE_MAX;   /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * (size_t)1099511628211ULL;
+	return h;
+}
+
+/* 1 added (takes ownership of s), 0 already there (s is freed). */
+static int
+strset_add(struct strset *set, char *s)
+{
+	if (2 * (set->n + 1) > set->cap) {
+		size_t ncap = set->cap ? set->cap * 2 : 16;
+		char **nslot = xcalloc(ncap, sizeof(*nslot));
+		for (size_t i = 0; i < set->cap; i++) {
+			if (set->slot[i] == NULL)
+				continue;
+			size_t j = str_hash(set->slot[i]) & (ncap - 1);
+			while (nslot[j] != NULL)
+				j = (j + 1) & (ncap - 1);
+			nslot[j] = set->slot[i];
+		}
+		free(set->slot);
+		set->slot = nslot;
+		set->cap = ncap;
+	}
+	size_t j = str_hash(s) & (set->cap - 1);
+	while (set->slot[j] != NULL) {
+		if (strcmp(set->slot[j], s) == 0) {
+			free(s);
+			return 0;
+		}
+		j = (j + 1) & (set->cap - 1);
+	}
+	set->slot[j] = s;
+	set->n++;
+	return 1;
+}
+
+static void
+strset_free(struct strset *set)
+{
+	for (size_t i = 0; i < set->cap; i++)
+		free(set->slot[i]);
+	free(set->slot);
+	memset(set, 0, sizeof(*set));
+}
+
+/* --- header inspection ----------------------------------------------------- */
+
+static void
+hdr_field_done(struct hdr_scan *hs)
+{
+	const char *f = buf_cstr(&hs->field);
+	size_t nlen = strcspn(f, ":");
+
+	if (hs->field.len == 0)
+		return;
+	/* RFC 5322 field name: printable ASCII but ':' and space. */
+	for (size_t i = 0; i < nlen; i++) {
+		if (f[i] <= ' ' || f[i] > '~') {
+			hs->done = 1;
+			return;
+		}
+	}
+	if (f[nlen] != ':' || nlen == 0) {
+		hs->done = 1;   /* not a header line: the body has begun */
+		return;
+	}
+	if (nlen == 8 && strncasecmp(f, "Received", 8) == 0) {
+		hs->hops++;
+	} else if (nlen == 10 && strncasecmp(f, "Message-ID", 10) == 0
+	    && hs->message_id == NULL) {
+		const char *v = f + nlen + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		size_t len = strlen(v);
+		while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+			len--;
+		if (len > MSGID_MAX)
+			len = MSGID_MAX;
+		hs->message_id = xstrndup(v, len);
+		for (char *p = hs->message_id; *p; p++)
+			if (*p < ' ' || *p > '~')
+				*p = '?';
+	}
+}
+
+static void
+hdr_field_add(struct hdr_scan *hs, const char *p, size_t n)
+{
+	size_t room = FIELD_MAX - hs->field.len;
+
+	(void)buf_append(&hs->field, p, n < room ? n : room);
+}
+
+/* Inspect content bytes (LF line ends) until the header ends. */
+static void
+hdr_scan(struct hdr_scan *hs, const char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && !hs->done) {
+		if (hs->sol) {
+			hs->sol = 0;
+			if (p[i] == '\n') {
+				hdr_field_done(hs);
+				hs->done = 1;
+				break;
+			}
+			if (p[i] != ' ' && p[i] != '\t') {
+				hdr_field_done(hs);
+				buf_reset(&hs->field);
+			} else if (hs->field.len == 0) {
+				hs->done = 1;   /* continuation of nothing: body */
+				break;
+			}
+		}
+		const char *lf = memchr(p + i, '\n', n - i);
+		size_t end = lf ? (size_t)(lf - p) : n;
+		hdr_field_add(hs, p + i, end - i);
+		i = end;
+		if (lf) {
+			hs->sol = 1;
+			i++;
+		}
+	}
+}
+
+/* --- the transaction ------------------------------------------------------- */
+
+const char *
+txn_qid(const struct session *s)
+{
+	return s->tx != NULL && s->tx->id[0] ? s->tx->id : "NOQUEUE";
+}
+
+const char *
+txn_sender(const struct session *s)
+{
+	return s->tx != NULL ? s->tx->sender : NULL;
+}
+
+void
+txn_reset(struct session *s)
+{
+	struct txn *tx = s->tx;
+
+	if (tx != NULL) {
+		if (tx->qw != NULL)
+			queue_writer_abort(&tx->qw);
+		free(tx->sender);
+		smtp_mail_params_free(&tx->mp);
+		free(tx->first_rcpt);
+		strset_free(&tx->rcpts);
+		buf_free(&tx->content);
+		buf_free(&tx->hs.field);
+		free(tx->hs.message_id);
+		free(tx);
+		s->tx = NULL;
+	}
+	if (s->state != SESS_QUIT)
+		session_enter(s, SESS_IDLE);
+}
+
+static int
+has_8bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* "FROM:" / "TO:" then optional blanks (Postfix tolerates "FROM: <a>"). */
+static const char *
+skip_keyword(const struct smtp_cmd *cmd, const char *kw)
+{
+	size_t k = strlen(kw);
+
+	if (cmd->arg_len < k || strncasecmp(cmd->arg, kw, k) != 0)
+		return NULL;
+	const char *p = cmd->arg + k;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* The text after the path: parameters, which must start with a blank. */
+static int
+params_start(const struct smtp_cmd *cmd, const char *end, const char **params_r,
+    size_t *len_r)
+{
+	const char *stop = cmd->arg + cmd->arg_len;
+
+	if (end < stop && *end != ' ' && *end != '\t')
+		return -1;
+	*params_r = end;
+	*len_r = (size_t)(stop - end);
+	return 0;
+}
+
+int
+txn_mail(struct session *s, const struct smtp_cmd *cmd)
+{
+	const char *p, *end, *err, *params;
+	char *addr = NULL, *perr = NULL;
+	size_t plen;
+	struct smtp_mail_params mp;
+
+	if (s->tx != NULL) {
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+		return -1;
+	}
+	if ((p = skip_keyword(cmd, "FROM:")) == NULL) {
+		reply(s, "%s", cmd->verb->syntax);
+		return -1;
+	}
+	if (addr_parse_path(p, 1, &addr, &end, &err) < 0
+	    || params_start(cmd, end, &params, &plen) < 0
+	    || (addr[0] != '\0' && strchr(addr, '@') == NULL)) {
+		log_debug("%s[%s]: MAIL: %s", s->name, s->addr, addr ? "bad" : err);
+		reply(s, "501 5.1.7 Bad sender address syntax");
+		free(addr);
+		return -1;
+	}
+	if (smtp_mail_params_parse(params, plen, &smtpd_conf.limits, &mp, &perr)
+	    != SMTP_DONE) {
+		reply(s, "%s", perr);
+		free(perr);
+		free(addr);
+		return -1;
+	}
+	const char *rej = NULL;
+	if (mp.smtputf8 && !smtpd_conf.smtputf8_enable)
+		rej = "555 5.5.4 Unsupported option: SMTPUTF8";
+	else if (!mp.smtputf8 && has_8bit(addr))
+		rej = "553 5.6.7 Must declare SMTPUTF8 to send unicode address";
+	else if (smtpd_conf.message_size_limit > 0
+	    && mp.size > smtpd_conf.message_size_limit)
+		rej = "552 5.3.4 Message size exceeds fixed limit";
+	if (rej != NULL) {
+		reply(s, "%s", rej);
+		smtp_mail_params_free(&mp);
+		free(addr);
+		return -1;
+	}
+	struct txn *tx = xcalloc(1, sizeof(*tx));
+	tx->sender = addr;
+	tx->mp = mp;
+	clock_gettime(CLOCK_REALTIME, &tx->arrival);
+	buf_init(&tx->content, 0);
+	buf_init(&tx->hs.field, 0);
+	tx->hs.sol = 1;
+	s->tx = tx;
+	reply(s, "250 2.1.0 Ok");
+	session_enter(s, SESS_MAIL);
+	return 0;
+}
+
+/* Create the queue file and write the envelope head. 0, or -1 (logged). */
+static int
+queue_open(struct session *s)
+{
+	struct txn *tx = s->tx;
+	char *err = NULL;
+
+	tx->qw = queue_writer_open(smtpd_conf.queue_directory, QUEUE_INCOMING,
+	    (uid_t)-1, (gid_t)-1, &err);
+	if (tx->qw == NULL) {
+		log_warnx("create queue file in %s/%s: %s", smtpd_conf.queue_directory,
+		    QUEUE_INCOMING, err ? err : strerror(errno));
+		free(err);
+		return -1;
+	}
+	snprintf(tx->id, sizeof(tx->id), "%s", queue_writer_id(tx->qw));
+	log_info("%s: client=%s[%s]", tx->id, s->name, s->addr);
+
+	static const char *const bodies[] = { NULL, "7BIT", "8BITMIME" };
+	static const char *const rets[] = { NULL, "FULL", "HDRS" };
+	struct qattr attrs[] = {
+		{ "client_name", (char *)s->name },
+		{ "client_addr", s->addr },
+		{ "helo", s->helo },
+		{ "proto", (char *)session_proto(s) },
+		{ "body", (char *)bodies[tx->mp.body] },
+		{ "smtputf8", tx->mp.smtputf8 ? "yes" : NULL },
+		{ "envid", tx->mp.envid },
+		{ "ret", (char *)rets[tx->mp.ret] },
+	};
+	if (queue_writer_arrival(tx->qw, &tx->arrival) < 0
+	    || queue_writer_sender(tx->qw, tx->sender) < 0)
+		goto fail;
+	for (size_t i = 0; i < ARRAY_SIZE(attrs); i++)
+		if (attrs[i].value != NULL
+		    && queue_writer_attr(tx->qw, attrs[i].name, attrs[i].value) < 0)
+			goto fail;
+	return 0;
+fail:
+	log_warn("%s: write queue file", tx->id);
+	queue_writer_abort(&tx->qw);
+	return -1;
+}
+
+/* Which addresses does rcpt become? 0 and *list_r, or -1 after a reply. */
+static int
+rcpt_resolve(struct session *s, const char *rcpt, char ***list_r)
+{
+	struct resolver *res = smtpd_conf.resolver;
+	char *local = NULL, *domain = NULL, *rep = NULL;
+	char **list = NULL;
+	int r;
+
+	r = resolver_virtual_alias(res, rcpt, &list);
+	if (r == 1) {
+		*list_r = list;
+		return 0;
+	}
+	if (r == -1) {
+		rep = xasprintf("451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+	} else if (r == -2) {
+		rep = xasprintf("550 5.1.1 <%s>: Recipient address rejected: "
+		    "virtual alias loop or too many addresses", rcpt);
+	} else {
+		enum rcpt_class cls = RCPT_RELAY;
+		addr_split(rcpt, &local, &domain);
+		if (resolver_class_ex(res, domain, &cls) < 0) {
+			rep = xasprintf("451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+		} else if (domain[0] == '\0' && strcasecmp(local, "postmaster") != 0) {
+			rep = xasprintf("504 5.5.2 <%s>: Recipient address rejected: "
+			    "need fully-qualified address", rcpt);
+		} else if (cls == RCPT_RELAY) {
+			if (!s->in_mynetworks)
+				rep = xasprintf("554 5.7.1 <%s>: Relay access denied", rcpt);
+		} else if (domain[0] != '\0') {
+			/* RFC 5321 4.5.1: bare <postmaster> is always accepted. */
+			int known = resolver_rcpt_known(res, rcpt);
+			if (known < 0)
+				rep = xasprintf("451 4.3.0 <%s>: Temporary lookup failure", rcpt);
+			else if (known == 0)
+				rep = xasprintf("550 5.1.1 <%s>: Recipient address rejected: "
+				    "User unknown in %s", rcpt, cls == RCPT_VIRTUAL
+				    ? "virtual mailbox table" : "local recipient table");
+		}
+		free(local);
+		free(domain);
+	}
+	if (rep != NULL) {
+		reply(s, "%s", rep);
+		session_log_reject(s, "RCPT", rep, rcpt);
+		free(rep);
+		strv_free(&list);
+		return -1;
+	}
+	strv_free(&list);
+	strv_push(&list, rcpt);
+	*list_r = list;
+	return 0;
+}
+
+int
+txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct txn *tx = s->tx;
+	const char *p, *end, *err, *params;
+	char *addr = NULL, *perr = NULL;
+	char **list = NULL;
+	size_t plen;
+	struct smtp_rcpt_params rp;
+	int rc = -1;
+
+	if (tx == NULL) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		return -1;
+	}
+	if (tx->failed) {
+		reply(s, "%s", queue_error);
+		return -1;
+	}
+	if ((p = skip_keyword(cmd, "TO:")) == NULL) {
+		reply(s, "%s", cmd->verb->syntax);
+		return -1;
+	}
+	if (addr_parse_path(p, tx->mp.smtputf8, &addr, &end, &err) < 0
+	    || params_start(cmd, end, &params, &plen) < 0 || addr[0] == '\0') {
+		log_debug("%s[%s]: RCPT: %s", s->name, s->addr, addr ? "bad" : err);
+		reply(s, "501 5.1.3 Bad recipient address syntax");
+		free(addr);
+		return -1;
+	}
+	if (smtp_rcpt_params_parse(params, plen, &smtpd_conf.limits, &rp, &perr)
+	    != SMTP_DONE) {
+		reply(s, "%s", perr);
+		free(perr);
+		free(addr);
+		return -1;
+	}
+	if (smtpd_conf.recipient_limit > 0 && tx->nrcpt >= smtpd_conf.recipient_limit) {
+		/* Not a client error (Postfix): the client retries the rest. */
+		reply(s, "452 4.5.3 Error: too many recipients");
+		rc = 1;
+		goto out;
+	}
+	if (rcpt_resolve(s, addr, &list) < 0)
+		goto out;
+	if (tx->qw == NULL && queue_open(s) < 0)
+		goto queue_fail;
+	const char *orig = rp.orcpt != NULL ? rp.orcpt : addr;
+	const char *notify = smtp_notify_str(rp.notify);
+	for (size_t i = 0; list[i] != NULL; i++) {
+		if (strset_add(&tx->rcpts, addr_fold_domain(list[i]))
+		    && queue_writer_rcpt(tx->qw, list[i], orig, notify) < 0) {
+			log_warn("%s: write queue file", tx->id);
+			goto queue_fail;
+		}
+	}
+	if (tx->nrcpt++ == 0)
+		tx->first_rcpt = xstrdup(addr);
+	reply(s, "250 2.1.5 Ok");
+	session_enter(s, SESS_RCPT);
+	rc = 0;
+	goto out;
+
+queue_fail:
+	if (tx->qw != NULL)
+		queue_writer_abort(&tx->qw);
+	tx->failed = 1;
+	reply(s, "%s", queue_error);
+out:
+	strv_free(&list);
+	smtp_rcpt_params_free(&rp);
+	free(addr);
+	return rc;
+}
+
+/* Hand buffered content to the queue writer. */
+static void
+content_flush(struct txn *tx)
+{
+	if (tx->content.len == 0)
+		return;
+	if (!tx->write_error && tx->qw != NULL
+	    && queue_writer_content(tx->qw, tx->content.data, tx->content.len) < 0) {
+		log_warn("%s: write queue file", tx->id);
+		tx->write_error = 1;
+	}
+	buf_reset(&tx->content);
+}
+
+static void
+received_header(struct session *s)
+{
+	struct txn *tx = s->tx;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int v6 = strchr(s->addr, ':') != NULL;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
+	buf_printf(&tx->content, "Received: from %s (%s [%s%s])\n",
+	    s->helo ? s->helo : s->name, s->name, v6 ? "IPv6:" : "", s->addr);
+	buf_printf(&tx->content, "\tby %s (%s) with %s id %s",
+	    smtpd_conf.myhostname, smtpd_conf.mail_name,
+	    session_proto(s), tx->id);
+	if (tx->nrcpt == 1)
+		buf_printf(&tx->content, "\n\tfor <%s>; %s\n", tx->first_rcpt, date);
+	else
+		buf_printf(&tx->content, ";\n\t%s\n", date);
+}
+
+int
+txn_data(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct txn *tx = s->tx;
+
+	if (tx == NULL) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		return -1;
+	}
+	if (tx->failed || tx->qw == NULL) {
+		reply(s, "%s", tx->nrcpt == 0 && !tx->failed
+		    ? "503 5.5.1 Error: need RCPT command" : queue_error);
+		return -1;
+	}
+	received_header(s);
+	smtp_data_init(&tx->data);
+	tx->data_limits = smtpd_conf.limits;
+	tx->data_limits.max_size = smtpd_conf.message_size_limit;
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_enter(s, SESS_DATA);
+	return 0;
+}
+
+/* End of data: reject, or commit and only then say "queued". */
+static void
+data_done(struct session *s)
+{
+	struct txn *tx = s->tx;
+	const char *rej = NULL;
+	char id[QUEUE_ID_MAX];
+
+	s->where = "END-OF-MESSAGE";
+	content_flush(tx);
+	if (tx->data.too_big)
+		rej = "552 5.3.4 Error: message file too big";
+	else if (smtpd_conf.hopcount_limit > 0 && tx->hs.hops > smtpd_conf.hopcount_limit)
+		rej = "554 5.4.0 Error: too many hops";
+	else if (tx->write_error)
+		rej = queue_error;
+	if (rej == NULL && queue_writer_commit(tx->qw, id) < 0) {
+		log_warn("%s: commit queue file", tx->id);
+		rej = queue_error;
+	}
+	if (rej != NULL) {
+		reply(s, "%s", rej);
+		session_log_reject(s, "END-OF-MESSAGE", rej,
+		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);
+		txn_reset(s);
+		return;
+	}
+	queue_writer_free(&tx->qw);
+	if (tx->hs.message_id != NULL)
+		log_info("%s: message-id=%s", id, tx->hs.message_id);
+	reply(s, "250 2.0.0 Ok: queued as %s", id);
+	txn_reset(s);
+	(void)trigger_send("qmgr", "I");
+}
+
+size_t
+txn_data_feed(struct session *s, const char *p, size_t n)
+{
+	struct txn *tx = s->tx;
+	size_t used = 0, before = tx->content.len;
+	enum smtp_result r;
+
+	r = smtp_data_parse(&tx->data, &tx->data_limits, p, n, &used, &tx->content);
+	if (tx->content.len > before)
+		hdr_scan(&tx->hs, tx->content.data + before, tx->content.len - before);
+	if (tx->data.too_big || tx->write_error)
+		buf_reset(&tx->content);   /* read to the end, keep nothing */
+	else if (tx->content.len >= CONTENT_FLUSH)
+		content_flush(tx);
+	if (r == SMTP_DONE)
+		data_done(s);
+	else if (r == SMTP_ERROR)
+		log_panic("%s: DATA parser called after the end", __func__);
+	return used;
+}
