@@ -34,7 +34,24 @@ int maplist_empty(const struct maplist *ml);
 void maplist_close(struct maplist **ml);
 
 /* postern map build|list|query */
+/* 0 built; -1 I/O or system error; -2 bad spec or syntax error in the
+ * source (*err_r names file:line). Building "lmdb:/path" reads /path. */
 int map_build(const char *spec, char **err_r);
+/* Print "key value" lines. 0, or -1 and *err_r. */
 int map_list(const char *spec, FILE *out, char **err_r);
+
+/* Walk every entry (lmdb; unix:passwd.byname). cb returns 0 to go on,
+ * non-zero to stop (map_foreach then returns that). -1 and *err_r on error
+ * or for a map type that cannot be listed (static). */
+int map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
+    void *ctx), void *ctx, char **err_r);
+/* Reopen the map if its file changed. 1 reopened, 0 unchanged, -1 error. */
+int map_refresh(struct map *m);
+/* Changes whenever the map is reopened onto a new file version. */
+unsigned long map_generation(const struct map *m);
+const char *map_spec(const struct map *m);
+/* The maps of a list, in order (borrowed). */
+size_t maplist_count(const struct maplist *ml);
+struct map *maplist_get(const struct maplist *ml, size_t i);
 
 #endif

@@ -27,6 +27,11 @@ struct resolver *resolver_open(char **err_r);
 void resolver_close(struct resolver **r);
 
 enum rcpt_class resolver_class(struct resolver *r, const char *domain);
+/* The same with an error channel: 0 and *cls, or -1 when a table lookup
+ * failed (defer; resolver_class answers RCPT_RELAY then, with a warning).
+ * Callers that can answer 451 should prefer this. */
+int resolver_class_ex(struct resolver *r, const char *domain,
+    enum rcpt_class *cls);
 /* 1 known, 0 unknown (550 5.1.1), -1 temporary failure (451 4.3.0). */
 int resolver_rcpt_known(struct resolver *r, const char *addr);
 /* Recursive virtual_alias_maps expansion (depth 20, 1000 addresses max).

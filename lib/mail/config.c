@@ -1,0 +1,963 @@
+/*
+ * config - postern.conf: one typed parameter table with Postfix names and
+ * defaults, a main.cf-style file reader, and $name expansion.
+ *
+ * Invariants: every known parameter has an entry in params[] from the first
+ * call on; an entry's value is NULL while the default applies. A value is
+ * stored as written and expanded when read; expanded strings are cached per
+ * "generation" (bumped by every load or set). A string once returned by
+ * config_get() is never freed (superseded strings go to a retired list), so
+ * callers may keep the pointer across a reload - reloads are rare and the
+ * leak is bounded by them.
+ *
+ * Trusts: nothing in the file; it is bounded (CONF_FILE_MAX) and every
+ * line is checked. Expansion has a depth, an output and a work limit, and
+ * a reference cycle is caught; on any expansion error the value is returned
+ * as written with one warning.
+ *
+ * Limits: no Postfix "${name?{text}:{text}}" brace form; an undefined $name
+ * expands to nothing. Parameters flagged RAW (forward_path, mailbox_command)
+ * hold per-recipient $names that local expands itself, so config_get()
+ * returns them unexpanded.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/strv.h"
+#include "mail/config.h"
+
+#ifndef POSTERN_LIBEXECDIR
+#define POSTERN_LIBEXECDIR "/usr/libexec/postern"
+#endif
+#ifndef POSTERN_SYSCONFDIR
+#define POSTERN_SYSCONFDIR "/etc/postern"
+#endif
+
+#define CONF_FILE_MAX (4 * 1024 * 1024)
+#define CONF_EXPAND_DEPTH 20
+#define CONF_EXPAND_MAX (1024 * 1024)
+#define CONF_NAME_MAX 100
+#define CONF_EXPAND_REFS 10000   /* references followed per value */
+
+enum {
+	PF_RAW = 1,        /* never expanded by config_get */
+	PF_COMPUTED = 2,   /* default computed at run time */
+};
+
+struct param_def {
+	const char *name;
+	enum config_type type;
+	const char *def;
+	char unit;         /* CONF_TIME: unit of a bare number */
+	unsigned flags;
+};
+
+/* Sorted by name only for the reader's convenience; lookups do not rely on it. */
+static const struct param_def param_table[] = {
+	{ "alias_database", CONF_STR, "$alias_maps", 0, 0 },
+	{ "alias_maps", CONF_STR, "lmdb:/etc/aliases", 0, 0 },
+	{ "allow_mail_to_commands", CONF_STR, "alias, forward", 0, 0 },
+	{ "allow_mail_to_files", CONF_STR, "alias, forward", 0, 0 },
+	{ "bounce_queue_lifetime", CONF_TIME, "5d", 'd', 0 },
+	{ "bounce_size_limit", CONF_INT, "50000", 0, 0 },
+	{ "command_directory", CONF_STR, NULL, 0, PF_COMPUTED },
+	{ "command_time_limit", CONF_TIME, "1000s", 's', 0 },
+	{ "config_directory", CONF_STR, NULL, 0, PF_COMPUTED },
+	{ "daemon_directory", CONF_STR, POSTERN_LIBEXECDIR, 0, 0 },
+	{ "data_directory", CONF_STR, "/var/lib/postern", 0, 0 },
+	{ "default_destination_concurrency_limit", CONF_INT, "20", 0, 0 },
+	{ "default_destination_recipient_limit", CONF_INT, "50", 0, 0 },
+	{ "default_privs", CONF_STR, "nobody", 0, 0 },
+	{ "default_process_limit", CONF_INT, "100", 0, 0 },
+	{ "default_transport", CONF_STR, "smtp", 0, 0 },
+	{ "delay_warning_time", CONF_TIME, "0h", 'h', 0 },
+	{ "disable_vrfy_command", CONF_BOOL, "no", 0, 0 },
+	{ "double_bounce_sender", CONF_STR, "double-bounce", 0, 0 },
+	{ "forward_path", CONF_STR, "$home/.forward", 0, PF_RAW },
+	{ "header_size_limit", CONF_INT, "102400", 0, 0 },
+	{ "home_mailbox", CONF_STR, "", 0, 0 },
+	{ "hopcount_limit", CONF_INT, "50", 0, 0 },
+	{ "inet_interfaces", CONF_STR, "all", 0, 0 },
+	{ "initial_destination_concurrency", CONF_INT, "5", 0, 0 },
+	{ "line_length_limit", CONF_INT, "2048", 0, 0 },
+	{ "local_destination_concurrency_limit", CONF_INT, "2", 0, 0 },
+	{ "local_destination_recipient_limit", CONF_INT, "1", 0, 0 },
+	{ "local_recipient_maps", CONF_STR, "unix:passwd.byname $alias_maps", 0, 0 },
+	{ "local_transport", CONF_STR, "local", 0, 0 },
+	{ "mail_name", CONF_STR, "Postern", 0, 0 },
+	{ "mail_owner", CONF_STR, "postern", 0, 0 },
+	{ "mail_spool_directory", CONF_STR, "/var/mail", 0, 0 },
+	{ "mailbox_command", CONF_STR, "", 0, PF_RAW },
+	{ "mailbox_size_limit", CONF_SIZE, "51200000", 0, 0 },
+	{ "maillog_file", CONF_STR, "", 0, 0 },
+	{ "max_idle", CONF_TIME, "100s", 's', 0 },
+	{ "max_use", CONF_INT, "100", 0, 0 },
+	{ "maximal_backoff_time", CONF_TIME, "4000s", 's', 0 },
+	{ "maximal_queue_lifetime", CONF_TIME, "5d", 'd', 0 },
+	{ "message_size_limit", CONF_SIZE, "10240000", 0, 0 },
+	{ "minimal_backoff_time", CONF_TIME, "300s", 's', 0 },
+	{ "mydestination", CONF_STR, "$myhostname, localhost.$mydomain, localhost", 0, 0 },
+	{ "mydomain", CONF_STR, NULL, 0, PF_COMPUTED },
+	{ "myhostname", CONF_STR, NULL, 0, PF_COMPUTED },
+	{ "mynetworks", CONF_STR, "127.0.0.0/8 [::1]/128", 0, 0 },
+	{ "myorigin", CONF_STR, "$myhostname", 0, 0 },
+	{ "qmgr_message_active_limit", CONF_INT, "20000", 0, 0 },
+	{ "queue_directory", CONF_STR, "/var/spool/postern", 0, 0 },
+	{ "queue_run_delay", CONF_TIME, "300s", 's', 0 },
+	{ "recipient_delimiter", CONF_STR, "", 0, 0 },
+	{ "relayhost", CONF_STR, "", 0, 0 },
+	{ "smtp_connect_timeout", CONF_TIME, "30s", 's', 0 },
+	{ "smtp_helo_name", CONF_STR, "$myhostname", 0, 0 },
+	{ "smtp_tls_security_level", CONF_STR, "may", 0, 0 },
+	{ "smtpd_banner", CONF_STR, "$myhostname ESMTP $mail_name", 0, 0 },
+	{ "smtpd_client_limit", CONF_INT, "1000", 0, 0 },
+	{ "smtpd_error_sleep_time", CONF_TIME, "1s", 's', 0 },
+	{ "smtpd_forbid_bare_newline", CONF_STR, "normalize", 0, 0 },
+	{ "smtpd_hard_error_limit", CONF_INT, "20", 0, 0 },
+	{ "smtpd_helo_required", CONF_BOOL, "no", 0, 0 },
+	{ "smtpd_recipient_limit", CONF_INT, "1000", 0, 0 },
+	{ "smtpd_soft_error_limit", CONF_INT, "10", 0, 0 },
+	{ "smtpd_timeout", CONF_TIME, "300s", 's', 0 },
+	{ "smtpd_tls_cert_file", CONF_STR, "", 0, 0 },
+	{ "smtpd_tls_key_file", CONF_STR, "", 0, 0 },
+	{ "smtpd_tls_security_level", CONF_STR, "", 0, 0 },
+	{ "smtputf8_enable", CONF_BOOL, "yes", 0, 0 },
+	{ "strict_rfc821_envelopes", CONF_BOOL, "no", 0, 0 },
+	{ "syslog_facility", CONF_STR, "mail", 0, 0 },
+	{ "syslog_name", CONF_STR, "postern", 0, 0 },
+	{ "transport_maps", CONF_STR, "", 0, 0 },
+	{ "virtual_alias_domains", CONF_STR, "$virtual_alias_maps", 0, 0 },
+	{ "virtual_alias_maps", CONF_STR, "", 0, 0 },
+	{ "virtual_gid_maps", CONF_STR, "", 0, 0 },
+	{ "virtual_mailbox_base", CONF_STR, "", 0, 0 },
+	{ "virtual_mailbox_domains", CONF_STR, "$virtual_mailbox_maps", 0, 0 },
+	{ "virtual_mailbox_limit", CONF_SIZE, "51200000", 0, 0 },
+	{ "virtual_mailbox_maps", CONF_STR, "", 0, 0 },
+	{ "virtual_minimum_uid", CONF_INT, "100", 0, 0 },
+	{ "virtual_transport", CONF_STR, "virtual", 0, 0 },
+	{ "virtual_uid_maps", CONF_STR, "", 0, 0 },
+};
+
+struct param {
+	char *name;
+	const struct param_def *def;   /* NULL: unknown name set in the file */
+	char *value;                   /* as written; NULL = default */
+	char *defval;                  /* computed default (PF_COMPUTED) */
+	char *cache;                   /* expanded value */
+	unsigned long cache_gen;
+	unsigned long defval_gen;
+	unsigned long warned_gen;
+	int busy;                      /* being expanded: cycle detection */
+};
+
+static struct {
+	struct param *v;
+	size_t n;
+	size_t cap;
+	char *dir;
+	char *path;
+	unsigned long gen;
+	char **retired;
+	char *hostname;
+	unsigned refs;                 /* work done by the current expansion */
+} conf;
+
+static void
+retire(char **s)
+{
+	if (*s == NULL)
+		return;
+	/* Keep superseded strings: a caller may still hold one (see top). */
+	size_t n = strv_len(conf.retired);
+
+	conf.retired = xreallocarray(conf.retired, n + 2, sizeof(char *));
+	conf.retired[n] = *s;
+	conf.retired[n + 1] = NULL;
+	*s = NULL;
+}
+
+static struct param *
+param_add(const char *name, const struct param_def *def)
+{
+	struct param *p;
+
+	if (conf.n == conf.cap) {
+		conf.cap = conf.cap ? conf.cap * 2 : 128;
+		conf.v = xreallocarray(conf.v, conf.cap, sizeof(*conf.v));
+	}
+	p = &conf.v[conf.n++];
+	memset(p, 0, sizeof(*p));
+	p->name = xstrdup(name);
+	p->def = def;
+	return p;
+}
+
+static void
+conf_init(void)
+{
+	size_t i;
+
+	if (conf.n != 0)
+		return;
+	conf.gen = 1;
+	for (i = 0; i < ARRAY_SIZE(param_table); i++)
+		param_add(param_table[i].name, &param_table[i]);
+}
+
+static struct param *
+param_find(const char *name)
+{
+	size_t i;
+
+	conf_init();
+	for (i = 0; i < conf.n; i++)
+		if (strcmp(conf.v[i].name, name) == 0)
+			return &conf.v[i];
+	return NULL;
+}
+
+static int
+valid_name(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > CONF_NAME_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+static const char *
+host_name(void)
+{
+	char h[256];
+
+	if (conf.hostname != NULL)
+		return conf.hostname;
+	if (gethostname(h, sizeof(h) - 1) != 0 || h[0] == '\0')
+		snprintf(h, sizeof(h), "localhost");
+	h[sizeof(h) - 1] = '\0';
+	str_lower(h);
+	if (strchr(h, '.') == NULL)
+		conf.hostname = xasprintf("%s.localdomain", h);
+	else
+		conf.hostname = xstrdup(h);
+	return conf.hostname;
+}
+
+static char *
+computed_default(const struct param *p)
+{
+	const char *s;
+
+	if (strcmp(p->name, "config_directory") == 0)
+		return xstrdup(conf.dir ? conf.dir : POSTERN_SYSCONFDIR);
+	if (strcmp(p->name, "myhostname") == 0)
+		return xstrdup(host_name());
+	if (strcmp(p->name, "mydomain") == 0) {
+		s = config_get("myhostname");
+		s = s ? strchr(s, '.') : NULL;
+		return xstrdup(s != NULL && s[1] != '\0' ? s + 1 : "localdomain");
+	}
+	if (strcmp(p->name, "command_directory") == 0) {
+		/* sbin next to the libexec directory the build installs into */
+		static const char tail[] = "/libexec/postern";
+		const char *d = POSTERN_LIBEXECDIR;
+		size_t n = strlen(d), t = sizeof(tail) - 1;
+
+		if (n >= t && strcmp(d + n - t, tail) == 0)
+			return xasprintf("%.*s/sbin", (int)(n - t), d);
+		return xstrdup("/usr/sbin");
+	}
+	return xstrdup("");
+}
+
+static const char *
+param_raw(struct param *p)
+{
+	if (p->value != NULL)
+		return p->value;
+	if (p->def == NULL)
+		return "";
+	if (p->def->flags & PF_COMPUTED) {
+		if (p->defval == NULL || p->defval_gen != conf.gen) {
+			char *v;
+
+			/* computing may recurse (mydomain reads myhostname) */
+			if (p->busy)
+				return "";
+			p->busy = 1;
+			v = computed_default(p);
+			p->busy = 0;
+			retire(&p->defval);
+			p->defval = v;
+			p->defval_gen = conf.gen;
+		}
+		return p->defval;
+	}
+	return p->def->def;
+}
+
+static int expand(const char *s, size_t len, struct buf *out, int depth,
+    const char **err_r);
+
+/* Expand the parameter name (n bytes) into out. */
+static int
+expand_ref(const char *name, size_t n, struct buf *out, int depth,
+    const char **err_r)
+{
+	char tmp[CONF_NAME_MAX + 1];
+	struct param *p;
+	const char *raw;
+	int r;
+
+	if (!valid_name(name, n)) {
+		*err_r = "bad parameter name in $reference";
+		return -1;
+	}
+	memcpy(tmp, name, n);
+	tmp[n] = '\0';
+	p = param_find(tmp);
+	if (p == NULL)
+		return 0;   /* undefined: nothing, as Postfix does */
+	if (p->busy) {
+		*err_r = "parameter refers to itself";
+		return -1;
+	}
+	if (depth >= CONF_EXPAND_DEPTH) {
+		*err_r = "expansion nested too deeply";
+		return -1;
+	}
+	/* $b$b$b... chains to empty values grow no output but take
+	 * exponential time: bound the work itself */
+	if (++conf.refs > CONF_EXPAND_REFS) {
+		*err_r = "expansion too complex";
+		return -1;
+	}
+	raw = param_raw(p);
+	if (p->def != NULL && (p->def->flags & PF_RAW))
+		return buf_puts(out, raw) == 0 ? 0 : (*err_r = "expansion too long", -1);
+	p->busy = 1;
+	r = expand(raw, strlen(raw), out, depth + 1, err_r);
+	p->busy = 0;
+	return r;
+}
+
+static int
+expand(const char *s, size_t len, struct buf *out, int depth, const char **err_r)
+{
+	size_t i = 0, start, n;
+	char open, close;
+	int nest;
+
+	while (i < len) {
+		if (s[i] != '$') {
+			start = i;
+			while (i < len && s[i] != '$')
+				i++;
+			if (buf_append(out, s + start, i - start) != 0)
+				goto toolong;
+			continue;
+		}
+		i++;
+		if (i >= len) {
+			if (buf_putc(out, '$') != 0)
+				goto toolong;
+			break;
+		}
+		if (s[i] == '$') {
+			if (buf_putc(out, '$') != 0)
+				goto toolong;
+			i++;
+			continue;
+		}
+		if (s[i] == '{' || s[i] == '(') {
+			size_t body, name_end, end;
+
+			open = s[i];
+			close = open == '{' ? '}' : ')';
+			body = ++i;
+			nest = 1;
+			while (i < len) {
+				if (s[i] == open)
+					nest++;
+				else if (s[i] == close && --nest == 0)
+					break;
+				i++;
+			}
+			if (i >= len) {
+				*err_r = "unbalanced bracket in $reference";
+				return -1;
+			}
+			end = i++;
+			name_end = body;
+			while (name_end < end && (isalnum((unsigned char)s[name_end]) ||
+			    s[name_end] == '_'))
+				name_end++;
+			if (name_end == end) {
+				if (expand_ref(s + body, end - body, out, depth, err_r) != 0)
+					return -1;
+				continue;
+			}
+			if (s[name_end] != '?' && s[name_end] != ':') {
+				*err_r = "bad parameter name in $reference";
+				return -1;
+			}
+			{
+				/* ${name?text}: text if name is non-empty;
+				 * ${name:text}: text if name is empty. */
+				struct buf val = BUF_INIT(CONF_EXPAND_MAX);
+				int want_set = s[name_end] == '?', r;
+
+				r = expand_ref(s + body, name_end - body, &val, depth, err_r);
+				if (r == 0 && (val.len != 0) == want_set)
+					r = expand(s + name_end + 1, end - name_end - 1, out,
+					    depth + 1, err_r);
+				buf_free(&val);
+				if (r != 0)
+					return -1;
+			}
+			continue;
+		}
+		if (isalnum((unsigned char)s[i]) || s[i] == '_') {
+			start = i;
+			while (i < len && (isalnum((unsigned char)s[i]) || s[i] == '_'))
+				i++;
+			n = i - start;
+			if (expand_ref(s + start, n, out, depth, err_r) != 0)
+				return -1;
+			continue;
+		}
+		/* '$' before anything else is just a dollar sign */
+		if (buf_putc(out, '$') != 0)
+			goto toolong;
+	}
+	return 0;
+toolong:
+	*err_r = "expansion too long";
+	return -1;
+}
+
+static const char *
+param_expanded(struct param *p)
+{
+	struct buf b = BUF_INIT(CONF_EXPAND_MAX);
+	const char *raw = param_raw(p), *err = NULL;
+
+	if (p->def != NULL && (p->def->flags & PF_RAW))
+		return raw;
+	if (p->cache != NULL && p->cache_gen == conf.gen)
+		return p->cache;
+	p->busy = 1;
+	conf.refs = 0;
+	if (expand(raw, strlen(raw), &b, 0, &err) != 0) {
+		if (p->warned_gen != conf.gen)
+			log_warnx("%s%sparameter %s: %s; value left unexpanded: %s",
+			    conf.path ? conf.path : "", conf.path ? ": " : "",
+			    p->name, err, raw);
+		p->warned_gen = conf.gen;
+		buf_reset(&b);
+		buf_puts(&b, raw);
+	}
+	p->busy = 0;
+	retire(&p->cache);
+	p->cache = b.data ? buf_steal(&b) : xstrdup("");
+	p->cache_gen = conf.gen;
+	return p->cache;
+}
+
+const char *
+config_get(const char *name)
+{
+	struct param *p;
+
+	if (name == NULL || (p = param_find(name)) == NULL)
+		return NULL;
+	return param_expanded(p);
+}
+
+const char *
+config_get_raw(const char *name)
+{
+	struct param *p;
+
+	if (name == NULL || (p = param_find(name)) == NULL)
+		return NULL;
+	return param_raw(p);
+}
+
+int
+config_is_set(const char *name)
+{
+	struct param *p = name ? param_find(name) : NULL;
+
+	return p != NULL && p->value != NULL;
+}
+
+const char *
+config_dir(void)
+{
+	return conf.dir ? conf.dir : POSTERN_SYSCONFDIR;
+}
+
+static int
+param_store(const char *name, const char *value)
+{
+	struct param *p;
+
+	if (!valid_name(name, strlen(name)))
+		return -1;
+	p = param_find(name);
+	if (p == NULL)
+		p = param_add(name, NULL);
+	retire(&p->value);
+	p->value = xstrdup(value);
+	conf.gen++;
+	return 0;
+}
+
+int
+config_set(const char *name, const char *value)
+{
+	if (name == NULL || value == NULL)
+		return -1;
+	return param_store(name, value);
+}
+
+/* Logical line reader (see config.h). */
+
+void
+lline_init(struct lline *ll, const char *text, size_t len)
+{
+	ll->p = text;
+	ll->end = text + len;
+	ll->lineno = 0;
+	ll->max = 1024 * 1024;
+}
+
+int
+lline_next(struct lline *ll, struct buf *out, int *lineno_r, const char **why_r)
+{
+	const char *line, *eol, *s, *e;
+	int have = 0;
+
+	buf_reset(out);
+	*lineno_r = 0;
+	while (ll->p < ll->end) {
+		line = ll->p;
+		eol = memchr(line, '\n', (size_t)(ll->end - line));
+		if (eol == NULL)
+			eol = ll->end;
+		if (memchr(line, '\0', (size_t)(eol - line)) != NULL) {
+			*lineno_r = ll->lineno + 1;
+			*why_r = "NUL byte in line";
+			return -1;
+		}
+		s = line;
+		while (s < eol && (*s == ' ' || *s == '\t' || *s == '\r' ||
+		    *s == '\f' || *s == '\v'))
+			s++;
+		if (s == eol || *s == '#') {
+			/* blank and comment lines never end a logical line */
+			ll->p = eol < ll->end ? eol + 1 : eol;
+			ll->lineno++;
+			continue;
+		}
+		if (s != line && !have) {
+			/* indented lines are always taken by the logical
+			 * line before them, so this one has none */
+			*lineno_r = ll->lineno + 1;
+			*why_r = "continuation line without a preceding line";
+			ll->p = eol < ll->end ? eol + 1 : eol;
+			ll->lineno++;
+			return -1;
+		}
+		if (s == line && have)
+			break;   /* the next logical line starts here */
+		e = eol;
+		while (e > s && isspace((unsigned char)e[-1]))
+			e--;
+		if (have && buf_putc(out, ' ') != 0)
+			goto toolong;
+		if ((size_t)(e - s) > ll->max || out->len + (size_t)(e - s) > ll->max ||
+		    buf_append(out, s, (size_t)(e - s)) != 0)
+			goto toolong;
+		if (!have)
+			*lineno_r = ll->lineno + 1;
+		have = 1;
+		ll->p = eol < ll->end ? eol + 1 : eol;
+		ll->lineno++;
+	}
+	return have;
+toolong:
+	*why_r = "line too long";
+	if (*lineno_r == 0)
+		*lineno_r = ll->lineno + 1;
+	return -1;
+}
+
+static void
+conf_reset(void)
+{
+	size_t i;
+
+	conf_init();
+	/* Drop file values and unknown names; keep table entries. */
+	for (i = 0; i < conf.n; i++) {
+		retire(&conf.v[i].value);
+		if (conf.v[i].def == NULL) {
+			retire(&conf.v[i].cache);
+			retire(&conf.v[i].name);
+		}
+	}
+	for (i = 0; i < conf.n;) {
+		if (conf.v[i].def == NULL) {
+			conf.v[i] = conf.v[conf.n - 1];
+			conf.n--;
+		} else
+			i++;
+	}
+	conf.gen++;
+}
+
+int
+config_load(const char *dir, char **err_r)
+{
+	struct buf line = BUF_INIT(0);
+	struct lline ll;
+	char *text = NULL, *path, *eq, *name, *value;
+	char **names = NULL, **values = NULL, **unknown = NULL;
+	const char *why = NULL;
+	size_t len = 0, i;
+	int lineno, r;
+
+	*err_r = NULL;
+	if (dir == NULL || *dir == '\0')
+		dir = POSTERN_SYSCONFDIR;
+	path = xasprintf("%s/postern.conf", dir);
+	if (file_read_all(path, CONF_FILE_MAX, &text, &len) != 0) {
+		if (errno == EFBIG || errno == ENOBUFS)
+			*err_r = xasprintf("%s: file too large", path);
+		else
+			*err_r = xasprintf("open %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	/* Parse everything first: a bad file leaves the old settings intact
+	 * (master keeps running on a failed reload). */
+	names = xcalloc(1, sizeof(char *));
+	values = xcalloc(1, sizeof(char *));
+	lline_init(&ll, text, len);
+	while ((r = lline_next(&ll, &line, &lineno, &why)) != 0) {
+		if (r < 0) {
+			*err_r = xasprintf("%s:%d: %s", path, lineno, why);
+			goto fail;
+		}
+		name = line.data;
+		eq = strchr(name, '=');
+		if (eq == NULL) {
+			*err_r = xasprintf("%s:%d: missing '=' after parameter name",
+			    path, lineno);
+			goto fail;
+		}
+		*eq = '\0';
+		value = str_trim(eq + 1);
+		str_trim(name);
+		if (*name == '\0') {
+			*err_r = xasprintf("%s:%d: missing parameter name before '='",
+			    path, lineno);
+			goto fail;
+		}
+		if (!valid_name(name, strlen(name))) {
+			*err_r = xasprintf("%s:%d: bad parameter name '%.100s'",
+			    path, lineno, name);
+			goto fail;
+		}
+		strv_push(&names, name);
+		strv_push(&values, value);
+	}
+	conf_reset();
+	free(conf.dir);
+	conf.dir = xstrdup(dir);
+	free(conf.path);
+	conf.path = path;
+	for (i = 0; names[i] != NULL; i++) {
+		if (param_find(names[i]) == NULL)
+			strv_push(&unknown, names[i]);
+		param_store(names[i], values[i]);
+	}
+	for (i = 0; unknown != NULL && unknown[i] != NULL; i++)
+		log_warnx("%s: unknown parameter %s", path, unknown[i]);
+	strv_free(&unknown);
+	strv_free(&names);
+	strv_free(&values);
+	buf_free(&line);
+	free(text);
+	return 0;
+fail:
+	strv_free(&names);
+	strv_free(&values);
+	buf_free(&line);
+	free(text);
+	free(path);
+	return -1;
+}
+
+long long
+config_parse_time(const char *s, char default_unit)
+{
+	long long total = 0, n, mul;
+	const char *p = s;
+	int digits, units = 0;
+
+	if (s == NULL)
+		return -1;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '\0')
+		return -1;
+	/* "300", "300s", "5d" and Postfix 3.x combinations like "1h30m" */
+	while (*p != '\0' && *p != ' ' && *p != '\t') {
+		n = 0;
+		digits = 0;
+		while (*p >= '0' && *p <= '9') {
+			if (__builtin_mul_overflow(n, 10, &n) ||
+			    __builtin_add_overflow(n, *p - '0', &n))
+				return -1;
+			p++;
+			digits++;
+		}
+		if (digits == 0)
+			return -1;
+		char u = *p;
+
+		if (u == '\0' || u == ' ' || u == '\t') {
+			if (units > 0)
+				return -1;   /* "1h30" is ambiguous */
+			u = default_unit ? default_unit : 's';
+		} else
+			p++;
+		switch (tolower((unsigned char)u)) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		case 'w': mul = 7 * 86400; break;
+		default: return -1;
+		}
+		if (__builtin_mul_overflow(n, mul, &n) ||
+		    __builtin_add_overflow(total, n, &total))
+			return -1;
+		units++;
+	}
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p == '\0' ? total : -1;
+}
+
+static int
+parse_int(const char *s, long long *v)
+{
+	char *end;
+	long long n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (!(*s >= '0' && *s <= '9'))
+		return -1;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno != 0 || n < 0)
+		return -1;
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (*end != '\0')
+		return -1;
+	*v = n;
+	return 0;
+}
+
+static int
+parse_bool(const char *s)
+{
+	static const char *const yes[] = { "yes", "true", "1", "on" };
+	static const char *const no[] = { "no", "false", "0", "off" };
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(yes); i++)
+		if (strcasecmp(s, yes[i]) == 0)
+			return 1;
+	for (i = 0; i < ARRAY_SIZE(no); i++)
+		if (strcasecmp(s, no[i]) == 0)
+			return 0;
+	return -1;
+}
+
+static struct param *
+typed_param(const char *name, const char *what)
+{
+	struct param *p = name ? param_find(name) : NULL;
+
+	if (p == NULL) {
+		log_warnx("%s: unknown parameter %s", what, name ? name : "(null)");
+		return NULL;
+	}
+	return p;
+}
+
+long long
+config_int(const char *name)
+{
+	struct param *p = typed_param(name, __func__);
+	long long v;
+
+	if (p == NULL)
+		return -1;
+	if (parse_int(param_expanded(p), &v) != 0)
+		log_fatalx("bad numerical configuration: %s = %s", name,
+		    param_expanded(p));
+	return v;
+}
+
+long long
+config_time(const char *name)
+{
+	struct param *p = typed_param(name, __func__);
+	long long v;
+
+	if (p == NULL)
+		return -1;
+	v = config_parse_time(param_expanded(p),
+	    p->def && p->def->unit ? p->def->unit : 's');
+	if (v < 0)
+		log_fatalx("bad time configuration: %s = %s", name,
+		    param_expanded(p));
+	return v;
+}
+
+int
+config_bool(const char *name)
+{
+	struct param *p = typed_param(name, __func__);
+	int v;
+
+	if (p == NULL)
+		return 0;
+	v = parse_bool(param_expanded(p));
+	if (v < 0)
+		log_fatalx("bad boolean configuration: %s = %s", name,
+		    param_expanded(p));
+	return v;
+}
+
+int
+config_check(char **err_r)
+{
+	const char *v, *kind = NULL;
+	long long n;
+	size_t i;
+
+	*err_r = NULL;
+	conf_init();
+	for (i = 0; i < conf.n; i++) {
+		struct param *p = &conf.v[i];
+
+		if (p->def == NULL)
+			continue;
+		v = param_expanded(p);
+		switch (p->def->type) {
+		case CONF_STR:
+			continue;
+		case CONF_INT:
+		case CONF_SIZE:
+			if (parse_int(v, &n) != 0)
+				kind = "a non-negative integer";
+			break;
+		case CONF_TIME:
+			if (config_parse_time(v, p->def->unit ? p->def->unit : 's') < 0)
+				kind = "a time (number with unit s, m, h, d or w)";
+			break;
+		case CONF_BOOL:
+			if (parse_bool(v) < 0)
+				kind = "yes or no";
+			break;
+		}
+		if (kind != NULL) {
+			*err_r = xasprintf("parameter %s: bad value '%.200s' (expected %s)",
+			    p->name, v, kind);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+cmp_param(const void *a, const void *b)
+{
+	const struct param *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+static void
+print_param(FILE *out, struct param *p, int expand_it)
+{
+	const char *v = expand_it ? param_expanded(p) : param_raw(p);
+
+	if (*v == '\0')
+		fprintf(out, "%s =\n", p->name);
+	else
+		fprintf(out, "%s = %s\n", p->name, v);
+}
+
+void
+config_print_x(FILE *out, int only_nondefault, int expand_it)
+{
+	struct param **sorted;
+	size_t i, n = 0;
+
+	conf_init();
+	sorted = xcalloc(conf.n, sizeof(*sorted));
+	for (i = 0; i < conf.n; i++)
+		if (!only_nondefault || conf.v[i].value != NULL)
+			sorted[n++] = &conf.v[i];
+	qsort(sorted, n, sizeof(*sorted), cmp_param);
+	for (i = 0; i < n; i++)
+		print_param(out, sorted[i], expand_it);
+	free(sorted);
+}
+
+void
+config_print(FILE *out, int only_nondefault)
+{
+	config_print_x(out, only_nondefault, 0);
+}
+
+int
+config_print_one_x(FILE *out, const char *name, int expand_it)
+{
+	struct param *p = name ? param_find(name) : NULL;
+
+	if (p == NULL)
+		return -1;
+	print_param(out, p, expand_it);
+	return 0;
+}
+
+int
+config_print_one(FILE *out, const char *name)
+{
+	return config_print_one_x(out, name, 0);
+}
