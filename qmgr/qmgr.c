@@ -1,0 +1,337 @@
+/*
+ * qmgr - the queue manager: moves mail from incoming/ and deferred/ into
+ * active/, hands recipients to delivery agents with per-transport and
+ * per-destination concurrency limits, retries with backoff, and returns
+ * undeliverable mail to its sender.
+ *
+ * One resident process (SERVER_TRIGGER) running as mail_owner. A
+ * connection on private/qmgr is a wake-up: its bytes are requests ('I'
+ * scan incoming, 'D' scan deferred, 'F' and 'A' deferred mail is due now,
+ * 'W' periodic wakeup), then it is closed. Timers scan incoming every few
+ * seconds (a safety net for lost triggers) and deferred every
+ * queue_run_delay. All work runs from the event loop: feeding happens in
+ * slices so a large queue never stalls the loop.
+ *
+ * SIGTERM: no new deliveries; those running get DRAIN_WAIT_MS to finish,
+ * then the process exits. What is left in active/ is recovered by the
+ * next qmgr (active/ -> incoming/ at startup).
+ *
+ * Trusts: trigger bytes are only flags (anything unknown is ignored).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/log.h"
+#include "util/loop.h"
+#include "mail/config.h"
+#include "mail/queue.h"
+#include "mail/server.h"
+#include "qmgr.h"
+
+#define INCOMING_SCAN_MS 5000
+#define TRIGGER_TIMEOUT_MS 5000
+#define DRAIN_WAIT_MS 5000
+#define FEED_SLICE 100
+
+struct qmgr_conf qconf;
+struct loop *qmgr_loop;
+int qmgr_draining;
+
+static uint64_t kick_timer, incoming_timer, deferred_timer, drain_timer;
+static time_t last_deferred_scan;
+static int exiting;
+
+/* Known parameters come typed from config.c (with their default units);
+ * a name config.c does not know yet (NULL) falls back to def. */
+long long
+qmgr_conf_int(const char *name, long long def)
+{
+	const char *v = config_get(name);
+	char *end;
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return def;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0') {
+		log_warnx("%s: bad number \"%s\", using %lld", name, v, def);
+		return def;
+	}
+	return n;
+}
+
+long long
+qmgr_conf_time(const char *name, long long def)
+{
+	const char *v = config_get(name);
+
+	if (v == NULL || *v == '\0')
+		return def;
+	return config_time(name);
+}
+
+static void
+read_config(void)
+{
+	static char host[256];
+	const char *v;
+
+	/* In a chroot the skeleton has set it to "/". */
+	v = config_get("queue_directory");
+	if (v == NULL || *v == '\0')
+		log_fatalx("queue_directory is not set");
+	qconf.queue_directory = v;
+	v = config_get("myhostname");
+	if (v == NULL || *v == '\0') {
+		if (gethostname(host, sizeof(host) - 1) < 0)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		v = host;
+	}
+	qconf.myhostname = v;
+	qconf.active_limit = qmgr_conf_int("qmgr_message_active_limit", 20000);
+	qconf.dest_concurrency = qmgr_conf_int("default_destination_concurrency_limit", 20);
+	qconf.dest_rcpt_limit = qmgr_conf_int("default_destination_recipient_limit", 50);
+	qconf.process_limit = qmgr_conf_int("default_process_limit", 100);
+	qconf.max_lifetime = qmgr_conf_time("maximal_queue_lifetime", 5 * 86400);
+	qconf.bounce_lifetime = qmgr_conf_time("bounce_queue_lifetime", 5 * 86400);
+	qconf.min_backoff = qmgr_conf_time("minimal_backoff_time", 300);
+	qconf.max_backoff = qmgr_conf_time("maximal_backoff_time", 4000);
+	qconf.run_delay = qmgr_conf_time("queue_run_delay", 300);
+	qconf.command_time_limit = qmgr_conf_time("command_time_limit", 1000);
+	qconf.bounce_size_limit = qmgr_conf_int("bounce_size_limit", 50000);
+	if (qconf.active_limit < 1)
+		qconf.active_limit = 1;
+	if (qconf.dest_rcpt_limit < 1)
+		qconf.dest_rcpt_limit = 1;
+	if (qconf.max_backoff < qconf.min_backoff)
+		qconf.max_backoff = qconf.min_backoff;
+	if (qconf.run_delay < 1)
+		qconf.run_delay = 1;
+}
+
+/* Work: feed the active queue and start deliveries, one slice per turn. */
+
+static void
+run_cb(struct loop *l, void *ctx)
+{
+	int more;
+
+	(void)l;
+	(void)ctx;
+	kick_timer = 0;
+	if (qmgr_draining)
+		return;
+	more = qmgr_feed(FEED_SLICE);
+	qsched_run();
+	if (more)
+		qmgr_kick();
+}
+
+void
+qmgr_kick(void)
+{
+	if (kick_timer == 0 && !exiting && qmgr_loop != NULL)
+		kick_timer = loop_timer_add(qmgr_loop, 0, run_cb, NULL);
+}
+
+static void
+deferred_scan(int flush)
+{
+	last_deferred_scan = time(NULL);
+	qmgr_scan_deferred(flush);
+}
+
+static void
+incoming_timer_cb(struct loop *l, void *ctx)
+{
+	(void)ctx;
+	incoming_timer = loop_timer_add(l, INCOMING_SCAN_MS, incoming_timer_cb, NULL);
+	qmgr_scan_incoming();
+}
+
+static void
+deferred_timer_cb(struct loop *l, void *ctx)
+{
+	(void)ctx;
+	deferred_timer = loop_timer_add(l, (uint64_t)qconf.run_delay * 1000,
+	    deferred_timer_cb, NULL);
+	deferred_scan(0);
+}
+
+/* Triggers. */
+
+struct trig {
+	int fd;
+	uint64_t timer;
+};
+
+static void
+trig_close(struct loop *l, struct trig *t)
+{
+	if (t->timer != 0)
+		loop_timer_cancel(l, t->timer);
+	loop_fd_del(l, t->fd);
+	server_disconnect(l, t->fd);
+	free(t);
+}
+
+static void
+trig_timeout(struct loop *l, void *ctx)
+{
+	struct trig *t = ctx;
+
+	t->timer = 0;
+	trig_close(l, t);
+}
+
+static void
+trig_read(struct loop *l, int fd, unsigned events, void *ctx)
+{
+	struct trig *t = ctx;
+	char req[64];
+	ssize_t n, i;
+
+	(void)events;
+	n = read(fd, req, sizeof(req));
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	for (i = 0; i < n; i++) {
+		switch (req[i]) {
+		case 'I':
+			qmgr_scan_incoming();
+			break;
+		case 'D':
+			deferred_scan(0);
+			break;
+		case 'F':
+		case 'A':
+			deferred_scan(1);
+			break;
+		case 'W':
+			qmgr_scan_incoming();
+			if (time(NULL) - last_deferred_scan >= qconf.run_delay)
+				deferred_scan(0);
+			break;
+		default:
+			break;
+		}
+	}
+	trig_close(l, t);
+}
+
+static void
+qmgr_conn(struct loop *l, int fd)
+{
+	struct trig *t = xcalloc(1, sizeof(*t));
+
+	t->fd = fd;
+	if (loop_fd_set(l, fd, LOOP_READ, trig_read, t) < 0) {
+		log_warn("register trigger connection");
+		server_disconnect(l, fd);
+		free(t);
+		return;
+	}
+	t->timer = loop_timer_add(l, TRIGGER_TIMEOUT_MS, trig_timeout, t);
+}
+
+/* Startup and shutdown. */
+
+static void
+qmgr_post_init(struct loop *l)
+{
+	qmgr_loop = l;
+	read_config();
+	qmsg_init();
+	qsched_init();
+	qmgr_recover();
+	qmgr_scan_incoming();
+	deferred_scan(0);
+	incoming_timer = loop_timer_add(l, INCOMING_SCAN_MS, incoming_timer_cb, NULL);
+	deferred_timer = loop_timer_add(l, (uint64_t)qconf.run_delay * 1000,
+	    deferred_timer_cb, NULL);
+}
+
+static void
+qmgr_exit(void)
+{
+	if (exiting)
+		return;
+	exiting = 1;
+	if (drain_timer != 0) {
+		loop_timer_cancel(qmgr_loop, drain_timer);
+		drain_timer = 0;
+	}
+	if (kick_timer != 0) {
+		loop_timer_cancel(qmgr_loop, kick_timer);
+		kick_timer = 0;
+	}
+	server_exit_when_idle();
+	loop_stop(qmgr_loop);
+}
+
+void
+qmgr_check_drained(void)
+{
+	if (qmgr_draining && qdeliver_running() == 0)
+		qmgr_exit();
+}
+
+static void
+drain_timeout(struct loop *l, void *ctx)
+{
+	(void)l;
+	(void)ctx;
+	drain_timer = 0;
+	if (qdeliver_running() > 0)
+		log_info("exiting with %d delivery(ies) still running", qdeliver_running());
+	qdeliver_abort_all();
+	qmgr_exit();
+}
+
+static void
+qmgr_drain(struct loop *l)
+{
+	if (qmgr_draining)
+		return;
+	qmgr_draining = 1;
+	if (incoming_timer != 0)
+		loop_timer_cancel(l, incoming_timer);
+	if (deferred_timer != 0)
+		loop_timer_cancel(l, deferred_timer);
+	incoming_timer = deferred_timer = 0;
+	if (qdeliver_running() == 0) {
+		qmgr_exit();
+		return;
+	}
+	drain_timer = loop_timer_add(l, DRAIN_WAIT_MS, drain_timeout, NULL);
+}
+
+static const struct server_ops qmgr_ops = {
+	.kind = SERVER_TRIGGER,
+	.name = "qmgr",
+	.pre_init = NULL,
+	.post_init = qmgr_post_init,
+	.conn = qmgr_conn,
+	.serve = NULL,
+	.drain = qmgr_drain,
+};
+
+int
+main(int argc, char **argv)
+{
+	int rc = server_main(argc, argv, &qmgr_ops);
+
+	/* The skeleton stops its loop as soon as a drain leaves no client
+	 * connection open; deliveries still running get their few seconds
+	 * here (qmgr_exit() stops the loop again). */
+	if (qmgr_loop != NULL && qmgr_draining && !exiting)
+		(void)loop_run(qmgr_loop);
+	return rc;
+}

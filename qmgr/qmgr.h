@@ -1,0 +1,144 @@
+/*
+ * qmgr - the queue manager's internal interfaces.
+ *
+ * Files: qmgr.c (main, triggers, timers, drain), qmgr_scan.c (startup
+ * recovery, incoming/deferred scans, the leaky bucket), qmgr_message.c
+ * (activating a message, per-recipient results, finishing: remove, bounce
+ * or defer), qmgr_sched.c (transports, destinations, jobs, round robin),
+ * qmgr_deliver.c (the client side of deliver.h), qmgr_bounce.c (bounce and
+ * defer logs, queuing the notification).
+ *
+ * Ownership: a message (struct qmsg) lives from activation until it has
+ * left active/ (removed or deferred); every job holds a reference on it.
+ * A job belongs to its destination's queue until started, then to its
+ * delivery. Destinations with no jobs and no deliveries are freed.
+ */
+#ifndef POSTERN_QMGR_H
+#define POSTERN_QMGR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "util/loop.h"
+#include "mail/queue.h"
+
+struct qmgr_conf {
+	const char *queue_directory;
+	const char *myhostname;
+	long long active_limit;          /* qmgr_message_active_limit */
+	long long dest_concurrency;      /* default_destination_concurrency_limit */
+	long long dest_rcpt_limit;       /* default_destination_recipient_limit */
+	long long process_limit;         /* default_process_limit */
+	long long max_lifetime;          /* maximal_queue_lifetime, s */
+	long long bounce_lifetime;       /* bounce_queue_lifetime, s */
+	long long min_backoff;           /* minimal_backoff_time, s */
+	long long max_backoff;           /* maximal_backoff_time, s */
+	long long run_delay;             /* queue_run_delay, s */
+	long long command_time_limit;    /* s */
+	long long bounce_size_limit;     /* octets of original returned in full */
+};
+
+extern struct qmgr_conf qconf;
+extern struct loop *qmgr_loop;
+extern int qmgr_draining;
+
+/* A recipient's outcome in this pass, for the finish step. */
+struct qrstate {
+	char *why;          /* last deferral text (this pass), or NULL */
+};
+
+struct qmsg {
+	char id[QUEUE_ID_MAX];
+	struct qenv env;
+	struct qrstate *rs;          /* env.nrcpt entries */
+	struct timespec activated;
+	int refs;                    /* jobs not yet finished */
+	int routing;                 /* still creating jobs: do not finish */
+	int finishing;               /* finish failed, retry timer pending */
+	uint64_t retry_timer;
+	size_t ndeferred;            /* recipients deferred this pass */
+	struct qmsg *prev, *next;    /* all active messages */
+};
+
+struct qtransport;
+struct qdest;
+
+struct qjob {
+	struct qmsg *msg;
+	struct qdest *dest;
+	size_t *idx;                 /* indexes into msg->env.rcpts */
+	size_t n;
+	struct qjob *next;           /* in the destination's queue */
+};
+
+/* qmgr.c */
+long long qmgr_conf_int(const char *name, long long def);
+long long qmgr_conf_time(const char *name, long long def);
+/* Make sure the loop runs another iteration soon (feeding in slices). */
+void qmgr_kick(void);
+/* Called whenever work may have finished, during drain. */
+void qmgr_check_drained(void);
+
+/* qmgr_scan.c */
+void qmgr_recover(void);
+/* Ask for a scan: incoming (flush ignored) or deferred (flush: all due). */
+void qmgr_scan_incoming(void);
+void qmgr_scan_deferred(int flush);
+/* Activate up to budget messages while below the active limit; returns
+ * 1 when more could be done right away. */
+int qmgr_feed(int budget);
+
+/* qmgr_message.c */
+/* Open the resolver; fatal on failure. */
+void qmsg_init(void);
+size_t qmgr_active_count(void);
+/* Bring <from>/<id> into active/ and schedule it. */
+void qmsg_activate(const char *from, const char *id);
+/* Results of one delivery, in the job's order; status 2, 4 or 5. */
+void qmsg_result(struct qmsg *m, size_t idx, int status, const char *dsn,
+    const char *relay, const char *text, const struct timespec *start,
+    const struct timespec *connected);
+void qmsg_defer_rcpt(struct qmsg *m, size_t idx, const char *dsn,
+    const char *text, const char *relay);
+void qmsg_unref(struct qmsg *m);
+void qmsg_free_all(void);
+/* Open active/ID read-write (for marking); -1 logs. */
+int qmsg_open(const struct qmsg *m);
+/* "delay=..., delays=a/b/c/d" parts. */
+void qmsg_format_delay(char *out, size_t len, double v);
+
+/* qmgr_sched.c */
+void qsched_init(void);
+/* Add recipient idx of m to a job for transport/nexthop. */
+void qsched_add(struct qmsg *m, size_t idx, const char *transport,
+    const char *nexthop);
+/* Start what the limits allow. */
+void qsched_run(void);
+/* A started job finished (results processed): frees it, drops the ref. */
+void qsched_job_done(struct qjob *job);
+/* The transport's socket refused for now (EAGAIN): put job back. */
+void qsched_job_retry(struct qjob *job);
+const char *qsched_transport_name(const struct qjob *job);
+const char *qsched_nexthop(const struct qjob *job);
+void qsched_free_all(void);
+
+/* qmgr_deliver.c */
+/* 0 started (or failed and already handled), 1 try later (EAGAIN). */
+int qdeliver_start(struct qjob *job);
+int qdeliver_running(void);
+/* SIGTERM deadline: close all connections, recipients stay pending. */
+void qdeliver_abort_all(void);
+
+/* qmgr_bounce.c */
+int qlog_defer(const char *id, const char *addr, const char *dsn, const char *text);
+/* fsynced; 0 or -1 (logged). */
+int qlog_bounce(const char *id, const char *addr, const char *orig,
+    const char *dsn, const char *relay, const char *text);
+/* Queue the DSN for the failures in bounce/ID, then remove that log.
+ * 0 done (or nothing to send), -1 failed (logged; keep the message). */
+int qbounce_send(struct qmsg *m);
+void qlog_remove_defer(const char *id);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+ * qmgr_bounce - the per-message logs in bounce/ and defer/, and queuing
+ * the non-delivery notification built by lib/mail/bounce.c.
+ *
+ * Invariants:
+ * - A bounce log entry is fsynced (and, when the log is new, its
+ *   directory) before the caller marks the recipient done: the failure is
+ *   then either in the log or the recipient is still pending.
+ * - The notification is a complete, fsynced queue file in incoming/
+ *   before the bounce log is removed. A crash in between sends it twice,
+ *   never zero times.
+ * - Defer logs are advisory (mailq, expiry text); no fsync.
+ *
+ * Trusts: the log files only as far as bounce_log_split() parses them
+ * (we wrote them, but a line that does not parse is skipped, not fatal).
+ *
+ * LIMITS: a bounce log over BOUNCE_LOG_MAX fails the notification (the
+ * message stays queued and the error is logged); the original is returned
+ * in full only up to bounce_size_limit, else only its header (at most
+ * HEADER_MAX octets).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "mail/bounce.h"
+#include "mail/queue.h"
+#include "qmgr.h"
+
+#define BOUNCE_LOG_MAX (16 * 1024 * 1024)
+#define HEADER_MAX (256 * 1024)
+
+/* Append line to <dir>/<id>; with sync, fsync it (and the directory when
+ * the file is new). */
+static int
+append_line(const char *dir, const char *id, const struct buf *line, int sync)
+{
+	char *path = queue_path(qconf.queue_directory, dir, id);
+	int fd, created = 1, rc = -1, save;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		created = 0;
+		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd < 0)
+		goto out;
+	if (write_all(fd, line->data, line->len) < 0)
+		goto out;
+	if (sync && fsync(fd) < 0)
+		goto out;
+	if (sync && created && fsync_parent(path) < 0)
+		goto out;
+	rc = 0;
+out:
+	save = errno;
+	if (fd >= 0)
+		close(fd);
+	xfree(&path);
+	errno = save;
+	return rc;
+}
+
+int
+qlog_defer(const char *id, const char *addr, const char *dsn, const char *text)
+{
+	struct buf line = BUF_INIT(0);
+	int rc;
+
+	bounce_log_defer_line(&line, addr, dsn, text);
+	rc = append_line(QUEUE_DEFER, id, &line, 0);
+	if (rc < 0)
+		log_warn("%s: write defer log", id);
+	buf_free(&line);
+	return rc;
+}
+
+int
+qlog_bounce(const char *id, const char *addr, const char *orig, const char *dsn,
+    const char *relay, const char *text)
+{
+	struct buf line = BUF_INIT(0);
+	int rc;
+
+	bounce_log_bounce_line(&line, addr, orig, dsn, relay, text);
+	rc = append_line(QUEUE_BOUNCE, id, &line, 1);
+	if (rc < 0)
+		log_warn("%s: write bounce log", id);
+	buf_free(&line);
+	return rc;
+}
+
+static void
+remove_log(const char *dir, const char *id)
+{
+	char *path = queue_path(qconf.queue_directory, dir, id);
+
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("%s: remove %s", id, path);
+	xfree(&path);
+}
+
+void
+qlog_remove_defer(const char *id)
+{
+	remove_log(QUEUE_DEFER, id);
+}
+
+/* Reading the original message. */
+
+struct collect {
+	struct buf b;
+	size_t limit;
+	int headers_only;
+};
+
+static int
+collect_cb(const char *p, size_t n, void *ctx)
+{
+	struct collect *c = ctx;
+	size_t room = c->limit - c->b.len;
+
+	buf_append(&c->b, p, n < room ? n : room);
+	if (c->b.len >= c->limit)
+		return 1;
+	if (c->headers_only && c->b.len > 0 &&
+	    (c->b.data[0] == '\n' || memmem(c->b.data, c->b.len, "\n\n", 2) != NULL ||
+	    memmem(c->b.data, c->b.len, "\n\r\n", 3) != NULL))
+		return 1;
+	return 0;
+}
+
+/* The original for the notification: the whole message (RET=FULL and not
+ * over bounce_size_limit) or its header. Sets *full. An unreadable
+ * original is logged and returned empty: the notice still goes out. */
+static void
+read_original(const struct qmsg *m, struct collect *c, int *full)
+{
+	const char *ret = qenv_attr(&m->env, "ret");
+	char *path;
+	int fd, rc;
+
+	*full = ret != NULL && strcasecmp(ret, "FULL") == 0 &&
+	    m->env.content_size <= (off_t)qconf.bounce_size_limit;
+	buf_init(&c->b, 0);
+	c->headers_only = !*full;
+	c->limit = *full ? (size_t)qconf.bounce_size_limit + 1 : HEADER_MAX;
+	path = queue_path(qconf.queue_directory, QUEUE_ACTIVE, m->id);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		log_warn("%s: open %s", m->id, path);
+		xfree(&path);
+		return;
+	}
+	xfree(&path);
+	rc = queue_content(fd, &m->env, collect_cb, c);
+	if (rc < 0) {
+		log_warn("%s: read message content for the notification", m->id);
+		buf_reset(&c->b);
+	}
+	close(fd);
+	if (*full && c->b.len > (size_t)qconf.bounce_size_limit)
+		*full = 0;
+}
+
+struct entries {
+	char *data;
+	struct bounce_rcpt *r;
+	size_t n;
+};
+
+/* Parse the bounce log text in place. */
+static void
+parse_log(const struct qmsg *m, struct entries *e, size_t len)
+{
+	char *line = e->data, *end = e->data + len, *nl, *f[5];
+	size_t cap = 0;
+
+	while (line < end) {
+		nl = memchr(line, '\n', (size_t)(end - line));
+		if (nl == NULL)
+			break;      /* a torn last line: not fsynced, so not relied on */
+		*nl = '\0';
+		if (bounce_log_split(line, f, 5) != 5 || *f[0] == '\0') {
+			log_warnx("%s: skipping malformed bounce log line", m->id);
+		} else {
+			if (e->n == cap) {
+				cap = cap ? cap * 2 : 16;
+				e->r = xreallocarray(e->r, cap, sizeof(*e->r));
+			}
+			e->r[e->n].addr = f[0];
+			e->r[e->n].orig = *f[1] != '\0' ? f[1] : NULL;
+			e->r[e->n].dsn = f[2];
+			e->r[e->n].relay = f[3];
+			e->r[e->n].text = f[4];
+			e->r[e->n].is_smtp = bounce_text_is_smtp(f[4]);
+			e->n++;
+		}
+		line = nl + 1;
+	}
+}
+
+/* Compose the notification and commit it as a new queue file. */
+static int
+queue_notice(struct qmsg *m, const struct entries *e, char newid[QUEUE_ID_MAX])
+{
+	struct bounce_info in;
+	struct queue_writer *w;
+	struct collect c;
+	struct buf out = BUF_INIT(0), boundary = BUF_INIT(0), msgid = BUF_INIT(0);
+	char date[64], adate[64], stamp[32], *err = NULL;
+	const char *cerr = NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t i, hostroom;
+	int full, rc = -1, tries, expired = 1;
+
+	for (i = 0; i < e->n; i++)
+		if (e->r[i].dsn[0] != '4')
+			expired = 0;
+	read_original(m, &c, &full);
+	w = queue_writer_open(qconf.queue_directory, QUEUE_INCOMING, (uid_t)-1,
+	    (gid_t)-1, &err);
+	if (w == NULL) {
+		log_warnx("%s: cannot create notification: %s", m->id, err ? err : "?");
+		goto out;
+	}
+	bounce_format_date(now, date, sizeof(date));
+	bounce_format_date(m->env.arrival.tv_sec, adate, sizeof(adate));
+	if (localtime_r(&now, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm) == 0)
+		snprintf(stamp, sizeof(stamp), "%lld", (long long)now);
+	buf_printf(&msgid, "<%s.%s@%s>", stamp, queue_writer_id(w), qconf.myhostname);
+
+	memset(&in, 0, sizeof(in));
+	in.myhostname = qconf.myhostname;
+	in.queue_id = m->id;
+	in.sender = m->env.sender;
+	in.envid = qenv_attr(&m->env, "envid");
+	in.date = date;
+	in.arrival_date = adate;
+	in.message_id = buf_cstr(&msgid);
+	in.expired = expired;
+	in.return_full = full;
+	in.orig_msg = c.b.data;
+	in.orig_len = c.b.len;
+	in.rcpts = e->r;
+	in.nrcpt = e->n;
+	for (tries = 0; tries < 4; tries++) {
+		/* "ID.time/host" like Postfix; a host part that keeps it <= 70. */
+		buf_reset(&boundary);
+		buf_printf(&boundary, "%s.%lld", m->id, (long long)now + tries);
+		hostroom = BOUNCE_BOUNDARY_MAX - boundary.len - 1;
+		buf_printf(&boundary, "/%.*s", (int)hostroom, qconf.myhostname);
+		in.boundary = buf_cstr(&boundary);
+		if (bounce_compose(&out, &in, &cerr) == 0)
+			break;
+	}
+	if (tries == 4) {
+		log_warnx("%s: cannot compose notification: %s", m->id, cerr ? cerr : "?");
+		queue_writer_abort(&w);
+		goto out;
+	}
+	if (queue_writer_sender(w, "") < 0 ||
+	    queue_writer_rcpt(w, m->env.sender, "", "") < 0 ||
+	    queue_writer_content(w, out.data, out.len) < 0 ||
+	    queue_writer_commit(w, newid) < 0) {
+		log_warn("%s: cannot queue notification", m->id);
+		queue_writer_abort(&w);
+		goto out;
+	}
+	queue_writer_free(&w);
+	log_info("%s: message-id=%s", newid, buf_cstr(&msgid));
+	rc = 0;
+out:
+	xfree(&err);
+	buf_free(&c.b);
+	buf_free(&out);
+	buf_free(&boundary);
+	buf_free(&msgid);
+	return rc;
+}
+
+int
+qbounce_send(struct qmsg *m)
+{
+	struct entries e = { NULL, NULL, 0 };
+	char *path, newid[QUEUE_ID_MAX];
+	size_t len;
+	int rc = -1;
+
+	path = queue_path(qconf.queue_directory, QUEUE_BOUNCE, m->id);
+	if (file_read_all(path, BOUNCE_LOG_MAX, &e.data, &len) < 0) {
+		if (errno == ENOENT)
+			rc = 0;
+		else
+			log_warn("%s: read bounce log", m->id);
+		xfree(&path);
+		return rc;
+	}
+	parse_log(m, &e, len);
+	if (e.n == 0) {
+		rc = 0;
+	} else if (*m->env.sender == '\0') {
+		/* Nobody to tell: a notification to the null sender would be
+		 * a bounce of a bounce. */
+		log_info("%s: undeliverable mail from the null sender, notification "
+		    "discarded", m->id);
+		rc = 0;
+	} else if (queue_notice(m, &e, newid) == 0) {
+		log_info("%s: sender non-delivery notification: %s", m->id, newid);
+		qmgr_scan_incoming();
+		rc = 0;
+	}
+	if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
+		log_warn("%s: remove %s", m->id, path);
+	xfree(&path);
+	free(e.r);
+	free(e.data);
+	return rc;
+}

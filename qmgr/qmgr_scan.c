@@ -1,0 +1,194 @@
+/*
+ * qmgr_scan - startup recovery and the incoming/deferred scans that feed
+ * the active queue (Postfix's qmgr_active_feed with a leaky bucket).
+ *
+ * A scan is an open directory stream read a few names at a time, so a
+ * huge queue costs no memory: qmgr_feed() pulls names while the number of
+ * messages in memory is below qmgr_message_active_limit, alternating
+ * between incoming and deferred for fairness. A scan requested while one
+ * is running is remembered and started when the current one ends.
+ *
+ * What is taken: names that are valid queue IDs (so complete files, see
+ * queue.h), regular files (lstat), with an mtime not in the future -
+ * deferred files carry their next retry time there, and files pushed back
+ * because they were locked carry "not before". A flush ignores the mtime.
+ *
+ * Trusts: nothing about the names (validated) or file types (checked).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/log.h"
+#include "mail/queue.h"
+#include "qmgr.h"
+
+#define STALE_TMP_SEC 3600
+
+struct scan {
+	const char *dir;
+	DIR *d;
+	int flush;        /* this scan takes files whatever their mtime */
+	int again;        /* another scan was asked for meanwhile */
+	int again_flush;
+};
+
+static struct scan scans[2] = {
+	{ QUEUE_INCOMING, NULL, 0, 0, 0 },
+	{ QUEUE_DEFERRED, NULL, 0, 0, 0 },
+};
+static int turn;
+
+static DIR *
+open_queue_dir(const char *dir)
+{
+	char *path = xasprintf("%s/%s", qconf.queue_directory, dir);
+	DIR *d = opendir(path);
+
+	if (d == NULL)
+		log_warn("open %s", path);
+	xfree(&path);
+	return d;
+}
+
+static void
+scan_request(struct scan *s, int flush)
+{
+	if (s->d != NULL) {
+		s->again = 1;
+		s->again_flush |= flush;
+		return;
+	}
+	s->d = open_queue_dir(s->dir);
+	s->flush = flush;
+}
+
+void
+qmgr_scan_incoming(void)
+{
+	scan_request(&scans[0], 0);
+	qmgr_kick();
+}
+
+void
+qmgr_scan_deferred(int flush)
+{
+	scan_request(&scans[1], flush);
+	qmgr_kick();
+}
+
+/* The next name the scan may take; 0 when it is done. */
+static int
+scan_next(struct scan *s, char name[QUEUE_ID_MAX])
+{
+	struct dirent *de;
+	struct stat st;
+	time_t now = time(NULL);
+
+	while (s->d != NULL) {
+		errno = 0;
+		de = readdir(s->d);
+		if (de == NULL) {
+			if (errno != 0)
+				log_warn("read directory %s", s->dir);
+			closedir(s->d);
+			s->d = NULL;
+			if (s->again) {
+				s->again = 0;
+				s->d = open_queue_dir(s->dir);
+				s->flush = s->again_flush;
+				s->again_flush = 0;
+			}
+			continue;
+		}
+		if (!queue_id_valid(de->d_name))
+			continue;
+		if (fstatat(dirfd(s->d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (!s->flush && st.st_mtime > now)
+			continue;
+		/* queue_id_valid() bounds the length below QUEUE_ID_MAX. */
+		memcpy(name, de->d_name, strlen(de->d_name) + 1);
+		return 1;
+	}
+	return 0;
+}
+
+int
+qmgr_feed(int budget)
+{
+	char name[QUEUE_ID_MAX];
+	struct scan *s;
+	int n = 0, k;
+
+	while (n < budget && !qmgr_draining &&
+	    qmgr_active_count() < (size_t)qconf.active_limit) {
+		s = NULL;
+		for (k = 0; k < 2 && s == NULL; k++)
+			if (scan_next(&scans[(turn + k) % 2], name))
+				s = &scans[(turn + k) % 2];
+		if (s == NULL)
+			return 0;
+		turn = (int)(s - scans + 1) % 2;
+		qmsg_activate(s->dir, name);
+		n++;
+	}
+	return n >= budget && !qmgr_draining &&
+	    qmgr_active_count() < (size_t)qconf.active_limit &&
+	    (scans[0].d != NULL || scans[1].d != NULL);
+}
+
+/* Startup: a previous qmgr's in-memory state is gone, so whatever it had
+ * in active/ starts over from incoming/ (agents it started may still hold
+ * locks; activation then pushes those back for a while). Leftover writer
+ * temporaries in incoming/ older than an hour belong to nobody. */
+void
+qmgr_recover(void)
+{
+	struct dirent *de;
+	struct stat st;
+	time_t now = time(NULL);
+	size_t moved = 0;
+	DIR *d;
+
+	d = open_queue_dir(QUEUE_ACTIVE);
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (!queue_id_valid(de->d_name))
+				continue;
+			if (queue_move(qconf.queue_directory, QUEUE_ACTIVE, QUEUE_INCOMING,
+			    de->d_name) < 0)
+				log_warn("%s: move from active to incoming", de->d_name);
+			else
+				moved++;
+		}
+		closedir(d);
+	}
+	if (moved > 0)
+		log_info("moved %zu message(s) from active back to incoming", moved);
+
+	d = open_queue_dir(QUEUE_INCOMING);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".tmp", 4) != 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || now - st.st_mtime < STALE_TMP_SEC)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0)
+			log_warn("remove stale %s/%s", QUEUE_INCOMING, de->d_name);
+		else
+			log_info("removed stale temporary file %s/%s", QUEUE_INCOMING,
+			    de->d_name);
+	}
+	closedir(d);
+}
