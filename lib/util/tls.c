@@ -1,0 +1,416 @@
+/*
+ * tls - a thin OpenSSL layer (see tls.h).
+ *
+ * Client contexts verify with SSL_VERIFY_NONE plus a recorded result: the
+ * policy (may/encrypt/verify) is the caller's decision, made after the
+ * handshake from tls_peer_verified(). Host-name checking uses
+ * SSL_set1_host, so a valid chain for the wrong name is not "verified".
+ * Renegotiation is off for servers; compression is off everywhere.
+ * Limits: the description string is bounded (128 bytes).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "util/alloc.h"
+#include "util/tls.h"
+
+struct tls_ctx {
+	SSL_CTX *ssl;
+	int server;
+};
+
+struct tls_conn {
+	SSL *ssl;
+	int fd;
+	int server;
+	int up;                 /* handshake completed */
+	int named;              /* a host name check was requested */
+	char desc[128];
+	char err[256];
+};
+
+static char *
+ssl_errtext(const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char buf[256];
+
+	if (e == 0)
+		return xasprintf("%s failed", what);
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return xasprintf("%s: %s", what, buf);
+}
+
+static SSL_CTX *
+ctx_base(int server, char **err_r)
+{
+	SSL_CTX *s;
+
+	s = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+	if (s == NULL) {
+		*err_r = ssl_errtext("SSL_CTX_new");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(s, TLS1_2_VERSION);
+	SSL_CTX_set_options(s, SSL_OP_NO_COMPRESSION);
+	/* The caller does partial writes and retries with the same buffer
+	 * only as long as needed; allow it to move. */
+	SSL_CTX_set_mode(s, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	return s;
+}
+
+struct tls_ctx *
+tls_client_ctx_new(const char *cafile, char **err_r)
+{
+	struct tls_ctx *c;
+	SSL_CTX *s;
+
+	*err_r = NULL;
+	if ((s = ctx_base(0, err_r)) == NULL)
+		return NULL;
+	if (SSL_CTX_set_default_verify_paths(s) != 1) {
+		/* No CA store: everything is "Untrusted", verify fails. */
+		ERR_clear_error();
+	}
+	if (cafile != NULL && *cafile != '\0' &&
+	    SSL_CTX_load_verify_locations(s, cafile, NULL) != 1) {
+		*err_r = ssl_errtext(cafile);
+		SSL_CTX_free(s);
+		return NULL;
+	}
+	SSL_CTX_set_verify(s, SSL_VERIFY_NONE, NULL);
+	c = xcalloc(1, sizeof(*c));
+	c->ssl = s;
+	return c;
+}
+
+struct tls_ctx *
+tls_server_ctx_new(const char *cert_file, const char *key_file, char **err_r)
+{
+	struct tls_ctx *c;
+	SSL_CTX *s;
+
+	*err_r = NULL;
+	if (cert_file == NULL || *cert_file == '\0' || key_file == NULL ||
+	    *key_file == '\0') {
+		*err_r = xasprintf("no certificate or key file configured");
+		return NULL;
+	}
+	if ((s = ctx_base(1, err_r)) == NULL)
+		return NULL;
+	SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(s, cert_file) != 1) {
+		*err_r = ssl_errtext(cert_file);
+		SSL_CTX_free(s);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(s, key_file, SSL_FILETYPE_PEM) != 1) {
+		*err_r = ssl_errtext(key_file);
+		SSL_CTX_free(s);
+		return NULL;
+	}
+	if (SSL_CTX_check_private_key(s) != 1) {
+		*err_r = ssl_errtext("certificate and key do not match");
+		SSL_CTX_free(s);
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->ssl = s;
+	c->server = 1;
+	return c;
+}
+
+void
+tls_ctx_free(struct tls_ctx **c)
+{
+	if (*c == NULL)
+		return;
+	SSL_CTX_free((*c)->ssl);
+	xfree(c);
+}
+
+static int
+is_addr_literal(const char *name)
+{
+	unsigned char tmp[16];
+
+	return inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1;
+}
+
+static struct tls_conn *
+conn_new(struct tls_ctx *ctx, int fd)
+{
+	struct tls_conn *c;
+
+	c = xcalloc(1, sizeof(*c));
+	c->ssl = SSL_new(ctx->ssl);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+		ERR_clear_error();
+		if (c->ssl != NULL)
+			SSL_free(c->ssl);
+		free(c);
+		return NULL;
+	}
+	c->fd = fd;
+	c->server = ctx->server;
+	return c;
+}
+
+struct tls_conn *
+tls_client_new(struct tls_ctx *ctx, int fd, const char *peer_name)
+{
+	struct tls_conn *c = conn_new(ctx, fd);
+
+	if (c == NULL)
+		return NULL;
+	if (peer_name != NULL && *peer_name != '\0') {
+		if (!is_addr_literal(peer_name))
+			SSL_set_tlsext_host_name(c->ssl, peer_name);
+		if (SSL_set1_host(c->ssl, peer_name) == 1)
+			c->named = 1;
+		ERR_clear_error();
+	}
+	SSL_set_connect_state(c->ssl);
+	return c;
+}
+
+struct tls_conn *
+tls_server_new(struct tls_ctx *ctx, int fd)
+{
+	struct tls_conn *c = conn_new(ctx, fd);
+
+	if (c != NULL)
+		SSL_set_accept_state(c->ssl);
+	return c;
+}
+
+void
+tls_conn_free(struct tls_conn **cp)
+{
+	struct tls_conn *c = *cp;
+
+	if (c == NULL)
+		return;
+	if (c->up)
+		(void)SSL_shutdown(c->ssl);   /* one try; never wait for the peer */
+	SSL_free(c->ssl);
+	ERR_clear_error();
+	xfree(cp);
+}
+
+/* Map an SSL_get_error() result. */
+static int
+ssl_result(struct tls_conn *c, int rc, const char *what)
+{
+	int e = SSL_get_error(c->ssl, rc);
+	unsigned long q;
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		return TLS_WANT_READ;
+	case SSL_ERROR_WANT_WRITE:
+		return TLS_WANT_WRITE;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		q = ERR_get_error();
+		if (q != 0) {
+			ERR_error_string_n(q, c->err, sizeof(c->err));
+		} else if (errno != 0) {
+			snprintf(c->err, sizeof(c->err), "%s: %s", what, strerror(errno));
+		} else {
+			snprintf(c->err, sizeof(c->err), "%s: lost connection", what);
+		}
+		ERR_clear_error();
+		return TLS_ERR;
+	default:
+		q = ERR_get_error();
+		if (q != 0)
+			ERR_error_string_n(q, c->err, sizeof(c->err));
+		else
+			snprintf(c->err, sizeof(c->err), "%s: TLS error %d", what, e);
+		ERR_clear_error();
+		return TLS_ERR;
+	}
+}
+
+int
+tls_handshake(struct tls_conn *c, char **err_r)
+{
+	int rc;
+
+	*err_r = NULL;
+	if (c->up)
+		return 0;
+	ERR_clear_error();
+	errno = 0;
+	rc = SSL_do_handshake(c->ssl);
+	if (rc == 1) {
+		int alg = 0;
+		int used = SSL_CIPHER_get_bits(SSL_get_current_cipher(c->ssl), &alg);
+
+		c->up = 1;
+		/* (used/algorithm bits), in Postfix's words. */
+		snprintf(c->desc, sizeof(c->desc), "%s with cipher %s (%d/%d bits)",
+		    tls_protocol(c), tls_cipher(c), used, alg);
+		return 0;
+	}
+	rc = ssl_result(c, rc, "handshake");
+	if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE)
+		return rc;
+	if (rc == 0)
+		snprintf(c->err, sizeof(c->err), "handshake: connection closed");
+	*err_r = xasprintf("TLS handshake failed: %s", c->err);
+	return TLS_ERR;
+}
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+tls_handshake_timeout(struct tls_conn *c, int timeout_ms, char **err_r)
+{
+	long long deadline = mono_ms() + timeout_ms;
+	struct pollfd pfd;
+	int rc, left;
+
+	for (;;) {
+		rc = tls_handshake(c, err_r);
+		if (rc == 0)
+			return 0;
+		if (rc == TLS_ERR)
+			return -1;
+		left = (int)(deadline - mono_ms());
+		if (left <= 0) {
+			*err_r = xasprintf("TLS handshake timed out");
+			return -1;
+		}
+		pfd.fd = c->fd;
+		pfd.events = rc == TLS_WANT_READ ? POLLIN : POLLOUT;
+		pfd.revents = 0;
+		rc = poll(&pfd, 1, left);
+		if (rc < 0 && errno != EINTR) {
+			*err_r = xasprintf("TLS handshake: poll: %s", strerror(errno));
+			return -1;
+		}
+	}
+}
+
+ssize_t
+tls_read(struct tls_conn *c, void *p, size_t n)
+{
+	size_t got = 0;
+	int rc;
+
+	ERR_clear_error();
+	errno = 0;
+	rc = SSL_read_ex(c->ssl, p, n, &got);
+	if (rc == 1)
+		return (ssize_t)got;
+	return ssl_result(c, rc, "read");
+}
+
+ssize_t
+tls_write(struct tls_conn *c, const void *p, size_t n)
+{
+	size_t done = 0;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	ERR_clear_error();
+	errno = 0;
+	rc = SSL_write_ex(c->ssl, p, n, &done);
+	if (rc == 1)
+		return (ssize_t)done;
+	rc = ssl_result(c, rc, "write");
+	if (rc == 0) {
+		snprintf(c->err, sizeof(c->err), "write: connection closed");
+		return TLS_ERR;
+	}
+	return rc;
+}
+
+size_t
+tls_pending(const struct tls_conn *c)
+{
+	int n = SSL_pending(c->ssl);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
+const char *
+tls_last_error(const struct tls_conn *c)
+{
+	return c->err[0] != '\0' ? c->err : "unknown TLS error";
+}
+
+const char *
+tls_describe(const struct tls_conn *c)
+{
+	return c->up ? c->desc : "";
+}
+
+const char *
+tls_protocol(const struct tls_conn *c)
+{
+	return SSL_get_version(c->ssl);
+}
+
+const char *
+tls_cipher(const struct tls_conn *c)
+{
+	const char *n = SSL_get_cipher_name(c->ssl);
+
+	return n != NULL ? n : "(none)";
+}
+
+int
+tls_peer_has_cert(const struct tls_conn *c)
+{
+	X509 *x = SSL_get1_peer_certificate(c->ssl);
+
+	if (x == NULL)
+		return 0;
+	X509_free(x);
+	return 1;
+}
+
+int
+tls_peer_verified(const struct tls_conn *c)
+{
+	return c->up && tls_peer_has_cert(c) &&
+	    SSL_get_verify_result(c->ssl) == X509_V_OK;
+}
+
+const char *
+tls_verify_error(const struct tls_conn *c)
+{
+	long v;
+
+	if (!c->up)
+		return "no TLS session";
+	if (!tls_peer_has_cert(c))
+		return "no peer certificate";
+	v = SSL_get_verify_result(c->ssl);
+	if (v == X509_V_OK)
+		return "";
+	return X509_verify_cert_error_string(v);
+}

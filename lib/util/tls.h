@@ -1,0 +1,81 @@
+/*
+ * tls - OpenSSL for the SMTP client (STARTTLS) and servers (STARTTLS,
+ * implicit TLS on 465/993/995). No mail knowledge.
+ *
+ * A tls_ctx is made once per process (client: system CA store, TLS >= 1.2;
+ * server: certificate chain and key files). A tls_conn wraps one connected
+ * socket, which the caller keeps owning (tls_conn_free does not close it).
+ *
+ * I/O comes in two styles on the same object:
+ *  - event-loop style (servers): tls_handshake(), tls_read(), tls_write()
+ *    never block on a non-blocking fd; they return TLS_WANT_READ or
+ *    TLS_WANT_WRITE and the caller polls for that and calls again with the
+ *    same arguments. After tls_read(), check tls_pending(): OpenSSL may
+ *    hold decrypted bytes that poll() will not announce.
+ *  - blocking with a timeout (the client): tls_handshake_timeout(),
+ *    built on the former with poll().
+ *
+ * Invariants: the caller must discard any plaintext it buffered before
+ * the handshake (STARTTLS injection); this module reads only through SSL.
+ * Errors come back as text (*err_r xmalloc'd), with OpenSSL's queue
+ * drained so one connection's error never shows up on the next.
+ */
+#ifndef POSTERN_TLS_H
+#define POSTERN_TLS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+enum {
+	TLS_ERR = -1,
+	TLS_WANT_READ = -2,
+	TLS_WANT_WRITE = -3,
+};
+
+struct tls_ctx;
+struct tls_conn;
+
+/* Client context: TLS 1.2 minimum, the system CA store (and cafile if not
+ * NULL/""), peer verification result recorded, never fatal in itself. */
+struct tls_ctx *tls_client_ctx_new(const char *cafile, char **err_r);
+/* Server context: PEM chain and key (files read now, before dropping
+ * privileges), TLS 1.2 minimum. */
+struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,
+    char **err_r);
+void tls_ctx_free(struct tls_ctx **ctx);
+
+/* peer_name: client side, for SNI and the name check (may be NULL; an
+ * address literal is not sent as SNI). */
+struct tls_conn *tls_client_new(struct tls_ctx *ctx, int fd, const char *peer_name);
+struct tls_conn *tls_server_new(struct tls_ctx *ctx, int fd);
+/* Sends close_notify when the session is up (best effort, never blocks
+ * long), frees; the fd stays open. */
+void tls_conn_free(struct tls_conn **c);
+
+/* One handshake step: 0 done, TLS_WANT_READ/WRITE, TLS_ERR (*err_r). */
+int tls_handshake(struct tls_conn *c, char **err_r);
+/* Whole handshake on a blocking or non-blocking fd; 0 or -1 (*err_r). */
+int tls_handshake_timeout(struct tls_conn *c, int timeout_ms, char **err_r);
+
+/* > 0 bytes, 0 orderly close by the peer, TLS_WANT_*, TLS_ERR. */
+ssize_t tls_read(struct tls_conn *c, void *p, size_t n);
+/* > 0 bytes written (may be short), TLS_WANT_*, TLS_ERR. */
+ssize_t tls_write(struct tls_conn *c, const void *p, size_t n);
+/* Decrypted bytes buffered inside OpenSSL. */
+size_t tls_pending(const struct tls_conn *c);
+/* Text of the last TLS_ERR from read/write (static buffer). */
+const char *tls_last_error(const struct tls_conn *c);
+
+/* After the handshake. */
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
+const char *tls_describe(const struct tls_conn *c);
+const char *tls_protocol(const struct tls_conn *c);
+const char *tls_cipher(const struct tls_conn *c);
+int tls_peer_has_cert(const struct tls_conn *c);
+/* Client: the chain verified against the CA store and the certificate
+ * names peer_name. (Postfix: "Trusted" vs "Untrusted"/"Anonymous".) */
+int tls_peer_verified(const struct tls_conn *c);
+/* Why verification failed, "" when it did not. */
+const char *tls_verify_error(const struct tls_conn *c);
+
+#endif

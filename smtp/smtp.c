@@ -1,0 +1,462 @@
+/*
+ * smtp - the outbound SMTP delivery agent (Postfix smtp(8)).
+ *
+ * One delivery request per connection (SERVER_SINGLE): qmgr names a queue
+ * file, a nexthop and the recipients for it. We open the file and hold
+ * flock(LOCK_SH) while delivering, find the server addresses for the
+ * nexthop (smtp_addr.c), try them in order until every recipient has a
+ * final answer or the list is exhausted (smtp_session.c), and answer one
+ * result per recipient: 2 sent (already marked 'D' in the queue file),
+ * 4 deferred, 5 bounced. qmgr logs the status lines from our results and
+ * writes the bounce reports; we log TLS sessions and trouble.
+ *
+ * Invariants: a recipient is reported 2 only after the remote server
+ * answered 2xx to the end of DATA; any doubt is a 4xx, so the message
+ * stays queued. Runs as mail_owner (unpriv), reads no local mailboxes.
+ * Trusts: qmgr for the request (offsets are checked against the file),
+ * the configuration and tables. Not the network, not DNS answers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/fsutil.h"
+#include "util/ipc.h"
+#include "util/log.h"
+#include "util/strv.h"
+#include "mail/config.h"
+#include "mail/deliver.h"
+#include "mail/queue.h"
+#include "mail/server.h"
+#include "smtp.h"
+
+#define REQUEST_TIMEOUT_MS 100000
+#define REPLY_TIMEOUT_MS 100000
+#define LOCK_WAIT_TRIES 50            /* x 100 ms */
+
+struct smtp_conf sconf;
+
+static const char *
+conf_str(const char *name, const char *def)
+{
+	const char *v = config_get(name);
+
+	return v != NULL ? v : def;
+}
+
+/* Parameters the shared table may not know yet: read as text. */
+static int
+conf_secs(const char *name, long long def)
+{
+	const char *v = config_get(name);
+	long long t;
+
+	if (v == NULL || *v == '\0')
+		return (int)def;
+	t = config_parse_time(v, 's');
+	if (t < 0 || t > 86400) {
+		log_warnx("bad time value for %s: %s; using %llds", name, v, def);
+		return (int)def;
+	}
+	return (int)t;
+}
+
+static long long
+conf_num(const char *name, long long def, long long min, long long max)
+{
+	const char *v = config_get(name);
+	char *end;
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return def;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno != 0 || *end != '\0' || n < min || n > max) {
+		log_warnx("bad numerical value for %s: %s; using %lld", name, v, def);
+		return def;
+	}
+	return n;
+}
+
+static void
+smtp_pre_init(void)
+{
+	const char *v;
+	char *err = NULL;
+	char **protos;
+
+	sconf.qdir = xstrdup(conf_str("queue_directory", "/var/spool/postern"));
+	sconf.data_dir = xstrdup(conf_str("data_directory", "/var/lib/postern"));
+	sconf.helo_name = xstrdup(conf_str("smtp_helo_name",
+	    conf_str("myhostname", "localhost")));
+	sconf.bind_address = xstrdup(conf_str("smtp_bind_address", ""));
+	sconf.bind_address6 = xstrdup(conf_str("smtp_bind_address6", ""));
+	sconf.port = (int)conf_num("smtp_tcp_port", 25, 1, 65535);
+	sconf.connect_timeout = conf_secs("smtp_connect_timeout", 30);
+	sconf.helo_timeout = conf_secs("smtp_helo_timeout", 300);
+	sconf.starttls_timeout = conf_secs("smtp_starttls_timeout", 300);
+	sconf.mail_timeout = conf_secs("smtp_mail_timeout", 300);
+	sconf.rcpt_timeout = conf_secs("smtp_rcpt_timeout", 300);
+	sconf.data_init_timeout = conf_secs("smtp_data_init_timeout", 120);
+	sconf.data_xfer_timeout = conf_secs("smtp_data_xfer_timeout", 180);
+	sconf.data_done_timeout = conf_secs("smtp_data_done_timeout", 600);
+	sconf.quit_timeout = conf_secs("smtp_quit_timeout", 300);
+	sconf.dns_timeout = conf_secs("smtp_dns_timeout", 30);
+	sconf.mx_address_limit = (int)conf_num("smtp_mx_address_limit", 5, 1,
+	    SMTP_HOSTS_MAX);
+	sconf.rate_delay = conf_secs("smtp_destination_rate_delay", 0);
+	v = conf_str("inet_protocols", "all");
+	protos = strv_split_list(v);
+	sconf.use_ipv4 = strv_contains_ci(protos, "all") || strv_contains_ci(protos, "ipv4");
+	sconf.use_ipv6 = strv_contains_ci(protos, "all") || strv_contains_ci(protos, "ipv6");
+	if (!sconf.use_ipv4 && !sconf.use_ipv6)
+		sconf.use_ipv4 = 1;
+	strv_free(&protos);
+	v = conf_str("smtp_tls_security_level", "may");
+	if (*v == '\0')
+		sconf.tls_level = TLS_LEV_NONE;    /* Postfix: empty = none */
+	else if (tls_level_parse(v, &sconf.tls_level) < 0) {
+		log_warnx("bad smtp_tls_security_level \"%s\"; using \"may\"", v);
+		sconf.tls_level = TLS_LEV_MAY;
+	}
+	sconf.tls_policy_specs = xstrdup(conf_str("smtp_tls_policy_maps", ""));
+	sconf.sasl_passwd_specs = xstrdup(conf_str("smtp_sasl_password_maps", ""));
+	sconf.dns_servers = xstrdup(conf_str("smtp_dns_servers", ""));
+	/* Certificates and the CA store are read before dropping privileges. */
+	sconf.tls = tls_client_ctx_new(conf_str("smtp_tls_CAfile", ""), &err);
+	if (sconf.tls == NULL) {
+		log_warnx("TLS client context: %s; TLS is off", err != NULL ? err : "?");
+		free(err);
+		err = NULL;
+	}
+}
+
+static void
+smtp_post_init(struct loop *l)
+{
+	char *err = NULL;
+
+	(void)l;
+	srandom((unsigned)(time(NULL) ^ getpid()));
+	sconf.dns = dns_open(sconf.dns_servers, sconf.dns_timeout * 1000, &err);
+	if (sconf.dns == NULL) {
+		log_warnx("DNS resolver: %s", err != NULL ? err : "?");
+		xfree(&err);
+	}
+	if (*sconf.tls_policy_specs != '\0') {
+		sconf.tls_policy = maplist_open(sconf.tls_policy_specs, &err);
+		if (sconf.tls_policy == NULL) {
+			log_warnx("smtp_tls_policy_maps: %s", err != NULL ? err : "?");
+			xfree(&err);
+		}
+	}
+	if (*sconf.sasl_passwd_specs != '\0') {
+		sconf.sasl_passwd = maplist_open(sconf.sasl_passwd_specs, &err);
+		if (sconf.sasl_passwd == NULL) {
+			log_warnx("smtp_sasl_password_maps: %s", err != NULL ? err : "?");
+			xfree(&err);
+		}
+	}
+}
+
+/* ---- results ---- */
+
+static void
+result_set(struct dlv_result *res, int status, const char *dsn, const char *relay,
+    const char *text)
+{
+	xfree(&res->dsn);
+	xfree(&res->relay);
+	xfree(&res->text);
+	res->status = status;
+	res->dsn = xstrdup(dsn);
+	res->relay = xstrdup(relay != NULL && *relay != '\0' ? relay : "none");
+	res->text = xstrdup(text != NULL ? text : "");
+}
+
+void
+smtp_rcpt_result(struct smtp_rcpt *r, int status, const char *dsn, const char *relay,
+    const char *text)
+{
+	if (r->final)
+		return;
+	if (status == 2 || status == 5)
+		r->final = 1;
+	else
+		r->have_soft = 1;
+	result_set(r->res, status, dsn, relay, text);
+}
+
+void
+smtp_open_result(struct smtp_msg *m, int status, const char *dsn, const char *relay,
+    const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < m->nrcpt; i++)
+		smtp_rcpt_result(&m->rcpts[i], status, dsn, relay, text);
+}
+
+size_t
+smtp_open_count(const struct smtp_msg *m)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < m->nrcpt; i++)
+		n += !m->rcpts[i].final;
+	return n;
+}
+
+static void
+result_all(struct dlv_result *res, const struct dlv_request *req, const char *dsn,
+    const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < req->nrcpt; i++) {
+		res[i].offset = req->rcpts[i].offset;
+		result_set(&res[i], dsn[0] - '0', dsn, "none", text);
+	}
+}
+
+static int
+queue_dir_ok(const char *dir)
+{
+	return dir != NULL && (strcmp(dir, QUEUE_ACTIVE) == 0 ||
+	    strcmp(dir, QUEUE_INCOMING) == 0 || strcmp(dir, QUEUE_DEFERRED) == 0);
+}
+
+/* Non-ASCII in the envelope means SMTPUTF8 is needed on the wire. */
+static int
+has_8bit(const char *s)
+{
+	for (; s != NULL && *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+static int
+count_cb(const char *p, size_t n, void *ctx)
+{
+	off_t *lines = ctx;
+	const char *e = p + n;
+
+	while ((p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+		(*lines)++;
+		p++;
+	}
+	return 0;
+}
+
+/* Optional per-destination connection spacing across smtp processes:
+ * a small lock file per nexthop under data_directory/smtp-rate. */
+static void
+rate_wait(const char *nexthop)
+{
+	char *dir, *path, name[64];
+	unsigned long h = 5381;
+	const char *p;
+	struct timespec now;
+	char tbuf[32];
+	long long last = 0, wait;
+	int fd;
+	ssize_t r;
+
+	if (sconf.rate_delay <= 0)
+		return;
+	for (p = nexthop; *p != '\0'; p++)
+		h = h * 33 + (unsigned char)*p;
+	snprintf(name, sizeof(name), "%lx", h);
+	dir = xasprintf("%s/smtp-rate", sconf.data_dir);
+	(void)mkdir_p(dir, 0700);
+	path = xasprintf("%s/%s", dir, name);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	free(path);
+	free(dir);
+	if (fd < 0)
+		return;
+	if (flock(fd, LOCK_EX) == 0) {
+		r = pread(fd, tbuf, sizeof(tbuf) - 1, 0);
+		if (r > 0) {
+			tbuf[r] = '\0';
+			last = strtoll(tbuf, NULL, 10);
+		}
+		clock_gettime(CLOCK_REALTIME, &now);
+		wait = last + sconf.rate_delay * 1000 -
+		    ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+		if (wait > 0 && wait <= sconf.rate_delay * 1000)
+			usleep((useconds_t)wait * 1000);
+		clock_gettime(CLOCK_REALTIME, &now);
+		snprintf(tbuf, sizeof(tbuf), "%lld\n",
+		    (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+		(void)!pwrite(fd, tbuf, strlen(tbuf), 0);
+	}
+	close(fd);   /* drops the lock */
+}
+
+static void
+deliver_request(const struct dlv_request *req, struct dlv_result *res)
+{
+	struct smtp_msg m;
+	struct smtp_host *hosts = NULL;
+	char *path = NULL, *err = NULL;
+	size_t i, j, nhosts = 0;
+	off_t lines = 0;
+	int tries;
+
+	memset(&m, 0, sizeof(m));
+	m.qfd = -1;
+	if (!queue_id_valid(req->queue_id) || !queue_dir_ok(req->queue_dir)) {
+		log_warnx("bad queue file name in request: %s/%s",
+		    req->queue_dir != NULL ? req->queue_dir : "",
+		    req->queue_id != NULL ? req->queue_id : "");
+		result_all(res, req, "4.3.0", "bad queue file name in delivery request");
+		return;
+	}
+	path = queue_path(sconf.qdir, req->queue_dir, req->queue_id);
+	m.qfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (m.qfd < 0) {
+		log_warn("%s: open %s", req->queue_id, path);
+		result_all(res, req, "4.3.0", "cannot open queue file");
+		goto out;
+	}
+	for (tries = 0; flock(m.qfd, LOCK_SH | LOCK_NB) < 0; tries++) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) || tries >= LOCK_WAIT_TRIES) {
+			log_warn("%s: lock %s", req->queue_id, path);
+			result_all(res, req, "4.3.0", "cannot lock queue file");
+			goto out;
+		}
+		usleep(100000);
+	}
+	if (queue_read(m.qfd, &m.env, &err) < 0) {
+		log_warnx("%s: read %s: %s", req->queue_id, path, err != NULL ? err : "?");
+		result_all(res, req, "4.3.0", "cannot read queue file");
+		goto out;
+	}
+	snprintf(m.env.id, sizeof(m.env.id), "%s", req->queue_id);
+	m.id = m.env.id;
+	m.sender = m.env.sender != NULL ? m.env.sender : "";
+	m.nexthop = req->nexthop;
+	m.body = qenv_attr(&m.env, "body");
+	m.envid = qenv_attr(&m.env, "envid");
+	m.ret = qenv_attr(&m.env, "ret");
+	m.smtputf8 = qenv_attr(&m.env, "smtputf8") != NULL && has_8bit(m.sender);
+	(void)queue_content(m.qfd, &m.env, count_cb, &lines);
+	m.size_est = m.env.content_size + lines;
+	m.rcpts = xcalloc(req->nrcpt + 1, sizeof(*m.rcpts));
+	m.nrcpt = req->nrcpt;
+	for (i = 0; i < req->nrcpt; i++) {
+		const struct dlv_rcpt *dr = &req->rcpts[i];
+		struct smtp_rcpt *r = &m.rcpts[i];
+
+		r->dr = dr;
+		r->res = &res[i];
+		res[i].offset = dr->offset;
+		for (j = 0; j < m.env.nrcpt; j++)
+			if ((long long)m.env.rcpts[j].status_off == dr->offset) {
+				r->qr = &m.env.rcpts[j];
+				break;
+			}
+		if (r->qr == NULL || strcmp(r->qr->addr, dr->addr) != 0) {
+			log_warnx("%s: recipient <%s> at offset %lld is not in the queue file",
+			    m.id, dr->addr, dr->offset);
+			r->qr = NULL;
+			smtp_rcpt_result(r, 4, "4.3.0", "none",
+			    "recipient not found in queue file");
+			r->final = 1;   /* do not send it anywhere */
+			continue;
+		}
+		if (r->qr->status == 'D') {
+			smtp_rcpt_result(r, 2, "2.0.0", "none", "already delivered");
+			continue;
+		}
+		if (has_8bit(dr->addr) && qenv_attr(&m.env, "smtputf8") != NULL)
+			m.smtputf8 = 1;
+	}
+	if (smtp_open_count(&m) == 0)
+		goto out;
+	if (smtp_find_hosts(&m, req->nexthop, &hosts, &nhosts) < 0)
+		goto out;
+	rate_wait(req->nexthop);
+	for (i = 0; i < nhosts && smtp_open_count(&m) > 0; i++) {
+		if (smtp_session(&m, &hosts[i]) == 0)
+			break;
+	}
+	/* Anything still open without a recorded answer (should not happen). */
+	for (i = 0; i < m.nrcpt; i++)
+		if (!m.rcpts[i].final && !m.rcpts[i].have_soft)
+			smtp_rcpt_result(&m.rcpts[i], 4, "4.4.1", "none",
+			    "delivery temporarily suspended: no server was reachable");
+out:
+	smtp_hosts_free(hosts, nhosts);
+	free(m.rcpts);
+	free(err);
+	free(path);
+	if (m.qfd >= 0) {
+		qenv_free(&m.env);
+		close(m.qfd);   /* drops the flock */
+	}
+}
+
+static void
+smtp_serve(int fd)
+{
+	struct ipc_msg in, out;
+	struct dlv_request req;
+	struct dlv_result *res;
+	char *err = NULL;
+	size_t i;
+
+	ipc_init(&in);
+	memset(&req, 0, sizeof(req));
+	if (ipc_recv(fd, &in, IPC_MAX_DEFAULT, REQUEST_TIMEOUT_MS) < 0) {
+		log_warn("receive delivery request");
+		ipc_free(&in);
+		return;
+	}
+	if (dlv_request_decode(&in, &req, &err) < 0) {
+		log_warnx("bad delivery request: %s", err != NULL ? err : "?");
+		free(err);
+		ipc_free(&in);
+		return;
+	}
+	ipc_free(&in);
+	res = xcalloc(req.nrcpt + 1, sizeof(*res));
+	deliver_request(&req, res);
+	for (i = 0; i < req.nrcpt; i++)
+		if (res[i].dsn == NULL) {
+			res[i].offset = req.rcpts[i].offset;
+			result_set(&res[i], 4, "4.3.0", "none", "internal error");
+		}
+	ipc_init(&out);
+	dlv_results_encode(res, req.nrcpt, &out);
+	if (ipc_send(fd, &out, REPLY_TIMEOUT_MS) < 0)
+		log_warn("%s: send delivery results", req.queue_id);
+	ipc_free(&out);
+	dlv_results_free(res, req.nrcpt);
+	dlv_request_free(&req);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		.kind = SERVER_SINGLE,
+		.name = "smtp",
+		.pre_init = smtp_pre_init,
+		.post_init = smtp_post_init,
+		.serve = smtp_serve,
+	};
+
+	return server_main(argc, argv, &ops);
+}

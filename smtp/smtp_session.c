@@ -1,0 +1,756 @@
+/*
+ * smtp_session - one SMTP client session with one server address:
+ * greeting, EHLO (HELO fallback), STARTTLS per policy then EHLO again,
+ * AUTH PLAIN from smtp_sasl_password_maps, MAIL/RCPT/DATA with the
+ * extensions the server offers (PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
+ * DSN), per-recipient results, QUIT.
+ *
+ * Invariants: after STARTTLS every byte read in clear is discarded and
+ * the EHLO answer is forgotten (CVE-2011-0411 class); AUTH never goes out
+ * in clear unless the TLS level is "none"; a recipient is marked 'D' in
+ * the queue file only after the server's 2xx to the end of DATA, before
+ * the result goes back to qmgr. Connection-level trouble (refused, 4xx or
+ * 5xx greeting, TLS required but missing, lost connection) sends the
+ * caller to the next address; the recipients keep a 4xx meanwhile.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/strv.h"
+#include "mail/config.h"
+#include "smtp.h"
+
+#define SMTP_WRITE_CHUNK (64 * 1024)
+
+enum {
+	EXT_PIPELINING = 1,
+	EXT_SIZE = 2,
+	EXT_8BITMIME = 4,
+	EXT_SMTPUTF8 = 8,
+	EXT_DSN = 16,
+	EXT_STARTTLS = 32,
+	EXT_AUTH_PLAIN = 64,
+	EXT_AUTH_LOGIN = 128,
+};
+
+struct sess {
+	struct smtp_msg *m;
+	struct smtp_host *h;
+	struct smtp_conn c;
+	char relay[320];
+	unsigned ext;
+	long long size_limit;
+	enum tls_level level;
+	struct buf text;       /* the last reply */
+	int code;
+};
+
+static void
+parse_ehlo(struct sess *s, char **lines)
+{
+	size_t i;
+
+	s->ext = 0;
+	s->size_limit = 0;
+	for (i = 0; lines != NULL && lines[i] != NULL; i++) {
+		char *l = lines[i];
+		size_t kw = strcspn(l, " =");
+
+		if (kw == 10 && strncasecmp(l, "PIPELINING", kw) == 0)
+			s->ext |= EXT_PIPELINING;
+		else if (kw == 4 && strncasecmp(l, "SIZE", kw) == 0) {
+			s->ext |= EXT_SIZE;
+			s->size_limit = l[4] == ' ' ? strtoll(l + 5, NULL, 10) : 0;
+			if (s->size_limit < 0)
+				s->size_limit = 0;
+		} else if (kw == 8 && strncasecmp(l, "8BITMIME", kw) == 0)
+			s->ext |= EXT_8BITMIME;
+		else if (kw == 8 && strncasecmp(l, "SMTPUTF8", kw) == 0)
+			s->ext |= EXT_SMTPUTF8;
+		else if (kw == 3 && strncasecmp(l, "DSN", kw) == 0)
+			s->ext |= EXT_DSN;
+		else if (kw == 8 && strncasecmp(l, "STARTTLS", kw) == 0)
+			s->ext |= EXT_STARTTLS;
+		else if (kw == 4 && strncasecmp(l, "AUTH", kw) == 0) {
+			char **mechs = strv_split_list(l + 4 + (l[4] != '\0'));
+
+			if (strv_contains_ci(mechs, "PLAIN"))
+				s->ext |= EXT_AUTH_PLAIN;
+			if (strv_contains_ci(mechs, "LOGIN"))
+				s->ext |= EXT_AUTH_LOGIN;
+			strv_free(&mechs);
+		}
+	}
+}
+
+/* Record a failure reply for every open recipient (or accepted ones). */
+static void
+fail_open(struct sess *s, int status, const char *dsn, const char *text)
+{
+	smtp_open_result(s->m, status, dsn, s->relay, text);
+}
+
+/* "host X[A] said: 550 ... (in reply to RCPT TO command)" */
+static char *
+said(const struct sess *s, const char *cmd)
+{
+	return xasprintf("host %s[%s] said: %s (in reply to %s command)", s->h->name,
+	    s->h->addr, buf_cstr(&s->text), cmd);
+}
+
+/* A lost session: temporary for everyone still open. */
+static int
+lost(struct sess *s, const char *stage)
+{
+	char *t = xasprintf("%s with %s[%s] while %s", strstr(s->c.errtext, "timed out")
+	    ? "conversation timed out" : "lost connection", s->h->name, s->h->addr, stage);
+
+	if (strcmp(s->c.errtext, "lost connection") != 0 &&
+	    strstr(s->c.errtext, "timed out") == NULL) {
+		free(t);
+		t = xasprintf("error talking to %s[%s] while %s: %s", s->h->name, s->h->addr,
+		    stage, s->c.errtext);
+	}
+	fail_open(s, 4, "4.4.2", t);
+	free(t);
+	return 1;
+}
+
+static int
+send_line(struct sess *s, int timeout, const char *fmt, ...) PRINTF_LIKE(3, 4);
+
+static int
+send_line(struct sess *s, int timeout, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT(0);
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	/* Nothing we send carries CR or LF inside a command. */
+	for (size_t i = 0; i < b.len; i++)
+		if (b.data[i] == '\r' || b.data[i] == '\n')
+			b.data[i] = ' ';
+	buf_append(&b, "\r\n", 2);
+	rc = smtp_conn_write(&s->c, b.data, b.len, timeout);
+	buf_free(&b);
+	return rc;
+}
+
+static int
+reply(struct sess *s, int timeout, char ***lines)
+{
+	return smtp_conn_reply(&s->c, timeout, &s->code, &s->text, lines);
+}
+
+static int
+ehlo(struct sess *s)
+{
+	char **lines = NULL;
+
+	if (send_line(s, sconf.helo_timeout, "EHLO %s", sconf.helo_name) < 0 ||
+	    reply(s, sconf.helo_timeout, &lines) < 0) {
+		strv_free(&lines);
+		return -1;
+	}
+	if (s->code / 100 == 2) {
+		parse_ehlo(s, lines);
+		strv_free(&lines);
+		return 0;
+	}
+	strv_free(&lines);
+	/* RFC 5321 4.1.4: fall back to HELO (no extensions). */
+	s->ext = 0;
+	if (send_line(s, sconf.helo_timeout, "HELO %s", sconf.helo_name) < 0 ||
+	    reply(s, sconf.helo_timeout, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+sasl_lookup(void *ctx, const char *key, char **value_r)
+{
+	return maplist_lookup(ctx, key, value_r);
+}
+
+/* base64 of "\0user\0pass" */
+static char *
+auth_plain(const char *user, const char *pass)
+{
+	size_t ul = strlen(user), pl = strlen(pass), n = ul + pl + 2;
+	unsigned char *raw = xmalloc(n);
+	char *out = xmalloc(4 * ((n + 2) / 3) + 1);
+
+	raw[0] = '\0';
+	memcpy(raw + 1, user, ul);
+	raw[1 + ul] = '\0';
+	memcpy(raw + 2 + ul, pass, pl);
+	EVP_EncodeBlock((unsigned char *)out, raw, (int)n);
+	explicit_bzero(raw, n);
+	free(raw);
+	return out;
+}
+
+/* 0 ok or nothing to do, 1 try next host (result recorded). */
+static int
+authenticate(struct sess *s)
+{
+	char *cred = NULL, *key, *colon, *b64, *t;
+	int found = 0;
+
+	if (sconf.sasl_passwd == NULL)
+		return 0;
+	/* Postfix order: the nexthop as given, then the server's name. */
+	key = str_lower(xstrdup(s->m->nexthop));
+	found = maplist_lookup(sconf.sasl_passwd, key, &cred);
+	free(key);
+	if (found == 0)
+		found = sasl_lookup(sconf.sasl_passwd, s->h->name, &cred);
+	if (found < 0) {
+		fail_open(s, 4, "4.3.0", "SASL password table lookup failed");
+		return 1;
+	}
+	if (found == 0)
+		return 0;
+	if (s->c.tls == NULL && s->level != TLS_LEV_NONE) {
+		log_warnx("%s: not sending SASL credentials to %s[%s] without TLS",
+		    s->m->id, s->h->name, s->h->addr);
+		free(cred);
+		return 0;
+	}
+	if (!(s->ext & EXT_AUTH_PLAIN)) {
+		log_warnx("%s: %s[%s] offers no AUTH PLAIN; sending without authentication",
+		    s->m->id, s->h->name, s->h->addr);
+		free(cred);
+		return 0;
+	}
+	colon = strchr(cred, ':');
+	if (colon == NULL) {
+		log_warnx("%s: smtp_sasl_password_maps entry for %s is not user:password",
+		    s->m->id, s->m->nexthop);
+		explicit_bzero(cred, strlen(cred));
+		free(cred);
+		fail_open(s, 4, "4.7.0", "bad SASL credentials entry");
+		return 1;
+	}
+	*colon = '\0';
+	b64 = auth_plain(cred, colon + 1);
+	explicit_bzero(cred, strlen(cred) + 1 + strlen(colon + 1));
+	free(cred);
+	if (send_line(s, sconf.helo_timeout, "AUTH PLAIN %s", b64) < 0 ||
+	    reply(s, sconf.helo_timeout, NULL) < 0) {
+		explicit_bzero(b64, strlen(b64));
+		free(b64);
+		return lost(s, "authenticating");
+	}
+	explicit_bzero(b64, strlen(b64));
+	free(b64);
+	if (s->code / 100 != 2) {
+		t = xasprintf("SASL authentication failed; server %s[%s] said: %s",
+		    s->h->name, s->h->addr, buf_cstr(&s->text));
+		fail_open(s, 4, "4.7.0", t);
+		free(t);
+		return 1;
+	}
+	log_debug("%s: authenticated to %s[%s]", s->m->id, s->h->name, s->h->addr);
+	return 0;
+}
+
+/* 0 go on, 1 try the next host (result recorded), 2 retry this host in
+ * plain text ("may" and the handshake failed). */
+static int
+starttls(struct sess *s)
+{
+	char *err = NULL, *t;
+	const char *trust;
+
+	if (s->level == TLS_LEV_NONE || s->h->plain_only)
+		return 0;
+	if (!(s->ext & EXT_STARTTLS) || sconf.tls == NULL) {
+		if (s->level == TLS_LEV_MAY)
+			return 0;
+		if (sconf.tls == NULL)
+			t = xasprintf("TLS is required, but this client has no TLS support");
+		else
+			t = xasprintf("TLS is required, but was not offered by host %s[%s]",
+			    s->h->name, s->h->addr);
+		fail_open(s, 4, "4.7.4", t);
+		free(t);
+		return 1;
+	}
+	if (send_line(s, sconf.starttls_timeout, "STARTTLS") < 0 ||
+	    reply(s, sconf.starttls_timeout, NULL) < 0)
+		return lost(s, "sending STARTTLS");
+	if (s->code != 220) {
+		if (s->level == TLS_LEV_MAY) {
+			/* Opportunistic: carry on in clear with this server. */
+			log_info("%s: STARTTLS refused by %s[%s]: %s; continuing in clear",
+			    s->m->id, s->h->name, s->h->addr, buf_cstr(&s->text));
+			return 0;
+		}
+		t = said(s, "STARTTLS");
+		fail_open(s, 4, "4.7.5", t);
+		free(t);
+		return 1;
+	}
+	/* Whatever arrived in clear after the 220 is an injection attempt. */
+	smtp_conn_purge(&s->c);
+	s->c.tls = tls_client_new(sconf.tls, s->c.fd, s->h->name);
+	if (s->c.tls == NULL ||
+	    tls_handshake_timeout(s->c.tls, sconf.starttls_timeout * 1000, &err) < 0) {
+		t = xasprintf("Cannot start TLS: handshake failure with %s[%s]:%d: %s",
+		    s->h->name, s->h->addr, s->h->port, err != NULL ? err : "out of memory");
+		log_info("%s: %s", s->m->id, t);
+		free(err);
+		if (s->level == TLS_LEV_MAY) {
+			free(t);
+			return 2;
+		}
+		fail_open(s, 4, "4.7.5", t);
+		free(t);
+		return 1;
+	}
+	if (!tls_peer_has_cert(s->c.tls))
+		trust = "Anonymous";
+	else if (tls_peer_verified(s->c.tls))
+		trust = s->level == TLS_LEV_VERIFY ? "Verified" : "Trusted";
+	else
+		trust = "Untrusted";
+	log_info("%s TLS connection established to %s[%s]:%d: %s", trust, s->h->name,
+	    s->h->addr, s->h->port, tls_describe(s->c.tls));
+	if (s->level == TLS_LEV_VERIFY && !tls_peer_verified(s->c.tls)) {
+		t = xasprintf("Server certificate not verified: %s[%s]:%d: %s", s->h->name,
+		    s->h->addr, s->h->port, tls_verify_error(s->c.tls));
+		fail_open(s, 4, "4.7.5", t);
+		free(t);
+		return 1;
+	}
+	/* Forget the clear-text EHLO answer and ask again. */
+	s->ext = 0;
+	if (ehlo(s) < 0)
+		return lost(s, "performing the EHLO handshake");
+	if (s->code / 100 != 2) {
+		t = said(s, "EHLO");
+		fail_open(s, 4, "4.0.0", t);
+		free(t);
+		return 1;
+	}
+	return 0;
+}
+
+static char *
+xtext(const char *s)
+{
+	struct buf b = BUF_INIT(0);
+
+	/* RFC 3461 4: '+', '=', controls and non-ASCII as +XX. */
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch < 33 || ch > 126 || ch == '+' || ch == '=')
+			buf_printf(&b, "+%02X", ch);
+		else
+			buf_putc(&b, (char)ch);
+	}
+	return buf_steal(&b);
+}
+
+static void
+mail_cmd(struct sess *s, struct buf *out)
+{
+	struct smtp_msg *m = s->m;
+
+	buf_printf(out, "MAIL FROM:<%s>", m->sender);
+	if (s->ext & EXT_SIZE)
+		buf_printf(out, " SIZE=%lld", (long long)m->size_est);
+	if ((s->ext & EXT_8BITMIME) && m->body != NULL &&
+	    strcasecmp(m->body, "8BITMIME") == 0)
+		buf_puts(out, " BODY=8BITMIME");
+	if ((s->ext & EXT_SMTPUTF8) && m->smtputf8)
+		buf_puts(out, " SMTPUTF8");
+	if (s->ext & EXT_DSN) {
+		if (m->ret != NULL && (strcasecmp(m->ret, "FULL") == 0 ||
+		    strcasecmp(m->ret, "HDRS") == 0))
+			buf_printf(out, " RET=%s", m->ret);
+		if (m->envid != NULL && *m->envid != '\0') {
+			char *x = xtext(m->envid);
+
+			buf_printf(out, " ENVID=%s", x);
+			free(x);
+		}
+	}
+	buf_puts(out, "\r\n");
+}
+
+static void
+rcpt_cmd(struct sess *s, const struct smtp_rcpt *r, struct buf *out)
+{
+	const char *orig = r->dr->orig;
+
+	buf_printf(out, "RCPT TO:<%s>", r->dr->addr);
+	if (s->ext & EXT_DSN) {
+		if (r->dr->notify != NULL && *r->dr->notify != '\0')
+			buf_printf(out, " NOTIFY=%s", r->dr->notify);
+		if (orig != NULL && *orig != '\0') {
+			const char *semi = strchr(orig, ';');
+			char *x;
+
+			if (semi != NULL && strncasecmp(orig, "rfc822;", 7) == 0) {
+				x = xtext(semi + 1);
+				buf_printf(out, " ORCPT=rfc822;%s", x);
+			} else if (semi == NULL) {
+				x = xtext(orig);
+				buf_printf(out, " ORCPT=rfc822;%s", x);
+			} else {
+				x = xtext(semi + 1);
+				buf_printf(out, " ORCPT=%.*s;%s", (int)(semi - orig), orig, x);
+			}
+			free(x);
+		}
+	}
+	buf_puts(out, "\r\n");
+}
+
+struct content_ctx {
+	struct sess *s;
+	struct smtp_wire w;
+	struct buf out;
+	int failed;
+};
+
+static int
+content_cb(const char *p, size_t n, void *ctx)
+{
+	struct content_ctx *cc = ctx;
+
+	smtp_wire_chunk(&cc->w, p, n, &cc->out);
+	if (cc->out.len >= SMTP_WRITE_CHUNK) {
+		if (smtp_conn_write(&cc->s->c, cc->out.data, cc->out.len,
+		    sconf.data_xfer_timeout) < 0) {
+			cc->failed = 1;
+			return 1;
+		}
+		buf_reset(&cc->out);
+	}
+	return 0;
+}
+
+static int
+send_content(struct sess *s)
+{
+	struct content_ctx cc;
+	int rc;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.s = s;
+	smtp_wire_init(&cc.w);
+	buf_init(&cc.out, 0);
+	rc = queue_content(s->m->qfd, &s->m->env, content_cb, &cc);
+	if (rc != 0 && !cc.failed) {
+		buf_free(&cc.out);
+		return -2;   /* the queue file could not be read */
+	}
+	if (!cc.failed) {
+		smtp_wire_end(&cc.w, &cc.out);
+		if (smtp_conn_write(&s->c, cc.out.data, cc.out.len,
+		    sconf.data_xfer_timeout) < 0)
+			cc.failed = 1;
+	}
+	buf_free(&cc.out);
+	return cc.failed ? -1 : 0;
+}
+
+/* A RCPT reply for r. */
+static void
+rcpt_reply(struct sess *s, struct smtp_rcpt *r)
+{
+	char dsn[16], *t;
+
+	if (s->code / 100 == 2) {
+		r->accepted = 1;
+		return;
+	}
+	smtp_reply_dsn(s->code, buf_cstr(&s->text), dsn, sizeof(dsn));
+	t = said(s, "RCPT TO");
+	smtp_rcpt_result(r, s->code / 100 == 5 ? 5 : 4, dsn, s->relay, t);
+	free(t);
+}
+
+static void
+quit(struct sess *s)
+{
+	if (send_line(s, sconf.quit_timeout, "QUIT") == 0)
+		(void)reply(s, sconf.quit_timeout < 10 ? sconf.quit_timeout : 10, NULL);
+}
+
+/* The transaction after EHLO/TLS/AUTH. Returns as smtp_session. */
+static int
+transaction(struct sess *s)
+{
+	struct smtp_msg *m = s->m;
+	struct buf cmds = BUF_INIT(0);
+	struct smtp_rcpt **sent = NULL;
+	size_t nsent = 0, i, naccepted = 0;
+	char dsn[16], *t;
+	int pipelining = (s->ext & EXT_PIPELINING) != 0, rc;
+
+	if (m->smtputf8 && !(s->ext & EXT_SMTPUTF8)) {
+		t = xasprintf("SMTPUTF8 is required, but was not offered by host %s[%s]",
+		    s->h->name, s->h->addr);
+		fail_open(s, 5, "5.6.7", t);
+		free(t);
+		quit(s);
+		return 0;
+	}
+	if ((s->ext & EXT_SIZE) && s->size_limit > 0 && m->size_est > s->size_limit) {
+		t = xasprintf("message size %lld exceeds size limit %lld of server %s[%s]",
+		    (long long)m->size_est, s->size_limit, s->h->name, s->h->addr);
+		fail_open(s, 5, "5.3.4", t);
+		free(t);
+		quit(s);
+		return 0;
+	}
+	sent = xcalloc(m->nrcpt + 1, sizeof(*sent));
+	for (i = 0; i < m->nrcpt; i++)
+		if (!m->rcpts[i].final) {
+			m->rcpts[i].accepted = 0;
+			sent[nsent++] = &m->rcpts[i];
+		}
+	/* MAIL */
+	mail_cmd(s, &cmds);
+	if (!pipelining) {
+		if (smtp_conn_write(&s->c, cmds.data, cmds.len, sconf.mail_timeout) < 0 ||
+		    reply(s, sconf.mail_timeout, NULL) < 0) {
+			rc = lost(s, "sending MAIL FROM");
+			goto out;
+		}
+		buf_reset(&cmds);
+		if (s->code / 100 != 2)
+			goto mail_failed;
+		for (i = 0; i < nsent; i++) {
+			rcpt_cmd(s, sent[i], &cmds);
+			if (smtp_conn_write(&s->c, cmds.data, cmds.len, sconf.rcpt_timeout) < 0 ||
+			    reply(s, sconf.rcpt_timeout, NULL) < 0) {
+				rc = lost(s, "sending RCPT TO");
+				goto out;
+			}
+			buf_reset(&cmds);
+			rcpt_reply(s, sent[i]);
+			naccepted += sent[i]->accepted;
+		}
+		if (naccepted == 0)
+			goto none_accepted;
+		if (send_line(s, sconf.data_init_timeout, "DATA") < 0 ||
+		    reply(s, sconf.data_init_timeout, NULL) < 0) {
+			rc = lost(s, "sending DATA");
+			goto out;
+		}
+	} else {
+		/* RFC 2920: MAIL, every RCPT and DATA in one go; replies in order. */
+		for (i = 0; i < nsent; i++)
+			rcpt_cmd(s, sent[i], &cmds);
+		buf_puts(&cmds, "DATA\r\n");
+		if (smtp_conn_write(&s->c, cmds.data, cmds.len, sconf.mail_timeout) < 0) {
+			rc = lost(s, "sending MAIL FROM");
+			goto out;
+		}
+		if (reply(s, sconf.mail_timeout, NULL) < 0) {
+			rc = lost(s, "receiving the MAIL FROM reply");
+			goto out;
+		}
+		if (s->code / 100 != 2) {
+			/* Drain the RCPT and DATA replies; they do not matter. */
+			for (i = 0; i <= nsent; i++) {
+				struct buf keep = BUF_INIT(0);
+				int code = s->code;
+
+				buf_puts(&keep, buf_cstr(&s->text));
+				if (reply(s, sconf.rcpt_timeout, NULL) < 0)
+					i = nsent;
+				s->code = code;
+				buf_reset(&s->text);
+				buf_puts(&s->text, buf_cstr(&keep));
+				buf_free(&keep);
+			}
+			goto mail_failed;
+		}
+		for (i = 0; i < nsent; i++) {
+			if (reply(s, sconf.rcpt_timeout, NULL) < 0) {
+				rc = lost(s, "receiving the RCPT TO reply");
+				goto out;
+			}
+			rcpt_reply(s, sent[i]);
+			naccepted += sent[i]->accepted;
+		}
+		if (reply(s, sconf.data_init_timeout, NULL) < 0) {
+			rc = lost(s, "receiving the DATA reply");
+			goto out;
+		}
+		if (naccepted == 0) {
+			if (s->code == 354) {
+				/* Nothing to send: end the empty message at once. */
+				if (smtp_conn_write(&s->c, ".\r\n", 3, sconf.data_xfer_timeout) == 0)
+					(void)reply(s, sconf.data_done_timeout, NULL);
+			}
+			goto none_accepted;
+		}
+	}
+	if (s->code != 354) {
+		smtp_reply_dsn(s->code, buf_cstr(&s->text), dsn, sizeof(dsn));
+		t = said(s, "DATA");
+		for (i = 0; i < nsent; i++)
+			if (sent[i]->accepted)
+				smtp_rcpt_result(sent[i], s->code / 100 == 5 ? 5 : 4, dsn, s->relay, t);
+		free(t);
+		quit(s);
+		rc = smtp_open_count(m) > 0;
+		goto out;
+	}
+	rc = send_content(s);
+	if (rc == -2) {
+		/* Our side failed: do not let the server deliver a truncated
+		 * message; drop the connection without the final dot. */
+		smtp_open_result(m, 4, "4.3.0", s->relay, "error reading the queue file");
+		rc = 0;
+		goto out;
+	}
+	if (rc < 0) {
+		rc = lost(s, "sending message body");
+		goto out;
+	}
+	if (reply(s, sconf.data_done_timeout, NULL) < 0) {
+		rc = lost(s, "sending end of data -- message may be sent more than once");
+		goto out;
+	}
+	smtp_reply_dsn(s->code, buf_cstr(&s->text), dsn, sizeof(dsn));
+	if (s->code / 100 == 2) {
+		for (i = 0; i < nsent; i++) {
+			if (!sent[i]->accepted)
+				continue;
+			/* Durable at the server: mark before reporting. */
+			if (sent[i]->qr != NULL &&
+			    queue_mark_rcpt(m->qfd, sent[i]->qr->status_off, 'D') < 0)
+				log_warn("%s: mark recipient <%s> done", m->id, sent[i]->dr->addr);
+			else if (sent[i]->qr != NULL)
+				sent[i]->qr->status = 'D';
+			smtp_rcpt_result(sent[i], 2, dsn, s->relay, buf_cstr(&s->text));
+		}
+	} else {
+		t = said(s, "end of DATA");
+		for (i = 0; i < nsent; i++)
+			if (sent[i]->accepted)
+				smtp_rcpt_result(sent[i], s->code / 100 == 5 ? 5 : 4, dsn, s->relay, t);
+		free(t);
+	}
+	quit(s);
+	rc = smtp_open_count(m) > 0;
+	goto out;
+mail_failed:
+	smtp_reply_dsn(s->code, buf_cstr(&s->text), dsn, sizeof(dsn));
+	t = said(s, "MAIL FROM");
+	fail_open(s, s->code / 100 == 5 ? 5 : 4, dsn, t);
+	free(t);
+	quit(s);
+	rc = s->code / 100 != 5;
+	goto out;
+none_accepted:
+	quit(s);
+	rc = smtp_open_count(m) > 0;
+out:
+	free(sent);
+	buf_free(&cmds);
+	return rc;
+}
+
+int
+smtp_session(struct smtp_msg *m, struct smtp_host *h)
+{
+	struct sess s;
+	char why[512], dsnbuf[16], *t;
+	const char *pwhy;
+	int rc, attempt;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		memset(&s, 0, sizeof(s));
+		s.m = m;
+		s.h = h;
+		buf_init(&s.text, SMTP_REPLY_TEXT_MAX + SMTP_LINE_MAX);
+		snprintf(s.relay, sizeof(s.relay), "%s[%s]:%d", h->name, h->addr, h->port);
+		if (tlspolicy_find(m->nexthop, sconf.tls_level,
+		    sconf.tls_policy != NULL ? sasl_lookup : NULL, sconf.tls_policy,
+		    &s.level, &pwhy) < 0) {
+			fail_open(&s, 4, "4.7.5", pwhy);
+			buf_free(&s.text);
+			return 0;
+		}
+		if (smtp_conn_open(&s.c, h, why, sizeof(why)) < 0) {
+			log_info("%s: %s", m->id, why);
+			fail_open(&s, 4, "4.4.1", why);
+			buf_free(&s.text);
+			return 1;
+		}
+		if (reply(&s, sconf.helo_timeout, NULL) < 0) {
+			rc = lost(&s, "receiving the initial server greeting");
+			goto done;
+		}
+		if (s.code / 100 != 2) {
+			/* Postfix smtp_skip_5xx_greeting: try another server. */
+			t = xasprintf("host %s[%s] refused to talk to me: %s", h->name, h->addr,
+			    buf_cstr(&s.text));
+			log_info("%s: %s", m->id, t);
+			smtp_reply_dsn(s.code, buf_cstr(&s.text), dsnbuf, sizeof(dsnbuf));
+			dsnbuf[0] = '4';   /* another server may take it */
+			fail_open(&s, 4, dsnbuf, t);
+			free(t);
+			quit(&s);
+			rc = 1;
+			goto done;
+		}
+		if (ehlo(&s) < 0) {
+			rc = lost(&s, "performing the EHLO handshake");
+			goto done;
+		}
+		if (s.code / 100 != 2) {
+			t = said(&s, "HELO");
+			fail_open(&s, 4, "4.0.0", t);
+			free(t);
+			quit(&s);
+			rc = 1;
+			goto done;
+		}
+		rc = starttls(&s);
+		if (rc == 2) {
+			/* "may": once more with this server, in clear. */
+			smtp_conn_close(&s.c);
+			buf_free(&s.text);
+			h->plain_only = 1;
+			continue;
+		}
+		if (rc != 0 || smtp_open_count(m) == 0) {
+			if (s.c.fd >= 0)
+				quit(&s);
+			goto done;
+		}
+		rc = authenticate(&s);
+		if (rc != 0) {
+			quit(&s);
+			goto done;
+		}
+		rc = transaction(&s);
+done:
+		smtp_conn_close(&s.c);
+		buf_free(&s.text);
+		return rc;
+	}
+	return 1;
+}
