@@ -1,0 +1,42 @@
+/* pickup - local submission daemon (see pickup.c). */
+#ifndef POSTERN_PICKUP_H
+#define POSTERN_PICKUP_H
+
+#include <sys/types.h>
+#include "util/ipc.h"
+#include "mail/resolve.h"
+
+struct pickup_conf {
+	char *qdir;
+	char *myorigin;
+	char *myhostname;
+	char *mail_name;
+	long long size_limit;     /* message_size_limit; 0 = none */
+	size_t header_limit;      /* header_size_limit */
+	struct resolver *resolver;
+};
+
+extern struct pickup_conf pconf;
+
+/* One submission, from the socket or a maildrop file. */
+struct psub;
+
+enum psub_result {
+	PSUB_MORE,      /* frame taken, send the next */
+	PSUB_DONE,      /* committed: psub_queue_id() */
+	PSUB_FAIL,      /* refused for good: psub_reason(), psub_exit() */
+	PSUB_TEMP,      /* could not queue now (disk, lookup): try again later */
+	PSUB_CORRUPT,   /* the stream itself is malformed */
+};
+
+/* uid: the submitter as the kernel says (SO_PEERCRED, file owner);
+ * source: "socket" or "maildrop" for the logs. */
+struct psub *psub_new(uid_t uid, const char *source);
+enum psub_result psub_frame(struct psub *s, const struct ipc_msg *m);
+const char *psub_reason(const struct psub *s);
+int psub_exit(const struct psub *s);
+const char *psub_queue_id(const struct psub *s);
+/* Aborts an uncommitted queue file. */
+void psub_free(struct psub **s);
+
+#endif

@@ -1,0 +1,446 @@
+/*
+ * psub - one local submission: the frames of lib/mail/submit.h in, one
+ * queue file in incoming/ out.
+ *
+ * The same code serves the public/pickup socket and maildrop/ files, so a
+ * message is treated the same whichever way it came.
+ *
+ * Invariants:
+ * - The submitter is the uid given by the caller (SO_PEERCRED or the file
+ *   owner), never a value from the stream. A sender from the stream (-f)
+ *   is honoured, as Postfix does, and logged next to the uid.
+ * - The queue file is committed only on the end frame, after its size
+ *   matched what was received; any failure before that aborts it, so
+ *   nothing half-written gets a queue ID.
+ * - The header is buffered (at most header_size_limit plus one frame)
+ *   until its end is known, because -t recipients must be in the envelope
+ *   before any content is written; the body is streamed.
+ * Trusts nothing in the frames: every attribute is checked and bounded.
+ * Limits: message_size_limit content bytes; 100000 recipients (queue).
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/strv.h"
+#include "mail/addr.h"
+#include "mail/queue.h"
+#include "mail/submit.h"
+#include "pickup.h"
+
+#define ENVID_MAX 100
+#define FULLNAME_MAX 200
+
+enum psub_state { ST_ENVELOPE, ST_HEADER, ST_BODY, ST_END };
+
+struct psub {
+	uid_t uid;
+	const char *source;
+	enum psub_state state;
+	char *login;
+	char *sender;
+	char *fullname;
+	char **rcpts;            /* from the envelope */
+	int extract;
+	const char *notify;      /* static: "", "NEVER" or a subset */
+	char *ret, *envid, *body;
+	struct buf hdr;          /* content until the header end is known */
+	long long size;
+	struct queue_writer *qw;
+	char id[QUEUE_ID_MAX];
+	char *message_id;
+	char *reason;
+	int exit_code;
+	struct timespec arrival;
+};
+
+struct psub *
+psub_new(uid_t uid, const char *source)
+{
+	struct psub *s = xcalloc(1, sizeof(*s));
+
+	s->uid = uid;
+	s->source = source;
+	s->notify = "";
+	buf_init(&s->hdr, 0);
+	clock_gettime(CLOCK_REALTIME, &s->arrival);
+	return s;
+}
+
+void
+psub_free(struct psub **sp)
+{
+	struct psub *s = *sp;
+
+	if (s == NULL)
+		return;
+	if (s->qw != NULL)
+		queue_writer_abort(&s->qw);
+	free(s->login);
+	free(s->sender);
+	free(s->fullname);
+	strv_free(&s->rcpts);
+	free(s->ret);
+	free(s->envid);
+	free(s->body);
+	buf_free(&s->hdr);
+	free(s->message_id);
+	free(s->reason);
+	free(s);
+	*sp = NULL;
+}
+
+const char *
+psub_reason(const struct psub *s)
+{
+	return s->reason != NULL ? s->reason : "";
+}
+
+int
+psub_exit(const struct psub *s)
+{
+	return s->exit_code;
+}
+
+const char *
+psub_queue_id(const struct psub *s)
+{
+	return s->id;
+}
+
+static enum psub_result
+fail(struct psub *s, enum psub_result r, int code, const char *fmt, ...)
+    PRINTF_LIKE(4, 5);
+
+static enum psub_result
+fail(struct psub *s, enum psub_result r, int code, const char *fmt, ...)
+{
+	va_list ap;
+	struct buf b = BUF_INIT(0);
+
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	free(s->reason);
+	s->reason = buf_steal(&b);
+	s->exit_code = code;
+	if (s->qw != NULL)
+		queue_writer_abort(&s->qw);
+	s->state = ST_END;
+	return r;
+}
+
+static int
+printable(const char *v, size_t max)
+{
+	size_t n = 0;
+
+	for (; *v; v++, n++)
+		if ((unsigned char)*v < ' ' || *v == 0x7f || n >= max)
+			return 0;
+	return 1;
+}
+
+static int
+has_8bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* "", "NEVER", or a subset of SUCCESS,FAILURE,DELAY, as the queue writes it. */
+static const char *
+notify_canon(const char *v)
+{
+	static const char *const forms[] = {
+		"", "SUCCESS", "FAILURE", "SUCCESS,FAILURE", "DELAY",
+		"SUCCESS,DELAY", "FAILURE,DELAY", "SUCCESS,FAILURE,DELAY",
+	};
+	unsigned bits = 0;
+	char **v2;
+	size_t i;
+
+	if (strcasecmp(v, "NEVER") == 0)
+		return "NEVER";
+	v2 = strv_split(v, ",");
+	for (i = 0; v2 != NULL && v2[i] != NULL; i++) {
+		if (strcasecmp(v2[i], "SUCCESS") == 0)
+			bits |= 1;
+		else if (strcasecmp(v2[i], "FAILURE") == 0)
+			bits |= 2;
+		else if (strcasecmp(v2[i], "DELAY") == 0)
+			bits |= 4;
+		else
+			bits |= 8;
+	}
+	strv_free(&v2);
+	return bits < 8 ? forms[bits] : NULL;
+}
+
+static enum psub_result
+envelope(struct psub *s, const struct ipc_msg *m)
+{
+	const char *req = ipc_get(m, "request"), *ver = ipc_get(m, "version");
+	const char *name, *v, *err;
+	struct passwd *pw;
+	size_t pos = 0;
+
+	if (req == NULL || strcmp(req, "submit") != 0 || ver == NULL)
+		return fail(s, PSUB_CORRUPT, EX_PROTOCOL, "not a submission");
+	if (strcmp(ver, SUBMIT_VERSION) != 0)
+		return fail(s, PSUB_CORRUPT, EX_PROTOCOL, "unsupported submission version %s", ver);
+	errno = 0;
+	if ((pw = getpwuid(s->uid)) == NULL)
+		return fail(s, errno ? PSUB_TEMP : PSUB_FAIL, errno ? EX_TEMPFAIL : EX_NOUSER,
+		    "uid %ld has no user name", (long)s->uid);
+	s->login = xstrdup(pw->pw_name);
+
+	while (ipc_next(m, &pos, &name, &v)) {
+		if (strcmp(name, "sender") == 0) {
+			free(s->sender);
+			if ((s->sender = submit_addr_normalize(v, pconf.myorigin, 1)) == NULL)
+				return fail(s, PSUB_FAIL, EX_DATAERR, "bad sender address syntax: %.100s", v);
+		} else if (strcmp(name, "fullname") == 0) {
+			free(s->fullname);
+			s->fullname = xstrndup(v, FULLNAME_MAX);
+		} else if (strcmp(name, "rcpt") == 0) {
+			if (submit_addr_list(v, strlen(v), pconf.myorigin, &s->rcpts, &err) < 0)
+				return fail(s, PSUB_FAIL, EX_DATAERR, "%s: %.100s", err, v);
+		} else if (strcmp(name, "extract") == 0) {
+			s->extract = strcmp(v, "yes") == 0;
+		} else if (strcmp(name, "notify") == 0) {
+			if ((s->notify = notify_canon(v)) == NULL)
+				return fail(s, PSUB_FAIL, EX_USAGE, "bad DSN notification: %.100s", v);
+		} else if (strcmp(name, "ret") == 0) {
+			if (strcasecmp(v, "FULL") != 0 && strcasecmp(v, "HDRS") != 0)
+				return fail(s, PSUB_FAIL, EX_USAGE, "bad DSN return type: %.100s", v);
+			free(s->ret);
+			s->ret = xstrdup(strcasecmp(v, "FULL") == 0 ? "FULL" : "HDRS");
+		} else if (strcmp(name, "envid") == 0) {
+			if (!printable(v, ENVID_MAX))
+				return fail(s, PSUB_FAIL, EX_USAGE, "bad DSN envelope ID");
+			free(s->envid);
+			s->envid = xstrdup(v);
+		} else if (strcmp(name, "body") == 0) {
+			if (strcasecmp(v, "7BIT") != 0 && strcasecmp(v, "8BITMIME") != 0)
+				return fail(s, PSUB_FAIL, EX_USAGE, "bad body type: %.100s", v);
+			free(s->body);
+			s->body = xstrdup(strcasecmp(v, "7BIT") == 0 ? "7BIT" : "8BITMIME");
+		}
+		/* request, version and unknown names: ignored (newer senders) */
+	}
+	if (s->sender == NULL)
+		s->sender = xasprintf("%s@%s", s->login, pconf.myorigin);
+	if (s->rcpts == NULL && !s->extract)
+		return fail(s, PSUB_FAIL, EX_USAGE, "no recipients specified");
+	s->state = ST_HEADER;
+	return PSUB_MORE;
+}
+
+/* A set of folded addresses already written, for de-duplication. */
+static int
+seen_before(char ***seen, const char *addr)
+{
+	char *f = addr_fold_domain(addr);
+	int dup = strv_contains_ci(*seen, f);
+
+	if (!dup)
+		strv_push(seen, f);
+	free(f);
+	return dup;
+}
+
+/* Write one recipient after virtual alias expansion. 0, or a failure. */
+static enum psub_result
+put_rcpt(struct psub *s, const char *rcpt, char ***seen, int *utf8)
+{
+	char **list = NULL;
+	int r;
+
+	r = resolver_virtual_alias(pconf.resolver, rcpt, &list);
+	if (r == -1)
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "<%s>: temporary lookup failure", rcpt);
+	if (r == -2)
+		return fail(s, PSUB_FAIL, EX_DATAERR,
+		    "<%s>: virtual alias loop or too many addresses", rcpt);
+	if (r == 0)
+		strv_push(&list, rcpt);
+	for (size_t i = 0; list[i] != NULL; i++) {
+		if (has_8bit(list[i]))
+			*utf8 = 1;
+		if (seen_before(seen, list[i]))
+			continue;
+		if (queue_writer_rcpt(s->qw, list[i], rcpt, s->notify) < 0) {
+			strv_free(&list);
+			log_warn("%s: write queue file", s->id);
+			return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
+		}
+	}
+	strv_free(&list);
+	return PSUB_MORE;
+}
+
+/* The header block is hdr[0..hlen): open the queue file, write the
+ * envelope and the new header, then what followed the header. */
+static enum psub_result
+open_queue(struct psub *s, size_t hlen)
+{
+	struct submit_out out;
+	struct submit_info si;
+	char *err = NULL, **seen = NULL;
+	enum psub_result r = PSUB_MORE;
+	int utf8 = has_8bit(s->sender);
+
+	s->qw = queue_writer_open(pconf.qdir, QUEUE_INCOMING, (uid_t)-1, (gid_t)-1, &err);
+	if (s->qw == NULL) {
+		log_warnx("create queue file in %s/%s: %s", pconf.qdir, QUEUE_INCOMING,
+		    err ? err : strerror(errno));
+		free(err);
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "cannot create queue file");
+	}
+	snprintf(s->id, sizeof(s->id), "%s", queue_writer_id(s->qw));
+
+	memset(&si, 0, sizeof(si));
+	si.extract = s->extract;
+	si.sender = s->sender;
+	si.fullname = s->fullname;
+	si.origin = pconf.myorigin;
+	si.hostname = pconf.myhostname;
+	si.mail_name = pconf.mail_name;
+	si.queue_id = s->id;
+	si.uid = (long)s->uid;
+	si.now = s->arrival.tv_sec;
+	if (submit_header_rewrite(s->hdr.data ? s->hdr.data : "", hlen, &si, &out, &err) < 0) {
+		r = fail(s, PSUB_FAIL, EX_DATAERR, "%s", err);
+		free(err);
+		submit_out_free(&out);
+		return r;
+	}
+	if (s->rcpts == NULL && out.rcpts == NULL) {
+		submit_out_free(&out);
+		return fail(s, PSUB_FAIL, EX_USAGE, "no recipient addresses found in message header");
+	}
+	log_info("%s: uid=%ld from=<%s>", s->id, (long)s->uid, s->sender);
+
+	if (queue_writer_arrival(s->qw, &s->arrival) < 0
+	    || queue_writer_sender(s->qw, s->sender) < 0
+	    || queue_writer_attr(s->qw, "proto", "local") < 0
+	    || (s->body && queue_writer_attr(s->qw, "body", s->body) < 0)
+	    || (s->envid && queue_writer_attr(s->qw, "envid", s->envid) < 0)
+	    || (s->ret && queue_writer_attr(s->qw, "ret", s->ret) < 0))
+		goto write_error;
+	for (size_t i = 0; r == PSUB_MORE && s->rcpts != NULL && s->rcpts[i] != NULL; i++)
+		r = put_rcpt(s, s->rcpts[i], &seen, &utf8);
+	for (size_t i = 0; r == PSUB_MORE && out.rcpts != NULL && out.rcpts[i] != NULL; i++)
+		r = put_rcpt(s, out.rcpts[i], &seen, &utf8);
+	strv_free(&seen);
+	if (r != PSUB_MORE) {
+		submit_out_free(&out);
+		return r;
+	}
+	if (utf8 && queue_writer_attr(s->qw, "smtputf8", "yes") < 0)
+		goto write_error;
+	s->message_id = out.message_id;
+	out.message_id = NULL;
+
+	const char *rest = s->hdr.data ? s->hdr.data + hlen : "";
+	size_t nrest = s->hdr.len - hlen;
+	if (queue_writer_content(s->qw, out.header.data, out.header.len) < 0)
+		goto write_error;
+	/* The header must end with an empty line before any body. */
+	if (nrest > 0 && rest[0] != '\n' && !(nrest > 1 && rest[0] == '\r' && rest[1] == '\n')
+	    && queue_writer_content(s->qw, "\n", 1) < 0)
+		goto write_error;
+	if (nrest > 0 && queue_writer_content(s->qw, rest, nrest) < 0)
+		goto write_error;
+	submit_out_free(&out);
+	buf_free(&s->hdr);
+	s->state = ST_BODY;
+	return PSUB_MORE;
+
+write_error:
+	submit_out_free(&out);
+	log_warn("%s: write queue file", s->id);
+	return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
+}
+
+static enum psub_result
+content(struct psub *s, const char *data)
+{
+	size_t n = strlen(data), hlen;
+
+	s->size += (long long)n;
+	if (pconf.size_limit > 0 && s->size > pconf.size_limit)
+		return fail(s, PSUB_FAIL, EX_DATAERR, "message file too big");
+	if (s->state == ST_BODY) {
+		if (queue_writer_content(s->qw, data, n) < 0) {
+			log_warn("%s: write queue file", s->id);
+			return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
+		}
+		return PSUB_MORE;
+	}
+	(void)buf_append(&s->hdr, data, n);
+	if (submit_header_extent(s->hdr.data, s->hdr.len, 0, pconf.header_limit, &hlen))
+		return open_queue(s, hlen);
+	return PSUB_MORE;
+}
+
+static enum psub_result
+end(struct psub *s, const struct ipc_msg *m)
+{
+	long long size;
+	size_t hlen;
+	enum psub_result r;
+	char id[QUEUE_ID_MAX];
+
+	if (ipc_get_int(m, "size", &size) < 0 || size != s->size)
+		return fail(s, PSUB_CORRUPT, EX_PROTOCOL, "content size mismatch");
+	if (s->state == ST_HEADER) {
+		(void)submit_header_extent(s->hdr.data ? s->hdr.data : "", s->hdr.len, 1,
+		    pconf.header_limit, &hlen);
+		if ((r = open_queue(s, hlen)) != PSUB_MORE)
+			return r;
+	}
+	if (queue_writer_commit(s->qw, id) < 0) {
+		log_warn("%s: commit queue file", s->id);
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
+	}
+	queue_writer_free(&s->qw);
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	if (s->message_id != NULL)
+		log_info("%s: message-id=%s", s->id, s->message_id);
+	s->state = ST_END;
+	return PSUB_DONE;
+}
+
+enum psub_result
+psub_frame(struct psub *s, const struct ipc_msg *m)
+{
+	const char *v;
+
+	switch (s->state) {
+	case ST_ENVELOPE:
+		return envelope(s, m);
+	case ST_HEADER:
+	case ST_BODY:
+		if ((v = ipc_get(m, "data")) != NULL)
+			return content(s, v);
+		if (ipc_get(m, "end") != NULL)
+			return end(s, m);
+		return fail(s, PSUB_CORRUPT, EX_PROTOCOL, "unexpected frame");
+	case ST_END:
+		break;
+	}
+	return fail(s, PSUB_CORRUPT, EX_PROTOCOL, "frame after the end");
+}
