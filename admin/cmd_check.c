@@ -1,0 +1,474 @@
+/*
+ * cmd_check - "postern check": validate the whole installation and say
+ * what is wrong and how to fix it (Postfix's "postfix check").
+ *
+ * Checks, in order: postern.conf (syntax, typed values), master.conf,
+ * the mail_owner account, daemon_directory and every program master.conf
+ * names, the lookup tables the configuration uses (lmdb:/path must have
+ * a /path.lmdb not older than /path), queue_directory and its
+ * sub-directories and files (owner, mode), data_directory, and the
+ * permissions of the configuration files.
+ *
+ * One line per problem on stderr, "postern: error: ..." or "postern:
+ * warning: ...", each with a fix. Exit 0 when there is no error (warnings
+ * allowed), 78 (EX_CONFIG) otherwise; 64 for bad usage. Nothing is
+ * changed. Limits: at most FILES_CHECKED_MAX files per queue directory
+ * are looked at, and FILE_PROBLEMS_MAX reported.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/priv.h"
+#include "util/strv.h"
+#include "mail/config.h"
+#include "mail/mastercf.h"
+#include "mail/queue.h"
+#include "admin.h"
+
+#define FILES_CHECKED_MAX 10000
+#define FILE_PROBLEMS_MAX 5
+
+static int nerrors, nwarnings;
+
+static void PRINTF_LIKE(1, 2)
+error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postern: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	nerrors++;
+}
+
+static void PRINTF_LIKE(1, 2)
+warning(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postern: warning: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	nwarnings++;
+}
+
+static const char *
+param(const char *name, const char *def)
+{
+	const char *v = config_get(name);
+
+	return v != NULL && *v != '\0' ? v : def;
+}
+
+/*
+ * Lookup tables.
+ */
+
+/* Parameters whose values may name tables ("type:name"); plain words in
+ * them (domain names) are not tables. Unknown names are skipped. */
+static const char *const table_params[] = {
+	"alias_maps", "alias_database", "local_recipient_maps", "transport_maps",
+	"virtual_alias_maps", "virtual_alias_domains", "virtual_mailbox_maps",
+	"virtual_mailbox_domains", "virtual_uid_maps", "virtual_gid_maps",
+	"mydestination", "relay_domains", "relay_recipient_maps",
+	"canonical_maps", "sender_canonical_maps", "recipient_canonical_maps",
+	"relocated_maps", "smtpd_sender_login_maps", "smtp_tls_policy_maps",
+	"sender_dependent_relayhost_maps", "smtp_sasl_password_maps",
+	NULL,
+};
+
+static void
+check_lmdb(const char *param_name, const char *spec)
+{
+	const char *src = spec + 5;
+	struct stat sst, dst;
+	char *db;
+	int have_src;
+
+	if (*src != '/') {
+		error("%s: table %s: the name must be an absolute path; fix: write "
+		    "lmdb:/full/path in postern.conf", param_name, spec);
+		return;
+	}
+	db = xasprintf("%s.lmdb", src);
+	have_src = stat(src, &sst) == 0;
+	if (stat(db, &dst) < 0) {
+		if (have_src)
+			error("%s: table %s: %s does not exist; fix: run: postern map "
+			    "build %s", param_name, spec, db, spec);
+		else
+			error("%s: table %s: neither %s nor its source %s exists; fix: "
+			    "create %s (\"key value\" lines) and run: postern map build %s",
+			    param_name, spec, db, src, src, spec);
+	} else if (!S_ISREG(dst.st_mode)) {
+		error("%s: table %s: %s is not a regular file", param_name, spec, db);
+	} else if (have_src && sst.st_mtime > dst.st_mtime) {
+		warning("%s: table %s: %s is older than its source %s; fix: run: "
+		    "postern map build %s", param_name, spec, db, src, spec);
+	}
+	free(db);
+}
+
+static void
+check_tables(void)
+{
+	char **seen = NULL, **v;
+	const char *val;
+	size_t i, j;
+
+	for (i = 0; table_params[i] != NULL; i++) {
+		val = config_get(table_params[i]);
+		if (val == NULL || *val == '\0')
+			continue;
+		v = strv_split_list(val);
+		for (j = 0; v != NULL && v[j] != NULL; j++) {
+			const char *spec = v[j];
+
+			if (strchr(spec, ':') == NULL || strv_contains_ci(seen, spec))
+				continue;
+			strv_push(&seen, spec);
+			if (strncmp(spec, "lmdb:", 5) == 0)
+				check_lmdb(table_params[i], spec);
+			else if (strncmp(spec, "static:", 7) == 0 ||
+			    strcmp(spec, "unix:passwd.byname") == 0)
+				continue;
+			else
+				error("%s: table %s: unsupported table type; fix: use "
+				    "lmdb:/path, static:value or unix:passwd.byname",
+				    table_params[i], spec);
+		}
+		strv_free(&v);
+	}
+	strv_free(&seen);
+}
+
+/*
+ * Users, programs, directories.
+ */
+
+struct owner {
+	int known;       /* we know who must own the queue */
+	uid_t uid;
+	gid_t gid;
+	const char *name;
+};
+
+static void
+check_owner(struct owner *o)
+{
+	const char *name = param("mail_owner", "postern");
+	const char *qdir = param("queue_directory", "/var/spool/postern");
+	struct passwd *pw;
+	int root = priv_is_root();
+
+	o->name = name;
+	o->known = 0;
+	if (priv_user(name, &o->uid, &o->gid) < 0) {
+		if (root)
+			error("mail_owner \"%s\" does not exist; fix: useradd --system "
+			    "--home-dir %s --shell /usr/sbin/nologin %s", name, qdir, name);
+		else
+			warning("mail_owner \"%s\" does not exist (needed when Postern "
+			    "runs as root); fix: useradd --system --home-dir %s --shell "
+			    "/usr/sbin/nologin %s", name, qdir, name);
+	} else if (o->uid == 0) {
+		error("mail_owner \"%s\" has uid 0; it must be an unprivileged "
+		    "account of its own; fix: set mail_owner = postern in %s/postern.conf",
+		    name, config_dir());
+		return;
+	} else {
+		if (o->gid == 0)
+			warning("mail_owner \"%s\" has group root; fix: give it a group "
+			    "of its own (usermod -g %s %s)", name, name, name);
+		pw = getpwuid(o->uid);
+		if (pw != NULL && strcmp(pw->pw_name, name) != 0)
+			warning("mail_owner \"%s\" shares uid %d with \"%s\"; fix: give "
+			    "the mail owner an account of its own", name, (int)o->uid,
+			    pw->pw_name);
+		if (root)
+			o->known = 1;
+	}
+	if (!root) {
+		/* Privilege separation is off: the instance runs as us. */
+		o->uid = getuid();
+		o->gid = getgid();
+		pw = getpwuid(o->uid);
+		o->name = pw != NULL ? xstrdup(pw->pw_name) : xasprintf("%d", (int)o->uid);
+		o->known = 1;
+	}
+}
+
+static void
+check_program(const char *dir, const char *prog, const char *what)
+{
+	char *path = xasprintf("%s/%s", dir, prog);
+
+	if (access(path, X_OK) < 0)
+		error("%s: program %s %s; fix: install Postern's daemons there "
+		    "(cmake --install) or set daemon_directory in %s/postern.conf",
+		    what, path, errno == ENOENT ? "does not exist" : "is not executable",
+		    config_dir());
+	free(path);
+}
+
+static void
+check_services(const char *daemon_dir, struct master_service *svcs, size_t n)
+{
+	struct stat st;
+	char what[256];
+	size_t i;
+
+	if (stat(daemon_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		error("daemon_directory %s %s; fix: install Postern (cmake --install) "
+		    "or set daemon_directory in %s/postern.conf", daemon_dir,
+		    errno == ENOENT ? "does not exist" : "is not a directory", config_dir());
+		return;
+	}
+	check_program(daemon_dir, "master", "the master");
+	for (i = 0; i < n; i++) {
+		snprintf(what, sizeof(what), "master.conf:%d: service %s", svcs[i].lineno,
+		    svcs[i].name);
+		check_program(daemon_dir, svcs[i].command, what);
+	}
+}
+
+static const struct {
+	const char *name;
+	mode_t mode;
+	int holds_files;
+} queue_subdirs[] = {
+	{ QUEUE_INCOMING, 0700, 1 },
+	{ QUEUE_ACTIVE, 0700, 1 },
+	{ QUEUE_DEFERRED, 0700, 1 },
+	{ QUEUE_HOLD, 0700, 1 },
+	{ QUEUE_CORRUPT, 0700, 1 },
+	{ QUEUE_BOUNCE, 0700, 1 },
+	{ QUEUE_DEFER, 0700, 1 },
+	{ QUEUE_PRIVATE, 0700, 0 },
+	{ QUEUE_PUBLIC, 0711, 0 },
+	{ QUEUE_MAILDROP, 01733, 0 },
+};
+
+static const char *
+user_name(uid_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw != NULL)
+		snprintf(buf, len, "%s", pw->pw_name);
+	else
+		snprintf(buf, len, "uid %d", (int)uid);
+	return buf;
+}
+
+static void
+check_files(const char *dir, const struct owner *o)
+{
+	struct dirent *de;
+	struct stat st;
+	char who[64];
+	size_t seen = 0, bad = 0;
+	DIR *d = opendir(dir);
+
+	if (d == NULL) {
+		error("cannot read %s: %s; fix: run postern check as root", dir,
+		    strerror(errno));
+		return;
+	}
+	while ((de = readdir(d)) != NULL && seen < FILES_CHECKED_MAX) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		seen++;
+		if (!S_ISREG(st.st_mode)) {
+			if (++bad <= FILE_PROBLEMS_MAX)
+				error("%s/%s is not a regular file; fix: remove it", dir,
+				    de->d_name);
+			continue;
+		}
+		if (st.st_uid != o->uid) {
+			if (++bad <= FILE_PROBLEMS_MAX)
+				error("%s/%s is owned by %s, not by %s; fix: chown %s: %s/%s "
+				    "(or for the whole queue: chown -R %s: %s)", dir,
+				    de->d_name, user_name(st.st_uid, who, sizeof(who)), o->name,
+				    o->name, dir, de->d_name, o->name, dir);
+		}
+	}
+	closedir(d);
+	if (bad > FILE_PROBLEMS_MAX)
+		error("%s: %zu more files with problems; fix: chown -R %s: %s", dir,
+		    bad - FILE_PROBLEMS_MAX, o->name, dir);
+}
+
+static void
+check_queue(const struct owner *o)
+{
+	const char *qdir = param("queue_directory", "/var/spool/postern");
+	struct stat st;
+	char *path, who[64];
+	size_t i;
+	mode_t mode;
+
+	if (stat(qdir, &st) < 0) {
+		if (errno == ENOENT)
+			warning("queue_directory %s does not exist; fix: postern start "
+			    "creates it", qdir);
+		else
+			error("queue_directory %s: %s", qdir, strerror(errno));
+		return;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		error("queue_directory %s is not a directory; fix: move it away "
+		    "and run postern start", qdir);
+		return;
+	}
+	if ((st.st_mode & 022) != 0)
+		error("queue_directory %s is writable by group or others (mode %04o); "
+		    "fix: chmod go-w %s", qdir, (unsigned)(st.st_mode & 07777), qdir);
+	for (i = 0; i < sizeof(queue_subdirs) / sizeof(queue_subdirs[0]); i++) {
+		path = xasprintf("%s/%s", qdir, queue_subdirs[i].name);
+		if (lstat(path, &st) < 0) {
+			if (errno == ENOENT)
+				warning("%s does not exist; fix: postern start creates it", path);
+			else
+				error("%s: %s; fix: run postern check as root", path, strerror(errno));
+			free(path);
+			continue;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			error("%s is not a directory; fix: remove it and run postern start", path);
+			free(path);
+			continue;
+		}
+		if (o->known && st.st_uid != o->uid)
+			error("%s is owned by %s, not by mail_owner %s; fix: chown -R %s: %s "
+			    "(postern start also fixes the directory itself)", path,
+			    user_name(st.st_uid, who, sizeof(who)), o->name, o->name, path);
+		mode = st.st_mode & 07777;
+		if (mode != queue_subdirs[i].mode) {
+			if ((mode & ~queue_subdirs[i].mode & 0022) != 0)
+				error("%s has mode %04o, expected %04o; fix: chmod %04o %s "
+				    "(or postern start)", path, (unsigned)mode,
+				    (unsigned)queue_subdirs[i].mode,
+				    (unsigned)queue_subdirs[i].mode, path);
+			else
+				warning("%s has mode %04o, expected %04o; fix: chmod %04o %s "
+				    "(or postern start)", path, (unsigned)mode,
+				    (unsigned)queue_subdirs[i].mode,
+				    (unsigned)queue_subdirs[i].mode, path);
+		}
+		if (queue_subdirs[i].holds_files && o->known)
+			check_files(path, o);
+		free(path);
+	}
+}
+
+static void
+check_data_dir(const struct owner *o)
+{
+	const char *dir = param("data_directory", "/var/lib/postern");
+	struct stat st;
+	char who[64];
+
+	if (stat(dir, &st) < 0) {
+		if (errno == ENOENT)
+			warning("data_directory %s does not exist; fix: postern start "
+			    "creates it", dir);
+		else
+			error("data_directory %s: %s", dir, strerror(errno));
+		return;
+	}
+	if (!S_ISDIR(st.st_mode))
+		error("data_directory %s is not a directory; fix: move it away and run "
+		    "postern start", dir);
+	else if (o->known && st.st_uid != o->uid)
+		error("data_directory %s is owned by %s, not by %s; fix: chown -R %s: %s",
+		    dir, user_name(st.st_uid, who, sizeof(who)), o->name, o->name, dir);
+}
+
+/* Configuration files must not be writable by anyone but their owner,
+ * and (as root) that owner must be root: they name programs that run as
+ * root. */
+static void
+check_conf_file(const char *name)
+{
+	struct stat st;
+	char *path = xasprintf("%s/%s", config_dir(), name), who[64];
+
+	if (stat(path, &st) == 0) {
+		if ((st.st_mode & 022) != 0)
+			error("%s is writable by group or others (mode %04o); fix: chmod "
+			    "go-w %s", path, (unsigned)(st.st_mode & 07777), path);
+		if (priv_is_root() && st.st_uid != 0)
+			warning("%s is owned by %s, not root; fix: chown root: %s", path,
+			    user_name(st.st_uid, who, sizeof(who)), path);
+	}
+	free(path);
+}
+
+int
+cmd_check(int argc, char **argv)
+{
+	struct master_service *svcs = NULL;
+	struct owner o;
+	const char *dir = getenv("MAIL_CONFIG");
+	char *err = NULL, *path;
+	size_t n = 0;
+	int loaded_master;
+
+	(void)argv;
+	if (argc != 0) {
+		fprintf(stderr, "usage: postern check\n");
+		return EX_USAGE;
+	}
+	if (dir == NULL || *dir == '\0')
+		dir = config_default_dir();
+	if (config_load(dir, &err) < 0) {
+		error("%s; fix: correct %s/postern.conf (lines are \"name = value\"; "
+		    "continuation lines start with white space)", err, dir);
+		free(err);
+		return EX_CONFIG;
+	}
+	if (config_check(&err) < 0) {
+		error("%s; fix: correct the value in %s/postern.conf (\"postern conf "
+		    "NAME\" shows it)", err, dir);
+		xfree(&err);
+	}
+	path = xasprintf("%s/master.conf", dir);
+	loaded_master = mastercf_load(path, (int)config_int("default_process_limit"),
+	    &svcs, &n, &err) == 0;
+	if (!loaded_master) {
+		error("%s; fix: correct %s (columns: service type private unpriv "
+		    "chroot wakeup maxproc command)", err, path);
+		xfree(&err);
+	}
+	free(path);
+	check_conf_file("postern.conf");
+	check_conf_file("master.conf");
+
+	check_owner(&o);
+	check_services(param("daemon_directory", "/usr/libexec/postern"), svcs,
+	    loaded_master ? n : 0);
+	if (loaded_master)
+		mastercf_free(svcs, n);
+	check_tables();
+	check_queue(&o);
+	check_data_dir(&o);
+
+	return nerrors > 0 ? EX_CONFIG : 0;
+}
