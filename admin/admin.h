@@ -10,5 +10,14 @@
 int cmd_conf(int argc, char **argv);
 /* postern [-c DIR] map build|query|list ... */
 int cmd_map(int argc, char **argv);
+/* postern [-c DIR] user add|passwd|del|list|rebuild ... (cmd_user.c) */
+int cmd_user(int argc, char **argv);
+/* postern [-c DIR] queue list|show|flush|hold|release|delete|requeue ...
+ * (admin/cmd_queue.c; the configuration is loaded) */
+int cmd_queue(int argc, char **argv);
+/* postern [-c DIR] check: loads the configuration itself (from
+ * $MAIL_CONFIG, which postern.c sets) so it can report what is wrong
+ * instead of stopping at the first error. (admin/cmd_check.c) */
+int cmd_check(int argc, char **argv);
 
 #endif

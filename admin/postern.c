@@ -2,7 +2,7 @@
  * postern - the administrator's command: start, stop, reload and inspect
  * the mail system, and dispatch to the sub-commands in admin.h.
  *
- *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map ...
+ *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue ...
  *
  * DIR defaults to $MAIL_CONFIG, then the compiled-in directory. Whether
  * the system runs is decided by the fcntl lock master holds on
@@ -49,9 +49,11 @@ usage(void)
 	    "  stop       stop the mail system\n"
 	    "  status     is the mail system running?\n"
 	    "  reload     re-read the configuration\n"
-	    "  check      validate postern.conf and master.conf\n"
+	    "  check      validate the configuration, tables, directories, owners\n"
+	    "  queue      list, show, flush, hold, release, delete, requeue mail\n"
 	    "  conf       print configuration parameters\n"
-	    "  map        build, query or list lookup tables\n");
+	    "  map        build, query or list lookup tables\n"
+	    "  user       add, delete or list users, change passwords\n");
 	exit(EX_USAGE_);
 }
 
@@ -282,13 +284,6 @@ cmd_reload(void)
 	return 0;
 }
 
-static int
-cmd_check(void)
-{
-	load_config(1);
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -333,8 +328,12 @@ main(int argc, char **argv)
 		return cmd_status();
 	if (strcmp(cmd, "reload") == 0 && argc == 0)
 		return cmd_reload();
-	if (strcmp(cmd, "check") == 0 && argc == 0)
-		return cmd_check();
+	if (strcmp(cmd, "check") == 0)
+		return cmd_check(argc, argv);
+	if (strcmp(cmd, "queue") == 0) {
+		load_config(0);
+		return cmd_queue(argc, argv);
+	}
 	if (strcmp(cmd, "conf") == 0) {
 		load_config(0);
 		return cmd_conf(argc, argv);
@@ -342,6 +341,10 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "map") == 0) {
 		load_config(0);
 		return cmd_map(argc, argv);
+	}
+	if (strcmp(cmd, "user") == 0) {
+		load_config(0);
+		return cmd_user(argc, argv);
 	}
 	usage();
 }

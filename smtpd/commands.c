@@ -1,14 +1,16 @@
 /*
  * commands - the SMTP command table and the verbs that are not part of a
  * mail transaction (HELO, EHLO, RSET, NOOP, QUIT, VRFY, HELP, EXPN; the
- * not-yet-implemented STARTTLS, AUTH, BDAT, ETRN).
+ * not-yet-implemented BDAT, ETRN). STARTTLS is in starttls.c, AUTH in
+ * auth.c.
  *
  * command_run() is the single place where a command line is parsed,
  * counted (for the disconnect log), checked against the verb's argument
  * rules and handed to its handler; a handler's -1 counts as a client error.
- * STARTTLS and AUTH (issue 4) slot in as handlers here: STARTTLS must reply
- * 220, flush, then discard s->in (pipelined plaintext) and reset the
- * session, per DESIGN.md invariant 6.
+ * STARTTLS replies 220; session.c then discards s->in (pipelined
+ * plaintext) and starttls.c resets the session, per DESIGN.md invariant 6.
+ * With smtpd_tls_security_level=encrypt, verbs without
+ * SMTP_VF_NO_TLS_CHECK get 530 before TLS.
  * Trusts: the line is bounded by the caller (line_length_limit).
  */
 #include <stdlib.h>
@@ -56,6 +58,11 @@ cmd_ehlo(struct session *s, const struct smtp_cmd *cmd)
 		reply(s, "250-SIZE %lld", smtpd_conf.message_size_limit);
 	else
 		reply(s, "250-SIZE");
+	if (smtpd_conf.tls_ctx != NULL && smtpd_conf.tls_level != TLS_LEVEL_NONE
+	    && s->tls == NULL)
+		reply(s, "250-STARTTLS");
+	if (sasl_offer(s))
+		reply(s, "250-AUTH %s", sasl_mechanisms());
 	reply(s, "250-ENHANCEDSTATUSCODES");
 	reply(s, "250-8BITMIME");
 	if (smtpd_conf.smtputf8_enable)
@@ -125,8 +132,8 @@ static const struct command commands[SMTP_VERB_COUNT] = {
 	[SMTP_VRFY] = { cmd_vrfy, 0 },
 	[SMTP_HELP] = { cmd_help, 0 },
 	[SMTP_EXPN] = { cmd_not_implemented, CMD_NO_ARGCHECK },
-	[SMTP_STARTTLS] = { cmd_not_implemented, CMD_NO_ARGCHECK },
-	[SMTP_AUTH] = { cmd_not_implemented, CMD_NO_ARGCHECK },
+	[SMTP_STARTTLS] = { cmd_starttls, CMD_NO_ARGCHECK },
+	[SMTP_AUTH] = { cmd_auth, 0 },
 	[SMTP_BDAT] = { cmd_not_implemented, CMD_NO_ARGCHECK },
 	[SMTP_ETRN] = { cmd_not_implemented, CMD_NO_ARGCHECK },
 };
@@ -161,6 +168,10 @@ command_run(struct session *s, const char *line, size_t len)
 		return v;
 	}
 	s->where = v->name;
+	if (tls_required_reply(s, v)) {
+		s->errors++;
+		return v;
+	}
 	if (!(c->flags & CMD_NO_ARGCHECK) && smtp_cmd_args_ok(&cmd, &err) < 0) {
 		reply(s, "%s", err);
 		s->errors++;

@@ -16,6 +16,11 @@
  * Trusts: nothing the client sends. Limits: s->in holds at most one
  * command line (line_length_limit) plus one read; s->out is bounded by
  * the command line size times the replies of one pipelined group.
+ * - With TLS on, every byte goes through session_io_read/write (tls.c);
+ *   decrypted bytes OpenSSL still holds are picked up by a 0 ms timer,
+ *   since the fd will not poll readable for them. While STARTTLS waits for
+ *   its 220 to leave, or the auth daemon has not answered, nothing is read
+ *   or processed.
  * BUGS: the queue file fsync at end of DATA blocks the whole process.
  */
 #include <errno.h>
@@ -27,6 +32,8 @@
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/net.h"
+#include "util/tls.h"
+#include "mail/auth_client.h"
 #include "mail/server.h"
 #include "smtpd.h"
 
@@ -51,10 +58,15 @@ session_enter(struct session *s, enum sess_state st)
 	s->state = st;
 }
 
+/* RFC 3848: ESMTPS with TLS, ESMTPA authenticated, ESMTPSA both. */
 const char *
 session_proto(const struct session *s)
 {
-	return s->esmtp ? "ESMTP" : "SMTP";
+	if (!s->esmtp)
+		return "SMTP";
+	if (s->tls_up)
+		return s->sasl_user != NULL ? "ESMTPSA" : "ESMTPS";
+	return s->sasl_user != NULL ? "ESMTPA" : "ESMTP";
 }
 
 void
@@ -136,7 +148,12 @@ session_close(struct session *s)
 		loop_timer_cancel(s->loop, s->idle_timer);
 	if (s->sleep_timer)
 		loop_timer_cancel(s->loop, s->sleep_timer);
-	s->idle_timer = s->sleep_timer = 0;
+	if (s->pending_timer)
+		loop_timer_cancel(s->loop, s->pending_timer);
+	s->idle_timer = s->sleep_timer = s->pending_timer = 0;
+	sasl_session_reset(s);
+	if (s->tls != NULL)
+		tls_conn_free(&s->tls);
 	server_disconnect(s->loop, s->fd);
 	s->fd = -1;
 	s->dead = 1;
@@ -148,6 +165,7 @@ session_free(struct session *s)
 	buf_free(&s->in);
 	buf_free(&s->out);
 	free(s->helo);
+	free(s->sasl_user);
 	free(s);
 }
 
@@ -167,8 +185,15 @@ session_write(struct session *s)
 {
 	if (s->dead)
 		return -1;
+	if (s->tls != NULL && !s->tls_up) {
+		/* Nothing can be said in the middle of a handshake. */
+		buf_reset(&s->out);
+		if (s->state == SESS_QUIT)
+			session_close(s);
+		return 0;
+	}
 	while (s->out.len > 0) {
-		ssize_t n = write(s->fd, s->out.data, s->out.len);
+		ssize_t n = session_io_write(s, s->out.data, s->out.len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -187,10 +212,31 @@ session_write(struct session *s)
 		buf_free(&s->out);
 	if (s->state == SESS_QUIT)
 		session_close(s);
+	else if (s->tls_start)
+		tls_session_begin(s);   /* the 220 is out: now the handshake */
 	return 0;
 }
 
 static void session_fd_cb(struct loop *l, int fd, unsigned events, void *ctx);
+static void session_read(struct session *s);
+
+static void
+pending_timer_cb(struct loop *l, void *ctx)
+{
+	struct session *s = ctx;
+
+	s->pending_timer = 0;
+	session_read(s);
+	session_done(s);
+}
+
+/* May the session take more input now? */
+static int
+session_may_read(const struct session *s)
+{
+	return !s->sleep_timer && s->state != SESS_QUIT && s->out.len < OUT_HIGH
+	    && !s->tls_start && s->authc == NULL;
+}
 
 static void
 session_update_events(struct session *s)
@@ -199,11 +245,18 @@ session_update_events(struct session *s)
 
 	if (s->dead)
 		return;
-	if (!s->sleep_timer) {
-		if (s->state != SESS_QUIT && s->out.len < OUT_HIGH)
+	if (s->tls != NULL && !s->tls_up) {
+		want = s->tls_want ? s->tls_want : LOOP_READ;
+	} else if (!s->sleep_timer) {
+		if (session_may_read(s))
 			want |= LOOP_READ;
 		if (s->out.len > 0)
 			want |= LOOP_WRITE;
+		if (want != 0 && s->tls != NULL)
+			want |= s->tls_want;
+		if ((want & LOOP_READ) && s->tls != NULL && tls_pending(s->tls) > 0
+		    && s->pending_timer == 0)
+			s->pending_timer = loop_timer_add(s->loop, 0, pending_timer_cb, s);
 	}
 	if (want != s->events) {
 		if (loop_fd_set(s->loop, s->fd, want, session_fd_cb, s) < 0) {
@@ -289,7 +342,8 @@ session_process(struct session *s)
 	size_t pos = 0;
 
 	while (!s->dead && s->sleep_timer == 0 && s->state != SESS_QUIT
-	    && pos < s->in.len && s->out.len < OUT_HIGH) {
+	    && pos < s->in.len && s->out.len < OUT_HIGH && s->authc == NULL
+	    && !s->tls_start) {
 		const char *p = s->in.data + pos;
 		size_t n = s->in.len - pos, used, line_len;
 
@@ -306,10 +360,21 @@ session_process(struct session *s)
 		if (r == SMTP_ERROR) {
 			reply(s, "500 5.5.0 Error: line too long");
 			s->errors++;
+		} else if (s->sasl_active) {
+			sasl_session_line(s, p, line_len);
 		} else {
 			const struct smtp_verb_info *v = command_run(s, p, line_len);
 			if (v != NULL && !s->dead)
 				check_pipelining(s, v, s->in.len - pos);
+			if (s->tls_start) {
+				/* DESIGN.md invariant 6: whatever the client sent
+				 * after STARTTLS in plaintext is thrown away. */
+				if (s->in.len > pos)
+					log_info("%s[%s]: discarding %zu bytes pipelined "
+					    "after STARTTLS", s->name, s->addr,
+					    s->in.len - pos);
+				pos = s->in.len;
+			}
 		}
 		if (s->dead)
 			break;
@@ -333,7 +398,9 @@ session_read(struct session *s)
 		session_close(s);
 		return;
 	}
-	ssize_t n = read(s->fd, s->in.data + s->in.len, READ_CHUNK);
+	if (!session_may_read(s))
+		return;
+	ssize_t n = session_io_read(s, s->in.data + s->in.len, READ_CHUNK);
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
@@ -367,8 +434,17 @@ session_fd_cb(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct session *s = ctx;
 
-	if ((events & LOOP_WRITE) && session_write(s) == 0 && !s->dead
-	    && s->out.len < OUT_HIGH)
+	if (s->tls != NULL && !s->tls_up) {
+		tls_session_handshake(s);
+		session_done(s);
+		return;
+	}
+	/* TLS may need the opposite direction of the call it blocked in, so
+	 * with TLS any event retries both (a needless try just says EAGAIN). */
+	if (s->tls != NULL)
+		events |= LOOP_READ | LOOP_WRITE;
+	if ((events & LOOP_WRITE) && s->out.len > 0 && session_write(s) == 0
+	    && !s->dead && s->out.len < OUT_HIGH)
 		session_process(s);   /* output drained: resume a paused group */
 	if (!s->dead && (events & (LOOP_READ | LOOP_ERROR)))
 		session_read(s);
@@ -399,8 +475,38 @@ session_start(struct loop *l, int fd)
 	s->last_activity = loop_now_ms();
 	s->idle_timer = loop_timer_add(l, (uint64_t)smtpd_conf.timeout_ms,
 	    idle_timer_cb, s);
+	sasl_server_init(&s->sasl);
+	if (smtpd_conf.tls_wrappermode)
+		tls_session_begin(s);   /* RFC 8314: the greeting comes over TLS */
+	else
+		session_greet(s);
+	session_done(s);
+}
+
+void
+session_greet(struct session *s)
+{
 	reply(s, "220 %s", smtpd_conf.banner);
 	(void)session_write(s);
+}
+
+/* After an asynchronous step (TLS up, auth answer): write, go on. */
+void
+session_process_more(struct session *s)
+{
+	if (session_write(s) == 0 && !s->dead)
+		session_process(s);
+}
+
+void
+session_close_now(struct session *s)
+{
+	session_close(s);
+}
+
+void
+session_done_cb(struct session *s)
+{
 	session_done(s);
 }
 

@@ -48,6 +48,13 @@ conf_bool(const char *name, int dflt)
 	return config_get(name) != NULL ? config_bool(name) : dflt;
 }
 
+/* Still root: the key file may be readable by root only. */
+static void
+smtpd_pre_init(void)
+{
+	smtpd_tls_init();
+}
+
 static void
 smtpd_post_init(struct loop *l)
 {
@@ -81,6 +88,7 @@ smtpd_post_init(struct loop *l)
 
 	if ((c->resolver = resolver_open(&err)) == NULL)
 		log_fatalx("open recipient tables: %s", err ? err : "unknown error");
+	smtpd_sasl_init();
 }
 
 static void
@@ -101,6 +109,7 @@ main(int argc, char **argv)
 	static const struct server_ops ops = {
 		.kind = SERVER_MULTI,
 		.name = "smtpd",
+		.pre_init = smtpd_pre_init,
 		.post_init = smtpd_post_init,
 		.conn = smtpd_conn,
 		.drain = smtpd_drain,

@@ -2,19 +2,28 @@
  * smtpd internals shared by smtpd.c (main, settings), session.c (I/O,
  * state machine, timers), commands.c (the command table and the simple
  * verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the queue
- * file).
+ * file); tls.c (STARTTLS, implicit TLS, the TLS side of session I/O) and
+ * sasl.c (AUTH through the auth daemon, smtpd_client_restrictions,
+ * smtpd_sender_login_maps).
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <netinet/in.h>
 
 #include "util/buf.h"
 #include "util/compat.h"
 #include "util/loop.h"
 #include "proto/smtp.h"
+#include "proto/sasl.h"
+
+struct tls_ctx;
+struct tls_conn;
+struct maplist;
+struct auth_client;
 
 /* Settings, read once at post_init (Postfix parameter names). */
 struct smtpd_conf {
@@ -35,8 +44,20 @@ struct smtpd_conf {
 	int disable_vrfy;             /* disable_vrfy_command */
 	struct smtp_limits limits;
 	struct resolver *resolver;
+	/* TLS (tls.c) */
+	struct tls_ctx *tls_ctx;      /* NULL: no TLS offered */
+	int tls_level;                /* smtpd_tls_security_level */
+	int tls_wrappermode;          /* smtpd_tls_wrappermode: TLS from the start */
+	/* AUTH (sasl.c) */
+	int sasl_enable;              /* smtpd_sasl_auth_enable */
+	int tls_auth_only;            /* smtpd_tls_auth_only */
+	char *sasl_path;              /* socket of the auth daemon */
+	char **client_restrictions;   /* smtpd_client_restrictions */
+	struct maplist *sender_login_maps;
 };
 extern struct smtpd_conf smtpd_conf;
+
+enum { TLS_LEVEL_NONE, TLS_LEVEL_MAY, TLS_LEVEL_ENCRYPT };
 
 /* Session states; change only through session_enter(). */
 enum sess_state {
@@ -72,6 +93,18 @@ struct session {
 	int pipelining_logged;
 	int dead;                  /* closed; freed by the outermost callback */
 	struct txn *tx;            /* NULL outside a transaction */
+	/* TLS */
+	struct tls_conn *tls;      /* non-NULL from STARTTLS (or connect, 465) on */
+	int tls_up;                /* handshake finished */
+	int tls_start;             /* STARTTLS answered: handshake once out drains */
+	unsigned tls_want;         /* LOOP_READ/WRITE a TLS call is waiting for */
+	uint64_t pending_timer;    /* decrypted bytes left inside OpenSSL */
+	/* AUTH */
+	struct sasl_server sasl;
+	int sasl_active;           /* inside an AUTH exchange (334 sent) */
+	struct auth_client *authc; /* waiting for the auth daemon */
+	char *sasl_user;           /* authenticated user, or NULL */
+	const char *sasl_method;
 };
 
 /* session.c */
@@ -103,5 +136,41 @@ void txn_reset(struct session *s);
 const char *txn_qid(const struct session *s);
 /* Envelope sender of the transaction, or NULL before MAIL. */
 const char *txn_sender(const struct session *s);
+
+/* tls.c */
+void smtpd_tls_init(void);      /* pre_init: read certificate and key */
+int cmd_starttls(struct session *s, const struct smtp_cmd *cmd);
+/* Begin the server handshake (STARTTLS after the 220 left, or at connect
+ * for implicit TLS). */
+void tls_session_begin(struct session *s);
+/* Drive the handshake on fd events; returns with s->dead possibly set. */
+void tls_session_handshake(struct session *s);
+/* Session I/O through TLS when it is on: like read(2)/write(2), with -1 and
+ * errno EAGAIN when TLS must wait (s->tls_want says for what). */
+ssize_t session_io_read(struct session *s, void *p, size_t n);
+ssize_t session_io_write(struct session *s, const void *p, size_t n);
+/* "(using TLSv1.3 with cipher ...)" for Received:, "" without TLS. */
+const char *tls_session_describe(const struct session *s);
+/* Must the client STARTTLS before this verb? Replies 530 if so. */
+int tls_required_reply(struct session *s, const struct smtp_verb_info *v);
+/* session.c helpers for tls.c */
+void session_greet(struct session *s);
+void session_process_more(struct session *s);
+void session_close_now(struct session *s);
+void session_done_cb(struct session *s);
+
+/* sasl.c */
+void smtpd_sasl_init(void);
+int cmd_auth(struct session *s, const struct smtp_cmd *cmd);
+/* A line during an AUTH exchange (no terminator). */
+void sasl_session_line(struct session *s, const char *line, size_t len);
+/* AUTH may be offered now (EHLO). */
+int sasl_offer(const struct session *s);
+/* Forget the authentication (STARTTLS) and cancel a pending check. */
+void sasl_session_reset(struct session *s);
+/* smtpd_client_restrictions at RCPT: 0 permit, -1 after a reject reply. */
+int sasl_client_restrictions(struct session *s, const char *rcpt);
+/* smtpd_sender_login_maps at MAIL: 0 ok, -1 after a 553 reply. */
+int sasl_sender_check(struct session *s, const char *sender);
 
 #endif

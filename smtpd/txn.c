@@ -330,6 +330,11 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 		free(addr);
 		return -1;
 	}
+	if (sasl_sender_check(s, addr) < 0) {
+		smtp_mail_params_free(&mp);
+		free(addr);
+		return -1;
+	}
 	struct txn *tx = xcalloc(1, sizeof(*tx));
 	tx->sender = addr;
 	tx->mp = mp;
@@ -359,7 +364,11 @@ queue_open(struct session *s)
 		return -1;
 	}
 	snprintf(tx->id, sizeof(tx->id), "%s", queue_writer_id(tx->qw));
-	log_info("%s: client=%s[%s]", tx->id, s->name, s->addr);
+	if (s->sasl_user != NULL)
+		log_info("%s: client=%s[%s], sasl_method=%s, sasl_username=%s", tx->id,
+		    s->name, s->addr, s->sasl_method, s->sasl_user);
+	else
+		log_info("%s: client=%s[%s]", tx->id, s->name, s->addr);
 
 	static const char *const bodies[] = { NULL, "7BIT", "8BITMIME" };
 	static const char *const rets[] = { NULL, "FULL", "HDRS" };
@@ -372,6 +381,7 @@ queue_open(struct session *s)
 		{ "smtputf8", tx->mp.smtputf8 ? "yes" : NULL },
 		{ "envid", tx->mp.envid },
 		{ "ret", (char *)rets[tx->mp.ret] },
+		{ "sasl_username", s->sasl_user },
 	};
 	if (queue_writer_arrival(tx->qw, &tx->arrival) < 0
 	    || queue_writer_sender(tx->qw, tx->sender) < 0)
@@ -415,7 +425,9 @@ rcpt_resolve(struct session *s, const char *rcpt, char ***list_r)
 			rep = xasprintf("504 5.5.2 <%s>: Recipient address rejected: "
 			    "need fully-qualified address", rcpt);
 		} else if (cls == RCPT_RELAY) {
-			if (!s->in_mynetworks)
+			/* DESIGN.md invariant 4: only trusted networks and
+			 * authenticated clients relay. */
+			if (!s->in_mynetworks && s->sasl_user == NULL)
 				rep = xasprintf("554 5.7.1 <%s>: Relay access denied", rcpt);
 		} else if (domain[0] != '\0') {
 			/* RFC 5321 4.5.1: bare <postmaster> is always accepted. */
@@ -480,6 +492,8 @@ txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		free(addr);
 		return -1;
 	}
+	if (sasl_client_restrictions(s, addr) < 0)
+		goto out;
 	if (smtpd_conf.recipient_limit > 0 && tx->nrcpt >= smtpd_conf.recipient_limit) {
 		/* Not a client error (Postfix): the client retries the rest. */
 		reply(s, "452 4.5.3 Error: too many recipients");
@@ -545,6 +559,9 @@ received_header(struct session *s)
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
 	buf_printf(&tx->content, "Received: from %s (%s [%s%s])\n",
 	    s->helo ? s->helo : s->name, s->name, v6 ? "IPv6:" : "", s->addr);
+	if (s->tls_up)
+		buf_printf(&tx->content, "\t(using %s)\n\t(No client certificate "
+		    "requested)\n", tls_session_describe(s));
 	buf_printf(&tx->content, "\tby %s (%s) with %s id %s",
 	    smtpd_conf.myhostname, smtpd_conf.mail_name,
 	    session_proto(s), tx->id);

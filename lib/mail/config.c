@@ -64,6 +64,14 @@ struct param_def {
 
 /* Sorted by name only for the reader's convenience; lookups do not rely on it. */
 static const struct param_def param_table[] = {
+	{ "auth_owner", CONF_STR, "postern-auth", 0, 0 },
+	{ "passwd_file", CONF_STR, "$config_directory/passwd", 0, 0 },
+	{ "smtpd_tls_wrappermode", CONF_BOOL, "no", 0, 0 },
+	{ "smtpd_tls_auth_only", CONF_BOOL, "yes", 0, 0 },
+	{ "smtpd_sasl_auth_enable", CONF_BOOL, "no", 0, 0 },
+	{ "smtpd_sasl_path", CONF_STR, "private/auth", 0, 0 },
+	{ "smtpd_client_restrictions", CONF_STR, "", 0, 0 },
+	{ "smtpd_sender_login_maps", CONF_STR, "", 0, 0 },
 	{ "alias_database", CONF_STR, "$alias_maps", 0, 0 },
 	{ "alias_maps", CONF_STR, "lmdb:/etc/aliases", 0, 0 },
 	{ "allow_mail_to_commands", CONF_STR, "alias, forward", 0, 0 },

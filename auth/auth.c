@@ -1,0 +1,404 @@
+/*
+ * auth - the only process that reads password hashes. A SERVER_MULTI
+ * daemon on private/auth; smtpd (and later pop3d/imapd) send it one
+ * request per connection in the ipc codec (util/ipc.h):
+ *
+ *   request=auth service=smtpd mechanism=PLAIN user=alice authzid=
+ *   password=secret client_addr=192.0.2.1
+ *
+ * and get back "status=ok|fail|tempfail user=<canonical name>
+ * reason=<text for the log>". Several requests may follow on one
+ * connection; each is answered before the next is read.
+ *
+ * Users live in lmdb:$passwd_file, built by "postern user" from a
+ * Dovecot passwd-file style text file: "user:{SCHEME}hash[:more fields]".
+ *
+ * Privileges: master starts auth with unpriv=n (it keeps root); before it
+ * reads any request, post_init drops to auth_owner (default
+ * "postern-auth"), whose group may read the table (root:auth_owner,
+ * 0640). mail_owner - and so smtpd - cannot read the hashes. Run as an
+ * ordinary user everything is one uid and the drop is skipped.
+ *
+ * Invariants: a failed attempt costs the client address a growing delay
+ * (penalty.c) that is waited with a loop timer, so other clients are not
+ * held up. An unknown user costs the same crypt work as a known one. The
+ * password is wiped once used and never logged.
+ *
+ * Trusts: the client daemon for client_addr (it is on a private socket),
+ * nothing else in the request. Limits: AUTH_FRAME_MAX bytes per request;
+ * one crypt at a time (a yescrypt or bcrypt verification takes tens of
+ * milliseconds of this single process).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/ipc.h"
+#include "util/log.h"
+#include "util/loop.h"
+#include "util/priv.h"
+#include "util/strv.h"
+#include "mail/config.h"
+#include "mail/maps.h"
+#include "mail/passwd.h"
+#include "mail/server.h"
+#include "proto/sasl.h"
+#include "auth.h"
+
+#define AUTH_FRAME_MAX 8192
+#define AUTH_IO_TIMEOUT_MS (60 * 1000)
+
+struct aconn {
+	struct loop *loop;
+	int fd;
+	struct buf in;
+	struct buf out;
+	struct ipc_msg req;
+	int busy;               /* a request is waiting or being answered */
+	uint64_t timer;         /* penalty wait */
+	uint64_t idle_timer;
+};
+
+static struct map *users;
+static char *users_spec;
+
+static void conn_io(struct loop *l, int fd, unsigned events, void *ctx);
+
+static void
+conn_close(struct aconn *c)
+{
+	if (c->timer != 0)
+		loop_timer_cancel(c->loop, c->timer);
+	if (c->idle_timer != 0)
+		loop_timer_cancel(c->loop, c->idle_timer);
+	if (c->req.b.data != NULL)
+		sasl_wipe(c->req.b.data, c->req.b.cap);
+	if (c->in.data != NULL)
+		sasl_wipe(c->in.data, c->in.cap);
+	ipc_free(&c->req);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	server_disconnect(c->loop, c->fd);
+	free(c);
+}
+
+static void
+idle_cb(struct loop *l, void *ctx)
+{
+	struct aconn *c = ctx;
+
+	c->idle_timer = 0;
+	log_warnx("client timed out");
+	conn_close(c);
+}
+
+static void
+idle_arm(struct aconn *c)
+{
+	if (c->idle_timer != 0)
+		loop_timer_cancel(c->loop, c->idle_timer);
+	c->idle_timer = loop_timer_add(c->loop, AUTH_IO_TIMEOUT_MS, idle_cb, c);
+}
+
+/* A user name we are willing to look up (and log). */
+static int
+user_ok(const char *u)
+{
+	size_t n = strlen(u), i;
+
+	if (n == 0 || n > SASL_NAME_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)u[i];
+
+		if (ch <= 0x20 || ch == 0x7f || ch == ':' || ch == '\\')
+			return 0;
+	}
+	return 1;
+}
+
+static int
+table_ready(void)
+{
+	char *err = NULL;
+
+	if (users == NULL) {
+		users = map_open(users_spec, &err);
+		if (users == NULL) {
+			log_warnx("user table: %s", err ? err : "open failed");
+			free(err);
+			return -1;
+		}
+		return 0;
+	}
+	return map_refresh(users) < 0 ? -1 : 0;
+}
+
+enum verdict { V_OK, V_FAIL, V_TEMPFAIL };
+
+/* Decide one request; *reason_r static text; *user_r the canonical name. */
+static enum verdict
+decide(const struct ipc_msg *req, char **user_r, const char **reason_r)
+{
+	const char *what = ipc_get(req, "request");
+	const char *user = ipc_get(req, "user");
+	const char *authzid = ipc_get(req, "authzid");
+	const char *pw = ipc_get(req, "password");
+	char *value = NULL, *hash, *canon;
+	enum passwd_result pr;
+	int r;
+
+	*user_r = NULL;
+	if (what == NULL || strcmp(what, "auth") != 0) {
+		*reason_r = "unknown request";
+		return V_FAIL;
+	}
+	if (user == NULL || pw == NULL || !user_ok(user) || *pw == '\0') {
+		*reason_r = "invalid user name or password";
+		if (pw != NULL)
+			passwd_dummy_verify(pw);
+		return V_FAIL;
+	}
+	canon = str_lower(xstrdup(user));
+	*user_r = canon;
+	if (authzid != NULL && *authzid != '\0' && strcasecmp(authzid, user) != 0) {
+		*reason_r = "authorization identity differs from user";
+		return V_FAIL;
+	}
+	if (table_ready() < 0) {
+		*reason_r = "user table unavailable";
+		return V_TEMPFAIL;
+	}
+	r = map_lookup(users, canon, &value);
+	if (r < 0) {
+		*reason_r = "user table lookup failed";
+		return V_TEMPFAIL;
+	}
+	if (r == 0) {
+		passwd_dummy_verify(pw);
+		*reason_r = "unknown user";
+		return V_FAIL;
+	}
+	hash = passwd_field(value);
+	pr = passwd_verify(pw, hash);
+	sasl_wipe(value, strlen(value));
+	sasl_wipe(hash, strlen(hash));
+	free(value);
+	free(hash);
+	switch (pr) {
+	case PASSWD_OK:
+		*reason_r = "ok";
+		return V_OK;
+	case PASSWD_MISMATCH:
+		*reason_r = "password mismatch";
+		return V_FAIL;
+	default:
+		log_warnx("user %s: unknown password scheme or malformed hash in %s",
+		    canon, users_spec);
+		*reason_r = "unusable password hash";
+		return V_FAIL;
+	}
+}
+
+/* The penalty wait is over (or there was none): answer the request. */
+static void
+process_cb(struct loop *l, void *ctx)
+{
+	struct aconn *c = ctx;
+	struct ipc_msg rep;
+	const char *addr = ipc_get(&c->req, "client_addr");
+	const char *service = ipc_get(&c->req, "service");
+	const char *mech = ipc_get(&c->req, "mechanism");
+	const char *reason = "";
+	char *user = NULL;
+	enum verdict v;
+
+	c->timer = 0;
+	if (addr == NULL)
+		addr = "";
+	v = decide(&c->req, &user, &reason);
+	ipc_init(&rep);
+	switch (v) {
+	case V_OK:
+		penalty_success(addr);
+		ipc_put(&rep, "status", "ok");
+		log_info("service=%s, method=%s, user=%s, rip=%s: authenticated",
+		    service ? service : "?", mech ? mech : "?", user, addr);
+		break;
+	case V_FAIL:
+		penalty_failure(addr, loop_now_ms());
+		ipc_put(&rep, "status", "fail");
+		log_info("service=%s, method=%s, user=%s, rip=%s: authentication "
+		    "failed: %s (failures %u)", service ? service : "?",
+		    mech ? mech : "?", user ? user : "(invalid)", addr, reason,
+		    penalty_failures(addr));
+		break;
+	case V_TEMPFAIL:
+		ipc_put(&rep, "status", "tempfail");
+		log_warnx("service=%s, user=%s, rip=%s: temporary failure: %s",
+		    service ? service : "?", user ? user : "(invalid)", addr, reason);
+		break;
+	}
+	if (user != NULL)
+		ipc_put(&rep, "user", user);
+	ipc_put(&rep, "reason", reason);
+	free(user);
+	sasl_wipe(c->req.b.data, c->req.b.cap);
+	ipc_reset(&c->req);
+	ipc_encode(&rep, &c->out);
+	ipc_free(&rep);
+	idle_arm(c);
+	(void)loop_fd_set(l, c->fd, LOOP_WRITE, conn_io, c);
+}
+
+/* Take the next whole request from the input, if there is one. */
+static int
+next_request(struct aconn *c)
+{
+	size_t flen;
+	uint64_t now, when;
+	const char *addr;
+	int r;
+
+	r = ipc_frame_check(&c->in, AUTH_FRAME_MAX, &flen);
+	if (r == 0)
+		return 0;
+	if (r < 0 || ipc_decode(&c->req, c->in.data, flen) < 0) {
+		log_warnx("malformed request from client");
+		return -1;
+	}
+	sasl_wipe(c->in.data, flen);
+	buf_consume(&c->in, flen);
+	c->busy = 1;
+	addr = ipc_get(&c->req, "client_addr");
+	now = loop_now_ms();
+	when = penalty_schedule(addr ? addr : "", now);
+	if (when > now)
+		log_debug("rip=%s: delaying request by %llu ms", addr ? addr : "",
+		    (unsigned long long)(when - now));
+	/* Always through the loop: one code path, and never recursion. */
+	c->timer = loop_timer_add(c->loop, when - now, process_cb, c);
+	/* No reading while busy; a hang-up is noticed when we write. */
+	(void)loop_fd_set(c->loop, c->fd, 0, conn_io, c);
+	if (c->idle_timer != 0) {
+		loop_timer_cancel(c->loop, c->idle_timer);
+		c->idle_timer = 0;
+	}
+	return 1;
+}
+
+static void
+conn_io(struct loop *l, int fd, unsigned events, void *ctx)
+{
+	struct aconn *c = ctx;
+	char tmp[4096];
+	ssize_t n;
+	int r;
+
+	if (c->busy && c->out.len > 0 && (events & (LOOP_WRITE | LOOP_ERROR))) {
+		n = write(fd, c->out.data, c->out.len);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			conn_close(c);
+			return;
+		}
+		buf_consume(&c->out, (size_t)n);
+		if (c->out.len > 0)
+			return;
+		c->busy = 0;
+		r = next_request(c);
+		if (r < 0)
+			conn_close(c);
+		else if (r == 0)
+			(void)loop_fd_set(l, fd, LOOP_READ, conn_io, c);
+		return;
+	}
+	if (c->busy)
+		return;
+	n = read(fd, tmp, sizeof(tmp));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	if (buf_append(&c->in, tmp, (size_t)n) < 0) {
+		sasl_wipe(tmp, sizeof(tmp));
+		log_warnx("request too large");
+		conn_close(c);
+		return;
+	}
+	sasl_wipe(tmp, (size_t)n);
+	if (next_request(c) < 0)
+		conn_close(c);
+}
+
+static void
+auth_conn(struct loop *l, int fd)
+{
+	struct aconn *c = xcalloc(1, sizeof(*c));
+
+	c->loop = l;
+	c->fd = fd;
+	buf_init(&c->in, AUTH_FRAME_MAX + 4096);
+	buf_init(&c->out, 0);
+	ipc_init(&c->req);
+	idle_arm(c);
+	if (loop_fd_set(l, fd, LOOP_READ, conn_io, c) < 0) {
+		log_warn("register connection");
+		conn_close(c);
+	}
+}
+
+static void
+auth_post_init(struct loop *l)
+{
+	const char *owner = config_get("auth_owner");
+	const char *file = config_get("passwd_file");
+	uid_t uid;
+	gid_t gid;
+
+	if (owner == NULL || *owner == '\0')
+		owner = "postern-auth";
+	if (priv_is_root()) {
+		if (priv_user(owner, &uid, &gid) < 0)
+			log_fatalx("auth_owner \"%s\" is not a known user", owner);
+		if (uid == 0)
+			log_fatalx("auth_owner \"%s\" must not be root", owner);
+		if (priv_drop(uid, gid, NULL) < 0)
+			log_fatal("cannot become %s", owner);
+	} else
+		log_debug("not root: privilege separation is off");
+	if (file == NULL || *file == '\0')
+		users_spec = xasprintf("lmdb:%s/passwd", config_dir());
+	else
+		users_spec = xasprintf("lmdb:%s", file);
+	/* Warm up the dummy hash now, not during the first unknown user. */
+	passwd_dummy_verify("x");
+	(void)table_ready();
+}
+
+static void
+auth_drain(struct loop *l)
+{
+	log_debug("draining: %d request(s) left", server_clients());
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		.kind = SERVER_MULTI,
+		.name = "auth",
+		.post_init = auth_post_init,
+		.conn = auth_conn,
+		.drain = auth_drain,
+	};
+
+	return server_main(argc, argv, &ops);
+}

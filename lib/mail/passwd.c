@@ -1,0 +1,195 @@
+/*
+ * passwd - verify and create "{SCHEME}hash" password entries with
+ * libxcrypt's crypt_rn() and crypt_gensalt_rn().
+ *
+ * Invariants: a stored hash is only ever compared in constant time (in
+ * its own length) against the output of crypt with that very hash as the
+ * setting; a scheme/prefix mismatch, an unknown scheme, a hash libxcrypt
+ * refuses or an error string from crypt ("*0", "*1") never matches. The
+ * crypt work area, which holds password-derived state, is wiped after
+ * every use.
+ *
+ * Trusts: the stored hash no more than the password (it comes from a
+ * table root builds, but a bad line must not crash or match).
+ *
+ * Limits: hashes longer than CRYPT_OUTPUT_SIZE are malformed. Not
+ * thread-safe (one static work area); no daemon here uses threads.
+ */
+#include <crypt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/alloc.h"
+#include "mail/passwd.h"
+
+struct scheme {
+	const char *name;
+	const char *canon;
+	const char *gen_prefix;   /* for crypt_gensalt_rn */
+	unsigned long cost;       /* 0 = libxcrypt's default */
+};
+
+static const struct scheme schemes[] = {
+	{ "YESCRYPT", "YESCRYPT", "$y$", 0 },
+	{ "SHA512-CRYPT", "SHA512-CRYPT", "$6$", 0 },
+	{ "SHA256-CRYPT", "SHA256-CRYPT", "$5$", 0 },
+	{ "BLF-CRYPT", "BLF-CRYPT", "$2b$", 10 },
+	{ "BCRYPT", "BLF-CRYPT", "$2b$", 10 },
+	{ "CRYPT", "CRYPT", NULL, 0 },
+};
+
+static struct crypt_data *work;
+
+static const struct scheme *
+scheme_lookup(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(schemes); i++)
+		if (strlen(schemes[i].name) == len &&
+		    strncasecmp(schemes[i].name, name, len) == 0)
+			return &schemes[i];
+	return NULL;
+}
+
+const char *
+passwd_scheme_canon(const char *scheme)
+{
+	const struct scheme *s = scheme_lookup(scheme, strlen(scheme));
+
+	return s != NULL && s->gen_prefix != NULL ? s->canon : NULL;
+}
+
+/* Does the crypt string fit the scheme's prefix? */
+static int
+prefix_ok(const struct scheme *s, const char *hash)
+{
+	if (strcmp(s->canon, "CRYPT") == 0)
+		return hash[0] != '\0';
+	if (strcmp(s->canon, "BLF-CRYPT") == 0)
+		return hash[0] == '$' && hash[1] == '2' && hash[2] != '\0' &&
+		    strchr("aby", hash[2]) != NULL && hash[3] == '$';
+	return strncmp(hash, s->gen_prefix, strlen(s->gen_prefix)) == 0;
+}
+
+int
+passwd_streq_ct(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i;
+	unsigned char diff = la != lb;
+
+	for (i = 0; i < lb; i++)
+		diff |= (unsigned char)(b[i] ^ (i < la ? a[i] : 0));
+	return diff == 0;
+}
+
+static struct crypt_data *
+work_area(void)
+{
+	if (work == NULL)
+		work = xcalloc(1, sizeof(*work));
+	return work;
+}
+
+/* crypt password with setting; the result in the work area, or NULL. */
+static const char *
+run_crypt(const char *password, const char *setting)
+{
+	struct crypt_data *cd = work_area();
+	const char *out;
+
+	memset(cd, 0, sizeof(*cd));
+	out = crypt_rn(password, setting, cd, (int)sizeof(*cd));
+	if (out == NULL || out[0] == '*')
+		return NULL;
+	return out;
+}
+
+enum passwd_result
+passwd_verify(const char *password, const char *stored)
+{
+	const struct scheme *s;
+	const char *hash = stored, *end, *out;
+	enum passwd_result r;
+
+	if (password == NULL || stored == NULL)
+		return PASSWD_BAD_HASH;
+	if (stored[0] == '{') {
+		end = strchr(stored, '}');
+		if (end == NULL)
+			return PASSWD_BAD_HASH;
+		s = scheme_lookup(stored + 1, (size_t)(end - stored - 1));
+		hash = end + 1;
+	} else
+		s = scheme_lookup("CRYPT", 5);
+	if (s == NULL || !prefix_ok(s, hash) || strlen(hash) >= CRYPT_OUTPUT_SIZE)
+		return PASSWD_BAD_HASH;
+	if (crypt_checksalt(hash) == CRYPT_SALT_INVALID)
+		return PASSWD_BAD_HASH;
+	out = run_crypt(password, hash);
+	if (out == NULL)
+		r = PASSWD_BAD_HASH;
+	else
+		r = passwd_streq_ct(out, hash) ? PASSWD_OK : PASSWD_MISMATCH;
+	explicit_bzero(work, sizeof(*work));
+	return r;
+}
+
+char *
+passwd_hash(const char *password, const char *scheme, const char **err_r)
+{
+	const struct scheme *s;
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	const char *out;
+	char *res;
+
+	if (scheme == NULL)
+		scheme = "YESCRYPT";
+	s = scheme_lookup(scheme, strlen(scheme));
+	if (s == NULL || s->gen_prefix == NULL) {
+		*err_r = "unknown password scheme (use YESCRYPT, SHA512-CRYPT, "
+		    "SHA256-CRYPT or BLF-CRYPT)";
+		return NULL;
+	}
+	if (password == NULL || *password == '\0') {
+		*err_r = "empty password";
+		return NULL;
+	}
+	/* libxcrypt's bcrypt default (5) is too cheap today; NULL rbytes =
+	 * randomness from the OS */
+	if (crypt_gensalt_rn(s->gen_prefix, s->cost, NULL, 0, setting,
+	    (int)sizeof(setting)) == NULL) {
+		*err_r = "crypt_gensalt failed (no random bytes?)";
+		return NULL;
+	}
+	out = run_crypt(password, setting);
+	if (out == NULL) {
+		explicit_bzero(work, sizeof(*work));
+		*err_r = "crypt failed";
+		return NULL;
+	}
+	res = xasprintf("{%s}%s", s->canon, out);
+	explicit_bzero(work, sizeof(*work));
+	return res;
+}
+
+char *
+passwd_field(const char *value)
+{
+	return xstrndup(value, strcspn(value, ":"));
+}
+
+void
+passwd_dummy_verify(const char *password)
+{
+	static char *dummy;
+	const char *err;
+
+	if (dummy == NULL) {
+		dummy = passwd_hash("postern-dummy-password", NULL, &err);
+		if (dummy == NULL)
+			return;
+	}
+	(void)passwd_verify(password, dummy);
+}
