@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""
+The postern command: conf, map build/query/list, start-fg with broken
+configuration files (errors name file and line), status and stop.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import postern_harness as H  # noqa: E402
+
+
+def setUpModule():
+    H.require_binaries()
+
+
+class Conf(H.InstanceTestCase):
+    def setUp(self):
+        self.inst = self.make_instance()
+        self.inst.prepare()
+
+    def test_conf_all(self):
+        r = self.inst.postern("conf", check=True)
+        lines = r.stdout.splitlines()
+        self.assertIn("myhostname = mx.example.test", lines)
+        self.assertIn("queue_directory = %s" % self.inst.path("queue"), lines)
+        # defaults are listed too, sorted by name
+        names = [l.split(" = ", 1)[0] for l in lines if " = " in l]
+        self.assertEqual(names, sorted(names))
+        self.assertIn("message_size_limit", names)
+        self.assertIn("smtpd_banner", names)
+
+    def test_conf_one_and_expansion(self):
+        r = self.inst.postern("conf", "myhostname", check=True)
+        self.assertEqual(r.stdout.strip(), "myhostname = mx.example.test")
+        # as postconf: values as written, -x expands them
+        r = self.inst.postern("conf", "mydestination", check=True)
+        self.assertEqual(r.stdout.strip(), "mydestination = localhost, $myhostname")
+        r = self.inst.postern("conf", "-x", "mydestination", check=True)
+        self.assertEqual(r.stdout.strip(), "mydestination = localhost, mx.example.test")
+        r = self.inst.postern("conf", "no_such_parameter_xyz")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no_such_parameter_xyz", r.stderr)
+
+    def test_conf_nondefault(self):
+        r = self.inst.postern("conf", "-n", check=True)
+        names = [l.split(" = ", 1)[0] for l in r.stdout.splitlines()]
+        self.assertIn("myhostname", names)
+        self.assertIn("virtual_mailbox_maps", names)
+        self.assertNotIn("smtpd_banner", names)
+
+    def test_bad_postern_conf_line(self):
+        text = self.inst.conf_text()
+        n = len(text.splitlines()) + 1
+        self.inst.write("postern.conf", text + "this line has no equals sign\n")
+        r = self.inst.postern("start-fg", timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("postern.conf:%d:" % n, r.stderr)
+        self.assertFalse(H.port_accepts(self.inst.port))
+
+    def test_check(self):
+        r = self.inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.inst.write("postern.conf", self.inst.conf_text() + "message_size_limit = lots\n")
+        r = self.inst.postern("check")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("message_size_limit", r.stderr)
+
+    def test_bad_master_conf_line(self):
+        text = self.inst.master_text()
+        n = len(text.splitlines()) + 1
+        self.inst.write("master.conf", text + "broken inet\n")
+        r = self.inst.postern("start-fg", timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("master.conf:%d:" % n, r.stderr)
+        self.assertFalse(H.port_accepts(self.inst.port))
+
+    def test_map_build_query_list(self):
+        m = "lmdb:" + self.inst.path("vmailbox")
+        self.assertTrue(os.path.exists(self.inst.path("vmailbox.lmdb")))
+        r = self.inst.postern("map", "query", m, "alice@example.test", check=True)
+        self.assertEqual(r.stdout.strip(), "example.test/alice/")
+        r = self.inst.postern("map", "query", m, "ALICE@Example.TEST", check=True)
+        self.assertEqual(r.stdout.strip(), "example.test/alice/")
+        r = self.inst.postern("map", "query", m, "nobody@example.test")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(r.stdout.strip(), "")
+        r = self.inst.postern("map", "list", m, check=True)
+        self.assertIn("bob@example.test", r.stdout)
+        self.assertIn("example.test/bob/", r.stdout)
+        # rebuild with a change: readers see the new table
+        self.inst.vmailbox["dave@example.test"] = "example.test/dave/"
+        self.inst.write_maps()
+        r = self.inst.postern("map", "query", m, "dave@example.test", check=True)
+        self.assertEqual(r.stdout.strip(), "example.test/dave/")
+        # a bad source line is reported with file and line
+        self.inst.write("badmap", "ok value\n: no key\n")
+        r = self.inst.postern("map", "build", "lmdb:" + self.inst.path("badmap"))
+        if r.returncode != 0:
+            self.assertIn("badmap:2:", r.stderr)
+
+    def test_status_and_stop(self):
+        inst = self.inst
+        r = inst.postern("status")
+        self.assertNotEqual(r.returncode, 0, "status says running before start")
+        inst.start(prepare=False)
+        r = inst.postern("status")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = inst.postern("stop")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        try:
+            rc = inst.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.fail("start-fg still running 30s after postern stop")
+        self.assertEqual(rc, 0)
+        r = inst.postern("status")
+        self.assertNotEqual(r.returncode, 0)
+        deadline = time.time() + 10
+        while H.port_accepts(inst.port) and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertFalse(H.port_accepts(inst.port))
+        left = {k: v for k, v in inst.pids().items() if k in ("master", "smtpd", "qmgr", "local")}
+        self.assertEqual(left, {})
+
+    def test_start_daemon_mode(self):
+        """postern start returns once master runs in the background."""
+        inst = self.inst
+        self.addCleanup(self._stop_background)
+        r = inst.postern("start", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        inst.wait_smtp(inst.port, 20)
+        r = inst.postern("status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout + r.stderr, r"running: PID: \d+")
+        r = inst.postern("start")
+        self.assertNotEqual(r.returncode, 0, "a second start must refuse")
+        self.assertIn("already running", r.stdout + r.stderr)
+        r = inst.postern("stop", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotEqual(inst.postern("status").returncode, 0)
+        self.assertFalse(H.port_accepts(inst.port))
+
+    def _stop_background(self):
+        if self.inst.postern("status").returncode == 0:
+            self.inst.postern("stop", timeout=60)
+        # whatever still names our directory is ours
+        self.inst._reap_leftovers(set())
+
+
+if __name__ == "__main__":
+    H.main()

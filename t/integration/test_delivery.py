@@ -1,0 +1,626 @@
+#!/usr/bin/env python3
+"""
+Delivery end to end: real SMTP clients (smtplib, swaks, raw sockets)
+against a real instance, then the bytes in the mailboxes, the reply codes,
+the Postfix-style log lines, and an empty queue at the end.
+
+Unprivileged cases run everywhere (as the caller, or as "ptunpriv" when
+the test runs as root). Privileged cases (system users, mbox, .forward)
+need root and are skipped otherwise.
+"""
+
+import os
+import re
+import smtplib
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import postern_harness as H  # noqa: E402
+
+SENDER = "sender@client.example"
+BODY = ("Hello,\r\n"
+        "this is line two.\r\n"
+        ".hidden line starts with a dot\r\n"
+        "..two dots\r\n"
+        "\r\n"
+        "-- \r\n"
+        "end\r\n")
+
+
+def setUpModule():
+    H.require_binaries()
+
+
+def lf(b):
+    return b.replace(b"\r\n", b"\n")
+
+
+def send(inst, rcpts, subject, body=BODY, sender=SENDER, source=None, port=None):
+    """One message over smtplib; returns (data code, data text, message)."""
+    msg = H.make_message(sender, rcpts, subject, body)
+    s = H.smtp_client(inst, source=source, port=port)
+    try:
+        code, text = s.mail(sender)
+        assert code == 250, (code, text)
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            assert code == 250, (r, code, text)
+        code, text = s.data(msg)
+        s.quit()
+    finally:
+        s.close()
+    return code, text.decode("utf-8", "replace"), msg
+
+
+def queue_id_from(text):
+    m = re.search(r"queued as ([0-9A-Za-z]+)", text)
+    return m.group(1) if m else None
+
+
+class Common:
+    def assertDelivered(self, data, rcpt, subject, body=BODY, sender=SENDER):
+        self.assertTrue(data.startswith(b"Return-Path: <%s>\n" % sender.encode()),
+                        "Return-Path first: %r" % data[:200])
+        head, sep, got_body = data.partition(b"\n\n")
+        self.assertTrue(sep, "no header/body separator: %r" % data[:500])
+        self.assertIn(b"\nDelivered-To: %s\n" % rcpt.encode(), head + b"\n")
+        self.assertRegex(head, rb"\nReceived: from [^\n]*(\n[ \t][^\n]*)*by mx\.example\.test")
+        self.assertIn(b"\nSubject: %s\n" % subject.encode(), head)
+        # The body arrives unchanged but for LF line ends and dot-unstuffing.
+        self.assertEqual(got_body, lf(body.encode()))
+        self.assertNotIn(b"\r", data)
+
+    def assertLogSent(self, rcpt, qid=None, count=1):
+        rx = r"postern/\w+\[\d+\]: %s: to=<%s>,.*status=sent" % (
+            re.escape(qid) if qid else r"[0-9A-Za-z]+", re.escape(rcpt))
+        return self.inst.wait_log(rx, count=count)
+
+
+class UnprivilegedDelivery(Common, H.InstanceTestCase):
+    def setUp(self):
+        self.inst = self.make_instance(privileged=False,
+                                       conf=getattr(self, "CONF", None))
+        self.inst.aliases.update({
+            "team": "alice@example.test, bob@example.test",
+            "pipe": "|" + self.inst.path("bin", "save-pipe"),
+            "tofile": self.inst.path("out", "file.mbox"),
+        })
+        self.inst.write_script("save-pipe", "cat > %s\n" % self.inst.path("out", "pipe.txt"))
+        self.inst.start()
+
+    def test_smtplib_to_virtual_maildir(self):
+        code, text, _ = send(self.inst, ["alice@example.test"], "smtplib one")
+        self.assertEqual(code, 250, text)
+        qid = queue_id_from(text)
+        msgs = H.wait_maildir(self.inst.vmaildir("alice@example.test"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertDelivered(msgs[0], "alice@example.test", "smtplib one")
+        self.assertLogSent("alice@example.test", qid)
+        self.inst.wait_log(r"postern/smtpd\[\d+\]: [0-9A-Za-z]+: client=")
+        self.assertQueueEmpty()
+        self.assertEqual(H.maildir_messages(self.inst.vmaildir("bob@example.test")), [])
+
+    def test_swaks_to_virtual_maildir(self):
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % self.inst.port,
+                            "--helo", "client.example", "--from", SENDER,
+                            "--to", "bob@example.test", "--header", "Subject: swaks one",
+                            "--body", "hello from swaks"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"<-  250 2\.0\.0 .*queued as")
+        msgs = H.wait_maildir(self.inst.vmaildir("bob@example.test"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Subject: swaks one\n", msgs[0])
+        self.assertIn(b"\n\nhello from swaks\n", msgs[0])
+        self.assertIn(b"Delivered-To: bob@example.test\n", msgs[0])
+        self.assertLogSent("bob@example.test")
+        self.assertQueueEmpty()
+
+    def test_swaks_pipelining(self):
+        r = subprocess.run(["swaks", "--pipeline", "--server", "127.0.0.1:%d" % self.inst.port,
+                            "--helo", "client.example", "--from", SENDER,
+                            "--to", "carol@example.test", "--header", "Subject: swaks pipe",
+                            "--body", "pipelined by swaks"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        msgs = H.wait_maildir(self.inst.vmaildir("carol@example.test"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"pipelined by swaks", msgs[0])
+        self.assertQueueEmpty()
+
+    def test_several_recipients_one_message(self):
+        rcpts = ["alice@example.test", "bob@example.test", "carol@example.test"]
+        code, text, _ = send(self.inst, rcpts, "three rcpts")
+        self.assertEqual(code, 250, text)
+        qid = queue_id_from(text)
+        for r in rcpts:
+            msgs = H.wait_maildir(self.inst.vmaildir(r), inst=self.inst)
+            self.assertEqual(len(msgs), 1, r)
+            self.assertDelivered(msgs[0], r, "three rcpts")
+            self.assertLogSent(r, qid)
+        self.assertQueueEmpty()
+        if qid:
+            self.inst.wait_log(r"%s: removed" % qid)
+
+    def test_pipelined_raw(self):
+        """RFC 2920: MAIL, RCPTs and DATA in one write, then the content
+        and QUIT in one write; replies come back in order."""
+        c = H.RawSMTP(self.inst.port)
+        try:
+            self.assertEqual(c.reply()[0], 220)
+            code, lines = c.cmd("EHLO client.example")
+            self.assertEqual(code, 250)
+            self.assertIn("PIPELINING", [l.split()[0].upper() for l in lines[1:] if l])
+            c.send("MAIL FROM:<%s>\r\nRCPT TO:<alice@example.test>\r\n"
+                   "RCPT TO:<nosuch@example.test>\r\nRCPT TO:<bob@example.test>\r\n"
+                   "DATA\r\n" % SENDER)
+            codes = [c.reply()[0] for _ in range(5)]
+            self.assertEqual(codes, [250, 250, 550, 250, 354])
+            msg = H.make_message(SENDER, ["alice@example.test"], "pipelined raw", BODY)
+            c.send(H.dot_stuff(msg) + b".\r\nQUIT\r\n")
+            code, lines = c.reply()
+            self.assertEqual(code, 250, lines)
+            self.assertEqual(c.reply()[0], 221)
+        finally:
+            c.close()
+        for r in ("alice@example.test", "bob@example.test"):
+            msgs = H.wait_maildir(self.inst.vmaildir(r), inst=self.inst)
+            self.assertEqual(len(msgs), 1)
+            self.assertDelivered(msgs[0], r, "pipelined raw")
+        self.assertQueueEmpty()
+
+    def test_pipelined_ehlo_to_data_one_write(self):
+        """EHLO through DATA in one write after the greeting (what many
+        clients do; Postfix accepts it by default), then the content and
+        QUIT in one write."""
+        c = H.RawSMTP(self.inst.port)
+        try:
+            self.assertEqual(c.reply()[0], 220)
+            c.send("EHLO client.example\r\nMAIL FROM:<%s>\r\n"
+                   "RCPT TO:<carol@example.test>\r\nDATA\r\n" % SENDER)
+            self.assertEqual([c.reply()[0] for _ in range(4)], [250, 250, 250, 354])
+            msg = H.make_message(SENDER, ["carol@example.test"], "one write", BODY)
+            c.send(H.dot_stuff(msg) + b".\r\nQUIT\r\n")
+            self.assertEqual(c.reply()[0], 250)
+            self.assertEqual(c.reply()[0], 221)
+        finally:
+            c.close()
+        msgs = H.wait_maildir(self.inst.vmaildir("carol@example.test"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertDelivered(msgs[0], "carol@example.test", "one write")
+        self.assertQueueEmpty()
+
+    def test_unknown_users(self):
+        s = H.smtp_client(self.inst)
+        try:
+            self.assertEqual(s.mail(SENDER)[0], 250)
+            code, text = s.rcpt("nosuch@example.test")
+            self.assertEqual(code, 550, text)
+            self.assertTrue(text.startswith(b"5.1.1"), text)
+            code, text = s.rcpt("nosuch-user-xyz@localhost")
+            self.assertEqual(code, 550, text)
+            self.assertTrue(text.startswith(b"5.1.1"), text)
+            # the session goes on
+            self.assertEqual(s.rcpt("alice@example.test")[0], 250)
+            s.rset()
+            s.quit()
+        finally:
+            s.close()
+        self.inst.wait_log(r"reject: RCPT from [^:]*: 550 5\.1\.1 <nosuch@example\.test>")
+        self.assertQueueEmpty()
+
+    def test_relay_denied_outside_mynetworks(self):
+        self.inst.stop()
+        self.inst.params["mynetworks"] = "127.0.0.2/32"
+        self.inst.start()
+        # from 127.0.0.1: not in mynetworks
+        s = H.smtp_client(self.inst, source="127.0.0.1")
+        try:
+            self.assertEqual(s.mail(SENDER)[0], 250)
+            code, text = s.rcpt("someone@remote.example")
+            self.assertEqual(code, 554, text)
+            self.assertTrue(text.startswith(b"5.7.1"), text)
+            # local domains are still accepted from anywhere
+            self.assertEqual(s.rcpt("alice@example.test")[0], 250)
+            s.rset()
+            s.quit()
+        finally:
+            s.close()
+        self.inst.wait_log(r"reject: RCPT from [^:]*: 554 5\.7\.1 <someone@remote\.example>")
+        # from 127.0.0.2: a trusted network may relay
+        s = H.smtp_client(self.inst, source="127.0.0.2")
+        try:
+            self.assertEqual(s.mail(SENDER)[0], 250)
+            code, text = s.rcpt("someone@remote.example")
+            self.assertEqual(code, 250, text)
+            s.rset()
+            s.quit()
+        finally:
+            s.close()
+        self.assertQueueEmpty()
+
+    def test_alias_list_to_virtual(self):
+        code, text, _ = send(self.inst, ["team@localhost"], "alias list")
+        self.assertEqual(code, 250, text)
+        for r in ("alice@example.test", "bob@example.test"):
+            msgs = H.wait_maildir(self.inst.vmaildir(r), inst=self.inst)
+            self.assertEqual(len(msgs), 1)
+            self.assertIn(b"Subject: alias list\n", msgs[0])
+            self.assertIn(b"Delivered-To: %s\n" % r.encode(), msgs[0])
+        self.assertQueueEmpty()
+
+    def test_alias_command(self):
+        code, text, _ = send(self.inst, ["pipe@localhost"], "pipe test")
+        self.assertEqual(code, 250, text)
+        out = self.inst.path("out", "pipe.txt")
+        data = H.wait_file(out, lambda b: b.endswith(lf(BODY.encode())), inst=self.inst)
+        head, _, body = data.partition(b"\n\n")
+        self.assertEqual(body, lf(BODY.encode()))
+        self.assertIn(b"Subject: pipe test\n", head)
+        self.assertIn(b"Delivered-To: pipe@localhost\n", head)
+        self.assertNotIn(b"\r", data)
+        self.assertLogSent("pipe@localhost")
+        self.assertQueueEmpty()
+
+    def test_large_message_intact(self):
+        """A message larger than one queue content record (1 MiB) comes
+        out byte for byte, with 8-bit and long-ish lines."""
+        lines = []
+        for i in range(40000):
+            lines.append("%06d %s caf\u00e9 \u00fcber %s\r\n" % (i, "x" * (i % 50), "y" * 20))
+        body = "".join(lines)
+        rcpt = "carol@example.test"
+        msg = H.make_message(SENDER, [rcpt], "large", body)
+        self.assertGreater(len(msg), 2 * 1024 * 1024)
+        s = H.smtp_client(self.inst)
+        try:
+            self.assertEqual(s.sendmail(SENDER, [rcpt], msg, mail_options=["BODY=8BITMIME"]), {})
+            s.quit()
+        finally:
+            s.close()
+        msgs = H.wait_maildir(self.inst.vmaildir(rcpt), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        head, _, got = msgs[0].partition(b"\n\n")
+        self.assertEqual(got, lf(body.encode()))
+        self.assertQueueEmpty()
+
+    def test_bounce_to_sender(self):
+        """An undeliverable recipient (an alias to a user that does not
+        exist) bounces: the sender gets an RFC 3464 report."""
+        self.inst.stop()
+        self.inst.aliases["broken"] = "no-such-user-xyz"
+        self.inst.start()
+        sender = "alice@example.test"
+        code, text, _ = send(self.inst, ["broken@localhost"], "will bounce", sender=sender)
+        self.assertEqual(code, 250, text)
+        msgs = H.wait_maildir(self.inst.vmaildir(sender), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        dsn = msgs[0]
+        self.assertTrue(dsn.startswith(b"Return-Path: <>\n"), dsn[:100])
+        self.assertRegex(dsn, rb"(?i)content-type: multipart/report;\s*report-type=\"?delivery-status")
+        self.assertRegex(dsn, rb"(?i)\nAction: failed\n")
+        self.assertRegex(dsn, rb"(?i)\nStatus: 5\.\d\.\d+\n")
+        self.assertIn(b"Subject: will bounce", dsn)
+        self.inst.wait_log(r"status=bounced")
+        self.assertQueueEmpty()
+
+    def test_alias_file(self):
+        code, text, _ = send(self.inst, ["tofile@localhost"], "file test")
+        self.assertEqual(code, 250, text)
+        out = self.inst.path("out", "file.mbox")
+        data = H.wait_file(out, lambda b: b"file test" in b, inst=self.inst)
+        self.assertTrue(data.startswith(b"From %s " % SENDER.encode()), data[:100])
+        self.assertIn(b"Subject: file test\n", data)
+        self.assertQueueEmpty()
+
+
+class SizeLimit(Common, H.InstanceTestCase):
+    def setUp(self):
+        self.inst = self.make_instance(conf={"message_size_limit": "20000"})
+        self.inst.start()
+
+    def test_size_limits(self):
+        # Advertised, and enforced at MAIL FROM ... SIZE=
+        s = H.smtp_client(self.inst)
+        try:
+            self.assertTrue(s.has_extn("size"))
+            self.assertEqual(s.esmtp_features["size"].strip(), "20000")
+            big = H.make_message(SENDER, ["alice@example.test"], "too big", "", size=40000)
+            with self.assertRaises(smtplib.SMTPSenderRefused) as cm:
+                s.sendmail(SENDER, ["alice@example.test"], big)
+            self.assertEqual(cm.exception.smtp_code, 552)
+            self.assertTrue(cm.exception.smtp_error.startswith(b"5.3.4"), cm.exception.smtp_error)
+            s.quit()
+        finally:
+            s.close()
+        # Without SIZE=, enforced on the content itself at end of DATA.
+        c = H.RawSMTP(self.inst.port)
+        try:
+            c.reply()
+            c.cmd("EHLO client.example")
+            self.assertEqual(c.cmd("MAIL FROM:<%s>" % SENDER)[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<alice@example.test>")[0], 250)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(big + b".\r\n")
+            code, lines = c.reply()
+            self.assertEqual(code, 552, lines)
+            self.assertTrue(lines[0].startswith("5.3.4"), lines)
+            # and the session is usable afterwards
+            self.assertEqual(c.cmd("RSET")[0], 250)
+            self.assertEqual(c.cmd("QUIT")[0], 221)
+        finally:
+            c.close()
+        # Just under the limit goes through.
+        code, text, _ = send(self.inst, ["alice@example.test"], "fits",
+                             body="x" * 60 + "\r\n" * 1)
+        self.assertEqual(code, 250, text)
+        msgs = H.wait_maildir(self.inst.vmaildir("alice@example.test"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Subject: fits\n", msgs[0])
+        self.assertQueueEmpty()
+
+
+class Smuggling(Common, H.InstanceTestCase):
+    """End of data is only CRLF.CRLF: a bare-LF or bare-CR "dot line"
+    followed by SMTP commands must not end the message and must not run
+    the commands (CVE-2023-51764 class). Normalising the message or
+    refusing it are both fine; a second transaction is not."""
+
+    PROBES = [
+        ("lf-dot-lf", b"\n.\n"),
+        ("lf-dot-crlf", b"\n.\r\n"),
+        ("crlf-dot-lf", b"\r\n.\n"),
+        ("cr-dot-cr", b"\r.\r"),
+        ("cr-dot-crlf", b"\r.\r\n"),
+    ]
+
+    def setUp(self):
+        self.inst = self.make_instance()
+        self.inst.start()
+
+    def probe(self, name, seq):
+        c = H.RawSMTP(self.inst.port)
+        accepted = False
+        try:
+            c.reply()
+            c.cmd("EHLO client.example")
+            self.assertEqual(c.cmd("MAIL FROM:<%s>" % SENDER)[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<alice@example.test>")[0], 250)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            smuggled = (b"MAIL FROM:<evil@attacker.example>\r\n"
+                        b"RCPT TO:<bob@example.test>\r\n"
+                        b"DATA\r\n"
+                        b"Subject: smuggled " + name.encode() + b"\r\n\r\nsmuggled body\r\n")
+            msg = (b"Subject: probe " + name.encode() + b"\r\n\r\nfirst part" + seq
+                   + smuggled + b".\r\n")
+            c.send(msg)
+            try:
+                code, lines = c.reply()
+            except EOFError:
+                code, lines = None, ["connection closed"]
+            if code is not None and code < 400:
+                self.assertEqual(code, 250, lines)
+                accepted = True
+            # Nothing else may be pending: QUIT gets exactly 221.
+            try:
+                c.send(b"QUIT\r\n")
+                code2, lines2 = c.reply()
+                self.assertEqual(code2, 221, "reply after the message: %d %s "
+                                 "(smuggled commands executed?)" % (code2, lines2))
+            except (EOFError, OSError):
+                self.assertFalse(accepted, "connection dropped after 250")
+        finally:
+            c.close()
+        return accepted
+
+    def test_smuggling_probes(self):
+        accepted = 0
+        results = {}
+        for name, seq in self.PROBES:
+            ok = self.probe(name, seq)
+            results[name] = "accepted" if ok else "refused"
+            accepted += ok
+        sys.stderr.write("smuggling probes: %s\n" % results)
+        if accepted:
+            msgs = H.wait_maildir(self.inst.vmaildir("alice@example.test"),
+                                  count=accepted, inst=self.inst)
+        self.inst.wait_queue_empty(30)
+        msgs = H.maildir_messages(self.inst.vmaildir("alice@example.test"))
+        self.assertEqual(len(msgs), accepted)
+        for m in msgs:
+            # the would-be commands stayed inside the message
+            self.assertIn(b"MAIL FROM:<evil@attacker.example>", m)
+            self.assertIn(b"first part", m)
+        self.assertEqual(H.maildir_messages(self.inst.vmaildir("bob@example.test")), [],
+                         "a smuggled message was delivered")
+        self.assertNotIn("evil@attacker.example>, size", self.inst.log())
+
+
+class Robustness(Common, H.InstanceTestCase):
+    def setUp(self):
+        self.inst = self.make_instance()
+        self.inst.start()
+
+    def test_parallel_sessions_exactly_once(self):
+        """20 sessions at once, 10 messages each: every message arrives
+        once, none twice, and the queue drains."""
+        import threading
+        errors = []
+
+        def worker(w):
+            try:
+                s = H.smtp_client(self.inst)
+                for k in range(10):
+                    msg = H.make_message(SENDER, ["bob@example.test"], "par-%02d-%02d" % (w, k),
+                                         "x" * 3000 + "\r\n")
+                    refused = s.sendmail(SENDER, ["bob@example.test"], msg)
+                    if refused:
+                        errors.append(refused)
+                s.quit()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(errors, [])
+        msgs = H.wait_maildir(self.inst.vmaildir("bob@example.test"), count=200,
+                              timeout=60, inst=self.inst)
+        self.inst.wait_queue_empty(30)
+        msgs = H.maildir_messages(self.inst.vmaildir("bob@example.test"))
+        subjects = sorted(re.search(rb"\nSubject: (par-\d+-\d+)\n", m).group(1) for m in msgs)
+        self.assertEqual(len(subjects), 200)
+        self.assertEqual(len(set(subjects)), 200, "duplicates delivered")
+
+    def test_map_rebuilt_while_running(self):
+        """A rebuilt virtual_mailbox_maps is seen without a reload."""
+        s = H.smtp_client(self.inst)
+        try:
+            s.mail(SENDER)
+            self.assertEqual(s.rcpt("dave@example.test")[0], 550)
+            s.rset()
+            self.inst.vmailbox["dave@example.test"] = "example.test/dave/"
+            self.inst.write_maps()
+            time.sleep(1.1)  # a new mtime, even on coarse clocks
+            s.mail(SENDER)
+            code, text = s.rcpt("dave@example.test")
+            self.assertEqual(code, 250, text)
+            self.assertEqual(s.data(H.make_message(SENDER, ["dave@example.test"], "new user",
+                                                   "hi\r\n"))[0], 250)
+            s.quit()
+        finally:
+            s.close()
+        msgs = H.wait_maildir(self.inst.path("vmail", "example.test", "dave"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertQueueEmpty()
+
+    def test_garbage_and_long_lines(self):
+        """Bad input gets protocol errors, never a crash (the harness
+        fails the test if a daemon died of a signal)."""
+        c = H.RawSMTP(self.inst.port)
+        try:
+            self.assertEqual(c.reply()[0], 220)
+            code, _ = c.cmd("EHLO client.example")
+            self.assertEqual(code, 250)
+            code, _ = c.cmd("NOSUCHVERB x")
+            self.assertEqual(code // 100, 5)
+            code, _ = c.cmd("MAIL FROM:<unterminated")
+            self.assertEqual(code // 100, 5)
+            code, _ = c.cmd("RCPT TO:<alice@example.test>")
+            self.assertEqual(code, 503)   # no MAIL yet
+            code, _ = c.cmd("MAIL FROM:<" + "a" * 5000 + "@x.example>")
+            self.assertEqual(code // 100, 5)
+            c.send(b"\x00\xff\xfe binary \x01\x02\r\n")
+            code, _ = c.reply()
+            self.assertEqual(code // 100, 5)
+            # still a working session
+            self.assertEqual(c.cmd("RSET")[0], 250)
+            self.assertEqual(c.cmd("NOOP")[0], 250)
+        finally:
+            c.close()
+        # an endless line without CRLF: the server must bound it
+        c = H.RawSMTP(self.inst.port)
+        try:
+            c.reply()
+            try:
+                c.send(b"EHLO " + b"x" * (1024 * 1024))
+                c.send(b"\r\n")
+                code, _ = c.reply()
+                self.assertEqual(code // 100, 5)
+            except (EOFError, OSError):
+                pass   # closing the connection is a fine answer too
+        finally:
+            c.close()
+        self.inst.wait_smtp(self.inst.port, 10)
+
+
+@H.skip_unless_root()
+class PrivilegedDelivery(Common, H.InstanceTestCase):
+    def setUp(self):
+        inst = self.make_instance(privileged=True,
+                                  conf={"home_mailbox": "Maildir/"})
+        self.home1 = inst.add_system_user("ptuser1")
+        self.home2 = inst.add_system_user("ptuser2")
+        inst.aliases.update({
+            "staff": "ptuser1, ptuser2",
+            "cmd": "|" + inst.path("bin", "save-cmd"),
+        })
+        inst.write_script("save-cmd", "cat > %s\n" % inst.path("out", "cmd.txt"))
+
+    def uid(self, user):
+        return H.user_ids(user)[0]
+
+    def test_system_user_maildir(self):
+        self.inst.start()
+        code, text, _ = send(self.inst, ["ptuser1@localhost"], "to maildir")
+        self.assertEqual(code, 250, text)
+        md = os.path.join(self.home1, "Maildir")
+        msgs = H.wait_maildir(md, inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertDelivered(msgs[0], "ptuser1@localhost", "to maildir")
+        for sub in ("new", "cur"):
+            for n in os.listdir(os.path.join(md, sub)):
+                self.assertEqual(os.stat(os.path.join(md, sub, n)).st_uid, self.uid("ptuser1"))
+        self.assertLogSent("ptuser1@localhost")
+        self.assertQueueEmpty()
+
+    def test_system_user_mbox(self):
+        self.inst.params["home_mailbox"] = ""
+        self.inst.start()
+        body = "first\r\nFrom the start of a line\r\nlast\r\n"
+        code, text, _ = send(self.inst, ["ptuser2@localhost"], "to mbox", body=body)
+        self.assertEqual(code, 250, text)
+        mbox = self.inst.path("spool", "ptuser2")
+        data = H.wait_file(mbox, lambda b: b"last\n" in b, inst=self.inst)
+        self.assertTrue(data.startswith(b"From %s " % SENDER.encode()), data[:100])
+        self.assertIn(b"\n>From the start of a line\n", data)
+        self.assertIn(b"Delivered-To: ptuser2@localhost\n", data)
+        self.assertTrue(data.endswith(b"last\n\n"), data[-50:])
+        self.assertEqual(os.stat(mbox).st_uid, self.uid("ptuser2"))
+        self.assertLogSent("ptuser2@localhost")
+        self.assertQueueEmpty()
+
+    def test_alias_list_to_system_users(self):
+        self.inst.start()
+        code, text, _ = send(self.inst, ["staff@localhost"], "staff list")
+        self.assertEqual(code, 250, text)
+        for home in (self.home1, self.home2):
+            msgs = H.wait_maildir(os.path.join(home, "Maildir"), inst=self.inst)
+            self.assertEqual(len(msgs), 1, home)
+            self.assertIn(b"Subject: staff list\n", msgs[0])
+        self.assertQueueEmpty()
+
+    def test_forward_file(self):
+        fwd = os.path.join(self.home1, ".forward")
+        with open(fwd, "w") as f:
+            f.write("ptuser2\n")
+        uid, gid = H.user_ids("ptuser1")
+        os.chown(fwd, uid, gid)
+        os.chmod(fwd, 0o644)
+        self.inst.start()
+        code, text, _ = send(self.inst, ["ptuser1@localhost"], "forwarded")
+        self.assertEqual(code, 250, text)
+        msgs = H.wait_maildir(os.path.join(self.home2, "Maildir"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Subject: forwarded\n", msgs[0])
+        self.assertQueueEmpty()
+        self.assertEqual(H.maildir_messages(os.path.join(self.home1, "Maildir")), [])
+
+    def test_alias_command_privileged(self):
+        self.inst.start()
+        code, text, _ = send(self.inst, ["cmd@localhost"], "cmd test")
+        self.assertEqual(code, 250, text)
+        out = self.inst.path("out", "cmd.txt")
+        data = H.wait_file(out, lambda b: b.endswith(lf(BODY.encode())), inst=self.inst)
+        self.assertIn(b"Subject: cmd test\n", data)
+        # never run as root
+        self.assertNotEqual(os.stat(out).st_uid, 0)
+        self.assertQueueEmpty()
+
+
+if __name__ == "__main__":
+    H.main()
