@@ -396,13 +396,18 @@ out:
 
 /* ---- ~/.forward ---- */
 
+/* Postfix's forward_expansion_filter: anything else becomes '_'. A
+ * value of only dots ("..", from an address extension) would climb out of
+ * the directory it is placed in: its dots become '_' too. */
 static void
 filter_append(struct buf *b, const char *s)
 {
 	static const char ok[] = "!%-_=+:,.@";
+	int dots = s[strspn(s, ".")] == '\0';
 
 	for (; *s != '\0'; s++)
-		buf_putc(b, isalnum((unsigned char)*s) || strchr(ok, *s) != NULL ? *s : '_');
+		buf_putc(b, *s == '.' && dots ? '_' :
+		    isalnum((unsigned char)*s) || strchr(ok, *s) != NULL ? *s : '_');
 }
 
 /* Expand $name, ${name}, ${name?text}, ${name:text} in a forward_path

@@ -241,6 +241,12 @@ local_command(struct lrcpt *r, const struct laddr *a, const char *cmd,
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, status = 0, prc, pe;
 	pid_t pid, w;
 
+	/* Sources map root to default_privs; never run a command as root
+	 * should one slip through. */
+	if (lconf.root && p->uid == 0) {
+		lr_fail(r, a->addr, "4.3.0", "refusing to run a command as root: \"%s\"", cmd);
+		return;
+	}
 	/* Alias and include destinations have no user of their own. */
 	if (p->user != NULL) {
 		user = xstrdup(p->user);

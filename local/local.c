@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,7 +48,7 @@
 
 #define REQUEST_TIMEOUT_MS 100000
 #define REPLY_TIMEOUT_MS 100000
-#define LOCK_WAIT_TRIES 50            /* x 100 ms */
+#define LOCK_WAIT_MS 5000
 #define HEADER_SCAN_MAX (256 * 1024)
 #define DELIVERED_TO_MAX 1000
 #define OKTEXT_MAX 400
@@ -62,30 +63,10 @@ conf_str(const char *name, const char *def)
 	return v != NULL ? v : def;
 }
 
-static long long
-conf_num(const char *name, long long def)
-{
-	const char *v = config_get(name);
-	char *end;
-	long long n;
-
-	if (v == NULL || *v == '\0')
-		return def;
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < 0) {
-		log_warnx("bad numerical value for %s: %s; using %lld", name, v, def);
-		return def;
-	}
-	return n;
-}
-
 static void
 local_pre_init(void)
 {
 	const char *v;
-	long long t;
-
 	lconf.qdir = xstrdup(conf_str("queue_directory", "/var/spool/postern"));
 	v = conf_str("mail_owner", "postern");
 	if (priv_user(v, &lconf.owner_uid, &lconf.owner_gid) < 0) {
@@ -108,16 +89,19 @@ local_pre_init(void)
 	lconf.forward_path = xstrdup(conf_str("forward_path", "$home/.forward"));
 	lconf.home_mailbox = xstrdup(conf_str("home_mailbox", ""));
 	lconf.spool = xstrdup(conf_str("mail_spool_directory", "/var/mail"));
-	t = config_get("command_time_limit") != NULL ? config_time("command_time_limit") : 1000;
-	lconf.cmd_limit = t > 0 ? t : 1000;
+	lconf.cmd_limit = config_time_or("command_time_limit", 1000, 's');
+	if (lconf.cmd_limit <= 0)
+		lconf.cmd_limit = 1000;
 	lconf.vmbox_maps = xstrdup(conf_str("virtual_mailbox_maps", ""));
 	lconf.vuid_maps = xstrdup(conf_str("virtual_uid_maps", ""));
 	lconf.vgid_maps = xstrdup(conf_str("virtual_gid_maps", ""));
 	lconf.vbase = xstrdup(conf_str("virtual_mailbox_base", ""));
-	lconf.vmin_uid = conf_num("virtual_minimum_uid", 100);
+	lconf.vmin_uid = config_int_or("virtual_minimum_uid", 100, 0, LLONG_MAX);
 	lconf.myorigin = xstrdup(conf_str("myorigin", conf_str("myhostname", "localhost")));
-	lconf.mbox_limit = conf_num("mailbox_size_limit", 51200000);
-	lconf.vmbox_limit = conf_num("virtual_mailbox_limit", 51200000);
+	lconf.mbox_limit = config_int_or("mailbox_size_limit", 51200000, 0,
+	    LLONG_MAX);
+	lconf.vmbox_limit = config_int_or("virtual_mailbox_limit", 51200000, 0,
+	    LLONG_MAX);
 }
 
 static void
@@ -389,51 +373,22 @@ result_all(struct dlv_result *res, const struct dlv_request *req, const char *ds
 	}
 }
 
-static int
-queue_dir_ok(const char *dir)
-{
-	return dir != NULL && (strcmp(dir, QUEUE_ACTIVE) == 0 ||
-	    strcmp(dir, QUEUE_INCOMING) == 0 || strcmp(dir, QUEUE_DEFERRED) == 0);
-}
-
 static void
 deliver_request(const struct dlv_request *req, struct dlv_result *res)
 {
 	struct lmsg m;
-	char *path = NULL, *err = NULL;
+	char *err = NULL;
 	size_t i, j;
-	int tries;
 
 	memset(&m, 0, sizeof(m));
-	m.qfd = -1;
-	if (!queue_id_valid(req->queue_id) || !queue_dir_ok(req->queue_dir)) {
-		log_warnx("bad queue file name in request: %s/%s",
-		    req->queue_dir != NULL ? req->queue_dir : "",
-		    req->queue_id != NULL ? req->queue_id : "");
-		result_all(res, req, "4.3.0", "bad queue file name in delivery request");
-		return;
-	}
-	path = queue_path(lconf.qdir, req->queue_dir, req->queue_id);
-	m.qfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	m.qfd = queue_open_shared(lconf.qdir, req->queue_dir, req->queue_id,
+	    LOCK_WAIT_MS, &m.env, &err);
 	if (m.qfd < 0) {
-		log_warn("%s: open %s", req->queue_id, path);
+		log_warnx("%s: %s", req->queue_id != NULL ? req->queue_id : "?",
+		    err != NULL ? err : "cannot open queue file");
 		result_all(res, req, "4.3.0", "cannot open queue file");
 		goto out;
 	}
-	for (tries = 0; flock(m.qfd, LOCK_SH | LOCK_NB) < 0; tries++) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) || tries >= LOCK_WAIT_TRIES) {
-			log_warn("%s: lock %s", req->queue_id, path);
-			result_all(res, req, "4.3.0", "cannot lock queue file");
-			goto out;
-		}
-		usleep(100000);
-	}
-	if (queue_read(m.qfd, &m.env, &err) < 0) {
-		log_warnx("%s: read %s: %s", req->queue_id, path, err != NULL ? err : "?");
-		result_all(res, req, "4.3.0", "cannot read queue file");
-		goto out;
-	}
-	snprintf(m.env.id, sizeof(m.env.id), "%s", req->queue_id);
 	m.id = m.env.id;
 	m.sender = m.env.sender != NULL ? m.env.sender : "";
 	scan_delivered_to(&m);
@@ -475,7 +430,6 @@ deliver_request(const struct dlv_request *req, struct dlv_result *res)
 	}
 out:
 	free(err);
-	free(path);
 	strv_free(&m.delivered_to);
 	if (m.qfd >= 0) {
 		qenv_free(&m.env);

@@ -19,6 +19,7 @@
  * Trusts: trigger bytes are only flags (anything unknown is ignored).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,36 +47,6 @@ static uint64_t kick_timer, incoming_timer, deferred_timer, drain_timer;
 static time_t last_deferred_scan;
 static int exiting;
 
-/* Known parameters come typed from config.c (with their default units);
- * a name config.c does not know yet (NULL) falls back to def. */
-long long
-qmgr_conf_int(const char *name, long long def)
-{
-	const char *v = config_get(name);
-	char *end;
-	long long n;
-
-	if (v == NULL || *v == '\0')
-		return def;
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0') {
-		log_warnx("%s: bad number \"%s\", using %lld", name, v, def);
-		return def;
-	}
-	return n;
-}
-
-long long
-qmgr_conf_time(const char *name, long long def)
-{
-	const char *v = config_get(name);
-
-	if (v == NULL || *v == '\0')
-		return def;
-	return config_time(name);
-}
-
 static void
 read_config(void)
 {
@@ -95,17 +66,21 @@ read_config(void)
 		v = host;
 	}
 	qconf.myhostname = v;
-	qconf.active_limit = qmgr_conf_int("qmgr_message_active_limit", 20000);
-	qconf.dest_concurrency = qmgr_conf_int("default_destination_concurrency_limit", 20);
-	qconf.dest_rcpt_limit = qmgr_conf_int("default_destination_recipient_limit", 50);
-	qconf.process_limit = qmgr_conf_int("default_process_limit", 100);
-	qconf.max_lifetime = qmgr_conf_time("maximal_queue_lifetime", 5 * 86400);
-	qconf.bounce_lifetime = qmgr_conf_time("bounce_queue_lifetime", 5 * 86400);
-	qconf.min_backoff = qmgr_conf_time("minimal_backoff_time", 300);
-	qconf.max_backoff = qmgr_conf_time("maximal_backoff_time", 4000);
-	qconf.run_delay = qmgr_conf_time("queue_run_delay", 300);
-	qconf.command_time_limit = qmgr_conf_time("command_time_limit", 1000);
-	qconf.bounce_size_limit = qmgr_conf_int("bounce_size_limit", 50000);
+	qconf.active_limit = config_int_or("qmgr_message_active_limit", 20000, 1,
+	    10000000);
+	qconf.dest_concurrency = config_int_or("default_destination_concurrency_limit",
+	    20, 0, INT_MAX);
+	qconf.dest_rcpt_limit = config_int_or("default_destination_recipient_limit",
+	    50, 0, 1000000);
+	qconf.process_limit = config_int_or("default_process_limit", 100, 0, INT_MAX / 10);
+	qconf.max_lifetime = config_time_or("maximal_queue_lifetime", 5 * 86400, 'd');
+	qconf.bounce_lifetime = config_time_or("bounce_queue_lifetime", 5 * 86400, 'd');
+	qconf.min_backoff = config_time_or("minimal_backoff_time", 300, 's');
+	qconf.max_backoff = config_time_or("maximal_backoff_time", 4000, 's');
+	qconf.run_delay = config_time_or("queue_run_delay", 300, 's');
+	qconf.command_time_limit = config_time_or("command_time_limit", 1000, 's');
+	qconf.bounce_size_limit = config_int_or("bounce_size_limit", 50000, 0,
+	    1024 * 1024 * 1024);
 	if (qconf.active_limit < 1)
 		qconf.active_limit = 1;
 	if (qconf.dest_rcpt_limit < 1)
@@ -258,6 +233,8 @@ qmgr_post_init(struct loop *l)
 	    deferred_timer_cb, NULL);
 }
 
+/* The skeleton stops the loop once no trigger connection is open and
+ * qmgr_busy() says 0. */
 static void
 qmgr_exit(void)
 {
@@ -273,7 +250,13 @@ qmgr_exit(void)
 		kick_timer = 0;
 	}
 	server_exit_when_idle();
-	loop_stop(qmgr_loop);
+}
+
+/* Deliveries in progress keep the process alive through a drain. */
+static int
+qmgr_busy(void)
+{
+	return qdeliver_running() > 0;
 }
 
 void
@@ -321,17 +304,11 @@ static const struct server_ops qmgr_ops = {
 	.conn = qmgr_conn,
 	.serve = NULL,
 	.drain = qmgr_drain,
+	.busy = qmgr_busy,
 };
 
 int
 main(int argc, char **argv)
 {
-	int rc = server_main(argc, argv, &qmgr_ops);
-
-	/* The skeleton stops its loop as soon as a drain leaves no client
-	 * connection open; deliveries still running get their few seconds
-	 * here (qmgr_exit() stops the loop again). */
-	if (qmgr_loop != NULL && qmgr_draining && !exiting)
-		(void)loop_run(qmgr_loop);
-	return rc;
+	return server_main(argc, argv, &qmgr_ops);
 }

@@ -74,8 +74,6 @@ struct qjob {
 };
 
 /* qmgr.c */
-long long qmgr_conf_int(const char *name, long long def);
-long long qmgr_conf_time(const char *name, long long def);
 /* Make sure the loop runs another iteration soon (feeding in slices). */
 void qmgr_kick(void);
 /* Called whenever work may have finished, during drain. */

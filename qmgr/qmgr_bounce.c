@@ -40,22 +40,40 @@
 #define HEADER_MAX (256 * 1024)
 
 /* Append line to <dir>/<id>; with sync, fsync it (and the directory when
- * the file is new). */
+ * the file is new). A line is never glued to a torn one: a failed write
+ * is cut off again, and a file whose last byte is not a newline (a crash
+ * in the middle of a write) gets one first, so the torn line stays a
+ * separate, skipped line instead of spoiling this one. */
 static int
 append_line(const char *dir, const char *id, const struct buf *line, int sync)
 {
 	char *path = queue_path(qconf.queue_directory, dir, id);
 	int fd, created = 1, rc = -1, save;
+	struct stat st;
+	char last;
 
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 && errno == EEXIST) {
 		created = 0;
-		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+		fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	}
 	if (fd < 0)
 		goto out;
-	if (write_all(fd, line->data, line->len) < 0)
+	if (fstat(fd, &st) < 0)
 		goto out;
+	if (st.st_size > 0 && (pread(fd, &last, 1, st.st_size - 1) != 1 || last != '\n') &&
+	    write_all(fd, "\n", 1) < 0) {
+		save = errno;
+		(void)!ftruncate(fd, st.st_size);
+		errno = save;
+		goto out;
+	}
+	if (write_all(fd, line->data, line->len) < 0) {
+		save = errno;
+		(void)!ftruncate(fd, st.st_size);
+		errno = save;
+		goto out;
+	}
 	if (sync && fsync(fd) < 0)
 		goto out;
 	if (sync && created && fsync_parent(path) < 0)

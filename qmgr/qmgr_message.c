@@ -296,8 +296,13 @@ qmsg_activate(const char *from, const char *id)
 	path = queue_path(qconf.queue_directory, QUEUE_ACTIVE, id);
 	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
-		log_warn("%s: open %s", id, path);
-		push_back(from, id, -1);
+		if (errno == ENOENT) {
+			/* Deleted or held by the administrator meanwhile. */
+			log_info("%s: queue file vanished from active", id);
+		} else {
+			log_warn("%s: open %s", id, path);
+			push_back(from, id, -1);
+		}
 		xfree(&path);
 		return;
 	}

@@ -22,6 +22,7 @@
  * Memory: a destination exists only while it has queued or running jobs.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,10 +123,11 @@ transport_get(const char *name)
 	tp->name = xstrdup(name);
 	tp->limit = transport_limit(name);
 	param = xasprintf("%s_destination_concurrency_limit", name);
-	tp->dest_limit = (int)qmgr_conf_int(param, is_local ? 2 : qconf.dest_concurrency);
+	tp->dest_limit = (int)config_int_or(param, is_local ? 2 : qconf.dest_concurrency, 0, INT_MAX);
 	xfree(&param);
 	param = xasprintf("%s_destination_recipient_limit", name);
-	tp->rcpt_limit = (size_t)qmgr_conf_int(param, is_local ? 1 : qconf.dest_rcpt_limit);
+	tp->rcpt_limit = (size_t)config_int_or(param, is_local ? 1 : qconf.dest_rcpt_limit, 0,
+	    1000000);
 	xfree(&param);
 	if (tp->dest_limit <= 0)
 		tp->dest_limit = tp->limit;

@@ -859,6 +859,40 @@ config_int(const char *name)
 }
 
 long long
+config_int_or(const char *name, long long def, long long min, long long max)
+{
+	const char *v = config_get(name);
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return def;
+	if (parse_int(v, &n) != 0 || n < min || n > max) {
+		log_warnx("bad numerical value for %s: %s; using %lld", name, v, def);
+		return def;
+	}
+	return n;
+}
+
+long long
+config_time_or(const char *name, long long def, char unit)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+	const char *v = config_get(name);
+	long long n;
+
+	if (v == NULL || *v == '\0')
+		return def;
+	if (p != NULL && p->def != NULL && p->def->unit)
+		unit = p->def->unit;
+	n = config_parse_time(v, unit);
+	if (n < 0) {
+		log_warnx("bad time value for %s: %s; using %llds", name, v, def);
+		return def;
+	}
+	return n;
+}
+
+long long
 config_time(const char *name)
 {
 	struct param *p = typed_param(name, __func__);

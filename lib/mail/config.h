@@ -33,6 +33,14 @@ const char *config_get(const char *name);
 long long config_int(const char *name);      /* CONF_INT/CONF_SIZE */
 long long config_time(const char *name);     /* seconds; units s m h d w */
 int config_bool(const char *name);           /* yes/no/true/false/1/0 */
+/* For names the table may lack (per-transport names built at run time,
+ * parameters of new daemons): the value, or def when unset or empty, or
+ * when it is not a number in [min, max] / not a duration (logged, never
+ * fatal). Times use the table's default unit for a known name, else
+ * unit. */
+long long config_int_or(const char *name, long long def, long long min,
+    long long max);
+long long config_time_or(const char *name, long long def, char unit);
 /* Validate every typed value (ints parse, times have units, bools are
  * bools). 0, or -1 with *err_r naming the parameter. */
 int config_check(char **err_r);

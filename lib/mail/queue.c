@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -188,7 +189,10 @@ static const struct {
 	{ QUEUE_BOUNCE, 0700 },
 	{ QUEUE_DEFER, 0700 },
 	{ QUEUE_PRIVATE, 0700 },
-	{ QUEUE_PUBLIC, 0710 },
+	/* Searchable by all: sendmail(1) runs as any user and connects to
+	 * public/pickup (no set-gid helper as in Postfix); pickup checks who
+	 * the peer is. Not listable. */
+	{ QUEUE_PUBLIC, 0711 },
 	/* Like /tmp: any local user may drop a file, nobody may list. */
 	{ QUEUE_MAILDROP, 01733 },
 };
@@ -250,14 +254,71 @@ queue_move(const char *qdir, const char *from, const char *to, const char *id)
 	src = queue_path(qdir, from, id);
 	dst = queue_path(qdir, to, id);
 	dir = xasprintf("%s/%s", qdir, to);
-	if (rename(src, dst) == 0 && fsync_dir(dir) == 0)
+	if (rename(src, dst) == 0) {
+		/* The move happened: reporting a failure now would make the
+		 * caller believe the file is still in from/ and strand it in
+		 * to/. A move needs no fsync for safety (the file is in one
+		 * directory or the other after a crash), so only log. */
+		if (fsync_dir(dir) < 0)
+			log_warn("%s: fsync %s after the move", id, dir);
 		ret = 0;
+	}
 	save = errno;
 	xfree(&src);
 	xfree(&dst);
 	xfree(&dir);
 	errno = save;
 	return ret;
+}
+
+int
+queue_open_shared(const char *qdir, const char *dir, const char *id, int wait_ms,
+    struct qenv *env, char **err_r)
+{
+	char *path, *rerr = NULL;
+	int fd, waited = 0, save = 0;
+
+	memset(env, 0, sizeof(*env));
+	if (err_r != NULL)
+		*err_r = NULL;
+	if (!queue_id_valid(id) || dir == NULL || (strcmp(dir, QUEUE_ACTIVE) != 0 &&
+	    strcmp(dir, QUEUE_INCOMING) != 0 && strcmp(dir, QUEUE_DEFERRED) != 0)) {
+		set_err(err_r, "bad queue file name");
+		errno = EINVAL;
+		return -1;
+	}
+	path = queue_path(qdir, dir, id);
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		save = errno;
+		set_err(err_r, "open %s: %s", path, strerror(save));
+		goto fail;
+	}
+	/* qmgr holds LOCK_EX only for the moment it reads the file. */
+	while (flock(fd, LOCK_SH | LOCK_NB) < 0) {
+		save = errno;
+		if ((save != EWOULDBLOCK && save != EINTR) || waited >= wait_ms) {
+			set_err(err_r, "lock %s: %s", path, strerror(save));
+			goto fail;
+		}
+		usleep(20000);
+		waited += 20;
+	}
+	if (queue_read(fd, env, &rerr) < 0) {
+		save = errno;
+		set_err(err_r, "read %s: %s", path, rerr != NULL ? rerr : strerror(save));
+		free(rerr);
+		goto fail;
+	}
+	snprintf(env->id, sizeof(env->id), "%s", id);
+	free(path);
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	errno = save;
+	return -1;
 }
 
 /* Writer. */

@@ -131,7 +131,19 @@ int queue_mark_rcpt(int fd, off_t status_off, char status);
 
 /* Path helpers: "<qdir>/<dir>/<id>", xmalloc'd. */
 char *queue_path(const char *qdir, const char *dir, const char *id);
-/* Move a queue file between directories (rename; fsyncs the target dir). */
+/* Move a queue file between directories (rename; fsyncs the target dir).
+ * 0 once the rename is done (a failed fsync of the target directory after
+ * it is only logged: the file is in to/ now); -1 and errno (ENOENT: the
+ * file is not in from/; EINVAL: a bad ID or directory name). */
 int queue_move(const char *qdir, const char *from, const char *to, const char *id);
+
+/* Delivery agents: open <qdir>/<dir>/<id> read-write (O_NOFOLLOW,
+ * close-on-exec), hold flock(LOCK_SH) on it, waiting up to wait_ms while
+ * qmgr holds its exclusive lock, and read the envelope (env->id = id).
+ * dir must be active, incoming or deferred and id a valid queue ID. The
+ * fd (closing it drops the lock), or -1 with errno and *err_r naming the
+ * step that failed ("open ...", "lock ...", "read ..."). */
+int queue_open_shared(const char *qdir, const char *dir, const char *id,
+    int wait_ms, struct qenv *env, char **err_r);
 
 #endif

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ static struct {
 	struct loop *loop;
 	const char *service;
 	int privileged;
+	int inet;                 /* -t inet: the socket faces the network */
 	pid_t parent;
 	int accepting;            /* fd 4 registered for reading */
 	int listen_open;          /* fd 4 still open */
@@ -167,43 +169,9 @@ server_args_free(struct server_args *a)
 }
 
 /*
- * Configuration helpers: fall back to the Postfix default when the
- * parameter table lacks a name (config_get() answers NULL).
+ * Configuration: fall back to the Postfix default when the parameter
+ * table lacks a name (config_get() answers NULL).
  */
-
-static long long
-param_int(const char *name, long long dflt)
-{
-	const char *v = config_get(name);
-	char *end;
-	long long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < 0) {
-		log_warnx("bad %s value \"%s\", using %lld", name, v, dflt);
-		return dflt;
-	}
-	return n;
-}
-
-static long long
-param_time(const char *name, long long dflt)
-{
-	const char *v = config_get(name);
-	long long n;
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	n = config_parse_time(v, 's');
-	if (n < 0) {
-		log_warnx("bad %s value \"%s\", using %llds", name, v, dflt);
-		return dflt;
-	}
-	return n;
-}
 
 static const char *
 param_str(const char *name, const char *dflt)
@@ -236,10 +204,17 @@ report_avail(int avail)
 	srv.avail_reported = avail;
 }
 
+/* Nothing left to wait for: no connection, no work of the service's own. */
+static int
+idle_now(void)
+{
+	return srv.clients <= 0 && (srv.ops->busy == NULL || !srv.ops->busy());
+}
+
 static void
 maybe_exit(void)
 {
-	if ((srv.draining || srv.exit_requested) && srv.clients <= 0)
+	if ((srv.draining || srv.exit_requested) && idle_now())
 		loop_stop(srv.loop);
 }
 
@@ -561,9 +536,11 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	srv.service = a.service != NULL ? xstrdup(a.service) : xstrdup(ops->name);
 	srv.parent = getppid();
 	srv.privileged = a.privileged && priv_is_root();
-	srv.max_use = param_int("max_use", DEF_MAX_USE);
-	srv.max_idle = param_time("max_idle", DEF_MAX_IDLE);
-	srv.client_limit = (int)param_int("smtpd_client_limit", DEF_CLIENT_LIMIT);
+	srv.inet = a.type != NULL && strcmp(a.type, "inet") == 0;
+	srv.max_use = config_int_or("max_use", DEF_MAX_USE, 0, LLONG_MAX);
+	srv.max_idle = config_time_or("max_idle", DEF_MAX_IDLE, 's');
+	srv.client_limit = (int)config_int_or("smtpd_client_limit", DEF_CLIENT_LIMIT, 0,
+	    INT_MAX);
 
 	check_inherited_fds();
 	srv.listen_open = 1;
@@ -586,6 +563,11 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 
 	if (ops->post_init != NULL)
 		ops->post_init(srv.loop);
+	/* DESIGN.md invariant 5: whatever master.conf says (unpriv=n), a
+	 * process that accepts network connections never does so as root. */
+	if (srv.inet && (geteuid() == 0 || getuid() == 0))
+		log_fatalx("service %s: refusing to accept network connections as "
+		    "root (master.conf unpriv=n on an inet service)", srv.service);
 
 	/* Master counts a new child as available until it says otherwise. */
 	if (srv.avail_reported < 0)
@@ -597,7 +579,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	log_debug("service %s: ready", srv.service);
 
 	maybe_exit();
-	if (!(srv.exit_requested && srv.clients <= 0) && loop_run(srv.loop) < 0)
+	if (!(srv.exit_requested && idle_now()) && loop_run(srv.loop) < 0)
 		log_fatal("event loop");
 	return 0;
 }

@@ -44,6 +44,12 @@ struct server_ops {
 	void (*serve)(int fd);
 	/* SIGTERM received: stop new work; MULTI sessions keep running. */
 	void (*drain)(struct loop *l);
+	/* Optional: nonzero while the service has work of its own in
+	 * progress (qmgr's deliveries). After a drain, or an idle/max_use
+	 * exit, the skeleton stops only when no connection is open and this
+	 * says 0; the service calls server_exit_when_idle() when its work
+	 * ends so the skeleton looks again. */
+	int (*busy)(void);
 };
 
 int server_main(int argc, char **argv, const struct server_ops *ops);

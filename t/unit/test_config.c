@@ -582,6 +582,35 @@ START_TEST(test_garbage)
 }
 END_TEST
 
+/* The lenient accessors for names the table may lack: defaults, ranges,
+ * units, never fatal. */
+START_TEST(test_int_time_or)
+{
+	load_ok("smtp_destination_concurrency_limit = 7\n"
+	    "local_destination_recipient_limit = lots\n"
+	    "foo_limit = 5000\n"
+	    "empty_limit =\n"
+	    "maximal_queue_lifetime = 2\n"
+	    "foo_time = 2m\n"
+	    "bar_time = soon\n"
+	    "neg_limit = -3\n");
+	ck_assert_int_eq(config_int_or("smtp_destination_concurrency_limit", 20, 0, 100), 7);
+	ck_assert_int_eq(config_int_or("local_destination_recipient_limit", 1, 0, 100), 1);
+	ck_assert_int_eq(config_int_or("foo_limit", 3, 0, 100), 3);
+	ck_assert_int_eq(config_int_or("foo_limit", 3, 0, 10000), 5000);
+	ck_assert_int_eq(config_int_or("empty_limit", 9, 0, 100), 9);
+	ck_assert_int_eq(config_int_or("neg_limit", 9, 0, 100), 9);
+	ck_assert_int_eq(config_int_or("no_such_name_at_all", 11, 0, 100), 11);
+	/* A known name keeps its table unit: a bare 2 is two days here. */
+	ck_assert_int_eq(config_time_or("maximal_queue_lifetime", 1, 's'), 2 * 86400);
+	ck_assert_int_eq(config_time_or("foo_time", 1, 's'), 120);
+	ck_assert_int_eq(config_time_or("bar_time", 42, 's'), 42);
+	ck_assert_int_eq(config_time_or("no_such_time", 43, 's'), 43);
+	ck_assert_ptr_nonnull(strstr(read_log(), "bad numerical value for foo_limit"));
+	ck_assert_ptr_nonnull(strstr(read_log(), "bad time value for bar_time"));
+}
+END_TEST
+
 static Suite *
 config_suite(void)
 {
@@ -609,6 +638,7 @@ config_suite(void)
 	tcase_add_loop_test(tc, test_lline, 0, (int)(sizeof(llines) / sizeof(llines[0])));
 	tcase_add_test(tc, test_lline_long);
 	tcase_add_test(tc, test_garbage);
+	tcase_add_test(tc, test_int_time_or);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -156,7 +156,9 @@ START_TEST(test_append_two)
 	free(got);
 	ck_assert_int_eq(stat(mbox, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777, 0600);
-	ck_assert_int_eq(access(xasprintf("%s.lock", mbox), F_OK), -1);
+	got = xasprintf("%s.lock", mbox);
+	ck_assert_int_eq(access(got, F_OK), -1);
+	free(got);
 }
 END_TEST
 

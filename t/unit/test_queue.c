@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -313,7 +314,7 @@ START_TEST(test_dirs)
 	} want[] = {
 		{ "incoming", 0700 }, { "active", 0700 }, { "deferred", 0700 },
 		{ "hold", 0700 }, { "corrupt", 0700 }, { "bounce", 0700 },
-		{ "defer", 0700 }, { "private", 0700 }, { "public", 0710 },
+		{ "defer", 0700 }, { "private", 0700 }, { "public", 0711 },
 		{ "maildrop", 01733 },
 	};
 	struct stat st;
@@ -659,6 +660,76 @@ START_TEST(test_id_unique)
 }
 END_TEST
 
+
+/* The delivery agents' open: names checked, shared lock, envelope read. */
+START_TEST(test_open_shared)
+{
+	struct qenv env, env2;
+	char id[QUEUE_ID_MAX], *path, *err = NULL;
+	int fd, fd2, xfd;
+
+	write_small(id);
+	ck_assert_int_eq(queue_move(qdir, QUEUE_INCOMING, QUEUE_ACTIVE, id), 0);
+	fd = queue_open_shared(qdir, QUEUE_ACTIVE, id, 0, &env, &err);
+	ck_assert_msg(fd >= 0, "open: %s", err ? err : "?");
+	ck_assert_str_eq(env.id, id);
+	ck_assert_uint_eq(env.nrcpt, 2);
+	ck_assert_int_ne(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+	/* A second agent shares the lock. */
+	fd2 = queue_open_shared(qdir, QUEUE_ACTIVE, id, 0, &env2, &err);
+	ck_assert_int_ge(fd2, 0);
+	qenv_free(&env2);
+	close(fd2);
+	qenv_free(&env);
+	/* qmgr's exclusive lock keeps an agent out until the wait is over. */
+	path = queue_path(qdir, QUEUE_ACTIVE, id);
+	close(fd);
+	xfd = open(path, O_RDWR);
+	ck_assert_int_ge(xfd, 0);
+	ck_assert_int_eq(flock(xfd, LOCK_EX | LOCK_NB), 0);
+	errno = 0;
+	ck_assert_int_eq(queue_open_shared(qdir, QUEUE_ACTIVE, id, 60, &env, &err), -1);
+	ck_assert_int_eq(errno, EWOULDBLOCK);
+	ck_assert_ptr_nonnull(strstr(err, "lock "));
+	free(err);
+	err = NULL;
+	close(xfd);
+	/* Names from the request are checked before any path is built. */
+	ck_assert_int_eq(queue_open_shared(qdir, "..", id, 0, &env, &err), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(queue_open_shared(qdir, QUEUE_CORRUPT, id, 0, &env, &err), -1);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(queue_open_shared(qdir, QUEUE_ACTIVE, "../active/x", 0, &env,
+	    &err), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	free(err);
+	err = NULL;
+	/* A symbolic link in place of the file is not followed. */
+	ck_assert_int_eq(queue_move(qdir, QUEUE_ACTIVE, QUEUE_HOLD, id), 0);
+	{
+		char *target = queue_path(qdir, QUEUE_HOLD, id);
+
+		ck_assert_int_eq(symlink(target, path), 0);
+		free(target);
+	}
+	ck_assert_int_eq(queue_open_shared(qdir, QUEUE_ACTIVE, id, 0, &env, &err), -1);
+	ck_assert_int_eq(errno, ELOOP);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(unlink(path), 0);
+	/* Gone (an administrator deleted it): ENOENT, nothing else. */
+	ck_assert_int_eq(queue_open_shared(qdir, QUEUE_ACTIVE, id, 0, &env, &err), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	free(err);
+	ck_assert_int_eq(queue_move(qdir, QUEUE_ACTIVE, QUEUE_DEFERRED, id), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	free(path);
+}
+END_TEST
+
 static Suite *
 queue_suite(void)
 {
@@ -675,6 +746,7 @@ queue_suite(void)
 	tcase_add_test(tc, test_writer_order);
 	tcase_add_test(tc, test_id_valid);
 	tcase_add_test(tc, test_id_unique);
+	tcase_add_test(tc, test_open_shared);
 	suite_add_tcase(s, tc);
 	return s;
 }
