@@ -3,12 +3,24 @@
 #
 # Installs missing Debian packages, builds in build/, writes ./demo/
 # (postern.conf, master.conf, the virtual mailbox map for alice and bob at
-# example.test), prints how to send mail to it, then runs
+# example.test, a self-signed certificate, the two users' passwords),
+# prints the ports, the users and ready swaks lines, then runs
 # "build/postern -c demo start-fg" until Ctrl-C. The log goes to the terminal.
 #
+# Listeners, all on 127.0.0.1: SMTP (2525 if free; mail from 127.0.0.0/8
+# may relay, STARTTLS offered), submission (2587 if free; STARTTLS, then
+# AUTH, required) and submissions (2465 if free; implicit TLS, AUTH
+# required). Authenticated users may only send as their own address
+# (smtpd_sender_login_maps).
+#
+# Re-running reuses demo/: the certificate while it is valid for another
+# day, the passwords in demo/credentials (mode 0600); delete a file to
+# have it made again. Ports are chosen afresh each time.
+#
 # As an ordinary user everything runs as that user. As root, master keeps
-# root and the daemons run as the "postern" user (created if missing); the
-# virtual mailboxes belong to the sudo caller, or to a "vmail" user.
+# root and the daemons run as the "postern" user, auth as "postern-auth"
+# (both created if missing); the virtual mailboxes belong to the sudo
+# caller, or to a "vmail" user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,6 +41,7 @@ add_system_user() {
 
 if [ "$(id -u)" -eq 0 ]; then
 	add_system_user postern
+	add_system_user postern-auth
 	if [ -n "${SUDO_UID:-}" ] && [ "${SUDO_UID}" != 0 ]; then
 		VUID=$SUDO_UID VGID=$(getent passwd "$SUDO_UID" | cut -d: -f4)
 	else
@@ -38,7 +51,8 @@ if [ "$(id -u)" -eq 0 ]; then
 	vuser=$(getent passwd "$VUID" | cut -d: -f1)
 	# The daemons run as postern and deliver as the mailbox owner: both
 	# must be able to reach the queue and the mail store.
-	if ! runuser -u postern -- test -x "$DEMO" || ! runuser -u "$vuser" -- test -x "$DEMO"; then
+	if ! runuser -u postern -- test -x "$DEMO" || ! runuser -u "$vuser" -- test -x "$DEMO" ||
+		! runuser -u postern-auth -- test -x "$DEMO"; then
 		STATE=/var/spool/postern-demo
 		echo "demo: $DEMO is not reachable by postern/$vuser; keeping queue and mail in $STATE"
 	fi
@@ -61,11 +75,40 @@ except OSError:
     sys.exit(1)
 PY
 }
-PORT=
-for p in 2525 2526 2527 2528 2529 $(seq 2530 2600); do
-	if port_free "$p"; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "demo: no free port in 2525-2600" >&2; exit 1; }
+# pick_port PREFERRED: that port if free, else the first free one in
+# 2600-2700 not already taken by this script.
+TAKEN=" "
+pick_port() {
+	local p
+	for p in "$1" $(seq 2600 2700); do
+		case "$TAKEN" in *" $p "*) continue ;; esac
+		if port_free "$p"; then
+			TAKEN="$TAKEN$p "
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "demo: no free port for $1 (tried 2600-2700)" >&2
+	return 1
+}
+PORT=$(pick_port 2525)
+TAKEN="$TAKEN$PORT "
+SUB=$(pick_port 2587)
+TAKEN="$TAKEN$SUB "
+SMTPS=$(pick_port 2465)
+
+# A self-signed certificate for STARTTLS and port 465, kept while it is
+# valid for another day. smtpd reads the key before it drops privileges,
+# so the key stays readable by its owner only (root, or you).
+if [ ! -s "$DEMO/cert.pem" ] || [ ! -s "$DEMO/key.pem" ] ||
+	! openssl x509 -checkend 86400 -noout -in "$DEMO/cert.pem" >/dev/null 2>&1; then
+	rm -f "$DEMO/cert.pem" "$DEMO/key.pem"
+	(umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 365 \
+		-subj "/CN=mail.example.test" \
+		-keyout "$DEMO/key.pem" -out "$DEMO/cert.pem" 2>/dev/null)
+fi
+chmod 600 "$DEMO/key.pem"
+chmod 644 "$DEMO/cert.pem"
 
 cat > "$DEMO/postern.conf" <<CONF
 # Written by scripts/demo.sh; Postfix parameter names.
@@ -84,17 +127,37 @@ queue_directory = $STATE/queue
 data_directory = $STATE/data
 daemon_directory = $ROOT/build
 maillog_file = /dev/stderr
+smtpd_tls_cert_file = $DEMO/cert.pem
+smtpd_tls_key_file = $DEMO/key.pem
+smtpd_tls_security_level = may
+smtpd_sender_login_maps = lmdb:$DEMO/senders
+passwd_file = $STATE/passwd
 minimal_backoff_time = 10s
 maximal_backoff_time = 60s
 queue_run_delay = 10s
 CONF
 
 cat > "$DEMO/master.conf" <<CONF
+# Written by scripts/demo.sh (see etc/master.conf for the columns).
 # service type private unpriv chroot wakeup maxproc command args
 127.0.0.1:$PORT inet n - n - - smtpd
+# submission: STARTTLS, then AUTH, before any mail
+127.0.0.1:$SUB inet n - n - - smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+# submissions: implicit TLS (RFC 8314), AUTH required
+127.0.0.1:$SMTPS inet n - n - - smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
 qmgr unix n - n 60 1 qmgr
 local unix - n n - - local
 virtual unix - n n - - local
+showq unix n - n - - showq
+auth unix - n n - 1 auth
+smtp unix - - n - - smtp
+pickup unix n - n 60 1 pickup
 CONF
 
 cat > "$DEMO/vmailbox" <<'MAP'
@@ -106,35 +169,52 @@ MAP
 postmaster: alice@example.test
 root: alice@example.test
 MAP
+# An authenticated user may send as its own address only.
+cat > "$DEMO/senders" <<'MAP'
+alice@example.test alice@example.test
+bob@example.test bob@example.test
+MAP
 build/postern -c "$DEMO" map build "lmdb:$DEMO/vmailbox"
 build/postern -c "$DEMO" map build "lmdb:$DEMO/aliases"
+build/postern -c "$DEMO" map build "lmdb:$DEMO/senders"
 
-# Passwords are used by AUTH, POP3 and IMAP (later releases); made once
-# and kept, in passwd-file form with SHA512-CRYPT hashes when available.
+# The users log in with their full address. Passwords are made once and
+# kept in demo/credentials; every run (re)sets them with "postern user",
+# which keeps the hashes in passwd_file and its table readable only by
+# the auth daemon's user.
 if [ ! -s "$DEMO/credentials" ]; then
-	umask 077
-	: > "$DEMO/credentials"
-	: > "$DEMO/passwd"
-	for u in alice@example.test bob@example.test; do
-		pw=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | head -c 12)
-		hash=$(python3 -c 'import crypt,sys; print("{SHA512-CRYPT}" + crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_SHA512)))' "$pw" 2>/dev/null ||
-			openssl passwd -6 "$pw" 2>/dev/null | sed 's/^/{SHA512-CRYPT}/' ||
-			echo "{PLAIN}$pw")
-		echo "$u:$hash" >> "$DEMO/passwd"
-		echo "$u $pw" >> "$DEMO/credentials"
-	done
-	umask 022
+	rm -f "$STATE/passwd" "$STATE/passwd.lmdb"
+	(
+		umask 077
+		for u in alice@example.test bob@example.test; do
+			pw=$(head -c 12 /dev/urandom | base64 | tr -d '/+=' | head -c 12)
+			echo "$u $pw"
+		done > "$DEMO/credentials.new"
+	)
+	mv "$DEMO/credentials.new" "$DEMO/credentials"
 fi
-
-echo
-echo "Postern demo"
-echo "  SMTP:   127.0.0.1:$PORT   (config in $DEMO)"
+chmod 600 "$DEMO/credentials"
 while read -r u pw; do
-	local_part=${u%@*}
-	echo "  user:   $u  password: $pw  (for AUTH/POP3/IMAP in a later release)"
-	echo "          mail lands in $STATE/mail/example.test/$local_part/new/"
+	if ! printf '%s\n' "$pw" | build/postern -c "$DEMO" user passwd "$u" --password-stdin 2>/dev/null; then
+		printf '%s\n' "$pw" | build/postern -c "$DEMO" user add "$u" --password-stdin
+	fi
 done < "$DEMO/credentials"
-echo "  try:    swaks --server 127.0.0.1:$PORT --to alice@example.test"
-echo "  stop:   Ctrl-C (or: build/postern -c demo stop)"
+
+first_pw=
+echo
+echo "Postern demo   (config in $DEMO)"
+echo "  SMTP:        127.0.0.1:$PORT   (STARTTLS offered; 127.0.0.0/8 may relay)"
+echo "  submission:  127.0.0.1:$SUB   (STARTTLS, then AUTH required)"
+echo "  smtps:       127.0.0.1:$SMTPS   (implicit TLS, AUTH required)"
+while read -r u pw; do
+	[ -n "$first_pw" ] || first_pw=$pw
+	echo "  user:        $u   password: $pw"
+	echo "               mail lands in $STATE/mail/example.test/${u%@*}/new/"
+done < "$DEMO/credentials"
+echo "  try:"
+echo "    swaks --server 127.0.0.1:$PORT --to alice@example.test"
+echo "    swaks --server 127.0.0.1:$SUB -tls --auth PLAIN --auth-user alice@example.test --auth-password $first_pw --from alice@example.test --to bob@example.test"
+echo "    swaks --server 127.0.0.1:$SMTPS --tlsc --auth PLAIN --auth-user alice@example.test --auth-password $first_pw --from alice@example.test --to bob@example.test"
+echo "  stop:        Ctrl-C (or: build/postern -c demo stop)"
 echo
 exec build/postern -c "$DEMO" start-fg

@@ -16,6 +16,13 @@ Modes:
                     the test is not root; otherwise the system user
                     "ptunpriv" (created once), which owns the directory.
 
+Services: master.conf has every service of etc/master.conf - the SMTP
+listener (on listen_addr:port), qmgr, local, virtual, showq, auth, smtp
+and pickup - plus the lines a test passes in services=. Outbound smtp is
+pointed at a DNS server address where nothing listens
+(smtp_dns_servers), so mail to a remote domain defers without a query
+ever leaving the host; relay tests override it with their own dnsmasq.
+
 Environment: POSTERN_BUILDDIR (default ./build), POSTERN_KEEP=1 keeps the
 directory of a test for post-mortem; POSTERN_VERBOSE=1 prints the commands.
 Ports are free loopback ports found by binding port 0; no external network.
@@ -38,8 +45,23 @@ SRCDIR = os.environ.get("POSTERN_SRCDIR") or os.path.abspath(
 BUILDDIR = os.path.abspath(os.environ.get("POSTERN_BUILDDIR")
                            or os.path.join(SRCDIR, "build"))
 MAIL_OWNER = "postern"
+AUTH_OWNER = "postern-auth"    # auth_owner's default
 UNPRIV_USER = "ptunpriv"
-DAEMONS = ("master", "smtpd", "qmgr", "local", "postern")
+# Every program a master.conf of the harness names, plus master and the
+# postern command; require_binaries() insists on all of them.
+DAEMONS = ("master", "smtpd", "qmgr", "local", "pickup", "showq", "auth",
+           "smtp", "postern")
+# The etc/master.conf services besides the SMTP listener, in its column
+# format; "{local_maxproc}" is filled from Instance.local_maxproc.
+STANDARD_SERVICES = (
+    "qmgr unix n - n 60 1 qmgr",
+    "local unix - n n - {local_maxproc} local",
+    "virtual unix - n n - - local",
+    "showq unix n - n - - showq",
+    "auth unix - n n - 1 auth",
+    "smtp unix - - n - - smtp",
+    "pickup unix n - n 60 1 pickup",
+)
 QUEUE_DIRS = ("incoming", "active", "deferred", "hold")
 VERBOSE = os.environ.get("POSTERN_VERBOSE") == "1"
 
@@ -234,20 +256,22 @@ class Instance:
     """One Postern instance in its own directory. See the module comment."""
 
     def __init__(self, tmpdir=None, privileged=False, conf=None,
-                 services=None, smtp_port=None):
+                 services=None, smtp_port=None, listen_addr="127.0.0.1"):
         self.privileged = privileged
+        self.listen_addr = listen_addr
         if privileged and not is_root():
             raise unittest.SkipTest("privileged instance needs root")
         self.dir = tmpdir or tempfile.mkdtemp(prefix="postern-it-")
         os.chmod(self.dir, 0o755)
         self.builddir = BUILDDIR
-        self.port = smtp_port or free_port()
+        self.port = smtp_port or free_port(listen_addr)
         self.proc = None
         self.run_uid = None        # None: run as ourselves
         self.run_gid = None
         if is_root():
             if privileged:
                 ensure_system_user(MAIL_OWNER)
+                ensure_system_user(AUTH_OWNER)
                 self.owner_uid, self.owner_gid = user_ids(MAIL_OWNER)
             else:
                 ensure_system_user(UNPRIV_USER)
@@ -286,6 +310,9 @@ class Instance:
             "minimal_backoff_time": "1s",
             "maximal_backoff_time": "2s",
             "queue_run_delay": "1s",
+            # a loopback port with no DNS server: remote domains defer
+            # locally instead of asking the host's resolver
+            "smtp_dns_servers": "127.0.0.1:9",
         }
         if conf:
             self.params.update(conf)
@@ -354,11 +381,9 @@ class Instance:
     def master_text(self):
         lines = [
             "# service type private unpriv chroot wakeup maxproc command args",
-            "127.0.0.1:%d inet n - n - - smtpd" % self.port,
-            "qmgr unix n - n 60 1 qmgr",
-            "local unix - n n - %s local" % self.local_maxproc,
-            "virtual unix - n n - - local",
+            "%s:%d inet n - n - - smtpd" % (self.listen_addr, self.port),
         ]
+        lines += [l.format(local_maxproc=self.local_maxproc) for l in STANDARD_SERVICES]
         lines += self.services
         return "\n".join(lines) + "\n"
 
@@ -371,6 +396,29 @@ class Instance:
         self.write("aliases", "".join("%s: %s\n" % kv for kv in self.aliases.items()))
         for m in ("vmailbox", "aliases"):
             self.postern("map", "build", "lmdb:" + self.path(m), check=True)
+
+    def make_cert(self, cn=None, level="may"):
+        """A self-signed certificate for smtpd (openssl req), set in the
+        parameters with smtpd_tls_security_level=level. Call before
+        prepare()/start(). Returns (cert, key) paths."""
+        cert, key = self.path("cert.pem"), self.path("key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "2",
+                        "-subj", "/CN=" + (cn or self.params["myhostname"])],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.chmod(key, 0o600)
+        self._chown(cert)
+        self._chown(key)
+        self.params["smtpd_tls_cert_file"] = cert
+        self.params["smtpd_tls_key_file"] = key
+        if level:
+            self.params["smtpd_tls_security_level"] = level
+        return cert, key
+
+    def add_user(self, name, password):
+        """A user of the auth daemon ("postern user add"), after prepare()."""
+        return self.postern("user", "add", name, "--password-stdin",
+                            input=password + "\n", check=True)
 
     def write_script(self, name, body):
         """An executable in DIR/bin, for |command deliveries."""
@@ -442,7 +490,7 @@ class Instance:
         self.wait_smtp(self.port, timeout)
         return self
 
-    def wait_smtp(self, port, timeout=30):
+    def wait_smtp(self, port, timeout=30, host=None):
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
@@ -452,7 +500,7 @@ class Instance:
                                                               self.stderr_text(),
                                                               self.log()[-3000:]))
             try:
-                c = RawSMTP(port, timeout=5)
+                c = RawSMTP(port, host=host or self.listen_addr, timeout=5)
                 code, _ = c.reply()
                 try:
                     c.cmd("QUIT")
@@ -697,7 +745,7 @@ def dot_stuff(msg):
 def smtp_client(inst, source=None, port=None, timeout=30):
     s = smtplib.SMTP(timeout=timeout,
                      source_address=(source, 0) if source else None)
-    s.connect("127.0.0.1", port or inst.port)
+    s.connect(inst.listen_addr, port or inst.port)
     s.ehlo("client.example")
     return s
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern_harness as H  # noqa: E402
@@ -148,6 +149,31 @@ class Conf(H.InstanceTestCase):
             self.inst.postern("stop", timeout=60)
         # whatever still names our directory is ours
         self.inst._reap_leftovers(set())
+
+
+class HarnessMatchesDefaults(unittest.TestCase):
+    """The harness's instances run every service of etc/master.conf, so a
+    daemon added there is exercised by every integration test."""
+
+    def test_standard_services(self):
+        services = []
+        with open(os.path.join(H.SRCDIR, "etc", "master.conf")) as f:
+            for line in f:
+                if line.startswith("#") or not line.strip() or line[0].isspace():
+                    continue
+                col = line.split()
+                services.append((col[0], col[1], col[7]))
+        self.assertIn(("smtp", "inet", "smtpd"), services)
+        harness = set()
+        for line in H.STANDARD_SERVICES:
+            col = line.split()
+            harness.add((col[0], col[1], col[7]))
+        for svc in services:
+            if svc[1] == "unix":
+                self.assertIn(svc, harness, "etc/master.conf service missing "
+                              "from postern_harness.STANDARD_SERVICES")
+            self.assertIn(svc[2], H.DAEMONS)
+        self.assertLessEqual(harness, set(services))
 
 
 if __name__ == "__main__":

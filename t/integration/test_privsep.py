@@ -31,12 +31,14 @@ class Privsep(H.InstanceTestCase):
             self.assertEqual(c.reply()[0], 220)
             smtpd = inst.pid_of("smtpd")
             qmgr = inst.pid_of("qmgr")
+            pickup = inst.pid_of("pickup")     # resident, like qmgr
             master = inst.master_pid()
             self.assertEqual(H.proc_user(master), "root")
             self.assertEqual(H.proc_user(smtpd), H.MAIL_OWNER)
             self.assertEqual(H.proc_user(qmgr), H.MAIL_OWNER)
+            self.assertEqual(H.proc_user(pickup), H.MAIL_OWNER)
             # all ids dropped, not only the effective ones
-            for pid in (smtpd, qmgr):
+            for pid in (smtpd, qmgr, pickup):
                 with open("/proc/%d/status" % pid) as f:
                     st = dict(l.split(":", 1) for l in f if ":" in l)
                 uids = set(st["Uid"].split())

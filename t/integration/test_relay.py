@@ -35,14 +35,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern_harness as H  # noqa: E402
 
-# The harness copies these binaries when the daemons cannot reach the
-# build dir; smtp is one of ours.
-if "smtp" not in H.DAEMONS:
-    H.DAEMONS = H.DAEMONS + ("smtp",)
-
 A_ADDR, B_ADDR = "127.0.0.2", "127.0.0.3"
 DEAD_ADDR, STUB_ADDR, TLS_ADDR = "127.0.0.9", "127.0.0.6", "127.0.0.7"
-SMTP_SERVICE = "smtp unix - - n - - smtp"
 
 
 def free_port_all(addrs):
@@ -86,9 +80,11 @@ class Dnsmasq:
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         deadline = time.time() + 10
         while time.time() < deadline:
+            with open(self.log.name) as f:
+                text = f.read()
             if self.proc.poll() is not None:
-                raise RuntimeError("dnsmasq exited: %s" % open(self.log.name).read())
-            if "started" in open(self.log.name).read():
+                raise RuntimeError("dnsmasq exited: %s" % text)
+            if "started" in text:
                 return
             time.sleep(0.1)
 
@@ -242,7 +238,6 @@ class Node(H.Instance):
     """An instance on its own loopback address."""
 
     def __init__(self, addr, port, dns_port, domains, conf=None, **kw):
-        self.addr = addr
         c = {
             "smtp_tcp_port": str(port),
             "smtp_dns_servers": "127.0.0.1:%d" % dns_port,
@@ -254,32 +249,12 @@ class Node(H.Instance):
             "smtp_bind_address": addr,
         }
         c.update(conf or {})
-        super().__init__(conf=c, smtp_port=port, services=[SMTP_SERVICE], **kw)
+        super().__init__(conf=c, smtp_port=port, listen_addr=addr, **kw)
+        self.addr = addr
         self.vmailbox = {}
         for d in domains:
             for u in ("alice", "bob"):
                 self.vmailbox["%s@%s" % (u, d)] = "%s/%s/" % (d, u)
-
-    def master_text(self):
-        text = super().master_text()
-        return text.replace("127.0.0.1:%d inet" % self.port,
-                            "%s:%d inet" % (self.addr, self.port))
-
-    def wait_smtp(self, port, timeout=30):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError("start-fg exited\n%s" % self.stderr_text())
-            try:
-                c = H.RawSMTP(port, host=self.addr, timeout=5)
-                code, _ = c.reply()
-                c.close()
-                if code == 220:
-                    return
-            except (OSError, EOFError, H.SMTPReplyError):
-                pass
-            time.sleep(0.2)
-        raise AssertionError("%s:%d not ready\n%s" % (self.addr, port, self.log()[-3000:]))
 
     def send(self, sender, rcpts, subject, body="hello\r\n.leading dot\r\n"):
         msg = H.make_message(sender, rcpts, subject, body)
@@ -320,9 +295,11 @@ def tearDownModule():
 
 class RelayTest(H.InstanceTestCase):
 
-    def node(self, addr, domains, conf=None, start=True):
+    def node(self, addr, domains, conf=None, start=True, cert=False):
         n = Node(addr, PORT, DNS.port, domains, conf=conf)
         self.addCleanup(self._cleanup_inst, n)
+        if cert:        # smtpd offers STARTTLS (smtpd_tls_security_level=may)
+            n.make_cert(n.params["myhostname"], level="may")
         if start:
             n.start()
         return n
@@ -546,10 +523,21 @@ class RelayTest(H.InstanceTestCase):
         self.assertNotRegex(m[2], rb"(?<!\r)\n")
         self.assertIn(b"\r\n..leading dot\r\n", m[2])
 
-    @unittest.skip("smtpd does not offer STARTTLS yet (smtpd helper); the client side "
-                   "is covered by test_starttls_to_stub")
     def test_a_to_b_hop_encrypted(self):
-        pass
+        """B offers STARTTLS with a self-signed certificate; A (level may)
+        uses it, unverified, and B records the TLS in its Received line."""
+        b = self.node(B_ADDR, ["b.test", "down.test", "amx.test"], cert=True)
+        a = self.node(A_ADDR, ["a.test"])
+        a.send("alice@a.test", ["bob@b.test"], "encrypted a to b")
+        got = H.wait_maildir(b.vmaildir("bob@b.test"), 1, 40, a)[0]
+        self.assertIn(b"Subject: encrypted a to b", got)
+        self.assertRegex(got, rb"\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)")
+        a.wait_log(r"TLS connection established to mx1\.b\.test\[127\.0\.0\.3\]:%d: "
+                   r"TLSv1\.[23] with cipher \S+" % PORT)
+        a.wait_log(r"to=<bob@b.test>, relay=mx1\.b\.test\[127\.0\.0\.3\]:%d, .*"
+                   r"dsn=2\.0\.0, status=sent" % PORT)
+        b.wait_log(r"TLS connection established from \S*\[127\.0\.0\.2\]: TLSv1\.[23]")
+        a.wait_queue_empty(20)
 
 
 if __name__ == "__main__":

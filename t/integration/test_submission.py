@@ -29,9 +29,6 @@ USERS = {"alice": "alice secret", "bob": "b0b-pw:with:colons"}
 
 def setUpModule():
     H.require_binaries()
-    for d in ("auth",):
-        if not os.access(os.path.join(H.BUILDDIR, d), os.X_OK):
-            raise RuntimeError("not built in %s: %s" % (H.BUILDDIR, d))
 
 
 def tls_ctx():
@@ -51,10 +48,8 @@ class Submission(unittest.TestCase):
     def setUpClass(cls):
         cls.sub_port = H.free_port()
         cls.smtps_port = H.free_port()
-        tmp = None
         inst = H.Instance(conf={
             "mynetworks": "192.0.2.0/24",
-            "smtpd_tls_security_level": "may",
             "smtpd_sender_login_maps": "lmdb:$config_directory/senders",
         }, services=[
             "127.0.0.1:%d inet n - n - - smtpd"
@@ -67,30 +62,16 @@ class Submission(unittest.TestCase):
             " -o smtpd_sasl_auth_enable=yes"
             " -o smtpd_client_restrictions=permit_sasl_authenticated,reject"
             % cls.smtps_port,
-            "auth unix - n n - 1 auth",
-        ], tmpdir=tmp)
+        ])
         cls.inst = inst
-        # The harness copies only its own daemon list when it must.
-        if inst.daemon_dir != inst.builddir:
-            shutil.copy2(os.path.join(inst.builddir, "auth"), inst.daemon_dir)
-        cert, key = inst.path("cert.pem"), inst.path("key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-keyout", key, "-out", cert, "-days", "2",
-                        "-subj", "/CN=mx.example.test"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        inst._chown(cert)
-        inst._chown(key)
-        os.chmod(key, 0o600)
-        inst.params["smtpd_tls_cert_file"] = cert
-        inst.params["smtpd_tls_key_file"] = key
+        inst.make_cert("mx.example.test", level="may")
         inst.prepare()
         inst.write("senders", "alice@example.test alice\n"
                               "bob@example.test bob\n"
                               "@alias.test alice, bob\n")
         inst.postern("map", "build", "lmdb:" + inst.path("senders"), check=True)
         for u, pw in USERS.items():
-            inst.postern("user", "add", u, "--password-stdin", input=pw + "\n",
-                         check=True)
+            inst.add_user(u, pw)
         inst.start(prepare=False)
         inst.wait_smtp(cls.sub_port)
         deadline = time.time() + 30
@@ -372,16 +353,11 @@ class PrivilegedAuth(H.InstanceTestCase):
     def test_auth_owner(self):
         if not H.is_root():
             self.skipTest("needs root")
-        H.ensure_system_user("postern-auth")
         inst = self.make_instance(privileged=True, conf={
             "smtpd_sasl_auth_enable": "yes", "smtpd_tls_auth_only": "no",
-            "mynetworks": "192.0.2.0/24"},
-            services=["auth unix - n n - 1 auth"])
-        if inst.daemon_dir != inst.builddir:
-            shutil.copy2(os.path.join(inst.builddir, "auth"), inst.daemon_dir)
+            "mynetworks": "192.0.2.0/24"})
         inst.prepare()
-        inst.postern("user", "add", "alice", "--password-stdin",
-                     input="pw\n", check=True)
+        inst.add_user("alice", "pw")
         st = os.stat(inst.path("passwd.lmdb"))
         import grp
         self.assertEqual(st.st_mode & 0o777, 0o640)
