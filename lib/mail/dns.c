@@ -179,9 +179,12 @@ run_query(struct dns *d, const char *name, int type, struct query *q,
 		for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 			short ev = 0;
 
-			if (ARES_GETSOCK_READABLE(bits, i))
+			/* c-ares' ARES_GETSOCK_WRITABLE shifts a signed 1 by up
+			 * to 31 places (undefined behaviour); test the bits
+			 * with unsigned shifts instead. */
+			if ((unsigned)bits & (1u << i))
 				ev |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bits, i))
+			if ((unsigned)bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
 				ev |= POLLOUT;
 			if (ev == 0)
 				continue;
