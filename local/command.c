@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -148,9 +149,62 @@ env_add(char ***envp, const char *name, const char *value)
 	free(s);
 }
 
+/*
+ * If local dies (kill -9), the recipient stays pending and is delivered
+ * again by the next attempt; a command left running would deliver it a
+ * second time. So the forked child stays behind as a guard: it runs the
+ * command as its own child, in the process group setsid() made, passes
+ * on its exit status, and kills the whole group when local dies
+ * (PR_SET_PDEATHSIG, set after the uid change, which would clear it).
+ * Returns only in the process that is to exec the command.
+ */
+static void
+guard(pid_t parent)
+{
+	sigset_t set, none;
+	siginfo_t si;
+	pid_t pid;
+	int status;
+
+	sigemptyset(&none);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+		_exit(EX_TEMPFAIL_);
+	pid = fork();
+	if (pid < 0)
+		_exit(EX_OSERR_);
+	if (pid == 0) {
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		return;
+	}
+	close(0);
+	close(1);
+	close(2);
+	for (;;) {
+		if (sigwaitinfo(&set, &si) < 0)
+			continue;
+		if (si.si_signo == SIGTERM) {
+			kill(-getpgrp(), SIGKILL);
+			_exit(EX_TEMPFAIL_);
+		}
+		if (waitpid(pid, &status, WNOHANG) != pid)
+			continue;
+		if (WIFEXITED(status))
+			_exit(WEXITSTATUS(status));
+		/* Die the way the command died, so local reports it alike. */
+		signal(WTERMSIG(status), SIG_DFL);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		kill(getpid(), WTERMSIG(status));
+		_exit(EX_TEMPFAIL_);
+	}
+}
+
 NORETURN static void
 child(const char *cmd, const struct lprivs *p, const char *home, int in, int out,
-    char **envp)
+    char **envp, pid_t parent)
 {
 	sigset_t none;
 	int sig;
@@ -175,6 +229,7 @@ child(const char *cmd, const struct lprivs *p, const char *home, int in, int out
 	}
 	if (chdir(home) < 0 && chdir("/") < 0)
 		_exit(EX_OSERR_);
+	guard(parent);
 	execve("/bin/sh", (char *[]){ "sh", "-c", (char *)cmd, NULL }, envp);
 	dprintf(2, "cannot execute /bin/sh: %s\n", strerror(errno));
 	_exit(EX_OSERR_);
@@ -239,7 +294,7 @@ local_command(struct lrcpt *r, const struct laddr *a, const char *cmd,
 	char **envp = NULL, *user = NULL, *home = NULL, uidbuf[32];
 	struct passwd *pw;
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, status = 0, prc, pe;
-	pid_t pid, w;
+	pid_t pid, w, self;
 
 	/* Sources map root to default_privs; never run a command as root
 	 * should one slip through. */
@@ -275,13 +330,14 @@ local_command(struct lrcpt *r, const struct laddr *a, const char *cmd,
 		lr_fail(r, a->addr, "4.3.0", "cannot create pipe: %s", strerror(errno));
 		goto out;
 	}
+	self = getpid();
 	pid = fork();
 	if (pid < 0) {
 		lr_fail(r, a->addr, "4.3.0", "cannot fork: %s", strerror(errno));
 		goto out;
 	}
 	if (pid == 0)
-		child(cmd, p, home, in[0], out[1], envp);
+		child(cmd, p, home, in[0], out[1], envp, self);
 	close(in[0]);
 	close(out[1]);
 	in[0] = out[1] = -1;

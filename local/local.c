@@ -17,8 +17,10 @@
  * recipient of that queue file with the same address); the alias maps and
  * configuration. Does not trust .forward and :include: files, mailboxes,
  * or message content.
- * Logging: qmgr logs the status lines from our results; we log details at
- * debug level and trouble as warnings.
+ * Logging: we log each recipient's status line (dlvlog.h) as soon as its
+ * outcome is final - for a delivery right after the 'D' mark - and flag
+ * the result "logged" so qmgr does not repeat it; as postern/virtual when
+ * the service is "virtual". Details at debug level, trouble as warnings.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
@@ -41,6 +44,7 @@
 #include "mail/addr.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "mail/dlvlog.h"
 #include "mail/queue.h"
 #include "mail/resolve.h"
 #include "mail/server.h"
@@ -63,10 +67,29 @@ conf_str(const char *name, const char *def)
 	return v != NULL ? v : def;
 }
 
+/* Log as postern/virtual for the virtual service, like Postfix's
+ * virtual(8): administrators' tools tell the two apart by name. */
+static void
+log_as_service(void)
+{
+	const char *svc = server_service_name(), *prog = log_progname();
+	const char *slash = prog != NULL ? strrchr(prog, '/') : NULL;
+	char *name;
+
+	if (svc == NULL || *svc == '\0' || slash == NULL || strcmp(slash + 1, svc) == 0 ||
+	    strchr(svc, '/') != NULL)
+		return;
+	name = xasprintf("%.*s/%s", (int)(slash - prog), prog, svc);
+	log_open(name, config_get("maillog_file"));
+	free(name);
+}
+
 static void
 local_pre_init(void)
 {
 	const char *v;
+
+	log_as_service();
 	lconf.qdir = xstrdup(conf_str("queue_directory", "/var/spool/postern"));
 	v = conf_str("mail_owner", "postern");
 	if (priv_user(v, &lconf.owner_uid, &lconf.owner_gid) < 0) {
@@ -132,7 +155,7 @@ lr_ok(struct lrcpt *r, const char *addr, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_debug("%s: to=<%s>, orig_to=<%s>, relay=%s, status=sent (%s)",
+	log_debug("%s: to=<%s>, orig_to=<%s>, relay=%s: delivered: %s",
 	    r->msg->id, addr, r->addr, r->relay, text);
 	r->nok++;
 	if (r->oktext.len < OKTEXT_MAX) {
@@ -317,6 +340,7 @@ deliver_one(struct lmsg *m, const struct dlv_rcpt *dr, struct dlv_result *res)
 	r.addr = dr->addr;
 	r.orig = dr->orig != NULL ? dr->orig : "";
 	r.notify = dr->notify != NULL ? dr->notify : "";
+	r.offset = dr->offset;
 	buf_init(&r.oktext, 0);
 	addr_split(dr->addr, &local, &domain);
 	if (*domain != '\0' && lconf.res != NULL)
@@ -359,34 +383,46 @@ deliver_one(struct lmsg *m, const struct dlv_rcpt *dr, struct dlv_result *res)
 }
 
 static void
-result_all(struct dlv_result *res, const struct dlv_request *req, const char *dsn,
-    const char *text)
+result_set(struct dlv_result *res, const struct dlv_rcpt *dr, const char *dsn,
+    const char *relay, const char *text)
+{
+	res->offset = dr->offset;
+	res->status = dsn[0] - '0';
+	res->dsn = xstrdup(dsn);
+	res->relay = xstrdup(relay);
+	res->text = xstrdup(text);
+}
+
+static void
+result_all(struct dlv_result *res, const struct dlv_request *req,
+    const struct dlvlog_times *t, const char *dsn, const char *text)
 {
 	size_t i;
 
 	for (i = 0; i < req->nrcpt; i++) {
-		res[i].offset = req->rcpts[i].offset;
-		res[i].status = dsn[0] - '0';
-		res[i].dsn = xstrdup(dsn);
-		res[i].relay = xstrdup("none");
-		res[i].text = xstrdup(text);
+		result_set(&res[i], &req->rcpts[i], dsn, "none", text);
+		dlvlog_result(req->queue_id, req->rcpts[i].addr, req->rcpts[i].orig,
+		    t, &res[i]);
 	}
 }
 
 static void
-deliver_request(const struct dlv_request *req, struct dlv_result *res)
+deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 {
 	struct lmsg m;
+	struct dlvlog_times t;
 	char *err = NULL;
 	size_t i, j;
 
 	memset(&m, 0, sizeof(m));
+	dlvlog_times_request(&t, req);
 	m.qfd = queue_open_shared(lconf.qdir, req->queue_dir, req->queue_id,
 	    LOCK_WAIT_MS, &m.env, &err);
+	clock_gettime(CLOCK_REALTIME, &t.connected);
 	if (m.qfd < 0) {
 		log_warnx("%s: %s", req->queue_id != NULL ? req->queue_id : "?",
 		    err != NULL ? err : "cannot open queue file");
-		result_all(res, req, "4.3.0", "cannot open queue file");
+		result_all(res, req, &t, "4.3.0", "cannot open queue file");
 		goto out;
 	}
 	m.id = m.env.id;
@@ -405,19 +441,24 @@ deliver_request(const struct dlv_request *req, struct dlv_result *res)
 		if (qr == NULL || strcmp(qr->addr, dr->addr) != 0) {
 			log_warnx("%s: recipient <%s> at offset %lld is not in the queue file",
 			    m.id, dr->addr, dr->offset);
-			res[i].offset = dr->offset;
-			res[i].status = 4;
-			res[i].dsn = xstrdup("4.3.0");
-			res[i].relay = xstrdup("none");
-			res[i].text = xstrdup("recipient not found in queue file");
+			result_set(&res[i], dr, "4.3.0", "none",
+			    "recipient not found in queue file");
+			dlvlog_result(m.id, dr->addr, dr->orig, &t, &res[i]);
+			continue;
+		}
+		if (dlv_peer_gone(peer)) {
+			/* Checked under the lock: the qmgr that asked is gone
+			 * and its successor hands these recipients out anew. */
+			log_warnx("%s: qmgr closed the connection, leaving <%s> to the next attempt",
+			    m.id, dr->addr);
+			result_set(&res[i], dr, "4.3.0", "none", "queue manager went away");
+			res[i].logged = 1;
 			continue;
 		}
 		if (qr->status == 'D') {
-			res[i].offset = dr->offset;
-			res[i].status = 2;
-			res[i].dsn = xstrdup("2.0.0");
-			res[i].relay = xstrdup("local");
-			res[i].text = xstrdup("already delivered");
+			/* An earlier attempt delivered it and logged that. */
+			result_set(&res[i], dr, "2.0.0", "local", "already delivered");
+			res[i].logged = 1;
 			continue;
 		}
 		deliver_one(&m, dr, &res[i]);
@@ -427,6 +468,9 @@ deliver_request(const struct dlv_request *req, struct dlv_result *res)
 			else
 				qr->status = 'D';
 		}
+		/* Final for this attempt: log it now, before the reply, so a
+		 * dying qmgr cannot lose the line. */
+		dlvlog_result(m.id, dr->addr, dr->orig, &t, &res[i]);
 	}
 out:
 	free(err);
@@ -460,7 +504,7 @@ local_serve(int fd)
 	}
 	ipc_free(&in);
 	res = xcalloc(req.nrcpt + 1, sizeof(*res));
-	deliver_request(&req, res);
+	deliver_request(fd, &req, res);
 	ipc_init(&out);
 	dlv_results_encode(res, req.nrcpt, &out);
 	if (ipc_send(fd, &out, REPLY_TIMEOUT_MS) < 0)

@@ -76,6 +76,7 @@ struct lrcpt {
 	const char *orig;
 	const char *notify;
 	const char *relay;          /* "local" or "virtual" */
+	long long offset;           /* status byte offset: names Maildir copies */
 	char **seen;                /* duplicate elimination keys */
 	size_t ntargets;
 	struct lfwd *fwd;           /* non-local addresses to forward */

@@ -60,10 +60,16 @@ store(struct lrcpt *r, const struct laddr *a, const char *path,
 {
 	struct lproduce pr = { r->msg, a->addr };
 	const char *dsn = "4.2.0";
-	char *err = NULL;
-	int rc;
+	char *err = NULL, name[MAILDIR_NAME_MAX];
+	int rc, present = 0;
 
-	if (ends_with_slash(path))
+	/* One name per (queue file, recipient): a retry after a crash
+	 * between the copy and the 'D' mark finds the copy, not a twin. */
+	if (ends_with_slash(path) && maildir_delivery_name(name, sizeof(name),
+	    (long long)r->msg->env.arrival.tv_sec, r->msg->id, r->offset) == 0)
+		rc = maildir_deliver_named(path, name, local_produce, &pr, &present,
+		    &dsn, &err);
+	else if (ends_with_slash(path))
 		rc = maildir_deliver(path, local_produce, &pr, NULL, 0, &dsn, &err);
 	else
 		rc = mbox_deliver(path, r->msg->sender, time(NULL), local_produce, &pr,
@@ -72,8 +78,9 @@ store(struct lrcpt *r, const struct laddr *a, const char *path,
 		if (is_file)
 			lr_ok(r, a->addr, "delivered to file: %s", path);
 		else
-			lr_ok(r, a->addr, "delivered to %s",
-			    ends_with_slash(path) ? "maildir" : "mailbox");
+			lr_ok(r, a->addr, "delivered to %s%s",
+			    ends_with_slash(path) ? "maildir" : "mailbox",
+			    present ? " (already present)" : "");
 		free(err);
 		return 0;
 	}

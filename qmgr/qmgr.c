@@ -68,6 +68,8 @@ read_config(void)
 	qconf.myhostname = v;
 	qconf.active_limit = config_int_or("qmgr_message_active_limit", 20000, 1,
 	    10000000);
+	qconf.rcpt_limit = config_int_or("qmgr_message_recipient_limit", 20000, 1,
+	    100000000);
 	qconf.dest_concurrency = config_int_or("default_destination_concurrency_limit",
 	    20, 0, INT_MAX);
 	qconf.dest_rcpt_limit = config_int_or("default_destination_recipient_limit",
@@ -83,6 +85,8 @@ read_config(void)
 	    1024 * 1024 * 1024);
 	if (qconf.active_limit < 1)
 		qconf.active_limit = 1;
+	if (qconf.rcpt_limit < 1)
+		qconf.rcpt_limit = 1;
 	if (qconf.dest_rcpt_limit < 1)
 		qconf.dest_rcpt_limit = 1;
 	if (qconf.max_backoff < qconf.min_backoff)
@@ -138,6 +142,7 @@ deferred_timer_cb(struct loop *l, void *ctx)
 	deferred_timer = loop_timer_add(l, (uint64_t)qconf.run_delay * 1000,
 	    deferred_timer_cb, NULL);
 	deferred_scan(0);
+	qmgr_clean_stale();
 }
 
 /* Triggers. */

@@ -28,6 +28,7 @@ struct qmgr_conf {
 	const char *queue_directory;
 	const char *myhostname;
 	long long active_limit;          /* qmgr_message_active_limit */
+	long long rcpt_limit;            /* qmgr_message_recipient_limit */
 	long long dest_concurrency;      /* default_destination_concurrency_limit */
 	long long dest_rcpt_limit;       /* default_destination_recipient_limit */
 	long long process_limit;         /* default_process_limit */
@@ -81,6 +82,8 @@ void qmgr_check_drained(void);
 
 /* qmgr_scan.c */
 void qmgr_recover(void);
+/* Remove writer temporaries in incoming/ older than an hour (warned). */
+void qmgr_clean_stale(void);
 /* Ask for a scan: incoming (flush ignored) or deferred (flush: all due). */
 void qmgr_scan_incoming(void);
 void qmgr_scan_deferred(int flush);
@@ -92,20 +95,23 @@ int qmgr_feed(int budget);
 /* Open the resolver; fatal on failure. */
 void qmsg_init(void);
 size_t qmgr_active_count(void);
+/* Recipients of all messages in memory. */
+size_t qmgr_rcpt_count(void);
+/* May another message be activated (message and recipient limits)? */
+int qmgr_room(void);
 /* Bring <from>/<id> into active/ and schedule it. */
 void qmsg_activate(const char *from, const char *id);
-/* Results of one delivery, in the job's order; status 2, 4 or 5. */
+/* Results of one delivery, in the job's order; status 2, 4 or 5. logged:
+ * the agent already logged the status line (only the state changes). */
 void qmsg_result(struct qmsg *m, size_t idx, int status, const char *dsn,
     const char *relay, const char *text, const struct timespec *start,
-    const struct timespec *connected);
+    const struct timespec *connected, int logged);
 void qmsg_defer_rcpt(struct qmsg *m, size_t idx, const char *dsn,
     const char *text, const char *relay);
 void qmsg_unref(struct qmsg *m);
 void qmsg_free_all(void);
 /* Open active/ID read-write (for marking); -1 logs. */
 int qmsg_open(const struct qmsg *m);
-/* "delay=..., delays=a/b/c/d" parts. */
-void qmsg_format_delay(char *out, size_t len, double v);
 
 /* qmgr_sched.c */
 void qsched_init(void);

@@ -44,6 +44,23 @@
  * is cut off again, and a file whose last byte is not a newline (a crash
  * in the middle of a write) gets one first, so the torn line stays a
  * separate, skipped line instead of spoiling this one. */
+/* Is the message's queue file still in active/? */
+static int
+queue_file_exists(const char *id)
+{
+	char *path = queue_path(qconf.queue_directory, QUEUE_ACTIVE, id);
+	struct stat st;
+	int rc = lstat(path, &st) == 0 || errno != ENOENT;
+
+	xfree(&path);
+	return rc;
+}
+
+/* The administrator deleted the message (postern queue delete unlinks the
+ * queue file, then its logs): never leave a log behind for it. The check
+ * comes after creating the log, so a delete that races with us either
+ * sees our log and removes it, or we see the queue file gone. errno
+ * ENOENT then. */
 static int
 append_line(const char *dir, const char *id, const struct buf *line, int sync)
 {
@@ -59,6 +76,12 @@ append_line(const char *dir, const char *id, const struct buf *line, int sync)
 	}
 	if (fd < 0)
 		goto out;
+	if (!queue_file_exists(id)) {
+		if (created)
+			(void)unlink(path);
+		errno = ENOENT;
+		goto out;
+	}
 	if (fstat(fd, &st) < 0)
 		goto out;
 	if (st.st_size > 0 && (pread(fd, &last, 1, st.st_size - 1) != 1 || last != '\n') &&
@@ -92,13 +115,17 @@ int
 qlog_defer(const char *id, const char *addr, const char *dsn, const char *text)
 {
 	struct buf line = BUF_INIT(0);
-	int rc;
+	int rc, save;
 
 	bounce_log_defer_line(&line, addr, dsn, text);
 	rc = append_line(QUEUE_DEFER, id, &line, 0);
-	if (rc < 0)
+	save = errno;
+	if (rc < 0 && save == ENOENT)
+		log_info("%s: queue file vanished; no defer log", id);
+	else if (rc < 0)
 		log_warn("%s: write defer log", id);
 	buf_free(&line);
+	errno = save;
 	return rc;
 }
 
@@ -107,13 +134,17 @@ qlog_bounce(const char *id, const char *addr, const char *orig, const char *dsn,
     const char *relay, const char *text)
 {
 	struct buf line = BUF_INIT(0);
-	int rc;
+	int rc, save;
 
 	bounce_log_bounce_line(&line, addr, orig, dsn, relay, text);
 	rc = append_line(QUEUE_BOUNCE, id, &line, 1);
-	if (rc < 0)
+	save = errno;
+	if (rc < 0 && save == ENOENT)
+		log_info("%s: queue file vanished; no bounce log", id);
+	else if (rc < 0)
 		log_warn("%s: write bounce log", id);
 	buf_free(&line);
+	errno = save;
 	return rc;
 }
 

@@ -67,7 +67,7 @@ defer_all(struct qjob *job, const char *text, const struct timespec *start,
 	for (i = 0; i < job->n; i++)
 		if (seen == NULL || !seen[i])
 			qmsg_result(job->msg, job->idx[i], 4, "4.3.0", "none", text,
-			    start, connected);
+			    start, connected, 0);
 }
 
 static void
@@ -116,7 +116,7 @@ dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, const char *w
 		}
 		seen[k] = 1;
 		qmsg_result(m, job->idx[k], res[i].status, res[i].dsn, res[i].relay,
-		    res[i].text, &d->start, &d->connected);
+		    res[i].text, &d->start, &d->connected, res[i].logged);
 	}
 	defer_all(job, why != NULL ? why :
 	    "delivery temporarily suspended: unknown mail transport error",
@@ -263,6 +263,12 @@ connect_transport(const char *transport)
 	return fd;
 }
 
+static long long
+ts_us(const struct timespec *t)
+{
+	return t->tv_sec <= 0 ? 0 : (long long)t->tv_sec * 1000000 + t->tv_nsec / 1000;
+}
+
 static void
 build_request(struct qdlv *d)
 {
@@ -280,6 +286,9 @@ build_request(struct qdlv *d)
 	r.transport = (char *)qsched_transport_name(job);
 	r.nexthop = (char *)qsched_nexthop(job);
 	r.arrival = (long long)m->env.arrival.tv_sec;
+	r.arrival_us = ts_us(&m->env.arrival);
+	r.active_us = ts_us(&m->activated);
+	r.handoff_us = ts_us(&d->start);
 	r.rcpts = xcalloc(job->n, sizeof(*r.rcpts));
 	r.nrcpt = job->n;
 	for (i = 0; i < job->n; i++) {

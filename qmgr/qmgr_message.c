@@ -28,6 +28,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "mail/dlvlog.h"
 #include "mail/queue.h"
 #include "mail/resolve.h"
 #include "qmgr.h"
@@ -38,6 +39,7 @@
 static struct resolver *resolver;
 static struct qmsg *msgs;        /* all active messages */
 static size_t nmsgs;
+static size_t nrcpts;            /* their recipients, all states */
 
 static void qmsg_finish(struct qmsg *m);
 
@@ -57,49 +59,21 @@ qmgr_active_count(void)
 	return nmsgs;
 }
 
-static double
-ts_diff(const struct timespec *a, const struct timespec *b)
+size_t
+qmgr_rcpt_count(void)
 {
-	double d = (double)(a->tv_sec - b->tv_sec) + (double)(a->tv_nsec - b->tv_nsec) / 1e9;
-
-	return d < 0 ? 0 : d;
+	return nrcpts;
 }
 
-/* Postfix's style: two significant digits below 10 s, whole seconds above. */
-void
-qmsg_format_delay(char *out, size_t len, double v)
+/* The recipient limit is checked before a message is read, so the last
+ * message taken may go over it by its own size; one message is always
+ * allowed, so a message with more recipients than the limit still goes. */
+int
+qmgr_room(void)
 {
-	char *p;
-
-	if (v >= 10)
-		snprintf(out, len, "%.0f", v);
-	else if (v >= 1)
-		snprintf(out, len, "%.1f", v);
-	else if (v >= 0.01)
-		snprintf(out, len, "%.2f", v);
-	else {
-		snprintf(out, len, "0");
-		return;
-	}
-	if (strchr(out, '.') != NULL) {
-		p = out + strlen(out) - 1;
-		while (*p == '0')
-			*p-- = '\0';
-		if (*p == '.')
-			*p = '\0';
-	}
-}
-
-/* Without an "rfc822;" type prefix, for display. */
-static const char *
-orig_addr(const char *orig)
-{
-	if (orig != NULL && strncasecmp(orig, "rfc822;", 7) == 0) {
-		orig += 7;
-		while (*orig == ' ')
-			orig++;
-	}
-	return orig != NULL ? orig : "";
+	if (nmsgs >= (size_t)qconf.active_limit)
+		return 0;
+	return nmsgs == 0 || nrcpts < (size_t)qconf.rcpt_limit;
 }
 
 static int
@@ -108,39 +82,23 @@ notify_never(const struct qrcpt *r)
 	return r->notify != NULL && strcasestr(r->notify, "NEVER") != NULL;
 }
 
-/* "ID: to=<a>, orig_to=<o>, relay=R, delay=D, delays=a/b/c/d, dsn=X, status=S (T)" */
+/* qmgr's own status lines: outcomes no agent logged (see dlvlog.h). */
 static void
 log_rcpt(const struct qmsg *m, size_t idx, const char *relay, const char *dsn,
     const char *status, const char *text, const struct timespec *start,
     const struct timespec *connected)
 {
 	const struct qrcpt *r = &m->env.rcpts[idx];
-	struct timespec now, s, c;
-	struct buf orig = BUF_INIT(0), clean = BUF_INIT(0);
-	char d[32], a[32], b[32], cc[32], dd[32];
-	const char *p;
-	const char *o = orig_addr(r->orig);
+	struct dlvlog_times t;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	s = start != NULL ? *start : now;
-	c = connected != NULL ? *connected : s;
-	if (*o != '\0' && strcmp(o, r->addr) != 0)
-		buf_printf(&orig, ", orig_to=<%s>", o);
-	qmsg_format_delay(d, sizeof(d), ts_diff(&now, &m->env.arrival));
-	qmsg_format_delay(a, sizeof(a), ts_diff(&m->activated, &m->env.arrival));
-	qmsg_format_delay(b, sizeof(b), ts_diff(&s, &m->activated));
-	qmsg_format_delay(cc, sizeof(cc), ts_diff(&c, &s));
-	qmsg_format_delay(dd, sizeof(dd), ts_diff(&now, &c));
-	/* The text comes from an agent, maybe from a remote server: one
-	 * log line stays one line. */
-	for (p = text != NULL ? text : ""; *p != '\0'; p++)
-		buf_putc(&clean, (unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p);
-	log_info("%s: to=<%s>%s, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, "
-	    "status=%s (%s)", m->id, r->addr, buf_cstr(&orig),
-	    relay != NULL && *relay != '\0' ? relay : "none", d, a, b, cc, dd,
-	    dsn != NULL ? dsn : "4.0.0", status, buf_cstr(&clean));
-	buf_free(&orig);
-	buf_free(&clean);
+	memset(&t, 0, sizeof(t));
+	t.arrival = m->env.arrival;
+	t.active = m->activated;
+	if (start != NULL)
+		t.handoff = *start;
+	if (connected != NULL)
+		t.connected = *connected;
+	dlvlog_status(m->id, r->addr, r->orig, relay, &t, dsn, status, text);
 }
 
 int
@@ -185,7 +143,7 @@ remember_defer(struct qmsg *m, size_t idx, const char *text)
 void
 qmsg_result(struct qmsg *m, size_t idx, int status, const char *dsn,
     const char *relay, const char *text, const struct timespec *start,
-    const struct timespec *connected)
+    const struct timespec *connected, int logged)
 {
 	struct qrcpt *r = &m->env.rcpts[idx];
 
@@ -193,23 +151,28 @@ qmsg_result(struct qmsg *m, size_t idx, int status, const char *dsn,
 		return;
 	switch (status) {
 	case 2:
-		log_rcpt(m, idx, relay, dsn, "sent", text, start, connected);
+		if (!logged)
+			log_rcpt(m, idx, relay, dsn, "sent", text, start, connected);
 		mark_done(m, idx);
 		break;
 	case 5:
 		/* The failure must be on disk before the recipient is done. */
 		if (!notify_never(r) &&
 		    qlog_bounce(m->id, r->addr, r->orig, dsn, relay, text) < 0) {
+			if (errno == ENOENT)
+				break;      /* the message was deleted meanwhile */
 			log_rcpt(m, idx, relay, "4.3.0", "deferred",
 			    "bounce log write failed", start, connected);
 			remember_defer(m, idx, text);
 			break;
 		}
-		log_rcpt(m, idx, relay, dsn, "bounced", text, start, connected);
+		if (!logged)
+			log_rcpt(m, idx, relay, dsn, "bounced", text, start, connected);
 		mark_done(m, idx);
 		break;
 	default:
-		log_rcpt(m, idx, relay, dsn, "deferred", text, start, connected);
+		if (!logged)
+			log_rcpt(m, idx, relay, dsn, "deferred", text, start, connected);
 		(void)qlog_defer(m->id, r->addr, dsn, text);
 		remember_defer(m, idx, text);
 		break;
@@ -220,7 +183,7 @@ void
 qmsg_defer_rcpt(struct qmsg *m, size_t idx, const char *dsn, const char *text,
     const char *relay)
 {
-	qmsg_result(m, idx, 4, dsn, relay, text, NULL, NULL);
+	qmsg_result(m, idx, 4, dsn, relay, text, NULL, NULL, 0);
 }
 
 /* Activation. */
@@ -351,6 +314,7 @@ qmsg_activate(const char *from, const char *id)
 		msgs->prev = m;
 	msgs = m;
 	nmsgs++;
+	nrcpts += m->env.nrcpt;
 	log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", m->id,
 	    m->env.sender, (long long)m->env.file_size, m->env.nrcpt);
 	/* The defer log describes one delivery pass: start a new one. */
@@ -378,6 +342,7 @@ qmsg_free(struct qmsg *m)
 	if (m->next != NULL)
 		m->next->prev = m->prev;
 	nmsgs--;
+	nrcpts -= m->env.nrcpt;
 	for (i = 0; i < m->env.nrcpt; i++) {
 		xfree(&m->rs[i].why);
 	}

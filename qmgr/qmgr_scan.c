@@ -4,7 +4,8 @@
  *
  * A scan is an open directory stream read a few names at a time, so a
  * huge queue costs no memory: qmgr_feed() pulls names while the number of
- * messages in memory is below qmgr_message_active_limit, alternating
+ * messages in memory is below qmgr_message_active_limit and their
+ * recipients below qmgr_message_recipient_limit (qmgr_room), alternating
  * between incoming and deferred for fairness. A scan requested while one
  * is running is remembered and started when the current one ends.
  *
@@ -129,8 +130,7 @@ qmgr_feed(int budget)
 	struct scan *s;
 	int n = 0, k;
 
-	while (n < budget && !qmgr_draining &&
-	    qmgr_active_count() < (size_t)qconf.active_limit) {
+	while (n < budget && !qmgr_draining && qmgr_room()) {
 		s = NULL;
 		for (k = 0; k < 2 && s == NULL; k++)
 			if (scan_next(&scans[(turn + k) % 2], name))
@@ -141,21 +141,49 @@ qmgr_feed(int budget)
 		qmsg_activate(s->dir, name);
 		n++;
 	}
-	return n >= budget && !qmgr_draining &&
-	    qmgr_active_count() < (size_t)qconf.active_limit &&
+	return n >= budget && !qmgr_draining && qmgr_room() &&
 	    (scans[0].d != NULL || scans[1].d != NULL);
 }
 
-/* Startup: a previous qmgr's in-memory state is gone, so whatever it had
- * in active/ starts over from incoming/ (agents it started may still hold
- * locks; activation then pushes those back for a while). Leftover writer
- * temporaries in incoming/ older than an hour belong to nobody. */
+/* Writer temporaries (".tmp.*") in incoming/ older than an hour belong to
+ * nobody: a writer that lives takes seconds, and one killed mid-message
+ * never comes back for its file. Called at startup and with every
+ * deferred-queue run; one readdir of incoming/, which is short. */
 void
-qmgr_recover(void)
+qmgr_clean_stale(void)
 {
 	struct dirent *de;
 	struct stat st;
 	time_t now = time(NULL);
+	DIR *d;
+
+	d = open_queue_dir(QUEUE_INCOMING);
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".tmp", 4) != 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || now - st.st_mtime < STALE_TMP_SEC)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+			if (errno != ENOENT)
+				log_warn("remove stale %s/%s", QUEUE_INCOMING, de->d_name);
+		} else {
+			log_warnx("removed stale temporary file %s/%s", QUEUE_INCOMING,
+			    de->d_name);
+		}
+	}
+	closedir(d);
+}
+
+/* Startup: a previous qmgr's in-memory state is gone, so whatever it had
+ * in active/ starts over from incoming/ (agents it started may still hold
+ * locks; activation then pushes those back for a while). */
+void
+qmgr_recover(void)
+{
+	struct dirent *de;
 	size_t moved = 0;
 	DIR *d;
 
@@ -175,20 +203,5 @@ qmgr_recover(void)
 	if (moved > 0)
 		log_info("moved %zu message(s) from active back to incoming", moved);
 
-	d = open_queue_dir(QUEUE_INCOMING);
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (strncmp(de->d_name, ".tmp", 4) != 0)
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || now - st.st_mtime < STALE_TMP_SEC)
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) < 0)
-			log_warn("remove stale %s/%s", QUEUE_INCOMING, de->d_name);
-		else
-			log_info("removed stale temporary file %s/%s", QUEUE_INCOMING,
-			    de->d_name);
-	}
-	closedir(d);
+	qmgr_clean_stale();
 }

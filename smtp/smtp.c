@@ -7,8 +7,9 @@
  * nexthop (smtp_addr.c), try them in order until every recipient has a
  * final answer or the list is exhausted (smtp_session.c), and answer one
  * result per recipient: 2 sent (already marked 'D' in the queue file),
- * 4 deferred, 5 bounced. qmgr logs the status lines from our results and
- * writes the bounce reports; we log TLS sessions and trouble.
+ * 4 deferred, 5 bounced. We log each recipient's status line (dlvlog.h):
+ * a delivery right after its 'D' mark, the others just before the reply;
+ * qmgr writes the bounce reports. We also log TLS sessions and trouble.
  *
  * Invariants: a recipient is reported 2 only after the remote server
  * answered 2xx to the end of DATA; any doubt is a 4xx, so the message
@@ -34,13 +35,14 @@
 #include "util/strv.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
+#include "mail/dlvlog.h"
 #include "mail/queue.h"
 #include "mail/server.h"
 #include "smtp.h"
 
 #define REQUEST_TIMEOUT_MS 100000
 #define REPLY_TIMEOUT_MS 100000
-#define LOCK_WAIT_TRIES 50            /* x 100 ms */
+#define LOCK_WAIT_MS 5000
 
 struct smtp_conf sconf;
 
@@ -52,39 +54,17 @@ conf_str(const char *name, const char *def)
 	return v != NULL ? v : def;
 }
 
-/* Parameters the shared table may not know yet: read as text. */
+/* Timeouts: a duration (default unit s), at most a day. */
 static int
 conf_secs(const char *name, long long def)
 {
-	const char *v = config_get(name);
-	long long t;
+	long long t = config_time_or(name, def, 's');
 
-	if (v == NULL || *v == '\0')
-		return (int)def;
-	t = config_parse_time(v, 's');
 	if (t < 0 || t > 86400) {
-		log_warnx("bad time value for %s: %s; using %llds", name, v, def);
+		log_warnx("%s: %lld s is out of range; using %llds", name, t, def);
 		return (int)def;
 	}
 	return (int)t;
-}
-
-static long long
-conf_num(const char *name, long long def, long long min, long long max)
-{
-	const char *v = config_get(name);
-	char *end;
-	long long n;
-
-	if (v == NULL || *v == '\0')
-		return def;
-	errno = 0;
-	n = strtoll(v, &end, 10);
-	if (errno != 0 || *end != '\0' || n < min || n > max) {
-		log_warnx("bad numerical value for %s: %s; using %lld", name, v, def);
-		return def;
-	}
-	return n;
 }
 
 static void
@@ -100,7 +80,7 @@ smtp_pre_init(void)
 	    conf_str("myhostname", "localhost")));
 	sconf.bind_address = xstrdup(conf_str("smtp_bind_address", ""));
 	sconf.bind_address6 = xstrdup(conf_str("smtp_bind_address6", ""));
-	sconf.port = (int)conf_num("smtp_tcp_port", 25, 1, 65535);
+	sconf.port = (int)config_int_or("smtp_tcp_port", 25, 1, 65535);
 	sconf.connect_timeout = conf_secs("smtp_connect_timeout", 30);
 	sconf.helo_timeout = conf_secs("smtp_helo_timeout", 300);
 	sconf.starttls_timeout = conf_secs("smtp_starttls_timeout", 300);
@@ -111,7 +91,7 @@ smtp_pre_init(void)
 	sconf.data_done_timeout = conf_secs("smtp_data_done_timeout", 600);
 	sconf.quit_timeout = conf_secs("smtp_quit_timeout", 300);
 	sconf.dns_timeout = conf_secs("smtp_dns_timeout", 30);
-	sconf.mx_address_limit = (int)conf_num("smtp_mx_address_limit", 5, 1,
+	sconf.mx_address_limit = (int)config_int_or("smtp_mx_address_limit", 5, 1,
 	    SMTP_HOSTS_MAX);
 	sconf.rate_delay = conf_secs("smtp_destination_rate_delay", 0);
 	v = conf_str("inet_protocols", "all");
@@ -217,22 +197,14 @@ smtp_open_count(const struct smtp_msg *m)
 }
 
 static void
-result_all(struct dlv_result *res, const struct dlv_request *req, const char *dsn,
-    const char *text)
+result_all(struct dlv_result *res, const struct dlv_request *req, const char *text)
 {
 	size_t i;
 
 	for (i = 0; i < req->nrcpt; i++) {
 		res[i].offset = req->rcpts[i].offset;
-		result_set(&res[i], dsn[0] - '0', dsn, "none", text);
+		result_set(&res[i], 4, "4.3.0", "none", text);
 	}
-}
-
-static int
-queue_dir_ok(const char *dir)
-{
-	return dir != NULL && (strcmp(dir, QUEUE_ACTIVE) == 0 ||
-	    strcmp(dir, QUEUE_INCOMING) == 0 || strcmp(dir, QUEUE_DEFERRED) == 0);
 }
 
 /* Non-ASCII in the envelope means SMTPUTF8 is needed on the wire. */
@@ -305,45 +277,34 @@ rate_wait(const char *nexthop)
 }
 
 static void
-deliver_request(const struct dlv_request *req, struct dlv_result *res)
+deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 {
 	struct smtp_msg m;
 	struct smtp_host *hosts = NULL;
-	char *path = NULL, *err = NULL;
+	char *err = NULL;
 	size_t i, j, nhosts = 0;
 	off_t lines = 0;
-	int tries;
 
 	memset(&m, 0, sizeof(m));
-	m.qfd = -1;
-	if (!queue_id_valid(req->queue_id) || !queue_dir_ok(req->queue_dir)) {
-		log_warnx("bad queue file name in request: %s/%s",
-		    req->queue_dir != NULL ? req->queue_dir : "",
-		    req->queue_id != NULL ? req->queue_id : "");
-		result_all(res, req, "4.3.0", "bad queue file name in delivery request");
-		return;
-	}
-	path = queue_path(sconf.qdir, req->queue_dir, req->queue_id);
-	m.qfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	dlvlog_times_request(&m.times, req);
+	m.qfd = queue_open_shared(sconf.qdir, req->queue_dir, req->queue_id,
+	    LOCK_WAIT_MS, &m.env, &err);
 	if (m.qfd < 0) {
-		log_warn("%s: open %s", req->queue_id, path);
-		result_all(res, req, "4.3.0", "cannot open queue file");
+		log_warnx("%s: %s", req->queue_id != NULL ? req->queue_id : "?",
+		    err != NULL ? err : "cannot open queue file");
+		result_all(res, req, errno == EINVAL ? "bad queue file name in delivery request" :
+		    "cannot open queue file");
 		goto out;
 	}
-	for (tries = 0; flock(m.qfd, LOCK_SH | LOCK_NB) < 0; tries++) {
-		if ((errno != EWOULDBLOCK && errno != EINTR) || tries >= LOCK_WAIT_TRIES) {
-			log_warn("%s: lock %s", req->queue_id, path);
-			result_all(res, req, "4.3.0", "cannot lock queue file");
-			goto out;
-		}
-		usleep(100000);
-	}
-	if (queue_read(m.qfd, &m.env, &err) < 0) {
-		log_warnx("%s: read %s: %s", req->queue_id, path, err != NULL ? err : "?");
-		result_all(res, req, "4.3.0", "cannot read queue file");
+	if (dlv_peer_gone(peer)) {
+		/* Checked under the lock: the qmgr that asked is gone and its
+		 * successor hands these recipients out anew. */
+		log_warnx("%s: qmgr closed the connection, request dropped", m.env.id);
+		result_all(res, req, "queue manager went away");
+		for (i = 0; i < req->nrcpt; i++)
+			res[i].logged = 1;
 		goto out;
 	}
-	snprintf(m.env.id, sizeof(m.env.id), "%s", req->queue_id);
 	m.id = m.env.id;
 	m.sender = m.env.sender != NULL ? m.env.sender : "";
 	m.nexthop = req->nexthop;
@@ -377,7 +338,9 @@ deliver_request(const struct dlv_request *req, struct dlv_result *res)
 			continue;
 		}
 		if (r->qr->status == 'D') {
+			/* An earlier attempt delivered it and logged that. */
 			smtp_rcpt_result(r, 2, "2.0.0", "none", "already delivered");
+			res[i].logged = 1;
 			continue;
 		}
 		if (has_8bit(dr->addr) && qenv_attr(&m.env, "smtputf8") != NULL)
@@ -398,10 +361,20 @@ deliver_request(const struct dlv_request *req, struct dlv_result *res)
 			smtp_rcpt_result(&m.rcpts[i], 4, "4.4.1", "none",
 			    "delivery temporarily suspended: no server was reachable");
 out:
+	/* Every outcome not logged yet (deferrals, bounces) is final for
+	 * this attempt now: log it before the reply goes out. */
+	for (i = 0; i < req->nrcpt; i++) {
+		if (res[i].dsn == NULL) {
+			res[i].offset = req->rcpts[i].offset;
+			result_set(&res[i], 4, "4.3.0", "none", "internal error");
+		}
+		if (!res[i].logged)
+			dlvlog_result(req->queue_id, req->rcpts[i].addr, req->rcpts[i].orig,
+			    &m.times, &res[i]);
+	}
 	smtp_hosts_free(hosts, nhosts);
 	free(m.rcpts);
 	free(err);
-	free(path);
 	if (m.qfd >= 0) {
 		qenv_free(&m.env);
 		close(m.qfd);   /* drops the flock */
@@ -415,7 +388,6 @@ smtp_serve(int fd)
 	struct dlv_request req;
 	struct dlv_result *res;
 	char *err = NULL;
-	size_t i;
 
 	ipc_init(&in);
 	memset(&req, 0, sizeof(req));
@@ -432,12 +404,7 @@ smtp_serve(int fd)
 	}
 	ipc_free(&in);
 	res = xcalloc(req.nrcpt + 1, sizeof(*res));
-	deliver_request(&req, res);
-	for (i = 0; i < req.nrcpt; i++)
-		if (res[i].dsn == NULL) {
-			res[i].offset = req.rcpts[i].offset;
-			result_set(&res[i], 4, "4.3.0", "none", "internal error");
-		}
+	deliver_request(fd, &req, res);
 	ipc_init(&out);
 	dlv_results_encode(res, req.nrcpt, &out);
 	if (ipc_send(fd, &out, REPLY_TIMEOUT_MS) < 0)

@@ -15,6 +15,7 @@
 #include "util/buf.h"
 #include "util/tls.h"
 #include "mail/deliver.h"
+#include "mail/dlvlog.h"
 #include "mail/dns.h"
 #include "mail/maps.h"
 #include "mail/queue.h"
@@ -88,6 +89,7 @@ struct smtp_msg {
 	off_t size_est;               /* octets on the wire, for SIZE= */
 	struct smtp_rcpt *rcpts;
 	size_t nrcpt;
+	struct dlvlog_times times;    /* for the status lines; connected per session */
 };
 
 /* smtp.c: results */

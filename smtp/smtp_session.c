@@ -644,6 +644,10 @@ transaction(struct sess *s)
 			else if (sent[i]->qr != NULL)
 				sent[i]->qr->status = 'D';
 			smtp_rcpt_result(sent[i], 2, dsn, s->relay, buf_cstr(&s->text));
+			/* Durable at the server and marked: log it now. */
+			if (!sent[i]->res->logged)
+				dlvlog_result(m->id, sent[i]->dr->addr, sent[i]->dr->orig,
+			    &m->times, sent[i]->res);
 		}
 	} else {
 		t = said(s, "end of DATA");
@@ -699,6 +703,7 @@ smtp_session(struct smtp_msg *m, struct smtp_host *h)
 			buf_free(&s.text);
 			return 1;
 		}
+		clock_gettime(CLOCK_REALTIME, &m->times.connected);
 		if (reply(&s, sconf.helo_timeout, NULL) < 0) {
 			rc = lost(&s, "receiving the initial server greeting");
 			goto done;

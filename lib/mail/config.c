@@ -121,6 +121,7 @@ static const struct param_def param_table[] = {
 	{ "mynetworks", CONF_STR, "127.0.0.0/8 [::1]/128", 0, 0 },
 	{ "myorigin", CONF_STR, "$myhostname", 0, 0 },
 	{ "qmgr_message_active_limit", CONF_INT, "20000", 0, 0 },
+	{ "qmgr_message_recipient_limit", CONF_INT, "20000", 0, 0 },
 	{ "queue_directory", CONF_STR, "/var/spool/postern", 0, 0 },
 	{ "queue_run_delay", CONF_TIME, "300s", 's', 0 },
 	{ "recipient_delimiter", CONF_STR, "", 0, 0 },

@@ -3,10 +3,12 @@
  * attribute lists.
  *
  * Request: scalar attributes queue_id, queue_dir, sender, transport,
- * nexthop, arrival (each exactly once), then one "rcpt" per recipient:
- * "<offset>\t<notify>\t<orig>\t<addr>". Results: one "result" per
- * recipient: "<offset>\t<status>\t<dsn>\t<relay>\t<text>"; text is last so
- * it may hold anything but NUL.
+ * nexthop, arrival (each exactly once), the optional stamps arrival_us,
+ * active_us, handoff_us (at most once each), then one "rcpt" per
+ * recipient: "<offset>\t<notify>\t<orig>\t<addr>". Results: one "result"
+ * per recipient: "<offset>\t<status>\t<dsn>\t<relay>\t<text>"; text is
+ * last so it may hold anything but NUL. A result the agent logged itself
+ * is followed by "logged" = its offset.
  *
  * Decoding trusts nothing (the peer may be a compromised agent): unknown
  * or repeated attributes, missing fields, control characters in
@@ -18,6 +20,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -80,6 +83,12 @@ dlv_request_encode(const struct dlv_request *r, struct ipc_msg *m)
 	ipc_put(m, "transport", nz(r->transport));
 	ipc_put(m, "nexthop", nz(r->nexthop));
 	ipc_put_int(m, "arrival", r->arrival);
+	if (r->arrival_us > 0)
+		ipc_put_int(m, "arrival_us", r->arrival_us);
+	if (r->active_us > 0)
+		ipc_put_int(m, "active_us", r->active_us);
+	if (r->handoff_us > 0)
+		ipc_put_int(m, "handoff_us", r->handoff_us);
 	for (i = 0; i < r->nrcpt; i++) {
 		buf_reset(&v);
 		(void)buf_printf(&v, "%lld\t", r->rcpts[i].offset);
@@ -108,6 +117,8 @@ dlv_results_encode(const struct dlv_result *res, size_t n, struct ipc_msg *m)
 		(void)buf_putc(&v, '\t');
 		(void)buf_puts(&v, nz(res[i].text));
 		ipc_put(m, "result", buf_cstr(&v));
+		if (res[i].logged)
+			ipc_put_int(m, "logged", res[i].offset);
 	}
 	buf_free(&v);
 }
@@ -245,7 +256,10 @@ enum {
 	F_TRANSPORT = 8,
 	F_NEXTHOP = 16,
 	F_ARRIVAL = 32,
-	F_ALL = 63,
+	F_ALL = 63,           /* the required ones */
+	F_ARRIVAL_US = 64,
+	F_ACTIVE_US = 128,
+	F_HANDOFF_US = 256,
 };
 
 int
@@ -258,6 +272,8 @@ dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r)
 		{ "queue_id", F_QUEUE_ID }, { "queue_dir", F_QUEUE_DIR },
 		{ "sender", F_SENDER }, { "transport", F_TRANSPORT },
 		{ "nexthop", F_NEXTHOP }, { "arrival", F_ARRIVAL },
+		{ "arrival_us", F_ARRIVAL_US }, { "active_us", F_ACTIVE_US },
+		{ "handoff_us", F_HANDOFF_US },
 	};
 	const char *name, *value;
 	char *copy = NULL, *f[4];
@@ -360,9 +376,22 @@ dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r)
 				goto bad;
 			}
 			break;
+		case F_ARRIVAL_US:
+		case F_ACTIVE_US:
+		case F_HANDOFF_US:
+			{
+				long long *dst = flag == F_ARRIVAL_US ? &r->arrival_us :
+				    flag == F_ACTIVE_US ? &r->active_us : &r->handoff_us;
+
+				if (parse_num(value, strlen(value), dst) < 0) {
+					fail(err_r, "bad %s", scalars[i].name);
+					goto bad;
+				}
+			}
+			break;
 		}
 	}
-	if (seen != F_ALL) {
+	if ((seen & F_ALL) != F_ALL) {
 		fail(err_r, "missing attribute");
 		goto bad;
 	}
@@ -421,6 +450,19 @@ dlv_results_decode(const struct ipc_msg *m, struct dlv_result **res_r,
 	if (err_r != NULL)
 		*err_r = NULL;
 	while (ipc_next(m, &pos, &name, &value)) {
+		if (strcmp(name, "logged") == 0) {
+			long long off;
+
+			/* Flags the result just before it, by its offset. */
+			if (n == 0 || res[n - 1].logged ||
+			    parse_num(value, strlen(value), &off) < 0 ||
+			    off != res[n - 1].offset) {
+				fail(err_r, "bad logged attribute");
+				goto bad;
+			}
+			res[n - 1].logged = 1;
+			continue;
+		}
 		if (strcmp(name, "result") != 0) {
 			fail(err_r, "unknown attribute");
 			goto bad;
@@ -502,4 +544,14 @@ dlv_results_free(struct dlv_result *res, size_t n)
 		free(res[i].text);
 	}
 	free(res);
+}
+
+int
+dlv_peer_gone(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+
+	if (poll(&pfd, 1, 0) < 0)
+		return 0;
+	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }

@@ -9,6 +9,10 @@
  * in the queue file as soon as that recipient is durable, and answers one
  * result per recipient. Recipients it could not report (agent crash) are
  * deferred by qmgr.
+ *
+ * Logging: an agent logs each recipient's status line itself (dlvlog.h)
+ * and flags the result "logged"; qmgr logs only results without the flag
+ * and outcomes no agent reported.
  */
 #ifndef POSTERN_DELIVER_H
 #define POSTERN_DELIVER_H
@@ -33,6 +37,11 @@ struct dlv_request {
 	long long arrival;    /* seconds, for delay= in logs */
 	struct dlv_rcpt *rcpts;
 	size_t nrcpt;
+	/* Optional stamps in microseconds since the epoch, 0 = unknown, for
+	 * the delays= part of the agents' status lines (dlvlog.h). */
+	long long arrival_us; /* the queue file's arrival, exact */
+	long long active_us;  /* qmgr activated the message */
+	long long handoff_us; /* qmgr connected to the agent */
 };
 
 /* status: 2 delivered, 4 deferred, 5 bounced. */
@@ -42,6 +51,7 @@ struct dlv_result {
 	char *dsn;            /* "2.0.0", "4.2.2", "5.1.1" */
 	char *relay;          /* "local", "127.0.0.2[127.0.0.2]:25", "none" */
 	char *text;           /* human text for the log / bounce report */
+	int logged;           /* the agent logged the status line itself */
 };
 
 /* Decoders fail closed on any malformed or unknown attribute; *err_r is
@@ -55,5 +65,11 @@ void dlv_results_encode(const struct dlv_result *res, size_t n, struct ipc_msg *
 int dlv_results_decode(const struct ipc_msg *m, struct dlv_result **res_r,
     size_t *n_r, char **err_r);
 void dlv_results_free(struct dlv_result *res, size_t n);
+
+/* Has qmgr closed its end of this request's connection? An agent checks
+ * after locking the queue file and before each delivery: a request left in
+ * the listen backlog by a qmgr that died must not be served, because the
+ * next qmgr has already handed out the same recipients again. */
+int dlv_peer_gone(int fd);
 
 #endif

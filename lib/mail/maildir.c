@@ -11,8 +11,17 @@
  * Trusts: the caller has already become the mailbox owner; the path given
  * is the one the configuration names. Does not trust the directory
  * contents: symlinks and foreign-owned directories are refused.
- * Limits: the host name part of unique names is cut at 64 bytes.
+ * Exactly once: maildir_deliver_named() takes a name derived from the
+ * queue ID and the recipient (maildir_delivery_name), so a repeated
+ * attempt - the agent was killed after the rename but before the queue
+ * file said "done" - finds its earlier copy and reports success instead
+ * of storing a second one.
+ * Limits: the host name part of unique names is cut at 64 bytes. A copy
+ * a reader already moved to cur/ is found under "name" or "name:..."
+ * (one scan of cur/, only when new/ lacks it); one a reader renamed
+ * otherwise or deleted is delivered again.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -58,20 +67,19 @@ fail(const char **dsn_r, char **err_r, const char *dsn, char *text)
 	return -1;
 }
 
-int
-maildir_unique_name(char *buf, size_t size)
+/* The host name for unique names: at most 64 bytes, with '/' and ':'
+ * escaped as \057 and \072 (they would break the name or its flags). */
+static void
+escaped_host(char esc[256])
 {
-	static unsigned long counter;
-	char host[256], esc[256];
-	struct timeval tv;
+	char host[256];
 	size_t i, o = 0;
-	int n;
 
 	if (gethostname(host, sizeof(host)) < 0)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
 	host[64] = '\0';
-	for (i = 0; host[i] != '\0' && o + 5 < sizeof(esc); i++) {
+	for (i = 0; host[i] != '\0' && o + 5 < 256; i++) {
 		if (host[i] == '/') {
 			memcpy(esc + o, "\\057", 4);
 			o += 4;
@@ -83,9 +91,43 @@ maildir_unique_name(char *buf, size_t size)
 		}
 	}
 	esc[o] = '\0';
+}
+
+int
+maildir_unique_name(char *buf, size_t size)
+{
+	static unsigned long counter;
+	char esc[256];
+	struct timeval tv;
+	int n;
+
+	escaped_host(esc);
 	gettimeofday(&tv, NULL);
 	n = snprintf(buf, size, "%lld.M%ldP%ldQ%lu.%s", (long long)tv.tv_sec,
 	    (long)tv.tv_usec, (long)getpid(), ++counter, esc);
+	if (n < 0 || (size_t)n >= size)
+		return -1;
+	return 0;
+}
+
+int
+maildir_delivery_name(char *buf, size_t size, long long arrival,
+    const char *queue_id, long long offset)
+{
+	char esc[256];
+	const char *p;
+	int n;
+
+	/* Queue IDs are alphanumeric; anything else would be a caller bug
+	 * that could smuggle a '/' into the name. */
+	for (p = queue_id; *p != '\0'; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= 'a' && *p <= 'z')))
+			return -1;
+	if (*queue_id == '\0' || arrival < 0 || offset < 0)
+		return -1;
+	escaped_host(esc);
+	n = snprintf(buf, size, "%lld.Q%sR%lld.%s", arrival, queue_id, offset, esc);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
 	return 0;
@@ -269,9 +311,42 @@ move_new(int tfd, int nfd, const char *name)
 	return 0;
 }
 
-int
-maildir_deliver(const char *dir, mail_producer_fn produce, void *ctx,
-    char *name_r, size_t name_size, const char **dsn_r, char **err_r)
+/* Is name in new/ already (an earlier attempt delivered it)? A reader
+ * may have moved it to cur/ meanwhile: "name" or "name:2,FLAGS" there. */
+static int
+already_present(int nfd, int cfd, const char *name)
+{
+	struct stat st;
+	char flagged[MAILDIR_NAME_MAX + 8];
+	DIR *d;
+	struct dirent *de;
+	size_t n = strlen(name);
+	int dfd, found = 0;
+
+	if (fstatat(nfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+	    fstatat(cfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	snprintf(flagged, sizeof(flagged), "%s:2,", name);
+	if (fstatat(cfd, flagged, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 1;
+	/* "name:2,S" etc.: one pass over cur/. Only reached when a retry
+	 * finds nothing in new/, which is rare. */
+	dfd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	while (!found && (de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, name, n) == 0 && de->d_name[n] == ':')
+			found = 1;
+	closedir(d);
+	return found;
+}
+
+static int
+deliver(const char *dir, const char *fixed, mail_producer_fn produce, void *ctx,
+    char *name_r, size_t name_size, int *present_r, const char **dsn_r, char **err_r)
 {
 	char name[MAILDIR_NAME_MAX];
 	struct sink s;
@@ -279,10 +354,21 @@ maildir_deliver(const char *dir, mail_producer_fn produce, void *ctx,
 
 	if (err_r != NULL)
 		*err_r = NULL;
+	if (present_r != NULL)
+		*present_r = 0;
+	if (fixed != NULL && (*fixed == '\0' || strchr(fixed, '/') != NULL ||
+	    fixed[0] == '.' || strlen(fixed) >= sizeof(name)))
+		return fail(dsn_r, err_r, "4.3.5", xasprintf("bad maildir file name"));
 	if (open_maildir(dir, fds, dsn_r, err_r) < 0)
 		return -1;
+	if (fixed != NULL && already_present(fds[2], fds[3], fixed)) {
+		snprintf(name, sizeof(name), "%s", fixed);
+		goto present;
+	}
 	for (tries = 0; tries < 5; tries++) {
-		if (maildir_unique_name(name, sizeof(name)) < 0) {
+		if (fixed != NULL)
+			snprintf(name, sizeof(name), "%s", fixed);
+		else if (maildir_unique_name(name, sizeof(name)) < 0) {
 			fail(dsn_r, err_r, "4.2.0", xstrdup("maildir file name too long"));
 			goto out;
 		}
@@ -290,13 +376,11 @@ maildir_deliver(const char *dir, mail_producer_fn produce, void *ctx,
 		    O_CLOEXEC, 0600);
 		if (fd >= 0 || errno != EEXIST)
 			break;
-	}
-	if (fd < 0) {
-		e = errno;
-		fail(dsn_r, err_r, mailstore_errno_dsn(e),
-		    xasprintf("create maildir file %s/tmp/%s: %s", dir, name,
-		    strerror(e)));
-		goto out;
+		/* A fixed name left in tmp/ by an attempt that died while
+		 * writing: ours to replace (qmgr hands a recipient to one
+		 * agent at a time). */
+		if (fixed != NULL)
+			unlinkat(fds[1], name, 0);
 	}
 	s.fd = fd;
 	s.werr = 0;
@@ -324,6 +408,8 @@ maildir_deliver(const char *dir, mail_producer_fn produce, void *ctx,
 	if (move_new(fds[1], fds[2], name) < 0) {
 		e = errno;
 		unlinkat(fds[1], name, 0);
+		if (e == EEXIST && fixed != NULL)
+			goto present;
 		fail(dsn_r, err_r, mailstore_errno_dsn(e),
 		    xasprintf("rename maildir file %s/tmp/%s to new/: %s", dir,
 		    name, strerror(e)));
@@ -341,8 +427,39 @@ maildir_deliver(const char *dir, mail_producer_fn produce, void *ctx,
 		snprintf(name_r, name_size, "%s", name);
 	*dsn_r = "2.0.0";
 	rc = 0;
+	goto out;
+present:
+	/* Delivered by an earlier attempt that died before recording it.
+	 * Its new/ entry was fsynced before that attempt could report
+	 * anything, but it may not have been: sync again to be sure. */
+	if (fsync(fds[2]) < 0) {
+		e = errno;
+		fail(dsn_r, err_r, mailstore_errno_dsn(e),
+		    xasprintf("fsync maildir %s/new: %s", dir, strerror(e)));
+		goto out;
+	}
+	if (present_r != NULL)
+		*present_r = 1;
+	if (name_r != NULL && name_size > 0)
+		snprintf(name_r, name_size, "%s", name);
+	*dsn_r = "2.0.0";
+	rc = 0;
 out:
 	for (i = 0; i < 4; i++)
 		close(fds[i]);
 	return rc;
+}
+
+int
+maildir_deliver(const char *dir, mail_producer_fn produce, void *ctx,
+    char *name_r, size_t name_size, const char **dsn_r, char **err_r)
+{
+	return deliver(dir, NULL, produce, ctx, name_r, name_size, NULL, dsn_r, err_r);
+}
+
+int
+maildir_deliver_named(const char *dir, const char *name, mail_producer_fn produce,
+    void *ctx, int *present_r, const char **dsn_r, char **err_r)
+{
+	return deliver(dir, name, produce, ctx, NULL, 0, present_r, dsn_r, err_r);
 }

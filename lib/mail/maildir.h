@@ -43,6 +43,20 @@ int maildir_make(const char *dir, const char **dsn_r, char **err_r);
 int maildir_deliver(const char *dir, mail_producer_fn produce, void *ctx,
     char *name_r, size_t name_size, const char **dsn_r, char **err_r);
 
+/* The same with a caller-chosen, deterministic name for new/ (no '/',
+ * no leading '.'): when name is already in new/ (or in cur/, as "name" or
+ * "name:2,..."), an earlier attempt delivered it - nothing is written,
+ * *present_r (may be NULL) is set to 1, and the result is success. The
+ * rename into new/ never replaces: losing that race counts as present. */
+int maildir_deliver_named(const char *dir, const char *name, mail_producer_fn produce,
+    void *ctx, int *present_r, const char **dsn_r, char **err_r);
+
+/* The name for one queued recipient: "<arrival>.Q<queue_id>R<offset>.<host>"
+ * (host escaped as below). queue_id must be alphanumeric. 0, or -1 for a
+ * bad argument or a size too small. */
+int maildir_delivery_name(char *buf, size_t size, long long arrival,
+    const char *queue_id, long long offset);
+
 /* A new unique name "<sec>.M<usec>P<pid>Q<n>.<host>" (host with '/' and
  * ':' escaped as \057 and \072). 0, or -1 if size is too small. */
 int maildir_unique_name(char *buf, size_t size);

@@ -57,6 +57,7 @@ struct map {
 	struct timespec mtim;
 	off_t size;
 	unsigned long gen;
+	int missing;         /* lmdb: the file is missing (warned once) */
 };
 
 struct maplist {
@@ -117,6 +118,18 @@ lmdb_open_env(struct map *m, char **err_r)
 	return 0;
 }
 
+/* The table file is gone or not built yet: lookups fail temporarily
+ * (callers defer or answer 4xx) and every lookup tries again, so building
+ * it later needs no restart. Said once, not per lookup. */
+static void
+set_missing(struct map *m)
+{
+	if (!m->missing)
+		log_warnx("%s: %s: %s; lookups fail temporarily until it is built",
+		    m->spec, m->dbpath, strerror(ENOENT));
+	m->missing = 1;
+}
+
 int
 map_refresh(struct map *m)
 {
@@ -126,7 +139,10 @@ map_refresh(struct map *m)
 	if (m->type != MAP_LMDB)
 		return 0;
 	if (stat(m->dbpath, &st) != 0) {
-		log_warn("%s: stat %s", m->spec, m->dbpath);
+		if (errno == ENOENT)
+			set_missing(m);
+		else
+			log_warn("%s: stat %s", m->spec, m->dbpath);
 		return -1;
 	}
 	if (m->env != NULL && st.st_dev == m->dev && st.st_ino == m->ino &&
@@ -139,6 +155,9 @@ map_refresh(struct map *m)
 		free(err);
 		return -1;
 	}
+	if (m->missing)
+		log_info("%s: %s is available now", m->spec, m->dbpath);
+	m->missing = 0;
 	return 1;
 }
 
@@ -173,10 +192,13 @@ spec_split(const char *spec, char **type_r, char **name_r)
 	return 0;
 }
 
-struct map *
-map_open(const char *spec, char **err_r)
+/* lazy: an lmdb file that does not exist yet is not an error (see
+ * set_missing); everything else still is. */
+static struct map *
+map_open_lazy(const char *spec, int lazy, char **err_r)
 {
 	struct map *m;
+	struct stat st;
 	char *type = NULL, *name = NULL;
 
 	*err_r = NULL;
@@ -198,7 +220,9 @@ map_open(const char *spec, char **err_r)
 		}
 		m->path = xstrdup(name);
 		m->dbpath = xasprintf("%s.lmdb", name);
-		if (lmdb_open_env(m, err_r) != 0)
+		if (lazy && stat(m->dbpath, &st) != 0 && errno == ENOENT) {
+			set_missing(m);
+		} else if (lmdb_open_env(m, err_r) != 0)
 			goto fail;
 	} else if (strcmp(type, "static") == 0) {
 		m->type = MAP_STATIC;
@@ -221,6 +245,12 @@ fail:
 	free(name);
 	map_close(&m);
 	return NULL;
+}
+
+struct map *
+map_open(const char *spec, char **err_r)
+{
+	return map_open_lazy(spec, 0, err_r);
 }
 
 void
@@ -419,7 +449,7 @@ maplist_open(const char *specs, char **err_r)
 	*err_r = NULL;
 	v = split_specs(specs ? specs : "");
 	for (i = 0; v[i] != NULL; i++) {
-		struct map *m = map_open(v[i], err_r);
+		struct map *m = map_open_lazy(v[i], 1, err_r);
 
 		if (m == NULL) {
 			strv_free(&v);

@@ -27,7 +27,12 @@ struct map *map_open(const char *spec, char **err_r);
 int map_lookup(struct map *m, const char *key, char **value_r);
 void map_close(struct map **m);
 
-/* A list of maps, "lmdb:/a, lmdb:/b": the first that finds the key wins. */
+/* A list of maps, "lmdb:/a, lmdb:/b": the first that finds the key wins.
+ * An lmdb table whose file does not exist yet does not fail the open: it
+ * is warned about once, its lookups return -1 (temporary failure) and
+ * each one tries the file again, so building it later fixes it without a
+ * restart. A bad spec or an unreadable file still fails. map_open() is
+ * strict: a missing file is an error. */
 struct maplist *maplist_open(const char *specs, char **err_r);
 int maplist_lookup(struct maplist *ml, const char *key, char **value_r);
 int maplist_empty(const struct maplist *ml);

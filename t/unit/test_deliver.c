@@ -32,6 +32,7 @@ START_TEST(test_request_roundtrip)
 	};
 	struct dlv_request in = {
 		"4dQzBc1234z1", "active", "", "local", "example.com", 1700000000, rc, 3,
+		1700000000123456LL, 1700000001000000LL, 0,
 	}, out;
 	struct ipc_msg m;
 	char *err = NULL;
@@ -47,6 +48,9 @@ START_TEST(test_request_roundtrip)
 	ck_assert_str_eq(out.transport, "local");
 	ck_assert_str_eq(out.nexthop, "example.com");
 	ck_assert_int_eq(out.arrival, 1700000000);
+	ck_assert_int_eq(out.arrival_us, 1700000000123456LL);
+	ck_assert_int_eq(out.active_us, 1700000001000000LL);
+	ck_assert_int_eq(out.handoff_us, 0);     /* 0: not sent, still 0 */
 	ck_assert_uint_eq(out.nrcpt, 3);
 	for (i = 0; i < 3; i++) {
 		ck_assert_str_eq(out.rcpts[i].addr, rc[i].addr);
@@ -63,9 +67,9 @@ END_TEST
 START_TEST(test_results_roundtrip)
 {
 	struct dlv_result in[3] = {
-		{ 123, 2, "2.0.0", "local", "delivered to maildir" },
-		{ 456, 4, "4.4.1", "mx.example[192.0.2.1]:25", "host said:\t451 try\r\nlater" },
-		{ 789, 5, "5.1.1", "none", "" },
+		{ 123, 2, "2.0.0", "local", "delivered to maildir", 1 },
+		{ 456, 4, "4.4.1", "mx.example[192.0.2.1]:25", "host said:\t451 try\r\nlater", 0 },
+		{ 789, 5, "5.1.1", "none", "", 1 },
 	}, *out = NULL;
 	struct ipc_msg m;
 	size_t n = 0, i;
@@ -82,6 +86,7 @@ START_TEST(test_results_roundtrip)
 		ck_assert_str_eq(out[i].dsn, in[i].dsn);
 		ck_assert_str_eq(out[i].relay, in[i].relay);
 		ck_assert_str_eq(out[i].text, in[i].text);   /* text kept as is */
+		ck_assert_int_eq(out[i].logged, in[i].logged);
 	}
 	dlv_results_free(out, n);
 
@@ -253,6 +258,41 @@ START_TEST(test_results_malformed)
 	ipc_put(&m, "rcpt", "7\t2\t2.0.0\tlocal\tx");
 	ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &err), -1);
 	free(err);
+
+	/* "logged" flags the result just before it, by offset, once. */
+	{
+		static const char *const badlog[][2] = {
+			{ NULL, "7" },          /* before any result */
+			{ "7", "8" },           /* another offset */
+			{ "7", "x" },
+			{ "7", "7,7" },
+		};
+
+		for (i = 0; i < sizeof(badlog) / sizeof(badlog[0]); i++) {
+			ipc_reset(&m);
+			if (badlog[i][0] != NULL)
+				ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tok");
+			ipc_put(&m, "logged", badlog[i][1]);
+			err = NULL;
+			ck_assert_msg(dlv_results_decode(&m, &res, &n, &err) == -1,
+			    "logged=%s accepted", badlog[i][1]);
+			free(err);
+		}
+		ipc_reset(&m);
+		ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tok");
+		ipc_put(&m, "logged", "7");
+		ipc_put(&m, "logged", "7");
+		ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &err), -1);
+		free(err);
+		ipc_reset(&m);
+		ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tok");
+		ipc_put(&m, "logged", "7");
+		ipc_put(&m, "result", "9\t4\t4.0.0\tlocal\tlater");
+		ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &err), 0);
+		ck_assert_int_eq(res[0].logged, 1);
+		ck_assert_int_eq(res[1].logged, 0);
+		dlv_results_free(res, n);
+	}
 	ipc_free(&m);
 }
 END_TEST

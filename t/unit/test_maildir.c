@@ -261,6 +261,96 @@ START_TEST(test_producer_failure)
 }
 END_TEST
 
+/* The same (queue ID, recipient) twice: one file, both succeed, the
+ * second says "already present"; a stale tmp/ leftover is replaced; a
+ * copy a reader moved to cur/ (with flags) also counts. */
+START_TEST(test_named_idempotent)
+{
+	struct src s1 = { "first\n", 6, 6, 0 }, s2 = { "second\n", 7, 7, 0 };
+	char name[MAILDIR_NAME_MAX], got[MAILDIR_NAME_MAX];
+	const char *dsn = NULL;
+	char *err = NULL, *md = sub(tmpbase, "Maildir/"), *d, *p, *data;
+	size_t len;
+	int present = -1, fd;
+
+	ck_assert_int_eq(maildir_delivery_name(name, sizeof(name), 1700000000,
+	    "4dQzBc1234z1", 1234), 0);
+	ck_assert_ptr_nonnull(strstr(name, "1700000000.Q4dQzBc1234z1R1234."));
+	ck_assert_ptr_null(strchr(name, '/'));
+	ck_assert_int_eq(maildir_delivery_name(name, sizeof(name), 1, "../x", 1), -1);
+	ck_assert_int_eq(maildir_delivery_name(name, sizeof(name), 1, "", 1), -1);
+	ck_assert_int_eq(maildir_delivery_name(name, 16, 1700000000, "4dQzBc1234z1", 1), -1);
+	ck_assert_int_eq(maildir_delivery_name(name, sizeof(name), 1700000000,
+	    "4dQzBc1234z1", 1234), 0);
+
+	/* A leftover of an attempt killed while writing. */
+	ck_assert_int_eq(maildir_make(md, &dsn, &err), 0);
+	p = xasprintf("%s/tmp/%s", md, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "part", 4), 4);
+	close(fd);
+	free(p);
+
+	ck_assert_int_eq(maildir_deliver_named(md, name, produce, &s1, &present,
+	    &dsn, &err), 0);
+	ck_assert_int_eq(present, 0);
+	ck_assert_str_eq(dsn, "2.0.0");
+	ck_assert_int_eq(maildir_deliver_named(md, name, produce, &s2, &present,
+	    &dsn, &err), 0);
+	ck_assert_ptr_null(err);
+	ck_assert_int_eq(present, 1);
+	d = sub(md, "new");
+	ck_assert_int_eq(count_dir(d, got, sizeof(got)), 1);
+	ck_assert_str_eq(got, name);
+	p = xasprintf("%s/%s", d, name);
+	ck_assert_int_eq(file_read_all(p, 1 << 20, &data, &len), 0);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_mem_eq(data, "first\n", 6);   /* not replaced */
+	free(data);
+	free(d);
+	d = sub(md, "tmp");
+	ck_assert_int_eq(count_dir(d, NULL, 0), 0);
+	free(d);
+
+	/* A reader moved it to cur/ and flagged it seen. */
+	{
+		char *to = xasprintf("%s/cur/%s:2,S", md, name);
+
+		ck_assert_int_eq(rename(p, to), 0);
+		free(to);
+	}
+	present = 0;
+	ck_assert_int_eq(maildir_deliver_named(md, name, produce, &s2, &present,
+	    &dsn, &err), 0);
+	ck_assert_int_eq(present, 1);
+	d = sub(md, "new");
+	ck_assert_int_eq(count_dir(d, NULL, 0), 0);
+	free(d);
+
+	/* Another recipient (offset) is another file. */
+	ck_assert_int_eq(maildir_delivery_name(name, sizeof(name), 1700000000,
+	    "4dQzBc1234z1", 1300), 0);
+	ck_assert_int_eq(maildir_deliver_named(md, name, produce, &s2, &present,
+	    &dsn, &err), 0);
+	ck_assert_int_eq(present, 0);
+	d = sub(md, "new");
+	ck_assert_int_eq(count_dir(d, NULL, 0), 1);
+	free(d);
+
+	/* Names that could escape new/ are refused. */
+	ck_assert_int_eq(maildir_deliver_named(md, "../x", produce, &s2, &present,
+	    &dsn, &err), -1);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(maildir_deliver_named(md, ".hidden", produce, &s2, &present,
+	    &dsn, &err), -1);
+	free(err);
+	free(p);
+	free(md);
+}
+END_TEST
+
 START_TEST(test_dsn_map)
 {
 	ck_assert_str_eq(mailstore_errno_dsn(ENOSPC), "4.2.2");
@@ -285,6 +375,7 @@ maildir_suite(void)
 	tcase_add_test(tc, test_unique_name_format);
 	tcase_add_test(tc, test_producer_failure);
 	tcase_add_test(tc, test_dsn_map);
+	tcase_add_test(tc, test_named_idempotent);
 	suite_add_tcase(s, tc);
 	return s;
 }

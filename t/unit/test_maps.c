@@ -11,6 +11,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "mail/maps.h"
 
@@ -388,6 +389,64 @@ START_TEST(test_maplist)
 }
 END_TEST
 
+/* Count occurrences of needle in the test log. */
+static int
+log_count(const char *needle)
+{
+	char *data = NULL, *p;
+	size_t len;
+	int n = 0;
+
+	if (file_read_all(logpath, 1 << 20, &data, &len) != 0)
+		return 0;
+	for (p = data; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	free(data);
+	return n;
+}
+
+/* A table not built yet: the list opens, lookups fail temporarily (and do
+ * not fall through to a later table), the warning comes once, and
+ * building the file later fixes lookups without reopening the list. */
+START_TEST(test_maplist_missing_table)
+{
+	struct maplist *ml;
+	char *err = NULL, *v = NULL, specs[600], later[256];
+	int i;
+
+	snprintf(later, sizeof(later), "lmdb:%s/later", tmpdir);
+	snprintf(specs, sizeof(specs), "%s, static:fallback", later);
+	ml = maplist_open(specs, &err);
+	ck_assert_msg(ml != NULL, "maplist_open: %s", err ? err : "?");
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(maplist_lookup(ml, "key", &v), -1);
+		ck_assert_ptr_null(v);
+	}
+	ck_assert_int_eq(log_count("later.lmdb: No such file or directory"), 1);
+	build_ok(source("later", "key value\n"));
+	ck_assert_int_eq(maplist_lookup(ml, "key", &v), 1);
+	ck_assert_str_eq(v, "value");
+	free(v);
+	ck_assert_int_eq(maplist_lookup(ml, "other", &v), 1);
+	ck_assert_str_eq(v, "fallback");
+	free(v);
+	ck_assert_int_eq(log_count("is available now"), 1);
+	maplist_close(&ml);
+
+	/* map_open itself stays strict. */
+	snprintf(later, sizeof(later), "lmdb:%s/never", tmpdir);
+	ck_assert_ptr_null(map_open(later, &err));
+	free(err);
+	/* Other errors still fail the list: a file that is not LMDB. */
+	source("junk2.lmdb", "not an lmdb file at all, but long enough to be read "
+	    "as a meta page by a careless reader.................................\n");
+	snprintf(specs, sizeof(specs), "lmdb:%s/junk2", tmpdir);
+	err = NULL;
+	ck_assert_ptr_null(maplist_open(specs, &err));
+	free(err);
+}
+END_TEST
+
 START_TEST(test_list)
 {
 	const char *spec = source("l", "b 2\nA 1\nc: 3\n");
@@ -453,6 +512,7 @@ maps_suite(void)
 	tcase_add_test(tc, test_static);
 	tcase_add_test(tc, test_unix_passwd);
 	tcase_add_test(tc, test_maplist);
+	tcase_add_test(tc, test_maplist_missing_table);
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_foreach_stop);
 	suite_add_tcase(s, tc);

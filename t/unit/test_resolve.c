@@ -367,6 +367,31 @@ START_TEST(test_temp_failure)
 }
 END_TEST
 
+/* The qmgr crash loop: local_recipient_maps names a table nobody built
+ * yet. The resolver still opens; routing needs no such table; existence
+ * checks fail temporarily (451, deferral) until the table is built, and
+ * then work without reopening. */
+START_TEST(test_missing_table_at_open)
+{
+	char spec[256], *err = NULL, *t = NULL, *nh = NULL;
+
+	resolver_close(&res);
+	snprintf(spec, sizeof(spec), "unix:passwd.byname lmdb:%s/aliases", tmpdir);
+	config_set("local_recipient_maps", spec);
+	res = resolver_open(&err);
+	ck_assert_msg(res != NULL, "resolver_open: %s", err ? err : "?");
+	ck_assert_int_eq(resolver_route(res, "root@example.com", &t, &nh), 0);
+	ck_assert_str_eq(t, "local");
+	free(t);
+	free(nh);
+	ck_assert_int_eq(resolver_rcpt_known(res, "nosuchuser@example.com"), -1);
+	ck_assert_int_eq(resolver_rcpt_known(res, "nosuchuser@example.com"), -1);
+	build("aliases", "nosuchuser root\n");
+	ck_assert_int_eq(resolver_rcpt_known(res, "nosuchuser@example.com"), 1);
+	ck_assert_int_eq(resolver_rcpt_known(res, "stillnobody@example.com"), 0);
+}
+END_TEST
+
 START_TEST(test_open_errors)
 {
 	char *err = NULL;
@@ -402,6 +427,7 @@ resolve_suite(void)
 	tcase_add_test(tc, test_domains_follow_rebuild);
 	tcase_add_test(tc, test_temp_failure);
 	tcase_add_test(tc, test_open_errors);
+	tcase_add_test(tc, test_missing_table_at_open);
 	suite_add_tcase(s, tc);
 	return s;
 }
