@@ -40,8 +40,6 @@
 #include "mail/server.h"
 #include "smtp.h"
 
-#define REQUEST_TIMEOUT_MS 100000
-#define REPLY_TIMEOUT_MS 100000
 #define LOCK_WAIT_MS 5000
 
 struct smtp_conf sconf;
@@ -384,34 +382,7 @@ out:
 static void
 smtp_serve(int fd)
 {
-	struct ipc_msg in, out;
-	struct dlv_request req;
-	struct dlv_result *res;
-	char *err = NULL;
-
-	ipc_init(&in);
-	memset(&req, 0, sizeof(req));
-	if (ipc_recv(fd, &in, IPC_MAX_DEFAULT, REQUEST_TIMEOUT_MS) < 0) {
-		log_warn("receive delivery request");
-		ipc_free(&in);
-		return;
-	}
-	if (dlv_request_decode(&in, &req, &err) < 0) {
-		log_warnx("bad delivery request: %s", err != NULL ? err : "?");
-		free(err);
-		ipc_free(&in);
-		return;
-	}
-	ipc_free(&in);
-	res = xcalloc(req.nrcpt + 1, sizeof(*res));
-	deliver_request(fd, &req, res);
-	ipc_init(&out);
-	dlv_results_encode(res, req.nrcpt, &out);
-	if (ipc_send(fd, &out, REPLY_TIMEOUT_MS) < 0)
-		log_warn("%s: send delivery results", req.queue_id);
-	ipc_free(&out);
-	dlv_results_free(res, req.nrcpt);
-	dlv_request_free(&req);
+	dlv_serve(fd, deliver_request);
 }
 
 int

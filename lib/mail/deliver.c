@@ -27,6 +27,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/log.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
 
@@ -554,4 +555,41 @@ dlv_peer_gone(int fd)
 	if (poll(&pfd, 1, 0) < 0)
 		return 0;
 	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* Long enough for qmgr to write a request it has already built, and for a
+ * busy qmgr to read our reply; neither waits on the network. */
+#define DLV_IO_TIMEOUT_MS 100000
+
+void
+dlv_serve(int fd, dlv_deliver_fn deliver)
+{
+	struct ipc_msg in, out;
+	struct dlv_request req;
+	struct dlv_result *res;
+	char *err = NULL;
+
+	ipc_init(&in);
+	memset(&req, 0, sizeof(req));
+	if (ipc_recv(fd, &in, IPC_MAX_DEFAULT, DLV_IO_TIMEOUT_MS) < 0) {
+		log_warn("receive delivery request");
+		ipc_free(&in);
+		return;
+	}
+	if (dlv_request_decode(&in, &req, &err) < 0) {
+		log_warnx("bad delivery request: %s", err != NULL ? err : "?");
+		free(err);
+		ipc_free(&in);
+		return;
+	}
+	ipc_free(&in);
+	res = xcalloc(req.nrcpt + 1, sizeof(*res));
+	deliver(fd, &req, res);
+	ipc_init(&out);
+	dlv_results_encode(res, req.nrcpt, &out);
+	if (ipc_send(fd, &out, DLV_IO_TIMEOUT_MS) < 0)
+		log_warn("%s: send delivery results", req.queue_id);
+	ipc_free(&out);
+	dlv_results_free(res, req.nrcpt);
+	dlv_request_free(&req);
 }

@@ -66,6 +66,13 @@ int dlv_results_decode(const struct ipc_msg *m, struct dlv_result **res_r,
     size_t *n_r, char **err_r);
 void dlv_results_free(struct dlv_result *res, size_t n);
 
+/* The agent side of one connection: read the request, call deliver(),
+ * send one result per recipient. deliver() gets the connection (for
+ * dlv_peer_gone) and fills res[0..nrcpt). Failures are logged. */
+typedef void (*dlv_deliver_fn)(int peer, const struct dlv_request *req,
+    struct dlv_result *res);
+void dlv_serve(int fd, dlv_deliver_fn deliver);
+
 /* Has qmgr closed its end of this request's connection? An agent checks
  * after locking the queue file and before each delivery: a request left in
  * the listen backlog by a qmgr that died must not be served, because the
