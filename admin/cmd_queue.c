@@ -118,7 +118,8 @@ warn_stderr(const char *text)
 	fprintf(stderr, "postern: warning: %s\n", text);
 }
 
-/* 1 listed through showq; 0 no service; -1 broken mid-way (reported). */
+/* 1 listed through showq; 0 no service; -1 broken mid-way (reported);
+ * -2 refused by authorized_mailq_users (reported). */
 static int
 list_showq(struct lister *ls)
 {
@@ -146,6 +147,11 @@ list_showq(struct lister *ls)
 				fprintf(stderr, "postern: error: queue listing incomplete: %s\n",
 				    strerror(errno));
 			}
+			break;
+		}
+		if (ipc_get(&f, "error") != NULL) {
+			fprintf(stderr, "postern: fatal: %s\n", ipc_get(&f, "error"));
+			rc = -2;
 			break;
 		}
 		if (ipc_get_int(&f, "end", &end) == 0) {
@@ -181,6 +187,11 @@ queue_list(int argc, char **argv)
 	}
 	buf_init(&ls.out, 0);
 	r = list_showq(&ls);
+	if (r == -2) {
+		buf_free(&ls.out);
+		xfree(&ls.why);
+		return EX_NOPERM;
+	}
 	if (r == 0) {
 		if (showq_scan(qdir, emit_cb, &ls, warn_stderr, &err) < 0) {
 			int save = errno;

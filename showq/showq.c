@@ -7,17 +7,24 @@
  * sends nothing; we answer one ipc frame per message and a final frame
  * "end" = count (see lib/mail/showq.h), then close.
  *
+ * Who may list: authorized_mailq_users (Postfix's name), a list of login
+ * names, or "static:anyone" (the default); root and mail_owner always.
+ * The caller is identified by SO_PEERCRED, never by anything it says.
+ *
  * Trusts: nothing from the client (it is not read). Queue files only as
  * far as showq_read() validates them; unreadable ones are logged and
  * skipped. Limits: a slow client gets SEND_TIMEOUT_MS per frame.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "util/ipc.h"
 #include "util/log.h"
+#include "util/strv.h"
 #include "mail/config.h"
 #include "mail/server.h"
 #include "mail/showq.h"
@@ -55,6 +62,37 @@ send_one(struct showq_msg *m, void *ctx)
 	return rc;
 }
 
+/* May the peer on fd list the queue? */
+static int
+authorized(int fd)
+{
+	const char *list = config_get("authorized_mailq_users");
+	const char *owner = config_get("mail_owner");
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct passwd *pw;
+	char **names;
+	int ok;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		log_warn("SO_PEERCRED");
+		return 0;
+	}
+	if (cred.uid == 0 || cred.uid == getuid())
+		return 1;
+	if (list == NULL || strcmp(list, "static:anyone") == 0)
+		return 1;
+	pw = getpwuid(cred.uid);
+	if (pw == NULL)
+		return 0;
+	if (owner != NULL && strcmp(pw->pw_name, owner) == 0)
+		return 1;
+	names = strv_split_list(list);
+	ok = strv_contains_ci(names, pw->pw_name) || strv_contains_ci(names, "static:anyone");
+	strv_free(&names);
+	return ok;
+}
+
 static void
 showq_serve(int fd)
 {
@@ -63,6 +101,14 @@ showq_serve(int fd)
 	struct ipc_msg f;
 	char *err = NULL;
 
+	if (!authorized(fd)) {
+		log_warnx("uid of the client is not in authorized_mailq_users: listing refused");
+		ipc_init(&f);
+		ipc_put(&f, "error", "permission denied: not in authorized_mailq_users");
+		(void)ipc_send(fd, &f, SEND_TIMEOUT_MS);
+		ipc_free(&f);
+		return;
+	}
 	if (qdir == NULL || *qdir == '\0')
 		qdir = ".";
 	if (showq_scan(qdir, send_one, &c, warn_text, &err) < 0) {

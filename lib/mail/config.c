@@ -64,6 +64,7 @@ struct param_def {
 
 /* Sorted by name only for the reader's convenience; lookups do not rely on it. */
 static const struct param_def param_table[] = {
+	{ "authorized_mailq_users", CONF_STR, "static:anyone", 0, 0 },
 	{ "auth_owner", CONF_STR, "postern-auth", 0, 0 },
 	{ "passwd_file", CONF_STR, "$config_directory/passwd", 0, 0 },
 	{ "smtpd_tls_wrappermode", CONF_BOOL, "no", 0, 0 },

@@ -318,6 +318,25 @@ class PrivilegedQueue(QueueMixin, H.InstanceTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(qid, self.parse_mailq(r.stdout))
 
+    def test_authorized_mailq_users(self):
+        """'unless configured otherwise': a user not in the list is refused
+        (77, one line), root still lists."""
+        qid = self.deferred_message()
+        self.inst.params["authorized_mailq_users"] = "root"
+        self.inst.write_config()
+        self.inst.reload()
+        deadline = time.time() + 20
+        while True:
+            r = self.as_user("nobody", "queue", "list")
+            if r.returncode == 77 or time.time() > deadline:
+                break
+            time.sleep(0.5)     # the old showq may still serve one listing
+        self.assertEqual(r.returncode, 77, (r.stdout, r.stderr))
+        self.assertIn("not in authorized_mailq_users", r.stderr)
+        self.assertNotIn(qid, r.stdout)
+        r = self.inst.postern("queue", "list")
+        self.assertIn(qid, self.parse_mailq(r.stdout))
+
 
 class UnprivilegedQueue(QueueMixin, H.InstanceTestCase):
     privileged = False
