@@ -75,6 +75,7 @@ read_config(void)
 	qconf.dest_rcpt_limit = config_int_or("default_destination_recipient_limit",
 	    50, 0, 1000000);
 	qconf.process_limit = config_int_or("default_process_limit", 100, 0, INT_MAX / 10);
+	qconf.rate_delay = config_time_or("default_destination_rate_delay", 0, 's');
 	qconf.max_lifetime = config_time_or("maximal_queue_lifetime", 5 * 86400, 'd');
 	qconf.bounce_lifetime = config_time_or("bounce_queue_lifetime", 5 * 86400, 'd');
 	qconf.min_backoff = config_time_or("minimal_backoff_time", 300, 's');

@@ -31,6 +31,7 @@ struct qmgr_conf {
 	long long rcpt_limit;            /* qmgr_message_recipient_limit */
 	long long dest_concurrency;      /* default_destination_concurrency_limit */
 	long long dest_rcpt_limit;       /* default_destination_recipient_limit */
+	long long rate_delay;            /* default_destination_rate_delay, s */
 	long long process_limit;         /* default_process_limit */
 	long long max_lifetime;          /* maximal_queue_lifetime, s */
 	long long bounce_lifetime;       /* bounce_queue_lifetime, s */

@@ -19,7 +19,17 @@
  * is skipped, not waited for. Skipping costs at most the number of
  * running deliveries of the transport.
  *
- * Memory: a destination exists only while it has queued or running jobs.
+ * Rate delay: <transport>_destination_rate_delay (else
+ * default_destination_rate_delay, 0 = off) is the least time between the
+ * starts of two deliveries to one destination, whose concurrency is then
+ * 1. A start arms the destination's rate timer and takes it off the ready
+ * list until the timer fires, so a waiting destination costs the others
+ * nothing (no delivery process sleeps, no scan skips it) and the loop
+ * needs no polling.
+ *
+ * Memory: a destination exists only while it has queued or running jobs
+ * or its rate timer is armed (so mail arriving within the delay still
+ * waits for it).
  */
 #include <errno.h>
 #include <limits.h>
@@ -35,6 +45,7 @@
 #include "qmgr.h"
 
 #define BUSY_RETRY_MS 200   /* the agent's listen queue is full */
+#define RATE_DELAY_MAX (7 * 86400)   /* s; keeps the ms timer arithmetic sane */
 
 struct qdest {
 	struct qtransport *tp;
@@ -46,6 +57,7 @@ struct qdest {
 	struct qdest *hnext;           /* hash chain */
 	struct qdest *rprev, *rnext;   /* ready list */
 	int ready;
+	uint64_t rate_timer;           /* armed: no start before it fires */
 };
 
 struct qtransport {
@@ -54,6 +66,7 @@ struct qtransport {
 	int limit;                 /* concurrent deliveries */
 	int dest_limit;            /* per destination */
 	size_t rcpt_limit;         /* recipients per job */
+	uint64_t rate_delay_ms;    /* between starts per destination, 0 off */
 	int blocked;               /* listen queue full: wait a moment */
 	uint64_t unblock_timer;
 	struct qdest **hash;
@@ -114,6 +127,7 @@ transport_get(const char *name)
 {
 	struct qtransport *tp;
 	char *param;
+	long long delay;
 	int is_local = strcmp(name, "local") == 0;
 
 	for (tp = transports; tp != NULL; tp = tp->next)
@@ -133,13 +147,24 @@ transport_get(const char *name)
 		tp->dest_limit = tp->limit;
 	if (tp->rcpt_limit == 0)
 		tp->rcpt_limit = 50;
+	param = xasprintf("%s_destination_rate_delay", name);
+	delay = config_time_or(param, qconf.rate_delay, 's');
+	if (delay > RATE_DELAY_MAX) {
+		log_warnx("%s: %llds is too long; using %ds", param, delay, RATE_DELAY_MAX);
+		delay = RATE_DELAY_MAX;
+	}
+	xfree(&param);
+	if (delay > 0) {
+		tp->rate_delay_ms = (uint64_t)delay * 1000;
+		tp->dest_limit = 1;
+	}
 	tp->nbucket = 64;
 	tp->hash = xcalloc(tp->nbucket, sizeof(*tp->hash));
 	tp->next = transports;
 	transports = tp;
 	log_debug("transport %s: process limit %d, destination concurrency %d, "
-	    "recipients per delivery %zu", tp->name, tp->limit, tp->dest_limit,
-	    tp->rcpt_limit);
+	    "recipients per delivery %zu, rate delay %llu ms", tp->name, tp->limit,
+	    tp->dest_limit, tp->rcpt_limit, (unsigned long long)tp->rate_delay_ms);
 	return tp;
 }
 
@@ -229,7 +254,7 @@ dest_maybe_free(struct qdest *d)
 	struct qtransport *tp = d->tp;
 	struct qdest **pp;
 
-	if (d->active > 0 || d->head != NULL)
+	if (d->active > 0 || d->head != NULL || d->rate_timer != 0)
 		return;
 	ready_remove(d);
 	for (pp = &tp->hash[hash_str(d->key) % tp->nbucket]; *pp != NULL; pp = &(*pp)->hnext)
@@ -265,7 +290,8 @@ qsched_add(struct qmsg *m, size_t idx, const char *transport, const char *nextho
 			d->head = job;
 		d->tail = job;
 		m->refs++;
-		ready_append(d);
+		if (d->rate_timer == 0)
+			ready_append(d);
 	} else if (job->n >= 64 && (job->n & (job->n - 1)) == 0) {
 		job->idx = xreallocarray(job->idx, job->n * 2, sizeof(*job->idx));
 	}
@@ -281,6 +307,22 @@ unblock_cb(struct loop *l, void *ctx)
 	tp->unblock_timer = 0;
 	tp->blocked = 0;
 	qmgr_kick();
+}
+
+/* The destination's rate delay is over: it may start again. */
+static void
+rate_cb(struct loop *l, void *ctx)
+{
+	struct qdest *d = ctx;
+
+	(void)l;
+	d->rate_timer = 0;
+	if (d->head != NULL) {
+		ready_append(d);
+		qmgr_kick();
+	} else {
+		dest_maybe_free(d);
+	}
 }
 
 /* The first destination of tp that may start a delivery, or NULL. */
@@ -320,8 +362,16 @@ qsched_run(void)
 				d->tail = NULL;
 			job->next = NULL;
 			ready_remove(d);
-			if (d->head != NULL)
+			/* Armed before the start: a start that fails at once
+			 * (qsched_job_done) must not free d under us. */
+			if (tp->rate_delay_ms > 0) {
+				log_debug("%s: next delivery in %llu ms", d->key,
+				    (unsigned long long)tp->rate_delay_ms);
+				d->rate_timer = loop_timer_add(qmgr_loop, tp->rate_delay_ms,
+				    rate_cb, d);
+			} else if (d->head != NULL) {
 				ready_append(d);
+			}
 			d->active++;
 			tp->active++;
 			if (qdeliver_start(job) == 1) {
@@ -341,6 +391,11 @@ qsched_job_retry(struct qjob *job)
 
 	d->active--;
 	tp->active--;
+	/* Nothing was started: no delay to honour. */
+	if (d->rate_timer != 0) {
+		loop_timer_cancel(qmgr_loop, d->rate_timer);
+		d->rate_timer = 0;
+	}
 	job->next = d->head;
 	d->head = job;
 	if (d->tail == NULL)
@@ -401,6 +456,8 @@ qsched_free_all(void)
 		for (i = 0; i < tp->nbucket; i++)
 			for (d = tp->hash[i]; d != NULL; d = dn) {
 				dn = d->hnext;
+				if (d->rate_timer != 0)
+					loop_timer_cancel(qmgr_loop, d->rate_timer);
 				for (j = d->head; j != NULL; j = jn) {
 					jn = j->next;
 					free(j->idx);

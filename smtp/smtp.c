@@ -18,18 +18,15 @@
  * the configuration and tables. Not the network, not DNS answers.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/buf.h"
-#include "util/fsutil.h"
 #include "util/ipc.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -73,7 +70,6 @@ smtp_pre_init(void)
 	char **protos;
 
 	sconf.qdir = xstrdup(conf_str("queue_directory", "/var/spool/postern"));
-	sconf.data_dir = xstrdup(conf_str("data_directory", "/var/lib/postern"));
 	sconf.helo_name = xstrdup(conf_str("smtp_helo_name",
 	    conf_str("myhostname", "localhost")));
 	sconf.bind_address = xstrdup(conf_str("smtp_bind_address", ""));
@@ -91,7 +87,6 @@ smtp_pre_init(void)
 	sconf.dns_timeout = conf_secs("smtp_dns_timeout", 30);
 	sconf.mx_address_limit = (int)config_int_or("smtp_mx_address_limit", 5, 1,
 	    SMTP_HOSTS_MAX);
-	sconf.rate_delay = conf_secs("smtp_destination_rate_delay", 0);
 	v = conf_str("inet_protocols", "all");
 	protos = strv_split_list(v);
 	sconf.use_ipv4 = strv_contains_ci(protos, "all") || strv_contains_ci(protos, "ipv4");
@@ -228,52 +223,6 @@ count_cb(const char *p, size_t n, void *ctx)
 	return 0;
 }
 
-/* Optional per-destination connection spacing across smtp processes:
- * a small lock file per nexthop under data_directory/smtp-rate. */
-static void
-rate_wait(const char *nexthop)
-{
-	char *dir, *path, name[64];
-	unsigned long h = 5381;
-	const char *p;
-	struct timespec now;
-	char tbuf[32];
-	long long last = 0, wait;
-	int fd;
-	ssize_t r;
-
-	if (sconf.rate_delay <= 0)
-		return;
-	for (p = nexthop; *p != '\0'; p++)
-		h = h * 33 + (unsigned char)*p;
-	snprintf(name, sizeof(name), "%lx", h);
-	dir = xasprintf("%s/smtp-rate", sconf.data_dir);
-	(void)mkdir_p(dir, 0700);
-	path = xasprintf("%s/%s", dir, name);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	free(path);
-	free(dir);
-	if (fd < 0)
-		return;
-	if (flock(fd, LOCK_EX) == 0) {
-		r = pread(fd, tbuf, sizeof(tbuf) - 1, 0);
-		if (r > 0) {
-			tbuf[r] = '\0';
-			last = strtoll(tbuf, NULL, 10);
-		}
-		clock_gettime(CLOCK_REALTIME, &now);
-		wait = last + sconf.rate_delay * 1000 -
-		    ((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-		if (wait > 0 && wait <= sconf.rate_delay * 1000)
-			usleep((useconds_t)wait * 1000);
-		clock_gettime(CLOCK_REALTIME, &now);
-		snprintf(tbuf, sizeof(tbuf), "%lld\n",
-		    (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-		(void)!pwrite(fd, tbuf, strlen(tbuf), 0);
-	}
-	close(fd);   /* drops the lock */
-}
-
 static void
 deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 {
@@ -348,7 +297,6 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 		goto out;
 	if (smtp_find_hosts(&m, req->nexthop, &hosts, &nhosts) < 0)
 		goto out;
-	rate_wait(req->nexthop);
 	for (i = 0; i < nhosts && smtp_open_count(&m) > 0; i++) {
 		if (smtp_session(&m, &hosts[i]) == 0)
 			break;

@@ -50,8 +50,6 @@ struct smtp_conf {
 	struct tls_ctx *tls;          /* NULL: TLS unavailable */
 	char *dns_servers;            /* smtp_dns_servers */
 	struct dns *dns;
-	long long rate_delay;         /* smtp_destination_rate_delay, seconds */
-	char *data_dir;
 	char *bind_address;           /* smtp_bind_address */
 	char *bind_address6;          /* smtp_bind_address6 */
 };

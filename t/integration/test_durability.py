@@ -139,6 +139,11 @@ class KillDuringDelivery(H.InstanceTestCase):
         killed_at_qmgr = self.delivered()
 
         self.wait_count(sum(1 for v in killed_at_qmgr.values() if v) + 3, 60)
+        # A copy has just appeared: its command has finished and local is
+        # recording it. Kill in the middle of the next recipient's command
+        # (it sleeps a second), not in that instant between a command's
+        # exit and the done mark, where no agent can avoid a retry.
+        time.sleep(0.4)
         local = inst.pid_of("local")
         os.kill(local, signal.SIGKILL)
 
