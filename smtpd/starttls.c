@@ -181,14 +181,11 @@ tls_session_handshake(struct session *s)
 		session_process_more(s);
 }
 
-ssize_t
-session_io_read(struct session *s, void *p, size_t n)
+/* Map a tls_read/tls_write result for the session's I/O loop: data, or
+ * EAGAIN with the event TLS waits for, or EIO. */
+static ssize_t
+tls_result(struct session *s, ssize_t r, const char *what)
 {
-	ssize_t r;
-
-	if (s->tls == NULL)
-		return read(s->fd, p, n);
-	r = tls_read(s->tls, p, n);
 	if (r >= 0) {
 		s->tls_want = 0;
 		return r;
@@ -198,31 +195,25 @@ session_io_read(struct session *s, void *p, size_t n)
 		errno = EAGAIN;
 		return -1;
 	}
-	log_debug("%s[%s]: TLS read: %s", s->name, s->addr, tls_last_error(s->tls));
+	log_debug("%s[%s]: TLS %s: %s", s->name, s->addr, what, tls_last_error(s->tls));
 	errno = EIO;
 	return -1;
 }
 
 ssize_t
+session_io_read(struct session *s, void *p, size_t n)
+{
+	if (s->tls == NULL)
+		return read(s->fd, p, n);
+	return tls_result(s, tls_read(s->tls, p, n), "read");
+}
+
+ssize_t
 session_io_write(struct session *s, const void *p, size_t n)
 {
-	ssize_t r;
-
 	if (s->tls == NULL)
 		return write(s->fd, p, n);
-	r = tls_write(s->tls, p, n);
-	if (r >= 0) {
-		s->tls_want = 0;
-		return r;
-	}
-	if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
-		s->tls_want = r == TLS_WANT_READ ? LOOP_READ : LOOP_WRITE;
-		errno = EAGAIN;
-		return -1;
-	}
-	log_debug("%s[%s]: TLS write: %s", s->name, s->addr, tls_last_error(s->tls));
-	errno = EIO;
-	return -1;
+	return tls_result(s, tls_write(s->tls, p, n), "write");
 }
 
 const char *

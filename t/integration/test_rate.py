@@ -108,31 +108,37 @@ def setUpModule():
 
 class RateTest(H.InstanceTestCase):
 
-    def test_rate_delay_per_destination(self):
+    def run_two_transports(self, conf, transport, per_domain):
+        """Instance A with conf, an extra transport "fastsmtp", transport
+        table text (format with the stub's nexthop), per_domain messages to
+        slow.test then fast.test; returns (A, stub) once all are sent."""
         stub = TimingStub(STUB_ADDR)
         self.addCleanup(stub.stop)
         nh = "[%s]:%d" % (STUB_ADDR, stub.port)
-        a = self.make_instance(
-            conf={"smtp_destination_rate_delay": "%ds" % DELAY,
-                  "inet_protocols": "ipv4"},
-            services=["fastsmtp unix - - n - - smtp"])
+        a = self.make_instance(conf=dict(conf, inet_protocols="ipv4"),
+                               services=["fastsmtp unix - - n - - smtp"])
         tm = a.path("transport")
         a.params["transport_maps"] = "lmdb:" + tm
-        a.write("transport", "slow.test smtp:%s\nfast.test fastsmtp:%s\n" % (nh, nh))
+        a.write("transport", transport % {"nh": nh})
         a.prepare()
         a.postern("map", "build", "lmdb:" + tm, check=True)
         a.start(prepare=False)
-
         # slow.test first, so the fast ones queue behind a waiting destination.
         s = H.smtplib.SMTP("127.0.0.1", a.port, timeout=30)
         s.ehlo("client.test")
         for dom in ("slow.test", "fast.test"):
-            for i in range(3):
+            for i in range(per_domain):
                 rcpt = "u%d@%s" % (i, dom)
                 s.sendmail("alice@example.test", [rcpt],
                            H.make_message("alice@example.test", [rcpt],
                                           "%s %d" % (dom, i), "hi\r\n"))
         s.quit()
+        return a, stub
+
+    def test_rate_delay_per_destination(self):
+        a, stub = self.run_two_transports(
+            {"smtp_destination_rate_delay": "%ds" % DELAY},
+            "slow.test smtp:%(nh)s\nfast.test fastsmtp:%(nh)s\n", 3)
 
         a.wait_log(r"to=<u\d@slow\.test>, relay=.*status=sent", count=3, timeout=60)
         a.wait_log(r"to=<u\d@fast\.test>, relay=.*status=sent", count=3, timeout=60)
@@ -153,30 +159,11 @@ class RateTest(H.InstanceTestCase):
     def test_default_rate_delay_applies_to_other_transports(self):
         """default_destination_rate_delay covers a transport without its
         own setting; its own "0s" turns it off again for smtp."""
-        stub = TimingStub(STUB_ADDR)
-        self.addCleanup(stub.stop)
-        nh = "[%s]:%d" % (STUB_ADDR, stub.port)
-        a = self.make_instance(
-            conf={"default_destination_rate_delay": "%ds" % DELAY,
-                  "smtp_destination_rate_delay": "0s",
-                  "inet_protocols": "ipv4"},
-            services=["fastsmtp unix - - n - - smtp"])
-        tm = a.path("transport")
-        a.params["transport_maps"] = "lmdb:" + tm
         # Here "fastsmtp" is the delayed one (default), "smtp" is not.
-        a.write("transport", "slow.test fastsmtp:%s\nfast.test smtp:%s\n" % (nh, nh))
-        a.prepare()
-        a.postern("map", "build", "lmdb:" + tm, check=True)
-        a.start(prepare=False)
-        s = H.smtplib.SMTP("127.0.0.1", a.port, timeout=30)
-        s.ehlo("client.test")
-        for dom in ("slow.test", "fast.test"):
-            for i in range(2):
-                rcpt = "u%d@%s" % (i, dom)
-                s.sendmail("alice@example.test", [rcpt],
-                           H.make_message("alice@example.test", [rcpt],
-                                          "%s %d" % (dom, i), "hi\r\n"))
-        s.quit()
+        a, stub = self.run_two_transports(
+            {"default_destination_rate_delay": "%ds" % DELAY,
+             "smtp_destination_rate_delay": "0s"},
+            "slow.test fastsmtp:%(nh)s\nfast.test smtp:%(nh)s\n", 2)
         a.wait_log(r"to=<u\d@slow\.test>, relay=.*status=sent", count=2, timeout=60)
         a.wait_log(r"to=<u\d@fast\.test>, relay=.*status=sent", count=2, timeout=60)
         slow = sorted(stub.times(stub.rcpts, "slow.test"))
