@@ -24,9 +24,9 @@
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/addr.h"
-#include "mail/maildir.h"
+#include "store/maildir.h"
 #include "mail/maps.h"
-#include "mail/mbox.h"
+#include "store/mbox.h"
 #include "local.h"
 
 int

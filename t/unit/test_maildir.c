@@ -16,7 +16,7 @@
 
 #include "util/alloc.h"
 #include "util/fsutil.h"
-#include "mail/maildir.h"
+#include "store/maildir.h"
 
 struct src {
 	const char *data;

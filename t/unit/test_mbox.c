@@ -20,7 +20,7 @@
 #include "util/alloc.h"
 #include "util/fsutil.h"
 #include "util/log.h"
-#include "mail/mbox.h"
+#include "store/mbox.h"
 
 struct src {
 	const char *data;

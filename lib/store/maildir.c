@@ -34,7 +34,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
-#include "mail/maildir.h"
+#include "store/maildir.h"
 
 #define OUTBUF_SIZE (64 * 1024)
 

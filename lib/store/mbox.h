@@ -19,7 +19,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "mail/maildir.h"   /* mail_out_fn, mail_producer_fn */
+#include "store/maildir.h"   /* mail_out_fn, mail_producer_fn */
 
 struct mbox_opts {
 	uid_t owner;        /* the file must be owned by this uid; (uid_t)-1: any */

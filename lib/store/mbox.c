@@ -25,7 +25,7 @@
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
-#include "mail/mbox.h"
+#include "store/mbox.h"
 
 #define OUTBUF_SIZE (64 * 1024)
 #define LOCK_POLL_US 100000
