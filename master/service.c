@@ -17,8 +17,13 @@
  * - A retired child (old generation after reload, or a removed service)
  *   never counts as available, but still counts against maxproc, so a
  *   resident service with maxproc 1 (qmgr) never runs twice at once.
- * - An abnormal exit throttles the service: no spawn for a back-off that
- *   starts at 1 s and doubles to 60 s while failures repeat.
+ * - Only a child that dies abnormally before it took any work (it never
+ *   sent a status record with taken=1: a broken binary, configuration
+ *   or environment) throttles the service: no spawn for a back-off that
+ *   starts at 1 s and doubles to 60 s while failures repeat. A child
+ *   that dies while working is logged and simply replaced, so a crash
+ *   or kill of a busy smtpd never takes its port down (Postfix does the
+ *   same with its use count).
  *
  * Trusts: master.conf (already parsed), status records only as far as
  *   the pid they name is one of the service's children.
@@ -48,7 +53,6 @@
 #include "mail/server.h"
 #include "master.h"
 
-#define LISTEN_BACKLOG 128
 #define BACKOFF_MAX_S 60
 #define HEALTHY_MS (2 * BACKOFF_MAX_S * 1000)   /* failure-free period that resets back-off */
 #define MIN_LIFETIME_MS 1000                     /* a resident child dying sooner is a failure */
@@ -57,6 +61,7 @@ struct child {
 	pid_t pid;
 	int avail;
 	int retired;
+	int taken;                    /* reported that it accepted work */
 	uint64_t started_ms;
 	struct child *next;
 };
@@ -287,7 +292,7 @@ svc_listen(struct service *s, char **err_r)
 
 		if (addr == NULL)
 			return -1;
-		s->listen_fd = net_listen_inet(addr, LISTEN_BACKLOG, &err);
+		s->listen_fd = net_listen_inet(addr, net_listen_backlog(), &err);
 		if (s->listen_fd < 0) {
 			if (err != NULL)
 				*err_r = xasprintf("service %s: %s", s->label, err);
@@ -303,7 +308,7 @@ svc_listen(struct service *s, char **err_r)
 		char *err = NULL;
 		int mode = s->cf.private_ ? 0600 : 0666;
 
-		s->listen_fd = net_listen_unix(s->sock_path, mode, LISTEN_BACKLOG, &err);
+		s->listen_fd = net_listen_unix(s->sock_path, mode, net_listen_backlog(), &err);
 		if (s->listen_fd < 0) {
 			if (err != NULL)
 				*err_r = xasprintf("service %s: %s", s->label, err);
@@ -626,16 +631,16 @@ svc_update(struct service *s)
 	svc_watch(s, s->avail == 0 && svc_under_limit(s) && !s->throttled);
 }
 
+/* Take in every status record waiting in the pipe. */
 static void
-status_cb(struct loop *l, int fd, unsigned events, void *ctx)
+svc_read_status(struct service *s)
 {
-	struct service *s = ctx;
 	struct server_status st[64];
 	ssize_t n;
 	size_t i;
 
 	for (;;) {
-		n = read(fd, st, sizeof(st));
+		n = read(s->status_rd, st, sizeof(st));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -651,7 +656,11 @@ status_cb(struct loop *l, int fd, unsigned events, void *ctx)
 			struct child *c = child_find(s, st[i].pid);
 			int avail = st[i].avail != 0;
 
-			if (c == NULL || c->retired)
+			if (c == NULL)
+				continue;
+			if (st[i].taken)
+				c->taken = 1;
+			if (c->retired)
 				continue;
 			if (avail != c->avail) {
 				s->avail += avail ? 1 : -1;
@@ -661,6 +670,14 @@ status_cb(struct loop *l, int fd, unsigned events, void *ctx)
 		if ((size_t)n < sizeof(st))
 			break;
 	}
+}
+
+static void
+status_cb(struct loop *l, int fd, unsigned events, void *ctx)
+{
+	struct service *s = ctx;
+
+	svc_read_status(s);
 	svc_update(s);
 }
 
@@ -908,8 +925,11 @@ child_exited(struct service *s, struct child *c, int status)
 		log_debug("process %s pid %d exited", s->exec_path, (int)c->pid);
 	}
 	if (!c->retired) {
-		if (abnormal)
-			svc_throttle(s, "abnormal exit");
+		if (abnormal && !c->taken)
+			svc_throttle(s, "abnormal exit before taking any work");
+		else if (abnormal)
+			log_info("service %s: process pid %d died while working; "
+			    "starting another on demand", s->label, (int)c->pid);
 		else if (s->cf.wakeup > 0 && lived < MIN_LIFETIME_MS)
 			svc_throttle(s, "resident process exited right after start");
 	}
@@ -935,6 +955,10 @@ services_reap(void)
 			log_debug("reaped unknown pid %d", (int)pid);
 			continue;
 		}
+		/* What the child said before it died decides whether its
+		 * death throttles the service: read it first. */
+		if (s->status_rd >= 0)
+			svc_read_status(s);
 		c = *cp;
 		*cp = c->next;
 		s->total--;

@@ -62,6 +62,7 @@ static struct {
 	int clients;
 	int client_limit;
 	int avail_reported;       /* last value sent to master, -1 none */
+	int taken_reported;       /* master knows we took work */
 	long long max_use;
 	long long max_idle;
 	long long use_count;
@@ -186,15 +187,14 @@ param_str(const char *name, const char *dflt)
  */
 
 static void
-report_avail(int avail)
+send_status(int avail, int taken)
 {
 	struct server_status st;
 
-	if (srv.avail_reported == avail)
-		return;
 	memset(&st, 0, sizeof(st));
 	st.pid = getpid();
 	st.avail = avail;
+	st.taken = taken;
 	if (write_all(SERVER_STATUS_FD, &st, sizeof(st)) < 0) {
 		/* Master is gone or confused: finish what we have and leave. */
 		log_debug("status report: %s", strerror(errno));
@@ -202,6 +202,24 @@ report_avail(int avail)
 		return;
 	}
 	srv.avail_reported = avail;
+	srv.taken_reported |= taken;
+}
+
+static void
+report_avail(int avail)
+{
+	if (srv.avail_reported != avail)
+		send_status(avail, srv.taken_reported);
+}
+
+/* The first connection accepted: from now on a death of this process is
+ * a crash while working, which master answers with a plain restart
+ * rather than a throttle (that is kept for start-up failures). */
+static void
+report_taken(void)
+{
+	if (!srv.taken_reported)
+		send_status(srv.avail_reported < 0 ? 1 : srv.avail_reported, 1);
 }
 
 /* Nothing left to wait for: no connection, no work of the service's own. */
@@ -338,8 +356,10 @@ serve_single(struct loop *l, int fd)
 		report_avail(1);
 }
 
-static void
-accept_cb(struct loop *l, int lfd, unsigned events, void *ctx)
+/* One connection accepted, or 0 when none is waiting (or it failed and
+ * was logged): the caller stops. */
+static int
+accept_one(struct loop *l)
 {
 	int flags = SOCK_CLOEXEC, fd;
 
@@ -352,17 +372,18 @@ accept_cb(struct loop *l, int lfd, unsigned events, void *ctx)
 		case EINTR:
 		case ECONNABORTED:
 		case EPROTO:
-			return;     /* another process won, or the peer gave up */
+			return 0;   /* another process won, or the peer gave up */
 		case EMFILE:
 		case ENFILE:
 		case ENOBUFS:
 		case ENOMEM:
 			log_warn("accept");
-			return;
+			return 0;
 		default:
 			log_fatal("accept");
 		}
 	}
+	report_taken();
 	if (srv.idle_timer != 0) {
 		loop_timer_cancel(l, srv.idle_timer);
 		srv.idle_timer = 0;
@@ -371,7 +392,7 @@ accept_cb(struct loop *l, int lfd, unsigned events, void *ctx)
 		serve_single(l, fd);
 		idle_arm();
 		maybe_exit();
-		return;
+		return 0;   /* one at a time: back to the loop */
 	}
 	srv.clients++;
 	if (srv.ops->kind == SERVER_MULTI && srv.client_limit > 0 &&
@@ -380,6 +401,17 @@ accept_cb(struct loop *l, int lfd, unsigned events, void *ctx)
 		report_avail(0);
 	}
 	srv.ops->conn(l, fd);
+	return 1;
+}
+
+/* Accept until the queue is empty (EAGAIN) or the client limit is
+ * reached: one connection per wake-up falls behind a burst, whose
+ * clients would then sit in the backlog without a greeting. */
+static void
+accept_cb(struct loop *l, int lfd, unsigned events, void *ctx)
+{
+	while (srv.accepting && accept_one(l))
+		;
 }
 
 void

@@ -9,7 +9,10 @@
  * -C: chroot to queue_directory. Otherwise, when started as root, the
  * skeleton drops to mail_owner after pre_init. The child writes a
  * struct server_status to fd 3 whenever it turns available or busy, and
- * exits when fd 3 reports EOF (master gone), after max_idle seconds
+ * once with taken=1 when it accepts its first connection (master
+ * throttles a service only for children that die before that), and
+ * exits, after finishing what it holds, when master is gone (fd 3's
+ * reader closed, or a new parent), after max_idle seconds
  * without work (not TRIGGER), or after max_use connections (SINGLE).
  * SIGTERM: stop accepting, let work in progress finish, exit.
  */
@@ -25,6 +28,7 @@
 struct server_status {
 	pid_t pid;
 	int avail;      /* 1 ready for more work, 0 busy */
+	int taken;      /* 1: this child has accepted work (sent once) */
 };
 
 enum server_kind {

@@ -144,6 +144,29 @@ net_listen_inet(const char *hostport, int backlog, char **err_r)
 }
 
 int
+net_listen_backlog(void)
+{
+	char buf[32];
+	long v = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			v = strtol(buf, NULL, 10);
+		}
+	}
+	/* The kernel clamps a larger value to somaxconn itself. */
+	if (v < NET_LISTEN_BACKLOG_MIN || v > 65535)
+		v = v > 65535 ? 65535 : NET_LISTEN_BACKLOG_MIN;
+	return (int)v;
+}
+
+int
 net_listen_unix(const char *path, int mode, int backlog, char **err_r)
 {
 	struct sockaddr_un sun;

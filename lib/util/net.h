@@ -14,6 +14,11 @@
 int net_listen_inet(const char *hostport, int backlog, char **err_r);
 /* Unlinks a stale socket first; chmods to mode. */
 int net_listen_unix(const char *path, int mode, int backlog, char **err_r);
+/* The backlog to ask listen() for: the kernel's ceiling
+ * (net.core.somaxconn), at least NET_LISTEN_BACKLOG_MIN, so a burst of
+ * clients waits in the queue instead of being dropped. */
+#define NET_LISTEN_BACKLOG_MIN 1024
+int net_listen_backlog(void);
 /* Blocking connect with a timeout; the fd returned is blocking. */
 int net_connect_unix(const char *path, int timeout_ms);
 int net_connect_inet(const char *host, const char *port, int timeout_ms);

@@ -30,6 +30,7 @@ Ports are free loopback ports found by binding port 0; no external network.
 
 import os
 import re
+import selectors
 import shutil
 import signal
 import smtplib
@@ -748,6 +749,65 @@ def smtp_client(inst, source=None, port=None, timeout=30):
     s.connect(inst.listen_addr, port or inst.port)
     s.ehlo("client.example")
     return s
+
+
+def banner_within(port, timeout, host="127.0.0.1"):
+    """True once a connection to port is greeted with 220 within timeout
+    seconds (retrying refused or silent connections)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            c = RawSMTP(port, host=host, timeout=max(0.1, deadline - time.time()))
+            try:
+                if c.reply()[0] == 220:
+                    return True
+            finally:
+                c.close()
+        except (OSError, EOFError, SMTPReplyError):
+            time.sleep(0.05)
+    return False
+
+
+def burst_banners(port, n, timeout=60, host="127.0.0.1"):
+    """Open n connections to port at once (non-blocking, one thread) and
+    wait for their first line. Returns {index: seconds to a 220 line}
+    for those greeted within timeout."""
+    sel = selectors.DefaultSelector()
+    start = time.time()
+    socks = {}
+    try:
+        for i in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex((host, port))
+            socks[i] = (s, bytearray())
+            sel.register(s, selectors.EVENT_READ, i)
+        greeted = {}
+        done = 0
+        while done < n and time.time() < start + timeout:
+            for key, _ in sel.select(timeout=0.5):
+                i = key.data
+                s, got = socks[i]
+                try:
+                    data = s.recv(512)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                got += data
+                if b"\n" in got or not data:
+                    sel.unregister(s)
+                    done += 1
+                    if got.startswith(b"220"):
+                        greeted[i] = time.time() - start
+        return greeted
+    finally:
+        for s, _ in socks.values():
+            try:
+                s.close()
+            except OSError:
+                pass
+        sel.close()
 
 
 class InstanceTestCase(unittest.TestCase):
