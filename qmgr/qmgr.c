@@ -81,6 +81,7 @@ read_config(void)
 	qconf.min_backoff = config_time_or("minimal_backoff_time", 300, 's');
 	qconf.max_backoff = config_time_or("maximal_backoff_time", 4000, 's');
 	qconf.run_delay = config_time_or("queue_run_delay", 300, 's');
+	qconf.transport_retry = config_time_or("transport_retry_time", 5, 's');
 	qconf.command_time_limit = config_time_or("command_time_limit", 1000, 's');
 	qconf.bounce_size_limit = config_int_or("bounce_size_limit", 50000, 0,
 	    1024 * 1024 * 1024);
@@ -94,6 +95,8 @@ read_config(void)
 		qconf.max_backoff = qconf.min_backoff;
 	if (qconf.run_delay < 1)
 		qconf.run_delay = 1;
+	if (qconf.transport_retry < 1)
+		qconf.transport_retry = 1;
 }
 
 /* Work: feed the active queue and start deliveries, one slice per turn. */

@@ -38,6 +38,7 @@ struct qmgr_conf {
 	long long min_backoff;           /* minimal_backoff_time, s */
 	long long max_backoff;           /* maximal_backoff_time, s */
 	long long run_delay;             /* queue_run_delay, s */
+	long long transport_retry;       /* transport_retry_time, s */
 	long long command_time_limit;    /* s */
 	long long bounce_size_limit;     /* octets of original returned in full */
 };
@@ -83,7 +84,8 @@ void qmgr_check_drained(void);
 
 /* qmgr_scan.c */
 void qmgr_recover(void);
-/* Remove writer temporaries in incoming/ older than an hour (warned). */
+/* Remove temporaries in incoming/ whose writer is dead (unlocked, a few
+ * seconds old; unreadable ones after an hour). Logged. */
 void qmgr_clean_stale(void);
 /* Ask for a scan: incoming (flush ignored) or deferred (flush: all due). */
 void qmgr_scan_incoming(void);
@@ -123,14 +125,21 @@ void qsched_add(struct qmsg *m, size_t idx, const char *transport,
 void qsched_run(void);
 /* A started job finished (results processed): frees it, drops the ref. */
 void qsched_job_done(struct qjob *job);
-/* The transport's socket refused for now (EAGAIN): put job back. */
-void qsched_job_retry(struct qjob *job);
+/* The job could not start: put it back at the front of its destination
+ * and pause the transport for delay_ms (listen queue full: a moment; no
+ * listener at all: transport_retry_time). */
+void qsched_job_retry(struct qjob *job, uint64_t delay_ms);
+/* The transport's socket has no listener: log once, and have the next
+ * start wait transport_retry_time. The messages keep their recipients
+ * pending (no deferral, no backoff). */
+void qsched_transport_dead(struct qjob *job, const char *why);
 const char *qsched_transport_name(const struct qjob *job);
 const char *qsched_nexthop(const struct qjob *job);
 void qsched_free_all(void);
 
 /* qmgr_deliver.c */
-/* 0 started (or failed and already handled), 1 try later (EAGAIN). */
+/* 0 started (or failed and already handled), 1 try later (EAGAIN),
+ * 2 transport unreachable (qsched_transport_dead() called). */
 int qdeliver_start(struct qjob *job);
 int qdeliver_running(void);
 /* SIGTERM deadline: close all connections, recipients stay pending. */

@@ -32,6 +32,7 @@
 #include "util/log.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
+#include "mail/server.h"
 #include "qmgr.h"
 
 #define REMOTE_TIMEOUT_S 3600
@@ -118,9 +119,15 @@ dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, const char *w
 		qmsg_result(m, job->idx[k], res[i].status, res[i].dsn, res[i].relay,
 		    res[i].text, &d->start, &d->connected, res[i].logged);
 	}
-	defer_all(job, why != NULL ? why :
-	    "delivery temporarily suspended: unknown mail transport error",
-	    &d->start, &d->connected, seen);
+	/* Agents vanishing because master is gone say nothing about the
+	 * mail: recipients without a result stay pending in active/ for the
+	 * next qmgr, with no deferral and no backoff. */
+	if (nres < job->n)
+		(void)server_master_gone();
+	if (!qmgr_draining)
+		defer_all(job, why != NULL ? why :
+		    "delivery temporarily suspended: unknown mail transport error",
+		    &d->start, &d->connected, seen);
 	free(seen);
 	dlv_free(d);
 	qsched_job_done(job);
@@ -320,6 +327,13 @@ qdeliver_start(struct qjob *job)
 	if (fd < 0) {
 		if (errno == EAGAIN)
 			return 1;       /* listen queue full: try again shortly */
+		if (errno == ECONNREFUSED || errno == ENOENT) {
+			(void)server_master_gone();
+			/* Nobody serves the socket (master is down or restarting):
+			 * the transport's problem, not the message's. */
+			qsched_transport_dead(job, strerror(errno));
+			return 2;
+		}
 		buf_printf(&why, "delivery temporarily suspended: connect to transport "
 		    "private/%s: %s", tp, strerror(errno));
 		log_warnx("%s: connect to transport private/%s: %s", job->msg->id, tp,

@@ -457,6 +457,15 @@ qmsg_finish(struct qmsg *m)
 		return;
 	}
 
+	/* Stopping (master gone, SIGTERM) with recipients that got no
+	 * result in this pass: leave the file in active/, which the next
+	 * qmgr moves to incoming/ - no backoff for mail nobody tried. */
+	if (qmgr_draining && m->ndeferred == 0) {
+		xfree(&path);
+		qmsg_free(m);
+		return;
+	}
+
 	/* Deferred: the next try is due after a backoff that grows with the
 	 * time in queue; the mtime carries it across restarts. */
 	ts[0].tv_sec = ts[1].tv_sec = now + (time_t)backoff(age);

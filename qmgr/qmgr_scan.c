@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,7 +32,8 @@
 #include "mail/queue.h"
 #include "qmgr.h"
 
-#define STALE_TMP_SEC 3600
+#define STALE_TMP_SEC 3600      /* unlockable temporary: remove by age */
+#define ORPHAN_TMP_MIN_AGE 5     /* s: covers a writer between close and rename */
 
 struct scan {
 	const char *dir;
@@ -156,6 +158,7 @@ qmgr_clean_stale(void)
 	struct stat st;
 	time_t now = time(NULL);
 	DIR *d;
+	int fd, dead;
 
 	d = open_queue_dir(QUEUE_INCOMING);
 	if (d == NULL)
@@ -164,15 +167,27 @@ qmgr_clean_stale(void)
 		if (strncmp(de->d_name, ".tmp", 4) != 0)
 			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || now - st.st_mtime < STALE_TMP_SEC)
+		    !S_ISREG(st.st_mode) || now - st.st_mtime < ORPHAN_TMP_MIN_AGE)
 			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+		/* The writer holds LOCK_EX until it closes the file: if we
+		 * get the lock, nobody will ever finish this file. */
+		dead = 0;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC | O_NOCTTY);
+		if (fd >= 0) {
+			dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
+		} else if (now - st.st_mtime >= STALE_TMP_SEC) {
+			dead = 1;    /* cannot ask the lock: trust the age */
+		}
+		if (dead && unlinkat(dirfd(d), de->d_name, 0) < 0) {
 			if (errno != ENOENT)
 				log_warn("remove stale %s/%s", QUEUE_INCOMING, de->d_name);
-		} else {
-			log_warnx("removed stale temporary file %s/%s", QUEUE_INCOMING,
-			    de->d_name);
+		} else if (dead) {
+			log_warnx("removed temporary file %s/%s of a dead writer",
+			    QUEUE_INCOMING, de->d_name);
 		}
+		if (fd >= 0)
+			close(fd);
 	}
 	closedir(d);
 }

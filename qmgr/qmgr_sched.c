@@ -67,7 +67,8 @@ struct qtransport {
 	int dest_limit;            /* per destination */
 	size_t rcpt_limit;         /* recipients per job */
 	uint64_t rate_delay_ms;    /* between starts per destination, 0 off */
-	int blocked;               /* listen queue full: wait a moment */
+	int blocked;               /* cannot start now: wait for unblock_timer */
+	int dead;                  /* no listener: logged, retried later */
 	uint64_t unblock_timer;
 	struct qdest **hash;
 	size_t nbucket, ndest;
@@ -348,7 +349,7 @@ qsched_run(void)
 	if (qmgr_draining)
 		return;
 	/* Round robin across transports too: one start each per round. */
-	while (progress) {
+	while (progress && !qmgr_draining) {
 		progress = 0;
 		for (tp = transports; tp != NULL; tp = tp->next) {
 			if (tp->blocked || tp->active >= tp->limit)
@@ -374,9 +375,19 @@ qsched_run(void)
 			}
 			d->active++;
 			tp->active++;
-			if (qdeliver_start(job) == 1) {
-				qsched_job_retry(job);
+			switch (qdeliver_start(job)) {
+			case 1:
+				qsched_job_retry(job, BUSY_RETRY_MS);
 				continue;
+			case 2:
+				qsched_job_retry(job, (uint64_t)qconf.transport_retry * 1000);
+				continue;
+			default:
+				break;
+			}
+			if (tp->dead) {
+				log_info("transport %s: reachable again", tp->name);
+				tp->dead = 0;
 			}
 			progress = 1;
 		}
@@ -384,7 +395,19 @@ qsched_run(void)
 }
 
 void
-qsched_job_retry(struct qjob *job)
+qsched_transport_dead(struct qjob *job, const char *why)
+{
+	struct qtransport *tp = job->dest->tp;
+
+	if (!tp->dead)
+		log_warnx("connect to transport %s/%s: %s; its mail stays queued, "
+		    "retrying in %lld s", QUEUE_PRIVATE, tp->name, why,
+		    qconf.transport_retry);
+	tp->dead = 1;
+}
+
+void
+qsched_job_retry(struct qjob *job, uint64_t delay_ms)
 {
 	struct qdest *d = job->dest;
 	struct qtransport *tp = d->tp;
@@ -412,7 +435,7 @@ qsched_job_retry(struct qjob *job)
 	d->ready = 1;
 	tp->blocked = 1;
 	if (tp->unblock_timer == 0)
-		tp->unblock_timer = loop_timer_add(qmgr_loop, BUSY_RETRY_MS, unblock_cb, tp);
+		tp->unblock_timer = loop_timer_add(qmgr_loop, delay_ms, unblock_cb, tp);
 }
 
 void

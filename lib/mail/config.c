@@ -166,6 +166,7 @@ static const struct param_def param_table[] = {
 	{ "syslog_facility", CONF_STR, "mail", 0, 0 },
 	{ "syslog_name", CONF_STR, "postern", 0, 0 },
 	{ "transport_maps", CONF_STR, "", 0, 0 },
+	{ "transport_retry_time", CONF_TIME, "5s", 's', 0 },
 	{ "virtual_alias_domains", CONF_STR, "$virtual_alias_maps", 0, 0 },
 	{ "virtual_alias_maps", CONF_STR, "", 0, 0 },
 	{ "virtual_gid_maps", CONF_STR, "", 0, 0 },

@@ -4,7 +4,10 @@
  * The file format is documented in queue.h. Invariants kept here:
  * - A file carries its queue-ID name only once it is complete: the writer
  *   fills ".tmp.<pid>.<n>.<rand>", writes 'E', fsyncs the file, renames it
- *   (never over an existing name) and fsyncs the directory.
+ *   (never over an existing name) and fsyncs the directory. It holds an
+ *   exclusive flock on the temporary file from creation to close, so a
+ *   temporary file that is unlocked (and not brand new) has a dead writer
+ *   and may be removed (qmgr_clean_stale()).
  * - The writer emits records strictly in format order (V T S A* R* M N* E)
  *   whatever the order of the API calls, so a reader can be strict.
  * - The reader trusts nothing in the file: every length is checked against
@@ -457,6 +460,13 @@ queue_writer_open(const char *qdir, const char *dir, uid_t owner, gid_t group,
 	if (w->fd < 0) {
 		set_err(err_r, "create %s: %s", w->tmppath, strerror(errno));
 		goto fail_nounlink;
+	}
+	/* "Writer alive" for qmgr's orphan scan; dies with this process. */
+	while (flock(w->fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			set_err(err_r, "lock %s: %s", w->tmppath, strerror(errno));
+			goto fail;
+		}
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	w->arrival = now;

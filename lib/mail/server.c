@@ -316,13 +316,14 @@ sigterm_cb(struct loop *l, void *ctx)
 	begin_drain(l);
 }
 
-static void
-watch_cb(struct loop *l, void *ctx)
+int
+server_master_gone(void)
 {
 	struct pollfd pfd = { .fd = SERVER_STATUS_FD, .events = 0 };
 	int gone = 0;
 
-	srv.watch_timer = 0;
+	if (srv.loop == NULL)
+		return 0;
 	if (getppid() != srv.parent)
 		gone = 1;
 	/* A pipe's write end reports POLLERR once no reader is left. */
@@ -330,8 +331,16 @@ watch_cb(struct loop *l, void *ctx)
 		gone = 1;
 	if (gone && !srv.draining) {
 		log_warnx("master process went away, exiting when idle");
-		begin_drain(l);
+		begin_drain(srv.loop);
 	}
+	return gone;
+}
+
+static void
+watch_cb(struct loop *l, void *ctx)
+{
+	srv.watch_timer = 0;
+	(void)server_master_gone();
 	srv.watch_timer = loop_timer_add(l, SERVER_WATCH_MS, watch_cb, NULL);
 }
 

@@ -65,6 +65,10 @@ int server_clients(void);            /* open connections (MULTI) */
 /* The loop's exit: after drain, when no connection is left, the skeleton
  * stops; services with their own work call this when they are done. */
 void server_exit_when_idle(void);
+/* Is master gone (new parent, or the status pipe has no reader)? If so,
+ * the drain begins now (as on SIGTERM) rather than at the next periodic
+ * check: a service that sees its peers vanish asks before it acts. */
+int server_master_gone(void);
 
 /* Wake a service listening on <qdir>/private/<service>: connect, write
  * bytes ("I" new mail, "D" deferred scan, "F" flush), close. Never blocks

@@ -491,6 +491,17 @@ class Instance:
         self.wait_smtp(self.port, timeout)
         return self
 
+    def start_daemon(self, timeout=30):
+        """`postern start` (master in the background, as an administrator
+        runs it); stop() then uses `postern stop`."""
+        if self.proc is not None and self.proc.poll() is not None:
+            self.stdout.close()
+            self.stderr.close()
+            self.proc = None     # a start-fg master that was killed
+        self.postern("start", check=True, timeout=timeout)
+        self.daemon = True
+        self.wait_smtp(self.port, timeout)
+
     def wait_smtp(self, port, timeout=30, host=None):
         deadline = time.time() + timeout
         last = None
@@ -526,11 +537,12 @@ class Instance:
 
     def pids(self):
         """{comm: [pid,...]} of the processes this instance runs."""
-        if self.proc is None:
+        if self.proc is None and not getattr(self, "daemon", False):
             return {}
         table = proc_table()
         res = {}
-        mine = set([self.proc.pid] + descendants(self.proc.pid, table))
+        mine = set([self.proc.pid] + descendants(self.proc.pid, table)) \
+            if self.proc is not None else set()
         for pid, (ppid, comm, cmd) in table.items():
             if pid in mine or (self.dir in cmd and pid != os.getpid()):
                 res.setdefault(comm, []).append(pid)
@@ -555,6 +567,9 @@ class Instance:
     def stop(self, timeout=30):
         """SIGTERM to our start-fg child, wait; then make sure nothing of the
         instance survives (by pid)."""
+        if getattr(self, "daemon", False):
+            self.daemon = False
+            self.postern("stop", timeout=timeout)
         if self.proc is None:
             return None
         leftovers = set(descendants(self.proc.pid))
@@ -749,6 +764,21 @@ def smtp_client(inst, source=None, port=None, timeout=30):
     s.connect(inst.listen_addr, port or inst.port)
     s.ehlo("client.example")
     return s
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is dead for our purposes
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def banner_within(port, timeout, host="127.0.0.1"):
