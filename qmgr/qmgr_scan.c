@@ -183,7 +183,7 @@ qmgr_clean_stale(void)
 			if (errno != ENOENT)
 				log_warn("remove stale %s/%s", QUEUE_INCOMING, de->d_name);
 		} else if (dead) {
-			log_warnx("removed temporary file %s/%s of a dead writer",
+			log_warnx("removed stale temporary file %s/%s: its writer is gone",
 			    QUEUE_INCOMING, de->d_name);
 		}
 		if (fd >= 0)

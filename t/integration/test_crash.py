@@ -166,7 +166,7 @@ class Orphans(H.InstanceTestCase):
         c.close()
         # qmgr's scan (every queue_run_delay) removes it once it is a few
         # seconds old and its writer's lock is gone.
-        inst.wait_log(r"removed temporary file incoming/\.tmp\S* of a dead writer",
+        inst.wait_log(r"removed stale temporary file incoming/\.tmp\S*: its writer is gone",
                       timeout=30)
         self.assertEqual([f for f in inst.queue_files(include_tmp=True)], [])
 
