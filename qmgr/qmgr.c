@@ -12,9 +12,12 @@
  * queue_run_delay. All work runs from the event loop: feeding happens in
  * slices so a large queue never stalls the loop.
  *
- * SIGTERM: no new deliveries; those running get DRAIN_WAIT_MS to finish,
- * then the process exits. What is left in active/ is recovered by the
- * next qmgr (active/ -> incoming/ at startup).
+ * SIGTERM, or master gone: no new deliveries; those running get
+ * DRAIN_WAIT_MS to finish, then the process exits. Recipients that got no
+ * result are neither deferred nor backed off: their files stay in active/
+ * and the next qmgr moves them to incoming/ at startup. A transport with
+ * no listener is paused for transport_retry_time (qmgr_sched.c), its
+ * mail kept queued.
  *
  * Trusts: trigger bytes are only flags (anything unknown is ignored).
  */

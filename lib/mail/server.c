@@ -15,9 +15,16 @@
  *   the process ends when its last connection is gone.
  *
  * Trusts: master for fds 3 and 4 and argv; configuration files.
+ * - The first accepted connection is reported (taken=1): master throttles
+ *   a service only for children that die before that.
+ * - A MULTI/TRIGGER child accepts until EAGAIN (or its client limit), so
+ *   a burst is not left waiting in the backlog.
+ *
  * Limits: master death is noticed by a periodic check (getppid() changed,
  * or the status pipe reports an error because its reader is gone), so it
- * may take up to SERVER_WATCH_MS to notice.
+ * may take up to SERVER_WATCH_MS to notice, unless the service asks first
+ * (server_master_gone(), as qmgr does when an agent vanishes). The child
+ * then drains as on SIGTERM: it finishes what it holds and exits.
  */
 #include <errno.h>
 #include <fcntl.h>
