@@ -185,6 +185,46 @@ class Orphans(H.InstanceTestCase):
             c.close()
         H.wait_maildir(inst.vmaildir("bob@example.test"), inst=inst)
 
+    def test_local_killed_mid_write_leaves_no_maildir_tmp(self):
+        # Already the case before issue 7's work (maildir_deliver_named()
+        # replaces its own leftover); kept as a regression guard.
+        inst = self.make_instance()
+        inst.local_maxproc = "1"
+        inst.start()
+        box = inst.vmaildir("alice@example.test")
+        s = H.smtp_client(inst)
+        try:
+            small = H.make_message(SENDER, ["alice@example.test"], "small", "hi\r\n")
+            self.assertEqual(s.sendmail(SENDER, ["alice@example.test"], small), {})
+            H.wait_maildir(box, inst=inst)
+            local = inst.pid_of("local")     # idle, serves the next one too
+            big = H.make_message(SENDER, ["alice@example.test"], "big",
+                                 ("x" * 998 + "\r\n") * 8000)
+            self.assertEqual(s.sendmail(SENDER, ["alice@example.test"], big), {})
+            s.quit()
+        finally:
+            s.close()
+        deadline = time.time() + 30
+        caught = False
+        while time.time() < deadline:
+            try:
+                if os.listdir(os.path.join(box, "tmp")):
+                    os.kill(local, signal.SIGKILL)
+                    caught = True
+                    break
+            except FileNotFoundError:
+                pass
+            if len(H.maildir_messages(box)) >= 2:
+                break
+        if not caught:
+            self.skipTest("delivery finished before a kill could land")
+        msgs = H.wait_maildir(box, count=2, inst=inst, timeout=60)
+        inst.wait_queue_empty(30)
+        time.sleep(1)
+        msgs = H.maildir_messages(box)
+        self.assertEqual(sorted(m.count(b"Subject: big") for m in msgs), [0, 1])
+        self.assertEqual(os.listdir(os.path.join(box, "tmp")), [])
+
 
 if __name__ == "__main__":
     H.main()
