@@ -125,6 +125,16 @@ START_TEST(test_listen_bad)
 }
 END_TEST
 
+/* Never below the floor, never above what listen() can take. */
+START_TEST(test_listen_backlog)
+{
+	int b = net_listen_backlog();
+
+	ck_assert_int_ge(b, NET_LISTEN_BACKLOG_MIN);
+	ck_assert_int_le(b, 65535);
+}
+END_TEST
+
 START_TEST(test_unix)
 {
 	char dir[] = "/tmp/postern-net-XXXXXX", path[128], *err = NULL;
@@ -161,6 +171,7 @@ net_suite(void)
 	tcase_add_test(tc, test_listen_connect_inet);
 	tcase_add_test(tc, test_listen_bad);
 	tcase_add_test(tc, test_unix);
+	tcase_add_test(tc, test_listen_backlog);
 	suite_add_tcase(s, tc);
 	return s;
 }
