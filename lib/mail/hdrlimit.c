@@ -196,3 +196,19 @@ hdrlimit_end(struct hdrlimit *h, struct buf *out)
 	if (h->state != M_BODY)
 		to_body(h, out);
 }
+
+long long
+hdrlimit_hops(const char *p, size_t n)
+{
+	struct hdrlimit h;
+	struct buf sink = BUF_INIT(0);
+	long long hops;
+
+	hdrlimit_init(&h, n + 1, n + 1);   /* nothing to cut: only counting */
+	hdrlimit_feed(&h, p, n, &sink);
+	hdrlimit_end(&h, &sink);
+	hops = h.hops;
+	hdrlimit_free(&h);
+	buf_free(&sink);
+	return hops;
+}

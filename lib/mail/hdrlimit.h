@@ -56,5 +56,7 @@ void hdrlimit_feed(struct hdrlimit *h, const char *p, size_t n, struct buf *out)
 /* End of content: write what is still held back. */
 void hdrlimit_end(struct hdrlimit *h, struct buf *out);
 void hdrlimit_free(struct hdrlimit *h);
+/* Received: fields in a whole header block p[0..n) (LF line ends). */
+long long hdrlimit_hops(const char *p, size_t n);
 
 #endif

@@ -142,6 +142,15 @@ START_TEST(test_big_headers_bounded)
 }
 END_TEST
 
+START_TEST(test_hops_of_a_block)
+{
+	static const char hdr[] = "Received: a\n b\nReceived: c\nX: Received: d\n";
+
+	ck_assert_int_eq(hdrlimit_hops(hdr, strlen(hdr)), 2);
+	ck_assert_int_eq(hdrlimit_hops("", 0), 0);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -150,6 +159,7 @@ suite(void)
 
 	tcase_add_loop_test(tc, test_cases, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_big_headers_bounded);
+	tcase_add_test(tc, test_hops_of_a_block);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 	return s;
