@@ -21,6 +21,11 @@
  *   since the fd will not poll readable for them. While STARTTLS waits for
  *   its 220 to leave, or the auth daemon has not answered, nothing is read
  *   or processed.
+ * - After a BDAT command, its chunk_left octets are taken as chunk data
+ *   (or dropped, when the BDAT was refused) before any further command
+ *   line is looked for: a chunk is never read as commands.
+ * - With smtpd_forbid_bare_newline = reject (client not excluded), a
+ *   command line ended by a bare LF is not run: 550 5.5.2, then close.
  * BUGS: the queue file fsync at end of DATA blocks the whole process.
  */
 #include <errno.h>

@@ -530,8 +530,9 @@ content_begin(struct session *s)
 	content_take(tx);
 }
 
-int
-txn_data(struct session *s, const struct smtp_cmd *cmd)
+/* May content (DATA, BDAT) come now? 0, or -1 after the 503/451 reply. */
+static int
+content_check(struct session *s)
 {
 	struct txn *tx = s->tx;
 
@@ -544,6 +545,16 @@ txn_data(struct session *s, const struct smtp_cmd *cmd)
 		    ? "503 5.5.1 Error: need RCPT command" : queue_error);
 		return -1;
 	}
+	return 0;
+}
+
+int
+txn_data(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct txn *tx = s->tx;
+
+	if (content_check(s) < 0)
+		return -1;
 	/* RFC 3030 section 3: DATA after BDAT, or with BINARYMIME, is 503. */
 	if (tx->bdat) {
 		reply(s, "503 5.5.1 Error: DATA cannot be mixed with BDAT");
@@ -623,15 +634,8 @@ txn_bdat(struct session *s, const struct smtp_cmd *cmd)
 {
 	struct txn *tx = s->tx;
 
-	if (tx == NULL) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
+	if (content_check(s) < 0)
 		return -1;
-	}
-	if (tx->failed || tx->qw == NULL) {
-		reply(s, "%s", tx->nrcpt == 0 && !tx->failed
-		    ? "503 5.5.1 Error: need RCPT command" : queue_error);
-		return -1;
-	}
 	if (!tx->bdat) {
 		tx->bdat = 1;
 		content_begin(s);
