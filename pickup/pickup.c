@@ -404,6 +404,7 @@ pickup_post_init(struct loop *l)
 	pconf.header_limit = (v = config_get("header_size_limit")) != NULL
 	    && config_int("header_size_limit") > 0
 	    ? (size_t)config_int("header_size_limit") : 102400;
+	pconf.hopcount_limit = config_int("hopcount_limit");
 	if ((pconf.resolver = resolver_open(&err)) == NULL)
 		log_fatalx("%s", err ? err : "cannot open lookup tables");
 	scan_maildrop();

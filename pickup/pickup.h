@@ -13,6 +13,7 @@ struct pickup_conf {
 	char *mail_name;
 	long long size_limit;     /* message_size_limit; 0 = none */
 	size_t header_limit;      /* header_size_limit */
+	long long hopcount_limit; /* Received: fields, ours included; 0 = none */
 	struct resolver *resolver;
 };
 

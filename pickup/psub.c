@@ -33,6 +33,7 @@
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/addr.h"
+#include "mail/hdrlimit.h"
 #include "mail/queue.h"
 #include "mail/submit.h"
 #include "pickup.h"
@@ -330,6 +331,12 @@ open_queue(struct psub *s, size_t hlen)
 	if (s->rcpts == NULL && out.rcpts == NULL) {
 		submit_out_free(&out);
 		return fail(s, PSUB_FAIL, EX_USAGE, "no recipient addresses found in message header");
+	}
+	/* As smtpd (and Postfix's cleanup): our Received: counts too. */
+	if (pconf.hopcount_limit > 0
+	    && hdrlimit_hops(out.header.data, out.header.len) >= pconf.hopcount_limit) {
+		submit_out_free(&out);
+		return fail(s, PSUB_FAIL, EX_DATAERR, "too many hops (mail forwarding loop)");
 	}
 	log_info("%s: uid=%ld from=<%s>", s->id, (long)s->uid, s->sender);
 

@@ -1,8 +1,16 @@
 /*
  * commands - the SMTP command table and the verbs that are not part of a
  * mail transaction (HELO, EHLO, RSET, NOOP, QUIT, VRFY, HELP, EXPN; the
- * not-yet-implemented BDAT, ETRN). STARTTLS is in starttls.c, AUTH in
- * auth.c.
+ * not-yet-implemented ETRN), and the framing of BDAT (txn.c takes the
+ * chunk). STARTTLS is in starttls.c, AUTH in auth.c.
+ *
+ * BDAT: the chunk size is read before anything else about the command is
+ * checked, so that every refusal (no CHUNKING, 530, 503, error limits)
+ * still consumes the chunk as data: its octets are never run as commands.
+ * A BDAT whose size cannot be read leaves no way to find the chunk's end:
+ * 501 and the session is closed.
+ * smtpd_discard_ehlo_keywords hides EHLO keywords; CHUNKING and BINARYMIME
+ * are also switched off by it (BDAT gets 502, BODY=BINARYMIME 555).
  *
  * command_run() is the single place where a command line is parsed,
  * counted (for the disconnect log), checked against the verb's argument
@@ -13,6 +21,7 @@
  * SMTP_VF_NO_TLS_CHECK get 530 before TLS.
  * Trusts: the line is bounded by the caller (line_length_limit).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,23 +60,45 @@ cmd_helo(struct session *s, const struct smtp_cmd *cmd)
 static int
 cmd_ehlo(struct session *s, const struct smtp_cmd *cmd)
 {
+	char size[32];
+	struct {
+		const char *kw;
+		const char *arg;   /* NULL: no argument */
+		int on;
+	} ext[] = {
+		{ "PIPELINING", NULL, 1 },
+		{ "SIZE", NULL, 1 },
+		{ "STARTTLS", NULL, smtpd_conf.tls_ctx != NULL
+		    && smtpd_conf.tls_level != TLS_LEVEL_NONE && s->tls == NULL },
+		{ "AUTH", NULL, sasl_offer(s) },
+		{ "ENHANCEDSTATUSCODES", NULL, 1 },
+		{ "8BITMIME", NULL, 1 },
+		/* BINARYMIME needs BDAT (RFC 3030 section 3). */
+		{ "BINARYMIME", NULL, smtpd_ehlo_offer("CHUNKING") },
+		{ "DSN", NULL, 1 },
+		{ "SMTPUTF8", NULL, smtpd_conf.smtputf8_enable },
+		{ "CHUNKING", NULL, 1 },
+	};
+	size_t last = 0;
+
 	set_helo(s, cmd, 1);
-	reply(s, "250-%s", smtpd_conf.myhostname);
-	reply(s, "250-PIPELINING");
-	if (smtpd_conf.message_size_limit > 0)
-		reply(s, "250-SIZE %lld", smtpd_conf.message_size_limit);
-	else
-		reply(s, "250-SIZE");
-	if (smtpd_conf.tls_ctx != NULL && smtpd_conf.tls_level != TLS_LEVEL_NONE
-	    && s->tls == NULL)
-		reply(s, "250-STARTTLS");
-	if (sasl_offer(s))
-		reply(s, "250-AUTH %s", sasl_mechanisms());
-	reply(s, "250-ENHANCEDSTATUSCODES");
-	reply(s, "250-8BITMIME");
-	if (smtpd_conf.smtputf8_enable)
-		reply(s, "250-SMTPUTF8");
-	reply(s, "250 DSN");
+	snprintf(size, sizeof(size), "%lld", smtpd_conf.message_size_limit);
+	ext[1].arg = smtpd_conf.message_size_limit > 0 ? size : NULL;
+	if (ext[3].on)
+		ext[3].arg = sasl_mechanisms();
+	for (size_t i = 0; i < ARRAY_SIZE(ext); i++) {
+		ext[i].on = ext[i].on && smtpd_ehlo_offer(ext[i].kw);
+		if (ext[i].on)
+			last = i + 1;
+	}
+	/* Every keyword discarded: the hostname line is the last one. */
+	reply(s, "250%c%s", last ? '-' : ' ', smtpd_conf.myhostname);
+	for (size_t i = 0; i < last; i++) {
+		if (!ext[i].on)
+			continue;
+		reply(s, "250%c%s%s%s", i + 1 == last ? ' ' : '-', ext[i].kw,
+		    ext[i].arg ? " " : "", ext[i].arg ? ext[i].arg : "");
+	}
 	return 0;
 }
 
@@ -120,6 +151,35 @@ cmd_not_implemented(struct session *s, const struct smtp_cmd *cmd)
 	return -1;
 }
 
+static int
+cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (!smtpd_ehlo_offer("CHUNKING"))
+		return cmd_not_implemented(s, cmd);
+	return txn_bdat(s, cmd);
+}
+
+/* Before any check of a BDAT: how long is its chunk? 0, or -1 after 501
+ * and with the session closing. */
+static int
+bdat_frame(struct session *s, const struct smtp_cmd *cmd)
+{
+	long long size;
+	int last;
+
+	if (smtp_bdat_args(cmd->arg, cmd->arg_len, &size, &last) < 0) {
+		reply(s, "%s", smtp_verbs[SMTP_BDAT].syntax);
+		log_info("bad BDAT syntax from %s[%s]: closing", s->name, s->addr);
+		s->errors++;
+		session_enter(s, SESS_QUIT);
+		return -1;
+	}
+	s->chunk_left = s->chunk_size = size;
+	s->chunk_last = last;
+	s->chunk_discard = 1;   /* until txn_bdat takes it */
+	return 0;
+}
+
 static const struct command commands[SMTP_VERB_COUNT] = {
 	[SMTP_HELO] = { cmd_helo, 0 },
 	[SMTP_EHLO] = { cmd_ehlo, 0 },
@@ -134,7 +194,7 @@ static const struct command commands[SMTP_VERB_COUNT] = {
 	[SMTP_EXPN] = { cmd_not_implemented, CMD_NO_ARGCHECK },
 	[SMTP_STARTTLS] = { cmd_starttls, CMD_NO_ARGCHECK },
 	[SMTP_AUTH] = { cmd_auth, 0 },
-	[SMTP_BDAT] = { cmd_not_implemented, CMD_NO_ARGCHECK },
+	[SMTP_BDAT] = { cmd_bdat, CMD_NO_ARGCHECK },
 	[SMTP_ETRN] = { cmd_not_implemented, CMD_NO_ARGCHECK },
 };
 
@@ -168,6 +228,8 @@ command_run(struct session *s, const char *line, size_t len)
 		return v;
 	}
 	s->where = v->name;
+	if (v->verb == SMTP_BDAT && bdat_frame(s, &cmd) < 0)
+		return v;
 	if (tls_required_reply(s, v)) {
 		s->errors++;
 		return v;

@@ -21,10 +21,16 @@
  *   since the fd will not poll readable for them. While STARTTLS waits for
  *   its 220 to leave, or the auth daemon has not answered, nothing is read
  *   or processed.
+ * - After a BDAT command, its chunk_left octets are taken as chunk data
+ *   (or dropped, when the BDAT was refused) before any further command
+ *   line is looked for: a chunk is never read as commands.
+ * - With smtpd_forbid_bare_newline = reject (client not excluded), a
+ *   command line ended by a bare LF is not run: 550 5.5.2, then close.
  * BUGS: the queue file fsync at end of DATA blocks the whole process.
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -351,13 +357,26 @@ session_process(struct session *s)
 			pos += txn_data_feed(s, p, n);
 			continue;
 		}
+		if (s->chunk_left > 0) {
+			/* BDAT octets: data or dropped, never a command. */
+			size_t k = (long long)n > s->chunk_left ? (size_t)s->chunk_left : n;
+			if (!s->chunk_discard)
+				txn_chunk_feed(s, p, k);
+			pos += k;
+			s->chunk_left -= k;
+			if (s->chunk_left == 0 && !s->chunk_discard)
+				txn_chunk_end(s);
+			continue;
+		}
 		long long before = s->errors;
 		enum smtp_result r = smtp_line_parse(&s->lp, &smtpd_conf.limits, p, n,
 		    &used, &line_len);
 		pos += used;
 		if (r == SMTP_NEED_MORE)
 			break;
-		if (r == SMTP_ERROR) {
+		if (r == SMTP_DONE && s->lp.bare_lf && s->bare_lf_reject) {
+			session_bare_lf(s);   /* not run: "RSET\nMAIL ..." stops here */
+		} else if (r == SMTP_ERROR) {
 			reply(s, "500 5.5.0 Error: line too long");
 			s->errors++;
 		} else if (s->sasl_active) {
@@ -470,6 +489,15 @@ session_start(struct loop *l, int fd)
 	if (err != NULL) {
 		log_warnx("mynetworks: %s", err);
 		free(err);
+		err = NULL;
+	}
+	if (smtpd_conf.bare_newline == BARE_LF_REJECT) {
+		s->bare_lf_reject = net_cidr_match(s->addr,
+		    smtpd_conf.bare_newline_exclusions, &err) != 1;
+		if (err != NULL) {
+			log_warnx("smtpd_forbid_bare_newline_exclusions: %s", err);
+			free(err);
+		}
 	}
 	log_info("connect from %s[%s]", s->name, s->addr);
 	s->last_activity = loop_now_ms();
@@ -508,6 +536,22 @@ void
 session_done_cb(struct session *s)
 {
 	session_done(s);
+}
+
+void
+session_bare_lf(struct session *s)
+{
+	char rep[64];
+
+	/* Postfix's reply and its disconnect: after a bare LF nothing the
+	 * client sends can be trusted to be a command or content. */
+	snprintf(rep, sizeof(rep), "%d 5.5.2 Error: bare <LF> received",
+	    smtpd_conf.bare_newline_reject_code);
+	reply(s, "%s", rep);
+	session_log_reject(s, s->where, rep, NULL);
+	log_info("bare <LF> received from %s[%s]: closing", s->name, s->addr);
+	txn_reset(s);
+	session_enter(s, SESS_QUIT);
 }
 
 void

@@ -10,8 +10,11 @@
  * below RFC 5321's 512 octets.
  */
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "util/log.h"
+#include "util/strv.h"
 #include "mail/config.h"
 #include "mail/resolve.h"
 #include "mail/server.h"
@@ -77,6 +80,25 @@ smtpd_post_init(struct loop *l)
 	c->smtputf8_enable = conf_bool("smtputf8_enable", 1);
 	c->disable_vrfy = conf_bool("disable_vrfy_command", 0);
 
+	c->header_size_limit = config_int("header_size_limit");
+	if (c->header_size_limit <= 0)
+		log_fatalx("header_size_limit: must be a positive number");
+	const char *bl = config_get("smtpd_forbid_bare_newline");
+	if (strcasecmp(bl, "reject") == 0)
+		c->bare_newline = BARE_LF_REJECT;
+	else if (strcasecmp(bl, "normalize") == 0 || strcasecmp(bl, "yes") == 0
+	    || strcasecmp(bl, "no") == 0)
+		c->bare_newline = BARE_LF_NORMALIZE;
+	else
+		log_fatalx("smtpd_forbid_bare_newline: unknown value \"%s\" "
+		    "(normalize, reject or no)", bl);
+	c->bare_newline_exclusions = config_get("smtpd_forbid_bare_newline_exclusions");
+	c->bare_newline_reject_code =
+	    (int)config_int("smtpd_forbid_bare_newline_reject_code");
+	if (c->bare_newline_reject_code < 500 || c->bare_newline_reject_code > 599)
+		log_fatalx("smtpd_forbid_bare_newline_reject_code: not a 5XX code");
+	c->discard_ehlo = strv_split_list(config_get("smtpd_discard_ehlo_keywords"));
+
 	long long line = conf_int("line_length_limit", 2048);
 	c->limits.line_length_limit = line < 512 ? 512 : (size_t)line;
 	c->limits.params_max = 16;
@@ -89,6 +111,12 @@ smtpd_post_init(struct loop *l)
 	if ((c->resolver = resolver_open(&err)) == NULL)
 		log_fatalx("open recipient tables: %s", err ? err : "unknown error");
 	smtpd_sasl_init();
+}
+
+int
+smtpd_ehlo_offer(const char *keyword)
+{
+	return !strv_contains_ci(smtpd_conf.discard_ehlo, keyword);
 }
 
 static void

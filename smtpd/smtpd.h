@@ -38,7 +38,12 @@ struct smtpd_conf {
 	long long hard_error_limit;
 	long long error_sleep_ms;     /* smtpd_error_sleep_time */
 	long long timeout_ms;         /* smtpd_timeout */
-	long long hopcount_limit;
+	long long hopcount_limit;     /* Received: fields, ours included */
+	long long header_size_limit;  /* per logical header (lib/mail/msghdr.h) */
+	int bare_newline;             /* smtpd_forbid_bare_newline: BARE_LF_* */
+	const char *bare_newline_exclusions;
+	int bare_newline_reject_code; /* smtpd_forbid_bare_newline_reject_code */
+	char **discard_ehlo;          /* smtpd_discard_ehlo_keywords (any case) */
 	int helo_required;            /* smtpd_helo_required */
 	int smtputf8_enable;
 	int disable_vrfy;             /* disable_vrfy_command */
@@ -58,6 +63,9 @@ struct smtpd_conf {
 extern struct smtpd_conf smtpd_conf;
 
 enum { TLS_LEVEL_NONE, TLS_LEVEL_MAY, TLS_LEVEL_ENCRYPT };
+/* smtpd_forbid_bare_newline. "no" is taken as "normalize": end of DATA is
+ * only CRLF.CRLF whatever the setting (DESIGN.md invariant 3). */
+enum { BARE_LF_NORMALIZE, BARE_LF_REJECT };
 
 /* Session states; change only through session_enter(). */
 enum sess_state {
@@ -93,6 +101,14 @@ struct session {
 	int pipelining_logged;
 	int dead;                  /* closed; freed by the outermost callback */
 	struct txn *tx;            /* NULL outside a transaction */
+	int bare_lf_reject;        /* smtpd_forbid_bare_newline applies here */
+	/* BDAT: the chunk being read. Whatever the reply to BDAT was, its
+	 * chunk_left octets are consumed as data (or discarded), never run
+	 * as commands. */
+	long long chunk_left;
+	long long chunk_size;
+	int chunk_last;            /* BDAT ... LAST */
+	int chunk_discard;         /* the BDAT was refused: drop the octets */
 	/* TLS */
 	struct tls_conn *tls;      /* non-NULL from STARTTLS (or connect, 465) on */
 	int tls_up;                /* handshake finished */
@@ -115,6 +131,11 @@ void reply(struct session *s, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void session_log_reject(struct session *s, const char *cmd, const char *rep,
     const char *rcpt);
 const char *session_proto(const struct session *s);
+/* A line ended by a bare LF under smtpd_forbid_bare_newline = reject:
+ * reply, log, abort the transaction and close after the reply. */
+void session_bare_lf(struct session *s);
+/* Is the EHLO keyword not in smtpd_discard_ehlo_keywords? */
+int smtpd_ehlo_offer(const char *keyword);
 
 /* commands.c: run one command line (no terminator; need not be
  * NUL-terminated). Returns the verb, or NULL for a line that did not parse. */
@@ -130,6 +151,12 @@ int txn_data(struct session *s, const struct smtp_cmd *cmd);
 /* Feed DATA-phase bytes; returns how many were used. At end of data it
  * replies and leaves SESS_DATA. Returns with s->dead possibly set. */
 size_t txn_data_feed(struct session *s, const char *p, size_t n);
+/* BDAT (CHUNKING): the handler, after commands.c set s->chunk_*; it
+ * clears s->chunk_discard when the chunk is taken. */
+int txn_bdat(struct session *s, const struct smtp_cmd *cmd);
+/* Octets of a taken chunk, then its end (replies; LAST commits). */
+void txn_chunk_feed(struct session *s, const char *p, size_t n);
+void txn_chunk_end(struct session *s);
 /* Abort and free the transaction (RSET, HELO, disconnect); state IDLE. */
 void txn_reset(struct session *s);
 /* Queue ID of the open queue file, or "NOQUEUE". */

@@ -1,7 +1,7 @@
 /*
  * txn - one mail transaction: MAIL FROM, RCPT TO (with the relay and
- * recipient checks and the virtual alias expansion), DATA, and the queue
- * file in incoming/.
+ * recipient checks and the virtual alias expansion), DATA or BDAT, and the
+ * queue file in incoming/.
  *
  * Invariants:
  * - "250 ... queued as ID" is sent only after queue_writer_commit()
@@ -15,9 +15,25 @@
  *   domain folded to lower case), with orig = ORCPT or the RCPT address.
  * - DATA content is never trusted to end anywhere but where smtp_data_parse
  *   says (see lib/proto/smtp.h); a too-big or too-many-hops message is read
- *   to its end, then rejected.
+ *   to its end, then rejected. With smtpd_forbid_bare_newline = reject a
+ *   bare LF in DATA ends the session (session_bare_lf), message aborted.
+ * - BDAT (RFC 3030): a chunk is exactly its announced octets, CRLF made
+ *   LF and nothing else changed (binary safe, smtp_bdat_parse). "BDAT n"
+ *   answers "250 2.0.0 Ok: n bytes" once the chunk is read; "BDAT n LAST"
+ *   answers "queued as" only after queue_writer_commit(), like DATA. DATA
+ *   after BDAT, and DATA with BODY=BINARYMIME, get 503. A chunk that takes
+ *   the message over message_size_limit gets 552 and ends the transaction
+ *   (later chunks are read and dropped with 503).
+ * - Content limits, Postfix's meaning (lib/mail/hdrlimit.h): each logical
+ *   header of the primary header is cut at header_size_limit (pieces of
+ *   line_length_limit bytes started past the limit are dropped; the
+ *   message is accepted, the cut logged); body lines of any length pass
+ *   unchanged (Postfix splits them at line_length_limit in the queue file
+ *   and joins them again at delivery, so delivered bytes are the same).
+ *   Received: fields, ours included, at or over hopcount_limit: 554 5.4.0
+ *   "too many hops" at end of data, as Postfix's cleanup answers.
  * Limits: smtpd_recipient_limit RCPT commands; 1000 addresses per alias
- * expansion (resolver); header inspection looks at the first 1000 bytes of
+ * expansion (resolver); Message-ID is looked for in the first 1000 bytes of
  * each header field only.
  * BUGS: the commit fsync blocks the event loop (all sessions) for the
  * duration of the disk flush.
@@ -33,30 +49,19 @@
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/addr.h"
+#include "mail/hdrlimit.h"
 #include "mail/queue.h"
 #include "mail/resolve.h"
 #include "mail/server.h"
 #include "smtpd.h"
 
 #define CONTENT_FLUSH (64 * 1024)   /* write content to the queue file in chunks this big */
-#define FIELD_MAX 1000              /* header bytes inspected per field */
-#define MSGID_MAX 200
 
 /* A set of strings (open addressing) for recipient de-duplication. */
 struct strset {
 	char **slot;
 	size_t cap;    /* power of two, or 0 */
 	size_t n;
-};
-
-/* Header inspection: count Received: and find Message-ID: in the message
- * header (up to the first empty or non-header line). */
-struct hdr_scan {
-	int done;           /* in the body now */
-	int sol;            /* at the start of a line */
-	struct buf field;   /* the current (unfolded) header field, truncated */
-	long long hops;
-	char *message_id;
 };
 
 struct txn {
@@ -71,9 +76,11 @@ struct txn {
 	int failed;                 /* queue I/O failed: 451 until RSET */
 	struct smtp_data data;
 	struct smtp_limits data_limits;
+	struct buf raw;             /* parser output, before the header limits */
 	struct buf content;         /* content not yet handed to the queue writer */
 	int write_error;
-	struct hdr_scan hs;
+	int bdat;                   /* content comes by BDAT (no DATA allowed) */
+	struct hdrlimit mh;
 };
 
 static const char queue_error[] = "451 4.3.0 Error: queue file write error";
@@ -131,87 +138,6 @@ strset_free(struct strset *set)
 	memset(set, 0, sizeof(*set));
 }
 
-/* --- header inspection ----------------------------------------------------- */
-
-static void
-hdr_field_done(struct hdr_scan *hs)
-{
-	const char *f = buf_cstr(&hs->field);
-	size_t nlen = strcspn(f, ":");
-
-	if (hs->field.len == 0)
-		return;
-	/* RFC 5322 field name: printable ASCII but ':' and space. */
-	for (size_t i = 0; i < nlen; i++) {
-		if (f[i] <= ' ' || f[i] > '~') {
-			hs->done = 1;
-			return;
-		}
-	}
-	if (f[nlen] != ':' || nlen == 0) {
-		hs->done = 1;   /* not a header line: the body has begun */
-		return;
-	}
-	if (nlen == 8 && strncasecmp(f, "Received", 8) == 0) {
-		hs->hops++;
-	} else if (nlen == 10 && strncasecmp(f, "Message-ID", 10) == 0
-	    && hs->message_id == NULL) {
-		const char *v = f + nlen + 1;
-		while (*v == ' ' || *v == '\t')
-			v++;
-		size_t len = strlen(v);
-		while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-			len--;
-		if (len > MSGID_MAX)
-			len = MSGID_MAX;
-		hs->message_id = xstrndup(v, len);
-		for (char *p = hs->message_id; *p; p++)
-			if (*p < ' ' || *p > '~')
-				*p = '?';
-	}
-}
-
-static void
-hdr_field_add(struct hdr_scan *hs, const char *p, size_t n)
-{
-	size_t room = FIELD_MAX - hs->field.len;
-
-	(void)buf_append(&hs->field, p, n < room ? n : room);
-}
-
-/* Inspect content bytes (LF line ends) until the header ends. */
-static void
-hdr_scan(struct hdr_scan *hs, const char *p, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n && !hs->done) {
-		if (hs->sol) {
-			hs->sol = 0;
-			if (p[i] == '\n') {
-				hdr_field_done(hs);
-				hs->done = 1;
-				break;
-			}
-			if (p[i] != ' ' && p[i] != '\t') {
-				hdr_field_done(hs);
-				buf_reset(&hs->field);
-			} else if (hs->field.len == 0) {
-				hs->done = 1;   /* continuation of nothing: body */
-				break;
-			}
-		}
-		const char *lf = memchr(p + i, '\n', n - i);
-		size_t end = lf ? (size_t)(lf - p) : n;
-		hdr_field_add(hs, p + i, end - i);
-		i = end;
-		if (lf) {
-			hs->sol = 1;
-			i++;
-		}
-	}
-}
-
 /* --- the transaction ------------------------------------------------------- */
 
 const char *
@@ -238,9 +164,9 @@ txn_reset(struct session *s)
 		smtp_mail_params_free(&tx->mp);
 		free(tx->first_rcpt);
 		strset_free(&tx->rcpts);
+		buf_free(&tx->raw);
 		buf_free(&tx->content);
-		buf_free(&tx->hs.field);
-		free(tx->hs.message_id);
+		hdrlimit_free(&tx->mh);
 		free(tx);
 		s->tx = NULL;
 	}
@@ -319,6 +245,8 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	const char *rej = NULL;
 	if (mp.smtputf8 && !smtpd_conf.smtputf8_enable)
 		rej = "555 5.5.4 Unsupported option: SMTPUTF8";
+	else if (mp.body == SMTP_BODY_BINARYMIME && !smtpd_ehlo_offer("CHUNKING"))
+		rej = "555 5.5.4 Unsupported option: BODY=BINARYMIME";
 	else if (!mp.smtputf8 && has_8bit(addr))
 		rej = "553 5.6.7 Must declare SMTPUTF8 to send unicode address";
 	else if (smtpd_conf.message_size_limit > 0
@@ -339,9 +267,10 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	tx->sender = addr;
 	tx->mp = mp;
 	clock_gettime(CLOCK_REALTIME, &tx->arrival);
+	buf_init(&tx->raw, 0);
 	buf_init(&tx->content, 0);
-	buf_init(&tx->hs.field, 0);
-	tx->hs.sol = 1;
+	hdrlimit_init(&tx->mh, (size_t)smtpd_conf.header_size_limit,
+	    smtpd_conf.limits.line_length_limit);
 	s->tx = tx;
 	reply(s, "250 2.1.0 Ok");
 	session_enter(s, SESS_MAIL);
@@ -370,7 +299,7 @@ queue_open(struct session *s)
 	else
 		log_info("%s: client=%s[%s]", tx->id, s->name, s->addr);
 
-	static const char *const bodies[] = { NULL, "7BIT", "8BITMIME" };
+	static const char *const bodies[] = { NULL, "7BIT", "8BITMIME", "BINARYMIME" };
 	static const char *const rets[] = { NULL, "FULL", "HDRS" };
 	struct qattr attrs[] = {
 		{ "client_name", (char *)s->name },
@@ -557,22 +486,53 @@ received_header(struct session *s)
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm);
-	buf_printf(&tx->content, "Received: from %s (%s [%s%s])\n",
+	buf_printf(&tx->raw, "Received: from %s (%s [%s%s])\n",
 	    s->helo ? s->helo : s->name, s->name, v6 ? "IPv6:" : "", s->addr);
 	if (s->tls_up)
-		buf_printf(&tx->content, "\t(using %s)\n\t(No client certificate "
+		buf_printf(&tx->raw, "\t(using %s)\n\t(No client certificate "
 		    "requested)\n", tls_session_describe(s));
-	buf_printf(&tx->content, "\tby %s (%s) with %s id %s",
+	buf_printf(&tx->raw, "\tby %s (%s) with %s id %s",
 	    smtpd_conf.myhostname, smtpd_conf.mail_name,
 	    session_proto(s), tx->id);
 	if (tx->nrcpt == 1)
-		buf_printf(&tx->content, "\n\tfor <%s>; %s\n", tx->first_rcpt, date);
+		buf_printf(&tx->raw, "\n\tfor <%s>; %s\n", tx->first_rcpt, date);
 	else
-		buf_printf(&tx->content, ";\n\t%s\n", date);
+		buf_printf(&tx->raw, ";\n\t%s\n", date);
 }
 
-int
-txn_data(struct session *s, const struct smtp_cmd *cmd)
+/* Parser output through the header limits, then toward the queue file.
+ * Our Received: goes through too, so it counts as a hop (Postfix's
+ * cleanup sees it as well). */
+static void
+content_take(struct txn *tx)
+{
+	if (tx->raw.len > 0) {
+		hdrlimit_feed(&tx->mh, tx->raw.data, tx->raw.len, &tx->content);
+		buf_reset(&tx->raw);
+	}
+	if (tx->data.too_big || tx->write_error)
+		buf_reset(&tx->content);   /* read to the end, keep nothing */
+	else if (tx->content.len >= CONTENT_FLUSH)
+		content_flush(tx);
+}
+
+/* DATA or the first BDAT: our Received: and the content parser. */
+static void
+content_begin(struct session *s)
+{
+	struct txn *tx = s->tx;
+
+	received_header(s);
+	smtp_data_init(&tx->data);
+	tx->data_limits = smtpd_conf.limits;
+	tx->data_limits.max_size = smtpd_conf.message_size_limit;
+	tx->data_limits.reject_bare_lf = s->bare_lf_reject;
+	content_take(tx);
+}
+
+/* May content (DATA, BDAT) come now? 0, or -1 after the 503/451 reply. */
+static int
+content_check(struct session *s)
 {
 	struct txn *tx = s->tx;
 
@@ -585,10 +545,26 @@ txn_data(struct session *s, const struct smtp_cmd *cmd)
 		    ? "503 5.5.1 Error: need RCPT command" : queue_error);
 		return -1;
 	}
-	received_header(s);
-	smtp_data_init(&tx->data);
-	tx->data_limits = smtpd_conf.limits;
-	tx->data_limits.max_size = smtpd_conf.message_size_limit;
+	return 0;
+}
+
+int
+txn_data(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct txn *tx = s->tx;
+
+	if (content_check(s) < 0)
+		return -1;
+	/* RFC 3030 section 3: DATA after BDAT, or with BINARYMIME, is 503. */
+	if (tx->bdat) {
+		reply(s, "503 5.5.1 Error: DATA cannot be mixed with BDAT");
+		return -1;
+	}
+	if (tx->mp.body == SMTP_BODY_BINARYMIME) {
+		reply(s, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT");
+		return -1;
+	}
+	content_begin(s);
 	reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	session_enter(s, SESS_DATA);
 	return 0;
@@ -603,11 +579,17 @@ data_done(struct session *s)
 	char id[QUEUE_ID_MAX];
 
 	s->where = "END-OF-MESSAGE";
+	hdrlimit_end(&tx->mh, &tx->content);
+	content_take(tx);
 	content_flush(tx);
+	if (tx->mh.truncated > 0)
+		log_info("%s: %lld header(s) truncated at header_size_limit=%lld",
+		    tx->id, tx->mh.truncated, smtpd_conf.header_size_limit);
 	if (tx->data.too_big)
 		rej = "552 5.3.4 Error: message file too big";
-	else if (smtpd_conf.hopcount_limit > 0 && tx->hs.hops > smtpd_conf.hopcount_limit)
-		rej = "554 5.4.0 Error: too many hops";
+	else if (smtpd_conf.hopcount_limit > 0
+	    && tx->mh.hops >= smtpd_conf.hopcount_limit)
+		rej = "554 5.4.0 Error: too many hops";   /* Postfix's cleanup */
 	else if (tx->write_error)
 		rej = queue_error;
 	if (rej == NULL && queue_writer_commit(tx->qw, id) < 0) {
@@ -622,8 +604,8 @@ data_done(struct session *s)
 		return;
 	}
 	queue_writer_free(&tx->qw);
-	if (tx->hs.message_id != NULL)
-		log_info("%s: message-id=%s", id, tx->hs.message_id);
+	if (tx->mh.message_id != NULL)
+		log_info("%s: message-id=%s", id, tx->mh.message_id);
 	reply(s, "250 2.0.0 Ok: queued as %s", id);
 	txn_reset(s);
 	(void)trigger_send("qmgr", "I");
@@ -633,19 +615,64 @@ size_t
 txn_data_feed(struct session *s, const char *p, size_t n)
 {
 	struct txn *tx = s->tx;
-	size_t used = 0, before = tx->content.len;
+	size_t used = 0;
 	enum smtp_result r;
 
-	r = smtp_data_parse(&tx->data, &tx->data_limits, p, n, &used, &tx->content);
-	if (tx->content.len > before)
-		hdr_scan(&tx->hs, tx->content.data + before, tx->content.len - before);
-	if (tx->data.too_big || tx->write_error)
-		buf_reset(&tx->content);   /* read to the end, keep nothing */
-	else if (tx->content.len >= CONTENT_FLUSH)
-		content_flush(tx);
+	r = smtp_data_parse(&tx->data, &tx->data_limits, p, n, &used, &tx->raw);
+	content_take(tx);
 	if (r == SMTP_DONE)
 		data_done(s);
+	else if (r == SMTP_ERROR && tx->data.bare_lf)
+		session_bare_lf(s);
 	else if (r == SMTP_ERROR)
 		log_panic("%s: DATA parser called after the end", __func__);
 	return used;
+}
+
+int
+txn_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct txn *tx = s->tx;
+
+	if (content_check(s) < 0)
+		return -1;
+	if (!tx->bdat) {
+		tx->bdat = 1;
+		content_begin(s);
+	}
+	s->chunk_discard = 0;
+	if (s->chunk_left == 0)
+		txn_chunk_end(s);   /* "BDAT 0 LAST": no octets to wait for */
+	return 0;
+}
+
+void
+txn_chunk_feed(struct session *s, const char *p, size_t n)
+{
+	struct txn *tx = s->tx;
+
+	smtp_bdat_parse(&tx->data, &tx->data_limits, p, n, &tx->raw);
+	content_take(tx);
+}
+
+void
+txn_chunk_end(struct session *s)
+{
+	struct txn *tx = s->tx;
+
+	if (s->chunk_last) {
+		smtp_bdat_end(&tx->data, &tx->data_limits, &tx->raw);
+		data_done(s);   /* 250 only after the commit, as for DATA */
+		return;
+	}
+	if (tx->data.too_big) {
+		/* Said now, not at LAST: the client stops sending chunks. */
+		const char *rej = "552 5.3.4 Error: message file too big";
+		reply(s, "%s", rej);
+		session_log_reject(s, "BDAT", rej,
+		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);
+		txn_reset(s);
+		return;
+	}
+	reply(s, "250 2.0.0 Ok: %lld bytes", s->chunk_size);
 }

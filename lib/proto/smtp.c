@@ -78,6 +78,7 @@ smtp_line_parse(struct smtp_line_parser *lp, const struct smtp_limits *lim,
 	const char *lf = memchr(in, '\n', n);
 
 	*line_len_r = 0;
+	lp->bare_lf = 0;
 	if (lp->skipping) {
 		if (lf == NULL) {
 			*consumed_r = n;
@@ -100,6 +101,7 @@ smtp_line_parse(struct smtp_line_parser *lp, const struct smtp_limits *lim,
 	*consumed_r = raw + 1;
 	if (raw > raw_max)
 		return SMTP_ERROR;
+	lp->bare_lf = raw == 0 || in[raw - 1] != '\r';
 	while (raw > 0 && in[raw - 1] == '\r')
 		raw--;
 	if (raw > lim->line_length_limit)
@@ -355,6 +357,8 @@ smtp_mail_params_parse(const char *s, size_t len, const struct smtp_limits *lim,
 				mp->body = SMTP_BODY_7BIT;
 			else if (val_is(&p, "8BITMIME"))
 				mp->body = SMTP_BODY_8BITMIME;
+			else if (val_is(&p, "BINARYMIME"))
+				mp->body = SMTP_BODY_BINARYMIME;
 			else
 				goto bad_body;
 		} else if (key_is(&p, "SMTPUTF8")) {
@@ -570,6 +574,11 @@ smtp_data_parse(struct smtp_data *d, const struct smtp_limits *lim,
 		}
 		if (c == '\n') {
 			int std = d->crs == 1;
+			if (d->crs == 0 && lim->reject_bare_lf) {
+				d->bare_lf = d->done = 1;
+				*consumed_r = i + 1;
+				return SMTP_ERROR;
+			}
 			if (d->state == D_DOT) {
 				if (std && d->prev_std) {
 					d->done = 1;
@@ -603,4 +612,72 @@ smtp_data_parse(struct smtp_data *d, const struct smtp_limits *lim,
 	}
 	*consumed_r = n;
 	return SMTP_NEED_MORE;
+}
+
+/* --- BDAT ------------------------------------------------------------------ */
+
+int
+smtp_bdat_args(const char *arg, size_t len, long long *size_r, int *last_r)
+{
+	size_t i = 0;
+	long long v = 0;
+
+	while (i < len && arg[i] >= '0' && arg[i] <= '9') {
+		if (i == 18)
+			return -1;   /* more than any message; and no overflow */
+		v = v * 10 + (arg[i] - '0');
+		i++;
+	}
+	if (i == 0)
+		return -1;
+	*size_r = v;
+	*last_r = 0;
+	if (i == len)
+		return 0;
+	if (!is_blank(arg[i]))
+		return -1;
+	while (i < len && is_blank(arg[i]))
+		i++;
+	if (len - i != 4 || strncasecmp(arg + i, "LAST", 4) != 0)
+		return -1;
+	*last_r = 1;
+	return 0;
+}
+
+void
+smtp_bdat_parse(struct smtp_data *d, const struct smtp_limits *lim,
+    const char *in, size_t n, struct buf *out)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		if (in[i] == '\r') {
+			d->crs++;
+			i++;
+			continue;
+		}
+		if (in[i] == '\n' && d->crs > 0) {
+			d->crs--;    /* the CR of the CRLF pair goes; others stay */
+			emit_crs(d, lim, out);
+			emit(d, lim, out, "\n", 1);
+			i++;
+			continue;
+		}
+		emit_crs(d, lim, out);
+		size_t j = i + 1;
+		while (j < n && in[j] != '\r')
+			j++;
+		/* A run up to the next CR: an LF inside it has no CR before
+		 * it, so it is a lone LF, content like any other octet. */
+		emit(d, lim, out, in + i, j - i);
+		i = j;
+	}
+}
+
+void
+smtp_bdat_end(struct smtp_data *d, const struct smtp_limits *lim,
+    struct buf *out)
+{
+	emit_crs(d, lim, out);
+	d->done = 1;
 }

@@ -9,6 +9,9 @@
  *
  * Command lines (smtp_line_parse): a line ends at LF; any CRs right before
  * the LF are dropped ("RSET\r\n", "RSET\n" and "RSET\r\r\n" are all "RSET").
+ * A line ended by a bare LF (no CR right before it) is flagged (lp->bare_lf)
+ * so the server can refuse it (smtpd_forbid_bare_newline = reject) before
+ * running it.
  * A line longer than line_length_limit is consumed and discarded up to its
  * LF and reported once as SMTP_ERROR, so the input buffer of the caller
  * never holds more than the limit plus one read.
@@ -31,6 +34,16 @@
  *     max_size bytes) and sets too_big; the caller discards the message.
  *  6. *consumed_r tells how much input was used; bytes after the end-of-data
  *     line are left for the command parser (pipelined commands after ".").
+ *  7. With lim->reject_bare_lf, the first line ended by a bare LF (no CR
+ *     before it) stops the parser: SMTP_ERROR with bare_lf set, consumed
+ *     through that LF. The caller says so and closes the session: nothing
+ *     after it can be trusted to be either content or a command.
+ *
+ * BDAT (RFC 3030; smtp_bdat_args, smtp_bdat_parse): the chunk is exactly
+ * the announced octets, with no dot-stuffing and no end-of-data line. The
+ * only change made is the line end: each CRLF pair becomes the queue's LF
+ * (a pair split across two chunks too); a lone CR, a lone LF, NULs and any
+ * 8-bit octet are content as sent. Size counting is as for DATA (rule 5).
  */
 #ifndef POSTERN_SMTP_H
 #define POSTERN_SMTP_H
@@ -48,9 +61,10 @@ struct smtp_limits {
 	size_t line_length_limit;  /* command line, terminator excluded (2048) */
 	size_t params_max;         /* ESMTP parameters per command (16) */
 	long long max_size;        /* DATA content bytes; 0 = unlimited */
+	int reject_bare_lf;        /* DATA: stop at a line ended by a bare LF */
 };
 
-#define SMTP_LIMITS_DEFAULT { 2048, 16, 10240000 }
+#define SMTP_LIMITS_DEFAULT { 2048, 16, 10240000, 0 }
 
 /* --- Verbs --------------------------------------------------------------- */
 
@@ -88,6 +102,7 @@ const struct smtp_verb_info *smtp_verb_lookup(const char *word, size_t len);
 
 struct smtp_line_parser {
 	int skipping;            /* inside an over-long line being discarded */
+	int bare_lf;             /* after DONE: the line ended in LF without CR */
 };
 
 /* Look for one line at in[0..n). DONE: the line is in[0..*line_len_r),
@@ -119,7 +134,9 @@ int smtp_cmd_args_ok(const struct smtp_cmd *cmd, const char **err_r);
 
 /* --- ESMTP parameters ------------------------------------------------------ */
 
-enum smtp_body { SMTP_BODY_NONE, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+enum smtp_body {
+	SMTP_BODY_NONE, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME, SMTP_BODY_BINARYMIME,
+};
 enum smtp_ret { SMTP_RET_NONE, SMTP_RET_FULL, SMTP_RET_HDRS };
 
 enum {
@@ -173,6 +190,7 @@ struct smtp_data {
 	size_t crs;              /* CRs held back, not yet known to end a line */
 	long long size;          /* content bytes produced (counted even past the limit) */
 	int too_big;             /* size went over lim->max_size */
+	int bare_lf;             /* stopped at a bare LF (lim->reject_bare_lf) */
 	int done;
 };
 
@@ -180,9 +198,26 @@ void smtp_data_init(struct smtp_data *d);
 /* Feed DATA-phase bytes. Content is appended to out (unless too_big).
  * NEED_MORE: all n bytes consumed. DONE: end of data seen, *consumed_r
  * bytes (through the final LF) used, the rest belongs to the next command.
- * ERROR: called again after DONE. The caller may drain out between calls
+ * ERROR: a bare LF with lim->reject_bare_lf (d->bare_lf set, *consumed_r
+ * through it), or called again after DONE or ERROR. The caller may drain out between calls
  * (if out has a max and an append fails, too_big is set). */
 enum smtp_result smtp_data_parse(struct smtp_data *d, const struct smtp_limits *lim,
     const char *in, size_t n, size_t *consumed_r, struct buf *out);
+
+/* --- BDAT (RFC 3030) --------------------------------------------------------- */
+
+/* The argument of BDAT: "chunk-size [LAST]" (LAST in any case, chunk-size
+ * 1 to 18 digits). 0 and *size_r, *last_r; -1 on bad syntax, in which case
+ * the caller cannot know where the chunk ends. */
+int smtp_bdat_args(const char *arg, size_t len, long long *size_r, int *last_r);
+/* Feed chunk octets (all of in[0..n) is content; the caller counts the
+ * chunk). Content goes to out as for smtp_data_parse, with CRLF made LF.
+ * d starts with smtp_data_init() at the first chunk of a message and is
+ * kept across chunks. */
+void smtp_bdat_parse(struct smtp_data *d, const struct smtp_limits *lim,
+    const char *in, size_t n, struct buf *out);
+/* After the LAST chunk: a CR still held back is content. */
+void smtp_bdat_end(struct smtp_data *d, const struct smtp_limits *lim,
+    struct buf *out);
 
 #endif

@@ -287,6 +287,17 @@ class SendmailCases:
 
     # ----- errors ----------------------------------------------------------------
 
+    def test_too_many_hops(self):
+        # pickup counts its own Received: too, like smtpd and Postfix's
+        # cleanup: 49 from the message reach hopcount_limit (50).
+        hop = b"Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\n"
+        r = self.inst.sendmail("alice@example.test", input=hop * 49 + b"Subject: loop\n\nx\n")
+        self.assertEqual(r.returncode, EX_DATAERR, r.stderr)
+        self.assertIn("too many hops", r.stderr.decode())
+        self.assertEqual(self.inst.all_queue_files(), [])
+        r = self.inst.sendmail("alice@example.test", input=hop * 48 + b"Subject: ok\n\nx\n")
+        self.ok(r)
+
     def test_bad_option(self):
         r = self.inst.sendmail("-Z", "alice@example.test", input=b"x\n")
         self.assertEqual(r.returncode, EX_USAGE)

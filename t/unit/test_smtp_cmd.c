@@ -124,7 +124,9 @@ END_TEST
 
 /* --- line splitting --------------------------------------------------------- */
 
-/* What a caller sees: "L:<line>" per line, "E" per over-long line. */
+/* What a caller sees: "L:<line>" per line ("B:<line>" when it ended in a
+ * bare LF, which smtpd_forbid_bare_newline = reject refuses), "E" per
+ * over-long line. */
 static void
 split_lines(const char *in, size_t n, size_t step, size_t limit, char *got,
     size_t gotsz)
@@ -147,7 +149,8 @@ split_lines(const char *in, size_t n, size_t step, size_t limit, char *got,
 			ck_assert(used <= have);
 			if (r == SMTP_DONE) {
 				size_t g = strlen(got);
-				snprintf(got + g, gotsz - g, "L:%.*s|", (int)len, buf);
+				snprintf(got + g, gotsz - g, "%c:%.*s|",
+				    lp.bare_lf ? 'B' : 'L', (int)len, buf);
 			} else if (r == SMTP_ERROR) {
 				strncat(got, "E|", gotsz - strlen(got) - 1);
 			}
@@ -168,7 +171,10 @@ static const struct {
 	const char *want;
 } line_cases[] = {
 	{ "RSET\r\n", 16, "L:RSET|" },
-	{ "RSET\n", 16, "L:RSET|" },
+	{ "RSET\n", 16, "B:RSET|" },
+	{ "\n", 16, "B:|" },
+	{ "RSET\nMAIL FROM:<a@b>\r\n", 32, "B:RSET|L:MAIL FROM:<a@b>|" },
+	{ "NOOP\r\nRSET\nQUIT\r\n", 16, "L:NOOP|B:RSET|L:QUIT|" },
 	{ "RSET\r\r\n", 16, "L:RSET|" },
 	{ "RSET", 16, "" },
 	{ "\r\n", 16, "L:|" },
@@ -178,7 +184,7 @@ static const struct {
 	{ "0123456789abcdefghijklmnopqrstuvwxyz0123456789\r\nNOOP\r\n", 16,
 	  "E|L:NOOP|" },
 	{ "0123456789abcdefghijklmnopqrstuvwxyz0123456789", 16, "" },
-	{ "0123456789abcdef\r\r\r\r\nNOOP\n", 16, "E|L:NOOP|" },
+	{ "0123456789abcdef\r\r\r\r\nNOOP\n", 16, "E|B:NOOP|" },
 };
 
 START_TEST(test_line_split)
@@ -230,7 +236,9 @@ static const struct mail_case mail_cases[] = {
 	{ .params = "X-SOMETHING", .err_prefix = "555 5.5.4 Unsupported option: X-SOMETHING" },
 	{ .params = "NOTIFY=NEVER", .err_prefix = "555 5.5.4 Unsupported option: NOTIFY" },
 	{ .params = "AUTH=<>", .err_prefix = "555 5.5.4 Unsupported option: AUTH" },
-	{ .params = "BODY=BINARYMIME", .err_prefix = "501 5.5.4 " },
+	{ .params = "body=binarymime", .ok = 1, .size = -1,
+	  .body = SMTP_BODY_BINARYMIME },
+	{ .params = "BODY=BINARY", .err_prefix = "501 5.5.4 " },
 	{ .params = "BODY=7BIT BODY=7BIT", .err_prefix = "501 5.5.4 " },
 	{ .params = "SMTPUTF8=yes", .err_prefix = "501 5.5.4 " },
 	{ .params = "RET=ALL", .err_prefix = "501 5.5.4 " },
