@@ -242,11 +242,15 @@ local_privs_fix(struct lprivs *p)
 int
 local_domain(const char *domain)
 {
+	enum rcpt_class cls;
+
 	if (domain == NULL || *domain == '\0')
 		return 1;
 	if (lconf.res == NULL)
 		return strcasecmp(domain, lconf.myorigin) == 0;
-	return resolver_class(lconf.res, domain) == RCPT_LOCAL;
+	if (resolver_class_ex(lconf.res, domain, &cls) != 0)
+		return -1;
+	return cls == RCPT_LOCAL;
 }
 
 int
@@ -341,9 +345,14 @@ deliver_one(struct lmsg *m, const struct dlv_rcpt *dr, struct dlv_result *res)
 	r.offset = dr->offset;
 	buf_init(&r.oktext, 0);
 	addr_split(dr->addr, &local, &domain);
-	if (*domain != '\0' && lconf.res != NULL)
-		cls = resolver_class(lconf.res, domain);
-	if (cls == RCPT_VIRTUAL) {
+	if (*domain != '\0' && lconf.res != NULL &&
+	    resolver_class_ex(lconf.res, domain, &cls) != 0) {
+		/* A table we cannot read says nothing about the recipient:
+		 * keep the message (never "unknown user" for a lookup error). */
+		r.relay = "none";
+		lr_fail(&r, dr->addr, "4.3.0", "cannot resolve domain \"%s\": "
+		    "table lookup failed", domain);
+	} else if (cls == RCPT_VIRTUAL) {
 		r.relay = "virtual";
 		local_virtual(&r, dr->addr);
 	} else {
