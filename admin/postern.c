@@ -190,6 +190,16 @@ master_argv(const char *path, int foreground)
 	return argv;
 }
 
+/* start and reload refuse what check calls an error, with its words:
+ * otherwise daemons crash-loop on a configuration master accepted. */
+static void
+refuse_bad_config(const char *what)
+{
+	if (check_run(0) > 0)
+		die(EX_CONFIG_, "not %s the Postern mail system: the configuration "
+		    "has errors (postern check lists warnings too)", what);
+}
+
 static int
 cmd_start(int foreground)
 {
@@ -197,6 +207,7 @@ cmd_start(int foreground)
 	pid_t pid, w;
 	int status;
 
+	refuse_bad_config("starting");
 	load_config(1);
 	if ((pid = running_pid()) > 0)
 		die(1, "the Postern mail system is already running: PID: %d", (int)pid);
@@ -275,6 +286,7 @@ cmd_reload(void)
 {
 	pid_t pid;
 
+	refuse_bad_config("reloading");
 	load_config(1);
 	if ((pid = running_pid()) <= 0)
 		die(1, "the Postern mail system is not running");

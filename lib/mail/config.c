@@ -668,10 +668,10 @@ config_load(const char *dir, char **err_r)
 	struct buf line = BUF_INIT(0);
 	struct lline ll;
 	char *text = NULL, *path, *eq, *name, *value;
-	char **names = NULL, **values = NULL, **unknown = NULL;
+	char **names = NULL, **values = NULL, **unknown = NULL, **repeated = NULL;
 	const char *why = NULL;
-	size_t len = 0, i;
-	int lineno, r;
+	size_t len = 0, i, nlines = 0;
+	int lineno, r, *lines = NULL;
 
 	*err_r = NULL;
 	if (dir == NULL || *dir == '\0')
@@ -715,6 +715,9 @@ config_load(const char *dir, char **err_r)
 			    path, lineno, name);
 			goto fail;
 		}
+		if (nlines % 64 == 0)
+			lines = xreallocarray(lines, nlines + 64, sizeof(int));
+		lines[nlines++] = lineno;
 		strv_push(&names, name);
 		strv_push(&values, value);
 	}
@@ -726,11 +729,23 @@ config_load(const char *dir, char **err_r)
 	for (i = 0; names[i] != NULL; i++) {
 		if (param_find(names[i]) == NULL)
 			strv_push(&unknown, names[i]);
+		else if (config_is_set(names[i])) {
+			char *w = xasprintf("%s:%d: overriding earlier entry: %s=%.200s",
+			    path, lines[i], names[i], values[i]);
+
+			strv_push(&repeated, w);
+			free(w);
+		}
 		param_store(names[i], values[i]);
 	}
+	/* Postfix warns too: the later line wins, which is rarely meant. */
+	for (i = 0; repeated != NULL && repeated[i] != NULL; i++)
+		log_warnx("%s", repeated[i]);
 	for (i = 0; unknown != NULL && unknown[i] != NULL; i++)
 		log_warnx("%s: unknown parameter %s", path, unknown[i]);
 	strv_free(&unknown);
+	strv_free(&repeated);
+	free(lines);
 	strv_free(&names);
 	strv_free(&values);
 	buf_free(&line);
@@ -739,6 +754,8 @@ config_load(const char *dir, char **err_r)
 fail:
 	strv_free(&names);
 	strv_free(&values);
+	strv_free(&repeated);
+	free(lines);
 	buf_free(&line);
 	free(text);
 	free(path);
@@ -926,11 +943,149 @@ config_bool(const char *name)
 	return v;
 }
 
+/*
+ * Enumerated parameters: the values the code that reads each one accepts.
+ * A list parameter takes any of them, separated by commas or spaces.
+ */
+static const char *const tls_server_levels[] = { "", "none", "may", "encrypt", NULL };
+static const char *const tls_client_levels[] = { "", "none", "may", "encrypt",
+	"verify", "secure", "dane", "dane-only", NULL };
+static const char *const protocols[] = { "all", "ipv4", "ipv6", NULL };
+static const char *const sources[] = { "alias", "forward", "include", NULL };
+static const char *const facilities[] = { "mail", "daemon", "user", "local0",
+	"local1", "local2", "local3", "local4", "local5", "local6", "local7", NULL };
+
+static const struct {
+	const char *name;
+	const char *const *choices;
+	int list;
+} param_choices[] = {
+	{ "allow_mail_to_commands", sources, 1 },
+	{ "allow_mail_to_files", sources, 1 },
+	{ "inet_protocols", protocols, 1 },
+	{ "smtp_tls_security_level", tls_client_levels, 0 },
+	{ "smtpd_tls_security_level", tls_server_levels, 0 },
+	{ "syslog_facility", facilities, 0 },
+};
+
+static int
+is_choice(const char *const *choices, const char *v)
+{
+	for (; *choices != NULL; choices++)
+		if (strcasecmp(*choices, v) == 0)
+			return 1;
+	return 0;
+}
+
+static char *
+choices_text(const char *const *choices)
+{
+	struct buf b = BUF_INIT(0);
+
+	for (; *choices != NULL; choices++) {
+		if (**choices == '\0')
+			continue;
+		if (b.len > 0)
+			buf_puts(&b, choices[1] != NULL ? ", " : " or ");
+		buf_puts(&b, *choices);
+	}
+	return buf_steal(&b);
+}
+
+/* NULL when v is acceptable for def, else the expected form (allocated). */
+static char *
+value_problem(const struct param_def *def, const char *v)
+{
+	long long n;
+	size_t i, j;
+
+	switch (def->type) {
+	case CONF_STR:
+		break;
+	case CONF_INT:
+	case CONF_SIZE:
+		if (parse_int(v, &n) != 0)
+			return xstrdup("a non-negative integer");
+		break;
+	case CONF_TIME:
+		if (config_parse_time(v, def->unit ? def->unit : 's') < 0)
+			return xstrdup("a time (number with unit s, m, h, d or w)");
+		break;
+	case CONF_BOOL:
+		if (parse_bool(v) < 0)
+			return xstrdup("yes or no");
+		break;
+	}
+	for (i = 0; i < ARRAY_SIZE(param_choices); i++) {
+		char **items;
+		int ok = 1;
+
+		if (strcmp(param_choices[i].name, def->name) != 0)
+			continue;
+		if (!param_choices[i].list) {
+			char *t = xstrdup(v);
+
+			ok = is_choice(param_choices[i].choices, str_trim(t));
+			free(t);
+		} else {
+			items = strv_split_list(v);
+			for (j = 0; items[j] != NULL; j++)
+				ok = ok && is_choice(param_choices[i].choices, items[j]);
+			strv_free(&items);
+		}
+		if (!ok) {
+			char *list = choices_text(param_choices[i].choices), *r;
+
+			r = xasprintf("%s%s", param_choices[i].list ? "a list of " : "",
+			    list);
+			free(list);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static char *
+value_error(const char *name, const char *v, const char *expected)
+{
+	return xasprintf("parameter %s: bad value '%.200s' (expected %s)", name, v,
+	    expected);
+}
+
+int
+config_check_value(const char *name, const char *value, char **err_r)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+	char *why, *saved;
+	const char *v;
+	int r = 0;
+
+	*err_r = NULL;
+	if (p == NULL || p->def == NULL) {
+		*err_r = xasprintf("unknown parameter %s", name ? name : "(null)");
+		return -1;
+	}
+	/* Expand as the daemon will: set it, look, and put the old value back. */
+	saved = p->value != NULL ? xstrdup(p->value) : NULL;
+	param_store(name, value);
+	v = param_expanded(param_find(name));
+	if ((why = value_problem(p->def, v)) != NULL) {
+		*err_r = value_error(name, v, why);
+		free(why);
+		r = -1;
+	}
+	p = param_find(name);
+	retire(&p->value);
+	p->value = saved;
+	conf.gen++;
+	return r;
+}
+
 int
 config_check(char **err_r)
 {
-	const char *v, *kind = NULL;
-	long long n;
+	char *why;
+	const char *v;
 	size_t i;
 
 	*err_r = NULL;
@@ -941,26 +1096,9 @@ config_check(char **err_r)
 		if (p->def == NULL)
 			continue;
 		v = param_expanded(p);
-		switch (p->def->type) {
-		case CONF_STR:
-			continue;
-		case CONF_INT:
-		case CONF_SIZE:
-			if (parse_int(v, &n) != 0)
-				kind = "a non-negative integer";
-			break;
-		case CONF_TIME:
-			if (config_parse_time(v, p->def->unit ? p->def->unit : 's') < 0)
-				kind = "a time (number with unit s, m, h, d or w)";
-			break;
-		case CONF_BOOL:
-			if (parse_bool(v) < 0)
-				kind = "yes or no";
-			break;
-		}
-		if (kind != NULL) {
-			*err_r = xasprintf("parameter %s: bad value '%.200s' (expected %s)",
-			    p->name, v, kind);
+		if ((why = value_problem(p->def, v)) != NULL) {
+			*err_r = value_error(p->name, v, why);
+			free(why);
 			return -1;
 		}
 	}

@@ -44,6 +44,10 @@ long long config_time_or(const char *name, long long def, char unit);
 /* Validate every typed value (ints parse, times have units, bools are
  * bools). 0, or -1 with *err_r naming the parameter. */
 int config_check(char **err_r);
+/* Would name = value pass config_check (as a master.conf "-o name=value"
+ * override, expanded in this configuration)? 0, or -1 and *err_r; an
+ * unknown name is an error. The configuration is left as it was. */
+int config_check_value(const char *name, const char *value, char **err_r);
 
 /* Print "name = value" lines sorted by name: all known parameters (and
  * unknown ones set in the file), or only non-defaults. */
