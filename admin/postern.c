@@ -2,7 +2,8 @@
  * postern - the administrator's command: start, stop, reload and inspect
  * the mail system, and dispatch to the sub-commands in admin.h.
  *
- *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue ...
+ *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue|user ...
+ *   postern --help | --version
  *
  * DIR defaults to $MAIL_CONFIG, then the compiled-in directory. Whether
  * the system runs is decided by the fcntl lock master holds on
@@ -38,11 +39,12 @@ static const char *confdir;
 static int verbose;
 static int logging;      /* log lines too (the log is not our stderr) */
 
-static NORETURN void
-usage(void)
+static void
+print_usage(FILE *out)
 {
-	fprintf(stderr,
+	fprintf(out,
 	    "usage: postern [-c config_dir] [-v] command [args...]\n"
+	    "       postern --help | --version\n"
 	    "commands:\n"
 	    "  start      check the configuration and start the mail system\n"
 	    "  start-fg   the same, with master in the foreground\n"
@@ -51,9 +53,17 @@ usage(void)
 	    "  reload     re-read the configuration\n"
 	    "  check      validate the configuration, tables, directories, owners\n"
 	    "  queue      list, show, flush, hold, release, delete, requeue mail\n"
-	    "  conf       print configuration parameters\n"
+	    "  conf       print parameters (-n set, -x expanded, -d defaults),\n"
+	    "             or edit postern.conf (-e name=value)\n"
 	    "  map        build, query or list lookup tables\n"
-	    "  user       add, delete or list users, change passwords\n");
+	    "  user       add, delete or list users, change passwords\n"
+	    "See postern(1), postern.conf(5) and master.conf(5).\n");
+}
+
+static NORETURN void
+usage(void)
+{
+	print_usage(stderr);
 	exit(EX_USAGE_);
 }
 
@@ -303,6 +313,15 @@ main(int argc, char **argv)
 	int ch;
 
 	log_open("postern/postern", "/dev/stderr");
+	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+		print_usage(stdout);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		/* the value postern conf mail_version prints, from the table */
+		printf("postern %s\n", config_get("mail_version"));
+		return 0;
+	}
 	while ((ch = getopt(argc, argv, "+c:v")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -39,6 +39,9 @@
 #ifndef POSTERN_LIBEXECDIR
 #define POSTERN_LIBEXECDIR "/usr/libexec/postern"
 #endif
+#ifndef POSTERN_VERSION
+#define POSTERN_VERSION "0.0.0"   /* the build defines it from project(VERSION) */
+#endif
 #ifndef POSTERN_SYSCONFDIR
 #define POSTERN_SYSCONFDIR "/etc/postern"
 #endif
@@ -101,6 +104,7 @@ static const struct param_def param_table[] = {
 	{ "mail_name", CONF_STR, "Postern", 0, 0 },
 	{ "mail_owner", CONF_STR, "postern", 0, 0 },
 	{ "mail_spool_directory", CONF_STR, "/var/mail", 0, 0 },
+	{ "mail_version", CONF_STR, POSTERN_VERSION, 0, 0 },
 	{ "mailbox_command", CONF_STR, "", 0, PF_RAW },
 	{ "mailbox_size_limit", CONF_SIZE, "51200000", 0, 0 },
 	{ "maillog_file", CONF_STR, "", 0, 0 },
@@ -1139,6 +1143,55 @@ config_print_x(FILE *out, int only_nondefault, int expand_it)
 	for (i = 0; i < n; i++)
 		print_param(out, sorted[i], expand_it);
 	free(sorted);
+}
+
+static void
+print_default(FILE *out, struct param *p)
+{
+	char *saved = p->value;
+	const char *v;
+
+	/* param_raw without the file's value is the default */
+	p->value = NULL;
+	v = param_raw(p);
+	fprintf(out, *v == '\0' ? "%s =\n" : "%s = %s\n", p->name, v);
+	p->value = saved;
+}
+
+void
+config_print_defaults(FILE *out)
+{
+	struct param **sorted;
+	size_t i, n = 0;
+
+	conf_init();
+	sorted = xcalloc(conf.n, sizeof(*sorted));
+	for (i = 0; i < conf.n; i++)
+		if (conf.v[i].def != NULL)
+			sorted[n++] = &conf.v[i];
+	qsort(sorted, n, sizeof(*sorted), cmp_param);
+	for (i = 0; i < n; i++)
+		print_default(out, sorted[i]);
+	free(sorted);
+}
+
+int
+config_print_default_one(FILE *out, const char *name)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+
+	if (p == NULL || p->def == NULL)
+		return -1;
+	print_default(out, p);
+	return 0;
+}
+
+int
+config_known(const char *name)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+
+	return p != NULL && p->def != NULL;
 }
 
 void

@@ -52,6 +52,12 @@ int config_check_value(const char *name, const char *value, char **err_r);
 /* Print "name = value" lines sorted by name: all known parameters (and
  * unknown ones set in the file), or only non-defaults. */
 void config_print(FILE *out, int only_nondefault);
+/* Print every known parameter with its default, sorted (postconf -d). */
+void config_print_defaults(FILE *out);
+/* One default; -1 if name is not in the table. */
+int config_print_default_one(FILE *out, const char *name);
+/* Is name in the parameter table? */
+int config_known(const char *name);
 /* Print one parameter; -1 if unknown. */
 int config_print_one(FILE *out, const char *name);
 
