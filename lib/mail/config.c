@@ -956,8 +956,8 @@ static const char *const tls_client_levels[] = { "", "none", "may", "encrypt",
 	"verify", "secure", "dane", "dane-only", NULL };
 static const char *const protocols[] = { "all", "ipv4", "ipv6", NULL };
 static const char *const sources[] = { "alias", "forward", "include", NULL };
-static const char *const facilities[] = { "mail", "daemon", "user", "local0",
-	"local1", "local2", "local3", "local4", "local5", "local6", "local7", NULL };
+/* lib/util/log.c logs to LOG_MAIL only: accept nothing it would ignore. */
+static const char *const facilities[] = { "mail", NULL };
 
 static const struct {
 	const char *name;
