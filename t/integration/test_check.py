@@ -8,6 +8,7 @@ and a repeated parameter warns.
 """
 
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -162,6 +163,24 @@ class CheckStartReload(H.InstanceTestCase):
         self.inst.write_config()
         r = self.inst.postern("reload")
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_master_logs_why_exec_failed(self):
+        # check cannot see this one: the program is executable, but its
+        # interpreter does not exist, so only execve finds out
+        libexec = self.inst.path("libexec-broken")
+        os.makedirs(libexec)
+        for name in os.listdir(self.inst.daemon_dir):
+            src = os.path.join(self.inst.daemon_dir, name)
+            if os.path.isfile(src) and os.access(src, os.X_OK):
+                os.symlink(src, os.path.join(libexec, name))
+        self.inst.write("libexec-broken/broken", "#!/nonexistent/interpreter\n",
+                        mode=0o755)
+        self.inst.params["daemon_directory"] = libexec
+        self.inst.services.append("broken unix n - n 60 1 broken")
+        self.inst.start()
+        self.inst.wait_log(r"postern/master\[\d+\]: warning: service broken/unix: "
+                           r"cannot exec %s/broken: No such file or directory"
+                           % re.escape(libexec))
 
 
 if __name__ == "__main__":
