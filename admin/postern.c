@@ -117,6 +117,11 @@ load_config(int full)
 	name = config_get("syslog_name");
 	if (logfile == NULL)
 		logfile = "";
+	/* A user who may only read (postern queue list, mailq) cannot write
+	 * the mail log: say nothing about it, stderr is enough for them. */
+	if (*logfile != '\0' && getuid() != 0 && access(logfile, W_OK) != 0 &&
+	    errno != ENOENT)
+		return;
 	if (strcmp(logfile, "/dev/stderr") != 0 && strcmp(logfile, "-") != 0) {
 		char *progname = xasprintf("%s/postern",
 		    name != NULL && *name != '\0' ? name : "postern");

@@ -523,6 +523,19 @@ config_get(const char *name)
 }
 
 const char *
+config_str(const char *name)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+
+	/* Every parameter is in the table with its default; a name that is
+	 * not is a bug, not a reason for a private fallback. */
+	if (p == NULL || p->def == NULL)
+		log_panic("%s: parameter %s is not in the parameter table", __func__,
+		    name != NULL ? name : "(null)");
+	return param_expanded(p);
+}
+
+const char *
 config_get_raw(const char *name)
 {
 	struct param *p;

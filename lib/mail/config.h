@@ -30,6 +30,10 @@ const char *config_default_dir(void);
 
 /* Expanded value; "" for a known parameter that is empty; NULL if unknown. */
 const char *config_get(const char *name);
+/* The value of a parameter of the table (its default when unset); a
+ * name not in the table is a bug (panic). Daemons use this, never a
+ * fallback of their own. */
+const char *config_str(const char *name);
 long long config_int(const char *name);      /* CONF_INT/CONF_SIZE */
 long long config_time(const char *name);     /* seconds; units s m h d w */
 int config_bool(const char *name);           /* yes/no/true/false/1/0 */

@@ -109,6 +109,15 @@ class Conf(H.InstanceTestCase):
         r = self.inst.postern("conf", "mail_version", check=True)
         self.assertEqual(r.stdout, "mail_version = %s\n" % version)
 
+    @H.skip_unless_root("needs another user than the log's owner")
+    def test_unprivileged_mailq_no_log_warning(self):
+        self.inst.write("maillog", "", mode=0o600)
+        r = subprocess.run([os.path.join(H.BUILDDIR, "mailq"), "-C", self.inst.dir],
+                           capture_output=True, text=True, user="nobody",
+                           group="nogroup", extra_groups=[], cwd="/")
+        self.assertNotIn("log file", r.stderr)
+        self.assertNotIn("warning", r.stderr)
+
     def test_bad_postern_conf_line(self):
         text = self.inst.conf_text()
         n = len(text.splitlines()) + 1
