@@ -210,18 +210,9 @@ static const struct {
 };
 
 static int
-word_in(const char *const *list, const char *w)
-{
-	for (; *list != NULL; list++)
-		if (strcasecmp(*list, w) == 0)
-			return 1;
-	return 0;
-}
-
-static int
 unimplemented(const char *name)
 {
-	return word_in(unimplemented_params, name);
+	return words_contain_ci(unimplemented_params, name);
 }
 
 static void
@@ -248,7 +239,7 @@ check_security(void)
 		v = config_get(restriction_lists[i].param);
 		items = strv_split_list(v != NULL ? v : "");
 		for (j = 0; items[j] != NULL; j++)
-			if (!word_in(restriction_lists[i].known, items[j]))
+			if (!words_contain_ci(restriction_lists[i].known, items[j]))
 				error("%s: Postern does not implement the restriction \"%s\" "
 				    "yet, so it would not protect you; fix: remove it (see "
 				    "postern.conf(5) for the entries Postern knows)",

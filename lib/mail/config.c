@@ -985,15 +985,6 @@ static const struct {
 	{ "syslog_facility", facilities, 0 },
 };
 
-static int
-is_choice(const char *const *choices, const char *v)
-{
-	for (; *choices != NULL; choices++)
-		if (strcasecmp(*choices, v) == 0)
-			return 1;
-	return 0;
-}
-
 static char *
 choices_text(const char *const *choices)
 {
@@ -1042,12 +1033,12 @@ value_problem(const struct param_def *def, const char *v)
 		if (!param_choices[i].list) {
 			char *t = xstrdup(v);
 
-			ok = is_choice(param_choices[i].choices, str_trim(t));
+			ok = words_contain_ci(param_choices[i].choices, str_trim(t));
 			free(t);
 		} else {
 			items = strv_split_list(v);
 			for (j = 0; items[j] != NULL; j++)
-				ok = ok && is_choice(param_choices[i].choices, items[j]);
+				ok = ok && words_contain_ci(param_choices[i].choices, items[j]);
 			strv_free(&items);
 		}
 		if (!ok) {
