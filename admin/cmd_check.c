@@ -70,13 +70,6 @@ warning(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static const char *
-param(const char *name, const char *def)
-{
-	const char *v = config_get(name);
-
-	return v != NULL && *v != '\0' ? v : def;
-}
 
 /*
  * Lookup tables.
@@ -304,8 +297,8 @@ struct owner {
 static void
 check_owner(struct owner *o)
 {
-	const char *name = param("mail_owner", "postern");
-	const char *qdir = param("queue_directory", "/var/spool/postern");
+	const char *name = config_str("mail_owner");
+	const char *qdir = config_str("queue_directory");
 	struct passwd *pw;
 	int root = priv_is_root();
 
@@ -514,7 +507,7 @@ check_reach(const char *qdir, const struct owner *o)
 static void
 check_queue(const struct owner *o)
 {
-	const char *qdir = param("queue_directory", "/var/spool/postern");
+	const char *qdir = config_str("queue_directory");
 	struct stat st;
 	char *path, who[64];
 	size_t i;
@@ -578,7 +571,7 @@ check_queue(const struct owner *o)
 static void
 check_data_dir(const struct owner *o)
 {
-	const char *dir = param("data_directory", "/var/lib/postern");
+	const char *dir = config_str("data_directory");
 	struct stat st;
 	char who[64];
 
@@ -659,7 +652,7 @@ check_run(int show_warnings)
 	check_conf_file("master.conf");
 
 	check_owner(&o);
-	check_services(param("daemon_directory", "/usr/libexec/postern"), svcs,
+	check_services(config_str("daemon_directory"), svcs,
 	    loaded_master ? n : 0);
 	if (loaded_master)
 		mastercf_free(svcs, n);
