@@ -19,5 +19,9 @@ int cmd_queue(int argc, char **argv);
  * $MAIL_CONFIG, which postern.c sets) so it can report what is wrong
  * instead of stopping at the first error. (admin/cmd_check.c) */
 int cmd_check(int argc, char **argv);
+/* The checks of "postern check", which start and reload run too: prints
+ * each error (and each warning when show_warnings) and returns the number
+ * of errors. The configuration is loaded from $MAIL_CONFIG. */
+int check_run(int show_warnings);
 
 #endif

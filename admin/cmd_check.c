@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
+#include "util/net.h"
 #include "util/priv.h"
 #include "util/strv.h"
 #include "mail/config.h"
@@ -39,6 +40,7 @@
 #define FILE_PROBLEMS_MAX 5
 
 static int nerrors, nwarnings;
+static int quiet_warnings;   /* start and reload: errors only */
 
 static void PRINTF_LIKE(1, 2)
 error(const char *fmt, ...)
@@ -58,21 +60,16 @@ warning(const char *fmt, ...)
 {
 	va_list ap;
 
+	nwarnings++;
+	if (quiet_warnings)
+		return;
 	fputs("postern: warning: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	nwarnings++;
 }
 
-static const char *
-param(const char *name, const char *def)
-{
-	const char *v = config_get(name);
-
-	return v != NULL && *v != '\0' ? v : def;
-}
 
 /*
  * Lookup tables.
@@ -157,6 +154,136 @@ check_tables(void)
 }
 
 /*
+ * Security settings.
+ */
+
+/* Postfix parameters an administrator sets for protection that Postern
+ * does not implement yet. Set to anything but empty or "no", each is an
+ * error: a configuration that looks protected and is not is worse than
+ * one that refuses to start. */
+static const char *const unimplemented_params[] = {
+	"body_checks", "check_client_access", "header_checks",
+	"milter_default_action", "mime_header_checks", "nested_header_checks",
+	"non_smtpd_milters", "postscreen_access_list", "postscreen_dnsbl_sites",
+	"smtp_tls_ciphers", "smtp_tls_exclude_ciphers", "smtp_tls_mandatory_ciphers",
+	"smtp_tls_mandatory_protocols", "smtp_tls_protocols",
+	"smtpd_authorized_xclient_hosts", "smtpd_authorized_xforward_hosts",
+	"smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",
+	"smtpd_client_message_rate_limit", "smtpd_client_new_tls_session_rate_limit",
+	"smtpd_client_recipient_rate_limit", "smtpd_data_restrictions",
+	"smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
+	"smtpd_helo_restrictions", "smtpd_milters", "smtpd_reject_unlisted_sender",
+	"smtpd_sasl_security_options", "smtpd_sasl_tls_security_options",
+	"smtpd_sender_restrictions", "smtpd_tls_ask_ccert", "smtpd_tls_ciphers",
+	"smtpd_tls_exclude_ciphers", "smtpd_tls_mandatory_ciphers",
+	"smtpd_tls_mandatory_protocols", "smtpd_tls_protocols", "smtpd_tls_req_ccert",
+	"smtpd_tls_CAfile", "smtpd_tls_CApath", "smtpd_tls_dh1024_param_file",
+	"smtpd_tls_eecdh_grade", "tls_high_cipherlist", "tls_medium_cipherlist",
+	NULL,
+};
+
+/* Restriction lists and the entries Postern knows in each. The relay
+ * and recipient lists are not read: Postern always applies their
+ * Postfix default (mynetworks and authenticated clients may relay, others
+ * may not), so exactly those entries describe it truthfully. */
+static const char *const relay_entries[] = {
+	"permit_mynetworks", "permit_sasl_authenticated",
+	"reject_unauth_destination", "defer_unauth_destination", NULL,
+};
+static const char *const client_entries[] = {
+	"permit_mynetworks", "permit_sasl_authenticated", "permit", "reject", NULL,
+};
+static const struct {
+	const char *param;
+	const char *const *known;
+} restriction_lists[] = {
+	{ "smtpd_client_restrictions", client_entries },
+	{ "smtpd_recipient_restrictions", relay_entries },
+	{ "smtpd_relay_restrictions", relay_entries },
+};
+
+static int
+unimplemented(const char *name)
+{
+	return words_contain_ci(unimplemented_params, name);
+}
+
+static void
+error_unimplemented(const char *where, const char *name, const char *value)
+{
+	error("%s%s = %s: Postern does not implement %s yet, so it would not "
+	    "protect you; fix: remove it%s", where, name, value, name,
+	    *where != '\0' ? "" : " from postern.conf");
+}
+
+static void
+check_security(void)
+{
+	const char *v;
+	char **items;
+	size_t i, j;
+
+	for (i = 0; unimplemented_params[i] != NULL; i++) {
+		v = config_get(unimplemented_params[i]);
+		if (v != NULL && *v != '\0' && strcasecmp(v, "no") != 0)
+			error_unimplemented("", unimplemented_params[i], v);
+	}
+	for (i = 0; i < sizeof(restriction_lists) / sizeof(restriction_lists[0]); i++) {
+		v = config_get(restriction_lists[i].param);
+		items = strv_split_list(v != NULL ? v : "");
+		for (j = 0; items[j] != NULL; j++)
+			if (!words_contain_ci(restriction_lists[i].known, items[j]))
+				error("%s: Postern does not implement the restriction \"%s\" "
+				    "yet, so it would not protect you; fix: remove it (see "
+				    "postern.conf(5) for the entries Postern knows)",
+				    restriction_lists[i].param, items[j]);
+		strv_free(&items);
+	}
+	v = config_get("mynetworks");
+	{
+		char *err = NULL;
+
+		if (net_cidr_match(NULL, v != NULL ? v : "", &err) < 0) {
+			error("mynetworks: %s; fix: write addresses or CIDR blocks "
+			    "(127.0.0.0/8 [::1]/128), separated by spaces or commas", err);
+			free(err);
+		}
+	}
+}
+
+/* master.conf "-o name=value" overrides: known names and good values, as
+ * for postern.conf; a misspelled name would silently not apply. */
+static void
+check_overrides(const char *path, const struct master_service *svcs, size_t n)
+{
+	char where[300], *name, *eq, *err = NULL;
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; svcs[i].args != NULL && svcs[i].args[j] != NULL; j++) {
+			if (strcmp(svcs[i].args[j], "-o") != 0 || svcs[i].args[j + 1] == NULL)
+				continue;
+			name = xstrdup(svcs[i].args[++j]);
+			eq = strchr(name, '=');
+			if (eq != NULL)
+				*eq++ = '\0';
+			snprintf(where, sizeof(where), "%s:%d: service %s: -o ", path,
+			    svcs[i].lineno, svcs[i].name);
+			if (eq == NULL)
+				;       /* mastercf_load refused it already */
+			else if (unimplemented(name) && *eq != '\0' && strcasecmp(eq, "no") != 0)
+				error_unimplemented(where, name, eq);
+			else if (config_check_value(name, eq, &err) < 0) {
+				error("%s%s; fix: correct the override (\"postern conf -d\" "
+				    "lists the parameters)", where, err);
+				xfree(&err);
+			}
+			free(name);
+		}
+	}
+}
+
+/*
  * Users, programs, directories.
  */
 
@@ -170,8 +297,8 @@ struct owner {
 static void
 check_owner(struct owner *o)
 {
-	const char *name = param("mail_owner", "postern");
-	const char *qdir = param("queue_directory", "/var/spool/postern");
+	const char *name = config_str("mail_owner");
+	const char *qdir = config_str("queue_directory");
 	struct passwd *pw;
 	int root = priv_is_root();
 
@@ -315,15 +442,78 @@ check_files(const char *dir, const struct owner *o)
 		    bad - FILE_PROBLEMS_MAX, o->name, dir);
 }
 
+/* Can uid/gid search directory st (the x bit that applies to them)? */
+static int
+searchable(const struct stat *st, uid_t uid, gid_t gid)
+{
+	if (uid == 0)
+		return 1;
+	if (st->st_uid == uid)
+		return (st->st_mode & S_IXUSR) != 0;
+	if (st->st_gid == gid)
+		return (st->st_mode & S_IXGRP) != 0;
+	return (st->st_mode & S_IXOTH) != 0;
+}
+
+/* Every directory on the way to queue_directory must let the mail owner
+ * through, and where the path stops existing, postern start must be able
+ * to create the rest; otherwise every daemon fails at its first chdir. */
+static void
+check_reach(const char *qdir, const struct owner *o)
+{
+	char *path = xstrdup(qdir), *slash;
+	struct stat st;
+
+	if (*path != '/') {
+		error("queue_directory %s is not an absolute path; fix: set "
+		    "queue_directory = /var/spool/postern in %s/postern.conf", qdir,
+		    config_dir());
+		free(path);
+		return;
+	}
+	for (slash = path; slash != NULL; slash = strchr(slash + 1, '/')) {
+		char *prefix = slash == path ? xstrdup("/") :
+		    xstrndup(path, (size_t)(slash - path));
+
+		if (stat(prefix, &st) < 0) {
+			char *parent = slash == path ? xstrdup("/") :
+			    xstrndup(path, (size_t)(strrchr(prefix, '/') - prefix));
+
+			if (errno != ENOENT)
+				error("queue_directory %s: %s: %s", qdir, prefix, strerror(errno));
+			else if (access(*parent != '\0' ? parent : "/", W_OK) < 0)
+				error("queue_directory %s cannot be created: %s does not exist "
+				    "and %s is not writable; fix: create it or choose another "
+				    "queue_directory", qdir, prefix, *parent != '\0' ? parent : "/");
+			free(parent);
+			free(prefix);
+			break;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			error("queue_directory %s: %s is not a directory; fix: choose "
+			    "another queue_directory", qdir, prefix);
+			free(prefix);
+			break;
+		}
+		if (o->known && !searchable(&st, o->uid, o->gid))
+			error("queue_directory %s: mail_owner %s cannot reach it: %s has "
+			    "mode %04o; fix: chmod o+x %s", qdir, o->name, prefix,
+			    (unsigned)(st.st_mode & 07777), prefix);
+		free(prefix);
+	}
+	free(path);
+}
+
 static void
 check_queue(const struct owner *o)
 {
-	const char *qdir = param("queue_directory", "/var/spool/postern");
+	const char *qdir = config_str("queue_directory");
 	struct stat st;
 	char *path, who[64];
 	size_t i;
 	mode_t mode;
 
+	check_reach(qdir, o);
 	if (stat(qdir, &st) < 0) {
 		if (errno == ENOENT)
 			warning("queue_directory %s does not exist; fix: postern start "
@@ -381,7 +571,7 @@ check_queue(const struct owner *o)
 static void
 check_data_dir(const struct owner *o)
 {
-	const char *dir = param("data_directory", "/var/lib/postern");
+	const char *dir = config_str("data_directory");
 	struct stat st;
 	char who[64];
 
@@ -422,7 +612,7 @@ check_conf_file(const char *name)
 }
 
 int
-cmd_check(int argc, char **argv)
+check_run(int show_warnings)
 {
 	struct master_service *svcs = NULL;
 	struct owner o;
@@ -431,44 +621,54 @@ cmd_check(int argc, char **argv)
 	size_t n = 0;
 	int loaded_master;
 
-	(void)argv;
-	if (argc != 0) {
-		fprintf(stderr, "usage: postern check\n");
-		return EX_USAGE;
-	}
+	nerrors = nwarnings = 0;
+	quiet_warnings = !show_warnings;
 	if (dir == NULL || *dir == '\0')
 		dir = config_default_dir();
 	if (config_load(dir, &err) < 0) {
 		error("%s; fix: correct %s/postern.conf (lines are \"name = value\"; "
 		    "continuation lines start with white space)", err, dir);
 		free(err);
-		return EX_CONFIG;
+		return nerrors;
 	}
 	if (config_check(&err) < 0) {
 		error("%s; fix: correct the value in %s/postern.conf (\"postern conf "
 		    "NAME\" shows it)", err, dir);
 		xfree(&err);
 	}
+	check_security();
 	path = xasprintf("%s/master.conf", dir);
-	loaded_master = mastercf_load(path, (int)config_int("default_process_limit"),
-	    &svcs, &n, &err) == 0;
+	/* The limit only fills in maxproc "-", which nothing here judges; a
+	 * bad default_process_limit was reported above. */
+	loaded_master = mastercf_load(path, 0, &svcs, &n, &err) == 0;
 	if (!loaded_master) {
 		error("%s; fix: correct %s (columns: service type private unpriv "
 		    "chroot wakeup maxproc command)", err, path);
 		xfree(&err);
-	}
+	} else
+		check_overrides(path, svcs, n);
 	free(path);
 	check_conf_file("postern.conf");
 	check_conf_file("master.conf");
 
 	check_owner(&o);
-	check_services(param("daemon_directory", "/usr/libexec/postern"), svcs,
+	check_services(config_str("daemon_directory"), svcs,
 	    loaded_master ? n : 0);
 	if (loaded_master)
 		mastercf_free(svcs, n);
 	check_tables();
 	check_queue(&o);
 	check_data_dir(&o);
+	return nerrors;
+}
 
-	return nerrors > 0 ? EX_CONFIG : 0;
+int
+cmd_check(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0) {
+		fprintf(stderr, "usage: postern check\n");
+		return EX_USAGE;
+	}
+	return check_run(1) > 0 ? EX_CONFIG : 0;
 }

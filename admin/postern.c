@@ -2,7 +2,8 @@
  * postern - the administrator's command: start, stop, reload and inspect
  * the mail system, and dispatch to the sub-commands in admin.h.
  *
- *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue ...
+ *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue|user ...
+ *   postern --help | --version
  *
  * DIR defaults to $MAIL_CONFIG, then the compiled-in directory. Whether
  * the system runs is decided by the fcntl lock master holds on
@@ -38,11 +39,12 @@ static const char *confdir;
 static int verbose;
 static int logging;      /* log lines too (the log is not our stderr) */
 
-static NORETURN void
-usage(void)
+static void
+print_usage(FILE *out)
 {
-	fprintf(stderr,
+	fprintf(out,
 	    "usage: postern [-c config_dir] [-v] command [args...]\n"
+	    "       postern --help | --version\n"
 	    "commands:\n"
 	    "  start      check the configuration and start the mail system\n"
 	    "  start-fg   the same, with master in the foreground\n"
@@ -51,9 +53,17 @@ usage(void)
 	    "  reload     re-read the configuration\n"
 	    "  check      validate the configuration, tables, directories, owners\n"
 	    "  queue      list, show, flush, hold, release, delete, requeue mail\n"
-	    "  conf       print configuration parameters\n"
+	    "  conf       print parameters (-n set, -x expanded, -d defaults),\n"
+	    "             or edit postern.conf (-e name=value)\n"
 	    "  map        build, query or list lookup tables\n"
-	    "  user       add, delete or list users, change passwords\n");
+	    "  user       add, delete or list users, change passwords\n"
+	    "See postern(1), postern.conf(5) and master.conf(5).\n");
+}
+
+static NORETURN void
+usage(void)
+{
+	print_usage(stderr);
 	exit(EX_USAGE_);
 }
 
@@ -107,6 +117,11 @@ load_config(int full)
 	name = config_get("syslog_name");
 	if (logfile == NULL)
 		logfile = "";
+	/* A user who may only read (postern queue list, mailq) cannot write
+	 * the mail log: say nothing about it, stderr is enough for them. */
+	if (*logfile != '\0' && getuid() != 0 && access(logfile, W_OK) != 0 &&
+	    errno != ENOENT)
+		return;
 	if (strcmp(logfile, "/dev/stderr") != 0 && strcmp(logfile, "-") != 0) {
 		char *progname = xasprintf("%s/postern",
 		    name != NULL && *name != '\0' ? name : "postern");
@@ -190,6 +205,16 @@ master_argv(const char *path, int foreground)
 	return argv;
 }
 
+/* start and reload refuse what check calls an error, with its words:
+ * otherwise daemons crash-loop on a configuration master accepted. */
+static void
+refuse_bad_config(const char *what)
+{
+	if (check_run(0) > 0)
+		die(EX_CONFIG_, "not %s the Postern mail system: the configuration "
+		    "has errors (postern check lists warnings too)", what);
+}
+
 static int
 cmd_start(int foreground)
 {
@@ -197,6 +222,7 @@ cmd_start(int foreground)
 	pid_t pid, w;
 	int status;
 
+	refuse_bad_config("starting");
 	load_config(1);
 	if ((pid = running_pid()) > 0)
 		die(1, "the Postern mail system is already running: PID: %d", (int)pid);
@@ -275,6 +301,7 @@ cmd_reload(void)
 {
 	pid_t pid;
 
+	refuse_bad_config("reloading");
 	load_config(1);
 	if ((pid = running_pid()) <= 0)
 		die(1, "the Postern mail system is not running");
@@ -291,6 +318,15 @@ main(int argc, char **argv)
 	int ch;
 
 	log_open("postern/postern", "/dev/stderr");
+	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+		print_usage(stdout);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		/* the value postern conf mail_version prints, from the table */
+		printf("postern %s\n", config_get("mail_version"));
+		return 0;
+	}
 	while ((ch = getopt(argc, argv, "+c:v")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -148,7 +148,7 @@ target_addr(struct lrcpt *r, const struct laddr *a, const char *item,
     const struct lprivs *p, const char *self_key, const char *what)
 {
 	char *s = xstrdup(item), *q, *local = NULL, *domain = NULL, *key;
-	int flags = 0;
+	int flags = 0, lc;
 	size_t len;
 
 	if (*s == '\\') {
@@ -166,7 +166,13 @@ target_addr(struct lrcpt *r, const struct laddr *a, const char *item,
 		goto out;
 	}
 	addr_split(q, &local, &domain);
-	if (!local_domain(domain)) {
+	lc = local_domain(domain);
+	if (lc < 0) {
+		lr_fail(r, a->addr, "4.3.0", "cannot resolve domain \"%s\": table "
+		    "lookup failed", domain);
+		goto out;
+	}
+	if (lc == 0) {
 		add_forward(r, a, q);
 		goto out;
 	}

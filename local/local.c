@@ -57,14 +57,6 @@
 
 struct local_conf lconf;
 
-static const char *
-conf_str(const char *name, const char *def)
-{
-	const char *v = config_get(name);
-
-	return v != NULL ? v : def;
-}
-
 /* Log as postern/virtual for the virtual service, like Postfix's
  * virtual(8): administrators' tools tell the two apart by name. */
 static void
@@ -88,13 +80,13 @@ local_pre_init(void)
 	const char *v;
 
 	log_as_service();
-	lconf.qdir = xstrdup(conf_str("queue_directory", "/var/spool/postern"));
-	v = conf_str("mail_owner", "postern");
+	lconf.qdir = xstrdup(config_str("queue_directory"));
+	v = config_str("mail_owner");
 	if (priv_user(v, &lconf.owner_uid, &lconf.owner_gid) < 0) {
 		lconf.owner_uid = (uid_t)-1;
 		lconf.owner_gid = (gid_t)-1;
 	}
-	v = conf_str("default_privs", "nobody");
+	v = config_str("default_privs");
 	if (priv_user(v, &lconf.nobody_uid, &lconf.nobody_gid) < 0) {
 		log_warnx("default_privs user \"%s\" unknown; using 65534", v);
 		lconf.nobody_uid = 65534;
@@ -102,27 +94,23 @@ local_pre_init(void)
 	}
 	if (lconf.nobody_uid == 0)
 		log_fatalx("default_privs must not be root");
-	lconf.alias_specs = strv_split_list(conf_str("alias_maps", ""));
+	lconf.alias_specs = strv_split_list(config_str("alias_maps"));
 	lconf.alias_db = xcalloc(strv_len(lconf.alias_specs) + 1, sizeof(struct map *));
-	lconf.delim = xstrdup(conf_str("recipient_delimiter", ""));
-	lconf.allow_cmd = strv_split_list(conf_str("allow_mail_to_commands", "alias, forward"));
-	lconf.allow_file = strv_split_list(conf_str("allow_mail_to_files", "alias, forward"));
-	lconf.forward_path = xstrdup(conf_str("forward_path", "$home/.forward"));
-	lconf.home_mailbox = xstrdup(conf_str("home_mailbox", ""));
-	lconf.spool = xstrdup(conf_str("mail_spool_directory", "/var/mail"));
-	lconf.cmd_limit = config_time_or("command_time_limit", 1000, 's');
-	if (lconf.cmd_limit <= 0)
-		lconf.cmd_limit = 1000;
-	lconf.vmbox_maps = xstrdup(conf_str("virtual_mailbox_maps", ""));
-	lconf.vuid_maps = xstrdup(conf_str("virtual_uid_maps", ""));
-	lconf.vgid_maps = xstrdup(conf_str("virtual_gid_maps", ""));
-	lconf.vbase = xstrdup(conf_str("virtual_mailbox_base", ""));
-	lconf.vmin_uid = config_int_or("virtual_minimum_uid", 100, 0, LLONG_MAX);
-	lconf.myorigin = xstrdup(conf_str("myorigin", conf_str("myhostname", "localhost")));
-	lconf.mbox_limit = config_int_or("mailbox_size_limit", 51200000, 0,
-	    LLONG_MAX);
-	lconf.vmbox_limit = config_int_or("virtual_mailbox_limit", 51200000, 0,
-	    LLONG_MAX);
+	lconf.delim = xstrdup(config_str("recipient_delimiter"));
+	lconf.allow_cmd = strv_split_list(config_str("allow_mail_to_commands"));
+	lconf.allow_file = strv_split_list(config_str("allow_mail_to_files"));
+	lconf.forward_path = xstrdup(config_str("forward_path"));
+	lconf.home_mailbox = xstrdup(config_str("home_mailbox"));
+	lconf.spool = xstrdup(config_str("mail_spool_directory"));
+	lconf.cmd_limit = config_time("command_time_limit");
+	lconf.vmbox_maps = xstrdup(config_str("virtual_mailbox_maps"));
+	lconf.vuid_maps = xstrdup(config_str("virtual_uid_maps"));
+	lconf.vgid_maps = xstrdup(config_str("virtual_gid_maps"));
+	lconf.vbase = xstrdup(config_str("virtual_mailbox_base"));
+	lconf.vmin_uid = config_int("virtual_minimum_uid");
+	lconf.myorigin = xstrdup(config_str("myorigin"));
+	lconf.mbox_limit = config_int("mailbox_size_limit");
+	lconf.vmbox_limit = config_int("virtual_mailbox_limit");
 }
 
 static void
@@ -242,11 +230,15 @@ local_privs_fix(struct lprivs *p)
 int
 local_domain(const char *domain)
 {
+	enum rcpt_class cls;
+
 	if (domain == NULL || *domain == '\0')
 		return 1;
 	if (lconf.res == NULL)
 		return strcasecmp(domain, lconf.myorigin) == 0;
-	return resolver_class(lconf.res, domain) == RCPT_LOCAL;
+	if (resolver_class_ex(lconf.res, domain, &cls) != 0)
+		return -1;
+	return cls == RCPT_LOCAL;
 }
 
 int
@@ -341,9 +333,14 @@ deliver_one(struct lmsg *m, const struct dlv_rcpt *dr, struct dlv_result *res)
 	r.offset = dr->offset;
 	buf_init(&r.oktext, 0);
 	addr_split(dr->addr, &local, &domain);
-	if (*domain != '\0' && lconf.res != NULL)
-		cls = resolver_class(lconf.res, domain);
-	if (cls == RCPT_VIRTUAL) {
+	if (*domain != '\0' && lconf.res != NULL &&
+	    resolver_class_ex(lconf.res, domain, &cls) != 0) {
+		/* A table we cannot read says nothing about the recipient:
+		 * keep the message (never "unknown user" for a lookup error). */
+		r.relay = "none";
+		lr_fail(&r, dr->addr, "4.3.0", "cannot resolve domain \"%s\": "
+		    "table lookup failed", domain);
+	} else if (cls == RCPT_VIRTUAL) {
 		r.relay = "virtual";
 		local_virtual(&r, dr->addr);
 	} else {

@@ -109,7 +109,7 @@ int local_become(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid);
 void local_restore(void);
 /* Current effective identity in unprivileged mode, else uid/gid as given. */
 void local_privs_fix(struct lprivs *p);
-int local_domain(const char *domain);   /* 1 local class, 0 not */
+int local_domain(const char *domain);   /* 1 local class, 0 not, -1 lookup failed */
 int local_loop(const struct lmsg *m, const char *addr);   /* in Delivered-To */
 
 /* alias.c */

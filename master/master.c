@@ -499,7 +499,8 @@ sighup_cb(struct loop *l, void *ctx)
 
 	services_reload(svcs, n);
 	mastercf_free(svcs, n);
-	log_info("reload -- version %s, configuration %s", POSTERN_VERSION, mconf.config_dir);
+	log_info("reload -- version %s, configuration %s", config_get("mail_version"),
+	    mconf.config_dir);
 	notify("READY=1");
 }
 
@@ -577,7 +578,7 @@ main(int argc, char **argv)
 	}
 	mastercf_free(svcs, nsvcs);
 
-	log_info("daemon started -- version %s, configuration %s", POSTERN_VERSION,
+	log_info("daemon started -- version %s, configuration %s", config_get("mail_version"),
 	    mconf.config_dir);
 	if (ready_fd >= 0) {
 		(void)write_all(ready_fd, "R", 1);

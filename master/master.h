@@ -14,8 +14,6 @@
 #include "util/loop.h"
 #include "mail/mastercf.h"
 
-#define POSTERN_VERSION "0.1"
-
 /* What master uses from postern.conf, copied so a failed reload (which may
  * leave the global configuration half-read) cannot change it. */
 struct master_conf {

@@ -461,7 +461,20 @@ child_exec(const struct service *s, char **argv, char **env)
 			(void)close(fd);
 	}
 	execve(argv[0], argv, env);
-	log_warn("exec %s", argv[0]);
+	{
+		/* close_range took the log's descriptor with it: open the log
+		 * again so the administrator learns why the service never ran. */
+		char progname[200];
+		const char *file = mconf.maillog_file;
+		int e = errno;
+
+		snprintf(progname, sizeof(progname), "%s", log_progname());
+		if (file[0] == '\0' && mconf.foreground)
+			file = "/dev/stderr";
+		log_open(progname, file);
+		errno = e;
+		log_warn("service %s: cannot exec %s", s->label, argv[0]);
+	}
 	_exit(1);
 }
 

@@ -380,14 +380,6 @@ scan_maildrop(void)
 
 /* --- start-up ------------------------------------------------------------------ */
 
-static const char *
-conf_str(const char *name, const char *def)
-{
-	const char *v = config_get(name);
-
-	return v != NULL && *v != '\0' ? v : def;
-}
-
 static void
 pickup_post_init(struct loop *l)
 {
@@ -395,12 +387,11 @@ pickup_post_init(struct loop *l)
 	const char *v;
 
 	ploop = l;
-	pconf.qdir = xstrdup(conf_str("queue_directory", "/var/spool/postern"));
-	pconf.myhostname = xstrdup(conf_str("myhostname", "localhost"));
-	pconf.myorigin = xstrdup(conf_str("myorigin", pconf.myhostname));
-	pconf.mail_name = xstrdup(conf_str("mail_name", "Postern"));
-	pconf.size_limit = (v = config_get("message_size_limit")) != NULL
-	    ? config_int("message_size_limit") : 10240000;
+	pconf.qdir = xstrdup(config_str("queue_directory"));
+	pconf.myhostname = xstrdup(config_str("myhostname"));
+	pconf.myorigin = xstrdup(config_str("myorigin"));
+	pconf.mail_name = xstrdup(config_str("mail_name"));
+	pconf.size_limit = config_int("message_size_limit");
 	pconf.header_limit = (v = config_get("header_size_limit")) != NULL
 	    && config_int("header_size_limit") > 0
 	    ? (size_t)config_int("header_size_limit") : 102400;

@@ -114,7 +114,9 @@ cat > "$DEMO/postern.conf" <<CONF
 # Written by scripts/demo.sh; Postfix parameter names.
 myhostname = mail.example.test
 mydomain = example.test
-mydestination = localhost
+# myorigin (\$myhostname) must be local: the demo's own bounces and mail to
+# root@\$myhostname stay on this host instead of being relayed.
+mydestination = \$myhostname, localhost
 mynetworks = 127.0.0.0/8
 virtual_mailbox_domains = example.test
 virtual_mailbox_base = $STATE/mail

@@ -18,7 +18,8 @@ for a in "$@"; do
 	esac
 done
 
-scripts/deps.sh dnsmasq-base
+# dnsmasq-base: DNS tests; fail2ban: fail2ban-regex runs the shipped filter
+scripts/deps.sh dnsmasq-base fail2ban
 
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ $sanitize -eq 1 ]; then

@@ -261,10 +261,8 @@ sm_smtp_session(const char *fullname, const char *body)
 	const char *err;
 	size_t used, len;
 	enum smtp_result r;
-	long long limit = config_get("message_size_limit") != NULL
-	    ? config_int("message_size_limit") : 10240000;
-	long long ll = config_get("line_length_limit") != NULL
-	    ? config_int("line_length_limit") : 2048;
+	long long limit = config_int("message_size_limit");
+	long long ll = config_int("line_length_limit");
 
 	memset(&b, 0, sizeof(b));
 	buf_init(&b.in, 0);

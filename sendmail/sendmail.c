@@ -336,8 +336,7 @@ do_deliver(struct opts *o)
 	struct passwd *pw = getpwuid(getuid());
 	char *fullname = NULL, *sender = NULL;
 	const char *err;
-	long long limit = config_get("message_size_limit") != NULL
-	    ? config_int("message_size_limit") : 10240000;
+	long long limit = config_int("message_size_limit");
 
 	memset(&m, 0, sizeof(m));
 	if (pw == NULL && o->sender == NULL)

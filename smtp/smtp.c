@@ -41,25 +41,24 @@
 
 struct smtp_conf sconf;
 
-static const char *
-conf_str(const char *name, const char *def)
+/* A number from the table (its default there, never here) held to
+ * [min, max]: a value outside is capped, with a warning. */
+static long long
+conf_bounded(long long v, const char *name, long long min, long long max)
 {
-	const char *v = config_get(name);
-
-	return v != NULL ? v : def;
+	if (v < min || v > max) {
+		log_warnx("%s = %lld is out of range [%lld, %lld]; using %lld", name, v,
+		    min, max, v < min ? min : max);
+		return v < min ? min : max;
+	}
+	return v;
 }
 
 /* Timeouts: a duration (default unit s), at most a day. */
 static int
-conf_secs(const char *name, long long def)
+conf_secs(const char *name)
 {
-	long long t = config_time_or(name, def, 's');
-
-	if (t < 0 || t > 86400) {
-		log_warnx("%s: %lld s is out of range; using %llds", name, t, def);
-		return (int)def;
-	}
-	return (int)t;
+	return (int)conf_bounded(config_time(name), name, 0, 86400);
 }
 
 static void
@@ -69,43 +68,41 @@ smtp_pre_init(void)
 	char *err = NULL;
 	char **protos;
 
-	sconf.qdir = xstrdup(conf_str("queue_directory", "/var/spool/postern"));
-	sconf.helo_name = xstrdup(conf_str("smtp_helo_name",
-	    conf_str("myhostname", "localhost")));
-	sconf.bind_address = xstrdup(conf_str("smtp_bind_address", ""));
-	sconf.bind_address6 = xstrdup(conf_str("smtp_bind_address6", ""));
-	sconf.port = (int)config_int_or("smtp_tcp_port", 25, 1, 65535);
-	sconf.connect_timeout = conf_secs("smtp_connect_timeout", 30);
-	sconf.helo_timeout = conf_secs("smtp_helo_timeout", 300);
-	sconf.starttls_timeout = conf_secs("smtp_starttls_timeout", 300);
-	sconf.mail_timeout = conf_secs("smtp_mail_timeout", 300);
-	sconf.rcpt_timeout = conf_secs("smtp_rcpt_timeout", 300);
-	sconf.data_init_timeout = conf_secs("smtp_data_init_timeout", 120);
-	sconf.data_xfer_timeout = conf_secs("smtp_data_xfer_timeout", 180);
-	sconf.data_done_timeout = conf_secs("smtp_data_done_timeout", 600);
-	sconf.quit_timeout = conf_secs("smtp_quit_timeout", 300);
-	sconf.dns_timeout = conf_secs("smtp_dns_timeout", 30);
-	sconf.mx_address_limit = (int)config_int_or("smtp_mx_address_limit", 5, 1,
-	    SMTP_HOSTS_MAX);
-	v = conf_str("inet_protocols", "all");
+	sconf.qdir = xstrdup(config_str("queue_directory"));
+	sconf.helo_name = xstrdup(config_str("smtp_helo_name"));
+	sconf.bind_address = xstrdup(config_str("smtp_bind_address"));
+	sconf.bind_address6 = xstrdup(config_str("smtp_bind_address6"));
+	sconf.port = (int)conf_bounded(config_int("smtp_tcp_port"), "smtp_tcp_port", 1, 65535);
+	sconf.connect_timeout = conf_secs("smtp_connect_timeout");
+	sconf.helo_timeout = conf_secs("smtp_helo_timeout");
+	sconf.starttls_timeout = conf_secs("smtp_starttls_timeout");
+	sconf.mail_timeout = conf_secs("smtp_mail_timeout");
+	sconf.rcpt_timeout = conf_secs("smtp_rcpt_timeout");
+	sconf.data_init_timeout = conf_secs("smtp_data_init_timeout");
+	sconf.data_xfer_timeout = conf_secs("smtp_data_xfer_timeout");
+	sconf.data_done_timeout = conf_secs("smtp_data_done_timeout");
+	sconf.quit_timeout = conf_secs("smtp_quit_timeout");
+	sconf.dns_timeout = conf_secs("smtp_dns_timeout");
+	sconf.mx_address_limit = (int)conf_bounded(config_int("smtp_mx_address_limit"),
+	    "smtp_mx_address_limit", 1, SMTP_HOSTS_MAX);
+	v = config_str("inet_protocols");
 	protos = strv_split_list(v);
 	sconf.use_ipv4 = strv_contains_ci(protos, "all") || strv_contains_ci(protos, "ipv4");
 	sconf.use_ipv6 = strv_contains_ci(protos, "all") || strv_contains_ci(protos, "ipv6");
 	if (!sconf.use_ipv4 && !sconf.use_ipv6)
 		sconf.use_ipv4 = 1;
 	strv_free(&protos);
-	v = conf_str("smtp_tls_security_level", "may");
+	v = config_str("smtp_tls_security_level");
 	if (*v == '\0')
 		sconf.tls_level = TLS_LEV_NONE;    /* Postfix: empty = none */
-	else if (tls_level_parse(v, &sconf.tls_level) < 0) {
-		log_warnx("bad smtp_tls_security_level \"%s\"; using \"may\"", v);
-		sconf.tls_level = TLS_LEV_MAY;
-	}
-	sconf.tls_policy_specs = xstrdup(conf_str("smtp_tls_policy_maps", ""));
-	sconf.sasl_passwd_specs = xstrdup(conf_str("smtp_sasl_password_maps", ""));
-	sconf.dns_servers = xstrdup(conf_str("smtp_dns_servers", ""));
+	else if (tls_level_parse(v, &sconf.tls_level) < 0)
+		/* config_check() refused it before we got here */
+		log_fatalx("bad smtp_tls_security_level \"%s\"", v);
+	sconf.tls_policy_specs = xstrdup(config_str("smtp_tls_policy_maps"));
+	sconf.sasl_passwd_specs = xstrdup(config_str("smtp_sasl_password_maps"));
+	sconf.dns_servers = xstrdup(config_str("smtp_dns_servers"));
 	/* Certificates and the CA store are read before dropping privileges. */
-	sconf.tls = tls_client_ctx_new(conf_str("smtp_tls_CAfile", ""), &err);
+	sconf.tls = tls_client_ctx_new(config_str("smtp_tls_CAfile"), &err);
 	if (sconf.tls == NULL) {
 		log_warnx("TLS client context: %s; TLS is off", err != NULL ? err : "?");
 		free(err);

@@ -39,6 +39,9 @@
 #ifndef POSTERN_LIBEXECDIR
 #define POSTERN_LIBEXECDIR "/usr/libexec/postern"
 #endif
+#ifndef POSTERN_VERSION
+#define POSTERN_VERSION "0.0.0"   /* the build defines it from project(VERSION) */
+#endif
 #ifndef POSTERN_SYSCONFDIR
 #define POSTERN_SYSCONFDIR "/etc/postern"
 #endif
@@ -101,6 +104,7 @@ static const struct param_def param_table[] = {
 	{ "mail_name", CONF_STR, "Postern", 0, 0 },
 	{ "mail_owner", CONF_STR, "postern", 0, 0 },
 	{ "mail_spool_directory", CONF_STR, "/var/mail", 0, 0 },
+	{ "mail_version", CONF_STR, POSTERN_VERSION, 0, 0 },
 	{ "mailbox_command", CONF_STR, "", 0, PF_RAW },
 	{ "mailbox_size_limit", CONF_SIZE, "51200000", 0, 0 },
 	{ "maillog_file", CONF_STR, "", 0, 0 },
@@ -523,6 +527,19 @@ config_get(const char *name)
 }
 
 const char *
+config_str(const char *name)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+
+	/* Every parameter is in the table with its default; a name that is
+	 * not is a bug, not a reason for a private fallback. */
+	if (p == NULL || p->def == NULL)
+		log_panic("%s: parameter %s is not in the parameter table", __func__,
+		    name != NULL ? name : "(null)");
+	return param_expanded(p);
+}
+
+const char *
 config_get_raw(const char *name)
 {
 	struct param *p;
@@ -672,10 +689,10 @@ config_load(const char *dir, char **err_r)
 	struct buf line = BUF_INIT(0);
 	struct lline ll;
 	char *text = NULL, *path, *eq, *name, *value;
-	char **names = NULL, **values = NULL, **unknown = NULL;
+	char **names = NULL, **values = NULL, **unknown = NULL, **repeated = NULL;
 	const char *why = NULL;
-	size_t len = 0, i;
-	int lineno, r;
+	size_t len = 0, i, nlines = 0;
+	int lineno, r, *lines = NULL;
 
 	*err_r = NULL;
 	if (dir == NULL || *dir == '\0')
@@ -719,6 +736,9 @@ config_load(const char *dir, char **err_r)
 			    path, lineno, name);
 			goto fail;
 		}
+		if (nlines % 64 == 0)
+			lines = xreallocarray(lines, nlines + 64, sizeof(int));
+		lines[nlines++] = lineno;
 		strv_push(&names, name);
 		strv_push(&values, value);
 	}
@@ -730,11 +750,23 @@ config_load(const char *dir, char **err_r)
 	for (i = 0; names[i] != NULL; i++) {
 		if (param_find(names[i]) == NULL)
 			strv_push(&unknown, names[i]);
+		else if (config_is_set(names[i])) {
+			char *w = xasprintf("%s:%d: overriding earlier entry: %s=%.200s",
+			    path, lines[i], names[i], values[i]);
+
+			strv_push(&repeated, w);
+			free(w);
+		}
 		param_store(names[i], values[i]);
 	}
+	/* Postfix warns too: the later line wins, which is rarely meant. */
+	for (i = 0; repeated != NULL && repeated[i] != NULL; i++)
+		log_warnx("%s", repeated[i]);
 	for (i = 0; unknown != NULL && unknown[i] != NULL; i++)
 		log_warnx("%s: unknown parameter %s", path, unknown[i]);
 	strv_free(&unknown);
+	strv_free(&repeated);
+	free(lines);
 	strv_free(&names);
 	strv_free(&values);
 	buf_free(&line);
@@ -743,6 +775,8 @@ config_load(const char *dir, char **err_r)
 fail:
 	strv_free(&names);
 	strv_free(&values);
+	strv_free(&repeated);
+	free(lines);
 	buf_free(&line);
 	free(text);
 	free(path);
@@ -930,11 +964,140 @@ config_bool(const char *name)
 	return v;
 }
 
+/*
+ * Enumerated parameters: the values the code that reads each one accepts.
+ * A list parameter takes any of them, separated by commas or spaces.
+ */
+static const char *const tls_server_levels[] = { "", "none", "may", "encrypt", NULL };
+static const char *const tls_client_levels[] = { "", "none", "may", "encrypt",
+	"verify", "secure", "dane", "dane-only", NULL };
+static const char *const protocols[] = { "all", "ipv4", "ipv6", NULL };
+static const char *const sources[] = { "alias", "forward", "include", NULL };
+/* lib/util/log.c logs to LOG_MAIL only: accept nothing it would ignore. */
+static const char *const facilities[] = { "mail", NULL };
+
+static const struct {
+	const char *name;
+	const char *const *choices;
+	int list;
+} param_choices[] = {
+	{ "allow_mail_to_commands", sources, 1 },
+	{ "allow_mail_to_files", sources, 1 },
+	{ "inet_protocols", protocols, 1 },
+	{ "smtp_tls_security_level", tls_client_levels, 0 },
+	{ "smtpd_tls_security_level", tls_server_levels, 0 },
+	{ "syslog_facility", facilities, 0 },
+};
+
+static char *
+choices_text(const char *const *choices)
+{
+	struct buf b = BUF_INIT(0);
+
+	for (; *choices != NULL; choices++) {
+		if (**choices == '\0')
+			continue;
+		if (b.len > 0)
+			buf_puts(&b, choices[1] != NULL ? ", " : " or ");
+		buf_puts(&b, *choices);
+	}
+	return buf_steal(&b);
+}
+
+/* NULL when v is acceptable for def, else the expected form (allocated). */
+static char *
+value_problem(const struct param_def *def, const char *v)
+{
+	long long n;
+	size_t i, j;
+
+	switch (def->type) {
+	case CONF_STR:
+		break;
+	case CONF_INT:
+	case CONF_SIZE:
+		if (parse_int(v, &n) != 0)
+			return xstrdup("a non-negative integer");
+		break;
+	case CONF_TIME:
+		if (config_parse_time(v, def->unit ? def->unit : 's') < 0)
+			return xstrdup("a time (number with unit s, m, h, d or w)");
+		break;
+	case CONF_BOOL:
+		if (parse_bool(v) < 0)
+			return xstrdup("yes or no");
+		break;
+	}
+	for (i = 0; i < ARRAY_SIZE(param_choices); i++) {
+		char **items;
+		int ok = 1;
+
+		if (strcmp(param_choices[i].name, def->name) != 0)
+			continue;
+		if (!param_choices[i].list) {
+			char *t = xstrdup(v);
+
+			ok = words_contain_ci(param_choices[i].choices, str_trim(t));
+			free(t);
+		} else {
+			items = strv_split_list(v);
+			for (j = 0; items[j] != NULL; j++)
+				ok = ok && words_contain_ci(param_choices[i].choices, items[j]);
+			strv_free(&items);
+		}
+		if (!ok) {
+			char *list = choices_text(param_choices[i].choices), *r;
+
+			r = xasprintf("%s%s", param_choices[i].list ? "a list of " : "",
+			    list);
+			free(list);
+			return r;
+		}
+	}
+	return NULL;
+}
+
+static char *
+value_error(const char *name, const char *v, const char *expected)
+{
+	return xasprintf("parameter %s: bad value '%.200s' (expected %s)", name, v,
+	    expected);
+}
+
+int
+config_check_value(const char *name, const char *value, char **err_r)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+	char *why, *saved;
+	const char *v;
+	int r = 0;
+
+	*err_r = NULL;
+	if (p == NULL || p->def == NULL) {
+		*err_r = xasprintf("unknown parameter %s", name ? name : "(null)");
+		return -1;
+	}
+	/* Expand as the daemon will: set it, look, and put the old value back. */
+	saved = p->value != NULL ? xstrdup(p->value) : NULL;
+	param_store(name, value);
+	v = param_expanded(param_find(name));
+	if ((why = value_problem(p->def, v)) != NULL) {
+		*err_r = value_error(name, v, why);
+		free(why);
+		r = -1;
+	}
+	p = param_find(name);
+	retire(&p->value);
+	p->value = saved;
+	conf.gen++;
+	return r;
+}
+
 int
 config_check(char **err_r)
 {
-	const char *v, *kind = NULL;
-	long long n;
+	char *why;
+	const char *v;
 	size_t i;
 
 	*err_r = NULL;
@@ -945,26 +1108,9 @@ config_check(char **err_r)
 		if (p->def == NULL)
 			continue;
 		v = param_expanded(p);
-		switch (p->def->type) {
-		case CONF_STR:
-			continue;
-		case CONF_INT:
-		case CONF_SIZE:
-			if (parse_int(v, &n) != 0)
-				kind = "a non-negative integer";
-			break;
-		case CONF_TIME:
-			if (config_parse_time(v, p->def->unit ? p->def->unit : 's') < 0)
-				kind = "a time (number with unit s, m, h, d or w)";
-			break;
-		case CONF_BOOL:
-			if (parse_bool(v) < 0)
-				kind = "yes or no";
-			break;
-		}
-		if (kind != NULL) {
-			*err_r = xasprintf("parameter %s: bad value '%.200s' (expected %s)",
-			    p->name, v, kind);
+		if ((why = value_problem(p->def, v)) != NULL) {
+			*err_r = value_error(p->name, v, why);
+			free(why);
 			return -1;
 		}
 	}
@@ -1005,6 +1151,55 @@ config_print_x(FILE *out, int only_nondefault, int expand_it)
 	for (i = 0; i < n; i++)
 		print_param(out, sorted[i], expand_it);
 	free(sorted);
+}
+
+static void
+print_default(FILE *out, struct param *p)
+{
+	char *saved = p->value;
+	const char *v;
+
+	/* param_raw without the file's value is the default */
+	p->value = NULL;
+	v = param_raw(p);
+	fprintf(out, *v == '\0' ? "%s =\n" : "%s = %s\n", p->name, v);
+	p->value = saved;
+}
+
+void
+config_print_defaults(FILE *out)
+{
+	struct param **sorted;
+	size_t i, n = 0;
+
+	conf_init();
+	sorted = xcalloc(conf.n, sizeof(*sorted));
+	for (i = 0; i < conf.n; i++)
+		if (conf.v[i].def != NULL)
+			sorted[n++] = &conf.v[i];
+	qsort(sorted, n, sizeof(*sorted), cmp_param);
+	for (i = 0; i < n; i++)
+		print_default(out, sorted[i]);
+	free(sorted);
+}
+
+int
+config_print_default_one(FILE *out, const char *name)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+
+	if (p == NULL || p->def == NULL)
+		return -1;
+	print_default(out, p);
+	return 0;
+}
+
+int
+config_known(const char *name)
+{
+	struct param *p = name != NULL ? param_find(name) : NULL;
+
+	return p != NULL && p->def != NULL;
 }
 
 void

@@ -30,6 +30,10 @@ const char *config_default_dir(void);
 
 /* Expanded value; "" for a known parameter that is empty; NULL if unknown. */
 const char *config_get(const char *name);
+/* The value of a parameter of the table (its default when unset); a
+ * name not in the table is a bug (panic). Daemons use this, never a
+ * fallback of their own. */
+const char *config_str(const char *name);
 long long config_int(const char *name);      /* CONF_INT/CONF_SIZE */
 long long config_time(const char *name);     /* seconds; units s m h d w */
 int config_bool(const char *name);           /* yes/no/true/false/1/0 */
@@ -44,10 +48,20 @@ long long config_time_or(const char *name, long long def, char unit);
 /* Validate every typed value (ints parse, times have units, bools are
  * bools). 0, or -1 with *err_r naming the parameter. */
 int config_check(char **err_r);
+/* Would name = value pass config_check (as a master.conf "-o name=value"
+ * override, expanded in this configuration)? 0, or -1 and *err_r; an
+ * unknown name is an error. The configuration is left as it was. */
+int config_check_value(const char *name, const char *value, char **err_r);
 
 /* Print "name = value" lines sorted by name: all known parameters (and
  * unknown ones set in the file), or only non-defaults. */
 void config_print(FILE *out, int only_nondefault);
+/* Print every known parameter with its default, sorted (postconf -d). */
+void config_print_defaults(FILE *out);
+/* One default; -1 if name is not in the table. */
+int config_print_default_one(FILE *out, const char *name);
+/* Is name in the parameter table? */
+int config_known(const char *name);
 /* Print one parameter; -1 if unknown. */
 int config_print_one(FILE *out, const char *name);
 

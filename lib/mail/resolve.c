@@ -271,12 +271,13 @@ open_param_maps(const char *param, char **err_r)
 	return ml;
 }
 
+/* The table holds every default (config.c): no fallback here. */
 static char *
-param_dup(const char *name, const char *fallback)
+param_dup(const char *name)
 {
 	const char *v = config_get(name);
 
-	return xstrdup(v != NULL ? v : fallback);
+	return xstrdup(v != NULL ? v : "");
 }
 
 struct resolver *
@@ -295,13 +296,13 @@ resolver_open(char **err_r)
 		resolver_close(&r);
 		return NULL;
 	}
-	r->delim = param_dup("recipient_delimiter", "");
-	r->myhostname = param_dup("myhostname", "localhost");
-	r->myorigin = param_dup("myorigin", r->myhostname);
-	r->local_transport = param_dup("local_transport", "local");
-	r->virtual_transport = param_dup("virtual_transport", "virtual");
-	r->default_transport = param_dup("default_transport", "smtp");
-	r->relayhost = param_dup("relayhost", "");
+	r->delim = param_dup("recipient_delimiter");
+	r->myhostname = param_dup("myhostname");
+	r->myorigin = param_dup("myorigin");
+	r->local_transport = param_dup("local_transport");
+	r->virtual_transport = param_dup("virtual_transport");
+	r->default_transport = param_dup("default_transport");
+	r->relayhost = param_dup("relayhost");
 	return r;
 }
 
@@ -353,22 +354,6 @@ resolver_class_ex(struct resolver *r, const char *domain, enum rcpt_class *cls)
 done:
 	free(d);
 	return m < 0 ? -1 : 0;
-}
-
-enum rcpt_class
-resolver_class(struct resolver *r, const char *domain)
-{
-	enum rcpt_class c;
-
-	if (resolver_class_ex(r, domain, &c) != 0) {
-		/* without an error channel, relay is the answer that never
-		 * accepts mail it should not; callers that can defer use
-		 * resolver_class_ex */
-		log_warnx("%s: domain lookup failed; treating as relay",
-		    domain ? domain : "");
-		return RCPT_RELAY;
-	}
-	return c;
 }
 
 /* The parts of an address as lookups use them. */

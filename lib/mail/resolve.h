@@ -26,10 +26,9 @@ struct resolver;
 struct resolver *resolver_open(char **err_r);
 void resolver_close(struct resolver **r);
 
-enum rcpt_class resolver_class(struct resolver *r, const char *domain);
-/* The same with an error channel: 0 and *cls, or -1 when a table lookup
- * failed (defer; resolver_class answers RCPT_RELAY then, with a warning).
- * Callers that can answer 451 should prefer this. */
+/* The class of a domain: 0 and *cls, or -1 when a table lookup failed.
+ * A failure is never a class: the caller defers (451 / 4.3.0), as a
+ * default of "relay" would turn a missing table into a bounce. */
 int resolver_class_ex(struct resolver *r, const char *domain,
     enum rcpt_class *cls);
 /* 1 known, 0 unknown (550 5.1.1), -1 temporary failure (451 4.3.0). */

@@ -82,6 +82,12 @@ strv_free(char ***v)
 int
 strv_contains_ci(char *const *v, const char *s)
 {
+	return words_contain_ci((const char *const *)v, s);
+}
+
+int
+words_contain_ci(const char *const *v, const char *s)
+{
 	size_t i;
 
 	if (v == NULL || s == NULL)

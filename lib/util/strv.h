@@ -13,6 +13,8 @@ size_t strv_len(char *const *v);
 void strv_push(char ***v, const char *s);            /* copies s */
 void strv_free(char ***v);
 int strv_contains_ci(char *const *v, const char *s);
+/* The same for a constant word list (a static table of names). */
+int words_contain_ci(const char *const *v, const char *s);
 /* Lower-case ASCII in place; returns s. */
 char *str_lower(char *s);
 /* Trim ASCII white space at both ends, in place; returns s. */

@@ -5,6 +5,7 @@ configuration files (errors name file and line), status and stop.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -52,6 +53,70 @@ class Conf(H.InstanceTestCase):
         self.assertIn("myhostname", names)
         self.assertIn("virtual_mailbox_maps", names)
         self.assertNotIn("smtpd_banner", names)
+
+    def test_conf_defaults(self):
+        r = self.inst.postern("conf", "-d", check=True)
+        lines = r.stdout.splitlines()
+        names = [l.split(" =", 1)[0] for l in lines]
+        self.assertEqual(names, sorted(names))
+        # the table's defaults, not this instance's values
+        self.assertIn("queue_directory = /var/spool/postern", lines)
+        self.assertIn("alias_maps = lmdb:/etc/aliases", lines)
+        self.assertIn("mydestination = $myhostname, localhost.$mydomain, localhost",
+                      lines)
+        r = self.inst.postern("conf", "-d", "queue_directory", check=True)
+        self.assertEqual(r.stdout, "queue_directory = /var/spool/postern\n")
+        r = self.inst.postern("conf", "-d", "no_such_parameter_xyz")
+        self.assertEqual(r.returncode, 1)
+
+    def test_conf_edit(self):
+        path = self.inst.path("postern.conf")
+        with open(path, "a") as f:
+            f.write("# keep this comment\nsmtpd_banner = $myhostname\n"
+                    "    ESMTP continued\nrelayhost = [a.example]\n"
+                    "relayhost = [b.example]\n")
+        os.chmod(path, 0o640)
+        self.inst.postern("conf", "-e", "smtpd_banner=$myhostname ready",
+                          "relayhost = [c.example]", "message_size_limit=2000000",
+                          check=True)
+        with open(path) as f:
+            text = f.read()
+        self.assertIn("# keep this comment\nsmtpd_banner = $myhostname ready\n"
+                      "relayhost = [c.example]\n", text)
+        self.assertNotIn("ESMTP continued", text)
+        self.assertNotIn("b.example", text)
+        self.assertTrue(text.endswith("message_size_limit = 2000000\n"), text)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o640)
+        r = self.inst.postern("conf", "smtpd_banner", "relayhost",
+                              "message_size_limit", check=True)
+        self.assertEqual(r.stdout, "smtpd_banner = $myhostname ready\n"
+                         "relayhost = [c.example]\nmessage_size_limit = 2000000\n")
+        self.assertNotIn("overriding", r.stderr)
+        r = self.inst.postern("conf", "-e", "no_equals_sign")
+        self.assertEqual(r.returncode, 64)
+
+    def test_help_and_version(self):
+        out = subprocess.run([os.path.join(H.BUILDDIR, "postern"), "--help"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0)
+        for cmd in ("start", "reload", "check", "conf", "map", "queue", "user"):
+            self.assertRegex(out.stdout, r"\n  %s " % cmd)
+        with open(os.path.join(H.SRCDIR, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(postern VERSION ([0-9.]+)", f.read()).group(1)
+        out = subprocess.run([os.path.join(H.BUILDDIR, "postern"), "--version"],
+                             capture_output=True, text=True)
+        self.assertEqual((out.returncode, out.stdout), (0, "postern %s\n" % version))
+        r = self.inst.postern("conf", "mail_version", check=True)
+        self.assertEqual(r.stdout, "mail_version = %s\n" % version)
+
+    @H.skip_unless_root("needs another user than the log's owner")
+    def test_unprivileged_mailq_no_log_warning(self):
+        self.inst.write("maillog", "", mode=0o600)
+        r = subprocess.run([os.path.join(H.BUILDDIR, "mailq"), "-C", self.inst.dir],
+                           capture_output=True, text=True, user="nobody",
+                           group="nogroup", extra_groups=[], cwd="/")
+        self.assertNotIn("log file", r.stderr)
+        self.assertNotIn("warning", r.stderr)
 
     def test_bad_postern_conf_line(self):
         text = self.inst.conf_text()

@@ -539,6 +539,38 @@ class Robustness(Common, H.InstanceTestCase):
 
 
 @H.skip_unless_root()
+class LookupFailure(Common, H.InstanceTestCase):
+    """A table that cannot be read is a temporary failure: the message
+    stays queued (4.3.0) and is delivered once the table is back."""
+
+    def setUp(self):
+        # Postfix's default: the virtual domains are the domains of the
+        # virtual_mailbox_maps keys, so a missing table hides them too.
+        self.inst = self.make_instance(privileged=False, conf={
+            "virtual_mailbox_domains": "$virtual_mailbox_maps"})
+        self.inst.aliases["team"] = "alice@example.test, bob@example.test"
+        self.inst.start()
+
+    def test_missing_vmailbox_table_defers(self):
+        os.unlink(self.inst.path("vmailbox") + ".lmdb")
+        code, text, _ = send(self.inst, ["team@localhost"], "table gone")
+        self.assertEqual(code, 250, text)
+        qid = queue_id_from(text)
+        self.inst.wait_log(r"%s: to=<team@localhost>, relay=local,.*dsn=4\.3\.0, "
+                           r"status=deferred \(cannot resolve domain" % qid)
+        log = self.inst.log()
+        self.assertNotRegex(log, r"status=(bounced|sent)")
+        self.assertNotIn("unknown user", log)
+        self.assertTrue(any(qid in f for f in self.inst.queue_files()),
+                        self.inst.queue_files())
+        self.inst.write_maps()
+        for r in ("alice@example.test", "bob@example.test"):
+            msgs = H.wait_maildir(self.inst.vmaildir(r), inst=self.inst)
+            self.assertEqual(len(msgs), 1)
+            self.assertIn(b"Subject: table gone\n", msgs[0])
+        self.assertQueueEmpty()
+
+
 class PrivilegedDelivery(Common, H.InstanceTestCase):
     def setUp(self):
         inst = self.make_instance(privileged=True,

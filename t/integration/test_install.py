@@ -100,9 +100,14 @@ class Install(unittest.TestCase):
         for svc in ("qmgr", "local", "showq", "auth", "smtp", "pickup"):
             self.assertRegex(text, r"(?m)^%s\s+unix\s" % svc)
 
+    def test_fail2ban_files(self):
+        for rel in ("filter.d", "jail.d"):
+            self.assertTrue(os.path.isfile(self.p("share", "postern", "fail2ban", rel,
+                                                  "postern.conf")), rel)
+
     def test_man_pages(self):
         for rel in (("man1", "postern.1"), ("man1", "sendmail.1"),
-                    ("man5", "postern.conf.5")):
+                    ("man5", "postern.conf.5"), ("man5", "master.conf.5")):
             path = self.p("share", "man", *rel)
             self.assertTrue(os.path.isfile(path), path)
             if shutil.which("man"):

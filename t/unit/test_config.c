@@ -386,6 +386,12 @@ static const struct {
 	{ "maximal_queue_lifetime", "5y" },
 	{ "disable_vrfy_command", "perhaps" },
 	{ "default_process_limit", "99999999999999999999999" },
+	/* enumerated values */
+	{ "smtpd_tls_security_level", "bogus" },
+	{ "smtp_tls_security_level", "mandatory" },
+	{ "inet_protocols", "ipv4, ipx" },
+	{ "allow_mail_to_files", "alias, everywhere" },
+	{ "syslog_facility", "local9" },
 };
 
 START_TEST(test_check)
@@ -432,6 +438,77 @@ START_TEST(test_set_override)
 	ck_assert_int_eq(config_set("", "v"), -1);
 	ck_assert_int_eq(config_is_set("myhostname"), 1);
 	ck_assert_int_eq(config_is_set("mail_name"), 0);
+}
+END_TEST
+
+START_TEST(test_enumerated_ok)
+{
+	char *err = NULL;
+
+	load_ok("smtpd_tls_security_level = Encrypt\nsmtp_tls_security_level = dane-only\n"
+	    "inet_protocols = ipv4 ipv6\nallow_mail_to_commands =\n"
+	    "my_level = may\nsmtpd_tls_security_level = $my_level\n");
+	ck_assert_msg(config_check(&err) == 0, "%s", err ? err : "");
+}
+END_TEST
+
+START_TEST(test_check_value)
+{
+	char *err = NULL;
+
+	load_ok("myhostname = a.example.com\nlevel = may\n");
+	ck_assert_int_eq(config_check_value("smtpd_tls_security_level", "$level", &err), 0);
+	ck_assert_int_eq(config_check_value("smtpd_tls_security_level", "maybe", &err), -1);
+	ck_assert_str_eq(err, "parameter smtpd_tls_security_level: bad value 'maybe' "
+	    "(expected none, may or encrypt)");
+	free(err);
+	ck_assert_int_eq(config_check_value("smtpd_timeout", "1 hour", &err), -1);
+	free(err);
+	ck_assert_int_eq(config_check_value("smtpd_tls_wrapermode", "yes", &err), -1);
+	ck_assert_str_eq(err, "unknown parameter smtpd_tls_wrapermode");
+	free(err);
+	/* the configuration is left as it was */
+	ck_assert_int_eq(config_check_value("myhostname", "b.example.org", &err), 0);
+	ck_assert_str_eq(config_get("myhostname"), "a.example.com");
+	ck_assert_int_eq(config_is_set("smtpd_tls_security_level"), 0);
+}
+END_TEST
+
+START_TEST(test_repeated_warns)
+{
+	char *log;
+
+	load_ok("myhostname = a.example.com\n# comment\nmail_name = X\n"
+	    "myhostname = b.example.com\n");
+	ck_assert_str_eq(config_get("myhostname"), "b.example.com");
+	log = read_log();
+	ck_assert_msg(strstr(log, "postern.conf:4: overriding earlier entry: "
+	    "myhostname=b.example.com") != NULL, "log: %s", log);
+	ck_assert_ptr_null(strstr(log, "mail_name=X"));
+}
+END_TEST
+
+START_TEST(test_defaults_and_str)
+{
+	char *data = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	load_ok("queue_directory = /elsewhere\ncustom = 1\n");
+	f = open_memstream(&data, &len);
+	config_print_defaults(f);
+	ck_assert_int_eq(config_print_default_one(f, "mail_name"), 0);
+	ck_assert_int_eq(config_print_default_one(f, "custom"), -1);
+	fclose(f);
+	ck_assert_ptr_nonnull(strstr(data, "\nqueue_directory = /var/spool/postern\n"));
+	ck_assert_ptr_null(strstr(data, "custom"));
+	ck_assert_ptr_nonnull(strstr(data, "\nhome_mailbox =\n"));
+	ck_assert_ptr_nonnull(strstr(data, "mail_name = Postern\n"));
+	free(data);
+	ck_assert_str_eq(config_get("queue_directory"), "/elsewhere");
+	ck_assert_str_eq(config_str("alias_maps"), "lmdb:/etc/aliases");
+	ck_assert_int_eq(config_known("custom"), 0);
+	ck_assert_int_eq(config_known("alias_maps"), 1);
 }
 END_TEST
 
@@ -639,6 +716,10 @@ config_suite(void)
 	tcase_add_test(tc, test_lline_long);
 	tcase_add_test(tc, test_garbage);
 	tcase_add_test(tc, test_int_time_or);
+	tcase_add_test(tc, test_enumerated_ok);
+	tcase_add_test(tc, test_check_value);
+	tcase_add_test(tc, test_repeated_warns);
+	tcase_add_test(tc, test_defaults_and_str);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""
+postern check, and start and reload refusing what check calls an error:
+the same messages, a non-zero exit, and no master left running (or the
+old configuration kept on reload). Also: Postfix security settings Postern
+does not implement are errors, master.conf -o overrides are validated,
+and a repeated parameter warns.
+"""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import postern_harness as H  # noqa: E402
+
+
+def setUpModule():
+    H.require_binaries()
+
+
+def errors(text):
+    return [l for l in text.splitlines() if l.startswith("postern: error: ")]
+
+
+class CheckStartReload(H.InstanceTestCase):
+    def setUp(self):
+        self.inst = self.make_instance()
+        self.inst.prepare()
+
+    def add_conf(self, text):
+        self.inst.write("postern.conf", self.inst.conf_text() + text)
+
+    def assertRefused(self, *needles):
+        """check, start and start-fg all fail with the same error lines."""
+        chk = self.inst.postern("check")
+        self.assertEqual(chk.returncode, 78, chk.stderr)
+        errs = errors(chk.stderr)
+        self.assertTrue(errs, chk.stderr)
+        for n in needles:
+            self.assertTrue(any(n in e for e in errs), (n, chk.stderr))
+        for cmd in ("start", "start-fg"):
+            r = self.inst.postern(cmd, timeout=30)
+            self.assertEqual(r.returncode, 78, (cmd, r.stderr))
+            self.assertEqual(errors(r.stderr), errs, cmd)
+            self.assertIn("not starting", r.stderr)
+            self.assertFalse(H.port_accepts(self.inst.port), cmd)
+            self.assertNotEqual(self.inst.postern("status").returncode, 0)
+        return errs
+
+    def test_clean_config_passes(self):
+        r = self.inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(errors(r.stderr), [])
+
+    def test_unsupported_table_type(self):
+        self.add_conf("transport_maps = hash:/etc/postern/transport\n")
+        self.assertRefused("transport_maps: table hash:/etc/postern/transport: "
+                           "unsupported table type")
+
+    def test_bad_enumerated_value(self):
+        self.add_conf("smtpd_tls_security_level = bogus\n")
+        self.assertRefused("parameter smtpd_tls_security_level: bad value 'bogus'")
+        self.add_conf("inet_protocols = ipv4, ipx\n")
+        self.assertRefused("parameter inet_protocols: bad value 'ipv4, ipx'")
+
+    def test_misspelled_command_in_master_conf(self):
+        self.inst.services.append("cleanup unix n - n - - clenaup")
+        self.inst.write_config()
+        self.assertRefused("service cleanup: program %s/clenaup does not exist"
+                           % self.inst.daemon_dir)
+
+    def test_unreachable_queue_directory(self):
+        blocker = self.inst.path("afile")
+        self.inst.write("afile", "not a directory\n")
+        self.inst.params["queue_directory"] = os.path.join(blocker, "queue")
+        self.inst.write_config()
+        self.assertRefused("queue_directory %s/queue: %s is not a directory"
+                           % (blocker, blocker))
+
+    @H.skip_unless_root("mail_owner's permissions need root")
+    def test_mail_owner_cannot_reach_queue(self):
+        locked = self.inst.path("locked")
+        os.makedirs(locked)
+        os.chmod(locked, 0o700)
+        self.inst.params["queue_directory"] = os.path.join(locked, "queue")
+        self.inst.write_config()
+        self.assertRefused("mail_owner %s cannot reach it: %s has mode 0700"
+                           % (H.UNPRIV_USER, locked))
+
+    def test_bad_mynetworks(self):
+        self.add_conf("mynetworks = 127.0.0.0/8 10.0.0.0/33\n")
+        self.assertRefused("mynetworks: bad network address or CIDR block "
+                           "\"10.0.0.0/33\"")
+
+    def test_unimplemented_security_settings(self):
+        self.add_conf("smtpd_milters = inet:127.0.0.1:8891\n"
+                      "header_checks = regexp:/etc/postern/header_checks\n"
+                      "smtpd_tls_req_ccert = no\n"
+                      "smtpd_relay_restrictions = permit_mynetworks, "
+                      "permit_sasl_authenticated, reject_unauth_destination\n"
+                      "smtpd_recipient_restrictions = permit_mynetworks, "
+                      "check_policy_service unix:private/policy, "
+                      "reject_rbl_client zen.spamhaus.org\n")
+        errs = self.assertRefused(
+            "smtpd_milters = inet:127.0.0.1:8891: Postern does not implement "
+            "smtpd_milters yet",
+            "header_checks = regexp:/etc/postern/header_checks: Postern does "
+            "not implement header_checks yet",
+            "smtpd_recipient_restrictions: Postern does not implement the "
+            "restriction \"check_policy_service\"",
+            "smtpd_recipient_restrictions: Postern does not implement the "
+            "restriction \"reject_rbl_client\"")
+        # what Postern does anyway, or "no", is not an error
+        self.assertFalse([e for e in errs if "smtpd_relay_restrictions" in e
+                          or "smtpd_tls_req_ccert" in e], errs)
+
+    def test_parameters_postern_implements_pass(self):
+        self.add_conf("header_size_limit = 102400\nline_length_limit = 2048\n"
+                      "hopcount_limit = 50\nsmtpd_client_restrictions = "
+                      "permit_mynetworks, permit_sasl_authenticated, reject\n")
+        r = self.inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_master_conf_overrides(self):
+        self.inst.services.append(
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_wrapermode=yes"
+            % H.free_port())
+        self.inst.services.append(
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_security_level=maybe"
+            % H.free_port())
+        self.inst.services.append(
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_milters=unix:milter"
+            % H.free_port())
+        self.inst.write_config()
+        self.assertRefused("-o unknown parameter smtpd_tls_wrapermode",
+                           "-o parameter smtpd_tls_security_level: bad value 'maybe'",
+                           "-o smtpd_milters = unix:milter: Postern does not "
+                           "implement smtpd_milters yet")
+
+    def test_repeated_parameter_warns(self):
+        text = self.inst.conf_text()
+        n = len(text.splitlines()) + 1
+        self.add_conf("myhostname = other.example.test\n")
+        r = self.inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("postern.conf:%d: overriding earlier entry: "
+                      "myhostname=other.example.test" % n, r.stderr)
+        r = self.inst.postern("conf", "myhostname", check=True)
+        self.assertEqual(r.stdout, "myhostname = other.example.test\n")
+        self.assertIn("overriding earlier entry", r.stderr)
+
+    def test_reload_refuses_and_keeps_running(self):
+        self.inst.start(prepare=False)
+        self.add_conf("smtpd_tls_security_level = bogus\n")
+        r = self.inst.postern("reload")
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn("parameter smtpd_tls_security_level: bad value 'bogus'",
+                      r.stderr)
+        self.assertIn("not reloading", r.stderr)
+        self.assertNotIn("refreshing", self.inst.log())
+        self.assertTrue(H.port_accepts(self.inst.port))
+        self.inst.write_config()
+        r = self.inst.postern("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_master_logs_why_exec_failed(self):
+        # check cannot see this one: the program is executable, but its
+        # interpreter does not exist, so only execve finds out
+        libexec = self.inst.path("libexec-broken")
+        os.makedirs(libexec)
+        for name in os.listdir(self.inst.daemon_dir):
+            src = os.path.join(self.inst.daemon_dir, name)
+            if os.path.isfile(src) and os.access(src, os.X_OK):
+                os.symlink(src, os.path.join(libexec, name))
+        self.inst.write("libexec-broken/broken", "#!/nonexistent/interpreter\n",
+                        mode=0o755)
+        self.inst.params["daemon_directory"] = libexec
+        self.inst.services.append("broken unix n - n 60 1 broken")
+        self.inst.start()
+        self.inst.wait_log(r"postern/master\[\d+\]: warning: service broken/unix: "
+                           r"cannot exec %s/broken: No such file or directory"
+                           % re.escape(libexec))
+
+
+if __name__ == "__main__":
+    H.main()
