@@ -98,7 +98,9 @@ owner_system_path(const struct owner_conf *c, struct mailbox_owner *o)
 		o->in_spool = 0;
 		return;
 	}
-	o->path = xasprintf("%s/%s%s", c->spool, o->user,
+	/* "/var/mail/" (a Maildir spool) gives /var/mail/USER/ */
+	o->path = xasprintf("%.*s/%s%s", (int)(strlen(c->spool) -
+	    (owner_is_maildir(c->spool) ? 1 : 0)), c->spool, o->user,
 	    owner_is_maildir(c->spool) ? "/" : "");
 	o->in_spool = 1;
 }
