@@ -869,12 +869,21 @@ open_db(struct mailbox *mb, char **err_r)
 		char *err = NULL;
 
 		rc = db_open(&mb->db, ip, &o, &err);
-		if (rc == 0) {
+		if (rc == 0)
+			rc = db_read(&mb->db, read_hdr_fn, mb, &err);
+		if (rc == MDB_NOTFOUND) {
+			free(err);
+			err = NULL;
+			/* A new index: the UIDVALIDITY is on disk before any
+			 * UID is given under it, so a crash cannot make a
+			 * later rebuild pick it again. */
 			ic.uidvalidity = next_uidvalidity(mb->path);
-			rc = db_write(&mb->db, init_fn, &ic, &err);
-			if (rc != 0)
-				db_close(&mb->db);
+			rc = save_uidvalidity(mb->path, ic.uidvalidity, &err) == 0 ? 0 : EIO;
 		}
+		if (rc == 0 && ic.uidvalidity != 0)
+			rc = db_write(&mb->db, init_fn, &ic, &err);
+		if (rc != 0 && mb->db.env != NULL)
+			db_close(&mb->db);
 		if (rc == 0) {
 			free(err);
 			break;
@@ -890,11 +899,8 @@ open_db(struct mailbox *mb, char **err_r)
 	free(ip);
 	if (mdb_env_get_fd(mb->db.env, &mb->lockfd) != 0)
 		return idx_fail(err_r, MBX_ERR, xstrdup("index: no file descriptor"));
-	if (ic.created) {
+	if (ic.created)
 		mb->rebuilt = 1;
-		if (save_uidvalidity(mb->path, mb->hdr.uidvalidity, err_r) != 0)
-			return MBX_ERR;
-	}
 	return 0;
 }
 

@@ -64,5 +64,9 @@ int idx_lock_ex(struct mailbox *mb, char **err_r);
 void idx_unlock(struct mailbox *mb);
 /* Bring the index up to date with the files (mbx_sync). */
 int idx_reconcile(struct mailbox *mb, int *changed_r, char **err_r);
+/* Tests only: called inside reconcile's write transaction, after UIDs
+ * were assigned and before the commit (t/unit/test_index.c kills itself
+ * there). */
+extern void (*mbx_hook_in_txn)(void);
 
 #endif
