@@ -23,5 +23,8 @@ int cmd_check(int argc, char **argv);
  * each error (and each warning when show_warnings) and returns the number
  * of errors. The configuration is loaded from $MAIL_CONFIG. */
 int check_run(int show_warnings);
+/* postern [-c DIR] mailbox list|status|reindex USER [FOLDER]
+ * (admin/cmd_mailbox.c; the configuration is loaded) */
+int cmd_mailbox(int argc, char **argv);
 
 #endif

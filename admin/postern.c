@@ -2,7 +2,7 @@
  * postern - the administrator's command: start, stop, reload and inspect
  * the mail system, and dispatch to the sub-commands in admin.h.
  *
- *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue|user ...
+ *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue|user|mailbox ...
  *   postern --help | --version
  *
  * DIR defaults to $MAIL_CONFIG, then the compiled-in directory. Whether
@@ -57,6 +57,7 @@ print_usage(FILE *out)
 	    "             or edit postern.conf (-e name=value)\n"
 	    "  map        build, query or list lookup tables\n"
 	    "  user       add, delete or list users, change passwords\n"
+	    "  mailbox    list, status or reindex a user's mailboxes\n"
 	    "See postern(1), postern.conf(5) and master.conf(5).\n");
 }
 
@@ -381,6 +382,10 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "user") == 0) {
 		load_config(0);
 		return cmd_user(argc, argv);
+	}
+	if (strcmp(cmd, "mailbox") == 0) {
+		load_config(0);
+		return cmd_mailbox(argc, argv);
 	}
 	usage();
 }

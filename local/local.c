@@ -100,14 +100,8 @@ local_pre_init(void)
 	lconf.allow_cmd = strv_split_list(config_str("allow_mail_to_commands"));
 	lconf.allow_file = strv_split_list(config_str("allow_mail_to_files"));
 	lconf.forward_path = xstrdup(config_str("forward_path"));
-	lconf.home_mailbox = xstrdup(config_str("home_mailbox"));
-	lconf.spool = xstrdup(config_str("mail_spool_directory"));
 	lconf.cmd_limit = config_time("command_time_limit");
-	lconf.vmbox_maps = xstrdup(config_str("virtual_mailbox_maps"));
-	lconf.vuid_maps = xstrdup(config_str("virtual_uid_maps"));
-	lconf.vgid_maps = xstrdup(config_str("virtual_gid_maps"));
-	lconf.vbase = xstrdup(config_str("virtual_mailbox_base"));
-	lconf.vmin_uid = config_int("virtual_minimum_uid");
+	owner_conf_load(&lconf.owner);
 	lconf.myorigin = xstrdup(config_str("myorigin"));
 	lconf.mbox_limit = config_int("mailbox_size_limit");
 	lconf.vmbox_limit = config_int("virtual_mailbox_limit");
@@ -120,6 +114,7 @@ local_post_init(struct loop *l)
 
 	(void)l;
 	lconf.root = geteuid() == 0;
+	lconf.owner.check_vmin = lconf.root;
 	if (!lconf.root)
 		log_debug("not running as root: delivering as uid %ld only",
 		    (long)geteuid());
