@@ -1,0 +1,67 @@
+/*
+ * owner - who owns a mailbox and where it is: one answer for local,
+ * pop3d, imapd and `postern mailbox`.
+ *
+ * A name is either a login/local part of a system user (getpwnam, mailbox
+ * per home_mailbox under $HOME, else mail_spool_directory/USER, a Maildir
+ * when that parameter ends in '/'), or a virtual address user@domain
+ * (virtual_mailbox_maps, virtual_uid_maps, virtual_gid_maps, below
+ * virtual_mailbox_base), looked up in Postfix virtual(8) order: user@domain,
+ * user@domain without its extension, @domain.
+ *
+ * Returns 1 found, 0 no such mailbox (*err_r says why: "unknown user"),
+ * -1 temporary failure (maps unavailable, passwd lookup error, unsafe
+ * configuration) with *err_r. *err_r xmalloc'd, caller frees.
+ */
+#ifndef POSTERN_OWNER_H
+#define POSTERN_OWNER_H
+
+#include <sys/types.h>
+
+struct maplist;
+
+struct owner_conf {
+	const char *home_mailbox;     /* "" or e.g. "Maildir/" */
+	const char *spool;            /* mail_spool_directory */
+	const char *delim;            /* recipient_delimiter */
+	const char *vbase;            /* virtual_mailbox_base */
+	long long vmin_uid;           /* virtual_minimum_uid */
+	int check_vmin;               /* refuse uids below vmin_uid (as root) */
+	struct maplist *vmbox, *vuid, *vgid;   /* borrowed; NULL: not configured */
+};
+
+/* Fill c from the loaded configuration and open the virtual maps (when
+ * configured). -1 with *err_r if a map cannot be opened. Free with
+ * owner_conf_free(). */
+int owner_conf_load(struct owner_conf *c, char **err_r);
+void owner_conf_free(struct owner_conf *c);
+
+struct mailbox_owner {
+	char *user;        /* system login name, or the virtual address */
+	uid_t uid;
+	gid_t gid;
+	char *home;        /* system users: pw_dir ("/" if empty); virtual: NULL */
+	char *path;        /* the INBOX: a Maildir path ends in '/', else an mbox file */
+	int is_virtual;
+	int in_spool;      /* path is mail_spool_directory/USER (a root-owned dir) */
+};
+
+/* The mailbox of a system user already looked up (local does aliases and
+ * .forward in between). Fills o->path and o->in_spool. */
+void owner_system_path(const struct owner_conf *c, struct mailbox_owner *o);
+/* System user by login name (getpwnam). */
+int owner_system(const struct owner_conf *c, const char *login,
+    struct mailbox_owner *o, char **err_r);
+/* Virtual address split into local part (with any extension), domain
+ * (lower case) and extension ("" if none). */
+int owner_virtual(const struct owner_conf *c, const char *local, const char *domain,
+    const char *ext, struct mailbox_owner *o, char **err_r);
+/* Either: "user@domain" in a virtual domain (has '@' and the virtual maps
+ * know it) or a system login. */
+int owner_lookup(const struct owner_conf *c, const char *name, struct mailbox_owner *o,
+    char **err_r);
+void owner_free(struct mailbox_owner *o);
+/* 1 if the path is a Maildir (ends in '/'). */
+int owner_is_maildir(const char *path);
+
+#endif
