@@ -266,3 +266,17 @@ pop3_wire_size(const char *msg, size_t n)
 	b = pop3_enc_finish(&e, NULL);
 	return a < 0 || b < 0 ? -1 : a + b;
 }
+
+void
+pop3_capa(struct buf *out, unsigned flags, const char *sasl_mechs)
+{
+	(void)buf_puts(out, "+OK Capability list follows\r\n"
+	    "CAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n");
+	if (flags & POP3_CAPA_USER)
+		(void)buf_puts(out, "USER\r\n");
+	if (flags & POP3_CAPA_SASL)
+		(void)buf_printf(out, "SASL %s\r\n", sasl_mechs);
+	if (flags & POP3_CAPA_STLS)
+		(void)buf_puts(out, "STLS\r\n");
+	(void)buf_puts(out, "UTF8\r\n.\r\n");
+}

@@ -84,6 +84,18 @@ enum pop3_result pop3_cmd_parse(const char *line, size_t len,
  * numbers must also be >= 1 (the caller checks the range). */
 int pop3_number(const struct pop3_arg *a, unsigned long *n_r);
 
+/* --- CAPA (RFC 2449) -------------------------------------------------------- */
+
+enum {
+	POP3_CAPA_USER = 1,      /* USER/PASS allowed now */
+	POP3_CAPA_SASL = 2,      /* AUTH allowed now */
+	POP3_CAPA_STLS = 4,      /* STLS offered */
+};
+
+/* Append the whole CAPA response ("+OK ...", capability lines, "."),
+ * CRLF-terminated. flags: POP3_CAPA_*, only in the AUTHORIZATION state. */
+void pop3_capa(struct buf *out, unsigned flags, const char *sasl_mechs);
+
 /* --- Message encoding ------------------------------------------------------ */
 
 struct pop3_enc {

@@ -388,6 +388,13 @@ conn_fd(const struct conn *c)
 }
 
 void
+conn_set_cb(struct conn *c, conn_cb cb, void *ctx)
+{
+	c->cb = cb;
+	c->ctx = ctx;
+}
+
+void
 conn_set_timeout(struct conn *c, uint64_t ms)
 {
 	c->timeout_ms = ms;
@@ -456,6 +463,26 @@ conn_read_line(struct conn *c, size_t max, const char **line_r, size_t *len_r)
 		*len_r = len;
 		return 1;
 	}
+}
+
+int
+conn_in_inject(struct conn *c, const void *p, size_t n)
+{
+	struct buf tmp = BUF_INIT(0);
+	size_t unread;
+	const char *rest = conn_in(c, &unread);
+
+	if (n + unread > c->in_max)
+		return -1;
+	(void)buf_append(&tmp, p, n);
+	(void)buf_append(&tmp, rest, unread);
+	buf_reset(&c->in);
+	c->in_off = 0;
+	(void)buf_append(&c->in, tmp.data, tmp.len);
+	buf_free(&tmp);
+	c->pending |= CONN_EV_INPUT;
+	kick(c);
+	return 0;
 }
 
 int

@@ -66,6 +66,8 @@ struct conn *conn_new(struct loop *l, int fd, size_t in_max, conn_cb cb, void *c
 void conn_free(struct conn **c);
 
 int conn_fd(const struct conn *c);
+/* Hand the conn to another owner (a session becoming a proxy). */
+void conn_set_cb(struct conn *c, conn_cb cb, void *ctx);
 /* Idle timeout in ms (0: none), re-armed by every byte read or written. */
 void conn_set_timeout(struct conn *c, uint64_t ms);
 /* Stop (0) or resume (1) reading from the socket. Buffered input stays. */
@@ -82,6 +84,11 @@ void conn_in_consume(struct conn *c, size_t n);
  * (or as far as it is buffered, the rest dropped as it arrives) and
  * reported once. */
 int conn_read_line(struct conn *c, size_t max, const char **line_r, size_t *len_r);
+/* Put bytes at the front of the input as if read from the socket: what a
+ * previous holder of the connection (a login process handing it over)
+ * had already read. An INPUT event follows from the loop. -1 if over
+ * in_max. */
+int conn_in_inject(struct conn *c, const void *p, size_t n);
 /* Exactly n bytes (n <= in_max): 1 and *p_r (borrowed, consumed), or 0. */
 int conn_read_n(struct conn *c, size_t n, const char **p_r);
 
