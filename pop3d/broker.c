@@ -245,15 +245,13 @@ out:
 static void
 broker_post_init(struct loop *l)
 {
-	char *err = NULL;
 	ssize_t n;
 
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
 	if (n <= 0)
 		log_fatal("readlink /proc/self/exe");
 	self_exe[n] = '\0';
-	if (owner_conf_load(&oconf, &err) < 0)
-		log_fatalx("mailbox tables: %s", err);
+	owner_conf_load(&oconf);
 	auth_path = xasprintf("%s/private/auth", config_get("queue_directory"));
 	if (priv_is_root()) {
 		const char *owner = config_get("auth_owner");
