@@ -22,6 +22,7 @@
  * refused with a temporary error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -114,9 +115,20 @@ worker_spawn(const struct mailbox_owner *o, char **err_r)
 	if (pid == 0) {
 		char **argv = xcalloc((size_t)self_argc + 2, sizeof(char *));
 
+		const char *lf = config_get("maillog_file");
+
 		loop_sigmask_restore();
 		if (dup2(sv[1], 3) < 0)
 			_exit(75);
+		/* The worker cannot open a root-owned log file as the mailbox
+		 * owner: it gets it, opened now, as its stderr. */
+		if (lf != NULL && *lf != '\0' && strcmp(lf, "-") != 0) {
+			int fd = open(lf, O_WRONLY | O_APPEND | O_CREAT | O_NOCTTY, 0644);
+			if (fd >= 0 && fd != 2) {
+				(void)dup2(fd, 2);
+				close(fd);
+			}
+		}
 		if (priv_is_root() && priv_drop(o->uid, o->gid, NULL) < 0)
 			_exit(75);
 		argv[0] = self_argv[0];

@@ -111,7 +111,8 @@ worker_main(int argc, char **argv)
 		free(name);
 	}
 	progname = xasprintf("%s/pop3d", config_get("syslog_name"));
-	log_open(progname, config_get("maillog_file"));
+	/* The broker opened maillog_file for us as fd 2 (see broker.c). */
+	log_open(progname, *config_get("maillog_file") != '\0' ? "/dev/stderr" : "");
 	free(progname);
 	if (a.verbose > 0)
 		log_set_verbose(a.verbose);

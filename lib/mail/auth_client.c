@@ -262,7 +262,7 @@ auth_ticket_redeem(const char *socket_path, const char *ticket, uid_t expect_uid
 		return -1;
 	if (expect_uid != (uid_t)-1
 	    && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0
-	    || cred.uid != expect_uid)) {
+	    || (cred.uid != expect_uid && cred.uid != 0))) {
 		log_warnx("%s: not served by the auth owner (uid %ld)", socket_path,
 		    (long)cred.uid);
 		close(fd);

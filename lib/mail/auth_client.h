@@ -50,8 +50,9 @@ const char *auth_client_reply_get(const char *name);
 /* Blocking, for the broker: trade a ticket for the user name it was
  * issued for (once). 1 and *user_r (xmalloc'd), 0 unknown or expired,
  * -1 the auth service could not be asked. When expect_uid is not
- * (uid_t)-1, the socket's peer must run as that uid (SO_PEERCRED): a
- * process that replaced the socket cannot answer for auth. */
+ * (uid_t)-1, the socket's listener must have been made by root (master
+ * binds it) or by that uid (SO_PEERCRED): a mail_owner process that
+ * replaced the socket in private/ cannot answer for auth. */
 int auth_ticket_redeem(const char *socket_path, const char *ticket, uid_t expect_uid,
     int timeout_ms, char **user_r);
 

@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern_harness as H  # noqa: E402
 
 ALICE = "alice@example.test"
+VMAIL_USER = "ptvmail"
 PW = "alice pop secret"
 
 
@@ -86,6 +87,7 @@ class Raw:
 
 
 class Pop3(unittest.TestCase):
+    privileged = False
 
     @classmethod
     def setUpClass(cls):
@@ -101,7 +103,18 @@ class Pop3(unittest.TestCase):
         ]
         if have_pop3d():
             services.append("pop3d unix - n n - 1 pop3d")
-        inst = H.Instance(conf={"pop3d_hard_error_limit": "20"}, services=services)
+        conf = {"pop3d_hard_error_limit": "20"}
+        if cls.privileged:
+            # Virtual mail owned by a user of its own: the worker must run
+            # as that uid, pop3-login as mail_owner, neither as root.
+            H.ensure_system_user(VMAIL_USER)
+            vuid, vgid = H.user_ids(VMAIL_USER)
+            conf.update({"virtual_uid_maps": "static:%d" % vuid,
+                         "virtual_gid_maps": "static:%d" % vgid,
+                         "virtual_minimum_uid": "1"})
+        inst = H.Instance(conf=conf, services=services, privileged=cls.privileged)
+        if cls.privileged:
+            inst.vuid, inst.vgid = vuid, vgid
         cls.inst = inst
         inst.make_cert("mx.example.test", level="may")
         inst.prepare()
@@ -117,7 +130,7 @@ class Pop3(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.inst.stop()
-        cls.inst.cleanup()
+        cls.inst.cleanup(keep=os.environ.get("POSTERN_KEEP") == "1")
 
     # ----- helpers ---------------------------------------------------------
 
@@ -396,6 +409,28 @@ class Pop3(unittest.TestCase):
             self.assertEqual(len(self.files(md)), 2)
             self.fetchmail(tls, keep=0)
             self.assertEqual(len(self.files(md)), 0)
+
+
+class Pop3Privileged(Pop3):
+    """The same as root: master keeps root, pop3-login drops to
+    mail_owner, the broker keeps root, the worker runs as the mailbox
+    owner."""
+    privileged = True
+
+    def test_process_owners(self):
+        self.need_pop3d()
+        c = self.login("stls")
+        c.stat()
+        table = H.proc_table()
+        kids = H.descendants(self.inst.master_pid(), table)
+        users = {}
+        for pid in kids:
+            comm = table[pid][1]
+            users.setdefault(comm, set()).add(H.proc_user(pid))
+        c.quit()
+        self.assertEqual(users.get("pop3-login"), {H.MAIL_OWNER})
+        # the broker (root, reads no client byte) and one worker
+        self.assertEqual(users.get("pop3d"), {"root", VMAIL_USER})
 
 
 if __name__ == "__main__":
