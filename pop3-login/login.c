@@ -23,6 +23,8 @@
  * Limits: POP3_LINE_MAX per command line (POP3_AUTH_LINE_MAX inside
  * AUTH), pop3d_hard_error_limit bad commands, pop3d_timeout idle.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -414,6 +416,10 @@ login_conn(struct loop *l, int fd)
 
 	s->loop = l;
 	s->fd = fd;
+	/* Request/response: a reply must not wait for the ACK of the last
+	 * one (Nagle against delayed ACK). The option travels with the
+	 * socket to the post-login process. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	sasl_server_init(&s->sasl);
 	if (net_peer_addr(fd, s->rip, sizeof(s->rip), NULL) < 0)
 		strcpy(s->rip, "unknown");
