@@ -12,6 +12,9 @@
  *
  * Users live in lmdb:$passwd_file, built by "postern user" from a
  * Dovecot passwd-file style text file: "user:{SCHEME}hash[:more fields]".
+ * A name that is not there and has no '@' is a system login, checked
+ * through PAM (service auth_pam_service) by a helper that keeps root
+ * (pam.c); the broker of pop3d then serves that user's home mailbox.
  *
  * Privileges: master starts auth with unpriv=n (it keeps root); before it
  * reads any request, post_init drops to auth_owner (default
@@ -258,6 +261,20 @@ decide(const struct ipc_msg *req, char **user_r, const char **reason_r)
 		*reason_r = "user table lookup failed";
 		return V_TEMPFAIL;
 	}
+	if (r == 0 && strchr(canon, '@') == NULL && pam_helper_available()) {
+		/* Not a postern user: a system login, checked through PAM. The
+		 * name as given (system logins are case-sensitive). */
+		switch (pam_check(user, pw, ipc_get(req, "client_addr"), reason_r)) {
+		case PAMV_OK:
+			free(canon);
+			*user_r = xstrdup(user);
+			return V_OK;
+		case PAMV_FAIL:
+			return V_FAIL;
+		default:
+			return V_TEMPFAIL;
+		}
+	}
 	if (r == 0) {
 		passwd_dummy_verify(pw);
 		*reason_r = "unknown user";
@@ -462,11 +479,15 @@ auth_post_init(struct loop *l)
 {
 	const char *owner = config_get("auth_owner");
 	const char *file = config_get("passwd_file");
+	const char *pam_svc = config_get("auth_pam_service");
 	uid_t uid;
 	gid_t gid;
 
 	if (owner == NULL || *owner == '\0')
 		owner = "postern-auth";
+	/* Before the drop: the PAM helper must keep root to read shadow. */
+	if (*pam_svc != '\0' && pam_helper_start(pam_svc) < 0)
+		log_warn("PAM helper: system users cannot log in");
 	if (priv_is_root()) {
 		if (priv_user(owner, &uid, &gid) < 0)
 			log_fatalx("auth_owner \"%s\" is not a known user", owner);

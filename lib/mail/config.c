@@ -69,6 +69,7 @@ static const struct param_def param_table[] = {
 	{ "allow_mail_to_commands", CONF_STR, "alias, forward", 0, 0 },
 	{ "allow_mail_to_files", CONF_STR, "alias, forward", 0, 0 },
 	{ "auth_owner", CONF_STR, "postern-auth", 0, 0 },
+	{ "auth_pam_service", CONF_STR, "postern", 0, 0 },
 	{ "authorized_mailq_users", CONF_STR, "static:anyone", 0, 0 },
 	{ "bounce_queue_lifetime", CONF_TIME, "5d", 'd', 0 },
 	{ "bounce_size_limit", CONF_INT, "50000", 0, 0 },

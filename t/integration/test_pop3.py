@@ -105,6 +105,7 @@ class Pop3(unittest.TestCase):
             services.append("pop3d unix - n n - 1 pop3d")
         conf = {"pop3d_hard_error_limit": "20"}
         if cls.privileged:
+            conf["home_mailbox"] = "Maildir/"
             # Virtual mail owned by a user of its own: the worker must run
             # as that uid, pop3-login as mail_owner, neither as root.
             H.ensure_system_user(VMAIL_USER)
@@ -431,6 +432,42 @@ class Pop3Privileged(Pop3):
         self.assertEqual(users.get("pop3-login"), {H.MAIL_OWNER})
         # the broker (root, reads no client byte) and one worker
         self.assertEqual(users.get("pop3d"), {"root", VMAIL_USER})
+
+    def test_system_user_pam(self):
+        """A system user logs in with the system password (PAM, through
+        auth's root helper) and gets the Maildir under its home, served
+        by a worker running as that user."""
+        self.need_pop3d()
+        name = "ptpopuser"
+        home = self.inst.add_system_user(name)
+        self.addCleanup(self.inst.remove_system_users)
+        pw = "Sys-pw-4-pop"
+        subprocess.run(["chpasswd"], input="%s:%s\n" % (name, pw), text=True,
+                       check=True)
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+            s.sendmail("sender@example.test", ["%s@localhost" % name],
+                       "Subject: for a system user\r\n\r\nhello system\r\n")
+        md = os.path.join(home, "Maildir")
+        deadline = time.time() + 30
+        while not self.files(md):
+            self.assertLess(time.time(), deadline, self.inst.log()[-2000:])
+            time.sleep(0.2)
+        want = self.crlf(open(self.files(md)[0], "rb").read())
+        c = poplib.POP3("127.0.0.1", self.p110, timeout=30)
+        c.user(name)
+        with self.assertRaises(poplib.error_proto):
+            c.pass_("wrong")
+        c.user(name)
+        c.pass_(pw)
+        table = H.proc_table()
+        owners = {H.proc_user(p) for p in H.descendants(self.inst.master_pid(), table)
+                  if table[p][1] == "pop3d"}
+        self.assertIn(name, owners)
+        _, lines, _ = c.retr(1)
+        self.assertEqual(b"".join(x + b"\r\n" for x in lines), want)
+        c.dele(1)
+        c.quit()
+        self.assertEqual(self.files(md), [])
 
 
 if __name__ == "__main__":
