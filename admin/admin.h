@@ -19,5 +19,8 @@ int cmd_queue(int argc, char **argv);
  * $MAIL_CONFIG, which postern.c sets) so it can report what is wrong
  * instead of stopping at the first error. (admin/cmd_check.c) */
 int cmd_check(int argc, char **argv);
+/* postern [-c DIR] mailbox list|status|reindex USER [FOLDER]
+ * (admin/cmd_mailbox.c; the configuration is loaded) */
+int cmd_mailbox(int argc, char **argv);
 
 #endif

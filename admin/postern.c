@@ -2,7 +2,7 @@
  * postern - the administrator's command: start, stop, reload and inspect
  * the mail system, and dispatch to the sub-commands in admin.h.
  *
- *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue ...
+ *   postern [-c DIR] [-v] start|start-fg|stop|status|reload|check|conf|map|queue|mailbox ...
  *
  * DIR defaults to $MAIL_CONFIG, then the compiled-in directory. Whether
  * the system runs is decided by the fcntl lock master holds on
@@ -53,7 +53,8 @@ usage(void)
 	    "  queue      list, show, flush, hold, release, delete, requeue mail\n"
 	    "  conf       print configuration parameters\n"
 	    "  map        build, query or list lookup tables\n"
-	    "  user       add, delete or list users, change passwords\n");
+	    "  user       add, delete or list users, change passwords\n"
+	    "  mailbox    list, status or reindex a user's mailboxes\n");
 	exit(EX_USAGE_);
 }
 
@@ -345,6 +346,10 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "user") == 0) {
 		load_config(0);
 		return cmd_user(argc, argv);
+	}
+	if (strcmp(cmd, "mailbox") == 0) {
+		load_config(0);
+		return cmd_mailbox(argc, argv);
 	}
 	usage();
 }

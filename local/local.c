@@ -108,16 +108,10 @@ local_pre_init(void)
 	lconf.allow_cmd = strv_split_list(conf_str("allow_mail_to_commands", "alias, forward"));
 	lconf.allow_file = strv_split_list(conf_str("allow_mail_to_files", "alias, forward"));
 	lconf.forward_path = xstrdup(conf_str("forward_path", "$home/.forward"));
-	lconf.home_mailbox = xstrdup(conf_str("home_mailbox", ""));
-	lconf.spool = xstrdup(conf_str("mail_spool_directory", "/var/mail"));
 	lconf.cmd_limit = config_time_or("command_time_limit", 1000, 's');
 	if (lconf.cmd_limit <= 0)
 		lconf.cmd_limit = 1000;
-	lconf.vmbox_maps = xstrdup(conf_str("virtual_mailbox_maps", ""));
-	lconf.vuid_maps = xstrdup(conf_str("virtual_uid_maps", ""));
-	lconf.vgid_maps = xstrdup(conf_str("virtual_gid_maps", ""));
-	lconf.vbase = xstrdup(conf_str("virtual_mailbox_base", ""));
-	lconf.vmin_uid = config_int_or("virtual_minimum_uid", 100, 0, LLONG_MAX);
+	owner_conf_load(&lconf.owner);
 	lconf.myorigin = xstrdup(conf_str("myorigin", conf_str("myhostname", "localhost")));
 	lconf.mbox_limit = config_int_or("mailbox_size_limit", 51200000, 0,
 	    LLONG_MAX);
@@ -132,6 +126,7 @@ local_post_init(struct loop *l)
 
 	(void)l;
 	lconf.root = geteuid() == 0;
+	lconf.owner.check_vmin = lconf.root;
 	if (!lconf.root)
 		log_debug("not running as root: delivering as uid %ld only",
 		    (long)geteuid());

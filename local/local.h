@@ -13,6 +13,7 @@
 #include "mail/maps.h"
 #include "mail/queue.h"
 #include "mail/resolve.h"
+#include "store/owner.h"
 
 #define LOCAL_MAX_DEPTH 20          /* alias/.forward/include nesting */
 #define LOCAL_MAX_TARGETS 1000      /* destinations per recipient */
@@ -29,14 +30,10 @@ struct local_conf {
 	char **allow_cmd;           /* allow_mail_to_commands */
 	char **allow_file;          /* allow_mail_to_files */
 	char *forward_path;         /* raw, with $home etc. */
-	char *home_mailbox;
-	char *spool;                /* mail_spool_directory */
 	long long cmd_limit;        /* command_time_limit, seconds */
 	uid_t nobody_uid;           /* default_privs */
 	gid_t nobody_gid;
-	char *vmbox_maps, *vuid_maps, *vgid_maps;
-	char *vbase;
-	long long vmin_uid;
+	struct owner_conf owner;    /* where mailboxes are (lib/store/owner.h) */
 	char *myorigin;
 	long long mbox_limit;       /* mailbox_size_limit */
 	long long vmbox_limit;      /* virtual_mailbox_limit */

@@ -9,8 +9,10 @@
  * belongs to root, is created by root and given to the user, and is
  * refused unless it is a regular file owned by the user. The lower layers
  * (maildir.c, mbox.c) fsync before we report success.
- * Trusts: passwd, virtual_* maps (but refuses ".." in a mailbox path and
- * uids below virtual_minimum_uid).
+ * Where a mailbox is and whose it is comes from lib/store/owner.c, shared
+ * with pop3d, imapd and postern mailbox.
+ * Trusts: passwd, virtual_* maps (owner.c refuses ".." in a mailbox path
+ * and uids below virtual_minimum_uid).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +29,7 @@
 #include "store/maildir.h"
 #include "mail/maps.h"
 #include "store/mbox.h"
+#include "store/owner.h"
 #include "local.h"
 
 int
@@ -93,28 +96,19 @@ void
 local_mailbox(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid,
     const char *user, const char *home)
 {
+	struct mailbox_owner mo = { .user = xstrdup(user), .uid = uid, .gid = gid,
+	    .home = xstrdup(home) };
 	struct mbox_opts o;
-	char *path;
 
 	mbox_opts_init(&o);
 	o.owner = uid;
 	o.group = gid;
 	o.size_limit = lconf.mbox_limit;
-	if (*lconf.home_mailbox != '\0') {
-		path = xasprintf("%s/%s", strcmp(home, "/") == 0 ? "" : home,
-		    lconf.home_mailbox);
+	owner_system_path(&lconf.owner, &mo);
+	if (!mo.in_spool || owner_is_maildir(mo.path)) {
+		/* Under $HOME, or a Maildir spool: the user owns the directory. */
 		if (local_become(r, a, uid, gid) == 0) {
-			store(r, a, path, &o, 0);
-			local_restore();
-		}
-		free(path);
-		return;
-	}
-	path = xasprintf("%s/%s%s", lconf.spool, user, ends_with_slash(lconf.spool) ? "/" : "");
-	if (ends_with_slash(path)) {
-		/* A Maildir spool: the user owns the directory. */
-		if (local_become(r, a, uid, gid) == 0) {
-			store(r, a, path, &o, 0);
+			store(r, a, mo.path, &o, 0);
 			local_restore();
 		}
 	} else if (!lconf.root && uid != geteuid()) {
@@ -123,9 +117,9 @@ local_mailbox(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid,
 	} else {
 		/* The spool directory is root's: create as root, chown to the user. */
 		o.chown_new = lconf.root;
-		store(r, a, path, &o, 0);
+		store(r, a, mo.path, &o, 0);
 	}
-	free(path);
+	owner_free(&mo);
 }
 
 void
@@ -148,84 +142,16 @@ local_file(struct lrcpt *r, const struct laddr *a, const char *path,
 	local_restore();
 }
 
-/* ---- virtual mailboxes ---- */
-
-static struct maplist *vmbox, *vuid, *vgid;
-
-static struct maplist *
-vmap(struct maplist **ml, const char *specs, const char *name, int *tempfail)
-{
-	char *err = NULL;
-
-	if (*ml != NULL)
-		return *ml;
-	if (*specs == '\0')
-		return NULL;
-	*ml = maplist_open(specs, &err);
-	if (*ml == NULL) {
-		log_warnx("%s unavailable: %s", name, err != NULL ? err : "?");
-		*tempfail = 1;
-	}
-	free(err);
-	return *ml;
-}
-
-/* Postfix virtual(8) order: user@domain, user@domain without the
- * extension, @domain. 1 found, 0 not, -1 temporary failure. */
-static int
-vlookup(struct maplist *ml, const struct laddr *a, char **value_r)
-{
-	char *key, *bare;
-	int rc;
-
-	key = xasprintf("%s@%s", a->local, a->domain);
-	rc = maplist_lookup(ml, key, value_r);
-	free(key);
-	if (rc != 0)
-		return rc;
-	if (*a->ext != '\0') {
-		bare = addr_lookup_key(a->local, lconf.delim);
-		key = xasprintf("%s@%s", bare, a->domain);
-		rc = maplist_lookup(ml, key, value_r);
-		free(key);
-		free(bare);
-		if (rc != 0)
-			return rc;
-	}
-	key = xasprintf("@%s", a->domain);
-	rc = maplist_lookup(ml, key, value_r);
-	free(key);
-	return rc;
-}
-
-static int
-parse_id(const char *s, long long *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtoll(s, &end, 10);
-	return errno == 0 && end != s && *end == '\0' && *v >= 0 && *v < 0x7fffffff ? 0 : -1;
-}
-
-static int
-unsafe_path(const char *p)
-{
-	return strcmp(p, "..") == 0 || strncmp(p, "../", 3) == 0 ||
-	    strstr(p, "/../") != NULL ||
-	    (strlen(p) >= 3 && strcmp(p + strlen(p) - 3, "/..") == 0);
-}
+/* ---- virtual mailboxes (who and where: lib/store/owner.c) ---- */
 
 void
 local_virtual(struct lrcpt *r, const char *addr)
 {
-	char *local = NULL, *domain = NULL, *ext, *bare, *full;
-	char *mbox = NULL, *suid = NULL, *sgid = NULL, *path = NULL;
-	struct maplist *mb, *mu, *mg;
+	char *local = NULL, *domain = NULL, *ext, *bare, *full, *err = NULL;
+	struct mailbox_owner mo;
 	struct mbox_opts o;
 	struct laddr a;
-	long long uid, gid;
-	int tf = 0, rc;
+	int rc;
 
 	addr_split(addr, &local, &domain);
 	str_lower(domain);
@@ -241,62 +167,25 @@ local_virtual(struct lrcpt *r, const char *addr)
 		lr_fail(r, addr, "5.4.6", "mail forwarding loop for %s", addr);
 		goto out;
 	}
-	mb = vmap(&vmbox, lconf.vmbox_maps, "virtual_mailbox_maps", &tf);
-	mu = vmap(&vuid, lconf.vuid_maps, "virtual_uid_maps", &tf);
-	mg = vmap(&vgid, lconf.vgid_maps, "virtual_gid_maps", &tf);
-	if (tf || mb == NULL || mu == NULL || mg == NULL) {
-		lr_fail(r, addr, "4.3.0", "virtual mailbox maps unavailable or not configured");
+	rc = owner_virtual(&lconf.owner, local, domain, &mo, &err);
+	if (rc <= 0) {
+		lr_fail(r, addr, rc < 0 ? "4.3.0" : "5.1.1", "%s", err);
 		goto out;
 	}
-	rc = vlookup(mb, &a, &mbox);
-	if (rc < 0) {
-		lr_fail(r, addr, "4.3.0", "virtual mailbox lookup failed");
-		goto out;
-	}
-	if (rc == 0) {
-		lr_fail(r, addr, "5.1.1", "unknown user: \"%s\"", addr);
-		goto out;
-	}
-	if ((rc = vlookup(mu, &a, &suid)) <= 0 || (rc = vlookup(mg, &a, &sgid)) <= 0) {
-		lr_fail(r, addr, "4.3.0", "%s for %s",
-		    rc < 0 ? "virtual uid/gid lookup failed" : "no virtual uid/gid", addr);
-		goto out;
-	}
-	if (parse_id(str_trim(suid), &uid) < 0 || parse_id(str_trim(sgid), &gid) < 0) {
-		lr_fail(r, addr, "4.3.0", "bad virtual uid/gid \"%s\"/\"%s\" for %s",
-		    suid, sgid, addr);
-		goto out;
-	}
-	str_trim(mbox);
-	if (*mbox == '\0' || unsafe_path(mbox) ||
-	    (*lconf.vbase == '\0' && *mbox != '/')) {
-		lr_fail(r, addr, "4.3.0", "unsafe or relative virtual mailbox path \"%s\"",
-		    mbox);
-		goto out;
-	}
-	if (lconf.root && uid < lconf.vmin_uid) {
-		lr_fail(r, addr, "4.3.0", "virtual uid %lld below virtual_minimum_uid %lld",
-		    uid, lconf.vmin_uid);
-		goto out;
-	}
-	path = *lconf.vbase != '\0' ? xasprintf("%s/%s", lconf.vbase, mbox) :
-	    xstrdup(mbox);
 	mbox_opts_init(&o);
-	o.owner = lconf.root ? (uid_t)uid : geteuid();
-	o.group = (gid_t)gid;
+	o.owner = lconf.root ? mo.uid : geteuid();
+	o.group = mo.gid;
 	o.size_limit = lconf.vmbox_limit;
-	if (local_become(r, &a, (uid_t)uid, (gid_t)gid) == 0) {
-		store(r, &a, path, &o, 0);
+	if (local_become(r, &a, mo.uid, mo.gid) == 0) {
+		store(r, &a, mo.path, &o, 0);
 		local_restore();
 	}
+	owner_free(&mo);
 out:
+	free(err);
 	free(local);
 	free(domain);
 	free(ext);
 	free(bare);
 	free(full);
-	free(mbox);
-	free(suid);
-	free(sgid);
-	free(path);
 }

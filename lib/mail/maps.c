@@ -9,7 +9,8 @@
  * old version until its next lookup, which stats the path and reopens
  * onto the new inode. Readers open read-only with MDB_NOLOCK: with no
  * writer ever touching a published file, no lock table is needed.
- * All MDB_* return codes are turned into our errors in lmdb_err() only.
+ * LMDB environments, transactions and MDB_* error texts come from the one
+ * LMDB layer, lib/util/db.c (lmdb_err() is its db_strerror()).
  *
  * Trusts: the source text not at all (every line checked, errors name
  * file:line); the .lmdb file as much as LMDB itself does (it is written
@@ -32,6 +33,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/db.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/strv.h"
@@ -50,6 +52,7 @@ struct map {
 	char *path;          /* lmdb: the source text file */
 	char *dbpath;        /* lmdb: path + ".lmdb" */
 	char *value;         /* static: */
+	struct db db;        /* lmdb: env and dbi below alias db's */
 	MDB_env *env;
 	MDB_dbi dbi;
 	dev_t dev;
@@ -68,48 +71,42 @@ struct maplist {
 static const char *
 lmdb_err(int rc)
 {
-	/* mdb_strerror covers errno values too */
-	return mdb_strerror(rc);
+	return db_strerror(rc);
 }
 
 static void
 lmdb_close_env(struct map *m)
 {
-	if (m->env != NULL)
-		mdb_env_close(m->env);
+	db_close(&m->db);
 	m->env = NULL;
 }
 
 static int
 lmdb_open_env(struct map *m, char **err_r)
 {
-	MDB_txn *txn = NULL;
+	static const struct db_opts o = {
+		.flags = MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, .mode = 0644 };
 	struct stat st;
+	char *err = NULL;
 	int rc, fd;
 
-	rc = mdb_env_create(&m->env);
-	if (rc == 0)
-		rc = mdb_env_open(m->env, m->dbpath,
-		    MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS, 0644);
-	if (rc == 0)
-		rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, NULL, 0, &m->dbi);
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	if (rc == 0)
+	rc = db_open(&m->db, m->dbpath, &o, &err);
+	if (rc == 0) {
+		m->env = m->db.env;
+		m->dbi = m->db.dbi[0];
 		rc = mdb_env_get_fd(m->env, &fd);
+	}
 	if (rc == 0 && fstat(fd, &st) != 0)
 		rc = errno;
 	if (rc != 0) {
 		if (err_r != NULL)
 			*err_r = xasprintf("%s: open %s: %s", m->spec, m->dbpath,
 			    lmdb_err(rc));
+		free(err);
 		lmdb_close_env(m);
 		return -1;
 	}
-	/* local runs commands; they need not inherit our tables */
-	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	/* db_open made it close-on-exec: local's commands do not inherit it */
 	m->dev = st.st_dev;
 	m->ino = st.st_ino;
 	m->mtim = st.st_mtim;
@@ -571,82 +568,86 @@ parse_entry(char *line, char **key_r, char **value_r)
 	return NULL;
 }
 
-/* Write all entries into a fresh LMDB file at tmp. 0, -1 (err), 1 map full. */
+struct build_ctx {
+	const char *src;
+	struct entry *e;
+	size_t n;
+	MDB_dbi dbi;
+	size_t maxkey;
+	int pass;            /* duplicates are warned about on the first only */
+	char *err;
+};
+
+static int
+build_fn(MDB_txn *txn, void *ctx)
+{
+	struct build_ctx *bc = ctx;
+	MDB_val k, v;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < bc->n; i++) {
+		if (strlen(bc->e[i].key) > bc->maxkey) {
+			bc->err = xasprintf("%s:%d: key longer than %zu bytes", bc->src,
+			    bc->e[i].lineno, bc->maxkey);
+			return -2;
+		}
+		k.mv_data = bc->e[i].key;
+		k.mv_size = strlen(bc->e[i].key);
+		v.mv_data = bc->e[i].value;
+		v.mv_size = strlen(bc->e[i].value);
+		rc = mdb_put(txn, bc->dbi, &k, &v, MDB_NOOVERWRITE);
+		if (rc == MDB_KEYEXIST) {
+			if (bc->pass == 0)
+				log_warnx("%s:%d: duplicate entry for \"%s\" ignored", bc->src,
+				    bc->e[i].lineno, bc->e[i].key);
+			continue;
+		}
+		if (rc != 0) {
+			bc->pass++;
+			return rc;   /* map full: db_write grows the map and reruns */
+		}
+	}
+	return 0;
+}
+
+/* Write all entries into a fresh LMDB file at tmp. 0, -1 (err), -2 (source). */
 static int
 write_lmdb(const char *tmp, const char *src, struct entry *e, size_t n,
     size_t mapsize, char **err_r)
 {
-	MDB_env *env = NULL;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
-	MDB_val k, v;
-	size_t i, maxkey;
+	struct db_opts o = { .flags = MDB_NOSUBDIR | MDB_NOLOCK, .mode = 0644,
+	    .mapsize = mapsize, .max_mapsize = (size_t)1 << 40 };
+	struct build_ctx bc = { .src = src, .e = e, .n = n };
+	struct db d;
+	char *err = NULL;
 	int rc;
 
 	(void)unlink(tmp);
-	rc = mdb_env_create(&env);
+	if (db_open(&d, tmp, &o, &err) != 0) {
+		*err_r = xasprintf("create %s: %s", tmp, err != NULL ? err : "?");
+		free(err);
+		(void)unlink(tmp);
+		return -1;
+	}
+	bc.dbi = d.dbi[0];
+	bc.maxkey = (size_t)mdb_env_get_maxkeysize(d.env);
+	rc = db_write(&d, build_fn, &bc, &err);
 	if (rc == 0)
-		rc = mdb_env_set_mapsize(env, mapsize);
-	if (rc == 0)
-		rc = mdb_env_open(env, tmp, MDB_NOSUBDIR | MDB_NOLOCK, 0644);
-	if (rc == 0)
-		rc = mdb_txn_begin(env, NULL, 0, &txn);
-	if (rc == 0)
-		rc = mdb_dbi_open(txn, NULL, 0, &dbi);
+		rc = mdb_env_sync(d.env, 1);
 	if (rc != 0) {
-		*err_r = xasprintf("create %s: %s", tmp, lmdb_err(rc));
-		goto fail;
+		if (bc.err != NULL)
+			*err_r = bc.err;
+		else
+			*err_r = xasprintf("write %s: %s", tmp, err != NULL ? err :
+			    lmdb_err(rc));
+		free(err);
+		db_close(&d);
+		(void)unlink(tmp);
+		return rc == -2 ? -2 : -1;
 	}
-	maxkey = (size_t)mdb_env_get_maxkeysize(env);
-	for (i = 0; i < n; i++) {
-		if (strlen(e[i].key) > maxkey) {
-			*err_r = xasprintf("%s:%d: key longer than %zu bytes", src,
-			    e[i].lineno, maxkey);
-			rc = -2;
-			goto fail;
-		}
-		k.mv_data = e[i].key;
-		k.mv_size = strlen(e[i].key);
-		v.mv_data = e[i].value;
-		v.mv_size = strlen(e[i].value);
-		rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
-		if (rc == MDB_KEYEXIST) {
-			log_warnx("%s:%d: duplicate entry for \"%s\" ignored", src,
-			    e[i].lineno, e[i].key);
-			continue;
-		}
-		if (rc == MDB_MAP_FULL)
-			goto full;
-		if (rc != 0) {
-			*err_r = xasprintf("write %s: %s", tmp, lmdb_err(rc));
-			goto fail;
-		}
-	}
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	if (rc == MDB_MAP_FULL)
-		goto full;
-	if (rc == 0)
-		rc = mdb_env_sync(env, 1);
-	if (rc != 0) {
-		*err_r = xasprintf("write %s: %s", tmp, lmdb_err(rc));
-		goto fail;
-	}
-	mdb_env_close(env);
+	db_close(&d);
 	return 0;
-full:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	mdb_env_close(env);
-	(void)unlink(tmp);
-	return 1;
-fail:
-	if (txn != NULL)
-		mdb_txn_abort(txn);
-	if (env != NULL)
-		mdb_env_close(env);
-	(void)unlink(tmp);
-	return rc == -2 ? -2 : -1;
 }
 
 int
@@ -659,7 +660,7 @@ map_build(const char *spec, char **err_r)
 	char *key, *value;
 	const char *why;
 	size_t len = 0, n = 0, cap = 0, mapsize;
-	int lineno, r, ret = -1, tries;
+	int lineno, r, ret = -1;
 
 	*err_r = NULL;
 	if (spec == NULL || spec_split(spec, &type, &path) != 0) {
@@ -707,19 +708,10 @@ map_build(const char *spec, char **err_r)
 	}
 	dbpath = xasprintf("%s.lmdb", path);
 	tmp = xasprintf("%s.lmdb.tmp.%ld", path, (long)getpid());
-	/* mapsize only reserves address space; the file grows as written */
+	/* mapsize only reserves address space; the file grows as written,
+	 * and db_write() grows the map if this guess is short */
 	mapsize = len * 4 + n * 64 + 1024 * 1024;
-	for (tries = 0;; tries++) {
-		r = write_lmdb(tmp, path, e, n, mapsize, err_r);
-		if (r != 1)
-			break;
-		if (tries >= 6 || mapsize > ((size_t)1 << 40)) {
-			*err_r = xasprintf("write %s: map full", tmp);
-			r = -1;
-			break;
-		}
-		mapsize *= 2;
-	}
+	r = write_lmdb(tmp, path, e, n, mapsize, err_r);
 	if (r != 0) {
 		ret = r;
 		goto out;

@@ -20,9 +20,13 @@
  * Trusts: the index as much as LMDB does, but every record is length-
  * checked (a bad one is reported as corruption); nothing of the Maildir:
  * symlinks and non-regular files are ignored, names are bounded.
- * Limits: a file whose base name is longer than NAME_MAX_INDEXED is not
- * indexed (invisible to POP3/IMAP) and is warned about by reconcile's
- * caller through mbx_sync's error-free path - it simply stays out.
+ * Limits: a file whose base name is longer than NAME_MAX_INDEXED (400)
+ * bytes is not indexed, so POP3 and IMAP do not see it; at most SCAN_MAX
+ * files per mailbox. Keywords are kept in the index only, not in the
+ * Maildir file names.
+ * This file: open, rebuild, reconcile and reading; changes to messages
+ * are in index_msg.c, Maildir++ folders in folder.c (shared internals:
+ * index_int.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,48 +46,20 @@
 #include "util/fsutil.h"
 #include "util/strv.h"
 #include "store/index.h"
+#include "store/index_int.h"
 
-#define INDEX_VERSION 1
 #define NAME_MAX_INDEXED 400           /* < LMDB's 511-byte key limit */
 #define SCAN_MAX 10000000              /* files per mailbox */
 #define INDEX_MAPSIZE ((size_t)4 << 20)
 
-enum { DB_HDR, DB_MSG, DB_NAME, DB_EXP, DB_CACHE };
 static const char *const dbnames[] = { "hdr", "msg", "name", "exp", "cache", NULL };
-
-struct hdr {
-	uint32_t version;
-	uint32_t uidvalidity;
-	uint32_t uidnext;
-	uint32_t pad;
-	uint64_t highestmodseq;
-};
-
-struct rec {
-	uint64_t modseq;
-	uint64_t size;
-	uint64_t wire_size;
-	int64_t internaldate;
-	uint32_t flags;
-	uint16_t namelen;
-	uint16_t kwlen;
-};
-
-struct mailbox {
-	char *path;
-	struct db db;
-	int lockfd;           /* the index file, for flock */
-	int readonly;
-	int rebuilt;
-	struct hdr hdr;       /* as of the last transaction */
-};
 
 /* A test may stop the process inside the reconcile write transaction,
  * after UIDs were assigned and before the commit (t/unit/test_index.c). */
 void (*mbx_hook_in_txn)(void);
 
-static int
-fail(char **err_r, int rc, char *text)
+int
+idx_fail(char **err_r, int rc, char *text)
 {
 	if (err_r != NULL && *err_r == NULL)
 		*err_r = text;
@@ -92,8 +68,8 @@ fail(char **err_r, int rc, char *text)
 	return rc;
 }
 
-static void
-uid_key(uint32_t uid, unsigned char k[4])
+void
+idx_uid_key(uint32_t uid, unsigned char k[4])
 {
 	k[0] = (unsigned char)(uid >> 24);
 	k[1] = (unsigned char)(uid >> 16);
@@ -101,8 +77,8 @@ uid_key(uint32_t uid, unsigned char k[4])
 	k[3] = (unsigned char)uid;
 }
 
-static uint32_t
-key_uid(const MDB_val *k)
+uint32_t
+idx_key_uid(const MDB_val *k)
 {
 	const unsigned char *p = k->mv_data;
 
@@ -122,8 +98,8 @@ static const struct {
 };
 
 /* Length of the base name: up to the first ':'. */
-static size_t
-base_len(const char *file)
+size_t
+idx_base_len(const char *file)
 {
 	return strcspn(file, ":");
 }
@@ -146,8 +122,8 @@ info_flags(const char *file)
 
 /* "cur/BASE:2,<letters>", keeping letters of the old info we do not own
  * (keyword letters other tools set), all in ASCII order as Maildir asks. */
-static char *
-flagged_name(const char *base, size_t blen, const char *oldfile, unsigned flags)
+char *
+idx_flagged_name(const char *base, size_t blen, const char *oldfile, unsigned flags)
 {
 	char set[128] = { 0 }, info[130];
 	const char *old = oldfile != NULL ? strstr(oldfile, ":2,") : NULL;
@@ -245,7 +221,7 @@ scan_dir(const char *path, const char *sub, struct scan *s, char **err_r)
 	if (d == NULL) {
 		int e = errno;
 
-		fail(err_r, MBX_ERR, xasprintf("open %s: %s", dpath, strerror(e)));
+		idx_fail(err_r, MBX_ERR, xasprintf("open %s: %s", dpath, strerror(e)));
 		free(dpath);
 		return MBX_ERR;
 	}
@@ -253,7 +229,7 @@ scan_dir(const char *path, const char *sub, struct scan *s, char **err_r)
 	while ((de = readdir(d)) != NULL) {
 		struct sfile *f;
 
-		if (de->d_name[0] == '.' || base_len(de->d_name) > NAME_MAX_INDEXED)
+		if (de->d_name[0] == '.' || idx_base_len(de->d_name) > NAME_MAX_INDEXED)
 			continue;
 		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
 		    !S_ISREG(st.st_mode))
@@ -266,7 +242,7 @@ scan_dir(const char *path, const char *sub, struct scan *s, char **err_r)
 		}
 		f = &s->v[s->n++];
 		f->name = xasprintf("%s/%s", sub, de->d_name);
-		f->blen = base_len(de->d_name);
+		f->blen = idx_base_len(de->d_name);
 		f->mtime = st.st_mtim.tv_sec;
 		f->size = (uint64_t)st.st_size;
 	}
@@ -431,8 +407,8 @@ mbx_msgs_free(struct mbx_msg **msgs, size_t n)
 
 /* ---- header ---- */
 
-static int
-hdr_get(struct mailbox *mb, MDB_txn *txn, struct hdr *h)
+int
+idx_hdr_get(struct mailbox *mb, MDB_txn *txn, struct hdr *h)
 {
 	MDB_val k = { 3, "hdr" }, v;
 	int rc = mdb_get(txn, mb->db.dbi[DB_HDR], &k, &v);
@@ -447,8 +423,8 @@ hdr_get(struct mailbox *mb, MDB_txn *txn, struct hdr *h)
 	return 0;
 }
 
-static int
-hdr_put(struct mailbox *mb, MDB_txn *txn, const struct hdr *h)
+int
+idx_hdr_put(struct mailbox *mb, MDB_txn *txn, const struct hdr *h)
 {
 	MDB_val k = { 3, "hdr" }, v = { sizeof(*h), (void *)h };
 
@@ -460,7 +436,7 @@ read_hdr_fn(MDB_txn *txn, void *ctx)
 {
 	struct mailbox *mb = ctx;
 
-	return hdr_get(mb, txn, &mb->hdr);
+	return idx_hdr_get(mb, txn, &mb->hdr);
 }
 
 /* ---- UIDVALIDITY ---- */
@@ -494,7 +470,7 @@ save_uidvalidity(const char *path, uint32_t v, char **err_r)
 	if (file_write_atomic(p, text, (size_t)n, 0600) != 0) {
 		int e = errno;
 
-		fail(err_r, MBX_ERR, xasprintf("write %s: %s", p, strerror(e)));
+		idx_fail(err_r, MBX_ERR, xasprintf("write %s: %s", p, strerror(e)));
 		free(p);
 		return MBX_ERR;
 	}
@@ -504,18 +480,18 @@ save_uidvalidity(const char *path, uint32_t v, char **err_r)
 
 /* ---- locking ---- */
 
-static int
-lock_ex(struct mailbox *mb, char **err_r)
+int
+idx_lock_ex(struct mailbox *mb, char **err_r)
 {
 	while (flock(mb->lockfd, LOCK_EX) != 0)
 		if (errno != EINTR)
-			return fail(err_r, MBX_ERR, xasprintf("lock %s/%s: %s", mb->path,
+			return idx_fail(err_r, MBX_ERR, xasprintf("lock %s/%s: %s", mb->path,
 			    MBX_INDEX_NAME, strerror(errno)));
 	return 0;
 }
 
-static void
-unlock(struct mailbox *mb)
+void
+idx_unlock(struct mailbox *mb)
 {
 	(void)flock(mb->lockfd, LOCK_UN);
 }
@@ -580,7 +556,7 @@ diff_fn(MDB_txn *txn, void *ctx)
 		    memcmp(f->name, name, r.namelen) == 0)
 			continue;
 		sc->ch = xreallocarray(sc->ch, sc->nch + 1, sizeof(*sc->ch));
-		sc->ch[sc->nch].uid = key_uid(&k);
+		sc->ch[sc->nch].uid = idx_key_uid(&k);
 		sc->ch[sc->nch].name = f != NULL ? xstrdup(f->name) : NULL;
 		sc->nch++;
 	}
@@ -600,16 +576,16 @@ diff_fn(MDB_txn *txn, void *ctx)
 	return rc;
 }
 
-static int
-del_uid(struct mailbox *mb, MDB_txn *txn, uint32_t uid, const char *name, uint64_t modseq)
+int
+idx_del_uid(struct mailbox *mb, MDB_txn *txn, uint32_t uid, const char *name, uint64_t modseq)
 {
 	unsigned char kb[4];
 	MDB_val k = { 4, kb }, nk, ev = { sizeof(modseq), &modseq };
 	int rc;
 
-	uid_key(uid, kb);
+	idx_uid_key(uid, kb);
 	nk.mv_data = (void *)(name + 4);
-	nk.mv_size = base_len(name + 4);
+	nk.mv_size = idx_base_len(name + 4);
 	rc = mdb_del(txn, mb->db.dbi[DB_MSG], &k, NULL);
 	if (rc == 0 || rc == MDB_NOTFOUND)
 		rc = mdb_del(txn, mb->db.dbi[DB_NAME], &nk, NULL);
@@ -620,30 +596,30 @@ del_uid(struct mailbox *mb, MDB_txn *txn, uint32_t uid, const char *name, uint64
 	return rc;
 }
 
-static int
-get_rec(struct mailbox *mb, MDB_txn *txn, uint32_t uid, struct rec *r,
+int
+idx_get_rec(struct mailbox *mb, MDB_txn *txn, uint32_t uid, struct rec *r,
     const char **name, const char **kw)
 {
 	unsigned char kb[4];
 	MDB_val k = { 4, kb }, v;
 	int rc;
 
-	uid_key(uid, kb);
+	idx_uid_key(uid, kb);
 	rc = mdb_get(txn, mb->db.dbi[DB_MSG], &k, &v);
 	if (rc == 0 && rec_unpack(&v, r, name, kw) != 0)
 		rc = MDB_CORRUPTED;
 	return rc;
 }
 
-static int
-put_rec(struct mailbox *mb, MDB_txn *txn, uint32_t uid, const struct rec *r,
+int
+idx_put_rec(struct mailbox *mb, MDB_txn *txn, uint32_t uid, const struct rec *r,
     const char *name, const char *kw)
 {
 	unsigned char kb[4];
 	MDB_val k = { 4, kb }, v = rec_pack(r, name, kw);
 	int rc;
 
-	uid_key(uid, kb);
+	idx_uid_key(uid, kb);
 	rc = mdb_put(txn, mb->db.dbi[DB_MSG], &k, &v, 0);
 	free(v.mv_data);
 	return rc;
@@ -685,7 +661,7 @@ add_new(struct mailbox *mb, MDB_txn *txn, struct hdr *h, struct newfile *nf, siz
 		nv.mv_size = 4;
 		rc = mdb_put(txn, mb->db.dbi[DB_NAME], &nk, &nv, 0);
 		if (rc == 0)
-			rc = put_rec(mb, txn, uid, &r, nf[i].f.name, "");
+			rc = idx_put_rec(mb, txn, uid, &r, nf[i].f.name, "");
 		nf[i].uid = uid;
 	}
 	return rc;
@@ -701,14 +677,14 @@ apply_fn(MDB_txn *txn, void *ctx)
 	int rc;
 
 	sc->changed = 0;
-	if ((rc = hdr_get(mb, txn, &h)) != 0)
+	if ((rc = idx_hdr_get(mb, txn, &h)) != 0)
 		return rc;
 	for (i = 0; i < sc->nch; i++) {
 		struct rec r;
 		const char *name, *kw;
 		char *kwc, *oldname;
 
-		rc = get_rec(mb, txn, sc->ch[i].uid, &r, &name, &kw);
+		rc = idx_get_rec(mb, txn, sc->ch[i].uid, &r, &name, &kw);
 		if (rc == MDB_NOTFOUND)
 			continue;   /* someone else expunged it meanwhile */
 		if (rc != 0)
@@ -716,12 +692,12 @@ apply_fn(MDB_txn *txn, void *ctx)
 		sc->changed = 1;
 		oldname = xstrndup(name, r.namelen);
 		if (sc->ch[i].name == NULL) {
-			rc = del_uid(mb, txn, sc->ch[i].uid, oldname, ++h.highestmodseq);
+			rc = idx_del_uid(mb, txn, sc->ch[i].uid, oldname, ++h.highestmodseq);
 		} else {
 			kwc = xstrndup(kw, r.kwlen);
 			r.flags = info_flags(sc->ch[i].name);
 			r.modseq = ++h.highestmodseq;
-			rc = put_rec(mb, txn, sc->ch[i].uid, &r, sc->ch[i].name, kwc);
+			rc = idx_put_rec(mb, txn, sc->ch[i].uid, &r, sc->ch[i].name, kwc);
 			free(kwc);
 		}
 		free(oldname);
@@ -733,7 +709,7 @@ apply_fn(MDB_txn *txn, void *ctx)
 		if ((rc = add_new(mb, txn, &h, sc->nf, sc->nnf)) != 0)
 			return rc;
 	}
-	if (sc->changed && (rc = hdr_put(mb, txn, &h)) != 0)
+	if (sc->changed && (rc = idx_hdr_put(mb, txn, &h)) != 0)
 		return rc;
 	if (mbx_hook_in_txn != NULL)
 		mbx_hook_in_txn();
@@ -757,8 +733,8 @@ sync_ctx_free(struct sync_ctx *sc)
 	sc->nnf = sc->nch = 0;
 }
 
-static int
-reconcile(struct mailbox *mb, int *changed_r, char **err_r)
+int
+idx_reconcile(struct mailbox *mb, int *changed_r, char **err_r)
 {
 	struct sync_ctx sc;
 	struct scan s, s2;
@@ -769,10 +745,10 @@ reconcile(struct mailbox *mb, int *changed_r, char **err_r)
 	sc.mb = mb;
 	if (changed_r != NULL)
 		*changed_r = 0;
-	if (lock_ex(mb, err_r) != 0)
+	if (idx_lock_ex(mb, err_r) != 0)
 		return MBX_ERR;
 	if (scan_maildir(mb->path, &s, err_r) != 0) {
-		unlock(mb);
+		idx_unlock(mb);
 		return MBX_ERR;
 	}
 	sc.scan = &s;
@@ -810,9 +786,9 @@ reconcile(struct mailbox *mb, int *changed_r, char **err_r)
 	if (rc == 0 && changed_r != NULL)
 		*changed_r = sc.changed;
 	if (sc.bad)
-		fail(err_r, MBX_ERR, xasprintf("%s/%s: corrupt record; run postern mailbox reindex",
+		idx_fail(err_r, MBX_ERR, xasprintf("%s/%s: corrupt record; run postern mailbox reindex",
 		    mb->path, MBX_INDEX_NAME));
-	unlock(mb);
+	idx_unlock(mb);
 	sync_ctx_free(&sc);
 	scan_free(&s);
 	return rc == 0 ? 0 : MBX_ERR;
@@ -821,7 +797,7 @@ reconcile(struct mailbox *mb, int *changed_r, char **err_r)
 int
 mbx_sync(struct mailbox *mb, int *changed_r, char **err_r)
 {
-	return reconcile(mb, changed_r, err_r);
+	return idx_reconcile(mb, changed_r, err_r);
 }
 
 /* ---- open ---- */
@@ -856,7 +832,7 @@ init_fn(MDB_txn *txn, void *ctx)
 {
 	struct init_ctx *ic = ctx;
 	struct hdr h;
-	int rc = hdr_get(ic->mb, txn, &h);
+	int rc = idx_hdr_get(ic->mb, txn, &h);
 
 	ic->created = 0;
 	if (rc == MDB_NOTFOUND) {
@@ -870,7 +846,7 @@ init_fn(MDB_txn *txn, void *ctx)
 		h.uidvalidity = ic->uidvalidity;
 		h.uidnext = 1;
 		h.highestmodseq = 1;
-		rc = hdr_put(ic->mb, txn, &h);
+		rc = idx_hdr_put(ic->mb, txn, &h);
 		ic->created = 1;
 	}
 	if (rc == 0)
@@ -893,18 +869,27 @@ open_db(struct mailbox *mb, char **err_r)
 		char *err = NULL;
 
 		rc = db_open(&mb->db, ip, &o, &err);
-		if (rc == 0) {
+		if (rc == 0)
+			rc = db_read(&mb->db, read_hdr_fn, mb, &err);
+		if (rc == MDB_NOTFOUND) {
+			free(err);
+			err = NULL;
+			/* A new index: the UIDVALIDITY is on disk before any
+			 * UID is given under it, so a crash cannot make a
+			 * later rebuild pick it again. */
 			ic.uidvalidity = next_uidvalidity(mb->path);
-			rc = db_write(&mb->db, init_fn, &ic, &err);
-			if (rc != 0)
-				db_close(&mb->db);
+			rc = save_uidvalidity(mb->path, ic.uidvalidity, &err) == 0 ? 0 : EIO;
 		}
+		if (rc == 0 && ic.uidvalidity != 0)
+			rc = db_write(&mb->db, init_fn, &ic, &err);
+		if (rc != 0 && mb->db.env != NULL)
+			db_close(&mb->db);
 		if (rc == 0) {
 			free(err);
 			break;
 		}
 		if (!db_rc_corrupt(rc) || attempt > 0) {
-			fail(err_r, MBX_ERR, err);
+			idx_fail(err_r, MBX_ERR, err);
 			free(ip);
 			return MBX_ERR;
 		}
@@ -913,12 +898,9 @@ open_db(struct mailbox *mb, char **err_r)
 	}
 	free(ip);
 	if (mdb_env_get_fd(mb->db.env, &mb->lockfd) != 0)
-		return fail(err_r, MBX_ERR, xstrdup("index: no file descriptor"));
-	if (ic.created) {
+		return idx_fail(err_r, MBX_ERR, xstrdup("index: no file descriptor"));
+	if (ic.created)
 		mb->rebuilt = 1;
-		if (save_uidvalidity(mb->path, mb->hdr.uidvalidity, err_r) != 0)
-			return MBX_ERR;
-	}
 	return 0;
 }
 
@@ -934,15 +916,15 @@ mbx_open(const char *path, int flags, struct mailbox **mb_r, char **err_r)
 	*mb_r = NULL;
 	if (flags & MBX_CREATE) {
 		if (maildir_make(path, &dsn, &err) != 0)
-			return fail(err_r, MBX_ERR, err);
+			return idx_fail(err_r, MBX_ERR, err);
 	}
 	if (lstat(path, &st) != 0)
-		return fail(err_r, MBX_ERR, xasprintf("%s: %s", path, strerror(errno)));
+		return idx_fail(err_r, MBX_ERR, xasprintf("%s: %s", path, strerror(errno)));
 	if (!S_ISDIR(st.st_mode))
-		return fail(err_r, MBX_ERR, xasprintf("%s: not a directory", path));
+		return idx_fail(err_r, MBX_ERR, xasprintf("%s: not a directory", path));
 	/* The index is created with our ids: we must be the owner. */
 	if (st.st_uid != geteuid())
-		return fail(err_r, MBX_ERR, xasprintf("%s: owned by uid %ld, not by us (uid %ld)",
+		return idx_fail(err_r, MBX_ERR, xasprintf("%s: owned by uid %ld, not by us (uid %ld)",
 		    path, (long)st.st_uid, (long)geteuid()));
 	mb = xcalloc(1, sizeof(*mb));
 	mb->path = xstrdup(path);
@@ -951,7 +933,7 @@ mbx_open(const char *path, int flags, struct mailbox **mb_r, char **err_r)
 		mb->path[--n] = '\0';
 	mb->readonly = (flags & MBX_READONLY) != 0;
 	mb->lockfd = -1;
-	if (open_db(mb, err_r) != 0 || reconcile(mb, NULL, err_r) != 0) {
+	if (open_db(mb, err_r) != 0 || idx_reconcile(mb, NULL, err_r) != 0) {
 		mbx_close(&mb);
 		return MBX_ERR;
 	}
@@ -1041,7 +1023,7 @@ list_fn(MDB_txn *txn, void *ctx)
 	int rc;
 
 	list_reset(lc);
-	if ((rc = hdr_get(lc->mb, txn, &lc->mb->hdr)) != 0)
+	if ((rc = idx_hdr_get(lc->mb, txn, &lc->mb->hdr)) != 0)
 		return rc;
 	rc = mdb_cursor_open(txn, lc->mb->db.dbi[DB_MSG], &cur);
 	while (rc == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
@@ -1062,7 +1044,7 @@ list_fn(MDB_txn *txn, void *ctx)
 			cap = cap ? cap * 2 : 64;
 			lc->v = xreallocarray(lc->v, cap, sizeof(*lc->v));
 		}
-		msg_fill(&lc->v[lc->n++], key_uid(&k), &r, name, kw);
+		msg_fill(&lc->v[lc->n++], idx_key_uid(&k), &r, name, kw);
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -1104,7 +1086,7 @@ get_fn(MDB_txn *txn, void *ctx)
 	struct list_ctx *lc = ctx;
 	struct rec r;
 	const char *name, *kw;
-	int rc = get_rec(lc->mb, txn, lc->uid, &r, &name, &kw);
+	int rc = idx_get_rec(lc->mb, txn, lc->uid, &r, &name, &kw);
 
 	if (rc == MDB_NOTFOUND)
 		return MBX_GONE;
@@ -1133,607 +1115,3 @@ mbx_msg_get(struct mailbox *mb, uint32_t uid, struct mbx_msg *m, char **err_r)
 	return 0;
 }
 
-/* Find the current file of a message whose recorded name is stale:
- * new/BASE, or cur/BASE or cur/BASE:<anything>. *name_r xmalloc'd. */
-static int
-find_file(const char *path, const char *base, size_t blen, char **name_r)
-{
-	char *p = xasprintf("%s/new/%.*s", path, (int)blen, base);
-	struct dirent *de;
-	struct stat st;
-	DIR *d;
-
-	*name_r = NULL;
-	if (lstat(p, &st) == 0 && S_ISREG(st.st_mode)) {
-		*name_r = xasprintf("new/%.*s", (int)blen, base);
-		free(p);
-		return 0;
-	}
-	free(p);
-	p = xasprintf("%s/cur", path);
-	d = opendir(p);
-	free(p);
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (strncmp(de->d_name, base, blen) == 0 &&
-		    (de->d_name[blen] == '\0' || de->d_name[blen] == ':')) {
-			*name_r = xasprintf("cur/%s", de->d_name);
-			break;
-		}
-	closedir(d);
-	return *name_r != NULL ? 0 : -1;
-}
-
-int
-mbx_msg_open(struct mailbox *mb, uint32_t uid, int *fd_r, char **err_r)
-{
-	struct mbx_msg m;
-	char *p, *cur = NULL;
-	int rc, fd, tries;
-
-	*fd_r = -1;
-	if ((rc = mbx_msg_get(mb, uid, &m, err_r)) != 0)
-		return rc;
-	for (tries = 0; tries < 3; tries++) {
-		p = xasprintf("%s/%s", mb->path, cur != NULL ? cur : m.name);
-		fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		free(p);
-		if (fd >= 0) {
-			*fd_r = fd;
-			break;
-		}
-		if (errno != ENOENT) {
-			rc = fail(err_r, MBX_ERR, xasprintf("open %s/%s: %s", mb->path,
-			    cur != NULL ? cur : m.name, strerror(errno)));
-			break;
-		}
-		/* Renamed by another process (a flag change) or expunged. */
-		free(cur);
-		if (find_file(mb->path, m.name + 4, base_len(m.name + 4), &cur) != 0) {
-			rc = MBX_GONE;
-			break;
-		}
-	}
-	if (*fd_r < 0 && rc == 0)
-		rc = MBX_GONE;
-	free(cur);
-	mbx_msg_free(&m);
-	return rc;
-}
-
-/* ---- changes ---- */
-
-struct change_ctx {
-	struct mailbox *mb;
-	uint32_t uid;
-	unsigned flags;       /* set_flags: the new flags */
-	const char *name;     /* set_flags: the new name */
-	const char *kw;       /* set_keywords: space-separated */
-	uint64_t modseq;      /* out */
-};
-
-static int
-change_fn(MDB_txn *txn, void *ctx)
-{
-	struct change_ctx *cc = ctx;
-	struct hdr h;
-	struct rec r;
-	const char *name, *kw;
-	char *n, *k;
-	int rc;
-
-	if ((rc = hdr_get(cc->mb, txn, &h)) != 0)
-		return rc;
-	rc = get_rec(cc->mb, txn, cc->uid, &r, &name, &kw);
-	if (rc == MDB_NOTFOUND)
-		return MBX_GONE;
-	if (rc != 0)
-		return rc;
-	n = cc->name != NULL ? xstrdup(cc->name) : xstrndup(name, r.namelen);
-	k = cc->kw != NULL ? xstrdup(cc->kw) : xstrndup(kw, r.kwlen);
-	if (cc->name != NULL)
-		r.flags = cc->flags;
-	r.modseq = cc->modseq = ++h.highestmodseq;
-	rc = put_rec(cc->mb, txn, cc->uid, &r, n, k);
-	free(n);
-	free(k);
-	if (rc == 0)
-		rc = hdr_put(cc->mb, txn, &h);
-	if (rc == 0)
-		cc->mb->hdr = h;
-	return rc;
-}
-
-int
-mbx_set_flags(struct mailbox *mb, uint32_t uid, unsigned add, unsigned remove,
-    uint64_t *modseq_r, char **err_r)
-{
-	struct change_ctx cc = { .mb = mb, .uid = uid };
-	struct mbx_msg m;
-	char *cur = NULL, *from, *to, *newname = NULL;
-	size_t blen;
-	int rc, tries;
-
-	if (mb->readonly)
-		return fail(err_r, MBX_ERR, xstrdup("mailbox is read-only"));
-	if (lock_ex(mb, err_r) != 0)
-		return MBX_ERR;
-	if ((rc = mbx_msg_get(mb, uid, &m, err_r)) != 0) {
-		unlock(mb);
-		return rc;
-	}
-	cc.flags = ((m.flags | add) & ~remove) & MBX_FLAGS_ALL;
-	if (cc.flags == m.flags) {
-		if (modseq_r != NULL)
-			*modseq_r = m.modseq;
-		goto out;
-	}
-	blen = base_len(m.name + 4);
-	cur = xstrdup(m.name);
-	for (tries = 0; tries < 3; tries++) {
-		free(newname);
-		newname = flagged_name(m.name + 4, blen, cur, cc.flags);
-		from = xasprintf("%s/%s", mb->path, cur);
-		to = xasprintf("%s/%s", mb->path, newname);
-		rc = strcmp(from, to) == 0 ? 0 : rename(from, to);
-		free(from);
-		free(to);
-		if (rc == 0)
-			break;
-		if (errno != ENOENT) {
-			rc = fail(err_r, MBX_ERR, xasprintf("rename %s/%s: %s", mb->path, cur,
-			    strerror(errno)));
-			goto out;
-		}
-		free(cur);
-		if (find_file(mb->path, m.name + 4, blen, &cur) != 0) {
-			rc = MBX_GONE;
-			goto out;
-		}
-	}
-	if (rc != 0) {
-		rc = MBX_GONE;
-		goto out;
-	}
-	cc.name = newname;
-	rc = db_write(&mb->db, change_fn, &cc, err_r);
-	if (rc == 0 && modseq_r != NULL)
-		*modseq_r = cc.modseq;
-	if (rc != 0 && rc != MBX_GONE)
-		rc = MBX_ERR;
-out:
-	unlock(mb);
-	free(cur);
-	free(newname);
-	mbx_msg_free(&m);
-	return rc;
-}
-
-static int
-keyword_ok(const char *k)
-{
-	size_t n = strlen(k);
-
-	if (n == 0 || n > MBX_KEYWORD_LEN_MAX)
-		return 0;
-	for (; *k != '\0'; k++)
-		if ((unsigned char)*k <= ' ' || (unsigned char)*k >= 127 ||
-		    strchr("(){%*\"\\]", *k) != NULL)
-			return 0;
-	return 1;
-}
-
-int
-mbx_set_keywords(struct mailbox *mb, uint32_t uid, const char *const *keywords,
-    uint64_t *modseq_r, char **err_r)
-{
-	struct change_ctx cc = { .mb = mb, .uid = uid };
-	struct buf_s { char *p; size_t n; } b = { xstrdup(""), 0 };
-	size_t i;
-	int rc;
-
-	if (mb->readonly)
-		return fail(err_r, MBX_ERR, xstrdup("mailbox is read-only"));
-	for (i = 0; keywords != NULL && keywords[i] != NULL; i++) {
-		char *nb;
-
-		if (i >= MBX_KEYWORDS_MAX || !keyword_ok(keywords[i])) {
-			free(b.p);
-			return fail(err_r, MBX_ERR, xasprintf("bad or too many keywords"));
-		}
-		nb = xasprintf("%s%s%s", b.p, i > 0 ? " " : "", keywords[i]);
-		free(b.p);
-		b.p = nb;
-	}
-	cc.kw = b.p;
-	rc = db_write(&mb->db, change_fn, &cc, err_r);
-	free(b.p);
-	if (rc == 0 && modseq_r != NULL)
-		*modseq_r = cc.modseq;
-	return rc == 0 || rc == MBX_GONE ? rc : MBX_ERR;
-}
-
-struct expunge_ctx {
-	struct mailbox *mb;
-	const uint32_t *uids;
-	size_t n;
-};
-
-static int
-expunge_fn(MDB_txn *txn, void *ctx)
-{
-	struct expunge_ctx *ec = ctx;
-	struct hdr h;
-	size_t i;
-	int rc, any = 0;
-
-	if ((rc = hdr_get(ec->mb, txn, &h)) != 0)
-		return rc;
-	h.highestmodseq++;
-	for (i = 0; i < ec->n; i++) {
-		struct rec r;
-		const char *name, *kw;
-		char *n;
-
-		rc = get_rec(ec->mb, txn, ec->uids[i], &r, &name, &kw);
-		if (rc == MDB_NOTFOUND)
-			continue;
-		if (rc != 0)
-			return rc;
-		n = xstrndup(name, r.namelen);
-		rc = del_uid(ec->mb, txn, ec->uids[i], n, h.highestmodseq);
-		free(n);
-		if (rc != 0)
-			return rc;
-		any = 1;
-	}
-	if (!any)
-		return 0;
-	if ((rc = hdr_put(ec->mb, txn, &h)) == 0)
-		ec->mb->hdr = h;
-	return rc;
-}
-
-int
-mbx_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, char **err_r)
-{
-	struct expunge_ctx ec = { mb, uids, n };
-	size_t i;
-	int rc = 0;
-
-	if (mb->readonly)
-		return fail(err_r, MBX_ERR, xstrdup("mailbox is read-only"));
-	if (lock_ex(mb, err_r) != 0)
-		return MBX_ERR;
-	for (i = 0; i < n; i++) {
-		struct mbx_msg m;
-		char *p, *cur = NULL;
-
-		if (mbx_msg_get(mb, uids[i], &m, NULL) != 0)
-			continue;
-		p = xasprintf("%s/%s", mb->path, m.name);
-		if (unlink(p) != 0 && errno == ENOENT &&
-		    find_file(mb->path, m.name + 4, base_len(m.name + 4), &cur) == 0) {
-			free(p);
-			p = xasprintf("%s/%s", mb->path, cur);
-			(void)unlink(p);
-		}
-		free(p);
-		free(cur);
-		mbx_msg_free(&m);
-	}
-	/* The unlinks before the records: a crash in between is repaired
-	 * by the next reconcile, which sees the files gone. */
-	rc = db_write(&mb->db, expunge_fn, &ec, err_r);
-	unlock(mb);
-	return rc == 0 ? 0 : MBX_ERR;
-}
-
-struct exp_ctx {
-	struct mailbox *mb;
-	uint64_t since;
-	struct mbx_expunge *v;
-	size_t n;
-};
-
-static int
-exp_fn(MDB_txn *txn, void *ctx)
-{
-	struct exp_ctx *xc = ctx;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	free(xc->v);
-	xc->v = NULL;
-	xc->n = 0;
-	rc = mdb_cursor_open(txn, xc->mb->db.dbi[DB_EXP], &cur);
-	while (rc == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-		uint64_t ms;
-
-		if (v.mv_size != sizeof(ms)) {
-			rc = MDB_CORRUPTED;
-			break;
-		}
-		memcpy(&ms, v.mv_data, sizeof(ms));
-		if (ms <= xc->since)
-			continue;
-		xc->v = xreallocarray(xc->v, xc->n + 1, sizeof(*xc->v));
-		xc->v[xc->n].uid = key_uid(&k);
-		xc->v[xc->n].modseq = ms;
-		xc->n++;
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-int
-mbx_expunged_since(struct mailbox *mb, uint64_t since, struct mbx_expunge **exp_r,
-    size_t *n_r, char **err_r)
-{
-	struct exp_ctx xc = { mb, since, NULL, 0 };
-
-	*exp_r = NULL;
-	*n_r = 0;
-	if (db_read(&mb->db, exp_fn, &xc, err_r) != 0) {
-		free(xc.v);
-		return MBX_ERR;
-	}
-	*exp_r = xc.v;
-	*n_r = xc.n;
-	return 0;
-}
-
-struct name_ctx {
-	struct mailbox *mb;
-	const char *base;
-	size_t blen;
-	uint32_t uid;
-};
-
-static int
-name_fn(MDB_txn *txn, void *ctx)
-{
-	struct name_ctx *nc = ctx;
-	MDB_val k = { nc->blen, (void *)nc->base }, v;
-	int rc = mdb_get(txn, nc->mb->db.dbi[DB_NAME], &k, &v);
-
-	if (rc == MDB_NOTFOUND)
-		return MBX_GONE;
-	if (rc == 0 && v.mv_size == 4)
-		memcpy(&nc->uid, v.mv_data, 4);
-	return rc;
-}
-
-int
-mbx_append(struct mailbox *mb, mail_producer_fn produce, void *ctx, unsigned flags,
-    time_t internaldate, uint32_t *uid_r, char **err_r)
-{
-	char name[MAILDIR_NAME_MAX], *p, *to, *newname;
-	struct name_ctx nc = { .mb = mb };
-	struct timespec ts[2];
-	const char *dsn;
-	char *err = NULL;
-
-	if (mb->readonly)
-		return fail(err_r, MBX_ERR, xstrdup("mailbox is read-only"));
-	if (maildir_deliver(mb->path, produce, ctx, name, sizeof(name), &dsn, &err) != 0)
-		return fail(err_r, MBX_ERR, err);
-	p = xasprintf("%s/new/%s", mb->path, name);
-	if (internaldate != 0) {
-		ts[0].tv_sec = ts[1].tv_sec = internaldate;
-		ts[0].tv_nsec = ts[1].tv_nsec = 0;
-		(void)utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
-	}
-	if ((flags & MBX_FLAGS_ALL) != 0) {
-		newname = flagged_name(name, strlen(name), NULL, flags & MBX_FLAGS_ALL);
-		to = xasprintf("%s/%s", mb->path, newname);
-		if (rename(p, to) != 0) {
-			int e = errno;
-
-			free(to);
-			free(newname);
-			free(p);
-			return fail(err_r, MBX_ERR, xasprintf("rename %s: %s", name, strerror(e)));
-		}
-		free(to);
-		free(newname);
-	}
-	free(p);
-	if (reconcile(mb, NULL, err_r) != 0)
-		return MBX_ERR;
-	nc.base = name;
-	nc.blen = strlen(name);
-	if (db_read(&mb->db, name_fn, &nc, err_r) != 0)
-		return fail(err_r, MBX_ERR, xasprintf("%s: appended but not indexed", name));
-	if (uid_r != NULL)
-		*uid_r = nc.uid;
-	return 0;
-}
-
-/* ---- cache ---- */
-
-struct cache_ctx {
-	struct mailbox *mb;
-	uint32_t uid;
-	const void *data;
-	size_t len;
-	void *out;
-	size_t outlen;
-};
-
-static int
-cache_get_fn(MDB_txn *txn, void *ctx)
-{
-	struct cache_ctx *cc = ctx;
-	unsigned char kb[4];
-	MDB_val k = { 4, kb }, v;
-	int rc;
-
-	uid_key(cc->uid, kb);
-	rc = mdb_get(txn, cc->mb->db.dbi[DB_CACHE], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return MBX_GONE;
-	if (rc == 0) {
-		cc->out = xmalloc(v.mv_size + 1);
-		memcpy(cc->out, v.mv_data, v.mv_size);
-		cc->outlen = v.mv_size;
-	}
-	return rc;
-}
-
-static int
-cache_put_fn(MDB_txn *txn, void *ctx)
-{
-	struct cache_ctx *cc = ctx;
-	unsigned char kb[4];
-	MDB_val k = { 4, kb }, v = { cc->len, (void *)cc->data }, mv;
-	int rc;
-
-	uid_key(cc->uid, kb);
-	rc = mdb_get(txn, cc->mb->db.dbi[DB_MSG], &k, &mv);
-	if (rc == MDB_NOTFOUND)
-		return MBX_GONE;
-	if (rc == 0)
-		rc = mdb_put(txn, cc->mb->db.dbi[DB_CACHE], &k, &v, 0);
-	return rc;
-}
-
-int
-mbx_cache_get(struct mailbox *mb, uint32_t uid, void **data_r, size_t *len_r,
-    char **err_r)
-{
-	struct cache_ctx cc = { .mb = mb, .uid = uid };
-	int rc;
-
-	*data_r = NULL;
-	*len_r = 0;
-	rc = db_read(&mb->db, cache_get_fn, &cc, err_r);
-	if (rc != 0) {
-		free(cc.out);
-		return rc == MBX_GONE ? MBX_GONE : MBX_ERR;
-	}
-	*data_r = cc.out;
-	*len_r = cc.outlen;
-	return 0;
-}
-
-int
-mbx_cache_put(struct mailbox *mb, uint32_t uid, const void *data, size_t len,
-    char **err_r)
-{
-	struct cache_ctx cc = { .mb = mb, .uid = uid, .data = data, .len = len };
-	int rc;
-
-	if (len > MBX_CACHE_MAX)
-		return fail(err_r, MBX_ERR, xasprintf("cache entry of %zu bytes too large", len));
-	rc = db_write(&mb->db, cache_put_fn, &cc, err_r);
-	return rc == 0 || rc == MBX_GONE ? rc : MBX_ERR;
-}
-
-/* ---- folders ---- */
-
-int
-mbx_folder_path(const char *maildir, const char *name, char **path_r, char **err_r)
-{
-	const char *p, *comp;
-	char *dot;
-	size_t depth = 0, len = strlen(name), i;
-
-	*path_r = NULL;
-	if (strcasecmp(name, "INBOX") == 0) {
-		*path_r = xstrdup(maildir);
-		return 0;
-	}
-	if (len == 0 || len > MBX_FOLDER_NAME_MAX)
-		return fail(err_r, MBX_ERR, xstrdup("folder name empty or too long"));
-	for (p = name; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '.' || *p == '\\')
-			return fail(err_r, MBX_ERR, xasprintf("folder name \"%s\": "
-			    "no '.', '\\' or control characters", name));
-	for (comp = name;; comp = p + 1) {
-		p = strchr(comp, '/');
-		if ((p != NULL ? (size_t)(p - comp) : strlen(comp)) == 0)
-			return fail(err_r, MBX_ERR, xasprintf("folder name \"%s\": empty level",
-			    name));
-		if (++depth > MBX_FOLDER_DEPTH_MAX)
-			return fail(err_r, MBX_ERR, xasprintf("folder name \"%s\": too deep",
-			    name));
-		if (p == NULL)
-			break;
-	}
-	dot = xasprintf("%s/.%s", maildir, name);
-	for (i = strlen(maildir) + 2; dot[i] != '\0'; i++)
-		if (dot[i] == '/')
-			dot[i] = '.';
-	*path_r = dot;
-	return 0;
-}
-
-static int
-name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int
-mbx_folder_list(const char *maildir, char ***names_r, char **err_r)
-{
-	struct dirent *de;
-	struct stat st;
-	char **v = xcalloc(1, sizeof(char *));
-	DIR *d;
-	size_t i;
-
-	*names_r = NULL;
-	d = opendir(maildir);
-	if (d == NULL) {
-		free(v);
-		return fail(err_r, MBX_ERR, xasprintf("open %s: %s", maildir, strerror(errno)));
-	}
-	while ((de = readdir(d)) != NULL) {
-		char *cur, *name;
-
-		if (de->d_name[0] != '.' || de->d_name[1] == '\0' ||
-		    strcmp(de->d_name, "..") == 0 || strlen(de->d_name) > MBX_FOLDER_NAME_MAX + 1)
-			continue;
-		cur = xasprintf("%s/%s/cur", maildir, de->d_name);
-		if (lstat(cur, &st) == 0 && S_ISDIR(st.st_mode)) {
-			name = xstrdup(de->d_name + 1);
-			for (i = 0; name[i] != '\0'; i++)
-				if (name[i] == '.')
-					name[i] = '/';
-			strv_push(&v, name);
-			free(name);
-		}
-		free(cur);
-	}
-	closedir(d);
-	qsort(v, strv_len(v), sizeof(char *), name_cmp);
-	*names_r = v;
-	return 0;
-}
-
-int
-mbx_folder_create(const char *maildir, const char *name, char **err_r)
-{
-	const char *dsn;
-	char *path, *err = NULL, *mf;
-	int fd;
-
-	if (mbx_folder_path(maildir, name, &path, err_r) != 0)
-		return MBX_ERR;
-	if (maildir_make(path, &dsn, &err) != 0) {
-		free(path);
-		return fail(err_r, MBX_ERR, err);
-	}
-	/* Courier and Dovecot mark Maildir++ folders with this file. */
-	mf = xasprintf("%s/maildirfolder", path);
-	fd = open(mf, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		close(fd);
-	free(mf);
-	free(path);
-	return 0;
-}

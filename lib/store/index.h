@@ -32,7 +32,10 @@
  * Maildir: UIDVALIDITY = max(now, last in postern.uidvalidity + 1), UIDs
  * from 1 in arrival order (mtime, then name), flags from the file names.
  * Old UIDs are never reused under the old UIDVALIDITY because the
- * UIDVALIDITY always changes.
+ * UIDVALIDITY always changes, and the new value is written to
+ * postern.uidvalidity before any UID is given under it.
+ * BUGS: a process that has the mailbox open while another rebuilds it
+ * keeps using the old index file until it reopens.
  *
  * LMDB failure modes (lib/util/db.c): map full grows the map and retries;
  * a map resized by another process is adopted; stale reader slots of dead

@@ -42,4 +42,46 @@ int mbox_deliver(const char *path, const char *sender, time_t when,
     mail_producer_fn produce, void *ctx, const struct mbox_opts *o,
     const char **dsn_r, char **err_r);
 
+/* ---- reading: an mbox spool as a POP3 maildrop (INBOX) ----
+ *
+ * mbox_drop_open() takes the same locks local takes to deliver (dot-lock
+ * <path>.lock when the directory lets us, then fcntl on the file) and
+ * holds them until mbox_drop_close(): RFC 1939's exclusive maildrop lock.
+ * local waits lock_timeout seconds, then defers (4.2.0), so mail stays
+ * queued while a session is open. Messages start at "From " lines; their
+ * content is unquoted as local quoted it (mboxrd: one '>' less on
+ * ^>+From lines) and loses the blank separator line. A missing file is an
+ * empty maildrop. Every function: 0, or -1 with *err_r (xmalloc'd).
+ */
+struct mbox_drop;
+struct mbox_drop_msg {
+	off_t from_off;        /* the "From " line */
+	off_t body_off;        /* content start */
+	off_t body_end;        /* content end (the separator excluded) */
+	off_t next_off;        /* the next "From " line, or the file size */
+	unsigned long long size;       /* content octets after unquoting */
+	unsigned long long wire_size;  /* the same with CRLF line ends and a
+	                                * final CRLF: POP3 RETR before dot-stuffing */
+	char uidl[56];         /* stable: a hash of the From line and content,
+	                        * "-N" added for a repeated one (RFC 1939: <= 70) */
+};
+
+/* o: owner (file must belong to it when set), dotlock, lock_timeout,
+ * stale_lock. */
+int mbox_drop_open(const char *path, const struct mbox_opts *o, struct mbox_drop **d_r,
+    char **err_r);
+size_t mbox_drop_count(const struct mbox_drop *d);
+/* Borrowed; i < count. */
+const struct mbox_drop_msg *mbox_drop_msg(const struct mbox_drop *d, size_t i);
+/* Feed message i's unquoted content (LF line ends) to out, in pieces. */
+int mbox_drop_read(struct mbox_drop *d, size_t i, mail_out_fn out, void *out_ctx,
+    char **err_r);
+/* Remove the messages whose indexes are listed: the file is compacted in
+ * place under the lock (the spool directory is not ours to write a copy
+ * into), truncated and fsynced; then the drop is parsed afresh. BUGS: a
+ * crash in the middle of compaction can leave a message twice. */
+int mbox_drop_expunge(struct mbox_drop *d, const size_t *idx, size_t n, char **err_r);
+/* Unlock, unmap, close; *d set to NULL. */
+void mbox_drop_close(struct mbox_drop **d);
+
 #endif

@@ -21,19 +21,21 @@
 struct maplist;
 
 struct owner_conf {
-	const char *home_mailbox;     /* "" or e.g. "Maildir/" */
-	const char *spool;            /* mail_spool_directory */
-	const char *delim;            /* recipient_delimiter */
-	const char *vbase;            /* virtual_mailbox_base */
+	char *home_mailbox;           /* "" or e.g. "Maildir/" */
+	char *spool;                  /* mail_spool_directory */
+	char *delim;                  /* recipient_delimiter */
+	char *vbase;                  /* virtual_mailbox_base */
+	char *vmbox_specs, *vuid_specs, *vgid_specs;   /* virtual_*_maps */
 	long long vmin_uid;           /* virtual_minimum_uid */
-	int check_vmin;               /* refuse uids below vmin_uid (as root) */
-	struct maplist *vmbox, *vuid, *vgid;   /* borrowed; NULL: not configured */
+	int check_vmin;               /* refuse uids below vmin_uid: set when
+	                               * running as root (local does) */
+	/* opened on first use; a failed open is retried next time */
+	struct maplist *vmbox, *vuid, *vgid;
 };
 
-/* Fill c from the loaded configuration and open the virtual maps (when
- * configured). -1 with *err_r if a map cannot be opened. Free with
- * owner_conf_free(). */
-int owner_conf_load(struct owner_conf *c, char **err_r);
+/* Fill c from the loaded configuration (config.h); check_vmin is set when
+ * the effective uid is 0. Free with owner_conf_free(). */
+void owner_conf_load(struct owner_conf *c);
 void owner_conf_free(struct owner_conf *c);
 
 struct mailbox_owner {
@@ -52,13 +54,13 @@ void owner_system_path(const struct owner_conf *c, struct mailbox_owner *o);
 /* System user by login name (getpwnam). */
 int owner_system(const struct owner_conf *c, const char *login,
     struct mailbox_owner *o, char **err_r);
-/* Virtual address split into local part (with any extension), domain
- * (lower case) and extension ("" if none). */
-int owner_virtual(const struct owner_conf *c, const char *local, const char *domain,
-    const char *ext, struct mailbox_owner *o, char **err_r);
-/* Either: "user@domain" in a virtual domain (has '@' and the virtual maps
- * know it) or a system login. */
-int owner_lookup(const struct owner_conf *c, const char *name, struct mailbox_owner *o,
+/* A virtual address split into its local part as written (any extension
+ * included) and its domain (lower case). The texts in *err_r are the ones
+ * local reports in its status lines. */
+int owner_virtual(struct owner_conf *c, const char *local, const char *domain,
+    struct mailbox_owner *o, char **err_r);
+/* "user@domain": a virtual mailbox; anything else: a system login. */
+int owner_lookup(struct owner_conf *c, const char *name, struct mailbox_owner *o,
     char **err_r);
 void owner_free(struct mailbox_owner *o);
 /* 1 if the path is a Maildir (ends in '/'). */

@@ -24,7 +24,7 @@
 #include "store/index.h"
 #include "store/maildir.h"
 
-extern void (*mbx_hook_in_txn)(void);
+#include "store/index_int.h"
 
 static char tmpbase[64];
 static char mdir[128];

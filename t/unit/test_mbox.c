@@ -1,7 +1,8 @@
 /*
  * test_mbox - mbox append: From line, mboxrd quoting (whole and
  * byte-at-a-time), final blank line, dot-lock and fcntl locking,
- * truncation after a failure, refusal of unsafe files.
+ * truncation after a failure, refusal of unsafe files; and reading the
+ * spool back as a POP3 maildrop (content, sizes, UIDLs, expunge, locks).
  */
 #include <check.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "store/mbox.h"
@@ -350,6 +352,135 @@ START_TEST(test_chown_new)
 }
 END_TEST
 
+/* ---- reading the spool as a POP3 maildrop ---- */
+
+static int
+collect(const char *p, size_t n, void *ctx)
+{
+	return buf_append(ctx, p, n);
+}
+
+static char *
+drop_text(struct mbox_drop *d, size_t i)
+{
+	struct buf b = BUF_INIT(0);
+	char *err = NULL;
+
+	ck_assert_int_eq(mbox_drop_read(d, i, collect, &b, &err), 0);
+	return buf_steal(&b);
+}
+
+/* Everything local writes reads back as it was given (plus the final
+ * newline the writer adds), each message apart, sizes as POP3 counts. */
+START_TEST(test_drop_roundtrip)
+{
+	struct mbox_opts o;
+	struct mbox_drop *d;
+	const char *dsn;
+	char *err = NULL, *got, want[256], uidl0[56];
+	size_t i, n = ARRAY_SIZE(quote_cases);
+
+	mbox_opts_init(&o);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(deliver(quote_cases[i].in, 1, &o, &dsn, &err), 0);
+	ck_assert_int_eq(mbox_drop_open(mbox, &o, &d, &err), 0);
+	ck_assert_uint_eq(mbox_drop_count(d), n);
+	for (i = 0; i < n; i++) {
+		const char *in = quote_cases[i].in;
+		const struct mbox_drop_msg *m = mbox_drop_msg(d, i);
+		size_t len = strlen(in), lf = 0, k;
+
+		snprintf(want, sizeof(want), "%s%s", in,
+		    len > 0 && in[len - 1] != '\n' ? "\n" : "");
+		got = drop_text(d, i);
+		ck_assert_msg(strcmp(got, want) == 0, "case %zu: got \"%s\" want \"%s\"", i,
+		    got, want);
+		ck_assert_uint_eq(m->size, strlen(want));
+		for (k = 0; want[k] != '\0'; k++)
+			lf += want[k] == '\n';
+		ck_assert_uint_eq(m->wire_size, strlen(want) + lf);
+		ck_assert_uint_ge(strlen(m->uidl), 32);
+		free(got);
+	}
+	/* repeated contents still get distinct UIDLs */
+	for (i = 1; i < n; i++)
+		ck_assert_str_ne(mbox_drop_msg(d, 0)->uidl, mbox_drop_msg(d, i)->uidl);
+	snprintf(uidl0, sizeof(uidl0), "%s", mbox_drop_msg(d, 3)->uidl);
+	mbox_drop_close(&d);
+	ck_assert_ptr_null(d);
+	/* stable across sessions */
+	ck_assert_int_eq(mbox_drop_open(mbox, &o, &d, &err), 0);
+	ck_assert_str_eq(mbox_drop_msg(d, 3)->uidl, uidl0);
+	mbox_drop_close(&d);
+}
+END_TEST
+
+START_TEST(test_drop_expunge)
+{
+	struct mbox_opts o;
+	struct mbox_drop *d;
+	const char *dsn;
+	char *err = NULL, *got, uidl[56];
+	size_t del[] = { 0, 2 };
+
+	mbox_opts_init(&o);
+	ck_assert_int_eq(deliver("one\nFrom inside\n", 5, &o, &dsn, &err), 0);
+	ck_assert_int_eq(deliver("two\n", 5, &o, &dsn, &err), 0);
+	ck_assert_int_eq(deliver("three\n", 5, &o, &dsn, &err), 0);
+	ck_assert_int_eq(deliver("four", 5, &o, &dsn, &err), 0);
+	ck_assert_int_eq(mbox_drop_open(mbox, &o, &d, &err), 0);
+	ck_assert_uint_eq(mbox_drop_count(d), 4);
+	snprintf(uidl, sizeof(uidl), "%s", mbox_drop_msg(d, 1)->uidl);
+	ck_assert_int_eq(mbox_drop_expunge(d, del, 2, &err), 0);
+	ck_assert_uint_eq(mbox_drop_count(d), 2);
+	ck_assert_str_eq(mbox_drop_msg(d, 0)->uidl, uidl);
+	got = drop_text(d, 0);
+	ck_assert_str_eq(got, "two\n");
+	free(got);
+	got = drop_text(d, 1);
+	ck_assert_str_eq(got, "four\n");
+	free(got);
+	mbox_drop_close(&d);
+	got = slurp(mbox, NULL);
+	ck_assert_str_eq(got, FROM0 "two\n\n" FROM0 "four\n\n");
+	free(got);
+	/* and all of them: an empty file */
+	ck_assert_int_eq(mbox_drop_open(mbox, &o, &d, &err), 0);
+	ck_assert_int_eq(mbox_drop_expunge(d, (size_t[]){ 0, 1 }, 2, &err), 0);
+	ck_assert_uint_eq(mbox_drop_count(d), 0);
+	mbox_drop_close(&d);
+	got = slurp(mbox, NULL);
+	ck_assert_str_eq(got, "");
+	free(got);
+}
+END_TEST
+
+/* A session holds local's locks: delivery waits, then defers (4.2.0). */
+START_TEST(test_drop_locks_out_delivery)
+{
+	struct mbox_opts o;
+	struct mbox_drop *d;
+	const char *dsn;
+	char *err = NULL;
+
+	mbox_opts_init(&o);
+	ck_assert_int_eq(mbox_drop_open(mbox, &o, &d, &err), 0);   /* missing: empty */
+	ck_assert_uint_eq(mbox_drop_count(d), 0);
+	o.lock_timeout = 1;
+	ck_assert_int_eq(deliver("x\n", 10, &o, &dsn, &err), -1);
+	ck_assert_str_eq(dsn, "4.2.0");
+	free(err);
+	err = NULL;
+	mbox_drop_close(&d);
+	ck_assert_int_eq(deliver("x\n", 10, &o, &dsn, &err), 0);
+	/* not an mbox at all */
+	ck_assert_int_eq(file_write_atomic(mbox, "junk\n", 5, 0600), 0);
+	ck_assert_int_eq(mbox_drop_open(mbox, &o, &d, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not an mbox"));
+	free(err);
+}
+END_TEST
+
 static Suite *
 mbox_suite(void)
 {
@@ -365,6 +496,9 @@ mbox_suite(void)
 	tcase_add_test(tc, test_size_limit);
 	tcase_add_test(tc, test_refuse_unsafe);
 	tcase_add_test(tc, test_chown_new);
+	tcase_add_test(tc, test_drop_roundtrip);
+	tcase_add_test(tc, test_drop_expunge);
+	tcase_add_test(tc, test_drop_locks_out_delivery);
 	suite_add_tcase(s, tc);
 	return s;
 }
