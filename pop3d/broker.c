@@ -18,8 +18,7 @@
  * BUGS: requests are served one at a time, synchronously (ticket redeem
  * and a possible fork/exec, milliseconds). Workers live as long as the
  * broker; they exit when it goes (control socket EOF) after their
- * sessions end. Only Maildir INBOXes: an mbox INBOX (the spool) is
- * refused with a temporary error.
+ * sessions end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -184,14 +183,10 @@ serve(const struct ipc_msg *req, int cfd, char **err_r)
 		*err_r = xasprintf("user %s: mailbox owner is root: refused", user);
 		goto out;
 	}
-	if (!owner_is_maildir(o.path)) {
-		*err_r = xasprintf("user %s: mbox INBOX %s is not served by POP3 yet",
-		    user, o.path);
-		goto out;
-	}
 	ipc_init(&fwd);
 	ipc_put(&fwd, "user", user);
 	ipc_put(&fwd, "mailbox", o.path);
+	ipc_put(&fwd, "mailbox_type", owner_is_maildir(o.path) ? "maildir" : "mbox");
 	for (const char *const *k = (const char *const[]){ "rip", "lip", "tls",
 	    "method", "input", NULL }; *k != NULL; k++) {
 		const char *v = ipc_get(req, *k);

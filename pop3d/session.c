@@ -17,6 +17,10 @@
  * - RETR/TOP stream the file in chunks, at most STREAM_HIGH bytes ahead
  *   of the client, so a large message does not grow memory.
  * - Sessions of one mailbox share one open index handle (refcounted).
+ * - An mbox INBOX (mail_spool_directory) is read through
+ *   lib/store/mbox.h: locked for the session as local locks it, UIDLs
+ *   from the content hash it gives, compacted at QUIT. BUGS: an mbox
+ *   message is encoded whole in memory before it is sent.
  * Trusts: the broker for user and mailbox; nothing from the client.
  * Limits: POP3_LINE_MAX per line; pop3d_hard_error_limit errors;
  * pop3d_timeout idle.
@@ -33,6 +37,7 @@
 #include "proto/pop3.h"
 #include "proto/sasl.h"
 #include "store/index.h"
+#include "store/mbox.h"
 #include "pop3d.h"
 
 #define STREAM_HIGH (64 * 1024)
@@ -57,7 +62,8 @@ struct psess {
 	int fd;
 	char *user, *rip;
 	int tls;
-	struct mbref *mbr;
+	struct mbref *mbr;             /* a Maildir INBOX, or */
+	struct mbox_drop *drop;        /* an mbox INBOX, locked for the session */
 	struct pmsg *msgs;
 	size_t n;
 	uint32_t uidvalidity;
@@ -140,6 +146,7 @@ session_free(struct psess *s)
 {
 	if (s->mfd >= 0)
 		close(s->mfd);
+	mbox_drop_close(&s->drop);
 	conn_free(&s->conn);
 	close(s->fd);
 	mb_release(s->mbr);
@@ -217,6 +224,45 @@ stream_more(struct psess *s)
 	return s->mfd < 0 ? 1 : 0;
 }
 
+static int
+mbox_out(const char *p, size_t n, void *ctx)
+{
+	struct psess *s = ctx;
+
+	return pop3_enc_feed(&s->enc, p, n, &s->chunk) < 0 ? -1 : 0;
+}
+
+/* mbox: the message is encoded whole first (mbox_drop_read has no
+ * back-pressure), so a read error can still be an -ERR. */
+static void
+retr_mbox(struct psess *s, long i, long lines)
+{
+	char *err = NULL;
+
+	buf_reset(&s->chunk);
+	pop3_enc_init(&s->enc, 1, lines);
+	if (mbox_drop_read(s->drop, (size_t)i, mbox_out, s, &err) < 0) {
+		log_warnx("user=<%s>: mbox message %ld: %s", s->user, i + 1,
+		    err ? err : "read failed");
+		free(err);
+		conn_printf(s->conn, "-ERR [SYS/TEMP] Cannot read the message.\r\n");
+		return;
+	}
+	(void)pop3_enc_finish(&s->enc, &s->chunk);
+	if (lines >= 0) {
+		s->top_n++;
+		s->top_bytes += s->chunk.len;
+		conn_printf(s->conn, "+OK\r\n");
+	} else {
+		s->retr_n++;
+		s->retr_bytes += s->msgs[i].size;
+		conn_printf(s->conn, "+OK %" PRIu64 " octets\r\n", s->msgs[i].size);
+	}
+	conn_write(s->conn, s->chunk.data, s->chunk.len);
+	conn_printf(s->conn, ".\r\n");
+	buf_free(&s->chunk);
+}
+
 static void
 cmd_retr(struct psess *s, const struct pop3_cmd *cmd, int top)
 {
@@ -231,6 +277,10 @@ cmd_retr(struct psess *s, const struct pop3_cmd *cmd, int top)
 		conn_printf(s->conn, "-ERR Invalid number of lines: %.*s\r\n",
 		    (int)cmd->argv[1].len, cmd->argv[1].p);
 		count_error(s);
+		return;
+	}
+	if (s->drop != NULL) {
+		retr_mbox(s, i, top ? (long)lines : -1);
 		return;
 	}
 	r = mbx_msg_open(s->mbr->mb, s->msgs[i].uid, &s->mfd, &err);
@@ -266,7 +316,10 @@ cmd_list(struct psess *s, const struct pop3_cmd *cmd, int uidl)
 		long i = msg_arg(s, &cmd->argv[0]);
 		if (i < 0)
 			return;
-		if (uidl)
+		if (uidl && s->drop != NULL)
+			conn_printf(s->conn, "+OK %ld %s\r\n", i + 1,
+			    mbox_drop_msg(s->drop, (size_t)i)->uidl);
+		else if (uidl)
 			conn_printf(s->conn, "+OK %ld %" PRIu32 ".%" PRIu32 "\r\n", i + 1,
 			    s->uidvalidity, s->msgs[i].uid);
 		else
@@ -278,7 +331,10 @@ cmd_list(struct psess *s, const struct pop3_cmd *cmd, int uidl)
 	for (size_t i = 0; i < s->n; i++) {
 		if (s->msgs[i].deleted)
 			continue;
-		if (uidl)
+		if (uidl && s->drop != NULL)
+			conn_printf(s->conn, "%zu %s\r\n", i + 1,
+			    mbox_drop_msg(s->drop, i)->uidl);
+		else if (uidl)
 			conn_printf(s->conn, "%zu %" PRIu32 ".%" PRIu32 "\r\n", i + 1,
 			    s->uidvalidity, s->msgs[i].uid);
 		else
@@ -292,13 +348,22 @@ static void
 cmd_quit(struct psess *s)
 {
 	uint32_t *uids = xcalloc(s->n + 1, sizeof(*uids));
+	size_t *idx = xcalloc(s->n + 1, sizeof(*idx));
 	size_t k = 0;
 	char *err = NULL;
+	int r = 0;
 
-	for (size_t i = 0; i < s->n; i++)
-		if (s->msgs[i].deleted)
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->msgs[i].deleted) {
+			idx[k] = i;
 			uids[k++] = s->msgs[i].uid;
-	if (k > 0 && mbx_expunge(s->mbr->mb, uids, k, &err) < 0) {
+		}
+	}
+	if (k > 0)
+		r = s->drop != NULL ? mbox_drop_expunge(s->drop, idx, k, &err)
+		    : mbx_expunge(s->mbr->mb, uids, k, &err);
+	free(idx);
+	if (r < 0) {
 		log_warnx("user=<%s>: expunge: %s", s->user, err ? err : "failed");
 		conn_printf(s->conn, "-ERR [SYS/TEMP] Some deleted messages were not "
 		    "removed.\r\n");
@@ -452,12 +517,40 @@ psess_cb(struct conn *c, unsigned ev, void *ctx)
 	}
 }
 
+/* An mbox INBOX (the spool): locked as local locks it, for the whole
+ * session (RFC 1939's exclusive maildrop). A second session of the same
+ * mailbox waits at most a second, then gets [IN-USE]. */
+static int
+start_mbox(struct psess *s, const char *path)
+{
+	struct mbox_opts o;
+	char *err = NULL;
+
+	mbox_opts_init(&o);
+	o.owner = geteuid();
+	o.lock_timeout = 1;
+	if (mbox_drop_open(path, &o, &s->drop, &err) < 0) {
+		log_warnx("user=<%s>: mbox %s: %s", s->user, path, err ? err : "?");
+		free(err);
+		conn_printf(s->conn, "-ERR [IN-USE] Mailbox is locked or unavailable.\r\n");
+		return -1;
+	}
+	s->n = mbox_drop_count(s->drop);
+	s->msgs = xcalloc(s->n + 1, sizeof(*s->msgs));
+	for (size_t i = 0; i < s->n; i++) {
+		s->msgs[i].size = mbox_drop_msg(s->drop, i)->wire_size;
+		s->total_size += s->msgs[i].size;
+	}
+	return 0;
+}
+
 void
 session_start(struct loop *l, const struct ipc_msg *m, int fd)
 {
 	struct psess *s = xcalloc(1, sizeof(*s));
 	const char *path = ipc_get(m, "mailbox"), *input = ipc_get(m, "input");
 	const char *tls = ipc_get(m, "tls");
+	const char *type = ipc_get(m, "mailbox_type");
 	struct mbx_msg *list = NULL;
 	char *err = NULL;
 	size_t n = 0;
@@ -472,6 +565,15 @@ session_start(struct loop *l, const struct ipc_msg *m, int fd)
 	buf_init(&s->chunk, 0);
 	s->conn = conn_new(l, fd, POP3_LINE_MAX + 4096 + 1024, psess_cb, s);
 	conn_set_timeout(s->conn, pop3d_conf.timeout_ms);
+	if (type != NULL && strcmp(type, "mbox") == 0 && path != NULL) {
+		if (start_mbox(s, path) < 0) {
+			s->quit = 1;
+			if (conn_flush(s->conn) != 0)
+				session_free(s);
+			return;
+		}
+		goto ready;
+	}
 	if (path == NULL || (s->mbr = mb_acquire(path, &err)) == NULL
 	    || mbx_list(s->mbr->mb, &list, &n, &err) < 0) {
 		log_warnx("user=<%s>: mailbox %s: %s", s->user, path ? path : "?",
@@ -492,6 +594,7 @@ session_start(struct loop *l, const struct ipc_msg *m, int fd)
 		s->total_size += list[i].wire_size;
 	}
 	mbx_msgs_free(&list, n);
+ready:
 	if (input != NULL && *input != '\0') {
 		struct buf raw = BUF_INIT(0);
 		if (sasl_b64_decode(input, strlen(input), &raw, 8192) == 0)

@@ -88,6 +88,7 @@ class Raw:
 
 class Pop3(unittest.TestCase):
     privileged = False
+    mbox = False        # system users' INBOX: the mbox spool, not ~/Maildir
 
     @classmethod
     def setUpClass(cls):
@@ -104,8 +105,9 @@ class Pop3(unittest.TestCase):
         if have_pop3d():
             services.append("pop3d unix - n n - 1 pop3d")
         conf = {"pop3d_hard_error_limit": "20"}
-        if cls.privileged:
+        if cls.privileged and not cls.mbox:
             conf["home_mailbox"] = "Maildir/"
+        if cls.privileged:
             # Virtual mail owned by a user of its own: the worker must run
             # as that uid, pop3-login as mail_owner, neither as root.
             H.ensure_system_user(VMAIL_USER)
@@ -468,6 +470,48 @@ class Pop3Privileged(Pop3):
         c.dele(1)
         c.quit()
         self.assertEqual(self.files(md), [])
+
+
+class Pop3Mbox(Pop3Privileged):
+    """As root, system users with their INBOX in the mbox spool."""
+    mbox = True
+
+    def test_system_user_pam(self):
+        self.need_pop3d()
+        name = "ptpopmbox"
+        self.inst.add_system_user(name)
+        self.addCleanup(self.inst.remove_system_users)
+        pw = "Mbox-pw-4-pop"
+        subprocess.run(["chpasswd"], input="%s:%s\n" % (name, pw), text=True,
+                       check=True)
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+            for i in range(2):
+                s.sendmail("sender@example.test", ["%s@localhost" % name],
+                           "Subject: mbox %d\r\n\r\nFrom here on\r\n.dot\r\n" % i)
+        spool = os.path.join(self.inst.params.get("mail_spool_directory",
+                                                  self.inst.path("spool")), name)
+        deadline = time.time() + 30
+        while not (os.path.exists(spool) and
+                   open(spool, "rb").read().count(b"\nFrom ") >= 1):
+            self.assertLess(time.time(), deadline, self.inst.log()[-2000:])
+            time.sleep(0.2)
+        c = poplib.POP3("127.0.0.1", self.p110, timeout=30)
+        c.user(name)
+        c.pass_(pw)
+        self.assertEqual(c.stat()[0], 2)
+        uidls = c.uidl()[1]
+        sizes = [int(x.split()[1]) for x in c.list()[1]]
+        _, lines, _ = c.retr(1)
+        body = b"".join(x + b"\r\n" for x in lines)
+        self.assertEqual(len(body), sizes[0])
+        self.assertIn(b"\r\nFrom here on\r\n.dot\r\n", body)
+        c.dele(1)
+        c.quit()
+        c = poplib.POP3("127.0.0.1", self.p110, timeout=30)
+        c.user(name)
+        c.pass_(pw)
+        self.assertEqual(c.uidl()[1], [b"1 " + uidls[1].split()[1]])
+        c.quit()
 
 
 if __name__ == "__main__":
