@@ -211,11 +211,6 @@ handoff(struct lsess *s, const char *user, const char *ticket, const char **repl
 		start_proxy(s, sv[0]);
 	}
 	/* Plaintext: the post-login process has the socket; ours goes. */
-	sasl_server_reset(&s->sasl);
-	free(s->user);
-	conn_free(&s->conn);
-	if (s->fd >= 0)
-		server_disconnect(s->loop, s->fd);
-	free(s);
+	lsess_free(s);
 	return 0;
 }

@@ -48,7 +48,7 @@ reply(struct lsess *s, const char *text)
 	conn_printf(s->conn, "%s\r\n", text);
 }
 
-static void
+void
 lsess_free(struct lsess *s)
 {
 	if (s->authc != NULL)
@@ -243,18 +243,8 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 	struct pop3_cmd cmd;
 	const char *err = NULL;
 
-	if (pop3_cmd_parse(line, len, &cmd, &err) != POP3_DONE) {
+	if (pop3_cmd_accept(line, len, POP3_ST_AUTH, &cmd, &err) != POP3_DONE) {
 		conn_printf(s->conn, "-ERR %s.\r\n", err);
-		count_error(s);
-		return;
-	}
-	if (cmd.verb->verb == POP3_UNKNOWN) {
-		reply(s, "-ERR Unknown command.");
-		count_error(s);
-		return;
-	}
-	if (!(cmd.verb->states & POP3_ST_AUTH)) {
-		reply(s, "-ERR Unknown command in AUTHORIZATION state.");
 		count_error(s);
 		return;
 	}

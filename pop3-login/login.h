@@ -40,6 +40,9 @@ struct lsess {
 	int utf8;
 };
 
+/* Cancel, close (server_disconnect) and free; conn and fd may be gone. */
+void lsess_free(struct lsess *s);
+
 /* handoff.c: after AUTH_OK with a ticket. 0: the session now belongs to
  * the post-login process (s is freed); -1: *reply_r is the -ERR text. */
 int handoff(struct lsess *s, const char *user, const char *ticket, const char **reply_r);

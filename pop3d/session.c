@@ -383,18 +383,8 @@ cmd_run(struct psess *s, const char *line, size_t len)
 	struct pop3_cmd cmd;
 	const char *err = NULL;
 
-	if (pop3_cmd_parse(line, len, &cmd, &err) != POP3_DONE) {
+	if (pop3_cmd_accept(line, len, POP3_ST_TRANS, &cmd, &err) != POP3_DONE) {
 		conn_printf(s->conn, "-ERR %s.\r\n", err);
-		count_error(s);
-		return;
-	}
-	if (cmd.verb->verb == POP3_UNKNOWN) {
-		conn_printf(s->conn, "-ERR Unknown command.\r\n");
-		count_error(s);
-		return;
-	}
-	if (!(cmd.verb->states & POP3_ST_TRANS)) {
-		conn_printf(s->conn, "-ERR Unknown command in TRANSACTION state.\r\n");
 		count_error(s);
 		return;
 	}

@@ -125,6 +125,24 @@ pop3_cmd_parse(const char *line, size_t len, struct pop3_cmd *cmd, const char **
 	return POP3_DONE;
 }
 
+enum pop3_result
+pop3_cmd_accept(const char *line, size_t len, unsigned state, struct pop3_cmd *cmd,
+    const char **err_r)
+{
+	if (pop3_cmd_parse(line, len, cmd, err_r) != POP3_DONE)
+		return POP3_ERROR;
+	if (cmd->verb->verb == POP3_UNKNOWN) {
+		*err_r = "Unknown command";
+		return POP3_ERROR;
+	}
+	if (!(cmd->verb->states & state)) {
+		*err_r = state == POP3_ST_AUTH ? "Unknown command in AUTHORIZATION state"
+		    : "Unknown command in TRANSACTION state";
+		return POP3_ERROR;
+	}
+	return POP3_DONE;
+}
+
 int
 pop3_number(const struct pop3_arg *a, unsigned long *n_r)
 {

@@ -79,6 +79,12 @@ struct pop3_cmd {
 enum pop3_result pop3_cmd_parse(const char *line, size_t len,
     struct pop3_cmd *cmd_r, const char **err_r);
 
+/* pop3_cmd_parse, then the checks both halves of the server make: the
+ * keyword is known and allowed in state (POP3_ST_AUTH or POP3_ST_TRANS).
+ * ERROR with *err_r the text for "-ERR <text>.". */
+enum pop3_result pop3_cmd_accept(const char *line, size_t len, unsigned state,
+    struct pop3_cmd *cmd_r, const char **err_r);
+
 /* A message number or line count: decimal digits only, no sign, at most
  * 9 digits (so it fits with room to spare). 0 and *n_r, or -1. Message
  * numbers must also be >= 1 (the caller checks the range). */

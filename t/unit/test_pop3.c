@@ -96,6 +96,23 @@ START_TEST(test_verb_table)
 }
 END_TEST
 
+START_TEST(test_cmd_accept)
+{
+	struct pop3_cmd cmd;
+	const char *err = NULL;
+
+	ck_assert_int_eq(pop3_cmd_accept("STAT", 4, POP3_ST_TRANS, &cmd, &err), POP3_DONE);
+	ck_assert_int_eq(pop3_cmd_accept("STAT", 4, POP3_ST_AUTH, &cmd, &err), POP3_ERROR);
+	ck_assert_str_eq(err, "Unknown command in AUTHORIZATION state");
+	ck_assert_int_eq(pop3_cmd_accept("USER x", 6, POP3_ST_TRANS, &cmd, &err), POP3_ERROR);
+	ck_assert_str_eq(err, "Unknown command in TRANSACTION state");
+	ck_assert_int_eq(pop3_cmd_accept("FOO", 3, POP3_ST_AUTH, &cmd, &err), POP3_ERROR);
+	ck_assert_str_eq(err, "Unknown command");
+	ck_assert_int_eq(pop3_cmd_accept("QUIT", 4, POP3_ST_AUTH, &cmd, &err), POP3_DONE);
+	ck_assert_int_eq(pop3_cmd_accept("QUIT x", 6, POP3_ST_AUTH, &cmd, &err), POP3_ERROR);
+}
+END_TEST
+
 static const struct {
 	const char *s;
 	int ok;
@@ -252,6 +269,7 @@ suite(void)
 
 	tcase_add_loop_test(tc, test_cmd_parse, 0, N(cmd_cases));
 	tcase_add_test(tc, test_verb_table);
+	tcase_add_test(tc, test_cmd_accept);
 	tcase_add_loop_test(tc, test_number, 0, N(num_cases));
 	tcase_add_loop_test(tc, test_encode, 0, N(enc_cases));
 	tcase_add_loop_test(tc, test_wire_size, 0, N(enc_cases));
