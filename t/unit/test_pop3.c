@@ -80,10 +80,13 @@ START_TEST(test_cmd_parse)
 	if (cmd.verb->verb == POP3_UNKNOWN)
 		return;
 	ck_assert_int_eq(cmd.argc, cmd_cases[_i].argc);
-	if (cmd.argc > 0)
-		ck_assert_str_eq(strndup(cmd.argv[0].p, cmd.argv[0].len), cmd_cases[_i].a0);
-	if (cmd.argc > 1)
-		ck_assert_str_eq(strndup(cmd.argv[1].p, cmd.argv[1].len), cmd_cases[_i].a1);
+	for (int k = 0; k < cmd.argc; k++) {
+		const char *want = k == 0 ? cmd_cases[_i].a0 : cmd_cases[_i].a1;
+		ck_assert_msg(cmd.argv[k].len == strlen(want)
+		    && memcmp(cmd.argv[k].p, want, cmd.argv[k].len) == 0,
+		    "\"%s\": argument %d is \"%.*s\", want \"%s\"", line, k,
+		    (int)cmd.argv[k].len, cmd.argv[k].p, want);
+	}
 }
 END_TEST
 
