@@ -12,6 +12,9 @@
  *
  * Users live in lmdb:$passwd_file, built by "postern user" from a
  * Dovecot passwd-file style text file: "user:{SCHEME}hash[:more fields]".
+ * A name that is not there and has no '@' is a system login, checked
+ * through PAM (service auth_pam_service) by a helper that keeps root
+ * (pam.c); the broker of pop3d then serves that user's home mailbox.
  *
  * Privileges: master starts auth with unpriv=n (it keeps root); before it
  * reads any request, post_init drops to auth_owner (default
@@ -33,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
@@ -138,6 +142,85 @@ table_ready(void)
 	return map_refresh(users) < 0 ? -1 : 0;
 }
 
+/*
+ * Login tickets: a successful login that asked for one ("ticket=yes", the
+ * POP3/IMAP login processes) gets a random name for it, which the root
+ * mailbox broker trades back for the user ("request=redeem") exactly once
+ * within TICKET_TTL_MS. The broker so learns the user from auth, not from
+ * the login process that holds the client's bytes.
+ */
+#define TICKET_TTL_MS 30000
+#define TICKET_MAX 1024
+
+struct ticket {
+	char id[33];
+	char *user;
+	uint64_t expires;
+};
+
+static struct ticket tickets[TICKET_MAX];
+
+static const char *
+ticket_issue(const char *user)
+{
+	uint64_t now = loop_now_ms();
+	unsigned char rnd[16];
+	struct ticket *t = NULL;
+
+	for (size_t i = 0; i < TICKET_MAX; i++) {
+		if (tickets[i].user != NULL && tickets[i].expires <= now)
+			xfree(&tickets[i].user);
+		if (tickets[i].user == NULL && t == NULL)
+			t = &tickets[i];
+	}
+	if (t == NULL || getentropy(rnd, sizeof(rnd)) < 0)
+		return NULL;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(t->id + 2 * i, 3, "%02x", rnd[i]);
+	t->user = xstrdup(user);
+	t->expires = now + TICKET_TTL_MS;
+	return t->id;
+}
+
+/* The user of a live ticket, which is used up; NULL if none. */
+static char *
+ticket_redeem(const char *id)
+{
+	uint64_t now = loop_now_ms();
+
+	if (id == NULL || strlen(id) != 32)
+		return NULL;
+	for (size_t i = 0; i < TICKET_MAX; i++) {
+		struct ticket *t = &tickets[i];
+		if (t->user != NULL && strcmp(t->id, id) == 0) {
+			char *u = t->user;
+			t->user = NULL;
+			if (t->expires <= now)
+				xfree(&u);
+			return u;
+		}
+	}
+	return NULL;
+}
+
+/* request=redeem: no password, no penalty, one line in the log only
+ * when it fails (a success is the Login: line of the login process). */
+static void
+redeem(struct ipc_msg *req, struct ipc_msg *rep)
+{
+	char *user = ticket_redeem(ipc_get(req, "ticket"));
+
+	if (user == NULL) {
+		ipc_put(rep, "status", "fail");
+		ipc_put(rep, "reason", "unknown or expired ticket");
+		log_warnx("login ticket redeem: unknown or expired ticket");
+		return;
+	}
+	ipc_put(rep, "status", "ok");
+	ipc_put(rep, "user", user);
+	free(user);
+}
+
 enum verdict { V_OK, V_FAIL, V_TEMPFAIL };
 
 /* Decide one request; *reason_r static text; *user_r the canonical name. */
@@ -177,6 +260,20 @@ decide(const struct ipc_msg *req, char **user_r, const char **reason_r)
 	if (r < 0) {
 		*reason_r = "user table lookup failed";
 		return V_TEMPFAIL;
+	}
+	if (r == 0 && strchr(canon, '@') == NULL && pam_helper_available()) {
+		/* Not a postern user: a system login, checked through PAM. The
+		 * name as given (system logins are case-sensitive). */
+		switch (pam_check(user, pw, ipc_get(req, "client_addr"), reason_r)) {
+		case PAMV_OK:
+			free(canon);
+			*user_r = xstrdup(user);
+			return V_OK;
+		case PAMV_FAIL:
+			return V_FAIL;
+		default:
+			return V_TEMPFAIL;
+		}
 	}
 	if (r == 0) {
 		passwd_dummy_verify(pw);
@@ -220,12 +317,29 @@ process_cb(struct loop *l, void *ctx)
 	c->timer = 0;
 	if (addr == NULL)
 		addr = "";
-	v = decide(&c->req, &user, &reason);
 	ipc_init(&rep);
+	if (strcmp(ipc_get(&c->req, "request") ? ipc_get(&c->req, "request") : "",
+	    "redeem") == 0) {
+		redeem(&c->req, &rep);
+		goto answer;
+	}
+	v = decide(&c->req, &user, &reason);
 	switch (v) {
 	case V_OK:
 		penalty_success(addr);
 		ipc_put(&rep, "status", "ok");
+		if (strcmp(ipc_get(&c->req, "ticket") ? ipc_get(&c->req, "ticket") : "",
+		    "yes") == 0) {
+			const char *t = ticket_issue(user);
+			if (t == NULL) {
+				ipc_reset(&rep);
+				ipc_put(&rep, "status", "tempfail");
+				reason = "no login ticket available";
+				log_warnx("user=%s, rip=%s: %s", user, addr, reason);
+				break;
+			}
+			ipc_put(&rep, "ticket", t);
+		}
 		log_info("service=%s, method=%s, user=%s, rip=%s: authenticated",
 		    service ? service : "?", mech ? mech : "?", user, addr);
 		break;
@@ -247,6 +361,7 @@ process_cb(struct loop *l, void *ctx)
 		ipc_put(&rep, "user", user);
 	ipc_put(&rep, "reason", reason);
 	free(user);
+answer:
 	sasl_wipe(c->req.b.data, c->req.b.cap);
 	ipc_reset(&c->req);
 	ipc_encode(&rep, &c->out);
@@ -276,7 +391,11 @@ next_request(struct aconn *c)
 	c->busy = 1;
 	addr = ipc_get(&c->req, "client_addr");
 	now = loop_now_ms();
-	when = penalty_schedule(addr ? addr : "", now);
+	/* A redeem carries no client address and costs no penalty. */
+	if (addr == NULL && ipc_get(&c->req, "ticket") != NULL)
+		when = now;
+	else
+		when = penalty_schedule(addr ? addr : "", now);
 	if (when > now)
 		log_debug("rip=%s: delaying request by %llu ms", addr ? addr : "",
 		    (unsigned long long)(when - now));
@@ -360,11 +479,15 @@ auth_post_init(struct loop *l)
 {
 	const char *owner = config_get("auth_owner");
 	const char *file = config_get("passwd_file");
+	const char *pam_svc = config_get("auth_pam_service");
 	uid_t uid;
 	gid_t gid;
 
 	if (owner == NULL || *owner == '\0')
 		owner = "postern-auth";
+	/* Before the drop: the PAM helper must keep root to read shadow. */
+	if (*pam_svc != '\0' && pam_helper_start(pam_svc) < 0)
+		log_warn("PAM helper: system users cannot log in");
 	if (priv_is_root()) {
 		if (priv_user(owner, &uid, &gid) < 0)
 			log_fatalx("auth_owner \"%s\" is not a known user", owner);

@@ -25,4 +25,14 @@ void penalty_failure(const char *addr, uint64_t now);
 void penalty_success(const char *addr);
 unsigned penalty_failures(const char *addr);
 
+/* pam.c: system users through PAM, by a helper that keeps root (forked
+ * before auth drops privileges). */
+enum pam_verdict { PAMV_OK, PAMV_FAIL, PAMV_TEMPFAIL };
+int pam_helper_start(const char *service);   /* 0, or -1 (errno) */
+int pam_helper_available(void);
+/* Blocking (the helper answers in about one password hash's time);
+ * *reason_r static text for the log. */
+enum pam_verdict pam_check(const char *user, const char *password, const char *rip,
+    const char **reason_r);
+
 #endif

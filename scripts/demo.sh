@@ -96,6 +96,10 @@ TAKEN="$TAKEN$PORT "
 SUB=$(pick_port 2587)
 TAKEN="$TAKEN$SUB "
 SMTPS=$(pick_port 2465)
+TAKEN="$TAKEN$SMTPS "
+POP3=$(pick_port 2110)
+TAKEN="$TAKEN$POP3 "
+POP3S=$(pick_port 2995)
 
 # A self-signed certificate for STARTTLS and port 465, kept while it is
 # valid for another day. smtpd reads the key before it drops privileges,
@@ -153,6 +157,12 @@ cat > "$DEMO/master.conf" <<CONF
   -o smtpd_tls_wrappermode=yes
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+# POP3 (STLS) and POP3S (implicit TLS): pop3-login, then pop3d as the
+# mailbox owner; the certificate is smtpd's (pop3d_tls_cert_file default)
+127.0.0.1:$POP3 inet n - n - - pop3-login
+127.0.0.1:$POP3S inet n - n - - pop3-login
+  -o pop3d_tls_wrappermode=yes
+pop3d unix - n n - 1 pop3d
 qmgr unix n - n 60 1 qmgr
 local unix - n n - - local
 virtual unix - n n - - local
@@ -208,6 +218,8 @@ echo "Postern demo   (config in $DEMO)"
 echo "  SMTP:        127.0.0.1:$PORT   (STARTTLS offered; 127.0.0.0/8 may relay)"
 echo "  submission:  127.0.0.1:$SUB   (STARTTLS, then AUTH required)"
 echo "  smtps:       127.0.0.1:$SMTPS   (implicit TLS, AUTH required)"
+echo "  POP3:        127.0.0.1:$POP3   (STLS; plaintext login from loopback only)"
+echo "  POP3S:       127.0.0.1:$POP3S   (implicit TLS)"
 while read -r u pw; do
 	[ -n "$first_pw" ] || first_pw=$pw
 	echo "  user:        $u   password: $pw"
@@ -217,6 +229,8 @@ echo "  try:"
 echo "    swaks --server 127.0.0.1:$PORT --to alice@example.test"
 echo "    swaks --server 127.0.0.1:$SUB -tls --auth PLAIN --auth-user alice@example.test --auth-password $first_pw --from alice@example.test --to bob@example.test"
 echo "    swaks --server 127.0.0.1:$SMTPS --tlsc --auth PLAIN --auth-user alice@example.test --auth-password $first_pw --from alice@example.test --to bob@example.test"
+echo "    curl -k --user alice@example.test:$first_pw pop3s://127.0.0.1:$POP3S/1"
+echo "    curl --user alice@example.test:$first_pw pop3://127.0.0.1:$POP3/   (list)"
 echo "  stop:        Ctrl-C (or: build/postern -c demo stop)"
 echo
 exec build/postern -c "$DEMO" start-fg

@@ -8,7 +8,8 @@
 set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config libssl-dev libc-ares-dev liblmdb-dev
-      lmdb-utils check libcrypt-dev python3 swaks libnet-ssleay-perl openssl "$@")
+      lmdb-utils check libcrypt-dev python3 swaks libnet-ssleay-perl openssl
+      curl fetchmail libpam0g-dev "$@")
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -22,6 +22,7 @@
 #include "util/buf.h"
 #include "util/ipc.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "mail/auth_client.h"
 
 #define AUTH_REPLY_MAX 4096
@@ -69,6 +70,15 @@ release(struct auth_client *ac)
 	buf_free(&ac->in);
 	free(ac->early_reason);
 	free(ac);
+}
+
+/* The reply being handed to a done callback (auth_client_reply_get). */
+static const struct ipc_msg *current_reply;
+
+const char *
+auth_client_reply_get(const char *name)
+{
+	return current_reply != NULL ? ipc_get(current_reply, name) : NULL;
 }
 
 static void
@@ -120,7 +130,9 @@ got_reply(struct auth_client *ac, size_t flen)
 		s = AUTH_FAIL;
 	else
 		s = AUTH_TEMPFAIL;
+	current_reply = &rep;
 	finish(ac, s, user, reason != NULL ? reason : st);
+	current_reply = NULL;
 	ipc_free(&rep);
 }
 
@@ -190,6 +202,8 @@ auth_client_start(struct loop *l, const char *socket_path,
 	ipc_put(&m, "authzid", req->authzid ? req->authzid : "");
 	ipc_put(&m, "password", req->password ? req->password : "");
 	ipc_put(&m, "client_addr", req->client_addr ? req->client_addr : "");
+	if (req->want_ticket)
+		ipc_put(&m, "ticket", "yes");
 	ipc_encode(&m, &ac->out);
 	if (m.b.data != NULL)
 		explicit_bzero(m.b.data, m.b.cap);
@@ -230,4 +244,45 @@ auth_client_cancel(struct auth_client **acp)
 		return;
 	release(*acp);
 	*acp = NULL;
+}
+
+int
+auth_ticket_redeem(const char *socket_path, const char *ticket, uid_t expect_uid,
+    int timeout_ms, char **user_r)
+{
+	struct ipc_msg m;
+	struct ucred cred = { 0 };
+	socklen_t clen = sizeof(cred);
+	const char *st, *user;
+	int fd, rc = -1;
+
+	*user_r = NULL;
+	fd = net_connect_unix(socket_path, timeout_ms);
+	if (fd < 0)
+		return -1;
+	if (expect_uid != (uid_t)-1
+	    && (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0
+	    || (cred.uid != expect_uid && cred.uid != 0))) {
+		log_warnx("%s: not served by the auth owner (uid %ld)", socket_path,
+		    (long)cred.uid);
+		close(fd);
+		return -1;
+	}
+	ipc_init(&m);
+	ipc_put(&m, "request", "redeem");
+	ipc_put(&m, "ticket", ticket);
+	if (ipc_send(fd, &m, timeout_ms) == 0
+	    && ipc_recv(fd, &m, AUTH_REPLY_MAX, timeout_ms) == 0
+	    && (st = ipc_get(&m, "status")) != NULL) {
+		user = ipc_get(&m, "user");
+		if (strcmp(st, "ok") == 0 && user != NULL && *user != '\0') {
+			*user_r = xstrdup(user);
+			rc = 1;
+		} else {
+			rc = strcmp(st, "fail") == 0 ? 0 : -1;
+		}
+	}
+	ipc_free(&m);
+	close(fd);
+	return rc;
 }

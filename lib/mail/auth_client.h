@@ -12,6 +12,7 @@
 #ifndef POSTERN_AUTH_CLIENT_H
 #define POSTERN_AUTH_CLIENT_H
 
+#include <sys/types.h>
 #include "util/loop.h"
 
 enum auth_status { AUTH_OK, AUTH_FAIL, AUTH_TEMPFAIL };
@@ -23,6 +24,11 @@ struct auth_request {
 	const char *authzid;      /* may be NULL or "" */
 	const char *password;
 	const char *client_addr;
+	/* Ask for a login ticket: on success the reply's "ticket" attribute
+	 * (auth_client_reply_get) names this login for a short while; the
+	 * privileged mailbox broker redeems it with auth_ticket_redeem(), so
+	 * a compromised login process cannot name a user it did not log in. */
+	int want_ticket;
 };
 
 /* user: the canonical user name on AUTH_OK (borrowed for the call);
@@ -38,5 +44,16 @@ struct auth_client *auth_client_start(struct loop *l, const char *socket_path,
     const struct auth_request *req, int timeout_ms, auth_done_fn done,
     void *ctx);
 void auth_client_cancel(struct auth_client **ac);
+/* Inside a done callback only: an attribute of the auth daemon's reply
+ * ("ticket"), borrowed for the callback; NULL elsewhere or if absent. */
+const char *auth_client_reply_get(const char *name);
+/* Blocking, for the broker: trade a ticket for the user name it was
+ * issued for (once). 1 and *user_r (xmalloc'd), 0 unknown or expired,
+ * -1 the auth service could not be asked. When expect_uid is not
+ * (uid_t)-1, the socket's listener must have been made by root (master
+ * binds it) or by that uid (SO_PEERCRED): a mail_owner process that
+ * replaced the socket in private/ cannot answer for auth. */
+int auth_ticket_redeem(const char *socket_path, const char *ticket, uid_t expect_uid,
+    int timeout_ms, char **user_r);
 
 #endif

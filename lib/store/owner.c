@@ -41,7 +41,7 @@ owner_conf_load(struct owner_conf *c)
 	c->vmbox_specs = conf_dup("virtual_mailbox_maps");
 	c->vuid_specs = conf_dup("virtual_uid_maps");
 	c->vgid_specs = conf_dup("virtual_gid_maps");
-	c->vmin_uid = (uid_t)config_int("virtual_minimum_uid");
+	c->vmin_uid = config_int("virtual_minimum_uid");
 	c->check_vmin = geteuid() == 0;
 }
 

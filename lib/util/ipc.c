@@ -361,3 +361,127 @@ ipc_recv(int fd, struct ipc_msg *m, size_t max, int timeout_ms)
 	m->b.data[l] = '\0';
 	return 0;
 }
+
+/* The first byte of the frame carries the descriptor (SCM_RIGHTS); the
+ * rest goes as plain bytes. */
+int
+ipc_send_fd(int sock, const struct ipc_msg *m, int pass_fd, int timeout_ms)
+{
+	struct buf out = BUF_INIT(0);
+	int64_t deadline = deadline_of(timeout_ms);
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov;
+	struct msghdr mh;
+	ssize_t w;
+	int rc = -1, saved;
+
+	ipc_encode(m, &out);
+	memset(&mh, 0, sizeof(mh));
+	memset(&cm, 0, sizeof(cm));
+	iov.iov_base = out.data;
+	iov.iov_len = 1;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.space;
+	mh.msg_controllen = sizeof(cm.space);
+	cm.h.cmsg_level = SOL_SOCKET;
+	cm.h.cmsg_type = SCM_RIGHTS;
+	cm.h.cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(&cm.h), &pass_fd, sizeof(int));
+	for (;;) {
+		if (wait_fd(sock, POLLOUT, deadline) < 0)
+			goto out;
+		w = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w == 1)
+			break;
+		if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;
+		if (w >= 0)
+			errno = EIO;
+		goto out;
+	}
+	rc = send_bytes(sock, out.data + 1, out.len - 1, deadline);
+out:
+	saved = errno;
+	buf_free(&out);
+	errno = saved;
+	return rc;
+}
+
+int
+ipc_recv_fd(int sock, struct ipc_msg *m, size_t max, int *fd_r, int timeout_ms)
+{
+	int64_t deadline = deadline_of(timeout_ms);
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} cm;
+	struct iovec iov;
+	struct msghdr mh;
+	unsigned char pfx[4];
+	struct cmsghdr *h;
+	uint32_t l;
+	ssize_t r;
+
+	*fd_r = -1;
+	if (max == 0)
+		max = IPC_MAX_DEFAULT;
+	ipc_reset(m);
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = pfx;
+	iov.iov_len = 1;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.space;
+	mh.msg_controllen = sizeof(cm.space);
+	for (;;) {
+		if (wait_fd(sock, POLLIN, deadline) < 0)
+			return -1;
+		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = EPIPE;
+			return -1;
+		}
+		break;
+	}
+	for (h = CMSG_FIRSTHDR(&mh); h != NULL; h = CMSG_NXTHDR(&mh, h)) {
+		if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS
+		    && h->cmsg_len == CMSG_LEN(sizeof(int)) && *fd_r < 0)
+			memcpy(fd_r, CMSG_DATA(h), sizeof(int));
+	}
+	if ((mh.msg_flags & MSG_CTRUNC) || *fd_r < 0)
+		goto bad;
+	if (recv_bytes(sock, (char *)pfx + 1, 3, deadline, 0) < 0)
+		goto fail;
+	l = get_be32(pfx);
+	if (l > max || buf_reserve(&m->b, l) < 0) {
+		errno = EMSGSIZE;
+		goto fail;
+	}
+	if (recv_bytes(sock, m->b.data, l, deadline, 0) < 0)
+		goto fail;
+	if (!body_valid(m->b.data, l))
+		goto bad;
+	m->b.len = l;
+	m->b.data[l] = '\0';
+	return 0;
+bad:
+	errno = EPROTO;
+fail:
+	{
+		int saved = errno;
+		if (*fd_r >= 0)
+			close(*fd_r);
+		*fd_r = -1;
+		ipc_reset(m);
+		errno = saved;
+	}
+	return -1;
+}

@@ -37,6 +37,12 @@ int ipc_next(const struct ipc_msg *m, size_t *pos, const char **name, const char
 int ipc_send(int fd, const struct ipc_msg *m, int timeout_ms);
 int ipc_recv(int fd, struct ipc_msg *m, size_t max, int timeout_ms);
 
+/* The same, passing a descriptor along (SCM_RIGHTS, UNIX sockets only):
+ * the frame arrives with it or not at all. The receiver gets it
+ * close-on-exec in *fd_r (-1 on failure; a frame without one is EPROTO).
+ * pass_fd stays open in the sender. */
+int ipc_send_fd(int sock, const struct ipc_msg *m, int pass_fd, int timeout_ms);
+int ipc_recv_fd(int sock, struct ipc_msg *m, size_t max, int *fd_r, int timeout_ms);
 /* For event-driven readers: is a whole frame at the start of in?
  * 1 and *frame_len (prefix included), 0 need more, -1 too large (errno EMSGSIZE). */
 int ipc_frame_check(const struct buf *in, size_t max, size_t *frame_len);

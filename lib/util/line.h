@@ -1,0 +1,32 @@
+/*
+ * line - split bounded lines out of a byte stream (pure, no I/O).
+ *
+ * A line ends at LF; CRs right before the LF are dropped ("X\r\n", "X\n"
+ * and "X\r\r\n" are all "X"). A line longer than max is consumed up to its
+ * LF and reported once as LINE_TOO_LONG; while it is being skipped the
+ * caller may drop what it buffered, so it never holds more than max plus
+ * one read. Raw bytes allowed before the LF are max + 2 (room for CRs), so
+ * a line's fate does not depend on how the stream was split into reads.
+ * Used by conn_read_line() and the protocol parsers' fuzz targets.
+ */
+#ifndef POSTERN_LINE_H
+#define POSTERN_LINE_H
+
+#include <stddef.h>
+
+struct line_splitter {
+	int skipping;            /* inside an over-long line */
+};
+
+enum line_result {
+	LINE_DONE,               /* a line of *len_r bytes at in[0] */
+	LINE_NEED_MORE,          /* *consumed_r bytes (over-long) may go */
+	LINE_TOO_LONG,           /* an over-long line ended: drop *consumed_r */
+};
+
+/* *consumed_r: bytes to drop from the front of in (line and terminator
+ * on DONE). */
+enum line_result line_split(struct line_splitter *ls, size_t max,
+    const char *in, size_t n, size_t *consumed_r, size_t *len_r);
+
+#endif

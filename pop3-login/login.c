@@ -1,0 +1,495 @@
+/*
+ * pop3-login - the pre-login half of POP3 (RFC 1939 AUTHORIZATION state,
+ * RFC 2449 CAPA, RFC 5034 AUTH PLAIN/LOGIN, RFC 2595 STLS, RFC 6856 UTF8),
+ * a SERVER_MULTI daemon under master on the pop3 (110) and pop3s (995,
+ * pop3d_tls_wrappermode=yes) listeners.
+ *
+ * It holds no mailbox access: it runs as mail_owner (chrooted to the
+ * queue directory when master.conf says so), reads the TLS key while
+ * still root (pre_init), and checks passwords only by asking the auth
+ * daemon (private/auth) for a login ticket. A successful login is handed
+ * to the mailbox broker (private/pop3d, handoff.c), which runs the
+ * session as the mailbox owner; with TLS this process stays in the path
+ * as a plaintext proxy, since the TLS state cannot leave it.
+ *
+ * Logs (Dovecot's words, Postfix's prefix): "Login: user=<u>, method=M,
+ * rip=A, lip=B[, TLS]", "Login failed: user=<u>, method=M, rip=A, lip=B
+ * [, TLS]: reason" (the form the fail2ban filter matches), and
+ * "Disconnected: reason ... rip=A" for sessions that never logged in.
+ *
+ * Trusts: nothing from the client; auth's verdict and ticket; the
+ * broker's answer. Failed logins are slowed down by auth's per-address
+ * penalty (auth/penalty.c), the same one SMTP AUTH has.
+ * Limits: POP3_LINE_MAX per command line (POP3_AUTH_LINE_MAX inside
+ * AUTH), pop3d_hard_error_limit bad commands, pop3d_timeout idle.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/alloc.h"
+#include "util/log.h"
+#include "util/net.h"
+#include "util/tls.h"
+#include "mail/config.h"
+#include "mail/server.h"
+#include "proto/pop3.h"
+#include "login.h"
+
+struct login_conf login_conf;
+
+static void lsess_cb(struct conn *c, unsigned ev, void *ctx);
+
+static void
+reply(struct lsess *s, const char *text)
+{
+	conn_printf(s->conn, "%s\r\n", text);
+}
+
+void
+lsess_free(struct lsess *s)
+{
+	if (s->authc != NULL)
+		auth_client_cancel(&s->authc);
+	sasl_server_reset(&s->sasl);
+	free(s->user);
+	conn_free(&s->conn);
+	if (s->fd >= 0)
+		server_disconnect(s->loop, s->fd);
+	free(s);
+}
+
+static int
+is_loopback(const char *a)
+{
+	return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0
+	    || strncmp(a, "::ffff:127.", 11) == 0;
+}
+
+static int
+plaintext_ok(const struct lsess *s)
+{
+	if (conn_tls(s->conn) != NULL)
+		return 1;
+	switch (login_conf.plaintext) {
+	case PLAIN_YES:
+		return 1;
+	case PLAIN_LOOPBACK:
+		return is_loopback(s->rip);
+	default:
+		return 0;
+	}
+}
+
+static const char *
+tls_tag(const struct lsess *s)
+{
+	return conn_tls(s->conn) != NULL ? ", TLS" : "";
+}
+
+static void
+disconnect_log(struct lsess *s, const char *why)
+{
+	log_info("Disconnected: %s (no login, %d errors): user=<%s>, rip=%s, "
+	    "lip=%s%s", why, s->errors, s->user ? s->user : "", s->rip, s->lip,
+	    tls_tag(s));
+}
+
+static void
+count_error(struct lsess *s)
+{
+	if (++s->errors >= login_conf.hard_error_limit) {
+		reply(s, "-ERR Too many bad commands.");
+		s->quit = 1;
+	}
+}
+
+static void
+auth_done(void *ctx, enum auth_status st, const char *user, const char *reason)
+{
+	struct lsess *s = ctx;
+	const char *ticket = auth_client_reply_get("ticket");
+	const char *err;
+
+	s->authc = NULL;
+	conn_set_read(s->conn, 1);
+	if (st == AUTH_OK && ticket != NULL) {
+		if (handoff(s, user, ticket, &err) == 0)
+			return;   /* s is gone */
+		reply(s, err);
+	} else if (st == AUTH_FAIL) {
+		log_info("Login failed: user=<%s>, method=%s, rip=%s, lip=%s%s: %s",
+		    user ? user : (s->user ? s->user : ""), s->method, s->rip, s->lip,
+		    tls_tag(s), reason ? reason : "authentication failed");
+		reply(s, "-ERR [AUTH] Authentication failed.");
+		count_error(s);
+	} else {
+		log_warnx("Login aborted: user=<%s>, method=%s, rip=%s: %s",
+		    user ? user : (s->user ? s->user : ""), s->method, s->rip,
+		    reason ? reason : "temporary failure");
+		reply(s, "-ERR [SYS/TEMP] Temporary authentication failure.");
+	}
+	xfree(&s->user);
+	(void)conn_flush(s->conn);
+	if (s->quit && conn_out_len(s->conn) == 0) {
+		disconnect_log(s, "Too many invalid commands");
+		lsess_free(s);
+		return;
+	}
+	/* Commands pipelined behind the login wait in the input buffer. */
+	lsess_cb(s->conn, CONN_EV_INPUT, s);
+}
+
+static void
+start_auth(struct lsess *s, const char *user, const char *pass, const char *authzid)
+{
+	struct auth_request req = {
+		.service = "pop3",
+		.mechanism = s->method,
+		.user = user,
+		.authzid = authzid,
+		.password = pass,
+		.client_addr = s->rip,
+		.want_ticket = 1,
+	};
+
+	free(s->user);
+	s->user = xstrdup(user);
+	/* Nothing is read or answered until auth has spoken. */
+	conn_set_read(s->conn, 0);
+	s->authc = auth_client_start(s->loop, login_conf.auth_path, &req,
+	    (int)(login_conf.timeout_ms < 60000 ? login_conf.timeout_ms : 60000),
+	    auth_done, s);
+}
+
+static void
+sasl_finish(struct lsess *s, enum sasl_result r, struct buf *chal, const char *why)
+{
+	switch (r) {
+	case SASL_CONTINUE:
+		s->sasl_active = 1;
+		conn_printf(s->conn, "+ %s\r\n", buf_cstr(chal));
+		return;
+	case SASL_DONE:
+		s->sasl_active = 0;
+		start_auth(s, s->sasl.creds.authcid, s->sasl.creds.passwd,
+		    s->sasl.creds.authzid);
+		sasl_server_reset(&s->sasl);
+		return;
+	case SASL_CANCEL:
+		reply(s, "-ERR Authentication aborted by client.");
+		break;
+	case SASL_ERR_MECH:
+		reply(s, "-ERR Unsupported authentication mechanism.");
+		break;
+	default:
+		log_info("Login failed: user=<>, method=%s, rip=%s, lip=%s%s: %s",
+		    s->method, s->rip, s->lip, tls_tag(s), why ? why : "bad response");
+		reply(s, "-ERR Invalid base64 data in continued response");
+		break;
+	}
+	s->sasl_active = 0;
+	sasl_server_reset(&s->sasl);
+	count_error(s);
+}
+
+static void
+cmd_auth(struct lsess *s, const struct pop3_cmd *cmd)
+{
+	struct buf chal = BUF_INIT(0);
+	const char *why = NULL;
+	char mech[POP3_ARG_MAX + 1];
+
+	if (cmd->argc == 0) {
+		/* RFC 1734 style list, as clients probe it. */
+		conn_printf(s->conn, "+OK\r\n");
+		if (plaintext_ok(s))
+			conn_printf(s->conn, "PLAIN\r\nLOGIN\r\n");
+		conn_printf(s->conn, ".\r\n");
+		return;
+	}
+	if (!plaintext_ok(s)) {
+		reply(s, "-ERR [AUTH] Plaintext authentication disallowed on "
+		    "non-secure (SSL/TLS) connections.");
+		count_error(s);
+		return;
+	}
+	memcpy(mech, cmd->argv[0].p, cmd->argv[0].len);
+	mech[cmd->argv[0].len] = '\0';
+	s->method = sasl_mech_name(sasl_mech_lookup(mech));
+	enum sasl_result r = sasl_server_start(&s->sasl, mech,
+	    cmd->argc > 1 ? cmd->argv[1].p : NULL, cmd->argc > 1 ? cmd->argv[1].len : 0,
+	    &chal, &why);
+	sasl_finish(s, r, &chal, why);
+	buf_free(&chal);
+}
+
+static void
+sasl_line(struct lsess *s, const char *line, size_t len)
+{
+	struct buf chal = BUF_INIT(0);
+	const char *why = NULL;
+	enum sasl_result r = sasl_server_step(&s->sasl, line, len, &chal, &why);
+
+	sasl_finish(s, r, &chal, why);
+	buf_free(&chal);
+}
+
+static void
+cmd_run(struct lsess *s, const char *line, size_t len)
+{
+	struct pop3_cmd cmd;
+	const char *err = NULL;
+
+	if (pop3_cmd_accept(line, len, POP3_ST_AUTH, &cmd, &err) != POP3_DONE) {
+		conn_printf(s->conn, "-ERR %s.\r\n", err);
+		count_error(s);
+		return;
+	}
+	switch (cmd.verb->verb) {
+	case POP3_CAPA: {
+		struct buf b = BUF_INIT(0);
+		unsigned f = 0;
+		if (plaintext_ok(s))
+			f |= POP3_CAPA_USER | POP3_CAPA_SASL;
+		if (login_conf.tls_ctx != NULL && !conn_tls_active(s->conn))
+			f |= POP3_CAPA_STLS;
+		pop3_capa(&b, f, sasl_mechanisms());
+		conn_write(s->conn, b.data, b.len);
+		buf_free(&b);
+		break;
+	}
+	case POP3_QUIT:
+		reply(s, "+OK Logging out.");
+		s->quit = 1;
+		break;
+	case POP3_STLS:
+		if (login_conf.tls_ctx == NULL) {
+			reply(s, "-ERR TLS support isn't enabled.");
+			count_error(s);
+		} else if (conn_tls_active(s->conn)) {
+			reply(s, "-ERR [IN-USE] TLS is already active.");
+			count_error(s);
+		} else {
+			reply(s, "+OK Begin TLS negotiation now.");
+			/* DESIGN.md invariant 6 and RFC 2595 section 4: what
+			 * was pipelined after STLS is dropped; and nothing
+			 * learnt in plaintext (USER) survives. */
+			ssize_t dropped = conn_starttls(s->conn, login_conf.tls_ctx);
+			if (dropped > 0)
+				log_info("rip=%s: discarding %zd bytes pipelined after STLS",
+				    s->rip, dropped);
+			xfree(&s->user);
+		}
+		break;
+	case POP3_UTF8:
+		s->utf8 = 1;
+		reply(s, "+OK UTF8 enabled");
+		break;
+	case POP3_USER:
+		if (!plaintext_ok(s)) {
+			reply(s, "-ERR [AUTH] Plaintext authentication disallowed on "
+			    "non-secure (SSL/TLS) connections.");
+			count_error(s);
+			break;
+		}
+		free(s->user);
+		s->user = xstrndup(cmd.argv[0].p, cmd.argv[0].len);
+		reply(s, "+OK");
+		break;
+	case POP3_PASS: {
+		if (s->user == NULL) {
+			reply(s, "-ERR No username given.");
+			count_error(s);
+			break;
+		}
+		char *pass = xstrndup(cmd.argv[0].p, cmd.argv[0].len);
+		char *user = xstrdup(s->user);
+		s->method = "PLAIN";
+		start_auth(s, user, pass, NULL);
+		sasl_wipe(pass, strlen(pass));
+		free(pass);
+		free(user);
+		break;
+	}
+	case POP3_AUTH:
+		cmd_auth(s, &cmd);
+		break;
+	case POP3_APOP:
+		reply(s, "-ERR APOP is not supported.");
+		count_error(s);
+		break;
+	default:
+		reply(s, "-ERR Unknown command.");
+		count_error(s);
+		break;
+	}
+}
+
+static void
+greet(struct lsess *s)
+{
+	reply(s, "+OK Postern ready.");
+}
+
+/* Every line in the input, unless auth is pending or TLS is starting. */
+static void
+process(struct lsess *s)
+{
+	const char *line;
+	size_t len;
+	int r;
+
+	while (!s->quit && s->authc == NULL && !(conn_tls_active(s->conn)
+	    && conn_tls(s->conn) == NULL)) {
+		r = conn_read_line(s->conn, s->sasl_active ? POP3_AUTH_LINE_MAX
+		    : POP3_LINE_MAX, &line, &len);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			reply(s, "-ERR Input line too long.");
+			if (s->sasl_active) {
+				s->sasl_active = 0;
+				sasl_server_reset(&s->sasl);
+			}
+			count_error(s);
+			continue;
+		}
+		if (s->sasl_active)
+			sasl_line(s, line, len);
+		else
+			cmd_run(s, line, len);
+		if (s->conn == NULL)
+			return;
+	}
+}
+
+static void
+lsess_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct lsess *s = ctx;
+
+	if (ev & (CONN_EV_ERROR | CONN_EV_EOF | CONN_EV_TIMEOUT)) {
+		if (ev & CONN_EV_TIMEOUT)
+			disconnect_log(s, "Inactivity");
+		else if (ev & CONN_EV_ERROR)
+			disconnect_log(s, conn_error(c));
+		else
+			disconnect_log(s, "Disconnected");
+		lsess_free(s);
+		return;
+	}
+	if (ev & CONN_EV_TLS_UP) {
+		log_debug("rip=%s: TLS up: %s", s->rip, tls_describe(conn_tls(c)));
+		if (login_conf.wrappermode)
+			greet(s);
+	}
+	process(s);
+	if (s->conn == NULL)
+		return;
+	(void)conn_flush(c);
+	if (s->quit && conn_out_len(c) == 0) {
+		if (s->errors >= login_conf.hard_error_limit)
+			disconnect_log(s, "Too many invalid commands");
+		else
+			disconnect_log(s, "Logged out");
+		lsess_free(s);
+	}
+}
+
+static void
+login_conn(struct loop *l, int fd)
+{
+	struct lsess *s = xcalloc(1, sizeof(*s));
+
+	s->loop = l;
+	s->fd = fd;
+	/* Request/response: a reply must not wait for the ACK of the last
+	 * one (Nagle against delayed ACK). The option travels with the
+	 * socket to the post-login process. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	sasl_server_init(&s->sasl);
+	if (net_peer_addr(fd, s->rip, sizeof(s->rip), NULL) < 0)
+		strcpy(s->rip, "unknown");
+	if (net_local_addr(fd, s->lip, sizeof(s->lip), NULL) < 0)
+		strcpy(s->lip, "unknown");
+	s->conn = conn_new(l, fd, POP3_AUTH_LINE_MAX + 4096, lsess_cb, s);
+	conn_set_timeout(s->conn, login_conf.timeout_ms);
+	if (login_conf.wrappermode) {
+		(void)conn_starttls(s->conn, login_conf.tls_ctx);
+	} else {
+		greet(s);
+		(void)conn_flush(s->conn);
+	}
+}
+
+/* Still root: the key may be readable by root only. */
+static void
+login_pre_init(void)
+{
+	const char *cert = config_get("pop3d_tls_cert_file");
+	const char *key = config_get("pop3d_tls_key_file");
+	char *err = NULL;
+
+	login_conf.wrappermode = config_bool("pop3d_tls_wrappermode") == 1;
+	if (cert == NULL || *cert == '\0' || key == NULL || *key == '\0') {
+		if (login_conf.wrappermode)
+			log_fatalx("pop3d_tls_wrappermode=yes needs pop3d_tls_cert_file "
+			    "and pop3d_tls_key_file");
+		return;
+	}
+	login_conf.tls_ctx = tls_server_ctx_new(cert, key, &err);
+	if (login_conf.tls_ctx == NULL) {
+		if (login_conf.wrappermode)
+			log_fatalx("cannot load certificate or key: %s", err);
+		log_warnx("cannot load certificate or key: %s: STLS disabled", err);
+		free(err);
+	}
+}
+
+static void
+login_post_init(struct loop *l)
+{
+	const char *pa = config_get("pop3d_plaintext_auth");
+	const char *qdir = config_get("queue_directory");
+
+	if (pa == NULL || strcasecmp(pa, "loopback") == 0)
+		login_conf.plaintext = PLAIN_LOOPBACK;
+	else if (strcasecmp(pa, "yes") == 0)
+		login_conf.plaintext = PLAIN_YES;
+	else if (strcasecmp(pa, "no") == 0)
+		login_conf.plaintext = PLAIN_NO;
+	else
+		log_fatalx("pop3d_plaintext_auth: \"%s\" is not yes, no or loopback", pa);
+	login_conf.hard_error_limit = (int)config_int("pop3d_hard_error_limit");
+	if (login_conf.hard_error_limit < 1)
+		login_conf.hard_error_limit = 1;
+	login_conf.timeout_ms = (uint64_t)config_time("pop3d_timeout") * 1000;
+	if (login_conf.timeout_ms == 0)
+		login_conf.timeout_ms = 600 * 1000;
+	login_conf.auth_path = xasprintf("%s/private/auth", qdir);
+	login_conf.broker_path = xasprintf("%s/private/pop3d", qdir);
+}
+
+static void
+login_drain(struct loop *l)
+{
+	log_debug("draining: %d session(s), %d proxied", server_clients(), proxy_count());
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct server_ops ops = {
+		.kind = SERVER_MULTI,
+		.name = "pop3-login",
+		.pre_init = login_pre_init,
+		.post_init = login_post_init,
+		.conn = login_conn,
+		.drain = login_drain,
+	};
+
+	return server_main(argc, argv, &ops);
+}
