@@ -34,8 +34,8 @@ imap_quote(struct buf *out, const char *s, size_t n, unsigned flags)
 	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (!is_atom_char(c))
-			atom = 0;
+		if (!is_atom_char(c) || c == '[')
+			atom = 0;      /* '[' would open a section in our parser */
 		if (c == 0 || c == '\r' || c == '\n')
 			quoted = 0;
 		else if (c >= 0x80)
@@ -159,6 +159,7 @@ reset_command(struct imap_parser *p)
 	p->lit_total = 0;
 	p->err = NULL;
 	p->must_close = 0;
+	p->lit8 = 0;
 	p->fresh = 0;
 }
 

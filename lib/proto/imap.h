@@ -37,7 +37,9 @@
  * command (4096). literal_plus: LITERAL+ was advertised; without it
  * (LITERAL-), non-synchronizing literals over 4096 bytes are refused.
  *
- * BUGS: literal bytes are held in memory, up to literal_total_max per
+ * BUGS: an atom with an unbalanced '[' (legal ATOM-CHAR, e.g. a mailbox
+ * "a[b" sent unquoted) is refused with "Missing ']'"; clients quote such
+ * names, and imap_quote() never writes '[' in an atom. Literal bytes are held in memory, up to literal_total_max per
  * command; a server wanting to stream APPEND to disk must set a small
  * limit and handle APPEND itself. AUTHENTICATE responses and IDLE's DONE
  * are not commands: the server reads those lines without this parser.
@@ -60,7 +62,7 @@ enum {
 
 /* imap_quote: write s[0..n) as an atom, quoted string or literal: NIL for
  * NULL (with IMAP_Q_NIL; else ""), an atom only with IMAP_Q_ATOM when every
- * byte is ATOM-CHAR (and it is not "NIL"), a quoted string if no byte is
+ * byte is ATOM-CHAR other than '[' (and it is not "NIL"), a quoted string if no byte is
  * NUL, CR, LF or 8-bit (8-bit allowed with IMAP_Q_UTF8 when valid UTF-8,
  * for UTF8=ACCEPT sessions) and n <= IMAP_QUOTED_MAX, else a synchronizing
  * literal "{n}\r\n" and the bytes. */

@@ -169,6 +169,10 @@ to_utf8(const char *cs, size_t cslen, const char *p, size_t n, struct buf *out)
 
 	if (cslen == 0 || cslen >= sizeof(name))
 		return -1;
+	/* Only charset-name characters reach iconv_open (no "//" options). */
+	for (size_t i = 0; i < cslen; i++)
+		if (!isalnum((unsigned char)cs[i]) && strchr("-_.:*", cs[i]) == NULL)
+			return -1;
 	memcpy(name, cs, cslen);
 	name[cslen] = '\0';
 	char *star = strchr(name, '*');  /* RFC 2231 language suffix */
@@ -289,8 +293,8 @@ encoded_word(const char *s, size_t i, size_t n, struct buf *out)
 		for (size_t k = text; k < tend; k++) {
 			if (s[k] == '_')
 				buf_putc(&raw, ' ');
-			else if (s[k] == '=' && k + 2 < tend + 1 && hexval(s[k + 1]) >= 0
-			    && k + 2 < tend && hexval(s[k + 2]) >= 0) {
+			else if (s[k] == '=' && k + 2 < tend && hexval(s[k + 1]) >= 0
+			    && hexval(s[k + 2]) >= 0) {
 				buf_putc(&raw, hexval(s[k + 1]) * 16 + hexval(s[k + 2]));
 				k += 2;
 			} else if (s[k] == '=')
@@ -318,7 +322,6 @@ mime_decode_words(const char *s, size_t n, struct buf *out)
 	while (i < n) {
 		size_t j;
 		if (s[i] == '=' && i + 1 < n && s[i + 1] == '?') {
-			size_t mark = out->len;
 			/* Decode first, then decide about the gap before it. */
 			struct buf w = BUF_INIT(0);
 			if ((j = encoded_word(s, i, n, &w)) != 0) {
@@ -330,7 +333,6 @@ mime_decode_words(const char *s, size_t n, struct buf *out)
 					buf_append(out, s + lit, i - lit);
 				buf_append(out, w.data ? w.data : "", w.len);
 				buf_free(&w);
-				(void)mark;
 				i = lit = j;
 				after_word = 1;
 				continue;
@@ -1034,6 +1036,19 @@ addr_lex(struct lex *lx, struct atok *t)
 		buf_puts(&t->text, "");
 }
 
+/* One address field: NIL when absent (b NULL, or empty without a
+ * stand-in), else the text or the stand-in for an empty one. */
+static void
+put_addr_part(struct buf *out, const struct buf *b, const char *missing)
+{
+	if (b && b->len)
+		put_nstring(out, b->data, b->len);
+	else if (b && missing)
+		put_nstring(out, missing, strlen(missing));
+	else
+		buf_puts(out, "NIL");
+}
+
 static void
 put_addr(struct buf *out, const struct buf *name, const struct buf *adl,
     const struct buf *mbox, const struct buf *host, int *count)
@@ -1042,27 +1057,13 @@ put_addr(struct buf *out, const struct buf *name, const struct buf *adl,
 		buf_putc(out, '(');
 	(*count)++;
 	buf_putc(out, '(');
-	if (name && name->len)
-		put_nstring(out, name->data, name->len);
-	else
-		buf_puts(out, "NIL");
+	put_addr_part(out, name, NULL);
 	buf_putc(out, ' ');
-	if (adl && adl->len)
-		put_nstring(out, adl->data, adl->len);
-	else
-		buf_puts(out, "NIL");
+	put_addr_part(out, adl, NULL);
 	buf_putc(out, ' ');
-	if (mbox)
-		put_nstring(out, mbox->len ? mbox->data : "MISSING_MAILBOX",
-		    mbox->len ? mbox->len : 15);
-	else
-		buf_puts(out, "NIL");
+	put_addr_part(out, mbox, "MISSING_MAILBOX");
 	buf_putc(out, ' ');
-	if (host)
-		put_nstring(out, host->len ? host->data : "MISSING_DOMAIN",
-		    host->len ? host->len : 14);
-	else
-		buf_puts(out, "NIL");
+	put_addr_part(out, host, "MISSING_DOMAIN");
 	buf_putc(out, ')');
 }
 

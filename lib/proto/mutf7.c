@@ -164,7 +164,8 @@ mutf7_to_utf8(const char *s, size_t n, struct buf *out)
 	size_t start = out->len;
 	struct buf again = BUF_INIT(0);
 	int ok = decode(s, n, out) == 0
-	    && utf8_to_mutf7(out->data + start, out->len - start, &again) == 0
+	    && utf8_to_mutf7(out->data ? out->data + start : "", out->len - start,
+	    &again) == 0
 	    && again.len == n && (n == 0 || memcmp(again.data, s, n) == 0);
 
 	buf_free(&again);
