@@ -241,6 +241,7 @@ START_TEST(test_corpus)
 	buf_reset(&o);
 	mime_bodystructure(&t2, msg, NULL, 1, &o);
 	ck_assert_str_eq(buf_cstr(&o), corpus[_i].bodystructure);
+	mime_tree_free(&t2);
 	/* Every truncation and every flipped byte is refused or harmless. */
 	for (size_t cut = 0; cut < ser.len; cut++) {
 		struct mime_tree t3;
