@@ -15,6 +15,9 @@
  * byte outside 0x20..0x7e are all refused. Both directions append to out
  * and return 0, or -1 leaving out as it was. Mailbox names are bounded by
  * the caller (the command line limit); these functions take any length.
+ *
+ * BUGS: mutf7_to_utf8 re-encodes to check canonical form, so it costs two
+ * passes and a temporary buffer as long as the name.
  */
 #ifndef POSTERN_MUTF7_H
 #define POSTERN_MUTF7_H
