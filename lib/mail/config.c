@@ -982,6 +982,8 @@ static const char *const protocols[] = { "all", "ipv4", "ipv6", NULL };
 static const char *const sources[] = { "alias", "forward", "include", NULL };
 /* lib/util/log.c logs to LOG_MAIL only: accept nothing it would ignore. */
 static const char *const facilities[] = { "mail", NULL };
+static const char *const bare_newline[] = { "normalize", "reject", "yes", "no", NULL };
+static const char *const plaintext_auth[] = { "yes", "no", "loopback", NULL };
 
 static const struct {
 	const char *name;
@@ -991,7 +993,9 @@ static const struct {
 	{ "allow_mail_to_commands", sources, 1 },
 	{ "allow_mail_to_files", sources, 1 },
 	{ "inet_protocols", protocols, 1 },
+	{ "pop3d_plaintext_auth", plaintext_auth, 0 },
 	{ "smtp_tls_security_level", tls_client_levels, 0 },
+	{ "smtpd_forbid_bare_newline", bare_newline, 0 },
 	{ "smtpd_tls_security_level", tls_server_levels, 0 },
 	{ "syslog_facility", facilities, 0 },
 };

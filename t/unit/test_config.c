@@ -392,6 +392,8 @@ static const struct {
 	{ "inet_protocols", "ipv4, ipx" },
 	{ "allow_mail_to_files", "alias, everywhere" },
 	{ "syslog_facility", "local9" },
+	{ "smtpd_forbid_bare_newline", "sometimes" },
+	{ "pop3d_plaintext_auth", "maybe" },
 };
 
 START_TEST(test_check)
@@ -447,6 +449,7 @@ START_TEST(test_enumerated_ok)
 
 	load_ok("smtpd_tls_security_level = Encrypt\nsmtp_tls_security_level = dane-only\n"
 	    "inet_protocols = ipv4 ipv6\nallow_mail_to_commands =\n"
+	    "smtpd_forbid_bare_newline = reject\npop3d_plaintext_auth = no\n"
 	    "my_level = may\nsmtpd_tls_security_level = $my_level\n");
 	ck_assert_msg(config_check(&err) == 0, "%s", err ? err : "");
 }
