@@ -139,11 +139,9 @@ usage(void)
  */
 
 static char *
-param_dup(const char *name, const char *dflt)
+param_dup(const char *name)
 {
-	const char *v = config_get(name);
-
-	return xstrdup(v != NULL && *v != '\0' ? v : dflt);
+	return xstrdup(config_str(name));
 }
 
 static void
@@ -175,11 +173,11 @@ conf_read(const char *dir, struct master_conf *c, struct master_service **svcs_r
 	if (config_check(err_r) < 0)
 		return -1;
 	c->config_dir = xstrdup(dir);
-	c->queue_dir = param_dup("queue_directory", "/var/spool/postern");
-	c->data_dir = param_dup("data_directory", "/var/lib/postern");
-	c->daemon_dir = param_dup("daemon_directory", "");
-	c->mail_owner = param_dup("mail_owner", "postern");
-	c->syslog_name = param_dup("syslog_name", "postern");
+	c->queue_dir = param_dup("queue_directory");
+	c->data_dir = param_dup("data_directory");
+	c->daemon_dir = param_dup("daemon_directory");
+	c->mail_owner = param_dup("mail_owner");
+	c->syslog_name = param_dup("syslog_name");
 	v = config_get("maillog_file");
 	c->maillog_file = xstrdup(v != NULL ? v : "");
 	c->default_maxproc = 100;

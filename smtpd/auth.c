@@ -34,23 +34,6 @@
 
 #define AUTH_TIMEOUT_MS (90 * 1000)   /* penalties are at most 15 s each */
 
-static int
-conf_bool(const char *name, int dflt)
-{
-	const char *v = config_get(name);
-
-	if (v == NULL || *v == '\0')
-		return dflt;
-	if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
-	    strcmp(v, "1") == 0)
-		return 1;
-	if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 ||
-	    strcmp(v, "0") == 0)
-		return 0;
-	log_warnx("%s: bad boolean \"%s\", using %s", name, v, dflt ? "yes" : "no");
-	return dflt;
-}
-
 void
 smtpd_sasl_init(void)
 {
@@ -60,8 +43,8 @@ smtpd_sasl_init(void)
 	const char *slm = config_get("smtpd_sender_login_maps");
 	char *err = NULL;
 
-	c->sasl_enable = conf_bool("smtpd_sasl_auth_enable", 0);
-	c->tls_auth_only = conf_bool("smtpd_tls_auth_only", 1);
+	c->sasl_enable = config_bool("smtpd_sasl_auth_enable");
+	c->tls_auth_only = config_bool("smtpd_tls_auth_only");
 	if (path == NULL || *path == '\0')
 		path = "private/auth";
 	if (path[0] == '/')

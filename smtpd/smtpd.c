@@ -22,35 +22,6 @@
 
 struct smtpd_conf smtpd_conf;
 
-/* Parameters the config table may not know fall back to Postfix defaults. */
-static const char *
-conf_str(const char *name, const char *dflt)
-{
-	const char *v = config_get(name);
-
-	return v != NULL ? v : dflt;
-}
-
-static long long
-conf_int(const char *name, long long dflt)
-{
-	return config_get(name) != NULL ? config_int(name) : dflt;
-}
-
-static long long
-conf_time_ms(const char *name, long long dflt_s)
-{
-	long long v = config_get(name) != NULL ? config_time(name) : dflt_s;
-
-	return v < 0 ? dflt_s * 1000 : v * 1000;
-}
-
-static int
-conf_bool(const char *name, int dflt)
-{
-	return config_get(name) != NULL ? config_bool(name) : dflt;
-}
-
 /* Still root: the key file may be readable by root only. */
 static void
 smtpd_pre_init(void)
@@ -64,21 +35,21 @@ smtpd_post_init(struct loop *l)
 	struct smtpd_conf *c = &smtpd_conf;
 	char *err = NULL;
 
-	c->myhostname = conf_str("myhostname", "localhost");
-	c->banner = conf_str("smtpd_banner", c->myhostname);
-	c->mail_name = conf_str("mail_name", "Postern");
-	c->mynetworks = conf_str("mynetworks", "127.0.0.0/8 [::1]/128");
-	c->queue_directory = conf_str("queue_directory", "/var/spool/postern");
-	c->message_size_limit = conf_int("message_size_limit", 10240000);
-	c->recipient_limit = conf_int("smtpd_recipient_limit", 1000);
-	c->soft_error_limit = conf_int("smtpd_soft_error_limit", 10);
-	c->hard_error_limit = conf_int("smtpd_hard_error_limit", 20);
-	c->error_sleep_ms = conf_time_ms("smtpd_error_sleep_time", 1);
-	c->timeout_ms = conf_time_ms("smtpd_timeout", 300);
-	c->hopcount_limit = conf_int("hopcount_limit", 50);
-	c->helo_required = conf_bool("smtpd_helo_required", 0);
-	c->smtputf8_enable = conf_bool("smtputf8_enable", 1);
-	c->disable_vrfy = conf_bool("disable_vrfy_command", 0);
+	c->myhostname = config_str("myhostname");
+	c->banner = config_str("smtpd_banner");
+	c->mail_name = config_str("mail_name");
+	c->mynetworks = config_str("mynetworks");
+	c->queue_directory = config_str("queue_directory");
+	c->message_size_limit = config_int("message_size_limit");
+	c->recipient_limit = config_int("smtpd_recipient_limit");
+	c->soft_error_limit = config_int("smtpd_soft_error_limit");
+	c->hard_error_limit = config_int("smtpd_hard_error_limit");
+	c->error_sleep_ms = config_time("smtpd_error_sleep_time") * 1000;
+	c->timeout_ms = config_time("smtpd_timeout") * 1000;
+	c->hopcount_limit = config_int("hopcount_limit");
+	c->helo_required = config_bool("smtpd_helo_required");
+	c->smtputf8_enable = config_bool("smtputf8_enable");
+	c->disable_vrfy = config_bool("disable_vrfy_command");
 
 	c->header_size_limit = config_int("header_size_limit");
 	if (c->header_size_limit <= 0)
@@ -99,7 +70,7 @@ smtpd_post_init(struct loop *l)
 		log_fatalx("smtpd_forbid_bare_newline_reject_code: not a 5XX code");
 	c->discard_ehlo = strv_split_list(config_get("smtpd_discard_ehlo_keywords"));
 
-	long long line = conf_int("line_length_limit", 2048);
+	long long line = config_int("line_length_limit");
 	c->limits.line_length_limit = line < 512 ? 512 : (size_t)line;
 	c->limits.params_max = 16;
 	c->limits.max_size = c->message_size_limit;

@@ -30,21 +30,13 @@
 #include "mail/config.h"
 #include "smtpd.h"
 
-static const char *
-conf_str(const char *name, const char *dflt)
-{
-	const char *v = config_get(name);
-
-	return v != NULL ? v : dflt;
-}
-
 void
 smtpd_tls_init(void)
 {
 	struct smtpd_conf *c = &smtpd_conf;
-	const char *level = conf_str("smtpd_tls_security_level", "");
-	const char *cert = conf_str("smtpd_tls_cert_file", "");
-	const char *key = conf_str("smtpd_tls_key_file", "");
+	const char *level = config_str("smtpd_tls_security_level");
+	const char *cert = config_str("smtpd_tls_cert_file");
+	const char *key = config_str("smtpd_tls_key_file");
 	const char *wrap = config_get("smtpd_tls_wrappermode");
 	char *err = NULL;
 
