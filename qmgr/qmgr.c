@@ -69,24 +69,22 @@ read_config(void)
 		v = host;
 	}
 	qconf.myhostname = v;
-	qconf.active_limit = config_int_or("qmgr_message_active_limit", 20000, 1,
+	qconf.active_limit = config_int_range("qmgr_message_active_limit", 1,
 	    10000000);
-	qconf.rcpt_limit = config_int_or("qmgr_message_recipient_limit", 20000, 1,
+	qconf.rcpt_limit = config_int_range("qmgr_message_recipient_limit", 1,
 	    100000000);
-	qconf.dest_concurrency = config_int_or("default_destination_concurrency_limit",
-	    20, 0, INT_MAX);
-	qconf.dest_rcpt_limit = config_int_or("default_destination_recipient_limit",
-	    50, 0, 1000000);
-	qconf.process_limit = config_int_or("default_process_limit", 100, 0, INT_MAX / 10);
-	qconf.rate_delay = config_time_or("default_destination_rate_delay", 0, 's');
-	qconf.max_lifetime = config_time_or("maximal_queue_lifetime", 5 * 86400, 'd');
-	qconf.bounce_lifetime = config_time_or("bounce_queue_lifetime", 5 * 86400, 'd');
-	qconf.min_backoff = config_time_or("minimal_backoff_time", 300, 's');
-	qconf.max_backoff = config_time_or("maximal_backoff_time", 4000, 's');
-	qconf.run_delay = config_time_or("queue_run_delay", 300, 's');
-	qconf.transport_retry = config_time_or("transport_retry_time", 5, 's');
-	qconf.command_time_limit = config_time_or("command_time_limit", 1000, 's');
-	qconf.bounce_size_limit = config_int_or("bounce_size_limit", 50000, 0,
+	qconf.dest_concurrency = config_int_range("default_destination_concurrency_limit", 0, INT_MAX);
+	qconf.dest_rcpt_limit = config_int_range("default_destination_recipient_limit", 0, 1000000);
+	qconf.process_limit = config_int_range("default_process_limit", 0, INT_MAX / 10);
+	qconf.rate_delay = config_time("default_destination_rate_delay");
+	qconf.max_lifetime = config_time("maximal_queue_lifetime");
+	qconf.bounce_lifetime = config_time("bounce_queue_lifetime");
+	qconf.min_backoff = config_time("minimal_backoff_time");
+	qconf.max_backoff = config_time("maximal_backoff_time");
+	qconf.run_delay = config_time("queue_run_delay");
+	qconf.transport_retry = config_time("transport_retry_time");
+	qconf.command_time_limit = config_time("command_time_limit");
+	qconf.bounce_size_limit = config_int_range("bounce_size_limit", 0,
 	    1024 * 1024 * 1024);
 	if (qconf.active_limit < 1)
 		qconf.active_limit = 1;

@@ -921,6 +921,23 @@ config_int_or(const char *name, long long def, long long min, long long max)
 	return n;
 }
 
+/* A table parameter kept within [min, max]: config_check() refuses
+ * values that are not numbers at start-up; a number out of range here is
+ * clamped with a warning. */
+long long
+config_int_range(const char *name, long long min, long long max)
+{
+	long long n = config_int(name);
+
+	if (n < min || n > max) {
+		long long c = n < min ? min : max;
+
+		log_warnx("%s = %lld is out of range; using %lld", name, n, c);
+		return c;
+	}
+	return n;
+}
+
 long long
 config_time_or(const char *name, long long def, char unit)
 {

@@ -45,6 +45,7 @@ int config_bool(const char *name);           /* yes/no/true/false/1/0 */
 long long config_int_or(const char *name, long long def, long long min,
     long long max);
 long long config_time_or(const char *name, long long def, char unit);
+long long config_int_range(const char *name, long long min, long long max);
 /* Validate every typed value (ints parse, times have units, bools are
  * bools). 0, or -1 with *err_r naming the parameter. */
 int config_check(char **err_r);

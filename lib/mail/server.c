@@ -51,9 +51,6 @@
 #include "mail/server_args.h"
 
 #define SERVER_WATCH_MS 2000          /* master-death check period */
-#define DEF_MAX_USE 100               /* Postfix max_use */
-#define DEF_MAX_IDLE 100              /* Postfix max_idle, seconds */
-#define DEF_CLIENT_LIMIT 100          /* MULTI connections per process */
 
 static struct {
 	const struct server_ops *ops;
@@ -180,14 +177,6 @@ server_args_free(struct server_args *a)
  * Configuration: fall back to the Postfix default when the parameter
  * table lacks a name (config_get() answers NULL).
  */
-
-static const char *
-param_str(const char *name, const char *dflt)
-{
-	const char *v = config_get(name);
-
-	return v != NULL && *v != '\0' ? v : dflt;
-}
 
 /*
  * Availability and the exit decision.
@@ -501,8 +490,8 @@ check_inherited_fds(void)
 static void
 drop_privileges(int chroot_)
 {
-	const char *owner = param_str("mail_owner", "postern");
-	const char *qdir = param_str("queue_directory", "/var/spool/postern");
+	const char *owner = config_str("mail_owner");
+	const char *qdir = config_str("queue_directory");
 	uid_t uid;
 	gid_t gid;
 
@@ -577,7 +566,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		log_fatalx("%s", err);
 
 	logfile = config_get("maillog_file");
-	progname = xasprintf("%s/%s", param_str("syslog_name", "postern"), ops->name);
+	progname = xasprintf("%s/%s", config_str("syslog_name"), ops->name);
 	log_open(progname, logfile);
 	free(progname);
 
@@ -585,10 +574,9 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	srv.parent = getppid();
 	srv.privileged = a.privileged && priv_is_root();
 	srv.inet = a.type != NULL && strcmp(a.type, "inet") == 0;
-	srv.max_use = config_int_or("max_use", DEF_MAX_USE, 0, LLONG_MAX);
-	srv.max_idle = config_time_or("max_idle", DEF_MAX_IDLE, 's');
-	srv.client_limit = (int)config_int_or("smtpd_client_limit", DEF_CLIENT_LIMIT, 0,
-	    INT_MAX);
+	srv.max_use = config_int_range("max_use", 0, LLONG_MAX);
+	srv.max_idle = config_time("max_idle");
+	srv.client_limit = (int)config_int_range("smtpd_client_limit", 0, INT_MAX);
 
 	check_inherited_fds();
 	srv.listen_open = 1;
@@ -602,7 +590,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 		ops->pre_init();
 	drop_privileges(a.chroot_);
 	{
-		const char *qdir = param_str("queue_directory", "/var/spool/postern");
+		const char *qdir = config_str("queue_directory");
 
 		if (chdir(qdir) < 0)
 			log_fatal("chdir %s", qdir);
@@ -641,7 +629,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 int
 trigger_send(const char *service, const char *bytes)
 {
-	const char *qdir = param_str("queue_directory", "/var/spool/postern");
+	const char *qdir = config_str("queue_directory");
 	struct timeval tv = { .tv_sec = 1, .tv_usec = 0 };
 	char *path;
 	int fd, rc = 0;
