@@ -73,7 +73,7 @@ class ManPages(unittest.TestCase):
         with open(os.path.join(DOC, "postern.1")) as f:
             page = f.read().replace("\\-", "-")
         missing = [c for c in cmds
-                   if not re.search(r'^\.BR? "?%s\b' % re.escape(c), page, re.M)]
+                   if not re.search(r'^\.B[RI]? "?%s\b' % re.escape(c), page, re.M)]
         self.assertEqual(missing, [], "sub-commands postern(1) does not cover")
         for opt in ("--help", "--version", "conf -e", "conf -d"):
             self.assertRegex(page, r"(?m)^\.BR? .*%s" % re.escape(opt))
