@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/b64.h"
 
 /* Decode one UTF-8 sequence at s[i..n): the code point, *len its length;
  * -1 if invalid (overlong, surrogate, > U+10FFFF, truncated). */
@@ -66,22 +67,6 @@ utf8_valid(const char *s, size_t n)
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
-static int
-b64_index(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
-}
-
 static void
 put_utf8(struct buf *out, uint32_t cp)
 {
@@ -126,7 +111,7 @@ decode(const char *s, size_t n, struct buf *out)
 		uint32_t acc = 0, high = 0;
 		int bits = 0, units = 0;
 		while (i < n && s[i] != '-') {
-			int v = b64_index((unsigned char)s[i++]);
+			int v = b64_digit((unsigned char)s[i++], ',');
 			if (v < 0)
 				return -1;
 			acc = (acc << 6) | (uint32_t)v;

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "util/alloc.h"
+#include "util/b64.h"
 #include "proto/sasl.h"
 
 static const char b64_alphabet[] =
@@ -35,22 +36,6 @@ buf_wipe_free(struct buf *b)
 	if (b->data != NULL)
 		sasl_wipe(b->data, b->cap);
 	buf_free(b);
-}
-
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
 }
 
 int
@@ -77,7 +62,7 @@ sasl_b64_decode(const char *in, size_t n, struct buf *out, size_t max)
 		int last = i + 4 == n;
 
 		for (j = 0; j < 4; j++) {
-			v[j] = b64_value(p[i + j]);
+			v[j] = b64_digit(p[i + j], '/');
 			if (v[j] < 0) {
 				/* '=' only as the last one or two characters */
 				if (!(last && p[i + j] == '=' && j >= 4 - (int)pad))
