@@ -205,4 +205,27 @@ int mbx_folder_list(const char *maildir, char ***names_r, char **err_r);
 /* Create the folder (Maildir with a maildirfolder file). Existing is fine. */
 int mbx_folder_create(const char *maildir, const char *name, char **err_r);
 
+/* Check a folder name by the rules above without building a path: 0, or
+ * MBX_ERR with *err_r. */
+int mbx_folder_name_ok(const char *name, char **err_r);
+/* Delete a folder (its Maildir, messages and index). INBOX cannot be
+ * deleted; a folder with children is refused (RFC 3501 allows \Noselect
+ * parents, Maildir++ has none). */
+int mbx_folder_delete(const char *maildir, const char *name, char **err_r);
+/* Rename a folder and every folder below it (one rename(2) each; the
+ * indexes move with them, so UIDs and UIDVALIDITY survive). Renaming
+ * INBOX moves its messages into the new folder, INBOX stays, empty
+ * (RFC 3501 6.3.5). The target must not exist. */
+int mbx_folder_rename(const char *maildir, const char *from, const char *to,
+    char **err_r);
+/* Subscriptions: MAILDIR/subscriptions, one UTF-8 name per line (the file
+ * Dovecot and Courier use), rewritten atomically (tmp + rename). */
+int mbx_subs_list(const char *maildir, char ***names_r, char **err_r);
+int mbx_subs_set(const char *maildir, const char *name, int subscribe,
+    char **err_r);
+/* First login: create Drafts, Sent, Trash, Junk and Archive and subscribe
+ * them, once (a marker file MAILDIR/postern.folders-created, so a folder
+ * the user deleted stays deleted). */
+int mbx_folders_init(const char *maildir, char **err_r);
+
 #endif
