@@ -1694,3 +1694,17 @@ mime_cte_decode(const char *enc, const char *p, size_t n, struct buf *out)
 		buf_puts(out, "");
 	return 0;
 }
+
+int
+mime_part_decode(const struct mime_tree *t, const char *msg, uint32_t i,
+    struct buf *out)
+{
+	const struct mime_part *pt = &t->parts[i];
+	struct buf enc = BUF_INIT(0);
+	int have = mime_header_get(msg + pt->hdr_off, pt->hdr_len,
+	    "Content-Transfer-Encoding", NULL, &enc);
+	int r = mime_cte_decode(have ? enc.data : NULL, msg + pt->body_off,
+	    pt->body_len, out);
+	buf_free(&enc);
+	return r;
+}

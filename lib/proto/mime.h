@@ -217,13 +217,8 @@ void mime_to_crlf(const char *p, size_t n, struct buf *out);
 int mime_cte_decode(const char *enc, const char *p, size_t n,
     struct buf *out);
 
-/* --- Content-Transfer-Encoding ------------------------------------------- */
-
-/* Append the body of part i decoded by its Content-Transfer-Encoding
- * (7bit, 8bit, binary and absent: as is; base64 and quoted-printable
- * decoded, leniently: junk skipped, a soft break at the end dropped) to
- * out; line ends are not changed. 0, or -1 for an unknown encoding (out
- * unchanged): BINARY then answers NO [UNKNOWN-CTE]. */
+/* The same for the body of part i, its encoding read from the part's
+ * own Content-Transfer-Encoding field. 0, or -1 (unknown encoding). */
 int mime_part_decode(const struct mime_tree *t, const char *msg, uint32_t i,
     struct buf *out);
 
