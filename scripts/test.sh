@@ -18,8 +18,9 @@ for a in "$@"; do
 	esac
 done
 
-# dnsmasq-base: DNS tests; fail2ban: fail2ban-regex runs the shipped filter
-scripts/deps.sh dnsmasq-base fail2ban
+# dnsmasq-base: DNS tests; fail2ban: fail2ban-regex runs the shipped filter;
+# isync, offlineimap3, mutt: the IMAP clients test_imap_clients drives
+scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt
 
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ $sanitize -eq 1 ]; then

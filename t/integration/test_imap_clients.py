@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""
+IMAP with the real clients administrators' users run: mbsync (isync)
+two-way sync with flags and folders, offlineimap3, fetchmail over IMAP,
+curl imap:// and imaps://, and mutt reading and copying in batch mode
+(under a pseudo-terminal, as mutt wants one).
+
+What is asserted is what a user would check: the messages the client
+stored are byte-identical (line ends aside, where the client's own store
+uses LF) to what local delivered into the Maildir; a flag set on one side
+shows on the other after the next sync; a message deleted on one side is
+gone from the other's Maildir; a folder created on one side exists on the
+other.
+
+Skips (with the reason) when a client is not installed; scripts/test.sh
+installs them all.
+"""
+
+import imaplib
+import os
+import pty
+import re
+import select
+import shutil
+import smtplib
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import postern_harness as H  # noqa: E402
+
+ALICE = "alice@example.test"
+PW = "alice imap secret"
+
+
+def setUpModule():
+    H.require_binaries()
+    for b in ("imap-login", "imapd"):
+        if not os.path.exists(os.path.join(H.BUILDDIR, b)):
+            raise unittest.SkipTest("%s not built" % b)
+
+
+def lf(b):
+    return b.replace(b"\r\n", b"\n")
+
+
+def tls_ctx():
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+class Clients(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.p143 = H.free_port()
+        cls.p993 = H.free_port()
+        inst = H.Instance(services=[
+            "127.0.0.1:%d inet n - n - - imap-login" % cls.p143,
+            "127.0.0.1:%d inet n - n - - imap-login -o imapd_tls_wrappermode=yes"
+            % cls.p993,
+            "imapd unix - n n - 1 imapd",
+        ])
+        cls.inst = inst
+        inst.make_cert("mx.example.test", level="may")
+        inst.prepare()
+        inst.add_user(ALICE, PW)
+        inst.start(prepare=False)
+        for p in (cls.p143, cls.p993):
+            deadline = time.time() + 30
+            while not H.port_accepts(p):
+                if time.time() > deadline:
+                    raise AssertionError("IMAP port %d not ready" % p)
+                time.sleep(0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.stop()
+        cls.inst.cleanup(keep=os.environ.get("POSTERN_KEEP") == "1")
+
+    # ----- helpers ---------------------------------------------------------
+
+    def setUp(self):
+        """Each test starts from an empty INBOX and no extra folders."""
+        c = self.imap()
+        typ, data = c.list()
+        for line in data:
+            name = line.decode().rsplit(' "/" ', 1)[1].strip('"')
+            if name.startswith("Sync") or name.startswith("Projects"):
+                c.delete('"%s"' % name)
+        c.select("INBOX")
+        c.store("1:*", "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.logout()
+
+    def imap(self):
+        c = imaplib.IMAP4("127.0.0.1", self.p143, timeout=30)
+        c.login(ALICE, PW)
+        return c
+
+    def deliver(self, n, tag):
+        """n messages to alice over SMTP; returns {Subject: file bytes} once
+        local has put them all in the Maildir."""
+        md = self.inst.vmaildir(ALICE)
+        before = set(self.files(md))
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+            for i in range(n):
+                body = ("Subject: %s %d\r\nMessage-ID: <%s.%d@client.test>\r\n\r\n"
+                        "body of %s %d\r\n.dot line\r\nlast\r\n" % (tag, i, tag, i, tag, i))
+                s.sendmail("sender@example.test", [ALICE], body)
+        deadline = time.time() + 30
+        while True:
+            new = set(self.files(md)) - before
+            if len(new) >= n:
+                out = {}
+                for p in new:
+                    b = open(p, "rb").read()
+                    out[re.search(rb"^Subject: (.*)$", b, re.M).group(1).strip()] = b
+                return out
+            if time.time() > deadline:
+                raise AssertionError("delivery timed out\n" + self.inst.log()[-3000:])
+            time.sleep(0.2)
+
+    @staticmethod
+    def files(md):
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(md, sub)
+            if os.path.isdir(d):
+                out += [os.path.join(d, f) for f in os.listdir(d)]
+        return out
+
+    @staticmethod
+    def by_subject(paths):
+        out = {}
+        for p in paths:
+            b = open(p, "rb").read()
+            m = re.search(rb"^Subject: (.*)$", b, re.M)
+            if m:
+                out[m.group(1).strip()] = (p, b)
+        return out
+
+    def need(self, prog):
+        if shutil.which(prog) is None:
+            self.skipTest("%s not installed" % prog)
+
+    def server_flags(self, subject, folder="INBOX"):
+        c = self.imap()
+        c.select('"%s"' % folder, readonly=True)
+        typ, data = c.search(None, "SUBJECT", '"%s"' % subject)
+        nums = data[0].split()
+        if not nums:
+            c.logout()
+            return None
+        typ, data = c.fetch(nums[0].decode(), "(FLAGS)")
+        c.logout()
+        return data[0].decode()
+
+    # ----- mbsync ----------------------------------------------------------
+
+    def mbsync(self, rc):
+        r = subprocess.run(["mbsync", "-c", rc, "-a"], capture_output=True,
+                           timeout=120, env=dict(os.environ, HOME=self.inst.dir))
+        self.assertEqual(r.returncode, 0, (r.stdout + r.stderr).decode()[-3000:]
+                         + self.inst.log()[-2000:])
+
+    def test_mbsync_two_way(self):
+        self.need("mbsync")
+        sent = self.deliver(3, "mbsync")
+        local = self.inst.path("mbsync-local")
+        shutil.rmtree(local, ignore_errors=True)
+        os.makedirs(local)
+        rc = self.inst.path("mbsyncrc")
+        with open(rc, "w") as f:
+            f.write("IMAPAccount postern\nHost 127.0.0.1\nPort %d\nUser %s\n"
+                    "Pass \"%s\"\nSSLType IMAPS\nCertificateFile %s\n\n"
+                    "IMAPStore remote\nAccount postern\n\n"
+                    "MaildirStore near\nPath %s/\nInbox %s/INBOX\nSubFolders Verbatim\n\n"
+                    "Channel c\nFar :remote:\nNear :near:\nPatterns INBOX Sync*\n"
+                    "Create Both\nRemove Both\nExpunge Both\nSync All\nSyncState *\n"
+                    % (self.p993, ALICE, PW, self.inst.path("cert.pem"), local, local))
+        self.mbsync(rc)
+        got = self.by_subject(self.files(os.path.join(local, "INBOX")))
+        self.assertEqual(sorted(got), sorted(sent))
+        for subj, b in sent.items():
+            self.assertEqual(lf(got[subj][1]), lf(b), subj)
+
+        # Near side: read one, delete one, file one into a new folder.
+        p0, _ = got[b"mbsync 0"]
+        base = os.path.basename(p0).split(":2,")[0]
+        os.rename(p0, os.path.join(local, "INBOX", "cur", base + ":2,S"))
+        p1, _ = got[b"mbsync 1"]
+        base1 = os.path.basename(p1).split(":2,")[0]
+        os.rename(p1, os.path.join(local, "INBOX", "cur", base1 + ":2,T"))
+        folder = os.path.join(local, "SyncNew")
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(folder, sub))
+        filed = b"Subject: filed locally\nFrom: a@b.test\n\nkept\n"
+        with open(os.path.join(folder, "cur", "1700000000.1.near:2,S"), "wb") as f:
+            f.write(filed)
+        # Far side: flag one.
+        c = self.imap()
+        c.select("INBOX")
+        typ, data = c.search(None, "SUBJECT", '"mbsync 2"')
+        c.store(data[0].decode(), "+FLAGS", "(\\Flagged)")
+        c.logout()
+
+        self.mbsync(rc)
+        self.assertIn("\\Seen", self.server_flags("mbsync 0"))
+        self.assertIsNone(self.server_flags("mbsync 1"), "deleted near, still far")
+        md = self.inst.vmaildir(ALICE)
+        self.assertNotIn(b"mbsync 1", self.by_subject(self.files(md)))
+        self.assertIn("\\Seen", self.server_flags("filed locally", "SyncNew"))
+        fm = self.by_subject(self.files(os.path.join(md, ".SyncNew")))
+        self.assertEqual(lf(fm[b"filed locally"][1]), filed)
+        got = self.by_subject(self.files(os.path.join(local, "INBOX")))
+        self.assertRegex(os.path.basename(got[b"mbsync 2"][0]), r":2,[A-Z]*F")
+
+    # ----- offlineimap -----------------------------------------------------
+
+    def test_offlineimap(self):
+        self.need("offlineimap")
+        sent = self.deliver(2, "oimap")
+        local = self.inst.path("oimap-local")
+        shutil.rmtree(local, ignore_errors=True)
+        rc = self.inst.path("offlineimaprc")
+        with open(rc, "w") as f:
+            f.write("[general]\naccounts = a\nmetadata = %s/meta\n\n"
+                    "[Account a]\nlocalrepository = L\nremoterepository = R\n\n"
+                    "[Repository L]\ntype = Maildir\nlocalfolders = %s\n\n"
+                    "[Repository R]\ntype = IMAP\nremotehost = 127.0.0.1\n"
+                    "remoteport = %d\nremoteuser = %s\nremotepass = %s\n"
+                    "ssl = no\nstarttls = no\nfolderfilter = lambda f: f == 'INBOX'\n"
+                    % (self.inst.dir, local, self.p143, ALICE, PW))
+        cmd = ["offlineimap", "-c", rc, "-o", "-u", "basic"]
+        r = subprocess.run(cmd, capture_output=True, timeout=180)
+        self.assertEqual(r.returncode, 0, (r.stdout + r.stderr).decode()[-3000:])
+        got = self.by_subject(self.files(os.path.join(local, "INBOX")))
+        for subj, b in sent.items():
+            self.assertEqual(lf(got[subj][1]), lf(b), subj)
+        # Read one locally; the next run says so to the server.
+        p, _ = got[b"oimap 0"]
+        os.rename(p, p.replace("/new/", "/cur/").split(":2,")[0] + ":2,S")
+        r = subprocess.run(cmd, capture_output=True, timeout=180)
+        self.assertEqual(r.returncode, 0, (r.stdout + r.stderr).decode()[-3000:])
+        self.assertIn("\\Seen", self.server_flags("oimap 0"))
+
+    # ----- fetchmail -------------------------------------------------------
+
+    def test_fetchmail_imap(self):
+        self.need("fetchmail")
+        sent = self.deliver(2, "fmimap")
+        out = self.inst.path("fetched-imap")
+        rc = self.inst.path("fetchmailrc-imap")
+        with open(rc, "w") as f:
+            f.write("poll 127.0.0.1 protocol imap port %d\n"
+                    "  user \"%s\" password \"%s\" is x here\n"
+                    "  ssl no sslcertck nokeep\n  mda \"/bin/sh -c 'cat >> %s'\"\n"
+                    % (self.p993, ALICE, PW, out))
+        os.chmod(rc, 0o600)
+        r = subprocess.run(["fetchmail", "-f", rc, "--nosyslog", "-N", "-a"],
+                           capture_output=True, timeout=120,
+                           env=dict(os.environ, HOME=self.inst.dir))
+        self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
+        data = open(out, "rb").read()
+        for b in sent.values():
+            self.assertIn(lf(b), lf(data))
+        # nokeep: gone from the server's Maildir
+        self.assertEqual(self.files(self.inst.vmaildir(ALICE)), [])
+
+    # ----- curl ------------------------------------------------------------
+
+    def test_curl(self):
+        self.need("curl")
+        sent = self.deliver(1, "curl")
+        want = list(sent.values())[0]
+        for url in ("imap://127.0.0.1:%d/INBOX;UID=1" % self.p143,
+                    "imaps://127.0.0.1:%d/INBOX;UID=1" % self.p993):
+            c = self.imap()
+            c.select("INBOX")
+            typ, data = c.search(None, "ALL")
+            typ, data = c.fetch(data[0].split()[-1].decode(), "(UID)")
+            uid = re.search(rb"UID (\d+)", data[0]).group(1).decode()
+            c.logout()
+            url = url.replace("UID=1", "UID=" + uid)
+            r = subprocess.run(["curl", "-sk", "--max-time", "30", "-u",
+                                "%s:%s" % (ALICE, PW), url],
+                               capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, want.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+    # ----- mutt ------------------------------------------------------------
+
+    def run_pty(self, argv, env, timeout=60):
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execvpe(argv[0], argv, env)
+        out = b""
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                r, _, _ = select.select([fd], [], [], 0.5)
+                if r:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+                wpid, status = os.waitpid(pid, os.WNOHANG)
+                if wpid:
+                    return os.waitstatus_to_exitcode(status), out
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return None, out
+        finally:
+            os.close(fd)
+
+    def test_mutt_batch(self):
+        self.need("mutt")
+        sent = self.deliver(2, "mutt")
+        rc = self.inst.path("muttrc")
+        box = self.inst.path("mutt-copy.mbox")
+        if os.path.exists(box):
+            os.unlink(box)
+        with open(rc, "w") as f:
+            f.write('set imap_user="%s"\nset imap_pass="%s"\n'
+                    'set ssl_starttls=no\nset ssl_force_tls=no\n'
+                    'set certificate_file=%s/mutt-certs\nset confirmappend=no\n'
+                    'set confirmcreate=no\nset mbox_type=mbox\nset header_cache=""\n'
+                    'set move=no\nset quit=yes\nset sort=date\n'
+                    % (ALICE, PW, self.inst.dir))
+        keys = ("<tag-pattern>~A<enter><tag-prefix><copy-message>%s<enter>"
+                "<tag-prefix><set-flag>!<quit>" % box)
+        code, out = self.run_pty(
+            ["mutt", "-n", "-F", rc, "-f", "imap://127.0.0.1:%d/INBOX" % self.p143,
+             "-e", "push '%s'" % keys],
+            dict(os.environ, HOME=self.inst.dir, TERM="vt100"))
+        self.assertEqual(code, 0, out.decode(errors="replace")[-2000:])
+        data = open(box, "rb").read()
+        for b in sent.values():
+            body = lf(b).split(b"\n\n", 1)[1]
+            self.assertIn(body, data)
+        # mutt's flag reached the server
+        self.assertIn("\\Flagged", self.server_flags("mutt 0"))
+
+
+if __name__ == "__main__":
+    unittest.main()
