@@ -105,6 +105,7 @@ local_pre_init(void)
 	lconf.myorigin = xstrdup(config_str("myorigin"));
 	lconf.mbox_limit = config_int("mailbox_size_limit");
 	lconf.vmbox_limit = config_int("virtual_mailbox_limit");
+	lconf.overquota_bounce = config_bool("virtual_overquota_bounce");
 }
 
 static void

@@ -37,6 +37,7 @@ struct local_conf {
 	char *myorigin;
 	long long mbox_limit;       /* mailbox_size_limit */
 	long long vmbox_limit;      /* virtual_mailbox_limit */
+	int overquota_bounce;       /* virtual_overquota_bounce */
 	int root;                   /* started with euid 0: may become others */
 	struct resolver *res;
 };

@@ -30,6 +30,7 @@
 #include "mail/maps.h"
 #include "store/mbox.h"
 #include "store/owner.h"
+#include "store/quota.h"
 #include "local.h"
 
 int
@@ -59,13 +60,30 @@ ends_with_slash(const char *s)
 /* Deliver to a Maildir (path ends in '/') or an mbox file, as we are now. */
 static int
 store(struct lrcpt *r, const struct laddr *a, const char *path,
-    const struct mbox_opts *o, int is_file)
+    const struct mbox_opts *o, int is_file, uint64_t quota)
 {
 	struct lproduce pr = { r->msg, a->addr };
 	const char *dsn = "4.2.0";
 	char *err = NULL, name[MAILDIR_NAME_MAX];
 	int rc, present = 0;
 
+	/* A Maildir's quota counts every folder (store/quota.h); the
+	 * message's size here is its queued content, close enough to the
+	 * copy (two header lines more) for a limit that is advisory. */
+	if (ends_with_slash(path) && !is_file && quota > 0) {
+		int over = quota_check(path, quota, (uint64_t)r->msg->env.content_size,
+		    &err);
+		if (over != 0) {
+			if (over > 0)
+				lr_fail(r, a->addr, lconf.overquota_bounce ? "5.2.2" : "4.2.2",
+				    "mailbox full: quota of %llu bytes exceeded",
+				    (unsigned long long)quota);
+			else
+				lr_fail(r, a->addr, "4.2.0", "cannot check the quota: %s", err);
+			free(err);
+			return -1;
+		}
+	}
 	/* One name per (queue file, recipient): a retry after a crash
 	 * between the copy and the 'D' mark finds the copy, not a twin. */
 	if (ends_with_slash(path) && maildir_delivery_name(name, sizeof(name),
@@ -78,6 +96,9 @@ store(struct lrcpt *r, const struct laddr *a, const char *path,
 		rc = mbox_deliver(path, r->msg->sender, time(NULL), local_produce, &pr,
 		    o, &dsn, &err);
 	if (rc == 0) {
+		if (ends_with_slash(path) && !is_file && quota > 0 && !present)
+			(void)quota_update(path, quota, (int64_t)r->msg->env.content_size, 1,
+			    NULL);
 		if (is_file)
 			lr_ok(r, a->addr, "delivered to file: %s", path);
 		else
@@ -108,7 +129,7 @@ local_mailbox(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid,
 	if (!mo.in_spool || owner_is_maildir(mo.path)) {
 		/* Under $HOME, or a Maildir spool: the user owns the directory. */
 		if (local_become(r, a, uid, gid) == 0) {
-			store(r, a, mo.path, &o, 0);
+			store(r, a, mo.path, &o, 0, mo.quota);
 			local_restore();
 		}
 	} else if (!lconf.root && uid != geteuid()) {
@@ -117,7 +138,7 @@ local_mailbox(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid,
 	} else {
 		/* The spool directory is root's: create as root, chown to the user. */
 		o.chown_new = lconf.root;
-		store(r, a, mo.path, &o, 0);
+		store(r, a, mo.path, &o, 0, mo.quota);
 	}
 	owner_free(&mo);
 }
@@ -138,7 +159,7 @@ local_file(struct lrcpt *r, const struct laddr *a, const char *path,
 	o.size_limit = lconf.mbox_limit;
 	if (local_become(r, a, p->uid, p->gid) < 0)
 		return;
-	store(r, a, path, &o, 1);
+	store(r, a, path, &o, 1, 0);
 	local_restore();
 }
 
@@ -177,7 +198,7 @@ local_virtual(struct lrcpt *r, const char *addr)
 	o.group = mo.gid;
 	o.size_limit = lconf.vmbox_limit;
 	if (local_become(r, &a, mo.uid, mo.gid) == 0) {
-		store(r, &a, mo.path, &o, 0);
+		store(r, &a, mo.path, &o, 0, mo.quota);
 		local_restore();
 	}
 	owner_free(&mo);

@@ -187,8 +187,10 @@ static const struct param_def param_table[] = {
 	{ "virtual_mailbox_base", CONF_STR, "", 0, 0 },
 	{ "virtual_mailbox_domains", CONF_STR, "$virtual_mailbox_maps", 0, 0 },
 	{ "virtual_mailbox_limit", CONF_SIZE, "51200000", 0, 0 },
+	{ "virtual_mailbox_limit_maps", CONF_STR, "", 0, 0 },
 	{ "virtual_mailbox_maps", CONF_STR, "", 0, 0 },
 	{ "virtual_minimum_uid", CONF_INT, "100", 0, 0 },
+	{ "virtual_overquota_bounce", CONF_BOOL, "no", 0, 0 },
 	{ "virtual_transport", CONF_STR, "virtual", 0, 0 },
 	{ "virtual_uid_maps", CONF_STR, "", 0, 0 },
 };

@@ -950,6 +950,7 @@ mbx_close(struct mailbox **mbp)
 		return;
 	db_close(&mb->db);
 	free(mb->path);
+	free(mb->quota_root);
 	free(mb);
 	*mbp = NULL;
 }

@@ -161,9 +161,25 @@ int mbx_expunged_since(struct mailbox *mb, uint64_t since, struct mbx_expunge **
 
 /* Store a new message (IMAP APPEND): written via maildir_deliver into
  * new/ (or cur/ with flags), mtime set to internaldate (0: now), then
- * indexed at once: *uid_r (may be NULL) is its UID. */
+ * indexed at once: *uid_r (may be NULL) is its UID. With a quota
+ * (mbx_set_quota) a message that takes the mailbox over it is removed
+ * again and MBX_OVERQUOTA returned; its size is added to the usage
+ * otherwise (and mbx_expunge subtracts what it removes). */
 int mbx_append(struct mailbox *mb, mail_producer_fn produce, void *ctx, unsigned flags,
     time_t internaldate, uint32_t *uid_r, char **err_r);
+
+/* ---- quota (store/quota.h: Maildir++ maildirsize at the user's top
+ * Maildir, counting every folder) ---- */
+#define MBX_OVERQUOTA (-3)
+/* Count this mailbox's appends and expunges against the quota of the
+ * user whose top Maildir is root (limit bytes; 0 = no quota). */
+void mbx_set_quota(struct mailbox *mb, const char *root, uint64_t limit);
+/* Usage and limit (*limit_r 0: no quota). 0 or MBX_ERR. */
+int mbx_quota_get(struct mailbox *mb, uint64_t *bytes_r, uint64_t *count_r,
+    uint64_t *limit_r, char **err_r);
+/* 1 if adding bytes would exceed the quota (APPEND and COPY ask first,
+ * with the sizes they know), 0 if not, MBX_ERR. */
+int mbx_quota_check(struct mailbox *mb, uint64_t bytes, char **err_r);
 
 /* The cache slot of a UID (parsed headers, BODYSTRUCTURE...): opaque bytes
  * of at most MBX_CACHE_MAX. get: 0 with *data_r xmalloc'd (caller frees),

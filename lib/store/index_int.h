@@ -40,6 +40,8 @@ struct mailbox {
 	int readonly;
 	int rebuilt;
 	struct hdr hdr;       /* as of the last transaction */
+	char *quota_root;     /* the user's top Maildir (mbx_set_quota), or NULL */
+	uint64_t quota_limit;
 };
 
 /* *err_r = text (or text freed when err_r is NULL or already set); rc. */

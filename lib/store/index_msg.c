@@ -26,6 +26,7 @@
 #include "util/strv.h"
 #include "store/index.h"
 #include "store/index_int.h"
+#include "store/quota.h"
 
 /* Find the current file of a message whose recorded name is stale:
  * new/BASE, or cur/BASE or cur/BASE:<anything>. *name_r xmalloc'd. */
@@ -300,12 +301,15 @@ mbx_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, char **err_r)
 		return idx_fail(err_r, MBX_ERR, xstrdup("mailbox is read-only"));
 	if (idx_lock_ex(mb, err_r) != 0)
 		return MBX_ERR;
+	int64_t freed = 0, nfreed = 0;
 	for (i = 0; i < n; i++) {
 		struct mbx_msg m;
 		char *p, *cur = NULL;
 
 		if (mbx_msg_get(mb, uids[i], &m, NULL) != 0)
 			continue;
+		freed += (int64_t)m.size;
+		nfreed++;
 		p = xasprintf("%s/%s", mb->path, m.name);
 		if (unlink(p) != 0 && errno == ENOENT &&
 		    find_file(mb->path, m.name + 4, idx_base_len(m.name + 4), &cur) == 0) {
@@ -321,7 +325,40 @@ mbx_expunge(struct mailbox *mb, const uint32_t *uids, size_t n, char **err_r)
 	 * by the next reconcile, which sees the files gone. */
 	rc = db_write(&mb->db, expunge_fn, &ec, err_r);
 	idx_unlock(mb);
+	if (mb->quota_limit > 0)
+		(void)quota_update(mb->quota_root, mb->quota_limit, -freed, -nfreed, NULL);
 	return rc == 0 ? 0 : MBX_ERR;
+}
+
+/* ---- quota ---- */
+
+void
+mbx_set_quota(struct mailbox *mb, const char *root, uint64_t limit)
+{
+	free(mb->quota_root);
+	mb->quota_root = limit > 0 ? xstrdup(root) : NULL;
+	mb->quota_limit = limit;
+}
+
+int
+mbx_quota_get(struct mailbox *mb, uint64_t *bytes_r, uint64_t *count_r,
+    uint64_t *limit_r, char **err_r)
+{
+	*limit_r = mb->quota_limit;
+	*bytes_r = *count_r = 0;
+	if (mb->quota_limit == 0)
+		return 0;
+	return quota_get(mb->quota_root, mb->quota_limit, bytes_r, count_r, err_r) == 0
+	    ? 0 : MBX_ERR;
+}
+
+int
+mbx_quota_check(struct mailbox *mb, uint64_t bytes, char **err_r)
+{
+	if (mb->quota_limit == 0)
+		return 0;
+	int r = quota_check(mb->quota_root, mb->quota_limit, bytes, err_r);
+	return r < 0 ? MBX_ERR : r;
 }
 
 struct exp_ctx {
@@ -412,9 +449,32 @@ mbx_append(struct mailbox *mb, mail_producer_fn produce, void *ctx, unsigned fla
 
 	if (mb->readonly)
 		return idx_fail(err_r, MBX_ERR, xstrdup("mailbox is read-only"));
+	/* Count (or recount) before the new file exists, so a recount does
+	 * not find it and then have it added a second time. */
+	if (mb->quota_limit > 0) {
+		int over = mbx_quota_check(mb, 0, err_r);
+		if (over != 0)
+			return over > 0 ? idx_fail(err_r, MBX_OVERQUOTA, xstrdup("quota exceeded"))
+			    : MBX_ERR;
+	}
 	if (maildir_deliver(mb->path, produce, ctx, name, sizeof(name), &dsn, &err) != 0)
 		return idx_fail(err_r, MBX_ERR, err);
 	p = xasprintf("%s/new/%s", mb->path, name);
+	if (mb->quota_limit > 0) {
+		/* Checked with the exact size once written; the file is in
+		 * new/ only for this moment, before any reconcile of ours. */
+		struct stat st;
+		int over = stat(p, &st) != 0 ? -1 : mbx_quota_check(mb, (uint64_t)st.st_size,
+		    err_r);
+		if (over != 0) {
+			(void)unlink(p);
+			free(p);
+			return over > 0 ? idx_fail(err_r, MBX_OVERQUOTA, xstrdup("quota exceeded"))
+			    : idx_fail(err_r, MBX_ERR, xstrdup("cannot check the quota"));
+		}
+		(void)quota_update(mb->quota_root, mb->quota_limit, (int64_t)st.st_size, 1,
+		    NULL);
+	}
 	if (internaldate != 0) {
 		ts[0].tv_sec = ts[1].tv_sec = internaldate;
 		ts[0].tv_nsec = ts[1].tv_nsec = 0;

@@ -41,6 +41,8 @@ owner_conf_load(struct owner_conf *c)
 	c->vmbox_specs = conf_dup("virtual_mailbox_maps");
 	c->vuid_specs = conf_dup("virtual_uid_maps");
 	c->vgid_specs = conf_dup("virtual_gid_maps");
+	c->vlimit_specs = conf_dup("virtual_mailbox_limit_maps");
+	c->mbox_limit = config_int("mailbox_size_limit");
 	c->vmin_uid = config_int("virtual_minimum_uid");
 	c->check_vmin = geteuid() == 0;
 }
@@ -55,6 +57,8 @@ owner_conf_free(struct owner_conf *c)
 	free(c->vmbox_specs);
 	free(c->vuid_specs);
 	free(c->vgid_specs);
+	free(c->vlimit_specs);
+	maplist_close(&c->vlimit);
 	maplist_close(&c->vmbox);
 	maplist_close(&c->vuid);
 	maplist_close(&c->vgid);
@@ -92,6 +96,7 @@ void
 owner_system_path(const struct owner_conf *c, struct mailbox_owner *o)
 {
 	free(o->path);
+	o->quota = c->mbox_limit > 0 ? (uint64_t)c->mbox_limit : 0;
 	if (*c->home_mailbox != '\0') {
 		o->path = xasprintf("%s/%s", strcmp(o->home, "/") == 0 ? "" : o->home,
 		    c->home_mailbox);
@@ -251,6 +256,34 @@ owner_virtual(struct owner_conf *c, const char *local, const char *domain,
 	o->gid = (gid_t)gid;
 	o->path = *c->vbase != '\0' ? xasprintf("%s/%s", c->vbase, mbox) : xstrdup(mbox);
 	o->is_virtual = 1;
+	o->quota = 0;
+	if (c->vlimit_specs != NULL && *c->vlimit_specs != '\0') {
+		struct maplist *ml = vmap(&c->vlimit, c->vlimit_specs,
+		    "virtual_mailbox_limit_maps", &tf);
+		char *lim = NULL, *end;
+		unsigned long long v;
+
+		rc = ml == NULL ? -1 : vlookup(ml, local, domain, bare, has_ext, &lim);
+		if (rc < 0) {
+			owner_free(o);
+			rc = fail(err_r, -1, xasprintf("virtual_mailbox_limit_maps lookup "
+			    "failed for %s", addr));
+			goto out;
+		}
+		if (rc > 0) {
+			errno = 0;
+			v = strtoull(str_trim(lim), &end, 10);
+			if (errno != 0 || end == lim || *end != '\0') {
+				owner_free(o);
+				rc = fail(err_r, -1, xasprintf("bad virtual_mailbox_limit_maps "
+				    "value \"%s\" for %s", lim, addr));
+				free(lim);
+				goto out;
+			}
+			o->quota = v;
+		}
+		free(lim);
+	}
 	rc = 1;
 out:
 	free(bare);

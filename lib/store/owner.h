@@ -16,6 +16,7 @@
 #ifndef POSTERN_OWNER_H
 #define POSTERN_OWNER_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 struct maplist;
@@ -26,11 +27,13 @@ struct owner_conf {
 	char *delim;                  /* recipient_delimiter */
 	char *vbase;                  /* virtual_mailbox_base */
 	char *vmbox_specs, *vuid_specs, *vgid_specs;   /* virtual_*_maps */
+	char *vlimit_specs;           /* virtual_mailbox_limit_maps */
+	long long mbox_limit;         /* mailbox_size_limit: system users */
 	long long vmin_uid;           /* virtual_minimum_uid */
 	int check_vmin;               /* refuse uids below vmin_uid: set when
 	                               * running as root (local does) */
 	/* opened on first use; a failed open is retried next time */
-	struct maplist *vmbox, *vuid, *vgid;
+	struct maplist *vmbox, *vuid, *vgid, *vlimit;
 };
 
 /* Fill c from the loaded configuration (config.h); check_vmin is set when
@@ -46,6 +49,12 @@ struct mailbox_owner {
 	char *path;        /* the INBOX: a Maildir path ends in '/', else an mbox file */
 	int is_virtual;
 	int in_spool;      /* path is mail_spool_directory/USER (a root-owned dir) */
+	uint64_t quota;    /* bytes the whole mailbox may hold, 0 = no limit: for
+	                    * a Maildir all folders together (store/quota.h), for
+	                    * an mbox the file; mailbox_size_limit for system
+	                    * users, virtual_mailbox_limit_maps for virtual ones
+	                    * (no entry: no limit; virtual_mailbox_limit stays
+	                    * Postfix's per-file limit) */
 };
 
 /* The mailbox of a system user already looked up (local does aliases and

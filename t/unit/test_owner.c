@@ -152,6 +152,35 @@ START_TEST(test_virtual)
 END_TEST
 
 /* Maps not configured or missing: temporary, never "unknown user". */
+/* virtual_mailbox_limit_maps gives the quota; no entry, no quota; a
+ * value that is not a number is a temporary failure, not "unlimited". */
+START_TEST(test_virtual_quota)
+{
+	struct mailbox_owner o;
+	char *err = NULL;
+
+	ck_assert_int_eq(owner_lookup(&c, "alice@example.test", &o, &err), 1);
+	ck_assert_uint_eq(o.quota, 0);
+	owner_free(&o);
+	c.vlimit_specs = xstrdup("static:4096");
+	ck_assert_int_eq(owner_lookup(&c, "alice@example.test", &o, &err), 1);
+	ck_assert_uint_eq(o.quota, 4096);
+	owner_free(&o);
+	maplist_close(&c.vlimit);
+	free(c.vlimit_specs);
+	c.vlimit_specs = xstrdup("static:lots");
+	ck_assert_int_eq(owner_lookup(&c, "alice@example.test", &o, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "bad virtual_mailbox_limit_maps value"));
+	free(err);
+	/* System users: mailbox_size_limit. */
+	c.mbox_limit = 1000;
+	struct passwd *pw = getpwuid(getuid());
+	ck_assert_int_eq(owner_system(&c, pw->pw_name, &o, &err), 1);
+	ck_assert_uint_eq(o.quota, 1000);
+	owner_free(&o);
+}
+END_TEST
+
 START_TEST(test_virtual_unavailable)
 {
 	struct mailbox_owner o;
@@ -179,6 +208,7 @@ owner_suite(void)
 	tcase_add_test(tc, test_system_user);
 	tcase_add_test(tc, test_virtual);
 	tcase_add_test(tc, test_virtual_unavailable);
+	tcase_add_test(tc, test_virtual_quota);
 	suite_add_tcase(s, tc);
 	return s;
 }
