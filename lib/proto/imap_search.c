@@ -441,26 +441,36 @@ imap_view_header_len(const struct imap_view *v)
 	return n;
 }
 
-/* Unfold a raw field value (CR and LF dropped, outer blanks trimmed) and
- * decode its encoded words, appended to out. */
+/* Unfold a raw field value (CR and LF dropped, outer blanks trimmed),
+ * appended to out, with its encoded words decoded if decode is set. */
 static void
-field_text(const char *v, size_t n, struct buf *tmp, struct buf *out)
+field_text(const char *v, size_t n, int decode, struct buf *tmp,
+    struct buf *out)
 {
-	buf_reset(tmp);
-	size_t i = 0;
+	struct buf *u = decode ? tmp : out;
+
+	if (decode)
+		buf_reset(tmp);
+	size_t i = 0, start = u->len;
 	while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
 		i++;
 	for (; i < n; i++)
 		if (v[i] != '\r' && v[i] != '\n')
-			buf_putc(tmp, v[i]);
-	while (tmp->len > 0 && (tmp->data[tmp->len - 1] == ' '
-	    || tmp->data[tmp->len - 1] == '\t'))
-		tmp->len--;
-	mime_decode_words(tmp->data ? tmp->data : "", tmp->len, out);
+			buf_putc(u, v[i]);
+	while (u->len > start && (u->data[u->len - 1] == ' '
+	    || u->data[u->len - 1] == '\t'))
+		u->len--;
+	if (u->data)
+		u->data[u->len] = '\0';
+	else
+		buf_puts(u, "");
+	if (decode)
+		mime_decode_words(tmp->data, tmp->len, out);
 }
 
 int
-imap_view_field(struct imap_view *v, const char *name, struct buf *out)
+imap_view_field(struct imap_view *v, const char *name, int decode,
+    struct buf *out)
 {
 	struct buf tmp = BUF_INIT(0);
 	struct mime_field f;
@@ -473,7 +483,7 @@ imap_view_field(struct imap_view *v, const char *name, struct buf *out)
 	size_t hl = imap_view_header_len(v);
 	while (mime_field_next(v->data, hl, &pos, &f))
 		if (f.name_len == nlen && strncasecmp(f.name, name, nlen) == 0) {
-			field_text(f.value, f.value_len, &tmp, out);
+			field_text(f.value, f.value_len, decode, &tmp, out);
 			found = 1;
 			break;
 		}
@@ -995,7 +1005,7 @@ header_text(struct imap_search *s, const char *hdr, size_t n, struct buf *out)
 		buf_reset(&s->tmp2);
 		buf_append(&s->tmp2, f.name, f.name_len);
 		buf_puts(&s->tmp2, ": ");
-		field_text(f.value, f.value_len, &s->tmp, &s->tmp2);
+		field_text(f.value, f.value_len, 1, &s->tmp, &s->tmp2);
 		buf_putc(&s->tmp2, '\n');
 		imap_casemap(s->tmp2.data, s->tmp2.len, out, 0);
 	}
@@ -1107,7 +1117,7 @@ match_header(struct imap_search *s, const struct node *n, struct imap_view *v)
 		if (f.name_len != nlen || strncasecmp(f.name, n->name, nlen) != 0)
 			continue;
 		buf_reset(&val);
-		field_text(f.value, f.value_len, &s->tmp, &val);
+		field_text(f.value, f.value_len, 1, &s->tmp, &val);
 		buf_reset(&folded);
 		imap_casemap(val.data ? val.data : "", val.len, &folded, 0);
 		r = contains(&folded, &n->needle);
@@ -1170,7 +1180,7 @@ match(struct imap_search *s, const struct node *n, struct imap_view *v)
 		return date_cmp(day_of(v->internaldate), n);
 	case N_SENT: {
 		int64_t day;
-		if (imap_view_field(v, "Date", &s->tmp2) == 0
+		if (imap_view_field(v, "Date", 0, &s->tmp2) == 0
 		    || imap_rfc5322_date(s->tmp2.data, s->tmp2.len, &day, NULL) < 0) {
 			if (v->data == NULL)
 				return -1;

@@ -33,9 +33,13 @@ int imap_rfc5322_date(const char *s, size_t n, int64_t *day_r,
 /* The header block of a loaded view: data up to and including the blank
  * line (the whole message when there is none). */
 size_t imap_view_header_len(const struct imap_view *v);
-/* First field name of v's header, unfolded and RFC 2047-decoded to UTF-8
- * into out (reset first): 1, or 0 when absent or v cannot be loaded
- * (out then empty). */
-int imap_view_field(struct imap_view *v, const char *name, struct buf *out);
+/* First field name of v's header, unfolded (and with decode, RFC 2047-
+ * decoded to UTF-8) into out (reset first): 1, or 0 when absent or v
+ * cannot be loaded (out then empty). */
+int imap_view_field(struct imap_view *v, const char *name, int decode,
+    struct buf *out);
+/* The sent date of v in UTC seconds: its Date: field, else its
+ * INTERNALDATE (RFC 5256, SORT DATE and THREAD). tmp is scratch. */
+int64_t imap_sent_date(struct imap_view *v, struct buf *tmp);
 
 #endif
