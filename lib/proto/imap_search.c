@@ -301,26 +301,32 @@ parse_search_date(const char *s, size_t n, int64_t *day_r)
 	return 0;
 }
 
+size_t
+imap_skip_comment(const char *s, size_t i, size_t n)
+{
+	unsigned depth = 0;
+
+	for (; i < n; i++) {
+		if (s[i] == '\\' && i + 1 < n)
+			i++;
+		else if (s[i] == '(')
+			depth++;
+		else if (s[i] == ')' && --depth == 0)
+			return i + 1;
+	}
+	return n;
+}
+
 /* Skip blanks and (nested) comments. */
 static size_t
 skip_cfws(const char *s, size_t i, size_t n)
 {
 	while (i < n) {
-		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
+		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')
 			i++;
-		} else if (s[i] == '(') {
-			unsigned depth = 0;
-			for (; i < n; i++) {
-				if (s[i] == '\\' && i + 1 < n)
-					i++;
-				else if (s[i] == '(')
-					depth++;
-				else if (s[i] == ')' && --depth == 0) {
-					i++;
-					break;
-				}
-			}
-		} else
+		else if (s[i] == '(')
+			i = imap_skip_comment(s, i, n);
+		else
 			break;
 	}
 	return i;
@@ -954,6 +960,13 @@ unsigned
 imap_search_return(const struct imap_search *s)
 {
 	return s->ret;
+}
+
+void
+imap_search_rev2(struct imap_search *s)
+{
+	if (!(s->ret & IMAP_SR_ESEARCH))
+		s->ret = IMAP_SR_ESEARCH | IMAP_SR_ALL;
 }
 
 int

@@ -56,6 +56,10 @@ void imap_search_free(struct imap_search **s);
 /* IMAP_VIEW_* bits the keys may need (0: flags/sizes/dates only). */
 unsigned imap_search_needs(const struct imap_search *s);
 unsigned imap_search_return(const struct imap_search *s);
+/* IMAP4rev2 (RFC 9051 6.4.4): SEARCH always answers with ESEARCH, a
+ * search without RETURN as if it had "RETURN (ALL)". Call after
+ * imap_search_parse for sessions that enabled IMAP4rev2. */
+void imap_search_rev2(struct imap_search *s);
 /* 1 if a MODSEQ key was used: the reply carries (MODSEQ highest-match). */
 int imap_search_uses_modseq(const struct imap_search *s);
 

@@ -19,6 +19,10 @@
  * whose answer depends on the process locale. */
 void imap_casemap(const char *s, size_t n, struct buf *out, int upper);
 
+/* The end of the RFC 5322 comment that opens at s[i] ('('), nesting and
+ * backslash quoting followed; n when it is not closed. */
+size_t imap_skip_comment(const char *s, size_t i, size_t n);
+
 /* Days since 1970-01-01 of a proleptic Gregorian date. */
 int64_t imap_days_from_civil(int64_t y, unsigned m, unsigned d);
 /* Month "Jan".."Dec" (case-insensitive) at s[0..3): 1..12, or 0. */

@@ -156,22 +156,6 @@ imap_base_subject(const char *s, size_t n, struct buf *out, int *is_reply_r)
 /* --- Addresses ------------------------------------------------------------- */
 
 static size_t
-skip_comment(const char *s, size_t i, size_t n)
-{
-	unsigned depth = 0;
-
-	for (; i < n; i++) {
-		if (s[i] == '\\' && i + 1 < n)
-			i++;
-		else if (s[i] == '(')
-			depth++;
-		else if (s[i] == ')' && --depth == 0)
-			return i + 1;
-	}
-	return n;
-}
-
-static size_t
 skip_quoted(const char *s, size_t i, size_t n)
 {
 	for (i++; i < n; i++) {
@@ -190,7 +174,7 @@ clean(const char *s, size_t b, size_t e, int keep_blanks, struct buf *out)
 {
 	for (size_t i = b; i < e;) {
 		if (s[i] == '(') {
-			i = skip_comment(s, i, e);
+			i = imap_skip_comment(s, i, e);
 			continue;
 		}
 		if (s[i] == '"') {
@@ -238,7 +222,7 @@ first_mailbox(const char *s, size_t n, struct buf *name, struct buf *local,
 			continue;
 		}
 		if (i < n && s[i] == '(') {
-			i = skip_comment(s, i, n);
+			i = imap_skip_comment(s, i, n);
 			continue;
 		}
 		if (i < n && s[i] == '<') {

@@ -380,6 +380,35 @@ START_TEST(test_uid_esearch)
 }
 END_TEST
 
+/* IMAP4rev2 sessions get ESEARCH for a plain SEARCH; RETURN is kept. */
+START_TEST(test_rev2)
+{
+	const struct imap_command *c = parse_cmd("a SEARCH UNDRAFT\r\n", 18, 0);
+	struct imap_search *s;
+	const char *err;
+	struct buf out = BUF_INIT(0);
+	struct imap_view *m[2];
+
+	setup();
+	m[0] = &views[0];
+	m[1] = &views[1];
+	ck_assert_int_eq(imap_search_parse(c, 0, &env_default, 1, 0, &s, &err), 0);
+	imap_search_rev2(s);
+	imap_search_write(s, "a", 1, m, 2, &out);
+	ck_assert_str_eq(buf_cstr(&out), "* ESEARCH (TAG \"a\") UID ALL 10:11\r\n");
+	imap_search_free(&s);
+	buf_reset(&out);
+	c = parse_cmd("a SEARCH RETURN (COUNT) UNDRAFT\r\n", 33, 0);
+	ck_assert_int_eq(imap_search_parse(c, 0, &env_default, 1, 0, &s, &err), 0);
+	imap_search_rev2(s);
+	imap_search_write(s, "a", 0, m, 2, &out);
+	ck_assert_str_eq(buf_cstr(&out), "* ESEARCH (TAG \"a\") COUNT 2\r\n");
+	imap_search_free(&s);
+	buf_free(&out);
+	teardown();
+}
+END_TEST
+
 /* RFC 5182: RETURN (SAVE) keeps the UIDs; "$" then names them, for
  * sequence and UID keys alike; SAVE with MIN keeps just the minimum. */
 START_TEST(test_searchres)
@@ -604,6 +633,7 @@ search_suite(void)
 	tcase_add_loop_test(tc, test_keys, 0, ARRAY_SIZE(cases));
 	tcase_add_test(tc, test_uid_esearch);
 	tcase_add_test(tc, test_searchres);
+	tcase_add_test(tc, test_rev2);
 	tcase_add_test(tc, test_depth);
 	tcase_add_test(tc, test_needs);
 	tcase_add_test(tc, test_charset_utf8_accept);
