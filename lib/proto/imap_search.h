@@ -7,7 +7,7 @@
  *
  * Text keys (SUBJECT, FROM, BODY, TEXT, HEADER ...) match case-
  * insensitively on UTF-8 after RFC 2047 decoding of header text and
- * quoted-printable / base64 decoding of text/* body parts (charset
+ * quoted-printable / base64 decoding of text/... body parts (charset
  * converted to UTF-8). CHARSET US-ASCII and UTF-8 are accepted; any other
  * gets NO [BADCHARSET (US-ASCII UTF-8)]. Nesting of parentheses, OR and
  * NOT is bounded (IMAP_SEARCH_DEPTH_MAX).
@@ -56,6 +56,10 @@ void imap_search_free(struct imap_search **s);
 /* IMAP_VIEW_* bits the keys may need (0: flags/sizes/dates only). */
 unsigned imap_search_needs(const struct imap_search *s);
 unsigned imap_search_return(const struct imap_search *s);
+/* IMAP4rev2 (RFC 9051 6.4.4): SEARCH always answers with ESEARCH, a
+ * search without RETURN as if it had "RETURN (ALL)". Call after
+ * imap_search_parse for sessions that enabled IMAP4rev2. */
+void imap_search_rev2(struct imap_search *s);
 /* 1 if a MODSEQ key was used: the reply carries (MODSEQ highest-match). */
 int imap_search_uses_modseq(const struct imap_search *s);
 
@@ -68,6 +72,13 @@ int imap_search_match(struct imap_search *s, struct imap_view *v);
  * uid: UID SEARCH (numbers are UIDs). */
 void imap_search_write(const struct imap_search *s, const char *tag, int uid,
     struct imap_view *const *matched, size_t n, struct buf *out);
+
+/* What RETURN (SAVE) stores as "$" (RFC 5182 2.4): the UIDs of all the
+ * matched views, or only of the MIN and/or MAX ones when those were the
+ * only other options. *out is overwritten (free with imap_seqset_free);
+ * empty when nothing matched. Ascending UIDs in matched assumed. */
+void imap_search_saved(const struct imap_search *s,
+    struct imap_view *const *matched, size_t n, struct imap_seqset *out);
 
 /* --- SORT (RFC 5256) --------------------------------------------------- */
 

@@ -1708,3 +1708,10 @@ mime_part_decode(const struct mime_tree *t, const char *msg, uint32_t i,
 	buf_free(&enc);
 	return r;
 }
+
+int
+mime_charset_to_utf8(const char *cs, size_t cslen, const char *p, size_t n,
+    struct buf *out)
+{
+	return to_utf8(cs, cslen, p, n, out);
+}

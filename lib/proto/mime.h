@@ -136,6 +136,14 @@ int mime_header_get(const char *hdr, size_t n, const char *name,
  * or one in an unknown charset is kept as it is; other text is copied. */
 void mime_decode_words(const char *s, size_t n, struct buf *out);
 
+/* Convert p[0..n) from charset cs[0..cslen) to UTF-8, appended to out
+ * (UTF-8, US-ASCII and ISO-8859-1 without iconv, others with iconv(3);
+ * only charset-name characters reach iconv_open). 0, or -1 when the
+ * charset is unknown or the bytes do not convert (out unchanged). Shared
+ * by RFC 2047 decoding and body SEARCH. */
+int mime_charset_to_utf8(const char *cs, size_t cslen, const char *p,
+    size_t n, struct buf *out);
+
 /* --- Content-* fields ------------------------------------------------------ */
 
 struct mime_param {
