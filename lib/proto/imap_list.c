@@ -73,7 +73,7 @@ arg_decode(const struct imap_arg *a, int utf8, size_t max, char **out_r,
 	struct buf b = BUF_INIT(0);
 
 	*out_r = NULL;
-	if (!imap_arg_is_string(a)) {
+	if (!imap_arg_is_string(a) || a->literal8) {
 		*err_r = "Mailbox name expected";
 		return -1;
 	}
@@ -139,11 +139,14 @@ imap_write_mailbox(struct buf *out, const char *name, int utf8)
 
 /* ---- STATUS ---- */
 
-/* In the order "* STATUS" writes them. */
-static const struct {
+/* A keyword of the protocol and its bit. */
+struct word_bit {
 	const char *name;
 	unsigned bit;
-} status_atts[] = {
+};
+
+/* In the order "* STATUS" writes them. */
+static const struct word_bit status_atts[] = {
 	{ "MESSAGES", IMAP_ST_MESSAGES },
 	{ "RECENT", IMAP_ST_RECENT },
 	{ "UIDNEXT", IMAP_ST_UIDNEXT },
@@ -161,13 +164,23 @@ atom_is(const struct imap_arg *a, const char *word)
 	    strncasecmp(a->str, word, a->len) == 0;
 }
 
+/* The bit of the atom a in t[0..n) (any case), 0 if it is none of them. */
+static unsigned
+word_bit_of(const struct word_bit *t, size_t n, const struct imap_arg *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (atom_is(a, t[i].name))
+			return t[i].bit;
+	return 0;
+}
+
 int
 imap_status_items_parse(const struct imap_command *c, size_t li, unsigned *items_r,
     const char **err_r)
 {
 	const struct imap_arg *a;
 	unsigned items = 0;
-	size_t k, i;
+	size_t k;
 
 	*items_r = 0;
 	if (li >= c->nargs || c->args[li].kind != IMAP_ARG_LIST || c->args[li].nchildren == 0) {
@@ -175,14 +188,13 @@ imap_status_items_parse(const struct imap_command *c, size_t li, unsigned *items
 		return -1;
 	}
 	for (k = 0; (a = imap_arg_child(c, li, k)) != NULL; k++) {
-		for (i = 0; i < sizeof(status_atts) / sizeof(status_atts[0]); i++)
-			if (atom_is(a, status_atts[i].name))
-				break;
-		if (i == sizeof(status_atts) / sizeof(status_atts[0])) {
+		unsigned bit = word_bit_of(status_atts, ARRAY_SIZE(status_atts), a);
+
+		if (bit == 0) {
 			*err_r = "Unknown STATUS item";
 			return -1;
 		}
-		items |= status_atts[i].bit;
+		items |= bit;
 	}
 	*items_r = items;
 	return 0;
@@ -197,7 +209,7 @@ imap_status_write(struct buf *out, const char *name, int utf8, unsigned items,
 	buf_puts(out, "* STATUS ");
 	imap_write_mailbox(out, name, utf8);
 	buf_puts(out, " (");
-	for (size_t i = 0; i < sizeof(status_atts) / sizeof(status_atts[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(status_atts); i++) {
 		uint64_t v;
 
 		if (!(items & status_atts[i].bit))
@@ -229,10 +241,7 @@ imap_list_req_free(struct imap_list_req *r)
 		strv_free(&r->patterns);
 }
 
-static const struct {
-	const char *name;
-	unsigned bit;
-} sel_opts[] = {
+static const struct word_bit sel_opts[] = {
 	{ "SUBSCRIBED", IMAP_LS_SUBSCRIBED },
 	{ "REMOTE", IMAP_LS_REMOTE },
 	{ "RECURSIVEMATCH", IMAP_LS_RECURSIVEMATCH },
@@ -277,7 +286,7 @@ imap_list_parse(const struct imap_command *c, int lsub, int utf8, struct imap_li
     const char **err_r)
 {
 	const struct imap_arg *a, *o;
-	size_t k = 0, j, i;
+	size_t k = 0, j;
 
 	memset(r, 0, sizeof(*r));
 	r->lsub = lsub;
@@ -286,14 +295,13 @@ imap_list_parse(const struct imap_command *c, int lsub, int utf8, struct imap_li
 	if (!lsub && a != NULL && a->kind == IMAP_ARG_LIST) {
 		r->extended = 1;
 		for (j = 0; (o = imap_arg_child(c, arg_index(c, a), j)) != NULL; j++) {
-			for (i = 0; i < sizeof(sel_opts) / sizeof(sel_opts[0]); i++)
-				if (atom_is(o, sel_opts[i].name))
-					break;
-			if (i == sizeof(sel_opts) / sizeof(sel_opts[0])) {
+			unsigned bit = word_bit_of(sel_opts, ARRAY_SIZE(sel_opts), o);
+
+			if (bit == 0) {
 				*err_r = "Unknown LIST selection option";
 				goto bad;
 			}
-			r->sel |= sel_opts[i].bit;
+			r->sel |= bit;
 		}
 		a = imap_arg_child(c, 0, ++k);
 	}
@@ -333,15 +341,14 @@ imap_list_parse(const struct imap_command *c, int lsub, int utf8, struct imap_li
 			goto bad;
 		}
 		for (j = 0; (o = imap_arg_child(c, arg_index(c, a), j)) != NULL; j++) {
-			for (i = 0; i < sizeof(ret_opts) / sizeof(ret_opts[0]); i++)
-				if (atom_is(o, ret_opts[i].name))
-					break;
-			if (i == sizeof(ret_opts) / sizeof(ret_opts[0])) {
+			unsigned bit = word_bit_of(ret_opts, ARRAY_SIZE(ret_opts), o);
+
+			if (bit == 0) {
 				*err_r = "Unknown LIST return option";
 				goto bad;
 			}
-			r->ret |= ret_opts[i].bit;
-			if (ret_opts[i].bit == IMAP_LR_STATUS) {
+			r->ret |= bit;
+			if (bit == IMAP_LR_STATUS) {
 				unsigned items;
 
 				o = imap_arg_child(c, arg_index(c, a), ++j);
@@ -768,7 +775,7 @@ imap_list_write(struct buf *out, const struct imap_list_req *r,
 	const char *sep = "";
 
 	buf_puts(out, r->lsub ? "* LSUB (" : "* LIST (");
-	for (size_t i = 0; i < sizeof(list_attrs) / sizeof(list_attrs[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(list_attrs); i++)
 		if (e->attrs & list_attrs[i].bit) {
 			buf_printf(out, "%s%s", sep, list_attrs[i].name);
 			sep = " ";
@@ -795,7 +802,7 @@ imap_special_use(const char *name)
 		{ "Trash", IMAP_LA_TRASH },
 	};
 
-	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(uses); i++)
 		if (strcmp(name, uses[i].name) == 0)
 			return uses[i].bit;
 	return 0;

@@ -246,7 +246,7 @@ static const char *const maildir_subdirs[] = { "tmp", "new", "cur" };
 static int
 is_maildir_subdir(const char *n)
 {
-	for (size_t i = 0; i < sizeof(maildir_subdirs) / sizeof(maildir_subdirs[0]); i++)
+	for (size_t i = 0; i < ARRAY_SIZE(maildir_subdirs); i++)
 		if (strcmp(n, maildir_subdirs[i]) == 0)
 			return 1;
 	return 0;
@@ -741,7 +741,7 @@ mbx_subs_set(const char *maildir, const char *name, int subscribe, char **err_r)
 int
 mbx_folders_init(const char *maildir, char **err_r)
 {
-	size_t n = sizeof(init_folders) / sizeof(init_folders[0]);
+	size_t n = ARRAY_SIZE(init_folders);
 	struct stat st;
 	int mfd, fd;
 

@@ -236,18 +236,17 @@ START_TEST(test_symlinks_not_followed)
 	ck_assert(exists("%s/precious", out));
 	ck_assert(exists("%s/.Half/new", mdir));
 
-	/* INBOX rename into a folder whose new/ is a link elsewhere */
-	char tgt[PATH_MAX];
-	create("Trap");
-	snprintf(tgt, sizeof(tgt), "%s/.Trap/new", mdir);
-	ck_assert_int_eq(rmdir(tgt), 0);
-	ck_assert_int_eq(symlink(out, tgt), 0);
-	put("new/m1", "hello\n");
-	ck_assert_int_eq(mbx_folder_rename(mdir, "INBOX", "Trap", &err), MBX_ERR);
+	/* INBOX's cur/ is a link elsewhere: renaming INBOX moves nothing
+	 * out of that directory */
+	char cur[PATH_MAX];
+	snprintf(cur, sizeof(cur), "%s/cur", mdir);
+	ck_assert_int_eq(rmdir(cur), 0);
+	ck_assert_int_eq(symlink(out, cur), 0);
+	ck_assert_int_eq(mbx_folder_rename(mdir, "INBOX", "Moved", &err), MBX_ERR);
 	free(err);
 	err = NULL;
-	ck_assert(exists("%s/new/m1", mdir));
-	ck_assert(!exists("%s/m1", out));
+	ck_assert(exists("%s/precious", out));
+	ck_assert(!exists("%s/.Moved/cur/precious", mdir));
 }
 END_TEST
 

@@ -64,6 +64,7 @@ static const struct {
 	{ "foo/", 0, "foo" },                        /* CREATE foo/ */
 	{ "\"a b\"", 0, "a b" },
 	{ "{3}\r\na/b", 0, "a/b" },
+	{ "~{3}\r\nabc", 0, NULL },                  /* literal8 is not a mailbox */
 	{ "\"..\"", 0, NULL },
 	{ "\"a/../b\"", 0, NULL },
 	{ "\"/abs\"", 0, NULL },
