@@ -127,13 +127,16 @@ imap_write_mailbox(struct buf *out, const char *name, int utf8)
 {
 	struct buf m = BUF_INIT(0);
 	size_t len = strlen(name);
+	/* "~x" is a legal atom, but a leading '~' reads as literal8 to some
+	 * parsers (ours among them): quote it. */
+	unsigned atom = name[0] == '~' ? 0 : IMAP_Q_ATOM;
 
 	if (utf8)
-		imap_quote(out, name, len, IMAP_Q_ATOM | IMAP_Q_UTF8);
+		imap_quote(out, name, len, atom | IMAP_Q_UTF8);
 	else if (utf8_to_mutf7(name, len, &m) == 0)
-		imap_quote(out, buf_cstr(&m), m.len, IMAP_Q_ATOM);
+		imap_quote(out, buf_cstr(&m), m.len, atom);
 	else
-		imap_quote(out, name, len, IMAP_Q_ATOM);   /* not UTF-8: a literal */
+		imap_quote(out, name, len, atom);   /* not UTF-8: a literal */
 	buf_free(&m);
 }
 

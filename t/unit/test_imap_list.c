@@ -164,6 +164,8 @@ START_TEST(test_write_mailbox)
 		{ "", 0, "\"\"" },
 		{ "NIL", 0, "\"NIL\"" },
 		{ "x%", 0, "\"x%\"" },
+		{ "~x", 0, "\"~x\"" },
+		{ "x~", 0, "x~" },
 	};
 	struct buf b = BUF_INIT(0);
 
