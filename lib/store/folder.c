@@ -304,17 +304,21 @@ tree_walk(int dfd, const char *what, int top, int doit, char **err_r)
 }
 
 /* Names of the entries under mfd that start with prefix (the Maildir++
- * entries of a folder's children when prefix is ".A.b."). */
+ * entries of a folder's children when prefix is ".A.b."), or NULL with
+ * *err_r if the Maildir cannot be read. */
 static char **
-entries_with_prefix(int mfd, const char *prefix)
+entries_with_prefix(int mfd, const char *prefix, char **err_r)
 {
-	char **v = xcalloc(1, sizeof(char *));
+	char **v;
 	size_t plen = strlen(prefix);
 	struct dirent *de;
 	DIR *d = dir_stream(mfd, ".");
 
-	if (d == NULL)
-		return v;
+	if (d == NULL) {
+		idx_fail(err_r, MBX_ERR, xasprintf("read the Maildir: %s", strerror(errno)));
+		return NULL;
+	}
+	v = xcalloc(1, sizeof(char *));
 	while ((de = readdir(d)) != NULL)
 		if (strncmp(de->d_name, prefix, plen) == 0)
 			strv_push(&v, de->d_name);
@@ -362,7 +366,8 @@ mbx_folder_delete(const char *maildir, const char *name, char **err_r)
 		return MBX_ERR;
 	ent = folder_entry(name);
 	prefix = xasprintf("%s.", ent);
-	kids = entries_with_prefix(mfd, prefix);
+	if ((kids = entries_with_prefix(mfd, prefix, err_r)) == NULL)
+		goto out;
 	if (kids[0] != NULL) {
 		idx_fail(err_r, MBX_ERR, xasprintf("folder %s has child folders", name));
 		goto out;
@@ -512,7 +517,8 @@ mbx_folder_rename(const char *maildir, const char *from, const char *to, char **
 	prefix = xasprintf("%s.", fent);
 	/* The folder itself (if it exists: a parent may exist only through
 	 * its children) and every child, each to its new entry. */
-	src = entries_with_prefix(mfd, prefix);
+	if ((src = entries_with_prefix(mfd, prefix, err_r)) == NULL)
+		goto out;
 	if (fstatat(mfd, fent, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		strv_push(&src, fent);
 	n = strv_len(src);
