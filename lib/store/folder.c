@@ -30,7 +30,9 @@
  * failure in the middle is rolled back as far as the file system lets
  * it, and a crash in the middle leaves some children under each name
  * (no message is lost). Renaming INBOX moves its files one by one; a
- * crash leaves some in each (again, none lost).
+ * crash leaves some in each (again, none lost). A delete that fails after
+ * its rename (a file that cannot be unlinked) leaves the hidden
+ * "..deleted.*" directory behind for the administrator.
  */
 #include <dirent.h>
 #include <errno.h>
