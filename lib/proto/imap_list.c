@@ -95,6 +95,10 @@ arg_decode(const struct imap_arg *a, int utf8, size_t max, char **out_r,
 		buf_free(&b);
 		*err_r = "Mailbox name is not valid modified UTF-7";
 		return -1;
+	} else if (b.len > 0 && memchr(b.data, '\0', b.len) != NULL) {
+		buf_free(&b);     /* "&AAA-" is U+0000: it would cut the name short */
+		*err_r = "Mailbox name has control characters";
+		return -1;
 	}
 	*out_r = b.data != NULL ? buf_steal(&b) : xstrdup("");
 	return 0;

@@ -60,6 +60,8 @@ static const struct {
 	{ "\"Entwürfe\"", 0, NULL },                 /* rev1: 8-bit is not mUTF-7 */
 	{ "a&b", 0, NULL },                          /* unterminated run */
 	{ "&AGEAYg-", 0, NULL },                     /* ASCII inside a run */
+	{ "a&AAA-b", 0, NULL },                      /* U+0000 */
+	{ "a&AAE-b", 0, NULL },                      /* U+0001 */
 	{ "\"\xff\"", 1, NULL },                     /* not UTF-8 */
 	{ "foo/", 0, "foo" },                        /* CREATE foo/ */
 	{ "\"a b\"", 0, "a b" },
