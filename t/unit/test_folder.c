@@ -23,33 +23,12 @@
 #include "store/index.h"
 #include "store/maildir.h"
 
-static char tmpbase[64];
-static char mdir[128];
+#define FIXTURE_NAME "test_folder"
+#include "maildir_fixture.h"
 
-static void
-setup(void)
-{
-	const char *dsn;
-	char *err = NULL;
-
-	snprintf(tmpbase, sizeof(tmpbase), "/tmp/test_folder.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpbase));
-	snprintf(mdir, sizeof(mdir), "%s/Maildir", tmpbase);
-	ck_assert_int_eq(maildir_make(mdir, &dsn, &err), 0);
-}
-
-static void
-teardown(void)
-{
-	char cmd[PATH_MAX + 32];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpbase);
-	(void)system(cmd);
-}
-
-/* lstat of dir + rel ("" for dir itself). */
+/* lstat of dir + rel. */
 static int
-exists2(const char *dir, const char *rel)
+exists(const char *dir, const char *rel)
 {
 	char p[2 * PATH_MAX];
 	struct stat st;
@@ -57,7 +36,6 @@ exists2(const char *dir, const char *rel)
 	snprintf(p, sizeof(p), "%s%s", dir, rel);
 	return lstat(p, &st) == 0;
 }
-#define exists(fmt, dir) exists2((dir), (fmt) + 2)
 
 static void
 put(const char *rel, const char *body)
@@ -149,7 +127,7 @@ START_TEST(test_hostile_names)
 		    err);
 	ASSERT_LIST(folders(), "");
 	ASSERT_LIST(subs(), "");
-	ck_assert(!exists("%s/../x", mdir));
+	ck_assert(!exists(mdir, "/../x"));
 }
 END_TEST
 
@@ -167,7 +145,7 @@ START_TEST(test_delete)
 	err = NULL;
 	ck_assert_int_eq(mbx_folder_delete(mdir, "A/B", &err), 0);
 	ck_assert_int_eq(mbx_folder_delete(mdir, "A", &err), 0);
-	ck_assert(!exists("%s/.A", mdir));
+	ck_assert(!exists(mdir, "/.A"));
 	ASSERT_LIST(folders(), "");
 	ck_assert_int_eq(mbx_folder_delete(mdir, "A", &err), MBX_ERR);   /* gone */
 	free(err);
@@ -176,7 +154,7 @@ START_TEST(test_delete)
 	free(err);
 	err = NULL;
 	ck_assert_int_eq(mbx_folder_delete(mdir, "iNbOx", NULL), MBX_ERR);
-	ck_assert(exists("%s/cur", mdir));
+	ck_assert(exists(mdir, "/cur"));
 
 	/* Something that is not mail: refused before one file is removed. */
 	char p[PATH_MAX];
@@ -187,7 +165,7 @@ START_TEST(test_delete)
 	ck_assert_int_eq(mbx_folder_delete(mdir, "C", &err), MBX_ERR);
 	free(err);
 	err = NULL;
-	ck_assert(exists("%s/.C/new/keep", mdir));
+	ck_assert(exists(mdir, "/.C/new/keep"));
 	ASSERT_LIST(folders(), "C");
 }
 END_TEST
@@ -217,11 +195,11 @@ START_TEST(test_symlinks_not_followed)
 	ck_assert_ptr_nonnull(strstr(err, "symbolic link"));
 	free(err);
 	err = NULL;
-	ck_assert(exists("%s/cur/precious", out));
+	ck_assert(exists(out, "/cur/precious"));
 	ck_assert_int_eq(mbx_folder_rename(mdir, "Evil", "Good", &err), MBX_ERR);
 	free(err);
 	err = NULL;
-	ck_assert(!exists("%s/.Good", mdir));
+	ck_assert(!exists(mdir, "/.Good"));
 	ASSERT_LIST(folders(), "");      /* a link is not listed as a folder */
 
 	/* cur/ inside a real folder is a link */
@@ -233,8 +211,8 @@ START_TEST(test_symlinks_not_followed)
 	ck_assert_int_eq(mbx_folder_delete(mdir, "Half", &err), MBX_ERR);
 	free(err);
 	err = NULL;
-	ck_assert(exists("%s/precious", out));
-	ck_assert(exists("%s/.Half/new", mdir));
+	ck_assert(exists(out, "/precious"));
+	ck_assert(exists(mdir, "/.Half/new"));
 
 	/* INBOX's cur/ is a link elsewhere: renaming INBOX moves nothing
 	 * out of that directory */
@@ -245,8 +223,8 @@ START_TEST(test_symlinks_not_followed)
 	ck_assert_int_eq(mbx_folder_rename(mdir, "INBOX", "Moved", &err), MBX_ERR);
 	free(err);
 	err = NULL;
-	ck_assert(exists("%s/precious", out));
-	ck_assert(!exists("%s/.Moved/cur/precious", mdir));
+	ck_assert(exists(out, "/precious"));
+	ck_assert(!exists(mdir, "/.Moved/cur/precious"));
 }
 END_TEST
 
@@ -325,14 +303,14 @@ START_TEST(test_rename_inbox)
 	ck_assert_uint_eq(n, 0);
 	(void)uidvalidity_of("Old", &n);
 	ck_assert_uint_eq(n, 2);
-	ck_assert(exists("%s/.Old/cur/m2:2,FS", mdir));   /* flags kept */
-	ck_assert(exists("%s/.INBOX.Child/new/c1", mdir)); /* children stay */
+	ck_assert(exists(mdir, "/.Old/cur/m2:2,FS"));   /* flags kept */
+	ck_assert(exists(mdir, "/.INBOX.Child/new/c1")); /* children stay */
 	ASSERT_LIST(folders(), "INBOX/Child,Old");
 	/* the target must not exist */
 	put("new/m3", "three\n");
 	ck_assert_int_eq(mbx_folder_rename(mdir, "INBOX", "Old", &err), MBX_ERR);
 	free(err);
-	ck_assert(exists("%s/new/m3", mdir));
+	ck_assert(exists(mdir, "/new/m3"));
 }
 END_TEST
 
@@ -413,9 +391,9 @@ START_TEST(test_folders_init)
 	ck_assert_int_eq(mbx_folders_init(mdir, &err), 0);
 	ASSERT_LIST(folders(), "Archive,Drafts,Junk,Sent,Trash");
 	ASSERT_LIST(subs(), "Archive,Drafts,Junk,Sent,Trash");
-	ck_assert(exists("%s/postern.folders-created", mdir));
-	ck_assert(exists("%s/.Sent/maildirfolder", mdir));
-	ck_assert(!exists("%s/maildirfolder", mdir));
+	ck_assert(exists(mdir, "/postern.folders-created"));
+	ck_assert(exists(mdir, "/.Sent/maildirfolder"));
+	ck_assert(!exists(mdir, "/maildirfolder"));
 	/* the user deletes one: the next login does not bring it back */
 	ck_assert_int_eq(mbx_folder_delete(mdir, "Junk", &err), 0);
 	ck_assert_int_eq(mbx_subs_set(mdir, "Junk", 0, &err), 0);
