@@ -26,29 +26,8 @@
 
 #include "store/index_int.h"
 
-static char tmpbase[64];
-static char mdir[128];
-
-static void
-setup(void)
-{
-	const char *dsn;
-	char *err = NULL;
-
-	snprintf(tmpbase, sizeof(tmpbase), "/tmp/test_index.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpbase));
-	snprintf(mdir, sizeof(mdir), "%s/Maildir", tmpbase);
-	ck_assert_int_eq(maildir_make(mdir, &dsn, &err), 0);
-}
-
-static void
-teardown(void)
-{
-	char cmd[PATH_MAX + 32];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpbase);
-	(void)system(cmd);
-}
+#define FIXTURE_NAME "test_index"
+#include "maildir_fixture.h"
 
 /* A file as another program would drop it, with a chosen mtime. */
 static void
