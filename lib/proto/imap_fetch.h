@@ -72,7 +72,10 @@ void imap_fetch_req_free(struct imap_fetch_req *req);
 /* Append "* seq FETCH (...)\r\n" for v to out. 0; -1 when the message
  * could not be loaded (v->load failed: out is left as it was); -2 for a
  * BINARY item whose Content-Transfer-Encoding is unknown (*err_r is the
- * text for "tag NO [UNKNOWN-CTE] ..."; out left as it was). */
+ * text after "tag NO ", "[UNKNOWN-CTE] ..." included; out left as it was).
+ * With CHANGEDSINCE, a view whose modseq <= changedsince gets 0 and no
+ * output. Items come in the order asked (UID first for UID FETCH), then
+ * FLAGS and MODSEQ when opts or CHANGEDSINCE add them. */
 int imap_fetch_write(const struct imap_fetch_req *req, struct imap_view *v,
     unsigned opts, struct buf *out, const char **err_r);
 
