@@ -25,23 +25,8 @@
 
 #include "proto/imap_fetch.h"
 #include "proto/mime.h"
+#include "test_data.h"
 #include "store/index.h"
-
-static char *
-load_file(const char *name, size_t *len)
-{
-	const char *dir = getenv("POSTERN_SRCDIR");
-	char path[1024];
-
-	snprintf(path, sizeof(path), "%s/t/data/mime/%s", dir ? dir : ".", name);
-	FILE *f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	char *b = malloc(1 << 20);
-	*len = fread(b, 1, (1 << 20) - 1, f);
-	fclose(f);
-	b[*len] = '\0';
-	return b;
-}
 
 static char *const no_keywords[] = { NULL };
 
@@ -71,7 +56,7 @@ static void
 msg_file(struct msg *m, const char *name)
 {
 	size_t len;
-	char *b = load_file(name, &len);
+	char *b = test_data_load("mime", name, &len);
 
 	msg_bytes(m, b, len);
 	free(b);
