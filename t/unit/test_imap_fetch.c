@@ -459,6 +459,69 @@ START_TEST(test_nested)
 }
 END_TEST
 
+/* Literal payload of a one-item reply "* n FETCH (NAME {k}\r\n...)\r\n". */
+static void
+payload(const struct buf *b, struct buf *to)
+{
+	const char *lit = memchr(b->data, '{', b->len);
+
+	if (lit == NULL) {             /* "" */
+		ck_assert_ptr_nonnull(strstr(b->data, "\"\")\r\n"));
+		return;
+	}
+	char *end;
+	size_t k = strtoul(lit + 1, &end, 10);
+	ck_assert(end[0] == '}' && end[1] == '\r' && end[2] == '\n');
+	ck_assert_uint_eq((size_t)(b->data + b->len - (end + 3)), k + 3);
+	buf_append(to, end + 3, k);
+}
+
+/* A client downloading in chunks (Thunderbird: BODY.PEEK[]<o.n>) gets
+ * exactly BODY[], for LF storage and for a base64 attachment's BINARY. */
+START_TEST(test_chunks)
+{
+	struct buf msgb = BUF_INIT(0), whole = BUF_INIT(0), parts = BUF_INIT(0);
+	struct buf out = BUF_INIT(0), line = BUF_INIT(0);
+	struct msg m;
+
+	buf_puts(&msgb, "Subject: big\nContent-Type: multipart/mixed; "
+	    "boundary=z\n\n--z\n\nsome text\n--z\nContent-Transfer-Encoding: "
+	    "base64\n\n");
+	for (int i = 0; i < 3000; i++)
+		buf_puts(&msgb, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8g\n");
+	buf_puts(&msgb, "--z--\n");
+	msg_bytes(&m, msgb.data, msgb.len);
+	static const char *const items[] = { "BODY.PEEK[]", "BINARY.PEEK[2]",
+	    "BODY.PEEK[2]" };
+	for (size_t it = 0; it < 3; it++) {
+		buf_reset(&line);
+		buf_printf(&line, "a FETCH 7 %s", items[it]);
+		buf_reset(&whole);
+		ck_assert_int_eq(run(line.data, &m.v, 0, &out), 0);
+		payload(&out, &whole);
+		ck_assert_uint_gt(whole.len, 90000);
+		buf_reset(&parts);
+		for (size_t off = 0; off < whole.len + 2 * 4093; off += 4093) {
+			buf_reset(&line);
+			buf_printf(&line, "a FETCH 7 %s<%zu.4093>", items[it], off);
+			ck_assert_int_eq(run(line.data, &m.v, 0, &out), 0);
+			payload(&out, &parts);
+		}
+		ck_assert_msg(parts.len == whole.len
+		    && memcmp(parts.data, whole.data, whole.len) == 0,
+		    "%s: %zu octets in chunks, %zu whole", items[it], parts.len,
+		    whole.len);
+	}
+	ck_assert_uint_eq(whole.len, m.v.tree->parts[2].body_size);
+	buf_free(&msgb);
+	buf_free(&whole);
+	buf_free(&parts);
+	buf_free(&out);
+	buf_free(&line);
+	msg_free(&m);
+}
+END_TEST
+
 /* --- \Seen ----------------------------------------------------------------- */
 
 static const struct {
@@ -971,6 +1034,7 @@ suite(void)
 	tcase_add_test(tc, test_attachment);
 	tcase_add_test(tc, test_mixed_alt);
 	tcase_add_test(tc, test_nested);
+	tcase_add_test(tc, test_chunks);
 	tcase_add_loop_test(tc, test_sets_seen, 0,
 	    sizeof(seen_cases) / sizeof(seen_cases[0]));
 	tcase_add_test(tc, test_flags_added);
