@@ -15,8 +15,9 @@
  * <o.n> answers as <o>. An empty string is sent as "", any other body
  * string as a literal ({n}, or ~{n} when BINARY bytes hold a NUL).
  *
- * BUGS: BINARY[] (no part number) is the whole message as BODY[] gives
- * it; RFC 3516 leaves it open. BINARY and BINARY.SIZE decode the whole
+ * BUGS: BINARY[] (no part number), and BINARY of a multipart or message
+ * part, is sent as BODY[] gives it, subparts not decoded (Dovecot decodes
+ * each leaf and rewrites its Content-Transfer-Encoding field). BINARY and BINARY.SIZE decode the whole
  * part each time, even for a <partial>. IMAP_FW_UTF8 is not used yet:
  * 8-bit header text in ENVELOPE goes as a literal, valid for every client.
  */

@@ -1669,7 +1669,18 @@ mime_section_fetch(const char *msg, const struct mime_section *sec,
 				buf_puts(out, "\r\n");
 		}
 	}
-	buf_puts(out, "\r\n");
+	/* The blank line goes with the fields, unless the message has none
+	 * (RFC 9051 7.5.2: a message with no body and no blank line). */
+	size_t e = sec->len;
+	if (e > 0 && hdr[e - 1] == '\n') {
+		e--;
+		if (e > 0 && hdr[e - 1] == '\r')
+			e--;
+		if (e == 0 || hdr[e - 1] == '\n')
+			buf_puts(out, "\r\n");
+	}
+	if (out->data == NULL)
+		buf_puts(out, "");
 }
 
 /* --- Content-Transfer-Encoding --------------------------------------------- */

@@ -344,6 +344,11 @@ static const struct {
 	{ "mixed-alt.eml", "99999999999999999999", -1, "" },
 	{ "header-only.eml", "TEXT", 0, "" },
 	{ "header-only.eml", "HEADER", 0, "From: a@example.org\r\nSubject: header only" },
+	/* No blank line in the message: none after the fields either. */
+	{ "header-only.eml", "HEADER.FIELDS (Subject)", 0, "Subject: header only\r\n" },
+	{ "header-only.eml", "HEADER.FIELDS.NOT (Subject)", 0, "From: a@example.org\r\n" },
+	{ "header-only.eml", "HEADER.FIELDS (X-None)", 0, "" },
+	{ "empty-body.eml", "HEADER.FIELDS (X-None)", 0, "\r\n" },
 };
 
 START_TEST(test_sections)
