@@ -60,8 +60,8 @@ struct imap_fetch_req {
  * IMAP_FI_UID. 0, or -1 with *err_r a static text for "tag BAD".
  * With imap_parse's commands k is 1 for FETCH ("FETCH" set atts) and 2
  * for UID FETCH (name "UID", children "FETCH" set atts). Syntax only:
- * the session still refuses CHANGEDSINCE without CONDSTORE/QRESYNC
- * rules it owns (VANISHED needs QRESYNC enabled: BAD otherwise). */
+ * enabling CONDSTORE on a MODSEQ item or CHANGEDSINCE (RFC 7162 3.1),
+ * and BAD for VANISHED while QRESYNC is not enabled, are the session's. */
 int imap_fetch_parse(const struct imap_command *c, size_t k, int uid,
     struct imap_fetch_req *req, const char **err_r);
 void imap_fetch_req_free(struct imap_fetch_req *req);
