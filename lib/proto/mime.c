@@ -1746,19 +1746,8 @@ mime_cte_decode(const char *enc, const char *p, size_t n, struct buf *out)
 	return cte_decode(enc, p, n, 0, out);
 }
 
-static int
-part_decode(const struct mime_tree *t, const char *msg, uint32_t i, int wire,
-    struct buf *out)
-{
-	const struct mime_part *pt = &t->parts[i];
-	struct buf enc = BUF_INIT(0);
-	int have = mime_header_get(msg + pt->hdr_off, pt->hdr_len,
-	    "Content-Transfer-Encoding", NULL, &enc);
-	int r = cte_decode(have ? enc.data : NULL, msg + pt->body_off,
-	    pt->body_len, wire, out);
-	buf_free(&enc);
-	return r;
-}
+static int part_decode(const struct mime_tree *t, const char *msg, uint32_t i,
+    int wire, struct buf *out);
 
 int
 mime_part_decode(const struct mime_tree *t, const char *msg, uint32_t i,
@@ -1772,4 +1761,18 @@ mime_part_binary(const struct mime_tree *t, const char *msg, uint32_t i,
     struct buf *out)
 {
 	return part_decode(t, msg, i, 1, out);
+}
+
+static int
+part_decode(const struct mime_tree *t, const char *msg, uint32_t i, int wire,
+    struct buf *out)
+{
+	const struct mime_part *pt = &t->parts[i];
+	struct buf enc = BUF_INIT(0);
+	int have = mime_header_get(msg + pt->hdr_off, pt->hdr_len,
+	    "Content-Transfer-Encoding", NULL, &enc);
+	int r = cte_decode(have ? enc.data : NULL, msg + pt->body_off,
+	    pt->body_len, wire, out);
+	buf_free(&enc);
+	return r;
 }
