@@ -57,7 +57,11 @@ struct imap_fetch_req {
 /* Parse the attribute argument (child k of c->args[0]: an atom, a macro
  * ALL/FAST/FULL, or a parenthesised list) and the optional modifier list
  * after it ("(CHANGEDSINCE n [VANISHED])"). uid: UID FETCH, which adds
- * IMAP_FI_UID. 0, or -1 with *err_r a static text for "tag BAD". */
+ * IMAP_FI_UID. 0, or -1 with *err_r a static text for "tag BAD".
+ * With imap_parse's commands k is 1 for FETCH ("FETCH" set atts) and 2
+ * for UID FETCH (name "UID", children "FETCH" set atts). Syntax only:
+ * enabling CONDSTORE on a MODSEQ item or CHANGEDSINCE (RFC 7162 3.1),
+ * and BAD for VANISHED while QRESYNC is not enabled, are the session's. */
 int imap_fetch_parse(const struct imap_command *c, size_t k, int uid,
     struct imap_fetch_req *req, const char **err_r);
 void imap_fetch_req_free(struct imap_fetch_req *req);
@@ -72,7 +76,10 @@ void imap_fetch_req_free(struct imap_fetch_req *req);
 /* Append "* seq FETCH (...)\r\n" for v to out. 0; -1 when the message
  * could not be loaded (v->load failed: out is left as it was); -2 for a
  * BINARY item whose Content-Transfer-Encoding is unknown (*err_r is the
- * text for "tag NO [UNKNOWN-CTE] ..."; out left as it was). */
+ * text after "tag NO ", "[UNKNOWN-CTE] ..." included; out left as it was).
+ * With CHANGEDSINCE, a view whose modseq <= changedsince gets 0 and no
+ * output. Items come in the order asked (UID first for UID FETCH), then
+ * FLAGS and MODSEQ when opts or CHANGEDSINCE add them. */
 int imap_fetch_write(const struct imap_fetch_req *req, struct imap_view *v,
     unsigned opts, struct buf *out, const char **err_r);
 

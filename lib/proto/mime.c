@@ -1594,25 +1594,55 @@ mime_section_free(struct mime_section *sec)
 	sec->nfields = 0;
 }
 
-void
-mime_to_crlf(const char *p, size_t n, struct buf *out)
+size_t
+mime_wire_size(const char *p, size_t n)
 {
-	size_t i = 0;
+	size_t size, lines;
 
-	while (i < n) {
+	wire_count(p, n, &size, &lines);
+	return size;
+}
+
+/* Append the part of s[0..k) that lies in [off, end), s sitting at wire
+ * position w. */
+static void
+put_overlap(struct buf *out, const char *s, size_t k, size_t w, size_t off,
+    size_t end)
+{
+	if (w >= end || (w < off && k <= off - w))
+		return;
+	size_t lo = w > off ? w : off, hi = k > end - w ? end : w + k;
+	buf_append(out, s + (lo - w), hi - lo);
+}
+
+void
+mime_to_crlf_range(const char *p, size_t n, size_t off, size_t len,
+    struct buf *out)
+{
+	size_t i = 0, w = 0, end = len > SIZE_MAX - off ? SIZE_MAX : off + len;
+
+	while (i < n && w < end) {
 		const char *q = memchr(p + i, '\n', n - i);
 		size_t e = q ? (size_t)(q - p) : n;
-		buf_append(out, p + i, e - i);
+		put_overlap(out, p + i, e - i, w, off, end);
+		w += e - i;
 		if (q) {
-			if (e == 0 || p[e - 1] != '\r')
-				buf_putc(out, '\r');
-			buf_putc(out, '\n');
+			/* A bare LF goes out as CRLF; a CR before it is already sent. */
+			int bare = e == 0 || p[e - 1] != '\r';
+			put_overlap(out, bare ? "\r\n" : "\n", bare ? 2 : 1, w, off, end);
+			w += bare ? 2 : 1;
 			e++;
 		}
 		i = e;
 	}
 	if (out->data == NULL)
 		buf_puts(out, "");
+}
+
+void
+mime_to_crlf(const char *p, size_t n, struct buf *out)
+{
+	mime_to_crlf_range(p, n, 0, SIZE_MAX, out);
 }
 
 void
@@ -1639,17 +1669,32 @@ mime_section_fetch(const char *msg, const struct mime_section *sec,
 				buf_puts(out, "\r\n");
 		}
 	}
-	buf_puts(out, "\r\n");
+	/* The blank line goes with the fields, unless the message has none
+	 * (RFC 9051 7.5.2: a message with no body and no blank line). */
+	size_t e = sec->len;
+	if (e > 0 && hdr[e - 1] == '\n') {
+		e--;
+		if (e > 0 && hdr[e - 1] == '\r')
+			e--;
+		if (e == 0 || hdr[e - 1] == '\n')
+			buf_puts(out, "\r\n");
+	}
+	if (out->data == NULL)
+		buf_puts(out, "");
 }
 
 /* --- Content-Transfer-Encoding --------------------------------------------- */
 
-int
-mime_cte_decode(const char *enc, const char *p, size_t n, struct buf *out)
+/* wire: an identity encoding's bytes in CRLF wire form (BINARY). */
+static int
+cte_decode(const char *enc, const char *p, size_t n, int wire, struct buf *out)
 {
 	if (enc == NULL || *enc == '\0' || strcasecmp(enc, "7bit") == 0
 	    || strcasecmp(enc, "8bit") == 0 || strcasecmp(enc, "binary") == 0) {
-		buf_append(out, p, n);
+		if (wire)
+			mime_to_crlf(p, n, out);
+		else
+			buf_append(out, p, n);
 		return 0;
 	}
 	if (strcasecmp(enc, "base64") == 0) {
@@ -1696,15 +1741,38 @@ mime_cte_decode(const char *enc, const char *p, size_t n, struct buf *out)
 }
 
 int
+mime_cte_decode(const char *enc, const char *p, size_t n, struct buf *out)
+{
+	return cte_decode(enc, p, n, 0, out);
+}
+
+static int part_decode(const struct mime_tree *t, const char *msg, uint32_t i,
+    int wire, struct buf *out);
+
+int
 mime_part_decode(const struct mime_tree *t, const char *msg, uint32_t i,
+    struct buf *out)
+{
+	return part_decode(t, msg, i, 0, out);
+}
+
+int
+mime_part_binary(const struct mime_tree *t, const char *msg, uint32_t i,
+    struct buf *out)
+{
+	return part_decode(t, msg, i, 1, out);
+}
+
+static int
+part_decode(const struct mime_tree *t, const char *msg, uint32_t i, int wire,
     struct buf *out)
 {
 	const struct mime_part *pt = &t->parts[i];
 	struct buf enc = BUF_INIT(0);
 	int have = mime_header_get(msg + pt->hdr_off, pt->hdr_len,
 	    "Content-Transfer-Encoding", NULL, &enc);
-	int r = mime_cte_decode(have ? enc.data : NULL, msg + pt->body_off,
-	    pt->body_len, out);
+	int r = cte_decode(have ? enc.data : NULL, msg + pt->body_off,
+	    pt->body_len, wire, out);
 	buf_free(&enc);
 	return r;
 }

@@ -214,6 +214,13 @@ void mime_section_fetch(const char *msg, const struct mime_section *sec,
 
 /* Append p[0..n) to out with every bare LF turned into CRLF. */
 void mime_to_crlf(const char *p, size_t n, struct buf *out);
+/* The same for octets [off, off + len) of that CRLF form only (clipped at
+ * its end; nothing when off is past it), without building the rest: an
+ * IMAP <partial> of a large message costs one scan, not a copy. */
+void mime_to_crlf_range(const char *p, size_t n, size_t off, size_t len,
+    struct buf *out);
+/* Octets of p[0..n) in CRLF wire form (bare LF counted as two). */
+size_t mime_wire_size(const char *p, size_t n);
 
 /* --- Content-Transfer-Encoding --------------------------------------------- */
 
@@ -228,6 +235,11 @@ int mime_cte_decode(const char *enc, const char *p, size_t n,
 /* The same for the body of part i, its encoding read from the part's
  * own Content-Transfer-Encoding field. 0, or -1 (unknown encoding). */
 int mime_part_decode(const struct mime_tree *t, const char *msg, uint32_t i,
+    struct buf *out);
+/* IMAP BINARY[part] (RFC 3516): as mime_part_decode, but a body without a
+ * decoding step (7bit, 8bit, binary, none) comes out in CRLF wire form as
+ * BODY[part] would; base64 and quoted-printable output is exact. */
+int mime_part_binary(const struct mime_tree *t, const char *msg, uint32_t i,
     struct buf *out);
 
 #endif

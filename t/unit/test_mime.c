@@ -29,22 +29,7 @@
 #include <string.h>
 
 #include "proto/mime.h"
-
-static char *
-load(const char *name, size_t *len)
-{
-	const char *dir = getenv("POSTERN_SRCDIR");
-	char path[1024];
-
-	snprintf(path, sizeof(path), "%s/t/data/mime/%s", dir ? dir : ".", name);
-	FILE *f = fopen(path, "rb");
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	char *b = malloc(1 << 20);
-	*len = fread(b, 1, 1 << 20, f);
-	fclose(f);
-	b[*len] = '\0';
-	return b;
-}
+#include "test_data.h"
 
 static const struct {
 	const char *file;
@@ -216,7 +201,7 @@ static const struct {
 START_TEST(test_corpus)
 {
 	size_t n;
-	char *msg = load(corpus[_i].file, &n);
+	char *msg = test_data_load("mime", corpus[_i].file, &n);
 	struct mime_tree t;
 	struct buf o = BUF_INIT(0);
 
@@ -273,7 +258,8 @@ END_TEST
 START_TEST(test_crlf_lf_same)
 {
 	size_t n1, n2;
-	char *a = load("simple-crlf.eml", &n1), *b = load("simple-lf.eml", &n2);
+	char *a = test_data_load("mime", "simple-crlf.eml", &n1),
+	    *b = test_data_load("mime", "simple-lf.eml", &n2);
 	struct mime_tree t1, t2;
 
 	mime_parse(a, n1, NULL, &t1);
@@ -293,7 +279,7 @@ static char *
 section(const char *file, const char *spec, int *rc)
 {
 	size_t n;
-	char *msg = load(file, &n);
+	char *msg = test_data_load("mime", file, &n);
 	struct mime_tree t;
 	struct mime_section sec;
 	const char *err;
@@ -358,6 +344,11 @@ static const struct {
 	{ "mixed-alt.eml", "99999999999999999999", -1, "" },
 	{ "header-only.eml", "TEXT", 0, "" },
 	{ "header-only.eml", "HEADER", 0, "From: a@example.org\r\nSubject: header only" },
+	/* No blank line in the message: none after the fields either. */
+	{ "header-only.eml", "HEADER.FIELDS (Subject)", 0, "Subject: header only\r\n" },
+	{ "header-only.eml", "HEADER.FIELDS.NOT (Subject)", 0, "From: a@example.org\r\n" },
+	{ "header-only.eml", "HEADER.FIELDS (X-None)", 0, "" },
+	{ "empty-body.eml", "HEADER.FIELDS (X-None)", 0, "\r\n" },
 };
 
 START_TEST(test_sections)
