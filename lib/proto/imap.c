@@ -869,3 +869,29 @@ badpartial:
 	*err_r = "Invalid partial";
 	return -1;
 }
+
+/* --- Dates --------------------------------------------------------------- */
+
+int64_t
+imap_days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	/* Count from 1 March so the leap day ends the year: era of 400
+	 * years = 146097 days. */
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+unsigned
+imap_month(const char *s)
+{
+	static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
+
+	for (unsigned k = 0; k < 12; k++)
+		if (strncasecmp(s, months + 3 * k, 3) == 0)
+			return k + 1;
+	return 0;
+}

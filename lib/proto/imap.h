@@ -179,4 +179,11 @@ struct imap_fetch_att {
 int imap_fetch_att_split(const char *s, size_t n, struct imap_fetch_att *fa,
     const char **err_r);
 
+/* --- Dates (SEARCH, APPEND, FETCH INTERNALDATE) ----------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+int64_t imap_days_from_civil(int64_t y, unsigned m, unsigned d);
+/* Month "Jan".."Dec" (case-insensitive) at s[0..3): 1..12, or 0. */
+unsigned imap_month(const char *s);
+
 #endif

@@ -658,19 +658,6 @@ imap_write_datetime(struct buf *out, int64_t t)
 	    tm.tm_sec);
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's
- * days_from_civil). */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* n decimal digits at s: the value, or -1. */
 static int
 digits(const char *s, int n)
@@ -697,10 +684,7 @@ imap_parse_datetime(const char *s, size_t n, int64_t *t_r)
 	    || (s[21] != '+' && s[21] != '-'))
 		return -1;
 	int day = s[0] == ' ' ? digits(s + 1, 1) : digits(s, 2);
-	int mon = -1;
-	for (int i = 0; i < 12; i++)
-		if (strncasecmp(s + 3, months[i], 3) == 0)
-			mon = i;
+	int mon = (int)imap_month(s + 3) - 1;
 	int year = digits(s + 7, 4), hh = digits(s + 12, 2);
 	int mm = digits(s + 15, 2), ss = digits(s + 18, 2);
 	int zh = digits(s + 22, 2), zm = digits(s + 24, 2);
@@ -712,7 +696,7 @@ imap_parse_datetime(const char *s, size_t n, int64_t *t_r)
 	if (mon == 1 && day == 29 && !leap)
 		return -1;
 	int64_t zone = (int64_t)(zh * 3600 + zm * 60) * (s[21] == '-' ? -1 : 1);
-	*t_r = days_from_civil(year, mon + 1, day) * 86400 + hh * 3600
+	*t_r = imap_days_from_civil(year, (unsigned)mon + 1, (unsigned)day) * 86400 + hh * 3600
 	    + mm * 60 + ss - zone;
 	return 0;
 }

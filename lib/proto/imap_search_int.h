@@ -23,10 +23,6 @@ void imap_casemap(const char *s, size_t n, struct buf *out, int upper);
  * backslash quoting followed; n when it is not closed. */
 size_t imap_skip_comment(const char *s, size_t i, size_t n);
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-int64_t imap_days_from_civil(int64_t y, unsigned m, unsigned d);
-/* Month "Jan".."Dec" (case-insensitive) at s[0..3): 1..12, or 0. */
-unsigned imap_month(const char *s);
 /* An RFC 5322 Date: value (lenient: obsolete zones and 2-digit years,
  * comments). 0 with *day_r the date as written (days since the epoch,
  * the zone disregarded) and *utc_r the instant in UTC seconds; -1 if it
