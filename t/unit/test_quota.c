@@ -19,29 +19,8 @@
 #include "store/maildir.h"
 #include "store/quota.h"
 
-static char tmpbase[64];
-static char mdir[128];
-
-static void
-setup(void)
-{
-	const char *dsn;
-	char *err = NULL;
-
-	snprintf(tmpbase, sizeof(tmpbase), "/tmp/test_quota.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(tmpbase));
-	snprintf(mdir, sizeof(mdir), "%s/Maildir/", tmpbase);
-	ck_assert_int_eq(maildir_make(mdir, &dsn, &err), 0);
-}
-
-static void
-teardown(void)
-{
-	char cmd[PATH_MAX + 32];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpbase);
-	(void)system(cmd);
-}
+#define FIXTURE_NAME "test_quota"
+#include "maildir_fixture.h"
 
 static void
 put(const char *rel, size_t size)
@@ -51,7 +30,7 @@ put(const char *rel, size_t size)
 	int fd;
 
 	memset(data, 'x', size);
-	snprintf(p, sizeof(p), "%s%s", mdir, rel);
+	snprintf(p, sizeof(p), "%s/%s", mdir, rel);
 	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, data, size), (ssize_t)size);
@@ -66,7 +45,7 @@ slurp(const char *rel)
 	int fd;
 	ssize_t n;
 
-	snprintf(p, sizeof(p), "%s%s", mdir, rel);
+	snprintf(p, sizeof(p), "%s/%s", mdir, rel);
 	fd = open(p, O_RDONLY);
 	if (fd < 0)
 		return NULL;
@@ -86,7 +65,7 @@ START_TEST(test_recount)
 	put("cur/2.b.host:2,S", 50);
 	/* ",S=" names the size: the file is not looked at. */
 	put("cur/3.c.host,S=1000:2,", 10);
-	snprintf(p, sizeof(p), "%s.Sent", mdir);
+	snprintf(p, sizeof(p), "%s/.Sent", mdir);
 	ck_assert_int_eq(maildir_make(p, &dsn, &err), 0);
 	put(".Sent/cur/4.d.host:2,S", 200);
 	/* A folder that is a symlink to somewhere else is not counted. */
@@ -95,7 +74,7 @@ START_TEST(test_recount)
 	snprintf(p, sizeof(p), "%s/elsewhere/new/5.e.host", tmpbase);
 	close(open(p, O_WRONLY | O_CREAT, 0600));
 	char link[PATH_MAX];
-	snprintf(link, sizeof(link), "%s.Evil", mdir);
+	snprintf(link, sizeof(link), "%s/.Evil", mdir);
 	snprintf(p, sizeof(p), "%s/elsewhere", tmpbase);
 	ck_assert_int_eq(symlink(p, link), 0);
 
@@ -149,7 +128,7 @@ START_TEST(test_fold_and_garbage)
 	put(QUOTA_FILE_NAME, 0);
 	{
 		char p[PATH_MAX];
-		snprintf(p, sizeof(p), "%s%s", mdir, QUOTA_FILE_NAME);
+		snprintf(p, sizeof(p), "%s/%s", mdir, QUOTA_FILE_NAME);
 		FILE *f = fopen(p, "w");
 		fputs("5000S\n-999999 -3\nbogus\n", f);
 		fclose(f);
@@ -177,7 +156,7 @@ files_in(const char *sub)
 	size_t n = 0;
 	char line[512];
 
-	snprintf(cmd, sizeof(cmd), "ls '%s%s'", mdir, sub);
+	snprintf(cmd, sizeof(cmd), "ls '%s/%s'", mdir, sub);
 	f = popen(cmd, "r");
 	while (fgets(line, sizeof(line), f) != NULL)
 		n++;
