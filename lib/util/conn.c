@@ -44,6 +44,7 @@ struct conn {
 	size_t in_max;
 	struct buf out;
 	int read_on;
+	int write_on;           /* 0: output held (conn_set_write) */
 	struct line_splitter lines;   /* conn_read_line's state */
 	int eof;
 	int finished;           /* EOF/ERROR/TIMEOUT reported: silent from now */
@@ -114,7 +115,7 @@ update_events(struct conn *c)
 		} else {
 			if (may_read(c))
 				want |= LOOP_READ;
-			if (c->out.len > 0)
+			if (c->out.len > 0 && c->write_on)
 				want |= LOOP_WRITE;
 			if (want != 0 && c->tls != NULL)
 				want |= c->tls_want;
@@ -341,7 +342,8 @@ conn_fd_cb(struct loop *l, int fd, unsigned events, void *ctx)
 		 * blocked in: with TLS any event retries both. */
 		if (c->tls != NULL)
 			events |= LOOP_READ | LOOP_WRITE;
-		if ((events & LOOP_WRITE) && c->out.len > 0 && do_write(c) == 1)
+		if ((events & LOOP_WRITE) && c->out.len > 0 && c->write_on
+		    && do_write(c) == 1)
 			c->pending |= CONN_EV_DRAINED;
 		if ((events & (LOOP_READ | LOOP_ERROR)) && may_read(c))
 			do_read(c);
@@ -363,6 +365,7 @@ conn_new(struct loop *l, int fd, size_t in_max, conn_cb cb, void *ctx)
 	buf_init(&c->in, c->in_max + 1);
 	buf_init(&c->out, 0);
 	c->read_on = 1;
+	c->write_on = 1;
 	touch(c);
 	update_events(c);
 	return c;
@@ -415,6 +418,14 @@ conn_set_read(struct conn *c, int on)
 		update_events(c);
 }
 
+void
+conn_set_write(struct conn *c, int on)
+{
+	c->write_on = on;
+	if (c->busy == 0)
+		update_events(c);
+}
+
 const char *
 conn_in(const struct conn *c, size_t *len_r)
 {
@@ -463,6 +474,12 @@ conn_read_line(struct conn *c, size_t max, const char **line_r, size_t *len_r)
 		*len_r = len;
 		return 1;
 	}
+}
+
+int
+conn_line_bare_lf(const struct conn *c)
+{
+	return c->lines.bare_lf;
 }
 
 int
@@ -528,13 +545,26 @@ conn_flush(struct conn *c)
 
 	if (c->dead || c->finished)
 		return -1;
-	if (c->tls_state == TLS_HANDSHAKE)
+	if (c->tls_state == TLS_HANDSHAKE || !c->write_on)
 		return 0;
 	r = do_write(c);
 	if (c->pending != 0)
 		kick(c);
 	if (c->busy == 0)
 		update_events(c);
+	return r;
+}
+
+int
+conn_flush_last(struct conn *c)
+{
+	int r;
+
+	/* Nothing can be said in the middle of a handshake. */
+	if (c->dead || (c->tls_state != TLS_OFF && c->tls_state != TLS_UP))
+		return -1;
+	r = do_write(c);
+	c->pending = 0;   /* the owner frees the conn next: nothing to report */
 	return r;
 }
 
