@@ -5,6 +5,9 @@
  * buffer is full), EOF with input left, the idle timeout, freeing from
  * inside the callback, and STARTTLS: plaintext pipelined after it is
  * discarded, then lines flow over TLS (a forked blocking TLS client).
+ * The additions for smtpd: the bare-LF flag of a line, output held while
+ * conn_set_write(0) (the error sleep) and released after, and last words
+ * (conn_flush_last) after the idle timeout.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -223,6 +226,98 @@ START_TEST(test_timeout_and_free_in_cb)
 }
 END_TEST
 
+/* Lines tagged L (CRLF) or B (bare LF); replies held until released. */
+static void
+held_out_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct rec *r = ctx;
+	const char *line;
+	size_t len;
+
+	r->events |= ev;
+	while (conn_read_line(c, 16, &line, &len) > 0) {
+		buf_printf(&r->lines, "%c:%.*s|", conn_line_bare_lf(c) ? 'B' : 'L',
+		    (int)len, line);
+		conn_printf(c, "+%.*s\r\n", (int)len, line);
+	}
+	/* Held: flush says "not all out" and writes nothing. */
+	ck_assert_int_eq(conn_flush(c), 0);
+	loop_stop(r->loop);
+}
+
+START_TEST(test_bare_lf_and_held_output)
+{
+	struct rec r;
+	int sv[2];
+	const char *in = "one\r\ntwo\nthree\r\r\n";
+	char got[256];
+
+	setup(&r, sv);
+	conn_set_cb(r.conn, held_out_cb, &r);
+	conn_set_write(r.conn, 0);
+	ck_assert_int_eq(write(sv[1], in, strlen(in)), (ssize_t)strlen(in));
+	loop_timer_add(r.loop, 5000, stop_cb, NULL);
+	loop_run(r.loop);
+	ck_assert_str_eq(buf_cstr(&r.lines), "L:one|B:two|L:three|");
+	/* A loop round with the output held: nothing reaches the peer. */
+	loop_timer_add(r.loop, 50, stop_cb, NULL);
+	loop_run(r.loop);
+	net_set_nonblock(sv[1], 1);
+	ck_assert_int_lt(read(sv[1], got, sizeof(got)), 0);
+	ck_assert_uint_eq(conn_out_len(r.conn), strlen("+one\r\n+two\r\n+three\r\n"));
+	conn_set_write(r.conn, 1);
+	ck_assert_int_eq(conn_flush(r.conn), 1);
+	ssize_t n = read(sv[1], got, sizeof(got) - 1);
+	ck_assert(n > 0);
+	got[n] = '\0';
+	ck_assert_str_eq(got, "+one\r\n+two\r\n+three\r\n");
+	conn_free(&r.conn);
+	close(sv[0]);
+	close(sv[1]);
+	loop_free(&r.loop);
+	buf_free(&r.lines);
+}
+END_TEST
+
+static void
+bye_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct rec *r = ctx;
+
+	r->events |= ev;
+	if (ev & CONN_EV_TIMEOUT) {
+		conn_printf(c, "421 timeout\r\n");
+		ck_assert_int_eq(conn_flush(c), -1);   /* finished: refused */
+		ck_assert_int_eq(conn_flush_last(c), 1);
+		conn_free(&r->conn);
+		loop_stop(r->loop);
+	}
+}
+
+START_TEST(test_last_words_after_timeout)
+{
+	struct rec r;
+	int sv[2];
+	char got[64];
+
+	setup(&r, sv);
+	conn_set_cb(r.conn, bye_cb, &r);
+	conn_set_timeout(r.conn, 50);
+	loop_timer_add(r.loop, 5000, stop_cb, NULL);
+	loop_run(r.loop);
+	ck_assert(r.events & CONN_EV_TIMEOUT);
+	ck_assert_ptr_null(r.conn);
+	ssize_t n = read(sv[1], got, sizeof(got) - 1);
+	ck_assert(n > 0);
+	got[n] = '\0';
+	ck_assert_str_eq(got, "421 timeout\r\n");
+	close(sv[0]);
+	close(sv[1]);
+	loop_free(&r.loop);
+	buf_free(&r.lines);
+}
+END_TEST
+
 static char tmpdir[] = "/tmp/test_conn.XXXXXX";
 
 static void
@@ -313,6 +408,8 @@ suite(void)
 	tcase_add_test(tc, test_backpressure);
 	tcase_add_test(tc, test_timeout_and_free_in_cb);
 	tcase_add_test(tc, test_starttls);
+	tcase_add_test(tc, test_bare_lf_and_held_output);
+	tcase_add_test(tc, test_last_words_after_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }
