@@ -7,7 +7,8 @@
  *   a loop callback (fd, timer or the 0 ms "kick"), never from inside a
  *   conn_* call the owner made: the owner's stack never re-enters itself.
  * - A conn freed inside its callback is released by the outermost
- *   dispatch (busy counter), so no code below sees freed memory.
+ *   dispatch (busy counter), so no code below sees freed memory; its fd
+ *   registration, timers and TLS go at once (detach()).
  * - After conn_starttls() nothing is read from the socket until the
  *   handshake: the client's TLS bytes must reach OpenSSL, not c->in.
  * - Decrypted bytes OpenSSL holds (tls_pending) are read through the kick
@@ -133,17 +134,28 @@ update_events(struct conn *c)
 	c->registered = want;
 }
 
+/* Everything that touches the fd or the loop, done by conn_free() at
+ * once even inside the callback: the owner closes the fd right after, and
+ * its number may be reused (a new connection) before the struct goes. */
 static void
-release(struct conn *c)
+detach(struct conn *c)
 {
 	if (c->idle_timer)
 		loop_timer_cancel(c->loop, c->idle_timer);
 	if (c->kick_timer)
 		loop_timer_cancel(c->loop, c->kick_timer);
+	c->idle_timer = c->kick_timer = 0;
 	if (c->registered)
 		loop_fd_del(c->loop, c->fd);
+	c->registered = 0;
 	if (c->tls != NULL)
 		tls_conn_free(&c->tls);
+}
+
+static void
+release(struct conn *c)
+{
+	detach(c);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
@@ -380,6 +392,7 @@ conn_free(struct conn **cp)
 		return;
 	*cp = NULL;
 	c->dead = 1;
+	detach(c);
 	if (c->busy == 0)
 		release(c);
 }
