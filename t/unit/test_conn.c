@@ -7,7 +7,9 @@
  * discarded, then lines flow over TLS (a forked blocking TLS client).
  * The additions for smtpd: the bare-LF flag of a line, output held while
  * conn_set_write(0) (the error sleep) and released after, and last words
- * (conn_flush_last) after the idle timeout.
+ * (conn_flush_last) after the idle timeout. A conn freed inside its
+ * callback lets go of its fd at once: the number, reused by the next
+ * connection in the same callback, stays registered for that one.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -318,6 +320,64 @@ START_TEST(test_last_words_after_timeout)
 }
 END_TEST
 
+struct reuse {
+	struct loop *loop;
+	struct conn *old, *fresh;
+	int old_fd, peer[2];
+	unsigned fresh_events;
+};
+
+static void
+fresh_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct reuse *u = ctx;
+
+	u->fresh_events |= ev;
+	loop_stop(u->loop);
+}
+
+/* First input: free the conn, close its fd, open the next connection
+ * (which gets the same fd number) and put a conn on it, all in here. */
+static void
+reuse_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct reuse *u = ctx;
+
+	conn_free(&u->old);
+	close(u->old_fd);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, u->peer), 0);
+	ck_assert_int_eq(u->peer[0], u->old_fd);
+	net_set_nonblock(u->peer[0], 1);
+	u->fresh = conn_new(u->loop, u->peer[0], 64, fresh_cb, u);
+}
+
+START_TEST(test_free_in_cb_then_fd_reused)
+{
+	struct reuse u;
+	int sv[2];
+
+	memset(&u, 0, sizeof(u));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	net_set_nonblock(sv[0], 1);
+	u.loop = loop_new();
+	u.old_fd = sv[0];
+	u.old = conn_new(u.loop, sv[0], 64, reuse_cb, &u);
+	ck_assert_int_eq(write(sv[1], "x\n", 2), 2);
+	loop_timer_add(u.loop, 200, stop_cb, NULL);
+	loop_run(u.loop);                  /* reuse_cb ran; old conn gone */
+	ck_assert_ptr_nonnull(u.fresh);
+	ck_assert_int_eq(write(u.peer[1], "y\n", 2), 2);
+	loop_timer_add(u.loop, 5000, stop_cb, NULL);
+	loop_run(u.loop);
+	ck_assert(u.fresh_events & CONN_EV_INPUT);
+	conn_free(&u.fresh);
+	close(u.peer[0]);
+	close(u.peer[1]);
+	close(sv[1]);
+	loop_free(&u.loop);
+}
+END_TEST
+
 static char tmpdir[] = "/tmp/test_conn.XXXXXX";
 
 static void
@@ -410,6 +470,7 @@ suite(void)
 	tcase_add_test(tc, test_starttls);
 	tcase_add_test(tc, test_bare_lf_and_held_output);
 	tcase_add_test(tc, test_last_words_after_timeout);
+	tcase_add_test(tc, test_free_in_cb_then_fd_reused);
 	suite_add_tcase(s, tc);
 	return s;
 }
