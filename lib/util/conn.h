@@ -1,7 +1,7 @@
 /*
  * conn - the one connection object: buffered, non-blocking, optionally TLS
- * I/O on the process's event loop. For smtpd, pop3d, imapd and the
- * hand-written non-blocking clients (auth client, qmgr's agent links).
+ * I/O on the process's event loop: smtpd, pop3-login/pop3d, imapd,
+ * qmgr's delivery-agent links and pickup's submission connections.
  *
  * A conn wraps a connected non-blocking socket the caller keeps owning
  * (conn_free never closes it: servers hand it back to server_disconnect).
