@@ -20,8 +20,9 @@
  *   the administrator), temporary failures stay for the next scan.
  * Trusts: configuration; the kernel for peer credentials and file owners.
  * Limits: message_size_limit (+ SUBMIT_ENVELOPE_MAX for framing); a
- * connection (a conn, lib/util/conn.c) idle for CONN_TIMEOUT_MS is dropped; a scan reads at most
- * SCAN_MAX files before yielding to the event loop.
+ * connection (a conn, lib/util/conn.c) idle for CONN_TIMEOUT_MS is
+ * dropped; a scan reads at most SCAN_MAX files before yielding to the
+ * event loop.
  * BUGS: queue file fsyncs and maildrop scans block the event loop.
  */
 #include <dirent.h>
