@@ -80,6 +80,28 @@ setup(struct rec *r, int sv[2])
 	r->conn = conn_new(r->loop, sv[0], 64, rec_cb, r);
 }
 
+/* The peer reads one chunk: exactly want. */
+static void
+peer_expect(int fd, const char *want)
+{
+	char got[256];
+	ssize_t n = read(fd, got, sizeof(got) - 1);
+
+	ck_assert(n > 0);
+	got[n] = '\0';
+	ck_assert_str_eq(got, want);
+}
+
+static void
+teardown(struct rec *r, int sv[2])
+{
+	conn_free(&r->conn);
+	close(sv[0]);
+	close(sv[1]);
+	loop_free(&r->loop);
+	buf_free(&r->lines);
+}
+
 static void
 stop_cb(struct loop *l, void *ctx)
 {
@@ -91,7 +113,6 @@ START_TEST(test_lines_and_eof)
 	struct rec r;
 	int sv[2];
 	const char *in = "one\r\ntwo\nthree-is-way-too-long-for-16\r\nfour\r\nfi";
-	char got[256];
 
 	setup(&r, sv);
 	ck_assert_int_eq(write(sv[1], in, strlen(in)), (ssize_t)strlen(in));
@@ -101,14 +122,8 @@ START_TEST(test_lines_and_eof)
 	ck_assert_ptr_null(r.conn);
 	ck_assert_str_eq(buf_cstr(&r.lines), "[one][two][long][four]");
 	ck_assert(r.events & CONN_EV_EOF);
-	ssize_t n = read(sv[1], got, sizeof(got) - 1);
-	ck_assert(n > 0);
-	got[n] = '\0';
-	ck_assert_str_eq(got, "+one\r\n+two\r\n+four\r\n");
-	close(sv[0]);
-	close(sv[1]);
-	loop_free(&r.loop);
-	buf_free(&r.lines);
+	peer_expect(sv[1], "+one\r\n+two\r\n+four\r\n");
+	teardown(&r, sv);
 }
 END_TEST
 
@@ -269,15 +284,8 @@ START_TEST(test_bare_lf_and_held_output)
 	ck_assert_uint_eq(conn_out_len(r.conn), strlen("+one\r\n+two\r\n+three\r\n"));
 	conn_set_write(r.conn, 1);
 	ck_assert_int_eq(conn_flush(r.conn), 1);
-	ssize_t n = read(sv[1], got, sizeof(got) - 1);
-	ck_assert(n > 0);
-	got[n] = '\0';
-	ck_assert_str_eq(got, "+one\r\n+two\r\n+three\r\n");
-	conn_free(&r.conn);
-	close(sv[0]);
-	close(sv[1]);
-	loop_free(&r.loop);
-	buf_free(&r.lines);
+	peer_expect(sv[1], "+one\r\n+two\r\n+three\r\n");
+	teardown(&r, sv);
 }
 END_TEST
 
@@ -300,7 +308,6 @@ START_TEST(test_last_words_after_timeout)
 {
 	struct rec r;
 	int sv[2];
-	char got[64];
 
 	setup(&r, sv);
 	conn_set_cb(r.conn, bye_cb, &r);
@@ -309,14 +316,8 @@ START_TEST(test_last_words_after_timeout)
 	loop_run(r.loop);
 	ck_assert(r.events & CONN_EV_TIMEOUT);
 	ck_assert_ptr_null(r.conn);
-	ssize_t n = read(sv[1], got, sizeof(got) - 1);
-	ck_assert(n > 0);
-	got[n] = '\0';
-	ck_assert_str_eq(got, "421 timeout\r\n");
-	close(sv[0]);
-	close(sv[1]);
-	loop_free(&r.loop);
-	buf_free(&r.lines);
+	peer_expect(sv[1], "421 timeout\r\n");
+	teardown(&r, sv);
 }
 END_TEST
 
