@@ -142,10 +142,13 @@ pconn_frames(struct pconn *c)
 	int fr, done = 0;
 
 	ipc_init(&m);
-	while (!done && (fr = ipc_frame_len((p = conn_in(c->conn, &n)), n,
-	    FRAME_MAX, &flen)) != 0) {
+	while (!done) {
 		enum psub_result r;
 
+		p = conn_in(c->conn, &n);
+		fr = ipc_frame_len(p, n, FRAME_MAX, &flen);
+		if (fr == 0)
+			break;
 		if (fr < 0 || ipc_decode(&m, p, flen) < 0) {
 			log_warnx("uid=%ld: malformed submission frame", (long)c->uid);
 			done = 1;
