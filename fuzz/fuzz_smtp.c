@@ -18,28 +18,29 @@
 
 #include "mail/hdrlimit.h"
 #include "proto/smtp.h"
+#include "util/line.h"
 
 static void
 fuzz_commands(const char *in, size_t n)
 {
 	struct smtp_limits lim = SMTP_LIMITS_DEFAULT;
-	struct smtp_line_parser lp = { 0 };
+	struct line_splitter ls = { 0 };
 	size_t pos = 0;
 
 	lim.line_length_limit = 512;
 	while (pos < n) {
 		size_t used, len;
-		enum smtp_result r = smtp_line_parse(&lp, &lim, in + pos, n - pos,
-		    &used, &len);
-		if (used > n - pos || (r == SMTP_DONE && len > lim.line_length_limit))
+		enum line_result r = line_split(&ls, lim.line_length_limit, in + pos,
+		    n - pos, &used, &len);
+		if (used > n - pos || (r == LINE_DONE && len > lim.line_length_limit))
 			abort();
-		if (r == SMTP_DONE) {
+		if (r == LINE_DONE) {
 			struct smtp_cmd cmd;
 			const char *err;
 			long long bsize;
 			int blast;
 			/* The flag says exactly "LF without a CR before it". */
-			if (lp.bare_lf != (used < 2 || in[pos + used - 2] != '\r'))
+			if (ls.bare_lf != (used < 2 || in[pos + used - 2] != '\r'))
 				abort();
 			if (smtp_bdat_args(in + pos, len, &bsize, &blast) == 0
 			    && (bsize < 0 || (blast != 0 && blast != 1)))
@@ -63,7 +64,7 @@ fuzz_commands(const char *in, size_t n)
 			}
 		}
 		pos += used;
-		if (r == SMTP_NEED_MORE)
+		if (r == LINE_NEED_MORE)
 			break;
 	}
 }

@@ -20,8 +20,9 @@
  *   the administrator), temporary failures stay for the next scan.
  * Trusts: configuration; the kernel for peer credentials and file owners.
  * Limits: message_size_limit (+ SUBMIT_ENVELOPE_MAX for framing); a
- * connection idle for CONN_TIMEOUT_MS is dropped; a scan reads at most
- * SCAN_MAX files before yielding to the event loop.
+ * connection (a conn, lib/util/conn.c) idle for CONN_TIMEOUT_MS is
+ * dropped; a scan reads at most SCAN_MAX files before yielding to the
+ * event loop.
  * BUGS: queue file fsyncs and maildrop scans block the event loop.
  */
 #include <dirent.h>
@@ -38,6 +39,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/conn.h"
 #include "util/fsutil.h"
 #include "util/ipc.h"
 #include "util/log.h"
@@ -50,9 +52,7 @@
 #include "pickup.h"
 
 #define CONN_TIMEOUT_MS (300 * 1000)
-#define REPLY_TIMEOUT_MS 10000
 #define FRAME_MAX (SUBMIT_ENVELOPE_MAX + 1024)
-#define READ_CHUNK (64 * 1024)
 #define SCAN_MAX 1000
 #define STALE_TMP_SECS (24 * 3600)   /* a '.' file this old is a dead sendmail's */
 
@@ -61,15 +61,16 @@ struct pickup_conf pconf;
 static struct loop *ploop;
 static uint64_t scan_timer;
 
-enum conn_kind { CK_UNKNOWN, CK_TRIGGER, CK_SUBMIT };
+enum pconn_kind { CK_UNKNOWN, CK_TRIGGER, CK_SUBMIT };
 
-struct conn {
+/* One client of public/pickup, on a conn (lib/util/conn.c). */
+struct pconn {
 	int fd;
-	enum conn_kind kind;
+	struct conn *conn;
+	enum pconn_kind kind;
 	uid_t uid;
-	struct buf in;
 	struct psub *sub;
-	uint64_t timer;
+	int replied;             /* close once the reply is out */
 };
 
 static void scan_maildrop(void);
@@ -92,33 +93,24 @@ scan_soon(void)
 /* --- connections ------------------------------------------------------------- */
 
 static void
-conn_close(struct conn *c)
+pconn_close(struct pconn *c)
 {
-	if (c->timer != 0)
-		loop_timer_cancel(ploop, c->timer);
 	if (c->sub != NULL) {
-		log_debug("uid=%ld: submission not completed", (long)c->uid);
+		if (!c->replied)
+			log_debug("uid=%ld: submission not completed", (long)c->uid);
 		psub_free(&c->sub);
 	}
-	buf_free(&c->in);
+	conn_free(&c->conn);
 	server_disconnect(ploop, c->fd);
 	free(c);
 }
 
+/* The one reply of a submission; the connection closes once it is out. */
 static void
-conn_timeout(struct loop *l, void *ctx)
-{
-	struct conn *c = ctx;
-
-	c->timer = 0;
-	log_warnx("uid=%ld: timeout during submission", (long)c->uid);
-	conn_close(c);
-}
-
-static void
-reply(struct conn *c, enum psub_result r)
+reply(struct pconn *c, enum psub_result r)
 {
 	struct ipc_msg m;
+	struct buf frame = BUF_INIT(0);
 
 	ipc_init(&m);
 	if (r == PSUB_DONE) {
@@ -131,29 +123,38 @@ reply(struct conn *c, enum psub_result r)
 		log_info("uid=%ld: submission %s: %s", (long)c->uid,
 		    r == PSUB_TEMP ? "deferred" : "refused", psub_reason(c->sub));
 	}
-	if (ipc_send(c->fd, &m, REPLY_TIMEOUT_MS) < 0)
-		log_debug("uid=%ld: reply: %s", (long)c->uid, strerror(errno));
+	ipc_encode(&m, &frame);
 	ipc_free(&m);
+	conn_write(c->conn, frame.data, frame.len);
+	buf_free(&frame);
+	c->replied = 1;
+	conn_set_read(c->conn, 0);   /* nothing more is taken */
 }
 
-/* Handle the whole frames in c->in. 1: the connection is finished. */
+/* Handle the whole frames in the input: 1 when the submission is over
+ * (replied, or a malformed frame). */
 static int
-conn_frames(struct conn *c)
+pconn_frames(struct pconn *c)
 {
 	struct ipc_msg m;
-	size_t flen;
+	size_t n, flen;
+	const char *p;
 	int fr, done = 0;
 
 	ipc_init(&m);
-	while (!done && (fr = ipc_frame_check(&c->in, FRAME_MAX, &flen)) != 0) {
+	while (!done) {
 		enum psub_result r;
 
-		if (fr < 0 || ipc_decode(&m, c->in.data, flen) < 0) {
+		p = conn_in(c->conn, &n);
+		fr = ipc_frame_len(p, n, FRAME_MAX, &flen);
+		if (fr == 0)
+			break;
+		if (fr < 0 || ipc_decode(&m, p, flen) < 0) {
 			log_warnx("uid=%ld: malformed submission frame", (long)c->uid);
 			done = 1;
 			break;
 		}
-		buf_consume(&c->in, flen);
+		conn_in_consume(c->conn, flen);
 		r = psub_frame(c->sub, &m);
 		if (r == PSUB_MORE)
 			continue;
@@ -167,77 +168,57 @@ conn_frames(struct conn *c)
 }
 
 static void
-conn_read(struct loop *l, int fd, unsigned events, void *ctx)
+pconn_cb(struct conn *cn, unsigned ev, void *ctx)
 {
-	struct conn *c = ctx;
-	ssize_t n;
-	int eof = 0;
+	struct pconn *c = ctx;
+	size_t n;
+	const char *p = conn_in(cn, &n);
 
-	if (buf_reserve(&c->in, READ_CHUNK) < 0) {
-		conn_close(c);
-		return;
-	}
-	n = read(fd, c->in.data + c->in.len, READ_CHUNK);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		eof = 1;
-	} else if (n == 0) {
-		eof = 1;
-	} else {
-		c->in.len += (size_t)n;
-		c->in.data[c->in.len] = '\0';
-	}
-	if (c->kind == CK_UNKNOWN && c->in.len > 0) {
-		c->kind = c->in.data[0] == '\0' ? CK_SUBMIT : CK_TRIGGER;
+	if (c->kind == CK_UNKNOWN && n > 0) {
+		c->kind = p[0] == '\0' ? CK_SUBMIT : CK_TRIGGER;
 		if (c->kind == CK_SUBMIT)
 			c->sub = psub_new(c->uid, "socket");
 	}
-	if (c->kind == CK_TRIGGER) {
+	if (c->kind == CK_TRIGGER && n > 0) {
 		/* Any wake-up byte means the same: look at maildrop/. */
-		buf_reset(&c->in);
+		conn_in_consume(cn, n);
 		scan_soon();
-		if (eof)
-			conn_close(c);
+	}
+	if (c->kind == CK_SUBMIT && !c->replied && pconn_frames(c)
+	    && !c->replied) {
+		pconn_close(c);          /* malformed: no reply */
 		return;
 	}
-	if (c->kind == CK_SUBMIT && conn_frames(c)) {
-		conn_close(c);
+	if (c->replied && conn_flush(cn) != 0) {
+		pconn_close(c);          /* out (or the client is gone) */
 		return;
 	}
-	if (eof) {
-		conn_close(c);
-		return;
-	}
-	loop_timer_cancel(l, c->timer);
-	c->timer = loop_timer_add(l, CONN_TIMEOUT_MS, conn_timeout, c);
+	if (ev & CONN_EV_TIMEOUT)
+		log_warnx("uid=%ld: timeout during submission", (long)c->uid);
+	else if ((ev & CONN_EV_ERROR) && !c->replied)
+		log_debug("uid=%ld: %s", (long)c->uid, conn_error(cn));
+	if (ev & (CONN_EV_EOF | CONN_EV_ERROR | CONN_EV_TIMEOUT))
+		pconn_close(c);
 }
 
 static void
 pickup_conn(struct loop *l, int fd)
 {
-	struct conn *c = xcalloc(1, sizeof(*c));
+	struct pconn *c = xcalloc(1, sizeof(*c));
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
 	c->fd = fd;
-	buf_init(&c->in, FRAME_MAX + READ_CHUNK);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
 		log_warn("SO_PEERCRED");
-		buf_free(&c->in);
 		server_disconnect(l, fd);
 		free(c);
 		return;
 	}
 	c->uid = cred.uid;
-	if (loop_fd_set(l, fd, LOOP_READ, conn_read, c) < 0) {
-		log_warn("register connection");
-		buf_free(&c->in);
-		server_disconnect(l, fd);
-		free(c);
-		return;
-	}
-	c->timer = loop_timer_add(l, CONN_TIMEOUT_MS, conn_timeout, c);
+	/* Frames are bounded (FRAME_MAX): one frame and a read of the next. */
+	c->conn = conn_new(l, fd, FRAME_MAX + 64 * 1024, pconn_cb, c);
+	conn_set_timeout(c->conn, CONN_TIMEOUT_MS);
 }
 
 /* --- maildrop/ ---------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
  * qmgr_deliver - the client side of deliver.h: one connection per job to
  * <queue_directory>/private/<transport>, one request frame out, one
- * results frame back, all through the event loop.
+ * results frame back, all through the event loop on a conn
+ * (lib/util/conn.c: buffered non-blocking I/O).
  *
  * Invariants:
  * - Every recipient of a job ends with exactly one outcome: the agent's
@@ -28,6 +29,7 @@
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/conn.h"
 #include "util/ipc.h"
 #include "util/log.h"
 #include "mail/deliver.h"
@@ -40,9 +42,7 @@
 struct qdlv {
 	struct qjob *job;
 	int fd;
-	struct buf out;
-	size_t off;
-	struct buf in;
+	struct conn *conn;
 	uint64_t timer;
 	struct timespec start, connected;
 	struct qdlv *prev, *next;
@@ -50,7 +50,6 @@ struct qdlv {
 
 static struct qdlv *running;
 
-static void dlv_io(struct loop *l, int fd, unsigned events, void *ctx);
 static int nrunning;
 
 int
@@ -74,10 +73,9 @@ defer_all(struct qjob *job, const char *text, const struct timespec *start,
 static void
 dlv_free(struct qdlv *d)
 {
-	if (d->fd >= 0) {
-		loop_fd_del(qmgr_loop, d->fd);
+	conn_free(&d->conn);
+	if (d->fd >= 0)
 		close(d->fd);
-	}
 	if (d->timer != 0)
 		loop_timer_cancel(qmgr_loop, d->timer);
 	if (d->prev != NULL)
@@ -87,8 +85,6 @@ dlv_free(struct qdlv *d)
 	if (d->next != NULL)
 		d->next->prev = d->prev;
 	nrunning--;
-	buf_free(&d->out);
-	buf_free(&d->in);
 	free(d);
 }
 
@@ -151,46 +147,17 @@ dlv_timeout(struct loop *l, void *ctx)
 	dlv_fail(d, "delivery agent timed out");
 }
 
+/* The results frame, once it is all in. */
 static void
-dlv_read(struct qdlv *d)
+dlv_reply(struct qdlv *d, const char *p, size_t flen)
 {
 	struct ipc_msg msg;
 	struct dlv_result *res = NULL;
-	size_t nres = 0, flen;
+	size_t nres = 0;
 	char *err = NULL;
-	ssize_t n;
-	int rc;
 
-	for (;;) {
-		if (buf_reserve(&d->in, 4096) < 0) {
-			dlv_fail(d, "reply too large");
-			return;
-		}
-		n = read(d->fd, d->in.data + d->in.len, d->in.cap - d->in.len - 1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			dlv_fail(d, strerror(errno));
-			return;
-		}
-		if (n == 0) {
-			dlv_fail(d, "lost connection with the delivery agent");
-			return;
-		}
-		d->in.len += (size_t)n;
-		d->in.data[d->in.len] = '\0';
-		rc = ipc_frame_check(&d->in, IPC_MAX_DEFAULT, &flen);
-		if (rc < 0) {
-			dlv_fail(d, "reply too large");
-			return;
-		}
-		if (rc == 1)
-			break;
-	}
 	ipc_init(&msg);
-	if (ipc_decode(&msg, d->in.data, flen) < 0 ||
+	if (ipc_decode(&msg, p, flen) < 0 ||
 	    dlv_results_decode(&msg, &res, &nres, &err) < 0) {
 		log_warnx("%s: transport %s: malformed reply: %s", d->job->msg->id,
 		    qsched_transport_name(d->job), err ? err : "bad frame");
@@ -205,41 +172,23 @@ dlv_read(struct qdlv *d)
 }
 
 static void
-dlv_write(struct qdlv *d)
-{
-	ssize_t n;
-
-	while (d->off < d->out.len) {
-		n = send(d->fd, d->out.data + d->off, d->out.len - d->off, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			dlv_fail(d, strerror(errno));
-			return;
-		}
-		d->off += (size_t)n;
-	}
-	buf_free(&d->out);
-	if (loop_fd_set(qmgr_loop, d->fd, LOOP_READ, dlv_io, d) < 0)
-		dlv_fail(d, "cannot wait for the reply");
-}
-
-static void
-dlv_io(struct loop *l, int fd, unsigned events, void *ctx)
+dlv_conn_cb(struct conn *c, unsigned ev, void *ctx)
 {
 	struct qdlv *d = ctx;
+	size_t n, flen;
+	const char *p = conn_in(c, &n);
+	int rc = ipc_frame_len(p, n, IPC_MAX_DEFAULT, &flen);
 
-	(void)l;
-	(void)fd;
-	if (d->off < d->out.len) {
-		if (events & (LOOP_WRITE | LOOP_ERROR))
-			dlv_write(d);
-		return;
-	}
-	if (events & (LOOP_READ | LOOP_ERROR))
-		dlv_read(d);
+	/* The agent answers once, after reading the whole request: the
+	 * input is read all along, the frame looked for at every event. */
+	if (rc < 0)
+		dlv_fail(d, "reply too large");
+	else if (rc == 1)
+		dlv_reply(d, p, flen);
+	else if (ev & CONN_EV_EOF)
+		dlv_fail(d, "lost connection with the delivery agent");
+	else if (ev & CONN_EV_ERROR)
+		dlv_fail(d, conn_error(c));
 }
 
 /* Non-blocking connect to the transport's socket: fd, -1 and errno. */
@@ -283,6 +232,7 @@ build_request(struct qdlv *d)
 	struct qmsg *m = job->msg;
 	struct dlv_request r;
 	struct ipc_msg msg;
+	struct buf frame = BUF_INIT(0);
 	const struct qrcpt *q;
 	size_t i;
 
@@ -307,8 +257,10 @@ build_request(struct qdlv *d)
 	}
 	ipc_init(&msg);
 	dlv_request_encode(&r, &msg);
-	ipc_encode(&msg, &d->out);
+	ipc_encode(&msg, &frame);
 	ipc_free(&msg);
+	conn_write(d->conn, frame.data, frame.len);
+	buf_free(&frame);
 	free(r.rcpts);      /* the strings are borrowed from the envelope */
 }
 
@@ -348,8 +300,7 @@ qdeliver_start(struct qjob *job)
 	d->fd = fd;
 	d->start = now;
 	clock_gettime(CLOCK_REALTIME, &d->connected);
-	buf_init(&d->out, 0);
-	buf_init(&d->in, IPC_MAX_DEFAULT + 8);
+	d->conn = conn_new(qmgr_loop, fd, IPC_MAX_DEFAULT + 8, dlv_conn_cb, d);
 	build_request(d);
 	d->next = running;
 	if (running != NULL)
@@ -361,10 +312,9 @@ qdeliver_start(struct qjob *job)
 	else
 		timeout_s = REMOTE_TIMEOUT_S;
 	d->timer = loop_timer_add(qmgr_loop, (uint64_t)timeout_s * 1000, dlv_timeout, d);
-	if (loop_fd_set(qmgr_loop, fd, LOOP_WRITE, dlv_io, d) < 0) {
-		dlv_fail(d, "cannot register the connection");
-		return 0;
-	}
+	/* What the socket does not take now goes from the loop; a failure
+	 * comes back as CONN_EV_ERROR. */
+	(void)conn_flush(d->conn);
 	log_debug("%s: delivery to %s/%s started, %zu recipient(s)", job->msg->id,
 	    tp, qsched_nexthop(job), job->n);
 	return 0;

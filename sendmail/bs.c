@@ -24,6 +24,7 @@
 #include "util/buf.h"
 #include "util/strv.h"
 #include "proto/smtp.h"
+#include "util/line.h"
 #include "mail/addr.h"
 #include "mail/config.h"
 #include "sendmail.h"
@@ -255,12 +256,12 @@ int
 sm_smtp_session(const char *fullname, const char *body)
 {
 	struct bs b;
-	struct smtp_line_parser lp = { 0 };
+	struct line_splitter ls = { 0 };
 	struct smtp_cmd cmd;
 	const char *hostname = config_get("myhostname");
 	const char *err;
 	size_t used, len;
-	enum smtp_result r;
+	enum line_result r;
 	long long limit = config_int("message_size_limit");
 	long long ll = config_int("line_length_limit");
 
@@ -275,15 +276,15 @@ sm_smtp_session(const char *fullname, const char *body)
 		hostname = "localhost";
 	out("220 %s ESMTP Postern", hostname);
 	for (;;) {
-		r = smtp_line_parse(&lp, &b.lim, b.in.data ? b.in.data : "", b.in.len,
-		    &used, &len);
-		if (r == SMTP_NEED_MORE) {
+		r = line_split(&ls, b.lim.line_length_limit,
+		    b.in.data ? b.in.data : "", b.in.len, &used, &len);
+		if (r == LINE_NEED_MORE) {
 			buf_consume(&b.in, used);
 			if (fill(&b) < 0)
 				break;
 			continue;
 		}
-		if (r == SMTP_ERROR) {
+		if (r == LINE_TOO_LONG) {
 			buf_consume(&b.in, used);
 			out("500 5.5.2 Error: line too long");
 			continue;

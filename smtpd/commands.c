@@ -15,8 +15,8 @@
  * command_run() is the single place where a command line is parsed,
  * counted (for the disconnect log), checked against the verb's argument
  * rules and handed to its handler; a handler's -1 counts as a client error.
- * STARTTLS replies 220; session.c then discards s->in (pipelined
- * plaintext) and starttls.c resets the session, per DESIGN.md invariant 6.
+ * STARTTLS replies 220, discards the pipelined plaintext (conn_starttls)
+ * and resets the session, per DESIGN.md invariant 6 (starttls.c).
  * With smtpd_tls_security_level=encrypt, verbs without
  * SMTP_VF_NO_TLS_CHECK get 530 before TLS.
  * Trusts: the line is bounded by the caller (line_length_limit).
@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "util/alloc.h"
+#include "util/conn.h"
 #include "util/log.h"
 #include "smtpd.h"
 
@@ -69,7 +70,8 @@ cmd_ehlo(struct session *s, const struct smtp_cmd *cmd)
 		{ "PIPELINING", NULL, 1 },
 		{ "SIZE", NULL, 1 },
 		{ "STARTTLS", NULL, smtpd_conf.tls_ctx != NULL
-		    && smtpd_conf.tls_level != TLS_LEVEL_NONE && s->tls == NULL },
+		    && smtpd_conf.tls_level != TLS_LEVEL_NONE
+		    && !conn_tls_active(s->conn) },
 		{ "AUTH", NULL, sasl_offer(s) },
 		{ "ENHANCEDSTATUSCODES", NULL, 1 },
 		{ "8BITMIME", NULL, 1 },

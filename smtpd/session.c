@@ -1,26 +1,26 @@
 /*
- * session - one SMTP connection: non-blocking reads and writes on the
- * process's event loop, the state machine, pipelining, timeouts, the error
- * limits and the connect/disconnect logs.
+ * session - one SMTP connection: its conn (lib/util/conn.c: buffered,
+ * non-blocking, optionally TLS I/O on the process's event loop), the state
+ * machine, pipelining, the error limits and the connect/disconnect logs.
  *
  * Invariants:
- * - Replies are queued in s->out and written only when no complete command
- *   is left in s->in (RFC 2920: one write per pipelined group), or when
- *   waiting would deadlock (out over OUT_HIGH: stop reading, write).
+ * - Replies are queued in the conn and flushed only when no complete
+ *   command is left in its input (RFC 2920: one write per pipelined
+ *   group), or when waiting would deadlock (OUT_HIGH unsent: stop reading
+ *   and processing until the output drains).
  * - Nothing blocks: the error sleep is a timer during which the session
- *   neither reads nor writes; the idle timeout is a deadline timer.
- * - A session is freed only at the end of a loop callback (s->dead), so
- *   code deeper in the stack never sees freed memory.
- * - Buffers start empty and grow with use; an idle session costs its
- *   struct plus the small buffers it has needed so far.
- * Trusts: nothing the client sends. Limits: s->in holds at most one
- * command line (line_length_limit) plus one read; s->out is bounded by
- * the command line size times the replies of one pipelined group.
- * - With TLS on, every byte goes through session_io_read/write (tls.c);
- *   decrypted bytes OpenSSL still holds are picked up by a 0 ms timer,
- *   since the fd will not poll readable for them. While STARTTLS waits for
- *   its 220 to leave, or the auth daemon has not answered, nothing is read
- *   or processed.
+ *   neither reads nor writes (its replies are held in the conn); the idle
+ *   timeout (smtpd_timeout) is the conn's.
+ * - A session is freed only at the end of a callback (s->dead), so code
+ *   deeper in the stack never sees freed memory.
+ * - An idle session costs its struct and its conn (whose buffers shrink
+ *   back after a burst).
+ * Trusts: nothing the client sends. Limits: the conn holds at most one
+ *   command line (line_length_limit) plus one read; its output is bounded
+ *   by the command line size times the replies of one pipelined group.
+ * - While STARTTLS waits for its 220 to leave and the handshake runs, or
+ *   the auth daemon has not answered, nothing is read or processed; the
+ *   plaintext pipelined after STARTTLS is dropped by conn_starttls().
  * - After a BDAT command, its chunk_left octets are taken as chunk data
  *   (or dropped, when the BDAT was refused) before any further command
  *   line is looked for: a chunk is never read as commands.
@@ -28,24 +28,21 @@
  *   command line ended by a bare LF is not run: 550 5.5.2, then close.
  * BUGS: the queue file fsync at end of DATA blocks the whole process.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "util/alloc.h"
+#include "util/conn.h"
 #include "util/log.h"
 #include "util/net.h"
-#include "util/tls.h"
 #include "mail/auth_client.h"
 #include "mail/server.h"
 #include "smtpd.h"
 
-#define READ_CHUNK 4096
 #define OUT_HIGH (64 * 1024)        /* stop reading while this much is unsent */
-#define IN_SLACK (READ_CHUNK + 64)
+#define IN_SLACK (4096 + 64)        /* a read beyond one command line */
 
 static const char *const state_names[] = {
 	[SESS_IDLE] = "IDLE", [SESS_MAIL] = "MAIL", [SESS_RCPT] = "RCPT",
@@ -53,7 +50,6 @@ static const char *const state_names[] = {
 };
 
 static void session_process(struct session *s);
-static void session_update_events(struct session *s);
 
 void
 session_enter(struct session *s, enum sess_state st)
@@ -75,21 +71,25 @@ session_proto(const struct session *s)
 	return s->sasl_user != NULL ? "ESMTPA" : "ESMTP";
 }
 
+/* One scratch buffer for the process (like command_run's line copy):
+ * the reply is formatted once, logged, then handed to the conn. */
+static struct buf replybuf = BUF_INIT(0);
+
 void
 reply(struct session *s, const char *fmt, ...)
 {
 	va_list ap;
-	size_t start = s->out.len;
 
 	if (s->dead)
 		return;
+	buf_reset(&replybuf);
 	va_start(ap, fmt);
-	(void)buf_vprintf(&s->out, fmt, ap);
+	(void)buf_vprintf(&replybuf, fmt, ap);
 	va_end(ap);
 	if (log_verbose())
-		log_debug("> %s[%s]: %.*s", s->name, s->addr,
-		    (int)(s->out.len - start), s->out.data + start);
-	(void)buf_append(&s->out, "\r\n", 2);
+		log_debug("> %s[%s]: %s", s->name, s->addr, buf_cstr(&replybuf));
+	(void)buf_append(&replybuf, "\r\n", 2);
+	conn_write(s->conn, replybuf.data, replybuf.len);
 }
 
 /* Loopback gets "localhost"; everything else "unknown" until DNS lookups
@@ -150,149 +150,47 @@ session_close(struct session *s)
 		return;
 	txn_reset(s);
 	log_disconnect(s);
-	if (s->idle_timer)
-		loop_timer_cancel(s->loop, s->idle_timer);
 	if (s->sleep_timer)
 		loop_timer_cancel(s->loop, s->sleep_timer);
-	if (s->pending_timer)
-		loop_timer_cancel(s->loop, s->pending_timer);
-	s->idle_timer = s->sleep_timer = s->pending_timer = 0;
+	s->sleep_timer = 0;
 	sasl_session_reset(s);
-	if (s->tls != NULL)
-		tls_conn_free(&s->tls);
+	conn_free(&s->conn);   /* TLS close_notify; the fd stays open */
 	server_disconnect(s->loop, s->fd);
 	s->fd = -1;
 	s->dead = 1;
 }
 
-static void
-session_free(struct session *s)
-{
-	buf_free(&s->in);
-	buf_free(&s->out);
-	free(s->helo);
-	free(s->sasl_user);
-	free(s);
-}
-
-/* End of a callback: free a dead session, or re-register its interest. */
+/* End of a callback: free a dead session. */
 static void
 session_done(struct session *s)
 {
-	if (s->dead)
-		session_free(s);
-	else
-		session_update_events(s);
-}
-
-/* Write what is queued. 0, or -1 after closing the session on an error. */
-static int
-session_write(struct session *s)
-{
-	if (s->dead)
-		return -1;
-	if (s->tls != NULL && !s->tls_up) {
-		/* Nothing can be said in the middle of a handshake. */
-		buf_reset(&s->out);
-		if (s->state == SESS_QUIT)
-			session_close(s);
-		return 0;
+	if (s->dead) {
+		free(s->helo);
+		free(s->sasl_user);
+		free(s);
 	}
-	while (s->out.len > 0) {
-		ssize_t n = session_io_write(s, s->out.data, s->out.len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			log_info("lost connection after %s from %s[%s]", s->where,
-			    s->name, s->addr);
-			session_close(s);
-			return -1;
-		}
-		buf_consume(&s->out, (size_t)n);
-		s->last_activity = loop_now_ms();
-	}
-	/* Give memory back from idle sessions after a large burst. */
-	if (s->out.cap > 4 * READ_CHUNK)
-		buf_free(&s->out);
-	if (s->state == SESS_QUIT)
-		session_close(s);
-	else if (s->tls_start)
-		tls_session_begin(s);   /* the 220 is out: now the handshake */
-	return 0;
 }
 
-static void session_fd_cb(struct loop *l, int fd, unsigned events, void *ctx);
-static void session_read(struct session *s);
-
-static void
-pending_timer_cb(struct loop *l, void *ctx)
-{
-	struct session *s = ctx;
-
-	s->pending_timer = 0;
-	session_read(s);
-	session_done(s);
-}
-
-/* May the session take more input now? */
+/* May commands run (and input be taken) now? */
 static int
-session_may_read(const struct session *s)
+session_may_process(const struct session *s)
 {
-	return !s->sleep_timer && s->state != SESS_QUIT && s->out.len < OUT_HIGH
-	    && !s->tls_start && s->authc == NULL;
+	return !s->dead && s->sleep_timer == 0 && s->state != SESS_QUIT
+	    && s->authc == NULL
+	    && !(conn_tls_active(s->conn) && conn_tls(s->conn) == NULL);
 }
 
+/* Read only what can be processed now: a paused session (error sleep,
+ * auth daemon, output backlog) holds the client back by TCP, and an EOF
+ * is not seen before the input ahead of it has run. */
 static void
-session_update_events(struct session *s)
+session_set_io(struct session *s)
 {
-	unsigned want = 0;
-
 	if (s->dead)
 		return;
-	if (s->tls != NULL && !s->tls_up) {
-		want = s->tls_want ? s->tls_want : LOOP_READ;
-	} else if (!s->sleep_timer) {
-		if (session_may_read(s))
-			want |= LOOP_READ;
-		if (s->out.len > 0)
-			want |= LOOP_WRITE;
-		if (want != 0 && s->tls != NULL)
-			want |= s->tls_want;
-		if ((want & LOOP_READ) && s->tls != NULL && tls_pending(s->tls) > 0
-		    && s->pending_timer == 0)
-			s->pending_timer = loop_timer_add(s->loop, 0, pending_timer_cb, s);
-	}
-	if (want != s->events) {
-		if (loop_fd_set(s->loop, s->fd, want, session_fd_cb, s) < 0) {
-			log_warn("%s[%s]: loop_fd_set", s->name, s->addr);
-			session_close(s);
-			return;
-		}
-		s->events = want;
-	}
-}
-
-static void
-idle_timer_cb(struct loop *l, void *ctx)
-{
-	struct session *s = ctx;
-	uint64_t now = loop_now_ms(), deadline;
-
-	s->idle_timer = 0;
-	deadline = s->last_activity + (uint64_t)smtpd_conf.timeout_ms;
-	if (now < deadline) {
-		s->idle_timer = loop_timer_add(l, deadline - now, idle_timer_cb, s);
-		return;
-	}
-	log_info("timeout after %s from %s[%s]", s->where, s->name, s->addr);
-	reply(s, "421 4.4.2 %s Error: timeout exceeded", smtpd_conf.myhostname);
-	/* One try; a client that does not read gets no more chances. */
-	session_enter(s, SESS_QUIT);
-	if (session_write(s) == 0 && !s->dead)
-		session_close(s);
-	session_done(s);
+	conn_set_read(s->conn, session_may_process(s)
+	    && conn_out_len(s->conn) < OUT_HIGH);
+	conn_set_write(s->conn, s->sleep_timer == 0);
 }
 
 static void
@@ -301,7 +199,9 @@ sleep_timer_cb(struct loop *l, void *ctx)
 	struct session *s = ctx;
 
 	s->sleep_timer = 0;
-	if (session_write(s) == 0)
+	session_set_io(s);
+	/* The held replies first, then the commands behind them. */
+	if (conn_flush(s->conn) >= 0)
 		session_process(s);
 	session_done(s);
 }
@@ -341,132 +241,136 @@ check_pipelining(struct session *s, const struct smtp_verb_info *v, size_t rest)
 	}
 }
 
-/* Run every complete command (and DATA bytes) in s->in, then flush. */
-static void
-session_process(struct session *s)
+/* One command line from the conn; 0 when no whole line is buffered. */
+static int
+session_line(struct session *s)
 {
-	size_t pos = 0;
+	const char *line;
+	size_t len, rest;
+	long long before = s->errors;
+	int r = conn_read_line(s->conn, smtpd_conf.limits.line_length_limit,
+	    &line, &len);
 
-	while (!s->dead && s->sleep_timer == 0 && s->state != SESS_QUIT
-	    && pos < s->in.len && s->out.len < OUT_HIGH && s->authc == NULL
-	    && !s->tls_start) {
-		const char *p = s->in.data + pos;
-		size_t n = s->in.len - pos, used, line_len;
+	if (r == 0)
+		return 0;
+	if (r > 0 && conn_line_bare_lf(s->conn) && s->bare_lf_reject) {
+		session_bare_lf(s);   /* not run: "RSET\nMAIL ..." stops here */
+	} else if (r < 0) {
+		reply(s, "500 5.5.0 Error: line too long");
+		s->errors++;
+	} else if (s->sasl_active) {
+		sasl_session_line(s, line, len);
+	} else {
+		(void)conn_in(s->conn, &rest);   /* pipelined behind this line */
+		const struct smtp_verb_info *v = command_run(s, line, len);
+		if (v != NULL && !s->dead)
+			check_pipelining(s, v, rest);
+	}
+	if (!s->dead)
+		check_error_limits(s, before);
+	return 1;
+}
 
-		if (s->state == SESS_DATA) {
-			pos += txn_data_feed(s, p, n);
+/* Run every complete command (and take DATA and BDAT octets) in the input
+ * until it runs out or the session must wait. 1: stopped at OUT_HIGH. */
+static int
+session_run(struct session *s)
+{
+	while (session_may_process(s)) {
+		size_t n, used;
+		const char *p;
+
+		if (conn_out_len(s->conn) >= OUT_HIGH)
+			return 1;
+		if (s->state != SESS_DATA && s->chunk_left == 0) {
+			if (session_line(s) == 0)
+				break;
 			continue;
 		}
-		if (s->chunk_left > 0) {
+		p = conn_in(s->conn, &n);
+		if (n == 0)
+			break;
+		if (s->state == SESS_DATA) {
+			used = txn_data_feed(s, p, n);
+		} else {
 			/* BDAT octets: data or dropped, never a command. */
-			size_t k = (long long)n > s->chunk_left ? (size_t)s->chunk_left : n;
+			used = (long long)n > s->chunk_left ? (size_t)s->chunk_left : n;
 			if (!s->chunk_discard)
-				txn_chunk_feed(s, p, k);
-			pos += k;
-			s->chunk_left -= k;
+				txn_chunk_feed(s, p, used);
+			s->chunk_left -= (long long)used;
 			if (s->chunk_left == 0 && !s->chunk_discard)
 				txn_chunk_end(s);
-			continue;
-		}
-		long long before = s->errors;
-		enum smtp_result r = smtp_line_parse(&s->lp, &smtpd_conf.limits, p, n,
-		    &used, &line_len);
-		pos += used;
-		if (r == SMTP_NEED_MORE)
-			break;
-		if (r == SMTP_DONE && s->lp.bare_lf && s->bare_lf_reject) {
-			session_bare_lf(s);   /* not run: "RSET\nMAIL ..." stops here */
-		} else if (r == SMTP_ERROR) {
-			reply(s, "500 5.5.0 Error: line too long");
-			s->errors++;
-		} else if (s->sasl_active) {
-			sasl_session_line(s, p, line_len);
-		} else {
-			const struct smtp_verb_info *v = command_run(s, p, line_len);
-			if (v != NULL && !s->dead)
-				check_pipelining(s, v, s->in.len - pos);
-			if (s->tls_start) {
-				/* DESIGN.md invariant 6: whatever the client sent
-				 * after STARTTLS in plaintext is thrown away. */
-				if (s->in.len > pos)
-					log_info("%s[%s]: discarding %zu bytes pipelined "
-					    "after STARTTLS", s->name, s->addr,
-					    s->in.len - pos);
-				pos = s->in.len;
-			}
 		}
 		if (s->dead)
 			break;
-		check_error_limits(s, before);
+		conn_in_consume(s->conn, used);
 	}
-	if (s->dead)
-		return;
-	buf_consume(&s->in, pos);
-	if (s->in.len == 0 && s->in.cap > 4 * READ_CHUNK)
-		buf_free(&s->in);
-	if (s->sleep_timer == 0)
-		(void)session_write(s);
+	return 0;
+}
+
+/* Run what the input holds, then write the replies of the group. */
+static void
+session_process(struct session *s)
+{
+	for (;;) {
+		int blocked = session_run(s);
+		if (s->dead || s->sleep_timer != 0)
+			break;
+		int r = conn_flush(s->conn);
+		if (r == 1 && s->state == SESS_QUIT) {
+			session_close(s);
+			return;
+		}
+		/* All out at once: a group paused at OUT_HIGH goes on now;
+		 * otherwise CONN_EV_DRAINED brings us back. */
+		if (r != 1 || !blocked)
+			break;
+	}
+	session_set_io(s);
 }
 
 static void
-session_read(struct session *s)
+session_conn_cb(struct conn *c, unsigned ev, void *ctx)
 {
-	if (buf_reserve(&s->in, READ_CHUNK) < 0) {
-		/* Cannot happen: process() keeps s->in under its max. */
-		log_warnx("%s[%s]: input buffer full", s->name, s->addr);
-		session_close(s);
-		return;
-	}
-	if (!session_may_read(s))
-		return;
-	ssize_t n = session_io_read(s, s->in.data + s->in.len, READ_CHUNK);
-	if (n < 0) {
-		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-			return;
-		log_info("lost connection after %s from %s[%s]", s->where, s->name,
-		    s->addr);
-		session_close(s);
-		return;
-	}
-	if (n == 0) {
-		log_info("lost connection after %s from %s[%s]", s->where, s->name,
-		    s->addr);
-		session_close(s);
-		return;
-	}
-	if (strcmp(s->where, "CONNECT") == 0 && s->out.len > 0
-	    && !s->pipelining_logged) {
+	struct session *s = ctx;
+
+	if (ev & CONN_EV_TLS_UP)
+		tls_session_up(s);
+	if ((ev & CONN_EV_INPUT) && strcmp(s->where, "CONNECT") == 0
+	    && conn_out_len(c) > 0 && !s->pipelining_logged) {
 		/* Bytes while the greeting is still unsent: a client that talks
 		 * first (spamware). Logged, not yet rejected. */
 		log_info("improper command pipelining after CONNECT from %s[%s]",
 		    s->name, s->addr);
 		s->pipelining_logged = 1;
 	}
-	s->in.len += (size_t)n;
-	s->in.data[s->in.len] = '\0';
-	s->last_activity = loop_now_ms();
-	session_process(s);
-}
-
-static void
-session_fd_cb(struct loop *l, int fd, unsigned events, void *ctx)
-{
-	struct session *s = ctx;
-
-	if (s->tls != NULL && !s->tls_up) {
-		tls_session_handshake(s);
+	if (!s->dead && (ev & (CONN_EV_INPUT | CONN_EV_DRAINED | CONN_EV_TLS_UP)))
+		session_process(s);
+	if (s->dead) {
 		session_done(s);
 		return;
 	}
-	/* TLS may need the opposite direction of the call it blocked in, so
-	 * with TLS any event retries both (a needless try just says EAGAIN). */
-	if (s->tls != NULL)
-		events |= LOOP_READ | LOOP_WRITE;
-	if ((events & LOOP_WRITE) && s->out.len > 0 && session_write(s) == 0
-	    && !s->dead && s->out.len < OUT_HIGH)
-		session_process(s);   /* output drained: resume a paused group */
-	if (!s->dead && (events & (LOOP_READ | LOOP_ERROR)))
-		session_read(s);
+	if (ev & CONN_EV_TIMEOUT) {
+		log_info("timeout after %s from %s[%s]", s->where, s->name, s->addr);
+		reply(s, "421 4.4.2 %s Error: timeout exceeded", smtpd_conf.myhostname);
+		/* One try; a client that does not read gets no more chances. */
+		(void)conn_flush_last(c);
+		session_close(s);
+	} else if ((ev & CONN_EV_ERROR) && conn_tls_active(c) && conn_tls(c) == NULL) {
+		const char *err = conn_error(c);
+		const char *tag = "TLS handshake: ";
+
+		if (strncmp(err, tag, strlen(tag)) == 0)
+			err += strlen(tag);
+		log_info("SSL_accept error from %s[%s]: %s", s->name, s->addr, err);
+		session_close(s);
+	} else if (ev & (CONN_EV_EOF | CONN_EV_ERROR)) {
+		if (ev & CONN_EV_ERROR)
+			log_debug("%s[%s]: %s", s->name, s->addr, conn_error(c));
+		log_info("lost connection after %s from %s[%s]", s->where, s->name,
+		    s->addr);
+		session_close(s);
+	}
 	session_done(s);
 }
 
@@ -480,8 +384,9 @@ session_start(struct loop *l, int fd)
 	s->fd = fd;
 	s->state = SESS_IDLE;
 	s->where = "CONNECT";
-	buf_init(&s->in, smtpd_conf.limits.line_length_limit + 2 + IN_SLACK);
-	buf_init(&s->out, 0);
+	s->conn = conn_new(l, fd, smtpd_conf.limits.line_length_limit + 2 + IN_SLACK,
+	    session_conn_cb, s);
+	conn_set_timeout(s->conn, (uint64_t)smtpd_conf.timeout_ms);
 	if (net_peer_addr(fd, s->addr, sizeof(s->addr), NULL) < 0)
 		strcpy(s->addr, "unknown");
 	s->name = client_name(s->addr);
@@ -500,36 +405,25 @@ session_start(struct loop *l, int fd)
 		}
 	}
 	log_info("connect from %s[%s]", s->name, s->addr);
-	s->last_activity = loop_now_ms();
-	s->idle_timer = loop_timer_add(l, (uint64_t)smtpd_conf.timeout_ms,
-	    idle_timer_cb, s);
 	sasl_server_init(&s->sasl);
 	if (smtpd_conf.tls_wrappermode)
 		tls_session_begin(s);   /* RFC 8314: the greeting comes over TLS */
 	else
 		session_greet(s);
-	session_done(s);
 }
 
 void
 session_greet(struct session *s)
 {
 	reply(s, "220 %s", smtpd_conf.banner);
-	(void)session_write(s);
+	(void)conn_flush(s->conn);
 }
 
-/* After an asynchronous step (TLS up, auth answer): write, go on. */
+/* After an asynchronous step (the auth daemon's answer): write, go on. */
 void
 session_process_more(struct session *s)
 {
-	if (session_write(s) == 0 && !s->dead)
-		session_process(s);
-}
-
-void
-session_close_now(struct session *s)
-{
-	session_close(s);
+	session_process(s);
 }
 
 void

@@ -1,9 +1,9 @@
 /*
- * smtpd internals shared by smtpd.c (main, settings), session.c (I/O,
- * state machine, timers), commands.c (the command table and the simple
- * verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the queue
- * file); tls.c (STARTTLS, implicit TLS, the TLS side of session I/O) and
- * sasl.c (AUTH through the auth daemon, smtpd_client_restrictions,
+ * smtpd internals shared by smtpd.c (main, settings), session.c (the
+ * conn, state machine, timers), commands.c (the command table and the
+ * simple verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the
+ * queue file); starttls.c (STARTTLS, implicit TLS) and auth.c (AUTH
+ * through the auth daemon, smtpd_client_restrictions,
  * smtpd_sender_login_maps).
  */
 #ifndef POSTERN_SMTPD_H
@@ -20,8 +20,8 @@
 #include "proto/smtp.h"
 #include "proto/sasl.h"
 
+struct conn;
 struct tls_ctx;
-struct tls_conn;
 struct maplist;
 struct auth_client;
 
@@ -87,17 +87,12 @@ struct session {
 	char *helo;                /* NULL before HELO/EHLO */
 	int esmtp;                 /* EHLO (not HELO) seen */
 	int in_mynetworks;
-	struct buf in;             /* unprocessed client bytes */
-	struct buf out;            /* replies not yet written */
-	struct smtp_line_parser lp;
+	struct conn *conn;         /* the client's bytes, both ways (util/conn.h) */
 	long long errors;          /* replies that counted as client errors */
 	const char *where;         /* "CONNECT", "RCPT", "DATA", ... for logs */
 	unsigned cmd_total[SMTP_VERB_COUNT];
 	unsigned cmd_ok[SMTP_VERB_COUNT];
-	uint64_t last_activity;    /* loop_now_ms() of the last read/write */
-	uint64_t idle_timer;
 	uint64_t sleep_timer;      /* error sleep in progress */
-	unsigned events;           /* interest currently registered */
 	int pipelining_logged;
 	int dead;                  /* closed; freed by the outermost callback */
 	struct txn *tx;            /* NULL outside a transaction */
@@ -109,12 +104,7 @@ struct session {
 	long long chunk_size;
 	int chunk_last;            /* BDAT ... LAST */
 	int chunk_discard;         /* the BDAT was refused: drop the octets */
-	/* TLS */
-	struct tls_conn *tls;      /* non-NULL from STARTTLS (or connect, 465) on */
-	int tls_up;                /* handshake finished */
-	int tls_start;             /* STARTTLS answered: handshake once out drains */
-	unsigned tls_want;         /* LOOP_READ/WRITE a TLS call is waiting for */
-	uint64_t pending_timer;    /* decrypted bytes left inside OpenSSL */
+	int tls_up;                /* TLS handshake finished */
 	/* AUTH */
 	struct sasl_server sasl;
 	int sasl_active;           /* inside an AUTH exchange (334 sent) */
@@ -167,15 +157,10 @@ const char *txn_sender(const struct session *s);
 /* tls.c */
 void smtpd_tls_init(void);      /* pre_init: read certificate and key */
 int cmd_starttls(struct session *s, const struct smtp_cmd *cmd);
-/* Begin the server handshake (STARTTLS after the 220 left, or at connect
- * for implicit TLS). */
+/* Implicit TLS: the handshake at connect, the greeting after it. */
 void tls_session_begin(struct session *s);
-/* Drive the handshake on fd events; returns with s->dead possibly set. */
-void tls_session_handshake(struct session *s);
-/* Session I/O through TLS when it is on: like read(2)/write(2), with -1 and
- * errno EAGAIN when TLS must wait (s->tls_want says for what). */
-ssize_t session_io_read(struct session *s, void *p, size_t n);
-ssize_t session_io_write(struct session *s, const void *p, size_t n);
+/* The handshake finished (CONN_EV_TLS_UP): log it, greet on 465. */
+void tls_session_up(struct session *s);
 /* "(using TLSv1.3 with cipher ...)" for Received:, "" without TLS. */
 const char *tls_session_describe(const struct session *s);
 /* Must the client STARTTLS before this verb? Replies 530 if so. */
@@ -183,7 +168,6 @@ int tls_required_reply(struct session *s, const struct smtp_verb_info *v);
 /* session.c helpers for tls.c */
 void session_greet(struct session *s);
 void session_process_more(struct session *s);
-void session_close_now(struct session *s);
 void session_done_cb(struct session *s);
 
 /* sasl.c */

@@ -66,49 +66,7 @@ smtp_verb_lookup(const char *word, size_t len)
 	return &smtp_verbs[SMTP_UNKNOWN];
 }
 
-/* --- Command lines --------------------------------------------------------- */
-
-enum smtp_result
-smtp_line_parse(struct smtp_line_parser *lp, const struct smtp_limits *lim,
-    const char *in, size_t n, size_t *consumed_r, size_t *line_len_r)
-{
-	/* Raw bytes allowed before the LF: the limit plus a CR or two, so a
-	 * line's fate does not depend on how it was split into reads. */
-	size_t raw_max = lim->line_length_limit + 2;
-	const char *lf = memchr(in, '\n', n);
-
-	*line_len_r = 0;
-	lp->bare_lf = 0;
-	if (lp->skipping) {
-		if (lf == NULL) {
-			*consumed_r = n;
-			return SMTP_NEED_MORE;
-		}
-		lp->skipping = 0;
-		*consumed_r = (size_t)(lf - in) + 1;
-		return SMTP_ERROR;
-	}
-	if (lf == NULL) {
-		if (n > raw_max) {
-			lp->skipping = 1;
-			*consumed_r = n;
-		} else {
-			*consumed_r = 0;
-		}
-		return SMTP_NEED_MORE;
-	}
-	size_t raw = (size_t)(lf - in);
-	*consumed_r = raw + 1;
-	if (raw > raw_max)
-		return SMTP_ERROR;
-	lp->bare_lf = raw == 0 || in[raw - 1] != '\r';
-	while (raw > 0 && in[raw - 1] == '\r')
-		raw--;
-	if (raw > lim->line_length_limit)
-		return SMTP_ERROR;
-	*line_len_r = raw;
-	return SMTP_DONE;
-}
+/* --- Command lines: split by util/line.h ------------------------------ */
 
 static int
 is_blank(int c)

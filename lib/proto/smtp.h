@@ -7,14 +7,10 @@
  * answers SMTP_DONE, SMTP_NEED_MORE or SMTP_ERROR. Feeding the same bytes in
  * any split gives the same results.
  *
- * Command lines (smtp_line_parse): a line ends at LF; any CRs right before
- * the LF are dropped ("RSET\r\n", "RSET\n" and "RSET\r\r\n" are all "RSET").
- * A line ended by a bare LF (no CR right before it) is flagged (lp->bare_lf)
- * so the server can refuse it (smtpd_forbid_bare_newline = reject) before
- * running it.
- * A line longer than line_length_limit is consumed and discarded up to its
- * LF and reported once as SMTP_ERROR, so the input buffer of the caller
- * never holds more than the limit plus one read.
+ * Command lines are split by util/line.h (line_split, conn_read_line): a
+ * line ends at LF, CRs right before it are dropped, a bare LF is flagged
+ * (smtpd_forbid_bare_newline), an over-long line (line_length_limit) is
+ * discarded up to its LF and reported once.
  *
  * DATA (smtp_data_parse) - the rules that keep SMTP smuggling out:
  *  1. Output is the message content with LF line ends, dot-unstuffed.
@@ -99,19 +95,6 @@ extern const struct smtp_verb_info smtp_verbs[SMTP_VERB_COUNT];
 const struct smtp_verb_info *smtp_verb_lookup(const char *word, size_t len);
 
 /* --- Command lines --------------------------------------------------------- */
-
-struct smtp_line_parser {
-	int skipping;            /* inside an over-long line being discarded */
-	int bare_lf;             /* after DONE: the line ended in LF without CR */
-};
-
-/* Look for one line at in[0..n). DONE: the line is in[0..*line_len_r),
- * *consumed_r includes the terminator. NEED_MORE: no complete line yet;
- * *consumed_r bytes (of an over-long line) may be dropped. ERROR: an
- * over-long line ended; *consumed_r bytes are to be dropped. */
-enum smtp_result smtp_line_parse(struct smtp_line_parser *lp,
-    const struct smtp_limits *lim, const char *in, size_t n,
-    size_t *consumed_r, size_t *line_len_r);
 
 struct smtp_cmd {
 	const struct smtp_verb_info *verb;

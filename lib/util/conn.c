@@ -7,7 +7,8 @@
  *   a loop callback (fd, timer or the 0 ms "kick"), never from inside a
  *   conn_* call the owner made: the owner's stack never re-enters itself.
  * - A conn freed inside its callback is released by the outermost
- *   dispatch (busy counter), so no code below sees freed memory.
+ *   dispatch (busy counter), so no code below sees freed memory; its fd
+ *   registration, timers and TLS go at once (detach()).
  * - After conn_starttls() nothing is read from the socket until the
  *   handshake: the client's TLS bytes must reach OpenSSL, not c->in.
  * - Decrypted bytes OpenSSL holds (tls_pending) are read through the kick
@@ -44,6 +45,7 @@ struct conn {
 	size_t in_max;
 	struct buf out;
 	int read_on;
+	int write_on;           /* 0: output held (conn_set_write) */
 	struct line_splitter lines;   /* conn_read_line's state */
 	int eof;
 	int finished;           /* EOF/ERROR/TIMEOUT reported: silent from now */
@@ -114,7 +116,7 @@ update_events(struct conn *c)
 		} else {
 			if (may_read(c))
 				want |= LOOP_READ;
-			if (c->out.len > 0)
+			if (c->out.len > 0 && c->write_on)
 				want |= LOOP_WRITE;
 			if (want != 0 && c->tls != NULL)
 				want |= c->tls_want;
@@ -132,17 +134,28 @@ update_events(struct conn *c)
 	c->registered = want;
 }
 
+/* Everything that touches the fd or the loop, done by conn_free() at
+ * once even inside the callback: the owner closes the fd right after, and
+ * its number may be reused (a new connection) before the struct goes. */
 static void
-release(struct conn *c)
+detach(struct conn *c)
 {
 	if (c->idle_timer)
 		loop_timer_cancel(c->loop, c->idle_timer);
 	if (c->kick_timer)
 		loop_timer_cancel(c->loop, c->kick_timer);
+	c->idle_timer = c->kick_timer = 0;
 	if (c->registered)
 		loop_fd_del(c->loop, c->fd);
+	c->registered = 0;
 	if (c->tls != NULL)
 		tls_conn_free(&c->tls);
+}
+
+static void
+release(struct conn *c)
+{
+	detach(c);
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
@@ -341,7 +354,8 @@ conn_fd_cb(struct loop *l, int fd, unsigned events, void *ctx)
 		 * blocked in: with TLS any event retries both. */
 		if (c->tls != NULL)
 			events |= LOOP_READ | LOOP_WRITE;
-		if ((events & LOOP_WRITE) && c->out.len > 0 && do_write(c) == 1)
+		if ((events & LOOP_WRITE) && c->out.len > 0 && c->write_on
+		    && do_write(c) == 1)
 			c->pending |= CONN_EV_DRAINED;
 		if ((events & (LOOP_READ | LOOP_ERROR)) && may_read(c))
 			do_read(c);
@@ -363,6 +377,7 @@ conn_new(struct loop *l, int fd, size_t in_max, conn_cb cb, void *ctx)
 	buf_init(&c->in, c->in_max + 1);
 	buf_init(&c->out, 0);
 	c->read_on = 1;
+	c->write_on = 1;
 	touch(c);
 	update_events(c);
 	return c;
@@ -377,6 +392,7 @@ conn_free(struct conn **cp)
 		return;
 	*cp = NULL;
 	c->dead = 1;
+	detach(c);
 	if (c->busy == 0)
 		release(c);
 }
@@ -411,6 +427,14 @@ void
 conn_set_read(struct conn *c, int on)
 {
 	c->read_on = on;
+	if (c->busy == 0)
+		update_events(c);
+}
+
+void
+conn_set_write(struct conn *c, int on)
+{
+	c->write_on = on;
 	if (c->busy == 0)
 		update_events(c);
 }
@@ -463,6 +487,12 @@ conn_read_line(struct conn *c, size_t max, const char **line_r, size_t *len_r)
 		*len_r = len;
 		return 1;
 	}
+}
+
+int
+conn_line_bare_lf(const struct conn *c)
+{
+	return c->lines.bare_lf;
 }
 
 int
@@ -528,13 +558,26 @@ conn_flush(struct conn *c)
 
 	if (c->dead || c->finished)
 		return -1;
-	if (c->tls_state == TLS_HANDSHAKE)
+	if (c->tls_state == TLS_HANDSHAKE || !c->write_on)
 		return 0;
 	r = do_write(c);
 	if (c->pending != 0)
 		kick(c);
 	if (c->busy == 0)
 		update_events(c);
+	return r;
+}
+
+int
+conn_flush_last(struct conn *c)
+{
+	int r;
+
+	/* Nothing can be said in the middle of a handshake. */
+	if (c->dead || (c->tls_state != TLS_OFF && c->tls_state != TLS_UP))
+		return -1;
+	r = do_write(c);
+	c->pending = 0;   /* the owner frees the conn next: nothing to report */
 	return r;
 }
 

@@ -1,7 +1,7 @@
 /*
  * conn - the one connection object: buffered, non-blocking, optionally TLS
- * I/O on the process's event loop. For smtpd, pop3d, imapd and the
- * hand-written non-blocking clients (auth client, qmgr's agent links).
+ * I/O on the process's event loop: smtpd, pop3-login/pop3d, imapd,
+ * qmgr's delivery-agent links and pickup's submission connections.
  *
  * A conn wraps a connected non-blocking socket the caller keeps owning
  * (conn_free never closes it: servers hand it back to server_disconnect).
@@ -72,6 +72,10 @@ void conn_set_cb(struct conn *c, conn_cb cb, void *ctx);
 void conn_set_timeout(struct conn *c, uint64_t ms);
 /* Stop (0) or resume (1) reading from the socket. Buffered input stays. */
 void conn_set_read(struct conn *c, int on);
+/* Hold (0) or release (1) the output: while held, nothing is written and
+ * conn_flush() returns 0 (smtpd's error sleep delays its replies, and with
+ * them the client). */
+void conn_set_write(struct conn *c, int on);
 
 /* --- Input ---------------------------------------------------------------- */
 /* The unread input: *len_r bytes at the pointer returned (borrowed until
@@ -84,6 +88,9 @@ void conn_in_consume(struct conn *c, size_t n);
  * (or as far as it is buffered, the rest dropped as it arrives) and
  * reported once. */
 int conn_read_line(struct conn *c, size_t max, const char **line_r, size_t *len_r);
+/* After conn_read_line() returned 1: did that line end in a bare LF (no CR
+ * before it)? SMTP refuses those (smtpd_forbid_bare_newline). */
+int conn_line_bare_lf(const struct conn *c);
 /* Put bytes at the front of the input as if read from the socket: what a
  * previous holder of the connection (a login process handing it over)
  * had already read. An INPUT event follows from the loop. -1 if over
@@ -102,6 +109,11 @@ size_t conn_out_len(const struct conn *c);
  * -1: a write error (an ERROR event follows). Calling it from outside a
  * conn callback is fine: events it causes are delivered from the loop. */
 int conn_flush(struct conn *c);
+/* Last words before conn_free(): one non-blocking try at writing the
+ * output, also after a TIMEOUT or EOF event (SMTP's "421 timeout", IMAP's
+ * "* BYE Autologout"). Reports nothing. 1 all out, 0 some left, -1 not
+ * written (an error, or a TLS handshake in progress). */
+int conn_flush_last(struct conn *c);
 
 /* --- TLS ------------------------------------------------------------------ */
 /* Discard buffered input (returns how many bytes) and start the server

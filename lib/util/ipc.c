@@ -157,23 +157,29 @@ put_be32(unsigned char *p, uint32_t x)
 }
 
 int
-ipc_frame_check(const struct buf *in, size_t max, size_t *frame_len)
+ipc_frame_len(const void *p, size_t n, size_t max, size_t *frame_len)
 {
 	uint32_t l;
 
 	if (max == 0)
 		max = IPC_MAX_DEFAULT;
-	if (in->len < 4)
+	if (n < 4)
 		return 0;
-	l = get_be32(in->data);
+	l = get_be32(p);
 	if (l > max) {
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (in->len - 4 < l)
+	if (n - 4 < l)
 		return 0;
 	*frame_len = (size_t)l + 4;
 	return 1;
+}
+
+int
+ipc_frame_check(const struct buf *in, size_t max, size_t *frame_len)
+{
+	return ipc_frame_len(in->data, in->len, max, frame_len);
 }
 
 int

@@ -46,6 +46,8 @@ int ipc_recv_fd(int sock, struct ipc_msg *m, size_t max, int *fd_r, int timeout_
 /* For event-driven readers: is a whole frame at the start of in?
  * 1 and *frame_len (prefix included), 0 need more, -1 too large (errno EMSGSIZE). */
 int ipc_frame_check(const struct buf *in, size_t max, size_t *frame_len);
+/* The same on bytes not in a struct buf (a conn's input, conn_in()). */
+int ipc_frame_len(const void *p, size_t n, size_t max, size_t *frame_len);
 /* Decode a whole frame (prefix included) into m. 0, or -1 (EPROTO). */
 int ipc_decode(struct ipc_msg *m, const void *frame, size_t len);
 /* Append the encoded frame of m to out. */

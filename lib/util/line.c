@@ -15,6 +15,7 @@ line_split(struct line_splitter *ls, size_t max, const char *in, size_t n,
 	const char *lf = n > 0 ? memchr(in, '\n', n) : NULL;
 
 	*len_r = 0;
+	ls->bare_lf = 0;
 	if (ls->skipping) {
 		if (lf == NULL) {
 			*consumed_r = n;
@@ -37,6 +38,7 @@ line_split(struct line_splitter *ls, size_t max, const char *in, size_t n,
 	*consumed_r = raw + 1;
 	if (raw > raw_max)
 		return LINE_TOO_LONG;
+	ls->bare_lf = raw == 0 || in[raw - 1] != '\r';
 	while (raw > 0 && in[raw - 1] == '\r')
 		raw--;
 	if (raw > max)

@@ -7,7 +7,10 @@
  * caller may drop what it buffered, so it never holds more than max plus
  * one read. Raw bytes allowed before the LF are max + 2 (room for CRs), so
  * a line's fate does not depend on how the stream was split into reads.
- * Used by conn_read_line() and the protocol parsers' fuzz targets.
+ * A line ended by a bare LF (no CR right before it) is flagged (bare_lf),
+ * so SMTP can refuse it (smtpd_forbid_bare_newline = reject) before
+ * running it. The one line splitter of the tree: conn_read_line(), the
+ * SMTP command lines (smtpd, sendmail -bs) and the fuzz targets.
  */
 #ifndef POSTERN_LINE_H
 #define POSTERN_LINE_H
@@ -16,6 +19,7 @@
 
 struct line_splitter {
 	int skipping;            /* inside an over-long line */
+	int bare_lf;             /* after DONE: the line ended in LF without CR */
 };
 
 enum line_result {

@@ -4,13 +4,18 @@ Limits Postfix has (issue 7): header_size_limit on a 2 MB header line and
 on a million folded header lines, hopcount_limit, smtpd_forbid_bare_newline
 = reject for commands and DATA, and CHUNKING/BINARYMIME (BDAT), including a
 BDAT whose chunk must not run as commands when CHUNKING is switched off with
-smtpd_discard_ehlo_keywords. Checked the way a user would: the reply codes,
-the bytes in the Maildir, the log.
+smtpd_discard_ehlo_keywords. The session limits: smtpd_timeout (421 then
+close), the error limits (the soft one delays the replies, the hard one
+closes), line_length_limit, and a pipelined group larger than smtpd's
+output high-water mark. Checked the way a user would: the reply codes, the
+bytes in the Maildir, the log.
 """
 
 import os
 import smtplib
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern_harness as H  # noqa: E402
@@ -283,6 +288,75 @@ class ChunkingDiscarded(H.InstanceTestCase):
 
     def delivered(self):
         return H.wait_maildir(self.inst.vmaildir(RCPT), inst=self.inst)[0]
+
+
+class SessionLimits(H.InstanceTestCase):
+    CONF = {"smtpd_timeout": "2s", "smtpd_soft_error_limit": "2",
+            "smtpd_hard_error_limit": "4", "smtpd_error_sleep_time": "1s"}
+
+    def setUp(self):
+        self.inst = self.make_instance(privileged=False, conf=self.CONF)
+        self.inst.start()
+
+    def test_idle_timeout_says_421_and_closes(self):
+        c = H.RawSMTP(self.inst.port)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+        code, lines = c.reply()             # nothing sent: the server speaks
+        self.assertEqual(code, 421)
+        self.assertIn("4.4.2", lines[0])
+        self.assertIn("timeout exceeded", lines[0])
+        with self.assertRaises(EOFError):
+            c.reply()
+        c.close()
+        self.inst.wait_log(r"timeout after EHLO from localhost\[127\.0\.0\.1\]")
+
+    def test_error_sleep_then_hard_limit(self):
+        c = H.RawSMTP(self.inst.port)
+        c.reply()
+        start = time.time()
+        c.send(b"XYZZY\r\n" * 6)          # pipelined: one write, six errors
+        for _ in range(4):
+            self.assertEqual(c.reply()[0], 502)
+        code, lines = c.reply()
+        self.assertEqual(code, 421)
+        self.assertIn("too many errors", lines[0])
+        with self.assertRaises(EOFError):
+            c.reply()                        # the sixth never ran
+        # Errors 2 and 3 reached the soft limit: two sleeps of 1 s held
+        # the replies back (a lower bound only: a busy machine is slower).
+        self.assertGreaterEqual(time.time() - start, 1.5)
+        c.close()
+        self.inst.wait_log(r"too many errors after CONNECT from localhost")
+        self.inst.wait_log(r"unknown=0/4 commands=0/4")
+
+    def test_over_long_line_then_next_command(self):
+        c = H.RawSMTP(self.inst.port)
+        c.reply()
+        # 5000 octets, sent in pieces so the line spans several reads.
+        for part in (b"NOOP " + b"x" * 2000, b"y" * 2000, b"z" * 1000 + b"\r\n"):
+            c.send(part)
+            time.sleep(0.05)
+        self.assertEqual(c.reply(), (500, ["5.5.0 Error: line too long"]))
+        self.assertEqual(c.cmd("NOOP"), (250, ["2.0.0 Ok"]))
+        c.close()
+
+    def test_pipelined_group_over_high_water(self):
+        # 20000 replies are ~320 KB: more than smtpd holds unsent (64 KiB),
+        # so it must stop reading, write, and go on where it stopped.
+        n = 20000
+        c = H.RawSMTP(self.inst.port, timeout=60)
+        c.reply()
+        c.cmd("EHLO client.example")
+        sender = threading.Thread(target=c.send,
+                                  args=(b"NOOP\r\n" * n + b"QUIT\r\n",))
+        sender.start()
+        for i in range(n):
+            self.assertEqual(c.reply()[0], 250, "reply %d" % i)
+        self.assertEqual(c.reply()[0], 221)
+        sender.join()
+        c.close()
+        self.inst.wait_log(r"noop=%d quit=1" % n)
 
 
 if __name__ == "__main__":

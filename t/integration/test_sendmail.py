@@ -182,6 +182,18 @@ class SendmailCases:
         self.assertEqual(body_of(m), b"just a body line\nand another\n")
         self.assertIn(b"\nMessage-ID: <", header_of(m))
 
+    def test_large_message_through_pickup(self):
+        """Several megabytes: many frames on public/pickup, read a piece at
+        a time by pickup's event loop, delivered byte for byte."""
+        inst = self.inst
+        body = b"".join(b"%07d " % i + b"x" * 70 + b"\n" for i in range(40000))
+        r = inst.sendmail("-i", "bob@example.test",
+                          input=b"Subject: big\n\n" + body)
+        self.ok(r)
+        m = H.wait_maildir(inst.vmaildir("bob@example.test"), inst=inst)[0]
+        self.assertEqual(body_of(m), body)
+        self.assertQueueEmpty()
+
     def test_sender_f(self):
         inst = self.inst
         r = inst.sendmail("-f", "list-owner@lists.example.org", "-oi", "carol@example.test",

@@ -5,6 +5,11 @@
  * buffer is full), EOF with input left, the idle timeout, freeing from
  * inside the callback, and STARTTLS: plaintext pipelined after it is
  * discarded, then lines flow over TLS (a forked blocking TLS client).
+ * The additions for smtpd: the bare-LF flag of a line, output held while
+ * conn_set_write(0) (the error sleep) and released after, and last words
+ * (conn_flush_last) after the idle timeout. A conn freed inside its
+ * callback lets go of its fd at once: the number, reused by the next
+ * connection in the same callback, stays registered for that one.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -75,6 +80,28 @@ setup(struct rec *r, int sv[2])
 	r->conn = conn_new(r->loop, sv[0], 64, rec_cb, r);
 }
 
+/* The peer reads one chunk: exactly want. */
+static void
+peer_expect(int fd, const char *want)
+{
+	char got[256];
+	ssize_t n = read(fd, got, sizeof(got) - 1);
+
+	ck_assert(n > 0);
+	got[n] = '\0';
+	ck_assert_str_eq(got, want);
+}
+
+static void
+teardown(struct rec *r, int sv[2])
+{
+	conn_free(&r->conn);
+	close(sv[0]);
+	close(sv[1]);
+	loop_free(&r->loop);
+	buf_free(&r->lines);
+}
+
 static void
 stop_cb(struct loop *l, void *ctx)
 {
@@ -86,7 +113,6 @@ START_TEST(test_lines_and_eof)
 	struct rec r;
 	int sv[2];
 	const char *in = "one\r\ntwo\nthree-is-way-too-long-for-16\r\nfour\r\nfi";
-	char got[256];
 
 	setup(&r, sv);
 	ck_assert_int_eq(write(sv[1], in, strlen(in)), (ssize_t)strlen(in));
@@ -96,14 +122,8 @@ START_TEST(test_lines_and_eof)
 	ck_assert_ptr_null(r.conn);
 	ck_assert_str_eq(buf_cstr(&r.lines), "[one][two][long][four]");
 	ck_assert(r.events & CONN_EV_EOF);
-	ssize_t n = read(sv[1], got, sizeof(got) - 1);
-	ck_assert(n > 0);
-	got[n] = '\0';
-	ck_assert_str_eq(got, "+one\r\n+two\r\n+four\r\n");
-	close(sv[0]);
-	close(sv[1]);
-	loop_free(&r.loop);
-	buf_free(&r.lines);
+	peer_expect(sv[1], "+one\r\n+two\r\n+four\r\n");
+	teardown(&r, sv);
 }
 END_TEST
 
@@ -223,6 +243,142 @@ START_TEST(test_timeout_and_free_in_cb)
 }
 END_TEST
 
+/* Lines tagged L (CRLF) or B (bare LF); replies held until released. */
+static void
+held_out_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct rec *r = ctx;
+	const char *line;
+	size_t len;
+
+	r->events |= ev;
+	while (conn_read_line(c, 16, &line, &len) > 0) {
+		buf_printf(&r->lines, "%c:%.*s|", conn_line_bare_lf(c) ? 'B' : 'L',
+		    (int)len, line);
+		conn_printf(c, "+%.*s\r\n", (int)len, line);
+	}
+	/* Held: flush says "not all out" and writes nothing. */
+	ck_assert_int_eq(conn_flush(c), 0);
+	loop_stop(r->loop);
+}
+
+START_TEST(test_bare_lf_and_held_output)
+{
+	struct rec r;
+	int sv[2];
+	const char *in = "one\r\ntwo\nthree\r\r\n";
+	char got[256];
+
+	setup(&r, sv);
+	conn_set_cb(r.conn, held_out_cb, &r);
+	conn_set_write(r.conn, 0);
+	ck_assert_int_eq(write(sv[1], in, strlen(in)), (ssize_t)strlen(in));
+	loop_timer_add(r.loop, 5000, stop_cb, NULL);
+	loop_run(r.loop);
+	ck_assert_str_eq(buf_cstr(&r.lines), "L:one|B:two|L:three|");
+	/* A loop round with the output held: nothing reaches the peer. */
+	loop_timer_add(r.loop, 50, stop_cb, NULL);
+	loop_run(r.loop);
+	net_set_nonblock(sv[1], 1);
+	ck_assert_int_lt(read(sv[1], got, sizeof(got)), 0);
+	ck_assert_uint_eq(conn_out_len(r.conn), strlen("+one\r\n+two\r\n+three\r\n"));
+	conn_set_write(r.conn, 1);
+	ck_assert_int_eq(conn_flush(r.conn), 1);
+	peer_expect(sv[1], "+one\r\n+two\r\n+three\r\n");
+	teardown(&r, sv);
+}
+END_TEST
+
+static void
+bye_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct rec *r = ctx;
+
+	r->events |= ev;
+	if (ev & CONN_EV_TIMEOUT) {
+		conn_printf(c, "421 timeout\r\n");
+		ck_assert_int_eq(conn_flush(c), -1);   /* finished: refused */
+		ck_assert_int_eq(conn_flush_last(c), 1);
+		conn_free(&r->conn);
+		loop_stop(r->loop);
+	}
+}
+
+START_TEST(test_last_words_after_timeout)
+{
+	struct rec r;
+	int sv[2];
+
+	setup(&r, sv);
+	conn_set_cb(r.conn, bye_cb, &r);
+	conn_set_timeout(r.conn, 50);
+	loop_timer_add(r.loop, 5000, stop_cb, NULL);
+	loop_run(r.loop);
+	ck_assert(r.events & CONN_EV_TIMEOUT);
+	ck_assert_ptr_null(r.conn);
+	peer_expect(sv[1], "421 timeout\r\n");
+	teardown(&r, sv);
+}
+END_TEST
+
+struct reuse {
+	struct loop *loop;
+	struct conn *old, *fresh;
+	int old_fd, peer[2];
+	unsigned fresh_events;
+};
+
+static void
+fresh_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct reuse *u = ctx;
+
+	u->fresh_events |= ev;
+	loop_stop(u->loop);
+}
+
+/* First input: free the conn, close its fd, open the next connection
+ * (which gets the same fd number) and put a conn on it, all in here. */
+static void
+reuse_cb(struct conn *c, unsigned ev, void *ctx)
+{
+	struct reuse *u = ctx;
+
+	conn_free(&u->old);
+	close(u->old_fd);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, u->peer), 0);
+	ck_assert_int_eq(u->peer[0], u->old_fd);
+	net_set_nonblock(u->peer[0], 1);
+	u->fresh = conn_new(u->loop, u->peer[0], 64, fresh_cb, u);
+}
+
+START_TEST(test_free_in_cb_then_fd_reused)
+{
+	struct reuse u;
+	int sv[2];
+
+	memset(&u, 0, sizeof(u));
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	net_set_nonblock(sv[0], 1);
+	u.loop = loop_new();
+	u.old_fd = sv[0];
+	u.old = conn_new(u.loop, sv[0], 64, reuse_cb, &u);
+	ck_assert_int_eq(write(sv[1], "x\n", 2), 2);
+	loop_timer_add(u.loop, 200, stop_cb, NULL);
+	loop_run(u.loop);                  /* reuse_cb ran; old conn gone */
+	ck_assert_ptr_nonnull(u.fresh);
+	ck_assert_int_eq(write(u.peer[1], "y\n", 2), 2);
+	loop_timer_add(u.loop, 5000, stop_cb, NULL);
+	loop_run(u.loop);
+	ck_assert(u.fresh_events & CONN_EV_INPUT);
+	conn_free(&u.fresh);
+	close(u.peer[0]);
+	close(u.peer[1]);
+	close(sv[1]);
+	loop_free(&u.loop);
+}
+END_TEST
+
 static char tmpdir[] = "/tmp/test_conn.XXXXXX";
 
 static void
@@ -313,6 +469,9 @@ suite(void)
 	tcase_add_test(tc, test_backpressure);
 	tcase_add_test(tc, test_timeout_and_free_in_cb);
 	tcase_add_test(tc, test_starttls);
+	tcase_add_test(tc, test_bare_lf_and_held_output);
+	tcase_add_test(tc, test_last_words_after_timeout);
+	tcase_add_test(tc, test_free_in_cb_then_fd_reused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "proto/smtp.h"
+#include "util/line.h"
 
 /* --- verbs ---------------------------------------------------------------- */
 
@@ -131,12 +132,10 @@ static void
 split_lines(const char *in, size_t n, size_t step, size_t limit, char *got,
     size_t gotsz)
 {
-	struct smtp_limits lim = SMTP_LIMITS_DEFAULT;
-	struct smtp_line_parser lp = { 0 };
+	struct line_splitter ls = { 0 };
 	char buf[4096];
 	size_t have = 0, fed = 0;
 
-	lim.line_length_limit = limit;
 	got[0] = '\0';
 	while (fed < n || have > 0) {
 		size_t k = step && n - fed > step ? step : n - fed;
@@ -145,18 +144,18 @@ split_lines(const char *in, size_t n, size_t step, size_t limit, char *got,
 		fed += k;
 		for (;;) {
 			size_t used, len;
-			enum smtp_result r = smtp_line_parse(&lp, &lim, buf, have, &used, &len);
+			enum line_result r = line_split(&ls, limit, buf, have, &used, &len);
 			ck_assert(used <= have);
-			if (r == SMTP_DONE) {
+			if (r == LINE_DONE) {
 				size_t g = strlen(got);
 				snprintf(got + g, gotsz - g, "%c:%.*s|",
-				    lp.bare_lf ? 'B' : 'L', (int)len, buf);
-			} else if (r == SMTP_ERROR) {
+				    ls.bare_lf ? 'B' : 'L', (int)len, buf);
+			} else if (r == LINE_TOO_LONG) {
 				strncat(got, "E|", gotsz - strlen(got) - 1);
 			}
 			memmove(buf, buf + used, have - used);
 			have -= used;
-			if (r == SMTP_NEED_MORE)
+			if (r == LINE_NEED_MORE)
 				break;
 		}
 		if (fed == n)
