@@ -71,6 +71,7 @@ static const struct param_def param_table[] = {
 	{ "alias_maps", CONF_STR, "lmdb:/etc/aliases", 0, 0 },
 	{ "allow_mail_to_commands", CONF_STR, "alias, forward", 0, 0 },
 	{ "allow_mail_to_files", CONF_STR, "alias, forward", 0, 0 },
+	{ "auth_hash_workers", CONF_INT, NULL, 0, PF_COMPUTED },
 	{ "auth_owner", CONF_STR, "postern-auth", 0, 0 },
 	{ "auth_pam_service", CONF_STR, "postern", 0, 0 },
 	{ "authorized_mailq_users", CONF_STR, "static:anyone", 0, 0 },
@@ -315,6 +316,13 @@ computed_default(const struct param *p)
 		s = config_get("myhostname");
 		s = s ? strchr(s, '.') : NULL;
 		return xstrdup(s != NULL && s[1] != '\0' ? s + 1 : "localdomain");
+	}
+	if (strcmp(p->name, "auth_hash_workers") == 0) {
+		/* One hashing thread per CPU: a yescrypt verification is pure
+		 * CPU work, more threads than CPUs only queue in the kernel. */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		return xasprintf("%ld", n < 1 ? 1 : n > 64 ? 64 : n);
 	}
 	if (strcmp(p->name, "command_directory") == 0) {
 		/* sbin next to the libexec directory the build installs into */

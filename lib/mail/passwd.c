@@ -12,8 +12,10 @@
  * Trusts: the stored hash no more than the password (it comes from a
  * table root builds, but a bad line must not crash or match).
  *
- * Limits: hashes longer than CRYPT_OUTPUT_SIZE are malformed. Not
- * thread-safe (one static work area); no daemon here uses threads.
+ * Limits: hashes longer than CRYPT_OUTPUT_SIZE are malformed.
+ * passwd_verify() is thread-safe (a work area per thread: auth's hashing
+ * threads, auth/pool.c); passwd_dummy_verify() is once its dummy hash
+ * exists (auth makes it before starting the threads).
  */
 #include <crypt.h>
 #include <stdlib.h>
@@ -39,7 +41,8 @@ static const struct scheme schemes[] = {
 	{ "CRYPT", "CRYPT", NULL, 0 },
 };
 
-static struct crypt_data *work;
+/* One per thread: auth verifies in several hashing threads at once. */
+static _Thread_local struct crypt_data *work;
 
 static const struct scheme *
 scheme_lookup(const char *name, size_t len)
