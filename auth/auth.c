@@ -675,9 +675,8 @@ auth_post_init(struct loop *l)
 		users_spec = xasprintf("lmdb:%s/passwd", config_dir());
 	else
 		users_spec = xasprintf("lmdb:%s", file);
-	/* Make the dummy hash now: not during the first unknown user, and
-	 * before the threads that read it exist. */
-	passwd_dummy_verify("x");
+	/* Before the threads that read it exist. */
+	passwd_dummy_prepare();
 	(void)table_ready();
 	if (loop_signal(l, SIGCHLD, child_cb, NULL) < 0)
 		log_fatal("SIGCHLD handler");
