@@ -103,6 +103,8 @@ static const struct param_def param_table[] = {
 	{ "local_destination_recipient_limit", CONF_INT, "1", 0, 0 },
 	{ "local_recipient_maps", CONF_STR, "unix:passwd.byname $alias_maps", 0, 0 },
 	{ "local_transport", CONF_STR, "local", 0, 0 },
+	{ "login_sockets", CONF_STR, "auth, pop3d, imapd", 0, 0 },
+	{ "login_user", CONF_STR, "postern-login", 0, 0 },
 	{ "mail_name", CONF_STR, "Postern", 0, 0 },
 	{ "mail_owner", CONF_STR, "postern", 0, 0 },
 	{ "mail_spool_directory", CONF_STR, "/var/mail", 0, 0 },
