@@ -23,10 +23,12 @@ import pwd
 import re
 import signal
 import smtplib
+import socket
 import ssl
 import stat
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -183,6 +185,44 @@ class PreLogin(unittest.TestCase):
             self.assertIn("%s is not a socket" % junk, r.stderr)
         finally:
             os.unlink(junk)
+
+    def test_penalty_exact_with_parallel_hashing(self):
+        """auth verifies in several threads, but an address with failures
+        gets one guess at a time, each delayed by what every earlier
+        failure has cost: after one failure, three simultaneous wrong
+        guesses wait 1 s, then 2 s, then 4 s (7 s in all), not 1 s each
+        side by side. A lower bound only: a slow machine passes too."""
+        src = "127.0.0.5"    # its own penalty bucket
+
+        def guess(out, k):
+            t0 = time.monotonic()
+            sock = socket.create_connection(("127.0.0.1", self.p110), 60,
+                                            source_address=(src, 0))
+            f = sock.makefile("rb")
+            f.readline()
+            sock.sendall(b"USER %s\r\n" % ALICE.encode())
+            f.readline()
+            sock.sendall(b"PASS wrong-%d\r\n" % k)
+            out[k] = (f.readline(), time.monotonic() - t0)
+            sock.close()
+
+        first = {}
+        guess(first, 0)
+        self.assertTrue(first[0][0].startswith(b"-ERR"), first)
+        since = self.inst.log_mark()
+        res = {}
+        ts = [threading.Thread(target=guess, args=(res, k)) for k in (1, 2, 3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        self.assertEqual(sorted(res), [1, 2, 3])
+        self.assertTrue(all(r[0].startswith(b"-ERR") for r in res.values()), res)
+        self.assertGreaterEqual(max(r[1] for r in res.values()), 6.5, res)
+        ms = self.inst.wait_log(r"rip=%s: authentication failed: password "
+                                r"mismatch \(failures (\d+)\)" % re.escape(src),
+                                since=since, count=3)
+        self.assertEqual([int(m.group(1)) for m in ms], [2, 3, 4])
 
     def test_pam_helper_restarted(self):
         name = "ptprelogin"
