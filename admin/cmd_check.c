@@ -506,6 +506,24 @@ check_reach(const char *qdir, const struct owner *o)
 	free(path);
 }
 
+/* A directory postern start makes: 0 and *st, or -1 once reported. */
+static int
+lstat_dir(const char *path, struct stat *st)
+{
+	if (lstat(path, st) < 0) {
+		if (errno == ENOENT)
+			warning("%s does not exist; fix: postern start creates it", path);
+		else
+			error("%s: %s; fix: run postern check as root", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st->st_mode)) {
+		error("%s is not a directory; fix: remove it and run postern start", path);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 check_queue(const struct owner *o)
 {
@@ -534,16 +552,7 @@ check_queue(const struct owner *o)
 		    "fix: chmod go-w %s", qdir, (unsigned)(st.st_mode & 07777), qdir);
 	for (i = 0; i < sizeof(queue_subdirs) / sizeof(queue_subdirs[0]); i++) {
 		path = xasprintf("%s/%s", qdir, queue_subdirs[i].name);
-		if (lstat(path, &st) < 0) {
-			if (errno == ENOENT)
-				warning("%s does not exist; fix: postern start creates it", path);
-			else
-				error("%s: %s; fix: run postern check as root", path, strerror(errno));
-			free(path);
-			continue;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			error("%s is not a directory; fix: remove it and run postern start", path);
+		if (lstat_dir(path, &st) < 0) {
 			free(path);
 			continue;
 		}
@@ -622,16 +631,7 @@ check_login(const struct master_service *svcs, size_t n, const struct owner *o)
 		    user, o->name);
 	} else
 		known = root;
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			warning("%s does not exist; fix: postern start creates it", path);
-		else
-			error("%s: %s; fix: run postern check as root", path, strerror(errno));
-		free(path);
-		return;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		error("%s is not a directory; fix: remove it and run postern start", path);
+	if (lstat_dir(path, &st) < 0) {
 		free(path);
 		return;
 	}

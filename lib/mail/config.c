@@ -125,6 +125,7 @@ static const struct param_def param_table[] = {
 	{ "myorigin", CONF_STR, "$myhostname", 0, 0 },
 	{ "passwd_file", CONF_STR, "$config_directory/passwd", 0, 0 },
 	{ "pop3d_hard_error_limit", CONF_INT, "10", 0, 0 },
+	{ "pop3d_owner_process_limit", CONF_INT, NULL, 0, PF_COMPUTED },
 	{ "pop3d_plaintext_auth", CONF_STR, "loopback", 0, 0 },
 	{ "pop3d_timeout", CONF_TIME, "600s", 's', 0 },
 	{ "pop3d_tls_cert_file", CONF_STR, "$smtpd_tls_cert_file", 0, 0 },
@@ -319,9 +320,11 @@ computed_default(const struct param *p)
 		s = s ? strchr(s, '.') : NULL;
 		return xstrdup(s != NULL && s[1] != '\0' ? s + 1 : "localdomain");
 	}
-	if (strcmp(p->name, "auth_hash_workers") == 0) {
-		/* One hashing thread per CPU: a yescrypt verification is pure
-		 * CPU work, more threads than CPUs only queue in the kernel. */
+	if (strcmp(p->name, "auth_hash_workers") == 0 ||
+	    strcmp(p->name, "pop3d_owner_process_limit") == 0) {
+		/* One per CPU: password hashing is pure CPU work, and one
+		 * owner's sessions (every virtual user shares one uid) need
+		 * no more processes than there are CPUs to run them. */
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 		return xasprintf("%ld", n < 1 ? 1 : n > 64 ? 64 : n);

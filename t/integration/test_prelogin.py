@@ -77,8 +77,9 @@ class PreLogin(unittest.TestCase):
             % cls.p995,
             "pop3d unix - n n - 1 pop3d",
         ]
-        inst = H.Instance(conf={"home_mailbox": "Maildir/"}, services=services,
-                          privileged=True)
+        inst = H.Instance(conf={"home_mailbox": "Maildir/",
+                                "pop3d_owner_process_limit": "2"},
+                          services=services, privileged=True)
         cls.inst = inst
         inst.make_cert("mx.example.test", level="may")
         inst.prepare()
@@ -165,6 +166,27 @@ class PreLogin(unittest.TestCase):
                             self.inst.path("queue", "private")],
                            capture_output=True)
         self.assertNotEqual(r.returncode, 0)
+
+    def test_owner_sessions_spread_over_workers(self):
+        """Sessions of one owner (virtual users share one uid) go to up to
+        pop3d_owner_process_limit workers, all running as that owner."""
+        self.deliver(ALICE, "spread")
+        self.wait_files(self.inst.vmaildir(ALICE), 1)
+        sessions = []
+        for _ in range(3):
+            c = poplib.POP3("127.0.0.1", self.p110, timeout=30)
+            c.user(ALICE)
+            c.pass_(PW)
+            self.assertGreaterEqual(c.stat()[0], 1)
+            sessions.append(c)
+        table = H.proc_table()
+        owner = pwd.getpwuid(self.inst.vuid).pw_name
+        workers = [p for p in H.descendants(self.inst.master_pid(), table)
+                   if table[p][1] == "pop3d" and " -W " in table[p][2] and
+                   H.proc_user(p) == owner]
+        self.assertEqual(len(workers), 2, [table[p] for p in workers])
+        for c in sessions:
+            c.quit()
 
     def test_check_verifies_login_directory(self):
         r = self.inst.postern("check")
