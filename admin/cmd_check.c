@@ -6,8 +6,10 @@
  * the mail_owner account, daemon_directory and every program master.conf
  * names, the lookup tables the configuration uses (lmdb:/path must have
  * a /path.lmdb not older than /path), queue_directory and its
- * sub-directories and files (owner, mode), data_directory, and the
- * permissions of the configuration files.
+ * sub-directories and files (owner, mode), the login directory (the
+ * pre-login processes' chroot: root, group login_user, 0750, sockets
+ * only) and login_user, data_directory, and the permissions of the
+ * configuration files.
  *
  * One line per problem on stderr, "postern: error: ..." or "postern:
  * warning: ...", each with a fix. Exit 0 when there is no error (warnings
@@ -504,6 +506,24 @@ check_reach(const char *qdir, const struct owner *o)
 	free(path);
 }
 
+/* A directory postern start makes: 0 and *st, or -1 once reported. */
+static int
+lstat_dir(const char *path, struct stat *st)
+{
+	if (lstat(path, st) < 0) {
+		if (errno == ENOENT)
+			warning("%s does not exist; fix: postern start creates it", path);
+		else
+			error("%s: %s; fix: run postern check as root", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st->st_mode)) {
+		error("%s is not a directory; fix: remove it and run postern start", path);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 check_queue(const struct owner *o)
 {
@@ -532,16 +552,7 @@ check_queue(const struct owner *o)
 		    "fix: chmod go-w %s", qdir, (unsigned)(st.st_mode & 07777), qdir);
 	for (i = 0; i < sizeof(queue_subdirs) / sizeof(queue_subdirs[0]); i++) {
 		path = xasprintf("%s/%s", qdir, queue_subdirs[i].name);
-		if (lstat(path, &st) < 0) {
-			if (errno == ENOENT)
-				warning("%s does not exist; fix: postern start creates it", path);
-			else
-				error("%s: %s; fix: run postern check as root", path, strerror(errno));
-			free(path);
-			continue;
-		}
-		if (!S_ISDIR(st.st_mode)) {
-			error("%s is not a directory; fix: remove it and run postern start", path);
+		if (lstat_dir(path, &st) < 0) {
 			free(path);
 			continue;
 		}
@@ -566,6 +577,88 @@ check_queue(const struct owner *o)
 			check_files(path, o);
 		free(path);
 	}
+}
+
+/* Does master.conf run a pre-login process (pop3-login, imap-login)? */
+static int
+has_login_service(const struct master_service *svcs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *c = strrchr(svcs[i].command, '/');
+
+		c = c != NULL ? c + 1 : svcs[i].command;
+		if (strcmp(c, "pop3-login") == 0 || strcmp(c, "imap-login") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * login_user and the login directory (server.h): the pre-login processes
+ * run as an account of their own, chrooted to a directory they can read
+ * but not change, with nothing in it but the sockets master binds there.
+ */
+static void
+check_login(const struct master_service *svcs, size_t n, const struct owner *o)
+{
+	const char *user = config_str("login_user");
+	const char *qdir = config_str("queue_directory");
+	char *path = xasprintf("%s/%s", qdir, QUEUE_LOGIN), who[64];
+	int root = priv_is_root(), known = 0;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if (priv_user(user, &uid, &gid) < 0) {
+		if (root && has_login_service(svcs, n))
+			error("login_user \"%s\" does not exist, so POP3/IMAP logins "
+			    "fail; fix: useradd --system --user-group --no-create-home "
+			    "--home-dir /nonexistent --shell /usr/sbin/nologin %s", user, user);
+		else if (root)
+			warning("login_user \"%s\" does not exist (needed for POP3/IMAP); "
+			    "fix: useradd --system --user-group --no-create-home "
+			    "--home-dir /nonexistent --shell /usr/sbin/nologin %s", user, user);
+	} else if (uid == 0 || gid == 0) {
+		error("login_user \"%s\" has uid or gid 0; it must be an unprivileged "
+		    "account of its own; fix: set login_user = postern-login in "
+		    "%s/postern.conf", user, config_dir());
+	} else if (o->known && root && (uid == o->uid || gid == o->gid)) {
+		error("login_user \"%s\" shares its uid or group with mail_owner %s, "
+		    "so a pre-login process could reach the queue; fix: give it an "
+		    "account of its own (useradd --system --user-group postern-login)",
+		    user, o->name);
+	} else
+		known = root;
+	if (lstat_dir(path, &st) < 0) {
+		free(path);
+		return;
+	}
+	if (root && st.st_uid != 0)
+		error("%s is owned by %s, not root, so a pre-login process could "
+		    "change its own chroot; fix: chown root %s (or postern start)", path,
+		    user_name(st.st_uid, who, sizeof(who)), path);
+	if (known && st.st_gid != gid)
+		error("%s has group %d, not login_user %s's group %d, so the login "
+		    "process cannot reach its sockets; fix: chgrp %d %s (or postern "
+		    "start)", path, (int)st.st_gid, user, (int)gid, (int)gid, path);
+	if ((st.st_mode & 07777) != 0750)
+		error("%s has mode %04o, expected 0750; fix: chmod 0750 %s (or postern "
+		    "start)", path, (unsigned)(st.st_mode & 07777), path);
+	d = opendir(path);
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    !S_ISSOCK(st.st_mode))
+			error("%s/%s is not a socket; the login directory holds only the "
+			    "sockets master makes there (login_sockets); fix: remove it",
+			    path, de->d_name);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(path);
 }
 
 static void
@@ -654,10 +747,11 @@ check_run(int show_warnings)
 	check_owner(&o);
 	check_services(config_str("daemon_directory"), svcs,
 	    loaded_master ? n : 0);
-	if (loaded_master)
-		mastercf_free(svcs, n);
 	check_tables();
 	check_queue(&o);
+	check_login(svcs, loaded_master ? n : 0, &o);
+	if (loaded_master)
+		mastercf_free(svcs, n);
 	check_data_dir(&o);
 	return nerrors;
 }

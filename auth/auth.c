@@ -27,12 +27,19 @@
  * held up. An unknown user costs the same crypt work as a known one. The
  * password is wiped once used and never logged.
  *
+ * The crypt work (a yescrypt or bcrypt verification takes tens of
+ * milliseconds) and the PAM round trip run in auth_hash_workers hashing
+ * threads (pool.c); the event loop keeps accepting, scheduling penalties
+ * and answering meanwhile. A request from an address that has failures
+ * waits until the one before it from that address has its verdict.
+ *
  * Trusts: the client daemon for client_addr (it is on a private socket),
  * nothing else in the request. Limits: AUTH_FRAME_MAX bytes per request;
- * one crypt at a time (a yescrypt or bcrypt verification takes tens of
- * milliseconds of this single process).
+ * auth_hash_workers verifications at once.
  */
 #include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,8 +70,15 @@ struct aconn {
 	struct buf out;
 	struct ipc_msg req;
 	int busy;               /* a request is waiting or being answered */
+	int inflight;           /* on the inflight list */
+	int parked;             /* waits for an earlier request from its address */
 	uint64_t timer;         /* penalty wait */
 	uint64_t idle_timer;
+	struct auth_job *job;   /* with a hashing thread */
+	char *user;             /* the request's canonical user name */
+	const char *reason;     /* static text for a JOB_DUMMY failure */
+	char reason_buf[256];
+	struct aconn *next;     /* inflight list */
 };
 
 static struct map *users;
@@ -75,6 +89,11 @@ static void conn_io(struct loop *l, int fd, unsigned events, void *ctx);
 static void
 conn_close(struct aconn *c)
 {
+	/* Never while a request is in flight: the connection is not
+	 * watched then (busy), and a job or the inflight list points here. */
+	if (c->job != NULL || c->inflight)
+		log_panic("auth: closing a connection with a request in flight");
+	xfree(&c->user);
 	if (c->timer != 0)
 		loop_timer_cancel(c->loop, c->timer);
 	if (c->idle_timer != 0)
@@ -221,33 +240,89 @@ redeem(struct ipc_msg *req, struct ipc_msg *rep)
 	free(user);
 }
 
-enum verdict { V_OK, V_FAIL, V_TEMPFAIL };
+enum verdict { V_OK, V_FAIL, V_TEMPFAIL, V_PENDING };
 
-/* Decide one request; *reason_r static text; *user_r the canonical name. */
-static enum verdict
-decide(const struct ipc_msg *req, char **user_r, const char **reason_r)
+static void finish(struct aconn *c, enum verdict v, const char *reason);
+
+/* A hashing thread has the answer. */
+static void
+job_done(struct auth_job *j)
 {
+	struct aconn *c = j->ctx;
+	enum verdict v;
+	const char *reason;
+
+	c->job = NULL;
+	if (j->kind == JOB_PAM) {
+		v = j->result == PAMV_OK ? V_OK : j->result == PAMV_FAIL ? V_FAIL :
+		    V_TEMPFAIL;
+		/* The name as given: system logins are case-sensitive. */
+		if (v == V_OK) {
+			free(c->user);
+			c->user = xstrdup(j->user);
+		}
+		snprintf(c->reason_buf, sizeof(c->reason_buf), "%s", j->reason);
+		reason = c->reason_buf;
+	} else if (j->kind == JOB_DUMMY) {
+		v = V_FAIL;
+		reason = c->reason;
+	} else if (j->result == PASSWD_OK) {
+		v = V_OK;
+		reason = "ok";
+	} else if (j->result == PASSWD_MISMATCH) {
+		v = V_FAIL;
+		reason = "password mismatch";
+	} else {
+		log_warnx("user %s: unknown password scheme or malformed hash in %s",
+		    c->user, users_spec);
+		v = V_FAIL;
+		reason = "unusable password hash";
+	}
+	auth_job_free(j);
+	finish(c, v, reason);
+}
+
+static enum verdict
+submit(struct aconn *c, struct auth_job *j)
+{
+	j->done = job_done;
+	j->ctx = c;
+	c->job = j;
+	pool_submit(j);
+	return V_PENDING;
+}
+
+/*
+ * The loop's half of a request: the checks and the table lookup. Either
+ * a verdict now (*reason_r static text), or V_PENDING: a hashing thread
+ * does the crypt (or PAM) work and job_done() finishes. c->user gets the
+ * canonical name.
+ */
+static enum verdict
+decide(struct aconn *c, const char **reason_r)
+{
+	const struct ipc_msg *req = &c->req;
 	const char *what = ipc_get(req, "request");
 	const char *user = ipc_get(req, "user");
 	const char *authzid = ipc_get(req, "authzid");
 	const char *pw = ipc_get(req, "password");
-	char *value = NULL, *hash, *canon;
-	enum passwd_result pr;
+	char *value = NULL, *canon;
+	struct auth_job *j;
 	int r;
 
-	*user_r = NULL;
 	if (what == NULL || strcmp(what, "auth") != 0) {
 		*reason_r = "unknown request";
 		return V_FAIL;
 	}
 	if (user == NULL || pw == NULL || !user_ok(user) || *pw == '\0') {
 		*reason_r = "invalid user name or password";
-		if (pw != NULL)
-			passwd_dummy_verify(pw);
-		return V_FAIL;
+		if (pw == NULL)
+			return V_FAIL;
+		c->reason = *reason_r;
+		return submit(c, auth_job_new(JOB_DUMMY, pw));
 	}
 	canon = str_lower(xstrdup(user));
-	*user_r = canon;
+	c->user = canon;
 	if (authzid != NULL && *authzid != '\0' && strcasecmp(authzid, user) != 0) {
 		*reason_r = "authorization identity differs from user";
 		return V_FAIL;
@@ -262,68 +337,143 @@ decide(const struct ipc_msg *req, char **user_r, const char **reason_r)
 		return V_TEMPFAIL;
 	}
 	if (r == 0 && strchr(canon, '@') == NULL && pam_helper_available()) {
-		/* Not a postern user: a system login, checked through PAM. The
-		 * name as given (system logins are case-sensitive). */
-		switch (pam_check(user, pw, ipc_get(req, "client_addr"), reason_r)) {
-		case PAMV_OK:
-			free(canon);
-			*user_r = xstrdup(user);
-			return V_OK;
-		case PAMV_FAIL:
-			return V_FAIL;
-		default:
-			return V_TEMPFAIL;
-		}
+		/* Not a postern user: a system login, checked through PAM. */
+		j = auth_job_new(JOB_PAM, pw);
+		j->user = xstrdup(user);
+		j->rip = xstrdup(ipc_get(req, "client_addr") ?
+		    ipc_get(req, "client_addr") : "");
+		return submit(c, j);
 	}
 	if (r == 0) {
-		passwd_dummy_verify(pw);
-		*reason_r = "unknown user";
-		return V_FAIL;
+		c->reason = "unknown user";
+		return submit(c, auth_job_new(JOB_DUMMY, pw));
 	}
-	hash = passwd_field(value);
-	pr = passwd_verify(pw, hash);
+	j = auth_job_new(JOB_VERIFY, pw);
+	j->hash = passwd_field(value);
 	sasl_wipe(value, strlen(value));
-	sasl_wipe(hash, strlen(hash));
 	free(value);
-	free(hash);
-	switch (pr) {
-	case PASSWD_OK:
-		*reason_r = "ok";
-		return V_OK;
-	case PASSWD_MISMATCH:
-		*reason_r = "password mismatch";
-		return V_FAIL;
-	default:
-		log_warnx("user %s: unknown password scheme or malformed hash in %s",
-		    canon, users_spec);
-		*reason_r = "unusable password hash";
-		return V_FAIL;
-	}
+	return submit(c, j);
 }
 
-/* The penalty wait is over (or there was none): answer the request. */
+/*
+ * Requests between their arrival and their answer, for the per-address
+ * penalty: a request from an address that has failures waits (parked)
+ * while another request from that address is scheduled or being
+ * verified, and its delay is computed only when that one has its verdict.
+ * So the hashing threads never let an address that is being penalised
+ * run guesses side by side, and every failure counts before the next
+ * guess's delay. Addresses without failures are not held back (a busy
+ * client host logging in many users at once). A linear scan: requests in
+ * flight are few.
+ */
+static struct aconn *inflight;
+
+static const char *
+req_addr(const struct aconn *c)
+{
+	const char *a = ipc_get(&c->req, "client_addr");
+
+	return a != NULL ? a : "";
+}
+
+static int
+addr_active(const char *addr)
+{
+	for (struct aconn *o = inflight; o != NULL; o = o->next)
+		if (!o->parked && strcmp(req_addr(o), addr) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+inflight_remove(struct aconn *c)
+{
+	for (struct aconn **pp = &inflight; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			c->next = NULL;
+			c->inflight = 0;
+			return;
+		}
+}
+
+static void process_cb(struct loop *l, void *ctx);
+
+/* Reserve the penalty slot and wait for it (always through the loop:
+ * one code path, and never recursion). */
+static void
+schedule(struct aconn *c)
+{
+	uint64_t now = loop_now_ms(), when;
+	const char *addr = ipc_get(&c->req, "client_addr");
+
+	c->parked = 0;
+	/* A redeem carries no client address and costs no penalty. */
+	if (addr == NULL && ipc_get(&c->req, "ticket") != NULL)
+		when = now;
+	else
+		when = penalty_schedule(addr ? addr : "", now);
+	if (when > now)
+		log_debug("rip=%s: delaying request by %llu ms", addr ? addr : "",
+		    (unsigned long long)(when - now));
+	c->timer = loop_timer_add(c->loop, when - now, process_cb, c);
+}
+
+/* The answer for c's request is out: the next parked request from its
+ * address may go. */
+static void
+release(struct aconn *c)
+{
+	const char *addr = req_addr(c);
+	struct aconn *last = NULL;
+
+	inflight_remove(c);
+	/* The oldest parked one is the last in the list (new ones go first). */
+	for (struct aconn *o = inflight; o != NULL; o = o->next)
+		if (o->parked && strcmp(req_addr(o), addr) == 0)
+			last = o;
+	if (last != NULL)
+		schedule(last);
+}
+
+/* The penalty wait is over (or there was none): decide, now or in a
+ * hashing thread. */
 static void
 process_cb(struct loop *l, void *ctx)
 {
 	struct aconn *c = ctx;
 	struct ipc_msg rep;
-	const char *addr = ipc_get(&c->req, "client_addr");
-	const char *service = ipc_get(&c->req, "service");
-	const char *mech = ipc_get(&c->req, "mechanism");
 	const char *reason = "";
-	char *user = NULL;
 	enum verdict v;
 
+	(void)l;
 	c->timer = 0;
-	if (addr == NULL)
-		addr = "";
-	ipc_init(&rep);
 	if (strcmp(ipc_get(&c->req, "request") ? ipc_get(&c->req, "request") : "",
 	    "redeem") == 0) {
+		ipc_init(&rep);
 		redeem(&c->req, &rep);
-		goto answer;
+		ipc_encode(&rep, &c->out);
+		ipc_free(&rep);
+		finish(c, V_PENDING, NULL);
+		return;
 	}
-	v = decide(&c->req, &user, &reason);
+	v = decide(c, &reason);
+	if (v != V_PENDING)
+		finish(c, v, reason);
+}
+
+/* Log the verdict, record it for the penalty, answer. V_PENDING here: the
+ * answer is already in c->out (a redeem). */
+static void
+finish(struct aconn *c, enum verdict v, const char *reason)
+{
+	struct ipc_msg rep;
+	const char *addr = req_addr(c);
+	const char *service = ipc_get(&c->req, "service");
+	const char *mech = ipc_get(&c->req, "mechanism");
+	const char *user = c->user;
+
+	ipc_init(&rep);
 	switch (v) {
 	case V_OK:
 		penalty_success(addr);
@@ -356,18 +506,22 @@ process_cb(struct loop *l, void *ctx)
 		log_warnx("service=%s, user=%s, rip=%s: temporary failure: %s",
 		    service ? service : "?", user ? user : "(invalid)", addr, reason);
 		break;
+	case V_PENDING:
+		break;
 	}
-	if (user != NULL)
-		ipc_put(&rep, "user", user);
-	ipc_put(&rep, "reason", reason);
-	free(user);
-answer:
+	if (v != V_PENDING) {
+		if (user != NULL)
+			ipc_put(&rep, "user", user);
+		ipc_put(&rep, "reason", reason);
+		ipc_encode(&rep, &c->out);
+	}
+	ipc_free(&rep);
+	release(c);
+	xfree(&c->user);
 	sasl_wipe(c->req.b.data, c->req.b.cap);
 	ipc_reset(&c->req);
-	ipc_encode(&rep, &c->out);
-	ipc_free(&rep);
 	idle_arm(c);
-	(void)loop_fd_set(l, c->fd, LOOP_WRITE, conn_io, c);
+	(void)loop_fd_set(c->loop, c->fd, LOOP_WRITE, conn_io, c);
 }
 
 /* Take the next whole request from the input, if there is one. */
@@ -375,7 +529,6 @@ static int
 next_request(struct aconn *c)
 {
 	size_t flen;
-	uint64_t now, when;
 	const char *addr;
 	int r;
 
@@ -389,24 +542,22 @@ next_request(struct aconn *c)
 	sasl_wipe(c->in.data, flen);
 	buf_consume(&c->in, flen);
 	c->busy = 1;
-	addr = ipc_get(&c->req, "client_addr");
-	now = loop_now_ms();
-	/* A redeem carries no client address and costs no penalty. */
-	if (addr == NULL && ipc_get(&c->req, "ticket") != NULL)
-		when = now;
-	else
-		when = penalty_schedule(addr ? addr : "", now);
-	if (when > now)
-		log_debug("rip=%s: delaying request by %llu ms", addr ? addr : "",
-		    (unsigned long long)(when - now));
-	/* Always through the loop: one code path, and never recursion. */
-	c->timer = loop_timer_add(c->loop, when - now, process_cb, c);
 	/* No reading while busy; a hang-up is noticed when we write. */
 	(void)loop_fd_set(c->loop, c->fd, 0, conn_io, c);
 	if (c->idle_timer != 0) {
 		loop_timer_cancel(c->loop, c->idle_timer);
 		c->idle_timer = 0;
 	}
+	addr = req_addr(c);
+	c->parked = ipc_get(&c->req, "client_addr") != NULL &&
+	    penalty_failures(addr) > 0 && addr_active(addr);
+	c->next = inflight;
+	inflight = c;
+	c->inflight = 1;
+	if (c->parked)
+		log_debug("rip=%s: request waits for the one before it", addr);
+	else
+		schedule(c);
 	return 1;
 }
 
@@ -474,9 +625,32 @@ auth_conn(struct loop *l, int fd)
 	}
 }
 
+/* The PAM helper (our only child) exited. auth is no longer root and
+ * cannot fork a root helper again, so it stops taking requests and exits
+ * when the ones it holds are answered; master starts a fresh auth, with a
+ * fresh helper, for the next connection. */
+static void
+child_cb(struct loop *l, void *ctx)
+{
+	pid_t pid;
+	int st;
+
+	(void)l;
+	(void)ctx;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (!pam_helper_exited(pid))
+			continue;
+		log_warnx("PAM helper (pid %d) %s %d: restarting auth to restart it",
+		    (int)pid, WIFSIGNALED(st) ? "killed by signal" : "exited with status",
+		    WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+		server_exit_when_idle();
+	}
+}
+
 static void
 auth_post_init(struct loop *l)
 {
+	long long workers;
 	const char *owner = config_get("auth_owner");
 	const char *file = config_get("passwd_file");
 	const char *pam_svc = config_get("auth_pam_service");
@@ -501,9 +675,16 @@ auth_post_init(struct loop *l)
 		users_spec = xasprintf("lmdb:%s/passwd", config_dir());
 	else
 		users_spec = xasprintf("lmdb:%s", file);
-	/* Warm up the dummy hash now, not during the first unknown user. */
-	passwd_dummy_verify("x");
+	/* Before the threads that read it exist. */
+	passwd_dummy_prepare();
 	(void)table_ready();
+	if (loop_signal(l, SIGCHLD, child_cb, NULL) < 0)
+		log_fatal("SIGCHLD handler");
+	child_cb(l, NULL);   /* a helper that died before the handler */
+	workers = config_int_range("auth_hash_workers", 1, 64);
+	if (pool_start(l, (unsigned)workers) < 0)
+		log_fatal("cannot start hashing threads");
+	log_debug("%u hashing threads", pool_size());
 }
 
 static void

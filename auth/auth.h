@@ -5,7 +5,11 @@
 #ifndef POSTERN_AUTH_H
 #define POSTERN_AUTH_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+struct loop;
 
 /* Entries are dropped this long after their last failure. */
 #define PENALTY_FORGET_MS (60 * 60 * 1000ULL)
@@ -30,9 +34,38 @@ unsigned penalty_failures(const char *addr);
 enum pam_verdict { PAMV_OK, PAMV_FAIL, PAMV_TEMPFAIL };
 int pam_helper_start(const char *service);   /* 0, or -1 (errno) */
 int pam_helper_available(void);
-/* Blocking (the helper answers in about one password hash's time);
- * *reason_r static text for the log. */
+/* A child exited (from auth's SIGCHLD): 1 if it was the PAM helper. */
+int pam_helper_exited(pid_t pid);
+/* Blocking (the helper answers in about one password hash's time), so it
+ * runs in a hashing thread; one at a time (a mutex), never logs. reason
+ * gets the text for the log. */
 enum pam_verdict pam_check(const char *user, const char *password, const char *rip,
-    const char **reason_r);
+    char *reason, size_t reason_size);
+
+/* pool.c: the hashing threads. A job is filled in by the loop, run by a
+ * thread, and handed back to the loop through done(). */
+enum job_kind {
+	JOB_VERIFY,     /* password against hash: result is enum passwd_result */
+	JOB_DUMMY,      /* the same work for an unknown user: PASSWD_MISMATCH */
+	JOB_PAM,        /* a system login: result is enum pam_verdict */
+};
+
+struct auth_job {
+	enum job_kind kind;
+	char *password;         /* wiped as soon as the thread is done */
+	char *hash;             /* JOB_VERIFY; wiped likewise */
+	char *user, *rip;       /* JOB_PAM */
+	int result;
+	char reason[256];       /* JOB_PAM: for the log */
+	void (*done)(struct auth_job *j);
+	void *ctx;
+	struct auth_job *next;
+};
+
+int pool_start(struct loop *l, unsigned nthreads);   /* 0, or -1 (errno) */
+unsigned pool_size(void);
+void pool_submit(struct auth_job *j);
+struct auth_job *auth_job_new(enum job_kind kind, const char *password);
+void auth_job_free(struct auth_job *j);
 
 #endif

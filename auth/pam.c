@@ -13,10 +13,20 @@
  *
  * Trusts: auth (its parent, over a private socketpair), and PAM. It never
  * sees network input. It exits when auth goes (EOF). Passwords are wiped.
- * LIMITS: a PAM module that blocks holds up auth for up to
- * PAM_TIMEOUT_MS (then the answer is tempfail and the helper restarts).
+ * Requests come from auth's hashing threads (pool.c), one at a time
+ * (helper_mu). If the helper dies, system logins get tempfail and auth
+ * (its SIGCHLD handler, pam_helper_exited()) stops taking requests and
+ * exits once idle: having dropped root, auth cannot fork a new root
+ * helper, but master starts a fresh auth (and with it a fresh helper) on
+ * the next connection.
+ *
+ * Limits: a PAM module that blocks holds up system logins (one hashing
+ * thread) for up to PAM_TIMEOUT_MS; then the answer is tempfail and
+ * auth shuts the socketpair down (it cannot signal a root process), so
+ * the helper exits when PAM returns and is restarted as above.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +47,9 @@
 #define PAM_TIMEOUT_MS 20000
 #define PAM_FRAME_MAX 8192
 
-static int helper_fd = -1;
-static pid_t helper_pid = -1;
+static pthread_mutex_t helper_mu = PTHREAD_MUTEX_INITIALIZER;
+static int helper_fd = -1;      /* under helper_mu once threads run */
+static pid_t helper_pid = -1;   /* the loop thread's only */
 static char *pam_service;
 
 struct conv_data {
@@ -158,43 +169,65 @@ pam_helper_start(const char *service)
 int
 pam_helper_available(void)
 {
-	return helper_fd >= 0;
+	int up;
+
+	pthread_mutex_lock(&helper_mu);
+	up = helper_fd >= 0;
+	pthread_mutex_unlock(&helper_mu);
+	return up;
+}
+
+int
+pam_helper_exited(pid_t pid)
+{
+	if (helper_pid <= 0 || pid != helper_pid)
+		return 0;
+	helper_pid = -1;
+	pthread_mutex_lock(&helper_mu);
+	if (helper_fd >= 0) {
+		close(helper_fd);
+		helper_fd = -1;
+	}
+	pthread_mutex_unlock(&helper_mu);
+	return 1;
 }
 
 enum pam_verdict
 pam_check(const char *user, const char *password, const char *rip,
-    const char **reason_r)
+    char *reason, size_t reason_size)
 {
-	static char reason[256];
 	struct ipc_msg m;
 	const char *st, *why;
 	enum pam_verdict v = PAMV_TEMPFAIL;
+	int sent;
 
-	*reason_r = "PAM helper unavailable";
-	if (helper_fd < 0)
+	pthread_mutex_lock(&helper_mu);
+	if (helper_fd < 0) {
+		pthread_mutex_unlock(&helper_mu);
+		snprintf(reason, reason_size, "PAM helper unavailable");
 		return PAMV_TEMPFAIL;
+	}
 	ipc_init(&m);
 	ipc_put(&m, "user", user);
 	ipc_put(&m, "password", password);
 	ipc_put(&m, "rip", rip ? rip : "");
-	int sent = ipc_send(helper_fd, &m, PAM_TIMEOUT_MS);
-
+	sent = ipc_send(helper_fd, &m, PAM_TIMEOUT_MS);
 	sasl_wipe(m.b.data, m.b.cap);
 	if (sent < 0 || ipc_recv(helper_fd, &m, PAM_FRAME_MAX, PAM_TIMEOUT_MS) < 0) {
-		log_warn("PAM helper");
-		close(helper_fd);
-		helper_fd = -1;
-		if (helper_pid > 0) {
-			kill(helper_pid, SIGKILL);
-			(void)waitpid(helper_pid, NULL, 0);
-		}
+		snprintf(reason, reason_size, "PAM helper: %s",
+		    errno != 0 ? strerror(errno) : "connection closed");
+		/* Hung or gone: end it; the loop reaps it (SIGCHLD) and
+		 * restarts auth. shutdown, not close: the loop thread owns
+		 * closing the descriptor (pam_helper_exited). */
+		(void)shutdown(helper_fd, SHUT_RDWR);
+		pthread_mutex_unlock(&helper_mu);
 		ipc_free(&m);
 		return PAMV_TEMPFAIL;
 	}
+	pthread_mutex_unlock(&helper_mu);
 	st = ipc_get(&m, "status");
 	why = ipc_get(&m, "reason");
-	snprintf(reason, sizeof(reason), "PAM: %s", why ? why : "?");
-	*reason_r = reason;
+	snprintf(reason, reason_size, "PAM: %s", why ? why : "?");
 	if (st != NULL && strcmp(st, "ok") == 0)
 		v = PAMV_OK;
 	else if (st != NULL && strcmp(st, "fail") == 0)

@@ -44,6 +44,7 @@
 #include "util/log.h"
 #include "util/loop.h"
 #include "util/priv.h"
+#include "util/strv.h"
 #include "mail/config.h"
 #include "mail/mastercf.h"
 #include "mail/queue.h"
@@ -138,6 +139,17 @@ usage(void)
  * Configuration snapshot.
  */
 
+static int
+strv_equal_list(char *const *a, char *const *b)
+{
+	size_t i;
+
+	for (i = 0; a != NULL && b != NULL && a[i] != NULL && b[i] != NULL; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return (a == NULL || a[i] == NULL) && (b == NULL || b[i] == NULL);
+}
+
 static char *
 param_dup(const char *name)
 {
@@ -152,6 +164,8 @@ conf_free(struct master_conf *c)
 	xfree(&c->data_dir);
 	xfree(&c->daemon_dir);
 	xfree(&c->mail_owner);
+	xfree(&c->login_user);
+	strv_free(&c->login_sockets);
 	xfree(&c->syslog_name);
 	xfree(&c->maillog_file);
 }
@@ -177,6 +191,8 @@ conf_read(const char *dir, struct master_conf *c, struct master_service **svcs_r
 	c->data_dir = param_dup("data_directory");
 	c->daemon_dir = param_dup("daemon_directory");
 	c->mail_owner = param_dup("mail_owner");
+	c->login_user = param_dup("login_user");
+	c->login_sockets = strv_split_list(config_str("login_sockets"));
 	c->syslog_name = param_dup("syslog_name");
 	v = config_get("maillog_file");
 	c->maillog_file = xstrdup(v != NULL ? v : "");
@@ -290,6 +306,47 @@ daemonize(void)
  * Directories, user, pid file.
  */
 
+/*
+ * The login directory: the pre-login processes' chroot (server.h). It
+ * belongs to root, group login_user, mode 0750: the login user may reach
+ * the sockets master binds there (login_sockets) and nothing else, and
+ * cannot create anything. Without login_user (not created yet) it is
+ * made root-only and the login services fail at start with the fix;
+ * the rest of the system runs.
+ */
+static void
+prepare_login_dir(void)
+{
+	char *path = xasprintf("%s/%s", mconf.queue_dir, QUEUE_LOGIN);
+	uid_t uid;
+	gid_t gid = 0;
+	struct stat st;
+
+	mconf.login_ok = 1;
+	if (mconf.root) {
+		if (priv_user(mconf.login_user, &uid, &gid) < 0 || uid == 0) {
+			log_warnx("login_user \"%s\" %s: POP3/IMAP logins will not work; "
+			    "fix: useradd --system --user-group --no-create-home --shell "
+			    "/usr/sbin/nologin %s", mconf.login_user, uid == 0 ?
+			    "is root" : "does not exist", mconf.login_user);
+			mconf.login_ok = 0;
+			gid = 0;
+		}
+		mconf.login_gid = gid;
+	}
+	if (mkdir(path, 0750) < 0 && errno != EEXIST)
+		startup_fail("mkdir %s: %s", path, strerror(errno));
+	if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		startup_fail("%s is not a directory", path);
+	/* chown before chmod: chown may clear mode bits. */
+	if (mconf.root && (st.st_uid != 0 || st.st_gid != gid) &&
+	    chown(path, 0, gid) < 0)
+		startup_fail("chown %s: %s", path, strerror(errno));
+	if (chmod(path, 0750) < 0)
+		startup_fail("chmod %s: %s", path, strerror(errno));
+	free(path);
+}
+
 static void
 prepare_dirs(void)
 {
@@ -317,6 +374,7 @@ prepare_dirs(void)
 	if (queue_dirs_create(mconf.queue_dir, uid, gid, &err) < 0)
 		startup_fail("queue directory %s: %s", mconf.queue_dir,
 		    err != NULL ? err : strerror(errno));
+	prepare_login_dir();
 	if (mkdir_p(mconf.data_dir, 0700) < 0)
 		startup_fail("create %s: %s", mconf.data_dir, strerror(errno));
 	if (mconf.root) {
@@ -478,9 +536,11 @@ sighup_cb(struct loop *l, void *ctx)
 	}
 	if (strcmp(c.queue_dir, mconf.queue_dir) != 0 ||
 	    strcmp(c.data_dir, mconf.data_dir) != 0 ||
-	    strcmp(c.mail_owner, mconf.mail_owner) != 0)
-		log_warnx("queue_directory, data_directory and mail_owner changes "
-		    "take effect only after a restart");
+	    strcmp(c.mail_owner, mconf.mail_owner) != 0 ||
+	    strcmp(c.login_user, mconf.login_user) != 0 ||
+	    !strv_equal_list(c.login_sockets, mconf.login_sockets))
+		log_warnx("queue_directory, data_directory, mail_owner, login_user "
+		    "and login_sockets changes take effect only after a restart");
 	/* Swap in what may change at run time. */
 	free(mconf.daemon_dir);
 	mconf.daemon_dir = c.daemon_dir;

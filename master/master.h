@@ -28,6 +28,10 @@ struct master_conf {
 	int root;              /* running as root: children drop to owner */
 	uid_t owner_uid;       /* valid when root */
 	gid_t owner_gid;
+	char *login_user;
+	char **login_sockets;  /* unix services also bound in the login directory */
+	gid_t login_gid;       /* login_user's group; valid when root and login_ok */
+	int login_ok;          /* login_user exists (or not root) */
 	int foreground;
 	int verbose;
 };

@@ -72,6 +72,8 @@ struct service {
 	char *exec_path;
 	char *sock_path;              /* unix: the socket file */
 	int listen_fd;
+	char *login_path;             /* login_sockets: the same in login/ */
+	int login_fd;                 /* its listener, fd 5 in children (-l) */
 	int status_rd;
 	int status_wr;
 	struct child *children;
@@ -147,6 +149,17 @@ sock_path_for(const struct master_service *cf)
 	    cf->private_ ? QUEUE_PRIVATE : QUEUE_PUBLIC, cf->name);
 }
 
+/* A unix service named in login_sockets also listens in the login
+ * directory, for the chrooted pre-login processes (server.h). */
+static char *
+login_path_for(const struct master_service *cf)
+{
+	if (strcmp(cf->type, "unix") != 0 || !cf->private_ ||
+	    !strv_contains_ci(mconf.login_sockets, cf->name))
+		return NULL;
+	return xasprintf("%s/%s/%s", mconf.queue_dir, QUEUE_LOGIN, cf->name);
+}
+
 static struct service *
 svc_new(const struct master_service *cf)
 {
@@ -157,6 +170,8 @@ svc_new(const struct master_service *cf)
 	s->exec_path = exec_path_for(cf->command);
 	s->sock_path = sock_path_for(cf);
 	s->listen_fd = -1;
+	s->login_path = login_path_for(cf);
+	s->login_fd = -1;
 	s->status_rd = -1;
 	s->status_wr = -1;
 	return s;
@@ -175,6 +190,10 @@ svc_free(struct service *s)
 		loop_fd_del(loop, s->listen_fd);
 		close(s->listen_fd);
 	}
+	if (s->login_fd >= 0) {
+		loop_fd_del(loop, s->login_fd);
+		close(s->login_fd);
+	}
 	if (s->status_rd >= 0) {
 		loop_fd_del(loop, s->status_rd);
 		close(s->status_rd);
@@ -192,6 +211,7 @@ svc_free(struct service *s)
 	free(s->label);
 	free(s->exec_path);
 	free(s->sock_path);
+	free(s->login_path);
 	free(s);
 }
 
@@ -201,6 +221,7 @@ svc_same(const struct service *s, const struct master_service *cf)
 {
 	char *path = exec_path_for(cf->command);
 	char *sock = sock_path_for(cf);
+	char *lsock = login_path_for(cf);
 	int same;
 
 	same = strcmp(s->cf.type, cf->type) == 0 &&
@@ -210,9 +231,11 @@ svc_same(const struct service *s, const struct master_service *cf)
 	    strcmp(s->exec_path, path) == 0 &&
 	    ((s->sock_path == NULL && sock == NULL) ||
 	     (s->sock_path != NULL && sock != NULL && strcmp(s->sock_path, sock) == 0)) &&
-	    strv_equal(s->cf.args, cf->args);
+	    strv_equal(s->cf.args, cf->args) &&
+	    (s->login_path == NULL) == (lsock == NULL);
 	free(path);
 	free(sock);
+	free(lsock);
 	return same;
 }
 
@@ -336,6 +359,34 @@ svc_listen(struct service *s, char **err_r)
 	return 0;
 }
 
+/* The second listener of a login_sockets service: root, group
+ * login_user, 0660 (the login directory above it is 0750 root:that group). */
+static int
+svc_listen_login(struct service *s, char **err_r)
+{
+	char *err = NULL;
+	int mode = mconf.root ? 0660 : 0600;
+
+	s->login_fd = net_listen_unix(s->login_path, mode, net_listen_backlog(), &err);
+	if (s->login_fd < 0) {
+		*err_r = err != NULL ? xasprintf("service %s: %s", s->label, err) :
+		    xasprintf("service %s: listen on %s: %s", s->label, s->login_path,
+		    strerror(errno));
+		free(err);
+		return -1;
+	}
+	if (mconf.root && chown(s->login_path, 0, mconf.login_gid) < 0) {
+		*err_r = xasprintf("service %s: chown %s: %s", s->label, s->login_path,
+		    strerror(errno));
+		close(s->login_fd);
+		s->login_fd = -1;
+		return -1;
+	}
+	(void)net_set_cloexec(s->login_fd, 1);
+	(void)net_set_nonblock(s->login_fd, 1);
+	return 0;
+}
+
 /*
  * Children.
  */
@@ -419,6 +470,8 @@ child_argv(const struct service *s)
 		strv_push(&argv, "-p");
 	if (s->cf.chroot_)
 		strv_push(&argv, "-C");
+	if (s->login_fd >= 0)
+		strv_push(&argv, "-l");
 	for (v = 0; v < mconf.verbose; v++)
 		strv_push(&argv, "-v");
 	/* In the foreground without maillog_file everything goes to stderr,
@@ -438,7 +491,7 @@ static NORETURN void
 child_exec(const struct service *s, char **argv, char **env)
 {
 	sigset_t none;
-	int sfd, lfd, sig;
+	int sfd, lfd, gfd, last, sig;
 
 	sigemptyset(&none);
 	for (sig = 1; sig < NSIG; sig++)
@@ -446,18 +499,21 @@ child_exec(const struct service *s, char **argv, char **env)
 			(void)signal(sig, SIG_DFL);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 
-	/* Move out of the way first: either fd may already be 3 or 4. */
+	/* Move out of the way first: any fd may already be 3, 4 or 5. */
 	sfd = fcntl(s->status_wr, F_DUPFD, 10);
 	lfd = fcntl(s->listen_fd, F_DUPFD, 10);
+	gfd = s->login_fd >= 0 ? fcntl(s->login_fd, F_DUPFD, 10) : -1;
 	if (sfd < 0 || lfd < 0 || dup2(sfd, SERVER_STATUS_FD) < 0 ||
-	    dup2(lfd, SERVER_LISTEN_FD) < 0) {
+	    dup2(lfd, SERVER_LISTEN_FD) < 0 || (s->login_fd >= 0 &&
+	    (gfd < 0 || dup2(gfd, SERVER_LOGIN_FD) < 0))) {
 		log_warn("%s: setting up descriptors", s->exec_path);
 		_exit(1);
 	}
-	if (close_range(SERVER_LISTEN_FD + 1, ~0U, 0) < 0) {
+	last = s->login_fd >= 0 ? SERVER_LOGIN_FD : SERVER_LISTEN_FD;
+	if (close_range((unsigned)last + 1, ~0U, 0) < 0) {
 		int fd;
 
-		for (fd = SERVER_LISTEN_FD + 1; fd < 1024; fd++)
+		for (fd = last + 1; fd < 1024; fd++)
 			(void)close(fd);
 	}
 	execve(argv[0], argv, env);
@@ -618,12 +674,17 @@ svc_watch(struct service *s, int on)
 	if (on == s->watching)
 		return;
 	if (on) {
-		if (loop_fd_set(loop, s->listen_fd, LOOP_READ, listen_cb, s) < 0) {
+		if (loop_fd_set(loop, s->listen_fd, LOOP_READ, listen_cb, s) < 0 ||
+		    (s->login_fd >= 0 &&
+		    loop_fd_set(loop, s->login_fd, LOOP_READ, listen_cb, s) < 0)) {
 			log_warn("service %s: watch listener", s->label);
+			loop_fd_del(loop, s->listen_fd);
 			return;
 		}
 	} else {
 		loop_fd_del(loop, s->listen_fd);
+		if (s->login_fd >= 0)
+			loop_fd_del(loop, s->login_fd);
 	}
 	s->watching = on;
 }
@@ -701,6 +762,8 @@ svc_open(struct service *s, char **err_r)
 
 	if (s->listen_fd < 0 && svc_listen(s, err_r) < 0)
 		return -1;
+	if (s->login_path != NULL && s->login_fd < 0 && svc_listen_login(s, err_r) < 0)
+		return -1;
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		*err_r = xasprintf("service %s: pipe: %s", s->label, strerror(errno));
 		return -1;
@@ -773,6 +836,12 @@ svc_kill(struct service *s)
 	}
 	if (s->sock_path != NULL)
 		(void)unlink(s->sock_path);
+	if (s->login_fd >= 0) {
+		close(s->login_fd);
+		s->login_fd = -1;
+	}
+	if (s->login_path != NULL)
+		(void)unlink(s->login_path);
 	if (s->wakeup_timer != 0) {
 		loop_timer_cancel(loop, s->wakeup_timer);
 		s->wakeup_timer = 0;
@@ -829,6 +898,11 @@ services_reload(struct master_service *svcs, size_t n)
 			s2->listen_fd = s->listen_fd;
 			s->listen_fd = -1;
 			xfree(&s->sock_path);    /* s2 owns the file now */
+			if (s->login_path != NULL && s2->login_path != NULL) {
+				s2->login_fd = s->login_fd;
+				s->login_fd = -1;
+				xfree(&s->login_path);
+			}
 		}
 		svc_kill(s);
 		if (svc_open(s2, &err) < 0) {
@@ -880,6 +954,10 @@ services_stop(void)
 		if (s->listen_fd >= 0) {
 			close(s->listen_fd);
 			s->listen_fd = -1;
+		}
+		if (s->login_fd >= 0) {
+			close(s->login_fd);
+			s->login_fd = -1;
 		}
 		if (s->wakeup_timer != 0) {
 			loop_timer_cancel(loop, s->wakeup_timer);

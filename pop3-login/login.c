@@ -4,11 +4,12 @@
  * a SERVER_MULTI daemon under master on the pop3 (110) and pop3s (995,
  * pop3d_tls_wrappermode=yes) listeners.
  *
- * It holds no mailbox access: it runs as mail_owner (chrooted to the
- * queue directory when master.conf says so), reads the TLS key while
- * still root (pre_init), and checks passwords only by asking the auth
- * daemon (private/auth) for a login ticket. A successful login is handed
- * to the mailbox broker (private/pop3d, handoff.c), which runs the
+ * It holds no mailbox access: it runs as login_user (chrooted to the
+ * login directory, which holds only auth's and the broker's sockets, when
+ * master.conf says so: server.h), reads the TLS key while still root
+ * (pre_init), and checks passwords only by asking the auth daemon
+ * (login/auth) for a login ticket. A successful login is handed to the
+ * mailbox broker (login/pop3d, handoff.c), which runs the
  * session as the mailbox owner; with TLS this process stays in the path
  * as a plaintext proxy, since the TLS state cannot leave it.
  *
@@ -453,7 +454,6 @@ static void
 login_post_init(struct loop *l)
 {
 	const char *pa = config_get("pop3d_plaintext_auth");
-	const char *qdir = config_get("queue_directory");
 
 	if (pa == NULL || strcasecmp(pa, "loopback") == 0)
 		login_conf.plaintext = PLAIN_LOOPBACK;
@@ -469,8 +469,8 @@ login_post_init(struct loop *l)
 	login_conf.timeout_ms = (uint64_t)config_time("pop3d_timeout") * 1000;
 	if (login_conf.timeout_ms == 0)
 		login_conf.timeout_ms = 600 * 1000;
-	login_conf.auth_path = xasprintf("%s/private/auth", qdir);
-	login_conf.broker_path = xasprintf("%s/private/pop3d", qdir);
+	login_conf.auth_path = server_login_socket("auth");
+	login_conf.broker_path = server_login_socket("pop3d");
 }
 
 static void
@@ -485,6 +485,7 @@ main(int argc, char **argv)
 	static const struct server_ops ops = {
 		.kind = SERVER_MULTI,
 		.name = "pop3-login",
+		.login = 1,
 		.pre_init = login_pre_init,
 		.post_init = login_post_init,
 		.conn = login_conn,

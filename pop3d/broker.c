@@ -9,8 +9,12 @@
  * - The user comes from auth (auth_ticket_redeem, SO_PEERCRED-checked
  *   against auth_owner when root), never from the login process.
  * - A worker runs as exactly one mailbox owner's uid and gid, set before
- *   exec (priv_drop); uid 0 is refused. One worker per uid: sessions of
- *   that owner share its loop (and its open mailbox handles).
+ *   exec (priv_drop); uid 0 is refused. Up to pop3d_owner_process_limit
+ *   workers per uid (default: the CPU count; every virtual user shares
+ *   one uid): an owner's sessions go to the one that was given the fewest,
+ *   and share its loop (and its open mailbox handles). Two workers may
+ *   hold one Maildir: the index is made for concurrent processes; an mbox
+ *   is locked per session.
  * - This process reads only the login's frame and auth's reply; the
  *   client's bytes it passes on unread (the pipelined "input" goes
  *   through as an opaque attribute).
@@ -48,6 +52,7 @@ struct worker {
 	uid_t uid;
 	pid_t pid;
 	int sock;
+	unsigned long given;    /* sessions passed to it */
 	struct worker *next;
 };
 
@@ -58,6 +63,7 @@ static char **self_argv;
 static int self_argc;
 static char *auth_path;
 static uid_t auth_uid = (uid_t)-1;
+static long long owner_process_limit;
 
 static void
 worker_drop(struct worker *w)
@@ -148,6 +154,27 @@ worker_spawn(const struct mailbox_owner *o, char **err_r)
 	return w;
 }
 
+/* The worker for one more session of o's uid: the one given the fewest,
+ * or a new one while fewer than pop3d_owner_process_limit run. */
+static struct worker *
+worker_pick(const struct mailbox_owner *o, char **err_r)
+{
+	struct worker *w, *best = NULL;
+	long long n = 0;
+
+	for (w = workers; w != NULL; w = w->next)
+		if (w->uid == o->uid) {
+			n++;
+			if (best == NULL || w->given < best->given)
+				best = w;
+		}
+	if (best == NULL || (n < owner_process_limit && best->given > 0))
+		best = worker_spawn(o, err_r);
+	if (best != NULL)
+		best->given++;
+	return best;
+}
+
 /* Resolve and pass one session. 0, or -1 with *err_r. */
 static int
 serve(const struct ipc_msg *req, int cfd, char **err_r)
@@ -196,10 +223,9 @@ serve(const struct ipc_msg *req, int cfd, char **err_r)
 	/* A worker that just died shows up as a failed send: one retry with
 	 * a fresh one. */
 	for (int attempt = 0; attempt < 2 && rc < 0; attempt++) {
-		struct worker *w;
-		for (w = workers; w != NULL && w->uid != o.uid; w = w->next)
-			;
-		if (w == NULL && (w = worker_spawn(&o, err_r)) == NULL)
+		struct worker *w = worker_pick(&o, err_r);
+
+		if (w == NULL)
 			break;
 		if (ipc_send_fd(w->sock, &fwd, cfd, BROKER_IO_TIMEOUT_MS) == 0) {
 			rc = 0;
@@ -259,6 +285,7 @@ broker_post_init(struct loop *l)
 		log_fatal("readlink /proc/self/exe");
 	self_exe[n] = '\0';
 	owner_conf_load(&oconf);
+	owner_process_limit = config_int_range("pop3d_owner_process_limit", 1, 64);
 	auth_path = xasprintf("%s/private/auth", config_get("queue_directory"));
 	if (priv_is_root()) {
 		const char *owner = config_get("auth_owner");

@@ -18,8 +18,9 @@
 # have it made again. Ports are chosen afresh each time.
 #
 # As an ordinary user everything runs as that user. As root, master keeps
-# root and the daemons run as the "postern" user, auth as "postern-auth"
-# (both created if missing); the virtual mailboxes belong to the sudo
+# root and the daemons run as the "postern" user, auth as "postern-auth",
+# pop3-login as "postern-login" (all created if missing); the virtual
+# mailboxes belong to the sudo
 # caller, or to a "vmail" user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,7 @@ add_system_user() {
 if [ "$(id -u)" -eq 0 ]; then
 	add_system_user postern
 	add_system_user postern-auth
+	add_system_user postern-login
 	if [ -n "${SUDO_UID:-}" ] && [ "${SUDO_UID}" != 0 ]; then
 		VUID=$SUDO_UID VGID=$(getent passwd "$SUDO_UID" | cut -d: -f4)
 	else
@@ -157,10 +159,11 @@ cat > "$DEMO/master.conf" <<CONF
   -o smtpd_tls_wrappermode=yes
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
-# POP3 (STLS) and POP3S (implicit TLS): pop3-login, then pop3d as the
+# POP3 (STLS) and POP3S (implicit TLS): pop3-login (as postern-login,
+# chrooted to queue/login where only auth's and pop3d's sockets are), then pop3d as the
 # mailbox owner; the certificate is smtpd's (pop3d_tls_cert_file default)
-127.0.0.1:$POP3 inet n - n - - pop3-login
-127.0.0.1:$POP3S inet n - n - - pop3-login
+127.0.0.1:$POP3 inet n - y - - pop3-login
+127.0.0.1:$POP3S inet n - y - - pop3-login
   -o pop3d_tls_wrappermode=yes
 pop3d unix - n n - 1 pop3d
 qmgr unix n - n 60 1 qmgr

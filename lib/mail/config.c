@@ -71,6 +71,7 @@ static const struct param_def param_table[] = {
 	{ "alias_maps", CONF_STR, "lmdb:/etc/aliases", 0, 0 },
 	{ "allow_mail_to_commands", CONF_STR, "alias, forward", 0, 0 },
 	{ "allow_mail_to_files", CONF_STR, "alias, forward", 0, 0 },
+	{ "auth_hash_workers", CONF_INT, NULL, 0, PF_COMPUTED },
 	{ "auth_owner", CONF_STR, "postern-auth", 0, 0 },
 	{ "auth_pam_service", CONF_STR, "postern", 0, 0 },
 	{ "authorized_mailq_users", CONF_STR, "static:anyone", 0, 0 },
@@ -102,6 +103,8 @@ static const struct param_def param_table[] = {
 	{ "local_destination_recipient_limit", CONF_INT, "1", 0, 0 },
 	{ "local_recipient_maps", CONF_STR, "unix:passwd.byname $alias_maps", 0, 0 },
 	{ "local_transport", CONF_STR, "local", 0, 0 },
+	{ "login_sockets", CONF_STR, "auth, pop3d, imapd", 0, 0 },
+	{ "login_user", CONF_STR, "postern-login", 0, 0 },
 	{ "mail_name", CONF_STR, "Postern", 0, 0 },
 	{ "mail_owner", CONF_STR, "postern", 0, 0 },
 	{ "mail_spool_directory", CONF_STR, "/var/mail", 0, 0 },
@@ -122,6 +125,7 @@ static const struct param_def param_table[] = {
 	{ "myorigin", CONF_STR, "$myhostname", 0, 0 },
 	{ "passwd_file", CONF_STR, "$config_directory/passwd", 0, 0 },
 	{ "pop3d_hard_error_limit", CONF_INT, "10", 0, 0 },
+	{ "pop3d_owner_process_limit", CONF_INT, NULL, 0, PF_COMPUTED },
 	{ "pop3d_plaintext_auth", CONF_STR, "loopback", 0, 0 },
 	{ "pop3d_timeout", CONF_TIME, "600s", 's', 0 },
 	{ "pop3d_tls_cert_file", CONF_STR, "$smtpd_tls_cert_file", 0, 0 },
@@ -317,6 +321,15 @@ computed_default(const struct param *p)
 		s = config_get("myhostname");
 		s = s ? strchr(s, '.') : NULL;
 		return xstrdup(s != NULL && s[1] != '\0' ? s + 1 : "localdomain");
+	}
+	if (strcmp(p->name, "auth_hash_workers") == 0 ||
+	    strcmp(p->name, "pop3d_owner_process_limit") == 0) {
+		/* One per CPU: password hashing is pure CPU work, and one
+		 * owner's sessions (every virtual user shares one uid) need
+		 * no more processes than there are CPUs to run them. */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		return xasprintf("%ld", n < 1 ? 1 : n > 64 ? 64 : n);
 	}
 	if (strcmp(p->name, "command_directory") == 0) {
 		/* sbin next to the libexec directory the build installs into */

@@ -12,8 +12,10 @@
  * Trusts: the stored hash no more than the password (it comes from a
  * table root builds, but a bad line must not crash or match).
  *
- * Limits: hashes longer than CRYPT_OUTPUT_SIZE are malformed. Not
- * thread-safe (one static work area); no daemon here uses threads.
+ * Limits: hashes longer than CRYPT_OUTPUT_SIZE are malformed.
+ * passwd_verify() is thread-safe (a work area per thread: auth's hashing
+ * threads, auth/pool.c); passwd_dummy_verify() is once
+ * passwd_dummy_prepare() ran (auth calls it before starting the threads).
  */
 #include <crypt.h>
 #include <stdlib.h>
@@ -39,7 +41,8 @@ static const struct scheme schemes[] = {
 	{ "CRYPT", "CRYPT", NULL, 0 },
 };
 
-static struct crypt_data *work;
+/* One per thread: auth verifies in several hashing threads at once. */
+static _Thread_local struct crypt_data *work;
 
 static const struct scheme *
 scheme_lookup(const char *name, size_t len)
@@ -180,16 +183,33 @@ passwd_field(const char *value)
 	return xstrndup(value, strcspn(value, ":"));
 }
 
+/*
+ * The dummy "hash" is a bare setting from crypt_gensalt ({YESCRYPT} with
+ * libxcrypt's default cost and a random salt): verifying against it runs
+ * the very same key derivation as a real yescrypt hash and never matches,
+ * and making it costs no crypt work, so auth starts without burning a
+ * hash or two before its first login.
+ */
+static char *dummy;
+
+void
+passwd_dummy_prepare(void)
+{
+	const struct scheme *s = scheme_lookup("YESCRYPT", 8);
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+
+	if (dummy != NULL || s == NULL)
+		return;
+	if (crypt_gensalt_rn(s->gen_prefix, s->cost, NULL, 0, setting,
+	    (int)sizeof(setting)) == NULL)
+		return;
+	dummy = xasprintf("{%s}%s", s->canon, setting);
+}
+
 void
 passwd_dummy_verify(const char *password)
 {
-	static char *dummy;
-	const char *err;
-
-	if (dummy == NULL) {
-		dummy = passwd_hash("postern-dummy-password", NULL, &err);
-		if (dummy == NULL)
-			return;
-	}
-	(void)passwd_verify(password, dummy);
+	passwd_dummy_prepare();
+	if (dummy != NULL)
+		(void)passwd_verify(password, dummy);
 }

@@ -42,6 +42,9 @@ char *passwd_field(const char *value);
 /* Burn about the time of one verification with the default scheme, for
  * unknown users, so that timing does not tell whether a user exists. */
 void passwd_dummy_verify(const char *password);
+/* Make the dummy setting now (cheap: no crypt work); passwd_dummy_verify
+ * is thread-safe after this. */
+void passwd_dummy_prepare(void);
 
 /* Constant-time (in the length of b) equality of two C strings. */
 int passwd_streq_ct(const char *a, const char *b);

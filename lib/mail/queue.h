@@ -55,6 +55,10 @@
 #define QUEUE_PRIVATE  "private"  /* internal sockets */
 #define QUEUE_PUBLIC   "public"   /* sockets anyone may connect to */
 #define QUEUE_MAILDROP "maildrop" /* sendmail's offline drop */
+/* The pre-login processes' chroot: root-owned, mode 0750, group of
+ * login_user, holding only the login_sockets listeners. master makes it
+ * (not queue_dirs_create: it belongs to root, not to mail_owner). */
+#define QUEUE_LOGIN    "login"
 
 /* Errors: every *err_r in this module is xmalloc'd text the caller frees
  * (err_r may be NULL). */

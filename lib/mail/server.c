@@ -47,6 +47,7 @@
 #include "util/priv.h"
 #include "util/strv.h"
 #include "mail/config.h"
+#include "mail/queue.h"
 #include "mail/server.h"
 #include "mail/server_args.h"
 
@@ -59,8 +60,10 @@ static struct {
 	int privileged;
 	int inet;                 /* -t inet: the socket faces the network */
 	pid_t parent;
-	int accepting;            /* fd 4 registered for reading */
-	int listen_open;          /* fd 4 still open */
+	int accepting;            /* fd 4 (and 5) registered for reading */
+	int listen_open;          /* fd 4 (and 5) still open */
+	int login_fd;             /* SERVER_LOGIN_FD with -l, else -1 */
+	char *login_dir;          /* where server_login_socket() looks */
 	int draining;             /* SIGTERM seen */
 	int exit_requested;       /* server_exit_when_idle() */
 	int clients;
@@ -72,7 +75,7 @@ static struct {
 	long long use_count;
 	uint64_t idle_timer;
 	uint64_t watch_timer;
-} srv = { .avail_reported = -1 };
+} srv = { .avail_reported = -1, .login_fd = -1 };
 
 /*
  * Argument parsing.
@@ -115,6 +118,7 @@ server_args_parse(int argc, char **argv, struct server_args *a, char **err_r)
 		switch (arg[1]) {
 		case 'p':
 		case 'C':
+		case 'l':
 		case 'v':
 			if (arg[2] != '\0') {
 				*err_r = xasprintf("bad option \"%s\"", arg);
@@ -124,6 +128,8 @@ server_args_parse(int argc, char **argv, struct server_args *a, char **err_r)
 				a->privileged = 1;
 			else if (arg[1] == 'C')
 				a->chroot_ = 1;
+			else if (arg[1] == 'l')
+				a->login_listener = 1;
 			else
 				a->verbose++;
 			break;
@@ -242,10 +248,14 @@ set_accepting(int on)
 	if (on == srv.accepting)
 		return;
 	if (on) {
-		if (loop_fd_set(srv.loop, SERVER_LISTEN_FD, LOOP_READ, accept_cb, NULL) < 0)
+		if (loop_fd_set(srv.loop, SERVER_LISTEN_FD, LOOP_READ, accept_cb, NULL) < 0 ||
+		    (srv.login_fd >= 0 &&
+		    loop_fd_set(srv.loop, srv.login_fd, LOOP_READ, accept_cb, NULL) < 0))
 			log_fatal("watch listening socket");
 	} else {
 		loop_fd_del(srv.loop, SERVER_LISTEN_FD);
+		if (srv.login_fd >= 0)
+			loop_fd_del(srv.loop, srv.login_fd);
 	}
 	srv.accepting = on;
 }
@@ -256,6 +266,8 @@ stop_listening(void)
 	set_accepting(0);
 	if (srv.listen_open) {
 		close(SERVER_LISTEN_FD);
+		if (srv.login_fd >= 0)
+			close(srv.login_fd);
 		srv.listen_open = 0;
 	}
 	report_avail(0);
@@ -364,13 +376,13 @@ serve_single(struct loop *l, int fd)
 /* One connection accepted, or 0 when none is waiting (or it failed and
  * was logged): the caller stops. */
 static int
-accept_one(struct loop *l)
+accept_one(struct loop *l, int lfd)
 {
 	int flags = SOCK_CLOEXEC, fd;
 
 	if (srv.ops->kind != SERVER_SINGLE)
 		flags |= SOCK_NONBLOCK;
-	fd = accept4(SERVER_LISTEN_FD, NULL, NULL, flags);
+	fd = accept4(lfd, NULL, NULL, flags);
 	if (fd < 0) {
 		switch (errno) {
 		case EAGAIN:
@@ -415,7 +427,7 @@ accept_one(struct loop *l)
 static void
 accept_cb(struct loop *l, int lfd, unsigned events, void *ctx)
 {
-	while (srv.accepting && accept_one(l))
+	while (srv.accepting && accept_one(l, lfd))
 		;
 }
 
@@ -435,6 +447,16 @@ server_disconnect(struct loop *l, int fd)
 		idle_arm();
 	}
 	maybe_exit();
+}
+
+char *
+server_login_socket(const char *service)
+{
+	if (srv.login_dir == NULL)
+		srv.login_dir = xasprintf("%s/%s", config_str("queue_directory"),
+		    QUEUE_LOGIN);
+	return xasprintf("%s%s%s", srv.login_dir,
+	    strcmp(srv.login_dir, "/") == 0 ? "" : "/", service);
 }
 
 const char *
@@ -470,9 +492,19 @@ server_exit_when_idle(void)
  */
 
 static void
-check_inherited_fds(void)
+check_inherited_fds(int login_listener)
 {
 	struct stat st;
+
+	if (login_listener) {
+		if (fstat(SERVER_LOGIN_FD, &st) < 0 || !S_ISSOCK(st.st_mode))
+			log_fatalx("-l: fd %d is not a listening socket",
+			    SERVER_LOGIN_FD);
+		(void)net_set_cloexec(SERVER_LOGIN_FD, 1);
+		if (net_set_nonblock(SERVER_LOGIN_FD, 1) < 0)
+			log_fatal("login listening socket: non-blocking mode");
+		srv.login_fd = SERVER_LOGIN_FD;
+	}
 
 	if (fcntl(SERVER_STATUS_FD, F_GETFD) < 0)
 		log_fatalx("fd %d (status pipe) is not open: run this program from master",
@@ -487,11 +519,17 @@ check_inherited_fds(void)
 		log_fatal("listening socket: non-blocking mode");
 }
 
+/*
+ * Become mail_owner (a pre-login service: login_user), chrooted with -C
+ * to queue_directory (a pre-login service: its login directory).
+ */
 static void
 drop_privileges(int chroot_)
 {
-	const char *owner = config_str("mail_owner");
+	const char *param = srv.ops->login ? "login_user" : "mail_owner";
+	const char *owner = config_str(param);
 	const char *qdir = config_str("queue_directory");
+	char *jail;
 	uid_t uid;
 	gid_t gid;
 
@@ -506,15 +544,21 @@ drop_privileges(int chroot_)
 		return;
 	}
 	if (priv_user(owner, &uid, &gid) < 0)
-		log_fatalx("mail_owner \"%s\" is not a known user", owner);
+		log_fatalx("%s \"%s\" is not a known user; fix: useradd --system "
+		    "--user-group --no-create-home --shell /usr/sbin/nologin %s",
+		    param, owner, owner);
 	if (uid == 0)
-		log_fatalx("mail_owner \"%s\" must not be root", owner);
-	if (priv_drop(uid, gid, chroot_ ? qdir : NULL) < 0)
+		log_fatalx("%s \"%s\" must not be root", param, owner);
+	jail = srv.ops->login ? xasprintf("%s/%s", qdir, QUEUE_LOGIN) : xstrdup(qdir);
+	if (priv_drop(uid, gid, chroot_ ? jail : NULL) < 0)
 		log_fatal("cannot become %s%s%s", owner, chroot_ ? " in chroot " : "",
-		    chroot_ ? qdir : "");
+		    chroot_ ? jail : "");
+	free(jail);
 	if (chroot_) {
-		/* Inside the jail the queue is the root; paths built from
-		 * queue_directory must keep working. */
+		/* Inside the jail the queue (or the login directory) is the
+		 * root; paths built from queue_directory must keep working. */
+		if (srv.ops->login)
+			srv.login_dir = xstrdup("/");
 		if (config_set("queue_directory", "/") < 0)
 			log_warnx("cannot reset queue_directory inside the chroot");
 	}
@@ -578,7 +622,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	srv.max_idle = config_time("max_idle");
 	srv.client_limit = (int)config_int_range("smtpd_client_limit", 0, INT_MAX);
 
-	check_inherited_fds();
+	check_inherited_fds(a.login_listener);
 	srv.listen_open = 1;
 	signal(SIGPIPE, SIG_IGN);
 

@@ -7,7 +7,13 @@
  * with fd 3 the status pipe (write end) and fd 4 the listening socket.
  * -p: privileged (master.conf unpriv=n), the child keeps root;
  * -C: chroot to queue_directory. Otherwise, when started as root, the
- * skeleton drops to mail_owner after pre_init. The child writes a
+ * skeleton drops to mail_owner after pre_init. A pre-login service
+ * (server_ops.login: pop3-login, imap-login) drops to login_user instead,
+ * and -C chroots it to queue_directory/login, which holds nothing but the
+ * sockets it needs (server_login_socket()). -l: fd 5 is a second
+ * listening socket, the service's one in that login directory (master
+ * binds it for the services named in login_sockets); both are served
+ * alike. The child writes a
  * struct server_status to fd 3 whenever it turns available or busy, and
  * once with taken=1 when it accepts its first connection (master
  * throttles a service only for children that die before that), and
@@ -24,6 +30,7 @@
 
 #define SERVER_STATUS_FD 3
 #define SERVER_LISTEN_FD 4
+#define SERVER_LOGIN_FD 5     /* with -l */
 
 struct server_status {
 	pid_t pid;
@@ -40,6 +47,10 @@ enum server_kind {
 struct server_ops {
 	enum server_kind kind;
 	const char *name;                    /* "smtpd": log as postern/smtpd */
+	/* A pre-login process: runs as login_user, -C means chroot to the
+	 * login directory. It reaches other services only through
+	 * server_login_socket(). */
+	int login;
 	void (*pre_init)(void);              /* still root if started as root */
 	void (*post_init)(struct loop *l);   /* after dropping privileges */
 	/* MULTI, TRIGGER: fd is non-blocking; call server_disconnect() when done. */
@@ -60,6 +71,9 @@ int server_main(int argc, char **argv, const struct server_ops *ops);
 /* MULTI/TRIGGER: a connection ended; closes fd, updates availability. */
 void server_disconnect(struct loop *l, int fd);
 const char *server_service_name(void);
+/* The path of service's socket in the login directory ("/pop3d" inside
+ * the login chroot, else queue_directory/login/pop3d). xmalloc'd. */
+char *server_login_socket(const char *service);
 int server_privileged(void);         /* started as root and kept root (-p) */
 int server_clients(void);            /* open connections (MULTI) */
 /* The loop's exit: after drain, when no connection is left, the skeleton

@@ -1,7 +1,7 @@
 /*
  * server_args - the command line master gives every child (see server.h):
  *
- *   COMMAND -c CONFDIR -n SERVICE -t TYPE [-p] [-C] [-v]... [-o name=value]...
+ *   COMMAND -c CONFDIR -n SERVICE -t TYPE [-p] [-C] [-l] [-v]... [-o name=value]...
  *
  * Kept apart from the skeleton so that it can be tested without sockets.
  * An option value may be attached ("-cDIR") or the next word. Anything
@@ -17,6 +17,7 @@ struct server_args {
 	const char *type;         /* -t: "inet" or "unix"; NULL if not given */
 	int privileged;           /* -p */
 	int chroot_;              /* -C */
+	int login_listener;       /* -l: fd 5 is a second listener (login/NAME) */
 	int verbose;              /* number of -v */
 	char **overrides;         /* -o values "name=value", strv (owned) */
 };

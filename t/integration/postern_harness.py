@@ -47,6 +47,7 @@ BUILDDIR = os.path.abspath(os.environ.get("POSTERN_BUILDDIR")
                            or os.path.join(SRCDIR, "build"))
 MAIL_OWNER = "postern"
 AUTH_OWNER = "postern-auth"    # auth_owner's default
+LOGIN_USER = "postern-login"   # login_user's default: pop3-login/imap-login
 UNPRIV_USER = "ptunpriv"
 # Every program a master.conf of the harness names, plus master and the
 # postern command; require_binaries() insists on all of them.
@@ -273,6 +274,7 @@ class Instance:
             if privileged:
                 ensure_system_user(MAIL_OWNER)
                 ensure_system_user(AUTH_OWNER)
+                ensure_system_user(LOGIN_USER)
                 self.owner_uid, self.owner_gid = user_ids(MAIL_OWNER)
             else:
                 ensure_system_user(UNPRIV_USER)

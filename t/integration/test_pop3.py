@@ -109,7 +109,7 @@ class Pop3(unittest.TestCase):
             conf["home_mailbox"] = "Maildir/"
         if cls.privileged:
             # Virtual mail owned by a user of its own: the worker must run
-            # as that uid, pop3-login as mail_owner, neither as root.
+            # as that uid, pop3-login as login_user, neither as root.
             H.ensure_system_user(VMAIL_USER)
             vuid, vgid = H.user_ids(VMAIL_USER)
             conf.update({"virtual_uid_maps": "static:%d" % vuid,
@@ -431,7 +431,7 @@ class Pop3Privileged(Pop3):
             comm = table[pid][1]
             users.setdefault(comm, set()).add(H.proc_user(pid))
         c.quit()
-        self.assertEqual(users.get("pop3-login"), {H.MAIL_OWNER})
+        self.assertEqual(users.get("pop3-login"), {H.LOGIN_USER})
         # the broker (root, reads no client byte) and one worker
         self.assertEqual(users.get("pop3d"), {"root", VMAIL_USER})
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/alloc.h"
 #include "mail/passwd.h"
 
 static const struct {
@@ -187,10 +188,21 @@ START_TEST(test_dummy)
 	/* only that it runs and leaves later verifications intact */
 	char *h = make_hash("$y$", "pw");
 
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE], *bare;
+
+	passwd_dummy_prepare();
 	passwd_dummy_verify("anything");
 	passwd_dummy_verify("");
 	ck_assert_int_eq(passwd_verify("pw", h), PASSWD_OK);
 	free(h);
+	/* The dummy is a bare setting: it must be verified (the full key
+	 * derivation, a mismatch), not refused as malformed (no work,
+	 * which would tell an unknown user by its speed). */
+	ck_assert_ptr_nonnull(crypt_gensalt_rn("$y$", 0, NULL, 0, setting,
+	    (int)sizeof(setting)));
+	bare = xasprintf("{YESCRYPT}%s", setting);
+	ck_assert_int_eq(passwd_verify("anything", bare), PASSWD_MISMATCH);
+	free(bare);
 }
 END_TEST
 

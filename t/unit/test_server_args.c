@@ -18,6 +18,7 @@ struct good_case {
 	const char *type;
 	int privileged;
 	int chroot_;
+	int login_listener;
 	int verbose;
 	const char *overrides[4];
 };
@@ -33,6 +34,8 @@ static const struct good_case good[] = {
 	    "-o", "smtpd_banner=$myhostname ESMTP", "-oc=" },
 	  .service = "127.0.0.1:2525", .type = "inet",
 	  .overrides = { "a=b", "smtpd_banner=$myhostname ESMTP", "c=" } },
+	{ .argv = { "auth", "-n", "auth", "-t", "unix", "-p", "-l" },
+	  .service = "auth", .type = "unix", .privileged = 1, .login_listener = 1 },
 	{ .argv = { "qmgr" } },
 	{ .argv = { "qmgr", "-n", "qmgr", "--" }, .service = "qmgr" },
 };
@@ -45,6 +48,7 @@ static const char *const bad[][MAXARGS] = {
 	{ "smtpd", "-o", "=value" },            /* empty name */
 	{ "smtpd", "-x" },                      /* unknown option */
 	{ "smtpd", "-pv" },                     /* flags are not bundled */
+	{ "auth", "-lp" },
 	{ "smtpd", "stray" },                   /* operand */
 	{ "smtpd", "-" },
 	{ "smtpd", "-c", "" },                  /* empty value */
@@ -84,6 +88,7 @@ START_TEST(test_good)
 	ck_assert_msg(streq(a.type, c->type), "case %d: type", _i);
 	ck_assert_int_eq(a.privileged, c->privileged);
 	ck_assert_int_eq(a.chroot_, c->chroot_);
+	ck_assert_int_eq(a.login_listener, c->login_listener);
 	ck_assert_int_eq(a.verbose, c->verbose);
 	for (n = 0; n < 4 && c->overrides[n] != NULL; n++)
 		;
