@@ -11,6 +11,10 @@
  * a delivery right after its 'D' mark, the others just before the reply;
  * qmgr writes the bounce reports. We also log TLS sessions and trouble.
  *
+ * A request from local for mailbox_transport (req->pass) is delivered the
+ * same way, but the queue file is local's to mark: it marks the queue
+ * recipient when every copy its expansion produced is done.
+ *
  * Invariants: a recipient is reported 2 only after the remote server
  * answered 2xx to the end of DATA; any doubt is a 4xx, so the message
  * stays queued. Runs as mail_owner (unpriv), reads no local mailboxes.
@@ -290,6 +294,7 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 	m.id = m.env.id;
 	m.sender = m.env.sender != NULL ? m.env.sender : "";
 	m.nexthop = req->nexthop;
+	m.pass = req->pass;
 	m.body = qenv_attr(&m.env, "body");
 	m.envid = qenv_attr(&m.env, "envid");
 	m.ret = qenv_attr(&m.env, "ret");
@@ -310,7 +315,9 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 				r->qr = &m.env.rcpts[j];
 				break;
 			}
-		if (r->qr == NULL || strcmp(r->qr->addr, dr->addr) != 0) {
+		/* A pass (local's mailbox_transport) names the queue recipient
+		 * by offset and the local user it expanded to by address. */
+		if (r->qr == NULL || (!req->pass && strcmp(r->qr->addr, dr->addr) != 0)) {
 			log_warnx("%s: recipient <%s> at offset %lld is not in the queue file",
 			    m.id, dr->addr, dr->offset);
 			r->qr = NULL;

@@ -83,6 +83,7 @@ struct smtp_msg {
 	const char *id;
 	const char *sender;
 	const char *nexthop;
+	int pass;                     /* from local: do not mark the queue file */
 	const char *body;             /* "8BITMIME", "7BIT" or NULL */
 	const char *envid;
 	const char *ret;

@@ -458,7 +458,9 @@ rcpt_delivered(struct sess *s, struct smtp_rcpt *r, const char *dsn)
 {
 	struct smtp_msg *m = s->m;
 
-	if (r->qr != NULL && queue_mark_rcpt(m->qfd, r->qr->status_off, 'D') < 0)
+	if (m->pass)
+		;   /* local marks its queue recipient when all copies are done */
+	else if (r->qr != NULL && queue_mark_rcpt(m->qfd, r->qr->status_off, 'D') < 0)
 		log_warn("%s: mark recipient <%s> done", m->id, r->dr->addr);
 	else if (r->qr != NULL)
 		r->qr->status = 'D';

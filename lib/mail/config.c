@@ -120,6 +120,7 @@ static const struct param_def param_table[] = {
 	{ "mail_version", CONF_STR, POSTERN_VERSION, 0, 0 },
 	{ "mailbox_command", CONF_STR, "", 0, PF_RAW },
 	{ "mailbox_size_limit", CONF_SIZE, "51200000", 0, 0 },
+	{ "mailbox_transport", CONF_STR, "", 0, 0 },
 	{ "maillog_file", CONF_STR, "", 0, 0 },
 	{ "max_idle", CONF_TIME, "100s", 's', 0 },
 	{ "max_use", CONF_INT, "100", 0, 0 },

@@ -30,8 +30,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 import postern_harness as H  # noqa: E402
 import benchlib  # noqa: E402
 
+LOCAL_USER = "ptlmtp1"
 DOVECOT_USERS = ("alice@example.test", "bob@example.test", "dave@inet.test",
-                 "erin")
+                 LOCAL_USER + "@mx.example.test")
 
 
 def setUpModule():
@@ -130,6 +131,30 @@ class LMTPTest(H.InstanceTestCase):
         self.assert_in_maildir("alice@example.test", msg)
         self.assert_in_maildir("dave@inet.test", msg)
         self.assertQueueEmpty()
+
+    def test_mailbox_transport(self):
+        # Privileged: local looks up the system user and its .forward as root.
+        inst = self.make_instance(privileged=True)
+        inst.params["mailbox_transport"] = "lmtp:unix:" + self.dc.lmtp_socket
+        inst.aliases["team"] = LOCAL_USER
+        inst.add_system_user(LOCAL_USER)
+        inst.start()
+        rcpt = LOCAL_USER + "@mx.example.test"
+        msg = self.send(inst, [rcpt], "to the user", "mailbox via lmtp\r\n")
+        self.assert_in_maildir(rcpt, msg)
+        inst.wait_log(r"postern/lmtp\[\d+\]: \w+: to=<%s>, relay=mx\.example\.test\[%s\], "
+                      r".*dsn=2\.0\.0, status=sent \(250 2\.0\.0 <%s> \S+ Saved\)$"
+                      % (re.escape(rcpt), re.escape(self.dc.lmtp_socket), re.escape(rcpt)))
+        # Aliases first, as Postfix: team -> the user -> LMTP.
+        msg2 = self.send(inst, ["team@mx.example.test"], "to the alias", "via alias\r\n")
+        self.assert_in_maildir(rcpt, msg2, count=2)
+        inst.wait_log(r"postern/lmtp\[\d+\]: \w+: to=<%s>, orig_to=<team@mx\.example\.test>, "
+                      r".*status=sent \(250 2\.0\.0 <%s> \S+ Saved\)$"
+                      % (re.escape(rcpt), re.escape(rcpt)))
+        self.assertQueueEmpty()
+        # Nothing went to the spool, and local did not log a second line.
+        self.assertFalse(os.path.exists(inst.path("spool", LOCAL_USER)))
+        self.assertNotRegex(inst.log(), r"postern/local\[\d+\]: .*status=sent")
 
     def test_check_refuses_lmtp_tls_and_sasl(self):
         inst = self.make_instance()
