@@ -23,43 +23,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/ipc.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
 #include "local.h"
 
 #define LOCAL_PASS_WAIT_MS (3600 * 1000)
+#define PASS_CONNECT_MS (30 * 1000)   /* master starts the agent on demand */
 
 static int
 pass_connect(const char *transport)
 {
-	struct sockaddr_un sun;
-	int fd, n;
+	char *path;
+	int fd;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	n = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s/%s", lconf.qdir,
-	    QUEUE_PRIVATE, transport);
-	if (n < 0 || (size_t)n >= sizeof(sun.sun_path) || strchr(transport, '/') != NULL) {
-		errno = ENAMETOOLONG;
+	if (strchr(transport, '/') != NULL || *transport == '\0') {
+		errno = EINVAL;
 		return -1;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		int save = errno;
-
-		close(fd);
-		errno = save;
-		return -1;
-	}
+	path = xasprintf("%s/%s/%s", lconf.qdir, QUEUE_PRIVATE, transport);
+	fd = net_connect_unix(path, PASS_CONNECT_MS);
+	free(path);
 	return fd;
 }
 
