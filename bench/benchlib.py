@@ -217,10 +217,10 @@ PACKAGES = {"pop3": "dovecot-pop3d", "imap": "dovecot-imapd", "lmtp": "dovecot-l
 class Dovecot:
     """A private Dovecot for one protocol ("pop3", "imap" or "lmtp") on a
     free loopback port. pop3/imap: the Maildirs filled like Postern's
-    (args.clients users); lmtp: an empty Maildir per name in users, plus
-    the UNIX socket lmtp_socket."""
+    (args.clients users); lmtp: the names in users exist, the UNIX socket
+    is lmtp_socket, and extra_conf is appended to the configuration."""
 
-    def __init__(self, args, protocol, per_client, users=()):
+    def __init__(self, args, protocol, per_client, users=(), extra_conf=""):
         self.protocol = protocol
         pkg = PACKAGES[protocol]
         if shutil.which("dovecot") is None \
@@ -242,6 +242,7 @@ class Dovecot:
             if protocol == "lmtp":
                 f.write(DOVECOT_LMTP_CONF.format(d=d, uid=self.uid, gid=self.gid,
                                                  lmtp_port=self.port))
+                f.write(extra_conf)
             else:
                 f.write(DOVECOT_CONF.format(
                     d=d, protocol=protocol, uid=self.uid, gid=self.gid,

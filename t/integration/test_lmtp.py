@@ -10,6 +10,8 @@ listener on a free loopback port).
   - two recipients, one unknown to Dovecot: that one bounces with
     Dovecot's reply quoted, the other is delivered, each with its own log
     line in Postfix's lmtp format
+  - after DATA, Dovecot answers 250 for one recipient and 452 (quota) for
+    the other: only that one is deferred, the other is not sent again
   - Dovecot stopped: connection refused defers, the message stays queued,
     and is delivered once Dovecot is back
   - mailbox_transport = lmtp:unix:PATH sends a local user's mail to LMTP
@@ -41,8 +43,20 @@ def setUpModule():
 
 class LMTPTest(H.InstanceTestCase):
 
+    # A quota that an over-full Maildir exceeds; with quota_full_tempfail
+    # Dovecot answers 452 for that recipient after DATA (RFC 2033 4.2).
+    QUOTA_CONF = """
+mail_plugins = $mail_plugins quota
+plugin {
+  quota = maildir:User quota
+  quota_rule = *:storage=20K
+}
+quota_full_tempfail = yes
+"""
+
     def setUp(self):
-        self.dc = benchlib.Dovecot(None, "lmtp", 0, users=DOVECOT_USERS)
+        self.dc = benchlib.Dovecot(None, "lmtp", 0, users=DOVECOT_USERS,
+                                   extra_conf=self.QUOTA_CONF)
         self.addCleanup(self.dc.stop)
 
     def instance(self, **conf):
@@ -113,6 +127,27 @@ class LMTPTest(H.InstanceTestCase):
                       r"status=sent \(250 2\.0\.0 <bob@example\.test> \S+ Saved\)" % qid)
         self.assertFalse(os.path.exists(self.dc.maildir("carol@example.test")))
         inst.wait_log(r"%s: sender non-delivery notification" % qid)
+
+    def test_after_data_one_recipient_deferred(self):
+        # bob's Maildir is over quota: after DATA Dovecot answers 250 for
+        # alice and 452 for bob; only bob is deferred and stays queued.
+        benchlib.fill(self.dc.maildir("bob@example.test"), 1, 40000,
+                      self.dc.uid, self.dc.gid, 0)
+        inst = self.instance()
+        msg = self.send(inst, ["alice@example.test", "bob@example.test"], "quota",
+                        "one of two is full\r\n")
+        self.assert_in_maildir("alice@example.test", msg)
+        m = inst.wait_log(r"postern/lmtp\[\d+\]: (\w+): to=<alice@example\.test>, .*"
+                          r"status=sent \(250 2\.0\.0 <alice@example\.test> \S+ Saved\)$")[0]
+        inst.wait_log(r"postern/lmtp\[\d+\]: %s: to=<bob@example\.test>, .*dsn=4\.2\.2, "
+                      r"status=deferred \(host mx\.example\.test\[[^]]+\] said: 452 4\.2\.2 "
+                      r"<bob@example\.test> Quota exceeded .*\(in reply to end of DATA "
+                      r"command\)\)$" % m.group(1))
+        self.assertTrue(inst.queue_files(), "bob's copy left the queue")
+        # Retries deliver alice no second time.
+        inst.wait_log(r"%s: to=<bob@example\.test>, .*status=deferred" % m.group(1),
+                      count=2, timeout=30)
+        self.assertEqual(len(H.maildir_messages(self.dc.maildir("alice@example.test"))), 1)
 
     def test_dovecot_down_defers_then_delivers(self):
         inst = self.instance()
