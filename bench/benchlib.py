@@ -179,20 +179,57 @@ service imap-login {{
 """
 
 
-class Dovecot:
-    """A private Dovecot for one protocol ("pop3" or "imap") on a free
-    loopback port, its Maildirs filled like Postern's."""
+# LMTP (t/integration/test_lmtp.py): a UNIX listener at {d}/run/lmtp
+# and a TCP one on a free loopback port. Users exist only when listed in
+# {d}/passwd: the static userdb without allow_all_users asks the passdb,
+# so an unknown recipient is refused at RCPT as on a real server.
+DOVECOT_LMTP_CONF = """
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+first_valid_uid = 1
+mail_location = maildir:{d}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = username_format=%u {d}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={d}/home/%u
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+}}
+"""
 
-    def __init__(self, args, protocol, per_client):
+PACKAGES = {"pop3": "dovecot-pop3d", "imap": "dovecot-imapd", "lmtp": "dovecot-lmtpd"}
+
+
+class Dovecot:
+    """A private Dovecot for one protocol ("pop3", "imap" or "lmtp") on a
+    free loopback port. pop3/imap: the Maildirs filled like Postern's
+    (args.clients users); lmtp: the names in users exist, the UNIX socket
+    is lmtp_socket, and extra_conf is appended to the configuration."""
+
+    def __init__(self, args, protocol, per_client, users=(), extra_conf=""):
         self.protocol = protocol
-        pkg = "dovecot-pop3d" if protocol == "pop3" else "dovecot-imapd"
+        pkg = PACKAGES[protocol]
         if shutil.which("dovecot") is None \
                 or not os.path.exists("/usr/lib/dovecot/" + protocol):
             if os.geteuid() != 0:
                 raise RuntimeError("dovecot not installed and not root")
             subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", pkg],
                            check=True, stdout=subprocess.DEVNULL)
-        d = self.dir = tempfile.mkdtemp(prefix="%sbench-dovecot-" % protocol)
+        d = self.dir = tempfile.mkdtemp(prefix="%s-dovecot-" % protocol)
         os.chmod(d, 0o755)
         if os.geteuid() == 0:
             H.ensure_system_user(H.UNPRIV_USER)
@@ -200,30 +237,45 @@ class Dovecot:
         else:
             self.uid, self.gid = os.getuid(), os.getgid()
         self.port = H.free_port()
+        self.lmtp_socket = os.path.join(d, "run", "lmtp")
         with open(os.path.join(d, "dovecot.conf"), "w") as f:
-            f.write(DOVECOT_CONF.format(
-                d=d, protocol=protocol, uid=self.uid, gid=self.gid,
-                pop3_port=self.port if protocol == "pop3" else 0,
-                imap_port=self.port if protocol == "imap" else 0))
+            if protocol == "lmtp":
+                f.write(DOVECOT_LMTP_CONF.format(d=d, uid=self.uid, gid=self.gid,
+                                                 lmtp_port=self.port))
+                f.write(extra_conf)
+            else:
+                f.write(DOVECOT_CONF.format(
+                    d=d, protocol=protocol, uid=self.uid, gid=self.gid,
+                    pop3_port=self.port if protocol == "pop3" else 0,
+                    imap_port=self.port if protocol == "imap" else 0))
         with open(os.path.join(d, "passwd"), "w") as f:
             if getattr(args, "hashes", None):
                 f.write(args.hashes)
-            else:
+            elif args is not None:
                 for k in range(args.clients):
                     f.write("%s:{PLAIN}%s\n" % (user(k), PW))
+            for u in users:
+                f.write("%s:{PLAIN}%s\n" % (u, PW))
         for sub in ("mail", "home"):
             os.makedirs(os.path.join(d, sub))
             os.chown(os.path.join(d, sub), self.uid, self.gid)
-        for k in range(args.clients):
+        for k in range(args.clients if args is not None else 0):
             self.fill(k, per_client, args.size, k * 100000)
+        self.start()
+
+    def start(self):
+        """Start (or start again after stop(keep=True))."""
         self.proc = subprocess.Popen(
-            ["dovecot", "-F", "-c", os.path.join(d, "dovecot.conf")],
+            ["dovecot", "-F", "-c", os.path.join(self.dir, "dovecot.conf")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             wait_port(self.port, self.proc, "dovecot")
         except Exception:
             self.stop()
             raise
+
+    def maildir(self, name):
+        return os.path.join(self.dir, "mail", name)
 
     def fill(self, k, n, size, start):
         fill(os.path.join(self.dir, "mail", user(k)), n, size, self.uid, self.gid, start)
@@ -232,11 +284,16 @@ class Dovecot:
         master = int(open(os.path.join(self.dir, "run", "master.pid")).read())
         return [master] + H.descendants(master)
 
-    def stop(self):
+    def stop(self, keep=False):
+        """Stop our dovecot (by its pid); keep=True keeps its directory
+        (mail, config) for start() again."""
         self.proc.terminate()
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -97,6 +97,7 @@ local_pre_init(void)
 	lconf.alias_specs = strv_split_list(config_str("alias_maps"));
 	lconf.alias_db = xcalloc(strv_len(lconf.alias_specs) + 1, sizeof(struct map *));
 	lconf.delim = xstrdup(config_str("recipient_delimiter"));
+	lconf.mailbox_transport = xstrdup(config_str("mailbox_transport"));
 	lconf.allow_cmd = strv_split_list(config_str("allow_mail_to_commands"));
 	lconf.allow_file = strv_split_list(config_str("allow_mail_to_files"));
 	lconf.forward_path = xstrdup(config_str("forward_path"));
@@ -352,6 +353,7 @@ deliver_one(struct lmsg *m, const struct dlv_rcpt *dr, struct dlv_result *res)
 		res->dsn = xstrdup(r.dsn);
 		res->text = xstrdup(r.failtext);
 	} else if (r.nok > 0) {
+		res->logged = r.npassed == r.nok;
 		res->status = 2;
 		res->dsn = xstrdup("2.0.0");
 		res->text = xstrdup(buf_cstr(&r.oktext));
@@ -418,6 +420,7 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 	}
 	m.id = m.env.id;
 	m.sender = m.env.sender != NULL ? m.env.sender : "";
+	m.req = req;
 	scan_delivered_to(&m);
 
 	for (i = 0; i < req->nrcpt; i++) {
@@ -460,8 +463,10 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 				qr->status = 'D';
 		}
 		/* Final for this attempt: log it now, before the reply, so a
-		 * dying qmgr cannot lose the line. */
-		dlvlog_result(m.id, dr->addr, dr->orig, &t, &res[i]);
+		 * dying qmgr cannot lose the line (unless the mailbox_transport
+		 * agent logged every copy: Postfix shows only its line then). */
+		if (!res[i].logged)
+			dlvlog_result(m.id, dr->addr, dr->orig, &t, &res[i]);
 	}
 out:
 	free(err);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "util/buf.h"
+#include "mail/deliver.h"
 #include "mail/maps.h"
 #include "mail/queue.h"
 #include "mail/resolve.h"
@@ -40,6 +41,7 @@ struct local_conf {
 	int overquota_bounce;       /* virtual_overquota_bounce */
 	int root;                   /* started with euid 0: may become others */
 	struct resolver *res;
+	char *mailbox_transport;    /* "" or "transport[:nexthop]" */
 };
 extern struct local_conf lconf;
 
@@ -50,6 +52,7 @@ struct lmsg {
 	const char *id;
 	const char *sender;
 	char **delivered_to;        /* Delivered-To values in the header, lower case */
+	const struct dlv_request *req;  /* the request being served (borrowed) */
 };
 
 /* Whose rights a command or file delivery uses, and where it came from. */
@@ -80,6 +83,7 @@ struct lrcpt {
 	struct lfwd *fwd;           /* non-local addresses to forward */
 	size_t nfwd;
 	int nok;
+	int npassed;                /* of nok: delivered by mailbox_transport */
 	struct buf oktext;
 	int elided;                 /* oktext got its "..." */
 	int status;                 /* 0 none yet; 4 or 5 after a failure */
@@ -130,6 +134,11 @@ struct lproduce {
 	const char *rcpt;           /* for Delivered-To */
 };
 int local_produce(int (*out)(const char *, size_t, void *), void *octx, void *ctx);
+
+/* pass.c: mailbox delivery through mailbox_transport (Postfix
+ * deliver_pass): hand the user's copy to that transport's agent and take
+ * its answer as this copy's result. */
+void local_pass(struct lrcpt *r, const struct laddr *a);
 
 /* command.c */
 void local_command(struct lrcpt *r, const struct laddr *a, const char *cmd,

@@ -121,6 +121,12 @@ local_mailbox(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid,
 	    .home = xstrdup(home) };
 	struct mbox_opts o;
 
+	if (*lconf.mailbox_transport != '\0') {
+		/* Postfix order: after aliases and .forward, before the mailbox. */
+		owner_free(&mo);
+		local_pass(r, a);
+		return;
+	}
 	mbox_opts_init(&o);
 	o.owner = uid;
 	o.group = gid;

@@ -19,8 +19,9 @@ for a in "$@"; do
 done
 
 # dnsmasq-base: DNS tests; fail2ban: fail2ban-regex runs the shipped filter;
-# isync, offlineimap3, mutt: the IMAP clients test_imap_clients drives
-scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt
+# isync, offlineimap3, mutt: the IMAP clients test_imap_clients drives;
+# dovecot-lmtpd: the LMTP server test_lmtp delivers into (a private instance)
+scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd
 
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ $sanitize -eq 1 ]; then

@@ -11,6 +11,10 @@
  * a delivery right after its 'D' mark, the others just before the reply;
  * qmgr writes the bounce reports. We also log TLS sessions and trouble.
  *
+ * A request from local for mailbox_transport (req->pass) is delivered the
+ * same way, but the queue file is local's to mark: it marks the queue
+ * recipient when every copy its expansion produced is done.
+ *
  * Invariants: a recipient is reported 2 only after the remote server
  * answered 2xx to the end of DATA; any doubt is a 4xx, so the message
  * stays queued. Runs as mail_owner (unpriv), reads no local mailboxes.
@@ -35,6 +39,7 @@
 #include "mail/dlvlog.h"
 #include "mail/queue.h"
 #include "mail/server.h"
+#include "mail/server_args.h"
 #include "smtp.h"
 
 #define LOCK_WAIT_MS 5000
@@ -54,11 +59,40 @@ conf_bounded(long long v, const char *name, long long min, long long max)
 	return v;
 }
 
+/* "smtp_NAME" or, in LMTP mode, "lmtp_NAME" (Postfix's parameter names;
+ * each one read here is in lib/mail/config.c's table). */
+static const char *
+pname(const char *suffix)
+{
+	static char b[64];
+
+	snprintf(b, sizeof(b), "%s_%s", sconf.lmtp ? "lmtp" : "smtp", suffix);
+	return b;
+}
+
 /* Timeouts: a duration (default unit s), at most a day. */
 static int
-conf_secs(const char *name)
+conf_secs(const char *suffix)
 {
+	const char *name = pname(suffix);
+
 	return (int)conf_bounded(config_time(name), name, 0, 86400);
+}
+
+/* LMTP: Postfix's same program in another mode. No MX, no TLS, no AUTH;
+ * the sockets it is pointed at are local services, so it must never
+ * connect as root: a privileged lmtp service is refused. */
+static void
+lmtp_pre_init(void)
+{
+	if (server_privileged())
+		log_fatalx("the lmtp service must run unprivileged (master.conf unpriv "
+		    "column \"-\" or \"y\"): it connects to sockets by path");
+	sconf.tls_level = TLS_LEV_NONE;
+	sconf.tls_policy_specs = xstrdup("");
+	sconf.sasl_passwd_specs = xstrdup("");
+	sconf.bind_address = xstrdup("");
+	sconf.bind_address6 = xstrdup("");
 }
 
 static void
@@ -69,20 +103,21 @@ smtp_pre_init(void)
 	char **protos;
 
 	sconf.qdir = xstrdup(config_str("queue_directory"));
-	sconf.helo_name = xstrdup(config_str("smtp_helo_name"));
-	sconf.bind_address = xstrdup(config_str("smtp_bind_address"));
-	sconf.bind_address6 = xstrdup(config_str("smtp_bind_address6"));
-	sconf.port = (int)conf_bounded(config_int("smtp_tcp_port"), "smtp_tcp_port", 1, 65535);
-	sconf.connect_timeout = conf_secs("smtp_connect_timeout");
-	sconf.helo_timeout = conf_secs("smtp_helo_timeout");
-	sconf.starttls_timeout = conf_secs("smtp_starttls_timeout");
-	sconf.mail_timeout = conf_secs("smtp_mail_timeout");
-	sconf.rcpt_timeout = conf_secs("smtp_rcpt_timeout");
-	sconf.data_init_timeout = conf_secs("smtp_data_init_timeout");
-	sconf.data_xfer_timeout = conf_secs("smtp_data_xfer_timeout");
-	sconf.data_done_timeout = conf_secs("smtp_data_done_timeout");
-	sconf.quit_timeout = conf_secs("smtp_quit_timeout");
-	sconf.dns_timeout = conf_secs("smtp_dns_timeout");
+	sconf.local_name = xstrdup(config_str("myhostname"));
+	sconf.helo_name = xstrdup(config_str(pname(sconf.lmtp ? "lhlo_name" : "helo_name")));
+	sconf.port = (int)conf_bounded(config_int(pname("tcp_port")), pname("tcp_port"), 1,
+	    65535);
+	sconf.connect_timeout = conf_secs("connect_timeout");
+	sconf.helo_timeout = conf_secs(sconf.lmtp ? "lhlo_timeout" : "helo_timeout");
+	sconf.mail_timeout = conf_secs("mail_timeout");
+	sconf.rcpt_timeout = conf_secs("rcpt_timeout");
+	sconf.data_init_timeout = conf_secs("data_init_timeout");
+	sconf.data_xfer_timeout = conf_secs("data_xfer_timeout");
+	sconf.data_done_timeout = conf_secs("data_done_timeout");
+	sconf.quit_timeout = conf_secs("quit_timeout");
+	/* Host names in an LMTP nexthop use the SMTP client's resolver. */
+	sconf.dns_timeout = (int)conf_bounded(config_time("smtp_dns_timeout"),
+	    "smtp_dns_timeout", 0, 86400);
 	sconf.mx_address_limit = (int)conf_bounded(config_int("smtp_mx_address_limit"),
 	    "smtp_mx_address_limit", 1, SMTP_HOSTS_MAX);
 	v = config_str("inet_protocols");
@@ -92,6 +127,14 @@ smtp_pre_init(void)
 	if (!sconf.use_ipv4 && !sconf.use_ipv6)
 		sconf.use_ipv4 = 1;
 	strv_free(&protos);
+	sconf.dns_servers = xstrdup(config_str("smtp_dns_servers"));
+	if (sconf.lmtp) {
+		lmtp_pre_init();
+		return;
+	}
+	sconf.bind_address = xstrdup(config_str("smtp_bind_address"));
+	sconf.bind_address6 = xstrdup(config_str("smtp_bind_address6"));
+	sconf.starttls_timeout = conf_secs("starttls_timeout");
 	v = config_str("smtp_tls_security_level");
 	if (*v == '\0')
 		sconf.tls_level = TLS_LEV_NONE;    /* Postfix: empty = none */
@@ -100,7 +143,6 @@ smtp_pre_init(void)
 		log_fatalx("bad smtp_tls_security_level \"%s\"", v);
 	sconf.tls_policy_specs = xstrdup(config_str("smtp_tls_policy_maps"));
 	sconf.sasl_passwd_specs = xstrdup(config_str("smtp_sasl_password_maps"));
-	sconf.dns_servers = xstrdup(config_str("smtp_dns_servers"));
 	/* Certificates and the CA store are read before dropping privileges. */
 	sconf.tls = tls_client_ctx_new(config_str("smtp_tls_CAfile"), &err);
 	if (sconf.tls == NULL) {
@@ -252,6 +294,7 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 	m.id = m.env.id;
 	m.sender = m.env.sender != NULL ? m.env.sender : "";
 	m.nexthop = req->nexthop;
+	m.pass = req->pass;
 	m.body = qenv_attr(&m.env, "body");
 	m.envid = qenv_attr(&m.env, "envid");
 	m.ret = qenv_attr(&m.env, "ret");
@@ -272,7 +315,9 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 				r->qr = &m.env.rcpts[j];
 				break;
 			}
-		if (r->qr == NULL || strcmp(r->qr->addr, dr->addr) != 0) {
+		/* A pass (local's mailbox_transport) names the queue recipient
+		 * by offset and the local user it expanded to by address. */
+		if (r->qr == NULL || (!req->pass && strcmp(r->qr->addr, dr->addr) != 0)) {
 			log_warnx("%s: recipient <%s> at offset %lld is not in the queue file",
 			    m.id, dr->addr, dr->offset);
 			r->qr = NULL;
@@ -292,7 +337,8 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 	}
 	if (smtp_open_count(&m) == 0)
 		goto out;
-	if (smtp_find_hosts(&m, req->nexthop, &hosts, &nhosts) < 0)
+	if ((sconf.lmtp ? smtp_find_lmtp_hosts : smtp_find_hosts)(&m, req->nexthop,
+	    &hosts, &nhosts) < 0)
 		goto out;
 	for (i = 0; i < nhosts && smtp_open_count(&m) > 0; i++) {
 		if (smtp_session(&m, &hosts[i]) == 0)
@@ -330,10 +376,33 @@ smtp_serve(int fd)
 	dlv_serve(fd, deliver_request);
 }
 
+/* LMTP mode, as Postfix's lmtp(8) is its smtp(8) under another name:
+ * run as "lmtp" (the program name, a link to smtp) or for a master.conf
+ * service named "lmtp" (-n lmtp). */
+static int
+lmtp_mode(int argc, char **argv)
+{
+	struct server_args a;
+	const char *base = strrchr(argv[0], '/');
+	char *err = NULL;
+	int lmtp;
+
+	base = base != NULL ? base + 1 : argv[0];
+	if (strcmp(base, "lmtp") == 0)
+		return 1;
+	/* A bad command line is the skeleton's to report; here it is "smtp". */
+	memset(&a, 0, sizeof(a));
+	lmtp = server_args_parse(argc, argv, &a, &err) == 0 && a.service != NULL &&
+	    strcmp(a.service, "lmtp") == 0;
+	server_args_free(&a);
+	free(err);
+	return lmtp;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const struct server_ops ops = {
+	static struct server_ops ops = {
 		.kind = SERVER_SINGLE,
 		.name = "smtp",
 		.pre_init = smtp_pre_init,
@@ -341,5 +410,9 @@ main(int argc, char **argv)
 		.serve = smtp_serve,
 	};
 
+	if (argc > 0 && lmtp_mode(argc, argv)) {
+		sconf.lmtp = 1;
+		ops.name = "lmtp";   /* logs as postern/lmtp, as Postfix's postfix/lmtp */
+	}
 	return server_main(argc, argv, &ops);
 }

@@ -1,7 +1,10 @@
 /*
  * smtp - shared state of the outbound SMTP client (smtp.c: requests and
  * results; smtp_addr.c: nexthop and DNS; smtp_session.c: the protocol;
- * smtp_io.c: lines and replies over plain or TLS sockets).
+ * smtp_io.c: lines and replies over plain or TLS sockets). The same
+ * program is the LMTP client (Postfix lmtp(8)) when run as "lmtp"
+ * (sconf.lmtp): LHLO, no MX, no TLS/AUTH, one reply per recipient
+ * after DATA, UNIX or TCP sockets.
  *
  * One process handles one delivery request at a time: one message, the
  * recipients qmgr grouped for one (transport, nexthop).
@@ -20,18 +23,18 @@
 #include "mail/maps.h"
 #include "mail/queue.h"
 #include "mail/tlspolicy.h"
+#include "proto/smtpc.h"
 
-#define SMTP_LINE_MAX 2048        /* one reply line, CRLF included */
-#define SMTP_REPLY_LINES 100      /* lines of one multi-line reply */
-#define SMTP_REPLY_TEXT_MAX 4096  /* joined text kept for logs/bounces */
 #define SMTP_HOSTS_MAX 20         /* addresses tried per delivery */
 
 struct smtp_conf {
+	int lmtp;                     /* LMTP mode: lmtp_* parameters */
 	char *qdir;
-	char *helo_name;
-	int port;                     /* smtp_tcp_port: MX and A delivery */
+	char *helo_name;              /* smtp_helo_name / lmtp_lhlo_name */
+	char *local_name;             /* myhostname: relay=NAME[path] for sockets */
+	int port;                     /* smtp_tcp_port / lmtp_tcp_port */
 	int connect_timeout;          /* seconds */
-	int helo_timeout;
+	int helo_timeout;             /* smtp_helo_timeout / lmtp_lhlo_timeout */
 	int starttls_timeout;
 	int mail_timeout;
 	int rcpt_timeout;
@@ -58,8 +61,8 @@ extern struct smtp_conf sconf;
 /* One address to try. */
 struct smtp_host {
 	char *name;                   /* MX host or nexthop host (for TLS, logs) */
-	char addr[46];
-	int family;
+	char addr[110];               /* address text, or AF_UNIX: socket path */
+	int family;                   /* AF_INET, AF_INET6, AF_UNIX */
 	int port;
 	int plain_only;               /* "may" handshake failed: retry in clear */
 };
@@ -80,6 +83,7 @@ struct smtp_msg {
 	const char *id;
 	const char *sender;
 	const char *nexthop;
+	int pass;                     /* from local: do not mark the queue file */
 	const char *body;             /* "8BITMIME", "7BIT" or NULL */
 	const char *envid;
 	const char *ret;
@@ -104,6 +108,10 @@ size_t smtp_open_count(const struct smtp_msg *m);
  * -1 after recording a result for every open recipient (DNS failure,
  * null MX, nothing found). */
 int smtp_find_hosts(struct smtp_msg *m, const char *nexthop,
+    struct smtp_host **hosts_r, size_t *n_r);
+/* LMTP: the same from an lmtp(8) nexthop ("unix:/path", "inet:host:port",
+ * "host:port"): no MX lookup; a name is looked up as A/AAAA. */
+int smtp_find_lmtp_hosts(struct smtp_msg *m, const char *nexthop,
     struct smtp_host **hosts_r, size_t *n_r);
 void smtp_hosts_free(struct smtp_host *h, size_t n);
 /* Split "[host]:port", "host:port", "host"; *mx_r: MX lookup wanted.
@@ -136,9 +144,6 @@ int smtp_conn_reply(struct smtp_conn *c, int timeout, int *code, struct buf *tex
     char ***lines);
 /* Drop any buffered input (STARTTLS: nothing read in clear survives). */
 void smtp_conn_purge(struct smtp_conn *c);
-/* Pure: parse one reply line "250-TEXT" / "250 TEXT" / "250". 0 and
- * *code, *last; -1 garbage. */
-int smtp_reply_line(const char *line, size_t len, int *code, int *last);
 /* Pure: the enhanced status code at the start of text (after "NNN "),
  * when its class matches code; else "X.0.0" from code. out >= 16 bytes. */
 void smtp_reply_dsn(int code, const char *text, char *out, size_t outlen);

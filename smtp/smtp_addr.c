@@ -12,8 +12,13 @@
  * defers (4.4.3), a null MX bounces at once (5.1.10). At most
  * smtp_mx_address_limit addresses are tried (MX hosts in preference
  * order, IPv4 then IPv6 per host).
+ *
+ * LMTP (smtp_find_lmtp_hosts) never looks up MX records: "unix:/path" is
+ * one socket, and "inet:host:port" / "host:port" (default lmtp_tcp_port)
+ * is the host's own addresses.
  */
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,53 +29,17 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/strv.h"
+#include "proto/smtpc.h"
 #include "smtp.h"
 
 int
 smtp_parse_nexthop(const char *nh, int defport, char **host_r, int *port_r, int *mx_r)
 {
-	const char *p, *end, *colon;
-	char *host;
-	long port = defport;
-	char *e;
+	int bracket = 0;
 
-	*host_r = NULL;
-	if (nh == NULL || *nh == '\0' || strlen(nh) > 300)
+	if (smtpc_hostport(nh, defport, host_r, port_r, &bracket) < 0)
 		return -1;
-	if (nh[0] == '[') {
-		end = strchr(nh, ']');
-		if (end == NULL || end == nh + 1)
-			return -1;
-		host = xstrndup(nh + 1, (size_t)(end - nh - 1));
-		p = end + 1;
-		*mx_r = 0;
-		if (strncasecmp(host, "ipv6:", 5) == 0)
-			memmove(host, host + 5, strlen(host + 5) + 1);
-	} else {
-		colon = strrchr(nh, ':');
-		/* A bare IPv6 address is not a nexthop form we take. */
-		if (colon != NULL && strchr(nh, ':') != colon)
-			return -1;
-		host = colon != NULL ? xstrndup(nh, (size_t)(colon - nh)) : xstrdup(nh);
-		p = colon != NULL ? colon : nh + strlen(nh);
-		*mx_r = 1;
-	}
-	if (*p == ':') {
-		port = strtol(p + 1, &e, 10);
-		if (p[1] == '\0' || *e != '\0' || port < 1 || port > 65535) {
-			free(host);
-			return -1;
-		}
-	} else if (*p != '\0') {
-		free(host);
-		return -1;
-	}
-	if (*host == '\0' || strpbrk(host, " \t\r\n/") != NULL) {
-		free(host);
-		return -1;
-	}
-	*host_r = str_lower(host);
-	*port_r = (int)port;
+	*mx_r = !bracket;
 	return 0;
 }
 
@@ -102,6 +71,14 @@ host_add(struct smtp_host **hv, size_t *n, const char *name, const struct dns_ad
 	(*n)++;
 }
 
+static int
+host_is_literal(const char *name)
+{
+	unsigned char tmp[16];
+
+	return inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1;
+}
+
 /* Addresses of one host name. Returns the worst DNS status seen when
  * nothing was found, DNS_OK when something was added. */
 static enum dns_status
@@ -117,9 +94,7 @@ host_addrs(const char *name, int port, struct smtp_host **hv, size_t *n,
 	/* An address literal needs no lookup. */
 	memset(&lit, 0, sizeof(lit));
 	{
-		unsigned char tmp[16];
-
-		if (inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1) {
+		if (host_is_literal(name)) {
 			lit.family = strchr(name, ':') != NULL ? AF_INET6 : AF_INET;
 			snprintf(lit.text, sizeof(lit.text), "%s", name);
 			host_add(hv, n, name, &lit, port);
@@ -245,6 +220,58 @@ smtp_find_hosts(struct smtp_msg *m, const char *nexthop, struct smtp_host **host
 	return -1;
 done:
 	free(host);
+	*hosts_r = hv;
+	*n_r = n;
+	return 0;
+}
+
+int
+smtp_find_lmtp_hosts(struct smtp_msg *m, const char *nexthop, struct smtp_host **hosts_r,
+    size_t *n_r)
+{
+	struct smtpc_dest d;
+	struct smtp_host *hv = NULL;
+	enum dns_status st;
+	const char *why = "";
+	size_t n = 0;
+	char *text;
+
+	*hosts_r = NULL;
+	*n_r = 0;
+	if (smtpc_lmtp_dest(nexthop, sconf.port, &d) < 0) {
+		text = xasprintf("bad LMTP nexthop \"%s\"", nexthop);
+		log_warnx("%s: %s", m->id, text);
+		smtp_open_result(m, 4, "4.3.5", "none", text);
+		free(text);
+		return -1;
+	}
+	if (d.kind == SMTPC_DEST_UNIX) {
+		/* Postfix logs a socket as relay=myhostname[path]. */
+		hv = xcalloc(1, sizeof(*hv));
+		hv->name = xstrdup(sconf.local_name);
+		snprintf(hv->addr, sizeof(hv->addr), "%s", d.path);
+		hv->family = AF_UNIX;
+		*hosts_r = hv;
+		*n_r = 1;
+		smtpc_dest_free(&d);
+		return 0;
+	}
+	st = DNS_TEMPFAIL;
+	if (sconf.dns != NULL || host_is_literal(d.host))
+		st = host_addrs(d.host, d.port, &hv, &n, &why);
+	else
+		why = "DNS resolver unavailable";
+	if (st != DNS_OK) {
+		text = xasprintf("Host or domain name not found. Name service error "
+		    "for name=%s type=%s: %s", d.host, sconf.use_ipv4 ? "A" : "AAAA", why);
+		smtp_open_result(m, st == DNS_TEMPFAIL ? 4 : 5,
+		    st == DNS_TEMPFAIL ? "4.4.3" : "5.4.4", "none", text);
+		free(text);
+		smtp_hosts_free(hv, n);
+		smtpc_dest_free(&d);
+		return -1;
+	}
+	smtpc_dest_free(&d);
 	*hosts_r = hv;
 	*n_r = n;
 	return 0;

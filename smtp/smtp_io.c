@@ -3,9 +3,13 @@
  * with a timeout, read bounded reply lines, over plain TCP or TLS.
  *
  * The socket is non-blocking after connect; every wait is a poll() with
- * the stage's deadline. A reply line is at most SMTP_LINE_MAX bytes and a
- * reply at most SMTP_REPLY_LINES lines: more is a protocol error (the
- * session is abandoned, the recipients deferred), never a crash.
+ * the stage's deadline. Replies are parsed by lib/proto/smtpc.c: a line
+ * is at most SMTPC_LINE_MAX bytes and a reply at most SMTPC_REPLY_LINES
+ * lines; more is a protocol error (the session is abandoned, the
+ * recipients deferred), never a crash. LMTP may also connect to a UNIX
+ * socket (h->path): as this process's own uid, which is mail_owner (the
+ * lmtp service refuses to run privileged, see smtp.c), so a socket path
+ * is never followed with root's rights.
  * Trusts nothing the server sends.
  */
 #include <arpa/inet.h>
@@ -13,6 +17,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +28,7 @@
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/strv.h"
+#include "proto/smtpc.h"
 #include "smtp.h"
 
 static int wait_fd(int fd, short ev, long long deadline);
@@ -50,7 +56,16 @@ connect_to(const struct smtp_host *h)
 
 	memset(&ss, 0, sizeof(ss));
 	memset(&src, 0, sizeof(src));
-	if (h->family == AF_INET6) {
+	if (h->family == AF_UNIX) {
+		struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+
+		su->sun_family = AF_UNIX;
+		if (strlen(h->addr) >= sizeof(su->sun_path))
+			return errno = ENAMETOOLONG, -1;
+		memcpy(su->sun_path, h->addr, strlen(h->addr) + 1);
+		sl = (socklen_t)sizeof(*su);
+		bind_addr = NULL;
+	} else if (h->family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 
 		s6->sin6_family = AF_INET6;
@@ -111,9 +126,16 @@ int
 smtp_conn_open(struct smtp_conn *c, const struct smtp_host *h, char *why, size_t whylen)
 {
 	memset(c, 0, sizeof(*c));
-	buf_init(&c->in, SMTP_LINE_MAX * 4);
+	buf_init(&c->in, SMTPC_LINE_MAX * 4);
 	errno = 0;
 	c->fd = connect_to(h);
+	if (c->fd < 0 && h->family == AF_UNIX) {
+		snprintf(why, whylen, "connect to %s[%s]: %s", h->name, h->addr,
+		    errno == ETIMEDOUT ? "Connection timed out" :
+		    errno != 0 ? strerror(errno) : "Connection failed");
+		buf_free(&c->in);
+		return -1;
+	}
 	if (c->fd < 0) {
 		snprintf(why, whylen, "connect to %s[%s]:%d: %s", h->name, h->addr, h->port,
 		    errno == ETIMEDOUT ? "Connection timed out" :
@@ -209,7 +231,7 @@ fill(struct smtp_conn *c, long long deadline)
 	ssize_t r;
 	short ev;
 
-	if (c->in.len >= SMTP_LINE_MAX * 2) {
+	if (c->in.len >= SMTPC_LINE_MAX * 2) {
 		snprintf(c->errtext, sizeof(c->errtext), "reply line too long");
 		return -1;
 	}
@@ -246,93 +268,44 @@ fill(struct smtp_conn *c, long long deadline)
 	}
 }
 
-/* One line without its CRLF (bare LF accepted from servers). */
-static int
-read_line(struct smtp_conn *c, long long deadline, struct buf *line)
-{
-	char *nl;
-	size_t n;
-	int rc;
-
-	for (;;) {
-		nl = c->in.len > 0 ? memchr(c->in.data, '\n', c->in.len) : NULL;
-		if (nl != NULL) {
-			n = (size_t)(nl - c->in.data);
-			if (n >= SMTP_LINE_MAX) {
-				snprintf(c->errtext, sizeof(c->errtext), "reply line too long");
-				return -1;
-			}
-			buf_reset(line);
-			buf_append(line, c->in.data, n > 0 && nl[-1] == '\r' ? n - 1 : n);
-			buf_consume(&c->in, n + 1);
-			return 0;
-		}
-		if (c->in.len >= SMTP_LINE_MAX) {
-			snprintf(c->errtext, sizeof(c->errtext), "reply line too long");
-			return -1;
-		}
-		rc = fill(c, deadline);
-		if (rc <= 0)
-			return -1;
-	}
-}
-
-int
-smtp_reply_line(const char *line, size_t len, int *code, int *last)
-{
-	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9'
-	    || line[2] < '0' || line[2] > '9')
-		return -1;
-	if (len > 3 && line[3] != ' ' && line[3] != '-')
-		return -1;
-	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	*last = len == 3 || line[3] == ' ';
-	return 0;
-}
-
 int
 smtp_conn_reply(struct smtp_conn *c, int timeout, int *code, struct buf *text,
     char ***lines)
 {
 	long long deadline = mono_ms() + (long long)timeout * 1000;
-	struct buf line = BUF_INIT(SMTP_LINE_MAX + 8);
-	int n = 0, lc, last = 0, first = -1;
-	size_t i;
+	struct smtpc_reply r;
+	size_t used;
+	int rc = -1;
 
-	buf_reset(text);
-	while (!last) {
-		if (read_line(c, deadline, &line) < 0)
-			goto fail;
-		if (smtp_reply_line(line.data != NULL ? line.data : "", line.len, &lc, &last) < 0
-		    || (first >= 0 && lc != first)) {
-			snprintf(c->errtext, sizeof(c->errtext), "malformed reply: %.80s",
-			    buf_cstr(&line));
-			goto fail;
+	memset(&r, 0, sizeof(r));
+	smtpc_reply_init(&r, lines != NULL);
+	for (;;) {
+		switch (smtpc_reply_parse(&r, c->in.data != NULL ? c->in.data : "", c->in.len,
+		    &used)) {
+		case SMTPC_DONE:
+			buf_consume(&c->in, used);
+			*code = r.code;
+			buf_reset(text);
+			buf_append(text, r.text.data, r.text.len);
+			if (lines != NULL) {
+				*lines = r.lines;
+				r.lines = NULL;
+			}
+			rc = 0;
+			goto out;
+		case SMTPC_ERROR:
+			snprintf(c->errtext, sizeof(c->errtext), "%s", r.err);
+			goto out;
+		case SMTPC_NEED_MORE:
+			buf_consume(&c->in, used);
+			if (fill(c, deadline) <= 0)
+				goto out;
+			break;
 		}
-		if (++n > SMTP_REPLY_LINES) {
-			snprintf(c->errtext, sizeof(c->errtext), "reply has too many lines");
-			goto fail;
-		}
-		first = lc;
-		/* Keep the text printable: the server's bytes go to logs and DSNs. */
-		for (i = 0; i < line.len; i++)
-			if ((unsigned char)line.data[i] < 0x20 || line.data[i] == 0x7f)
-				line.data[i] = ' ';
-		if (text->len < SMTP_REPLY_TEXT_MAX) {
-			if (text->len == 0)
-				buf_printf(text, "%d", lc);
-			if (line.len > 4)
-				buf_printf(text, " %s", line.data + 4);
-		}
-		if (lines != NULL && line.len > 4)
-			strv_push(lines, line.data + 4);
 	}
-	*code = first;
-	buf_free(&line);
-	return 0;
-fail:
-	buf_free(&line);
-	return -1;
+out:
+	smtpc_reply_free(&r);
+	return rc;
 }
 
 void

@@ -5,6 +5,11 @@
  * extensions the server offers (PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
  * DSN), per-recipient results, QUIT.
  *
+ * LMTP (sconf.lmtp, RFC 2033): LHLO instead of EHLO with no HELO
+ * fallback, no STARTTLS or AUTH, and after the end of DATA one reply per
+ * accepted recipient (lmtp_dot_replies), so each recipient is delivered,
+ * deferred or bounced on its own.
+ *
  * Invariants: after STARTTLS every byte read in clear is discarded and
  * the EHLO answer is forgotten (CVE-2011-0411 class); AUTH never goes out
  * in clear unless the TLS level is "none"; a recipient is marked 'D' in
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <openssl/evp.h>
 
@@ -29,17 +35,6 @@
 #include "smtp.h"
 
 #define SMTP_WRITE_CHUNK (64 * 1024)
-
-enum {
-	EXT_PIPELINING = 1,
-	EXT_SIZE = 2,
-	EXT_8BITMIME = 4,
-	EXT_SMTPUTF8 = 8,
-	EXT_DSN = 16,
-	EXT_STARTTLS = 32,
-	EXT_AUTH_PLAIN = 64,
-	EXT_AUTH_LOGIN = 128,
-};
 
 struct sess {
 	struct smtp_msg *m;
@@ -56,39 +51,7 @@ struct sess {
 static void
 parse_ehlo(struct sess *s, char **lines)
 {
-	size_t i;
-
-	s->ext = 0;
-	s->size_limit = 0;
-	for (i = 0; lines != NULL && lines[i] != NULL; i++) {
-		char *l = lines[i];
-		size_t kw = strcspn(l, " =");
-
-		if (kw == 10 && strncasecmp(l, "PIPELINING", kw) == 0)
-			s->ext |= EXT_PIPELINING;
-		else if (kw == 4 && strncasecmp(l, "SIZE", kw) == 0) {
-			s->ext |= EXT_SIZE;
-			s->size_limit = l[4] == ' ' ? strtoll(l + 5, NULL, 10) : 0;
-			if (s->size_limit < 0)
-				s->size_limit = 0;
-		} else if (kw == 8 && strncasecmp(l, "8BITMIME", kw) == 0)
-			s->ext |= EXT_8BITMIME;
-		else if (kw == 8 && strncasecmp(l, "SMTPUTF8", kw) == 0)
-			s->ext |= EXT_SMTPUTF8;
-		else if (kw == 3 && strncasecmp(l, "DSN", kw) == 0)
-			s->ext |= EXT_DSN;
-		else if (kw == 8 && strncasecmp(l, "STARTTLS", kw) == 0)
-			s->ext |= EXT_STARTTLS;
-		else if (kw == 4 && strncasecmp(l, "AUTH", kw) == 0) {
-			char **mechs = strv_split_list(l + 4 + (l[4] != '\0'));
-
-			if (strv_contains_ci(mechs, "PLAIN"))
-				s->ext |= EXT_AUTH_PLAIN;
-			if (strv_contains_ci(mechs, "LOGIN"))
-				s->ext |= EXT_AUTH_LOGIN;
-			strv_free(&mechs);
-		}
-	}
+	s->ext = smtpc_ext_parse(lines, &s->size_limit);
 }
 
 /* Record a failure reply for every open recipient (or accepted ones). */
@@ -158,8 +121,8 @@ ehlo(struct sess *s)
 {
 	char **lines = NULL;
 
-	if (send_line(s, sconf.helo_timeout, "EHLO %s", sconf.helo_name) < 0 ||
-	    reply(s, sconf.helo_timeout, &lines) < 0) {
+	if (send_line(s, sconf.helo_timeout, "%s %s", sconf.lmtp ? "LHLO" : "EHLO",
+	    sconf.helo_name) < 0 || reply(s, sconf.helo_timeout, &lines) < 0) {
 		strv_free(&lines);
 		return -1;
 	}
@@ -169,8 +132,10 @@ ehlo(struct sess *s)
 		return 0;
 	}
 	strv_free(&lines);
-	/* RFC 5321 4.1.4: fall back to HELO (no extensions). */
 	s->ext = 0;
+	if (sconf.lmtp)
+		return 0;   /* RFC 2033 4.1: LHLO or nothing; the caller defers */
+	/* RFC 5321 4.1.4: fall back to HELO (no extensions). */
 	if (send_line(s, sconf.helo_timeout, "HELO %s", sconf.helo_name) < 0 ||
 	    reply(s, sconf.helo_timeout, NULL) < 0)
 		return -1;
@@ -228,7 +193,7 @@ authenticate(struct sess *s)
 		free(cred);
 		return 0;
 	}
-	if (!(s->ext & EXT_AUTH_PLAIN)) {
+	if (!(s->ext & SMTPC_EXT_AUTH_PLAIN)) {
 		log_warnx("%s: %s[%s] offers no AUTH PLAIN; sending without authentication",
 		    s->m->id, s->h->name, s->h->addr);
 		free(cred);
@@ -276,7 +241,7 @@ starttls(struct sess *s)
 
 	if (s->level == TLS_LEV_NONE || s->h->plain_only)
 		return 0;
-	if (!(s->ext & EXT_STARTTLS) || sconf.tls == NULL) {
+	if (!(s->ext & SMTPC_EXT_STARTTLS) || sconf.tls == NULL) {
 		if (s->level == TLS_LEV_MAY)
 			return 0;
 		if (sconf.tls == NULL)
@@ -371,14 +336,14 @@ mail_cmd(struct sess *s, struct buf *out)
 	struct smtp_msg *m = s->m;
 
 	buf_printf(out, "MAIL FROM:<%s>", m->sender);
-	if (s->ext & EXT_SIZE)
+	if (s->ext & SMTPC_EXT_SIZE)
 		buf_printf(out, " SIZE=%lld", (long long)m->size_est);
-	if ((s->ext & EXT_8BITMIME) && m->body != NULL &&
+	if ((s->ext & SMTPC_EXT_8BITMIME) && m->body != NULL &&
 	    strcasecmp(m->body, "8BITMIME") == 0)
 		buf_puts(out, " BODY=8BITMIME");
-	if ((s->ext & EXT_SMTPUTF8) && m->smtputf8)
+	if ((s->ext & SMTPC_EXT_SMTPUTF8) && m->smtputf8)
 		buf_puts(out, " SMTPUTF8");
-	if (s->ext & EXT_DSN) {
+	if (s->ext & SMTPC_EXT_DSN) {
 		if (m->ret != NULL && (strcasecmp(m->ret, "FULL") == 0 ||
 		    strcasecmp(m->ret, "HDRS") == 0))
 			buf_printf(out, " RET=%s", m->ret);
@@ -398,7 +363,7 @@ rcpt_cmd(struct sess *s, const struct smtp_rcpt *r, struct buf *out)
 	const char *orig = r->dr->orig;
 
 	buf_printf(out, "RCPT TO:<%s>", r->dr->addr);
-	if (s->ext & EXT_DSN) {
+	if (s->ext & SMTPC_EXT_DSN) {
 		if (r->dr->notify != NULL && *r->dr->notify != '\0')
 			buf_printf(out, " NOTIFY=%s", r->dr->notify);
 		if (orig != NULL && *orig != '\0') {
@@ -486,6 +451,67 @@ rcpt_reply(struct sess *s, struct smtp_rcpt *r)
 	free(t);
 }
 
+/* The server has r's copy durably (2xx to the end of DATA): mark it 'D'
+ * in the queue file, then record and log the result, in that order. */
+static void
+rcpt_delivered(struct sess *s, struct smtp_rcpt *r, const char *dsn)
+{
+	struct smtp_msg *m = s->m;
+
+	if (m->pass)
+		;   /* local marks its queue recipient when all copies are done */
+	else if (r->qr != NULL && queue_mark_rcpt(m->qfd, r->qr->status_off, 'D') < 0)
+		log_warn("%s: mark recipient <%s> done", m->id, r->dr->addr);
+	else if (r->qr != NULL)
+		r->qr->status = 'D';
+	smtp_rcpt_result(r, 2, dsn, s->relay, buf_cstr(&s->text));
+	if (!r->res->logged)
+		dlvlog_result(m->id, r->dr->addr, r->dr->orig, &m->times, r->res);
+}
+
+/* RFC 2033 4.2: after the end of DATA, one reply per recipient accepted
+ * at RCPT, in RCPT order. Each recipient gets its own result: a 2xx is
+ * delivered at once, a 4xx defers only that one, a 5xx bounces only that
+ * one. A lost connection defers the ones still without a reply (their
+ * copies' fate is unknown: may be delivered twice, never lost). */
+static void
+lmtp_dot_replies(struct sess *s, struct smtp_rcpt **sent, size_t nsent)
+{
+	struct smtpc_lmtp_dot dot;
+	unsigned char *acc = xcalloc(nsent + 1, 1);
+	char dsn[16], *t;
+	size_t i;
+	long k;
+
+	for (i = 0; i < nsent; i++)
+		acc[i] = sent[i]->accepted != 0;
+	smtpc_lmtp_dot_init(&dot, acc, nsent);
+	while ((k = smtpc_lmtp_dot_next(&dot)) >= 0) {
+		struct smtp_rcpt *r = sent[k];
+
+		if (reply(s, sconf.data_done_timeout, NULL) < 0) {
+			/* This one and every later accepted one: unknown. */
+			t = xasprintf("%s with %s[%s] while sending end of data -- message may "
+			    "be sent more than once", strstr(s->c.errtext, "timed out") ?
+			    "conversation timed out" : "lost connection", s->h->name, s->h->addr);
+			do
+				smtp_rcpt_result(sent[k], 4, "4.4.2", s->relay, t);
+			while ((k = smtpc_lmtp_dot_next(&dot)) >= 0);
+			free(t);
+			break;
+		}
+		smtp_reply_dsn(s->code, buf_cstr(&s->text), dsn, sizeof(dsn));
+		if (s->code / 100 == 2) {
+			rcpt_delivered(s, r, dsn);
+			continue;
+		}
+		t = said(s, "end of DATA");
+		smtp_rcpt_result(r, s->code / 100 == 5 ? 5 : 4, dsn, s->relay, t);
+		free(t);
+	}
+	free(acc);
+}
+
 static void
 quit(struct sess *s)
 {
@@ -502,9 +528,9 @@ transaction(struct sess *s)
 	struct smtp_rcpt **sent = NULL;
 	size_t nsent = 0, i, naccepted = 0;
 	char dsn[16], *t;
-	int pipelining = (s->ext & EXT_PIPELINING) != 0, rc;
+	int pipelining = (s->ext & SMTPC_EXT_PIPELINING) != 0, rc;
 
-	if (m->smtputf8 && !(s->ext & EXT_SMTPUTF8)) {
+	if (m->smtputf8 && !(s->ext & SMTPC_EXT_SMTPUTF8)) {
 		t = xasprintf("SMTPUTF8 is required, but was not offered by host %s[%s]",
 		    s->h->name, s->h->addr);
 		fail_open(s, 5, "5.6.7", t);
@@ -512,7 +538,7 @@ transaction(struct sess *s)
 		quit(s);
 		return 0;
 	}
-	if ((s->ext & EXT_SIZE) && s->size_limit > 0 && m->size_est > s->size_limit) {
+	if ((s->ext & SMTPC_EXT_SIZE) && s->size_limit > 0 && m->size_est > s->size_limit) {
 		t = xasprintf("message size %lld exceeds size limit %lld of server %s[%s]",
 		    (long long)m->size_est, s->size_limit, s->h->name, s->h->addr);
 		fail_open(s, 5, "5.3.4", t);
@@ -628,27 +654,21 @@ transaction(struct sess *s)
 		rc = lost(s, "sending message body");
 		goto out;
 	}
+	if (sconf.lmtp) {
+		lmtp_dot_replies(s, sent, nsent);
+		quit(s);
+		rc = smtp_open_count(m) > 0;
+		goto out;
+	}
 	if (reply(s, sconf.data_done_timeout, NULL) < 0) {
 		rc = lost(s, "sending end of data -- message may be sent more than once");
 		goto out;
 	}
 	smtp_reply_dsn(s->code, buf_cstr(&s->text), dsn, sizeof(dsn));
 	if (s->code / 100 == 2) {
-		for (i = 0; i < nsent; i++) {
-			if (!sent[i]->accepted)
-				continue;
-			/* Durable at the server: mark before reporting. */
-			if (sent[i]->qr != NULL &&
-			    queue_mark_rcpt(m->qfd, sent[i]->qr->status_off, 'D') < 0)
-				log_warn("%s: mark recipient <%s> done", m->id, sent[i]->dr->addr);
-			else if (sent[i]->qr != NULL)
-				sent[i]->qr->status = 'D';
-			smtp_rcpt_result(sent[i], 2, dsn, s->relay, buf_cstr(&s->text));
-			/* Durable at the server and marked: log it now. */
-			if (!sent[i]->res->logged)
-				dlvlog_result(m->id, sent[i]->dr->addr, sent[i]->dr->orig,
-			    &m->times, sent[i]->res);
-		}
+		for (i = 0; i < nsent; i++)
+			if (sent[i]->accepted)
+				rcpt_delivered(s, sent[i], dsn);
 	} else {
 		t = said(s, "end of DATA");
 		for (i = 0; i < nsent; i++)
@@ -688,8 +708,12 @@ smtp_session(struct smtp_msg *m, struct smtp_host *h)
 		memset(&s, 0, sizeof(s));
 		s.m = m;
 		s.h = h;
-		buf_init(&s.text, SMTP_REPLY_TEXT_MAX + SMTP_LINE_MAX);
-		snprintf(s.relay, sizeof(s.relay), "%s[%s]:%d", h->name, h->addr, h->port);
+		buf_init(&s.text, SMTPC_REPLY_TEXT_MAX + SMTPC_LINE_MAX);
+		if (h->family == AF_UNIX)
+			snprintf(s.relay, sizeof(s.relay), "%s[%s]", h->name, h->addr);
+		else
+			snprintf(s.relay, sizeof(s.relay), "%s[%s]:%d", h->name, h->addr,
+			    h->port);
 		if (tlspolicy_find(m->nexthop, sconf.tls_level,
 		    sconf.tls_policy != NULL ? sasl_lookup : NULL, sconf.tls_policy,
 		    &s.level, &pwhy) < 0) {
@@ -726,7 +750,7 @@ smtp_session(struct smtp_msg *m, struct smtp_host *h)
 			goto done;
 		}
 		if (s.code / 100 != 2) {
-			t = said(&s, "HELO");
+			t = said(&s, sconf.lmtp ? "LHLO" : "HELO");
 			fail_open(&s, 4, "4.0.0", t);
 			free(t);
 			quit(&s);

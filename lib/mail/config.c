@@ -99,6 +99,18 @@ static const struct param_def param_table[] = {
 	{ "inet_protocols", CONF_STR, "all", 0, 0 },
 	{ "initial_destination_concurrency", CONF_INT, "5", 0, 0 },
 	{ "line_length_limit", CONF_INT, "2048", 0, 0 },
+	{ "lmtp_connect_timeout", CONF_TIME, "30s", 's', 0 },
+	{ "lmtp_data_done_timeout", CONF_TIME, "600s", 's', 0 },
+	{ "lmtp_data_init_timeout", CONF_TIME, "120s", 's', 0 },
+	{ "lmtp_data_xfer_timeout", CONF_TIME, "180s", 's', 0 },
+	{ "lmtp_lhlo_name", CONF_STR, "$myhostname", 0, 0 },
+	{ "lmtp_lhlo_timeout", CONF_TIME, "300s", 's', 0 },
+	{ "lmtp_mail_timeout", CONF_TIME, "300s", 's', 0 },
+	{ "lmtp_quit_timeout", CONF_TIME, "300s", 's', 0 },
+	{ "lmtp_rcpt_timeout", CONF_TIME, "300s", 's', 0 },
+	{ "lmtp_sasl_auth_enable", CONF_BOOL, "no", 0, 0 },
+	{ "lmtp_tcp_port", CONF_INT, "24", 0, 0 },
+	{ "lmtp_tls_security_level", CONF_STR, "", 0, 0 },
 	{ "local_destination_concurrency_limit", CONF_INT, "2", 0, 0 },
 	{ "local_destination_recipient_limit", CONF_INT, "1", 0, 0 },
 	{ "local_recipient_maps", CONF_STR, "unix:passwd.byname $alias_maps", 0, 0 },
@@ -111,6 +123,7 @@ static const struct param_def param_table[] = {
 	{ "mail_version", CONF_STR, POSTERN_VERSION, 0, 0 },
 	{ "mailbox_command", CONF_STR, "", 0, PF_RAW },
 	{ "mailbox_size_limit", CONF_SIZE, "51200000", 0, 0 },
+	{ "mailbox_transport", CONF_STR, "", 0, 0 },
 	{ "maillog_file", CONF_STR, "", 0, 0 },
 	{ "max_idle", CONF_TIME, "100s", 's', 0 },
 	{ "max_use", CONF_INT, "100", 0, 0 },
@@ -1016,6 +1029,10 @@ static const char *const sources[] = { "alias", "forward", "include", NULL };
 static const char *const facilities[] = { "mail", NULL };
 static const char *const bare_newline[] = { "normalize", "reject", "yes", "no", NULL };
 static const char *const plaintext_auth[] = { "yes", "no", "loopback", NULL };
+/* The LMTP client has no TLS and no SASL: a setting asking for them is
+ * refused, not silently ignored. */
+static const char *const lmtp_tls_levels[] = { "", "none", NULL };
+static const char *const bool_no[] = { "no", "false", "0", "off", NULL };
 
 static const struct {
 	const char *name;
@@ -1025,6 +1042,8 @@ static const struct {
 	{ "allow_mail_to_commands", sources, 1 },
 	{ "allow_mail_to_files", sources, 1 },
 	{ "inet_protocols", protocols, 1 },
+	{ "lmtp_sasl_auth_enable", bool_no, 0 },
+	{ "lmtp_tls_security_level", lmtp_tls_levels, 0 },
 	{ "pop3d_plaintext_auth", plaintext_auth, 0 },
 	{ "smtp_tls_security_level", tls_client_levels, 0 },
 	{ "smtpd_forbid_bare_newline", bare_newline, 0 },

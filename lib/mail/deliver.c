@@ -4,7 +4,8 @@
  *
  * Request: scalar attributes queue_id, queue_dir, sender, transport,
  * nexthop, arrival (each exactly once), the optional stamps arrival_us,
- * active_us, handoff_us (at most once each), then one "rcpt" per
+ * active_us, handoff_us, pass ("1", local's mailbox_transport hand-off)
+ * (at most once each), then one "rcpt" per
  * recipient: "<offset>\t<notify>\t<orig>\t<addr>". Results: one "result"
  * per recipient: "<offset>\t<status>\t<dsn>\t<relay>\t<text>"; text is
  * last so it may hold anything but NUL. A result the agent logged itself
@@ -90,6 +91,8 @@ dlv_request_encode(const struct dlv_request *r, struct ipc_msg *m)
 		ipc_put_int(m, "active_us", r->active_us);
 	if (r->handoff_us > 0)
 		ipc_put_int(m, "handoff_us", r->handoff_us);
+	if (r->pass)
+		ipc_put(m, "pass", "1");
 	for (i = 0; i < r->nrcpt; i++) {
 		buf_reset(&v);
 		(void)buf_printf(&v, "%lld\t", r->rcpts[i].offset);
@@ -261,6 +264,7 @@ enum {
 	F_ARRIVAL_US = 64,
 	F_ACTIVE_US = 128,
 	F_HANDOFF_US = 256,
+	F_PASS = 512,
 };
 
 int
@@ -274,7 +278,7 @@ dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r)
 		{ "sender", F_SENDER }, { "transport", F_TRANSPORT },
 		{ "nexthop", F_NEXTHOP }, { "arrival", F_ARRIVAL },
 		{ "arrival_us", F_ARRIVAL_US }, { "active_us", F_ACTIVE_US },
-		{ "handoff_us", F_HANDOFF_US },
+		{ "handoff_us", F_HANDOFF_US }, { "pass", F_PASS },
 	};
 	const char *name, *value;
 	char *copy = NULL, *f[4];
@@ -376,6 +380,13 @@ dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r)
 				fail(err_r, "bad arrival");
 				goto bad;
 			}
+			break;
+		case F_PASS:
+			if (strcmp(value, "1") != 0) {
+				fail(err_r, "bad pass");
+				goto bad;
+			}
+			r->pass = 1;
 			break;
 		case F_ARRIVAL_US:
 		case F_ACTIVE_US:

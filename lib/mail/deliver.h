@@ -42,6 +42,12 @@ struct dlv_request {
 	long long arrival_us; /* the queue file's arrival, exact */
 	long long active_us;  /* qmgr activated the message */
 	long long handoff_us; /* qmgr connected to the agent */
+	/* Set by local for mailbox_transport (Postfix deliver_pass): each
+	 * recipient's offset names the queue recipient local is expanding and
+	 * addr is the local user it came to (it may differ after aliases).
+	 * The agent delivers and reports but does not mark the queue file:
+	 * local marks the queue recipient when all of its copies are done. */
+	int pass;
 };
 
 /* status: 2 delivered, 4 deferred, 5 bounced. */

@@ -52,7 +52,7 @@ UNPRIV_USER = "ptunpriv"
 # Every program a master.conf of the harness names, plus master and the
 # postern command; require_binaries() insists on all of them.
 DAEMONS = ("master", "smtpd", "qmgr", "local", "pickup", "showq", "auth",
-           "smtp", "postern")
+           "smtp", "lmtp", "postern")
 # The etc/master.conf services besides the SMTP listener, in its column
 # format; "{local_maxproc}" is filled from Instance.local_maxproc.
 STANDARD_SERVICES = (
@@ -62,6 +62,7 @@ STANDARD_SERVICES = (
     "showq unix n - n - - showq",
     "auth unix - n n - 1 auth",
     "smtp unix - - n - - smtp",
+    "lmtp unix - - n - - lmtp",
     "pickup unix n - n 60 1 pickup",
 )
 QUEUE_DIRS = ("incoming", "active", "deferred", "hold")

@@ -97,7 +97,7 @@ class Install(unittest.TestCase):
             self.assertTrue(os.path.isfile(self.p("etc", "postern", f)), f)
         with open(self.p("etc", "postern", "master.conf")) as f:
             text = f.read()
-        for svc in ("qmgr", "local", "showq", "auth", "smtp", "pickup"):
+        for svc in ("qmgr", "local", "showq", "auth", "smtp", "lmtp", "pickup"):
             self.assertRegex(text, r"(?m)^%s\s+unix\s" % svc)
 
     def test_fail2ban_files(self):

@@ -32,7 +32,7 @@ START_TEST(test_request_roundtrip)
 	};
 	struct dlv_request in = {
 		"4dQzBc1234z1", "active", "", "local", "example.com", 1700000000, rc, 3,
-		1700000000123456LL, 1700000001000000LL, 0,
+		1700000000123456LL, 1700000001000000LL, 0, 0,
 	}, out;
 	struct ipc_msg m;
 	char *err = NULL;
@@ -51,6 +51,7 @@ START_TEST(test_request_roundtrip)
 	ck_assert_int_eq(out.arrival_us, 1700000000123456LL);
 	ck_assert_int_eq(out.active_us, 1700000001000000LL);
 	ck_assert_int_eq(out.handoff_us, 0);     /* 0: not sent, still 0 */
+	ck_assert_int_eq(out.pass, 0);
 	ck_assert_uint_eq(out.nrcpt, 3);
 	for (i = 0; i < 3; i++) {
 		ck_assert_str_eq(out.rcpts[i].addr, rc[i].addr);
@@ -60,6 +61,28 @@ START_TEST(test_request_roundtrip)
 	}
 	dlv_request_free(&out);
 	ck_assert_ptr_null(out.rcpts);
+	/* local's mailbox_transport hand-off: "pass" survives the trip. */
+	in.pass = 1;
+	ipc_reset(&m);
+	dlv_request_encode(&in, &m);
+	through_frame(&m);
+	ck_assert_msg(dlv_request_decode(&m, &out, &err) == 0, "%s", err ? err : "?");
+	ck_assert_int_eq(out.pass, 1);
+	dlv_request_free(&out);
+	/* Any other value fails the whole request. */
+	ipc_reset(&m);
+	dlv_request_encode(&in, &m);
+	ipc_reset(&m);
+	ipc_put(&m, "queue_id", "4dQzBc1234z1");
+	ipc_put(&m, "queue_dir", "active");
+	ipc_put(&m, "sender", "");
+	ipc_put(&m, "transport", "lmtp");
+	ipc_put(&m, "nexthop", "unix:/x");
+	ipc_put(&m, "arrival", "1");
+	ipc_put(&m, "pass", "yes");
+	ipc_put(&m, "rcpt", "1\t\t\ta@example.com");
+	ck_assert_int_eq(dlv_request_decode(&m, &out, &err), -1);
+	free(err);
 	ipc_free(&m);
 }
 END_TEST
