@@ -538,9 +538,8 @@ map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
 
 /* Map lists */
 
-/* Split a list at commas and white space, keeping "{...}" together. */
-static char **
-split_specs(const char *s)
+char **
+map_split_list(const char *s)
 {
 	char **v = xcalloc(1, sizeof(char *));
 	const char *start;
@@ -579,7 +578,7 @@ maplist_open(const char *specs, char **err_r)
 	size_t i;
 
 	*err_r = NULL;
-	v = split_specs(specs ? specs : "");
+	v = map_split_list(specs ? specs : "");
 	for (i = 0; v[i] != NULL; i++) {
 		struct map *m = map_open_lazy(v[i], 1, err_r);
 

@@ -45,6 +45,10 @@ void map_close(struct map **m);
  * restart. A bad spec or an unreadable file still fails. map_open() is
  * strict: a missing file is an error. */
 struct maplist *maplist_open(const char *specs, char **err_r);
+/* Split a parameter value into its items at commas and white space, as
+ * strv_split_list() does, but keeping "inline:{ a=b, {c = d e} }" one
+ * item. Free with strv_free(). */
+char **map_split_list(const char *s);
 int maplist_lookup(struct maplist *ml, const char *key, char **value_r);
 int maplist_empty(const struct maplist *ml);
 void maplist_close(struct maplist **ml);
