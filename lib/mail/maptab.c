@@ -293,6 +293,53 @@ split_delimited(const char **pp, char **re_r, char **flags_r)
 	return NULL;
 }
 
+/* POSIX leaves adjacent repetition operators ("a++", "(.*)*+") undefined,
+ * and glibc's regcomp answers a run of them with memory exponential in
+ * its length. Refuse them in extended expressions: no portable table
+ * needs them. Bracket expressions and escapes are skipped. */
+static int
+adjacent_repeats(const char *p)
+{
+	int prev_rep = 0;
+
+	for (; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0') {
+			p++;
+			prev_rep = 0;
+		} else if (*p == '[') {
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p != '\0' && *p != ']') {
+				if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+					const char *e = strchr(p + 2, p[1]);
+
+					p = e != NULL && e[1] == ']' ? e + 1 : p;
+				}
+				p++;
+			}
+			if (*p == '\0')
+				return 0;   /* regcomp reports the open bracket */
+			prev_rep = 0;
+		} else if (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+			if (prev_rep)
+				return 1;
+			if (*p == '{') {
+				while (p[1] != '\0' && p[1] != '}')
+					p++;
+				if (p[1] == '\0')
+					return 0;
+				p++;
+			}
+			prev_rep = 1;
+		} else
+			prev_rep = 0;
+	}
+	return 0;
+}
+
 static char *
 compile_regexp(const char *re, const char *flags, struct rule *r)
 {
@@ -308,6 +355,9 @@ compile_regexp(const char *re, const char *flags, struct rule *r)
 			return xasprintf("unknown regexp flag '%c'", *flags);
 		}
 	}
+	if ((cflags & REG_EXTENDED) && adjacent_repeats(re))
+		return xasprintf("bad regular expression /%s/: adjacent repetition "
+		    "operators", re);
 	rc = regcomp(&r->re, re, cflags);
 	if (rc != 0) {
 		regerror(rc, &r->re, msg, sizeof(msg));

@@ -247,11 +247,15 @@ START_TEST(test_regexp_flags)
 {
 	struct maptab *t = parse_ok(MAPTAB_REGEXP,
 	    "/^a+$/x        basic:a+\n"      /* x off: + is literal */
-	    "/^b$/m         line\n");
+	    "/^b$/m         line\n"
+	    "/[*+][[:digit:]?]+\\+*c/ not-adjacent\n");
 
 	expect(t, "a+", "basic:a+");
+	parse_bad(MAPTAB_REGEXP, "/^(.*)++/ x\n", "adjacent repetition operators");
+	parse_bad(MAPTAB_REGEXP, "/a{2}*/ x\n", "adjacent repetition operators");
 	expect(t, "aa", NULL);
 	expect(t, "x\nb", "line");
+	expect(t, "+5?+++c", "not-adjacent");
 	maptab_free(&t);
 }
 END_TEST
