@@ -26,6 +26,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "util/strv.h"
 #include "mail/config.h"
 #include "mail/maptab.h"
@@ -40,9 +41,8 @@ struct rule {
 	int neg;
 	size_t endif;        /* R_IF: index of the matching endif */
 	/* cidr */
-	int family;
-	unsigned char net[16];
-	int plen;
+	struct net_addr net;
+	unsigned plen;
 	/* regexp, pcre */
 	regex_t re;
 	int re_ok;
@@ -186,76 +186,25 @@ expand_result(const char *res, const char *key, const size_t (*caps)[2],
 
 /* CIDR */
 
-/* "a.b.c.d", "x:y::z", optionally in [] (keys and patterns alike). */
-static int
-parse_addr(const char *s, int *family_r, unsigned char *addr)
-{
-	char tmp[INET6_ADDRSTRLEN + 2];
-	size_t n = strlen(s);
-
-	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-		s++;
-		n -= 2;
-	}
-	if (n == 0 || n >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, s, n);
-	tmp[n] = '\0';
-	*family_r = strchr(tmp, ':') != NULL ? AF_INET6 : AF_INET;
-	memset(addr, 0, 16);
-	return inet_pton(*family_r, tmp, addr) == 1 ? 0 : -1;
-}
-
-static int
-prefix_match(const unsigned char *a, const unsigned char *net, int plen)
-{
-	int full = plen / 8, rest = plen % 8;
-
-	if (memcmp(a, net, (size_t)full) != 0)
-		return 0;
-	return rest == 0 ||
-	    ((a[full] ^ net[full]) & (0xff << (8 - rest)) & 0xff) == 0;
-}
-
+/* "net/bits" or "address" (all bits), optionally in []: the host bits
+ * must be zero, as Postfix insists, so a typo cannot widen a network. */
 static char *
 parse_cidr(const char *tok, struct rule *r)
 {
-	const char *slash = strchr(tok, '/');
-	char *addr = xstrndup(tok, slash ? (size_t)(slash - tok) : strlen(tok));
-	unsigned char masked[16];
+	struct net_addr masked;
 	char shown[INET6_ADDRSTRLEN];
-	int max, i;
+	unsigned i, max;
 
-	if (parse_addr(addr, &r->family, r->net) != 0) {
-		char *why = xasprintf("bad address pattern \"%s\"", tok);
-
-		free(addr);
-		return why;
-	}
-	free(addr);
-	max = r->family == AF_INET ? 32 : 128;
-	r->plen = max;
-	if (slash != NULL) {
-		const char *p = slash + 1;
-
-		r->plen = 0;
-		if (*p == '\0' || strlen(p) > 3)
-			return xasprintf("bad prefix length in \"%s\"", tok);
-		for (; *p != '\0'; p++) {
-			if (!isdigit((unsigned char)*p))
-				return xasprintf("bad prefix length in \"%s\"", tok);
-			r->plen = r->plen * 10 + (*p - '0');
-		}
-		if (r->plen > max)
-			return xasprintf("prefix length too large in \"%s\"", tok);
-	}
-	memcpy(masked, r->net, sizeof(masked));
+	if (net_prefix_parse(tok, 1, &r->net, &r->plen) != 0)
+		return xasprintf("bad address pattern \"%s\"", tok);
+	max = r->net.family == AF_INET ? 32 : 128;
+	masked = r->net;
 	for (i = r->plen; i < max; i++)
-		masked[i / 8] &= (unsigned char)~(0x80 >> (i % 8));
-	if (memcmp(masked, r->net, (size_t)max / 8) != 0) {
-		inet_ntop(r->family, masked, shown, sizeof(shown));
+		masked.b[i / 8] &= (unsigned char)~(0x80 >> (i % 8));
+	if (memcmp(masked.b, r->net.b, max / 8) != 0) {
+		inet_ntop(masked.family, masked.b, shown, sizeof(shown));
 		return xasprintf("non-null host address bits in \"%s\", "
-		    "perhaps you should use \"%s/%d\" instead", tok, shown, r->plen);
+		    "perhaps you should use \"%s/%u\" instead", tok, shown, r->plen);
 	}
 	return NULL;
 }
@@ -726,12 +675,13 @@ rule_match(const struct maptab *t, const struct rule *r, const char *key,
     size_t (*caps)[2], size_t *ncaps)
 {
 	if (t->type == MAPTAB_CIDR) {
-		unsigned char a[16];
-		int fam;
+		struct net_addr a;
 
-		if (parse_addr(key, &fam, a) != 0 || fam != r->family)
+		/* keys as Postfix sees them: an IPv4-mapped IPv6 address is
+		 * IPv6 here (smtpd passes IPv4 clients as IPv4) */
+		if (net_addr_parse(key, strlen(key), &a, 0) != 0)
 			return 0;
-		return prefix_match(a, r->net, r->plen);
+		return net_prefix_match(&a, &r->net, r->plen);
 	}
 	if (t->type == MAPTAB_REGEXP) {
 		regmatch_t m[CAPS_MAX];
