@@ -541,6 +541,8 @@ hash_finish(struct maptab *t)
 {
 	size_t i, o = 0;
 
+	if (t->nh == 0)
+		return;     /* t->h may be NULL: qsort must not see it */
 	qsort(t->h, t->nh, sizeof(*t->h), hent_cmp);
 	for (i = 0; i < t->nh; i++) {
 		if (o > 0 && strcmp(t->h[o - 1].key, t->h[i].key) == 0) {
@@ -781,6 +783,8 @@ maptab_lookup(const struct maptab *t, const char *key, char **value_r)
 	*value_r = NULL;
 	if (t->type != MAPTAB_HASH)
 		return rules_lookup(t, key, value_r);
+	if (t->nh == 0)
+		return 0;
 	lkey = str_lower(xstrdup(key));
 	e = bsearch(lkey, t->h, t->nh, sizeof(*t->h), hkey_cmp);
 	free(lkey);
