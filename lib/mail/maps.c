@@ -246,6 +246,13 @@ map_refresh(struct map *m)
 	return 1;
 }
 
+int
+map_has_keys(const struct map *m)
+{
+	return m->type == MAP_LMDB || m->type == MAP_INLINE ||
+	    (m->type == MAP_TEXT && m->tt->type == MAPTAB_HASH);
+}
+
 unsigned long
 map_generation(const struct map *m)
 {
@@ -339,6 +346,7 @@ map_open_lazy(const char *spec, int lazy, char **err_r)
 		}
 		if ((m->tab = maptab_parse_inline(spec, name, err_r)) == NULL)
 			goto fail;
+		m->gen = 1;     /* loaded once and for all */
 	} else if (strcmp(type, "static") == 0) {
 		m->type = MAP_STATIC;
 		m->value = xstrdup(name);

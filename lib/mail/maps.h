@@ -69,6 +69,9 @@ int map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
     void *ctx), void *ctx, char **err_r);
 /* Reopen the map if its file changed. 1 reopened, 0 unchanged, -1 error. */
 int map_refresh(struct map *m);
+/* A table of literal keys that map_foreach can walk (lmdb, texthash,
+ * inline), not patterns nor a system database. */
+int map_has_keys(const struct map *m);
 /* Changes whenever the map is reopened onto a new file version. */
 unsigned long map_generation(const struct map *m);
 const char *map_spec(const struct map *m);

@@ -200,7 +200,7 @@ domset_refresh(struct domset *s)
 	size_t i, j;
 	int r;
 
-	if (strncmp(map_spec(s->m), "lmdb:", 5) != 0)
+	if (!map_has_keys(s->m))
 		return 0;
 	r = map_refresh(s->m);
 	if (r < 0)

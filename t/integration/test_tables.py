@@ -203,5 +203,25 @@ class PcreVirtualAliases(H.InstanceTestCase):
         self.inst.wait_log(r"virtual\.pcre is available now", since=mark)
 
 
+class TexthashVirtualDomain(H.InstanceTestCase):
+    """A texthash: virtual_alias_maps makes its domains virtual alias
+    domains (virtual_alias_domains = $virtual_alias_maps), as lmdb does."""
+
+    def test_alias_domain_from_texthash(self):
+        self.inst = self.make_instance(privileged=False)
+        self.inst.params["virtual_alias_maps"] = "texthash:" + self.inst.path("valias")
+        self.inst.write("valias", "team@alias.test  bob@example.test\n")
+        self.inst.start()
+        msg = H.make_message(SENDER, ["team@alias.test"], "alias domain", "b\r\n")
+        s = H.smtp_client(self.inst)
+        try:
+            self.assertEqual(s.sendmail(SENDER, ["team@alias.test"], msg), {})
+        finally:
+            s.close()
+        msgs = H.wait_maildir(self.inst.vmaildir("bob@example.test"), 1, 40,
+                              self.inst)
+        self.assertIn(b"Subject: alias domain", msgs[0])
+
+
 if __name__ == "__main__":
     H.main()
