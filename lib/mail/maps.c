@@ -190,14 +190,17 @@ text_load(struct map *m, const struct stat *st, char **err_r)
 	char *text = NULL;
 	size_t len = 0;
 
-	remember_file(m, st);
-	m->seen = 1;
 	maptab_free(&m->tab);
 	if (file_read_all(m->file, m->tt->max, &text, &len) != 0) {
+		/* not remembered: a chmod does not change what is compared,
+		 * so an unreadable file is tried again at each lookup */
 		*err_r = xasprintf("%s: read %s: %s", m->spec, m->file,
 		    strerror(errno));
+		m->seen = 0;
 		return -1;
 	}
+	remember_file(m, st);
+	m->seen = 1;
 	t = maptab_parse(m->tt->type, m->file, text, len, err_r);
 	free(text);
 	if (t == NULL)
