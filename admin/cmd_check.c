@@ -37,6 +37,7 @@
 #include "mail/mastercf.h"
 #include "mail/queue.h"
 #include "admin.h"
+#include "mail/maps.h"
 
 #define FILES_CHECKED_MAX 10000
 #define FILE_PROBLEMS_MAX 5
@@ -122,6 +123,40 @@ check_lmdb(const char *param_name, const char *spec)
 	free(db);
 }
 
+static int
+is_text_table(const char *spec)
+{
+	static const char *const types[] = { "cidr:", "regexp:", "pcre:",
+	    "texthash:", "inline:" };
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strncmp(spec, types[i], strlen(types[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* A table read from text must load now: the daemons would otherwise run
+ * with it failing every lookup temporarily. */
+static void
+check_text(const char *param_name, const char *spec)
+{
+	struct map *m;
+	char *err = NULL;
+
+	if (strncmp(spec, "inline:", 7) != 0 && strchr(spec, ':')[1] != '/') {
+		error("%s: table %s: the name must be an absolute path; fix: write "
+		    "type:/full/path in postern.conf", param_name, spec);
+		return;
+	}
+	if ((m = map_open(spec, &err)) == NULL) {
+		error("%s: table %s: %s", param_name, spec, err ? err : "open failed");
+		free(err);
+		return;
+	}
+	map_close(&m);
+}
+
 static void
 check_tables(void)
 {
@@ -133,7 +168,7 @@ check_tables(void)
 		val = config_get(table_params[i]);
 		if (val == NULL || *val == '\0')
 			continue;
-		v = strv_split_list(val);
+		v = map_split_list(val);
 		for (j = 0; v != NULL && v[j] != NULL; j++) {
 			const char *spec = v[j];
 
@@ -145,9 +180,12 @@ check_tables(void)
 			else if (strncmp(spec, "static:", 7) == 0 ||
 			    strcmp(spec, "unix:passwd.byname") == 0)
 				continue;
+			else if (is_text_table(spec))
+				check_text(table_params[i], spec);
 			else
 				error("%s: table %s: unsupported table type; fix: use "
-				    "lmdb:/path, static:value or unix:passwd.byname",
+				    "lmdb:, cidr:, regexp:, pcre:, texthash:, inline:{...}, "
+				    "static: or unix:passwd.byname (see postern-tables(5))",
 				    table_params[i], spec);
 		}
 		strv_free(&v);

@@ -2,6 +2,9 @@
  * cmd_map - "postern map": build and read lookup tables (postmap's job).
  *
  *   postern map build lmdb:/path...      compile /path into /path.lmdb
+ *                                        (cidr:, regexp:, pcre:, texthash:
+ *                                        and inline: are only checked:
+ *                                        they are read directly)
  *   postern map query TYPE:NAME KEY...   print each key's value
  *   postern map list TYPE:NAME           print "key value" lines
  *
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 
 #include "admin.h"
@@ -21,18 +25,30 @@
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: postern map build lmdb:/path...\n"
+	fprintf(stderr, "usage: postern map build type:name...\n"
 	    "       postern map query type:name key...\n"
 	    "       postern map list type:name\n");
 	return EX_USAGE;
 }
 
-/* An open failure of a file-backed map is I/O; anything else is config. */
+/* An open failure of a file-backed map is I/O, unless the file is there
+ * and a text table's line is bad; anything else is config. */
 static int
 open_status(const char *spec)
 {
-	return strncmp(spec, "lmdb:", 5) == 0 && spec[5] != '\0' ?
-	    EX_IOERR : EX_CONFIG;
+	static const char *const text[] = { "cidr:", "regexp:", "pcre:",
+	    "texthash:" };
+	struct stat st;
+	size_t i, n;
+
+	if (strncmp(spec, "lmdb:", 5) == 0 && spec[5] != '\0')
+		return EX_IOERR;
+	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+		n = strlen(text[i]);
+		if (strncmp(spec, text[i], n) == 0 && spec[n] != '\0')
+			return stat(spec + n, &st) != 0 ? EX_IOERR : EX_CONFIG;
+	}
+	return EX_CONFIG;
 }
 
 static int
@@ -45,13 +61,12 @@ map_cmd_build(int argc, char **argv)
 		return usage();
 	for (i = 0; i < argc; i++) {
 		r = map_build(argv[i], &err);
-		if (r != 0) {
+		if (r != 0)
 			fprintf(stderr, "postern: %s\n", err ? err : "build failed");
-			free(err);
-			err = NULL;
-			if (status == 0)
-				status = r == -2 ? EX_CONFIG : EX_IOERR;
-		}
+		if (r < 0 && status == 0)
+			status = r == -2 ? EX_CONFIG : EX_IOERR;
+		free(err);
+		err = NULL;
 	}
 	return status;
 }

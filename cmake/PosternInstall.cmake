@@ -8,7 +8,8 @@
 #                                        daemon_directory's default)
 #   SYSCONFDIR/postern/postern.conf, master.conf   (config_directory's
 #                                        default; /etc for prefix /usr)
-#   P/share/man/man1/postern.1, sendmail.1, man5/postern.conf.5, master.conf.5
+#   P/share/man/man1/postern.1, sendmail.1, man5/postern.conf.5, master.conf.5,
+#                                        postern-tables.5
 #   P/lib/systemd/system/postern.service  (POSTERN_SYSTEMD_UNITDIR), with
 #                                        ExecStart pointing at P/sbin/postern
 #
@@ -29,7 +30,7 @@ install(FILES ${CMAKE_BINARY_DIR}/postern.service
   DESTINATION ${POSTERN_SYSTEMD_UNITDIR})
 
 install(FILES doc/postern.1 doc/sendmail.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
-install(FILES doc/postern.conf.5 doc/master.conf.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
+install(FILES doc/postern.conf.5 doc/master.conf.5 doc/postern-tables.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 
 # sendmail, mailq and newaliases: installed next to the sendmail target in
 # the top-level CMakeLists.txt.

@@ -94,7 +94,7 @@ local_pre_init(void)
 	}
 	if (lconf.nobody_uid == 0)
 		log_fatalx("default_privs must not be root");
-	lconf.alias_specs = strv_split_list(config_str("alias_maps"));
+	lconf.alias_specs = map_split_list(config_str("alias_maps"));
 	lconf.alias_db = xcalloc(strv_len(lconf.alias_specs) + 1, sizeof(struct map *));
 	lconf.delim = xstrdup(config_str("recipient_delimiter"));
 	lconf.mailbox_transport = xstrdup(config_str("mailbox_transport"));

@@ -1,7 +1,8 @@
 /*
- * maps - Postfix-style lookup tables: lmdb:/path, static:value and
- * unix:passwd.byname, alone or in lists; and the builder behind
- * "postern map build" and newaliases.
+ * maps - Postfix-style lookup tables: lmdb:/path, static:value,
+ * unix:passwd.byname, and the tables read straight from text (cidr:,
+ * regexp:, pcre:, texthash:, inline:{...}; parsed by maptab.c), alone or
+ * in lists; and the builder behind "postern map build" and newaliases.
  *
  * Invariants: keys are stored and looked up in lower case. An LMDB table
  * is only ever replaced whole: the builder writes /path.lmdb.tmp.PID and
@@ -11,6 +12,12 @@
  * writer ever touching a published file, no lock table is needed.
  * LMDB environments, transactions and MDB_* error texts come from the one
  * LMDB layer, lib/util/db.c (lmdb_err() is its db_strerror()).
+ *
+ * Text tables follow the same contract as LMDB ones: read whole at open,
+ * stat'ed at each lookup and re-read when the file changed (a new
+ * map_generation). A file that is missing or has a bad line makes the
+ * table unusable, not partial: its lookups fail temporarily (-1) until
+ * the file is fixed, and the problem is logged once per file version.
  *
  * Trusts: the source text not at all (every line checked, errors name
  * file:line); the .lmdb file as much as LMDB itself does (it is written
@@ -39,19 +46,49 @@
 #include "util/strv.h"
 #include "mail/config.h"
 #include "mail/maps.h"
+#include "mail/maptab.h"
 
 #define MAP_SOURCE_MAX ((size_t)1 << 30)
-#define MAP_VALUE_MAX (1024 * 1024)
+#define MAP_VALUE_MAX MAPTAB_VALUE_MAX
+#define MAP_TEXT_MAX ((size_t)64 << 20)   /* cidr, regexp, pcre source */
 #define MAP_SPEC_MAX 4096
 
-enum map_type { MAP_LMDB, MAP_STATIC, MAP_UNIX_PASSWD };
+enum map_type { MAP_LMDB, MAP_STATIC, MAP_UNIX_PASSWD, MAP_TEXT, MAP_INLINE };
+
+/* The table types read from text: name, parser, whether they need a build
+ * step (none does), largest source accepted. */
+static const struct text_type {
+	const char *name;
+	enum maptab_type type;
+	size_t max;
+} text_types[] = {
+	{ "cidr", MAPTAB_CIDR, MAP_TEXT_MAX },
+	{ "regexp", MAPTAB_REGEXP, MAP_TEXT_MAX },
+	{ "pcre", MAPTAB_PCRE, MAP_TEXT_MAX },
+	{ "texthash", MAPTAB_HASH, MAP_SOURCE_MAX },
+};
+
+static const struct text_type *
+text_type(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(text_types) / sizeof(text_types[0]); i++)
+		if (strcmp(text_types[i].name, name) == 0)
+			return &text_types[i];
+	return NULL;
+}
 
 struct map {
 	enum map_type type;
 	char *spec;
 	char *path;          /* lmdb: the source text file */
-	char *dbpath;        /* lmdb: path + ".lmdb" */
+	char *file;          /* the file read at lookup time: path + ".lmdb",
+	                      * or a text table's path */
 	char *value;         /* static: */
+	const struct text_type *tt;  /* text tables */
+	struct maptab *tab;  /* text and inline tables; NULL while unusable */
+	int seen;            /* text: dev..size describe the last file tried */
 	struct db db;        /* lmdb: env and dbi below alias db's */
 	MDB_env *env;
 	MDB_dbi dbi;
@@ -60,7 +97,7 @@ struct map {
 	struct timespec mtim;
 	off_t size;
 	unsigned long gen;
-	int missing;         /* lmdb: the file is missing (warned once) */
+	int missing;         /* the file is missing (warned once) */
 };
 
 struct maplist {
@@ -72,6 +109,23 @@ static const char *
 lmdb_err(int rc)
 {
 	return db_strerror(rc);
+}
+
+static void
+remember_file(struct map *m, const struct stat *st)
+{
+	m->dev = st->st_dev;
+	m->ino = st->st_ino;
+	m->mtim = st->st_mtim;
+	m->size = st->st_size;
+}
+
+static int
+same_file(const struct map *m, const struct stat *st)
+{
+	return st->st_dev == m->dev && st->st_ino == m->ino &&
+	    st->st_size == m->size && st->st_mtim.tv_sec == m->mtim.tv_sec &&
+	    st->st_mtim.tv_nsec == m->mtim.tv_nsec;
 }
 
 static void
@@ -90,7 +144,7 @@ lmdb_open_env(struct map *m, char **err_r)
 	char *err = NULL;
 	int rc, fd;
 
-	rc = db_open(&m->db, m->dbpath, &o, &err);
+	rc = db_open(&m->db, m->file, &o, &err);
 	if (rc == 0) {
 		m->env = m->db.env;
 		m->dbi = m->db.dbi[0];
@@ -100,17 +154,14 @@ lmdb_open_env(struct map *m, char **err_r)
 		rc = errno;
 	if (rc != 0) {
 		if (err_r != NULL)
-			*err_r = xasprintf("%s: open %s: %s", m->spec, m->dbpath,
+			*err_r = xasprintf("%s: open %s: %s", m->spec, m->file,
 			    lmdb_err(rc));
 		free(err);
 		lmdb_close_env(m);
 		return -1;
 	}
 	/* db_open made it close-on-exec: local's commands do not inherit it */
-	m->dev = st.st_dev;
-	m->ino = st.st_ino;
-	m->mtim = st.st_mtim;
-	m->size = st.st_size;
+	remember_file(m, &st);
 	m->gen++;
 	return 0;
 }
@@ -122,9 +173,41 @@ static void
 set_missing(struct map *m)
 {
 	if (!m->missing)
-		log_warnx("%s: %s: %s; lookups fail temporarily until it is built",
-		    m->spec, m->dbpath, strerror(ENOENT));
+		log_warnx("%s: %s: %s; lookups fail temporarily until it is %s",
+		    m->spec, m->file, strerror(ENOENT),
+		    m->type == MAP_LMDB ? "built" : "created");
 	m->missing = 1;
+}
+
+/* Read and parse a text table; replaces m->tab only on success. On a bad
+ * line m->tab is dropped (the table is unusable, never half-loaded) and
+ * the file version is remembered, so it is parsed again only once it
+ * changes. 0, or -1 and *err_r. */
+static int
+text_load(struct map *m, const struct stat *st, char **err_r)
+{
+	struct maptab *t;
+	char *text = NULL;
+	size_t len = 0;
+
+	maptab_free(&m->tab);
+	if (file_read_all(m->file, m->tt->max, &text, &len) != 0) {
+		/* not remembered: a chmod does not change what is compared,
+		 * so an unreadable file is tried again at each lookup */
+		*err_r = xasprintf("%s: read %s: %s", m->spec, m->file,
+		    strerror(errno));
+		m->seen = 0;
+		return -1;
+	}
+	remember_file(m, st);
+	m->seen = 1;
+	t = maptab_parse(m->tt->type, m->file, text, len, err_r);
+	free(text);
+	if (t == NULL)
+		return -1;
+	m->tab = t;
+	m->gen++;
+	return 0;
 }
 
 int
@@ -132,30 +215,45 @@ map_refresh(struct map *m)
 {
 	struct stat st;
 	char *err = NULL;
+	int usable;
 
-	if (m->type != MAP_LMDB)
+	if (m->type != MAP_LMDB && m->type != MAP_TEXT)
 		return 0;
-	if (stat(m->dbpath, &st) != 0) {
+	if (stat(m->file, &st) != 0) {
 		if (errno == ENOENT)
 			set_missing(m);
 		else
-			log_warn("%s: stat %s", m->spec, m->dbpath);
+			log_warn("%s: stat %s", m->spec, m->file);
 		return -1;
 	}
-	if (m->env != NULL && st.st_dev == m->dev && st.st_ino == m->ino &&
-	    st.st_size == m->size && st.st_mtim.tv_sec == m->mtim.tv_sec &&
-	    st.st_mtim.tv_nsec == m->mtim.tv_nsec)
-		return 0;
-	lmdb_close_env(m);
-	if (lmdb_open_env(m, &err) != 0) {
-		log_warnx("%s", err);
-		free(err);
-		return -1;
+	usable = m->type == MAP_LMDB ? m->env != NULL : m->tab != NULL;
+	if ((usable || m->seen) && same_file(m, &st))
+		return usable ? 0 : -1;
+	if (m->type == MAP_TEXT) {
+		if (text_load(m, &st, &err) != 0) {
+			log_warnx("%s; lookups fail temporarily until it is fixed", err);
+			free(err);
+			return -1;
+		}
+	} else {
+		lmdb_close_env(m);
+		if (lmdb_open_env(m, &err) != 0) {
+			log_warnx("%s", err);
+			free(err);
+			return -1;
+		}
 	}
-	if (m->missing)
-		log_info("%s: %s is available now", m->spec, m->dbpath);
+	if (m->missing || (m->seen && !usable))
+		log_info("%s: %s is available now", m->spec, m->file);
 	m->missing = 0;
 	return 1;
+}
+
+int
+map_has_keys(const struct map *m)
+{
+	return m->type == MAP_LMDB || m->type == MAP_INLINE ||
+	    (m->type == MAP_TEXT && m->tt->type == MAPTAB_HASH);
 }
 
 unsigned long
@@ -216,11 +314,42 @@ map_open_lazy(const char *spec, int lazy, char **err_r)
 			goto fail;
 		}
 		m->path = xstrdup(name);
-		m->dbpath = xasprintf("%s.lmdb", name);
-		if (lazy && stat(m->dbpath, &st) != 0 && errno == ENOENT) {
+		m->file = xasprintf("%s.lmdb", name);
+		if (lazy && stat(m->file, &st) != 0 && errno == ENOENT) {
 			set_missing(m);
 		} else if (lmdb_open_env(m, err_r) != 0)
 			goto fail;
+	} else if ((m->tt = text_type(type)) != NULL) {
+		m->type = MAP_TEXT;
+		if (*name == '\0') {
+			*err_r = xasprintf("%s: missing file name", spec);
+			goto fail;
+		}
+		m->file = xstrdup(name);
+		if (stat(m->file, &st) != 0) {
+			if (!lazy || errno != ENOENT) {
+				*err_r = xasprintf("%s: open %s: %s", spec, m->file,
+				    strerror(errno));
+				goto fail;
+			}
+			set_missing(m);
+		} else if (text_load(m, &st, err_r) != 0) {
+			if (!lazy)
+				goto fail;
+			/* a daemon keeps running; its lookups fail temporarily */
+			log_warnx("%s; lookups fail temporarily until it is fixed",
+			    *err_r);
+			xfree(err_r);
+		}
+	} else if (strcmp(type, "inline") == 0) {
+		m->type = MAP_INLINE;
+		if (spec[strlen(type) + 1] != '{') {
+			*err_r = xasprintf("%s: expected inline:{key=value, ...}", spec);
+			goto fail;
+		}
+		if ((m->tab = maptab_parse_inline(spec, name, err_r)) == NULL)
+			goto fail;
+		m->gen = 1;     /* loaded once and for all */
 	} else if (strcmp(type, "static") == 0) {
 		m->type = MAP_STATIC;
 		m->value = xstrdup(name);
@@ -258,9 +387,10 @@ map_close(struct map **mp)
 	if (m == NULL)
 		return;
 	lmdb_close_env(m);
+	maptab_free(&m->tab);
 	free(m->spec);
 	free(m->path);
-	free(m->dbpath);
+	free(m->file);
 	free(m->value);
 	free(m);
 	*mp = NULL;
@@ -309,6 +439,15 @@ map_lookup(struct map *m, const char *key, char **value_r)
 		*value_r = xstrdup(m->value);
 		return 1;
 	}
+	if (m->type == MAP_INLINE)
+		return maptab_lookup(m->tab, key, value_r);
+	if (m->type == MAP_TEXT) {
+		/* regexp and pcre see the key as written: their results may
+		 * copy parts of it, and their i flag decides about case */
+		if (map_refresh(m) < 0)
+			return -1;
+		return maptab_lookup(m->tab, key, value_r);
+	}
 	lkey = str_lower(xstrdup(key));
 	if (m->type == MAP_UNIX_PASSWD) {
 		r = *lkey == '\0' ? 0 : passwd_lookup(lkey, value_r);
@@ -355,10 +494,17 @@ map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
 	int rc, r = 0;
 
 	*err_r = NULL;
-	if (m->type == MAP_STATIC) {
+	if (m->type == MAP_TEXT && map_refresh(m) < 0) {
+		*err_r = xasprintf("%s: cannot read %s", m->spec, m->file);
+		return -1;
+	}
+	if (m->type == MAP_STATIC || ((m->type == MAP_TEXT ||
+	    m->type == MAP_INLINE) && !maptab_listable(m->tab))) {
 		*err_r = xasprintf("%s: table cannot be listed", m->spec);
 		return -1;
 	}
+	if (m->type == MAP_TEXT || m->type == MAP_INLINE)
+		return maptab_foreach(m->tab, cb, ctx);
 	if (m->type == MAP_UNIX_PASSWD) {
 		setpwent();
 		while (r == 0 && (pw = getpwent()) != NULL) {
@@ -373,7 +519,7 @@ map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
 		return r;
 	}
 	if (map_refresh(m) < 0) {
-		*err_r = xasprintf("%s: cannot open %s", m->spec, m->dbpath);
+		*err_r = xasprintf("%s: cannot open %s", m->spec, m->file);
 		return -1;
 	}
 	rc = mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn);
@@ -394,7 +540,7 @@ map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
-		*err_r = xasprintf("%s: read %s: %s", m->spec, m->dbpath,
+		*err_r = xasprintf("%s: read %s: %s", m->spec, m->file,
 		    lmdb_err(rc));
 		return -1;
 	}
@@ -403,9 +549,8 @@ map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
 
 /* Map lists */
 
-/* Split a list at commas and white space, keeping "{...}" together. */
-static char **
-split_specs(const char *s)
+char **
+map_split_list(const char *s)
 {
 	char **v = xcalloc(1, sizeof(char *));
 	const char *start;
@@ -444,7 +589,7 @@ maplist_open(const char *specs, char **err_r)
 	size_t i;
 
 	*err_r = NULL;
-	v = split_specs(specs ? specs : "");
+	v = map_split_list(specs ? specs : "");
 	for (i = 0; v[i] != NULL; i++) {
 		struct map *m = map_open_lazy(v[i], 1, err_r);
 
@@ -531,43 +676,6 @@ entries_free(struct entry *e, size_t n)
 	free(e);
 }
 
-/* Parse one logical line into key and value; NULL or the problem. */
-static const char *
-parse_entry(char *line, char **key_r, char **value_r)
-{
-	char *p = line, *key, *value;
-	size_t n;
-
-	while (*p != '\0' && !isspace((unsigned char)*p))
-		p++;
-	if (*p == '\0') {
-		/* aliases(5) lets "name:value" go without a blank */
-		p = strchr(line, ':');
-		if (p == NULL || p[1] == '\0')
-			return "expected format: key whitespace value";
-		*p++ = '\0';
-		key = line;
-		value = p;
-	} else {
-		*p++ = '\0';
-		key = line;
-		value = p;
-	}
-	n = strlen(key);
-	if (n > 0 && key[n - 1] == ':')
-		key[--n] = '\0';
-	if (n == 0)
-		return "missing key";
-	str_trim(value);
-	if (*value == '\0')
-		return "expected format: key whitespace value";
-	if (strlen(value) > MAP_VALUE_MAX)
-		return "value too long";
-	*key_r = str_lower(xstrdup(key));
-	*value_r = xstrdup(value);
-	return NULL;
-}
-
 struct build_ctx {
 	const char *src;
 	struct entry *e;
@@ -650,13 +758,34 @@ write_lmdb(const char *tmp, const char *src, struct entry *e, size_t n,
 	return 0;
 }
 
+/* "Building" a table read from text: check it, build nothing. 1 and a
+ * note in *err_r; -1 unreadable; -2 a bad line. */
+static int
+check_text(const char *spec, const char *type, const char *name,
+    char **err_r)
+{
+	struct map *m;
+	struct stat st;
+
+	if (strcmp(type, "inline") != 0 && stat(name, &st) != 0) {
+		*err_r = xasprintf("%s: open %s: %s", spec, name, strerror(errno));
+		return -1;
+	}
+	if ((m = map_open(spec, err_r)) == NULL)
+		return -2;
+	map_close(&m);
+	*err_r = xasprintf("%s: %s tables are read directly; nothing to build",
+	    spec, type);
+	return 1;
+}
+
 int
 map_build(const char *spec, char **err_r)
 {
 	struct buf line = BUF_INIT(0);
 	struct entry *e = NULL;
 	struct lline ll;
-	char *type = NULL, *path = NULL, *text = NULL, *dbpath = NULL, *tmp = NULL;
+	char *type = NULL, *path = NULL, *text = NULL, *file = NULL, *tmp = NULL;
 	char *key, *value;
 	const char *why;
 	size_t len = 0, n = 0, cap = 0, mapsize;
@@ -667,6 +796,10 @@ map_build(const char *spec, char **err_r)
 		*err_r = xasprintf("%s: bad map name: expected type:name",
 		    spec ? spec : "");
 		ret = -2;
+		goto out;
+	}
+	if (text_type(type) != NULL || strcmp(type, "inline") == 0) {
+		ret = check_text(spec, type, path, err_r);
 		goto out;
 	}
 	if (strcmp(type, "lmdb") != 0) {
@@ -691,7 +824,7 @@ map_build(const char *spec, char **err_r)
 			ret = -2;
 			goto out;
 		}
-		why = parse_entry(line.data, &key, &value);
+		why = maptab_parse_entry(line.data, &key, &value);
 		if (why != NULL) {
 			*err_r = xasprintf("%s:%d: %s", path, lineno, why);
 			ret = -2;
@@ -706,7 +839,7 @@ map_build(const char *spec, char **err_r)
 		e[n].lineno = lineno;
 		n++;
 	}
-	dbpath = xasprintf("%s.lmdb", path);
+	file = xasprintf("%s.lmdb", path);
 	tmp = xasprintf("%s.lmdb.tmp.%ld", path, (long)getpid());
 	/* mapsize only reserves address space; the file grows as written,
 	 * and db_write() grows the map if this guess is short */
@@ -717,13 +850,13 @@ map_build(const char *spec, char **err_r)
 		goto out;
 	}
 	/* readable by mail_owner whatever the umask */
-	if (chmod(tmp, 0644) != 0 || rename(tmp, dbpath) != 0) {
-		*err_r = xasprintf("install %s: %s", dbpath, strerror(errno));
+	if (chmod(tmp, 0644) != 0 || rename(tmp, file) != 0) {
+		*err_r = xasprintf("install %s: %s", file, strerror(errno));
 		(void)unlink(tmp);
 		goto out;
 	}
-	if (fsync_parent(dbpath) != 0) {
-		*err_r = xasprintf("fsync directory of %s: %s", dbpath,
+	if (fsync_parent(file) != 0) {
+		*err_r = xasprintf("fsync directory of %s: %s", file,
 		    strerror(errno));
 		goto out;
 	}
@@ -734,7 +867,7 @@ out:
 	free(text);
 	free(type);
 	free(path);
-	free(dbpath);
+	free(file);
 	free(tmp);
 	return ret;
 }

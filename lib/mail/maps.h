@@ -4,8 +4,19 @@
  *   lmdb:/path          LMDB file /path.lmdb built from text file /path
  *   static:value        every key maps to value
  *   unix:passwd.byname  system users (getpwnam)
+ *   cidr:/path          Postfix cidr_table(5), read directly
+ *   regexp:/path        Postfix regexp_table(5) (POSIX regcomp)
+ *   pcre:/path          Postfix pcre_table(5) (PCRE2)
+ *   texthash:/path      "key value" text, read directly (no .lmdb)
+ *   inline:{k=v, {k = v w}}  the table in the name itself
  *
- * Keys are folded to lower case when built and when looked up. Readers open
+ * Text tables (maptab.h) are re-read when their file changes, like lmdb
+ * ones are reopened; a bad line makes the table unusable (lookups -1)
+ * until fixed. regexp: and pcre: see keys as written (their flags decide
+ * about case); cidr: compares address text numerically.
+ *
+ * Keys of lmdb, texthash and inline tables are folded to lower case when
+ * built and when looked up. Readers open
  * LMDB read-only without a lock file (MDB_NOLOCK); builders write a new file
  * and rename it over the old one, so a reader sees the old or the new table,
  * never a mix, and reopens when the file changes.
@@ -34,24 +45,33 @@ void map_close(struct map **m);
  * restart. A bad spec or an unreadable file still fails. map_open() is
  * strict: a missing file is an error. */
 struct maplist *maplist_open(const char *specs, char **err_r);
+/* Split a parameter value into its items at commas and white space, as
+ * strv_split_list() does, but keeping "inline:{ a=b, {c = d e} }" one
+ * item. Free with strv_free(). */
+char **map_split_list(const char *s);
 int maplist_lookup(struct maplist *ml, const char *key, char **value_r);
 int maplist_empty(const struct maplist *ml);
 void maplist_close(struct maplist **ml);
 
 /* postern map build|list|query */
 /* 0 built; -1 I/O or system error; -2 bad spec or syntax error in the
- * source (*err_r names file:line). Building "lmdb:/path" reads /path. */
+ * source (*err_r names file:line). Building "lmdb:/path" reads /path.
+ * 1 for a type read directly (cidr, regexp, pcre, texthash, inline): its
+ * source was checked, nothing was written, *err_r says so. */
 int map_build(const char *spec, char **err_r);
 /* Print "key value" lines. 0, or -1 and *err_r. */
 int map_list(const char *spec, FILE *out, char **err_r);
 
-/* Walk every entry (lmdb; unix:passwd.byname). cb returns 0 to go on,
+/* Walk every entry (lmdb, texthash, inline; unix:passwd.byname). cb returns 0 to go on,
  * non-zero to stop (map_foreach then returns that). -1 and *err_r on error
  * or for a map type that cannot be listed (static). */
 int map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
     void *ctx), void *ctx, char **err_r);
 /* Reopen the map if its file changed. 1 reopened, 0 unchanged, -1 error. */
 int map_refresh(struct map *m);
+/* A table of literal keys that map_foreach can walk (lmdb, texthash,
+ * inline), not patterns nor a system database. */
+int map_has_keys(const struct map *m);
 /* Changes whenever the map is reopened onto a new file version. */
 unsigned long map_generation(const struct map *m);
 const char *map_spec(const struct map *m);

@@ -102,7 +102,7 @@ domlist_open(struct domlist *dl, const char *param, int derive, char **err_r)
 	dl->param = param;
 	dl->derive = derive;
 	dl->names = xcalloc(1, sizeof(char *));
-	items = strv_split_list(value ? value : "");
+	items = map_split_list(value ? value : "");
 	for (i = 0; items[i] != NULL; i++) {
 		if (items[i][0] == '/' || items[i][0] == '!') {
 			*err_r = xasprintf("%s: unsupported entry '%s'", param, items[i]);
@@ -200,7 +200,7 @@ domset_refresh(struct domset *s)
 	size_t i, j;
 	int r;
 
-	if (strncmp(map_spec(s->m), "lmdb:", 5) != 0)
+	if (!map_has_keys(s->m))
 		return 0;
 	r = map_refresh(s->m);
 	if (r < 0)

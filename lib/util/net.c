@@ -415,15 +415,8 @@ net_local_addr(int fd, char *addr, size_t addrlen, int *port)
 
 /* ---- CIDR ---- */
 
-struct ipaddr {
-	int family;                 /* AF_INET or AF_INET6 */
-	unsigned char b[16];        /* 4 or 16 bytes used */
-};
-
-/* Parse an address, with optional brackets and (for IPv6) zone; a
- * v4-mapped IPv6 address becomes IPv4. 0 or -1. */
-static int
-parse_ip(const char *s, size_t n, struct ipaddr *ip, int unmap)
+int
+net_addr_parse(const char *s, size_t n, struct net_addr *ip, int unmap)
 {
 	char tmp[INET6_ADDRSTRLEN + 8];
 	char *pct;
@@ -454,8 +447,9 @@ parse_ip(const char *s, size_t n, struct ipaddr *ip, int unmap)
 	return 0;
 }
 
-static int
-prefix_match(const struct ipaddr *a, const struct ipaddr *net, unsigned bits)
+int
+net_prefix_match(const struct net_addr *a, const struct net_addr *net,
+    unsigned bits)
 {
 	unsigned full = bits / 8, rest = bits % 8;
 	unsigned char mask;
@@ -470,18 +464,17 @@ prefix_match(const struct ipaddr *a, const struct ipaddr *net, unsigned bits)
 	return (a->b[full] & mask) == (net->b[full] & mask);
 }
 
-/* Parse one list entry: "a.b.c.d[/n]", "v6[/n]", "[v6][/n]". */
-static int
-parse_entry(const char *e, struct ipaddr *net, unsigned *bits)
+int
+net_prefix_parse(const char *e, int v4_brackets, struct net_addr *net,
+    unsigned *bits)
 {
 	const char *slash = strrchr(e, '/'), *p;
 	size_t alen = slash != NULL ? (size_t)(slash - e) : strlen(e);
 	unsigned max, v = 0;
 
-	/* Brackets only around an IPv6 address, not an IPv4 one. */
-	if (e[0] == '[' && strchr(e, ':') == NULL)
+	if (!v4_brackets && e[0] == '[' && strchr(e, ':') == NULL)
 		return -1;
-	if (parse_ip(e, alen, net, 0) < 0)
+	if (net_addr_parse(e, alen, net, 0) < 0)
 		return -1;
 	max = net->family == AF_INET ? 32 : 128;
 	if (slash == NULL) {
@@ -505,7 +498,7 @@ parse_entry(const char *e, struct ipaddr *net, unsigned *bits)
 int
 net_cidr_match(const char *addr, const char *list, char **err_r)
 {
-	struct ipaddr a, net;
+	struct net_addr a, net;
 	char **v;
 	size_t i;
 	unsigned bits;
@@ -513,29 +506,29 @@ net_cidr_match(const char *addr, const char *list, char **err_r)
 
 	if (err_r != NULL)
 		*err_r = NULL;
-	have_addr = addr != NULL && parse_ip(addr, strlen(addr), &a, 1) == 0;
+	have_addr = addr != NULL && net_addr_parse(addr, strlen(addr), &a, 1) == 0;
 	v = strv_split_list(list != NULL ? list : "");
 	/* Check every entry, even after a match, so that a typo is reported
 	 * at once rather than when an unlucky client shows up. */
 	for (i = 0; v[i] != NULL; i++) {
-		if (parse_entry(v[i], &net, &bits) < 0) {
+		if (net_prefix_parse(v[i], 0, &net, &bits) < 0) {
 			if (err_r != NULL)
 				*err_r = xasprintf("bad network address or CIDR block \"%s\"",
 				    v[i]);
 			strv_free(&v);
 			return -1;
 		}
-		if (have_addr && !match && prefix_match(&a, &net, bits))
+		if (have_addr && !match && net_prefix_match(&a, &net, bits))
 			match = 1;
 		/* A v4-mapped entry should still match an IPv4 client. */
 		if (have_addr && !match && net.family == AF_INET6 && a.family == AF_INET &&
 		    IN6_IS_ADDR_V4MAPPED((struct in6_addr *)net.b) && bits >= 96) {
-			struct ipaddr n4;
+			struct net_addr n4;
 
 			memset(&n4, 0, sizeof(n4));
 			n4.family = AF_INET;
 			memcpy(n4.b, net.b + 12, 4);
-			if (prefix_match(&a, &n4, bits - 96))
+			if (net_prefix_match(&a, &n4, bits - 96))
 				match = 1;
 		}
 	}

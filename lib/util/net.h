@@ -30,6 +30,23 @@ int net_set_cloexec(int fd, int on);
 int net_peer_addr(int fd, char *addr, size_t addrlen, int *port);
 int net_local_addr(int fd, char *addr, size_t addrlen, int *port);
 
+/* An IP address in binary: 4 (AF_INET) or 16 (AF_INET6) bytes of b. */
+struct net_addr {
+	int family;
+	unsigned char b[16];
+};
+/* n bytes of text: "a.b.c.d", "v6" or "v6%zone", optionally inside [];
+ * with unmap, a v4-mapped IPv6 address becomes IPv4. 0 or -1. */
+int net_addr_parse(const char *s, size_t n, struct net_addr *ip, int unmap);
+/* "addr[/bits]"; without a /bits, all bits. Brackets around an IPv4
+ * address only with v4_brackets (cidr tables allow them, mynetworks does
+ * not). 0 or -1. */
+int net_prefix_parse(const char *e, int v4_brackets, struct net_addr *net,
+    unsigned *bits);
+/* Are the first bits of a those of net (same family)? */
+int net_prefix_match(const struct net_addr *a, const struct net_addr *net,
+    unsigned bits);
+
 /* Is addr (text form) inside any entry of list ("127.0.0.0/8 [::1]/128,
  * 192.168.1.5")? 1 yes, 0 no, -1 list syntax error (*err_r). */
 int net_cidr_match(const char *addr, const char *list, char **err_r);

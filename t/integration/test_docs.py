@@ -3,7 +3,8 @@
 The manual pages against the programs: postern.conf(5) documents every
 parameter "postern conf -d" knows, and no other, with the same defaults;
 postern(1) covers every sub-command "postern --help" lists; master.conf(5)
-exists and is installed with the others.
+exists and is installed with the others; postern-tables(5) describes
+exactly the table types "postern map query" accepts, and is installed.
 """
 
 import os
@@ -86,6 +87,31 @@ class ManPages(unittest.TestCase):
             self.assertIn(word, page)
         with open(os.path.join(H.SRCDIR, "cmake", "PosternInstall.cmake")) as f:
             self.assertIn("doc/master.conf.5", f.read())
+
+    def test_tables_page_matches_map_types(self):
+        with open(os.path.join(DOC, "postern-tables.5")) as f:
+            lines = section(f.read(), "TYPES")
+        documented = {m.group(1) for m in
+                      (re.match(r"^\.BI? ([a-z]+):", l) for l in lines) if m}
+        self.assertEqual(documented, {"lmdb", "texthash", "inline", "cidr",
+                                      "regexp", "pcre", "static", "unix"})
+        confdir = H.tempfile.mkdtemp(prefix="postern-doc-")
+        try:
+            open(os.path.join(confdir, "postern.conf"), "w").close()
+            for t in sorted(documented) + ["nosuchtype"]:
+                name = {"inline": "{a=b}", "static": "x",
+                        "unix": "passwd.byname"}.get(t, "/nonexistent")
+                r = subprocess.run([POSTERN, "-c", confdir, "map", "query",
+                                    "%s:%s" % (t, name), "a"],
+                                   capture_output=True, text=True)
+                unsupported = "unsupported map type" in r.stderr
+                self.assertEqual(unsupported, t == "nosuchtype",
+                                 (t, r.stderr))
+        finally:
+            os.unlink(os.path.join(confdir, "postern.conf"))
+            os.rmdir(confdir)
+        with open(os.path.join(H.SRCDIR, "cmake", "PosternInstall.cmake")) as f:
+            self.assertIn("doc/postern-tables.5", f.read())
 
 
 if __name__ == "__main__":

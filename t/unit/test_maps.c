@@ -1,6 +1,9 @@
 /*
  * test_maps - building LMDB tables from text, lookups, reopening after a
- * rebuild, static: and unix:passwd.byname, lists, listing and errors.
+ * rebuild, static: and unix:passwd.byname, lists, listing and errors;
+ * the text tables (cidr:, regexp:, pcre:, texthash:, inline:) as files:
+ * reload on change, a bad line making the table unusable until fixed.
+ * Their syntax is tested from bytes in test_maptab.c.
  */
 #include <check.h>
 #include <stdio.h>
@@ -37,9 +40,9 @@ teardown(void)
 		fprintf(stderr, "cleanup of %s failed\n", tmpdir);
 }
 
-/* Write DIR/name and return "lmdb:DIR/name" (static storage). */
+/* Write DIR/name and return "type:DIR/name" (static storage). */
 static const char *
-source(const char *name, const char *text)
+source_as(const char *type, const char *name, const char *text)
 {
 	static char spec[256];
 	char path[200];
@@ -50,8 +53,14 @@ source(const char *name, const char *text)
 	ck_assert_ptr_nonnull(f);
 	fputs(text, f);
 	ck_assert_int_eq(fclose(f), 0);
-	snprintf(spec, sizeof(spec), "lmdb:%s", path);
+	snprintf(spec, sizeof(spec), "%s:%s", type, path);
 	return spec;
+}
+
+static const char *
+source(const char *name, const char *text)
+{
+	return source_as("lmdb", name, text);
 }
 
 static void
@@ -492,6 +501,168 @@ START_TEST(test_foreach_stop)
 }
 END_TEST
 
+/* A text table is re-read when its file changes: new rules answer, the
+ * generation moves, an unchanged file is not re-read. */
+START_TEST(test_text_reload)
+{
+	static const char *const types[] = { "regexp", "pcre", "cidr",
+	    "texthash" };
+	static const char *const v1[] = { "/^a(.*)$/ one$1\n", "/^a(.*)$/ one$1\n",
+	    "192.0.2.0/24 one\n", "ab oneb\n" };
+	static const char *const v2[] = { "/^a(.*)$/ second:$1\n/^b/ b\n",
+	    "/^a(.*)$/ second:$1\n/^b/ b\n", "192.0.2.0/24 second\n",
+	    "ab second:b\n" };
+	const char *key = _i == 2 ? "192.0.2.7" : "ab";
+	char *err = NULL, spec[256];
+	struct map *m;
+	unsigned long gen;
+
+	snprintf(spec, sizeof(spec), "%s", source_as(types[_i], "t", v1[_i]));
+	m = map_open(spec, &err);
+	ck_assert_msg(m != NULL, "%s", err ? err : "?");
+	expect(m, key, _i == 2 ? "one" : "oneb");
+	gen = map_generation(m);
+	ck_assert_int_eq(map_refresh(m), 0);
+	ck_assert_uint_eq(map_generation(m), gen);
+	(void)source_as(types[_i], "t", v2[_i]);
+	expect(m, key, _i == 2 ? "second" : "second:b");
+	ck_assert_uint_gt(map_generation(m), gen);
+	map_close(&m);
+}
+END_TEST
+
+/* A bad line: map_open names file:line; in a list the table opens but
+ * every lookup fails temporarily (no later table answers instead), the
+ * problem is logged once, and fixing the file makes it answer again. */
+START_TEST(test_text_bad_line)
+{
+	char *err = NULL, *v = NULL, spec[256], want[300];
+	struct maplist *ml;
+	struct map *m;
+
+	snprintf(spec, sizeof(spec), "%s", source_as("cidr", "c",
+	    "10.0.0.0/8 ten\n"));
+	ml = maplist_open(spec, &err);
+	ck_assert_ptr_nonnull(ml);
+	ck_assert_int_eq(maplist_lookup(ml, "10.1.1.1", &v), 1);
+	ck_assert_str_eq(v, "ten");
+	free(v);
+
+	(void)source_as("cidr", "c", "10.0.0.0/8 ten\n# x\n10.0.0.1/8 bad\n");
+	ck_assert_ptr_null(map_open(spec, &err));
+	snprintf(want, sizeof(want), "%s/c:3: non-null host address bits",
+	    tmpdir);
+	ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+	free(err);
+	ck_assert_int_eq(maplist_lookup(ml, "10.1.1.1", &v), -1);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(maplist_lookup(ml, "10.1.1.1", &v), -1);
+	ck_assert_int_eq(log_count(want), 1);
+	ck_assert_int_eq(log_count("lookups fail temporarily until it is fixed"),
+	    1);
+
+	(void)source_as("cidr", "c", "10.0.0.0/8 fixed\n");
+	ck_assert_int_eq(maplist_lookup(ml, "10.1.1.1", &v), 1);
+	ck_assert_str_eq(v, "fixed");
+	free(v);
+	maplist_close(&ml);
+
+	/* bad from the start: a list still opens, its lookups fail */
+	snprintf(spec, sizeof(spec), "%s, static:other",
+	    source_as("regexp", "r", "/(a/ x\n"));
+	ml = maplist_open(spec, &err);
+	ck_assert_msg(ml != NULL, "%s", err ? err : "?");
+	ck_assert_int_eq(maplist_lookup(ml, "a", &v), -1);
+	maplist_close(&ml);
+	m = map_open(spec + 0, &err);   /* a list is not one map */
+	ck_assert_ptr_null(m);
+	free(err);
+}
+END_TEST
+
+/* A text table whose file is missing: strict open fails; a list opens,
+ * fails lookups temporarily and picks the file up once it exists. */
+START_TEST(test_text_missing)
+{
+	char *err = NULL, *v = NULL, spec[256];
+	struct maplist *ml;
+
+	snprintf(spec, sizeof(spec), "pcre:%s/later", tmpdir);
+	ck_assert_ptr_null(map_open(spec, &err));
+	ck_assert_ptr_nonnull(strstr(err, "No such file"));
+	free(err);
+	ml = maplist_open(spec, &err);
+	ck_assert_ptr_nonnull(ml);
+	ck_assert_int_eq(maplist_lookup(ml, "x", &v), -1);
+	(void)source_as("pcre", "later", "/x/ found\n");
+	ck_assert_int_eq(maplist_lookup(ml, "X", &v), 1);
+	ck_assert_str_eq(v, "found");
+	free(v);
+	maplist_close(&ml);
+}
+END_TEST
+
+/* Nothing to build for text tables: the source is checked, exit 0. */
+START_TEST(test_text_build_and_list)
+{
+	char *err = NULL, spec[256], *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(spec, sizeof(spec), "%s", source_as("cidr", "c", "::/0 v6\n"));
+	ck_assert_int_eq(map_build(spec, &err), 1);
+	ck_assert_ptr_nonnull(strstr(err, "nothing to build"));
+	free(err);
+	snprintf(spec, sizeof(spec), "%s", source_as("regexp", "r", "/a/\n"));
+	ck_assert_int_eq(map_build(spec, &err), -2);
+	ck_assert_ptr_nonnull(strstr(err, "/r:1: missing result"));
+	free(err);
+	snprintf(spec, sizeof(spec), "texthash:%s/none", tmpdir);
+	ck_assert_int_eq(map_build(spec, &err), -1);
+	free(err);
+	ck_assert_int_eq(map_build("inline:{a=b}", &err), 1);
+	free(err);
+
+	snprintf(spec, sizeof(spec), "%s", source_as("texthash", "h",
+	    "b 2\nA 1\n"));
+	f = open_memstream(&out, &len);
+	ck_assert_int_eq(map_list(spec, f, &err), 0);
+	ck_assert_int_eq(map_list("inline:{ {z = last one}, y=x }", f, &err), 0);
+	fclose(f);
+	ck_assert_str_eq(out, "a 1\nb 2\ny x\nz last one\n");
+	free(out);
+	snprintf(spec, sizeof(spec), "%s", source_as("cidr", "c", "::/0 v6\n"));
+	ck_assert_int_eq(map_list(spec, stdout, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "cannot be listed"));
+	free(err);
+}
+END_TEST
+
+/* inline: in a list, next to others; and its own errors. */
+START_TEST(test_inline_list)
+{
+	char *err = NULL, *v = NULL;
+	struct maplist *ml = maplist_open(
+	    "inline:{ a=one, { B = two words } }, static:default", &err);
+
+	ck_assert_msg(ml != NULL, "%s", err ? err : "?");
+	ck_assert_int_eq(maplist_count(ml), 2);
+	ck_assert_int_eq(maplist_lookup(ml, "b", &v), 1);
+	ck_assert_str_eq(v, "two words");
+	free(v);
+	ck_assert_int_eq(maplist_lookup(ml, "c", &v), 1);
+	ck_assert_str_eq(v, "default");
+	free(v);
+	maplist_close(&ml);
+	ck_assert_ptr_null(maplist_open("inline:a=b", &err));
+	ck_assert_ptr_nonnull(strstr(err, "expected inline:{"));
+	free(err);
+	ck_assert_ptr_null(maplist_open("inline:{a}", &err));
+	ck_assert_ptr_nonnull(strstr(err, "expected key=value"));
+	free(err);
+}
+END_TEST
+
 static Suite *
 maps_suite(void)
 {
@@ -515,6 +686,11 @@ maps_suite(void)
 	tcase_add_test(tc, test_maplist_missing_table);
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_foreach_stop);
+	tcase_add_loop_test(tc, test_text_reload, 0, 4);
+	tcase_add_test(tc, test_text_bad_line);
+	tcase_add_test(tc, test_text_missing);
+	tcase_add_test(tc, test_text_build_and_list);
+	tcase_add_test(tc, test_inline_list);
 	suite_add_tcase(s, tc);
 	return s;
 }
