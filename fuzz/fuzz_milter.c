@@ -7,7 +7,9 @@
  * never longer than the reader's limit, every decoded string lies inside
  * its frame, OPTNEG payloads decode without reading past them, and
  * modifications collected under all actions stay within their limits;
- * else abort(). Garbage must give an error, never a crash.
+ * else abort(). The same bytes also drive a milter_sess through a whole
+ * SMTP transaction (OPTNEG, CONNECT ... EOB) whole and in pieces: both
+ * runs must end in the same state. Garbage must give an error, never a crash.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -86,12 +88,60 @@ run(const uint8_t *data, size_t size, size_t step)
 	return h;
 }
 
+static uint64_t
+run_sess(const uint8_t *data, size_t size, size_t step)
+{
+	static const int cmds[] = {
+		MILTER_CMD_CONNECT, MILTER_CMD_HELO, MILTER_CMD_MAIL, MILTER_CMD_RCPT,
+		MILTER_CMD_DATA, MILTER_CMD_HEADER, MILTER_CMD_EOH, MILTER_CMD_BODY,
+		MILTER_CMD_EOB,
+	};
+	struct milter_sess s;
+	struct buf out = BUF_INIT(0);
+	size_t pos = 0, next = 0;
+	uint64_t h = 7;
+
+	milter_sess_init(&s, MILTER_A_ALL, MILTER_P_ALL);
+	(void)milter_sess_start(&s, &out);
+	while (pos < size) {
+		size_t n = step && size - pos > step ? step : size - pos, used;
+		const char *err = NULL;
+		enum milter_result r = milter_sess_feed(&s, data + pos, n, &used, &err);
+		if (used > n)
+			abort();
+		pos += used;
+		if (r == MILTER_ERROR) {
+			h = h * 31 + 1;
+			break;
+		}
+		if (r == MILTER_NEED_MORE)
+			continue;
+		h = h * 31 + (uint64_t)s.verdict;
+		/* Next command the milter wants an answer to. */
+		while (next < sizeof(cmds) / sizeof(cmds[0])
+		    && (!milter_sess_wants(&s, cmds[next])
+		    || !milter_sess_sent(&s, cmds[next])))
+			next++;
+		if (next == sizeof(cmds) / sizeof(cmds[0]))
+			break;
+		next++;
+	}
+	if (s.edits.n > MILTER_EDITS_MAX)
+		abort();
+	h = h * 31 + s.edits.n + s.protocol + s.actions;
+	milter_sess_free(&s);
+	buf_free(&out);
+	return h;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t step = size > 0 ? (size_t)data[0] % 7 + 1 : 1;
 
 	if (run(data, size, 0) != run(data, size, step))
+		abort();
+	if (run_sess(data, size, 0) != run_sess(data, size, step))
 		abort();
 	return 0;
 }

@@ -563,3 +563,140 @@ milter_edits_add(struct milter_edits *e, uint32_t actions,
 	ed->value = rep->value ? xstrdup(rep->value) : NULL;
 	return 0;
 }
+
+void
+milter_sess_init(struct milter_sess *s, uint32_t actions, uint32_t protocol)
+{
+	memset(s, 0, sizeof(*s));
+	s->offer_actions = actions;
+	s->offer_protocol = protocol;
+	milter_reader_init(&s->rd, 0);
+	milter_edits_init(&s->edits, 0, 0);
+}
+
+void
+milter_sess_free(struct milter_sess *s)
+{
+	for (int i = 0; i < MILTER_M_COUNT; i++)
+		xfree(&s->macros[i]);
+	xfree(&s->reply);
+	milter_reader_free(&s->rd);
+	milter_edits_free(&s->edits);
+}
+
+int
+milter_sess_start(struct milter_sess *s, struct buf *out)
+{
+	if (milter_enc_optneg(out, MILTER_VERSION, s->offer_actions,
+	    s->offer_protocol) < 0)
+		return -1;
+	s->pending = MILTER_CMD_OPTNEG;
+	return 0;
+}
+
+int
+milter_sess_wants(const struct milter_sess *s, int cmd)
+{
+	switch (cmd) {
+	case MILTER_CMD_QUIT: case MILTER_CMD_QUIT_NC: case MILTER_CMD_ABORT:
+		return 1;
+	case MILTER_CMD_MACRO:
+		return !s->accepted;
+	case MILTER_CMD_BODY:
+		if (s->skip_body)
+			return 0;
+		break;
+	}
+	return !s->accepted && milter_cmd_sent(s->protocol, cmd);
+}
+
+int
+milter_sess_sent(struct milter_sess *s, int cmd)
+{
+	if (!milter_cmd_replies(s->protocol, cmd)) {
+		s->verdict = MILTER_R_CONTINUE;
+		return 0;
+	}
+	s->pending = cmd;
+	return 1;
+}
+
+static enum milter_result
+sess_optneg(struct milter_sess *s, const struct milter_reply *rep,
+    const char **error_r)
+{
+	struct milter_optneg o;
+
+	if (milter_optneg_decode(rep->data, rep->data_len, &o, error_r) < 0)
+		return MILTER_ERROR;
+	/* A milter may only take less than was offered: steps it wants
+	 * skipped must be steps we can skip, actions must be ones we
+	 * can apply. */
+	if ((o.actions & ~s->offer_actions) != 0
+	    || (o.protocol & ~s->offer_protocol) != 0) {
+		*error_r = "milter asks for actions or steps not offered";
+		return MILTER_ERROR;
+	}
+	s->actions = o.actions;
+	s->protocol = o.protocol;
+	for (int i = 0; i < MILTER_M_COUNT; i++)
+		if (o.macros[i] != NULL)
+			s->macros[i] = xstrdup(o.macros[i]);
+	s->verdict = MILTER_R_OPTNEG;
+	return MILTER_DONE;
+}
+
+enum milter_result
+milter_sess_feed(struct milter_sess *s, const void *p, size_t n, size_t *used_r,
+    const char **error_r)
+{
+	const char *c = p;
+	size_t pos = 0, used;
+
+	*used_r = 0;
+	if (s->pending == 0) {
+		*error_r = "milter sent data nobody asked for";
+		return n > 0 ? MILTER_ERROR : MILTER_NEED_MORE;
+	}
+	while (pos < n) {
+		enum milter_result r = milter_read(&s->rd, c + pos, n - pos, &used, error_r);
+		pos += used;
+		*used_r = pos;
+		if (r != MILTER_DONE)
+			return r;
+		struct milter_reply rep;
+		if (milter_reply_decode(s->rd.frame.data, s->rd.frame.len, &rep, error_r) < 0)
+			return MILTER_ERROR;
+		if (!milter_reply_allowed(s->protocol, s->pending, rep.code)) {
+			*error_r = "milter reply not allowed at this step";
+			return MILTER_ERROR;
+		}
+		enum milter_result res = MILTER_DONE;
+		if (rep.code == MILTER_R_OPTNEG) {
+			res = sess_optneg(s, &rep, error_r);
+		} else if (rep.code == MILTER_R_PROGRESS) {
+			res = MILTER_NEED_MORE;
+		} else if (milter_reply_is_edit(rep.code)) {
+			if (milter_edits_add(&s->edits, s->actions, &rep, error_r) < 0)
+				return MILTER_ERROR;
+			res = MILTER_NEED_MORE;
+		} else {
+			s->verdict = rep.code;
+			xfree(&s->reply);
+			if (rep.code == MILTER_R_REPLYCODE)
+				s->reply = xstrdup(rep.str);
+			if (rep.code == MILTER_R_ACCEPT || rep.code == MILTER_R_DISCARD)
+				s->accepted = 1;
+			if (rep.code == MILTER_R_SKIP)
+				s->skip_body = 1;
+		}
+		milter_reader_reset(&s->rd);
+		if (res == MILTER_ERROR)
+			return res;
+		if (res == MILTER_DONE) {
+			s->pending = 0;
+			return MILTER_DONE;
+		}
+	}
+	return MILTER_NEED_MORE;
+}

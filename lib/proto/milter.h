@@ -261,4 +261,38 @@ int milter_reply_is_edit(int code);
 int milter_edits_add(struct milter_edits *e, uint32_t actions,
     const struct milter_reply *rep, const char **error_r);
 
+/* ---- one milter's conversation, pure (the caller moves the bytes) ----
+ *
+ * The caller encodes each command with milter_enc_* after asking
+ * milter_sess_wants() (negotiated NO_* steps, SKIP, a milter that already
+ * accepted the message), then calls milter_sess_sent(): 1 means a reply
+ * is due, to be fed with milter_sess_feed() until DONE. DONE leaves the
+ * answer in s->verdict (CONTINUE, ACCEPT, REJECT, TEMPFAIL, DISCARD,
+ * REPLYCODE with s->reply, SKIP); PROGRESS is swallowed and edits after
+ * EOB are collected in s->edits. ERROR (garbage, an answer not allowed at
+ * this step, a negotiation that asks for more than was offered) means the
+ * caller applies its default action.
+ */
+struct milter_sess {
+	uint32_t offer_actions, offer_protocol;
+	uint32_t actions, protocol;       /* negotiated */
+	char *macros[MILTER_M_COUNT];     /* owned; NULL: the MTA's default */
+	int pending;                      /* command awaiting a reply, or 0 */
+	int verdict;                      /* last answer (MILTER_R_*) */
+	char *reply;                      /* REPLYCODE text, owned */
+	int accepted;                     /* ACCEPT/DISCARD: no more commands */
+	int skip_body;                    /* SKIP: no more BODY chunks */
+	struct milter_reader rd;
+	struct milter_edits edits;
+};
+
+void milter_sess_init(struct milter_sess *s, uint32_t actions, uint32_t protocol);
+void milter_sess_free(struct milter_sess *s);
+/* Append OPTNEG and wait for its answer. */
+int milter_sess_start(struct milter_sess *s, struct buf *out);
+int milter_sess_wants(const struct milter_sess *s, int cmd);
+int milter_sess_sent(struct milter_sess *s, int cmd);
+enum milter_result milter_sess_feed(struct milter_sess *s, const void *p,
+    size_t n, size_t *used_r, const char **error_r);
+
 #endif

@@ -288,6 +288,118 @@ START_TEST(test_edits)
 }
 END_TEST
 
+
+/* Feed a milter's bytes whole or one at a time until DONE. */
+static enum milter_result
+sess_feed_all(struct milter_sess *s, const char *p, size_t n, size_t step,
+    size_t *used_r, const char **err)
+{
+	enum milter_result r = MILTER_NEED_MORE;
+	size_t pos = 0, used;
+
+	while (pos < n) {
+		size_t k = step && n - pos > step ? step : n - pos;
+		r = milter_sess_feed(s, p + pos, k, &used, err);
+		pos += used;
+		if (r != MILTER_NEED_MORE)
+			break;
+	}
+	*used_r = pos;
+	return r;
+}
+
+START_TEST(test_session)
+{
+	size_t step = (size_t)_i;
+	struct milter_sess s;
+	struct buf out = BUF_INIT(0), w = BUF_INIT(0);
+	const char *err = NULL;
+	size_t used;
+
+	milter_sess_init(&s, MILTER_A_ALL, MILTER_P_ALL);
+	ck_assert_int_eq(milter_sess_start(&s, &out), 0);
+	want_bytes(&out, BYTES("\0\0\0\x0dO\0\0\0\x06\0\0\x01\xff\x30\x1f\xff\xff"));
+	/* OpenDKIM-like answer: add headers, no reply to HEADER, a macro
+	 * list for end of message. */
+	ck_assert_int_eq(milter_enc_frame(&w, 'O', BYTES("\0\0\0\x06\0\0\0\x01"
+	    "\0\0\0\x80" "\0\0\0\x05{daemon_name}\0")), 0);
+	ck_assert_int_eq(sess_feed_all(&s, w.data, w.len, step, &used, &err),
+	    MILTER_DONE);
+	ck_assert_uint_eq(used, w.len);
+	ck_assert_uint_eq(s.actions, MILTER_A_ADDHDRS);
+	ck_assert_str_eq(s.macros[MILTER_M_EOM], "{daemon_name}");
+	ck_assert(milter_sess_wants(&s, MILTER_CMD_HEADER));
+	ck_assert_int_eq(milter_sess_sent(&s, MILTER_CMD_HEADER), 0);
+	ck_assert_int_eq(milter_sess_sent(&s, MILTER_CMD_MAIL), 1);
+	/* A reply and the start of the next one: DONE stops at the first. */
+	buf_reset(&w);
+	milter_enc_frame(&w, 'c', NULL, 0);
+	milter_enc_frame(&w, 'y', BYTES("451 4.7.1 later\0"));
+	ck_assert_int_eq(sess_feed_all(&s, w.data, w.len, step, &used, &err),
+	    MILTER_DONE);
+	ck_assert_uint_eq(used, 5);
+	ck_assert_int_eq(s.verdict, MILTER_R_CONTINUE);
+	ck_assert_int_eq(milter_sess_sent(&s, MILTER_CMD_RCPT), 1);
+	ck_assert_int_eq(sess_feed_all(&s, w.data + 5, w.len - 5, step, &used, &err),
+	    MILTER_DONE);
+	ck_assert_int_eq(s.verdict, MILTER_R_REPLYCODE);
+	ck_assert_str_eq(s.reply, "451 4.7.1 later");
+	/* End of message: progress, an edit, then the verdict. */
+	ck_assert_int_eq(milter_sess_sent(&s, MILTER_CMD_EOB), 1);
+	buf_reset(&w);
+	milter_enc_frame(&w, 'p', NULL, 0);
+	milter_enc_frame(&w, 'i', BYTES("\0\0\0\0DKIM-Signature\0v=1; a=rsa-sha256\0"));
+	milter_enc_frame(&w, 'a', NULL, 0);
+	ck_assert_int_eq(sess_feed_all(&s, w.data, w.len, step, &used, &err),
+	    MILTER_DONE);
+	ck_assert_uint_eq(used, w.len);
+	ck_assert_int_eq(s.verdict, MILTER_R_ACCEPT);
+	ck_assert_uint_eq(s.edits.n, 1);
+	ck_assert_str_eq(s.edits.v[0].str, "DKIM-Signature");
+	ck_assert(!milter_sess_wants(&s, MILTER_CMD_BODY));
+	ck_assert(milter_sess_wants(&s, MILTER_CMD_QUIT));
+	/* Unasked-for bytes, and an edit the milter did not negotiate. */
+	ck_assert_int_eq(milter_sess_feed(&s, "x", 1, &used, &err), MILTER_ERROR);
+	ck_assert_int_eq(milter_sess_sent(&s, MILTER_CMD_EOB), 1);
+	buf_reset(&w);
+	milter_enc_frame(&w, '-', BYTES("<x@y>\0"));
+	ck_assert_int_eq(sess_feed_all(&s, w.data, w.len, step, &used, &err),
+	    MILTER_ERROR);
+	ck_assert_str_eq(err, "milter modification not negotiated");
+	milter_sess_free(&s);
+
+	/* A milter asking for more than offered is refused. */
+	milter_sess_init(&s, MILTER_A_ADDHDRS, 0);
+	buf_reset(&out);
+	milter_sess_start(&s, &out);
+	buf_reset(&w);
+	milter_enc_frame(&w, 'O', BYTES("\0\0\0\x06\0\0\0\x03\0\0\0\0"));
+	ck_assert_int_eq(sess_feed_all(&s, w.data, w.len, step, &used, &err),
+	    MILTER_ERROR);
+	milter_sess_free(&s);
+	/* SKIP only after BODY, and only when negotiated. */
+	milter_sess_init(&s, MILTER_A_ALL, MILTER_P_ALL);
+	milter_sess_start(&s, &out);
+	buf_reset(&w);
+	milter_enc_frame(&w, 'O', BYTES("\0\0\0\x06\0\0\0\0\0\0\x04\0"));
+	milter_enc_frame(&w, 's', NULL, 0);
+	ck_assert_int_eq(sess_feed_all(&s, w.data, w.len, step, &used, &err),
+	    MILTER_DONE);
+	ck_assert_int_eq(milter_sess_sent(&s, MILTER_CMD_BODY), 1);
+	ck_assert_int_eq(sess_feed_all(&s, w.data + used, w.len - used, step, &used,
+	    &err), MILTER_DONE);
+	ck_assert(s.skip_body);
+	ck_assert(!milter_sess_wants(&s, MILTER_CMD_BODY));
+	ck_assert(milter_sess_wants(&s, MILTER_CMD_EOB));
+	ck_assert_int_eq(milter_sess_sent(&s, MILTER_CMD_RCPT), 1);
+	ck_assert_int_eq(sess_feed_all(&s, w.data + w.len - 5, 5, step, &used, &err),
+	    MILTER_ERROR);
+	milter_sess_free(&s);
+	buf_free(&out);
+	buf_free(&w);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -302,6 +414,7 @@ suite(void)
 	tcase_add_test(tc, test_optneg);
 	tcase_add_test(tc, test_steps);
 	tcase_add_test(tc, test_edits);
+	tcase_add_loop_test(tc, test_session, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
