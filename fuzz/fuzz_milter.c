@@ -82,6 +82,16 @@ run(const uint8_t *data, size_t size, size_t step)
 	}
 	if (e.n > 16 || e.body.len > 1024)
 		abort();
+	/* Edited headers never contain an empty line (the end of the
+	 * header) and end with a line end (unless every field was deleted). */
+	static const char hdr[] = "From: a\nSubject: s\n\tx\nReceived: y";
+	struct buf out = BUF_INIT(0);
+	if (milter_apply_headers(hdr, sizeof(hdr) - 1, &e, size & 1, &out) < 0
+	    || (out.len > 0 && out.data[out.len - 1] != '\n')
+	    || (out.len > 0 && (strstr(out.data, "\n\n") != NULL || out.data[0] == '\n')))
+		abort();
+	h ^= out.len;
+	buf_free(&out);
 	h ^= e.n * 31 + e.body.len;
 	milter_edits_free(&e);
 	milter_reader_free(&r);

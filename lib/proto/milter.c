@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto/milter.h"
 #include "util/alloc.h"
@@ -699,4 +700,114 @@ milter_sess_feed(struct milter_sess *s, const void *p, size_t n, size_t *used_r,
 		}
 	}
 	return MILTER_NEED_MORE;
+}
+
+/* A header field of the block being edited. */
+struct hfield {
+	const char *p;           /* original bytes, or NULL once replaced */
+	size_t len;
+	char *own;               /* replacement "Name: value\n", owned */
+	int deleted;
+};
+
+static char *
+make_field(const char *name, const char *value, int leadspc)
+{
+	struct buf b = BUF_INIT(0);
+
+	buf_printf(&b, "%s:%s", name, leadspc ? "" : " ");
+	for (const char *v = value; *v; v++) {
+		if (*v == '\r')
+			continue;
+		buf_putc(&b, *v);
+		if (*v == '\n' && v[1] != ' ' && v[1] != '\t' && v[1] != '\0')
+			buf_putc(&b, '\t');
+	}
+	/* A value ending in a line break would leave an empty line: the end
+	 * of the header. */
+	while (b.len > 0 && b.data[b.len - 1] == '\n')
+		buf_truncate(&b, b.len - 1);
+	buf_putc(&b, '\n');
+	return buf_steal(&b);
+}
+
+static int
+field_named(const struct hfield *f, const char *name)
+{
+	const char *p = f->own ? f->own : f->p;
+	size_t n = strlen(name);
+	return !f->deleted && strncasecmp(p, name, n) == 0
+	    && (p[n] == ':' || p[n] == ' ' || p[n] == '\t');
+}
+
+int
+milter_apply_headers(const char *hdr, size_t len, const struct milter_edits *e,
+    int leadspc, struct buf *out)
+{
+	struct hfield *f = NULL;
+	size_t nf = 0, pos = 0;
+	int rc = 0;
+
+	/* Split into fields: a field runs until a line that does not start
+	 * with white space. */
+	while (pos < len) {
+		size_t start = pos;
+		do {
+			const char *nl = memchr(hdr + pos, '\n', len - pos);
+			pos = nl ? (size_t)(nl - hdr) + 1 : len;
+		} while (pos < len && (hdr[pos] == ' ' || hdr[pos] == '\t'));
+		f = xreallocarray(f, nf + 1, sizeof(*f));
+		f[nf++] = (struct hfield){ hdr + start, pos - start, NULL, 0 };
+	}
+	for (size_t i = 0; i < e->n; i++) {
+		const struct milter_edit *ed = &e->v[i];
+		size_t at = nf;
+		if (ed->code == MILTER_R_CHGHEADER) {
+			uint32_t seen = 0;
+			for (size_t k = 0; k < nf; k++)
+				if (field_named(&f[k], ed->str) && ++seen == ed->index) {
+					at = k;
+					break;
+				}
+			if (at < nf) {
+				xfree(&f[at].own);
+				if (ed->value == NULL || ed->value[0] == '\0')
+					f[at].deleted = 1;
+				else
+					f[at].own = make_field(ed->str, ed->value, leadspc);
+				continue;
+			}
+			if (ed->value == NULL || ed->value[0] == '\0')
+				continue;
+		} else if (ed->code == MILTER_R_INSHEADER) {
+			/* Count only fields still present, as the milter saw
+			 * them after its earlier edits. */
+			uint32_t live = 0;
+			for (size_t k = 0; k < nf; k++) {
+				if (f[k].deleted)
+					continue;
+				if (live++ == ed->index) {
+					at = k;
+					break;
+				}
+			}
+		} else if (ed->code != MILTER_R_ADDHEADER) {
+			continue;
+		}
+		f = xreallocarray(f, nf + 1, sizeof(*f));
+		memmove(f + at + 1, f + at, (nf - at) * sizeof(*f));
+		f[at] = (struct hfield){ NULL, 0, make_field(ed->str, ed->value ?
+		    ed->value : "", leadspc), 0 };
+		nf++;
+	}
+	for (size_t k = 0; k < nf; k++) {
+		if (rc == 0 && !f[k].deleted)
+			rc = f[k].own ? buf_puts(out, f[k].own)
+			    : buf_append(out, f[k].p, f[k].len) < 0
+			    || (f[k].p[f[k].len - 1] != '\n' && buf_putc(out, '\n') < 0)
+			    ? -1 : 0;
+		free(f[k].own);
+	}
+	free(f);
+	return rc;
 }

@@ -261,6 +261,20 @@ int milter_reply_is_edit(int code);
 int milter_edits_add(struct milter_edits *e, uint32_t actions,
     const struct milter_reply *rep, const char **error_r);
 
+/* Apply the header edits in e (in the order received) to a header block
+ * (fields with LF line ends, no empty line), appending the result to out,
+ * with Postfix's index semantics: CHGHEADER index n is the n-th field of
+ * that name (case-insensitive, from 1), an empty value deletes it, and a
+ * missing n-th field is appended; INSHEADER index n inserts before the
+ * n-th field of the block (0: at the top, past the end: appended);
+ * ADDHEADER appends. leadspc: the milter negotiated HDR_LEADSPC, so
+ * values carry their own leading white space; else one space is put
+ * after the colon. CRs in values are dropped and a continuation line
+ * that does not start with white space gets a TAB, so a value can never
+ * start a new field. -1 when out refuses to grow. */
+int milter_apply_headers(const char *hdr, size_t len,
+    const struct milter_edits *e, int leadspc, struct buf *out);
+
 /* ---- one milter's conversation, pure (the caller moves the bytes) ----
  *
  * The caller encodes each command with milter_enc_* after asking

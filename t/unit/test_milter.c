@@ -400,6 +400,72 @@ START_TEST(test_session)
 }
 END_TEST
 
+static const struct {
+	const char *edits;       /* frames' payloads: code, [index,] name, value */
+	int leadspc;
+	const char *want;
+} hdr_cases[] = {
+	{ "h|X-A|1", 0, "From: a\nSubject: s\n received: x\n\tmore\nReceived: y\nX-A: 1\n" },
+	{ "i0|X-A|1", 0, "X-A: 1\nFrom: a\nSubject: s\n received: x\n\tmore\nReceived: y\n" },
+	{ "i2|X-A| 1", 1, "From: a\nSubject: s\n received: x\n\tmore\nX-A: 1\nReceived: y\n" },
+	{ "i99|X-A|1", 0, "From: a\nSubject: s\n received: x\n\tmore\nReceived: y\nX-A: 1\n" },
+	/* The continuation lines are part of Subject and go with it. */
+	{ "m1|subject|new", 0, "From: a\nsubject: new\nReceived: y\n" },
+	{ "m1|Received|", 0, "From: a\nSubject: s\n received: x\n\tmore\n" },
+	/* No second Received (" received" continues Subject): appended. */
+	{ "m2|Received|z", 0, "From: a\nSubject: s\n received: x\n\tmore\nReceived: y\nReceived: z\n" },
+	{ "m1|Received|\nm1|Received|", 0, "From: a\nSubject: s\n received: x\n\tmore\n" },
+	{ "m3|To|b", 0, "From: a\nSubject: s\n received: x\n\tmore\nReceived: y\nTo: b\n" },
+	{ "m1|From|\ni0|X|1", 0, "X: 1\nSubject: s\n received: x\n\tmore\nReceived: y\n" },
+	{ "h|X-B|l1\r\nl2\n", 0, "From: a\nSubject: s\n received: x\n\tmore\nReceived: y\nX-B: l1\n\tl2\n" },
+};
+
+/* "h|name|value", "iN|name|value", "mN|name|value", one per line. */
+static void
+load_edits(struct milter_edits *e, const char *spec)
+{
+	char *copy = strdup(spec), *save = NULL;
+	const char *err;
+
+	for (char *line = strtok_r(copy, "\n", &save); line;
+	    line = strtok_r(NULL, "\n", &save)) {
+		struct milter_reply rep = { 0 };
+		char *bar = strchr(line, '|'), *bar2 = strchr(bar + 1, '|');
+		*bar = *bar2 = '\0';
+		rep.code = line[0];
+		rep.index = (uint32_t)atoi(line + 1);
+		rep.str = bar + 1;
+		rep.value = bar2 + 1;
+		ck_assert_int_eq(milter_edits_add(e, MILTER_A_ALL, &rep, &err), 0);
+	}
+	free(copy);
+}
+
+START_TEST(test_apply_headers)
+{
+	static const char hdr[] = "From: a\nSubject: s\n received: x\n\tmore\nReceived: y";
+	struct milter_edits e;
+	struct buf out = BUF_INIT(0);
+	char *spec = strdup(hdr_cases[_i].edits);
+
+	/* Values with line breaks cannot go through strtok: patch in. */
+	milter_edits_init(&e, 0, 0);
+	if (strstr(spec, "l1") != NULL) {
+		struct milter_reply rep = { .code = 'h', .str = "X-B", .value = "l1\r\nl2\n" };
+		const char *err;
+		milter_edits_add(&e, MILTER_A_ALL, &rep, &err);
+	} else {
+		load_edits(&e, spec);
+	}
+	ck_assert_int_eq(milter_apply_headers(hdr, sizeof(hdr) - 1, &e,
+	    hdr_cases[_i].leadspc, &out), 0);
+	ck_assert_str_eq(buf_cstr(&out), hdr_cases[_i].want);
+	milter_edits_free(&e);
+	buf_free(&out);
+	free(spec);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -415,6 +481,7 @@ suite(void)
 	tcase_add_test(tc, test_steps);
 	tcase_add_test(tc, test_edits);
 	tcase_add_loop_test(tc, test_session, 0, 2);
+	tcase_add_loop_test(tc, test_apply_headers, 0, N(hdr_cases));
 	suite_add_tcase(s, tc);
 	return s;
 }
