@@ -5,11 +5,14 @@
  * understood (unknown settings, bad numbers, a port outside 1..65535, a
  * relative unix path are errors), so a typo never turns a milter off.
  *
- * BUGS/LIMITS: the conversation and the apply step are not here yet.
+ * BUGS/LIMITS: the socket side of the conversation (connect, timeouts,
+ * default actions) and the queue-file rewrite are not here yet; the
+ * protocol state machine is proto/milter.h's milter_sess.
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mail/config.h"
 #include "mail/milter_client.h"
@@ -214,4 +217,107 @@ milter_list_parse(const char *list, const struct milter_spec_defaults *def,
 fail:
 	milter_specs_free(&v, n);
 	return -1;
+}
+
+void
+milter_envelope_free(struct milter_envelope *env)
+{
+	for (size_t i = 0; i < env->nrcpt; i++) {
+		xfree(&env->rcpts[i]);
+		xfree(&env->rcpt_args[i]);
+	}
+	xfree(&env->rcpts);
+	xfree(&env->rcpt_args);
+	env->nrcpt = 0;
+	xfree(&env->sender);
+	xfree(&env->sender_args);
+	xfree(&env->hold_reason);
+	env->hold = 0;
+}
+
+/* "<a@b>" or "a@b" -> "a@b"; NULL when it holds control characters or
+ * unbalanced brackets. allow_null: "<>" gives "". */
+static char *
+bare_addr(const char *s, int allow_null)
+{
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < ' ' || s[i] == 0x7f)
+			return NULL;
+	if (n > 0 && s[0] == '<') {
+		if (n < 2 || s[n - 1] != '>')
+			return NULL;
+		s++;
+		n -= 2;
+	}
+	if (n == 0 && !allow_null)
+		return NULL;
+	if (memchr(s, '<', n) != NULL || memchr(s, '>', n) != NULL)
+		return NULL;
+	return xstrndup(s, n);
+}
+
+int
+milter_apply_envelope(const struct milter_edits *e, struct milter_envelope *env,
+    const char **error_r)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		const struct milter_edit *ed = &e->v[i];
+		char *a;
+		switch (ed->code) {
+		case MILTER_R_CHGFROM:
+			if ((a = bare_addr(ed->str, 1)) == NULL) {
+				*error_r = "milter changed the sender to a malformed address";
+				return -1;
+			}
+			free(env->sender);
+			env->sender = a;
+			free(env->sender_args);
+			env->sender_args = ed->value ? xstrdup(ed->value) : NULL;
+			break;
+		case MILTER_R_ADDRCPT:
+		case MILTER_R_ADDRCPT_PAR:
+			if ((a = bare_addr(ed->str, 0)) == NULL) {
+				*error_r = "milter added a malformed recipient";
+				return -1;
+			}
+			env->rcpts = xreallocarray(env->rcpts, env->nrcpt + 1, sizeof(char *));
+			env->rcpt_args = xreallocarray(env->rcpt_args, env->nrcpt + 1,
+			    sizeof(char *));
+			env->rcpts[env->nrcpt] = a;
+			env->rcpt_args[env->nrcpt++] = ed->value ? xstrdup(ed->value) : NULL;
+			break;
+		case MILTER_R_DELRCPT:
+			if ((a = bare_addr(ed->str, 0)) == NULL) {
+				*error_r = "milter deleted a malformed recipient";
+				return -1;
+			}
+			for (size_t k = 0; k < env->nrcpt;) {
+				if (strcasecmp(env->rcpts[k], a) != 0) {
+					k++;
+					continue;
+				}
+				free(env->rcpts[k]);
+				free(env->rcpt_args[k]);
+				memmove(env->rcpts + k, env->rcpts + k + 1,
+				    (env->nrcpt - k - 1) * sizeof(char *));
+				memmove(env->rcpt_args + k, env->rcpt_args + k + 1,
+				    (env->nrcpt - k - 1) * sizeof(char *));
+				env->nrcpt--;
+			}
+			free(a);
+			break;
+		case MILTER_R_QUARANTINE:
+			env->hold = 1;
+			free(env->hold_reason);
+			env->hold_reason = xstrdup(ed->str);
+			break;
+		}
+	}
+	if (env->nrcpt == 0) {
+		*error_r = "milter deleted every recipient";
+		return -1;
+	}
+	return 0;
 }

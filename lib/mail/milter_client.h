@@ -53,4 +53,28 @@ int milter_list_parse(const char *list, const struct milter_spec_defaults *def,
     struct milter_spec **list_r, size_t *n_r, const char **error_r);
 void milter_specs_free(struct milter_spec **list, size_t n);
 
+/* The envelope of a message being queued, as milter edits change it. */
+struct milter_envelope {
+	char *sender;            /* without <>, "" for the null sender; owned */
+	char *sender_args;       /* CHGFROM ESMTP args or NULL; owned */
+	char **rcpts;            /* without <>; owned, nrcpt entries */
+	char **rcpt_args;        /* per recipient: ADDRCPT_PAR args or NULL */
+	size_t nrcpt;
+	int hold;                /* QUARANTINE: the message goes on hold */
+	char *hold_reason;       /* owned */
+};
+
+void milter_envelope_free(struct milter_envelope *env);
+/* Apply CHGFROM, ADDRCPT, ADDRCPT_PAR, DELRCPT and QUARANTINE from e, in
+ * order (header and body edits are milter_apply_headers' and the
+ * caller's). Addresses may come with or without <>; DELRCPT removes every
+ * recipient equal to its address (case-insensitive, as Postfix compares
+ * the RCPT TO text). -1 with *error_r when an address is empty or holds
+ * a control character, or when no recipient would be left: the caller
+ * then follows the milter's default action rather than queueing an
+ * envelope nobody can deliver (env may then be half changed: discard it). */
+struct milter_edits;
+int milter_apply_envelope(const struct milter_edits *e,
+    struct milter_envelope *env, const char **error_r);
+
 #endif

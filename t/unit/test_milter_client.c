@@ -1,13 +1,16 @@
 /*
  * test_milter_client - lib/mail/milter_client.c: smtpd_milters /
  * non_smtpd_milters lists in Postfix's syntax, per-milter settings in
- * braces, and every malformed entry refused.
+ * braces, and every malformed entry refused; envelope edits (sender,
+ * recipients, quarantine) applied in order.
  */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mail/milter_client.h"
+#include "proto/milter.h"
+#include "util/alloc.h"
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -92,6 +95,65 @@ START_TEST(test_default_names)
 }
 END_TEST
 
+static void
+add(struct milter_edits *e, int code, const char *str, const char *value)
+{
+	struct milter_reply rep = { .code = code, .str = str, .value = value };
+	const char *err;
+	ck_assert_int_eq(milter_edits_add(e, MILTER_A_ALL, &rep, &err), 0);
+}
+
+START_TEST(test_envelope)
+{
+	struct milter_envelope env = { 0 };
+	struct milter_edits e;
+	const char *err = NULL;
+
+	env.sender = xstrdup("a@x.test");
+	env.rcpts = xcalloc(2, sizeof(char *));
+	env.rcpt_args = xcalloc(2, sizeof(char *));
+	env.rcpts[0] = xstrdup("B@y.test");
+	env.rcpts[1] = xstrdup("c@y.test");
+	env.nrcpt = 2;
+	milter_edits_init(&e, 0, 0);
+	add(&e, MILTER_R_CHGFROM, "<>", NULL);
+	add(&e, MILTER_R_DELRCPT, "<b@y.test>", NULL);
+	add(&e, MILTER_R_ADDRCPT_PAR, "<d@z.test>", "NOTIFY=NEVER");
+	add(&e, MILTER_R_ADDRCPT, "e@z.test", NULL);
+	add(&e, MILTER_R_QUARANTINE, "looks odd", NULL);
+	ck_assert_int_eq(milter_apply_envelope(&e, &env, &err), 0);
+	ck_assert_str_eq(env.sender, "");
+	ck_assert_uint_eq(env.nrcpt, 3);
+	ck_assert_str_eq(env.rcpts[0], "c@y.test");
+	ck_assert_str_eq(env.rcpts[1], "d@z.test");
+	ck_assert_str_eq(env.rcpt_args[1], "NOTIFY=NEVER");
+	ck_assert_str_eq(env.rcpts[2], "e@z.test");
+	ck_assert_ptr_null(env.rcpt_args[2]);
+	ck_assert(env.hold);
+	ck_assert_str_eq(env.hold_reason, "looks odd");
+	milter_edits_free(&e);
+
+	/* Deleting everyone, or a malformed address, is an error. */
+	milter_edits_init(&e, 0, 0);
+	add(&e, MILTER_R_DELRCPT, "c@y.test", NULL);
+	add(&e, MILTER_R_DELRCPT, "d@z.test", NULL);
+	add(&e, MILTER_R_DELRCPT, "E@Z.TEST", NULL);
+	ck_assert_int_eq(milter_apply_envelope(&e, &env, &err), -1);
+	ck_assert_str_eq(err, "milter deleted every recipient");
+	milter_edits_free(&e);
+	milter_edits_init(&e, 0, 0);
+	add(&e, MILTER_R_ADDRCPT, "<x@y\r\nRCPT TO:<z@w>>", NULL);
+	ck_assert_int_eq(milter_apply_envelope(&e, &env, &err), -1);
+	milter_edits_free(&e);
+	milter_edits_init(&e, 0, 0);
+	add(&e, MILTER_R_ADDRCPT, "<>", NULL);
+	ck_assert_int_eq(milter_apply_envelope(&e, &env, &err), -1);
+	milter_edits_free(&e);
+	milter_envelope_free(&env);
+	ck_assert_ptr_null(env.rcpts);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -101,6 +163,7 @@ suite(void)
 	tcase_add_test(tc, test_list);
 	tcase_add_loop_test(tc, test_bad, 0, N(bad));
 	tcase_add_test(tc, test_default_names);
+	tcase_add_test(tc, test_envelope);
 	suite_add_tcase(s, tc);
 	return s;
 }
