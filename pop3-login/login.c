@@ -9,7 +9,8 @@
  * master.conf says so: server.h), reads the TLS key while still root
  * (pre_init), and checks passwords only by asking the auth daemon
  * (login/auth) for a login ticket. A successful login is handed to the
- * mailbox broker (login/pop3d, handoff.c), which runs the
+ * mailbox broker (login/pop3d, login_handoff() in lib/mail/login.c,
+ * shared with imap-login), which runs the
  * session as the mailbox owner; with TLS this process stays in the path
  * as a plaintext proxy, since the TLS state cannot leave it.
  *
@@ -24,78 +25,57 @@
  * Limits: POP3_LINE_MAX per command line (POP3_AUTH_LINE_MAX inside
  * AUTH), pop3d_hard_error_limit bad commands, pop3d_timeout idle.
  */
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "util/alloc.h"
 #include "util/log.h"
-#include "util/net.h"
 #include "util/tls.h"
 #include "mail/config.h"
 #include "mail/server.h"
+#include "mail/login.h"
 #include "proto/pop3.h"
-#include "login.h"
+#include "proto/sasl.h"
 
-struct login_conf login_conf;
+struct lsess {
+	struct login_base b;
+	char *user;                    /* USER argument, awaiting PASS */
+	struct sasl_server sasl;
+	int sasl_active;
+	int errors;
+	int quit;
+	int utf8;
+};
 
 static void lsess_cb(struct conn *c, unsigned ev, void *ctx);
 
 static void
 reply(struct lsess *s, const char *text)
 {
-	conn_printf(s->conn, "%s\r\n", text);
+	conn_printf(s->b.conn, "%s\r\n", text);
 }
 
-void
+static void
 lsess_free(struct lsess *s)
 {
-	if (s->authc != NULL)
-		auth_client_cancel(&s->authc);
+	login_base_free(&s->b);
 	sasl_server_reset(&s->sasl);
 	free(s->user);
-	conn_free(&s->conn);
-	if (s->fd >= 0)
-		server_disconnect(s->loop, s->fd);
 	free(s);
-}
-
-static int
-is_loopback(const char *a)
-{
-	return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0
-	    || strncmp(a, "::ffff:127.", 11) == 0;
 }
 
 static int
 plaintext_ok(const struct lsess *s)
 {
-	if (conn_tls(s->conn) != NULL)
-		return 1;
-	switch (login_conf.plaintext) {
-	case PLAIN_YES:
-		return 1;
-	case PLAIN_LOOPBACK:
-		return is_loopback(s->rip);
-	default:
-		return 0;
-	}
-}
-
-static const char *
-tls_tag(const struct lsess *s)
-{
-	return conn_tls(s->conn) != NULL ? ", TLS" : "";
+	return login_plaintext_ok(&s->b);
 }
 
 static void
 disconnect_log(struct lsess *s, const char *why)
 {
 	log_info("Disconnected: %s (no login, %d errors): user=<%s>, rip=%s, "
-	    "lip=%s%s", why, s->errors, s->user ? s->user : "", s->rip, s->lip,
-	    tls_tag(s));
+	    "lip=%s%s", why, s->errors, s->user ? s->user : "", s->b.rip, s->b.lip,
+	    login_tls_tag(&s->b));
 }
 
 static void
@@ -112,57 +92,45 @@ auth_done(void *ctx, enum auth_status st, const char *user, const char *reason)
 {
 	struct lsess *s = ctx;
 	const char *ticket = auth_client_reply_get("ticket");
-	const char *err;
+	int r;
 
-	s->authc = NULL;
-	conn_set_read(s->conn, 1);
+	s->b.authc = NULL;
+	conn_set_read(s->b.conn, 1);
 	if (st == AUTH_OK && ticket != NULL) {
-		if (handoff(s, user, ticket, &err) == 0)
-			return;   /* s is gone */
-		reply(s, err);
+		if ((r = login_handoff(&s->b, user, ticket)) == 0) {
+			lsess_free(s);
+			return;
+		}
+		reply(s, r == LOGIN_HO_UNAVAILABLE ? "-ERR [SYS/TEMP] Mailbox is unavailable."
+		    : "-ERR [SYS/TEMP] Internal error occurred. Refer to server log "
+		    "for more information.");
 	} else if (st == AUTH_FAIL) {
-		log_info("Login failed: user=<%s>, method=%s, rip=%s, lip=%s%s: %s",
-		    user ? user : (s->user ? s->user : ""), s->method, s->rip, s->lip,
-		    tls_tag(s), reason ? reason : "authentication failed");
+		login_log_failed(&s->b, user ? user : s->user, reason);
 		reply(s, "-ERR [AUTH] Authentication failed.");
 		count_error(s);
 	} else {
 		log_warnx("Login aborted: user=<%s>, method=%s, rip=%s: %s",
-		    user ? user : (s->user ? s->user : ""), s->method, s->rip,
+		    user ? user : (s->user ? s->user : ""), s->b.method, s->b.rip,
 		    reason ? reason : "temporary failure");
 		reply(s, "-ERR [SYS/TEMP] Temporary authentication failure.");
 	}
 	xfree(&s->user);
-	(void)conn_flush(s->conn);
-	if (s->quit && conn_out_len(s->conn) == 0) {
+	(void)conn_flush(s->b.conn);
+	if (s->quit && conn_out_len(s->b.conn) == 0) {
 		disconnect_log(s, "Too many invalid commands");
 		lsess_free(s);
 		return;
 	}
 	/* Commands pipelined behind the login wait in the input buffer. */
-	lsess_cb(s->conn, CONN_EV_INPUT, s);
+	lsess_cb(s->b.conn, CONN_EV_INPUT, s);
 }
 
 static void
 start_auth(struct lsess *s, const char *user, const char *pass, const char *authzid)
 {
-	struct auth_request req = {
-		.service = "pop3",
-		.mechanism = s->method,
-		.user = user,
-		.authzid = authzid,
-		.password = pass,
-		.client_addr = s->rip,
-		.want_ticket = 1,
-	};
-
 	free(s->user);
 	s->user = xstrdup(user);
-	/* Nothing is read or answered until auth has spoken. */
-	conn_set_read(s->conn, 0);
-	s->authc = auth_client_start(s->loop, login_conf.auth_path, &req,
-	    (int)(login_conf.timeout_ms < 60000 ? login_conf.timeout_ms : 60000),
-	    auth_done, s);
+	login_auth_start(&s->b, "pop3", user, pass, authzid, auth_done, s);
 }
 
 static void
@@ -171,7 +139,7 @@ sasl_finish(struct lsess *s, enum sasl_result r, struct buf *chal, const char *w
 	switch (r) {
 	case SASL_CONTINUE:
 		s->sasl_active = 1;
-		conn_printf(s->conn, "+ %s\r\n", buf_cstr(chal));
+		conn_printf(s->b.conn, "+ %s\r\n", buf_cstr(chal));
 		return;
 	case SASL_DONE:
 		s->sasl_active = 0;
@@ -186,8 +154,7 @@ sasl_finish(struct lsess *s, enum sasl_result r, struct buf *chal, const char *w
 		reply(s, "-ERR Unsupported authentication mechanism.");
 		break;
 	default:
-		log_info("Login failed: user=<>, method=%s, rip=%s, lip=%s%s: %s",
-		    s->method, s->rip, s->lip, tls_tag(s), why ? why : "bad response");
+		login_log_failed(&s->b, NULL, why ? why : "bad response");
 		reply(s, "-ERR Invalid base64 data in continued response");
 		break;
 	}
@@ -205,10 +172,10 @@ cmd_auth(struct lsess *s, const struct pop3_cmd *cmd)
 
 	if (cmd->argc == 0) {
 		/* RFC 1734 style list, as clients probe it. */
-		conn_printf(s->conn, "+OK\r\n");
+		conn_printf(s->b.conn, "+OK\r\n");
 		if (plaintext_ok(s))
-			conn_printf(s->conn, "PLAIN\r\nLOGIN\r\n");
-		conn_printf(s->conn, ".\r\n");
+			conn_printf(s->b.conn, "PLAIN\r\nLOGIN\r\n");
+		conn_printf(s->b.conn, ".\r\n");
 		return;
 	}
 	if (!plaintext_ok(s)) {
@@ -219,7 +186,7 @@ cmd_auth(struct lsess *s, const struct pop3_cmd *cmd)
 	}
 	memcpy(mech, cmd->argv[0].p, cmd->argv[0].len);
 	mech[cmd->argv[0].len] = '\0';
-	s->method = sasl_mech_name(sasl_mech_lookup(mech));
+	s->b.method = sasl_mech_name(sasl_mech_lookup(mech));
 	enum sasl_result r = sasl_server_start(&s->sasl, mech,
 	    cmd->argc > 1 ? cmd->argv[1].p : NULL, cmd->argc > 1 ? cmd->argv[1].len : 0,
 	    &chal, &why);
@@ -245,7 +212,7 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 	const char *err = NULL;
 
 	if (pop3_cmd_accept(line, len, POP3_ST_AUTH, &cmd, &err) != POP3_DONE) {
-		conn_printf(s->conn, "-ERR %s.\r\n", err);
+		conn_printf(s->b.conn, "-ERR %s.\r\n", err);
 		count_error(s);
 		return;
 	}
@@ -255,10 +222,10 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 		unsigned f = 0;
 		if (plaintext_ok(s))
 			f |= POP3_CAPA_USER | POP3_CAPA_SASL;
-		if (login_conf.tls_ctx != NULL && !conn_tls_active(s->conn))
+		if (login_conf.tls_ctx != NULL && !conn_tls_active(s->b.conn))
 			f |= POP3_CAPA_STLS;
 		pop3_capa(&b, f, sasl_mechanisms());
-		conn_write(s->conn, b.data, b.len);
+		conn_write(s->b.conn, b.data, b.len);
 		buf_free(&b);
 		break;
 	}
@@ -270,7 +237,7 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 		if (login_conf.tls_ctx == NULL) {
 			reply(s, "-ERR TLS support isn't enabled.");
 			count_error(s);
-		} else if (conn_tls_active(s->conn)) {
+		} else if (conn_tls_active(s->b.conn)) {
 			reply(s, "-ERR [IN-USE] TLS is already active.");
 			count_error(s);
 		} else {
@@ -278,10 +245,10 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 			/* DESIGN.md invariant 6 and RFC 2595 section 4: what
 			 * was pipelined after STLS is dropped; and nothing
 			 * learnt in plaintext (USER) survives. */
-			ssize_t dropped = conn_starttls(s->conn, login_conf.tls_ctx);
+			ssize_t dropped = conn_starttls(s->b.conn, login_conf.tls_ctx);
 			if (dropped > 0)
 				log_info("rip=%s: discarding %zd bytes pipelined after STLS",
-				    s->rip, dropped);
+				    s->b.rip, dropped);
 			xfree(&s->user);
 		}
 		break;
@@ -308,7 +275,7 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 		}
 		char *pass = xstrndup(cmd.argv[0].p, cmd.argv[0].len);
 		char *user = xstrdup(s->user);
-		s->method = "PLAIN";
+		s->b.method = "PLAIN";
 		start_auth(s, user, pass, NULL);
 		sasl_wipe(pass, strlen(pass));
 		free(pass);
@@ -343,9 +310,9 @@ process(struct lsess *s)
 	size_t len;
 	int r;
 
-	while (!s->quit && s->authc == NULL && !(conn_tls_active(s->conn)
-	    && conn_tls(s->conn) == NULL)) {
-		r = conn_read_line(s->conn, s->sasl_active ? POP3_AUTH_LINE_MAX
+	while (!s->quit && s->b.authc == NULL && !(conn_tls_active(s->b.conn)
+	    && conn_tls(s->b.conn) == NULL)) {
+		r = conn_read_line(s->b.conn, s->sasl_active ? POP3_AUTH_LINE_MAX
 		    : POP3_LINE_MAX, &line, &len);
 		if (r == 0)
 			break;
@@ -362,7 +329,7 @@ process(struct lsess *s)
 			sasl_line(s, line, len);
 		else
 			cmd_run(s, line, len);
-		if (s->conn == NULL)
+		if (s->b.conn == NULL)
 			return;
 	}
 }
@@ -383,12 +350,12 @@ lsess_cb(struct conn *c, unsigned ev, void *ctx)
 		return;
 	}
 	if (ev & CONN_EV_TLS_UP) {
-		log_debug("rip=%s: TLS up: %s", s->rip, tls_describe(conn_tls(c)));
+		log_debug("rip=%s: TLS up: %s", s->b.rip, tls_describe(conn_tls(c)));
 		if (login_conf.wrappermode)
 			greet(s);
 	}
 	process(s);
-	if (s->conn == NULL)
+	if (s->b.conn == NULL)
 		return;
 	(void)conn_flush(c);
 	if (s->quit && conn_out_len(c) == 0) {
@@ -405,24 +372,15 @@ login_conn(struct loop *l, int fd)
 {
 	struct lsess *s = xcalloc(1, sizeof(*s));
 
-	s->loop = l;
-	s->fd = fd;
-	/* Request/response: a reply must not wait for the ACK of the last
-	 * one (Nagle against delayed ACK). The option travels with the
-	 * socket to the post-login process. */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	login_base_init(&s->b, l, fd);
 	sasl_server_init(&s->sasl);
-	if (net_peer_addr(fd, s->rip, sizeof(s->rip), NULL) < 0)
-		strcpy(s->rip, "unknown");
-	if (net_local_addr(fd, s->lip, sizeof(s->lip), NULL) < 0)
-		strcpy(s->lip, "unknown");
-	s->conn = conn_new(l, fd, POP3_AUTH_LINE_MAX + 4096, lsess_cb, s);
-	conn_set_timeout(s->conn, login_conf.timeout_ms);
+	s->b.conn = conn_new(l, fd, POP3_AUTH_LINE_MAX + 4096, lsess_cb, s);
+	conn_set_timeout(s->b.conn, login_conf.timeout_ms);
 	if (login_conf.wrappermode) {
-		(void)conn_starttls(s->conn, login_conf.tls_ctx);
+		(void)conn_starttls(s->b.conn, login_conf.tls_ctx);
 	} else {
 		greet(s);
-		(void)conn_flush(s->conn);
+		(void)conn_flush(s->b.conn);
 	}
 }
 
@@ -430,53 +388,19 @@ login_conn(struct loop *l, int fd)
 static void
 login_pre_init(void)
 {
-	const char *cert = config_get("pop3d_tls_cert_file");
-	const char *key = config_get("pop3d_tls_key_file");
-	char *err = NULL;
-
-	login_conf.wrappermode = config_bool("pop3d_tls_wrappermode") == 1;
-	if (cert == NULL || *cert == '\0' || key == NULL || *key == '\0') {
-		if (login_conf.wrappermode)
-			log_fatalx("pop3d_tls_wrappermode=yes needs pop3d_tls_cert_file "
-			    "and pop3d_tls_key_file");
-		return;
-	}
-	login_conf.tls_ctx = tls_server_ctx_new(cert, key, &err);
-	if (login_conf.tls_ctx == NULL) {
-		if (login_conf.wrappermode)
-			log_fatalx("cannot load certificate or key: %s", err);
-		log_warnx("cannot load certificate or key: %s: STLS disabled", err);
-		free(err);
-	}
+	login_conf_tls("pop3d");
 }
 
 static void
 login_post_init(struct loop *l)
 {
-	const char *pa = config_get("pop3d_plaintext_auth");
-
-	if (pa == NULL || strcasecmp(pa, "loopback") == 0)
-		login_conf.plaintext = PLAIN_LOOPBACK;
-	else if (strcasecmp(pa, "yes") == 0)
-		login_conf.plaintext = PLAIN_YES;
-	else if (strcasecmp(pa, "no") == 0)
-		login_conf.plaintext = PLAIN_NO;
-	else
-		log_fatalx("pop3d_plaintext_auth: \"%s\" is not yes, no or loopback", pa);
-	login_conf.hard_error_limit = (int)config_int("pop3d_hard_error_limit");
-	if (login_conf.hard_error_limit < 1)
-		login_conf.hard_error_limit = 1;
-	login_conf.timeout_ms = (uint64_t)config_time("pop3d_timeout") * 1000;
-	if (login_conf.timeout_ms == 0)
-		login_conf.timeout_ms = 600 * 1000;
-	login_conf.auth_path = server_login_socket("auth");
-	login_conf.broker_path = server_login_socket("pop3d");
+	login_conf_load("pop3d");
 }
 
 static void
 login_drain(struct loop *l)
 {
-	log_debug("draining: %d session(s), %d proxied", server_clients(), proxy_count());
+	log_debug("draining: %d session(s), %d proxied", server_clients(), login_proxy_count());
 }
 
 int

@@ -1,27 +1,36 @@
 /*
- * pop3d - the post-login half of POP3. One binary, two roles:
- *
- *   pop3d -c DIR -n pop3d -t unix -p ...   the mailbox broker (broker.c):
- *       started by master as root (master.conf unpriv=n) on
- *       private/pop3d; it never reads client bytes. pop3-login sends it
- *       a logged-in session (a login ticket and the client's socket); it
- *       trades the ticket with auth for the user, finds the mailbox owner
- *       (lib/store/owner.h) and passes the socket to the worker of that
- *       owner's uid, starting one if needed.
- *   pop3d -W <the same arguments>          a worker (worker.c): exec'd by
- *       the broker already running as the mailbox owner (never root), it
- *       serves every session of that uid on one event loop (session.c).
- *
- * See doc/ARCHITECTURE.md ("POP3") for why the split is drawn here.
+ * pop3d - the post-login half of POP3: the mailbox broker (root, on
+ * private/pop3d) and, as "pop3d -W", the per-owner worker whose sessions
+ * are in session.c. Both roles are lib/store/postlogin.c, shared with
+ * imapd. See doc/ARCHITECTURE.md ("POP3") for why the split is drawn here.
  */
-#include <string.h>
-
+#include "util/loop.h"
+#include "mail/config.h"
+#include "store/postlogin.h"
 #include "pop3d.h"
+
+struct pop3d_conf pop3d_conf;
+
+static void
+worker_init(struct loop *l)
+{
+	pop3d_conf.timeout_ms = (uint64_t)config_time("pop3d_timeout") * 1000;
+	if (pop3d_conf.timeout_ms == 0)
+		pop3d_conf.timeout_ms = 600 * 1000;
+	pop3d_conf.hard_error_limit = (int)config_int("pop3d_hard_error_limit");
+	if (pop3d_conf.hard_error_limit < 1)
+		pop3d_conf.hard_error_limit = 1;
+}
 
 int
 main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "-W") == 0)
-		return worker_main(argc - 1, argv + 1);
-	return broker_main(argc, argv);
+	static const struct postlogin_ops ops = {
+		.name = "pop3d",
+		.worker_init = worker_init,
+		.session_start = session_start,
+		.session_count = session_count,
+	};
+
+	return postlogin_main(argc, argv, &ops);
 }

@@ -38,6 +38,7 @@
 #include "proto/sasl.h"
 #include "store/index.h"
 #include "store/mbox.h"
+#include "store/postlogin.h"
 #include "pop3d.h"
 
 #define STREAM_HIGH (64 * 1024)
@@ -156,7 +157,7 @@ session_free(struct psess *s)
 	buf_free(&s->chunk);
 	free(s);
 	nsessions--;
-	worker_session_gone();
+	postlogin_session_gone();
 }
 
 static void

@@ -102,6 +102,10 @@ TAKEN="$TAKEN$SMTPS "
 POP3=$(pick_port 2110)
 TAKEN="$TAKEN$POP3 "
 POP3S=$(pick_port 2995)
+TAKEN="$TAKEN$POP3S "
+IMAP=$(pick_port 2143)
+TAKEN="$TAKEN$IMAP "
+IMAPS=$(pick_port 2993)
 
 # A self-signed certificate for STARTTLS and port 465, kept while it is
 # valid for another day. smtpd reads the key before it drops privileges,
@@ -166,6 +170,13 @@ cat > "$DEMO/master.conf" <<CONF
 127.0.0.1:$POP3S inet n - y - - pop3-login
   -o pop3d_tls_wrappermode=yes
 pop3d unix - n n - 1 pop3d
+# IMAP (STARTTLS) and IMAPS (implicit TLS): imap-login (chrooted as
+# pop3-login), then imapd as the mailbox owner (imapd_tls_cert_file
+# defaults to smtpd's certificate)
+127.0.0.1:$IMAP inet n - y - - imap-login
+127.0.0.1:$IMAPS inet n - y - - imap-login
+  -o imapd_tls_wrappermode=yes
+imapd unix - n n - 1 imapd
 qmgr unix n - n 60 1 qmgr
 local unix - n n - - local
 virtual unix - n n - - local
@@ -223,6 +234,8 @@ echo "  submission:  127.0.0.1:$SUB   (STARTTLS, then AUTH required)"
 echo "  smtps:       127.0.0.1:$SMTPS   (implicit TLS, AUTH required)"
 echo "  POP3:        127.0.0.1:$POP3   (STLS; plaintext login from loopback only)"
 echo "  POP3S:       127.0.0.1:$POP3S   (implicit TLS)"
+echo "  IMAP:        127.0.0.1:$IMAP   (STARTTLS; plaintext login from loopback only)"
+echo "  IMAPS:       127.0.0.1:$IMAPS   (implicit TLS)"
 while read -r u pw; do
 	[ -n "$first_pw" ] || first_pw=$pw
 	echo "  user:        $u   password: $pw"
@@ -234,6 +247,11 @@ echo "    swaks --server 127.0.0.1:$SUB -tls --auth PLAIN --auth-user alice@exam
 echo "    swaks --server 127.0.0.1:$SMTPS --tlsc --auth PLAIN --auth-user alice@example.test --auth-password $first_pw --from alice@example.test --to bob@example.test"
 echo "    curl -k --user alice@example.test:$first_pw pop3s://127.0.0.1:$POP3S/1"
 echo "    curl --user alice@example.test:$first_pw pop3://127.0.0.1:$POP3/   (list)"
+echo "    curl -k --user alice@example.test:$first_pw 'imaps://127.0.0.1:$IMAPS/INBOX;MAILINDEX=1'"
+echo "  Thunderbird: Account Settings > Account Actions > Add Mail Account, then"
+echo "    'Configure manually': incoming IMAP, server 127.0.0.1, port $IMAPS, SSL/TLS,"
+echo "    normal password, username alice@example.test; outgoing SMTP 127.0.0.1,"
+echo "    port $SUB, STARTTLS, normal password (accept the self-signed certificate)"
 echo "  stop:        Ctrl-C (or: build/postern -c demo stop)"
 echo
 exec build/postern -c "$DEMO" start-fg

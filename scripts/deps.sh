@@ -9,7 +9,7 @@ set -euo pipefail
 
 PKGS=(build-essential cmake pkg-config libssl-dev libc-ares-dev liblmdb-dev
       lmdb-utils check libcrypt-dev python3 swaks libnet-ssleay-perl openssl
-      curl fetchmail libpam0g-dev libpcre2-dev "$@")
+      curl fetchmail libpam0g-dev libpcre2-dev zlib1g-dev "$@")
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -95,6 +95,15 @@ static const struct param_def param_table[] = {
 	{ "header_size_limit", CONF_INT, "102400", 0, 0 },
 	{ "home_mailbox", CONF_STR, "", 0, 0 },
 	{ "hopcount_limit", CONF_INT, "50", 0, 0 },
+	{ "imapd_client_connection_limit", CONF_INT, "10", 0, 0 },
+	{ "imapd_hard_error_limit", CONF_INT, "20", 0, 0 },
+	{ "imapd_login_timeout", CONF_TIME, "60s", 's', 0 },
+	{ "imapd_owner_process_limit", CONF_INT, NULL, 0, PF_COMPUTED },
+	{ "imapd_plaintext_auth", CONF_STR, "loopback", 0, 0 },
+	{ "imapd_timeout", CONF_TIME, "1800s", 's', 0 },
+	{ "imapd_tls_cert_file", CONF_STR, "$smtpd_tls_cert_file", 0, 0 },
+	{ "imapd_tls_key_file", CONF_STR, "$smtpd_tls_key_file", 0, 0 },
+	{ "imapd_tls_wrappermode", CONF_BOOL, "no", 0, 0 },
 	{ "inet_interfaces", CONF_STR, "all", 0, 0 },
 	{ "inet_protocols", CONF_STR, "all", 0, 0 },
 	{ "initial_destination_concurrency", CONF_INT, "5", 0, 0 },
@@ -336,7 +345,8 @@ computed_default(const struct param *p)
 		return xstrdup(s != NULL && s[1] != '\0' ? s + 1 : "localdomain");
 	}
 	if (strcmp(p->name, "auth_hash_workers") == 0 ||
-	    strcmp(p->name, "pop3d_owner_process_limit") == 0) {
+	    strcmp(p->name, "pop3d_owner_process_limit") == 0 ||
+	    strcmp(p->name, "imapd_owner_process_limit") == 0) {
 		/* One per CPU: password hashing is pure CPU work, and one
 		 * owner's sessions (every virtual user shares one uid) need
 		 * no more processes than there are CPUs to run them. */
@@ -1041,6 +1051,7 @@ static const struct {
 } param_choices[] = {
 	{ "allow_mail_to_commands", sources, 1 },
 	{ "allow_mail_to_files", sources, 1 },
+	{ "imapd_plaintext_auth", plaintext_auth, 0 },
 	{ "inet_protocols", protocols, 1 },
 	{ "lmtp_sasl_auth_enable", bool_no, 0 },
 	{ "lmtp_tls_security_level", lmtp_tls_levels, 0 },

@@ -189,6 +189,15 @@ int mbx_cache_get(struct mailbox *mb, uint32_t uid, void **data_r, size_t *len_r
 int mbx_cache_put(struct mailbox *mb, uint32_t uid, const void *data, size_t len,
     char **err_r);
 
+/* IMAP \Recent (RFC 3501 2.3.2): a new message is recent to exactly one
+ * session. Claim, atomically across processes (one write transaction),
+ * every UID not claimed before: *lo_r..*hi_r-1 are this caller's (empty
+ * when *lo_r == *hi_r; hi is uidnext). The first claim of a mailbox gets
+ * every message. Writes nothing when there is nothing to claim. */
+int mbx_recent_claim(struct mailbox *mb, uint32_t *lo_r, uint32_t *hi_r, char **err_r);
+/* The first UID not yet claimed (for STATUS RECENT: uidnext - it, roughly). */
+int mbx_recent_first(struct mailbox *mb, uint32_t *first_r, char **err_r);
+
 /* Totals for status: messages, unseen (no \Seen), bytes on disk. */
 struct mbx_status {
 	uint32_t messages;

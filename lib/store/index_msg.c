@@ -585,3 +585,83 @@ mbx_cache_put(struct mailbox *mb, uint32_t uid, const void *data, size_t len,
 	rc = db_write(&mb->db, cache_put_fn, &cc, err_r);
 	return rc == 0 || rc == MBX_GONE ? rc : MBX_ERR;
 }
+
+/* ---- \Recent ----
+ * One key in the hdr database, "recent": the first UID no session has
+ * claimed yet (absent: 1). */
+
+struct recent_ctx {
+	struct mailbox *mb;
+	int claim;
+	uint32_t lo, hi;
+};
+
+static int
+recent_get(struct recent_ctx *rc, MDB_txn *txn)
+{
+	MDB_val k = { 6, "recent" }, v;
+	int r = mdb_get(txn, rc->mb->db.dbi[DB_HDR], &k, &v);
+
+	if (r == MDB_NOTFOUND) {
+		rc->lo = 1;
+		return 0;
+	}
+	if (r != 0)
+		return r;
+	if (v.mv_size != sizeof(rc->lo))
+		return MDB_CORRUPTED;
+	memcpy(&rc->lo, v.mv_data, sizeof(rc->lo));
+	return 0;
+}
+
+static int
+recent_fn(MDB_txn *txn, void *ctx)
+{
+	struct recent_ctx *rc = ctx;
+	struct hdr h;
+	int r;
+
+	if ((r = idx_hdr_get(rc->mb, txn, &h)) != 0 || (r = recent_get(rc, txn)) != 0)
+		return r;
+	rc->mb->hdr = h;
+	rc->hi = h.uidnext;
+	if (rc->lo > rc->hi)
+		rc->lo = rc->hi;
+	if (rc->claim && rc->lo < rc->hi) {
+		MDB_val k = { 6, "recent" }, v = { sizeof(rc->hi), &rc->hi };
+		return mdb_put(txn, rc->mb->db.dbi[DB_HDR], &k, &v, 0);
+	}
+	return 0;
+}
+
+int
+mbx_recent_claim(struct mailbox *mb, uint32_t *lo_r, uint32_t *hi_r, char **err_r)
+{
+	struct recent_ctx rc = { .mb = mb, .claim = 0 };
+
+	/* Look first: most calls find nothing new and must not write (a
+	 * write wakes every watcher of the index file). */
+	if (db_read(&mb->db, recent_fn, &rc, err_r) != 0)
+		return MBX_ERR;
+	if (rc.lo < rc.hi && !mb->readonly) {
+		rc.claim = 1;
+		if (db_write(&mb->db, recent_fn, &rc, err_r) != 0)
+			return MBX_ERR;
+	} else {
+		rc.lo = rc.hi;
+	}
+	*lo_r = rc.lo;
+	*hi_r = rc.hi;
+	return 0;
+}
+
+int
+mbx_recent_first(struct mailbox *mb, uint32_t *first_r, char **err_r)
+{
+	struct recent_ctx rc = { .mb = mb, .claim = 0 };
+
+	if (db_read(&mb->db, recent_fn, &rc, err_r) != 0)
+		return MBX_ERR;
+	*first_r = rc.lo;
+	return 0;
+}

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "util/alloc.h"
 #include "util/conn.h"
@@ -34,6 +35,15 @@
 #define SHRINK_ABOVE (4 * READ_CHUNK)
 
 enum tls_state { TLS_OFF, TLS_WAIT_DRAIN, TLS_HANDSHAKE, TLS_UP };
+
+/* COMPRESS=DEFLATE (RFC 4978): raw deflate both ways, under TLS if any. */
+struct zstate {
+	z_stream def, inf;
+	struct buf zout;        /* wire bytes waiting: compressed (and what
+	                         * was queued before compression began) */
+	struct buf zin;         /* compressed bytes not yet inflated (<= READ_CHUNK) */
+	int more;               /* inflate filled its output: it may hold more */
+};
 
 struct conn {
 	struct loop *loop;
@@ -61,8 +71,16 @@ struct conn {
 	uint64_t last_activity;
 	uint64_t idle_timer;
 	uint64_t kick_timer;
+	struct zstate *z;
 	char err[256];
 };
+
+/* Bytes waiting to be written, compressed or not. */
+static size_t
+out_pending(const struct conn *c)
+{
+	return c->out.len + (c->z != NULL ? c->z->zout.len : 0);
+}
 
 static void conn_fd_cb(struct loop *l, int fd, unsigned events, void *ctx);
 static void dispatch(struct conn *c);
@@ -116,8 +134,12 @@ update_events(struct conn *c)
 		} else {
 			if (may_read(c))
 				want |= LOOP_READ;
-			if (c->out.len > 0 && c->write_on)
+			if (out_pending(c) > 0 && c->write_on)
 				want |= LOOP_WRITE;
+			/* Compressed input already read waits in zin. */
+			if ((want & LOOP_READ) && c->z != NULL
+			    && (c->z->zin.len > 0 || c->z->more))
+				kick(c);
 			if (want != 0 && c->tls != NULL)
 				want |= c->tls_want;
 			if ((want & LOOP_READ) && c->tls != NULL && tls_pending(c->tls) > 0)
@@ -156,6 +178,13 @@ static void
 release(struct conn *c)
 {
 	detach(c);
+	if (c->z != NULL) {
+		deflateEnd(&c->z->def);
+		inflateEnd(&c->z->inf);
+		buf_free(&c->z->zout);
+		buf_free(&c->z->zin);
+		free(c->z);
+	}
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c);
@@ -275,11 +304,45 @@ start_handshake(struct conn *c)
 }
 
 /* Write out; 1 all written, 0 some left, -1 error (ERROR posted). */
+/* Deflate what is queued in out onto zout, flushed to a byte boundary so
+ * the peer can read every reply at once. */
+static int
+z_deflate(struct conn *c)
+{
+	struct zstate *z = c->z;
+	int rc;
+
+	z->def.next_in = (unsigned char *)c->out.data;
+	z->def.avail_in = (uInt)c->out.len;
+	do {
+		if (buf_reserve(&z->zout, c->out.len / 2 + 64) < 0)
+			return -1;
+		z->def.next_out = (unsigned char *)z->zout.data + z->zout.len;
+		z->def.avail_out = (uInt)(z->zout.cap - z->zout.len - 1);
+		size_t room = z->def.avail_out;
+		rc = deflate(&z->def, Z_SYNC_FLUSH);
+		if (rc != Z_OK && rc != Z_BUF_ERROR)
+			return -1;
+		z->zout.len += room - z->def.avail_out;
+	} while (z->def.avail_out == 0 || z->def.avail_in > 0);
+	buf_reset(&c->out);
+	return 0;
+}
+
 static int
 do_write(struct conn *c)
 {
-	while (c->out.len > 0) {
-		ssize_t n = io_write(c, c->out.data, c->out.len);
+	struct buf *ob = &c->out;
+
+	if (c->z != NULL) {
+		if (c->out.len > 0 && z_deflate(c) < 0) {
+			set_error(c, "write", "compression failed");
+			return -1;
+		}
+		ob = &c->z->zout;
+	}
+	while (ob->len > 0) {
+		ssize_t n = io_write(c, ob->data, ob->len);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -290,14 +353,56 @@ do_write(struct conn *c)
 			c->pending |= CONN_EV_ERROR;
 			return -1;
 		}
-		buf_consume(&c->out, (size_t)n);
+		buf_consume(ob, (size_t)n);
 		touch(c);
 	}
+	if (ob->cap > SHRINK_ABOVE)
+		buf_free(ob);
 	if (c->out.cap > SHRINK_ABOVE)
 		buf_free(&c->out);
 	if (c->tls_state == TLS_WAIT_DRAIN)
 		start_handshake(c);
 	return 1;
+}
+
+/* io_read through inflate: up to n plain bytes. Reads the socket only
+ * when nothing compressed is left, READ_CHUNK at a time, so the input
+ * held stays bounded (in_max plus one chunk's inflation). */
+static ssize_t
+z_read(struct conn *c, void *p, size_t n)
+{
+	struct zstate *z = c->z;
+	char tmp[READ_CHUNK];
+
+	for (;;) {
+		if (z->zin.len == 0 && !z->more) {
+			ssize_t r = io_read(c, tmp, sizeof(tmp));
+			if (r <= 0)
+				return r;
+			(void)buf_append(&z->zin, tmp, (size_t)r);
+		}
+		z->inf.next_in = (unsigned char *)z->zin.data;
+		z->inf.avail_in = (uInt)z->zin.len;
+		z->inf.next_out = p;
+		z->inf.avail_out = (uInt)n;
+		int rc = inflate(&z->inf, Z_SYNC_FLUSH);
+		if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
+			snprintf(c->err, sizeof(c->err), "read: decompression failed");
+			errno = EPROTO;
+			return -1;
+		}
+		buf_consume(&z->zin, z->zin.len - z->inf.avail_in);
+		size_t got = n - z->inf.avail_out;
+		z->more = z->inf.avail_out == 0;
+		if (got > 0)
+			return (ssize_t)got;
+		z->more = 0;
+		if (rc == Z_STREAM_END) {
+			errno = EPROTO;
+			snprintf(c->err, sizeof(c->err), "read: compressed stream ended");
+			return -1;
+		}
+	}
 }
 
 static void
@@ -319,11 +424,14 @@ do_read(struct conn *c)
 		set_error(c, "read", "input buffer full");
 		return;
 	}
-	ssize_t n = io_read(c, c->in.data + c->in.len, room);
+	ssize_t n = c->z != NULL ? z_read(c, c->in.data + c->in.len, room)
+	    : io_read(c, c->in.data + c->in.len, room);
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
-		if (c->tls == NULL || errno != EIO)
+		if (errno == EPROTO)
+			;   /* c->err says it */
+		else if (c->tls == NULL || errno != EIO)
 			snprintf(c->err, sizeof(c->err), "read: %s", strerror(errno));
 		c->pending |= CONN_EV_ERROR;
 		return;
@@ -354,7 +462,7 @@ conn_fd_cb(struct loop *l, int fd, unsigned events, void *ctx)
 		 * blocked in: with TLS any event retries both. */
 		if (c->tls != NULL)
 			events |= LOOP_READ | LOOP_WRITE;
-		if ((events & LOOP_WRITE) && c->out.len > 0 && c->write_on
+		if ((events & LOOP_WRITE) && out_pending(c) > 0 && c->write_on
 		    && do_write(c) == 1)
 			c->pending |= CONN_EV_DRAINED;
 		if ((events & (LOOP_READ | LOOP_ERROR)) && may_read(c))
@@ -548,7 +656,7 @@ conn_printf(struct conn *c, const char *fmt, ...)
 size_t
 conn_out_len(const struct conn *c)
 {
-	return c->out.len;
+	return out_pending(c);
 }
 
 int
@@ -581,6 +689,45 @@ conn_flush_last(struct conn *c)
 	return r;
 }
 
+int
+conn_compress(struct conn *c)
+{
+	struct zstate *z;
+
+	if (c->z != NULL || c->tls_state == TLS_WAIT_DRAIN
+	    || c->tls_state == TLS_HANDSHAKE)
+		return -1;
+	z = xcalloc(1, sizeof(*z));
+	/* Raw deflate (no zlib header), as RFC 4978 says. */
+	if (deflateInit2(&z->def, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8,
+	    Z_DEFAULT_STRATEGY) != Z_OK) {
+		free(z);
+		return -1;
+	}
+	if (inflateInit2(&z->inf, -15) != Z_OK) {
+		deflateEnd(&z->def);
+		free(z);
+		return -1;
+	}
+	/* What is queued now (the OK to COMPRESS) goes out as it is; what
+	 * is buffered unread was already compressed by the peer. */
+	(void)buf_append(&z->zout, c->out.data, c->out.len);
+	buf_reset(&c->out);
+	(void)buf_append(&z->zin, c->in.data + c->in_off, c->in.len - c->in_off);
+	c->in.len = 0;
+	c->in_off = 0;
+	c->z = z;
+	if (c->busy == 0)
+		update_events(c);
+	return 0;
+}
+
+int
+conn_compressed(const struct conn *c)
+{
+	return c->z != NULL;
+}
+
 ssize_t
 conn_starttls(struct conn *c, struct tls_ctx *ctx)
 {
@@ -593,7 +740,7 @@ conn_starttls(struct conn *c, struct tls_ctx *ctx)
 	c->lines.skipping = 0;
 	c->tls_ctx = ctx;
 	c->tls_state = TLS_WAIT_DRAIN;
-	if (c->out.len == 0)
+	if (out_pending(c) == 0)
 		start_handshake(c);
 	if (c->pending != 0)
 		kick(c);

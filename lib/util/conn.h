@@ -124,6 +124,14 @@ ssize_t conn_starttls(struct conn *c, struct tls_ctx *ctx);
 struct tls_conn *conn_tls(const struct conn *c);
 int conn_tls_active(const struct conn *c);   /* started (maybe not up yet) */
 
+/* --- COMPRESS=DEFLATE (RFC 4978) ------------------------------------------ */
+/* From now on raw deflate both ways (inside TLS, if any). What is queued
+ * for output (the OK to the command) still goes out uncompressed; input
+ * already buffered is taken as compressed. -1 if already on or a TLS
+ * handshake is pending. Costs about 300 KiB of zlib state. */
+int conn_compress(struct conn *c);
+int conn_compressed(const struct conn *c);
+
 /* Static text of the last error ("read: Connection reset by peer",
  * "TLS handshake: ...") */
 const char *conn_error(const struct conn *c);

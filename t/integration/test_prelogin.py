@@ -37,6 +37,8 @@ import postern_harness as H  # noqa: E402
 
 ALICE = "alice@example.test"
 PW = "alice prelogin secret"
+BOB = "bob@example.test"      # hashes to the other of two worker slots
+BOB_PW = "bob prelogin secret"
 
 
 def setUpModule():
@@ -84,6 +86,7 @@ class PreLogin(unittest.TestCase):
         inst.make_cert("mx.example.test", level="may")
         inst.prepare()
         inst.add_user(ALICE, PW)
+        inst.add_user(BOB, BOB_PW)
         inst.start(prepare=False)
         for p in (cls.p110, cls.p995):
             deadline = time.time() + 30
@@ -168,23 +171,30 @@ class PreLogin(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
 
     def test_owner_sessions_spread_over_workers(self):
-        """Sessions of one owner (virtual users share one uid) go to up to
-        pop3d_owner_process_limit workers, all running as that owner."""
-        self.deliver(ALICE, "spread")
-        self.wait_files(self.inst.vmaildir(ALICE), 1)
+        """Users of one owner (virtual users share one uid) spread over up
+        to pop3d_owner_process_limit workers, all running as that owner;
+        all sessions of one user meet in one worker."""
+        for u in (ALICE, BOB):
+            self.deliver(u, "spread")
+            self.wait_files(self.inst.vmaildir(u), 1)
+        owner = pwd.getpwuid(self.inst.vuid).pw_name
+
+        def workers():
+            table = H.proc_table()
+            return [p for p in H.descendants(self.inst.master_pid(), table)
+                    if table[p][1] == "pop3d" and " -W " in table[p][2] and
+                    H.proc_user(p) == owner]
         sessions = []
-        for _ in range(3):
+        for u, pw in ((ALICE, PW), (ALICE, PW), (BOB, BOB_PW)):
             c = poplib.POP3("127.0.0.1", self.p110, timeout=30)
-            c.user(ALICE)
-            c.pass_(PW)
+            c.user(u)
+            c.pass_(pw)
             self.assertGreaterEqual(c.stat()[0], 1)
             sessions.append(c)
-        table = H.proc_table()
-        owner = pwd.getpwuid(self.inst.vuid).pw_name
-        workers = [p for p in H.descendants(self.inst.master_pid(), table)
-                   if table[p][1] == "pop3d" and " -W " in table[p][2] and
-                   H.proc_user(p) == owner]
-        self.assertEqual(len(workers), 2, [table[p] for p in workers])
+            if len(sessions) == 2:
+                # alice's second session went to her first one's worker
+                self.assertEqual(len(workers()), 1, workers())
+        self.assertEqual(len(workers()), 2, workers())
         for c in sessions:
             c.quit()
 

@@ -432,6 +432,38 @@ START_TEST(test_append)
 }
 END_TEST
 
+/* \Recent goes to one claimer only, across handles (two sessions, or
+ * two processes: one LMDB write transaction each). */
+START_TEST(test_recent_claim)
+{
+	struct mailbox *a = NULL, *b = NULL;
+	uint32_t lo, hi, first;
+	char *err = NULL;
+
+	put_file("new", "1.a.host", "Subject: a\n\nx\n", 1000);
+	put_file("new", "2.b.host", "Subject: b\n\nx\n", 1001);
+	a = open_mb();
+	b = open_mb();
+	ck_assert_int_eq(mbx_recent_claim(a, &lo, &hi, &err), 0);
+	ck_assert_uint_eq(lo, 1);
+	ck_assert_uint_eq(hi, 3);
+	ck_assert_int_eq(mbx_recent_claim(b, &lo, &hi, &err), 0);
+	ck_assert_uint_eq(lo, hi);
+	put_file("new", "3.c.host", "Subject: c\n\nx\n", 1002);
+	ck_assert_int_eq(mbx_sync(b, NULL, &err), 0);
+	ck_assert_int_eq(mbx_recent_first(a, &first, &err), 0);
+	ck_assert_uint_eq(first, 3);
+	ck_assert_int_eq(mbx_recent_claim(b, &lo, &hi, &err), 0);
+	ck_assert_uint_eq(lo, 3);
+	ck_assert_uint_eq(hi, 4);
+	ck_assert_int_eq(mbx_recent_claim(a, &lo, &hi, &err), 0);
+	ck_assert_uint_eq(lo, hi);
+	ck_assert_uint_eq(hi, 4);
+	mbx_close(&a);
+	mbx_close(&b);
+}
+END_TEST
+
 /* Many messages from a tiny initial map: the map grows, nothing fails.
  * (The index starts at 4 MiB; 3000 records with long names and cache
  * entries of 4 KiB need more.) */
@@ -515,6 +547,7 @@ index_suite(void)
 	tcase_add_test(tc, test_flags_rename);
 	tcase_add_test(tc, test_expunge_and_cache);
 	tcase_add_test(tc, test_append);
+	tcase_add_test(tc, test_recent_claim);
 	tcase_add_test(tc, test_map_growth);
 	tcase_add_test(tc, test_folders);
 	suite_add_tcase(s, tc);

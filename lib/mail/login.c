@@ -1,8 +1,11 @@
 /*
- * handoff - give a logged-in POP3 session to the mailbox broker
- * (private/pop3d), and for TLS sessions stay on as a plaintext proxy.
+ * login - the protocol-independent half of pop3-login and imap-login
+ * (lib/mail/login.h): configuration, the plaintext policy, the auth
+ * request, and the hand-off of a logged-in session to the post-login
+ * broker (private/pop3d, private/imapd), staying on as a plaintext proxy
+ * for TLS sessions.
  *
- * The request is one ipc frame with a descriptor (ipc_send_fd):
+ * The hand-off request is one ipc frame with a descriptor (ipc_send_fd):
  *   ticket=<from auth> rip= lip= tls=0|1 method= input=<base64 of bytes
  *   the client pipelined after its login>
  * Plaintext: the descriptor is the client socket itself; this process
@@ -21,8 +24,11 @@
  * HANDOFF_TIMEOUT_MS when it is stuck), which holds up this process's
  * other sessions meanwhile.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,9 +37,158 @@
 #include "util/log.h"
 #include "util/net.h"
 #include "util/tls.h"
+#include "mail/config.h"
+#include "mail/login.h"
 #include "mail/server.h"
 #include "proto/sasl.h"
-#include "login.h"
+
+struct login_conf login_conf;
+
+void
+login_conf_tls(const char *prefix)
+{
+	char *n_cert = xasprintf("%s_tls_cert_file", prefix);
+	char *n_key = xasprintf("%s_tls_key_file", prefix);
+	char *n_wrap = xasprintf("%s_tls_wrappermode", prefix);
+	const char *cert = config_get(n_cert);
+	const char *key = config_get(n_key);
+	char *err = NULL;
+
+	login_conf.prefix = prefix;
+	login_conf.wrappermode = config_bool(n_wrap) == 1;
+	if (cert == NULL || *cert == '\0' || key == NULL || *key == '\0') {
+		if (login_conf.wrappermode)
+			log_fatalx("%s=yes needs %s and %s", n_wrap, n_cert, n_key);
+	} else if ((login_conf.tls_ctx = tls_server_ctx_new(cert, key, &err)) == NULL) {
+		if (login_conf.wrappermode)
+			log_fatalx("cannot load certificate or key: %s", err);
+		log_warnx("cannot load certificate or key: %s: STARTTLS disabled", err);
+		free(err);
+	}
+	free(n_cert);
+	free(n_key);
+	free(n_wrap);
+}
+
+static const char *
+param(const char *suffix)
+{
+	static char name[64];
+
+	(void)snprintf(name, sizeof(name), "%s_%s", login_conf.prefix, suffix);
+	return name;
+}
+
+void
+login_conf_load(const char *broker)
+{
+	const char *pa = config_get(param("plaintext_auth"));
+	const char *lt = config_get(param("login_timeout"));
+
+	if (pa == NULL || strcasecmp(pa, "loopback") == 0)
+		login_conf.plaintext = PLAIN_LOOPBACK;
+	else if (strcasecmp(pa, "yes") == 0)
+		login_conf.plaintext = PLAIN_YES;
+	else if (strcasecmp(pa, "no") == 0)
+		login_conf.plaintext = PLAIN_NO;
+	else
+		log_fatalx("%s: \"%s\" is not yes, no or loopback", param("plaintext_auth"), pa);
+	login_conf.hard_error_limit = (int)config_int(param("hard_error_limit"));
+	if (login_conf.hard_error_limit < 1)
+		login_conf.hard_error_limit = 1;
+	login_conf.timeout_ms = (uint64_t)config_time(lt != NULL
+	    ? param("login_timeout") : param("timeout")) * 1000;
+	if (login_conf.timeout_ms == 0)
+		login_conf.timeout_ms = 600 * 1000;
+	login_conf.auth_path = server_login_socket("auth");
+	login_conf.broker_path = server_login_socket(broker);
+}
+
+void
+login_base_init(struct login_base *b, struct loop *l, int fd)
+{
+	b->loop = l;
+	b->fd = fd;
+	b->method = "PLAIN";
+	/* Request/response: a reply must not wait for the ACK of the last
+	 * one (Nagle against delayed ACK). The option travels with the
+	 * socket to the post-login process. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	if (net_peer_addr(fd, b->rip, sizeof(b->rip), NULL) < 0)
+		strcpy(b->rip, "unknown");
+	if (net_local_addr(fd, b->lip, sizeof(b->lip), NULL) < 0)
+		strcpy(b->lip, "unknown");
+}
+
+void
+login_base_free(struct login_base *b)
+{
+	if (b->authc != NULL)
+		auth_client_cancel(&b->authc);
+	conn_free(&b->conn);
+	free(b->tag);
+	b->tag = NULL;
+	if (b->fd >= 0)
+		server_disconnect(b->loop, b->fd);
+	b->fd = -1;
+}
+
+int
+login_is_loopback(const char *a)
+{
+	return strncmp(a, "127.", 4) == 0 || strcmp(a, "::1") == 0
+	    || strncmp(a, "::ffff:127.", 11) == 0;
+}
+
+int
+login_plaintext_ok(const struct login_base *b)
+{
+	if (conn_tls(b->conn) != NULL)
+		return 1;
+	switch (login_conf.plaintext) {
+	case PLAIN_YES:
+		return 1;
+	case PLAIN_LOOPBACK:
+		return login_is_loopback(b->rip);
+	default:
+		return 0;
+	}
+}
+
+const char *
+login_tls_tag(const struct login_base *b)
+{
+	return b->conn != NULL && conn_tls(b->conn) != NULL ? ", TLS" : "";
+}
+
+void
+login_log_failed(const struct login_base *b, const char *user, const char *reason)
+{
+	log_info("Login failed: user=<%s>, method=%s, rip=%s, lip=%s%s: %s",
+	    user != NULL ? user : "", b->method, b->rip, b->lip, login_tls_tag(b),
+	    reason != NULL ? reason : "authentication failed");
+}
+
+void
+login_auth_start(struct login_base *b, const char *service, const char *user,
+    const char *pass, const char *authzid, auth_done_fn done, void *ctx)
+{
+	struct auth_request req = {
+		.service = service,
+		.mechanism = b->method,
+		.user = user,
+		.authzid = authzid,
+		.password = pass,
+		.client_addr = b->rip,
+		.want_ticket = 1,
+	};
+
+	/* Nothing is read or answered until auth has spoken. */
+	conn_set_read(b->conn, 0);
+	b->authc = auth_client_start(b->loop, login_conf.auth_path, &req,
+	    (int)(login_conf.timeout_ms < 60000 ? login_conf.timeout_ms : 60000),
+	    done, ctx);
+}
 
 #define HANDOFF_TIMEOUT_MS 10000
 #define PROXY_HIGH (256 * 1024)
@@ -49,7 +204,7 @@ struct proxy {
 static int nproxies;
 
 int
-proxy_count(void)
+login_proxy_count(void)
 {
 	return nproxies;
 }
@@ -119,7 +274,7 @@ inner_cb(struct conn *c, unsigned ev, void *ctx)
 }
 
 static void
-start_proxy(struct lsess *s, int inner_fd)
+start_proxy(struct login_base *s, int inner_fd)
 {
 	struct proxy *p = xcalloc(1, sizeof(*p));
 	size_t n;
@@ -144,25 +299,25 @@ start_proxy(struct lsess *s, int inner_fd)
 }
 
 int
-handoff(struct lsess *s, const char *user, const char *ticket, const char **reply_r)
+login_handoff(struct login_base *s, const char *user, const char *ticket)
 {
 	int tls = conn_tls(s->conn) != NULL;
-	int sv[2] = { -1, -1 }, pass_fd, fd = -1, ok = 0;
+	int sv[2] = { -1, -1 }, pass_fd, fd = -1, ok = 0, rc = LOGIN_HO_INTERNAL;
 	struct ipc_msg m;
 	const char *st;
 	size_t n;
 	const char *rest = conn_in(s->conn, &n);
 
-	*reply_r = "-ERR [SYS/TEMP] Internal error occurred. Refer to server log "
-	    "for more information.";
 	if (!tls && conn_flush(s->conn) != 1)
-		return -1;
+		return rc;
 	ipc_init(&m);
 	ipc_put(&m, "ticket", ticket);
 	ipc_put(&m, "rip", s->rip);
 	ipc_put(&m, "lip", s->lip);
 	ipc_put(&m, "tls", tls ? "1" : "0");
 	ipc_put(&m, "method", s->method);
+	if (s->tag != NULL)
+		ipc_put(&m, "tag", s->tag);
 	if (!tls && n > 0) {
 		struct buf b64 = BUF_INIT(0);
 		(void)sasl_b64_encode(rest, n, &b64);
@@ -173,7 +328,7 @@ handoff(struct lsess *s, const char *user, const char *ticket, const char **repl
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 			log_warn("socketpair");
 			ipc_free(&m);
-			return -1;
+			return rc;
 		}
 		pass_fd = sv[1];
 	} else {
@@ -191,7 +346,7 @@ handoff(struct lsess *s, const char *user, const char *ticket, const char **repl
 		const char *why = ipc_get(&m, "reason");
 		log_warnx("user=<%s>, rip=%s: mailbox unavailable: %s", user, s->rip,
 		    why ? why : "unknown reason");
-		*reply_r = "-ERR [SYS/TEMP] Mailbox is unavailable.";
+		rc = LOGIN_HO_UNAVAILABLE;
 	}
 	if (fd >= 0)
 		close(fd);
@@ -201,7 +356,7 @@ handoff(struct lsess *s, const char *user, const char *ticket, const char **repl
 			close(sv[0]);
 			close(sv[1]);
 		}
-		return -1;
+		return rc;
 	}
 	log_info("Login: user=<%s>, method=%s, rip=%s, lip=%s%s", user, s->method,
 	    s->rip, s->lip, tls ? ", TLS" : "");
@@ -211,6 +366,6 @@ handoff(struct lsess *s, const char *user, const char *ticket, const char **repl
 		start_proxy(s, sv[0]);
 	}
 	/* Plaintext: the post-login process has the socket; ours goes. */
-	lsess_free(s);
+	login_base_free(s);
 	return 0;
 }

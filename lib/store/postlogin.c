@@ -1,33 +1,43 @@
 /*
- * broker - hands logged-in POP3 sessions to per-owner worker processes.
+ * postlogin - the mailbox broker and the per-owner workers of pop3d and
+ * imapd (store/postlogin.h).
  *
- * Request (from pop3-login, ipc frame with the client's descriptor):
- *   ticket= rip= lip= tls= method= [input=]
+ * Broker request (from the login process, ipc frame with the client's
+ * descriptor): ticket= rip= lip= tls= method= [input=]
  * Reply: status=ok | tempfail reason=...
  *
- * Invariants:
+ * Broker invariants:
  * - The user comes from auth (auth_ticket_redeem, SO_PEERCRED-checked
  *   against auth_owner when root), never from the login process.
  * - A worker runs as exactly one mailbox owner's uid and gid, set before
- *   exec (priv_drop); uid 0 is refused. Up to pop3d_owner_process_limit
- *   workers per uid (default: the CPU count; every virtual user shares
- *   one uid): an owner's sessions go to the one that was given the fewest,
- *   and share its loop (and its open mailbox handles). Two workers may
- *   hold one Maildir: the index is made for concurrent processes; an mbox
- *   is locked per session.
- * - This process reads only the login's frame and auth's reply; the
+ *   exec (priv_drop); uid 0 is refused. Up to NAME_owner_process_limit
+ *   workers per uid (pop3d_owner_process_limit, imapd_owner_process_limit;
+ *   default: the CPU count; every virtual user shares one uid): a user's
+ *   sessions all go to one of them, chosen by a hash of the name, and
+ *   share its loop (and its open mailbox handles). Two workers may hold one
+ *   Maildir: the index is made for concurrent processes; an mbox is
+ *   locked per session.
+ * - The broker reads only the login's frame and auth's reply; the
  *   client's bytes it passes on unread (the pipelined "input" goes
  *   through as an opaque attribute).
- * Trusts: auth; master.conf (it runs as root only because it is told so).
- * BUGS: requests are served one at a time, synchronously (ticket redeem
- * and a possible fork/exec, milliseconds). Workers live as long as the
- * broker; they exit when it goes (control socket EOF) after their
+ * Worker invariants: it never runs as root (checked before anything
+ * else); it reads only what the broker sends on fd 3 and the clients'
+ * bytes. When the broker goes away (EOF on fd 3) or SIGTERM comes, it
+ * takes no new sessions and exits when the last one ends; sessions in
+ * progress are not cut.
+ * Trusts: auth; master.conf (the broker runs as root only because it is
+ * told so).
+ * BUGS: broker requests are served one at a time, synchronously (ticket
+ * redeem and a possible fork/exec, milliseconds). Workers live as long as
+ * the broker; they exit when it goes (control socket EOF) after their
  * sessions end.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -42,8 +52,9 @@
 #include "mail/auth_client.h"
 #include "mail/config.h"
 #include "mail/server.h"
+#include "mail/server_args.h"
 #include "store/owner.h"
-#include "pop3d.h"
+#include "store/postlogin.h"
 
 #define BROKER_IO_TIMEOUT_MS 10000
 #define REQUEST_MAX (64 * 1024)
@@ -52,7 +63,7 @@ struct worker {
 	uid_t uid;
 	pid_t pid;
 	int sock;
-	unsigned long given;    /* sessions passed to it */
+	unsigned slot;          /* users whose name hashes here (worker_pick) */
 	struct worker *next;
 };
 
@@ -64,6 +75,7 @@ static int self_argc;
 static char *auth_path;
 static uid_t auth_uid = (uid_t)-1;
 static long long owner_process_limit;
+static const char *broker_name;      /* "pop3d", "imapd" */
 
 static void
 worker_drop(struct worker *w)
@@ -154,25 +166,29 @@ worker_spawn(const struct mailbox_owner *o, char **err_r)
 	return w;
 }
 
-/* The worker for one more session of o's uid: the one given the fewest,
- * or a new one while fewer than pop3d_owner_process_limit run. */
+/* The worker for one more session of user (owner o). Each user has one
+ * slot of NAME_owner_process_limit per uid (a hash of the name), so all
+ * sessions of one user meet in one worker: per-user limits
+ * (imapd_client_connection_limit) hold, and an IMAP session hears of the
+ * user's other sessions' changes at once; different users of one uid
+ * (every virtual user) still spread over the CPUs. */
 static struct worker *
-worker_pick(const struct mailbox_owner *o, char **err_r)
+worker_pick(const struct mailbox_owner *o, const char *user, char **err_r)
 {
-	struct worker *w, *best = NULL;
-	long long n = 0;
+	uint32_t h = 2166136261u;          /* FNV-1a: stable, no state */
+	struct worker *w;
+	unsigned slot;
 
+	for (const unsigned char *p = (const unsigned char *)user; *p; p++)
+		h = (h ^ (uint32_t)tolower(*p)) * 16777619u;
+	slot = (unsigned)(h % (uint32_t)owner_process_limit);
 	for (w = workers; w != NULL; w = w->next)
-		if (w->uid == o->uid) {
-			n++;
-			if (best == NULL || w->given < best->given)
-				best = w;
-		}
-	if (best == NULL || (n < owner_process_limit && best->given > 0))
-		best = worker_spawn(o, err_r);
-	if (best != NULL)
-		best->given++;
-	return best;
+		if (w->uid == o->uid && w->slot == slot)
+			return w;
+	w = worker_spawn(o, err_r);
+	if (w != NULL)
+		w->slot = slot;
+	return w;
 }
 
 /* Resolve and pass one session. 0, or -1 with *err_r. */
@@ -214,8 +230,10 @@ serve(const struct ipc_msg *req, int cfd, char **err_r)
 	ipc_put(&fwd, "user", user);
 	ipc_put(&fwd, "mailbox", o.path);
 	ipc_put(&fwd, "mailbox_type", owner_is_maildir(o.path) ? "maildir" : "mbox");
+	if (o.quota > 0)
+		ipc_put_int(&fwd, "quota", (long long)o.quota);
 	for (const char *const *k = (const char *const[]){ "rip", "lip", "tls",
-	    "method", "input", NULL }; *k != NULL; k++) {
+	    "method", "input", "tag", NULL }; *k != NULL; k++) {
 		const char *v = ipc_get(req, *k);
 		if (v != NULL)
 			ipc_put(&fwd, *k, v);
@@ -223,7 +241,7 @@ serve(const struct ipc_msg *req, int cfd, char **err_r)
 	/* A worker that just died shows up as a failed send: one retry with
 	 * a fresh one. */
 	for (int attempt = 0; attempt < 2 && rc < 0; attempt++) {
-		struct worker *w = worker_pick(&o, err_r);
+		struct worker *w = worker_pick(&o, user, err_r);
 
 		if (w == NULL)
 			break;
@@ -253,7 +271,7 @@ broker_conn(struct loop *l, int fd)
 	ipc_init(&req);
 	ipc_init(&rep);
 	if (ipc_recv_fd(fd, &req, REQUEST_MAX, &cfd, BROKER_IO_TIMEOUT_MS) < 0) {
-		log_warn("request from pop3-login");
+		log_warn("request from the login process");
 		goto out;
 	}
 	if (serve(&req, cfd, &err) == 0) {
@@ -265,7 +283,7 @@ broker_conn(struct loop *l, int fd)
 		ipc_put(&rep, "reason", err ? err : "failed");
 	}
 	if (ipc_send(fd, &rep, BROKER_IO_TIMEOUT_MS) < 0)
-		log_warn("reply to pop3-login");
+		log_warn("reply to the login process");
 out:
 	free(err);
 	if (cfd >= 0)
@@ -285,7 +303,9 @@ broker_post_init(struct loop *l)
 		log_fatal("readlink /proc/self/exe");
 	self_exe[n] = '\0';
 	owner_conf_load(&oconf);
-	owner_process_limit = config_int_range("pop3d_owner_process_limit", 1, 64);
+	char *lim = xasprintf("%s_owner_process_limit", broker_name);
+	owner_process_limit = config_int_range(lim, 1, 64);
+	free(lim);
 	auth_path = xasprintf("%s/private/auth", config_get("queue_directory"));
 	if (priv_is_root()) {
 		const char *owner = config_get("auth_owner");
@@ -318,19 +338,140 @@ broker_drain(struct loop *l)
 	}
 }
 
-int
-broker_main(int argc, char **argv)
+static int
+broker_main(int argc, char **argv, const struct postlogin_ops *pops)
 {
-	static const struct server_ops ops = {
+	static struct server_ops ops = {
 		.kind = SERVER_MULTI,
-		.name = "pop3d",
 		.post_init = broker_post_init,
 		.conn = broker_conn,
 		.drain = broker_drain,
 		.busy = broker_busy,
 	};
 
+	ops.name = pops->name;
+	broker_name = pops->name;
 	self_argc = argc;
 	self_argv = argv;
 	return server_main(argc, argv, &ops);
+}
+
+/* ---- worker ---- */
+
+#define CTL_FD 3
+#define CTL_FRAME_MAX (64 * 1024)
+
+static struct loop *wloop;
+static const struct postlogin_ops *wops;
+static int ctl_open = 1;
+
+static void
+maybe_exit(void)
+{
+	if (!ctl_open && wops->session_count() == 0)
+		loop_stop(wloop);
+}
+
+void
+postlogin_session_gone(void)
+{
+	maybe_exit();
+}
+
+static void
+ctl_close(void)
+{
+	if (!ctl_open)
+		return;
+	loop_fd_del(wloop, CTL_FD);
+	close(CTL_FD);
+	ctl_open = 0;
+	maybe_exit();
+}
+
+static void
+ctl_cb(struct loop *l, int fd, unsigned ev, void *ctx)
+{
+	struct ipc_msg m;
+	int cfd = -1;
+
+	ipc_init(&m);
+	if (ipc_recv_fd(fd, &m, CTL_FRAME_MAX, &cfd, 5000) < 0) {
+		if (errno != EPIPE)
+			log_warn("session from the broker");
+		ipc_free(&m);
+		ctl_close();
+		return;
+	}
+	if (net_set_nonblock(cfd, 1) < 0) {
+		log_warn("session socket");
+		close(cfd);
+	} else {
+		wops->session_start(l, &m, cfd);
+	}
+	ipc_free(&m);
+}
+
+static void
+sigterm_cb(struct loop *l, void *ctx)
+{
+	ctl_close();
+}
+
+static int
+worker_main(int argc, char **argv, const struct postlogin_ops *ops)
+{
+	struct server_args a;
+	char *err = NULL, *progname;
+	const char *dir;
+
+	if (getuid() == 0 || geteuid() == 0) {
+		log_open(ops->name, "/dev/stderr");
+		log_fatalx("worker: refusing to serve mailboxes as root");
+	}
+	if (server_args_parse(argc, argv, &a, &err) < 0) {
+		log_open(ops->name, "/dev/stderr");
+		log_fatalx("worker: %s", err);
+	}
+	dir = a.config_dir != NULL ? a.config_dir : config_default_dir();
+	if (config_load(dir, &err) < 0) {
+		log_open(ops->name, "/dev/stderr");
+		log_fatalx("%s", err);
+	}
+	for (size_t i = 0; a.overrides != NULL && a.overrides[i] != NULL; i++) {
+		char *name = xstrdup(a.overrides[i]);
+		char *eq = strchr(name, '=');
+		*eq = '\0';
+		(void)config_set(name, eq + 1);
+		free(name);
+	}
+	progname = xasprintf("%s/%s", config_get("syslog_name"), ops->name);
+	/* The broker opened maillog_file for us as fd 2 (see broker.c). */
+	log_open(progname, *config_get("maillog_file") != '\0' ? "/dev/stderr" : "");
+	free(progname);
+	if (a.verbose > 0)
+		log_set_verbose(a.verbose);
+	server_args_free(&a);
+
+	signal(SIGPIPE, SIG_IGN);
+	wops = ops;
+	wloop = loop_new();
+	if (ops->worker_init != NULL)
+		ops->worker_init(wloop);
+	if (loop_signal(wloop, SIGTERM, sigterm_cb, NULL) < 0)
+		log_fatal("SIGTERM handler");
+	(void)net_set_cloexec(CTL_FD, 1);
+	if (loop_fd_set(wloop, CTL_FD, LOOP_READ, ctl_cb, NULL) < 0)
+		log_fatal("control socket");
+	if (loop_run(wloop) < 0)
+		log_fatal("event loop");
+	return 0;
+}
+
+int
+postlogin_main(int argc, char **argv, const struct postlogin_ops *ops)
+{
+	if (argc > 1 && strcmp(argv[1], "-W") == 0)
+		return worker_main(argc - 1, argv + 1, ops);
+	return broker_main(argc, argv, ops);
 }

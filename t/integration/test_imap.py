@@ -1,0 +1,671 @@
+#!/usr/bin/env python3
+"""
+IMAP end to end: imap-login (143 with STARTTLS, 993 implicit TLS, a third
+listener with imapd_plaintext_auth=no), logins through the auth daemon,
+then the session in an imapd worker running as the mailbox owner.
+
+Clients: Python imaplib (plain, STARTTLS, IMAP4_SSL), curl imap://, and
+raw sockets for bad input and the STARTTLS injection probe. Asserted is
+what a user would check: FETCH BODY[] is byte-identical to the delivered
+Maildir file in CRLF form, a flag stored in one session shows in another,
+APPEND then FETCH gives the same bytes, COPY/MOVE land in the target
+folder, an EXPUNGE and a new delivery reach another (idling) session, bad
+mailbox names get NO, garbage gets BAD, and the log lines Login: and
+Login failed:.
+
+Tests that need a logged-in session skip when imapd is not built (it
+needs the FETCH/SEARCH/LIST modules of lib/proto).
+"""
+
+import imaplib
+import os
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import postern_harness as H  # noqa: E402
+
+ALICE = "alice@example.test"
+PW = "alice imap secret"
+
+
+def setUpModule():
+    H.require_binaries()
+    if not os.path.exists(os.path.join(H.BUILDDIR, "imap-login")):
+        raise unittest.SkipTest("imap-login not built")
+
+
+def have_imapd():
+    return os.path.exists(os.path.join(H.BUILDDIR, "imapd"))
+
+
+def tls_ctx():
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+def crlf(b):
+    b = b.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return b
+
+
+class Raw:
+    """A line-oriented IMAP client on a raw socket (for bad input)."""
+
+    def __init__(self, port, tls=False):
+        s = socket.create_connection(("127.0.0.1", port), 10)
+        if tls:
+            s = tls_ctx().wrap_socket(s)
+        self.s = s
+        self.f = s.makefile("rb")
+
+    def line(self):
+        return self.f.readline().decode("utf-8", "replace").rstrip("\r\n")
+
+    def send(self, text):
+        self.s.sendall(text.encode() + b"\r\n")
+
+    def until_tag(self, tag):
+        out = []
+        while True:
+            ln = self.line()
+            out.append(ln)
+            if ln.startswith(tag + " ") or ln == "":
+                return out
+
+    def cmd(self, tag, text):
+        self.send("%s %s" % (tag, text))
+        return self.until_tag(tag)
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+class Imap(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.p143 = H.free_port()
+        cls.p993 = H.free_port()
+        cls.pnoplain = H.free_port()
+        services = [
+            "127.0.0.1:%d inet n - n - - imap-login" % cls.p143,
+            "127.0.0.1:%d inet n - n - - imap-login -o imapd_tls_wrappermode=yes"
+            % cls.p993,
+            "127.0.0.1:%d inet n - n - - imap-login -o imapd_plaintext_auth=no"
+            % cls.pnoplain,
+        ]
+        if have_imapd():
+            services.append("imapd unix - n n - 1 imapd")
+        conf = {"imapd_hard_error_limit": "20",
+                "imapd_client_connection_limit": "6",
+                # 3 MB for alice: QUOTA and [OVERQUOTA]
+                "virtual_mailbox_limit_maps": "static:3000000"}
+        inst = H.Instance(conf=conf, services=services)
+        cls.inst = inst
+        inst.make_cert("mx.example.test", level="may")
+        inst.prepare()
+        inst.add_user(ALICE, PW)
+        inst.start(prepare=False)
+        for p in (cls.p143, cls.p993, cls.pnoplain):
+            deadline = time.time() + 30
+            while not H.port_accepts(p):
+                if time.time() > deadline:
+                    raise AssertionError("IMAP port %d not ready" % p)
+                time.sleep(0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.inst.stop()
+        cls.inst.cleanup(keep=os.environ.get("POSTERN_KEEP") == "1")
+
+    # ----- helpers ---------------------------------------------------------
+
+    def need_imapd(self):
+        if not have_imapd():
+            self.skipTest("imapd not built")
+
+    def login(self, kind="plain"):
+        if kind == "ssl":
+            c = imaplib.IMAP4_SSL("127.0.0.1", self.p993, ssl_context=tls_ctx(),
+                                  timeout=30)
+        else:
+            c = imaplib.IMAP4("127.0.0.1", self.p143, timeout=30)
+            if kind == "starttls":
+                c.starttls(ssl_context=tls_ctx())
+        c.login(ALICE, PW)
+        return c
+
+    @staticmethod
+    def files(md):
+        out = []
+        for sub in ("new", "cur"):
+            d = os.path.join(md, sub)
+            if os.path.isdir(d):
+                out += [os.path.join(d, f) for f in os.listdir(d)]
+        return out
+
+    def deliver(self, n, tag):
+        """n messages to alice over SMTP; returns the new Maildir files'
+        contents, in delivery order."""
+        md = self.inst.vmaildir(ALICE)
+        before = set(self.files(md))
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+            for i in range(n):
+                body = ("Subject: %s %d\r\nMessage-ID: <%s.%d@t.test>\r\n\r\n"
+                        "line one of %s %d\r\n.dotted\r\nlast\r\n" % (tag, i, tag, i, tag, i))
+                s.sendmail("sender@example.test", [ALICE], body)
+        deadline = time.time() + 30
+        while True:
+            new = set(self.files(md)) - before
+            if len(new) >= n:
+                out = {}
+                for p in new:
+                    b = open(p, "rb").read()
+                    out[int(re.search(rb"^Subject: \S+ (\d+)", b, re.M).group(1))] = b
+                return [out[i] for i in range(n)]
+            if time.time() > deadline:
+                raise AssertionError("delivery timed out\n" + self.inst.log()[-3000:])
+            time.sleep(0.2)
+
+    def empty_inbox(self, c):
+        c.select("INBOX")
+        typ, data = c.search(None, "ALL")
+        if data[0]:
+            c.store("1:*", "+FLAGS", "(\\Deleted)")
+            c.expunge()
+
+    # ----- pre-login ---------------------------------------------------------
+
+    def test_greeting_and_capability(self):
+        r = Raw(self.p143)
+        g = r.line()
+        self.assertTrue(g.startswith("* OK [CAPABILITY IMAP4rev1"), g)
+        for k in ("STARTTLS", "AUTH=PLAIN", "AUTH=LOGIN", "SASL-IR", "IMAP4rev2"):
+            self.assertIn(k, g)
+        out = r.cmd("a", "CAPABILITY")
+        self.assertTrue(out[0].startswith("* CAPABILITY "))
+        self.assertTrue(out[-1].startswith("a OK"))
+        self.assertTrue(r.cmd("b", "NOOP")[-1].startswith("b OK"))
+        out = r.cmd("c", "LOGOUT")
+        self.assertTrue(out[0].startswith("* BYE"))
+        self.assertTrue(out[1].startswith("c OK"))
+        self.assertEqual(r.line(), "")
+        r.close()
+
+    def test_failed_login_logged_for_fail2ban(self):
+        c = imaplib.IMAP4("127.0.0.1", self.p143, timeout=30)
+        with self.assertRaises(imaplib.IMAP4.error) as e:
+            c.login(ALICE, "wrong password")
+        self.assertIn("AUTHENTICATIONFAILED", str(e.exception))
+        # the session goes on
+        self.assertEqual(c.noop()[0], "OK")
+        c.logout()
+        self.inst.wait_log(r"postern/imap-login\[\d+\]: Login failed: user=<%s>, "
+                           r"method=PLAIN, rip=127\.0\.0\.1, " % re.escape(ALICE))
+        # etc/fail2ban's filter matches the real line
+        if shutil.which("fail2ban-regex"):
+            import test_fail2ban
+            line = [ln for ln in self.inst.log().splitlines()
+                    if "imap-login" in ln and "Login failed:" in ln][0]
+            matched, missed, out = test_fail2ban.fail2ban_regex(line)
+            self.assertEqual(matched, 1, out)
+            self.assertIn("127.0.0.1", out)
+
+    def test_garbage_gets_bad_then_bye(self):
+        r = Raw(self.p143)
+        r.line()
+        self.assertIn(" BAD ", r.cmd("a", "XYZZY")[-1])
+        self.assertTrue(r.cmd("b", "SELECT INBOX")[-1].startswith("b BAD"))
+        r.send("\x01\x02 garbage")
+        self.assertIn("BAD", r.line())
+        self.assertTrue(r.cmd("c", "LOGIN")[-1].startswith("c BAD"))
+        self.assertTrue(r.cmd("d", "NOOP")[-1].startswith("d OK"))
+        out = []
+        r.s.sendall(b"".join(b"x%d BOGUS\r\n" % i for i in range(20)))
+        while True:
+            ln = r.line()
+            if ln == "":
+                break
+            out.append(ln)
+        self.assertTrue(any(x.startswith("* BYE") for x in out), out)
+        r.close()
+
+    def test_plaintext_refused_until_tls(self):
+        r = Raw(self.pnoplain)
+        g = r.line()
+        self.assertIn("LOGINDISABLED", g)
+        self.assertNotIn("AUTH=PLAIN", g)
+        out = r.cmd("a", 'LOGIN "%s" "x"' % ALICE)
+        self.assertIn("PRIVACYREQUIRED", out[-1])
+        r.close()
+        c = imaplib.IMAP4("127.0.0.1", self.pnoplain, timeout=30)
+        c.starttls(ssl_context=tls_ctx())
+        with self.assertRaises(imaplib.IMAP4.error) as e:
+            c.login(ALICE, "wrong")
+        self.assertIn("AUTHENTICATIONFAILED", str(e.exception))
+        c.logout()
+
+    def test_starttls_discards_pipelined(self):
+        s = socket.create_connection(("127.0.0.1", self.p143), 10)
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a STARTTLS\r\nb CAPABILITY\r\n")
+        self.assertTrue(f.readline().startswith(b"a OK"))
+        t = tls_ctx().wrap_socket(s)
+        tf = t.makefile("rb")
+        t.sendall(b"c NOOP\r\n")
+        # a "* CAPABILITY" from the plaintext injection would come first
+        self.assertTrue(tf.readline().startswith(b"c OK"))
+        t.close()
+        self.inst.wait_log(r"discarding 14 bytes pipelined after STARTTLS")
+
+    def test_authenticate_plain_sasl_ir_wrong(self):
+        import base64
+        r = Raw(self.p143)
+        r.line()
+        ir = base64.b64encode(b"\0%s\0nope" % ALICE.encode()).decode()
+        out = r.cmd("a", "AUTHENTICATE PLAIN " + ir)
+        self.assertIn("a NO [AUTHENTICATIONFAILED]", out[-1])
+        r.send("b AUTHENTICATE PLAIN")
+        self.assertTrue(r.line().startswith("+"))
+        r.send("*")
+        self.assertTrue(r.line().startswith("b BAD"))
+        r.close()
+
+    # ----- logged in ---------------------------------------------------------
+
+    def test_login_kinds_and_log_line(self):
+        self.need_imapd()
+        for kind in ("plain", "starttls", "ssl"):
+            c = self.login(kind)
+            typ, data = c.select("INBOX")
+            self.assertEqual(typ, "OK")
+            c.logout()
+        self.inst.wait_log(r"postern/imap-login\[\d+\]: Login: user=<%s>, "
+                           r"method=PLAIN, rip=127\.0\.0\.1, lip=127\.0\.0\.1, TLS"
+                           % re.escape(ALICE))
+        self.inst.wait_log(r"postern/imapd\[\d+\]: Disconnected: Logged out ")
+
+    def test_default_folders_and_list(self):
+        self.need_imapd()
+        c = self.login()
+        typ, data = c.list()
+        names = {ln.decode().rsplit(' "/" ', 1)[1].strip('"'): ln.decode() for ln in data}
+        for n in ("INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"):
+            self.assertIn(n, names)
+        self.assertIn("\\Sent", names["Sent"])
+        self.assertIn("\\Trash", names["Trash"])
+        c.logout()
+
+    def test_fetch_byte_identical(self):
+        self.need_imapd()
+        c = self.login()
+        self.empty_inbox(c)
+        files = self.deliver(2, "fetch")
+        c.noop()
+        typ, data = c.select("INBOX")
+        self.assertEqual(int(data[0]), 2)
+        for i, want in enumerate(files, 1):
+            typ, d = c.fetch(str(i), "(RFC822.SIZE BODY.PEEK[])")
+            self.assertEqual(d[0][1], crlf(want))
+            size = int(re.search(rb"RFC822.SIZE (\d+)", d[0][0]).group(1))
+            self.assertEqual(size, len(crlf(want)))
+        # PEEK left \Seen alone; BODY[] sets it
+        typ, d = c.fetch("1", "(FLAGS)")
+        self.assertNotIn(b"\\Seen", d[0])
+        typ, d = c.fetch("1", "(BODY[HEADER])")
+        typ, d = c.fetch("1", "(FLAGS)")
+        self.assertIn(b"\\Seen", d[0])
+        c.logout()
+
+    def test_store_seen_by_other_session(self):
+        self.need_imapd()
+        a = self.login()
+        self.empty_inbox(a)
+        self.deliver(1, "store")
+        a.noop()
+        b = self.login()
+        b.select("INBOX")
+        a.store("1", "+FLAGS", "(\\Flagged $Important)")
+        typ, d = a.fetch("1", "(FLAGS)")
+        self.assertIn(b"\\Flagged", d[0])
+        self.assertIn(b"$Important", d[0])
+        # b hears of it on NOOP as an untagged FETCH FLAGS
+        b.noop()
+        typ, fl = b.response("FETCH")
+        self.assertTrue(fl and fl[0] is not None and b"\\Flagged" in fl[0], fl)
+        typ, d = b.fetch("1", "(FLAGS)")
+        self.assertIn(b"$Important", d[0])
+        a.store("1", "-FLAGS", "($Important)")
+        typ, d = b.fetch("1", "(FLAGS)")
+        self.assertNotIn(b"$Important", d[0])
+        a.logout()
+        b.logout()
+
+    def test_append_then_fetch(self):
+        self.need_imapd()
+        c = self.login()
+        msg = (b"From: a@example.test\r\nSubject: appended\r\n\r\nhello\r\n"
+               b"second line\r\n")
+        typ, data = c.append("Drafts", "(\\Draft \\Seen)", None, msg)
+        self.assertEqual(typ, "OK")
+        m = re.search(rb"APPENDUID (\d+) (\d+)", data[0])
+        self.assertTrue(m, data)
+        c.select("Drafts")
+        typ, d = c.uid("FETCH", m.group(2).decode(), "(FLAGS BODY.PEEK[])")
+        self.assertEqual(d[0][1], msg)
+        self.assertIn(b"\\Draft", d[0][0])
+        # the file is in the Drafts folder's Maildir
+        md = os.path.join(self.inst.vmaildir(ALICE), ".Drafts")
+        got = []
+        for p in self.files(md):
+            with open(p, "rb") as f:
+                got.append(f.read())
+        self.assertIn(msg, got)
+        c.logout()
+
+    def test_copy_move(self):
+        self.need_imapd()
+        c = self.login()
+        self.empty_inbox(c)
+        files = self.deliver(2, "copy")
+        c.noop()
+        typ, data = c.copy("1", "Archive")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"COPYUID", data[0])
+        typ, data = c.uid("MOVE", "1:*", "Trash")
+        self.assertEqual(typ, "OK")
+        typ, data = c.search(None, "ALL")
+        self.assertEqual(data[0], b"")
+        c.select("Archive")
+        typ, d = c.fetch("*", "(BODY.PEEK[])")
+        self.assertEqual(d[0][1], crlf(files[0]))
+        c.select("Trash")
+        typ, d = c.search(None, "ALL")
+        self.assertGreaterEqual(len(d[0].split()), 2)
+        typ, data = c.copy("1", "NoSuchFolder")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"TRYCREATE", c.response("TRYCREATE")[1][0] or b"TRYCREATE")
+        c.logout()
+
+    def test_expunge_seen_by_other_session(self):
+        self.need_imapd()
+        a = self.login()
+        self.empty_inbox(a)
+        self.deliver(3, "exp")
+        a.noop()
+        b = self.login()
+        b.select("INBOX")
+        a.store("2", "+FLAGS", "(\\Deleted)")
+        a.expunge()
+        b.noop()
+        typ, ex = b.response("EXPUNGE")
+        self.assertEqual(ex, [b"2"])
+        typ, d = b.search(None, "ALL")
+        self.assertEqual(d[0], b"1 2")
+        a.logout()
+        b.logout()
+
+    def test_idle_wakes_on_delivery(self):
+        self.need_imapd()
+        c = self.login()
+        self.empty_inbox(c)
+        tag = c._new_tag().decode()
+        c.send(("%s IDLE\r\n" % tag).encode())
+        self.assertTrue(c.readline().startswith(b"+"))
+        t0 = time.time()
+        self.deliver(1, "idle")   # returns once the file is in the Maildir
+        c.sock.settimeout(10)
+        line = c.readline()
+        elapsed = time.time() - t0
+        self.assertRegex(line, rb"^\* 1 EXISTS")
+        self.assertLess(elapsed, 5)
+        c.send(b"DONE\r\n")
+        while True:
+            ln = c.readline()
+            if ln.startswith(tag.encode()):
+                self.assertIn(b"OK", ln)
+                break
+        c.logout()
+
+    def test_idle_sees_other_sessions_changes(self):
+        """A flag change and an expunge by another client (here a second
+        connection, served by the same worker) reach an idling one."""
+        self.need_imapd()
+        a = self.login()
+        self.empty_inbox(a)
+        self.deliver(2, "idle2")
+        a.noop()
+        b = self.login()
+        b.select("INBOX")
+        tag = b._new_tag().decode()
+        b.send(("%s IDLE\r\n" % tag).encode())
+        self.assertTrue(b.readline().startswith(b"+"))
+        b.sock.settimeout(10)
+        a.store("1", "+FLAGS", "(\\Flagged)")
+        line = b.readline()
+        self.assertRegex(line, rb"^\* 1 FETCH \(.*\\Flagged")
+        a.store("2", "+FLAGS", "(\\Deleted)")
+        a.expunge()
+        while True:
+            line = b.readline()
+            if b"EXPUNGE" in line:
+                break
+            self.assertRegex(line, rb"^\* \d+ FETCH")
+        self.assertEqual(line, b"* 2 EXPUNGE\r\n")
+        b.send(b"DONE\r\n")
+        self.assertTrue(b.readline().startswith(tag.encode() + b" OK"))
+        a.logout()
+        b.logout()
+
+    def test_search_sort_thread(self):
+        self.need_imapd()
+        c = self.login()
+        c.create("SortTest")
+        msgs = [b"Subject: b\r\nMessage-ID: <1@x>\r\n\r\nx\r\n",
+                b"Subject: Re: b\r\nMessage-ID: <2@x>\r\nIn-Reply-To: <1@x>\r\n\r\ny\r\n",
+                b"Subject: a\r\nMessage-ID: <3@x>\r\n\r\nneedle\r\n"]
+        for m in msgs:
+            c.append("SortTest", None, None, m)
+        c.select("SortTest")
+        self.assertEqual(c.search(None, "BODY", "needle")[1], [b"3"])
+        self.assertEqual(c.sort("(SUBJECT)", "UTF-8", "ALL")[1], [b"3 1 2"])
+        typ, d = c.thread("REFERENCES", "UTF-8", "ALL")
+        self.assertEqual(d, [b"(1 2)(3)"])
+        c.close()
+        c.delete("SortTest")
+        c.logout()
+
+    def test_quota(self):
+        self.need_imapd()
+        c = self.login()
+        typ, data = c.getquotaroot("INBOX")
+        self.assertEqual(typ, "OK")
+        flat = b" ".join(x if isinstance(x, bytes) else b" ".join(x) for x in data
+                         if x)
+        self.assertRegex(flat, rb'STORAGE \d+ 2929')
+        big = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 3100
+        typ, data = c.append("Archive", None, None, big)
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"OVERQUOTA", data[0])
+        typ, data = c.setquota('""', "(STORAGE 1)")
+        self.assertEqual(typ, "NO")
+        c.logout()
+
+    def test_sessions_per_user_and_address(self):
+        self.need_imapd()
+        cs = [self.login() for _ in range(6)]
+        with self.assertRaises(Exception):
+            c = self.login()
+            c.select("INBOX")
+        for c in cs:
+            c.logout()
+        self.inst.wait_log(r"imapd_client_connection_limit")
+        self.login().logout()
+
+    def test_condstore_qresync(self):
+        self.need_imapd()
+        a = self.login()
+        self.empty_inbox(a)
+        self.deliver(3, "qr")
+        a.noop()
+        r = Raw(self.p143)
+        r.line()
+        r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
+        self.assertIn("* ENABLED QRESYNC", r.cmd("b", "ENABLE QRESYNC"))
+        out = "\n".join(r.cmd("c", "SELECT INBOX"))
+        v = int(re.search(r"UIDVALIDITY (\d+)", out).group(1))
+        ms = int(re.search(r"HIGHESTMODSEQ (\d+)", out).group(1))
+        typ, d = a.fetch("1:3", "(UID)")
+        uids = [int(re.search(rb"UID (\d+)", x).group(1)) for x in d]
+        self.assertIn("OK", r.cmd("d", "UNSELECT")[-1])
+        # meanwhile: a flag on the first, the second expunged
+        a.store("1", "+FLAGS", "(\\Answered)")
+        a.store("2", "+FLAGS", "(\\Deleted)")
+        a.expunge()
+        out = r.cmd("e", "SELECT INBOX (QRESYNC (%d %d))" % (v, ms))
+        self.assertIn("* VANISHED (EARLIER) %d" % uids[1], out)
+        ch = [x for x in out if " FETCH " in x]
+        self.assertEqual(len(ch), 1, out)
+        self.assertIn("UID %d " % uids[0], ch[0])
+        self.assertIn("\\Answered", ch[0])
+        self.assertRegex(ch[0], r"MODSEQ \(\d+\)")
+        # a conditional STORE on a message changed since
+        out = r.cmd("f", "UID STORE %d (UNCHANGEDSINCE %d) +FLAGS (\\Seen)" % (uids[0], ms))
+        self.assertIn("[MODIFIED %d]" % uids[0], out[-1])
+        r.cmd("g", "LOGOUT")
+        r.close()
+        a.logout()
+
+    def test_compress_deflate(self):
+        """RFC 4978: after the OK both directions are raw deflate; a
+        FETCH through it is byte-identical to the Maildir file."""
+        import zlib
+        self.need_imapd()
+        a = self.login()
+        self.empty_inbox(a)
+        files = self.deliver(1, "zip")
+        a.logout()
+        for port, tls in ((self.p143, False), (self.p993, True)):
+            r = Raw(port, tls=tls)
+            r.line()
+            r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
+            self.assertTrue(r.cmd("b", "COMPRESS DEFLATE")[-1].startswith("b OK"))
+            comp = zlib.compressobj(wbits=-15)
+            dec = zlib.decompressobj(wbits=-15)
+
+            def send(text):
+                r.s.sendall(comp.compress(text) + comp.flush(zlib.Z_SYNC_FLUSH))
+
+            def until(tag):
+                data = b""
+                while not re.search(rb"(^|\r\n)" + tag + rb" [^\r\n]*\r\n$", data):
+                    chunk = r.s.recv(65536)
+                    self.assertTrue(chunk, data)
+                    data += dec.decompress(chunk)
+                return data
+
+            send(b"c SELECT INBOX\r\n")
+            self.assertIn(b"c OK", until(b"c"))
+            send(b"d FETCH 1 BODY.PEEK[]\r\n")
+            out = until(b"d")
+            want = crlf(files[0])
+            self.assertIn(b"{%d}\r\n" % len(want) + want, out)
+            send(b"e COMPRESS DEFLATE\r\n")
+            self.assertIn(b"COMPRESSIONACTIVE", until(b"e"))
+            send(b"f LOGOUT\r\n")
+            self.assertIn(b"f OK", until(b"f"))
+            r.close()
+
+    def test_create_rename_delete(self):
+        self.need_imapd()
+        c = self.login()
+        self.assertEqual(c.create("Projects/2026")[0], "OK")
+        self.assertEqual(c.rename("Projects/2026", "Projects/Done")[0], "OK")
+        typ, data = c.list('""', "Projects*")
+        names = [ln.decode().rsplit(' "/" ', 1)[1].strip('"') for ln in data if ln]
+        self.assertIn("Projects/Done", names)
+        self.assertNotIn("Projects/2026", names)
+        md = self.inst.vmaildir(ALICE)
+        self.assertTrue(os.path.isdir(os.path.join(md, ".Projects.Done", "cur")))
+        self.assertEqual(c.delete("Projects/Done")[0], "OK")
+        self.assertFalse(os.path.exists(os.path.join(md, ".Projects.Done")))
+        c.delete("Projects")
+        c.logout()
+
+    def test_bad_names_refused(self):
+        self.need_imapd()
+        c = self.login()
+        md = self.inst.vmaildir(ALICE)
+        before = sorted(os.listdir(os.path.dirname(md)))
+        for bad in ('"../x"', '"a/../../x"', '"x\\\\y/.."', '"/etc"', '"a..b"'):
+            typ, data = c.create(bad)
+            self.assertEqual(typ, "NO", bad)
+            typ, data = c.select(bad)
+            self.assertEqual(typ, "NO", bad)
+        # a control character inside a literal name
+        typ, data = c._simple_command("CREATE", "{3+}\r\na\x01b")
+        self.assertEqual(typ, "NO")
+        self.assertEqual(sorted(os.listdir(os.path.dirname(md))), before)
+        c.logout()
+
+    def test_garbage_after_login(self):
+        self.need_imapd()
+        c = self.login()
+        r = Raw(self.p143)
+        r.line()
+        self.assertIn("OK", r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))[-1])
+        for i, cmd in enumerate(("FROB", "FETCH 1 (FLAGS)", "SELECT", "UID FROB 1",
+                                 "STORE x FLAGS (\\Seen)", "FETCH 1 (((((((((((((((((((((((((((((((((((((FLAGS))))))))))))))))))))))))))))))))))))",
+                                 "\x01\x02")):
+            out = r.cmd("t%d" % i, cmd)
+            self.assertTrue(out[-1].startswith("t%d BAD" % i) or out[-1].startswith("* BAD"), (cmd, out))
+        self.assertTrue(r.cmd("z", "NOOP")[-1].startswith("z OK"))
+        r.close()
+        c.logout()
+
+    def test_curl_imap(self):
+        self.need_imapd()
+        if shutil.which("curl") is None:
+            self.skipTest("curl not installed")
+        c = self.login()
+        self.empty_inbox(c)
+        c.logout()
+        files = self.deliver(1, "curl")
+        r = subprocess.run(["curl", "-s", "--user", "%s:%s" % (ALICE, PW),
+                            "imap://127.0.0.1:%d/INBOX;UID=*" % self.p143],
+                           capture_output=True, timeout=60)
+        if r.stdout == b"":
+            r = subprocess.run(["curl", "-s", "--user", "%s:%s" % (ALICE, PW),
+                                "imap://127.0.0.1:%d/INBOX;MAILINDEX=1" % self.p143],
+                               capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(crlf(r.stdout), crlf(files[0]))
+
+    def test_process_owners(self):
+        self.need_imapd()
+        c = self.login()
+        c.select("INBOX")
+        table = H.proc_table()
+        kids = H.descendants(self.inst.master_pid(), table)
+        comms = {table[p][1] for p in kids}
+        c.logout()
+        self.assertIn("imap-login", comms)
+        self.assertIn("imapd", comms)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
