@@ -427,8 +427,18 @@ do_store(struct sctx *c, const struct sieve_action *act)
 	fname[0] = '\0';
 	rc = local_store(c->r, c->a, path, c->mo->quota, &sp);
 	if (rc == 0) {
-		log_info("%s: sieve: to=<%s>: stored into %s%s%s", c->r->msg->id, c->a->addr,
-		    inbox ? "INBOX" : fn, *info != '\0' || kw != NULL ? " flags=" : "", info);
+		char *kws = NULL;
+
+		for (size_t i = 0; kw != NULL && kw[i] != NULL; i++) {
+			char *t = xasprintf("%s%s%s", kws != NULL ? kws : "", i > 0 ? " " : "", kw[i]);
+
+			free(kws);
+			kws = t;
+		}
+		log_info("%s: sieve: to=<%s>: stored into %s%s%s%s%s", c->r->msg->id, c->a->addr,
+		    inbox ? "INBOX" : fn, *info != '\0' ? " flags=" : "", info,
+		    kws != NULL ? " keywords=" : "", kws != NULL ? kws : "");
+		free(kws);
 		if (kw != NULL && kw[0] != NULL && fname[0] != '\0')
 			set_keywords(c, path, fname, kw);
 	}
