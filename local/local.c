@@ -6,7 +6,10 @@
  * delivering, deliver each recipient (aliases, .forward, mailbox for the
  * local class; virtual_mailbox_maps for the virtual class), mark each
  * delivered recipient 'D' in the queue file as soon as its delivery is
- * durable, and answer one result per recipient.
+ * durable, and answer one result per recipient. A Maildir recipient's
+ * copy goes through the Sieve filters first (sieve.c).
+ * Files: the queue file (read), mailboxes and the users' Sieve scripts
+ * (as their owners), incoming/ (forwarded mail, vacation replies).
  *
  * Invariants: we keep root only to act as a recipient (priv_become) and
  * always return to root before the next recipient; a recipient's result
