@@ -1,12 +1,10 @@
 /*
  * msg - what Sieve tests look at in a message: header fields (unfolded,
- * RFC 2047 encoded words decoded to UTF-8 for us-ascii, utf-8 and
- * iso-8859-1), the addresses in a field (RFC 5322 address lists with
+ * RFC 2047 encoded words decoded to UTF-8 by lib/proto/mime.c), the addresses in a field (RFC 5322 address lists with
  * display names, comments, groups), address parts (RFC 5228 2.7.4 and
  * RFC 5233 subaddress), and dates (RFC 5322 date-time, RFC 5260 parts).
  *
  * Pure functions over bytes; each output is bounded by its input.
- * LIMITS: encoded words in other charsets are left as written.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -18,155 +16,25 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/strv.h"
+#include "proto/mime.h"
 #include "sieve/sieve_int.h"
 
 #define HEADER_VALUES_MAX 1000
 
-static int
-b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* One encoded word "=?cs?e?text?=" at s: appended decoded to out, and
- * its length returned; 0 when it is not one we decode. */
-static size_t
-encoded_word(const char *s, struct buf *out)
-{
-	const char *cs, *q1, *q2, *end;
-	int latin1, b;
-	struct buf raw = BUF_INIT(0);
-
-	if (strncmp(s, "=?", 2) != 0)
-		return 0;
-	cs = s + 2;
-	q1 = strchr(cs, '?');
-	if (q1 == NULL || q1[1] == '\0' || q1[2] != '?')
-		return 0;
-	q2 = q1 + 3;
-	end = strstr(q2, "?=");
-	if (end == NULL || memchr(q2, ' ', (size_t)(end - q2)) != NULL)
-		return 0;
-	if (strncasecmp(cs, "utf-8", 5) == 0 && (q1 - cs == 5 || cs[5] == '*'))
-		latin1 = 0;
-	else if (strncasecmp(cs, "us-ascii", 8) == 0 && (q1 - cs == 8 || cs[8] == '*'))
-		latin1 = 0;
-	else if (strncasecmp(cs, "iso-8859-1", 10) == 0 && (q1 - cs == 10 || cs[10] == '*'))
-		latin1 = 1;
-	else
-		return 0;
-	b = toupper((unsigned char)q1[1]) == 'B';
-	if (!b && toupper((unsigned char)q1[1]) != 'Q')
-		return 0;
-	if (b) {
-		unsigned acc = 0;
-		int bits = 0;
-
-		for (const char *p = q2; p < end; p++) {
-			int v = b64val((unsigned char)*p);
-
-			if (*p == '=')
-				break;
-			if (v < 0) {
-				buf_free(&raw);
-				return 0;
-			}
-			acc = (acc << 6) | (unsigned)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				buf_putc(&raw, (int)((acc >> bits) & 0xff));
-			}
-		}
-	} else {
-		for (const char *p = q2; p < end; p++) {
-			if (*p == '_')
-				buf_putc(&raw, ' ');
-			else if (*p == '=' && end - p >= 3 && hexval((unsigned char)p[1]) >= 0 &&
-			    hexval((unsigned char)p[2]) >= 0) {
-				buf_putc(&raw, hexval((unsigned char)p[1]) * 16 +
-				    hexval((unsigned char)p[2]));
-				p += 2;
-			} else
-				buf_putc(&raw, *p);
-		}
-	}
-	for (size_t i = 0; i < raw.len; i++) {
-		unsigned char c = (unsigned char)raw.data[i];
-
-		if (c == 0)
-			continue;
-		if (latin1 && c >= 0x80) {
-			buf_putc(out, 0xc0 | (c >> 6));
-			buf_putc(out, 0x80 | (c & 0x3f));
-		} else
-			buf_putc(out, c);
-	}
-	buf_free(&raw);
-	return (size_t)(end + 2 - s);
-}
-
-/* Decode the encoded words of an unfolded value; white space between two
- * encoded words disappears (RFC 2047 section 6.2). */
+/* RFC 2047 decoding is lib/proto/mime.c's (iconv for other charsets). */
 static char *
 decode_2047(const char *v)
 {
 	struct buf out = BUF_INIT(0);
-	const char *p = v;
-	int last_ew = 0;
 
 	if (strstr(v, "=?") == NULL)
 		return xstrdup(v);
-	while (*p != '\0') {
-		size_t n = encoded_word(p, &out);
-
-		if (n > 0) {
-			p += n;
-			last_ew = 1;
-			continue;
-		}
-		if (last_ew && (*p == ' ' || *p == '\t')) {
-			const char *q = p;
-
-			while (*q == ' ' || *q == '\t')
-				q++;
-			if (strncmp(q, "=?", 2) == 0) {
-				struct buf probe = BUF_INIT(0);
-
-				if (encoded_word(q, &probe) > 0) {
-					buf_free(&probe);
-					p = q;
-					continue;
-				}
-				buf_free(&probe);
-			}
-		}
-		last_ew = 0;
-		buf_putc(&out, *p++);
-	}
+	mime_decode_words(v, strlen(v), &out);
 	if (out.data == NULL)
 		return xstrdup("");
+	for (size_t i = 0; i < out.len; i++)
+		if (out.data[i] == '\0')
+			out.data[i] = ' ';
 	return buf_steal(&out);
 }
 

@@ -12,8 +12,6 @@
  * ihave (RFC 5463): a block guarded by an ihave of known extensions is
  * checked with them; one naming an unknown extension is parsed but not
  * checked, and ihave is false for it at run time.
- * LIMITS: :content and :text of body look at the decoded top-level body
- * only (no MIME part walk), see run.c.
  */
 #include <ctype.h>
 #include <errno.h>

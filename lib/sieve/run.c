@@ -25,6 +25,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/strv.h"
+#include "proto/mime.h"
 #include "sieve/sieve_int.h"
 
 #define EXPAND_MAX (64 * 1024)
@@ -818,6 +819,103 @@ test_duplicate(struct run *r, const struct sv_node *t)
 	return seen;
 }
 
+/* Does a part's type match a :content type ("" all, "text", "text/html")? */
+static int
+ctype_match(const char *type, const char *sub, char *const *want)
+{
+	for (size_t i = 0; want[i] != NULL; i++) {
+		const char *w = want[i], *slash = strchr(w, '/');
+
+		if (*w == '\0')
+			return 1;
+		if (slash == NULL && strcasecmp(w, type) == 0)
+			return 1;
+		if (slash != NULL && strncasecmp(w, type, (size_t)(slash - w)) == 0 &&
+		    type[slash - w] == '\0' && strcasecmp(slash + 1, sub) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* RFC 5173: :raw is the undecoded body; :content and :text the parts of
+ * those types, transfer-decoded and converted to UTF-8 (multipart
+ * containers and message/rfc822 wrappers are not matched themselves,
+ * their parts are). */
+static char **
+body_values(struct run *r, const struct sv_node *t)
+{
+	char **vals = xcalloc(1, sizeof(char *)), **want;
+	struct buf m = BUF_INIT(0), hv = BUF_INIT(0), dec = BUF_INIT(0), cs = BUF_INIT(0);
+	struct buf utf = BUF_INIT(0);
+	struct mime_tree tree;
+
+	if (t->o.xform == X_RAW) {
+		char *b = xstrndup(r->env->body != NULL ? r->env->body : "", r->env->bodylen);
+
+		strv_push(&vals, b);
+		free(b);
+		return vals;
+	}
+	if (t->o.xform == X_TEXT) {
+		want = xcalloc(2, sizeof(char *));
+		want[0] = xstrdup("text");
+	} else
+		want = expand_list(r, &t->o.content_types);
+	buf_append(&m, r->env->hdr, r->env->hdrlen);
+	if (m.len > 0 && m.data[m.len - 1] != '\n')
+		buf_puts(&m, "\r\n");
+	buf_puts(&m, "\r\n");
+	if (r->env->body != NULL)
+		buf_append(&m, r->env->body, r->env->bodylen);
+	mime_parse(m.data, m.len, NULL, &tree);
+	for (size_t i = 0; i < tree.nparts; i++) {
+		const struct mime_part *p = &tree.parts[i];
+		struct mime_ctype ct;
+		const char *type = "text", *sub = "plain";
+
+		if (p->flags & (MIME_PF_MULTIPART | MIME_PF_MESSAGE))
+			continue;
+		memset(&ct, 0, sizeof(ct));
+		if (!(p->flags & MIME_PF_ASTEXT) &&
+		    mime_header_get(m.data + p->hdr_off, p->hdr_len, "Content-Type", NULL, &hv)) {
+			mime_ctype_parse(hv.data, hv.len, &ct, 0);
+			if (ct.type != NULL && ct.subtype != NULL) {
+				type = ct.type;
+				sub = ct.subtype;
+			}
+		} else if (p->parent != MIME_NONE &&
+		    (tree.parts[p->parent].flags & MIME_PF_DIGEST)) {
+			type = "message";
+			sub = "rfc822";
+		}
+		if (ctype_match(type, sub, want)) {
+			buf_reset(&dec);
+			(void)mime_part_decode(&tree, m.data, (uint32_t)i, &dec);
+			buf_reset(&utf);
+			if (strcasecmp(type, "text") == 0 && mime_param_get(&ct, "charset", &cs) &&
+			    mime_charset_to_utf8(cs.data, cs.len, dec.data != NULL ? dec.data : "",
+			    dec.len, &utf) == 0) {
+				buf_reset(&dec);
+				buf_append(&dec, utf.data != NULL ? utf.data : "", utf.len);
+			}
+			/* a NUL would cut the value short: drop it */
+			for (size_t k = 0; k < dec.len; k++)
+				if (dec.data[k] == '\0')
+					dec.data[k] = ' ';
+			strv_push(&vals, buf_cstr(&dec));
+		}
+		mime_ctype_free(&ct);
+	}
+	mime_tree_free(&tree);
+	strv_free(&want);
+	buf_free(&m);
+	buf_free(&hv);
+	buf_free(&dec);
+	buf_free(&cs);
+	buf_free(&utf);
+	return vals;
+}
+
 static int
 eval(struct run *r, const struct sv_node *t)
 {
@@ -871,29 +969,10 @@ eval(struct run *r, const struct sv_node *t)
 	case OP_ENVELOPE:
 		return test_address(r, t, 1);
 	case OP_BODY: {
-		char *body = xstrndup(r->env->body != NULL ? r->env->body : "", r->env->bodylen);
-		char *vals[2] = { body, NULL };
+		char **vals = body_values(r, t);
 
-		if (t->o.xform == X_CONTENT) {
-			/* only the top-level part: does its type match? */
-			char *ct = sieve_header_get(r->env->hdr, r->env->hdrlen, "Content-Type");
-			const char *type = ct != NULL ? ct : "text/plain";
-			int want = 0;
-
-			for (size_t i = 0; i < t->o.content_types.n; i++) {
-				const char *c = t->o.content_types.v[i];
-
-				if (*c == '\0' || strncasecmp(type, c, strlen(c)) == 0)
-					want = 1;
-			}
-			free(ct);
-			if (!want) {
-				free(body);
-				return 0;
-			}
-		}
 		res = match_values(r, &t->o, vals, &t->args[0].s, t->line);
-		free(body);
+		strv_free(&vals);
 		return res;
 	}
 	case OP_STRING: {

@@ -57,6 +57,29 @@ static const char msg_enc[] =
     "\r\n"
     "body\r\n";
 
+static const char msg_mime[] =
+    "From: a@example.org\r\n"
+    "To: me@example.com\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: multipart/mixed; boundary=\"XX\"\r\n"
+    "\r\n"
+    "preamble\r\n"
+    "--XX\r\n"
+    "Content-Type: text/plain; charset=iso-8859-1\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "Caf=E9 au lait\r\n"
+    "--XX\r\n"
+    "Content-Type: text/html\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "PGI+aHRtbCBvbmx5PC9iPg==\r\n"
+    "--XX\r\n"
+    "Content-Type: application/octet-stream\r\n"
+    "\r\n"
+    "binary stuff\r\n"
+    "--XX--\r\n";
+
 struct kase {
 	const char *name;
 	const char *script;
@@ -64,6 +87,7 @@ struct kase {
 	const char *from, *to;     /* envelope; NULL: defaults */
 	const char *want;          /* actions, or "ERROR" */
 	int dup_seen;              /* duplicate callback answer */
+	uint64_t size;             /* message size, 0: its length */
 };
 
 /* Render a result the way the table says it. */
@@ -129,6 +153,28 @@ mbox_exists(void *ctx, const char *name)
 	(void)ctx;
 	return strcmp(name, "Lists") == 0 || strcmp(name, "INBOX") == 0;
 }
+
+
+#define RFC5232_6 "require [\"fileinto\", \"imap4flags\", \"variables\"];\n" \
+	"if size :over 1M\n        {\n        addflag \"MyFlags\" \"Big\";\n" \
+	"        if header :is \"From\" \"boss@company.example.com\"\n" \
+	"                    {\n                    addflag \"MyFlags\" \"\\\\Flagged\";\n" \
+	"                    }\n        fileinto :flags \"${MyFlags}\" \"Big messages\";\n" \
+	"        }\n" \
+	"if header :is \"From\" \"grandma@example.net\"\n        {\n" \
+	"        addflag \"MyFlags\" [\"\\\\Answered\", \"$MDNSent\"];\n" \
+	"        fileinto :flags \"${MyFlags}\" \"GrandMa\";\n        }\n" \
+	"if header :is \"Sender\" \"owner-ietf-mta-filters@example.org\"\n        {\n" \
+	"        set \"MyFlags\" \"\\\\Flagged $Work\";\n" \
+	"        keep :flags \"${MyFlags}\";\n        }\n" \
+	"elsif address :domain :is [\"From\", \"To\"] \"company.example.com\"\n        {\n" \
+	"        keep :flags \"${MyFlags}\"; # keep in \"Inbox\" folder\n        }\n" \
+	"elsif anyof (not address :all :contains\n                [\"To\", \"Cc\"] \"me@company.example.com\",\n" \
+	"            header :matches \"subject\"\n" \
+	"                [\"*make*money*fast*\", \"*university*dipl*mas*\"])\n            {\n" \
+	"        removeflag \"MyFlags\" \"\\\\Flagged\";\n" \
+	"        fileinto :flags \"${MyFlags}\" \"spam\";\n        }\n" \
+	"else\n        {\n        fileinto :flags \"${MyFlags}\" \"personal\";\n}\n"
 
 static const struct kase cases[] = {
 	/* ---- RFC 5228 ---- */
@@ -245,6 +291,25 @@ static const struct kase cases[] = {
 	  "if address :matches [\"To\", \"Cc\"] [\"coyote@**.com\", \"wile@**.com\"] "
 	  "{ fileinto \"x${1}|${2}\"; }", "To: coyote@ACME.Example.COM\r\n\r\n", NULL, NULL,
 	  "fileinto:x|ACME.Example" },
+	{ "5229 3 no recursive expansion", "require [\"variables\", \"fileinto\"];\n"
+	  "set \"dollar\" \"$\";\nset \"text\" \"regarding ${dollar}{beep}\"; fileinto \"${text}\";",
+	  msg_coyote, NULL, NULL, "fileinto:regarding ${beep}" },
+	{ "5229 3 encoded-character then variables",
+	  "require [\"encoded-character\", \"variables\", \"fileinto\"];\n"
+	  "set \"name\" \"Ethelbert\";\n"
+	  "if header :contains \"Subject\" \"dear${hex:20 24 7b 4e}ame}\" {\n"
+	  "    fileinto \"yes\";\n}\n", "Subject: Hello dear Ethelbert!\r\n\r\n", NULL, NULL,
+	  "fileinto:yes" },
+	{ "5229 3.2 List-ID", "require [\"fileinto\", \"variables\"];\n"
+	  "if header :matches \"List-ID\" \"*<*@*\" {\n"
+	  "    fileinto \"INBOX.lists.${2}\"; stop;\n}\n",
+	  "List-ID: Sieve users <sieve-users@example.org>\r\n\r\n", NULL, NULL,
+	  "fileinto:INBOX.lists.sieve-users" },
+	{ "5229 3.2 no match variables after an unevaluated test",
+	  "require [\"fileinto\", \"variables\"];\n"
+	  "if anyof (true, address :domain :matches \"To\" \"*.com\") {\n"
+	  "    fileinto \"x${1}y\"; stop;\n}\n", "To: a@b.com\r\n\r\n", NULL, NULL,
+	  "fileinto:xy" },
 	{ "5229 4 modifiers", "require [\"variables\", \"fileinto\"];\n"
 	  "set \"a\" \"juMBlEd lETteRS\";\n"
 	  "set :length \"b\" \"${a}\"; fileinto \"${b}\";\n"
@@ -290,6 +355,14 @@ static const struct kase cases[] = {
 	{ "5230 4.5 :mime", "require \"vacation\";\nvacation :mime text:\n"
 	  "Content-Type: text/plain\n\nI'm away\n.\n;", msg_coyote, NULL, NULL,
 	  "vacation:Content-Type: text/plain\r\n\r\nI'm away\r\n;keep" },
+	{ "5230 4.6 :mime multipart", "require \"vacation\";\nvacation :mime text:\n"
+	  "Content-Type: multipart/alternative; boundary=foo\n\n--foo\n\n"
+	  "I'm at the beach relaxing.  Mmmm, surf...\n\n--foo\n"
+	  "Content-Type: text/html; charset=us-ascii\n\n<P>beach</P>\n\n--foo--\n.\n;\n",
+	  msg_coyote, NULL, NULL,
+	  "vacation:Content-Type: multipart/alternative; boundary=foo\r\n\r\n--foo\r\n\r\n"
+	  "I'm at the beach relaxing.  Mmmm, surf...\r\n\r\n--foo\r\n"
+	  "Content-Type: text/html; charset=us-ascii\r\n\r\n<P>beach</P>\r\n\r\n--foo--\r\n;keep" },
 	{ "5230 two vacations", "require \"vacation\"; vacation \"a\"; vacation \"b\";",
 	  msg_coyote, NULL, NULL, "ERROR" },
 	{ "5230 vacation + discard", "require \"vacation\"; vacation \"a\"; discard;",
@@ -319,6 +392,55 @@ static const struct kase cases[] = {
 	{ "5232 implicit keep flags", "require \"imap4flags\"; addflag \"\\\\Seen\";",
 	  msg_coyote, NULL, NULL, "keep[\\Seen]" },
 
+	{ "5232 3.1 setflag variable", "require [\"fileinto\", \"imap4flags\", \"variables\"];\n"
+	  "if header :contains \"from\" \"boss@frobnitzm.example.edu\" {\n"
+	  "    setflag \"flagvar\" \"\\\\Flagged\";\n"
+	  "    fileinto :flags \"${flagvar}\" \"INBOX.From Boss\";\n}\n",
+	  "From: boss@frobnitzm.example.edu\r\n\r\n", NULL, NULL,
+	  "fileinto:INBOX.From Boss[\\Flagged]" },
+	{ "5232 3.2 addflag forms", "require [\"fileinto\", \"imap4flags\", \"variables\"];\n"
+	  "addflag \"flagvar\" \"\\\\Deleted\";\naddflag \"flagvar\" \"\\\\Answered\";\n"
+	  "fileinto :flags \"${flagvar}\" \"a\";\n"
+	  "addflag \"f2\" [\"\\\\Deleted\", \"\\\\Answered\"]; fileinto :flags \"${f2}\" \"b\";\n"
+	  "addflag \"f3\" \"\\\\Deleted \\\\Answered\"; fileinto :flags \"${f3}\" \"c\";\n",
+	  msg_coyote, NULL, NULL,
+	  "fileinto:a[\\Deleted \\Answered];fileinto:b[\\Deleted \\Answered];"
+	  "fileinto:c[\\Deleted \\Answered]" },
+	{ "5232 3.3 removeflag", "require [\"fileinto\", \"imap4flags\", \"variables\"];\n"
+	  "if header :contains \"Disposition-Notification-To\"\n    \"mel@example.com\" {\n"
+	  "    addflag \"flagvar\" \"$MDNRequired\";\n}\n"
+	  "if header :contains \"from\" \"imap@cac.washington.example.edu\" {\n"
+	  "    removeflag \"flagvar\" \"$MDNRequired\";\n"
+	  "    fileinto :flags \"${flagvar}\" \"INBOX.imap-list\";\n}\n",
+	  "From: imap@cac.washington.example.edu\r\nDisposition-Notification-To: "
+	  "mel@example.com\r\n\r\n", NULL, NULL, "fileinto:INBOX.imap-list" },
+	{ "5232 4 hasflag on variables", "require [\"fileinto\", \"imap4flags\", \"variables\", "
+	  "\"relational\", \"comparator-i;ascii-numeric\"];\n"
+	  "set \"MyVar\" \"label1 JUNK $Forwarded\"; set \"MyFlags\" \"a b\";\n"
+	  "if allof(hasflag :contains \"MyVar\" \"Junk\",\n"
+	  "        hasflag :contains \"MyVar\" [\"label\", \"forward\"],\n"
+	  "        hasflag :count \"ge\" :comparator \"i;ascii-numeric\"\n"
+	  "            \"MyFlags\" \"2\") {\n"
+	  "            fileinto :flags \"\\\\Deleted\" \"INBOX.From Boss\";\n"
+	  "            keep :flags \"hello\";\n        }\n", msg_coyote, NULL, NULL,
+	  "fileinto:INBOX.From Boss[\\Deleted];keep[hello]" },
+	{ "5232 6 big mail from the boss", RFC5232_6,
+	  "From: boss@company.example.com\r\nTo: me@company.example.com\r\n\r\nx\r\n",
+	  NULL, NULL, "fileinto:Big messages[Big \\Flagged];keep[Big \\Flagged]", 0, 2000000 },
+	{ "5232 6 grandma", RFC5232_6,
+	  "From: grandma@example.net\r\nTo: me@company.example.com\r\nSubject: hi\r\n\r\nx\r\n",
+	  NULL, NULL,
+	  "fileinto:GrandMa[\\Answered $MDNSent];keep[\\Answered $MDNSent]" },
+	{ "5232 6 grandma by Cc", RFC5232_6,
+	  "From: grandma@example.net\r\nTo: x@example.net\r\nCc: me@company.example.com\r\n\r\n",
+	  NULL, NULL,
+	  "fileinto:GrandMa[\\Answered $MDNSent];fileinto:personal[\\Answered $MDNSent]" },
+	{ "5232 6 list", RFC5232_6,
+	  "From: x@example.org\r\nSender: owner-ietf-mta-filters@example.org\r\n\r\nx\r\n",
+	  NULL, NULL, "keep[\\Flagged $Work]" },
+	{ "5232 6 spam", RFC5232_6,
+	  "From: x@example.org\r\nTo: you@example.org\r\nSubject: make lots of money fast\r\n\r\n",
+	  NULL, NULL, "fileinto:spam" },
 	/* ---- other extensions ---- */
 	{ "copy", "require [\"copy\", \"fileinto\"]; fileinto :copy \"x\"; "
 	  "redirect :copy \"a@example.com\";", msg_coyote, NULL, NULL,
@@ -338,6 +460,16 @@ static const struct kase cases[] = {
 	  msg_coyote, NULL, NULL, "discard" },
 	{ "body :raw no", "require \"body\"; if body :raw :contains \"nothere\" { discard; }",
 	  msg_coyote, NULL, NULL, "keep" },
+	{ "body :text decodes parts", "require [\"body\", \"fileinto\"];"
+	  "if body :text :contains \"Caf\xc3\xa9 au\" { fileinto \"qp\"; }"
+	  "if body :text :contains \"html only\" { fileinto \"html\"; }"
+	  "if body :content \"text/html\" :contains \"<b>html\" { fileinto \"b64\"; }"
+	  "if body :content \"application\" :contains \"binary\" { fileinto \"app\"; }"
+	  "if body :content \"image\" :contains \"\" { fileinto \"img\"; }"
+	  "if body :raw :contains \"PGI+\" { fileinto \"raw\"; }"
+	  "if body :text :contains \"preamble\" { fileinto \"pre\"; }",
+	  msg_mime, NULL, NULL,
+	  "fileinto:qp;fileinto:html;fileinto:b64;fileinto:app;fileinto:raw" },
 	{ "relational :value", "require [\"relational\", \"comparator-i;ascii-numeric\"];"
 	  "if header :value \"gt\" :comparator \"i;ascii-numeric\" \"X-Num\" \"10\" "
 	  "{ discard; }", "X-Num: 11\r\n\r\n", NULL, NULL, "discard" },
@@ -462,7 +594,7 @@ START_TEST(test_cases)
 	env.hdrlen = sep != NULL ? (size_t)(sep - k->msg) + 2 : strlen(k->msg);
 	env.body = sep != NULL ? sep + 4 : "";
 	env.bodylen = strlen(env.body);
-	env.size = strlen(k->msg);
+	env.size = k->size != 0 ? k->size : strlen(k->msg);
 	env.env_from = k->from != NULL ? k->from : "coyote@desert.example.org";
 	env.env_to = k->to != NULL ? k->to : "roadrunner@acme.example.com";
 	env.delim = "+";
@@ -655,6 +787,52 @@ START_TEST(test_vacation_allowed)
 }
 END_TEST
 
+
+/* RFC 5230 4.2: :handle ties responses together; without it the reason,
+ * :subject and :from tell them apart. */
+START_TEST(test_vacation_handle)
+{
+	static const char *const src[] = {
+		"require \"vacation\";\nif header :contains \"subject\" \"lunch\" {\n"
+		"    vacation :handle \"ran-away\" \"I'm out and can't meet for lunch\";\n"
+		"} else {\n    vacation :handle \"ran-away\" \"I'm out\";\n}\n",
+		"require \"vacation\"; vacation \"I'm out\";",
+		"require \"vacation\"; vacation :subject \"x\" \"I'm out\";",
+		"require \"vacation\"; vacation :days 0 \"I'm out\";",
+		"require \"vacation\"; vacation :days 1000 \"I'm out\";",
+	};
+	char *handles[5];
+	long days[5];
+
+	for (size_t i = 0; i < 5; i++) {
+		struct sieve_script *s = NULL;
+		struct sieve_result res;
+		struct sieve_env env;
+		char *err = NULL;
+		int line;
+
+		ck_assert_int_eq(sieve_compile(src[i], strlen(src[i]), NULL, &s, &line, &err), 0);
+		memset(&env, 0, sizeof(env));
+		env.hdr = msg_coyote;
+		env.hdrlen = strlen(msg_coyote);
+		ck_assert_int_eq(sieve_run(&s, 1, &env, &res), 0);
+		ck_assert_int_eq(res.acts[0].type, SIEVE_VACATION);
+		handles[i] = xstrdup(res.acts[0].handle);
+		days[i] = res.acts[0].days;
+		sieve_result_free(&res);
+		sieve_free(&s);
+	}
+	ck_assert_str_eq(handles[0], "ran-away");
+	ck_assert_str_ne(handles[1], handles[2]);
+	ck_assert_str_eq(handles[1], handles[3]);
+	ck_assert_int_eq(days[1], 7 * 86400);     /* the default */
+	ck_assert_int_eq(days[3], 1 * 86400);     /* raised to the minimum */
+	ck_assert_int_eq(days[4], 60 * 86400);    /* lowered to the maximum */
+	for (size_t i = 0; i < 5; i++)
+		free(handles[i]);
+}
+END_TEST
+
 /* Byte-at-a-time truncations of a script never crash the compiler. */
 START_TEST(test_truncations)
 {
@@ -684,6 +862,7 @@ sieve_suite(void)
 	tcase_add_test(tc, test_limits);
 	tcase_add_test(tc, test_multiscript);
 	tcase_add_test(tc, test_vacation_allowed);
+	tcase_add_test(tc, test_vacation_handle);
 	tcase_add_test(tc, test_truncations);
 	suite_add_tcase(s, tc);
 	return s;
