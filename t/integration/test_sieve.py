@@ -6,7 +6,8 @@ and the .dovecot.sieve link, here under the user's Maildir), with an
 administrator's local_sieve_before and local_sieve_after script.
 
   - fileinto :create with :flags lands in the Maildir++ folder imapd
-    shows ("postern mailbox list" names it), with the Maildir flags
+    shows ("postern mailbox list" names it), with the Maildir flags, and
+    an IMAP client sees \Seen and the $Work keyword there
   - exactly one vacation reply per sender within :days, carrying
     Auto-Submitted: auto-replied, from the null sender; none to a list
     message
@@ -18,9 +19,11 @@ administrator's local_sieve_before and local_sieve_after script.
   - postern sieve check prints FILE:LINE and exits non-zero
 """
 
+import imaplib
 import os
 import re
 import smtplib
+import time
 import unittest
 
 import postern_harness as H
@@ -63,7 +66,10 @@ def setUpModule():
 class SieveTest(H.InstanceTestCase):
 
     def setUp(self):
-        inst = self.make_instance()
+        self.p143 = H.free_port()
+        inst = self.make_instance(services=[
+            "127.0.0.1:%d inet n - n - - imap-login" % self.p143,
+            "imapd unix - n n - 1 imapd"])
         inst.vmailbox["dave@example.test"] = "example.test/dave/"
         inst.params.update({
             "local_sieve_before": inst.path("before.sieve"),
@@ -74,6 +80,7 @@ class SieveTest(H.InstanceTestCase):
         inst.write("after.sieve", AFTER)
         self.install_script("alice@example.test", "main", ALICE_SCRIPT)
         self.install_script("carol@example.test", "broken", CAROL_BROKEN)
+        inst.add_user("alice@example.test", "alice-pw")
         inst.start(prepare=False)
 
     def install_script(self, addr, name, text):
@@ -130,6 +137,26 @@ class SieveTest(H.InstanceTestCase):
         self.assertIn("Lists/Sieve", res.stdout.split())
         inst.wait_queue_empty()
         self.assertEqual(H.maildir_messages(inst.vmaildir("dave@example.test")), [])
+        # what the user's IMAP client sees: the folder, \Seen and the keyword
+        deadline = time.time() + 30
+        while not H.port_accepts(self.p143):
+            self.assertLess(time.time(), deadline, "IMAP port not ready")
+            time.sleep(0.2)
+        c = imaplib.IMAP4("127.0.0.1", self.p143, timeout=30)
+        try:
+            c.login("alice@example.test", "alice-pw")
+            typ, _ = c.select('"Lists/Sieve"')
+            self.assertEqual(typ, "OK")
+            typ, data = c.fetch("1", "(FLAGS)")
+            self.assertEqual(typ, "OK")
+            self.assertIn(b"\\Seen", data[0])
+            self.assertIn(b"$Work", data[0])
+            c.logout()
+        finally:
+            try:
+                c.shutdown()
+            except OSError:
+                pass
 
     def test_vacation_once_per_sender(self):
         inst = self.inst
