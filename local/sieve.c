@@ -560,6 +560,14 @@ load_admin(struct sctx *c, const char *path, struct sieve_script **s, size_t *n)
 	return rc;
 }
 
+/* Loop detection for redirect: the target already had this message
+ * (a Delivered-To: line names it) or is the recipient itself. */
+static int
+redirect_refused(const struct lrcpt *r, const struct laddr *a, const char *target)
+{
+	return local_loop(r->msg, target) || strcasecmp(target, a->addr) == 0;
+}
+
 static void
 keep_after_failure(struct sctx *c)
 {
@@ -663,6 +671,28 @@ local_sieve(struct lrcpt *r, const struct laddr *a, const struct mailbox_owner *
 		keep_after_failure(&c);
 		goto out_restore;
 	}
+	/* A redirect that would loop is not sent: the message is kept
+	 * instead of vanishing (the redirect had cancelled the keep). */
+	{
+		int refused = 0, stored = 0;
+
+		for (i = 0; i < res.nacts; i++) {
+			const struct sieve_action *x = &res.acts[i];
+
+			if (x->type == SIEVE_REDIRECT && redirect_refused(r, a, x->target))
+				refused = 1;
+			if (x->type == SIEVE_KEEP || x->type == SIEVE_FILEINTO ||
+			    x->type == SIEVE_REJECT || x->type == SIEVE_EREJECT ||
+			    x->type == SIEVE_DISCARD)
+				stored = 1;
+		}
+		if (refused && !stored) {
+			c.err = xstrdup("redirect refused");
+			keep_after_failure(&c);
+			if (lr_stop(r))
+				goto out_restore;
+		}
+	}
 	/* copies first: all durable before anything leaves the host */
 	for (i = 0; i < res.nacts; i++) {
 		const struct sieve_action *x = &res.acts[i];
@@ -683,15 +713,11 @@ local_sieve(struct lrcpt *r, const struct laddr *a, const struct mailbox_owner *
 			log_info("%s: sieve: to=<%s>: rejected: %s", r->msg->id, a->addr, x->target);
 			lr_fail(r, a->addr, "5.7.1", "rejected by sieve: %s", x->target);
 			break;
-		case SIEVE_REDIRECT: {
-			char *k = xasprintf("sieve-redirect:%s", x->target);
-
-			if (local_loop(r->msg, x->target)) {
+		case SIEVE_REDIRECT:
+			if (redirect_refused(r, a, x->target)) {
 				log_warnx("%s: sieve: to=<%s>: redirect to <%s> would loop "
-				    "(Delivered-To): not sent", r->msg->id, a->addr, x->target);
-			} else if (strcasecmp(x->target, a->addr) == 0) {
-				log_warnx("%s: sieve: to=<%s>: redirect to itself: not sent",
-				    r->msg->id, a->addr);
+				    "(Delivered-To or itself): not sent", r->msg->id, a->addr,
+				    x->target);
 			} else {
 				r->fwd = xreallocarray(r->fwd, r->nfwd + 1, sizeof(*r->fwd));
 				r->fwd[r->nfwd].addr = xstrdup(x->target);
@@ -700,9 +726,7 @@ local_sieve(struct lrcpt *r, const struct laddr *a, const struct mailbox_owner *
 				log_info("%s: sieve: to=<%s>: redirect to <%s>", r->msg->id, a->addr,
 				    x->target);
 			}
-			free(k);
 			break;
-		}
 		case SIEVE_VACATION:
 			vacation = x;
 			break;

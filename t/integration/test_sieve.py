@@ -11,7 +11,9 @@ administrator's local_sieve_before and local_sieve_after script.
   - exactly one vacation reply per sender within :days, carrying
     Auto-Submitted: auto-replied, from the null sender; none to a list
     message
-  - redirect :copy re-submits through the queue to another user
+  - redirect :copy re-submits through the queue to another user; a
+    redirect loop (erin -> frank -> erin) is stopped by Delivered-To and
+    the message kept
   - the before script files X-Spam: yes into Junk for a user without any
     script; the after script flags what reaches the implicit keep
   - a script that does not compile keeps the message in INBOX and logs
@@ -71,6 +73,8 @@ class SieveTest(H.InstanceTestCase):
             "127.0.0.1:%d inet n - n - - imap-login" % self.p143,
             "imapd unix - n n - 1 imapd"])
         inst.vmailbox["dave@example.test"] = "example.test/dave/"
+        inst.vmailbox["erin@example.test"] = "example.test/erin/"
+        inst.vmailbox["frank@example.test"] = "example.test/frank/"
         inst.params.update({
             "local_sieve_before": inst.path("before.sieve"),
             "local_sieve_after": inst.path("after.sieve"),
@@ -80,6 +84,9 @@ class SieveTest(H.InstanceTestCase):
         inst.write("after.sieve", AFTER)
         self.install_script("alice@example.test", "main", ALICE_SCRIPT)
         self.install_script("carol@example.test", "broken", CAROL_BROKEN)
+        # a redirect loop: erin -> frank -> erin
+        self.install_script("erin@example.test", "fwd", 'redirect "frank@example.test";\n')
+        self.install_script("frank@example.test", "fwd", 'redirect "erin@example.test";\n')
         inst.add_user("alice@example.test", "alice-pw")
         inst.start(prepare=False)
 
@@ -193,6 +200,20 @@ class SieveTest(H.InstanceTestCase):
         self.assertIn(b"Delivered-To: alice@example.test", bob[0])
         H.wait_maildir(inst.vmaildir("alice@example.test"), 1, inst=inst)
         inst.wait_log(r"sieve: to=<alice@example\.test>: redirect to <bob@example\.test>")
+
+    def test_redirect_loop_kept(self):
+        inst = self.inst
+        self.send("dave@example.test", "erin@example.test", "round and round")
+        frank = H.wait_maildir(inst.vmaildir("frank@example.test"), 1, inst=inst)
+        self.assertIn(b"Subject: round and round", frank[0])
+        self.assertIn(b"Delivered-To: erin@example.test", frank[0])
+        inst.wait_log(r"sieve: to=<frank@example\.test>: redirect to <erin@example\.test> "
+                      r"would loop")
+        inst.wait_queue_empty()
+        self.assertEqual(H.maildir_messages(inst.vmaildir("erin@example.test")), [])
+        self.assertEqual(len(H.maildir_messages(inst.vmaildir("frank@example.test"))), 1)
+        # nothing bounced back to dave
+        self.assertEqual(H.maildir_messages(inst.vmaildir("dave@example.test")), [])
 
     def test_before_and_after(self):
         inst = self.inst
