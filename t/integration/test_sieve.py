@@ -18,7 +18,8 @@ administrator's local_sieve_before and local_sieve_after script.
     script; the after script flags what reaches the implicit keep
   - a script that does not compile keeps the message in INBOX and logs
     why, with the queue ID and the line
-  - postern sieve check prints FILE:LINE and exits non-zero
+  - postern sieve check prints FILE:LINE and exits non-zero; postern
+    check reports a local_sieve_after script that does not compile
 """
 
 import imaplib
@@ -251,6 +252,13 @@ class SieveTest(H.InstanceTestCase):
             f.write(ALICE_SCRIPT)
         res = inst.postern("sieve", "check", good)
         self.assertEqual(res.returncode, 0, res.stderr)
+        # postern check compiles the administrator's scripts
+        res = inst.postern("check")
+        self.assertEqual(res.returncode, 0, res.stderr)
+        inst.write("after.sieve", CAROL_BROKEN)
+        res = inst.postern("check")
+        self.assertNotEqual(res.returncode, 0)
+        self.assertRegex(res.stderr, r"error: local_sieve_after: .*after\.sieve:4: ")
 
 
 if __name__ == "__main__":
