@@ -51,6 +51,7 @@
 #include "mail/queue.h"
 #include "mail/server.h"
 #include "mail/submit.h"
+#include "proto/sasl.h"
 #include "sieve/sieve.h"
 #include "store/index.h"
 #include "store/sievestore.h"
@@ -478,6 +479,18 @@ do_vacation(struct sctx *c, const struct sieve_env *env, const struct sieve_acti
 	for (char *p = subj; *p != '\0'; p++)
 		if (*p == '\r' || *p == '\n')
 			*p = ' ';
+	/* 8-bit text in the header as one RFC 2047 word */
+	for (const char *p = subj; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80) {
+			struct buf e = BUF_INIT(0);
+
+			buf_puts(&e, "=?utf-8?b?");
+			(void)sasl_b64_encode(subj, strlen(subj), &e);
+			buf_puts(&e, "?=");
+			free(subj);
+			subj = buf_steal(&e);
+			break;
+		}
 	submit_date(time(NULL), date, sizeof(date));
 	msgid = sieve_header_get(env->hdr, env->hdrlen, "Message-ID");
 	buf_printf(&b, "From: %s\n", strpbrk(from, "\r\n") == NULL ? from : c->a->addr);
