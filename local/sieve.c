@@ -54,6 +54,7 @@
 #include "proto/sasl.h"
 #include "sieve/sieve.h"
 #include "store/index.h"
+#include "store/maildir.h"
 #include "store/sievestore.h"
 #include "local.h"
 
@@ -408,6 +409,20 @@ do_store(struct sctx *c, const struct sieve_action *act)
 				inbox = 1;
 				free(path);
 				path = xstrdup(c->mo->path);
+			}
+		}
+		if (!inbox) {
+			const char *dsn = "4.2.0";
+
+			/* The INBOX first, as imapd has it: the quota file and
+			 * its tmp/ live there even when mail only went to folders. */
+			if (maildir_make(c->mo->path, &dsn, &err) != 0) {
+				lr_fail(c->r, c->a->addr, dsn, "%s", err);
+				free(err);
+				free(fn);
+				free(path);
+				strv_free(&kw);
+				return -1;
 			}
 		}
 		if (!inbox) {

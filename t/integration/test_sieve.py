@@ -261,5 +261,66 @@ class SieveTest(H.InstanceTestCase):
         self.assertRegex(res.stderr, r"error: local_sieve_after: .*after\.sieve:4: ")
 
 
+SYS_SCRIPT = r"""require ["fileinto", "mailbox"];
+if header :contains "subject" "report" {
+    fileinto :create "Reports";
+}
+if header :contains "subject" "escape" {
+    fileinto :create "../../../escaped";
+}
+"""
+
+
+class SystemUserSieve(H.InstanceTestCase):
+    """A system user: ~/sieve/NAME.sieve and ~/.dovecot.sieve under $HOME,
+    run by a privileged local as that user."""
+
+    USER = "ptsieve1"
+
+    def setUp(self):
+        inst = self.make_instance(privileged=True, conf={"home_mailbox": "Maildir/"})
+        self.home = inst.add_system_user(self.USER)
+        self.uid, self.gid = H.user_ids(self.USER)
+        sdir = os.path.join(self.home, "sieve")
+        os.makedirs(sdir, exist_ok=True)
+        with open(os.path.join(sdir, "rules.sieve"), "w") as f:
+            f.write(SYS_SCRIPT)
+        os.symlink("sieve/rules.sieve", os.path.join(self.home, ".dovecot.sieve"))
+        for p in (sdir, os.path.join(sdir, "rules.sieve")):
+            os.chown(p, self.uid, self.gid)
+        os.lchown(os.path.join(self.home, ".dovecot.sieve"), self.uid, self.gid)
+        inst.start()
+
+    def send(self, subject):
+        rcpt = self.USER + "@localhost"
+        msg = ("From: <dave@example.test>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nhi\r\n"
+               % (rcpt, subject)).encode()
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+            s.sendmail("dave@example.test", [rcpt], msg)
+
+    def test_fileinto_as_the_user(self):
+        self.send("weekly report")
+        folder = os.path.join(self.home, "Maildir", ".Reports")
+        msgs = H.wait_maildir(folder, 1, inst=self.inst)
+        self.assertIn(b"Subject: weekly report", msgs[0])
+        for p in (folder, os.path.join(folder, "new")):
+            self.assertEqual(os.stat(p).st_uid, self.uid)
+        for n in os.listdir(os.path.join(folder, "new")):
+            self.assertEqual(os.stat(os.path.join(folder, "new", n)).st_uid, self.uid)
+
+    def test_folder_name_cannot_leave_the_maildir(self):
+        self.send("escape attempt")
+        inbox = os.path.join(self.home, "Maildir")
+        msgs = H.wait_maildir(inbox, 1, inst=self.inst)
+        self.assertIn(b"Subject: escape attempt", msgs[0])
+        self.inst.wait_log(r"fileinto \"\.\./\.\./\.\./escaped\": folder name refused.*"
+                           r"keeping in INBOX")
+        for p in (os.path.join(self.home, "escaped"), os.path.join(self.inst.dir, "escaped"),
+                  os.path.join(self.home, "Maildir", "escaped")):
+            self.assertFalse(os.path.exists(p), p)
+        self.assertEqual([n for n in os.listdir(inbox) if n.startswith(".") and
+                          os.path.isdir(os.path.join(inbox, n))], [])
+
+
 if __name__ == "__main__":
     unittest.main()
