@@ -16,6 +16,8 @@ administrator's local_sieve_before and local_sieve_after script.
     the message kept
   - the before script files X-Spam: yes into Junk for a user without any
     script; the after script flags what reaches the implicit keep
+  - duplicate (RFC 7352): a second message with the same Message-ID is
+    discarded, another one is not
   - a script that does not compile keeps the message in INBOX and logs
     why, with the queue ID and the line
   - postern sieve check prints FILE:LINE and exits non-zero; postern
@@ -76,6 +78,7 @@ class SieveTest(H.InstanceTestCase):
         inst.vmailbox["dave@example.test"] = "example.test/dave/"
         inst.vmailbox["erin@example.test"] = "example.test/erin/"
         inst.vmailbox["frank@example.test"] = "example.test/frank/"
+        inst.vmailbox["grace@example.test"] = "example.test/grace/"
         inst.params.update({
             "local_sieve_before": inst.path("before.sieve"),
             "local_sieve_after": inst.path("after.sieve"),
@@ -88,6 +91,8 @@ class SieveTest(H.InstanceTestCase):
         # a redirect loop: erin -> frank -> erin
         self.install_script("erin@example.test", "fwd", 'redirect "frank@example.test";\n')
         self.install_script("frank@example.test", "fwd", 'redirect "erin@example.test";\n')
+        self.install_script("grace@example.test", "dedup",
+                            'require "duplicate";\nif duplicate { discard; stop; }\n')
         inst.add_user("alice@example.test", "alice-pw")
         inst.start(prepare=False)
 
@@ -106,11 +111,12 @@ class SieveTest(H.InstanceTestCase):
             os.chown(p, inst.vuid, inst.vgid)
         os.lchown(link, inst.vuid, inst.vgid)
 
-    def send(self, sender, rcpt, subject, extra="", body="hello\r\n"):
+    def send(self, sender, rcpt, subject, extra="", body="hello\r\n", msgid=None):
+        msgid = msgid or "%s.%s@client.example" % (subject.replace(" ", "-"),
+                                                   os.urandom(4).hex())
         msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n"
-               "Message-ID: <%s.%s@client.example>\r\n%s\r\n%s"
-               % (sender, rcpt, subject, subject.replace(" ", "-"),
-                  os.urandom(4).hex(), extra, body)).encode()
+               "Message-ID: <%s>\r\n%s\r\n%s"
+               % (sender, rcpt, subject, msgid, extra, body)).encode()
         with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
             s.sendmail(sender, [rcpt], msg)
 
@@ -215,6 +221,20 @@ class SieveTest(H.InstanceTestCase):
         self.assertEqual(len(H.maildir_messages(inst.vmaildir("frank@example.test"))), 1)
         # nothing bounced back to dave
         self.assertEqual(H.maildir_messages(inst.vmaildir("dave@example.test")), [])
+
+    def test_duplicate(self):
+        inst = self.inst
+        grace = inst.vmaildir("grace@example.test")
+        self.send("dave@example.test", "grace@example.test", "once", msgid="same@example")
+        H.wait_maildir(grace, 1, inst=inst)
+        self.send("dave@example.test", "grace@example.test", "twice", msgid="same@example")
+        inst.wait_log(r"sieve: to=<grace@example\.test>: discarded")
+        self.send("dave@example.test", "grace@example.test", "other", msgid="other@example")
+        H.wait_maildir(grace, 2, inst=inst)
+        inst.wait_queue_empty()
+        subjects = sorted(m.split(b"Subject: ")[1].split(b"\n")[0].strip()
+                          for m in H.maildir_messages(grace))
+        self.assertEqual(subjects, [b"once", b"other"])
 
     def test_before_and_after(self):
         inst = self.inst

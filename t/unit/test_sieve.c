@@ -227,6 +227,38 @@ static const struct kase cases[] = {
 	  msg_coyote, NULL, NULL, "discard" },
 	{ "2.7.1 :matches escaped", "if header :matches \"Subject\" \"*\\\\*\" { discard; }",
 	  msg_coyote, NULL, NULL, "keep" },
+	{ "2.3 comments", "if size :over 100k { # this is a comment\n    discard;\n}\n"
+	  "if size :over 100K { /* this is a comment\n    this is still a comment */ discard "
+	  "/* this is a comment\n    */ ;\n}\n", msg_coyote, NULL, NULL, "keep" },
+	{ "2.4.2.4 header with encoded $$$", "require \"encoded-character\";\n"
+	  "if header :contains \"Subject\" \"$${hex:24 24}\" {\n    discard;\n}\n",
+	  "Subject: earn $$$ now\r\n\r\n", NULL, NULL, "discard" },
+	{ "3.1 anyof not exists", "if anyof (not exists [\"From\", \"Date\"],\n"
+	  "    header :contains \"from\" \"fool@example.com\") {\n    discard;\n}\n",
+	  "From: fool@example.com\r\nDate: x\r\n\r\n", NULL, NULL, "discard" },
+	{ "3.1 anyof not exists: no Date", "if anyof (not exists [\"From\", \"Date\"],\n"
+	  "    header :contains \"from\" \"fool@example.com\") {\n    discard;\n}\n",
+	  "From: a@example.com\r\n\r\n", NULL, NULL, "discard" },
+	{ "4.2 three redirects", "if header :contains [\"From\"] [\"coyote\"] {\n"
+	  "    redirect \"acm@example.com\";\n} elsif header :contains \"Subject\" \"$$$\" {\n"
+	  "    redirect \"postmaster@example.com\";\n} else {\n"
+	  "    redirect \"field@example.com\";\n}\n", msg_list, NULL, NULL,
+	  "redirect:field@example.com" },
+	{ "4.1 fileinto harassment", "require \"fileinto\";\n"
+	  "if header :contains [\"from\"] \"coyote\" {\n    fileinto \"INBOX.harassment\";\n}\n",
+	  msg_coyote, NULL, NULL, "fileinto:INBOX.harassment" },
+	{ "5.7 X-Caffeine present", "require \"fileinto\";\n"
+	  "if anyof(header :is [\"X-Caffeine\"] [\"\"], header :contains [\"X-Caffeine\"] [\"\"],"
+	  " not header :matches \"Cc\" \"?*\") { fileinto \"yes\"; }", "X-Caffeine: C8H10N4O2\r\n"
+	  "Cc: a@b.c\r\n\r\n", NULL, NULL, "fileinto:yes" },
+	{ "5.7 X-Caffeine absent, Cc present", "require \"fileinto\";\n"
+	  "if anyof(header :is [\"X-Caffeine\"] [\"\"], header :contains [\"X-Caffeine\"] [\"\"],"
+	  " not header :matches \"Cc\" \"?*\") { fileinto \"yes\"; }", "Cc: a@b.c\r\n\r\n", NULL,
+	  NULL, "keep" },
+	{ "5.7 X-Caffeine absent, no Cc", "require \"fileinto\";\n"
+	  "if anyof(header :is [\"X-Caffeine\"] [\"\"], header :contains [\"X-Caffeine\"] [\"\"],"
+	  " not header :matches \"Cc\" \"?*\") { fileinto \"yes\"; }", "From: a@b.c\r\n\r\n", NULL,
+	  NULL, "fileinto:yes" },
 	{ "9 example: filter", "# Example Sieve Filter\n"
 	  "require [\"fileinto\"];\n"
 	  "if header :is \"Sender\" \"owner-ietf-mta-filters@imc.org\"\n"
