@@ -878,6 +878,10 @@ build(struct lexer *lx, struct sv_node *n, const struct spec *sp, struct rawarg 
 	if (sp->op == OP_SET && n->nargs == 2) {
 		const char *v = n->args[0].s.v[0];
 
+		/* RFC 6609 5: the "global." namespace, when include is required */
+		if ((lx->exts & EXT_INCLUDE) && strncasecmp(v, "global.", 7) == 0)
+			v += 7;
+
 		if (!is_idstart((unsigned char)v[0]))
 			return lx_fail(lx, n->line, "bad variable name \"%s\"", v);
 		for (const char *p = v; *p != '\0'; p++)

@@ -560,6 +560,12 @@ static const struct kase cases[] = {
 	{ "include global variable", "require [\"include\", \"variables\", \"fileinto\"];"
 	  "global \"who\"; set \"who\" \"outer\"; include \"setvar\"; fileinto \"${who}\";",
 	  msg_list, NULL, NULL, "fileinto:inner" },
+	{ "include global. namespace", "require [\"include\", \"variables\", \"fileinto\"];"
+	  "set \"global.i_am_on_vacation\" \"1\"; global \"i_am_on_vacation\";"
+	  "fileinto \"v${i_am_on_vacation}${global.i_am_on_vacation}\";",
+	  msg_list, NULL, NULL, "fileinto:v11" },
+	{ "unknown namespace", "require \"variables\"; set \"foo.bar\" \"1\";",
+	  msg_list, NULL, NULL, "ERROR" },
 	{ "include bad name", "require \"include\"; include \"../x\";", msg_list, NULL, NULL,
 	  "ERROR" },
 	{ "duplicate not seen", "require \"duplicate\"; if duplicate { discard; }", msg_list,
