@@ -334,6 +334,7 @@ struct owner {
 	uid_t uid;
 	gid_t gid;
 	const char *name;
+	char *name_buf;  /* name when we made it (freed by check_run) */
 };
 
 static void
@@ -345,6 +346,7 @@ check_owner(struct owner *o)
 	int root = priv_is_root();
 
 	o->name = name;
+	o->name_buf = NULL;
 	o->known = 0;
 	if (priv_user(name, &o->uid, &o->gid) < 0) {
 		if (root)
@@ -376,7 +378,8 @@ check_owner(struct owner *o)
 		o->uid = getuid();
 		o->gid = getgid();
 		pw = getpwuid(o->uid);
-		o->name = pw != NULL ? xstrdup(pw->pw_name) : xasprintf("%d", (int)o->uid);
+		o->name_buf = pw != NULL ? xstrdup(pw->pw_name) : xasprintf("%d", (int)o->uid);
+		o->name = o->name_buf;
 		o->known = 1;
 	}
 }
@@ -843,6 +846,7 @@ check_run(int show_warnings)
 		mastercf_free(svcs, n);
 	check_data_dir(&o);
 	check_sieve();
+	free(o.name_buf);
 	return nerrors;
 }
 
