@@ -26,5 +26,8 @@ int check_run(int show_warnings);
 /* postern [-c DIR] mailbox list|status|reindex USER [FOLDER]
  * (admin/cmd_mailbox.c; the configuration is loaded) */
 int cmd_mailbox(int argc, char **argv);
+/* postern [-c DIR] sieve check FILE...: compile with local's limits and
+ * print errors as FILE:LINE: text (admin/cmd_sieve.c) */
+int cmd_sieve(int argc, char **argv);
 
 #endif

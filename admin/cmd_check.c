@@ -30,14 +30,16 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/net.h"
 #include "util/priv.h"
 #include "util/strv.h"
 #include "mail/config.h"
 #include "mail/mastercf.h"
 #include "mail/queue.h"
-#include "admin.h"
 #include "mail/maps.h"
+#include "sieve/sieve.h"
+#include "admin.h"
 
 #define FILES_CHECKED_MAX 10000
 #define FILE_PROBLEMS_MAX 5
@@ -332,6 +334,7 @@ struct owner {
 	uid_t uid;
 	gid_t gid;
 	const char *name;
+	char *name_buf;  /* name when we made it (freed by check_run) */
 };
 
 static void
@@ -343,6 +346,7 @@ check_owner(struct owner *o)
 	int root = priv_is_root();
 
 	o->name = name;
+	o->name_buf = NULL;
 	o->known = 0;
 	if (priv_user(name, &o->uid, &o->gid) < 0) {
 		if (root)
@@ -374,7 +378,8 @@ check_owner(struct owner *o)
 		o->uid = getuid();
 		o->gid = getgid();
 		pw = getpwuid(o->uid);
-		o->name = pw != NULL ? xstrdup(pw->pw_name) : xasprintf("%d", (int)o->uid);
+		o->name_buf = pw != NULL ? xstrdup(pw->pw_name) : xasprintf("%d", (int)o->uid);
+		o->name = o->name_buf;
 		o->known = 1;
 	}
 }
@@ -742,6 +747,55 @@ check_conf_file(const char *name)
 	free(path);
 }
 
+
+/*
+ * Sieve: the administrator's scripts run before and after every user's;
+ * one that does not compile would send all mail to INBOX with a warning
+ * per delivery, so it is an error here (and start refuses).
+ */
+static void
+check_sieve(void)
+{
+	static const char *const params[] = { "local_sieve_before", "local_sieve_after" };
+	struct sieve_limits lim;
+
+	if (!config_bool("local_sieve"))
+		return;
+	sieve_limits_default(&lim);
+	lim.script_max = (size_t)config_int("local_sieve_max_script_size");
+	lim.actions_max = (int)config_int("local_sieve_max_actions");
+	lim.redirects_max = (int)config_int("local_sieve_max_redirects");
+	for (size_t p = 0; p < sizeof(params) / sizeof(params[0]); p++) {
+		char **files = strv_split_list(config_str(params[p]));
+
+		for (size_t i = 0; files[i] != NULL; i++) {
+			struct sieve_script *sc = NULL;
+			char *data = NULL, *err = NULL;
+			size_t len;
+			int line;
+
+			if (file_read_all(files[i], lim.script_max, &data, &len) < 0) {
+				if (errno == ENOENT)
+					warning("%s: %s does not exist (skipped at delivery)", params[p],
+					    files[i]);
+				else
+					error("%s: %s: %s; fix: make it readable, at most "
+					    "local_sieve_max_script_size bytes", params[p], files[i],
+					    strerror(errno));
+				continue;
+			}
+			if (sieve_compile(data, len, &lim, &sc, &line, &err) < 0) {
+				error("%s: %s:%d: %s; fix: correct the script (postern sieve check "
+				    "FILE)", params[p], files[i], line, err);
+				free(err);
+			}
+			sieve_free(&sc);
+			free(data);
+		}
+		strv_free(&files);
+	}
+}
+
 int
 check_run(int show_warnings)
 {
@@ -791,6 +845,8 @@ check_run(int show_warnings)
 	if (loaded_master)
 		mastercf_free(svcs, n);
 	check_data_dir(&o);
+	check_sieve();
+	free(o.name_buf);
 	return nerrors;
 }
 

@@ -58,6 +58,7 @@ print_usage(FILE *out)
 	    "  map        build, query or list lookup tables\n"
 	    "  user       add, delete or list users, change passwords\n"
 	    "  mailbox    list, status or reindex a user's mailboxes\n"
+	    "  sieve      check FILE: compile a Sieve script, errors with line numbers\n"
 	    "See postern(1), postern.conf(5) and master.conf(5).\n");
 }
 
@@ -386,6 +387,10 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "mailbox") == 0) {
 		load_config(0);
 		return cmd_mailbox(argc, argv);
+	}
+	if (strcmp(cmd, "sieve") == 0) {
+		load_config(0);
+		return cmd_sieve(argc, argv);
 	}
 	usage();
 }

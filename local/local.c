@@ -6,7 +6,10 @@
  * delivering, deliver each recipient (aliases, .forward, mailbox for the
  * local class; virtual_mailbox_maps for the virtual class), mark each
  * delivered recipient 'D' in the queue file as soon as its delivery is
- * durable, and answer one result per recipient.
+ * durable, and answer one result per recipient. A Maildir recipient's
+ * copy goes through the Sieve filters first (sieve.c).
+ * Files: the queue file (read), mailboxes and the users' Sieve scripts
+ * (as their owners), incoming/ (forwarded mail, vacation replies).
  *
  * Invariants: we keep root only to act as a recipient (priv_become) and
  * always return to root before the next recipient; a recipient's result
@@ -107,6 +110,17 @@ local_pre_init(void)
 	lconf.mbox_limit = config_int("mailbox_size_limit");
 	lconf.vmbox_limit = config_int("virtual_mailbox_limit");
 	lconf.overquota_bounce = config_bool("virtual_overquota_bounce");
+	lconf.sieve = config_bool("local_sieve");
+	lconf.sieve_dir = xstrdup(config_str("local_sieve_directory"));
+	lconf.sieve_active = xstrdup(config_str("local_sieve_active"));
+	lconf.sieve_global = xstrdup(config_str("local_sieve_global_directory"));
+	lconf.sieve_before = strv_split_list(config_str("local_sieve_before"));
+	lconf.sieve_after = strv_split_list(config_str("local_sieve_after"));
+	lconf.sieve_max_size = config_int("local_sieve_max_script_size");
+	lconf.sieve_max_scripts = config_int("local_sieve_max_scripts");
+	lconf.sieve_max_storage = config_int("local_sieve_max_storage");
+	lconf.sieve_max_actions = config_int("local_sieve_max_actions");
+	lconf.sieve_max_redirects = config_int("local_sieve_max_redirects");
 }
 
 static void
@@ -340,6 +354,9 @@ deliver_one(struct lmsg *m, const struct dlv_rcpt *dr, struct dlv_result *res)
 	} else if (cls == RCPT_VIRTUAL) {
 		r.relay = "virtual";
 		local_virtual(&r, dr->addr);
+		/* Sieve redirects of a virtual user */
+		if (!lr_stop(&r))
+			local_forward(&r);
 	} else {
 		r.relay = "local";
 		local_deliver_addr(&r, dr->addr, 0, 0);

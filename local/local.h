@@ -42,6 +42,12 @@ struct local_conf {
 	int root;                   /* started with euid 0: may become others */
 	struct resolver *res;
 	char *mailbox_transport;    /* "" or "transport[:nexthop]" */
+	/* local_sieve_* (sieve.c) */
+	int sieve;
+	char *sieve_dir, *sieve_active, *sieve_global;
+	char **sieve_before, **sieve_after;
+	long long sieve_max_size, sieve_max_scripts, sieve_max_storage;
+	long long sieve_max_actions, sieve_max_redirects;
 };
 extern struct local_conf lconf;
 
@@ -128,6 +134,18 @@ void local_mailbox(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid,
 void local_virtual(struct lrcpt *r, const char *addr);
 void local_file(struct lrcpt *r, const struct laddr *a, const char *path,
     const struct lprivs *p);
+/* Where a Sieve action stores a copy (local_store). */
+struct lstore {
+	const char *qroot;          /* the user's top Maildir: quota is counted there */
+	const char *info;           /* Maildir flag letters ("FS"), or NULL */
+	const char *label;          /* for the status text, or NULL */
+	char *name_r;               /* receives the file's base name, or NULL */
+	size_t name_size;
+};
+/* One copy into the Maildir (or folder) at path, as we are now (the
+ * owner): 0, or -1 after an lr_fail. */
+int local_store(struct lrcpt *r, const struct laddr *a, const char *path, uint64_t quota,
+    const struct lstore *sp);
 /* The message as stored: Return-Path, Delivered-To, then the content. */
 struct lproduce {
 	struct lmsg *msg;
@@ -139,6 +157,10 @@ int local_produce(int (*out)(const char *, size_t, void *), void *octx, void *ct
  * deliver_pass): hand the user's copy to that transport's agent and take
  * its answer as this copy's result. */
 void local_pass(struct lrcpt *r, const struct laddr *a);
+
+/* sieve.c: filtering at delivery (RFC 5228) for Maildir users. */
+int local_sieve_wanted(const struct mailbox_owner *mo);
+void local_sieve(struct lrcpt *r, const struct laddr *a, const struct mailbox_owner *mo);
 
 /* command.c */
 void local_command(struct lrcpt *r, const struct laddr *a, const char *cmd,

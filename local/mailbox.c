@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/addr.h"
@@ -57,13 +58,43 @@ ends_with_slash(const char *s)
 	return n > 0 && s[n - 1] == '/';
 }
 
-/* Deliver to a Maildir (path ends in '/') or an mbox file, as we are now. */
+/* Maildir info letters for a new copy: rename new/NAME to
+ * cur/NAME:2,INFO so that imapd indexes it with those flags. */
 static int
-store(struct lrcpt *r, const struct laddr *a, const char *path,
-    const struct mbox_opts *o, int is_file, uint64_t quota)
+set_info(const char *dir, const char *name, const char *info, char **err_r)
+{
+	char *from = xasprintf("%s/new/%s", dir, name);
+	char *to = xasprintf("%s/cur/%s:2,%s", dir, name, info);
+	int rc = rename(from, to) < 0 ? -1 : 0;
+
+	if (rc < 0)
+		*err_r = xasprintf("rename %s: %s", from, strerror(errno));
+	else {
+		char *cur = xasprintf("%s/cur", dir), *nw = xasprintf("%s/new", dir);
+
+		/* both directory entries durable before we report success */
+		if (fsync_dir(cur) < 0 || fsync_dir(nw) < 0) {
+			*err_r = xasprintf("fsync %s: %s", cur, strerror(errno));
+			rc = -1;
+		}
+		free(cur);
+		free(nw);
+	}
+	free(from);
+	free(to);
+	return rc;
+}
+
+/* Deliver to a Maildir (path ends in '/') or an mbox file, as we are now.
+ * sp (may be NULL) says where a Sieve action puts the copy: a folder of
+ * the Maildir whose quota is counted at sp->qroot, with flags. */
+static int
+store_ex(struct lrcpt *r, const struct laddr *a, const char *path,
+    const struct mbox_opts *o, int is_file, uint64_t quota, const struct lstore *sp)
 {
 	struct lproduce pr = { r->msg, a->addr };
 	const char *dsn = "4.2.0";
+	const char *qroot = sp != NULL ? sp->qroot : path;
 	char *err = NULL, name[MAILDIR_NAME_MAX];
 	int rc, present = 0;
 
@@ -71,7 +102,7 @@ store(struct lrcpt *r, const struct laddr *a, const char *path,
 	 * message's size here is its queued content, close enough to the
 	 * copy (two header lines more) for a limit that is advisory. */
 	if (ends_with_slash(path) && !is_file && quota > 0) {
-		int over = quota_check(path, quota, (uint64_t)r->msg->env.content_size,
+		int over = quota_check(qroot, quota, (uint64_t)r->msg->env.content_size,
 		    &err);
 		if (over != 0) {
 			if (over > 0)
@@ -87,22 +118,30 @@ store(struct lrcpt *r, const struct laddr *a, const char *path,
 	/* One name per (queue file, recipient): a retry after a crash
 	 * between the copy and the 'D' mark finds the copy, not a twin. */
 	if (ends_with_slash(path) && maildir_delivery_name(name, sizeof(name),
-	    (long long)r->msg->env.arrival.tv_sec, r->msg->id, r->offset) == 0)
+	    (long long)r->msg->env.arrival.tv_sec, r->msg->id, r->offset) == 0) {
 		rc = maildir_deliver_named(path, name, local_produce, &pr, &present,
 		    &dsn, &err);
-	else if (ends_with_slash(path))
+		if (rc == 0 && !present && sp != NULL && sp->info != NULL &&
+		    *sp->info != '\0' && set_info(path, name, sp->info, &err) < 0) {
+			rc = -1;
+			dsn = "4.2.0";
+		}
+		if (rc == 0 && sp != NULL && sp->name_r != NULL)
+			snprintf(sp->name_r, sp->name_size, "%s", name);
+	} else if (ends_with_slash(path))
 		rc = maildir_deliver(path, local_produce, &pr, NULL, 0, &dsn, &err);
 	else
 		rc = mbox_deliver(path, r->msg->sender, time(NULL), local_produce, &pr,
 		    o, &dsn, &err);
 	if (rc == 0) {
 		if (ends_with_slash(path) && !is_file && quota > 0 && !present)
-			(void)quota_update(path, quota, (int64_t)r->msg->env.content_size, 1,
+			(void)quota_update(qroot, quota, (int64_t)r->msg->env.content_size, 1,
 			    NULL);
 		if (is_file)
 			lr_ok(r, a->addr, "delivered to file: %s", path);
 		else
 			lr_ok(r, a->addr, "delivered to %s%s",
+			    sp != NULL && sp->label != NULL ? sp->label :
 			    ends_with_slash(path) ? "maildir" : "mailbox",
 			    present ? " (already present)" : "");
 		free(err);
@@ -111,6 +150,23 @@ store(struct lrcpt *r, const struct laddr *a, const char *path,
 	lr_fail(r, a->addr, dsn, "%s", err != NULL ? err : "mailbox delivery failed");
 	free(err);
 	return -1;
+}
+
+static int
+store(struct lrcpt *r, const struct laddr *a, const char *path,
+    const struct mbox_opts *o, int is_file, uint64_t quota)
+{
+	return store_ex(r, a, path, o, is_file, quota, NULL);
+}
+
+int
+local_store(struct lrcpt *r, const struct laddr *a, const char *path, uint64_t quota,
+    const struct lstore *sp)
+{
+	struct mbox_opts o;
+
+	mbox_opts_init(&o);
+	return store_ex(r, a, path, &o, 0, quota, sp);
 }
 
 void
@@ -134,7 +190,9 @@ local_mailbox(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid,
 	owner_system_path(&lconf.owner, &mo);
 	if (!mo.in_spool || owner_is_maildir(mo.path)) {
 		/* Under $HOME, or a Maildir spool: the user owns the directory. */
-		if (local_become(r, a, uid, gid) == 0) {
+		if (owner_is_maildir(mo.path) && local_sieve_wanted(&mo))
+			local_sieve(r, a, &mo);
+		else if (local_become(r, a, uid, gid) == 0) {
 			store(r, a, mo.path, &o, 0, mo.quota);
 			local_restore();
 		}
@@ -203,7 +261,9 @@ local_virtual(struct lrcpt *r, const char *addr)
 	o.owner = lconf.root ? mo.uid : geteuid();
 	o.group = mo.gid;
 	o.size_limit = lconf.vmbox_limit;
-	if (local_become(r, &a, mo.uid, mo.gid) == 0) {
+	if (owner_is_maildir(mo.path) && local_sieve_wanted(&mo))
+		local_sieve(r, &a, &mo);
+	else if (local_become(r, &a, mo.uid, mo.gid) == 0) {
 		store(r, &a, mo.path, &o, 0, mo.quota);
 		local_restore();
 	}
