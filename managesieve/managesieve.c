@@ -7,14 +7,16 @@
  *
  * A session lists, uploads, checks (with the delivery agent's own Sieve
  * compiler, lib/sieve), activates, renames and deletes the user's scripts
- * in Pigeonhole's layout (lib/store/sievedir.h: HOME/sieve/NAME.sieve and
- * the HOME/.dovecot.sieve link that local follows).
+ * in Pigeonhole's layout through lib/store/sievestore.h, the module local
+ * reads the active script with (local_sieve_directory, by default
+ * HOME/sieve/NAME.sieve, and the local_sieve_active link,
+ * HOME/.dovecot.sieve), so what is activated here is what local runs.
  *
  * Trusts: the broker for the user, mailbox and home; nothing from the
- * client (script names pass sievedir_name_ok before reaching a path).
- * Files: HOME/sieve/ and HOME/.dovecot.sieve, as the mailbox owner only.
- * Limits: managesieve_script_size_limit per script (also the literal
- * limit), managesieve_script_count_limit scripts,
+ * client (script names pass sstore_name_ok before reaching a path).
+ * Files: the scripts directory and the active link, as the mailbox owner.
+ * Limits: local_sieve_max_script_size per script (twice it bounds the
+ * literal), local_sieve_max_scripts, local_sieve_max_storage;
  * managesieve_hard_error_limit NO replies, managesieve_timeout idle.
  */
 #include <stdlib.h>
@@ -31,7 +33,7 @@
 #include "proto/sasl.h"
 #include "sieve/sieve.h"
 #include "store/postlogin.h"
-#include "store/sievedir.h"
+#include "store/sievestore.h"
 
 /* Commands are small but for the script literal of PUTSCRIPT/CHECKSCRIPT. */
 #define LINE_MAX_BYTES 8192
@@ -39,8 +41,8 @@
 static struct {
 	uint64_t timeout_ms;
 	int hard_error_limit;
-	uint64_t max_size;
-	unsigned max_scripts;
+	uint64_t max_size, max_scripts, max_storage;
+	const char *dir_spec, *active_spec;
 	struct sieve_limits lim;
 } conf;
 
@@ -50,7 +52,7 @@ struct msess {
 	struct conn *conn;
 	int fd;
 	struct imap_parser *parser;
-	struct sievedir dir;
+	struct sstore st;
 	char *user, *rip;
 	int tls, errors, quit;
 	unsigned puts, gets, deletes;
@@ -86,38 +88,73 @@ no(struct msess *s, const char *code, const char *text)
 
 /* The store's answer as a reply (RFC 5804 section 1.3 response codes). */
 static void
-store_error(struct msess *s, int r, const char *what)
+store_error(struct msess *s, int r, const char *what, char *err)
 {
 	switch (r) {
-	case SIEVEDIR_NONEXISTENT:
+	case SSTORE_NOTFOUND:
 		no(s, "NONEXISTENT", "There is no script by that name.");
 		break;
-	case SIEVEDIR_EXISTS:
+	case SSTORE_EXISTS:
 		no(s, "ALREADYEXISTS", "A script by that name already exists.");
 		break;
-	case SIEVEDIR_ISACTIVE:
+	case SSTORE_ACTIVE:
 		no(s, "ACTIVE", "You may not delete an active script.");
 		break;
-	case SIEVEDIR_BADNAME:
-		no(s, NULL, "Invalid script name.");
-		break;
-	case SIEVEDIR_MAXSIZE:
-		no(s, "QUOTA/MAXSIZE", "Script is larger than the size limit.");
-		break;
-	case SIEVEDIR_MAXSCRIPTS:
-		no(s, "QUOTA/MAXSCRIPTS", "Too many scripts.");
-		break;
-	case SIEVEDIR_NOTOURS:
-		log_warnx("user=<%s>: %s is not a link into %s: left alone", s->user,
-		    s->dir.link, s->dir.dir);
-		no(s, NULL, "The active script is a file of its own: not changed.");
+	case SSTORE_QUOTA:
+		no(s, "QUOTA", err ? err : "Quota exceeded.");
 		break;
 	default:
-		log_warnx("user=<%s>: %s: %m", s->user, what);
+		log_warnx("user=<%s>: %s: %s", s->user, what, err ? err : "failed");
 		no(s, "TRYLATER", "Internal error occurred. Refer to server log for "
 		    "more information.");
 		break;
 	}
+	free(err);
+}
+
+/* A client's script name: 1 fine, 0 refused (the NO is sent). */
+static int
+name_ok(struct msess *s, const char *name)
+{
+	const char *why;
+
+	if (sstore_name_ok(name, &why) == 0)
+		return 1;
+	no(s, NULL, why);
+	return 0;
+}
+
+/* HAVESPACE and the check before PUTSCRIPT, with the specific codes of
+ * RFC 5804 section 1.3: 1 fits, 0 not (the NO is sent). */
+static int
+fits(struct msess *s, const char *name, uint64_t size)
+{
+	char **v = NULL, *act = NULL, *err = NULL;
+	size_t n;
+	int known = 0;
+
+	if (!name_ok(s, name))
+		return 0;
+	if (conf.max_size > 0 && size > conf.max_size) {
+		no(s, "QUOTA/MAXSIZE", "Script is larger than the size limit.");
+		return 0;
+	}
+	if (conf.max_scripts == 0)
+		return 1;
+	if (sstore_list(&s->st, &v, &act, &err) < 0) {
+		store_error(s, -1, "list", err);
+		return 0;
+	}
+	n = strv_len(v);
+	for (size_t i = 0; i < n; i++)
+		known |= strcmp(v[i], name) == 0;
+	strv_free(&v);
+	free(act);
+	if (!known && n >= conf.max_scripts) {
+		no(s, "QUOTA/MAXSCRIPTS", "Too many scripts.");
+		return 0;
+	}
+	return 1;
 }
 
 static void
@@ -179,42 +216,45 @@ bad:
 static void
 cmd_listscripts(struct msess *s)
 {
-	char **v;
-	int act, r;
+	char **v = NULL, *act = NULL, *err = NULL;
 	struct buf b = BUF_INIT(0);
 
-	if ((r = sievedir_list(&s->dir, &v, &act)) < 0) {
-		store_error(s, r, "list");
+	if (sstore_list(&s->st, &v, &act, &err) < 0) {
+		store_error(s, -1, "list", err);
 		return;
 	}
 	for (size_t i = 0; v[i] != NULL; i++) {
 		imap_quote(&b, v[i], strlen(v[i]), IMAP_Q_UTF8);
-		buf_puts(&b, (int)i == act ? " ACTIVE\r\n" : "\r\n");
+		buf_puts(&b, act != NULL && strcmp(v[i], act) == 0 ? " ACTIVE\r\n" : "\r\n");
 	}
 	conn_write(s->conn, b.data, b.len);
 	buf_free(&b);
 	strv_free(&v);
+	free(act);
 	ok(s, "Listscripts completed.");
 }
 
 static void
 cmd_getscript(struct msess *s, const char *name)
 {
-	struct buf data = BUF_INIT(0), b = BUF_INIT(0);
-	int r = sievedir_get(&s->dir, name, &data);
+	struct buf b = BUF_INIT(0);
+	char *data = NULL, *err = NULL;
+	size_t len;
+	int r;
 
-	if (r < 0) {
-		store_error(s, r, "get");
-		buf_free(&data);
+	if (!name_ok(s, name))
+		return;
+	if ((r = sstore_get(&s->st, name, &data, &len, &err)) < 0) {
+		store_error(s, r, "get", err);
 		return;
 	}
 	/* Always a literal: a script has line ends (section 2.9). */
-	buf_printf(&b, "{%zu}\r\n", data.len);
-	buf_append(&b, data.data, data.len);
+	buf_printf(&b, "{%zu}\r\n", len);
+	buf_append(&b, data, len);
 	buf_puts(&b, "\r\n");
 	conn_write(s->conn, b.data, b.len);
 	buf_free(&b);
-	buf_free(&data);
+	free(data);
 	s->gets++;
 	ok(s, "Getscript completed.");
 }
@@ -225,6 +265,7 @@ cmd_run(struct msess *s, const struct imap_command *c)
 	const char *n = c->name;
 	const struct imap_arg *a0 = arg(c, 0), *a1 = arg(c, 1);
 	size_t argc = c->args[0].nchildren;
+	char *err = NULL;
 	int r;
 
 	if (strcmp(n, "CAPABILITY") == 0 && argc == 0) {
@@ -257,15 +298,14 @@ cmd_run(struct msess *s, const struct imap_command *c)
 			no(s, NULL, "Invalid size.");
 			return;
 		}
-		if ((r = sievedir_fits(&s->dir, a0->str, size)) < 0)
-			store_error(s, r, "havespace");
-		else
+		if (fits(s, a0->str, size))
 			ok(s, "Putscript would succeed.");
 	} else if (strcmp(n, "PUTSCRIPT") == 0) {
-		if (!want_strings(s, c, 2) || !check_script(s, a1->str, a1->len))
+		if (!want_strings(s, c, 2) || !fits(s, a0->str, a1->len)
+		    || !check_script(s, a1->str, a1->len))
 			return;
-		if ((r = sievedir_put(&s->dir, a0->str, a1->str, a1->len)) < 0)
-			store_error(s, r, "put");
+		if ((r = sstore_put(&s->st, a0->str, a1->str, a1->len, &err)) < 0)
+			store_error(s, r, "put", err);
 		else {
 			s->puts++;
 			log_info("user=<%s>: script \"%s\" stored (%zu bytes)", s->user,
@@ -276,28 +316,28 @@ cmd_run(struct msess *s, const struct imap_command *c)
 		if (want_strings(s, c, 1) && check_script(s, a0->str, a0->len))
 			ok(s, "Script is valid.");
 	} else if (strcmp(n, "SETACTIVE") == 0) {
-		if (!want_strings(s, c, 1))
+		if (!want_strings(s, c, 1) || (*a0->str != '\0' && !name_ok(s, a0->str)))
 			return;
-		if ((r = sievedir_activate(&s->dir, a0->str)) < 0)
-			store_error(s, r, "setactive");
+		if ((r = sstore_activate(&s->st, *a0->str ? a0->str : NULL, &err)) < 0)
+			store_error(s, r, "setactive", err);
 		else {
 			log_info("user=<%s>: active script: \"%s\"", s->user, a0->str);
 			ok(s, *a0->str ? "Setactive completed." : "No script is active now.");
 		}
 	} else if (strcmp(n, "DELETESCRIPT") == 0) {
-		if (!want_strings(s, c, 1))
+		if (!want_strings(s, c, 1) || !name_ok(s, a0->str))
 			return;
-		if ((r = sievedir_delete(&s->dir, a0->str)) < 0)
-			store_error(s, r, "delete");
+		if ((r = sstore_delete(&s->st, a0->str, &err)) < 0)
+			store_error(s, r, "delete", err);
 		else {
 			s->deletes++;
 			ok(s, "Deletescript completed.");
 		}
 	} else if (strcmp(n, "RENAMESCRIPT") == 0) {
-		if (!want_strings(s, c, 2))
+		if (!want_strings(s, c, 2) || !name_ok(s, a0->str) || !name_ok(s, a1->str))
 			return;
-		if ((r = sievedir_rename(&s->dir, a0->str, a1->str)) < 0)
-			store_error(s, r, "rename");
+		if ((r = sstore_rename(&s->st, a0->str, a1->str, &err)) < 0)
+			store_error(s, r, "rename", err);
 		else
 			ok(s, "Renamescript completed.");
 	} else if (strcmp(n, "STARTTLS") == 0 || strcmp(n, "AUTHENTICATE") == 0) {
@@ -320,7 +360,7 @@ session_free(struct msess *s)
 	conn_free(&s->conn);
 	close(s->fd);
 	imap_parser_free(&s->parser);
-	sievedir_free(&s->dir);
+	sstore_free(&s->st);
 	free(s->user);
 	free(s->rip);
 	free(s);
@@ -383,6 +423,20 @@ msess_cb(struct conn *c, unsigned ev, void *ctx)
 	}
 }
 
+/* HOME for "~/" in local_sieve_directory and local_sieve_active: a
+ * system user's home directory, else (virtual users) the Maildir. */
+static char *
+sieve_home(const char *home, const char *mailbox)
+{
+	size_t n = strlen(mailbox);
+
+	if (home != NULL && *home != '\0' && strcmp(home, "/") != 0)
+		return xstrdup(home);
+	while (n > 1 && mailbox[n - 1] == '/')
+		n--;
+	return xstrndup(mailbox, n);
+}
+
 static void
 session_start(struct loop *l, const struct ipc_msg *m, int fd)
 {
@@ -390,16 +444,23 @@ session_start(struct loop *l, const struct ipc_msg *m, int fd)
 	const char *mbox = ipc_get(m, "mailbox"), *input = ipc_get(m, "input");
 	const char *tls = ipc_get(m, "tls");
 	struct imap_limits lim = IMAP_LIMITS_DEFAULT;
-	char *home;
+	char *home, *dir, *act;
 
 	nsessions++;
 	s->fd = fd;
 	s->user = xstrdup(ipc_get(m, "user") ? ipc_get(m, "user") : "");
 	s->rip = xstrdup(ipc_get(m, "rip") ? ipc_get(m, "rip") : "");
 	s->tls = tls != NULL && strcmp(tls, "1") == 0;
-	home = sievedir_home(ipc_get(m, "home"), mbox ? mbox : "");
-	sievedir_init(&s->dir, home, conf.max_size, conf.max_scripts);
+	home = sieve_home(ipc_get(m, "home"), mbox ? mbox : "");
+	dir = sstore_expand(conf.dir_spec, home);
+	act = sstore_expand(conf.active_spec, home);
+	sstore_init(&s->st, dir, act);
+	s->st.max_size = (size_t)conf.max_size;
+	s->st.max_scripts = conf.max_scripts;
+	s->st.max_storage = conf.max_storage;
 	free(home);
+	free(dir);
+	free(act);
 	lim.line_max = LINE_MAX_BYTES;
 	/* A script over the size limit is read (to stay in step with the
 	 * client) only up to twice the limit; past that the session ends. */
@@ -442,8 +503,11 @@ worker_init(struct loop *l)
 	conf.hard_error_limit = (int)config_int("managesieve_hard_error_limit");
 	if (conf.hard_error_limit < 1)
 		conf.hard_error_limit = 1;
-	conf.max_size = (uint64_t)config_int("managesieve_script_size_limit");
-	conf.max_scripts = (unsigned)config_int("managesieve_script_count_limit");
+	conf.max_size = (uint64_t)config_int("local_sieve_max_script_size");
+	conf.max_scripts = (uint64_t)config_int("local_sieve_max_scripts");
+	conf.max_storage = (uint64_t)config_int("local_sieve_max_storage");
+	conf.dir_spec = config_str("local_sieve_directory");
+	conf.active_spec = config_str("local_sieve_active");
 	sieve_limits_default(&conf.lim);
 }
 

@@ -138,8 +138,6 @@ static const struct param_def param_table[] = {
 	{ "managesieve_login_timeout", CONF_TIME, "60s", 's', 0 },
 	{ "managesieve_owner_process_limit", CONF_INT, NULL, 0, PF_COMPUTED },
 	{ "managesieve_plaintext_auth", CONF_STR, "loopback", 0, 0 },
-	{ "managesieve_script_count_limit", CONF_INT, "20", 0, 0 },
-	{ "managesieve_script_size_limit", CONF_SIZE, "1048576", 0, 0 },
 	{ "managesieve_timeout", CONF_TIME, "1800s", 's', 0 },
 	{ "managesieve_tls_cert_file", CONF_STR, "$smtpd_tls_cert_file", 0, 0 },
 	{ "managesieve_tls_key_file", CONF_STR, "$smtpd_tls_key_file", 0, 0 },

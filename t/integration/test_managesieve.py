@@ -112,8 +112,8 @@ class ManageSieve(unittest.TestCase):
             "127.0.0.1:%d inet n - n - - managesieve-login" % cls.port,
             "managesieve unix - n n - 1 managesieve",
         ]
-        conf = {"managesieve_script_size_limit": "2000",
-                "managesieve_script_count_limit": "3",
+        conf = {"local_sieve_max_script_size": "2000",
+                "local_sieve_max_scripts": "3",
                 "managesieve_hard_error_limit": "30"}
         inst = H.Instance(conf=conf, services=services)
         cls.inst = inst
