@@ -313,11 +313,14 @@ class ManageSieve(unittest.TestCase):
 
     def test_sasl_login_continuations(self):
         c = self.raw()
-        r = c.cmd(b'AUTHENTICATE "LOGIN"\r\n')
-        self.assertEqual(base64.b64decode(r[0].strip(b'"\r\n')), b"Username:")
+        # A challenge is a string on a line of its own (no OK yet).
+        c.send(b'AUTHENTICATE "LOGIN"\r\n')
+        ch = c.f.readline()
+        self.assertEqual(base64.b64decode(ch.strip(b'"\r\n')), b"Username:")
         # One answer quoted, one as a literal (both are strings).
-        r = c.cmd(b'"' + base64.b64encode(ALICE.encode()) + b'"\r\n')
-        self.assertEqual(base64.b64decode(r[0].strip(b'"\r\n')), b"Password:")
+        c.send(b'"' + base64.b64encode(ALICE.encode()) + b'"\r\n')
+        ch = c.f.readline()
+        self.assertEqual(base64.b64decode(ch.strip(b'"\r\n')), b"Password:")
         pw = base64.b64encode(PW.encode())
         r = c.cmd(b"{%d+}\r\n" % len(pw) + pw + b"\r\n")
         self.assertTrue(r[-1].startswith(b"OK"), r)
