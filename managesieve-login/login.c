@@ -42,14 +42,11 @@
 struct lsess {
 	struct login_base b;
 	struct imap_parser *parser;
-	char *user;                    /* for the log */
 	struct sasl_server sasl;
 	int sasl_active;               /* reading AUTHENTICATE responses */
 	int sasl_inlit;                /* a literal response is being read */
 	uint64_t sasl_lit;             /* its bytes still to come */
 	struct buf sasl_resp;          /* its bytes so far */
-	int errors;
-	int quit;
 };
 
 static void lsess_cb(struct conn *c, unsigned ev, void *ctx);
@@ -61,16 +58,7 @@ lsess_free(struct lsess *s)
 	imap_parser_free(&s->parser);
 	sasl_server_reset(&s->sasl);
 	buf_free(&s->sasl_resp);
-	free(s->user);
 	free(s);
-}
-
-static void
-disconnect_log(struct lsess *s, const char *why)
-{
-	log_info("Disconnected: %s (no login, %d errors): user=<%s>, rip=%s, "
-	    "lip=%s%s", why, s->errors, s->user ? s->user : "", s->b.rip, s->b.lip,
-	    login_tls_tag(&s->b));
 }
 
 static void
@@ -88,10 +76,7 @@ static void
 no(struct lsess *s, const char *code, const char *text)
 {
 	reply(s, "NO", code, text);
-	if (++s->errors >= login_conf.hard_error_limit) {
-		reply(s, "BYE", NULL, "Too many invalid commands.");
-		s->quit = 1;
-	}
+	login_count_error(&s->b, "BYE \"Too many invalid commands.\"");
 }
 
 /* The capability response (RFC 5804 section 1.7): the greeting, the
@@ -136,17 +121,15 @@ auth_done(void *ctx, enum auth_status st, const char *user, const char *reason)
 		no(s, "TRYLATER", r == LOGIN_HO_UNAVAILABLE ? "Mailbox is unavailable."
 		    : "Internal error occurred. Refer to server log for more information.");
 	} else if (st == AUTH_FAIL) {
-		login_log_failed(&s->b, user ? user : s->user, reason);
+		login_log_failed(&s->b, user ? user : s->b.user, reason);
 		no(s, NULL, "Authentication failed.");
 	} else {
 		log_warnx("Login aborted: user=<%s>, method=%s, rip=%s: %s",
-		    user ? user : (s->user ? s->user : ""), s->b.method, s->b.rip,
+		    user ? user : (s->b.user ? s->b.user : ""), s->b.method, s->b.rip,
 		    reason ? reason : "temporary failure");
 		no(s, "TRYLATER", "Temporary authentication failure.");
 	}
-	(void)conn_flush(s->b.conn);
-	if (s->quit && conn_out_len(s->b.conn) == 0) {
-		disconnect_log(s, "Too many invalid commands");
+	if (login_done(&s->b)) {
 		lsess_free(s);
 		return;
 	}
@@ -168,8 +151,8 @@ sasl_finish(struct lsess *s, enum sasl_result r, struct buf *chal, const char *w
 	}
 	case SASL_DONE:
 		s->sasl_active = 0;
-		free(s->user);
-		s->user = xstrdup(s->sasl.creds.authcid);
+		free(s->b.user);
+		s->b.user = xstrdup(s->sasl.creds.authcid);
 		login_auth_start(&s->b, "sieve", s->sasl.creds.authcid,
 		    s->sasl.creds.passwd, s->sasl.creds.authzid, auth_done, s);
 		sasl_server_reset(&s->sasl);
@@ -312,7 +295,7 @@ cmd_run(struct lsess *s, const struct imap_command *c)
 		buf_free(&q);
 	} else if (strcmp(n, "LOGOUT") == 0 && noargs) {
 		reply(s, "OK", NULL, "Logout completed.");
-		s->quit = 2;
+		s->b.quit = LOGIN_QUIT_LOGOUT;
 	} else if (strcmp(n, "STARTTLS") == 0 && noargs) {
 		if (login_conf.tls_ctx == NULL || conn_tls_active(s->b.conn)) {
 			no(s, NULL, "TLS is not available.");
@@ -325,7 +308,7 @@ cmd_run(struct lsess *s, const struct imap_command *c)
 		if (dropped > 0)
 			log_info("rip=%s: discarding %zd bytes pipelined after STARTTLS",
 			    s->b.rip, dropped);
-		xfree(&s->user);
+		xfree(&s->b.user);
 	} else if (strcmp(n, "AUTHENTICATE") == 0) {
 		cmd_authenticate(s, c);
 	} else {
@@ -341,7 +324,7 @@ process(struct lsess *s)
 	size_t n, used;
 	enum imap_result r;
 
-	while (!s->quit && s->b.authc == NULL && !(conn_tls_active(s->b.conn)
+	while (!s->b.quit && s->b.authc == NULL && !(conn_tls_active(s->b.conn)
 	    && conn_tls(s->b.conn) == NULL)) {
 		if (s->sasl_active) {
 			if (!sasl_read(s))
@@ -362,7 +345,7 @@ process(struct lsess *s)
 		} else if (r == IMAP_ERROR) {
 			no(s, NULL, imap_parser_error(s->parser));
 			if (imap_parser_must_close(s->parser))
-				s->quit = 1;
+				s->b.quit = LOGIN_QUIT_ERRORS;
 		} else {
 			cmd_run(s, imap_parser_command(s->parser));
 		}
@@ -376,13 +359,7 @@ lsess_cb(struct conn *c, unsigned ev, void *ctx)
 {
 	struct lsess *s = ctx;
 
-	if (ev & (CONN_EV_ERROR | CONN_EV_EOF | CONN_EV_TIMEOUT)) {
-		if (ev & CONN_EV_TIMEOUT) {
-			reply(s, "BYE", NULL, "Disconnected for inactivity.");
-			(void)conn_flush(c);
-			disconnect_log(s, "Inactivity");
-		} else
-			disconnect_log(s, ev & CONN_EV_ERROR ? conn_error(c) : "Disconnected");
+	if (login_conn_closed(&s->b, ev, "BYE \"Disconnected for inactivity.\"")) {
 		lsess_free(s);
 		return;
 	}
@@ -398,13 +375,8 @@ lsess_cb(struct conn *c, unsigned ev, void *ctx)
 		}
 	}
 	process(s);
-	if (s->b.conn == NULL)
-		return;
-	(void)conn_flush(c);
-	if (s->quit && conn_out_len(c) == 0) {
-		disconnect_log(s, s->quit == 2 ? "Logged out" : "Too many invalid commands");
+	if (s->b.conn != NULL && login_done(&s->b))
 		lsess_free(s);
-	}
 }
 
 static void
