@@ -622,7 +622,8 @@ check_queue(const struct owner *o)
 	}
 }
 
-/* Does master.conf run a pre-login process (pop3-login, imap-login)? */
+/* Does master.conf run a pre-login process (pop3-login, imap-login,
+ * managesieve-login)? */
 static int
 has_login_service(const struct master_service *svcs, size_t n)
 {
@@ -630,7 +631,8 @@ has_login_service(const struct master_service *svcs, size_t n)
 		const char *c = strrchr(svcs[i].command, '/');
 
 		c = c != NULL ? c + 1 : svcs[i].command;
-		if (strcmp(c, "pop3-login") == 0 || strcmp(c, "imap-login") == 0)
+		if (strcmp(c, "pop3-login") == 0 || strcmp(c, "imap-login") == 0
+		    || strcmp(c, "managesieve-login") == 0)
 			return 1;
 	}
 	return 0;

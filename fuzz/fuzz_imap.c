@@ -8,7 +8,8 @@
  * tag and reason), else abort(). Synchronizing literals are accepted up
  * to 64 bytes and refused above. Atoms also go through the sequence-set
  * and FETCH-attribute helpers, and every string token must survive
- * imap_quote() and a parse back unchanged.
+ * imap_quote() and a parse back unchanged. The first byte's top bit
+ * selects the untagged (ManageSieve) grammar.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@
 
 #include "proto/imap.h"
 
-static const struct imap_limits lim = { 512, 256, 1024, 8, 64, 0 };
+/* untagged (ManageSieve) when the first byte's top bit is set */
+static struct imap_limits lim = { 512, 256, 1024, 8, 64, 0, 0 };
 
 static void
 dump(const struct imap_command *c, size_t i, struct buf *o)
@@ -156,6 +158,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	size_t step = (size_t)(data[0] % 13) + 2;
+	lim.untagged = (data[0] & 0x80) != 0;
 	const char *in = (const char *)data + 1;
 	size_t n = size - 1;
 	struct buf whole = BUF_INIT(0), other = BUF_INIT(0);

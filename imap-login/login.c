@@ -46,11 +46,8 @@
 struct lsess {
 	struct login_base b;
 	struct imap_parser *parser;
-	char *user;                    /* for the log */
 	struct sasl_server sasl;
 	int sasl_active;               /* reading AUTHENTICATE responses */
-	int errors;
-	int quit;
 };
 
 static void lsess_cb(struct conn *c, unsigned ev, void *ctx);
@@ -61,7 +58,6 @@ lsess_free(struct lsess *s)
 	login_base_free(&s->b);
 	imap_parser_free(&s->parser);
 	sasl_server_reset(&s->sasl);
-	free(s->user);
 	free(s);
 }
 
@@ -72,20 +68,9 @@ tagged(struct lsess *s, const char *tag, const char *text)
 }
 
 static void
-disconnect_log(struct lsess *s, const char *why)
-{
-	log_info("Disconnected: %s (no login, %d errors): user=<%s>, rip=%s, "
-	    "lip=%s%s", why, s->errors, s->user ? s->user : "", s->b.rip, s->b.lip,
-	    login_tls_tag(&s->b));
-}
-
-static void
 count_error(struct lsess *s)
 {
-	if (++s->errors >= login_conf.hard_error_limit) {
-		conn_printf(s->b.conn, "* BYE Too many invalid IMAP commands.\r\n");
-		s->quit = 1;
-	}
+	login_count_error(&s->b, "* BYE Too many invalid IMAP commands.");
 }
 
 static void
@@ -128,19 +113,17 @@ auth_done(void *ctx, enum auth_status st, const char *user, const char *reason)
 		    "is unavailable." : "NO [UNAVAILABLE] Internal error occurred. "
 		    "Refer to server log for more information.");
 	} else if (st == AUTH_FAIL) {
-		login_log_failed(&s->b, user ? user : s->user, reason);
+		login_log_failed(&s->b, user ? user : s->b.user, reason);
 		tagged(s, tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
 		count_error(s);
 	} else {
 		log_warnx("Login aborted: user=<%s>, method=%s, rip=%s: %s",
-		    user ? user : (s->user ? s->user : ""), s->b.method, s->b.rip,
+		    user ? user : (s->b.user ? s->b.user : ""), s->b.method, s->b.rip,
 		    reason ? reason : "temporary failure");
 		tagged(s, tag, "NO [UNAVAILABLE] Temporary authentication failure.");
 	}
 	xfree(&s->b.tag);
-	(void)conn_flush(s->b.conn);
-	if (s->quit && conn_out_len(s->b.conn) == 0) {
-		disconnect_log(s, "Too many invalid commands");
+	if (login_done(&s->b)) {
 		lsess_free(s);
 		return;
 	}
@@ -152,8 +135,8 @@ static void
 start_auth(struct lsess *s, const char *tag, const char *user, const char *pass,
     const char *authzid)
 {
-	free(s->user);
-	s->user = xstrdup(user);
+	free(s->b.user);
+	s->b.user = xstrdup(user);
 	free(s->b.tag);
 	s->b.tag = xstrdup(tag);
 	login_auth_start(&s->b, "imap", user, pass, authzid, auth_done, s);
@@ -281,7 +264,7 @@ cmd_run(struct lsess *s, const struct imap_command *c)
 	} else if (strcmp(n, "LOGOUT") == 0 && noargs) {
 		conn_printf(s->b.conn, "* BYE Logging out\r\n");
 		tagged(s, c->tag, "OK Logout completed.");
-		s->quit = 2;
+		s->b.quit = LOGIN_QUIT_LOGOUT;
 	} else if (strcmp(n, "STARTTLS") == 0 && noargs) {
 		if (login_conf.tls_ctx == NULL || conn_tls_active(s->b.conn)) {
 			tagged(s, c->tag, "BAD TLS is not available.");
@@ -295,7 +278,7 @@ cmd_run(struct lsess *s, const struct imap_command *c)
 		if (dropped > 0)
 			log_info("rip=%s: discarding %zd bytes pipelined after STARTTLS",
 			    s->b.rip, dropped);
-		xfree(&s->user);
+		xfree(&s->b.user);
 	} else if (strcmp(n, "LOGIN") == 0) {
 		cmd_login(s, c);
 	} else if (strcmp(n, "AUTHENTICATE") == 0) {
@@ -334,7 +317,7 @@ process(struct lsess *s)
 	enum imap_result r;
 	int lr;
 
-	while (!s->quit && s->b.authc == NULL && !(conn_tls_active(s->b.conn)
+	while (!s->b.quit && s->b.authc == NULL && !(conn_tls_active(s->b.conn)
 	    && conn_tls(s->b.conn) == NULL)) {
 		if (s->sasl_active) {
 			lr = conn_read_line(s->b.conn, SASL_RESP_MAX, &line, &len);
@@ -362,7 +345,7 @@ process(struct lsess *s)
 			    imap_parser_error(s->parser));
 			count_error(s);
 			if (imap_parser_must_close(s->parser))
-				s->quit = 1;
+				s->b.quit = LOGIN_QUIT_ERRORS;
 		} else {
 			cmd_run(s, imap_parser_command(s->parser));
 		}
@@ -376,16 +359,7 @@ lsess_cb(struct conn *c, unsigned ev, void *ctx)
 {
 	struct lsess *s = ctx;
 
-	if (ev & (CONN_EV_ERROR | CONN_EV_EOF | CONN_EV_TIMEOUT)) {
-		if (ev & CONN_EV_TIMEOUT) {
-			conn_printf(c, "* BYE Disconnected for inactivity.\r\n");
-			(void)conn_flush(c);
-			disconnect_log(s, "Inactivity");
-		} else if (ev & CONN_EV_ERROR) {
-			disconnect_log(s, conn_error(c));
-		} else {
-			disconnect_log(s, "Disconnected");
-		}
+	if (login_conn_closed(&s->b, ev, "* BYE Disconnected for inactivity.")) {
 		lsess_free(s);
 		return;
 	}
@@ -395,13 +369,8 @@ lsess_cb(struct conn *c, unsigned ev, void *ctx)
 			greet(s);
 	}
 	process(s);
-	if (s->b.conn == NULL)
-		return;
-	(void)conn_flush(c);
-	if (s->quit && conn_out_len(c) == 0) {
-		disconnect_log(s, s->quit == 2 ? "Logged out" : "Too many invalid commands");
+	if (s->b.conn != NULL && login_done(&s->b))
 		lsess_free(s);
-	}
 }
 
 static void

@@ -84,12 +84,7 @@ local_sieve_wanted(const struct mailbox_owner *mo)
 static char *
 sieve_home(const struct mailbox_owner *mo)
 {
-	char *h = xstrdup(mo->is_virtual || mo->home == NULL ? mo->path : mo->home);
-	size_t n = strlen(h);
-
-	while (n > 1 && h[n - 1] == '/')
-		h[--n] = '\0';
-	return h;
+	return sstore_home(mo->is_virtual ? NULL : mo->home, mo->path);
 }
 
 /* ---- the message ---- */

@@ -38,12 +38,9 @@
 #include "proto/sasl.h"
 
 struct lsess {
-	struct login_base b;
-	char *user;                    /* USER argument, awaiting PASS */
+	struct login_base b;           /* b.user: the USER argument, awaiting PASS */
 	struct sasl_server sasl;
 	int sasl_active;
-	int errors;
-	int quit;
 	int utf8;
 };
 
@@ -60,7 +57,6 @@ lsess_free(struct lsess *s)
 {
 	login_base_free(&s->b);
 	sasl_server_reset(&s->sasl);
-	free(s->user);
 	free(s);
 }
 
@@ -71,20 +67,9 @@ plaintext_ok(const struct lsess *s)
 }
 
 static void
-disconnect_log(struct lsess *s, const char *why)
-{
-	log_info("Disconnected: %s (no login, %d errors): user=<%s>, rip=%s, "
-	    "lip=%s%s", why, s->errors, s->user ? s->user : "", s->b.rip, s->b.lip,
-	    login_tls_tag(&s->b));
-}
-
-static void
 count_error(struct lsess *s)
 {
-	if (++s->errors >= login_conf.hard_error_limit) {
-		reply(s, "-ERR Too many bad commands.");
-		s->quit = 1;
-	}
+	login_count_error(&s->b, "-ERR Too many bad commands.");
 }
 
 static void
@@ -105,19 +90,17 @@ auth_done(void *ctx, enum auth_status st, const char *user, const char *reason)
 		    : "-ERR [SYS/TEMP] Internal error occurred. Refer to server log "
 		    "for more information.");
 	} else if (st == AUTH_FAIL) {
-		login_log_failed(&s->b, user ? user : s->user, reason);
+		login_log_failed(&s->b, user ? user : s->b.user, reason);
 		reply(s, "-ERR [AUTH] Authentication failed.");
 		count_error(s);
 	} else {
 		log_warnx("Login aborted: user=<%s>, method=%s, rip=%s: %s",
-		    user ? user : (s->user ? s->user : ""), s->b.method, s->b.rip,
+		    user ? user : (s->b.user ? s->b.user : ""), s->b.method, s->b.rip,
 		    reason ? reason : "temporary failure");
 		reply(s, "-ERR [SYS/TEMP] Temporary authentication failure.");
 	}
-	xfree(&s->user);
-	(void)conn_flush(s->b.conn);
-	if (s->quit && conn_out_len(s->b.conn) == 0) {
-		disconnect_log(s, "Too many invalid commands");
+	xfree(&s->b.user);
+	if (login_done(&s->b)) {
 		lsess_free(s);
 		return;
 	}
@@ -128,8 +111,8 @@ auth_done(void *ctx, enum auth_status st, const char *user, const char *reason)
 static void
 start_auth(struct lsess *s, const char *user, const char *pass, const char *authzid)
 {
-	free(s->user);
-	s->user = xstrdup(user);
+	free(s->b.user);
+	s->b.user = xstrdup(user);
 	login_auth_start(&s->b, "pop3", user, pass, authzid, auth_done, s);
 }
 
@@ -231,7 +214,7 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 	}
 	case POP3_QUIT:
 		reply(s, "+OK Logging out.");
-		s->quit = 1;
+		s->b.quit = LOGIN_QUIT_LOGOUT;
 		break;
 	case POP3_STLS:
 		if (login_conf.tls_ctx == NULL) {
@@ -249,7 +232,7 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 			if (dropped > 0)
 				log_info("rip=%s: discarding %zd bytes pipelined after STLS",
 				    s->b.rip, dropped);
-			xfree(&s->user);
+			xfree(&s->b.user);
 		}
 		break;
 	case POP3_UTF8:
@@ -263,18 +246,18 @@ cmd_run(struct lsess *s, const char *line, size_t len)
 			count_error(s);
 			break;
 		}
-		free(s->user);
-		s->user = xstrndup(cmd.argv[0].p, cmd.argv[0].len);
+		free(s->b.user);
+		s->b.user = xstrndup(cmd.argv[0].p, cmd.argv[0].len);
 		reply(s, "+OK");
 		break;
 	case POP3_PASS: {
-		if (s->user == NULL) {
+		if (s->b.user == NULL) {
 			reply(s, "-ERR No username given.");
 			count_error(s);
 			break;
 		}
 		char *pass = xstrndup(cmd.argv[0].p, cmd.argv[0].len);
-		char *user = xstrdup(s->user);
+		char *user = xstrdup(s->b.user);
 		s->b.method = "PLAIN";
 		start_auth(s, user, pass, NULL);
 		sasl_wipe(pass, strlen(pass));
@@ -310,7 +293,7 @@ process(struct lsess *s)
 	size_t len;
 	int r;
 
-	while (!s->quit && s->b.authc == NULL && !(conn_tls_active(s->b.conn)
+	while (!s->b.quit && s->b.authc == NULL && !(conn_tls_active(s->b.conn)
 	    && conn_tls(s->b.conn) == NULL)) {
 		r = conn_read_line(s->b.conn, s->sasl_active ? POP3_AUTH_LINE_MAX
 		    : POP3_LINE_MAX, &line, &len);
@@ -339,13 +322,7 @@ lsess_cb(struct conn *c, unsigned ev, void *ctx)
 {
 	struct lsess *s = ctx;
 
-	if (ev & (CONN_EV_ERROR | CONN_EV_EOF | CONN_EV_TIMEOUT)) {
-		if (ev & CONN_EV_TIMEOUT)
-			disconnect_log(s, "Inactivity");
-		else if (ev & CONN_EV_ERROR)
-			disconnect_log(s, conn_error(c));
-		else
-			disconnect_log(s, "Disconnected");
+	if (login_conn_closed(&s->b, ev, "-ERR Disconnected for inactivity.")) {
 		lsess_free(s);
 		return;
 	}
@@ -355,16 +332,8 @@ lsess_cb(struct conn *c, unsigned ev, void *ctx)
 			greet(s);
 	}
 	process(s);
-	if (s->b.conn == NULL)
-		return;
-	(void)conn_flush(c);
-	if (s->quit && conn_out_len(c) == 0) {
-		if (s->errors >= login_conf.hard_error_limit)
-			disconnect_log(s, "Too many invalid commands");
-		else
-			disconnect_log(s, "Logged out");
+	if (s->b.conn != NULL && login_done(&s->b))
 		lsess_free(s);
-	}
 }
 
 static void

@@ -106,6 +106,8 @@ TAKEN="$TAKEN$POP3S "
 IMAP=$(pick_port 2143)
 TAKEN="$TAKEN$IMAP "
 IMAPS=$(pick_port 2993)
+TAKEN="$TAKEN$IMAPS "
+SIEVE=$(pick_port 4190)
 
 # A self-signed certificate for STARTTLS and port 465, kept while it is
 # valid for another day. smtpd reads the key before it drops privileges,
@@ -177,6 +179,9 @@ pop3d unix - n n - 1 pop3d
 127.0.0.1:$IMAPS inet n - y - - imap-login
   -o imapd_tls_wrappermode=yes
 imapd unix - n n - 1 imapd
+# ManageSieve (STARTTLS): managesieve-login, then managesieve as the owner
+127.0.0.1:$SIEVE inet n - y - - managesieve-login
+managesieve unix - n n - 1 managesieve
 qmgr unix n - n 60 1 qmgr
 local unix - n n - - local
 virtual unix - n n - - local
@@ -236,6 +241,7 @@ echo "  POP3:        127.0.0.1:$POP3   (STLS; plaintext login from loopback only
 echo "  POP3S:       127.0.0.1:$POP3S   (implicit TLS)"
 echo "  IMAP:        127.0.0.1:$IMAP   (STARTTLS; plaintext login from loopback only)"
 echo "  IMAPS:       127.0.0.1:$IMAPS   (implicit TLS)"
+echo "  ManageSieve: 127.0.0.1:$SIEVE   (STARTTLS; Sieve filters, RFC 5804)"
 while read -r u pw; do
 	[ -n "$first_pw" ] || first_pw=$pw
 	echo "  user:        $u   password: $pw"
@@ -248,6 +254,7 @@ echo "    swaks --server 127.0.0.1:$SMTPS --tlsc --auth PLAIN --auth-user alice@
 echo "    curl -k --user alice@example.test:$first_pw pop3s://127.0.0.1:$POP3S/1"
 echo "    curl --user alice@example.test:$first_pw pop3://127.0.0.1:$POP3/   (list)"
 echo "    curl -k --user alice@example.test:$first_pw 'imaps://127.0.0.1:$IMAPS/INBOX;MAILINDEX=1'"
+echo "    sieve-connect --server 127.0.0.1 --port $SIEVE --user alice@example.test --notlsverify --list"
 echo "  Thunderbird: Account Settings > Account Actions > Add Mail Account, then"
 echo "    'Configure manually': incoming IMAP, server 127.0.0.1, port $IMAPS, SSL/TLS,"
 echo "    normal password, username alice@example.test; outgoing SMTP 127.0.0.1,"

@@ -135,7 +135,7 @@ static const struct param_def param_table[] = {
 	{ "local_sieve_max_scripts", CONF_INT, "100", 0, 0 },
 	{ "local_sieve_max_storage", CONF_SIZE, "10485760", 0, 0 },
 	{ "local_transport", CONF_STR, "local", 0, 0 },
-	{ "login_sockets", CONF_STR, "auth, pop3d, imapd", 0, 0 },
+	{ "login_sockets", CONF_STR, "auth, pop3d, imapd, managesieve", 0, 0 },
 	{ "login_user", CONF_STR, "postern-login", 0, 0 },
 	{ "mail_name", CONF_STR, "Postern", 0, 0 },
 	{ "mail_owner", CONF_STR, "postern", 0, 0 },
@@ -145,6 +145,14 @@ static const struct param_def param_table[] = {
 	{ "mailbox_size_limit", CONF_SIZE, "51200000", 0, 0 },
 	{ "mailbox_transport", CONF_STR, "", 0, 0 },
 	{ "maillog_file", CONF_STR, "", 0, 0 },
+	{ "managesieve_hard_error_limit", CONF_INT, "10", 0, 0 },
+	{ "managesieve_login_timeout", CONF_TIME, "60s", 's', 0 },
+	{ "managesieve_owner_process_limit", CONF_INT, NULL, 0, PF_COMPUTED },
+	{ "managesieve_plaintext_auth", CONF_STR, "loopback", 0, 0 },
+	{ "managesieve_timeout", CONF_TIME, "1800s", 's', 0 },
+	{ "managesieve_tls_cert_file", CONF_STR, "$smtpd_tls_cert_file", 0, 0 },
+	{ "managesieve_tls_key_file", CONF_STR, "$smtpd_tls_key_file", 0, 0 },
+	{ "managesieve_tls_wrappermode", CONF_BOOL, "no", 0, 0 },
 	{ "max_idle", CONF_TIME, "100s", 's', 0 },
 	{ "max_use", CONF_INT, "100", 0, 0 },
 	{ "maximal_backoff_time", CONF_TIME, "4000s", 's', 0 },
@@ -357,7 +365,8 @@ computed_default(const struct param *p)
 	}
 	if (strcmp(p->name, "auth_hash_workers") == 0 ||
 	    strcmp(p->name, "pop3d_owner_process_limit") == 0 ||
-	    strcmp(p->name, "imapd_owner_process_limit") == 0) {
+	    strcmp(p->name, "imapd_owner_process_limit") == 0 ||
+	    strcmp(p->name, "managesieve_owner_process_limit") == 0) {
 		/* One per CPU: password hashing is pure CPU work, and one
 		 * owner's sessions (every virtual user shares one uid) need
 		 * no more processes than there are CPUs to run them. */
@@ -1066,6 +1075,7 @@ static const struct {
 	{ "inet_protocols", protocols, 1 },
 	{ "lmtp_sasl_auth_enable", bool_no, 0 },
 	{ "lmtp_tls_security_level", lmtp_tls_levels, 0 },
+	{ "managesieve_plaintext_auth", plaintext_auth, 0 },
 	{ "pop3d_plaintext_auth", plaintext_auth, 0 },
 	{ "smtp_tls_security_level", tls_client_levels, 0 },
 	{ "smtpd_forbid_bare_newline", bare_newline, 0 },

@@ -126,8 +126,8 @@ login_base_free(struct login_base *b)
 	if (b->authc != NULL)
 		auth_client_cancel(&b->authc);
 	conn_free(&b->conn);
-	free(b->tag);
-	b->tag = NULL;
+	xfree(&b->tag);
+	xfree(&b->user);
 	if (b->fd >= 0)
 		server_disconnect(b->loop, b->fd);
 	b->fd = -1;
@@ -167,6 +167,49 @@ login_log_failed(const struct login_base *b, const char *user, const char *reaso
 	log_info("Login failed: user=<%s>, method=%s, rip=%s, lip=%s%s: %s",
 	    user != NULL ? user : "", b->method, b->rip, b->lip, login_tls_tag(b),
 	    reason != NULL ? reason : "authentication failed");
+}
+
+void
+login_disconnect_log(const struct login_base *b, const char *why)
+{
+	log_info("Disconnected: %s (no login, %d errors): user=<%s>, rip=%s, "
+	    "lip=%s%s", why, b->errors, b->user ? b->user : "", b->rip, b->lip,
+	    login_tls_tag(b));
+}
+
+void
+login_count_error(struct login_base *b, const char *bye)
+{
+	if (++b->errors >= login_conf.hard_error_limit && !b->quit) {
+		conn_printf(b->conn, "%s\r\n", bye);
+		b->quit = LOGIN_QUIT_ERRORS;
+	}
+}
+
+int
+login_conn_closed(struct login_base *b, unsigned ev, const char *bye)
+{
+	if (!(ev & (CONN_EV_ERROR | CONN_EV_EOF | CONN_EV_TIMEOUT)))
+		return 0;
+	if (ev & CONN_EV_TIMEOUT) {
+		conn_printf(b->conn, "%s\r\n", bye);
+		(void)conn_flush_last(b->conn);
+		login_disconnect_log(b, "Inactivity");
+	} else
+		login_disconnect_log(b, ev & CONN_EV_ERROR ? conn_error(b->conn)
+		    : "Disconnected");
+	return 1;
+}
+
+int
+login_done(struct login_base *b)
+{
+	(void)conn_flush(b->conn);
+	if (!b->quit || conn_out_len(b->conn) != 0)
+		return 0;
+	login_disconnect_log(b, b->quit == LOGIN_QUIT_LOGOUT ? "Logged out"
+	    : "Too many invalid commands");
+	return 1;
 }
 
 void

@@ -51,7 +51,12 @@ struct login_base {
 	struct auth_client *authc;     /* a login being checked */
 	char *tag;                     /* IMAP: the login command's tag, for the
 	                                * post-login side's tagged OK (owned) */
+	char *user;                    /* the name being tried, for the logs */
+	int errors;                    /* bad commands and failed logins */
+	int quit;                      /* LOGIN_QUIT_*: end once output is out */
 };
+
+enum { LOGIN_QUIT_ERRORS = 1, LOGIN_QUIT_LOGOUT = 2 };
 
 /* Addresses, TCP_NODELAY; conn is the caller's to create. */
 void login_base_init(struct login_base *b, struct loop *l, int fd);
@@ -65,6 +70,19 @@ const char *login_tls_tag(const struct login_base *b);
 /* The Dovecot-form failure line fail2ban matches (etc/fail2ban). */
 void login_log_failed(const struct login_base *b, const char *user,
     const char *reason);
+
+/* "Disconnected: why (no login, N errors): user=<u>, rip=A, lip=B[, TLS]". */
+void login_disconnect_log(const struct login_base *b, const char *why);
+/* One more bad command; at the hard error limit bye (a whole line) is
+ * sent and the session ends once it is out. */
+void login_count_error(struct login_base *b, const char *bye);
+/* The events every pre-login session handles alike: a timeout (bye is
+ * sent first), an error, EOF. 1: the session is over and logged; the
+ * caller frees it. */
+int login_conn_closed(struct login_base *b, unsigned ev, const char *bye);
+/* After the commands ran: flush; 1 when the session is done (quit, and
+ * its output is out), logged; the caller frees it. */
+int login_done(struct login_base *b);
 
 /* Ask auth (with a ticket); reading pauses until done() is called. */
 void login_auth_start(struct login_base *b, const char *service, const char *user,

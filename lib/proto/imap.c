@@ -419,6 +419,11 @@ imap_parse(struct imap_parser *p, const char *in, size_t n, size_t *consumed_r)
 			if (c == '\n' || c == '\r')
 				continue;       /* empty lines are ignored */
 			reset_command(p);
+			if (p->lim.untagged) {
+				p->have_tag = 1;
+				p->st = P_NAME;
+				p->name_off = p->arena.len;
+			}
 		}
 		if (++p->line_len > p->lim.line_max)
 			RETURN(fail(p, "Command line too long", c == '\n'));

@@ -31,6 +31,9 @@
  * *consumed_r says how much of the chunk was used: a DONE, LITERAL or
  * ERROR stops right after the byte that caused it.
  *
+ * The same grammar without tags is ManageSieve's (RFC 5804): with
+ * limits.untagged the first token is the command name.
+ *
  * Limits (struct imap_limits, IMAP_LIMITS_DEFAULT): line bytes outside
  * literals (65536), one literal (APPENDLIMIT), all literals of a command,
  * list nesting (IMAP_DEPTH 32: SEARCH and FETCH parentheses), tokens per
@@ -84,9 +87,11 @@ struct imap_limits {
 	unsigned depth_max;        /* parenthesis nesting (32) */
 	unsigned args_max;         /* tokens in one command, lists included (4096) */
 	int literal_plus;          /* 1: LITERAL+; 0: LITERAL- (non-sync <= 4096) */
+	int untagged;              /* ManageSieve (RFC 5804): commands have no
+	                            * tag, the name comes first; tag is "" */
 };
 
-#define IMAP_LIMITS_DEFAULT { 65536, 50u << 20, 64u << 20, 32, 4096, 1 }
+#define IMAP_LIMITS_DEFAULT { 65536, 50u << 20, 64u << 20, 32, 4096, 1, 0 }
 #define IMAP_LITERAL_MINUS_MAX 4096
 
 enum imap_arg_kind {

@@ -60,6 +60,18 @@ static const struct {
 	{ "mailbox", EXT_MAILBOX }, { "ihave", EXT_IHAVE },
 };
 
+const char *
+sieve_extension_list(void)
+{
+	static char list[512];
+
+	if (list[0] == '\0')
+		for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++)
+			(void)snprintf(list + strlen(list), sizeof(list) - strlen(list),
+			    "%s%s", i ? " " : "", exts[i].name);
+	return list;
+}
+
 unsigned
 sv_ext_bit(const char *name)
 {

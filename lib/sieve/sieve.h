@@ -45,6 +45,10 @@ void sieve_limits_default(struct sieve_limits *l);
 
 struct sieve_script;
 
+/* The extensions this implementation knows, space-separated, as
+ * ManageSieve's SIEVE capability lists them (RFC 5804 section 1.7). */
+const char *sieve_extension_list(void);
+
 /* Compile src[0..len). 0 and *s_r, or -1 with *line_r and *err_r (an
  * xmalloc'd message, the caller frees). */
 int sieve_compile(const char *src, size_t len, const struct sieve_limits *lim,

@@ -232,6 +232,8 @@ serve(const struct ipc_msg *req, int cfd, char **err_r)
 	ipc_put(&fwd, "mailbox_type", owner_is_maildir(o.path) ? "maildir" : "mbox");
 	if (o.quota > 0)
 		ipc_put_int(&fwd, "quota", (long long)o.quota);
+	if (o.home != NULL)
+		ipc_put(&fwd, "home", o.home);
 	for (const char *const *k = (const char *const[]){ "rip", "lip", "tls",
 	    "method", "input", "tag", NULL }; *k != NULL; k++) {
 		const char *v = ipc_get(req, *k);

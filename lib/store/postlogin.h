@@ -15,7 +15,8 @@
  *       every session of that uid on one event loop (ops->session_start).
  *
  * Session frames a worker receives (with the client's descriptor):
- *   user= mailbox= mailbox_type=maildir|mbox rip= lip= tls= method= [input=]
+ *   user= mailbox= mailbox_type=maildir|mbox [home=] [quota=] rip= lip= tls=
+ *   method= [input=] [tag=]   (home: system users' home directory)
  */
 #ifndef POSTERN_POSTLOGIN_H
 #define POSTERN_POSTLOGIN_H

@@ -34,6 +34,17 @@ sstore_expand(const char *spec, const char *home)
 	return xstrdup(spec);
 }
 
+char *
+sstore_home(const char *home, const char *mailbox)
+{
+	char *h = xstrdup(home != NULL ? home : mailbox);
+	size_t n = strlen(h);
+
+	while (n > 1 && h[n - 1] == '/')
+		h[--n] = '\0';
+	return h;
+}
+
 void
 sstore_init(struct sstore *st, const char *dir, const char *active)
 {

@@ -43,6 +43,11 @@ struct sstore {
 
 /* "~/x" is x under home; anything else is taken as is. xmalloc'd. */
 char *sstore_expand(const char *spec, const char *home);
+/* The home "~/" means for a mailbox: a system user's home directory, or,
+ * for a virtual user (home NULL), the Maildir itself, without trailing
+ * '/'. local and managesieve both ask here, so they find the same
+ * scripts. xmalloc'd. */
+char *sstore_home(const char *home, const char *mailbox);
 /* Fill st (copies the strings); free with sstore_free. */
 void sstore_init(struct sstore *st, const char *dir, const char *active);
 void sstore_free(struct sstore *st);

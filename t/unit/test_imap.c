@@ -214,6 +214,26 @@ START_TEST(test_args_max)
 }
 END_TEST
 
+START_TEST(test_untagged)
+{
+	/* ManageSieve (RFC 5804) commands: no tag, every split alike. */
+	static const char in[] = "PUTSCRIPT \"vac\" {9+}\r\nkeep;\r\n\r\n"
+	    "\r\nlistscripts\r\nHAVESPACE \"a b\" 12\r\n\"x\"\r\nLOGOUT\r\n";
+	static const char want[] = "[ PUTSCRIPT (\"vac\" {9}keep;\r\n\r\n)]"
+	    "[ LISTSCRIPTS ()][ HAVESPACE (\"a b\" 12)][BAD  Invalid command name]"
+	    "[ LOGOUT ()]";
+	struct imap_limits lim = IMAP_LIMITS_DEFAULT;
+	struct buf o = BUF_INIT(0);
+
+	lim.untagged = 1;
+	for (size_t step = 0; step < 8; step++) {
+		run(in, sizeof(in) - 1, step, &lim, 0, &o);
+		ck_assert_str_eq(buf_cstr(&o), want);
+	}
+	buf_free(&o);
+}
+END_TEST
+
 START_TEST(test_literal_wait)
 {
 	/* Until the caller decides, the parser consumes nothing more. */
@@ -387,6 +407,7 @@ imap_suite(void)
 	tcase_add_test(tc, test_nul);
 	tcase_add_test(tc, test_args_max);
 	tcase_add_test(tc, test_literal_wait);
+	tcase_add_test(tc, test_untagged);
 	tcase_add_loop_test(tc, test_seqset, 0, sizeof(seqs) / sizeof(seqs[0]));
 	tcase_add_test(tc, test_seqset_iter);
 	tcase_add_test(tc, test_fetch_att);
