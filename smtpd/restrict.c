@@ -598,30 +598,11 @@ smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
 		r->ctx.domain_is_ours = domain_is_ours;
 		r->ctx.rcpt_known = rcpt_known;
 	}
-	switch (at) {
-	case SMTPD_CHECK_MAIL:
-		if (!rset.st.delay_reject) {
-			r->stages[n++] = RS_CLIENT;
-			r->stages[n++] = RS_HELO;
-			r->stages[n++] = RS_SENDER;
-		}
-		break;
-	case SMTPD_CHECK_RCPT:
-		if (rset.st.delay_reject) {
-			r->stages[n++] = RS_CLIENT;
-			r->stages[n++] = RS_HELO;
-			r->stages[n++] = RS_SENDER;
-		}
-		r->stages[n++] = RS_RELAY;
-		r->stages[n++] = RS_RECIPIENT;
-		break;
-	case SMTPD_CHECK_DATA:
-		r->stages[n++] = RS_DATA;
-		break;
-	case SMTPD_CHECK_EOD:
-		r->stages[n++] = RS_EOD;
-		break;
-	}
+	static const enum restrict_point points[] = {
+		[SMTPD_CHECK_MAIL] = RP_MAIL, [SMTPD_CHECK_RCPT] = RP_RCPT,
+		[SMTPD_CHECK_DATA] = RP_DATA, [SMTPD_CHECK_EOD] = RP_EOD,
+	};
+	n = restrict_stages(rset.st.delay_reject, points[at], r->stages);
 	r->nstages = n;
 	r->done = done;
 	r->arg = arg;

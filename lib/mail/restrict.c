@@ -214,7 +214,7 @@ int
 restrict_parse(enum restrict_stage stage, const char *text,
     struct restrict_list *list_r, char **err_r)
 {
-	char **tok = strv_split_list(text != NULL ? text : "");
+	char **tok = map_split_list(text != NULL ? text : "");
 	struct restrict_list l = { NULL, 0 };
 	const char *param = restrict_param[stage];
 	size_t i, k;
@@ -1084,6 +1084,35 @@ restrict_result_free(struct restrict_result *res)
 }
 
 /* --- helpers ---------------------------------------------------------------- */
+
+size_t
+restrict_stages(int delay_reject, enum restrict_point at,
+    enum restrict_stage *stages)
+{
+	size_t n = 0;
+
+	switch (at) {
+	case RP_MAIL:
+	case RP_RCPT:
+		if ((at == RP_MAIL) != (delay_reject != 0)) {
+			stages[n++] = RS_CLIENT;
+			stages[n++] = RS_HELO;
+			stages[n++] = RS_SENDER;
+		}
+		if (at == RP_RCPT) {
+			stages[n++] = RS_RELAY;
+			stages[n++] = RS_RECIPIENT;
+		}
+		break;
+	case RP_DATA:
+		stages[n++] = RS_DATA;
+		break;
+	case RP_EOD:
+		stages[n++] = RS_EOD;
+		break;
+	}
+	return n;
+}
 
 int
 restrict_helo_valid(const char *h)

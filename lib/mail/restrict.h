@@ -186,6 +186,13 @@ enum restrict_status restrict_eval(const struct restrict_set *set,
     struct restrict_result *res);
 void restrict_result_free(struct restrict_result *res);
 
+/* Which lists run at a point of the SMTP dialogue (Postfix's order):
+ * with delay_reject the client, HELO and sender lists wait for RCPT.
+ * Fills stages (RS_STAGES entries), returns how many. */
+enum restrict_point { RP_MAIL, RP_RCPT, RP_DATA, RP_EOD };
+size_t restrict_stages(int delay_reject, enum restrict_point at,
+    enum restrict_stage *stages);
+
 /* Pure helpers, exported for tests. */
 /* Postfix's reject_invalid_helo_hostname syntax check: 1 valid. */
 int restrict_helo_valid(const char *helo);
