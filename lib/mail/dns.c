@@ -567,14 +567,24 @@ async_values(int type, const unsigned char *abuf, int alen, int *status)
 				if (inet_ntop(AF_INET6, &a6[i].ip6addr, buf, sizeof(buf)) != NULL)
 					strv_push(&v, buf);
 	} else if (type == DNS_Q_TXT) {
-		struct ares_txt_reply *head = NULL;
-		if ((*status = ares_parse_txt_reply(abuf, alen, &head)) == ARES_SUCCESS) {
+		/* One value per record: a record's strings joined (RFC 1035
+		 * 3.3.14 splits long texts into 255-byte strings). */
+		struct ares_txt_ext *head = NULL;
+		if ((*status = ares_parse_txt_reply_ext(abuf, alen, &head)) == ARES_SUCCESS) {
+			struct buf t = BUF_INIT(4096);
 			size_t k = 0;
-			for (struct ares_txt_reply *p = head; p != NULL && k < 8; p = p->next, k++) {
-				char *t = xstrndup((const char *)p->txt, p->length);
-				strv_push(&v, t);
-				free(t);
+			for (struct ares_txt_ext *p = head; p != NULL; p = p->next) {
+				if (p->record_start && t.len > 0) {
+					strv_push(&v, buf_cstr(&t));
+					buf_reset(&t);
+					if (++k == 8)
+						break;
+				}
+				(void)buf_append(&t, p->txt, p->length);
 			}
+			if (t.len > 0 && k < 8)
+				strv_push(&v, buf_cstr(&t));
+			buf_free(&t);
 			ares_free_data(head);
 		}
 	} else if (type == DNS_Q_MX) {
