@@ -2,9 +2,9 @@
  * smtpd internals shared by smtpd.c (main, settings), session.c (the
  * conn, state machine, timers), commands.c (the command table and the
  * simple verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the
- * queue file); starttls.c (STARTTLS, implicit TLS) and auth.c (AUTH
- * through the auth daemon, smtpd_client_restrictions,
- * smtpd_sender_login_maps).
+ * queue file); starttls.c (STARTTLS, implicit TLS), auth.c (AUTH
+ * through the auth daemon, smtpd_sender_login_maps) and restrict.c (the
+ * smtpd_*_restrictions lists, their DNS and policy-service questions).
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H

@@ -1,7 +1,8 @@
 /*
- * txn - one mail transaction: MAIL FROM, RCPT TO (with the relay and
- * recipient checks and the virtual alias expansion), DATA or BDAT, and the
- * queue file in incoming/.
+ * txn - one mail transaction: MAIL FROM, RCPT TO (the restriction lists
+ * through restrict.c, then the recipient tables and the virtual alias
+ * expansion), DATA or BDAT, and the queue file in incoming/ (hold/ after
+ * a HOLD action).
  *
  * Invariants:
  * - "250 ... queued as ID" is sent only after queue_writer_commit()
@@ -11,6 +12,11 @@
  * - The queue file is created at the first accepted recipient (Postfix's
  *   smtpd_delay_open_until_valid_rcpt), so rejected transactions cost no
  *   disk I/O.
+ * - MAIL, RCPT, DATA and end of data wait for smtpd_restrict_check();
+ *   its continuation (mail_checked, rcpt_checked, data_checked,
+ *   eod_checked) may run later from the loop, and then counts the command
+ *   itself (check_finish). No recipient is written before the relay and
+ *   recipient restrictions said yes.
  * - Each final recipient address is written once (de-duplicated with the
  *   domain folded to lower case), with orig = ORCPT or the RCPT address.
  * - DATA content is never trusted to end anywhere but where smtp_data_parse

@@ -119,6 +119,13 @@ class CheckStartReload(H.InstanceTestCase):
         self.assertFalse([e for e in errs if "smtpd_relay_restrictions" in e
                           or "smtpd_tls_req_ccert" in e], errs)
 
+    def test_open_relay_lists_refused(self):
+        # neither list can refuse a foreign destination: Postfix refuses
+        # to start, so does Postern
+        self.add_conf("smtpd_relay_restrictions = permit_mynetworks\n"
+                      "smtpd_recipient_restrictions = permit_sasl_authenticated\n")
+        self.assertRefused("neither has reject_unauth_destination")
+
     def test_parameters_postern_implements_pass(self):
         self.add_conf("header_size_limit = 102400\nline_length_limit = 2048\n"
                       "hopcount_limit = 50\nsmtpd_client_restrictions = "

@@ -132,7 +132,10 @@ class PolicyServer:
                 attrs = dict(l.split("=", 1) for l in
                              data.decode().split("\n\n")[0].split("\n") if "=" in l)
                 self.requests.append(attrs)
-                if attrs.get("sender", "").startswith("policy-reject@"):
+                if (attrs.get("protocol_state") == "END-OF-MESSAGE"
+                        and attrs.get("sender", "").startswith("eod-hold@")):
+                    c.sendall(b"action=HOLD held at end of data\n\n")
+                elif attrs.get("sender", "").startswith("policy-reject@"):
                     c.sendall(b"action=REJECT policy says no\n\n")
                 else:
                     c.sendall(b"action=DUNNO\n\n")
@@ -226,6 +229,8 @@ class Restrictions(H.InstanceTestCase):
     def setUp(self):
         self.grey_port = H.free_port()
         self.dead_port = H.free_port()
+        self.early_port = H.free_port()
+        self.data_port = H.free_port()
         inst = self.make_instance()
         self.grey = Postgrey(inst.dir)
         self.addCleanup(self.grey.stop)
@@ -256,6 +261,16 @@ class Restrictions(H.InstanceTestCase):
             "-o smtpd_recipient_restrictions=reject_unauth_destination,"
             "check_policy_service,inet:127.0.0.1:%d,permit"
             % (self.dead_port, H.free_port()),
+            # smtpd_delay_reject = no: the sender list runs at MAIL
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_delay_reject=no "
+            "-o smtpd_client_restrictions= -o smtpd_recipient_restrictions="
+            % self.early_port,
+            # DATA and end-of-data lists
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_client_restrictions= "
+            "-o smtpd_recipient_restrictions= "
+            "-o smtpd_data_restrictions=reject_unauth_pipelining "
+            "-o smtpd_end_of_data_restrictions=check_policy_service,"
+            "inet:127.0.0.1:%d" % (self.data_port, self.policy.port),
         ]
         inst.prepare()
         inst.write("rcpt_access",
@@ -409,6 +424,54 @@ class Restrictions(H.InstanceTestCase):
         msgs = H.maildir_messages(inst.vmaildir("grey@example.test"))
         self.assertEqual(len(msgs), 1)
         self.assertRegex(msgs[0], rb"\nX-Greylist: delayed \d+ seconds by postgrey")
+
+    def test_delay_reject_no(self):
+        inst = self.inst
+        # default (delay_reject = yes): MAIL is accepted, RCPT rejected
+        s = H.smtp_client(inst, source=CLEAN)
+        self.assertEqual(s.mail("x@spammer.example")[0], 250)
+        self.assertEqual(s.rcpt("alice@example.test")[0], 554)
+        s.quit()
+        # delay_reject = no: MAIL itself is refused
+        s = H.smtp_client(inst, source=CLEAN, port=self.early_port)
+        code, text = s.mail("x@spammer.example")
+        s.quit()
+        self.assertEqual((code, text.decode()), (554, "5.7.1 Service unavailable; "
+                         "Sender address [spammer.example] blocked using dbl.example"))
+        inst.wait_log(r"NOQUEUE: reject: MAIL from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 "
+                      r"Service unavailable; Sender address \[spammer\.example\]")
+
+    def test_data_and_end_of_data(self):
+        inst = self.inst
+        # CHUNKING is not offered while smtpd_data_restrictions is set
+        s = H.smtp_client(inst, source=CLEAN, port=self.data_port)
+        self.assertFalse(s.has_extn("chunking"))
+        s.quit()
+        # a client that pipelines without EHLO: DATA is refused
+        c = H.RawSMTP(self.data_port)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("HELO client.example.org")[0], 250)
+        c.send(b"MAIL FROM:<s@sender.example>\r\nRCPT TO:<alice@example.test>\r\n"
+               b"DATA\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        self.assertEqual(c.reply()[0], 250)
+        code, text = c.reply()
+        self.assertEqual(code, 503, text)
+        c.close()
+        inst.wait_log(r": \w+: reject: DATA from localhost\[127\.0\.0\.1\]: 503 5\.5\.0 "
+                      r"Error: improper use of SMTP command pipelining")
+        # end of data: the policy service answers HOLD, asked with the queue ID
+        rc, dc, dt = send(inst, CLEAN, "eod-hold@sender.example", "alice@example.test",
+                          "eod", port=self.data_port)
+        self.assertEqual((rc, dc), (250, 250), dt)
+        qid = dt.split()[-1]
+        self.assertIn("hold/" + qid, inst.queue_files(dirs=("hold",)))
+        inst.wait_log(r"%s: hold: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
+                      r"<END-OF-MESSAGE>: End-of-data held at end of data" % qid)
+        eod = [r for r in self.policy.requests
+               if r.get("protocol_state") == "END-OF-MESSAGE"]
+        self.assertEqual(eod[-1]["queue_id"], qid)
+        self.assertEqual(eod[-1]["recipient_count"], "1")
 
     def test_fail2ban_counts_rejects(self):
         try:
