@@ -47,6 +47,7 @@
 #include "mail/dns.h"
 #include "mail/resolve.h"
 #include "mail/restrict.h"
+#include "proto/policy.h"
 #include "smtpd.h"
 
 #define POLICY_REPLY_MAX 4096
@@ -322,31 +323,24 @@ policy_timer(struct loop *l, void *arg)
 	policy_fail(r, "timeout");
 }
 
-/* The reply: "name=value" lines, then an empty line; we want action=. */
+/* The reply (lib/proto/policy.c); 0 while incomplete. */
 static int
 policy_parse(struct smtpd_restrict *r)
 {
-	char *end, *line, *action = NULL;
-	const char *data = buf_cstr(&r->pin);
+	char *action = NULL;
+	const char *err = NULL;
+	int rc = policy_reply_parse(r->pin.data, r->pin.len, POLICY_REPLY_MAX,
+	    &action, &err);
 
-	if ((end = strstr(data, "\n\n")) == NULL)
+	if (rc == 0)
 		return 0;
-	*end = '\0';
-	for (line = r->pin.data; line != NULL && *line; ) {
-		char *nl = strchr(line, '\n');
-		if (nl != NULL)
-			*nl = '\0';
-		if (strncmp(line, "action=", 7) == 0 && action == NULL)
-			action = line + 7;
-		line = nl ? nl + 1 : NULL;
-	}
-	if (action == NULL) {
-		policy_fail(r, "reply without action=");
+	if (rc < 0) {
+		policy_fail(r, err);
 		return 1;
 	}
-	char *v[2] = { xstrdup(action), NULL };
+	char *v[2] = { action, NULL };
 	answer_and_run(r, RA_OK, v);
-	free(v[0]);
+	free(action);
 	return 1;
 }
 
@@ -384,10 +378,8 @@ policy_io(struct loop *l, int fd, unsigned ev, void *arg)
 			policy_fail(r, n == 0 ? "connection closed" : strerror(errno));
 			return;
 		}
-		if (r->pin.len + (size_t)n > POLICY_REPLY_MAX) {
-			policy_fail(r, "reply too long");
-			return;
-		}
+		if (r->pin.len + (size_t)n > POLICY_REPLY_MAX)
+			n = (ssize_t)(POLICY_REPLY_MAX - r->pin.len);   /* the parser says "too long" */
 		(void)buf_append(&r->pin, tmp, (size_t)n);
 		(void)policy_parse(r);
 	}

@@ -32,6 +32,7 @@
 #include "util/strv.h"
 #include "mail/maps.h"
 #include "mail/restrict.h"
+#include "proto/policy.h"
 
 const char *const restrict_param[RS_STAGES] = {
 	[RS_CLIENT] = "smtpd_client_restrictions",
@@ -777,27 +778,29 @@ policy_request(struct eval *e)
 
 	if (state == NULL || strcmp(state, "END-OF-MESSAGE") != 0)
 		state = c->rcpt != NULL ? "RCPT" : state ? state : states[e->stage];
-	buf_printf(&b, "request=smtpd_access_policy\nprotocol_state=%s\n", state);
-	buf_printf(&b, "protocol_name=%s\n", c->protocol ? c->protocol : "SMTP");
-	buf_printf(&b, "helo_name=%s\n", c->helo ? c->helo : "");
-	buf_printf(&b, "queue_id=%s\n", c->queue_id ? c->queue_id : "");
-	buf_printf(&b, "sender=%s\n", c->sender ? c->sender : "");
-	buf_printf(&b, "recipient=%s\n", c->rcpt ? c->rcpt : "");
-	buf_printf(&b, "recipient_count=%lld\n", c->rcpt_count);
-	buf_printf(&b, "client_address=%s\n", c->client_addr);
-	buf_printf(&b, "client_name=%s\n", c->client_name);
-	buf_printf(&b, "reverse_client_name=%s\n", c->client_name);
-	buf_printf(&b, "instance=%s\n", c->queue_id && *c->queue_id ? c->queue_id : "");
-	buf_printf(&b, "sasl_method=%s\n", c->sasl_method ? c->sasl_method : "");
-	buf_printf(&b, "sasl_username=%s\n", c->sasl_user ? c->sasl_user : "");
-	buf_printf(&b, "sasl_sender=\n");
-	buf_printf(&b, "size=%lld\n", c->size);
-	buf_printf(&b, "etrn_domain=\nstress=\n\n");
-	/* Attribute values from the client cannot hold a newline (the SMTP
-	 * parser ends lines there), but make sure. */
-	for (size_t i = 0; i + 2 < b.len; i++)
-		if (b.data[i] == '\r')
-			b.data[i] = '?';
+	char num[32];
+
+	policy_attr(&b, "request", "smtpd_access_policy");
+	policy_attr(&b, "protocol_state", state);
+	policy_attr(&b, "protocol_name", c->protocol ? c->protocol : "SMTP");
+	policy_attr(&b, "helo_name", c->helo);
+	policy_attr(&b, "queue_id", c->queue_id);
+	policy_attr(&b, "sender", c->sender);
+	policy_attr(&b, "recipient", c->rcpt);
+	snprintf(num, sizeof(num), "%lld", c->rcpt_count);
+	policy_attr(&b, "recipient_count", num);
+	policy_attr(&b, "client_address", c->client_addr);
+	policy_attr(&b, "client_name", c->client_name);
+	policy_attr(&b, "reverse_client_name", c->client_name);
+	policy_attr(&b, "instance", c->queue_id);
+	policy_attr(&b, "sasl_method", c->sasl_method);
+	policy_attr(&b, "sasl_username", c->sasl_user);
+	policy_attr(&b, "sasl_sender", "");
+	snprintf(num, sizeof(num), "%lld", c->size);
+	policy_attr(&b, "size", num);
+	policy_attr(&b, "etrn_domain", "");
+	policy_attr(&b, "stress", "");
+	buf_putc(&b, '\n');
 	return buf_steal(&b);
 }
 
