@@ -22,7 +22,9 @@
  *   per request; the DNS servers of smtpd_dns_servers (or resolv.conf).
  * Trusts: nothing in DNS or policy answers (bounded and cleaned by the
  *   evaluator; a policy reply line is cut at RESTRICT_TEXT_MAX).
- * BUGS: policy connections are not kept open between requests
+ * BUGS: an inet: policy endpoint given as a host name is resolved with
+ *   getaddrinfo() at each request, which can block (use an address);
+ *   policy connections are not kept open between requests
  *   (smtpd_policy_service_max_idle is accepted and unused); with
  *   smtpd_delay_reject = no the client restrictions run at MAIL, not at
  *   connect; the client name is "unknown" (smtpd does no reverse lookup
@@ -566,11 +568,14 @@ run(struct smtpd_restrict *r)
 		v.reply = res.reply;
 		log_action(s, "reject", res.reply, r->rcpt);
 	}
+	long long before = s->errors;
 	r->done(s, &v, r->arg);
 	strv_free(&v.prepend);
 	restrict_result_free(&res);
-	if (was_busy && !s->dead)
+	if (was_busy && !s->dead) {
+		session_count_errors(s, before);
 		session_process_more(s);
+	}
 }
 
 void

@@ -434,6 +434,13 @@ session_done_cb(struct session *s)
 }
 
 void
+session_count_errors(struct session *s, long long before)
+{
+	if (!s->dead)
+		check_error_limits(s, before);
+}
+
+void
 session_bare_lf(struct session *s)
 {
 	char rep[64];

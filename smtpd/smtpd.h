@@ -194,6 +194,9 @@ int tls_required_reply(struct session *s, const struct smtp_verb_info *v);
 void session_greet(struct session *s);
 void session_process_more(struct session *s);
 void session_done_cb(struct session *s);
+/* After an asynchronous step that may have counted errors (s->errors
+ * was before): apply smtpd_soft/hard_error_limit as for a command. */
+void session_count_errors(struct session *s, long long before);
 
 /* sasl.c */
 void smtpd_sasl_init(void);

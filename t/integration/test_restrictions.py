@@ -425,6 +425,28 @@ class Restrictions(H.InstanceTestCase):
         self.assertEqual(len(msgs), 1)
         self.assertRegex(msgs[0], rb"\nX-Greylist: delayed \d+ seconds by postgrey")
 
+    def test_pipelined_commands_wait_for_answers(self):
+        # every RCPT needs DNS and the policy service: the session pauses
+        # for each answer and the replies still come in order
+        inst = self.inst
+        c = H.RawSMTP(inst.port, source=LISTED_OTHER)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("EHLO client.example.org")[0], 250)
+        c.send(b"MAIL FROM:<p@sender.example>\r\nRCPT TO:<alice@example.test>\r\n"
+               b"RCPT TO:<gone@example.test>\r\nRCPT TO:<bob@example.test>\r\n"
+               b"DATA\r\n")
+        codes = [c.reply()[0] for _ in range(5)]
+        self.assertEqual(codes, [250, 250, 550, 250, 354])
+        c.send(b"Subject: piped\r\n\r\npiped\r\n.\r\nQUIT\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        self.assertEqual(c.reply()[0], 221)
+        c.close()
+        inst.wait_log(r"to=<bob@example\.test>, .*status=sent")
+        msgs = H.maildir_messages(inst.vmaildir("bob@example.test"))
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Subject: piped", msgs[0])
+
     def test_delay_reject_no(self):
         inst = self.inst
         # default (delay_reject = yes): MAIL is accepted, RCPT rejected
