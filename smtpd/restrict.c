@@ -562,6 +562,12 @@ run(struct smtpd_restrict *r)
 		case REV_INFO:
 			log_warnx("%s: %s", txn_qid(s), t);
 			break;
+		case REV_LOG_WARN:
+			log_action(s, "warn", t, r->rcpt);
+			break;
+		case REV_LOG_INFO:
+			log_action(s, "info", t, r->rcpt);
+			break;
 		}
 	}
 	if (res.reply != NULL) {

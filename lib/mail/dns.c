@@ -471,6 +471,10 @@ struct dns_q {
 	dns_async_cb cb;
 	void *ctx;
 	int cancelled;
+	int submitting;          /* inside ares_query(): do not call back yet */
+	int deferred;            /* finished while submitting: result below */
+	enum dns_status st;
+	char **values;
 };
 
 static void async_arm_timer(struct dns_async *d);
@@ -612,6 +616,21 @@ async_values(int type, const unsigned char *abuf, int alen, int *status)
 	return v;
 }
 
+/* A query that c-ares finished inside ares_query() (no servers, a bad
+ * name): its answer is delivered from the loop, as the contract says,
+ * so the caller has its handle before the callback runs. */
+static void
+async_deliver_cb(struct loop *l, void *arg)
+{
+	struct dns_q *q = arg;
+
+	(void)l;
+	if (!q->cancelled)
+		q->cb(q->ctx, q->st, q->values);
+	strv_free(&q->values);
+	free(q);
+}
+
 static void
 async_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -628,6 +647,17 @@ async_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int ale
 		st = DNS_NODATA;
 	if (status == ARES_EBADRESP)
 		st = DNS_BADANSWER;
+	if (v == NULL) {
+		strv_push(&v, "");
+		free(v[0]);
+		v[0] = NULL;
+	}
+	if (q->submitting && status != ARES_EDESTRUCTION) {
+		q->deferred = 1;
+		q->st = st;
+		q->values = v;
+		return;
+	}
 	if (!q->cancelled && status != ARES_EDESTRUCTION)
 		q->cb(q->ctx, st, v);
 	strv_free(&v);
@@ -648,10 +678,11 @@ dns_async_query(struct dns_async *d, const char *name, int type,
 	q->type = type;
 	q->cb = cb;
 	q->ctx = ctx;
-	/* c-ares may call back at once (bad name, no servers): keep the
-	 * contract "callbacks come from the loop" by not caring here - the
-	 * caller registers its state before calling. */
+	q->submitting = 1;
 	ares_query(d->ch, name, DNS_CLASS_IN, rr[type], async_query_cb, q);
+	q->submitting = 0;
+	if (q->deferred)
+		(void)loop_timer_add(d->loop, 0, async_deliver_cb, q);
 	async_arm_timer(d);
 	return q;
 }

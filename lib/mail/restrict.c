@@ -606,8 +606,8 @@ access_action(struct eval *e, const struct who *w, const char *value_in,
 			event(e, REV_PREPEND, "%s", text);
 		}
 	} else if (strcasecmp(value, "WARN") == 0 || strcasecmp(value, "INFO") == 0) {
-		event(e, REV_INFO, "%s %s: %s: %s", strcasecmp(value, "WARN") == 0 ?
-		    "warning:" : "info:", source, w->name, text);
+		event(e, strcasecmp(value, "WARN") == 0 ? REV_LOG_WARN : REV_LOG_INFO,
+		    "%s: %s", w->name, text);
 	} else {
 		/* FILTER, REDIRECT, BCC, restriction classes: not ours. */
 		event(e, REV_INFO, "%s: unsupported access action \"%s\"", source, value);
@@ -847,8 +847,8 @@ eval_item(struct eval *e, const struct restrict_item *it)
 	case K_REJECT_UNAUTH_PIPELINING:
 		if (!c->improper_pipelining)
 			return V_DUNNO;
-		return reject(e, "%d 5.5.0 Error: improper use of SMTP command pipelining",
-		    st->unauth_pipelining_code);
+		return reject(e, "%d 5.5.0 %s: %s rejected: Improper use of SMTP "
+		    "command pipelining", st->unauth_pipelining_code, w.name, w.cls);
 	case K_REJECT_INVALID_HELO:
 		if (c->helo == NULL)
 			return V_DUNNO;
@@ -993,7 +993,7 @@ eval_item(struct eval *e, const struct restrict_item *it)
 			return V_NEED;
 		snprintf(src, sizeof(src), "check_policy_service %s", it->arg);
 		if (a->status != RA_OK || a->values[0] == NULL) {
-			event(e, REV_INFO, "warning: %s: no usable answer: using "
+			event(e, REV_INFO, "%s: no usable answer: using "
 			    "smtpd_policy_service_default_action", src);
 			v = access_action(e, &w, st->policy_default_action, src);
 		} else {

@@ -161,7 +161,9 @@ enum restrict_ev {
 	REV_HOLD,      /* text: "<x>: Recipient address triggers HOLD action" */
 	REV_DISCARD,   /* text: "<x>: ... triggers DISCARD action" */
 	REV_PREPEND,   /* text: the header line */
-	REV_INFO,      /* a log line for the administrator (config errors) */
+	REV_INFO,      /* a warning for the administrator (config errors) */
+	REV_LOG_WARN,  /* access action WARN: "warn: RCPT from ...: text" */
+	REV_LOG_INFO,  /* access action INFO: "info: RCPT from ...: text" */
 };
 
 struct restrict_event {

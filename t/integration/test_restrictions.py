@@ -481,7 +481,8 @@ class Restrictions(H.InstanceTestCase):
         self.assertEqual(code, 503, text)
         c.close()
         inst.wait_log(r": \w+: reject: DATA from localhost\[127\.0\.0\.1\]: 503 5\.5\.0 "
-                      r"Error: improper use of SMTP command pipelining")
+                      r"<DATA>: Data command rejected: Improper use of SMTP command pipelining; "
+                      r"from=<s@sender\.example> proto=SMTP helo=<client\.example\.org>")
         # end of data: the policy service answers HOLD, asked with the queue ID
         rc, dc, dt = send(inst, CLEAN, "eod-hold@sender.example", "alice@example.test",
                           "eod", port=self.data_port)

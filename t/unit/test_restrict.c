@@ -303,6 +303,10 @@ START_TEST(test_access_actions)
 		  REV_PREPEND, "X-Tag: yes" },
 		{ "PREPEND no colon", "451 4.3.5 Server configuration error", REV_INFO, NULL },
 		{ "FILTER smtp:x", "451 4.3.5 Server configuration error", REV_INFO, NULL },
+		{ "WARN looks odd", "554 5.7.1 <alice@example.test>: Recipient address rejected: Access denied",
+		  REV_LOG_WARN, "<alice@example.test>: looks odd" },
+		{ "INFO noted", "554 5.7.1 <alice@example.test>: Recipient address rejected: Access denied",
+		  REV_LOG_INFO, "<alice@example.test>: noted" },
 		/* a reject after DEFER_IF_PERMIT still rejects */
 		{ "DEFER_IF_PERMIT wait", "554 5.7.1 <alice@example.test>: Recipient address rejected: Access denied", -1, NULL },
 	};
@@ -476,7 +480,8 @@ START_TEST(test_unknown_domains_and_names)
 	setup_lists("reject_unauth_pipelining", "", "", "permit", "");
 	want_reply(NULL, 0, NULL);
 	ctx.improper_pipelining = 1;
-	want_reply(NULL, 0, "503 5.5.0 Error: improper use of SMTP command pipelining");
+	want_reply(NULL, 0, "503 5.5.0 <unknown[192.0.2.1]>: Client host rejected: "
+	    "Improper use of SMTP command pipelining");
 	teardown_lists();
 }
 END_TEST
