@@ -35,6 +35,7 @@
 #include "util/priv.h"
 #include "util/strv.h"
 #include "mail/config.h"
+#include "mail/restrict.h"
 #include "mail/mastercf.h"
 #include "mail/queue.h"
 #include "mail/maps.h"
@@ -212,36 +213,15 @@ static const char *const unimplemented_params[] = {
 	"smtpd_authorized_xclient_hosts", "smtpd_authorized_xforward_hosts",
 	"smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",
 	"smtpd_client_message_rate_limit", "smtpd_client_new_tls_session_rate_limit",
-	"smtpd_client_recipient_rate_limit", "smtpd_data_restrictions",
-	"smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
-	"smtpd_helo_restrictions", "smtpd_milters", "smtpd_reject_unlisted_sender",
+	"smtpd_client_recipient_rate_limit", "smtpd_etrn_restrictions",
+	"smtpd_milters", "smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
 	"smtpd_sasl_security_options", "smtpd_sasl_tls_security_options",
-	"smtpd_sender_restrictions", "smtpd_tls_ask_ccert", "smtpd_tls_ciphers",
+	"smtpd_tls_ask_ccert", "smtpd_tls_ciphers",
 	"smtpd_tls_exclude_ciphers", "smtpd_tls_mandatory_ciphers",
 	"smtpd_tls_mandatory_protocols", "smtpd_tls_protocols", "smtpd_tls_req_ccert",
 	"smtpd_tls_CAfile", "smtpd_tls_CApath", "smtpd_tls_dh1024_param_file",
 	"smtpd_tls_eecdh_grade", "tls_high_cipherlist", "tls_medium_cipherlist",
 	NULL,
-};
-
-/* Restriction lists and the entries Postern knows in each. The relay
- * and recipient lists are not read: Postern always applies their
- * Postfix default (mynetworks and authenticated clients may relay, others
- * may not), so exactly those entries describe it truthfully. */
-static const char *const relay_entries[] = {
-	"permit_mynetworks", "permit_sasl_authenticated",
-	"reject_unauth_destination", "defer_unauth_destination", NULL,
-};
-static const char *const client_entries[] = {
-	"permit_mynetworks", "permit_sasl_authenticated", "permit", "reject", NULL,
-};
-static const struct {
-	const char *param;
-	const char *const *known;
-} restriction_lists[] = {
-	{ "smtpd_client_restrictions", client_entries },
-	{ "smtpd_recipient_restrictions", relay_entries },
-	{ "smtpd_relay_restrictions", relay_entries },
 };
 
 static int
@@ -262,24 +242,35 @@ static void
 check_security(void)
 {
 	const char *v;
-	char **items;
-	size_t i, j;
+	size_t i;
 
 	for (i = 0; unimplemented_params[i] != NULL; i++) {
 		v = config_get(unimplemented_params[i]);
 		if (v != NULL && *v != '\0' && strcasecmp(v, "no") != 0)
 			error_unimplemented("", unimplemented_params[i], v);
 	}
-	for (i = 0; i < sizeof(restriction_lists) / sizeof(restriction_lists[0]); i++) {
-		v = config_get(restriction_lists[i].param);
-		items = strv_split_list(v != NULL ? v : "");
-		for (j = 0; items[j] != NULL; j++)
-			if (!words_contain_ci(restriction_lists[i].known, items[j]))
-				error("%s: Postern does not implement the restriction \"%s\" "
-				    "yet, so it would not protect you; fix: remove it (see "
-				    "postern.conf(5) for the entries Postern knows)",
-				    restriction_lists[i].param, items[j]);
-		strv_free(&items);
+	/* The restriction lists, parsed as smtpd parses them at start. */
+	{
+		struct restrict_set set;
+		char *err = NULL;
+
+		memset(&set, 0, sizeof(set));
+		restrict_settings_default(&set.st);
+		for (i = 0; i < RS_STAGES; i++) {
+			if (restrict_parse((enum restrict_stage)i,
+			    config_get(restrict_param[i]), &set.list[i], &err) < 0) {
+				error("%s; fix: use the entries listed in postern.conf(5) "
+				    "(Postern refuses what it does not implement)", err);
+				free(err);
+				err = NULL;
+			}
+		}
+		if (restrict_set_check_relay(&set, &err) < 0) {
+			error("%s; fix: end smtpd_relay_restrictions with "
+			    "reject_unauth_destination or defer_unauth_destination", err);
+			free(err);
+		}
+		restrict_set_free(&set);
 	}
 	v = config_get("mynetworks");
 	{

@@ -21,8 +21,9 @@ done
 # dnsmasq-base: DNS tests; fail2ban: fail2ban-regex runs the shipped filter;
 # isync, offlineimap3, mutt: the IMAP clients test_imap_clients drives;
 # dovecot-lmtpd: the LMTP server test_lmtp delivers into (a private instance);
-# sieve-connect: the ManageSieve client test_managesieve drives
-scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd sieve-connect
+# sieve-connect: the ManageSieve client test_managesieve drives;
+# postgrey: the policy service test_restrictions greylists through
+scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd sieve-connect postgrey
 
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ $sanitize -eq 1 ]; then

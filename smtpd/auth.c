@@ -1,6 +1,7 @@
 /*
- * auth - SMTP AUTH (RFC 4954) in smtpd, the auth-aware access rules
- * (smtpd_client_restrictions) and smtpd_sender_login_maps.
+ * auth - SMTP AUTH (RFC 4954) in smtpd and smtpd_sender_login_maps (the
+ * restrictions that look at AUTH, permit_sasl_authenticated, are in
+ * restrict.c).
  *
  * The SASL exchange is parsed here with lib/proto/sasl.h; the password is
  * checked by the auth daemon over smtpd_sasl_path (lib/mail/auth_client.h)
@@ -39,7 +40,6 @@ smtpd_sasl_init(void)
 {
 	struct smtpd_conf *c = &smtpd_conf;
 	const char *path = config_get("smtpd_sasl_path");
-	const char *cr = config_get("smtpd_client_restrictions");
 	const char *slm = config_get("smtpd_sender_login_maps");
 	char *err = NULL;
 
@@ -51,7 +51,6 @@ smtpd_sasl_init(void)
 		c->sasl_path = xstrdup(path);
 	else
 		c->sasl_path = xasprintf("%s/%s", c->queue_directory, path);
-	c->client_restrictions = strv_split_list(cr != NULL ? cr : "");
 	if (slm != NULL && *slm != '\0') {
 		c->sender_login_maps = maplist_open(slm, &err);
 		if (c->sender_login_maps == NULL)
@@ -231,41 +230,6 @@ sasl_session_line(struct session *s, const char *line, size_t len)
 	if (sasl_result(s, r, &challenge, err) < 0)
 		s->errors++;
 	buf_free(&challenge);
-}
-
-int
-sasl_client_restrictions(struct session *s, const char *rcpt)
-{
-	char **v = smtpd_conf.client_restrictions;
-	char *rep;
-	size_t i;
-
-	for (i = 0; v != NULL && v[i] != NULL; i++) {
-		const char *r = v[i];
-
-		if (strcasecmp(r, "permit_sasl_authenticated") == 0) {
-			if (s->sasl_user != NULL)
-				return 0;
-		} else if (strcasecmp(r, "permit_mynetworks") == 0) {
-			if (s->in_mynetworks)
-				return 0;
-		} else if (strcasecmp(r, "permit") == 0) {
-			return 0;
-		} else if (strcasecmp(r, "reject") == 0) {
-			rep = xasprintf("554 5.7.1 <%s[%s]>: Client host rejected: "
-			    "Access denied", s->name, s->addr);
-			reply(s, "%s", rep);
-			session_log_reject(s, "RCPT", rep, rcpt);
-			free(rep);
-			return -1;
-		} else {
-			log_warnx("smtpd_client_restrictions: unsupported restriction "
-			    "\"%s\"", r);
-			reply(s, "451 4.3.5 Server configuration error");
-			return -1;
-		}
-	}
-	return 0;
 }
 
 /* Is user among the owners listed in value? */

@@ -154,6 +154,7 @@ session_close(struct session *s)
 		loop_timer_cancel(s->loop, s->sleep_timer);
 	s->sleep_timer = 0;
 	sasl_session_reset(s);
+	smtpd_restrict_end(s);
 	conn_free(&s->conn);   /* TLS close_notify; the fd stays open */
 	server_disconnect(s->loop, s->fd);
 	s->fd = -1;
@@ -176,7 +177,7 @@ static int
 session_may_process(const struct session *s)
 {
 	return !s->dead && s->sleep_timer == 0 && s->state != SESS_QUIT
-	    && s->authc == NULL
+	    && s->authc == NULL && !smtpd_restrict_busy(s)
 	    && !(conn_tls_active(s->conn) && conn_tls(s->conn) == NULL);
 }
 
@@ -430,6 +431,13 @@ void
 session_done_cb(struct session *s)
 {
 	session_done(s);
+}
+
+void
+session_count_errors(struct session *s, long long before)
+{
+	if (!s->dead)
+		check_error_limits(s, before);
 }
 
 void

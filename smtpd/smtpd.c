@@ -82,11 +82,15 @@ smtpd_post_init(struct loop *l)
 	if ((c->resolver = resolver_open(&err)) == NULL)
 		log_fatalx("open recipient tables: %s", err ? err : "unknown error");
 	smtpd_sasl_init();
+	smtpd_restrict_init();
 }
 
 int
 smtpd_ehlo_offer(const char *keyword)
 {
+	/* smtpd_data_restrictions run at DATA; BDAT would pass them by. */
+	if (strcasecmp(keyword, "CHUNKING") == 0 && smtpd_restrict_data_set())
+		return 0;
 	return !strv_contains_ci(smtpd_conf.discard_ehlo, keyword);
 }
 

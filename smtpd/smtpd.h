@@ -2,9 +2,9 @@
  * smtpd internals shared by smtpd.c (main, settings), session.c (the
  * conn, state machine, timers), commands.c (the command table and the
  * simple verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the
- * queue file); starttls.c (STARTTLS, implicit TLS) and auth.c (AUTH
- * through the auth daemon, smtpd_client_restrictions,
- * smtpd_sender_login_maps).
+ * queue file); starttls.c (STARTTLS, implicit TLS), auth.c (AUTH
+ * through the auth daemon, smtpd_sender_login_maps) and restrict.c (the
+ * smtpd_*_restrictions lists, their DNS and policy-service questions).
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
@@ -57,7 +57,6 @@ struct smtpd_conf {
 	int sasl_enable;              /* smtpd_sasl_auth_enable */
 	int tls_auth_only;            /* smtpd_tls_auth_only */
 	char *sasl_path;              /* socket of the auth daemon */
-	char **client_restrictions;   /* smtpd_client_restrictions */
 	struct maplist *sender_login_maps;
 };
 extern struct smtpd_conf smtpd_conf;
@@ -77,6 +76,7 @@ enum sess_state {
 };
 
 struct txn;
+struct smtpd_restrict;
 
 struct session {
 	struct loop *loop;
@@ -111,6 +111,7 @@ struct session {
 	struct auth_client *authc; /* waiting for the auth daemon */
 	char *sasl_user;           /* authenticated user, or NULL */
 	const char *sasl_method;
+	struct smtpd_restrict *rs; /* restrictions: answers cache, evaluation */
 };
 
 /* session.c */
@@ -153,6 +154,30 @@ void txn_reset(struct session *s);
 const char *txn_qid(const struct session *s);
 /* Envelope sender of the transaction, or NULL before MAIL. */
 const char *txn_sender(const struct session *s);
+/* Recipients accepted so far. */
+long long txn_rcpt_count(const struct session *s);
+
+/* restrict.c: smtpd_*_restrictions (lib/mail/restrict.h). */
+enum smtpd_check_point {
+	SMTPD_CHECK_MAIL, SMTPD_CHECK_RCPT, SMTPD_CHECK_DATA, SMTPD_CHECK_EOD,
+};
+struct smtpd_restrict_verdict {
+	const char *reply;   /* NULL: go on; else send it (already logged) */
+	int hold;            /* HOLD: the message goes to the hold queue */
+	int discard;         /* DISCARD: say 250, keep nothing */
+	char **prepend;      /* PREPEND: header lines for the message */
+};
+typedef void (*smtpd_restrict_done_fn)(struct session *s,
+    const struct smtpd_restrict_verdict *v, void *arg);
+void smtpd_restrict_init(void);
+/* Run the lists of a check point; done runs before this returns when no
+ * DNS or policy answer is needed, else later from the loop (the session
+ * stays paused meanwhile, and processing resumes after done). */
+void smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
+    const char *rcpt, smtpd_restrict_done_fn done, void *arg);
+int smtpd_restrict_busy(const struct session *s);
+int smtpd_restrict_data_set(void);   /* smtpd_data_restrictions not empty */
+void smtpd_restrict_end(struct session *s);   /* session close */
 
 /* tls.c */
 void smtpd_tls_init(void);      /* pre_init: read certificate and key */
@@ -169,6 +194,9 @@ int tls_required_reply(struct session *s, const struct smtp_verb_info *v);
 void session_greet(struct session *s);
 void session_process_more(struct session *s);
 void session_done_cb(struct session *s);
+/* After an asynchronous step that may have counted errors (s->errors
+ * was before): apply smtpd_soft/hard_error_limit as for a command. */
+void session_count_errors(struct session *s, long long before);
 
 /* sasl.c */
 void smtpd_sasl_init(void);
@@ -179,8 +207,6 @@ void sasl_session_line(struct session *s, const char *line, size_t len);
 int sasl_offer(const struct session *s);
 /* Forget the authentication (STARTTLS) and cancel a pending check. */
 void sasl_session_reset(struct session *s);
-/* smtpd_client_restrictions at RCPT: 0 permit, -1 after a reject reply. */
-int sasl_client_restrictions(struct session *s, const char *rcpt);
 /* smtpd_sender_login_maps at MAIL: 0 ok, -1 after a 553 reply. */
 int sasl_sender_check(struct session *s, const char *sender);
 

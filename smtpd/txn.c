@@ -1,7 +1,8 @@
 /*
- * txn - one mail transaction: MAIL FROM, RCPT TO (with the relay and
- * recipient checks and the virtual alias expansion), DATA or BDAT, and the
- * queue file in incoming/.
+ * txn - one mail transaction: MAIL FROM, RCPT TO (the restriction lists
+ * through restrict.c, then the recipient tables and the virtual alias
+ * expansion), DATA or BDAT, and the queue file in incoming/ (hold/ after
+ * a HOLD action).
  *
  * Invariants:
  * - "250 ... queued as ID" is sent only after queue_writer_commit()
@@ -11,6 +12,11 @@
  * - The queue file is created at the first accepted recipient (Postfix's
  *   smtpd_delay_open_until_valid_rcpt), so rejected transactions cost no
  *   disk I/O.
+ * - MAIL, RCPT, DATA and end of data wait for smtpd_restrict_check();
+ *   its continuation (mail_checked, rcpt_checked, data_checked,
+ *   eod_checked) may run later from the loop, and then counts the command
+ *   itself (check_finish). No recipient is written before the relay and
+ *   recipient restrictions said yes.
  * - Each final recipient address is written once (de-duplicated with the
  *   domain folded to lower case), with orig = ORCPT or the RCPT address.
  * - DATA content is never trusted to end anywhere but where smtp_data_parse
@@ -81,6 +87,13 @@ struct txn {
 	int write_error;
 	int bdat;                   /* content comes by BDAT (no DATA allowed) */
 	struct hdrlimit mh;
+	/* restrictions (restrict.c) */
+	int hold;                   /* HOLD: commit into hold/ */
+	int discard;                /* DISCARD: 250, then drop the file */
+	char **prepend;             /* PREPEND: header lines, top of message */
+	char *pend_addr;            /* RCPT waiting for its checks */
+	struct smtp_rcpt_params pend_rp;
+	int pend_active;
 };
 
 static const char queue_error[] = "451 4.3.0 Error: queue file write error";
@@ -152,6 +165,54 @@ txn_sender(const struct session *s)
 	return s->tx != NULL ? s->tx->sender : NULL;
 }
 
+long long
+txn_rcpt_count(const struct session *s)
+{
+	return s->tx != NULL ? s->tx->nrcpt : 0;
+}
+
+/* --- restriction hooks (restrict.c) ----------------------------------------
+ * A check's continuation runs before smtpd_restrict_check() returns, or
+ * later from the loop. In the first case the handler returns its rc; in
+ * the second the handler returned 1 (not counted) and the continuation
+ * counts the command itself. */
+static int check_sync, check_rc;
+
+static int
+txn_check(struct session *s, enum smtpd_check_point at, const char *rcpt,
+    smtpd_restrict_done_fn done)
+{
+	check_sync = 1;
+	check_rc = 1;
+	smtpd_restrict_check(s, at, rcpt, done, NULL);
+	check_sync = 0;
+	return smtpd_restrict_busy(s) ? 1 : check_rc;
+}
+
+static void
+check_finish(struct session *s, enum smtp_verb verb, int rc)
+{
+	if (check_sync)
+		check_rc = rc;
+	else if (rc == 0)
+		s->cmd_ok[verb]++;
+	else if (rc < 0)
+		s->errors++;
+}
+
+/* HOLD, DISCARD and PREPEND apply to the whole message, whichever
+ * command triggered them (Postfix). */
+static void
+check_keep(struct txn *tx, const struct smtpd_restrict_verdict *v)
+{
+	if (tx == NULL)
+		return;
+	tx->hold |= v->hold;
+	tx->discard |= v->discard;
+	for (size_t i = 0; v->prepend != NULL && v->prepend[i] != NULL; i++)
+		strv_push(&tx->prepend, v->prepend[i]);
+}
+
 void
 txn_reset(struct session *s)
 {
@@ -167,6 +228,10 @@ txn_reset(struct session *s)
 		buf_free(&tx->raw);
 		buf_free(&tx->content);
 		hdrlimit_free(&tx->mh);
+		strv_free(&tx->prepend);
+		free(tx->pend_addr);
+		if (tx->pend_active)
+			smtp_rcpt_params_free(&tx->pend_rp);
 		free(tx);
 		s->tx = NULL;
 	}
@@ -209,6 +274,22 @@ params_start(const struct smtp_cmd *cmd, const char *end, const char **params_r,
 	*params_r = end;
 	*len_r = (size_t)(stop - end);
 	return 0;
+}
+
+static void
+mail_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg)
+{
+	(void)arg;
+	if (v->reply != NULL) {
+		reply(s, "%s", v->reply);
+		txn_reset(s);
+		check_finish(s, SMTP_MAIL, -1);
+		return;
+	}
+	check_keep(s->tx, v);
+	reply(s, "250 2.1.0 Ok");
+	session_enter(s, SESS_MAIL);
+	check_finish(s, SMTP_MAIL, 0);
 }
 
 int
@@ -272,9 +353,7 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	hdrlimit_init(&tx->mh, (size_t)smtpd_conf.header_size_limit,
 	    smtpd_conf.limits.line_length_limit);
 	s->tx = tx;
-	reply(s, "250 2.1.0 Ok");
-	session_enter(s, SESS_MAIL);
-	return 0;
+	return txn_check(s, SMTPD_CHECK_MAIL, NULL, mail_checked);
 }
 
 /* Create the queue file and write the envelope head. 0, or -1 (logged). */
@@ -353,12 +432,9 @@ rcpt_resolve(struct session *s, const char *rcpt, char ***list_r)
 		} else if (domain[0] == '\0' && strcasecmp(local, "postmaster") != 0) {
 			rep = xasprintf("504 5.5.2 <%s>: Recipient address rejected: "
 			    "need fully-qualified address", rcpt);
-		} else if (cls == RCPT_RELAY) {
-			/* DESIGN.md invariant 4: only trusted networks and
-			 * authenticated clients relay. */
-			if (!s->in_mynetworks && s->sasl_user == NULL)
-				rep = xasprintf("554 5.7.1 <%s>: Relay access denied", rcpt);
-		} else if (domain[0] != '\0') {
+		} else if (cls != RCPT_RELAY && domain[0] != '\0') {
+			/* Relaying (DESIGN.md invariant 4) was decided by
+			 * smtpd_relay_restrictions before we got here. */
 			/* RFC 5321 4.5.1: bare <postmaster> is always accepted. */
 			int known = resolver_rcpt_known(res, rcpt);
 			if (known < 0)
@@ -384,16 +460,17 @@ rcpt_resolve(struct session *s, const char *rcpt, char ***list_r)
 	return 0;
 }
 
+static void rcpt_checked(struct session *s,
+    const struct smtpd_restrict_verdict *v, void *arg);
+
 int
 txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
 {
 	struct txn *tx = s->tx;
 	const char *p, *end, *err, *params;
 	char *addr = NULL, *perr = NULL;
-	char **list = NULL;
 	size_t plen;
 	struct smtp_rcpt_params rp;
-	int rc = -1;
 
 	if (tx == NULL) {
 		reply(s, "503 5.5.1 Error: need MAIL command");
@@ -421,8 +498,29 @@ txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		free(addr);
 		return -1;
 	}
-	if (sasl_client_restrictions(s, addr) < 0)
+	tx->pend_addr = addr;
+	tx->pend_rp = rp;
+	tx->pend_active = 1;
+	return txn_check(s, SMTPD_CHECK_RCPT, addr, rcpt_checked);
+}
+
+/* After the restrictions: the limit, the tables, the queue file. */
+static void
+rcpt_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg)
+{
+	struct txn *tx = s->tx;
+	char *addr = tx->pend_addr;
+	struct smtp_rcpt_params rp = tx->pend_rp;
+	char **list = NULL;
+	int rc = -1;
+
+	(void)arg;
+	tx->pend_addr = NULL;
+	tx->pend_active = 0;
+	if (v->reply != NULL) {
+		reply(s, "%s", v->reply);
 		goto out;
+	}
 	if (smtpd_conf.recipient_limit > 0 && tx->nrcpt >= smtpd_conf.recipient_limit) {
 		/* Not a client error (Postfix): the client retries the rest. */
 		reply(s, "452 4.5.3 Error: too many recipients");
@@ -431,6 +529,7 @@ txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	}
 	if (rcpt_resolve(s, addr, &list) < 0)
 		goto out;
+	check_keep(tx, v);
 	if (tx->qw == NULL && queue_open(s) < 0)
 		goto queue_fail;
 	const char *orig = rp.orcpt != NULL ? rp.orcpt : addr;
@@ -458,7 +557,7 @@ out:
 	strv_free(&list);
 	smtp_rcpt_params_free(&rp);
 	free(addr);
-	return rc;
+	check_finish(s, SMTP_RCPT, rc);
 }
 
 /* Hand buffered content to the queue writer. */
@@ -522,6 +621,10 @@ content_begin(struct session *s)
 {
 	struct txn *tx = s->tx;
 
+	/* PREPEND (access and policy actions) above our Received:, as
+	 * Postfix's smtpd writes them. */
+	for (size_t i = 0; tx->prepend != NULL && tx->prepend[i] != NULL; i++)
+		buf_printf(&tx->raw, "%s\n", tx->prepend[i]);
 	received_header(s);
 	smtp_data_init(&tx->data);
 	tx->data_limits = smtpd_conf.limits;
@@ -548,6 +651,22 @@ content_check(struct session *s)
 	return 0;
 }
 
+static void
+data_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg)
+{
+	(void)arg;
+	if (v->reply != NULL) {
+		reply(s, "%s", v->reply);
+		check_finish(s, SMTP_DATA, -1);
+		return;
+	}
+	check_keep(s->tx, v);
+	content_begin(s);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_enter(s, SESS_DATA);
+	check_finish(s, SMTP_DATA, 0);
+}
+
 int
 txn_data(struct session *s, const struct smtp_cmd *cmd)
 {
@@ -564,19 +683,31 @@ txn_data(struct session *s, const struct smtp_cmd *cmd)
 		reply(s, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT");
 		return -1;
 	}
-	content_begin(s);
-	reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	session_enter(s, SESS_DATA);
-	return 0;
+	return txn_check(s, SMTPD_CHECK_DATA, NULL, data_checked);
 }
 
 /* End of data: reject, or commit and only then say "queued". */
+static void data_commit(struct session *s, const char *rej);
+
+static void
+eod_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg)
+{
+	struct txn *tx = s->tx;
+
+	(void)arg;
+	if (v->prepend != NULL)
+		log_warnx("%s: PREPEND in smtpd_end_of_data_restrictions: the "
+		    "message is already written, header not added", tx->id);
+	tx->hold |= v->hold;
+	tx->discard |= v->discard;
+	data_commit(s, v->reply);
+}
+
 static void
 data_done(struct session *s)
 {
 	struct txn *tx = s->tx;
 	const char *rej = NULL;
-	char id[QUEUE_ID_MAX];
 
 	s->where = "END-OF-MESSAGE";
 	hdrlimit_end(&tx->mh, &tx->content);
@@ -592,14 +723,44 @@ data_done(struct session *s)
 		rej = "554 5.4.0 Error: too many hops";   /* Postfix's cleanup */
 	else if (tx->write_error)
 		rej = queue_error;
+	if (rej != NULL) {
+		session_log_reject(s, "END-OF-MESSAGE", rej,
+		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);
+		data_commit(s, rej);
+		return;
+	}
+	(void)txn_check(s, SMTPD_CHECK_EOD, NULL, eod_checked);
+}
+
+/* rej: NULL to commit, else the reply (already logged). */
+static void
+data_commit(struct session *s, const char *rej)
+{
+	struct txn *tx = s->tx;
+	char id[QUEUE_ID_MAX];
+
+	if (rej == NULL && tx->discard) {
+		/* DISCARD: the client hears success, the queue keeps nothing
+		 * (logged as "discard" when the action fired). */
+		snprintf(id, sizeof(id), "%s", tx->id);
+		queue_writer_abort(&tx->qw);
+		reply(s, "250 2.0.0 Ok: queued as %s", id);
+		txn_reset(s);
+		return;
+	}
+	if (rej == NULL && tx->hold && queue_writer_retarget(tx->qw,
+	    smtpd_conf.queue_directory, QUEUE_HOLD) < 0) {
+		log_warn("%s: hold queue", tx->id);
+		rej = queue_error;
+	}
 	if (rej == NULL && queue_writer_commit(tx->qw, id) < 0) {
 		log_warn("%s: commit queue file", tx->id);
 		rej = queue_error;
+		session_log_reject(s, "END-OF-MESSAGE", rej,
+		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);
 	}
 	if (rej != NULL) {
 		reply(s, "%s", rej);
-		session_log_reject(s, "END-OF-MESSAGE", rej,
-		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);
 		txn_reset(s);
 		return;
 	}
@@ -607,8 +768,10 @@ data_done(struct session *s)
 	if (tx->mh.message_id != NULL)
 		log_info("%s: message-id=%s", id, tx->mh.message_id);
 	reply(s, "250 2.0.0 Ok: queued as %s", id);
+	int held = tx->hold;
 	txn_reset(s);
-	(void)trigger_send("qmgr", "I");
+	if (!held)
+		(void)trigger_send("qmgr", "I");
 }
 
 size_t

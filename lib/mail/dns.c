@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <ares.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/strv.h"
+#include "util/loop.h"
 #include "mail/dns.h"
 
 #define DNS_CLASS_IN 1
@@ -61,8 +63,9 @@ dns_status_str(enum dns_status s)
 	return "?";
 }
 
-struct dns *
-dns_open(const char *servers, int timeout_ms, char **err_r)
+static struct dns *
+dns_open_ex(const char *servers, int timeout_ms, ares_sock_state_cb sock_cb,
+    void *sock_data, char **err_r)
 {
 	struct ares_options o;
 	struct dns *d;
@@ -86,8 +89,10 @@ dns_open(const char *servers, int timeout_ms, char **err_r)
 	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
 	o.timeout = d->timeout_ms < DNS_TRY_MS ? d->timeout_ms : DNS_TRY_MS;
 	o.tries = 3;
-	rc = ares_init_options(&d->ch, &o,
-	    ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES);
+	o.sock_state_cb = sock_cb;
+	o.sock_state_cb_data = sock_data;
+	rc = ares_init_options(&d->ch, &o, ARES_OPT_FLAGS | ARES_OPT_TIMEOUTMS
+	    | ARES_OPT_TRIES | (sock_cb != NULL ? ARES_OPT_SOCK_STATE_CB : 0));
 	if (rc != ARES_SUCCESS) {
 		*err_r = xasprintf("c-ares channel: %s", ares_strerror(rc));
 		free(d);
@@ -114,6 +119,12 @@ dns_open(const char *servers, int timeout_ms, char **err_r)
 	}
 	buf_free(&csv);
 	return d;
+}
+
+struct dns *
+dns_open(const char *servers, int timeout_ms, char **err_r)
+{
+	return dns_open_ex(servers, timeout_ms, NULL, NULL, err_r);
 }
 
 void
@@ -147,6 +158,37 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static enum dns_status
+map_status(int status, const char **why_r)
+{
+	switch (status) {
+	case ARES_SUCCESS:
+		return DNS_OK;
+	case ARES_ENODATA:
+		*why_r = "no data";
+		return DNS_NODATA;
+	case ARES_ENOTFOUND:
+		*why_r = "host not found";
+		return DNS_NXDOMAIN;
+	case ARES_EBADNAME:
+		*why_r = "bad domain name";
+		return DNS_NXDOMAIN;
+	case ARES_ETIMEOUT:
+	case ARES_ECANCELLED:
+		*why_r = "lookup timed out";
+		return DNS_TEMPFAIL;
+	case ARES_ESERVFAIL:
+		*why_r = "server failure";
+		return DNS_TEMPFAIL;
+	case ARES_EREFUSED:
+		*why_r = "query refused";
+		return DNS_TEMPFAIL;
+	default:
+		*why_r = "host not found, try again";
+		return DNS_TEMPFAIL;
+	}
 }
 
 /* Run one query to completion or the deadline. */
@@ -221,32 +263,7 @@ run_query(struct dns *d, const char *name, int type, struct query *q,
 			    (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD);
 		}
 	}
-	switch (q->status) {
-	case ARES_SUCCESS:
-		return DNS_OK;
-	case ARES_ENODATA:
-		*why_r = "no data";
-		return DNS_NODATA;
-	case ARES_ENOTFOUND:
-		*why_r = "host not found";
-		return DNS_NXDOMAIN;
-	case ARES_EBADNAME:
-		*why_r = "bad domain name";
-		return DNS_NXDOMAIN;
-	case ARES_ETIMEOUT:
-	case ARES_ECANCELLED:
-		*why_r = "lookup timed out";
-		return DNS_TEMPFAIL;
-	case ARES_ESERVFAIL:
-		*why_r = "server failure";
-		return DNS_TEMPFAIL;
-	case ARES_EREFUSED:
-		*why_r = "query refused";
-		return DNS_TEMPFAIL;
-	default:
-		*why_r = "host not found, try again";
-		return DNS_TEMPFAIL;
-	}
+	return map_status(q->status, why_r);
 }
 
 enum dns_status
@@ -433,4 +450,259 @@ dns_mx_free(struct dns_mx *mx, size_t n)
 	for (i = 0; mx != NULL && i < n; i++)
 		free(mx[i].host);
 	free(mx);
+}
+
+/* --- non-blocking lookups on an event loop (dns_async_*) --------------------
+ *
+ * c-ares tells us which sockets it wants watched (ARES_OPT_SOCK_STATE_CB);
+ * they go on the process's loop, and one timer follows ares_timeout().
+ * A query's callback runs from the loop, never from inside
+ * dns_async_query(). A cancelled query's callback is simply not run. */
+
+struct dns_async {
+	ares_channel ch;
+	struct loop *loop;
+	uint64_t timer;
+};
+
+struct dns_q {
+	struct dns_async *d;
+	int type;
+	dns_async_cb cb;
+	void *ctx;
+	int cancelled;
+	int submitting;          /* inside ares_query(): do not call back yet */
+	int deferred;            /* finished while submitting: result below */
+	enum dns_status st;
+	char **values;
+};
+
+static void async_arm_timer(struct dns_async *d);
+
+static void
+async_fd_cb(struct loop *l, int fd, unsigned ev, void *arg)
+{
+	struct dns_async *d = arg;
+
+	(void)l;
+	ares_process_fd(d->ch,
+	    (ev & (LOOP_READ | LOOP_ERROR)) ? fd : ARES_SOCKET_BAD,
+	    (ev & LOOP_WRITE) ? fd : ARES_SOCKET_BAD);
+	async_arm_timer(d);
+}
+
+static void
+async_sock_state(void *arg, ares_socket_t fd, int readable, int writable)
+{
+	struct dns_async *d = arg;
+	unsigned ev = (readable ? LOOP_READ : 0) | (writable ? LOOP_WRITE : 0);
+
+	if (ev == 0)
+		loop_fd_del(d->loop, fd);
+	else
+		(void)loop_fd_set(d->loop, fd, ev, async_fd_cb, d);
+}
+
+static void
+async_timer_cb(struct loop *l, void *arg)
+{
+	struct dns_async *d = arg;
+
+	(void)l;
+	d->timer = 0;
+	ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	async_arm_timer(d);
+}
+
+static void
+async_arm_timer(struct dns_async *d)
+{
+	struct timeval tv, *tvp;
+
+	if (d->timer != 0)
+		loop_timer_cancel(d->loop, d->timer);
+	d->timer = 0;
+	tvp = ares_timeout(d->ch, NULL, &tv);
+	if (tvp == NULL)
+		return;   /* nothing pending */
+	d->timer = loop_timer_add(d->loop,
+	    (uint64_t)tvp->tv_sec * 1000 + (uint64_t)tvp->tv_usec / 1000 + 1,
+	    async_timer_cb, d);
+}
+
+struct dns_async *
+dns_async_open(struct loop *l, const char *servers, int timeout_ms, char **err_r)
+{
+	struct dns_async *d = xcalloc(1, sizeof(*d));
+	struct dns *base;
+
+	d->loop = l;
+	base = dns_open_ex(servers, timeout_ms, async_sock_state, d, err_r);
+	if (base == NULL) {
+		free(d);
+		return NULL;
+	}
+	d->ch = base->ch;   /* the channel is ours; the wrapper goes */
+	free(base);
+	return d;
+}
+
+static char **
+async_values(int type, const unsigned char *abuf, int alen, int *status)
+{
+	char **v = NULL;
+	char buf[64];
+
+	strv_push(&v, "");
+	free(v[0]);
+	v[0] = NULL;
+	if (type == DNS_Q_A) {
+		struct ares_addrttl a4[DNS_ADDR_MAX];
+		int na = DNS_ADDR_MAX;
+		if ((*status = ares_parse_a_reply(abuf, alen, NULL, a4, &na)) == ARES_SUCCESS)
+			for (int i = 0; i < na; i++)
+				if (inet_ntop(AF_INET, &a4[i].ipaddr, buf, sizeof(buf)) != NULL)
+					strv_push(&v, buf);
+	} else if (type == DNS_Q_AAAA) {
+		struct ares_addr6ttl a6[DNS_ADDR_MAX];
+		int na = DNS_ADDR_MAX;
+		if ((*status = ares_parse_aaaa_reply(abuf, alen, NULL, a6, &na)) == ARES_SUCCESS)
+			for (int i = 0; i < na; i++)
+				if (inet_ntop(AF_INET6, &a6[i].ip6addr, buf, sizeof(buf)) != NULL)
+					strv_push(&v, buf);
+	} else if (type == DNS_Q_TXT) {
+		/* One value per record: a record's strings joined (RFC 1035
+		 * 3.3.14 splits long texts into 255-byte strings). */
+		struct ares_txt_ext *head = NULL;
+		if ((*status = ares_parse_txt_reply_ext(abuf, alen, &head)) == ARES_SUCCESS) {
+			struct buf t = BUF_INIT(4096);
+			size_t k = 0;
+			for (struct ares_txt_ext *p = head; p != NULL; p = p->next) {
+				if (p->record_start && t.len > 0) {
+					strv_push(&v, buf_cstr(&t));
+					buf_reset(&t);
+					if (++k == 8)
+						break;
+				}
+				(void)buf_append(&t, p->txt, p->length);
+			}
+			if (t.len > 0 && k < 8)
+				strv_push(&v, buf_cstr(&t));
+			buf_free(&t);
+			ares_free_data(head);
+		}
+	} else if (type == DNS_Q_MX) {
+		struct dns_mx *mx = NULL;
+		size_t n = 0;
+		enum dns_status st = dns_parse_mx(abuf, alen, &mx, &n);
+		*status = st == DNS_OK ? ARES_SUCCESS : st == DNS_NODATA ? ARES_ENODATA
+		    : ARES_EBADRESP;
+		for (size_t i = 0; i < n; i++)
+			strv_push(&v, mx[i].host);
+		dns_mx_free(mx, n);
+	} else if (type == DNS_Q_PTR) {
+		struct hostent *he = NULL;
+		unsigned char dummy[16] = { 0 };
+		if ((*status = ares_parse_ptr_reply(abuf, alen, dummy, 4, AF_INET, &he))
+		    == ARES_SUCCESS) {
+			if (he->h_name != NULL && strlen(he->h_name) <= DNS_NAME_MAX)
+				strv_push(&v, he->h_name);
+			for (size_t i = 0; he->h_aliases && he->h_aliases[i] && i < 8; i++)
+				if (strlen(he->h_aliases[i]) <= DNS_NAME_MAX)
+					strv_push(&v, he->h_aliases[i]);
+			ares_free_hostent(he);
+		}
+	}
+	return v;
+}
+
+/* A query that c-ares finished inside ares_query() (no servers, a bad
+ * name): its answer is delivered from the loop, as the contract says,
+ * so the caller has its handle before the callback runs. */
+static void
+async_deliver_cb(struct loop *l, void *arg)
+{
+	struct dns_q *q = arg;
+
+	(void)l;
+	if (!q->cancelled)
+		q->cb(q->ctx, q->st, q->values);
+	strv_free(&q->values);
+	free(q);
+}
+
+static void
+async_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_q *q = arg;
+	const char *why = "";
+	char **v = NULL;
+	enum dns_status st;
+
+	(void)timeouts;
+	if (status == ARES_SUCCESS && abuf != NULL && alen > 0)
+		v = async_values(q->type, abuf, alen, &status);
+	st = map_status(status, &why);
+	if (st == DNS_OK && (v == NULL || v[0] == NULL))
+		st = DNS_NODATA;
+	if (status == ARES_EBADRESP)
+		st = DNS_BADANSWER;
+	if (v == NULL) {
+		strv_push(&v, "");
+		free(v[0]);
+		v[0] = NULL;
+	}
+	if (q->submitting && status != ARES_EDESTRUCTION) {
+		q->deferred = 1;
+		q->st = st;
+		q->values = v;
+		return;
+	}
+	if (!q->cancelled && status != ARES_EDESTRUCTION)
+		q->cb(q->ctx, st, v);
+	strv_free(&v);
+	free(q);
+}
+
+struct dns_q *
+dns_async_query(struct dns_async *d, const char *name, int type,
+    dns_async_cb cb, void *ctx)
+{
+	static const int rr[] = {
+		[DNS_Q_A] = DNS_TYPE_A, [DNS_Q_AAAA] = DNS_TYPE_AAAA,
+		[DNS_Q_TXT] = 16, [DNS_Q_MX] = DNS_TYPE_MX, [DNS_Q_PTR] = 12,
+	};
+	struct dns_q *q = xcalloc(1, sizeof(*q));
+
+	q->d = d;
+	q->type = type;
+	q->cb = cb;
+	q->ctx = ctx;
+	q->submitting = 1;
+	ares_query(d->ch, name, DNS_CLASS_IN, rr[type], async_query_cb, q);
+	q->submitting = 0;
+	if (q->deferred)
+		(void)loop_timer_add(d->loop, 0, async_deliver_cb, q);
+	async_arm_timer(d);
+	return q;
+}
+
+void
+dns_q_cancel(struct dns_q *q)
+{
+	if (q != NULL)
+		q->cancelled = 1;
+}
+
+void
+dns_async_close(struct dns_async **dp)
+{
+	struct dns_async *d = *dp;
+
+	if (d == NULL)
+		return;
+	ares_destroy(d->ch);   /* callbacks run with ARES_EDESTRUCTION */
+	if (d->timer != 0)
+		loop_timer_cancel(d->loop, d->timer);
+	xfree(dp);
 }

@@ -76,4 +76,21 @@ int dns_mx_sort(struct dns_mx *mx, size_t *n, unsigned (*rnd)(unsigned n, void *
 void dns_mx_free(struct dns_mx *mx, size_t n);
 const char *dns_status_str(enum dns_status s);
 
+/* Non-blocking lookups on an event loop (smtpd's restrictions). A
+ * query's answer comes to cb from the loop: status and the values as
+ * text (addresses, TXT strings, MX hosts, PTR names; NULL-terminated,
+ * borrowed for the call). dns_q_cancel() stops the callback (the query
+ * handle is freed by the library when c-ares is done with it). */
+struct loop;
+struct dns_async;
+struct dns_q;
+enum { DNS_Q_A, DNS_Q_AAAA, DNS_Q_TXT, DNS_Q_MX, DNS_Q_PTR };
+typedef void (*dns_async_cb)(void *ctx, enum dns_status st, char **values);
+struct dns_async *dns_async_open(struct loop *l, const char *servers,
+    int timeout_ms, char **err_r);
+struct dns_q *dns_async_query(struct dns_async *d, const char *name, int type,
+    dns_async_cb cb, void *ctx);
+void dns_q_cancel(struct dns_q *q);
+void dns_async_close(struct dns_async **d);
+
 #endif

@@ -765,6 +765,20 @@ queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX])
 	return 0;
 }
 
+int
+queue_writer_retarget(struct queue_writer *w, const char *qdir, const char *dir)
+{
+	if (w->state == W_DONE || w->state == W_FAILED) {
+		errno = EINVAL;
+		return -1;
+	}
+	free(w->dirpath);
+	free(w->finalpath);
+	w->dirpath = xasprintf("%s/%s", qdir, dir);
+	w->finalpath = xasprintf("%s/%s", w->dirpath, w->id);
+	return 0;
+}
+
 void
 queue_writer_abort(struct queue_writer **wp)
 {

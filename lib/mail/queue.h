@@ -115,6 +115,10 @@ int queue_writer_rcpt(struct queue_writer *w, const char *addr, const char *orig
 int queue_writer_content(struct queue_writer *w, const void *p, size_t n);
 off_t queue_writer_content_size(const struct queue_writer *w);
 int queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX]);
+/* Commit into <qdir>/<dir> instead (HOLD: the hold queue). The rename
+ * crosses directories of one file system; commit fsyncs the new one. */
+int queue_writer_retarget(struct queue_writer *w, const char *qdir,
+    const char *dir);
 void queue_writer_abort(struct queue_writer **w);   /* unlinks the tmp file */
 void queue_writer_free(struct queue_writer **w);    /* after commit */
 

@@ -101,19 +101,30 @@ class CheckStartReload(H.InstanceTestCase):
                       "permit_sasl_authenticated, reject_unauth_destination\n"
                       "smtpd_recipient_restrictions = permit_mynetworks, "
                       "check_policy_service unix:private/policy, "
-                      "reject_rbl_client zen.spamhaus.org\n")
+                      "reject_rbl_client zen.spamhaus.org, reject_bogus\n"
+                      "smtpd_helo_restrictions = check_helo_access\n"
+                      "smtpd_restriction_classes = friends\n")
         errs = self.assertRefused(
             "smtpd_milters = inet:127.0.0.1:8891: Postern does not implement "
             "smtpd_milters yet",
             "header_checks = regexp:/etc/postern/header_checks: Postern does "
             "not implement header_checks yet",
-            "smtpd_recipient_restrictions: Postern does not implement the "
-            "restriction \"check_policy_service\"",
-            "smtpd_recipient_restrictions: Postern does not implement the "
-            "restriction \"reject_rbl_client\"")
+            "smtpd_recipient_restrictions: unknown restriction \"reject_bogus\"",
+            "smtpd_helo_restrictions: check_helo_access needs a table",
+            "smtpd_restriction_classes = friends: Postern does not implement")
+        # implemented restrictions are not refused
+        self.assertFalse([e for e in errs if "check_policy_service" in e
+                          or "reject_rbl_client" in e], errs)
         # what Postern does anyway, or "no", is not an error
         self.assertFalse([e for e in errs if "smtpd_relay_restrictions" in e
                           or "smtpd_tls_req_ccert" in e], errs)
+
+    def test_open_relay_lists_refused(self):
+        # neither list can refuse a foreign destination: Postfix refuses
+        # to start, so does Postern
+        self.add_conf("smtpd_relay_restrictions = permit_mynetworks\n"
+                      "smtpd_recipient_restrictions = permit_sasl_authenticated\n")
+        self.assertRefused("neither has reject_unauth_destination")
 
     def test_parameters_postern_implements_pass(self):
         self.add_conf("header_size_limit = 102400\nline_length_limit = 2048\n"

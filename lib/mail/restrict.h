@@ -1,0 +1,204 @@
+/*
+ * restrict - Postfix's SMTP access restrictions (smtpd_*_restrictions) as
+ * a pure evaluator: lists are parsed once (restrict_parse), then evaluated
+ * against a context the caller fills in (restrict_eval). Nothing here does
+ * I/O except access-table lookups (lib/mail/maps.h, local files).
+ *
+ * DNS and policy-service answers come in from outside: when an entry needs
+ * one that the context does not hold yet, restrict_eval returns
+ * RESTRICT_NEED with ctx->need describing the question. The caller gets
+ * the answer (without blocking: smtpd's event loop), stores it with
+ * restrict_answer(), and calls restrict_eval again with the same
+ * arguments; the evaluation re-runs from the start and finds its earlier
+ * answers in the context, so it is deterministic and side-effect free
+ * until it returns RESTRICT_DONE. (Unit tests answer from tables.)
+ *
+ * Evaluation (Postfix's): the lists of the stages given are run in order;
+ * in each list the first entry that decides wins: a permit ends that list
+ * only, a reject ends the whole evaluation. warn_if_reject turns the
+ * reject of the next entry into a warning. DEFER_IF_PERMIT (an access or
+ * policy action) defers at the end if nothing rejected.
+ *
+ * Limits: RESTRICT_ANSWERS_MAX cached answers per context (oldest
+ * dropped); access values, policy replies and DNS TXT texts are cut at
+ * RESTRICT_TEXT_MAX bytes.
+ */
+#ifndef POSTERN_RESTRICT_H
+#define POSTERN_RESTRICT_H
+
+#include <stddef.h>
+
+#define RESTRICT_ANSWERS_MAX 64
+#define RESTRICT_TEXT_MAX 1024
+
+enum restrict_stage {
+	RS_CLIENT, RS_HELO, RS_SENDER, RS_RELAY, RS_RECIPIENT, RS_DATA, RS_EOD,
+	RS_STAGES,
+};
+
+/* The parameter name of each stage ("smtpd_client_restrictions"...). */
+extern const char *const restrict_param[RS_STAGES];
+
+/* Questions the evaluator asks the caller. */
+enum restrict_query {
+	RQ_A,        /* IPv4 addresses of name (DNSBL/DNSWL/RHSBL lookups) */
+	RQ_TXT,      /* TXT of name (the DNSBL's reason) */
+	RQ_DOMAIN,   /* does name have MX, A or AAAA records? */
+	RQ_PTR,      /* names of address (forward-confirmed by the caller) */
+	RQ_POLICY,   /* policy service 'endpoint', request text 'name' */
+};
+
+enum restrict_answer_status {
+	RA_OK,          /* values hold the answer (maybe none) */
+	RA_NOTFOUND,    /* NXDOMAIN / no data */
+	RA_TEMPFAIL,    /* DNS or policy service failure */
+};
+
+struct restrict_need {
+	enum restrict_query type;
+	const char *name;       /* DNS name, address, or policy request */
+	const char *endpoint;   /* RQ_POLICY: "inet:host:port" or "unix:/path" */
+	long long timeout_ms;   /* RQ_POLICY: smtpd_policy_service_timeout */
+	long long max_idle_ms;  /* RQ_POLICY: smtpd_policy_service_max_idle */
+};
+
+struct restrict_settings {
+	int delay_reject;              /* smtpd_delay_reject */
+	long long policy_timeout_ms;   /* smtpd_policy_service_timeout */
+	long long policy_max_idle_ms;  /* smtpd_policy_service_max_idle */
+	long long policy_time_limit;   /* policy_time_limit (informative) */
+	const char *policy_default_action; /* smtpd_policy_service_default_action */
+	int rbl_reject_code;           /* maps_rbl_reject_code (554) */
+	int access_defer_code;         /* access_map_defer_code (450) */
+	int access_reject_code;        /* access_map_reject_code (554) */
+	int defer_code;                /* defer_code (450) */
+	int reject_code;               /* reject_code (554) */
+	int relay_reject_code;         /* relay_domains_reject_code (554) */
+	int unknown_address_code;      /* unknown_address_reject_code (450) */
+	int unknown_client_code;       /* unknown_client_reject_code (450) */
+	int unknown_hostname_code;     /* unknown_hostname_reject_code (450) */
+	int non_fqdn_code;             /* non_fqdn_reject_code (504) */
+	int invalid_hostname_code;     /* invalid_hostname_reject_code (501) */
+	int unauth_pipelining_code;    /* unverified... : 503 */
+};
+
+/* Defaults as Postfix 3.x. */
+void restrict_settings_default(struct restrict_settings *st);
+
+struct restrict_item;
+struct restrict_list {
+	struct restrict_item *v;
+	size_t n;
+};
+
+/* The parsed lists of all stages. */
+struct restrict_set {
+	struct restrict_list list[RS_STAGES];
+	struct restrict_settings st;
+};
+
+/* Parse "text" (a Postfix restriction list) for a stage: entries that do
+ * not exist, do not belong in that stage, or miss their argument are
+ * errors (*err_r, xmalloc'd), as are maps that do not open. 0 or -1. */
+int restrict_parse(enum restrict_stage stage, const char *text,
+    struct restrict_list *list_r, char **err_r);
+void restrict_list_free(struct restrict_list *l);
+/* Postfix's open-relay guard: relay or recipient restrictions must hold
+ * reject_unauth_destination, defer_unauth_destination, reject or defer.
+ * 0, or -1 with *err_r. */
+int restrict_set_check_relay(const struct restrict_set *set, char **err_r);
+void restrict_set_free(struct restrict_set *set);
+
+/* What the caller knows about the session, and the cached answers. */
+struct restrict_answer_ent {
+	enum restrict_query type;
+	char *key;
+	enum restrict_answer_status status;
+	char **values;
+};
+
+struct restrict_ctx {
+	/* session */
+	const char *client_name;   /* "unknown" when not known */
+	const char *client_addr;
+	const char *helo;          /* NULL before HELO/EHLO */
+	const char *protocol;      /* "SMTP", "ESMTP", ... */
+	const char *queue_id;      /* "" before the queue file exists */
+	int in_mynetworks;
+	const char *sasl_user;     /* NULL unless authenticated */
+	const char *sasl_method;
+	int improper_pipelining;   /* the client talked before our reply */
+	/* transaction */
+	const char *sender;        /* NULL before MAIL */
+	const char *rcpt;          /* NULL outside RCPT */
+	long long rcpt_count;
+	long long size;            /* SIZE=, or 0 */
+	const char *stage_name;    /* "CONNECT", "HELO", "MAIL", "RCPT", "DATA", "END-OF-MESSAGE" */
+	/* callbacks into the caller's tables (synchronous, local) */
+	void *cb_arg;
+	/* class of a recipient domain: 1 ours (local/virtual), 0 not, -1 temp */
+	int (*domain_is_ours)(void *arg, const char *domain);
+	/* is rcpt a known user? 1 yes, 0 no (*why_r: "User unknown in ...",
+	 * static), -1 temporary */
+	int (*rcpt_known)(void *arg, const char *rcpt, const char **why_r);
+	/* answers; need is set when restrict_eval returns RESTRICT_NEED */
+	struct restrict_answer_ent ans[RESTRICT_ANSWERS_MAX];
+	size_t nans;
+	struct restrict_need need;
+	char *need_key;            /* owns need.name */
+};
+
+/* Store an answer to ctx->need (or any question); values are copied. */
+void restrict_answer(struct restrict_ctx *ctx, enum restrict_query type,
+    const char *key, enum restrict_answer_status status, char *const *values);
+/* Forget policy answers (each RCPT asks the policy service again). */
+void restrict_forget_policy(struct restrict_ctx *ctx);
+void restrict_ctx_free(struct restrict_ctx *ctx);
+
+/* An event of an evaluation, in order. */
+enum restrict_ev {
+	REV_WARN,      /* warn_if_reject: text is the reply that was not sent */
+	REV_HOLD,      /* text: "<x>: Recipient address triggers HOLD action" */
+	REV_DISCARD,   /* text: "<x>: ... triggers DISCARD action" */
+	REV_PREPEND,   /* text: the header line */
+	REV_INFO,      /* a warning for the administrator (config errors) */
+	REV_LOG_WARN,  /* access action WARN: "warn: RCPT from ...: text" */
+	REV_LOG_INFO,  /* access action INFO: "info: RCPT from ...: text" */
+};
+
+struct restrict_event {
+	enum restrict_ev type;
+	char *text;
+};
+
+struct restrict_result {
+	char *reply;     /* NULL: accepted; else "554 5.7.1 ..." */
+	struct restrict_event *ev;
+	size_t nev;
+};
+
+enum restrict_status { RESTRICT_DONE, RESTRICT_NEED };
+
+/* Evaluate the lists of stages[0..n) in order. On RESTRICT_DONE *res is
+ * filled (free with restrict_result_free). stages earlier than RS_RELAY
+ * are skipped while their data is missing (no HELO yet: helo list runs
+ * with helo NULL as Postfix does). */
+enum restrict_status restrict_eval(const struct restrict_set *set,
+    const enum restrict_stage *stages, size_t n, struct restrict_ctx *ctx,
+    struct restrict_result *res);
+void restrict_result_free(struct restrict_result *res);
+
+/* Which lists run at a point of the SMTP dialogue (Postfix's order):
+ * with delay_reject the client, HELO and sender lists wait for RCPT.
+ * Fills stages (RS_STAGES entries), returns how many. */
+enum restrict_point { RP_MAIL, RP_RCPT, RP_DATA, RP_EOD };
+size_t restrict_stages(int delay_reject, enum restrict_point at,
+    enum restrict_stage *stages);
+
+/* Pure helpers, exported for tests. */
+/* Postfix's reject_invalid_helo_hostname syntax check: 1 valid. */
+int restrict_helo_valid(const char *helo);
+/* "d.c.b.a" for IPv4 "a.b.c.d", nibbles for IPv6; 0 or -1. */
+int restrict_reverse_addr(const char *addr, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,617 @@
+/*
+ * restrict - smtpd's side of the access restrictions: reads the
+ * smtpd_*_restrictions lists at start (lib/mail/restrict.c parses and
+ * evaluates them), runs them at MAIL, RCPT, DATA and end of data, answers
+ * the evaluator's questions without blocking (DNS through c-ares on the
+ * process's loop, policy services over a non-blocking socket), and logs
+ * rejects in Postfix's format.
+ *
+ * Invariants:
+ * - While an answer is awaited the session neither reads nor runs
+ *   commands (smtpd_restrict_busy, checked by session_may_process), so
+ *   pipelined commands wait their turn; a session that closes cancels its
+ *   question (smtpd_restrict_end) and no callback reaches freed memory.
+ * - Every DNS or policy failure is temporary: a DNSBL that does not answer
+ *   does not list; a policy service that fails applies
+ *   smtpd_policy_service_default_action (451 4.3.5 by default).
+ * - Relaying is decided here and only here (smtpd_relay_restrictions,
+ *   then smtpd_recipient_restrictions); smtpd refuses to start when
+ *   neither list can refuse an unauthorised destination (DESIGN.md
+ *   invariant 4, restrict_set_check_relay()).
+ * Sockets: policy services (inet:host:port, unix:/path), one connection
+ *   per request; the DNS servers of smtpd_dns_servers (or resolv.conf).
+ * Trusts: nothing in DNS or policy answers (bounded and cleaned by the
+ *   evaluator; a policy reply line is cut at RESTRICT_TEXT_MAX).
+ * BUGS: an inet: policy endpoint given as a host name is resolved with
+ *   getaddrinfo() at each request, which can block (use an address);
+ *   policy connections are not kept open between requests
+ *   (smtpd_policy_service_max_idle is accepted and unused); with
+ *   smtpd_delay_reject = no the client restrictions run at MAIL, not at
+ *   connect; the client name is "unknown" (smtpd does no reverse lookup
+ *   for its logs), so name-based checks see only the address.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util/alloc.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/net.h"
+#include "util/strv.h"
+#include "mail/config.h"
+#include "mail/dns.h"
+#include "mail/resolve.h"
+#include "mail/restrict.h"
+#include "proto/policy.h"
+#include "smtpd.h"
+
+#define POLICY_REPLY_MAX 4096
+
+static struct restrict_set rset;
+static struct dns_async *dns;
+static char *dns_servers;
+static long long dns_timeout_ms;
+
+struct smtpd_restrict {
+	struct session *s;
+	struct restrict_ctx ctx;
+	/* the evaluation in progress */
+	int busy;
+	enum restrict_stage stages[RS_STAGES];
+	size_t nstages;
+	smtpd_restrict_done_fn done;
+	void *arg;
+	char *rcpt;
+	/* the question in flight */
+	struct dns_q *q;
+	enum restrict_query qtype;
+	char *qkey;
+	char *ptr_name;            /* RQ_PTR: the name being confirmed */
+	int ptr_step;              /* 0 PTR, 1 A/AAAA of the name */
+	int in_ask;                /* inside ask(): answers are stored, not run */
+	int answered;              /* ask() got its answer at once */
+	int pfd;                   /* policy socket, or -1 */
+	uint64_t ptimer;
+	struct buf pout, pin;
+};
+
+static int
+code_param(const char *name, int lo, int hi)
+{
+	long long v = config_int(name);
+
+	if (v < lo || v > hi)
+		log_fatalx("%s: want a number from %d to %d", name, lo, hi);
+	return (int)v;
+}
+
+/* Read and check every list; fatal on an error (postern check says the
+ * same through restrict_parse). */
+void
+smtpd_restrict_init(void)
+{
+	struct restrict_settings *st = &rset.st;
+	char *err = NULL;
+
+	restrict_settings_default(st);
+	st->delay_reject = config_bool("smtpd_delay_reject");
+	st->policy_timeout_ms = config_time("smtpd_policy_service_timeout") * 1000;
+	st->policy_max_idle_ms = config_time("smtpd_policy_service_max_idle") * 1000;
+	st->policy_time_limit = config_time("policy_time_limit");
+	st->policy_default_action = config_str("smtpd_policy_service_default_action");
+	st->rbl_reject_code = code_param("maps_rbl_reject_code", 400, 599);
+	st->access_defer_code = code_param("access_map_defer_code", 400, 499);
+	st->access_reject_code = code_param("access_map_reject_code", 500, 599);
+	st->defer_code = code_param("defer_code", 400, 499);
+	st->reject_code = code_param("reject_code", 500, 599);
+	st->relay_reject_code = code_param("relay_domains_reject_code", 400, 599);
+	st->unknown_address_code = code_param("unknown_address_reject_code", 400, 599);
+	st->unknown_client_code = code_param("unknown_client_reject_code", 400, 599);
+	st->unknown_hostname_code = code_param("unknown_hostname_reject_code", 400, 599);
+	st->non_fqdn_code = code_param("non_fqdn_reject_code", 400, 599);
+	st->invalid_hostname_code = code_param("invalid_hostname_reject_code", 400, 599);
+	if (st->policy_timeout_ms <= 0)
+		st->policy_timeout_ms = 100 * 1000;
+	for (int i = 0; i < RS_STAGES; i++)
+		if (restrict_parse((enum restrict_stage)i, config_get(restrict_param[i]),
+		    &rset.list[i], &err) < 0)
+			log_fatalx("%s", err);
+	if (restrict_set_check_relay(&rset, &err) < 0)
+		log_fatalx("%s", err);
+	dns_servers = xstrdup(config_str("smtpd_dns_servers"));
+	dns_timeout_ms = config_time("smtpd_dns_timeout") * 1000;
+}
+
+int
+smtpd_restrict_delay_reject(void)
+{
+	return rset.st.delay_reject;
+}
+
+int
+smtpd_restrict_data_set(void)
+{
+	return rset.list[RS_DATA].n > 0;
+}
+
+int
+smtpd_restrict_busy(const struct session *s)
+{
+	return s->rs != NULL && s->rs->busy;
+}
+
+static void
+policy_close(struct smtpd_restrict *r)
+{
+	if (r->pfd >= 0) {
+		loop_fd_del(r->s->loop, r->pfd);
+		close(r->pfd);
+		r->pfd = -1;
+	}
+	if (r->ptimer != 0)
+		loop_timer_cancel(r->s->loop, r->ptimer);
+	r->ptimer = 0;
+	buf_free(&r->pout);
+	buf_free(&r->pin);
+}
+
+static void
+question_cancel(struct smtpd_restrict *r)
+{
+	dns_q_cancel(r->q);
+	r->q = NULL;
+	policy_close(r);
+	free(r->qkey);
+	r->qkey = NULL;
+	free(r->ptr_name);
+	r->ptr_name = NULL;
+}
+
+void
+smtpd_restrict_end(struct session *s)
+{
+	struct smtpd_restrict *r = s->rs;
+
+	if (r == NULL)
+		return;
+	question_cancel(r);
+	restrict_ctx_free(&r->ctx);
+	free(r->rcpt);
+	free(r);
+	s->rs = NULL;
+}
+
+/* --- callbacks for the evaluator ------------------------------------------- */
+
+static int
+domain_is_ours(void *arg, const char *domain)
+{
+	enum rcpt_class cls = RCPT_RELAY;
+
+	(void)arg;
+	if (resolver_class_ex(smtpd_conf.resolver, domain, &cls) < 0)
+		return -1;
+	return cls != RCPT_RELAY;
+}
+
+static int
+rcpt_known(void *arg, const char *rcpt, const char **why_r)
+{
+	enum rcpt_class cls = RCPT_RELAY;
+	const char *at = strrchr(rcpt, '@');
+	int r;
+
+	(void)arg;
+	if (at == NULL)
+		return 1;
+	if (resolver_class_ex(smtpd_conf.resolver, at + 1, &cls) < 0)
+		return -1;
+	if (cls == RCPT_RELAY)
+		return 1;   /* not ours: relay rules decide */
+	r = resolver_rcpt_known(smtpd_conf.resolver, rcpt);
+	*why_r = cls == RCPT_VIRTUAL ? "User unknown in virtual mailbox table"
+	    : "User unknown in local recipient table";
+	return r < 0 ? -1 : r;
+}
+
+/* --- logging ------------------------------------------------------------------ */
+
+/* "ID: what: CMD from name[addr]: text; from=<> to=<> proto=P helo=<h>" */
+static void
+log_action(struct session *s, const char *what, const char *text,
+    const char *rcpt)
+{
+	const char *sender = txn_sender(s);
+	struct buf b = BUF_INIT(0);
+
+	buf_printf(&b, "%s: %s: %s from %s[%s]: %s;", txn_qid(s), what, s->where,
+	    s->name, s->addr, text);
+	if (sender != NULL)
+		buf_printf(&b, " from=<%s>", sender);
+	if (rcpt != NULL)
+		buf_printf(&b, " to=<%s>", rcpt);
+	buf_printf(&b, " proto=%s", session_proto(s));
+	if (s->helo != NULL)
+		buf_printf(&b, " helo=<%s>", s->helo);
+	log_info("%s", buf_cstr(&b));
+	buf_free(&b);
+}
+
+/* --- running an evaluation ------------------------------------------------- */
+
+static void run(struct smtpd_restrict *r);
+
+static void
+answer_and_run(struct smtpd_restrict *r, enum restrict_answer_status st,
+    char **values)
+{
+	struct session *s = r->s;
+
+	restrict_answer(&r->ctx, r->qtype, r->qkey, st, values);
+	question_cancel(r);
+	if (r->in_ask) {
+		r->answered = 1;   /* ask() returns to run(), which goes on */
+		return;
+	}
+	run(r);
+	session_done_cb(s);
+}
+
+static void
+dns_done(void *arg, enum dns_status st, char **values)
+{
+	struct smtpd_restrict *r = arg;
+
+	r->q = NULL;
+	if (r->qtype == RQ_DOMAIN && r->ptr_step == 0 && st != DNS_OK
+	    && st != DNS_TEMPFAIL && st != DNS_BADANSWER) {
+		/* No MX: try A, then AAAA (ptr_step counts the tries). */
+		r->ptr_step = 1;
+		r->q = dns_async_query(dns, r->qkey, DNS_Q_A, dns_done, r);
+		return;
+	}
+	if (r->qtype == RQ_DOMAIN && r->ptr_step == 1 && st != DNS_OK
+	    && st != DNS_TEMPFAIL && st != DNS_BADANSWER) {
+		r->ptr_step = 2;
+		r->q = dns_async_query(dns, r->qkey, DNS_Q_AAAA, dns_done, r);
+		return;
+	}
+	if (r->qtype == RQ_PTR && r->ptr_step == 0 && st == DNS_OK && values[0]) {
+		/* Forward-confirm the first name (Postfix: the name must map
+		 * back to the address). */
+		r->ptr_name = xstrdup(values[0]);
+		r->ptr_step = 1;
+		r->q = dns_async_query(dns, r->ptr_name,
+		    strchr(r->qkey, ':') ? DNS_Q_AAAA : DNS_Q_A, dns_done, r);
+		return;
+	}
+	if (r->qtype == RQ_PTR && r->ptr_step == 1) {
+		char *name[2] = { r->ptr_name, NULL };
+		int ok = 0;
+		for (size_t i = 0; st == DNS_OK && values[i] != NULL; i++)
+			if (strcmp(values[i], r->qkey) == 0)
+				ok = 1;
+		answer_and_run(r, ok ? RA_OK : st == DNS_TEMPFAIL ? RA_TEMPFAIL
+		    : RA_NOTFOUND, ok ? name : NULL);
+		return;
+	}
+	answer_and_run(r, st == DNS_OK ? RA_OK : (st == DNS_TEMPFAIL
+	    || st == DNS_BADANSWER) ? RA_TEMPFAIL : RA_NOTFOUND,
+	    st == DNS_OK ? values : NULL);
+}
+
+static void
+policy_fail(struct smtpd_restrict *r, const char *why)
+{
+	log_warnx("%s: check_policy_service %s: %s", txn_qid(r->s),
+	    r->ctx.need.endpoint ? r->ctx.need.endpoint : "?", why);
+	answer_and_run(r, RA_TEMPFAIL, NULL);
+}
+
+static void
+policy_timer(struct loop *l, void *arg)
+{
+	struct smtpd_restrict *r = arg;
+
+	(void)l;
+	r->ptimer = 0;
+	policy_fail(r, "timeout");
+}
+
+/* The reply (lib/proto/policy.c); 0 while incomplete. */
+static int
+policy_parse(struct smtpd_restrict *r)
+{
+	char *action = NULL;
+	const char *err = NULL;
+	int rc = policy_reply_parse(r->pin.data, r->pin.len, POLICY_REPLY_MAX,
+	    &action, &err);
+
+	if (rc == 0)
+		return 0;
+	if (rc < 0) {
+		policy_fail(r, err);
+		return 1;
+	}
+	char *v[2] = { action, NULL };
+	answer_and_run(r, RA_OK, v);
+	free(action);
+	return 1;
+}
+
+static void
+policy_io(struct loop *l, int fd, unsigned ev, void *arg)
+{
+	struct smtpd_restrict *r = arg;
+	char tmp[1024];
+	ssize_t n;
+
+	(void)l;
+	if (r->pout.len > 0 && (ev & (LOOP_WRITE | LOOP_ERROR))) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err != 0) {
+			policy_fail(r, strerror(err));
+			return;
+		}
+		n = send(fd, r->pout.data, r->pout.len, MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			policy_fail(r, strerror(errno));
+			return;
+		}
+		if (n > 0)
+			buf_consume(&r->pout, (size_t)n);
+		if (r->pout.len == 0)
+			(void)loop_fd_set(l, fd, LOOP_READ, policy_io, r);
+		return;
+	}
+	if (ev & (LOOP_READ | LOOP_ERROR)) {
+		n = read(fd, tmp, sizeof(tmp));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			policy_fail(r, n == 0 ? "connection closed" : strerror(errno));
+			return;
+		}
+		if (r->pin.len + (size_t)n > POLICY_REPLY_MAX)
+			n = (ssize_t)(POLICY_REPLY_MAX - r->pin.len);   /* the parser says "too long" */
+		(void)buf_append(&r->pin, tmp, (size_t)n);
+		(void)policy_parse(r);
+	}
+}
+
+/* Connect without blocking: unix:/path or inet:host:port. fd or -1. */
+static int
+policy_connect(const char *ep, const char **why_r)
+{
+	int fd = -1;
+
+	if (strncmp(ep, "unix:", 5) == 0) {
+		struct sockaddr_un sun;
+		const char *path = ep + 5;
+		char *full = path[0] == '/' ? xstrdup(path)
+		    : xasprintf("%s/%s", smtpd_conf.queue_directory, path);
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		if (strlen(full) >= sizeof(sun.sun_path)) {
+			free(full);
+			*why_r = "socket path too long";
+			return -1;
+		}
+		strcpy(sun.sun_path, full);
+		free(full);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
+		    && errno != EINPROGRESS && errno != EAGAIN) {
+			*why_r = strerror(errno);
+			close(fd);
+			return -1;
+		}
+		return fd;
+	}
+	/* inet:host:port; the host is a name from the configuration, not
+	 * from a client (resolved through files/DNS as the admin set it). */
+	char *hp = xstrdup(ep + 5);
+	char *colon = strrchr(hp, ':');
+	struct addrinfo hints, *ai = NULL;
+	*colon = '\0';
+	char *host = hp;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		host[strlen(host) - 1] = '\0';
+		host++;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (rc != 0 || ai == NULL) {
+		*why_r = rc ? gai_strerror(rc) : "no address";
+		free(hp);
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0
+	    && errno != EINPROGRESS) {
+		*why_r = strerror(errno);
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	free(hp);
+	return fd;
+}
+
+/* Start answering ctx.need. 1 when the answer is already stored (a
+ * failure known at once), 0 when it will come from the loop. */
+static void ask_start(struct smtpd_restrict *r, const struct restrict_need *n);
+
+static int
+ask(struct smtpd_restrict *r)
+{
+	const struct restrict_need *n = &r->ctx.need;
+
+	r->in_ask = 1;
+	r->answered = 0;
+	ask_start(r, n);
+	r->in_ask = 0;
+	return r->answered;
+}
+
+static void
+ask_start(struct smtpd_restrict *r, const struct restrict_need *n)
+{
+	const char *why = "cannot connect";
+
+	r->qtype = n->type;
+	r->qkey = xstrdup(n->name);
+	r->ptr_step = 0;
+	if (n->type == RQ_POLICY) {
+		r->pfd = policy_connect(n->endpoint, &why);
+		if (r->pfd < 0) {
+			policy_fail(r, why);
+			return;
+		}
+		buf_init(&r->pout, 0);
+		buf_init(&r->pin, POLICY_REPLY_MAX + 1024);
+		buf_puts(&r->pout, r->qkey);
+		(void)loop_fd_set(r->s->loop, r->pfd, LOOP_WRITE, policy_io, r);
+		r->ptimer = loop_timer_add(r->s->loop, (uint64_t)n->timeout_ms,
+		    policy_timer, r);
+		return;
+	}
+	if (dns == NULL) {
+		char *err = NULL;
+		dns = dns_async_open(r->s->loop, dns_servers, (int)dns_timeout_ms, &err);
+		if (dns == NULL) {
+			log_warnx("smtpd_dns_servers: %s", err ? err : "c-ares failed");
+			free(err);
+			answer_and_run(r, RA_TEMPFAIL, NULL);
+			return;
+		}
+	}
+	static const int qt[] = {
+		[RQ_A] = DNS_Q_A, [RQ_TXT] = DNS_Q_TXT, [RQ_DOMAIN] = DNS_Q_MX,
+		[RQ_PTR] = DNS_Q_PTR,
+	};
+	const char *name = r->qkey;
+	char rev[100];
+	if (n->type == RQ_PTR) {
+		if (restrict_reverse_addr(r->qkey, rev, sizeof(rev) - 20) < 0) {
+			answer_and_run(r, RA_NOTFOUND, NULL);
+			return;
+		}
+		strcat(rev, strchr(r->qkey, ':') ? ".ip6.arpa" : ".in-addr.arpa");
+		name = rev;
+	}
+	r->q = dns_async_query(dns, name, qt[n->type], dns_done, r);
+}
+
+/* Evaluate (again); on a result, apply it and call the continuation. */
+static void
+run(struct smtpd_restrict *r)
+{
+	struct session *s = r->s;
+	struct restrict_result res;
+
+	if (s->dead) {
+		r->busy = 0;
+		return;
+	}
+	r->ctx.queue_id = txn_qid(s)[0] == 'N' ? "" : txn_qid(s);
+	r->ctx.sender = txn_sender(s);
+	r->ctx.helo = s->helo;
+	r->ctx.protocol = session_proto(s);
+	r->ctx.sasl_user = s->sasl_user;
+	r->ctx.sasl_method = s->sasl_method;
+	r->ctx.improper_pipelining = s->pipelining_logged;
+	r->ctx.rcpt = r->rcpt;
+	r->ctx.stage_name = s->where;
+	while (restrict_eval(&rset, r->stages, r->nstages, &r->ctx, &res)
+	    == RESTRICT_NEED) {
+		if (!ask(r)) {
+			r->busy = 1;
+			return;
+		}
+	}
+	int was_busy = r->busy;
+	r->busy = 0;
+	struct smtpd_restrict_verdict v = { 0 };
+	for (size_t i = 0; i < res.nev; i++) {
+		const char *t = res.ev[i].text;
+		switch (res.ev[i].type) {
+		case REV_WARN:
+			log_action(s, "reject_warning", t, r->rcpt);
+			break;
+		case REV_HOLD:
+			log_action(s, "hold", t, r->rcpt);
+			v.hold = 1;
+			break;
+		case REV_DISCARD:
+			log_action(s, "discard", t, r->rcpt);
+			v.discard = 1;
+			break;
+		case REV_PREPEND:
+			strv_push(&v.prepend, t);
+			break;
+		case REV_INFO:
+			log_warnx("%s: %s", txn_qid(s), t);
+			break;
+		case REV_LOG_WARN:
+			log_action(s, "warn", t, r->rcpt);
+			break;
+		case REV_LOG_INFO:
+			log_action(s, "info", t, r->rcpt);
+			break;
+		}
+	}
+	if (res.reply != NULL) {
+		v.reply = res.reply;
+		log_action(s, "reject", res.reply, r->rcpt);
+	}
+	long long before = s->errors;
+	r->done(s, &v, r->arg);
+	strv_free(&v.prepend);
+	restrict_result_free(&res);
+	if (was_busy && !s->dead) {
+		session_count_errors(s, before);
+		session_process_more(s);
+	}
+}
+
+void
+smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
+    const char *rcpt, smtpd_restrict_done_fn done, void *arg)
+{
+	struct smtpd_restrict *r = s->rs;
+	size_t n = 0;
+
+	if (r == NULL) {
+		r = s->rs = xcalloc(1, sizeof(*r));
+		r->s = s;
+		r->pfd = -1;
+		r->ctx.client_name = s->name;
+		r->ctx.client_addr = s->addr;
+		r->ctx.in_mynetworks = s->in_mynetworks;
+		r->ctx.domain_is_ours = domain_is_ours;
+		r->ctx.rcpt_known = rcpt_known;
+	}
+	static const enum restrict_point points[] = {
+		[SMTPD_CHECK_MAIL] = RP_MAIL, [SMTPD_CHECK_RCPT] = RP_RCPT,
+		[SMTPD_CHECK_DATA] = RP_DATA, [SMTPD_CHECK_EOD] = RP_EOD,
+	};
+	n = restrict_stages(rset.st.delay_reject, points[at], r->stages);
+	r->nstages = n;
+	r->done = done;
+	r->arg = arg;
+	free(r->rcpt);
+	r->rcpt = rcpt != NULL ? xstrdup(rcpt) : NULL;
+	r->ctx.rcpt_count = txn_rcpt_count(s);
+	restrict_forget_policy(&r->ctx);
+	run(r);
+}
