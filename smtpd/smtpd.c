@@ -82,6 +82,7 @@ smtpd_post_init(struct loop *l)
 	if ((c->resolver = resolver_open(&err)) == NULL)
 		log_fatalx("open recipient tables: %s", err ? err : "unknown error");
 	smtpd_sasl_init();
+	smtpd_milter_init();
 }
 
 int

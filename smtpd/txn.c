@@ -8,6 +8,10 @@
  *   returned success (file and directory fsynced). Any queue error before
  *   that aborts the file and answers 451 4.3.0; nothing half-written ever
  *   gets a queue-ID name.
+ * - With smtpd_milters the content stays in memory (hold_content) until
+ *   the milters have seen it at end of data; smtpd/milter.c writes the
+ *   edited message into the still uncommitted file and then calls
+ *   data_commit(), so the 250 still follows the commit.
  * - The queue file is created at the first accepted recipient (Postfix's
  *   smtpd_delay_open_until_valid_rcpt), so rejected transactions cost no
  *   disk I/O.
@@ -80,6 +84,7 @@ struct txn {
 	struct buf content;         /* content not yet handed to the queue writer */
 	int write_error;
 	int bdat;                   /* content comes by BDAT (no DATA allowed) */
+	int hold_content;           /* smtpd_milters: content stays in memory */
 	struct hdrlimit mh;
 };
 
@@ -146,6 +151,12 @@ txn_qid(const struct session *s)
 	return s->tx != NULL && s->tx->id[0] ? s->tx->id : "NOQUEUE";
 }
 
+struct queue_writer *
+txn_writer(const struct session *s)
+{
+	return s->tx != NULL ? s->tx->qw : NULL;
+}
+
 const char *
 txn_sender(const struct session *s)
 {
@@ -169,6 +180,7 @@ txn_reset(struct session *s)
 		hdrlimit_free(&tx->mh);
 		free(tx);
 		s->tx = NULL;
+		smtpd_milter_abort(s);
 	}
 	if (s->state != SESS_QUIT)
 		session_enter(s, SESS_IDLE);
@@ -272,8 +284,8 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	hdrlimit_init(&tx->mh, (size_t)smtpd_conf.header_size_limit,
 	    smtpd_conf.limits.line_length_limit);
 	s->tx = tx;
-	reply(s, "250 2.1.0 Ok");
 	session_enter(s, SESS_MAIL);
+	smtpd_milter_mail(s, addr, params, plen, "250 2.1.0 Ok");
 	return 0;
 }
 
@@ -444,8 +456,8 @@ txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	}
 	if (tx->nrcpt++ == 0)
 		tx->first_rcpt = xstrdup(addr);
-	reply(s, "250 2.1.5 Ok");
 	session_enter(s, SESS_RCPT);
+	smtpd_milter_rcpt(s, addr, params, plen, "250 2.1.5 Ok");
 	rc = 0;
 	goto out;
 
@@ -465,8 +477,8 @@ out:
 static void
 content_flush(struct txn *tx)
 {
-	if (tx->content.len == 0)
-		return;
+	if (tx->content.len == 0 || tx->hold_content)
+		return;   /* with milters: the whole message, at its end */
 	if (!tx->write_error && tx->qw != NULL
 	    && queue_writer_content(tx->qw, tx->content.data, tx->content.len) < 0) {
 		log_warn("%s: write queue file", tx->id);
@@ -522,6 +534,7 @@ content_begin(struct session *s)
 {
 	struct txn *tx = s->tx;
 
+	tx->hold_content = smtpd_milter_active(s);
 	received_header(s);
 	smtp_data_init(&tx->data);
 	tx->data_limits = smtpd_conf.limits;
@@ -548,6 +561,15 @@ content_check(struct session *s)
 	return 0;
 }
 
+/* DATA accepted (by the milters too): the content comes. */
+static void
+data_go(struct session *s)
+{
+	content_begin(s);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_enter(s, SESS_DATA);
+}
+
 int
 txn_data(struct session *s, const struct smtp_cmd *cmd)
 {
@@ -564,19 +586,19 @@ txn_data(struct session *s, const struct smtp_cmd *cmd)
 		reply(s, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT");
 		return -1;
 	}
-	content_begin(s);
-	reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	session_enter(s, SESS_DATA);
+	smtpd_milter_data(s, data_go);
 	return 0;
 }
 
-/* End of data: reject, or commit and only then say "queued". */
+static void data_commit(struct session *s, const char *rej);
+
+/* End of data: reject, or (after the milters) commit and only then say
+ * "queued". */
 static void
 data_done(struct session *s)
 {
 	struct txn *tx = s->tx;
 	const char *rej = NULL;
-	char id[QUEUE_ID_MAX];
 
 	s->where = "END-OF-MESSAGE";
 	hdrlimit_end(&tx->mh, &tx->content);
@@ -592,6 +614,20 @@ data_done(struct session *s)
 		rej = "554 5.4.0 Error: too many hops";   /* Postfix's cleanup */
 	else if (tx->write_error)
 		rej = queue_error;
+	if (rej == NULL && tx->hold_content) {
+		smtpd_milter_eom(s, &tx->content, data_commit);
+		return;
+	}
+	data_commit(s, rej);
+}
+
+/* Commit (file and directory fsynced) and only then say "queued". */
+static void
+data_commit(struct session *s, const char *rej)
+{
+	struct txn *tx = s->tx;
+	char id[QUEUE_ID_MAX];
+
 	if (rej == NULL && queue_writer_commit(tx->qw, id) < 0) {
 		log_warn("%s: commit queue file", tx->id);
 		rej = queue_error;
