@@ -204,8 +204,7 @@ check_tables(void)
  * one that refuses to start. */
 static const char *const unimplemented_params[] = {
 	"body_checks", "check_client_access", "header_checks",
-	"mime_header_checks", "nested_header_checks",
-	"non_smtpd_milters", "postscreen_access_list", "postscreen_dnsbl_sites",
+	"mime_header_checks", "nested_header_checks", "postscreen_access_list", "postscreen_dnsbl_sites",
 	"smtp_tls_ciphers", "smtp_tls_exclude_ciphers", "smtp_tls_mandatory_ciphers",
 	"smtp_tls_mandatory_protocols", "smtp_tls_protocols",
 	"smtpd_authorized_xclient_hosts", "smtpd_authorized_xforward_hosts",
@@ -279,7 +278,8 @@ check_milter_list(const char *where, const char *name, const char *v)
 static void
 check_milters(void)
 {
-	static const char *const lists[] = { "smtpd_milters", NULL };
+	static const char *const lists[] = { "smtpd_milters", "non_smtpd_milters",
+	    NULL };
 	struct milter_spec_defaults d;
 	const char *v = config_get("milter_default_action");
 	long long proto = config_int_or("milter_protocol", 6, 0, 1000);
@@ -351,7 +351,8 @@ check_overrides(const char *path, const struct master_service *svcs, size_t n)
 				;       /* mastercf_load refused it already */
 			else if (unimplemented(name) && *eq != '\0' && strcasecmp(eq, "no") != 0)
 				error_unimplemented(where, name, eq);
-			else if (strcmp(name, "smtpd_milters") == 0)
+			else if (strcmp(name, "smtpd_milters") == 0
+			    || strcmp(name, "non_smtpd_milters") == 0)
 				check_milter_list(where, name, eq);
 			else if (config_check_value(name, eq, &err) < 0) {
 				error("%s%s; fix: correct the override (\"postern conf -d\" "

@@ -69,45 +69,13 @@ struct smtpd_milter {
 	struct milter_message msg;
 };
 
-static const char *const stage_params[MILTER_M_COUNT] = {
-	[MILTER_M_CONNECT] = "milter_connect_macros",
-	[MILTER_M_HELO] = "milter_helo_macros",
-	[MILTER_M_ENVFROM] = "milter_mail_macros",
-	[MILTER_M_ENVRCPT] = "milter_rcpt_macros",
-	[MILTER_M_DATA] = "milter_data_macros",
-	[MILTER_M_EOM] = "milter_end_of_data_macros",
-	[MILTER_M_EOH] = "milter_end_of_header_macros",
-};
-
-/* The defaults for a milter list entry, from milter_* parameters
- * (pickup reads the same ones for non_smtpd_milters). */
-static void
-spec_defaults(struct milter_spec_defaults *d)
-{
-	const char *act = config_str("milter_default_action");
-
-	d->connect_timeout = config_time("milter_connect_timeout");
-	d->command_timeout = config_time("milter_command_timeout");
-	d->content_timeout = config_time("milter_content_timeout");
-	d->protocol = (int)config_int("milter_protocol");
-	if (milter_default_parse(act, &d->default_action) < 0)
-		log_fatalx("milter_default_action: unknown value \"%s\" (accept, "
-		    "reject, tempfail or quarantine)", act);
-	if (d->protocol < 2 || d->protocol > 6)
-		log_fatalx("milter_protocol: %d is not 2..6", d->protocol);
-}
-
 void
 smtpd_milter_init(void)
 {
-	struct milter_spec_defaults d;
-	const char *err = NULL, *list = config_str("smtpd_milters");
+	const char *err = NULL;
 
-	spec_defaults(&d);
-	if (milter_list_parse(list, &d, &specs, &nspecs, &err) < 0)
+	if (milter_config_load("smtpd_milters", &specs, &nspecs, defmacros, &err) < 0)
 		log_fatalx("smtpd_milters: %s", err);
-	for (int i = 0; i < MILTER_M_COUNT; i++)
-		defmacros[i] = config_str(stage_params[i]);
 	daemon_name = config_str("milter_macro_daemon_name");
 	macro_v = config_str("milter_macro_v");
 }
@@ -377,54 +345,6 @@ smtpd_milter_active(const struct session *s)
 
 /* --- end of message -------------------------------------------------------- */
 
-static int
-in_list(char **v, const char *a)
-{
-	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
-		if (strcasecmp(v[i], a) == 0)
-			return 1;
-	return 0;
-}
-
-/* The edited envelope and content into the still uncommitted queue
- * file. 0, or -1 (logged). */
-static int
-write_edits(struct session *s, struct queue_writer *w)
-{
-	struct smtpd_milter *m = s->milter;
-	struct milter_envelope *env = &m->msg.env;
-	const char *qid = txn_qid(s);
-	char **final = NULL;
-
-	for (size_t i = 0; i < env->nrcpt; i++)
-		strv_push(&final, env->rcpts[i]);
-	if (strcmp(env->sender, txn_sender(s)) != 0) {
-		log_info("%s: milter changed the sender from <%s> to <%s>", qid,
-		    txn_sender(s), env->sender);
-		if (queue_writer_set_sender(w, env->sender) < 0)
-			goto fail;
-	}
-	for (size_t i = 0; m->rcpts[i] != NULL; i++)
-		if (!in_list(final, m->rcpts[i])
-		    && queue_writer_rcpt_delete(w, m->rcpts[i]) < 0)
-			goto fail;
-	for (size_t i = 0; final != NULL && final[i] != NULL; i++)
-		if (!in_list(m->rcpts, final[i])
-		    && queue_writer_rcpt(w, final[i], final[i], NULL) < 0)
-			goto fail;
-	if (env->hold && queue_writer_set_dir(w, QUEUE_HOLD) < 0)
-		goto fail;
-	if (m->msg.content->len > 0
-	    && queue_writer_content(w, m->msg.content->data, m->msg.content->len) < 0)
-		goto fail;
-	strv_free(&final);
-	return 0;
-fail:
-	log_warn("%s: write queue file", qid);
-	strv_free(&final);
-	return -1;
-}
-
 /* The verdict at end of message: the reply, and the commit or not. */
 static void
 eom_finish(struct session *s, const struct milter_verdict *v)
@@ -446,7 +366,8 @@ eom_finish(struct session *s, const struct milter_verdict *v)
 		    "milter triggers DISCARD action", first_rcpt(m));
 		reply(s, "250 2.0.0 Ok: queued as %s", id);
 		txn_reset(s);
-	} else if (w == NULL || write_edits(s, w) < 0) {
+	} else if (w == NULL || milter_queue_apply(w, &m->msg, txn_sender(s),
+	    m->rcpts, txn_qid(s)) < 0) {
 		m->commit(s, "451 4.3.0 Error: queue file write error");
 	} else {
 		if (v->hold) {

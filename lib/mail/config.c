@@ -159,6 +159,7 @@ static const struct param_def param_table[] = {
 	{ "myhostname", CONF_STR, NULL, 0, PF_COMPUTED },
 	{ "mynetworks", CONF_STR, "127.0.0.0/8 [::1]/128", 0, 0 },
 	{ "myorigin", CONF_STR, "$myhostname", 0, 0 },
+	{ "non_smtpd_milters", CONF_STR, "", 0, 0 },
 	{ "passwd_file", CONF_STR, "$config_directory/passwd", 0, 0 },
 	{ "pop3d_hard_error_limit", CONF_INT, "10", 0, 0 },
 	{ "pop3d_owner_process_limit", CONF_INT, NULL, 0, PF_COMPUTED },

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -30,7 +31,9 @@
 #include "util/alloc.h"
 #include "util/conn.h"
 #include "util/log.h"
+#include "util/strv.h"
 #include "mail/milter_chain.h"
+#include "mail/queue.h"
 
 #define IN_MAX (64 * 1024)
 #define MACROS_MAX 64
@@ -950,4 +953,124 @@ milter_chain_abort(struct milter_chain *ch)
 		conn_write(m->conn, ch->out.data, ch->out.len);
 		(void)conn_flush(m->conn);
 	}
+}
+
+/* --- applying the result to a queue file ---------------------------------- */
+
+static int
+in_list(char *const *v, const char *a)
+{
+	for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+		if (strcasecmp(v[i], a) == 0)
+			return 1;
+	return 0;
+}
+
+int
+milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
+    const char *orig_sender, char *const *orig_rcpts, const char *qid)
+{
+	const struct milter_envelope *env = &msg->env;
+	char **final = NULL;
+
+	for (size_t i = 0; i < env->nrcpt; i++)
+		strv_push(&final, env->rcpts[i]);
+	if (strcmp(env->sender, orig_sender) != 0) {
+		log_info("%s: milter changed the sender from <%s> to <%s>", qid,
+		    orig_sender, env->sender);
+		if (queue_writer_set_sender(w, env->sender) < 0)
+			goto fail;
+	}
+	for (size_t i = 0; orig_rcpts != NULL && orig_rcpts[i] != NULL; i++)
+		if (!in_list(final, orig_rcpts[i])
+		    && queue_writer_rcpt_delete(w, orig_rcpts[i]) < 0)
+			goto fail;
+	for (size_t i = 0; final != NULL && final[i] != NULL; i++)
+		if (!in_list(orig_rcpts, final[i])
+		    && queue_writer_rcpt(w, final[i], final[i], NULL) < 0)
+			goto fail;
+	if (env->hold && queue_writer_set_dir(w, QUEUE_HOLD) < 0)
+		goto fail;
+	if (msg->content->len > 0
+	    && queue_writer_content(w, msg->content->data, msg->content->len) < 0)
+		goto fail;
+	strv_free(&final);
+	return 0;
+fail:
+	log_warn("%s: write queue file", qid);
+	strv_free(&final);
+	return -1;
+}
+
+/* --- one local message, start to end ---------------------------------------- */
+
+struct local_run {
+	struct loop *loop;
+	struct milter_chain *ch;
+	struct milter_message *msg;
+	const char *helo;
+	size_t step;              /* 0 connect, 1 helo, 2 mail, 3.. rcpts, data, message */
+	enum milter_kind kind;
+	char *reply;
+};
+
+static void
+local_next(void *ctx, const struct milter_verdict *v)
+{
+	struct local_run *r = ctx;
+	struct milter_message *msg = r->msg;
+	size_t step = r->step++;
+
+	if (v != NULL && v->kind != MILTER_V_CONTINUE) {
+		r->kind = v->kind;
+		r->reply = v->reply != NULL ? xstrdup(v->reply) : NULL;
+		loop_stop(r->loop);
+		return;
+	}
+	if (step == 0) {
+		milter_chain_connect(r->ch, "localhost", '4', 0, "127.0.0.1", local_next, r);
+	} else if (step == 1) {
+		milter_chain_helo(r->ch, r->helo, local_next, r);
+	} else if (step == 2) {
+		char *a = xasprintf("<%s>", msg->env.sender);
+		const char *argv[] = { a };
+		milter_chain_mail(r->ch, argv, 1, local_next, r);
+		free(a);
+	} else if (step - 3 < msg->env.nrcpt) {
+		char *a = xasprintf("<%s>", msg->env.rcpts[step - 3]);
+		const char *argv[] = { a };
+		milter_chain_rcpt(r->ch, argv, 1, local_next, r);
+		free(a);
+	} else if (step - 3 == msg->env.nrcpt) {
+		milter_chain_data(r->ch, local_next, r);
+	} else if (step - 3 == msg->env.nrcpt + 1) {
+		milter_chain_message(r->ch, msg, local_next, r);
+	} else {
+		r->kind = MILTER_V_CONTINUE;
+		loop_stop(r->loop);
+	}
+}
+
+void
+milter_run_local(const struct milter_spec *specs, size_t n,
+    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+    void *macro_ctx, const char *helo, struct milter_message *msg,
+    enum milter_kind *kind, char **reply_r)
+{
+	struct local_run r = { .msg = msg, .helo = helo, .kind = MILTER_V_TEMPFAIL };
+
+	*reply_r = NULL;
+	if ((r.loop = loop_new()) == NULL) {
+		log_warnx("milters: cannot create an event loop");
+		*kind = MILTER_V_TEMPFAIL;
+		*reply_r = xstrdup(def_tempfail);
+		return;
+	}
+	r.ch = milter_chain_new(r.loop, specs, n, defmacros, macro, macro_ctx);
+	local_next(&r, NULL);
+	(void)loop_run(r.loop);
+	milter_chain_free(&r.ch);
+	loop_free(&r.loop);
+	*kind = r.kind;
+	*reply_r = r.reply;
 }

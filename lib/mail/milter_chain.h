@@ -89,6 +89,27 @@ void milter_chain_message(struct milter_chain *ch, struct milter_message *msg,
 /* The message ended without end of data (RSET, a rejection, a failed
  * queue file): SMFIC_ABORT to the milters, no answer awaited. */
 void milter_chain_abort(struct milter_chain *ch);
+/* The result of milter_chain_message into a queue file that has its
+ * envelope but no content yet (the writer still in its envelope state):
+ * the sender if it changed, recipients in orig_rcpts (the addresses the
+ * milters saw) but no longer in msg->env deleted, new ones added, hold/
+ * as the directory if held, then the content. 0, or -1 (logged with
+ * qid): the caller aborts the file. */
+struct queue_writer;
+int milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
+    const char *orig_sender, char *const *orig_rcpts, const char *qid);
+
+/* A whole message through the milters, for mail that did not come by
+ * SMTP (non_smtpd_milters): connect as "localhost" [127.0.0.1], HELO
+ * helo, MAIL, each RCPT, DATA, the message, on a private loop of its own
+ * (the caller waits, bounded by the milter timeouts). The verdict is
+ * copied into *kind and *reply_r (xmalloc'd, or NULL); msg is edited as
+ * milter_chain_message does. */
+void milter_run_local(const struct milter_spec *specs, size_t n,
+    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+    void *macro_ctx, const char *helo, struct milter_message *msg,
+    enum milter_kind *kind, char **reply_r);
+
 /* Split content into its header block and body: *hdr_len octets of
  * header fields, the body from *body_off (after the empty line). */
 void milter_message_split(const char *p, size_t len, size_t *hdr_len,

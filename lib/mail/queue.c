@@ -707,6 +707,16 @@ queue_writer_rcpt_delete(struct queue_writer *w, const char *addr)
 }
 
 int
+queue_writer_rcpt_all_done(struct queue_writer *w)
+{
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	for (size_t off = 0; off < w->rcpts.len; off += rcpt_rec_len(w, off))
+		w->rcpts.data[off + REC_HDR] = 'D';
+	return 0;
+}
+
+int
 queue_writer_set_dir(struct queue_writer *w, const char *dir)
 {
 	if (w->state == W_FAILED || w->state == W_DONE || !dir_name_ok(dir)) {

@@ -123,6 +123,9 @@ size_t queue_writer_rcpt_count(const struct queue_writer *w);
 int queue_writer_rcpt_truncate(struct queue_writer *w, size_t n);
 int queue_writer_rcpt_delete(struct queue_writer *w, const char *addr);
 int queue_writer_set_dir(struct queue_writer *w, const char *dir);
+/* Every recipient so far is done ('D'): a message refused after it was
+ * received, whose bounce/ID log qmgr turns into a DSN. */
+int queue_writer_rcpt_all_done(struct queue_writer *w);
 /* Content; the first call writes 'M'. Envelope calls after this fail. */
 int queue_writer_content(struct queue_writer *w, const void *p, size_t n);
 off_t queue_writer_content_size(const struct queue_writer *w);

@@ -17,12 +17,17 @@ message (see milterlib's comment).
     answers (milter_command_timeout): tempfail (451, nothing queued),
     accept (delivered), reject (550), quarantine (held)
   - postern check reports a malformed milter list and an unknown action
+  - non_smtpd_milters for sendmail (pickup): the edits reach the Maildir;
+    REJECT bounces to the sender (a DSN with the milter's text in the
+    sender's Maildir, nothing for the recipient); TEMPFAIL leaves the
+    message in maildrop/ for the next scan
 """
 
 import os
 import re
 import smtplib
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +35,7 @@ sys.path.insert(0, HERE)
 
 import postern_harness as H  # noqa: E402
 import milterlib  # noqa: E402
+from test_sendmail import SMInstance  # noqa: E402
 
 
 def setUpModule():
@@ -268,6 +274,83 @@ class MilterTest(H.InstanceTestCase):
         self.assertIn("smtpd_milters = inet:127.0.0.1: milter inet: endpoint "
                       "without a port", out)
         self.assertIn("milter_default_action = bounce: unknown action", out)
+
+
+class NonSmtpdMilterTest(H.InstanceTestCase):
+
+    def start(self, milters):
+        inst = SMInstance()
+        self.inst = inst
+        self.addCleanup(self._cleanup_inst, inst)
+        inst.params.update({"non_smtpd_milters": milters,
+                            "milter_command_timeout": "2s"})
+        inst.vmailbox["new-sender@example.test"] = "example.test/newsender/"
+        inst.start()
+        return inst
+
+    def milter(self):
+        m = milterlib.Milter()
+        self.addCleanup(m.stop)
+        return m
+
+    @staticmethod
+    def message(subject):
+        return ("From: <alice@example.test>\nTo: <bob@example.test>\n"
+                "Subject: %s\nX-Remove: goes away\n\noriginal body\n" % subject).encode()
+
+    def test_edits(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        r = inst.sendmail("-f", "alice@example.test", "bob@example.test",
+                          input=self.message("EDITME"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)[0]
+        head, _, body = msg.partition(b"\n\n")
+        self.assertIn(b"\nX-Milter: added by the test milter", head)
+        self.assertIn(b"\nSubject: edited", head)
+        self.assertNotIn(b"X-Remove", head)
+        self.assertTrue(head.startswith(b"Return-Path: <new-sender@example.test>"), head)
+        self.assertEqual(body, b"replaced body\nsecond line\n")
+        self.assertQueueEmpty(inst)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
+        self.assertEqual(m.macros.get("{mail_addr}"), "alice@example.test")
+        self.assertIn(("C", "localhost"), m.seen)
+
+    def test_reject_bounces_to_sender(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        r = inst.sendmail("-f", "alice@example.test", "bob@example.test",
+                          input=self.message("REJECTME"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dsn = H.wait_maildir(inst.vmaildir("alice@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Spam detected", dsn)
+        self.assertIn(b"Final-Recipient: rfc822; bob@example.test", dsn)
+        self.assertIn(b"Status: 5.7.1", dsn)
+        inst.wait_log(r"\S+: milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
+                      r"550 5\.7\.1 Spam detected; from=<alice@example\.test> "
+                      r"to=<bob@example\.test>")
+        self.assertQueueEmpty(inst)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
+
+    def test_tempfail_stays_in_maildrop(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        r = inst.sendmail("-f", "alice@example.test", "bob@example.test",
+                          input=self.message("TEMPME"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
+                      r"451 4\.7\.1 Service unavailable - try again later")
+        # sendmail leaves it in maildrop/ (its .tmp and pickup's aborted
+        # .tmp file go away); nothing reaches the queue or bob
+        deadline = time.time() + 20
+        while True:
+            files = inst.all_queue_files()
+            if len(files) == 1 and files[0].startswith("maildrop/") \
+                    and not os.path.basename(files[0]).startswith("."):
+                break
+            self.assertLess(time.time(), deadline, files)
+            time.sleep(0.2)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ by opendkim-genkey:
     the Maildir and sent in again unauthenticated gets dkim=pass again
   - OpenDKIM stopped: milter_default_action=tempfail answers 451 and
     nothing is queued
+  - non_smtpd_milters: mail from sendmail (pickup, shown to milters as
+    localhost [127.0.0.1], internal for a signer with the default
+    InternalHosts) is signed, and the verifier after it says dkim=pass
 """
 
 import os
@@ -33,6 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import postern_harness as H  # noqa: E402
+from test_sendmail import SMInstance  # noqa: E402
 
 OPENDKIM = shutil.which("opendkim") or "/usr/sbin/opendkim"
 GENKEY = shutil.which("opendkim-genkey") or "/usr/sbin/opendkim-genkey"
@@ -168,6 +172,28 @@ class OpenDKIMTest(H.InstanceTestCase):
         second = [m for m in msgs if b"signed please" in m][0]
         ar = self.header(second, b"Authentication-Results")
         self.assertRegex(b" ".join(ar), rb"dkim=pass[^;]*header\.d=example\.test")
+
+    def test_sendmail_is_signed(self):
+        local = OpenDKIM(self.work, "local-signer", [
+            "Mode s", "Domain example.test", "Selector test",
+            "KeyFile " + os.path.join(self.work, "test.private")])
+        self.addCleanup(local.stop)
+        inst = SMInstance()
+        self.inst = inst
+        self.addCleanup(self._cleanup_inst, inst)
+        inst.params["non_smtpd_milters"] = "%s %s" % (local.endpoint,
+                                                      self.verifier.endpoint)
+        inst.start()
+        r = inst.sendmail("-f", "alice@example.test", "bob@example.test",
+                          input=b"From: <alice@example.test>\nTo: <bob@example.test>\n"
+                                b"Subject: from sendmail\n\nSigned locally.\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        got = H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)[0]
+        sig = self.header(got, b"DKIM-Signature")
+        self.assertEqual(len(sig), 1, got)
+        self.assertRegex(sig[0], rb"d=example\.test;")
+        ar = self.header(got, b"Authentication-Results")
+        self.assertRegex(b" ".join(ar), rb"mx\.example\.test;\s+dkim=pass")
 
     def test_opendkim_down_tempfails(self):
         inst = self.start()

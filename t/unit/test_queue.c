@@ -564,7 +564,9 @@ START_TEST(test_writer_milter_edits)
 	ck_assert_int_eq(queue_writer_set_sender(w, "new@sender"), 0);
 	ck_assert_int_eq(queue_writer_set_dir(w, "../x"), -1);
 	ck_assert_int_eq(queue_writer_set_dir(w, QUEUE_HOLD), 0);
+	ck_assert_int_eq(queue_writer_rcpt_all_done(w), 0);
 	ck_assert_int_eq(queue_writer_content(w, "S: x\n\nbody\n", 11), 0);
+	ck_assert_int_eq(queue_writer_rcpt_all_done(w), -1);
 	ck_assert_int_eq(queue_writer_set_sender(w, "late@x"), -1);
 	ck_assert_int_eq(queue_writer_rcpt_delete(w, "c@d"), -1);
 	ck_assert_int_eq(queue_writer_commit(w, id), 0);
@@ -582,6 +584,8 @@ START_TEST(test_writer_milter_edits)
 	ck_assert_str_eq(env.rcpts[0].notify, "NEVER");
 	ck_assert_str_eq(env.rcpts[1].addr, "e@f");
 	ck_assert_str_eq(env.rcpts[2].addr, "new@z");
+	for (size_t i = 0; i < env.nrcpt; i++)
+		ck_assert_int_eq(env.rcpts[i].status, 'D');
 	ck_assert_str_eq(qenv_attr(&env, "helo"), "h");
 	qenv_free(&env);
 	close(fd);
