@@ -21,10 +21,10 @@ done
 # dnsmasq-base: DNS tests; fail2ban: fail2ban-regex runs the shipped filter;
 # isync, offlineimap3, mutt: the IMAP clients test_imap_clients drives;
 # dovecot-lmtpd: the LMTP server test_lmtp delivers into (a private instance);
-# opendkim, opendkim-tools: the real milter test_milter_opendkim signs and
-# verifies with
+# opendkim, opendkim-tools, opendmarc: the real milters test_milter_opendkim
+# and test_milter_opendmarc sign, verify and judge mail with
 scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd \
-	opendkim opendkim-tools
+	opendkim opendkim-tools opendmarc
 
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ $sanitize -eq 1 ]; then
