@@ -538,11 +538,31 @@ mc_step(struct milter_chain *ch, struct mc_milter *m, const char **why)
 
 static void mc_conn_cb(struct conn *c, unsigned ev, void *ctx);
 
+/* A TCP connect to a local port nobody listens on can connect the
+ * socket to itself (source port == destination port); our own OPTNEG
+ * would then come back as the "answer". */
+static int
+self_connected(int fd)
+{
+	struct sockaddr_storage a, b;
+	socklen_t al = sizeof(a), bl = sizeof(b);
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	return getsockname(fd, (struct sockaddr *)&a, &al) == 0
+	    && getpeername(fd, (struct sockaddr *)&b, &bl) == 0
+	    && a.ss_family != AF_UNIX && al == bl && memcmp(&a, &b, al) == 0;
+}
+
 static void
 mc_connected(struct mc_milter *m)
 {
 	struct milter_chain *ch = m->ch;
 
+	if (self_connected(m->fd)) {
+		fail_and_run(m, "connect: Connection refused (connected to itself)");
+		return;
+	}
 	m->conn = conn_new(ch->loop, m->fd, IN_MAX, mc_conn_cb, m);
 	buf_reset(&ch->out);
 	if (milter_sess_start(&m->sess, &ch->out) < 0) {

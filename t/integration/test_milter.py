@@ -109,12 +109,41 @@ class MilterTest(H.InstanceTestCase):
         self.assertEqual(m.macros.get("_"), "localhost [127.0.0.1]")
         self.assertEqual(m.macros.get("{daemon_addr}"), "127.0.0.1")
         self.assertEqual(m.macros.get("{mail_addr}"), "alice@example.test")
-        self.assertEqual(m.macros.get("{rcpt_addr}"), "bob@example.test")
+        self.assertEqual(m.macros.get("{rcpt_addr}"), "bob@example.test",
+                         (m.macros, m.seen[:20]))
         self.assertEqual(m.macros.get("i"), qid)
         cmds = [c for c, _ in m.seen]
         for c in ("C", "H", "M", "R", "T", "L", "N", "B", "E"):
             self.assertIn(c, cmds)
         self.assertIn(("H", "client.example"), m.seen)
+
+    def test_bdat_and_pipelining(self):
+        # BDAT (two chunks) and a pipelined group: the session waits for
+        # the milters at each step and the replies come in order.
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        c = H.RawSMTP(inst.port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+        c.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<reject-me@example.test>\r\n"
+               "RCPT TO:<alice@example.test>\r\n")
+        self.assertEqual([c.reply()[0] for _ in range(3)], [250, 550, 250])
+        msg = self.message("EDITME").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        half = len(msg) // 2
+        c.send(b"BDAT %d\r\n" % half + msg[:half])
+        self.assertEqual(c.reply()[0], 250)
+        c.send(b"BDAT %d LAST\r\n" % (len(msg) - half) + msg[half:] + b"QUIT\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        self.assertIn("queued as", text[0])
+        self.assertEqual(c.reply()[0], 221)
+        got = H.wait_maildir(inst.vmaildir("alice@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"\nX-Milter: added by the test milter\n", got)
+        self.assertIn(b"\nSubject: edited\n", got)
+        # carol was added by the milter, reject-me was never a recipient
+        H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("reject-me@example.test")), [])
 
     def test_auth_macro(self):
         m = self.milter()
