@@ -513,7 +513,7 @@ milter_bounce(struct psub *s, const char *reply)
 		log_warn("%s: write bounce log or queue file", s->id);
 		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
 	}
-	milter_log(s, "milter-reject", reply);
+	milter_log(s, "milter-reject", milter_reply_logtext(reply));
 	return PSUB_MORE;
 }
 
@@ -540,13 +540,13 @@ run_milters(struct psub *s)
 	    milter_macro, s, "localhost", &msg, &kind, &reply);
 	switch (kind) {
 	case MILTER_V_TEMPFAIL:
-		milter_log(s, "milter-reject", reply);
+		milter_log(s, "milter-reject", milter_reply_logtext(reply));
 		r = fail(s, PSUB_TEMP, EX_TEMPFAIL, "%s", reply);
 		break;
 	case MILTER_V_REJECT:
 		if (s->sender[0] == '\0') {
 			/* Nobody to bounce to: dropped, as Postfix does. */
-			milter_log(s, "milter-reject", reply);
+			milter_log(s, "milter-reject", milter_reply_logtext(reply));
 			queue_writer_abort(&s->qw);
 			s->state = ST_END;
 			r = PSUB_DONE;

@@ -355,8 +355,9 @@ eom_finish(struct session *s, const struct milter_verdict *v)
 
 	if (v->kind == MILTER_V_REJECT || v->kind == MILTER_V_TEMPFAIL) {
 		reply(s, "%s", v->reply);
-		session_log_event(s, "milter-reject", "END-OF-MESSAGE", v->reply,
-		    first_rcpt(m));
+		/* Postfix's cleanup logs it without the SMTP code. */
+		session_log_event(s, "milter-reject", "END-OF-MESSAGE",
+		    milter_reply_logtext(v->reply), first_rcpt(m));
 		txn_reset(s);
 	} else if (v->kind == MILTER_V_DISCARD || m->discard) {
 		/* Postfix answers 250 and drops the message. */

@@ -975,6 +975,16 @@ milter_chain_abort(struct milter_chain *ch)
 	}
 }
 
+const char *
+milter_reply_logtext(const char *reply)
+{
+	if (reply != NULL && strlen(reply) > 4 && reply[0] >= '2' && reply[0] <= '5'
+	    && reply[1] >= '0' && reply[1] <= '9' && reply[2] >= '0' && reply[2] <= '9'
+	    && (reply[3] == ' ' || reply[3] == '-'))
+		return reply + 4;
+	return reply != NULL ? reply : "";
+}
+
 /* --- applying the result to a queue file ---------------------------------- */
 
 static int

@@ -110,6 +110,10 @@ void milter_run_local(const struct milter_spec *specs, size_t n,
     void *macro_ctx, const char *helo, struct milter_message *msg,
     enum milter_kind *kind, char **reply_r);
 
+/* A reply as Postfix's cleanup logs it at END-OF-MESSAGE: without its
+ * three-digit code ("5.7.1 Spam detected"). */
+const char *milter_reply_logtext(const char *reply);
+
 /* Split content into its header block and body: *hdr_len octets of
  * header fields, the body from *body_off (after the empty line). */
 void milter_message_split(const char *p, size_t len, size_t *hdr_len,

@@ -195,7 +195,7 @@ class MilterTest(H.InstanceTestCase):
                       r"550 5\.7\.1 Command rejected; from=<alice@example\.test> "
                       r"to=<reject-me@example\.test> proto=ESMTP helo=<client\.example>")
         inst.wait_log(r"[0-9B-Za-z]+: milter-reject: END-OF-MESSAGE from "
-                      r"localhost\[127\.0\.0\.1\]: 550 5\.7\.1 Spam detected; "
+                      r"localhost\[127\.0\.0\.1\]: 5\.7\.1 Spam detected; "
                       r"from=<alice@example\.test> to=<bob@example\.test> proto=ESMTP "
                       r"helo=<client\.example>")
         self.assertEqual(inst.queue_files(include_tmp=True), [])
@@ -356,7 +356,7 @@ class NonSmtpdMilterTest(H.InstanceTestCase):
         self.assertIn(b"Final-Recipient: rfc822; bob@example.test", dsn)
         self.assertIn(b"Status: 5.7.1", dsn)
         inst.wait_log(r"\S+: milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
-                      r"550 5\.7\.1 Spam detected; from=<alice@example\.test> "
+                      r"5\.7\.1 Spam detected; from=<alice@example\.test> "
                       r"to=<bob@example\.test>")
         self.assertQueueEmpty(inst)
         self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
@@ -368,7 +368,8 @@ class NonSmtpdMilterTest(H.InstanceTestCase):
                           input=self.message("TEMPME"))
         self.assertEqual(r.returncode, 0, r.stderr)
         inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
-                      r"451 4\.7\.1 Service unavailable - try again later")
+                      r"4\.7\.1 Service unavailable - try again later; "
+                      r"from=<alice@example\.test> to=<bob@example\.test>")
         # sendmail leaves it in maildrop/ (its .tmp and pickup's aborted
         # .tmp file go away); nothing reaches the queue or bob
         deadline = time.time() + 20
