@@ -37,6 +37,7 @@
 #include "mail/config.h"
 #include "mail/restrict.h"
 #include "mail/mastercf.h"
+#include "mail/milter_client.h"
 #include "mail/queue.h"
 #include "mail/maps.h"
 #include "sieve/sieve.h"
@@ -206,15 +207,14 @@ check_tables(void)
  * one that refuses to start. */
 static const char *const unimplemented_params[] = {
 	"body_checks", "check_client_access", "header_checks",
-	"milter_default_action", "mime_header_checks", "nested_header_checks",
-	"non_smtpd_milters", "postscreen_access_list", "postscreen_dnsbl_sites",
+	"mime_header_checks", "nested_header_checks", "postscreen_access_list", "postscreen_dnsbl_sites",
 	"smtp_tls_ciphers", "smtp_tls_exclude_ciphers", "smtp_tls_mandatory_ciphers",
 	"smtp_tls_mandatory_protocols", "smtp_tls_protocols",
 	"smtpd_authorized_xclient_hosts", "smtpd_authorized_xforward_hosts",
 	"smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",
 	"smtpd_client_message_rate_limit", "smtpd_client_new_tls_session_rate_limit",
 	"smtpd_client_recipient_rate_limit", "smtpd_etrn_restrictions",
-	"smtpd_milters", "smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
+	"smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
 	"smtpd_sasl_security_options", "smtpd_sasl_tls_security_options",
 	"smtpd_tls_ask_ccert", "smtpd_tls_ciphers",
 	"smtpd_tls_exclude_ciphers", "smtpd_tls_mandatory_ciphers",
@@ -236,6 +236,44 @@ error_unimplemented(const char *where, const char *name, const char *value)
 	error("%s%s = %s: Postern does not implement %s yet, so it would not "
 	    "protect you; fix: remove it%s", where, name, value, name,
 	    *where != '\0' ? "" : " from postern.conf");
+}
+
+/* A milter list (postern.conf or a master.conf -o override): one that
+ * does not parse would stop smtpd, a milter silently dropped would let
+ * mail through unfiltered. */
+static void
+check_milter_list(const char *where, const char *name, const char *v)
+{
+	struct milter_spec_defaults d = { 30, 30, 300, MILTER_DEF_TEMPFAIL, 6 };
+	struct milter_spec *specs = NULL;
+	const char *err = NULL;
+	size_t n = 0;
+
+	if (milter_list_parse(v != NULL ? v : "", &d, &specs, &n, &err) < 0)
+		error("%s%s = %s: %s; fix: list milters as inet:host:port or "
+		    "unix:/path, optionally as { inet:host:port, "
+		    "default_action=accept, ... }", where, name, v, err);
+	milter_specs_free(&specs, n);
+}
+
+/* smtpd_milters and the milter_* settings. */
+static void
+check_milters(void)
+{
+	static const char *const lists[] = { "smtpd_milters", "non_smtpd_milters",
+	    NULL };
+	struct milter_spec_defaults d;
+	const char *v = config_get("milter_default_action");
+	long long proto = config_int_or("milter_protocol", 6, 0, 1000);
+
+	if (v != NULL && milter_default_parse(v, &d.default_action) < 0)
+		error("milter_default_action = %s: unknown action; fix: accept, "
+		    "reject, tempfail or quarantine", v);
+	if (proto < 2 || proto > 6)
+		error("milter_protocol = %lld: not a milter protocol version; fix: 6",
+		    proto);
+	for (size_t i = 0; lists[i] != NULL; i++)
+		check_milter_list("", lists[i], config_get(lists[i]));
 }
 
 static void
@@ -306,6 +344,9 @@ check_overrides(const char *path, const struct master_service *svcs, size_t n)
 				;       /* mastercf_load refused it already */
 			else if (unimplemented(name) && *eq != '\0' && strcasecmp(eq, "no") != 0)
 				error_unimplemented(where, name, eq);
+			else if (strcmp(name, "smtpd_milters") == 0
+			    || strcmp(name, "non_smtpd_milters") == 0)
+				check_milter_list(where, name, eq);
 			else if (config_check_value(name, eq, &err) < 0) {
 				error("%s%s; fix: correct the override (\"postern conf -d\" "
 				    "lists the parameters)", where, err);
@@ -815,6 +856,7 @@ check_run(int show_warnings)
 		xfree(&err);
 	}
 	check_security();
+	check_milters();
 	path = xasprintf("%s/master.conf", dir);
 	/* The limit only fills in maxproc "-", which nothing here judges; a
 	 * bad default_process_limit was reported above. */

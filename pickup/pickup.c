@@ -23,7 +23,10 @@
  * connection (a conn, lib/util/conn.c) idle for CONN_TIMEOUT_MS is
  * dropped; a scan reads at most SCAN_MAX files before yielding to the
  * event loop.
- * BUGS: queue file fsyncs and maildrop scans block the event loop.
+ * - non_smtpd_milters (psub.c) see each message before its queue file is
+ *   committed; their edits are in the file that gets the queue ID.
+ * BUGS: queue file fsyncs, maildrop scans and non_smtpd_milters (on a
+ * private loop, bounded by the milter timeouts) block the event loop.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -379,6 +382,14 @@ pickup_post_init(struct loop *l)
 	pconf.hopcount_limit = config_int("hopcount_limit");
 	if ((pconf.resolver = resolver_open(&err)) == NULL)
 		log_fatalx("%s", err ? err : "cannot open lookup tables");
+	{
+		const char *merr = NULL;
+		if (milter_config_load("non_smtpd_milters", &pconf.milters,
+		    &pconf.nmilters, pconf.milter_macros, &merr) < 0)
+			log_fatalx("non_smtpd_milters: %s", merr);
+		pconf.macro_daemon_name = config_str("milter_macro_daemon_name");
+		pconf.macro_v = config_str("milter_macro_v");
+	}
 	scan_maildrop();
 }
 

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 #include "util/ipc.h"
+#include "mail/milter_client.h"
 #include "mail/resolve.h"
 
 struct pickup_conf {
@@ -15,6 +16,11 @@ struct pickup_conf {
 	size_t header_limit;      /* header_size_limit */
 	long long hopcount_limit; /* Received: fields, ours included; 0 = none */
 	struct resolver *resolver;
+	/* non_smtpd_milters (psub.c applies them before the commit) */
+	struct milter_spec *milters;
+	size_t nmilters;
+	const char *milter_macros[7];
+	const char *macro_daemon_name, *macro_v;
 };
 
 extern struct pickup_conf pconf;

@@ -15,10 +15,20 @@
  * - The header is buffered (at most header_size_limit plus one frame)
  *   until its end is known, because -t recipients must be in the envelope
  *   before any content is written; the body is streamed.
+ * - With non_smtpd_milters the content is held in memory and goes through
+ *   the milters at the end (milter_run_local); their edits are applied to
+ *   the still uncommitted file (milter_queue_apply), so what gets the
+ *   queue ID is the edited message. TEMPFAIL (or a failed milter with
+ *   milter_default_action = tempfail) is a temporary failure: sendmail
+ *   leaves the message in maildrop/ for the next scan. REJECT bounces to
+ *   the sender as Postfix does: the file is committed with every
+ *   recipient done and a bounce/ID log (fsynced first) that qmgr turns
+ *   into the DSN. DISCARD drops it (logged).
  * Trusts nothing in the frames: every attribute is checked and bounded.
  * Limits: message_size_limit content bytes; 100000 recipients (queue).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,13 +37,17 @@
 #include <strings.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/addr.h"
+#include "mail/bounce.h"
 #include "mail/hdrlimit.h"
+#include "mail/milter_chain.h"
 #include "mail/queue.h"
 #include "mail/submit.h"
 #include "pickup.h"
@@ -62,6 +76,10 @@ struct psub {
 	char *reason;
 	int exit_code;
 	struct timespec arrival;
+	int milter;              /* non_smtpd_milters: content held in msg */
+	struct buf msg;
+	char **mrcpts;           /* the recipients as the milters see them */
+	const char *mrcpt;       /* {rcpt_addr}: the last one */
 };
 
 struct psub *
@@ -73,6 +91,8 @@ psub_new(uid_t uid, const char *source)
 	s->source = source;
 	s->notify = "";
 	buf_init(&s->hdr, 0);
+	buf_init(&s->msg, 0);
+	s->milter = pconf.nmilters > 0;
 	clock_gettime(CLOCK_REALTIME, &s->arrival);
 	return s;
 }
@@ -94,6 +114,8 @@ psub_free(struct psub **sp)
 	free(s->envid);
 	free(s->body);
 	buf_free(&s->hdr);
+	buf_free(&s->msg);
+	strv_free(&s->mrcpts);
 	free(s->message_id);
 	free(s->reason);
 	free(s);
@@ -269,6 +291,8 @@ put_rcpt(struct psub *s, const char *rcpt, char ***seen, int *utf8)
 	char **list = NULL;
 	int r;
 
+	if (!strv_contains_ci(s->mrcpts, rcpt))
+		strv_push(&s->mrcpts, rcpt);
 	r = resolver_virtual_alias(pconf.resolver, rcpt, &list);
 	if (r == -1)
 		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "<%s>: temporary lookup failure", rcpt);
@@ -290,6 +314,15 @@ put_rcpt(struct psub *s, const char *rcpt, char ***seen, int *utf8)
 	}
 	strv_free(&list);
 	return PSUB_MORE;
+}
+
+/* Content toward the queue file, or held for the milters. */
+static int
+put_content(struct psub *s, const void *p, size_t n)
+{
+	if (s->milter)
+		return buf_append(&s->msg, p, n);
+	return queue_writer_content(s->qw, p, n);
 }
 
 /* The header block is hdr[0..hlen): open the queue file, write the
@@ -363,13 +396,13 @@ open_queue(struct psub *s, size_t hlen)
 
 	const char *rest = s->hdr.data ? s->hdr.data + hlen : "";
 	size_t nrest = s->hdr.len - hlen;
-	if (queue_writer_content(s->qw, out.header.data, out.header.len) < 0)
+	if (put_content(s, out.header.data, out.header.len) < 0)
 		goto write_error;
 	/* The header must end with an empty line before any body. */
 	if (nrest > 0 && rest[0] != '\n' && !(nrest > 1 && rest[0] == '\r' && rest[1] == '\n')
-	    && queue_writer_content(s->qw, "\n", 1) < 0)
+	    && put_content(s, "\n", 1) < 0)
 		goto write_error;
-	if (nrest > 0 && queue_writer_content(s->qw, rest, nrest) < 0)
+	if (nrest > 0 && put_content(s, rest, nrest) < 0)
 		goto write_error;
 	submit_out_free(&out);
 	buf_free(&s->hdr);
@@ -391,7 +424,7 @@ content(struct psub *s, const char *data)
 	if (pconf.size_limit > 0 && s->size > pconf.size_limit)
 		return fail(s, PSUB_FAIL, EX_DATAERR, "message file too big");
 	if (s->state == ST_BODY) {
-		if (queue_writer_content(s->qw, data, n) < 0) {
+		if (put_content(s, data, n) < 0) {
 			log_warn("%s: write queue file", s->id);
 			return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
 		}
@@ -401,6 +434,149 @@ content(struct psub *s, const char *data)
 	if (submit_header_extent(s->hdr.data, s->hdr.len, 0, pconf.header_limit, &hlen))
 		return open_queue(s, hlen);
 	return PSUB_MORE;
+}
+
+/* --- non_smtpd_milters ------------------------------------------------- */
+
+static const char *
+milter_macro(void *ctx, const char *name)
+{
+	struct psub *s = ctx;
+
+	if (strcmp(name, "j") == 0)
+		return pconf.myhostname;
+	if (strcmp(name, "{daemon_name}") == 0)
+		return pconf.macro_daemon_name;
+	if (strcmp(name, "v") == 0)
+		return pconf.macro_v;
+	if (strcmp(name, "_") == 0)
+		return "localhost [127.0.0.1]";
+	if (strcmp(name, "{client_addr}") == 0)
+		return "127.0.0.1";
+	if (strcmp(name, "{client_name}") == 0 || strcmp(name, "{client_ptr}") == 0)
+		return "localhost";
+	if (strcmp(name, "i") == 0)
+		return s->id;
+	if (strcmp(name, "{mail_addr}") == 0)
+		return s->sender;
+	if (strcmp(name, "{rcpt_addr}") == 0)
+		return s->mrcpt;
+	return NULL;
+}
+
+/* Postfix's cleanup line for a milter verdict on local mail. */
+static void
+milter_log(struct psub *s, const char *event, const char *text)
+{
+	struct buf b = BUF_INIT(0);
+
+	buf_printf(&b, "%s: %s: END-OF-MESSAGE from localhost[127.0.0.1]: %s; "
+	    "from=<%s>", s->id, event, text, s->sender);
+	if (strv_len(s->mrcpts) == 1)
+		buf_printf(&b, " to=<%s>", s->mrcpts[0]);
+	log_info("%s", buf_cstr(&b));
+	buf_free(&b);
+}
+
+/* REJECT: a bounce/ID log naming every recipient, durable before the
+ * file (all recipients done) is committed; qmgr sends the DSN. */
+static enum psub_result
+milter_bounce(struct psub *s, const char *reply)
+{
+	struct buf b = BUF_INIT(0);
+	char dsn[16] = "5.7.1", *path;
+	const char *p = reply;
+	int fd, ok;
+
+	/* "550 5.7.1 text": the enhanced code when the milter gave one. */
+	if (strlen(p) > 4 && p[3] == ' ' && p[4] == '5' && p[5] == '.') {
+		size_t k = strspn(p + 4, "0123456789.");
+		if (k < sizeof(dsn))
+			snprintf(dsn, sizeof(dsn), "%.*s", (int)k, p + 4);
+	}
+	for (size_t i = 0; s->mrcpts != NULL && s->mrcpts[i] != NULL; i++)
+		bounce_log_bounce_line(&b, s->mrcpts[i], s->mrcpts[i], dsn, "none", reply);
+	path = queue_path(pconf.qdir, QUEUE_BOUNCE, s->id);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	ok = fd >= 0 && write_all(fd, b.data, b.len) == 0 && fsync(fd) == 0;
+	if (fd >= 0 && close(fd) < 0)
+		ok = 0;
+	if (ok) {
+		char *dir = queue_path(pconf.qdir, QUEUE_BOUNCE, "");
+		ok = fsync_dir(dir) == 0;
+		free(dir);
+	}
+	free(path);
+	buf_free(&b);
+	if (!ok || queue_writer_rcpt_all_done(s->qw) < 0
+	    || queue_writer_content(s->qw, s->msg.data, s->msg.len) < 0) {
+		log_warn("%s: write bounce log or queue file", s->id);
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
+	}
+	milter_log(s, "milter-reject", milter_reply_logtext(reply));
+	return PSUB_MORE;
+}
+
+/* The message through non_smtpd_milters; PSUB_MORE: commit the file as
+ * it now is. */
+static enum psub_result
+run_milters(struct psub *s)
+{
+	struct milter_message msg;
+	enum milter_kind kind;
+	enum psub_result r = PSUB_MORE;
+	char *reply = NULL;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.content = &s->msg;
+	msg.env.sender = xstrdup(s->sender);
+	msg.env.nrcpt = strv_len(s->mrcpts);
+	msg.env.rcpts = xcalloc(msg.env.nrcpt + 1, sizeof(char *));
+	msg.env.rcpt_args = xcalloc(msg.env.nrcpt + 1, sizeof(char *));
+	for (size_t i = 0; i < msg.env.nrcpt; i++)
+		msg.env.rcpts[i] = xstrdup(s->mrcpts[i]);
+	s->mrcpt = msg.env.nrcpt > 0 ? s->mrcpts[msg.env.nrcpt - 1] : NULL;
+	milter_run_local(pconf.milters, pconf.nmilters, pconf.milter_macros,
+	    milter_macro, s, "localhost", &msg, &kind, &reply);
+	switch (kind) {
+	case MILTER_V_TEMPFAIL:
+		milter_log(s, "milter-reject", milter_reply_logtext(reply));
+		r = fail(s, PSUB_TEMP, EX_TEMPFAIL, "%s", reply);
+		break;
+	case MILTER_V_REJECT:
+		if (s->sender[0] == '\0') {
+			/* Nobody to bounce to: dropped, as Postfix does. */
+			milter_log(s, "milter-reject", milter_reply_logtext(reply));
+			queue_writer_abort(&s->qw);
+			s->state = ST_END;
+			r = PSUB_DONE;
+		} else {
+			r = milter_bounce(s, reply);
+		}
+		break;
+	case MILTER_V_DISCARD:
+		milter_log(s, "milter-discard", "milter triggers DISCARD action");
+		queue_writer_abort(&s->qw);
+		s->state = ST_END;
+		r = PSUB_DONE;
+		break;
+	case MILTER_V_CONTINUE:
+		if (milter_queue_apply(s->qw, &msg, s->sender, s->mrcpts, s->id) < 0) {
+			r = fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
+			break;
+		}
+		if (msg.env.hold) {
+			char *t = xasprintf("milter triggers HOLD action%s%s",
+			    msg.env.hold_reason ? ": " : "",
+			    msg.env.hold_reason ? msg.env.hold_reason : "");
+			milter_log(s, "milter-hold", t);
+			free(t);
+		}
+		break;
+	}
+	milter_envelope_free(&msg.env);
+	free(reply);
+	return r;
 }
 
 static enum psub_result
@@ -419,6 +595,8 @@ end(struct psub *s, const struct ipc_msg *m)
 		if ((r = open_queue(s, hlen)) != PSUB_MORE)
 			return r;
 	}
+	if (s->milter && (r = run_milters(s)) != PSUB_MORE)
+		return r;
 	if (queue_writer_commit(s->qw, id) < 0) {
 		log_warn("%s: commit queue file", s->id);
 		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");

@@ -22,8 +22,11 @@ done
 # isync, offlineimap3, mutt: the IMAP clients test_imap_clients drives;
 # dovecot-lmtpd: the LMTP server test_lmtp delivers into (a private instance);
 # sieve-connect: the ManageSieve client test_managesieve drives;
-# postgrey: the policy service test_restrictions greylists through
-scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd sieve-connect postgrey
+# postgrey: the policy service test_restrictions greylists through;
+# opendkim, opendkim-tools, opendmarc: the real milters test_milter_opendkim
+# and test_milter_opendmarc sign, verify and judge mail with
+scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd \
+	sieve-connect postgrey opendkim opendkim-tools opendmarc
 
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ $sanitize -eq 1 ]; then

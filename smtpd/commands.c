@@ -48,6 +48,7 @@ set_helo(struct session *s, const struct smtp_cmd *cmd, int esmtp)
 	free(s->helo);
 	s->helo = xstrndup(cmd->arg, cmd->arg_len);
 	s->esmtp = esmtp;
+	smtpd_milter_helo(s);
 }
 
 static int

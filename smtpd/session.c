@@ -19,7 +19,8 @@
  *   command line (line_length_limit) plus one read; its output is bounded
  *   by the command line size times the replies of one pipelined group.
  * - While STARTTLS waits for its 220 to leave and the handshake runs, or
- *   the auth daemon has not answered, nothing is read or processed; the
+ *   the auth daemon or a milter (milter.c) has not answered, nothing is
+ *   read or processed; the
  *   plaintext pipelined after STARTTLS is dropped by conn_starttls().
  * - After a BDAT command, its chunk_left octets are taken as chunk data
  *   (or dropped, when the BDAT was refused) before any further command
@@ -149,6 +150,7 @@ session_close(struct session *s)
 	if (s->dead)
 		return;
 	txn_reset(s);
+	smtpd_milter_end(s);
 	log_disconnect(s);
 	if (s->sleep_timer)
 		loop_timer_cancel(s->loop, s->sleep_timer);
@@ -177,7 +179,7 @@ static int
 session_may_process(const struct session *s)
 {
 	return !s->dead && s->sleep_timer == 0 && s->state != SESS_QUIT
-	    && s->authc == NULL && !smtpd_restrict_busy(s)
+	    && s->authc == NULL && !smtpd_restrict_busy(s) && !s->milter_wait
 	    && !(conn_tls_active(s->conn) && conn_tls(s->conn) == NULL);
 }
 
@@ -411,6 +413,7 @@ session_start(struct loop *l, int fd)
 		tls_session_begin(s);   /* RFC 8314: the greeting comes over TLS */
 	else
 		session_greet(s);
+	smtpd_milter_connect(s);
 }
 
 void
@@ -460,10 +463,17 @@ void
 session_log_reject(struct session *s, const char *cmd, const char *rep,
     const char *rcpt)
 {
+	session_log_event(s, "reject", cmd, rep, rcpt);
+}
+
+void
+session_log_event(struct session *s, const char *event, const char *cmd,
+    const char *rep, const char *rcpt)
+{
 	const char *sender = txn_sender(s);
 	struct buf b = BUF_INIT(0);
 
-	buf_printf(&b, "%s: reject: %s from %s[%s]: %s;", txn_qid(s), cmd,
+	buf_printf(&b, "%s: %s: %s from %s[%s]: %s;", txn_qid(s), event, cmd,
 	    s->name, s->addr, rep);
 	if (sender != NULL)
 		buf_printf(&b, " from=<%s>", sender);

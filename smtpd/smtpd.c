@@ -83,6 +83,7 @@ smtpd_post_init(struct loop *l)
 		log_fatalx("open recipient tables: %s", err ? err : "unknown error");
 	smtpd_sasl_init();
 	smtpd_restrict_init();
+	smtpd_milter_init();
 }
 
 int

@@ -3,8 +3,9 @@
  * conn, state machine, timers), commands.c (the command table and the
  * simple verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the
  * queue file); starttls.c (STARTTLS, implicit TLS), auth.c (AUTH
- * through the auth daemon, smtpd_sender_login_maps) and restrict.c (the
- * smtpd_*_restrictions lists, their DNS and policy-service questions).
+ * through the auth daemon, smtpd_sender_login_maps), restrict.c (the
+ * smtpd_*_restrictions lists, their DNS and policy-service questions)
+ * and milter.c (smtpd_milters).
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
@@ -112,6 +113,9 @@ struct session {
 	char *sasl_user;           /* authenticated user, or NULL */
 	const char *sasl_method;
 	struct smtpd_restrict *rs; /* restrictions: answers cache, evaluation */
+	/* smtpd_milters (milter.c); NULL without milters */
+	struct smtpd_milter *milter;
+	int milter_wait;           /* a milter step runs: nothing is processed */
 };
 
 /* session.c */
@@ -178,6 +182,33 @@ void smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
 int smtpd_restrict_busy(const struct session *s);
 int smtpd_restrict_data_set(void);   /* smtpd_data_restrictions not empty */
 void smtpd_restrict_end(struct session *s);   /* session close */
+
+/* milter.c: smtpd_milters. Each hook is a no-op (or replies ok at once)
+ * without milters; otherwise it pauses the session (s->milter_wait) and
+ * replies when the milters answered. */
+void smtpd_milter_init(void);
+void smtpd_milter_connect(struct session *s);
+void smtpd_milter_helo(struct session *s);
+void smtpd_milter_mail(struct session *s, const char *addr, const char *params,
+    size_t plen, const char *ok);
+void smtpd_milter_rcpt(struct session *s, const char *addr, const char *params,
+    size_t plen, const char *ok);
+/* go: what DATA does when the milters let it (354 and content). */
+void smtpd_milter_data(struct session *s, void (*go)(struct session *s));
+/* Is content to be held in memory for the milters (not written yet)? */
+int smtpd_milter_active(const struct session *s);
+/* End of data: content (the whole message) through the milters, then
+ * commit(s, NULL) to fsync and say 250, or commit(s, rej) after a queue
+ * write error; rejections and discards are answered here. */
+void smtpd_milter_eom(struct session *s, struct buf *content,
+    void (*commit)(struct session *s, const char *rej));
+void smtpd_milter_abort(struct session *s);   /* txn_reset */
+void smtpd_milter_end(struct session *s);     /* session_close */
+/* The open queue file of the transaction, or NULL. */
+struct queue_writer *txn_writer(const struct session *s);
+/* "QUEUEID: event: CMD from name[addr]: text; from=<> to=<> proto= helo=<>" */
+void session_log_event(struct session *s, const char *event, const char *cmd,
+    const char *text, const char *rcpt);
 
 /* tls.c */
 void smtpd_tls_init(void);      /* pre_init: read certificate and key */

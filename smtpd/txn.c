@@ -9,6 +9,10 @@
  *   returned success (file and directory fsynced). Any queue error before
  *   that aborts the file and answers 451 4.3.0; nothing half-written ever
  *   gets a queue-ID name.
+ * - With smtpd_milters the content stays in memory (hold_content) until
+ *   the milters have seen it at end of data; smtpd/milter.c writes the
+ *   edited message into the still uncommitted file and then calls
+ *   data_commit(), so the 250 still follows the commit.
  * - The queue file is created at the first accepted recipient (Postfix's
  *   smtpd_delay_open_until_valid_rcpt), so rejected transactions cost no
  *   disk I/O.
@@ -86,12 +90,14 @@ struct txn {
 	struct buf content;         /* content not yet handed to the queue writer */
 	int write_error;
 	int bdat;                   /* content comes by BDAT (no DATA allowed) */
+	int hold_content;           /* smtpd_milters: content stays in memory */
 	struct hdrlimit mh;
 	/* restrictions (restrict.c) */
 	int hold;                   /* HOLD: commit into hold/ */
 	int discard;                /* DISCARD: 250, then drop the file */
 	char **prepend;             /* PREPEND: header lines, top of message */
 	char *pend_addr;            /* RCPT waiting for its checks */
+	char *pend_params;          /* its (or MAIL's) ESMTP parameters, for the milters */
 	struct smtp_rcpt_params pend_rp;
 	int pend_active;
 };
@@ -157,6 +163,12 @@ const char *
 txn_qid(const struct session *s)
 {
 	return s->tx != NULL && s->tx->id[0] ? s->tx->id : "NOQUEUE";
+}
+
+struct queue_writer *
+txn_writer(const struct session *s)
+{
+	return s->tx != NULL ? s->tx->qw : NULL;
 }
 
 const char *
@@ -230,10 +242,12 @@ txn_reset(struct session *s)
 		hdrlimit_free(&tx->mh);
 		strv_free(&tx->prepend);
 		free(tx->pend_addr);
+		free(tx->pend_params);
 		if (tx->pend_active)
 			smtp_rcpt_params_free(&tx->pend_rp);
 		free(tx);
 		s->tx = NULL;
+		smtpd_milter_abort(s);
 	}
 	if (s->state != SESS_QUIT)
 		session_enter(s, SESS_IDLE);
@@ -287,8 +301,11 @@ mail_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 		return;
 	}
 	check_keep(s->tx, v);
-	reply(s, "250 2.1.0 Ok");
 	session_enter(s, SESS_MAIL);
+	/* The milters see MAIL after smtpd's own checks; the 250 waits for them. */
+	smtpd_milter_mail(s, s->tx->sender, s->tx->pend_params,
+	    strlen(s->tx->pend_params), "250 2.1.0 Ok");
+	xfree(&s->tx->pend_params);
 	check_finish(s, SMTP_MAIL, 0);
 }
 
@@ -353,6 +370,7 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	hdrlimit_init(&tx->mh, (size_t)smtpd_conf.header_size_limit,
 	    smtpd_conf.limits.line_length_limit);
 	s->tx = tx;
+	tx->pend_params = xstrndup(params, plen);
 	return txn_check(s, SMTPD_CHECK_MAIL, NULL, mail_checked);
 }
 
@@ -501,6 +519,8 @@ txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	tx->pend_addr = addr;
 	tx->pend_rp = rp;
 	tx->pend_active = 1;
+	free(tx->pend_params);
+	tx->pend_params = xstrndup(params, plen);
 	return txn_check(s, SMTPD_CHECK_RCPT, addr, rcpt_checked);
 }
 
@@ -543,8 +563,9 @@ rcpt_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 	}
 	if (tx->nrcpt++ == 0)
 		tx->first_rcpt = xstrdup(addr);
-	reply(s, "250 2.1.5 Ok");
 	session_enter(s, SESS_RCPT);
+	smtpd_milter_rcpt(s, addr, tx->pend_params, strlen(tx->pend_params),
+	    "250 2.1.5 Ok");
 	rc = 0;
 	goto out;
 
@@ -564,8 +585,8 @@ out:
 static void
 content_flush(struct txn *tx)
 {
-	if (tx->content.len == 0)
-		return;
+	if (tx->content.len == 0 || tx->hold_content)
+		return;   /* with milters: the whole message, at its end */
 	if (!tx->write_error && tx->qw != NULL
 	    && queue_writer_content(tx->qw, tx->content.data, tx->content.len) < 0) {
 		log_warn("%s: write queue file", tx->id);
@@ -625,6 +646,7 @@ content_begin(struct session *s)
 	 * Postfix's smtpd writes them. */
 	for (size_t i = 0; tx->prepend != NULL && tx->prepend[i] != NULL; i++)
 		buf_printf(&tx->raw, "%s\n", tx->prepend[i]);
+	tx->hold_content = smtpd_milter_active(s);
 	received_header(s);
 	smtp_data_init(&tx->data);
 	tx->data_limits = smtpd_conf.limits;
@@ -651,6 +673,15 @@ content_check(struct session *s)
 	return 0;
 }
 
+/* DATA accepted (by the restrictions and the milters): the content comes. */
+static void
+data_go(struct session *s)
+{
+	content_begin(s);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_enter(s, SESS_DATA);
+}
+
 static void
 data_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg)
 {
@@ -661,9 +692,7 @@ data_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 		return;
 	}
 	check_keep(s->tx, v);
-	content_begin(s);
-	reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	session_enter(s, SESS_DATA);
+	smtpd_milter_data(s, data_go);
 	check_finish(s, SMTP_DATA, 0);
 }
 
@@ -689,6 +718,8 @@ txn_data(struct session *s, const struct smtp_cmd *cmd)
 /* End of data: reject, or commit and only then say "queued". */
 static void data_commit(struct session *s, const char *rej);
 
+/* After smtpd_end_of_data_restrictions, the milters see the message
+ * (Postfix: smtpd's checks, then cleanup's milters), then the commit. */
 static void
 eod_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg)
 {
@@ -700,6 +731,10 @@ eod_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg
 		    "message is already written, header not added", tx->id);
 	tx->hold |= v->hold;
 	tx->discard |= v->discard;
+	if (v->reply == NULL && tx->hold_content) {
+		smtpd_milter_eom(s, &tx->content, data_commit);
+		return;
+	}
 	data_commit(s, v->reply);
 }
 

@@ -219,6 +219,41 @@ fail:
 	return -1;
 }
 
+int
+milter_config_load(const char *param, struct milter_spec **list_r, size_t *n_r,
+    const char *defmacros[7], const char **error_r)
+{
+	static const char *const stage_params[MILTER_M_COUNT] = {
+		[MILTER_M_CONNECT] = "milter_connect_macros",
+		[MILTER_M_HELO] = "milter_helo_macros",
+		[MILTER_M_ENVFROM] = "milter_mail_macros",
+		[MILTER_M_ENVRCPT] = "milter_rcpt_macros",
+		[MILTER_M_DATA] = "milter_data_macros",
+		[MILTER_M_EOM] = "milter_end_of_data_macros",
+		[MILTER_M_EOH] = "milter_end_of_header_macros",
+	};
+	struct milter_spec_defaults d;
+	_Static_assert(MILTER_M_COUNT == 7, "one macro list per stage");
+
+	d.connect_timeout = config_time("milter_connect_timeout");
+	d.command_timeout = config_time("milter_command_timeout");
+	d.content_timeout = config_time("milter_content_timeout");
+	d.protocol = (int)config_int("milter_protocol");
+	if (milter_default_parse(config_str("milter_default_action"),
+	    &d.default_action) < 0) {
+		*error_r = "milter_default_action: unknown action (accept, reject, "
+		    "tempfail or quarantine)";
+		return -1;
+	}
+	if (d.protocol < 2 || d.protocol > 6) {
+		*error_r = "milter_protocol: not 2..6";
+		return -1;
+	}
+	for (int i = 0; i < MILTER_M_COUNT; i++)
+		defmacros[i] = config_str(stage_params[i]);
+	return milter_list_parse(config_str(param), &d, list_r, n_r, error_r);
+}
+
 void
 milter_envelope_free(struct milter_envelope *env)
 {

@@ -53,6 +53,14 @@ int milter_list_parse(const char *list, const struct milter_spec_defaults *def,
     struct milter_spec **list_r, size_t *n_r, const char **error_r);
 void milter_specs_free(struct milter_spec **list, size_t n);
 
+/* A daemon's milters from the configuration: the list in parameter
+ * param (smtpd_milters, non_smtpd_milters) with the milter_* defaults,
+ * and the milter_*_macros lists per stage (MILTER_M_*, 7 entries,
+ * borrowed from the configuration). -1 with *error_r (static) on a bad
+ * list, action or protocol: the daemon must not run unfiltered. */
+int milter_config_load(const char *param, struct milter_spec **list_r,
+    size_t *n_r, const char *defmacros[7], const char **error_r);
+
 /* The envelope of a message being queued, as milter edits change it. */
 struct milter_envelope {
 	char *sender;            /* without <>, "" for the null sender; owned */

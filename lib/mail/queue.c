@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -624,6 +625,111 @@ queue_writer_rcpt(struct queue_writer *w, const char *addr, const char *orig,
 	(void)buf_append(&w->rcpts, orig, ol + 1);
 	(void)buf_append(&w->rcpts, notify, nl);
 	w->nrcpt++;
+	return 0;
+}
+
+int
+queue_writer_set_sender(struct queue_writer *w, const char *sender)
+{
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	if (!w->have_sender || sender == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (strlen(sender) > REC_ENV_MAX) {
+		errno = E2BIG;
+		return -1;
+	}
+	buf_reset(&w->env);
+	w->have_sender = 0;
+	return queue_writer_sender(w, sender);
+}
+
+size_t
+queue_writer_rcpt_count(const struct queue_writer *w)
+{
+	return w->nrcpt;
+}
+
+/* Length of the R record at off in the rcpts buffer (header included). */
+static size_t
+rcpt_rec_len(const struct queue_writer *w, size_t off)
+{
+	const unsigned char *h = (const unsigned char *)w->rcpts.data + off;
+
+	return REC_HDR + ((size_t)h[1] << 24 | (size_t)h[2] << 16
+	    | (size_t)h[3] << 8 | (size_t)h[4]);
+}
+
+int
+queue_writer_rcpt_truncate(struct queue_writer *w, size_t n)
+{
+	size_t off = 0;
+
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	if (n > w->nrcpt) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		off += rcpt_rec_len(w, off);
+	buf_truncate(&w->rcpts, off);
+	w->nrcpt = n;
+	return 0;
+}
+
+int
+queue_writer_rcpt_delete(struct queue_writer *w, const char *addr)
+{
+	size_t off = 0;
+	int dropped = 0;
+
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	while (off < w->rcpts.len) {
+		size_t len = rcpt_rec_len(w, off);
+		/* 'P', addr NUL, orig NUL, notify */
+		const char *a = w->rcpts.data + off + REC_HDR + 1;
+		const char *o = a + strlen(a) + 1;
+		if (strcasecmp(a, addr) != 0 && strcasecmp(o, addr) != 0) {
+			off += len;
+			continue;
+		}
+		memmove(w->rcpts.data + off, w->rcpts.data + off + len,
+		    w->rcpts.len - off - len);
+		buf_truncate(&w->rcpts, w->rcpts.len - len);
+		w->nrcpt--;
+		dropped++;
+	}
+	return dropped;
+}
+
+int
+queue_writer_rcpt_all_done(struct queue_writer *w)
+{
+	if (w_envelope_ok(w) < 0)
+		return -1;
+	for (size_t off = 0; off < w->rcpts.len; off += rcpt_rec_len(w, off))
+		w->rcpts.data[off + REC_HDR] = 'D';
+	return 0;
+}
+
+int
+queue_writer_set_dir(struct queue_writer *w, const char *dir)
+{
+	if (w->state == W_FAILED || w->state == W_DONE || !dir_name_ok(dir)) {
+		errno = w->state == W_FAILED ? w->err : EINVAL;
+		return -1;
+	}
+	/* The directory fsynced at commit is the one the name goes into. */
+	char *qdir = xstrndup(w->dirpath, (size_t)(strrchr(w->dirpath, '/') - w->dirpath));
+	free(w->dirpath);
+	w->dirpath = xasprintf("%s/%s", qdir, dir);
+	free(w->finalpath);
+	w->finalpath = xasprintf("%s/%s", w->dirpath, w->id);
+	free(qdir);
 	return 0;
 }
 

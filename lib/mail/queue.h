@@ -111,6 +111,21 @@ int queue_writer_rcpt(struct queue_writer *w, const char *addr, const char *orig
  * before the sender fail with EINVAL; an envelope record over 64 KiB or
  * more than 100000 rcpts fails with E2BIG. commit needs >= 1 rcpt.
  * After any error the writer stays failed; the caller aborts it. */
+/* Milter edits, before the first content call (the envelope is still
+ * only in memory, so the file keeps its inode and its queue ID):
+ * replace the sender; count recipients; drop those from index n on (a
+ * RCPT a milter refused after it was written); drop every recipient
+ * whose address or orig equals addr, case-insensitively (DELRCPT; the
+ * number dropped, or -1); commit into another queue directory (hold/
+ * for a quarantined message; the .tmp file stays where it was made). */
+int queue_writer_set_sender(struct queue_writer *w, const char *sender);
+size_t queue_writer_rcpt_count(const struct queue_writer *w);
+int queue_writer_rcpt_truncate(struct queue_writer *w, size_t n);
+int queue_writer_rcpt_delete(struct queue_writer *w, const char *addr);
+int queue_writer_set_dir(struct queue_writer *w, const char *dir);
+/* Every recipient so far is done ('D'): a message refused after it was
+ * received, whose bounce/ID log qmgr turns into a DSN. */
+int queue_writer_rcpt_all_done(struct queue_writer *w);
 /* Content; the first call writes 'M'. Envelope calls after this fail. */
 int queue_writer_content(struct queue_writer *w, const void *p, size_t n);
 off_t queue_writer_content_size(const struct queue_writer *w);

@@ -94,7 +94,7 @@ class CheckStartReload(H.InstanceTestCase):
                            "\"10.0.0.0/33\"")
 
     def test_unimplemented_security_settings(self):
-        self.add_conf("smtpd_milters = inet:127.0.0.1:8891\n"
+        self.add_conf("body_checks = regexp:/etc/postern/body_checks\n"
                       "header_checks = regexp:/etc/postern/header_checks\n"
                       "smtpd_tls_req_ccert = no\n"
                       "smtpd_relay_restrictions = permit_mynetworks, "
@@ -105,8 +105,8 @@ class CheckStartReload(H.InstanceTestCase):
                       "smtpd_helo_restrictions = check_helo_access\n"
                       "smtpd_restriction_classes = friends\n")
         errs = self.assertRefused(
-            "smtpd_milters = inet:127.0.0.1:8891: Postern does not implement "
-            "smtpd_milters yet",
+            "body_checks = regexp:/etc/postern/body_checks: Postern does not "
+            "implement body_checks yet",
             "header_checks = regexp:/etc/postern/header_checks: Postern does "
             "not implement header_checks yet",
             "smtpd_recipient_restrictions: unknown restriction \"reject_bogus\"",
@@ -146,8 +146,8 @@ class CheckStartReload(H.InstanceTestCase):
         self.inst.write_config()
         self.assertRefused("-o unknown parameter smtpd_tls_wrapermode",
                            "-o parameter smtpd_tls_security_level: bad value 'maybe'",
-                           "-o smtpd_milters = unix:milter: Postern does not "
-                           "implement smtpd_milters yet")
+                           "-o smtpd_milters = unix:milter: milter unix: endpoint "
+                           "needs an absolute path")
 
     def test_repeated_parameter_warns(self):
         text = self.inst.conf_text()

@@ -538,6 +538,64 @@ START_TEST(test_corrupt)
 }
 END_TEST
 
+/* Milter edits before content: the file keeps its ID, the envelope read
+ * back is the edited one, and a held message lands in hold/. */
+START_TEST(test_writer_milter_edits)
+{
+	struct queue_writer *w;
+	char id[QUEUE_ID_MAX], wid[QUEUE_ID_MAX], *err = NULL;
+
+	w = queue_writer_open(qdir, QUEUE_INCOMING, (uid_t)-1, (gid_t)-1, &err);
+	ck_assert_ptr_nonnull(w);
+	snprintf(wid, sizeof(wid), "%s", queue_writer_id(w));
+	ck_assert_int_eq(queue_writer_set_sender(w, "x@y"), -1);
+	ck_assert_int_eq(queue_writer_sender(w, "old@x"), 0);
+	ck_assert_int_eq(queue_writer_attr(w, "helo", "h"), 0);
+	ck_assert_int_eq(queue_writer_rcpt(w, "a@b", "alias@b", ""), 0);
+	ck_assert_int_eq(queue_writer_rcpt(w, "c@d", "c@d", "NEVER"), 0);
+	ck_assert_int_eq(queue_writer_rcpt(w, "e@f", "e@f", ""), 0);
+	ck_assert_int_eq(queue_writer_rcpt(w, "g@h", "g@h", ""), 0);
+	ck_assert_uint_eq(queue_writer_rcpt_count(w), 4);
+	ck_assert_int_eq(queue_writer_rcpt_truncate(w, 5), -1);
+	ck_assert_int_eq(queue_writer_rcpt_truncate(w, 3), 0);
+	ck_assert_int_eq(queue_writer_rcpt_delete(w, "ALIAS@b"), 1);
+	ck_assert_int_eq(queue_writer_rcpt_delete(w, "nobody@b"), 0);
+	ck_assert_int_eq(queue_writer_rcpt(w, "new@z", "new@z", ""), 0);
+	ck_assert_int_eq(queue_writer_set_sender(w, "new@sender"), 0);
+	ck_assert_int_eq(queue_writer_set_dir(w, "../x"), -1);
+	ck_assert_int_eq(queue_writer_set_dir(w, QUEUE_HOLD), 0);
+	ck_assert_int_eq(queue_writer_rcpt_all_done(w), 0);
+	ck_assert_int_eq(queue_writer_content(w, "S: x\n\nbody\n", 11), 0);
+	ck_assert_int_eq(queue_writer_rcpt_all_done(w), -1);
+	ck_assert_int_eq(queue_writer_set_sender(w, "late@x"), -1);
+	ck_assert_int_eq(queue_writer_rcpt_delete(w, "c@d"), -1);
+	ck_assert_int_eq(queue_writer_commit(w, id), 0);
+	ck_assert_str_eq(id, wid);
+	queue_writer_free(&w);
+
+	char *path = queue_path(qdir, QUEUE_HOLD, id);
+	int fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	struct qenv env;
+	ck_assert_int_eq(queue_read(fd, &env, &err), 0);
+	ck_assert_str_eq(env.sender, "new@sender");
+	ck_assert_uint_eq(env.nrcpt, 3);
+	ck_assert_str_eq(env.rcpts[0].addr, "c@d");
+	ck_assert_str_eq(env.rcpts[0].notify, "NEVER");
+	ck_assert_str_eq(env.rcpts[1].addr, "e@f");
+	ck_assert_str_eq(env.rcpts[2].addr, "new@z");
+	for (size_t i = 0; i < env.nrcpt; i++)
+		ck_assert_int_eq(env.rcpts[i].status, 'D');
+	ck_assert_str_eq(qenv_attr(&env, "helo"), "h");
+	qenv_free(&env);
+	close(fd);
+	free(path);
+	path = queue_path(qdir, QUEUE_INCOMING, id);
+	ck_assert_int_eq(access(path, F_OK), -1);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_writer_order)
 {
 	struct queue_writer *w;
@@ -744,6 +802,7 @@ queue_suite(void)
 	tcase_add_test(tc, test_truncated);
 	tcase_add_test(tc, test_corrupt);
 	tcase_add_test(tc, test_writer_order);
+	tcase_add_test(tc, test_writer_milter_edits);
 	tcase_add_test(tc, test_id_valid);
 	tcase_add_test(tc, test_id_unique);
 	tcase_add_test(tc, test_open_shared);

@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""
+smtpd_milters (issue 10): a tiny Python milter (milterlib.py, protocol
+version 6) drives every verdict and edit; its behaviour is chosen by the
+message (see milterlib's comment).
+
+  - edits at end of message: header added, changed, inserted at the top
+    and deleted, body replaced, sender changed, a recipient added and
+    one deleted: the Maildir bytes show each, the deleted recipient gets
+    nothing; the macros the milter saw (j, _, {daemon_addr}, i,
+    {mail_addr}, {rcpt_addr}, {auth_authen} after AUTH)
+  - verdicts: TEMPFAIL at MAIL (451), REJECT at RCPT (550, only that
+    recipient), REPLYCODE at end of message (the milter's text), each
+    with Postfix's "milter-reject:" log line; DISCARD (250, milter-discard,
+    nothing delivered); QUARANTINE (250, milter-hold, the file is in hold/)
+  - milter_default_action with a dead socket and with a milter that never
+    answers (milter_command_timeout): tempfail (451, nothing queued),
+    accept (delivered), reject (550), quarantine (held)
+  - postern check reports a malformed milter list and an unknown action
+  - non_smtpd_milters for sendmail (pickup): the edits reach the Maildir;
+    REJECT bounces to the sender (a DSN with the milter's text in the
+    sender's Maildir, nothing for the recipient); TEMPFAIL leaves the
+    message in maildrop/ for the next scan
+"""
+
+import os
+import re
+import smtplib
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import postern_harness as H  # noqa: E402
+import milterlib  # noqa: E402
+from test_sendmail import SMInstance  # noqa: E402
+
+
+def setUpModule():
+    H.require_binaries()
+
+
+def dead_endpoint():
+    # The discard port: nothing listens there, and unlike a just-freed
+    # ephemeral port no parallel test can take it and no connect can
+    # reach itself.
+    return "inet:127.0.0.1:9"
+
+
+class MilterTest(H.InstanceTestCase):
+
+    def start(self, milters, **conf):
+        inst = self.make_instance()
+        inst.params.update({"smtpd_milters": milters,
+                            "milter_command_timeout": "2s",
+                            "milter_connect_timeout": "2s"})
+        inst.params.update(conf)
+        inst.vmailbox["new-sender@example.test"] = "example.test/newsender/"
+        inst.vmailbox["reject-me@example.test"] = "example.test/rejectme/"
+        inst.vmailbox["tempfail@example.test"] = "example.test/tempfail/"
+        inst.start()
+        return inst
+
+    def milter(self, mode="normal"):
+        m = milterlib.Milter(mode)
+        self.addCleanup(m.stop)
+        return m
+
+    def message(self, subject, rcpts=("alice@example.test",), extra=""):
+        return ("From: <alice@example.test>\r\nTo: <alice@example.test>\r\n"
+                "Subject: %s\r\nX-Remove: goes away\r\n%s"
+                "Message-ID: <%s@client.example>\r\n\r\noriginal body\r\n"
+                % (subject, extra, subject)).encode()
+
+    # ---- edits ------------------------------------------------------------
+
+    def test_edits_reach_the_maildir(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        s = H.smtp_client(inst)
+        s.mail("alice@example.test")
+        s.rcpt("alice@example.test")
+        s.rcpt("bob@example.test")
+        code, resp = s.data(self.message("EDITME"))
+        self.assertEqual(code, 250, resp)
+        qid = re.search(rb"queued as (\S+)", resp).group(1).decode()
+        s.quit()
+        for who in ("alice@example.test", "carol@example.test"):
+            msg = H.wait_maildir(inst.vmaildir(who), 1, inst=inst)[0]
+            head, _, body = msg.partition(b"\n\n")
+            head += b"\n"
+            self.assertTrue(head.startswith(b"Return-Path: <new-sender@example.test>\n")
+                            or b"X-First: top\n" in head, head)
+            self.assertIn(b"X-First: top\n", head)
+            # inserted at index 0: above our own Received:
+            self.assertLess(head.index(b"X-First: top"), head.index(b"Received: "))
+            self.assertIn(b"\nX-Milter: added by the test milter\n", head)
+            self.assertIn(b"\nSubject: edited\n", head)
+            self.assertNotIn(b"Subject: EDITME", head)
+            self.assertNotIn(b"X-Remove", head)
+            self.assertEqual(body, b"replaced body\nsecond line\n")
+        # bob was deleted by the milter: nothing for him, the queue empties
+        self.assertQueueEmpty(inst)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
+        inst.wait_log(r"%s: milter changed the sender from <alice@example\.test> "
+                      r"to <new-sender@example\.test>" % qid)
+        inst.wait_log(r"%s: .*to=<carol@example\.test>.*status=sent" % qid)
+        # macros Postern provides
+        self.assertEqual(m.macros.get("j"), "mx.example.test")
+        self.assertEqual(m.macros.get("_"), "localhost [127.0.0.1]")
+        self.assertEqual(m.macros.get("{daemon_addr}"), "127.0.0.1")
+        self.assertEqual(m.macros.get("{mail_addr}"), "alice@example.test")
+        self.assertEqual(m.macros.get("{rcpt_addr}"), "bob@example.test",
+                         (m.macros, m.seen[:20]))
+        self.assertEqual(m.macros.get("i"), qid)
+        cmds = [c for c, _ in m.seen]
+        for c in ("C", "H", "M", "R", "T", "L", "N", "B", "E"):
+            self.assertIn(c, cmds)
+        self.assertIn(("H", "client.example"), m.seen)
+
+    def test_bdat_and_pipelining(self):
+        # BDAT (two chunks) and a pipelined group: the session waits for
+        # the milters at each step and the replies come in order.
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        c = H.RawSMTP(inst.port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+        c.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<reject-me@example.test>\r\n"
+               "RCPT TO:<alice@example.test>\r\n")
+        self.assertEqual([c.reply()[0] for _ in range(3)], [250, 550, 250])
+        msg = self.message("EDITME").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        half = len(msg) // 2
+        c.send(b"BDAT %d\r\n" % half + msg[:half])
+        self.assertEqual(c.reply()[0], 250)
+        c.send(b"BDAT %d LAST\r\n" % (len(msg) - half) + msg[half:] + b"QUIT\r\n")
+        code, text = c.reply()
+        self.assertEqual(code, 250, text)
+        self.assertIn("queued as", text[0])
+        self.assertEqual(c.reply()[0], 221)
+        got = H.wait_maildir(inst.vmaildir("alice@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"\nX-Milter: added by the test milter\n", got)
+        self.assertIn(b"\nSubject: edited\n", got)
+        # carol was added by the milter, reject-me was never a recipient
+        H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("reject-me@example.test")), [])
+
+    def test_auth_macro(self):
+        m = self.milter()
+        inst = self.make_instance()
+        inst.params.update({"smtpd_milters": m.endpoint,
+                            "smtpd_sasl_auth_enable": "yes",
+                            "smtpd_tls_auth_only": "no"})
+        inst.prepare()
+        inst.add_user("alice", "pw")
+        inst.start(prepare=False)
+        s = H.smtp_client(inst)
+        s.login("alice", "pw")
+        s.sendmail("alice@example.test", ["bob@example.test"], self.message("auth"))
+        s.quit()
+        H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
+        self.assertEqual(m.macros.get("{auth_authen}"), "alice")
+        self.assertEqual(m.macros.get("{auth_type}"), "PLAIN")
+
+    # ---- verdicts -----------------------------------------------------------
+
+    def test_rejects_at_each_stage(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        s = H.smtp_client(inst)
+        code, resp = s.mail("tempfail@example.test")
+        self.assertEqual((code, resp), (451, b"4.7.1 Service unavailable - try again later"))
+        s.rset()
+        self.assertEqual(s.mail("alice@example.test")[0], 250)
+        code, resp = s.rcpt("reject-me@example.test")
+        self.assertEqual((code, resp), (550, b"5.7.1 Command rejected"))
+        self.assertEqual(s.rcpt("bob@example.test")[0], 250)
+        code, resp = s.data(self.message("REJECTME"))
+        self.assertEqual((code, resp), (550, b"5.7.1 Spam detected"))
+        code, resp = s.mail("alice@example.test")
+        s.rcpt("bob@example.test")
+        code, resp = s.data(self.message("TEMPME"))
+        self.assertEqual(code, 451, resp)
+        # only rejected: a recipient refused by the milter leaves DATA 554
+        s.mail("alice@example.test")
+        s.rcpt("reject-me@example.test")
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            s.data(self.message("x"))
+        self.assertEqual(cm.exception.smtp_code, 554)
+        s.quit()
+        inst.wait_log(r"NOQUEUE: milter-reject: MAIL from localhost\[127\.0\.0\.1\]: "
+                      r"451 4\.7\.1 Service unavailable - try again later; "
+                      r"from=<tempfail@example\.test> proto=ESMTP helo=<client\.example>")
+        inst.wait_log(r"\S+: milter-reject: RCPT from localhost\[127\.0\.0\.1\]: "
+                      r"550 5\.7\.1 Command rejected; from=<alice@example\.test> "
+                      r"to=<reject-me@example\.test> proto=ESMTP helo=<client\.example>")
+        inst.wait_log(r"[0-9B-Za-z]+: milter-reject: END-OF-MESSAGE from "
+                      r"localhost\[127\.0\.0\.1\]: 5\.7\.1 Spam detected; "
+                      r"from=<alice@example\.test> to=<bob@example\.test> proto=ESMTP "
+                      r"helo=<client\.example>")
+        self.assertEqual(inst.queue_files(include_tmp=True), [])
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
+
+    def test_discard_and_quarantine(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        s = H.smtp_client(inst)
+        s.mail("alice@example.test")
+        s.rcpt("bob@example.test")
+        code, resp = s.data(self.message("DISCARDME"))
+        self.assertEqual(code, 250, resp)
+        s.mail("alice@example.test")
+        s.rcpt("bob@example.test")
+        code, resp = s.data(self.message("HOLDME"))
+        self.assertEqual(code, 250, resp)
+        hold_id = re.search(rb"queued as (\S+)", resp).group(1).decode()
+        s.sendmail("alice@example.test", ["bob@example.test"], self.message("plain"))
+        s.quit()
+        msgs = H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
+        inst.wait_log(r"status=sent")
+        inst.wait_log(r"\S+: milter-discard: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
+                      r"milter triggers DISCARD action; from=<alice@example\.test> "
+                      r"to=<bob@example\.test> proto=ESMTP helo=<client\.example>")
+        inst.wait_log(r"%s: milter-hold: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
+                      r"milter triggers HOLD action: held for review; "
+                      r"from=<alice@example\.test> to=<bob@example\.test>" % hold_id)
+        self.assertEqual(inst.queue_files(), [os.path.join("hold", hold_id)])
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Subject: plain", msgs[0])
+
+    # ---- milter_default_action -------------------------------------------------
+
+    def send_one(self, inst, subject):
+        s = H.smtp_client(inst)
+        try:
+            s.sendmail("alice@example.test", ["bob@example.test"], self.message(subject))
+            return 250, None
+        except smtplib.SMTPSenderRefused as e:
+            return e.smtp_code, e.smtp_error
+        except smtplib.SMTPRecipientsRefused as e:
+            return list(e.recipients.values())[0]
+        except smtplib.SMTPDataError as e:
+            return e.smtp_code, e.smtp_error
+        finally:
+            try:
+                s.quit()
+            except smtplib.SMTPException:
+                pass
+
+    def check_default(self, endpoint, action):
+        inst = self.start(endpoint, milter_default_action=action)
+        code, resp = self.send_one(inst, "default-" + action)
+        if action == "tempfail":
+            self.assertEqual((code, resp), (451, b"4.7.1 Service unavailable - try again later"))
+            self.assertEqual(inst.queue_files(include_tmp=True), [])
+            inst.wait_log(r"milter %s: .*; default_action=tempfail" % re.escape(endpoint))
+        elif action == "reject":
+            self.assertEqual((code, resp), (550, b"5.7.1 Command rejected"))
+        elif action == "accept":
+            self.assertEqual(code, 250)
+            msg = H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)[0]
+            self.assertIn(b"Subject: default-accept", msg)
+        elif action == "quarantine":
+            self.assertEqual(code, 250)
+            inst.wait_log(r"milter-hold: END-OF-MESSAGE .*milter triggers HOLD action: "
+                          r"milter %s unavailable" % re.escape(endpoint))
+            self.assertEqual(len(inst.queue_files(dirs=("hold",))), 1)
+        inst.stop()
+
+    def test_dead_milter_default_actions(self):
+        for action in ("tempfail", "accept", "reject", "quarantine"):
+            with self.subTest(action=action):
+                self.check_default(dead_endpoint(), action)
+
+    def test_slow_milter_default_actions(self):
+        for action in ("tempfail", "accept"):
+            with self.subTest(action=action):
+                m = self.milter("slow")
+                self.check_default(m.endpoint, action)
+
+    def test_per_milter_default_in_braces(self):
+        # The braces override the global tempfail for the dead one only;
+        # the live milter still rejects.
+        m = self.milter()
+        inst = self.start("{ %s, default_action=accept } %s"
+                          % (dead_endpoint(), m.endpoint))
+        code, _ = self.send_one(inst, "REJECTME")
+        self.assertEqual(code, 550)
+        code, _ = self.send_one(inst, "fine")
+        self.assertEqual(code, 250)
+        H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
+
+    # ---- postern check ---------------------------------------------------------
+
+    def test_check_reports_bad_lists(self):
+        inst = self.make_instance()
+        inst.params.update({"smtpd_milters": "inet:127.0.0.1",
+                            "milter_default_action": "bounce"})
+        inst.prepare()
+        r = inst.postern("check")
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("smtpd_milters = inet:127.0.0.1: milter inet: endpoint "
+                      "without a port", out)
+        self.assertIn("milter_default_action = bounce: unknown action", out)
+
+
+class NonSmtpdMilterTest(H.InstanceTestCase):
+
+    def start(self, milters):
+        inst = SMInstance()
+        self.inst = inst
+        self.addCleanup(self._cleanup_inst, inst)
+        inst.params.update({"non_smtpd_milters": milters,
+                            "milter_command_timeout": "2s"})
+        inst.vmailbox["new-sender@example.test"] = "example.test/newsender/"
+        inst.start()
+        return inst
+
+    def milter(self):
+        m = milterlib.Milter()
+        self.addCleanup(m.stop)
+        return m
+
+    @staticmethod
+    def message(subject):
+        return ("From: <alice@example.test>\nTo: <bob@example.test>\n"
+                "Subject: %s\nX-Remove: goes away\n\noriginal body\n" % subject).encode()
+
+    def test_edits(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        r = inst.sendmail("-f", "alice@example.test", "bob@example.test",
+                          input=self.message("EDITME"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)[0]
+        head, _, body = msg.partition(b"\n\n")
+        self.assertIn(b"\nX-Milter: added by the test milter", head)
+        self.assertIn(b"\nSubject: edited", head)
+        self.assertNotIn(b"X-Remove", head)
+        self.assertTrue(head.startswith(b"Return-Path: <new-sender@example.test>"), head)
+        self.assertEqual(body, b"replaced body\nsecond line\n")
+        self.assertQueueEmpty(inst)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
+        self.assertEqual(m.macros.get("{mail_addr}"), "alice@example.test")
+        self.assertIn(("C", "localhost"), m.seen)
+
+    def test_reject_bounces_to_sender(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        r = inst.sendmail("-f", "alice@example.test", "bob@example.test",
+                          input=self.message("REJECTME"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        dsn = H.wait_maildir(inst.vmaildir("alice@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Spam detected", dsn)
+        self.assertIn(b"Final-Recipient: rfc822; bob@example.test", dsn)
+        self.assertIn(b"Status: 5.7.1", dsn)
+        inst.wait_log(r"\S+: milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
+                      r"5\.7\.1 Spam detected; from=<alice@example\.test> "
+                      r"to=<bob@example\.test>")
+        self.assertQueueEmpty(inst)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
+
+    def test_tempfail_stays_in_maildrop(self):
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        r = inst.sendmail("-f", "alice@example.test", "bob@example.test",
+                          input=self.message("TEMPME"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
+                      r"4\.7\.1 Service unavailable - try again later; "
+                      r"from=<alice@example\.test> to=<bob@example\.test>")
+        # sendmail leaves it in maildrop/ (its .tmp and pickup's aborted
+        # .tmp file go away); nothing reaches the queue or bob
+        deadline = time.time() + 20
+        while True:
+            files = inst.all_queue_files()
+            if len(files) == 1 and files[0].startswith("maildrop/") \
+                    and not os.path.basename(files[0]).startswith("."):
+                break
+            self.assertLess(time.time(), deadline, files)
+            time.sleep(0.2)
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
+
+
+if __name__ == "__main__":
+    H.main()
