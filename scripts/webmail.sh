@@ -30,8 +30,8 @@
 #
 # --debug logs every IMAP, SMTP and ManageSieve exchange to
 # DIR/roundcube/logs/ (imap.log, smtp.log, sieve.log): passwords included,
-# so for tests only. --setup-only writes the configuration and prints what it would serve,
-# without starting the server.
+# so for tests only. --setup-only writes the configuration and prints
+# what it would serve, without starting the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -155,8 +155,7 @@ plugins="'password'"
 sieve_conf=
 if [ -n "$sieve_port" ]; then
 	plugins="$plugins, 'managesieve'"
-	sieve_conf="\$config['managesieve_host'] = 'tls://127.0.0.1';
-\$config['managesieve_port'] = $sieve_port;
+	sieve_conf="\$config['managesieve_host'] = 'tls://127.0.0.1:$sieve_port';
 \$config['managesieve_conn_options'] = \$tls;
 \$config['managesieve_vacation'] = 1;"
 fi

@@ -228,13 +228,24 @@ class Webmail(unittest.TestCase):
         self.wait_idle()
         return self.js("return Object.keys(rcmail.message_list.rows)")
 
-    def uid_of(self, mbox, subject):
+    def uid_of(self, mbox, subject, present=True):
+        """The UID of the listed message whose row shows subject, or None
+        when present is False and the (loaded, non-empty) list lacks it.
+        The list arrives by a request of its own after the page: poll."""
         self.list_uids(mbox)
-        return self.js("""
-            var r = rcmail.message_list.rows;
-            for (var k in r)
+        found = """
+            var r = rcmail.message_list.rows, n = 0;
+            for (var k in r) {
+                n++;
                 if (jQuery(r[k].obj).text().indexOf(arguments[0]) >= 0) return k;
-            return null;""", subject)
+            }
+            return n ? '' : null;"""
+        try:
+            WebDriverWait(self.driver, 20).until(lambda d: (
+                lambda v: v if present else v == "")(d.execute_script(found, subject)))
+        except Exception:   # noqa: BLE001 - reported by the caller's assert
+            pass
+        return self.js(found, subject) or None
 
     def cookie_get(self, url):
         cookies = "; ".join("%s=%s" % (c["name"], c["value"])
@@ -250,8 +261,10 @@ class Webmail(unittest.TestCase):
     def folder_files(self, addr, folder=""):
         return maildir_files(self.vmail(addr, folder))
 
-    def deliver(self, subject, attach=None):
+    def deliver(self, subject, attach=None, reply_to=None):
         m = EmailMessage()
+        if reply_to:
+            m["In-Reply-To"] = m["References"] = reply_to
         m["From"] = "carol@example.test"
         m["To"] = ALICE
         m["Subject"] = subject
@@ -313,6 +326,22 @@ class Webmail(unittest.TestCase):
             "return q && /\\d/.test(q.textContent + (q.title || ''))"),
             what="quota display")
         self.shot("quota")
+
+        # search: the server's SEARCH narrows the list to the one match
+        self.js("jQuery('#mailsearchform').val('second note');"
+                "rcmail.command('search');")
+        time.sleep(0.5)
+        self.wait_idle()
+        WebDriverWait(d, 30).until(lambda d: d.execute_script(
+            "return rcmail.message_list.rowcount == 1"))
+        self.assertIn("second note", self.js(
+            "return jQuery('#messagelist tbody').text()"))
+        self.shot("search")
+        self.js("rcmail.command('reset-search')")
+        time.sleep(0.5)
+        self.wait_idle()
+        WebDriverWait(d, 30).until(lambda d: d.execute_script(
+            "return rcmail.message_list.rowcount == 2"))
 
         # compose and send with an attachment
         att = os.path.join(self.inst.dir, "downloads", "upload.bin")
@@ -380,7 +409,7 @@ class Webmail(unittest.TestCase):
                 "rcmail.command('move', 'Projects');", uid2)
         wait_for(lambda: self.folder_files(ALICE, "Projects"), what="moved message")
         self.wait_idle()
-        self.assertIsNone(self.uid_of("INBOX", "second note"))
+        self.assertIsNone(self.uid_of("INBOX", "second note", present=False))
         self.assertIsNotNone(self.uid_of("Projects", "second note"))
         self.shot("moved")
         self.go("_task=settings&_action=edit-folder&_mbox=Projects&_framed=1")
@@ -410,7 +439,7 @@ class Webmail(unittest.TestCase):
         self.js("rcmail.message_list.select(arguments[0]); rcmail.command('delete');", uid)
         wait_for(lambda: self.folder_files(ALICE, "Trash"), what="message in Trash")
         self.wait_idle()
-        self.assertIsNone(self.uid_of("INBOX", "first report"))
+        self.assertIsNone(self.uid_of("INBOX", "first report", present=False))
         self.assertIsNotNone(self.uid_of("Trash", "first report"))
         self.shot("trash")
 
@@ -434,6 +463,33 @@ class Webmail(unittest.TestCase):
         self.login(ALICE, NEWPW)
         self.assertTrue(self.logged_in(), "the new password does not log in")
         self.shot("new-password-login")
+
+        # threads: the server's THREAD puts the reply under the report
+        self.deliver("status update")
+        self.deliver("Re: status update", reply_to="<status.update@example.test>")
+        self.assertIsNotNone(self.uid_of("INBOX", "Re: status update"))
+        self.js("rcmail.set_list_options(null, null, null, 1)")
+        time.sleep(0.5)
+        self.wait_idle()
+        WebDriverWait(d, 30).until(lambda d: d.execute_script("""
+            var r = rcmail.message_list.rows;
+            for (var k in r)
+                if (r[k].has_children && jQuery(r[k].obj).text().indexOf('status update') >= 0)
+                    return true;
+            return false;"""))
+        self.shot("threads")
+
+        # bob reads what alice sent, attachment and all
+        self.login(BOB, PW[BOB])
+        self.assertTrue(self.logged_in())
+        buid = self.uid_of("INBOX", "webmail to bob")
+        self.assertIsNotNone(buid)
+        self.go("_task=mail&_mbox=INBOX&_action=show&_uid=%s" % buid)
+        self.assertIn("the data is attached", d.find_element(By.ID, "messagebody").text)
+        links = d.find_elements(By.CSS_SELECTOR, "#attachment-list li a.filename")
+        href = [a.get_attribute("href") for a in links if "upload.bin" in a.text][0]
+        self.assertEqual(self.cookie_get(href + "&_download=1"), ATTACH_OUT)
+        self.shot("bob-reads")
 
         # no IMAP or SMTP error reached Roundcube's log
         errors = ""
