@@ -208,6 +208,11 @@ if [ -f "$DIR/credentials" ]; then
 	echo "  log in as:   the users and passwords in $DIR/credentials"
 fi
 echo "  URL:         http://127.0.0.1:$web_port/"
+if [ "$(id -u)" -eq 0 ]; then
+	echo "  warning:     PHP runs as root here (the password plugin must write"
+	echo "               the root-owned passwd_file); run the demo and this script"
+	echo "               as an ordinary user to keep the web server unprivileged"
+fi
 echo
 [ $setup_only -eq 0 ] || exit 0
 export ROUNDCUBE_CONFIG_DIR=$RC/config
