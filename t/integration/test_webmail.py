@@ -468,7 +468,7 @@ class Webmail(unittest.TestCase):
         self.deliver("status update")
         self.deliver("Re: status update", reply_to="<status.update@example.test>")
         self.assertIsNotNone(self.uid_of("INBOX", "Re: status update"))
-        self.js("rcmail.set_list_options(null, null, null, 1)")
+        self.js("rcmail.set_list_options(undefined, undefined, undefined, 1)")
         time.sleep(0.5)
         self.wait_idle()
         WebDriverWait(d, 30).until(lambda d: d.execute_script("""
@@ -478,6 +478,11 @@ class Webmail(unittest.TestCase):
                     return true;
             return false;"""))
         self.shot("threads")
+        # (undefined, not null: a null sort column would be saved as "null")
+        self.js("rcmail.set_list_options(undefined, undefined, undefined, 0)")
+        time.sleep(0.5)
+        self.wait_idle()
+        self.assertIsNotNone(self.uid_of("INBOX", "Re: status update"))
 
         # bob reads what alice sent, attachment and all
         self.login(BOB, PW[BOB])
