@@ -4,6 +4,7 @@
  *   postern user add USER [--password-stdin] [--scheme SCHEME]
  *   postern user passwd USER [--password-stdin] [--scheme SCHEME]
  *   postern user del USER
+ *   postern user chpasswd [--check-old] [--scheme SCHEME]
  *   postern user list
  *   postern user rebuild        (after editing the text file by hand)
  *
@@ -16,6 +17,13 @@
  * with --password-stdin or when stdin is not a terminal, from the first
  * line of stdin. New hashes use YESCRYPT unless --scheme says otherwise.
  *
+ * "chpasswd" reads "user:password" lines on stdin as chpasswd(8) does;
+ * with --check-old the lines are "user:old:new" and each old password
+ * must verify against the stored hash (for webmail password plugins,
+ * which run it as the mail user's agent). All lines or none: one unknown
+ * user, bad line or wrong old password changes nothing. Extra fields of
+ * an entry (":uid:gid:...") are kept.
+ *
  * Invariants: the text file is replaced atomically (mode 0600) under an
  * exclusive lock on $passwd_file.lock, so two runs cannot lose an update.
  * The table is built in a fresh 0700 directory beside the file and only
@@ -24,7 +32,8 @@
  * visible, and no other user ever reads a hash. Names are lower-cased,
  * as map lookups fold keys.
  *
- * Exit: 0; 1 user exists (add) or is missing (passwd, del); 64 usage;
+ * Exit: 0; 1 user exists (add) or is missing (passwd, del, chpasswd) or an
+ * old password is wrong (chpasswd --check-old); 64 usage;
  * 65 bad name or password; 74 I/O; 78 bad configuration.
  */
 #include <errno.h>
@@ -59,6 +68,7 @@ usage(void)
 	    "usage: postern user add USER [--password-stdin] [--scheme SCHEME]\n"
 	    "       postern user passwd USER [--password-stdin] [--scheme SCHEME]\n"
 	    "       postern user del USER\n"
+	    "       postern user chpasswd [--check-old] [--scheme SCHEME]\n"
 	    "       postern user list\n"
 	    "       postern user rebuild\n");
 	return EX_USAGE;
@@ -91,11 +101,12 @@ user_name_ok(const char *u)
 	return 1;
 }
 
-/* One line of input; the trailing newline (and CR) removed. NULL at EOF. */
+/* One line of input of at most max bytes; the trailing newline (and CR)
+ * removed. NULL at EOF, or with errno EOVERFLOW for a longer line. */
 static char *
-read_line(FILE *fp)
+read_line_max(FILE *fp, size_t max)
 {
-	struct buf b = BUF_INIT(SASL_PASS_MAX + 2);
+	struct buf b = BUF_INIT(max);
 	int ch;
 
 	while ((ch = getc(fp)) != EOF && ch != '\n') {
@@ -113,6 +124,12 @@ read_line(FILE *fp)
 	if (b.len > 0 && b.data[b.len - 1] == '\r')
 		buf_truncate(&b, b.len - 1);
 	return buf_steal(&b);
+}
+
+static char *
+read_line(FILE *fp)
+{
+	return read_line_max(fp, SASL_PASS_MAX + 2);
 }
 
 static char *
@@ -266,7 +283,201 @@ out_notmp:
 	return ret;
 }
 
-enum op { OP_ADD, OP_PASSWD, OP_DEL, OP_LIST, OP_REBUILD };
+/* At most this many lines per "chpasswd" run: the input is held in memory. */
+#define CHPASSWD_MAX_LINES 100000
+
+struct change {
+	char *user;
+	char *rest;     /* "new", or "old:new" with --check-old */
+	char *hash;     /* the new "{SCHEME}hash" once checked */
+};
+
+static void
+change_free(struct change *c)
+{
+	free(c->user);
+	if (c->rest != NULL)
+		sasl_wipe(c->rest, strlen(c->rest));
+	free(c->rest);
+	free(c->hash);
+}
+
+/* The new password of c, checked: with check_old, "old:new" is split at the
+ * colon where the old part verifies against stored (a password may itself
+ * hold colons, a user name never does). NULL after saying why; *wrong is
+ * set when no old password matched. */
+static const char *
+change_new_password(struct change *c, int check_old, const char *stored,
+    int *wrong)
+{
+	char *p;
+
+	*wrong = 0;
+	if (!check_old)
+		return c->rest;
+	for (p = strchr(c->rest, ':'); p != NULL; p = strchr(p + 1, ':')) {
+		enum passwd_result r;
+
+		*p = '\0';
+		r = passwd_verify(c->rest, stored);
+		*p = ':';
+		if (r == PASSWD_OK)
+			return p + 1;
+	}
+	*wrong = 1;
+	return NULL;
+}
+
+/*
+ * "postern user chpasswd": every line of stdin changes one password; the
+ * file is written once, after every line was checked. Returns the exit
+ * status. The caller holds the lock; text/len is the current file.
+ */
+static int
+chpasswd_apply(const char *path, const char *text, size_t len, int check_old,
+    const char *scheme)
+{
+	struct change *ch = NULL;
+	struct buf out = BUF_INIT(0);
+	size_t n = 0, cap = 0, i, lineno = 0;
+	const char *p, *end, *nl, *err = NULL;
+	char *line, *colon;
+	int ret = EX_DATAERR;
+
+	for (;;) {
+		line = read_line_max(stdin, SASL_NAME_MAX + 2 * SASL_PASS_MAX + 4);
+		if (line == NULL) {
+			if (errno == EOVERFLOW) {
+				fprintf(stderr, "postern: line %zu: too long\n", lineno + 1);
+				goto out;
+			}
+			break;
+		}
+		lineno++;
+		if (*line == '\0') {
+			free(line);
+			continue;
+		}
+		if (n == CHPASSWD_MAX_LINES) {
+			fprintf(stderr, "postern: more than %d lines\n", CHPASSWD_MAX_LINES);
+			sasl_wipe(line, strlen(line));
+			free(line);
+			goto out;
+		}
+		colon = strchr(line, ':');
+		if (colon != NULL)
+			*colon = '\0';
+		if (colon == NULL || !user_name_ok(line) || colon[1] == '\0' ||
+		    (check_old && strchr(colon + 1, ':') == NULL)) {
+			fprintf(stderr, "postern: line %zu: expected \"%s\"\n", lineno,
+			    check_old ? "user:old:new" : "user:password");
+			sasl_wipe(line, strlen(line));
+			free(line);
+			goto out;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			ch = xreallocarray(ch, cap, sizeof *ch);
+		}
+		ch[n].user = str_lower(xstrdup(line));
+		ch[n].rest = xstrdup(colon + 1);
+		ch[n].hash = NULL;
+		sasl_wipe(line, strlen(line));
+		free(line);
+		for (i = 0; i < n; i++)
+			if (strcmp(ch[i].user, ch[n].user) == 0)
+				break;
+		n++;
+		if (i < n - 1) {
+			fprintf(stderr, "postern: line %zu: %s given twice\n", lineno,
+			    ch[i].user);
+			goto out;
+		}
+	}
+	if (n == 0) {
+		fprintf(stderr, "postern: no \"user:password\" lines on standard input\n");
+		goto out;
+	}
+
+	/* Copy the file, replacing the password field of each named user. */
+	for (p = text, end = text + len; p < end; p = nl) {
+		char *u, *stored;
+		const char *val, *field_end, *newpw;
+		int wrong;
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		nl = nl != NULL ? nl + 1 : end;
+		u = line_user(p, (size_t)(nl - p));
+		i = n;
+		if (u != NULL)
+			for (i = 0; i < n; i++)
+				if (strcmp(ch[i].user, u) == 0)
+					break;
+		free(u);
+		if (i == n || ch[i].hash != NULL) {
+			buf_append(&out, p, (size_t)(nl - p));
+			if (nl == end && nl > p && nl[-1] != '\n')
+				buf_putc(&out, '\n');
+			continue;
+		}
+		val = memchr(p, ':', (size_t)(nl - p));
+		val = val != NULL ? val + 1 : nl;
+		{
+			char *v = xstrndup(val, (size_t)(nl - val));
+
+			v[strcspn(v, "\r\n")] = '\0';
+			stored = passwd_field(v);
+			free(v);
+		}
+		field_end = val + strlen(stored);
+		newpw = change_new_password(&ch[i], check_old, stored, &wrong);
+		sasl_wipe(stored, strlen(stored));
+		free(stored);
+		if (newpw == NULL) {
+			fprintf(stderr, "postern: %s: the old password is wrong\n", ch[i].user);
+			ret = 1;
+			goto out;
+		}
+		if (*newpw == '\0' || strlen(newpw) > SASL_PASS_MAX) {
+			fprintf(stderr, "postern: %s: the password must be 1 to %d bytes\n",
+			    ch[i].user, SASL_PASS_MAX);
+			goto out;
+		}
+		if ((ch[i].hash = passwd_hash(newpw, scheme, &err)) == NULL) {
+			fprintf(stderr, "postern: %s\n", err);
+			ret = EX_SOFTWARE;
+			goto out;
+		}
+		buf_printf(&out, "%s:%s", ch[i].user, ch[i].hash);
+		buf_append(&out, field_end, (size_t)(nl - field_end));
+		if (nl == end && nl > p && nl[-1] != '\n')
+			buf_putc(&out, '\n');
+	}
+	for (i = 0; i < n; i++)
+		if (ch[i].hash == NULL) {
+			fprintf(stderr, "postern: no such user: %s\n", ch[i].user);
+			ret = 1;
+			goto out;
+		}
+	if (file_write_atomic(path, buf_cstr(&out), out.len, 0600) < 0) {
+		fprintf(stderr, "postern: write %s: %s\n", path, strerror(errno));
+		ret = EX_IOERR;
+		goto out;
+	}
+	ret = build_table(path, buf_cstr(&out), out.len);
+	for (i = 0; ret == 0 && i < n; i++)
+		fprintf(stderr, "postern: %s password changed\n", ch[i].user);
+out:
+	for (i = 0; i < n; i++)
+		change_free(&ch[i]);
+	free(ch);
+	if (out.data != NULL)
+		sasl_wipe(out.data, out.cap);
+	buf_free(&out);
+	return ret;
+}
+
+enum op { OP_ADD, OP_PASSWD, OP_DEL, OP_LIST, OP_REBUILD, OP_CHPASSWD };
 
 int
 cmd_user(int argc, char **argv)
@@ -276,7 +487,7 @@ cmd_user(int argc, char **argv)
 	char *path = NULL, *lockpath = NULL, *text = NULL, *user = NULL;
 	char *pw = NULL, *hash = NULL, *u;
 	size_t len = 0;
-	int from_stdin = 0, found = 0, lockfd = -1, ret = EX_IOERR, i;
+	int from_stdin = 0, check_old = 0, found = 0, lockfd = -1, ret = EX_IOERR, i;
 	enum op op;
 
 	if (argc < 1)
@@ -291,6 +502,8 @@ cmd_user(int argc, char **argv)
 		op = OP_LIST;
 	else if (strcmp(argv[0], "rebuild") == 0)
 		op = OP_REBUILD;
+	else if (strcmp(argv[0], "chpasswd") == 0)
+		op = OP_CHPASSWD;
 	else
 		return usage();
 	for (i = 1; i < argc; i++) {
@@ -298,8 +511,10 @@ cmd_user(int argc, char **argv)
 		    (op == OP_ADD || op == OP_PASSWD))
 			from_stdin = 1;
 		else if (strcmp(argv[i], "--scheme") == 0 && i + 1 < argc &&
-		    (op == OP_ADD || op == OP_PASSWD))
+		    (op == OP_ADD || op == OP_PASSWD || op == OP_CHPASSWD))
 			scheme = argv[++i];
+		else if (strcmp(argv[i], "--check-old") == 0 && op == OP_CHPASSWD)
+			check_old = 1;
 		else if (argv[i][0] != '-' && user_arg == NULL &&
 		    (op == OP_ADD || op == OP_PASSWD || op == OP_DEL))
 			user_arg = argv[i];
@@ -338,6 +553,10 @@ cmd_user(int argc, char **argv)
 		}
 		text = xstrdup("");
 		len = 0;
+	}
+	if (op == OP_CHPASSWD) {
+		ret = chpasswd_apply(path, text, len, check_old, scheme);
+		goto out;
 	}
 
 	/* Copy every line but the user's; note whether it was there. */

@@ -21,12 +21,21 @@ done
 # dnsmasq-base: DNS tests; fail2ban: fail2ban-regex runs the shipped filter;
 # isync, offlineimap3, mutt: the IMAP clients test_imap_clients drives;
 # dovecot-lmtpd: the LMTP server test_lmtp delivers into (a private instance);
+# roundcube-core asks debconf about a database: it gets a private one, so
+# none is set up
+if ! dpkg-query -W -f='${Status}' roundcube-core 2>/dev/null | grep -q "install ok installed"; then
+	echo "roundcube-core roundcube/dbconfig-install boolean false" |
+		if [ "$(id -u)" -eq 0 ]; then debconf-set-selections; else sudo -n debconf-set-selections; fi
+fi
 # sieve-connect: the ManageSieve client test_managesieve drives;
 # postgrey: the policy service test_restrictions greylists through;
 # opendkim, opendkim-tools, opendmarc: the real milters test_milter_opendkim
-# and test_milter_opendmarc sign, verify and judge mail with
+# and test_milter_opendmarc sign, verify and judge mail with;
+# Roundcube, PHP, Chromium and Selenium: test_webmail
 scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd \
-	sieve-connect postgrey opendkim opendkim-tools opendmarc
+	sieve-connect postgrey opendkim opendkim-tools opendmarc \
+	roundcube-core roundcube-plugins roundcube-sqlite3 php-cli php-cgi php-sqlite3 \
+	sqlite3 chromium chromium-driver python3-selenium
 
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ $sanitize -eq 1 ]; then

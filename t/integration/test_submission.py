@@ -337,6 +337,22 @@ class Submission(unittest.TestCase):
         s.starttls(context=tls_ctx())
         s.login("carol", "c-pw2")
         s.quit()
+        # chpasswd(8)'s "user:password" lines; all or nothing
+        r = self.inst.postern("user", "chpasswd", input="carol:c:pw3\nnobody:x\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.inst.postern("user", "chpasswd", input="carol:c:pw3\n", check=True)
+        # --check-old (the webmail password plugin): "user:old:new", the old
+        # password verified even when it holds a colon itself
+        r = self.inst.postern("user", "chpasswd", "--check-old",
+                              input="carol:c-pw2:c-pw4\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("old password is wrong", r.stderr)
+        self.inst.postern("user", "chpasswd", "--check-old",
+                          input="carol:c:pw3:c:pw4\n", check=True)
+        s = smtplib.SMTP("127.0.0.1", self.sub_port, timeout=30)
+        s.starttls(context=tls_ctx())
+        s.login("carol", "c:pw4")
+        s.quit()
         self.inst.postern("user", "del", "carol", check=True)
         s = smtplib.SMTP("127.0.0.1", self.sub_port, timeout=30)
         s.starttls(context=tls_ctx())
