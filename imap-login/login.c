@@ -387,11 +387,7 @@ login_conn(struct loop *l, int fd)
 	lim.depth_max = 4;
 	lim.args_max = 128;
 	s->parser = imap_parser_new(&lim);
-	s->b.conn = conn_new(l, fd, SASL_RESP_MAX + 4096, lsess_cb, s);
-	conn_set_timeout(s->b.conn, login_conf.timeout_ms);
-	if (login_conf.wrappermode) {
-		(void)conn_starttls(s->b.conn, login_conf.tls_ctx);
-	} else {
+	if (login_conn_open(&s->b, SASL_RESP_MAX + 4096, lsess_cb, s)) {
 		greet(s);
 		(void)conn_flush(s->b.conn);
 	}

@@ -343,11 +343,7 @@ login_conn(struct loop *l, int fd)
 
 	login_base_init(&s->b, l, fd);
 	sasl_server_init(&s->sasl);
-	s->b.conn = conn_new(l, fd, POP3_AUTH_LINE_MAX + 4096, lsess_cb, s);
-	conn_set_timeout(s->b.conn, login_conf.timeout_ms);
-	if (login_conf.wrappermode) {
-		(void)conn_starttls(s->b.conn, login_conf.tls_ctx);
-	} else {
+	if (login_conn_open(&s->b, POP3_AUTH_LINE_MAX + 4096, lsess_cb, s)) {
 		greet(s);
 		(void)conn_flush(s->b.conn);
 	}

@@ -120,6 +120,17 @@ login_base_init(struct login_base *b, struct loop *l, int fd)
 		strcpy(b->lip, "unknown");
 }
 
+int
+login_conn_open(struct login_base *b, size_t in_max, conn_cb cb, void *ctx)
+{
+	b->conn = conn_new(b->loop, b->fd, in_max, cb, ctx);
+	conn_set_timeout(b->conn, login_conf.timeout_ms);
+	if (!login_conf.wrappermode)
+		return 1;
+	(void)conn_starttls(b->conn, login_conf.tls_ctx);
+	return 0;
+}
+
 void
 login_base_free(struct login_base *b)
 {

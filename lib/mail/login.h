@@ -60,6 +60,10 @@ enum { LOGIN_QUIT_ERRORS = 1, LOGIN_QUIT_LOGOUT = 2 };
 
 /* Addresses, TCP_NODELAY; conn is the caller's to create. */
 void login_base_init(struct login_base *b, struct loop *l, int fd);
+/* The session's connection: in_max bytes of input, the login timeout, and
+ * in wrapper mode the TLS handshake. 1: plaintext, greet now; 0: greet
+ * when CONN_EV_TLS_UP comes. */
+int login_conn_open(struct login_base *b, size_t in_max, conn_cb cb, void *ctx);
 /* Cancel auth, free the conn and give the fd back (server_disconnect). */
 void login_base_free(struct login_base *b);
 int login_is_loopback(const char *addr);
