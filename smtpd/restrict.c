@@ -19,7 +19,9 @@
  *   neither list can refuse an unauthorised destination (DESIGN.md
  *   invariant 4, restrict_set_check_relay()).
  * Sockets: policy services (inet:host:port, unix:/path), one connection
- *   per request; the DNS servers of smtpd_dns_servers (or resolv.conf).
+ *   per request; the DNS servers of smtpd_dns_servers (or resolv.conf),
+ *   through one c-ares channel per process (smtpd_dns(), shared with
+ *   peer.c's client name lookup).
  * Trusts: nothing in DNS or policy answers (bounded and cleaned by the
  *   evaluator; a policy reply line is cut at RESTRICT_TEXT_MAX).
  * BUGS: an inet: policy endpoint given as a host name is resolved with

@@ -25,6 +25,10 @@
  * - After a BDAT command, its chunk_left octets are taken as chunk data
  *   (or dropped, when the BDAT was refused) before any further command
  *   line is looked for: a chunk is never read as commands.
+ * - Before the greeting the client's name is looked up (peer.c) and,
+ *   with smtpd_delay_reject = no, the client restrictions run; the
+ *   session reads nothing meanwhile. A client refused there gets the
+ *   reject as its greeting and 503 for every command but QUIT.
  * - With smtpd_forbid_bare_newline = reject (client not excluded), a
  *   command line ended by a bare LF is not run: 550 5.5.2, then close.
  * BUGS: the queue file fsync at end of DATA blocks the whole process.

@@ -12,14 +12,19 @@
  * - With smtpd_milters the content stays in memory (hold_content) until
  *   the milters have seen it at end of data; smtpd/milter.c writes the
  *   edited message into the still uncommitted file and then calls
- *   data_commit(), so the 250 still follows the commit.
+ *   data_commit(), so the 250 still follows the commit. With
+ *   smtpd_end_of_data_restrictions it is held too, so that a PREPEND
+ *   there reaches the top of the message (eod_checked()).
+ * - smtpd_data_restrictions run at DATA, or at the first BDAT of the
+ *   transaction (bdat_checked(), as Postfix): CHUNKING cannot pass them by.
  * - The queue file is created at the first accepted recipient (Postfix's
  *   smtpd_delay_open_until_valid_rcpt), so rejected transactions cost no
  *   disk I/O.
- * - MAIL, RCPT, DATA and end of data wait for smtpd_restrict_check();
- *   its continuation (mail_checked, rcpt_checked, data_checked,
- *   eod_checked) may run later from the loop, and then counts the command
- *   itself (check_finish). No recipient is written before the relay and
+ * - MAIL, RCPT, DATA, the first BDAT and end of data wait for
+ *   smtpd_restrict_check(); its continuation (mail_checked, rcpt_checked,
+ *   data_checked, bdat_checked, eod_checked; helo_checked in commands.c)
+ *   may run later from the loop, and then counts the command itself
+ *   (txn_check_finish). No recipient is written before the relay and
  *   recipient restrictions said yes.
  * - Each final recipient address is written once (de-duplicated with the
  *   domain folded to lower case), with orig = ORCPT or the RCPT address.
