@@ -346,7 +346,7 @@ class NonSmtpdMilterTest(H.InstanceTestCase):
         self.assertQueueEmpty(inst)
         self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
         self.assertEqual(m.macros.get("{mail_addr}"), "alice@example.test")
-        self.assertIn(("C", "unknown"), m.seen)
+        self.assertIn(("C", "localhost"), m.seen)
 
     def test_reject_bounces_to_sender(self):
         m = self.milter()
@@ -358,7 +358,7 @@ class NonSmtpdMilterTest(H.InstanceTestCase):
         self.assertIn(b"Spam detected", dsn)
         self.assertIn(b"Final-Recipient: rfc822; bob@example.test", dsn)
         self.assertIn(b"Status: 5.7.1", dsn)
-        inst.wait_log(r"\S+: milter-reject: END-OF-MESSAGE from unknown\[127\.0\.0\.1\]: "
+        inst.wait_log(r"\S+: milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
                       r"5\.7\.1 Spam detected; from=<alice@example\.test> "
                       r"to=<bob@example\.test>")
         self.assertQueueEmpty(inst)
@@ -370,7 +370,7 @@ class NonSmtpdMilterTest(H.InstanceTestCase):
         r = inst.sendmail("-f", "alice@example.test", "bob@example.test",
                           input=self.message("TEMPME"))
         self.assertEqual(r.returncode, 0, r.stderr)
-        inst.wait_log(r"milter-reject: END-OF-MESSAGE from unknown\[127\.0\.0\.1\]: "
+        inst.wait_log(r"milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
                       r"4\.7\.1 Service unavailable - try again later; "
                       r"from=<alice@example\.test> to=<bob@example\.test>")
         # sendmail leaves it in maildrop/ (its .tmp and pickup's aborted
