@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "util/alloc.h"
 #include "util/conn.h"
@@ -441,6 +442,18 @@ session_begin(struct session *s)
 void
 session_greet(struct session *s)
 {
+	size_t early = 0;
+	char b;
+
+	/* Bytes before the greeting (sent while the name was looked up):
+	 * a client that talks first, as spamware does. */
+	(void)conn_in(s->conn, &early);
+	if (!s->pipelining_logged && (early > 0 || (!conn_tls_active(s->conn)
+	    && recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1))) {
+		log_info("improper command pipelining after CONNECT from %s[%s]",
+		    s->name, s->addr);
+		s->pipelining_logged = 1;
+	}
 	if (s->access_denied != NULL)
 		reply(s, "%s", s->access_denied);
 	else

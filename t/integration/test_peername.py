@@ -16,6 +16,11 @@ loopback port (smtpd_dns_servers) serves the records:
              matches its parent domain bad.example.test
   - a DNS server that does not answer: "unknown" with a temporary status,
     so reject_unknown_client_hostname says 450 whatever the configured code
+  - a DNS server that stays silent: the lookup ends at smtpd_dns_timeout
+    (temporary, 450), and a client that talked before the greeting is
+    logged as improper pipelining after CONNECT
+  - the policy request carries client_name (the confirmed name) and
+    reverse_client_name (the PTR name even when it was not confirmed)
   - smtpd_peername_lookup = no: every client is "unknown" and no PTR
     question is asked
   - smtpd_delay_reject = no: the client list runs at connect (its reject
@@ -26,6 +31,7 @@ loopback port (smtpd_dns_servers) serves the records:
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +40,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern_harness as H  # noqa: E402
+from test_restrictions import PolicyServer  # noqa: E402
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
@@ -101,15 +108,23 @@ class PeerName(H.InstanceTestCase):
     def setUpClass(cls):
         cls.dns_port = H.free_port()
         cls.dns = Dnsmasq(cls.dns_port)
+        cls.policy = PolicyServer()
 
     @classmethod
     def tearDownClass(cls):
         cls.dns.stop()
+        cls.policy.stop()
 
     def setUp(self):
         self.deaddns_port = H.free_port()
         self.nolookup_port = H.free_port()
         self.early_port = H.free_port()
+        self.slow_port = H.free_port()
+        self.policy_port = H.free_port()
+        # a DNS "server" that reads nothing and answers nothing
+        self.silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.silent.bind(("127.0.0.1", 0))
+        self.addCleanup(self.silent.close)
         inst = self.make_instance()
         clients = ("check_client_access texthash:%s, reject_unknown_client_hostname"
                    % inst.path("client_access"))
@@ -125,6 +140,12 @@ class PeerName(H.InstanceTestCase):
             % self.deaddns_port,
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_peername_lookup=no"
             % self.nolookup_port,
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_dns_servers=127.0.0.1:%d "
+            "-o smtpd_dns_timeout=2s" % (self.slow_port, self.silent.getsockname()[1]),
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_client_restrictions= "
+            "-o smtpd_recipient_restrictions=reject_unauth_destination,"
+            "check_policy_service,inet:127.0.0.1:%d"
+            % (self.policy_port, self.policy.port),
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_delay_reject=no "
             "-o smtpd_helo_restrictions=reject_non_fqdn_helo_hostname"
             % self.early_port,
@@ -175,6 +196,34 @@ class PeerName(H.InstanceTestCase):
         self.assertEqual((code, text), (450, "4.7.25 Client host rejected: cannot "
                                         "find your hostname, [127.0.0.5]"))
         inst.wait_log(r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.5\]: 450 4\.7\.25")
+
+    def test_policy_request_names(self):
+        inst = self.inst
+        n = len(self.policy.requests)
+        self.assertEqual(rcpt(inst, FORGED, port=self.policy_port)[0], 250)
+        self.assertEqual(rcpt(inst, GOOD, port=self.policy_port)[0], 250)
+        forged, good = self.policy.requests[n:n + 2]
+        self.assertEqual((forged["client_address"], forged["client_name"],
+                          forged["reverse_client_name"]),
+                         (FORGED, "unknown", "forged.example.test"))
+        self.assertEqual((good["client_name"], good["reverse_client_name"]),
+                         ("good.example.test", "good.example.test"))
+
+    def test_lookup_timeout(self):
+        inst = self.inst
+        c = H.RawSMTP(self.slow_port, source=GOOD)
+        c.send("EHLO client.example.org\r\n")   # before the greeting
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.reply()[0], 250)
+        self.assertEqual(c.cmd("MAIL FROM:<s@sender.example>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<alice@example.test>"),
+                         (450, ["4.7.25 Client host rejected: cannot find your "
+                                "hostname, [127.0.0.5]"]))
+        c.cmd("QUIT")
+        c.close()
+        inst.wait_log(r"improper command pipelining after CONNECT from "
+                      r"unknown\[127\.0\.0\.5\]")
+        inst.wait_log(r"connect from unknown\[127\.0\.0\.5\]")
 
     def test_check_client_access_by_name(self):
         inst = self.inst
