@@ -563,6 +563,21 @@ class Restrictions(H.InstanceTestCase):
         msgs = H.maildir_messages(inst.vmaildir("bob@example.test"))
         self.assertEqual(len(msgs), 1)
         self.assertIn(b"\n\nsent in two chunks\n", msgs[0])
+        # "BDAT 0 LAST" as the first BDAT: the data restrictions, then at
+        # once the end-of-data ones (the policy service), then the commit
+        c = H.RawSMTP(self.data_port)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("EHLO client.example.org")[0], 250)
+        self.assertEqual(c.cmd("MAIL FROM:<s@sender.example>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<carol@example.test>")[0], 250)
+        code, lines = c.cmd("BDAT 0 LAST")
+        self.assertEqual(code, 250, lines)
+        self.assertTrue(lines[0].startswith("2.0.0 Ok: queued as "), lines)
+        self.assertEqual(c.cmd("QUIT")[0], 221)
+        c.close()
+        inst.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] ehlo=1 mail=1 "
+                      r"rcpt=1 bdat=1 quit=1 commands=5")
+        inst.wait_log(r"to=<carol@example\.test>, .*status=sent")
 
     def test_fail2ban_counts_rejects(self):
         try:
