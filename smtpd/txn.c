@@ -193,18 +193,24 @@ txn_rcpt_count(const struct session *s)
  * A check's continuation runs before smtpd_restrict_check() returns, or
  * later from the loop. In the first case the handler returns its rc; in
  * the second the handler returned 1 (not counted) and the continuation
- * counts the command itself. */
+ * counts the command itself. Checks nest (the first BDAT's continuation
+ * may reach end of data and its checks): each keeps its own state. */
+#define CHECK_PENDING 2   /* the continuation has not run yet */
 static int check_sync, check_rc;
 
 int
 txn_check(struct session *s, enum smtpd_check_point at, const char *rcpt,
     smtpd_restrict_done_fn done, void *arg)
 {
+	int saved_sync = check_sync, saved_rc = check_rc, rc;
+
 	check_sync = 1;
-	check_rc = 1;
+	check_rc = CHECK_PENDING;
 	smtpd_restrict_check(s, at, rcpt, done, arg);
-	check_sync = 0;
-	return smtpd_restrict_busy(s) ? 1 : check_rc;
+	rc = check_rc == CHECK_PENDING ? 1 : check_rc;
+	check_sync = saved_sync;
+	check_rc = saved_rc;
+	return rc;
 }
 
 void
