@@ -178,7 +178,8 @@ static int
 session_may_process(const struct session *s)
 {
 	return !s->dead && s->sleep_timer == 0 && s->state != SESS_QUIT
-	    && s->peer == NULL && s->authc == NULL && !smtpd_restrict_busy(s) && !s->milter_wait
+	    && s->peer == NULL && s->authc == NULL && !smtpd_restrict_busy(s)
+	    && !s->milter_wait
 	    && !(conn_tls_active(s->conn) && conn_tls(s->conn) == NULL);
 }
 

@@ -177,7 +177,8 @@ long long txn_rcpt_count(const struct session *s);
 
 /* restrict.c: smtpd_*_restrictions (lib/mail/restrict.h). */
 enum smtpd_check_point {
-	SMTPD_CHECK_CONNECT, SMTPD_CHECK_HELO, SMTPD_CHECK_MAIL, SMTPD_CHECK_RCPT, SMTPD_CHECK_DATA, SMTPD_CHECK_EOD,
+	SMTPD_CHECK_CONNECT, SMTPD_CHECK_HELO, SMTPD_CHECK_MAIL, SMTPD_CHECK_RCPT,
+	SMTPD_CHECK_DATA, SMTPD_CHECK_EOD,
 };
 struct smtpd_restrict_verdict {
 	const char *reply;   /* NULL: go on; else send it (already logged) */
@@ -194,7 +195,7 @@ void smtpd_restrict_init(void);
 void smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
     const char *rcpt, smtpd_restrict_done_fn done, void *arg);
 int smtpd_restrict_busy(const struct session *s);
-int smtpd_restrict_eod_set(void);    /* smtpd_end_of_data_restrictions not empty */
+int smtpd_restrict_eod_set(void);   /* smtpd_end_of_data_restrictions set */
 int smtpd_restrict_delay_reject(void);
 /* The c-ares channel on the process's loop (smtpd_dns_servers), opened
  * at first use; NULL (logged) if c-ares cannot start. */

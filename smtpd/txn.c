@@ -872,7 +872,8 @@ bdat_take(struct session *s)
  * Postfix runs them there); refused, its chunk and any later ones are
  * dropped (the transaction is gone: 503 until a new MAIL). */
 static void
-bdat_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg)
+bdat_checked(struct session *s, const struct smtpd_restrict_verdict *v,
+    void *arg)
 {
 	(void)arg;
 	if (v->reply != NULL) {

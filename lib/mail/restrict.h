@@ -121,7 +121,7 @@ struct restrict_answer_ent {
 struct restrict_ctx {
 	/* session */
 	const char *client_name;   /* verified name, "unknown" when not known */
-	const char *reverse_client_name;  /* the PTR name, "unknown"; NULL: client_name */
+	const char *reverse_client_name;  /* PTR name or "unknown"; NULL: as above */
 	enum peer_status client_name_status;    /* PEER_UNKNOWN: permanent */
 	enum peer_status reverse_name_status;
 	const char *client_addr;
