@@ -41,26 +41,62 @@ struct command {
 	unsigned flags;
 };
 
+static void ehlo_reply(struct session *s);
+
+/* After smtpd_helo_restrictions (run here only with smtpd_delay_reject =
+ * no; Postfix checks the new name before it takes it): a reject keeps
+ * the previous HELO name, if any. */
 static void
-set_helo(struct session *s, const struct smtp_cmd *cmd, int esmtp)
+helo_checked(struct session *s, const struct smtpd_restrict_verdict *v,
+    void *arg)
 {
-	txn_reset(s);   /* RFC 5321 4.1.4: HELO/EHLO reset the transaction */
-	free(s->helo);
-	s->helo = xstrndup(cmd->arg, cmd->arg_len);
+	int esmtp = arg != NULL;
+
+	if (v->reply != NULL) {
+		reply(s, "%s", v->reply);
+		free(s->helo);
+		s->helo = s->helo_prev;
+		s->helo_prev = NULL;
+		txn_check_finish(s, esmtp ? SMTP_EHLO : SMTP_HELO, -1);
+		return;
+	}
+	xfree(&s->helo_prev);
 	s->esmtp = esmtp;
 	smtpd_milter_helo(s);
+	if (esmtp)
+		ehlo_reply(s);
+	else
+		reply(s, "250 %s", smtpd_conf.myhostname);
+	txn_check_finish(s, esmtp ? SMTP_EHLO : SMTP_HELO, 0);
+}
+
+static int
+helo_start(struct session *s, const struct smtp_cmd *cmd, int esmtp)
+{
+	static char yes;
+
+	txn_reset(s);   /* RFC 5321 4.1.4: HELO/EHLO reset the transaction */
+	free(s->helo_prev);
+	s->helo_prev = s->helo;   /* the checks and their log see the new name */
+	s->helo = xstrndup(cmd->arg, cmd->arg_len);
+	return txn_check(s, SMTPD_CHECK_HELO, NULL, helo_checked,
+	    esmtp ? &yes : NULL);
 }
 
 static int
 cmd_helo(struct session *s, const struct smtp_cmd *cmd)
 {
-	set_helo(s, cmd, 0);
-	reply(s, "250 %s", smtpd_conf.myhostname);
-	return 0;
+	return helo_start(s, cmd, 0);
 }
 
 static int
 cmd_ehlo(struct session *s, const struct smtp_cmd *cmd)
+{
+	return helo_start(s, cmd, 1);
+}
+
+static void
+ehlo_reply(struct session *s)
 {
 	char size[32];
 	struct {
@@ -84,7 +120,6 @@ cmd_ehlo(struct session *s, const struct smtp_cmd *cmd)
 	};
 	size_t last = 0;
 
-	set_helo(s, cmd, 1);
 	snprintf(size, sizeof(size), "%lld", smtpd_conf.message_size_limit);
 	ext[1].arg = smtpd_conf.message_size_limit > 0 ? size : NULL;
 	if (ext[3].on)
@@ -102,7 +137,6 @@ cmd_ehlo(struct session *s, const struct smtp_cmd *cmd)
 		reply(s, "250%c%s%s%s", i + 1 == last ? ' ' : '-', ext[i].kw,
 		    ext[i].arg ? " " : "", ext[i].arg ? ext[i].arg : "");
 	}
-	return 0;
 }
 
 static int
@@ -233,6 +267,11 @@ command_run(struct session *s, const char *line, size_t len)
 	s->where = v->name;
 	if (v->verb == SMTP_BDAT && bdat_frame(s, &cmd) < 0)
 		return v;
+	if (s->access_denied != NULL && v->verb != SMTP_QUIT) {
+		reply(s, "503 5.7.0 Error: access denied for %s[%s]", s->name, s->addr);
+		s->errors++;
+		return v;
+	}
 	if (tls_required_reply(s, v)) {
 		s->errors++;
 		return v;

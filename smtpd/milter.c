@@ -59,7 +59,7 @@ struct smtpd_milter {
 	char *rcpt;                /* RCPT being asked about */
 	void (*go)(struct session *s);
 	void (*commit)(struct session *s, const char *rej);
-	char underscore[300];      /* "_" macro */
+	char underscore[320];      /* "_" macro: name [addr] */
 	char daemon_addr[64];
 	/* per message */
 	char **rcpts;              /* RCPT addresses the milters accepted */

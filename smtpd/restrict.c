@@ -19,7 +19,9 @@
  *   neither list can refuse an unauthorised destination (DESIGN.md
  *   invariant 4, restrict_set_check_relay()).
  * Sockets: policy services (inet:host:port, unix:/path), one connection
- *   per request; the DNS servers of smtpd_dns_servers (or resolv.conf).
+ *   per request; the DNS servers of smtpd_dns_servers (or resolv.conf),
+ *   through one c-ares channel per process (smtpd_dns(), shared with
+ *   peer.c's client name lookup).
  * Trusts: nothing in DNS or policy answers (bounded and cleaned by the
  *   evaluator; a policy reply line is cut at RESTRICT_TEXT_MAX).
  * BUGS: an inet: policy endpoint given as a host name is resolved with
@@ -73,8 +75,7 @@ struct smtpd_restrict {
 	struct dns_q *q;
 	enum restrict_query qtype;
 	char *qkey;
-	char *ptr_name;            /* RQ_PTR: the name being confirmed */
-	int ptr_step;              /* 0 PTR, 1 A/AAAA of the name */
+	int ptr_step;              /* RQ_DOMAIN: 0 MX, 1 A, 2 AAAA */
 	int in_ask;                /* inside ask(): answers are stored, not run */
 	int answered;              /* ask() got its answer at once */
 	int pfd;                   /* policy socket, or -1 */
@@ -129,6 +130,27 @@ smtpd_restrict_init(void)
 	dns_timeout_ms = config_time("smtpd_dns_timeout") * 1000;
 }
 
+struct dns_async *
+smtpd_dns(struct loop *l)
+{
+	static int warned;
+	char *err = NULL;
+
+	if (dns == NULL) {
+		dns = dns_async_open(l, dns_servers, (int)dns_timeout_ms, &err);
+		if (dns == NULL && !warned++)
+			log_warnx("smtpd_dns_servers: %s", err ? err : "c-ares failed");
+		free(err);
+	}
+	return dns;
+}
+
+long long
+smtpd_dns_timeout_ms(void)
+{
+	return dns_timeout_ms;
+}
+
 int
 smtpd_restrict_delay_reject(void)
 {
@@ -136,9 +158,9 @@ smtpd_restrict_delay_reject(void)
 }
 
 int
-smtpd_restrict_data_set(void)
+smtpd_restrict_eod_set(void)
 {
-	return rset.list[RS_DATA].n > 0;
+	return rset.list[RS_EOD].n > 0;
 }
 
 int
@@ -170,8 +192,6 @@ question_cancel(struct smtpd_restrict *r)
 	policy_close(r);
 	free(r->qkey);
 	r->qkey = NULL;
-	free(r->ptr_name);
-	r->ptr_name = NULL;
 }
 
 void
@@ -281,25 +301,6 @@ dns_done(void *arg, enum dns_status st, char **values)
 	    && st != DNS_TEMPFAIL && st != DNS_BADANSWER) {
 		r->ptr_step = 2;
 		r->q = dns_async_query(dns, r->qkey, DNS_Q_AAAA, dns_done, r);
-		return;
-	}
-	if (r->qtype == RQ_PTR && r->ptr_step == 0 && st == DNS_OK && values[0]) {
-		/* Forward-confirm the first name (Postfix: the name must map
-		 * back to the address). */
-		r->ptr_name = xstrdup(values[0]);
-		r->ptr_step = 1;
-		r->q = dns_async_query(dns, r->ptr_name,
-		    strchr(r->qkey, ':') ? DNS_Q_AAAA : DNS_Q_A, dns_done, r);
-		return;
-	}
-	if (r->qtype == RQ_PTR && r->ptr_step == 1) {
-		char *name[2] = { r->ptr_name, NULL };
-		int ok = 0;
-		for (size_t i = 0; st == DNS_OK && values[i] != NULL; i++)
-			if (strcmp(values[i], r->qkey) == 0)
-				ok = 1;
-		answer_and_run(r, ok ? RA_OK : st == DNS_TEMPFAIL ? RA_TEMPFAIL
-		    : RA_NOTFOUND, ok ? name : NULL);
 		return;
 	}
 	answer_and_run(r, st == DNS_OK ? RA_OK : (st == DNS_TEMPFAIL
@@ -485,30 +486,14 @@ ask_start(struct smtpd_restrict *r, const struct restrict_need *n)
 		    policy_timer, r);
 		return;
 	}
-	if (dns == NULL) {
-		char *err = NULL;
-		dns = dns_async_open(r->s->loop, dns_servers, (int)dns_timeout_ms, &err);
-		if (dns == NULL) {
-			log_warnx("smtpd_dns_servers: %s", err ? err : "c-ares failed");
-			free(err);
-			answer_and_run(r, RA_TEMPFAIL, NULL);
-			return;
-		}
+	if (smtpd_dns(r->s->loop) == NULL) {
+		answer_and_run(r, RA_TEMPFAIL, NULL);
+		return;
 	}
 	static const int qt[] = {
 		[RQ_A] = DNS_Q_A, [RQ_TXT] = DNS_Q_TXT, [RQ_DOMAIN] = DNS_Q_MX,
-		[RQ_PTR] = DNS_Q_PTR,
 	};
 	const char *name = r->qkey;
-	char rev[100];
-	if (n->type == RQ_PTR) {
-		if (restrict_reverse_addr(r->qkey, rev, sizeof(rev) - 20) < 0) {
-			answer_and_run(r, RA_NOTFOUND, NULL);
-			return;
-		}
-		strcat(rev, strchr(r->qkey, ':') ? ".ip6.arpa" : ".in-addr.arpa");
-		name = rev;
-	}
 	r->q = dns_async_query(dns, name, qt[n->type], dns_done, r);
 }
 
@@ -596,12 +581,16 @@ smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
 		r->s = s;
 		r->pfd = -1;
 		r->ctx.client_name = s->name;
+		r->ctx.reverse_client_name = s->reverse_name;
+		r->ctx.client_name_status = (enum peer_status)s->name_status;
+		r->ctx.reverse_name_status = (enum peer_status)s->reverse_name_status;
 		r->ctx.client_addr = s->addr;
 		r->ctx.in_mynetworks = s->in_mynetworks;
 		r->ctx.domain_is_ours = domain_is_ours;
 		r->ctx.rcpt_known = rcpt_known;
 	}
 	static const enum restrict_point points[] = {
+		[SMTPD_CHECK_CONNECT] = RP_CONNECT, [SMTPD_CHECK_HELO] = RP_HELO,
 		[SMTPD_CHECK_MAIL] = RP_MAIL, [SMTPD_CHECK_RCPT] = RP_RCPT,
 		[SMTPD_CHECK_DATA] = RP_DATA, [SMTPD_CHECK_EOD] = RP_EOD,
 	};

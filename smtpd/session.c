@@ -25,6 +25,10 @@
  * - After a BDAT command, its chunk_left octets are taken as chunk data
  *   (or dropped, when the BDAT was refused) before any further command
  *   line is looked for: a chunk is never read as commands.
+ * - Before the greeting the client's name is looked up (peer.c) and,
+ *   with smtpd_delay_reject = no, the client restrictions run; the
+ *   session reads nothing meanwhile. A client refused there gets the
+ *   reject as its greeting and 503 for every command but QUIT.
  * - With smtpd_forbid_bare_newline = reject (client not excluded), a
  *   command line ended by a bare LF is not run: 550 5.5.2, then close.
  * BUGS: the queue file fsync at end of DATA blocks the whole process.
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "util/alloc.h"
 #include "util/conn.h"
@@ -51,6 +56,8 @@ static const char *const state_names[] = {
 };
 
 static void session_process(struct session *s);
+static void session_set_io(struct session *s);
+static void session_begin(struct session *s);
 
 void
 session_enter(struct session *s, enum sess_state st)
@@ -91,17 +98,6 @@ reply(struct session *s, const char *fmt, ...)
 		log_debug("> %s[%s]: %s", s->name, s->addr, buf_cstr(&replybuf));
 	(void)buf_append(&replybuf, "\r\n", 2);
 	conn_write(s->conn, replybuf.data, replybuf.len);
-}
-
-/* Loopback gets "localhost"; everything else "unknown" until DNS lookups
- * (c-ares) arrive. */
-static const char *
-client_name(const char *addr)
-{
-	if (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0
-	    || strncmp(addr, "::ffff:127.", 11) == 0)
-		return "localhost";
-	return "unknown";
 }
 
 static void
@@ -156,6 +152,7 @@ session_close(struct session *s)
 		loop_timer_cancel(s->loop, s->sleep_timer);
 	s->sleep_timer = 0;
 	sasl_session_reset(s);
+	smtpd_peer_end(s);
 	smtpd_restrict_end(s);
 	conn_free(&s->conn);   /* TLS close_notify; the fd stays open */
 	server_disconnect(s->loop, s->fd);
@@ -169,6 +166,8 @@ session_done(struct session *s)
 {
 	if (s->dead) {
 		free(s->helo);
+		free(s->helo_prev);
+		free(s->access_denied);
 		free(s->sasl_user);
 		free(s);
 	}
@@ -179,7 +178,8 @@ static int
 session_may_process(const struct session *s)
 {
 	return !s->dead && s->sleep_timer == 0 && s->state != SESS_QUIT
-	    && s->authc == NULL && !smtpd_restrict_busy(s) && !s->milter_wait
+	    && s->peer == NULL && s->authc == NULL && !smtpd_restrict_busy(s)
+	    && !s->milter_wait
 	    && !(conn_tls_active(s->conn) && conn_tls(s->conn) == NULL);
 }
 
@@ -392,7 +392,6 @@ session_start(struct loop *l, int fd)
 	conn_set_timeout(s->conn, (uint64_t)smtpd_conf.timeout_ms);
 	if (net_peer_addr(fd, s->addr, sizeof(s->addr), NULL) < 0)
 		strcpy(s->addr, "unknown");
-	s->name = client_name(s->addr);
 	s->in_mynetworks = net_cidr_match(s->addr, smtpd_conf.mynetworks, &err) == 1;
 	if (err != NULL) {
 		log_warnx("mynetworks: %s", err);
@@ -407,19 +406,59 @@ session_start(struct loop *l, int fd)
 			free(err);
 		}
 	}
-	log_info("connect from %s[%s]", s->name, s->addr);
 	sasl_server_init(&s->sasl);
+	/* The name first (Postfix logs "connect from" with it), then the
+	 * client restrictions, then the greeting. */
+	smtpd_peer_lookup(s, session_begin);
+	if (s->peer != NULL)
+		session_set_io(s);   /* paused: nothing is read until the greeting */
+}
+
+/* smtpd_delay_reject = no: the client list has run. A reject is the
+ * greeting (RFC 5321 3.1: 554 instead of 220), and then every command
+ * but QUIT gets 503 (command_run), as Postfix does. */
+static void
+connect_checked(struct session *s, const struct smtpd_restrict_verdict *v,
+    void *arg)
+{
+	(void)arg;
+	if (v->reply != NULL)
+		s->access_denied = xstrdup(v->reply);
 	if (smtpd_conf.tls_wrappermode)
 		tls_session_begin(s);   /* RFC 8314: the greeting comes over TLS */
 	else
 		session_greet(s);
 	smtpd_milter_connect(s);
+	session_set_io(s);
+}
+
+/* The client's name is known (peer.c). */
+static void
+session_begin(struct session *s)
+{
+	log_info("connect from %s[%s]", s->name, s->addr);
+	smtpd_restrict_check(s, SMTPD_CHECK_CONNECT, NULL, connect_checked, NULL);
 }
 
 void
 session_greet(struct session *s)
 {
-	reply(s, "220 %s", smtpd_conf.banner);
+	size_t early = 0;
+	char b;
+
+	/* Bytes before the greeting (sent while the name was looked up):
+	 * a client that talks first, as spamware does. */
+	(void)conn_in(s->conn, &early);
+	if (!s->pipelining_logged && (early > 0 || (!conn_tls_active(s->conn)
+	    && recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1))) {
+		log_info("improper command pipelining after CONNECT from %s[%s]",
+		    s->name, s->addr);
+		s->pipelining_logged = 1;
+	}
+	if (s->access_denied != NULL)
+		reply(s, "%s", s->access_denied);
+	else
+		reply(s, "220 %s", smtpd_conf.banner);
 	(void)conn_flush(s->conn);
 }
 

@@ -48,6 +48,7 @@ smtpd_post_init(struct loop *l)
 	c->timeout_ms = config_time("smtpd_timeout") * 1000;
 	c->hopcount_limit = config_int("hopcount_limit");
 	c->helo_required = config_bool("smtpd_helo_required");
+	c->peername_lookup = config_bool("smtpd_peername_lookup");
 	c->smtputf8_enable = config_bool("smtputf8_enable");
 	c->disable_vrfy = config_bool("disable_vrfy_command");
 
@@ -89,9 +90,6 @@ smtpd_post_init(struct loop *l)
 int
 smtpd_ehlo_offer(const char *keyword)
 {
-	/* smtpd_data_restrictions run at DATA; BDAT would pass them by. */
-	if (strcasecmp(keyword, "CHUNKING") == 0 && smtpd_restrict_data_set())
-		return 0;
 	return !strv_contains_ci(smtpd_conf.discard_ehlo, keyword);
 }
 

@@ -4,8 +4,9 @@
  * simple verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the
  * queue file); starttls.c (STARTTLS, implicit TLS), auth.c (AUTH
  * through the auth daemon, smtpd_sender_login_maps), restrict.c (the
- * smtpd_*_restrictions lists, their DNS and policy-service questions)
- * and milter.c (smtpd_milters).
+ * smtpd_*_restrictions lists, their DNS and policy-service questions),
+ * peer.c (the client's name: PTR, then forward confirmation) and
+ * milter.c (smtpd_milters).
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
@@ -46,6 +47,7 @@ struct smtpd_conf {
 	int bare_newline_reject_code; /* smtpd_forbid_bare_newline_reject_code */
 	char **discard_ehlo;          /* smtpd_discard_ehlo_keywords (any case) */
 	int helo_required;            /* smtpd_helo_required */
+	int peername_lookup;          /* smtpd_peername_lookup */
 	int smtputf8_enable;
 	int disable_vrfy;             /* disable_vrfy_command */
 	struct smtp_limits limits;
@@ -84,8 +86,20 @@ struct session {
 	int fd;
 	enum sess_state state;
 	char addr[INET6_ADDRSTRLEN + 1];
-	const char *name;          /* "localhost" or "unknown" (no DNS yet) */
+	/* peer.c: the verified name (PTR, forward-confirmed) or "unknown",
+	 * the PTR name alone, and Postfix's status of each (enum peer_status
+	 * in lib/mail/peer.h). Set before the greeting, never changed. */
+	char name[256];
+	char reverse_name[256];
+	int name_status;
+	int reverse_name_status;
+	struct smtpd_peer *peer;   /* the lookup in progress, else NULL */
+	/* smtpd_delay_reject = no: smtpd_client_restrictions refused the
+	 * client at connect; this reply was the greeting, and every command
+	 * but QUIT is answered 503 (Postfix). */
+	char *access_denied;
 	char *helo;                /* NULL before HELO/EHLO */
+	char *helo_prev;           /* kept while a new HELO name is checked */
 	int esmtp;                 /* EHLO (not HELO) seen */
 	int in_mynetworks;
 	struct conn *conn;         /* the client's bytes, both ways (util/conn.h) */
@@ -163,7 +177,8 @@ long long txn_rcpt_count(const struct session *s);
 
 /* restrict.c: smtpd_*_restrictions (lib/mail/restrict.h). */
 enum smtpd_check_point {
-	SMTPD_CHECK_MAIL, SMTPD_CHECK_RCPT, SMTPD_CHECK_DATA, SMTPD_CHECK_EOD,
+	SMTPD_CHECK_CONNECT, SMTPD_CHECK_HELO, SMTPD_CHECK_MAIL, SMTPD_CHECK_RCPT,
+	SMTPD_CHECK_DATA, SMTPD_CHECK_EOD,
 };
 struct smtpd_restrict_verdict {
 	const char *reply;   /* NULL: go on; else send it (already logged) */
@@ -180,7 +195,25 @@ void smtpd_restrict_init(void);
 void smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
     const char *rcpt, smtpd_restrict_done_fn done, void *arg);
 int smtpd_restrict_busy(const struct session *s);
-int smtpd_restrict_data_set(void);   /* smtpd_data_restrictions not empty */
+int smtpd_restrict_eod_set(void);   /* smtpd_end_of_data_restrictions set */
+int smtpd_restrict_delay_reject(void);
+/* The c-ares channel on the process's loop (smtpd_dns_servers), opened
+ * at first use; NULL (logged) if c-ares cannot start. */
+struct dns_async *smtpd_dns(struct loop *l);
+long long smtpd_dns_timeout_ms(void);
+
+/* peer.c: look the client's name up (smtpd_peername_lookup), fill
+ * s->name and friends, then call done (from the loop, or at once when
+ * no lookup is made). smtpd_peer_end cancels a lookup in progress. */
+void smtpd_peer_lookup(struct session *s, void (*done)(struct session *s));
+void smtpd_peer_end(struct session *s);
+
+/* txn.c: run the restrictions of a check point for a command handler.
+ * done's reply and counting go through txn_check_finish(); the handler
+ * returns what txn_check returns. */
+int txn_check(struct session *s, enum smtpd_check_point at, const char *rcpt,
+    smtpd_restrict_done_fn done, void *arg);
+void txn_check_finish(struct session *s, enum smtp_verb verb, int rc);
 void smtpd_restrict_end(struct session *s);   /* session close */
 
 /* milter.c: smtpd_milters. Each hook is a no-op (or replies ok at once)

@@ -12,14 +12,19 @@
  * - With smtpd_milters the content stays in memory (hold_content) until
  *   the milters have seen it at end of data; smtpd/milter.c writes the
  *   edited message into the still uncommitted file and then calls
- *   data_commit(), so the 250 still follows the commit.
+ *   data_commit(), so the 250 still follows the commit. With
+ *   smtpd_end_of_data_restrictions it is held too, so that a PREPEND
+ *   there reaches the top of the message (eod_checked()).
+ * - smtpd_data_restrictions run at DATA, or at the first BDAT of the
+ *   transaction (bdat_checked(), as Postfix): CHUNKING cannot pass them by.
  * - The queue file is created at the first accepted recipient (Postfix's
  *   smtpd_delay_open_until_valid_rcpt), so rejected transactions cost no
  *   disk I/O.
- * - MAIL, RCPT, DATA and end of data wait for smtpd_restrict_check();
- *   its continuation (mail_checked, rcpt_checked, data_checked,
- *   eod_checked) may run later from the loop, and then counts the command
- *   itself (check_finish). No recipient is written before the relay and
+ * - MAIL, RCPT, DATA, the first BDAT and end of data wait for
+ *   smtpd_restrict_check(); its continuation (mail_checked, rcpt_checked,
+ *   data_checked, bdat_checked, eod_checked; helo_checked in commands.c)
+ *   may run later from the loop, and then counts the command itself
+ *   (txn_check_finish). No recipient is written before the relay and
  *   recipient restrictions said yes.
  * - Each final recipient address is written once (de-duplicated with the
  *   domain folded to lower case), with orig = ORCPT or the RCPT address.
@@ -90,7 +95,8 @@ struct txn {
 	struct buf content;         /* content not yet handed to the queue writer */
 	int write_error;
 	int bdat;                   /* content comes by BDAT (no DATA allowed) */
-	int hold_content;           /* smtpd_milters: content stays in memory */
+	int hold_content;           /* content stays in memory until end of data */
+	int milters;                /* ... for the milters (smtpd_milters) */
 	struct hdrlimit mh;
 	/* restrictions (restrict.c) */
 	int hold;                   /* HOLD: commit into hold/ */
@@ -187,22 +193,28 @@ txn_rcpt_count(const struct session *s)
  * A check's continuation runs before smtpd_restrict_check() returns, or
  * later from the loop. In the first case the handler returns its rc; in
  * the second the handler returned 1 (not counted) and the continuation
- * counts the command itself. */
+ * counts the command itself. Checks nest (the first BDAT's continuation
+ * may reach end of data and its checks): each keeps its own state. */
+#define CHECK_PENDING 2   /* the continuation has not run yet */
 static int check_sync, check_rc;
 
-static int
+int
 txn_check(struct session *s, enum smtpd_check_point at, const char *rcpt,
-    smtpd_restrict_done_fn done)
+    smtpd_restrict_done_fn done, void *arg)
 {
+	int saved_sync = check_sync, saved_rc = check_rc, rc;
+
 	check_sync = 1;
-	check_rc = 1;
-	smtpd_restrict_check(s, at, rcpt, done, NULL);
-	check_sync = 0;
-	return smtpd_restrict_busy(s) ? 1 : check_rc;
+	check_rc = CHECK_PENDING;
+	smtpd_restrict_check(s, at, rcpt, done, arg);
+	rc = check_rc == CHECK_PENDING ? 1 : check_rc;
+	check_sync = saved_sync;
+	check_rc = saved_rc;
+	return rc;
 }
 
-static void
-check_finish(struct session *s, enum smtp_verb verb, int rc)
+void
+txn_check_finish(struct session *s, enum smtp_verb verb, int rc)
 {
 	if (check_sync)
 		check_rc = rc;
@@ -297,7 +309,7 @@ mail_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 	if (v->reply != NULL) {
 		reply(s, "%s", v->reply);
 		txn_reset(s);
-		check_finish(s, SMTP_MAIL, -1);
+		txn_check_finish(s, SMTP_MAIL, -1);
 		return;
 	}
 	check_keep(s->tx, v);
@@ -306,7 +318,7 @@ mail_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 	smtpd_milter_mail(s, s->tx->sender, s->tx->pend_params,
 	    strlen(s->tx->pend_params), "250 2.1.0 Ok");
 	xfree(&s->tx->pend_params);
-	check_finish(s, SMTP_MAIL, 0);
+	txn_check_finish(s, SMTP_MAIL, 0);
 }
 
 int
@@ -371,7 +383,7 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	    smtpd_conf.limits.line_length_limit);
 	s->tx = tx;
 	tx->pend_params = xstrndup(params, plen);
-	return txn_check(s, SMTPD_CHECK_MAIL, NULL, mail_checked);
+	return txn_check(s, SMTPD_CHECK_MAIL, NULL, mail_checked, NULL);
 }
 
 /* Create the queue file and write the envelope head. 0, or -1 (logged). */
@@ -521,7 +533,7 @@ txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	tx->pend_active = 1;
 	free(tx->pend_params);
 	tx->pend_params = xstrndup(params, plen);
-	return txn_check(s, SMTPD_CHECK_RCPT, addr, rcpt_checked);
+	return txn_check(s, SMTPD_CHECK_RCPT, addr, rcpt_checked, NULL);
 }
 
 /* After the restrictions: the limit, the tables, the queue file. */
@@ -578,7 +590,7 @@ out:
 	strv_free(&list);
 	smtp_rcpt_params_free(&rp);
 	free(addr);
-	check_finish(s, SMTP_RCPT, rc);
+	txn_check_finish(s, SMTP_RCPT, rc);
 }
 
 /* Hand buffered content to the queue writer. */
@@ -586,7 +598,7 @@ static void
 content_flush(struct txn *tx)
 {
 	if (tx->content.len == 0 || tx->hold_content)
-		return;   /* with milters: the whole message, at its end */
+		return;   /* held: the whole message, at its end */
 	if (!tx->write_error && tx->qw != NULL
 	    && queue_writer_content(tx->qw, tx->content.data, tx->content.len) < 0) {
 		log_warn("%s: write queue file", tx->id);
@@ -646,7 +658,10 @@ content_begin(struct session *s)
 	 * Postfix's smtpd writes them. */
 	for (size_t i = 0; tx->prepend != NULL && tx->prepend[i] != NULL; i++)
 		buf_printf(&tx->raw, "%s\n", tx->prepend[i]);
-	tx->hold_content = smtpd_milter_active(s);
+	/* Held for the milters, or for a PREPEND that
+	 * smtpd_end_of_data_restrictions may still add at the top. */
+	tx->milters = smtpd_milter_active(s);
+	tx->hold_content = tx->milters || smtpd_restrict_eod_set();
 	received_header(s);
 	smtp_data_init(&tx->data);
 	tx->data_limits = smtpd_conf.limits;
@@ -688,12 +703,12 @@ data_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 	(void)arg;
 	if (v->reply != NULL) {
 		reply(s, "%s", v->reply);
-		check_finish(s, SMTP_DATA, -1);
+		txn_check_finish(s, SMTP_DATA, -1);
 		return;
 	}
 	check_keep(s->tx, v);
 	smtpd_milter_data(s, data_go);
-	check_finish(s, SMTP_DATA, 0);
+	txn_check_finish(s, SMTP_DATA, 0);
 }
 
 int
@@ -712,7 +727,7 @@ txn_data(struct session *s, const struct smtp_cmd *cmd)
 		reply(s, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT");
 		return -1;
 	}
-	return txn_check(s, SMTPD_CHECK_DATA, NULL, data_checked);
+	return txn_check(s, SMTPD_CHECK_DATA, NULL, data_checked, NULL);
 }
 
 /* End of data: reject, or commit and only then say "queued". */
@@ -726,14 +741,31 @@ eod_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg
 	struct txn *tx = s->tx;
 
 	(void)arg;
-	if (v->prepend != NULL)
-		log_warnx("%s: PREPEND in smtpd_end_of_data_restrictions: the "
-		    "message is already written, header not added", tx->id);
 	tx->hold |= v->hold;
 	tx->discard |= v->discard;
-	if (v->reply == NULL && tx->hold_content) {
+	if (v->reply == NULL && v->prepend != NULL) {
+		/* The content is still in memory (content_begin): the header
+		 * goes on top, where the earlier stages put theirs. */
+		struct buf top = BUF_INIT(0);
+		for (size_t i = 0; v->prepend[i] != NULL; i++)
+			buf_printf(&top, "%s\n", v->prepend[i]);
+		(void)buf_append(&top, tx->content.data, tx->content.len);
+		buf_free(&tx->content);
+		tx->content = top;
+	}
+	if (v->reply == NULL && tx->milters) {
 		smtpd_milter_eom(s, &tx->content, data_commit);
 		return;
+	}
+	if (v->reply == NULL && tx->hold_content) {
+		tx->hold_content = 0;
+		content_flush(tx);
+		if (tx->write_error) {
+			session_log_reject(s, "END-OF-MESSAGE", queue_error,
+			    tx->nrcpt == 1 ? tx->first_rcpt : NULL);
+			data_commit(s, queue_error);
+			return;
+		}
 	}
 	data_commit(s, v->reply);
 }
@@ -764,7 +796,7 @@ data_done(struct session *s)
 		data_commit(s, rej);
 		return;
 	}
-	(void)txn_check(s, SMTPD_CHECK_EOD, NULL, eod_checked);
+	(void)txn_check(s, SMTPD_CHECK_EOD, NULL, eod_checked, NULL);
 }
 
 /* rej: NULL to commit, else the reply (already logged). */
@@ -827,20 +859,44 @@ txn_data_feed(struct session *s, const char *p, size_t n)
 	return used;
 }
 
-int
-txn_bdat(struct session *s, const struct smtp_cmd *cmd)
+/* The chunk of this BDAT is taken as content. */
+static void
+bdat_take(struct session *s)
 {
-	struct txn *tx = s->tx;
-
-	if (content_check(s) < 0)
-		return -1;
-	if (!tx->bdat) {
-		tx->bdat = 1;
-		content_begin(s);
-	}
 	s->chunk_discard = 0;
 	if (s->chunk_left == 0)
 		txn_chunk_end(s);   /* "BDAT 0 LAST": no octets to wait for */
+}
+
+/* The first BDAT of a transaction passed smtpd_data_restrictions (as
+ * Postfix runs them there); refused, its chunk and any later ones are
+ * dropped (the transaction is gone: 503 until a new MAIL). */
+static void
+bdat_checked(struct session *s, const struct smtpd_restrict_verdict *v,
+    void *arg)
+{
+	(void)arg;
+	if (v->reply != NULL) {
+		reply(s, "%s", v->reply);
+		txn_reset(s);
+		txn_check_finish(s, SMTP_BDAT, -1);
+		return;
+	}
+	check_keep(s->tx, v);
+	s->tx->bdat = 1;
+	content_begin(s);
+	bdat_take(s);
+	txn_check_finish(s, SMTP_BDAT, 0);
+}
+
+int
+txn_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (content_check(s) < 0)
+		return -1;
+	if (!s->tx->bdat)
+		return txn_check(s, SMTPD_CHECK_DATA, NULL, bdat_checked, NULL);
+	bdat_take(s);
 	return 0;
 }
 

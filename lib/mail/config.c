@@ -240,6 +240,7 @@ static const struct param_def param_table[] = {
 	{ "smtpd_helo_required", CONF_BOOL, "no", 0, 0 },
 	{ "smtpd_helo_restrictions", CONF_STR, "", 0, 0 },
 	{ "smtpd_milters", CONF_STR, "", 0, 0 },
+	{ "smtpd_peername_lookup", CONF_BOOL, "yes", 0, 0 },
 	{ "smtpd_policy_service_default_action", CONF_STR, "451 4.3.5 Server configuration problem", 0, 0 },
 	{ "smtpd_policy_service_max_idle", CONF_TIME, "300s", 's', 0 },
 	{ "smtpd_policy_service_timeout", CONF_TIME, "100s", 's', 0 },

@@ -51,7 +51,7 @@ enum kind {
 	K_REJECT_INVALID_HELO, K_REJECT_NON_FQDN_HELO, K_REJECT_UNKNOWN_HELO,
 	K_REJECT_NON_FQDN_SENDER, K_REJECT_NON_FQDN_RCPT,
 	K_REJECT_UNKNOWN_SENDER_DOMAIN, K_REJECT_UNKNOWN_RCPT_DOMAIN,
-	K_REJECT_UNLISTED_RCPT, K_REJECT_UNKNOWN_CLIENT,
+	K_REJECT_UNLISTED_RCPT, K_REJECT_UNKNOWN_CLIENT, K_REJECT_UNKNOWN_REVERSE,
 	K_RBL_CLIENT, K_RHSBL_CLIENT, K_RHSBL_SENDER, K_DNSWL_CLIENT,
 	K_CLIENT_ACCESS, K_HELO_ACCESS, K_SENDER_ACCESS, K_RCPT_ACCESS,
 	K_POLICY,
@@ -82,6 +82,7 @@ static const struct {
 	{ "reject_unknown_recipient_domain", K_REJECT_UNKNOWN_RCPT_DOMAIN, ARG_NONE },
 	{ "reject_unlisted_recipient", K_REJECT_UNLISTED_RCPT, ARG_NONE },
 	{ "reject_unknown_client_hostname", K_REJECT_UNKNOWN_CLIENT, ARG_NONE },
+	{ "reject_unknown_reverse_client_hostname", K_REJECT_UNKNOWN_REVERSE, ARG_NONE },
 	{ "reject_rbl_client", K_RBL_CLIENT, ARG_DNS },
 	{ "reject_rhsbl_client", K_RHSBL_CLIENT, ARG_DNS },
 	{ "reject_rhsbl_sender", K_RHSBL_SENDER, ARG_DNS },
@@ -791,7 +792,8 @@ policy_request(struct eval *e)
 	policy_attr(&b, "recipient_count", num);
 	policy_attr(&b, "client_address", c->client_addr);
 	policy_attr(&b, "client_name", c->client_name);
-	policy_attr(&b, "reverse_client_name", c->client_name);
+	policy_attr(&b, "reverse_client_name", c->reverse_client_name != NULL
+	    ? c->reverse_client_name : c->client_name);
 	policy_attr(&b, "instance", c->queue_id);
 	policy_attr(&b, "sasl_method", c->sasl_method);
 	policy_attr(&b, "sasl_username", c->sasl_user);
@@ -919,14 +921,19 @@ eval_item(struct eval *e, const struct restrict_item *it)
 		return reject(e, "550 5.1.1 <%s>: Recipient address rejected: %s",
 		    c->rcpt, why);
 	}
-	case K_REJECT_UNKNOWN_CLIENT: {
-		const struct restrict_answer_ent *a = ask(e, RQ_PTR, c->client_addr, NULL);
-		if (a == NULL)
-			return V_NEED;
-		if (a->status == RA_OK && a->values[0] != NULL)
+	case K_REJECT_UNKNOWN_CLIENT:
+	case K_REJECT_UNKNOWN_REVERSE: {
+		/* smtpd looked the name up at connect (smtpd/peer.c): a DNS
+		 * failure is 450 whatever unknown_client_reject_code says. */
+		int rev = it->kind == K_REJECT_UNKNOWN_REVERSE;
+		enum peer_status ps = rev ? c->reverse_name_status
+		    : c->client_name_status;
+		if (ps == PEER_OK)
 			return V_DUNNO;
-		return reject(e, "%d 4.7.25 Client host rejected: cannot find your "
-		    "hostname, [%s]", st->unknown_client_code, c->client_addr);
+		int code = ps == PEER_TEMP ? 450 : st->unknown_client_code;
+		return reject(e, "%d %c.7.25 Client host rejected: cannot find your "
+		    "%shostname, [%s]", code, code >= 500 ? '5' : '4',
+		    rev ? "reverse " : "", c->client_addr);
 	}
 	case K_RBL_CLIENT:
 	case K_DNSWL_CLIENT: {
@@ -1095,17 +1102,26 @@ restrict_stages(int delay_reject, enum restrict_point at,
 	size_t n = 0;
 
 	switch (at) {
+	case RP_CONNECT:
+		if (!delay_reject)
+			stages[n++] = RS_CLIENT;
+		break;
+	case RP_HELO:
+		if (!delay_reject)
+			stages[n++] = RS_HELO;
+		break;
 	case RP_MAIL:
+		if (!delay_reject)
+			stages[n++] = RS_SENDER;
+		break;
 	case RP_RCPT:
-		if ((at == RP_MAIL) != (delay_reject != 0)) {
+		if (delay_reject) {
 			stages[n++] = RS_CLIENT;
 			stages[n++] = RS_HELO;
 			stages[n++] = RS_SENDER;
 		}
-		if (at == RP_RCPT) {
-			stages[n++] = RS_RELAY;
-			stages[n++] = RS_RECIPIENT;
-		}
+		stages[n++] = RS_RELAY;
+		stages[n++] = RS_RECIPIENT;
 		break;
 	case RP_DATA:
 		stages[n++] = RS_DATA;

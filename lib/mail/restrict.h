@@ -28,6 +28,8 @@
 
 #include <stddef.h>
 
+#include "mail/peer.h"
+
 #define RESTRICT_ANSWERS_MAX 64
 #define RESTRICT_TEXT_MAX 1024
 
@@ -44,7 +46,6 @@ enum restrict_query {
 	RQ_A,        /* IPv4 addresses of name (DNSBL/DNSWL/RHSBL lookups) */
 	RQ_TXT,      /* TXT of name (the DNSBL's reason) */
 	RQ_DOMAIN,   /* does name have MX, A or AAAA records? */
-	RQ_PTR,      /* names of address (forward-confirmed by the caller) */
 	RQ_POLICY,   /* policy service 'endpoint', request text 'name' */
 };
 
@@ -119,7 +120,10 @@ struct restrict_answer_ent {
 
 struct restrict_ctx {
 	/* session */
-	const char *client_name;   /* "unknown" when not known */
+	const char *client_name;   /* verified name, "unknown" when not known */
+	const char *reverse_client_name;  /* PTR name or "unknown"; NULL: as above */
+	enum peer_status client_name_status;    /* PEER_UNKNOWN: permanent */
+	enum peer_status reverse_name_status;
 	const char *client_addr;
 	const char *helo;          /* NULL before HELO/EHLO */
 	const char *protocol;      /* "SMTP", "ESMTP", ... */
@@ -189,9 +193,11 @@ enum restrict_status restrict_eval(const struct restrict_set *set,
 void restrict_result_free(struct restrict_result *res);
 
 /* Which lists run at a point of the SMTP dialogue (Postfix's order):
- * with delay_reject the client, HELO and sender lists wait for RCPT.
- * Fills stages (RS_STAGES entries), returns how many. */
-enum restrict_point { RP_MAIL, RP_RCPT, RP_DATA, RP_EOD };
+ * with delay_reject the client, HELO and sender lists wait for RCPT;
+ * without it the client list runs at connect, the HELO list at HELO/EHLO
+ * and the sender list at MAIL. Fills stages (RS_STAGES entries), returns
+ * how many (0: nothing runs there). */
+enum restrict_point { RP_CONNECT, RP_HELO, RP_MAIL, RP_RCPT, RP_DATA, RP_EOD };
 size_t restrict_stages(int delay_reject, enum restrict_point at,
     enum restrict_stage *stages);
 

@@ -20,6 +20,12 @@ and a real postgrey (unix:, its own db directory, --delay=2).
   - postgrey via unix:: the first attempt is greylisted (450), the retry
     after the delay is accepted and carries postgrey's X-Greylist header
   - the shipped fail2ban filter counts the RCPT rejects
+  - smtpd_data_restrictions with CHUNKING offered: the first BDAT meets
+    them (a refused BDAT drops its chunk and the next, never running them
+    as commands); an EHLO client's chunked message is delivered
+  - a PREPEND from smtpd_end_of_data_restrictions (the policy service at
+    END-OF-MESSAGE) is on top of the delivered message
+Client names are test_peername's subject: here smtpd_peername_lookup = no.
 """
 
 import os
@@ -135,6 +141,9 @@ class PolicyServer:
                 if (attrs.get("protocol_state") == "END-OF-MESSAGE"
                         and attrs.get("sender", "").startswith("eod-hold@")):
                     c.sendall(b"action=HOLD held at end of data\n\n")
+                elif (attrs.get("protocol_state") == "END-OF-MESSAGE"
+                        and attrs.get("sender", "").startswith("eod-tag@")):
+                    c.sendall(b"action=PREPEND X-EOD-Policy: tagged at end of data\n\n")
                 elif attrs.get("sender", "").startswith("policy-reject@"):
                     c.sendall(b"action=REJECT policy says no\n\n")
                 else:
@@ -238,6 +247,9 @@ class Restrictions(H.InstanceTestCase):
             # loopback clients are outsiders here
             "mynetworks": "192.0.2.0/24",
             "smtpd_dns_servers": "127.0.0.1:%d" % self.dns_port,
+            # dnsmasq's host records would name the DNSBL test clients;
+            # names are test_peername's subject
+            "smtpd_peername_lookup": "no",
             "smtpd_client_restrictions":
                 "permit_dnswl_client wl.example, "
                 "reject_rbl_client zen.example=127.0.0.[2..3]",
@@ -289,7 +301,7 @@ class Restrictions(H.InstanceTestCase):
         self.assertEqual(text, "5.7.1 Service unavailable; Client host [%s] blocked "
                          "using zen.example; %s" % (LISTED, ZEN_TXT_REPLY))
         inst.wait_log(re.escape(
-            "NOQUEUE: reject: RCPT from localhost[%s]: 554 5.7.1 Service "
+            "NOQUEUE: reject: RCPT from unknown[%s]: 554 5.7.1 Service "
             "unavailable; Client host [%s] blocked using zen.example; %s; "
             "from=<a@sender.example> to=<alice@example.test> proto=ESMTP "
             "helo=<client.example.org>" % (LISTED, LISTED, ZEN_TXT_REPLY)))
@@ -308,7 +320,7 @@ class Restrictions(H.InstanceTestCase):
         self.assertEqual(code, 554, text)
         self.assertEqual(text, "5.7.1 Service unavailable; Sender address "
                          "[spammer.example] blocked using dbl.example")
-        inst.wait_log(r"NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 "
+        inst.wait_log(r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 "
                       r"Service unavailable; Sender address \[spammer\.example\] blocked "
                       r"using dbl\.example; from=<x@spammer\.example> "
                       r"to=<alice@example\.test> proto=ESMTP helo=<client\.example\.org>")
@@ -323,7 +335,7 @@ class Restrictions(H.InstanceTestCase):
         self.assertEqual((rc, dc), (250, 250), dt)
         qid = dt.split()[-1]
         self.assertIn("hold/" + qid, inst.queue_files(dirs=("hold",)))
-        inst.wait_log(r"NOQUEUE: hold: RCPT from localhost\[127\.0\.0\.1\]: "
+        inst.wait_log(r"NOQUEUE: hold: RCPT from unknown\[127\.0\.0\.1\]: "
                       r"<hold@example\.test>: Recipient address triggers HOLD action; "
                       r"from=<s@sender\.example> to=<hold@example\.test> proto=ESMTP "
                       r"helo=<client\.example\.org>")
@@ -348,7 +360,7 @@ class Restrictions(H.InstanceTestCase):
         # DISCARD: the client hears success, nothing is delivered or queued
         rc, dc, dt = send(inst, CLEAN, "s@sender.example", "discard@example.test", "gone")
         self.assertEqual((rc, dc), (250, 250), dt)
-        inst.wait_log(r"discard: RCPT from localhost\[127\.0\.0\.1\]: "
+        inst.wait_log(r"discard: RCPT from unknown\[127\.0\.0\.1\]: "
                       r"<discard@example\.test>: Recipient address triggers DISCARD action")
         self.assertNotIn(dt.split()[-1], " ".join(inst.queue_files()))
         # a message sent after it is delivered; the discarded one never is
@@ -364,7 +376,7 @@ class Restrictions(H.InstanceTestCase):
         code, _ = rcpt_code(inst, CLEAN, "s@sender.example", "alice@example.test",
                             helo="shortname")
         self.assertEqual(code, 250)
-        inst.wait_log(r"NOQUEUE: reject_warning: RCPT from localhost\[127\.0\.0\.1\]: "
+        inst.wait_log(r"NOQUEUE: reject_warning: RCPT from unknown\[127\.0\.0\.1\]: "
                       r"504 5\.5\.2 <shortname>: Helo command rejected: need "
                       r"fully-qualified hostname; from=<s@sender\.example> "
                       r"to=<alice@example\.test> proto=ESMTP helo=<shortname>")
@@ -380,7 +392,7 @@ class Restrictions(H.InstanceTestCase):
                                "alice@example.test")
         self.assertEqual((code, text), (554, "5.7.1 <alice@example.test>: Recipient "
                                         "address rejected: policy says no"))
-        inst.wait_log(r"NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 "
+        inst.wait_log(r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 "
                       r"<alice@example\.test>: Recipient address rejected: policy says "
                       r"no; from=<policy-reject@sender\.example>")
         req = self.policy.requests[n]
@@ -408,7 +420,7 @@ class Restrictions(H.InstanceTestCase):
                                port=self.grey_port)
         self.assertEqual(code, 450, text)
         self.assertIn("Greylisted", text)
-        inst.wait_log(r"NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 450 4\.\d\.\d "
+        inst.wait_log(r"NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.1\]: 450 4\.\d\.\d "
                       r"<grey@example\.test>: Recipient address rejected: Greylisted")
         # the retry after postgrey's delay goes through
         deadline = time.time() + 60
@@ -460,14 +472,15 @@ class Restrictions(H.InstanceTestCase):
         s.quit()
         self.assertEqual((code, text.decode()), (554, "5.7.1 Service unavailable; "
                          "Sender address [spammer.example] blocked using dbl.example"))
-        inst.wait_log(r"NOQUEUE: reject: MAIL from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 "
+        inst.wait_log(r"NOQUEUE: reject: MAIL from unknown\[127\.0\.0\.1\]: 554 5\.7\.1 "
                       r"Service unavailable; Sender address \[spammer\.example\]")
 
     def test_data_and_end_of_data(self):
         inst = self.inst
-        # CHUNKING is not offered while smtpd_data_restrictions is set
+        # CHUNKING is offered with smtpd_data_restrictions: they run at
+        # the first BDAT (Postfix)
         s = H.smtp_client(inst, source=CLEAN, port=self.data_port)
-        self.assertFalse(s.has_extn("chunking"))
+        self.assertTrue(s.has_extn("chunking"))
         s.quit()
         # a client that pipelines without EHLO: DATA is refused
         c = H.RawSMTP(self.data_port)
@@ -480,7 +493,7 @@ class Restrictions(H.InstanceTestCase):
         code, text = c.reply()
         self.assertEqual(code, 503, text)
         c.close()
-        inst.wait_log(r": \w+: reject: DATA from localhost\[127\.0\.0\.1\]: 503 5\.5\.0 "
+        inst.wait_log(r": \w+: reject: DATA from unknown\[127\.0\.0\.1\]: 503 5\.5\.0 "
                       r"<DATA>: Data command rejected: Improper use of SMTP command pipelining; "
                       r"from=<s@sender\.example> proto=SMTP helo=<client\.example\.org>")
         # end of data: the policy service answers HOLD, asked with the queue ID
@@ -489,12 +502,82 @@ class Restrictions(H.InstanceTestCase):
         self.assertEqual((rc, dc), (250, 250), dt)
         qid = dt.split()[-1]
         self.assertIn("hold/" + qid, inst.queue_files(dirs=("hold",)))
-        inst.wait_log(r"%s: hold: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
+        inst.wait_log(r"%s: hold: END-OF-MESSAGE from unknown\[127\.0\.0\.1\]: "
                       r"<END-OF-MESSAGE>: End-of-data held at end of data" % qid)
         eod = [r for r in self.policy.requests
                if r.get("protocol_state") == "END-OF-MESSAGE"]
         self.assertEqual(eod[-1]["queue_id"], qid)
         self.assertEqual(eod[-1]["recipient_count"], "1")
+        # PREPEND at end of data: the header is in the delivered message,
+        # on top, above Received:
+        rc, dc, dt = send(inst, CLEAN, "eod-tag@sender.example", "carol@example.test",
+                          "eod-tag", port=self.data_port)
+        self.assertEqual((rc, dc), (250, 250), dt)
+        inst.wait_log(r"to=<carol@example\.test>, .*status=sent")
+        msgs = H.maildir_messages(inst.vmaildir("carol@example.test"))
+        self.assertEqual(len(msgs), 1)
+        self.assertRegex(msgs[0], rb"^(?:Return-Path|Delivered-To)[^\n]*\n(?:[^\n]*\n)*?"
+                         rb"X-EOD-Policy: tagged at end of data\nReceived: from ")
+        self.assertIn(b"\n\nbody of eod-tag\n", msgs[0])
+
+    def test_bdat_and_data_restrictions(self):
+        inst = self.inst
+        # pipelined after HELO: the first BDAT meets smtpd_data_restrictions
+        # (reject_unauth_pipelining) and is refused; its chunk is dropped,
+        # never run as commands, and so is the next chunk
+        chunk = b"Subject: x\r\n\r\nNOOP\r\n"
+        c = H.RawSMTP(self.data_port)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("HELO client.example.org")[0], 250)
+        c.send(b"MAIL FROM:<s@sender.example>\r\nRCPT TO:<alice@example.test>\r\n"
+               b"BDAT %d\r\n" % len(chunk) + chunk +
+               b"BDAT %d LAST\r\n" % len(chunk) + chunk + b"NOOP\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        self.assertEqual(c.reply()[0], 250)
+        self.assertEqual(c.reply(), (503, ["5.5.0 <DATA>: Data command rejected: "
+                                           "Improper use of SMTP command pipelining"]))
+        self.assertEqual(c.reply()[0], 503)   # the transaction is gone
+        self.assertEqual(c.reply(), (250, ["2.0.0 Ok"]))   # the one real NOOP
+        self.assertEqual(c.cmd("QUIT")[0], 221)
+        c.close()
+        inst.wait_log(r": \w+: reject: BDAT from unknown\[127\.0\.0\.1\]: 503 5\.5\.0 "
+                      r"<DATA>: Data command rejected: Improper use of SMTP command "
+                      r"pipelining; from=<s@sender\.example> proto=SMTP "
+                      r"helo=<client\.example\.org>")
+        # an EHLO client's BDAT passes them and its message is delivered
+        body = b"Subject: chunked\r\n\r\nsent in two chunks\r\n"
+        c = H.RawSMTP(self.data_port)
+        self.assertEqual(c.reply()[0], 220)
+        code, lines = c.cmd("EHLO client.example.org")
+        self.assertIn("CHUNKING", lines)
+        self.assertEqual(c.cmd("MAIL FROM:<s@sender.example>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<bob@example.test>")[0], 250)
+        c.send(b"BDAT 10\r\n" + body[:10])
+        self.assertEqual(c.reply(), (250, ["2.0.0 Ok: 10 bytes"]))
+        c.send(b"BDAT %d LAST\r\n" % (len(body) - 10) + body[10:])
+        code, lines = c.reply()
+        self.assertEqual(code, 250, lines)
+        self.assertEqual(c.cmd("QUIT")[0], 221)
+        c.close()
+        inst.wait_log(r"to=<bob@example\.test>, .*status=sent")
+        msgs = H.maildir_messages(inst.vmaildir("bob@example.test"))
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"\n\nsent in two chunks\n", msgs[0])
+        # "BDAT 0 LAST" as the first BDAT: the data restrictions, then at
+        # once the end-of-data ones (the policy service), then the commit
+        c = H.RawSMTP(self.data_port)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("EHLO client.example.org")[0], 250)
+        self.assertEqual(c.cmd("MAIL FROM:<s@sender.example>")[0], 250)
+        self.assertEqual(c.cmd("RCPT TO:<carol@example.test>")[0], 250)
+        code, lines = c.cmd("BDAT 0 LAST")
+        self.assertEqual(code, 250, lines)
+        self.assertTrue(lines[0].startswith("2.0.0 Ok: queued as "), lines)
+        self.assertEqual(c.cmd("QUIT")[0], 221)
+        c.close()
+        inst.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] ehlo=1 mail=1 "
+                      r"rcpt=1 bdat=1 quit=1 commands=5")
+        inst.wait_log(r"to=<carol@example\.test>, .*status=sent")
 
     def test_fail2ban_counts_rejects(self):
         try:

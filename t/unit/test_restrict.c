@@ -191,8 +191,15 @@ START_TEST(test_delay_reject_stages)
 	ck_assert_int_eq(st[2], RS_SENDER);
 	ck_assert_int_eq(st[3], RS_RELAY);
 	ck_assert_int_eq(st[4], RS_RECIPIENT);
-	ck_assert_int_eq(restrict_stages(0, RP_MAIL, st), 3);
-	ck_assert_int_eq(st[2], RS_SENDER);
+	ck_assert_int_eq(restrict_stages(1, RP_CONNECT, st), 0);
+	ck_assert_int_eq(restrict_stages(1, RP_HELO, st), 0);
+	/* smtpd_delay_reject = no: each list at its own command (Postfix) */
+	ck_assert_int_eq(restrict_stages(0, RP_CONNECT, st), 1);
+	ck_assert_int_eq(st[0], RS_CLIENT);
+	ck_assert_int_eq(restrict_stages(0, RP_HELO, st), 1);
+	ck_assert_int_eq(st[0], RS_HELO);
+	ck_assert_int_eq(restrict_stages(0, RP_MAIL, st), 1);
+	ck_assert_int_eq(st[0], RS_SENDER);
 	ck_assert_int_eq(restrict_stages(0, RP_RCPT, st), 2);
 	ck_assert_int_eq(st[0], RS_RELAY);
 	ck_assert_int_eq(restrict_stages(1, RP_DATA, st), 1);
@@ -262,8 +269,8 @@ START_TEST(test_warn_if_reject)
 
 	setup_lists("warn_if_reject, reject_unknown_client_hostname, warn_if_reject",
 	    "", "", "permit", "");
-	static const struct canned t[] = { { RQ_PTR, "192.0.2.1", RA_NOTFOUND, NULL } };
-	ck_assert_ptr_null(run_rcpt(t, 1, &res));
+	ctx.client_name_status = PEER_UNKNOWN;
+	ck_assert_ptr_null(run_rcpt(NULL, 0, &res));
 	ck_assert_int_eq(res.nev, 1);
 	ck_assert_int_eq(res.ev[0].type, REV_WARN);
 	ck_assert_str_eq(res.ev[0].text, "450 4.7.25 Client host rejected: cannot find "
@@ -482,6 +489,27 @@ START_TEST(test_unknown_domains_and_names)
 	ctx.improper_pipelining = 1;
 	want_reply(NULL, 0, "503 5.5.0 <unknown[192.0.2.1]>: Client host rejected: "
 	    "Improper use of SMTP command pipelining");
+	teardown_lists();
+	/* the client name: smtpd's lookup status decides 450 or the
+	 * configured unknown_client_reject_code, as in Postfix */
+	setup_lists("reject_unknown_reverse_client_hostname, "
+	    "reject_unknown_client_hostname", "", "", "permit", "");
+	set.st.unknown_client_code = 550;
+	ctx.client_name = "unknown";
+	ctx.reverse_client_name = "mail.example.org";
+	ctx.reverse_name_status = PEER_OK;
+	ctx.client_name_status = PEER_FORGED;
+	want_reply(NULL, 0, "550 5.7.25 Client host rejected: cannot find your "
+	    "hostname, [192.0.2.1]");
+	ctx.client_name_status = PEER_TEMP;
+	want_reply(NULL, 0, "450 4.7.25 Client host rejected: cannot find your "
+	    "hostname, [192.0.2.1]");
+	ctx.reverse_name_status = PEER_UNKNOWN;
+	want_reply(NULL, 0, "550 5.7.25 Client host rejected: cannot find your "
+	    "reverse hostname, [192.0.2.1]");
+	ctx.client_name = ctx.reverse_client_name = "mail.example.org";
+	ctx.client_name_status = ctx.reverse_name_status = PEER_OK;
+	want_reply(NULL, 0, NULL);
 	teardown_lists();
 }
 END_TEST
