@@ -1,6 +1,7 @@
 /*
  * peer - the client's name, as Postfix's smtpd finds it before the
- * greeting: the PTR record of the address, then the A (or AAAA) records
+ * greeting: /etc/hosts first (as getnameinfo() with "files dns"), then
+ * the PTR record of the address, then the A (or AAAA) records
  * of that name, which must hold the address again (forward
  * confirmation). The confirmed name is the client name everywhere (logs,
  * Received:, restrictions, policy requests, milters); otherwise it is
@@ -20,16 +21,21 @@
  * Trusts: nothing in the DNS answers: a PTR name must be a valid host name
  *   (peer_name_valid) of at most 255 octets, else the client is unknown.
  * Sockets: the DNS servers of smtpd_dns_servers (or resolv.conf).
+ * Files: /etc/hosts (stat per connection, read when it changed).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/log.h"
 #include "mail/dns.h"
 #include "mail/peer.h"
 #include "smtpd.h"
+
+#define HOSTS_FILE "/etc/hosts"
 
 struct smtpd_peer {
 	struct session *s;
@@ -124,6 +130,39 @@ peer_answer(void *arg, enum dns_status st, char **values)
 	session_done_cb(s);
 }
 
+/* The hosts file, read again when it changes (one stat per connection):
+ * getnameinfo() looks there before DNS on a Debian host, so a Postfix
+ * admin's loopback clients are "localhost[127.0.0.1]", not "unknown". */
+static int
+hosts_name(const char *addr, char *name, size_t namelen)
+{
+	static char *text;
+	static size_t len;
+	static struct stat seen;
+	struct stat st;
+
+	if (stat(HOSTS_FILE, &st) < 0) {
+		free(text);
+		text = NULL;
+		len = 0;
+		memset(&seen, 0, sizeof(seen));
+		return 0;
+	}
+	if (text == NULL || st.st_mtim.tv_sec != seen.st_mtim.tv_sec
+	    || st.st_mtim.tv_nsec != seen.st_mtim.tv_nsec
+	    || st.st_size != seen.st_size || st.st_ino != seen.st_ino) {
+		free(text);
+		text = NULL;
+		len = 0;
+		if (file_read_all(HOSTS_FILE, 1024 * 1024, &text, &len) < 0) {
+			log_warn("read %s", HOSTS_FILE);
+			return 0;
+		}
+		seen = st;
+	}
+	return peer_hosts_name(text, len, addr, name, namelen);
+}
+
 void
 smtpd_peer_lookup(struct session *s, void (*done)(struct session *s))
 {
@@ -134,6 +173,12 @@ smtpd_peer_lookup(struct session *s, void (*done)(struct session *s))
 	snprintf(s->reverse_name, sizeof(s->reverse_name), "unknown");
 	if (!smtpd_conf.peername_lookup || peer_ptr_query(s->addr, q, sizeof(q)) < 0) {
 		peer_finish(s, PEER_UNKNOWN, PEER_UNKNOWN);
+		done(s);
+		return;
+	}
+	if (hosts_name(s->addr, s->name, sizeof(s->name))) {
+		snprintf(s->reverse_name, sizeof(s->reverse_name), "%s", s->name);
+		peer_finish(s, PEER_OK, PEER_OK);
 		done(s);
 		return;
 	}

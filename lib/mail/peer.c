@@ -62,6 +62,46 @@ peer_name_valid(const char *name)
 }
 
 int
+peer_hosts_name(const char *text, size_t len, const char *client,
+    char *name, size_t namelen)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t end = i;
+		while (end < len && text[end] != '\n')
+			end++;
+		/* fields of one line, up to a comment */
+		char line[1024];
+		size_t n = end - i < sizeof(line) - 1 ? end - i : sizeof(line) - 1;
+		memcpy(line, text + i, n);
+		line[n] = '\0';
+		i = end + 1;
+		char *hash = strchr(line, '#');
+		if (hash != NULL)
+			*hash = '\0';
+		char *save = NULL;
+		char *addr = strtok_r(line, " \t\r", &save);
+		char *host = addr != NULL ? strtok_r(NULL, " \t\r", &save) : NULL;
+		if (host == NULL)
+			continue;
+		char *one[2] = { addr, NULL };
+		if (!peer_addr_match(client, one) || !peer_name_valid(host)
+		    || strlen(host) >= namelen)
+			continue;
+		/* The first name of the first line, as getnameinfo() returns
+		 * the canonical name; lower case as a PTR answer is kept. */
+		for (n = 0; host[n] != '\0'; n++)
+			name[n] = (char)tolower((unsigned char)host[n]);
+		name[n] = '\0';
+		if (n > 0 && name[n - 1] == '.')
+			name[n - 1] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
+int
 peer_addr_match(const char *client, char *const *addrs)
 {
 	struct net_addr c, a;

@@ -33,4 +33,12 @@ int peer_name_valid(const char *name);
  * the client address? v4-mapped IPv6 clients compare as IPv4. 1 or 0. */
 int peer_addr_match(const char *client, char *const *addrs);
 
+/* The hosts file (text, len: /etc/hosts as read) names the client: 1 and
+ * its first name for the address (lower case, valid per peer_name_valid)
+ * in name, or 0. The line that names it also maps the name back, so a
+ * hosts entry is confirmed by itself, as getnameinfo() then getaddrinfo()
+ * with "files" first would find. */
+int peer_hosts_name(const char *text, size_t len, const char *client,
+    char *name, size_t namelen);
+
 #endif

@@ -23,7 +23,8 @@ pointed at a DNS server address where nothing listens
 (smtp_dns_servers), so mail to a remote domain defers without a query
 ever leaving the host; relay tests override it with their own dnsmasq.
 smtpd's own lookups (smtpd_dns_servers: the client's PTR name, DNSBLs)
-go to the same dead port, so every client is "unknown[127.0.0.1]".
+go to the same dead port: 127.0.0.1 is "localhost" from /etc/hosts, any
+other loopback client is "unknown".
 
 Environment: POSTERN_BUILDDIR (default ./build), POSTERN_KEEP=1 keeps the
 directory of a test for post-mortem; POSTERN_VERBOSE=1 prints the commands.
@@ -319,8 +320,8 @@ class Instance:
             # a loopback port with no DNS server: remote domains defer
             # locally instead of asking the host's resolver
             "smtp_dns_servers": "127.0.0.1:9",
-            # smtpd's client name lookups too: a loopback client is
-            # "unknown" (tests that check names bring their own dnsmasq)
+            # smtpd's client name lookups too: beyond /etc/hosts a
+            # client is "unknown" (tests of names bring their own dnsmasq)
             "smtpd_dns_servers": "127.0.0.1:9",
         }
         if conf:

@@ -82,7 +82,7 @@ class Fail2ban(H.InstanceTestCase):
         # syslog_name names every line
         self.assertNotRegex(log, r"\] postern/|\s postern/\w+\[")
         # smtplib tries PLAIN, then LOGIN: count what smtpd logged
-        n_auth = len(re.findall(r"smtpd\[\d+\]: warning: unknown\[127\.0\.0\.1\]: "
+        n_auth = len(re.findall(r"smtpd\[\d+\]: warning: localhost\[127\.0\.0\.1\]: "
                                 r"SASL \w+ authentication failed", log))
         self.assertGreaterEqual(n_auth, 2)
         matched, missed, out = fail2ban_regex(inst.path("maillog"))

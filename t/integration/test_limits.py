@@ -219,7 +219,7 @@ class BareNewlineReject(H.InstanceTestCase):
         with self.assertRaises(EOFError):
             c.reply()                      # closed; MAIL never answered
         c.close()
-        self.inst.wait_log(r"bare <LF> received from unknown\[127\.0\.0\.1\]")
+        self.inst.wait_log(r"bare <LF> received from localhost\[127\.0\.0\.1\]")
         self.assertNotRegex(self.inst.log(), r"from=<other@client\.example>")
         self.assertNotRegex(self.inst.log(), r"disconnect from .* rset=")
 
@@ -309,7 +309,7 @@ class SessionLimits(H.InstanceTestCase):
         with self.assertRaises(EOFError):
             c.reply()
         c.close()
-        self.inst.wait_log(r"timeout after EHLO from unknown\[127\.0\.0\.1\]")
+        self.inst.wait_log(r"timeout after EHLO from localhost\[127\.0\.0\.1\]")
 
     def test_error_sleep_then_hard_limit(self):
         c = H.RawSMTP(self.inst.port)
@@ -327,7 +327,7 @@ class SessionLimits(H.InstanceTestCase):
         # the replies back (a lower bound only: a busy machine is slower).
         self.assertGreaterEqual(time.time() - start, 1.5)
         c.close()
-        self.inst.wait_log(r"too many errors after CONNECT from unknown")
+        self.inst.wait_log(r"too many errors after CONNECT from localhost")
         self.inst.wait_log(r"unknown=0/4 commands=0/4")
 
     def test_over_long_line_then_next_command(self):

@@ -109,7 +109,7 @@ class MilterTest(H.InstanceTestCase):
         inst.wait_log(r"%s: .*to=<carol@example\.test>.*status=sent" % qid)
         # macros Postern provides
         self.assertEqual(m.macros.get("j"), "mx.example.test")
-        self.assertEqual(m.macros.get("_"), "unknown [127.0.0.1]")
+        self.assertEqual(m.macros.get("_"), "localhost [127.0.0.1]")
         self.assertEqual(m.macros.get("{daemon_addr}"), "127.0.0.1")
         self.assertEqual(m.macros.get("{mail_addr}"), "alice@example.test")
         self.assertEqual(m.macros.get("{rcpt_addr}"), "bob@example.test",
@@ -191,14 +191,14 @@ class MilterTest(H.InstanceTestCase):
             s.data(self.message("x"))
         self.assertEqual(cm.exception.smtp_code, 554)
         s.quit()
-        inst.wait_log(r"NOQUEUE: milter-reject: MAIL from unknown\[127\.0\.0\.1\]: "
+        inst.wait_log(r"NOQUEUE: milter-reject: MAIL from localhost\[127\.0\.0\.1\]: "
                       r"451 4\.7\.1 Service unavailable - try again later; "
                       r"from=<tempfail@example\.test> proto=ESMTP helo=<client\.example>")
-        inst.wait_log(r"\S+: milter-reject: RCPT from unknown\[127\.0\.0\.1\]: "
+        inst.wait_log(r"\S+: milter-reject: RCPT from localhost\[127\.0\.0\.1\]: "
                       r"550 5\.7\.1 Command rejected; from=<alice@example\.test> "
                       r"to=<reject-me@example\.test> proto=ESMTP helo=<client\.example>")
         inst.wait_log(r"[0-9B-Za-z]+: milter-reject: END-OF-MESSAGE from "
-                      r"unknown\[127\.0\.0\.1\]: 5\.7\.1 Spam detected; "
+                      r"localhost\[127\.0\.0\.1\]: 5\.7\.1 Spam detected; "
                       r"from=<alice@example\.test> to=<bob@example\.test> proto=ESMTP "
                       r"helo=<client\.example>")
         self.assertEqual(inst.queue_files(include_tmp=True), [])
@@ -221,10 +221,10 @@ class MilterTest(H.InstanceTestCase):
         s.quit()
         msgs = H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
         inst.wait_log(r"status=sent")
-        inst.wait_log(r"\S+: milter-discard: END-OF-MESSAGE from unknown\[127\.0\.0\.1\]: "
+        inst.wait_log(r"\S+: milter-discard: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
                       r"milter triggers DISCARD action; from=<alice@example\.test> "
                       r"to=<bob@example\.test> proto=ESMTP helo=<client\.example>")
-        inst.wait_log(r"%s: milter-hold: END-OF-MESSAGE from unknown\[127\.0\.0\.1\]: "
+        inst.wait_log(r"%s: milter-hold: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
                       r"milter triggers HOLD action: held for review; "
                       r"from=<alice@example\.test> to=<bob@example\.test>" % hold_id)
         self.assertEqual(inst.queue_files(), [os.path.join("hold", hold_id)])

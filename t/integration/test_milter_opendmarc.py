@@ -166,7 +166,7 @@ class OpenDMARCTest(H.InstanceTestCase):
         s.quit()
         self.assertEqual(code, 550, resp)
         self.assertIn(b"DMARC", resp)
-        inst.wait_log(r"\S+: milter-reject: END-OF-MESSAGE from unknown\[127\.0\.0\.1\]: "
+        inst.wait_log(r"\S+: milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: "
                       r"5\.7\.1 .*DMARC.*; from=<alice@example\.test> "
                       r"to=<carol@example\.test> proto=ESMTP helo=<client\.example>")
         self.assertEqual(len(H.maildir_messages(inst.vmaildir("carol@example.test"))), 1)

@@ -403,7 +403,7 @@ class Pop3(unittest.TestCase):
             self.delete_all()
             files = self.deliver(2, "fm%d" % tls)
             got = self.fetchmail(tls, keep=1)
-            mark = b"Received: from [127.0.0.1] (unknown"
+            mark = b"Received: from [127.0.0.1] (localhost"
             for body in files:
                 # fetchmail adds its own Received: line above ours; from
                 # ours on, the message is byte for byte what was delivered.

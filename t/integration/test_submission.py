@@ -143,9 +143,9 @@ class Submission(unittest.TestCase):
         self.assertRegex(m, rb"\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)")
         self.assertIn(b"with ESMTPSA id", m)
         self.inst.wait_log(r"Anonymous TLS connection established from "
-                           r"unknown\[127\.0\.0\.1\]: TLSv1\.[23] with cipher",
+                           r"localhost\[127\.0\.0\.1\]: TLSv1\.[23] with cipher",
                            since=mark)
-        self.inst.wait_log(r": client=unknown\[127\.0\.0\.1\], sasl_method=PLAIN, "
+        self.inst.wait_log(r": client=localhost\[127\.0\.0\.1\], sasl_method=PLAIN, "
                            r"sasl_username=alice$", since=mark)
 
     def test_smtplib_465_implicit_tls(self):
@@ -245,7 +245,7 @@ class Submission(unittest.TestCase):
         self.assertGreaterEqual(t2, 0.9)
         self.assertGreaterEqual(t3, 1.9)
         self.assertLess(t4, 1.0)
-        self.inst.wait_log(r"warning: unknown\[127\.0\.0\.1\]: SASL PLAIN "
+        self.inst.wait_log(r"warning: localhost\[127\.0\.0\.1\]: SASL PLAIN "
                            r"authentication failed: authentication failure",
                            since=mark, count=2)
 
@@ -318,7 +318,7 @@ class Submission(unittest.TestCase):
         self.assertTrue(bye.startswith(b"221"), bye)
         tls.close()
         self.inst.wait_log(r"discarding 6 bytes pipelined after STARTTLS", since=mark)
-        self.inst.wait_log(r"disconnect from unknown\[127\.0\.0\.1\] ehlo=1 "
+        self.inst.wait_log(r"disconnect from localhost\[127\.0\.0\.1\] ehlo=1 "
                            r"starttls=1 noop=1 quit=1 commands=4", since=mark)
 
     def test_user_command(self):

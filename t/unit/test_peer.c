@@ -90,6 +90,51 @@ START_TEST(addr_match)
 }
 END_TEST
 
+START_TEST(hosts_name)
+{
+	static const char hosts[] =
+	    "# comment 192.0.2.1 commented.example\n"
+	    "127.0.0.1\tLocalHost localhost.localdomain\r\n"
+	    "127.0.0.1 second-line\n"
+	    "192.0.2.7   # nothing but a comment\n"
+	    "192.0.2.8 1.2.3.4\n"
+	    "192.0.2.9 bad..name good.example\n"
+	    "::1 ip6-localhost ip6-loopback\n"
+	    "garbage\n"
+	    "192.0.2.10 trailing.example.";
+	char name[256];
+
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "127.0.0.1",
+	    name, sizeof(name)), 1);
+	ck_assert_str_eq(name, "localhost");
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "::ffff:127.0.0.1",
+	    name, sizeof(name)), 1);
+	ck_assert_str_eq(name, "localhost");
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "::1",
+	    name, sizeof(name)), 1);
+	ck_assert_str_eq(name, "ip6-localhost");
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "192.0.2.10",
+	    name, sizeof(name)), 1);
+	ck_assert_str_eq(name, "trailing.example");
+	/* commented, empty, numeric or invalid names are no names */
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "192.0.2.1",
+	    name, sizeof(name)), 0);
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "192.0.2.7",
+	    name, sizeof(name)), 0);
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "192.0.2.8",
+	    name, sizeof(name)), 0);
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "192.0.2.9",
+	    name, sizeof(name)), 0);
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "192.0.2.99",
+	    name, sizeof(name)), 0);
+	/* too small a buffer is no answer, not a truncated name */
+	ck_assert_int_eq(peer_hosts_name(hosts, sizeof(hosts) - 1, "127.0.0.1",
+	    name, 5), 0);
+	/* bounded by len, not by a NUL */
+	ck_assert_int_eq(peer_hosts_name(hosts, 10, "127.0.0.1", name, sizeof(name)), 0);
+}
+END_TEST
+
 static Suite *
 peer_suite(void)
 {
@@ -99,6 +144,7 @@ peer_suite(void)
 	tcase_add_test(tc, ptr_query);
 	tcase_add_test(tc, name_valid);
 	tcase_add_test(tc, addr_match);
+	tcase_add_test(tc, hosts_name);
 	suite_add_tcase(s, tc);
 	return s;
 }
