@@ -4,7 +4,8 @@
  * simple verbs) and txn.c (MAIL, RCPT, DATA: the mail transaction and the
  * queue file); starttls.c (STARTTLS, implicit TLS), auth.c (AUTH
  * through the auth daemon, smtpd_sender_login_maps), restrict.c (the
- * smtpd_*_restrictions lists, their DNS and policy-service questions)
+ * smtpd_*_restrictions lists, their DNS and policy-service questions),
+ * policy.c (the policy-service connections, kept open and reused)
  * and milter.c (smtpd_milters).
  */
 #ifndef POSTERN_SMTPD_H
@@ -78,6 +79,7 @@ enum sess_state {
 
 struct txn;
 struct smtpd_restrict;
+struct dns_async;
 
 struct session {
 	struct loop *loop;
@@ -182,6 +184,22 @@ void smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
 int smtpd_restrict_busy(const struct session *s);
 int smtpd_restrict_data_set(void);   /* smtpd_data_restrictions not empty */
 void smtpd_restrict_end(struct session *s);   /* session close */
+/* The process's c-ares channel on l (smtpd_dns_servers), opened on first
+ * use; NULL (logged) when c-ares cannot start. */
+struct dns_async *smtpd_restrict_dns(struct loop *l);
+
+/* policy.c: connections to policy services, kept and reused across
+ * sessions. policy_ask sends request (a whole policy delegation request)
+ * to pol->endpoint; done runs later from the loop, once, with the action
+ * (borrowed for the call), or with action NULL and why (static text)
+ * after the tries failed. policy_cancel stops it (done never runs) and
+ * NULLs the handle. */
+struct restrict_policy;
+struct policy_req;
+typedef void (*policy_done_fn)(void *arg, const char *action, const char *why);
+struct policy_req *policy_ask(struct loop *l, const struct restrict_policy *pol,
+    const char *request, policy_done_fn done, void *arg);
+void policy_cancel(struct policy_req **rq);
 
 /* milter.c: smtpd_milters. Each hook is a no-op (or replies ok at once)
  * without milters; otherwise it pauses the session (s->milter_wait) and
