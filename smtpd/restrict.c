@@ -378,6 +378,7 @@ run(struct smtpd_restrict *r)
 	}
 	r->ctx.queue_id = txn_qid(s)[0] == 'N' ? "" : txn_qid(s);
 	r->ctx.sender = txn_sender(s);
+	r->ctx.instance = txn_instance(s);
 	r->ctx.helo = s->helo;
 	r->ctx.protocol = session_proto(s);
 	r->ctx.sasl_user = s->sasl_user;

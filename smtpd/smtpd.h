@@ -160,6 +160,8 @@ void txn_reset(struct session *s);
 const char *txn_qid(const struct session *s);
 /* Envelope sender of the transaction, or NULL before MAIL. */
 const char *txn_sender(const struct session *s);
+/* The policy delegation "instance" of the transaction ("" outside one). */
+const char *txn_instance(const struct session *s);
 /* Recipients accepted so far. */
 long long txn_rcpt_count(const struct session *s);
 

@@ -970,7 +970,7 @@ policy_request(struct eval *e, const char *context)
 	policy_attr(&b, "client_address", c->client_addr);
 	policy_attr(&b, "client_name", c->client_name);
 	policy_attr(&b, "reverse_client_name", c->client_name);
-	policy_attr(&b, "instance", c->queue_id);
+	policy_attr(&b, "instance", c->instance != NULL ? c->instance : c->queue_id);
 	policy_attr(&b, "sasl_method", c->sasl_method);
 	policy_attr(&b, "sasl_username", c->sasl_user);
 	policy_attr(&b, "sasl_sender", "");

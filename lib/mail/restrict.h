@@ -137,6 +137,7 @@ struct restrict_ctx {
 	const char *helo;          /* NULL before HELO/EHLO */
 	const char *protocol;      /* "SMTP", "ESMTP", ... */
 	const char *queue_id;      /* "" before the queue file exists */
+	const char *instance;      /* the transaction's policy "instance", or NULL */
 	int in_mynetworks;
 	const char *sasl_user;     /* NULL unless authenticated */
 	const char *sasl_method;

@@ -514,6 +514,7 @@ START_TEST(test_policy)
 
 	setup_lists("", "", "", "permit_mynetworks, reject_unauth_destination",
 	    "check_policy_service inet:127.0.0.1:10023");
+	ctx.instance = "7b2.6572c3a1.1";
 	want_reply(grey, 1, "450 4.7.1 <alice@example.test>: Recipient address "
 	    "rejected: Greylisted, see http://x/");
 	ck_assert_str_eq(last_endpoint, "inet:127.0.0.1:10023");
@@ -523,6 +524,8 @@ START_TEST(test_policy)
 	ck_assert_ptr_nonnull(strstr(last_policy, "\nsender=sender@example.org\n"));
 	ck_assert_ptr_nonnull(strstr(last_policy, "\nclient_address=192.0.2.1\n"));
 	ck_assert_ptr_nonnull(strstr(last_policy, "\nhelo_name=client.example.org\n"));
+	/* one instance per transaction, before the queue ID exists */
+	ck_assert_ptr_nonnull(strstr(last_policy, "\ninstance=7b2.6572c3a1.1\n"));
 	ck_assert_int_eq(last_policy[strlen(last_policy) - 1], '\n');
 	ck_assert_int_eq(last_policy[strlen(last_policy) - 2], '\n');
 	/* an answer is kept for the same request until forgotten */
