@@ -376,6 +376,22 @@ valid_name(const char *s, size_t n)
 	return 1;
 }
 
+/* A name that may be set: also with '-' inside, since per-service names
+ * begin with a master.conf service name ("policyd-spf_time_limit", as
+ * Postfix's main.cf allows). $references keep valid_name(). */
+static int
+valid_set_name(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > CONF_NAME_MAX || s[0] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+			return 0;
+	return 1;
+}
+
 static const char *
 host_name(void)
 {
@@ -678,7 +694,7 @@ param_store(const char *name, const char *value)
 {
 	struct param *p;
 
-	if (!valid_name(name, strlen(name)))
+	if (!valid_set_name(name, strlen(name)))
 		return -1;
 	p = param_find(name);
 	if (p == NULL)
@@ -841,7 +857,7 @@ config_load(const char *dir, char **err_r)
 			    path, lineno);
 			goto fail;
 		}
-		if (!valid_name(name, strlen(name))) {
+		if (!valid_set_name(name, strlen(name))) {
 			*err_r = xasprintf("%s:%d: bad parameter name '%.100s'",
 			    path, lineno, name);
 			goto fail;
@@ -858,7 +874,11 @@ config_load(const char *dir, char **err_r)
 	free(conf.path);
 	conf.path = path;
 	for (i = 0; names[i] != NULL; i++) {
-		if (param_find(names[i]) == NULL)
+		size_t nl = strlen(names[i]), sl = strlen("_time_limit");
+		/* NAME_time_limit: a service's own limit (Postfix's
+		 * convention; spawn reads it, postern check judges it) */
+		int per_service = nl > sl && strcmp(names[i] + nl - sl, "_time_limit") == 0;
+		if (param_find(names[i]) == NULL && !per_service)
 			strv_push(&unknown, names[i]);
 		else if (config_is_set(names[i])) {
 			char *w = xasprintf("%s:%d: overriding earlier entry: %s=%.200s",
