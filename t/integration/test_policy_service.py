@@ -6,7 +6,9 @@ servers such as Debian's postfix-policyd-spf-python.
 
   - a policy server written here that keeps its connections open counts
     them: the requests of several RCPTs and of two SMTP sessions travel
-    on one connection
+    on one connection; while a request is in flight another session's
+    request opens a second connection (never two requests on one), and
+    each session gets its own answer
   - the server closes its idle connections: the next request still gets
     its answer (on a new connection); the server drops a request on a
     reused connection without answering: smtpd sends it again on a new
@@ -65,6 +67,7 @@ class KeepAlivePolicyServer:
         self.conns = []          # dicts: requests (list), closed_by_client
         self.live = []
         self.drop_next = False
+        self.slow_seen = threading.Event()
         self.stopped = False
         threading.Thread(target=self.accept_loop, daemon=True).start()
 
@@ -100,7 +103,11 @@ class KeepAlivePolicyServer:
                     rec["dropped"] += 1
                     return
                 rec["requests"].append(attrs)
-                if attrs.get("sender", "").startswith("no@"):
+                if attrs.get("sender", "").startswith("slow@"):
+                    self.slow_seen.set()
+                    time.sleep(1.5)
+                    c.sendall(b"action=REJECT slow no\n\n")
+                elif attrs.get("sender", "").startswith("no@"):
                     c.sendall(b"action=REJECT not you\n\n")
                 else:
                     c.sendall(b"action=DUNNO\n\n")
@@ -182,6 +189,23 @@ class PolicyConnections(H.InstanceTestCase):
         # a reject through the same connection
         self.assertEqual(self.rcpts(1, sender="no@sender.example"), [554])
         self.assertEqual(self.policy.count(), (1, 6))
+
+    def test_busy_connection_is_not_shared(self):
+        # a request is in flight on the only connection: another session's
+        # request goes on a second connection, and each gets its own answer
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            slow=self.rcpts(1, sender="slow@sender.example")))
+        t.start()
+        self.assertTrue(self.policy.slow_seen.wait(20))
+        self.assertEqual(self.rcpts(1), [250])
+        t.join(30)
+        self.assertEqual(out.get("slow"), [554])
+        self.assertEqual(self.policy.count(), (2, 2))
+        self.assertEqual([len(r["requests"]) for r in self.policy.conns], [1, 1])
+        # both are idle now and reused: no third connection
+        self.assertEqual(self.rcpts(2), [250, 250])
+        self.assertEqual(self.policy.count(), (2, 4))
 
     def test_server_closes_idle_connection(self):
         self.assertEqual(self.rcpts(1), [250])
