@@ -77,6 +77,7 @@ struct policy_req {
 	struct restrict_policy pol;
 	struct pendpoint *ep;
 	char *text;
+	char *id;                  /* queue ID (or NOQUEUE) for the log */
 	policy_done_fn done;
 	void *arg;
 	struct pconn *conn;
@@ -197,6 +198,7 @@ req_free(struct policy_req *rq)
 	strv_free(&rq->addrs);
 	free(rq->port);
 	free(rq->text);
+	free(rq->id);
 	buf_free(&rq->in);
 	free(rq);
 }
@@ -483,14 +485,14 @@ attempt_fail(struct policy_req *rq, const char *why)
 		rq->tries++;
 	switch (policy_retry_decide(reused, got_reply, rq->tries, rq->pol.try_limit)) {
 	case POLICY_RETRY_NOW:
-		log_debug("policy %s: reused connection failed (%s): retrying on "
-		    "a new one", rq->pol.endpoint, why);
+		log_debug("%s: check_policy_service %s: reused connection failed "
+		    "(%s): retrying on a new one", rq->id, rq->pol.endpoint, why);
 		rq->fresh = 1;
 		rq->start_timer = loop_timer_add(rq->loop, 0, attempt_start, rq);
 		return;
 	case POLICY_RETRY_LATER:
-		log_warnx("policy %s: %s: trying again in %llds", rq->pol.endpoint,
-		    why, rq->pol.retry_delay_ms / 1000);
+		log_warnx("%s: check_policy_service %s: %s: trying again in %lldms",
+		    rq->id, rq->pol.endpoint, why, rq->pol.retry_delay_ms);
 		rq->start_timer = loop_timer_add(rq->loop,
 		    (uint64_t)rq->pol.retry_delay_ms, attempt_start, rq);
 		return;
@@ -502,10 +504,11 @@ attempt_fail(struct policy_req *rq, const char *why)
 
 struct policy_req *
 policy_ask(struct loop *l, const struct restrict_policy *pol,
-    const char *request, policy_done_fn done, void *arg)
+    const char *request, const char *id, policy_done_fn done, void *arg)
 {
 	struct policy_req *rq = xcalloc(1, sizeof(*rq));
 
+	rq->id = xstrdup(id != NULL ? id : "NOQUEUE");
 	rq->loop = l;
 	rq->pol = *pol;
 	if (rq->pol.try_limit < 1)

@@ -341,7 +341,8 @@ ask_start(struct smtpd_restrict *r, const struct restrict_need *n)
 	r->qkey = xstrdup(n->name);
 	r->ptr_step = 0;
 	if (n->type == RQ_POLICY) {
-		r->preq = policy_ask(r->s->loop, &n->policy, r->qkey, policy_done, r);
+		r->preq = policy_ask(r->s->loop, &n->policy, r->qkey, txn_qid(r->s),
+		    policy_done, r);
 		return;
 	}
 	if (smtpd_restrict_dns(r->s->loop) == NULL) {

@@ -192,7 +192,8 @@ struct dns_async *smtpd_restrict_dns(struct loop *l);
 
 /* policy.c: connections to policy services, kept and reused across
  * sessions. policy_ask sends request (a whole policy delegation request)
- * to pol->endpoint; done runs later from the loop, once, with the action
+ * to pol->endpoint (id, the queue ID or NOQUEUE, starts its log lines);
+ * done runs later from the loop, once, with the action
  * (borrowed for the call), or with action NULL and why (static text)
  * after the tries failed. policy_cancel stops it (done never runs) and
  * NULLs the handle. */
@@ -200,7 +201,7 @@ struct restrict_policy;
 struct policy_req;
 typedef void (*policy_done_fn)(void *arg, const char *action, const char *why);
 struct policy_req *policy_ask(struct loop *l, const struct restrict_policy *pol,
-    const char *request, policy_done_fn done, void *arg);
+    const char *request, const char *id, policy_done_fn done, void *arg);
 void policy_cancel(struct policy_req **rq);
 
 /* milter.c: smtpd_milters. Each hook is a no-op (or replies ok at once)
