@@ -3,7 +3,7 @@
  * smtpd_*_restrictions lists at start (lib/mail/restrict.c parses and
  * evaluates them), runs them at MAIL, RCPT, DATA and end of data, answers
  * the evaluator's questions without blocking (DNS through c-ares on the
- * process's loop, policy services over a non-blocking socket), and logs
+ * process's loop, policy services through smtpd/policy.c), and logs
  * rejects in Postfix's format.
  *
  * Invariants:
@@ -23,9 +23,8 @@
  *   smtpd_dns_servers (or resolv.conf).
  * Trusts: nothing in DNS or policy answers (bounded and cleaned by the
  *   evaluator; a policy reply line is cut at RESTRICT_TEXT_MAX).
- * BUGS: with
- *   smtpd_delay_reject = no the client restrictions run at MAIL, not at
- *   connect; the client name is "unknown" (smtpd does no reverse lookup
+ * BUGS: with smtpd_delay_reject = no the client restrictions run at
+ *   MAIL, not at connect; the client name is "unknown" (smtpd does no reverse lookup
  *   for its logs), so name-based checks see only the address.
  */
 #include <limits.h>
