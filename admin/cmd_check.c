@@ -322,6 +322,84 @@ check_security(void)
 	}
 }
 
+/* Is name "<spawn service>_time_limit" for a spawn service of svcs? */
+static int
+spawn_time_limit_name(const char *name, const struct master_service *svcs,
+    size_t n)
+{
+	size_t len = strlen(name), suf = strlen("_time_limit");
+
+	if (len <= suf || strcmp(name + len - suf, "_time_limit") != 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(svcs[i].command, "spawn") == 0
+		    && strlen(svcs[i].name) == len - suf
+		    && strncmp(svcs[i].name, name, len - suf) == 0)
+			return 1;
+	return 0;
+}
+
+/* spawn(8) lines: "user=NAME argv=/path [args]" where NAME is not root,
+ * the command exists, and spawn can become NAME (unpriv n); spawn
+ * itself refuses the same at start, but only when a client connects. */
+static void
+check_spawn(const char *path, const struct master_service *svcs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct master_service *sv = &svcs[i];
+		const char *user = NULL, *cmd = NULL;
+		char where[300];
+
+		if (strcmp(sv->command, "spawn") != 0)
+			continue;
+		snprintf(where, sizeof(where), "%s:%d: service %s", path, sv->lineno,
+		    sv->name);
+		for (size_t j = 0; sv->args != NULL && sv->args[j] != NULL; j++) {
+			if (strcmp(sv->args[j], "-o") == 0 && sv->args[j + 1] != NULL) {
+				j++;
+				continue;
+			}
+			if (strncmp(sv->args[j], "user=", 5) == 0)
+				user = sv->args[j] + 5;
+			else if (strncmp(sv->args[j], "argv=", 5) == 0) {
+				cmd = sv->args[j] + 5;
+				break;
+			}
+		}
+		if (user == NULL || *user == '\0')
+			error("%s: spawn without user=; fix: add user=NAME (an "
+			    "unprivileged account, e.g. nobody)", where);
+		else {
+			uid_t uid;
+			gid_t gid;
+			if (priv_user(user, &uid, &gid) < 0)
+				error("%s: user=%s: no such user; fix: name an existing "
+				    "unprivileged account", where, user);
+			else if (uid == 0)
+				error("%s: user=%s is root; fix: spawn never runs a command "
+				    "as root, name an unprivileged account", where, user);
+		}
+		if (cmd == NULL || cmd[0] != '/')
+			error("%s: spawn without argv=/absolute/path; fix: end the line "
+			    "with argv=/path/to/command [arguments]", where);
+		else if (access(cmd, X_OK) < 0)
+			error("%s: argv=%s: %s; fix: install the command or correct "
+			    "the path", where, cmd, strerror(errno));
+		if (sv->unpriv && priv_is_root())
+			error("%s: spawn with unpriv y cannot become user=; fix: put n "
+			    "in the unpriv column", where);
+		if (strcmp(sv->type, "inet") == 0)
+			error("%s: spawn on an inet socket; fix: use a unix service "
+			    "(check_policy_service unix:private/%s)", where, sv->name);
+		char *tl = xasprintf("%s_time_limit", sv->name);
+		const char *v = config_get(tl);
+		if (v != NULL && config_parse_time(v, 's') < 0)
+			error("%s: %s = %s is not a time; fix: write 3600s, 60m, 1h...",
+			    path, tl, v);
+		free(tl);
+	}
+}
+
 /* master.conf "-o name=value" overrides: known names and good values, as
  * for postern.conf; a misspelled name would silently not apply. */
 static void
@@ -347,6 +425,11 @@ check_overrides(const char *path, const struct master_service *svcs, size_t n)
 			else if (strcmp(name, "smtpd_milters") == 0
 			    || strcmp(name, "non_smtpd_milters") == 0)
 				check_milter_list(where, name, eq);
+			else if (spawn_time_limit_name(name, svcs, n)) {
+				if (config_parse_time(eq, 's') < 0)
+					error("%s%s=%s is not a time; fix: write 3600s, 60m, "
+					    "1h...", where, name, eq);
+			}
 			else if (config_check_value(name, eq, &err) < 0) {
 				error("%s%s; fix: correct the override (\"postern conf -d\" "
 				    "lists the parameters)", where, err);
@@ -865,8 +948,10 @@ check_run(int show_warnings)
 		error("%s; fix: correct %s (columns: service type private unpriv "
 		    "chroot wakeup maxproc command)", err, path);
 		xfree(&err);
-	} else
+	} else {
 		check_overrides(path, svcs, n);
+		check_spawn(path, svcs, n);
+	}
 	free(path);
 	check_conf_file("postern.conf");
 	check_conf_file("master.conf");

@@ -29,11 +29,13 @@ if ! dpkg-query -W -f='${Status}' roundcube-core 2>/dev/null | grep -q "install 
 fi
 # sieve-connect: the ManageSieve client test_managesieve drives;
 # postgrey: the policy service test_restrictions greylists through;
+# postfix-policyd-spf-python: the SPF policy server test_policy_service runs
+# under spawn (it pulls in Debian's postfix package, which stays stopped);
 # opendkim, opendkim-tools, opendmarc: the real milters test_milter_opendkim
 # and test_milter_opendmarc sign, verify and judge mail with;
 # Roundcube, PHP, Chromium and Selenium: test_webmail
 scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd \
-	sieve-connect postgrey opendkim opendkim-tools opendmarc \
+	sieve-connect postgrey postfix-policyd-spf-python opendkim opendkim-tools opendmarc \
 	roundcube-core roundcube-plugins roundcube-sqlite3 php-cli php-cgi php-sqlite3 \
 	sqlite3 chromium chromium-driver python3-selenium
 

@@ -3,7 +3,7 @@
  * smtpd_*_restrictions lists at start (lib/mail/restrict.c parses and
  * evaluates them), runs them at MAIL, RCPT, DATA and end of data, answers
  * the evaluator's questions without blocking (DNS through c-ares on the
- * process's loop, policy services over a non-blocking socket), and logs
+ * process's loop, policy services through smtpd/policy.c), and logs
  * rejects in Postfix's format.
  *
  * Invariants:
@@ -18,29 +18,18 @@
  *   then smtpd_recipient_restrictions); smtpd refuses to start when
  *   neither list can refuse an unauthorised destination (DESIGN.md
  *   invariant 4, restrict_set_check_relay()).
- * Sockets: policy services (inet:host:port, unix:/path), one connection
- *   per request; the DNS servers of smtpd_dns_servers (or resolv.conf),
- *   through one c-ares channel per process (smtpd_dns(), shared with
- *   peer.c's client name lookup).
+ * Sockets: policy services (inet:host:port, unix:/path) through the
+ *   connection pool of smtpd/policy.c; the DNS servers of
+ *   smtpd_dns_servers (or resolv.conf), through one c-ares channel per
+ *   process (smtpd_dns(), shared with peer.c and policy.c).
  * Trusts: nothing in DNS or policy answers (bounded and cleaned by the
  *   evaluator; a policy reply line is cut at RESTRICT_TEXT_MAX).
- * BUGS: an inet: policy endpoint given as a host name is resolved with
- *   getaddrinfo() at each request, which can block (use an address);
- *   policy connections are not kept open between requests
- *   (smtpd_policy_service_max_idle is accepted and unused); with
- *   smtpd_delay_reject = no the client restrictions run at MAIL, not at
- *   connect; the client name is "unknown" (smtpd does no reverse lookup
- *   for its logs), so name-based checks see only the address.
  */
-#include <errno.h>
-#include <netdb.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -51,10 +40,7 @@
 #include "mail/dns.h"
 #include "mail/resolve.h"
 #include "mail/restrict.h"
-#include "proto/policy.h"
 #include "smtpd.h"
-
-#define POLICY_REPLY_MAX 4096
 
 static struct restrict_set rset;
 static struct dns_async *dns;
@@ -78,9 +64,7 @@ struct smtpd_restrict {
 	int ptr_step;              /* RQ_DOMAIN: 0 MX, 1 A, 2 AAAA */
 	int in_ask;                /* inside ask(): answers are stored, not run */
 	int answered;              /* ask() got its answer at once */
-	int pfd;                   /* policy socket, or -1 */
-	uint64_t ptimer;
-	struct buf pout, pin;
+	struct policy_req *preq;   /* the policy request in flight */
 };
 
 static int
@@ -103,10 +87,16 @@ smtpd_restrict_init(void)
 
 	restrict_settings_default(st);
 	st->delay_reject = config_bool("smtpd_delay_reject");
-	st->policy_timeout_ms = config_time("smtpd_policy_service_timeout") * 1000;
-	st->policy_max_idle_ms = config_time("smtpd_policy_service_max_idle") * 1000;
-	st->policy_time_limit = config_time("policy_time_limit");
-	st->policy_default_action = config_str("smtpd_policy_service_default_action");
+	st->policy.timeout_ms = config_time("smtpd_policy_service_timeout") * 1000;
+	st->policy.max_idle_ms = config_time("smtpd_policy_service_max_idle") * 1000;
+	st->policy.max_ttl_ms = config_time("smtpd_policy_service_max_ttl") * 1000;
+	st->policy.request_limit = config_int_range("smtpd_policy_service_request_limit",
+	    0, LLONG_MAX);
+	st->policy.try_limit = config_int_range("smtpd_policy_service_try_limit",
+	    1, LLONG_MAX);
+	st->policy.retry_delay_ms = config_time("smtpd_policy_service_retry_delay") * 1000;
+	st->policy.default_action = config_str("smtpd_policy_service_default_action");
+	st->policy.policy_context = config_str("smtpd_policy_service_policy_context");
 	st->rbl_reject_code = code_param("maps_rbl_reject_code", 400, 599);
 	st->access_defer_code = code_param("access_map_defer_code", 400, 499);
 	st->access_reject_code = code_param("access_map_reject_code", 500, 599);
@@ -118,8 +108,8 @@ smtpd_restrict_init(void)
 	st->unknown_hostname_code = code_param("unknown_hostname_reject_code", 400, 599);
 	st->non_fqdn_code = code_param("non_fqdn_reject_code", 400, 599);
 	st->invalid_hostname_code = code_param("invalid_hostname_reject_code", 400, 599);
-	if (st->policy_timeout_ms <= 0)
-		st->policy_timeout_ms = 100 * 1000;
+	if (st->policy.timeout_ms <= 0)
+		st->policy.timeout_ms = 100 * 1000;
 	for (int i = 0; i < RS_STAGES; i++)
 		if (restrict_parse((enum restrict_stage)i, config_get(restrict_param[i]),
 		    &rset.list[i], &err) < 0)
@@ -170,26 +160,11 @@ smtpd_restrict_busy(const struct session *s)
 }
 
 static void
-policy_close(struct smtpd_restrict *r)
-{
-	if (r->pfd >= 0) {
-		loop_fd_del(r->s->loop, r->pfd);
-		close(r->pfd);
-		r->pfd = -1;
-	}
-	if (r->ptimer != 0)
-		loop_timer_cancel(r->s->loop, r->ptimer);
-	r->ptimer = 0;
-	buf_free(&r->pout);
-	buf_free(&r->pin);
-}
-
-static void
 question_cancel(struct smtpd_restrict *r)
 {
 	dns_q_cancel(r->q);
 	r->q = NULL;
-	policy_close(r);
+	policy_cancel(&r->preq);
 	free(r->qkey);
 	r->qkey = NULL;
 }
@@ -308,144 +283,21 @@ dns_done(void *arg, enum dns_status st, char **values)
 	    st == DNS_OK ? values : NULL);
 }
 
+/* The policy service's answer (smtpd/policy.c), from the loop. */
 static void
-policy_fail(struct smtpd_restrict *r, const char *why)
-{
-	log_warnx("%s: check_policy_service %s: %s", txn_qid(r->s),
-	    r->ctx.need.endpoint ? r->ctx.need.endpoint : "?", why);
-	answer_and_run(r, RA_TEMPFAIL, NULL);
-}
-
-static void
-policy_timer(struct loop *l, void *arg)
+policy_done(void *arg, const char *action, const char *why)
 {
 	struct smtpd_restrict *r = arg;
 
-	(void)l;
-	r->ptimer = 0;
-	policy_fail(r, "timeout");
-}
-
-/* The reply (lib/proto/policy.c); 0 while incomplete. */
-static int
-policy_parse(struct smtpd_restrict *r)
-{
-	char *action = NULL;
-	const char *err = NULL;
-	int rc = policy_reply_parse(r->pin.data, r->pin.len, POLICY_REPLY_MAX,
-	    &action, &err);
-
-	if (rc == 0)
-		return 0;
-	if (rc < 0) {
-		policy_fail(r, err);
-		return 1;
-	}
-	char *v[2] = { action, NULL };
-	answer_and_run(r, RA_OK, v);
-	free(action);
-	return 1;
-}
-
-static void
-policy_io(struct loop *l, int fd, unsigned ev, void *arg)
-{
-	struct smtpd_restrict *r = arg;
-	char tmp[1024];
-	ssize_t n;
-
-	(void)l;
-	if (r->pout.len > 0 && (ev & (LOOP_WRITE | LOOP_ERROR))) {
-		int err = 0;
-		socklen_t el = sizeof(err);
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err != 0) {
-			policy_fail(r, strerror(err));
-			return;
-		}
-		n = send(fd, r->pout.data, r->pout.len, MSG_NOSIGNAL);
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			policy_fail(r, strerror(errno));
-			return;
-		}
-		if (n > 0)
-			buf_consume(&r->pout, (size_t)n);
-		if (r->pout.len == 0)
-			(void)loop_fd_set(l, fd, LOOP_READ, policy_io, r);
+	r->preq = NULL;
+	if (action == NULL) {
+		log_warnx("%s: check_policy_service %s: %s", txn_qid(r->s),
+		    r->ctx.need.endpoint ? r->ctx.need.endpoint : "?", why);
+		answer_and_run(r, RA_TEMPFAIL, NULL);
 		return;
 	}
-	if (ev & (LOOP_READ | LOOP_ERROR)) {
-		n = read(fd, tmp, sizeof(tmp));
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			policy_fail(r, n == 0 ? "connection closed" : strerror(errno));
-			return;
-		}
-		if (r->pin.len + (size_t)n > POLICY_REPLY_MAX)
-			n = (ssize_t)(POLICY_REPLY_MAX - r->pin.len);   /* the parser says "too long" */
-		(void)buf_append(&r->pin, tmp, (size_t)n);
-		(void)policy_parse(r);
-	}
-}
-
-/* Connect without blocking: unix:/path or inet:host:port. fd or -1. */
-static int
-policy_connect(const char *ep, const char **why_r)
-{
-	int fd = -1;
-
-	if (strncmp(ep, "unix:", 5) == 0) {
-		struct sockaddr_un sun;
-		const char *path = ep + 5;
-		char *full = path[0] == '/' ? xstrdup(path)
-		    : xasprintf("%s/%s", smtpd_conf.queue_directory, path);
-		memset(&sun, 0, sizeof(sun));
-		sun.sun_family = AF_UNIX;
-		if (strlen(full) >= sizeof(sun.sun_path)) {
-			free(full);
-			*why_r = "socket path too long";
-			return -1;
-		}
-		strcpy(sun.sun_path, full);
-		free(full);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0
-		    && errno != EINPROGRESS && errno != EAGAIN) {
-			*why_r = strerror(errno);
-			close(fd);
-			return -1;
-		}
-		return fd;
-	}
-	/* inet:host:port; the host is a name from the configuration, not
-	 * from a client (resolved through files/DNS as the admin set it). */
-	char *hp = xstrdup(ep + 5);
-	char *colon = strrchr(hp, ':');
-	struct addrinfo hints, *ai = NULL;
-	*colon = '\0';
-	char *host = hp;
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		host[strlen(host) - 1] = '\0';
-		host++;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	int rc = getaddrinfo(host, colon + 1, &hints, &ai);
-	if (rc != 0 || ai == NULL) {
-		*why_r = rc ? gai_strerror(rc) : "no address";
-		free(hp);
-		return -1;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0
-	    && errno != EINPROGRESS) {
-		*why_r = strerror(errno);
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	free(hp);
-	return fd;
+	char *v[2] = { (char *)action, NULL };
+	answer_and_run(r, RA_OK, v);
 }
 
 /* Start answering ctx.need. 1 when the answer is already stored (a
@@ -467,23 +319,12 @@ ask(struct smtpd_restrict *r)
 static void
 ask_start(struct smtpd_restrict *r, const struct restrict_need *n)
 {
-	const char *why = "cannot connect";
-
 	r->qtype = n->type;
 	r->qkey = xstrdup(n->name);
 	r->ptr_step = 0;
 	if (n->type == RQ_POLICY) {
-		r->pfd = policy_connect(n->endpoint, &why);
-		if (r->pfd < 0) {
-			policy_fail(r, why);
-			return;
-		}
-		buf_init(&r->pout, 0);
-		buf_init(&r->pin, POLICY_REPLY_MAX + 1024);
-		buf_puts(&r->pout, r->qkey);
-		(void)loop_fd_set(r->s->loop, r->pfd, LOOP_WRITE, policy_io, r);
-		r->ptimer = loop_timer_add(r->s->loop, (uint64_t)n->timeout_ms,
-		    policy_timer, r);
+		r->preq = policy_ask(r->s->loop, &n->policy, r->qkey, txn_qid(r->s),
+		    policy_done, r);
 		return;
 	}
 	if (smtpd_dns(r->s->loop) == NULL) {
@@ -510,6 +351,7 @@ run(struct smtpd_restrict *r)
 	}
 	r->ctx.queue_id = txn_qid(s)[0] == 'N' ? "" : txn_qid(s);
 	r->ctx.sender = txn_sender(s);
+	r->ctx.instance = txn_instance(s);
 	r->ctx.helo = s->helo;
 	r->ctx.protocol = session_proto(s);
 	r->ctx.sasl_user = s->sasl_user;
@@ -579,7 +421,6 @@ smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
 	if (r == NULL) {
 		r = s->rs = xcalloc(1, sizeof(*r));
 		r->s = s;
-		r->pfd = -1;
 		r->ctx.client_name = s->name;
 		r->ctx.reverse_client_name = s->reverse_name;
 		r->ctx.client_name_status = (enum peer_status)s->name_status;

@@ -5,8 +5,9 @@
  * queue file); starttls.c (STARTTLS, implicit TLS), auth.c (AUTH
  * through the auth daemon, smtpd_sender_login_maps), restrict.c (the
  * smtpd_*_restrictions lists, their DNS and policy-service questions),
- * peer.c (the client's name: PTR, then forward confirmation) and
- * milter.c (smtpd_milters).
+ * peer.c (the client's name: PTR, then forward confirmation),
+ * policy.c (the policy-service connections, kept open and reused)
+ * and milter.c (smtpd_milters).
  */
 #ifndef POSTERN_SMTPD_H
 #define POSTERN_SMTPD_H
@@ -80,6 +81,7 @@ enum sess_state {
 
 struct txn;
 struct smtpd_restrict;
+struct dns_async;
 
 struct session {
 	struct loop *loop;
@@ -172,6 +174,8 @@ void txn_reset(struct session *s);
 const char *txn_qid(const struct session *s);
 /* Envelope sender of the transaction, or NULL before MAIL. */
 const char *txn_sender(const struct session *s);
+/* The policy delegation "instance" of the transaction ("" outside one). */
+const char *txn_instance(const struct session *s);
 /* Recipients accepted so far. */
 long long txn_rcpt_count(const struct session *s);
 
@@ -215,6 +219,19 @@ int txn_check(struct session *s, enum smtpd_check_point at, const char *rcpt,
     smtpd_restrict_done_fn done, void *arg);
 void txn_check_finish(struct session *s, enum smtp_verb verb, int rc);
 void smtpd_restrict_end(struct session *s);   /* session close */
+/* policy.c: connections to policy services, kept and reused across
+ * sessions. policy_ask sends request (a whole policy delegation request)
+ * to pol->endpoint (id, the queue ID or NOQUEUE, starts its log lines);
+ * done runs later from the loop, once, with the action
+ * (borrowed for the call), or with action NULL and why (static text)
+ * after the tries failed. policy_cancel stops it (done never runs) and
+ * NULLs the handle. */
+struct restrict_policy;
+struct policy_req;
+typedef void (*policy_done_fn)(void *arg, const char *action, const char *why);
+struct policy_req *policy_ask(struct loop *l, const struct restrict_policy *pol,
+    const char *request, const char *id, policy_done_fn done, void *arg);
+void policy_cancel(struct policy_req **rq);
 
 /* milter.c: smtpd_milters. Each hook is a no-op (or replies ok at once)
  * without milters; otherwise it pauses the session (s->milter_wait) and

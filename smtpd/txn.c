@@ -55,6 +55,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -85,6 +86,7 @@ struct txn {
 	struct timespec arrival;
 	struct queue_writer *qw;
 	char id[QUEUE_ID_MAX];      /* "" until the queue file exists */
+	char instance[64];          /* policy "instance": unique per transaction */
 	long long nrcpt;            /* accepted RCPT commands */
 	char *first_rcpt;           /* for "for <...>" in Received: */
 	struct strset rcpts;
@@ -175,6 +177,12 @@ struct queue_writer *
 txn_writer(const struct session *s)
 {
 	return s->tx != NULL ? s->tx->qw : NULL;
+}
+
+const char *
+txn_instance(const struct session *s)
+{
+	return s->tx != NULL ? s->tx->instance : "";
 }
 
 const char *
@@ -377,6 +385,13 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	tx->sender = addr;
 	tx->mp = mp;
 	clock_gettime(CLOCK_REALTIME, &tx->arrival);
+	{
+		/* Postfix's form: one value for all the requests of this
+		 * transaction, another for the next (policyd-spf caches by it) */
+		static unsigned long seq;
+		snprintf(tx->instance, sizeof(tx->instance), "%lx.%lx.%lx",
+		    (unsigned long)getpid(), (unsigned long)tx->arrival.tv_sec, ++seq);
+	}
 	buf_init(&tx->raw, 0);
 	buf_init(&tx->content, 0);
 	hdrlimit_init(&tx->mh, (size_t)smtpd_conf.header_size_limit,

@@ -243,7 +243,12 @@ static const struct param_def param_table[] = {
 	{ "smtpd_peername_lookup", CONF_BOOL, "yes", 0, 0 },
 	{ "smtpd_policy_service_default_action", CONF_STR, "451 4.3.5 Server configuration problem", 0, 0 },
 	{ "smtpd_policy_service_max_idle", CONF_TIME, "300s", 's', 0 },
+	{ "smtpd_policy_service_max_ttl", CONF_TIME, "1000s", 's', 0 },
+	{ "smtpd_policy_service_policy_context", CONF_STR, "", 0, 0 },
+	{ "smtpd_policy_service_request_limit", CONF_INT, "0", 0, 0 },
+	{ "smtpd_policy_service_retry_delay", CONF_TIME, "1s", 's', 0 },
 	{ "smtpd_policy_service_timeout", CONF_TIME, "100s", 's', 0 },
+	{ "smtpd_policy_service_try_limit", CONF_INT, "2", 0, 0 },
 	{ "smtpd_recipient_limit", CONF_INT, "1000", 0, 0 },
 	{ "smtpd_recipient_restrictions", CONF_STR, "", 0, 0 },
 	{ "smtpd_relay_restrictions", CONF_STR, "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", 0, 0 },
@@ -368,6 +373,22 @@ valid_name(const char *s, size_t n)
 		return 0;
 	for (i = 0; i < n; i++)
 		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+/* A name that may be set: also with '-' inside, since per-service names
+ * begin with a master.conf service name ("policyd-spf_time_limit", as
+ * Postfix's main.cf allows). $references keep valid_name(). */
+static int
+valid_set_name(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > CONF_NAME_MAX || s[0] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
 			return 0;
 	return 1;
 }
@@ -674,7 +695,7 @@ param_store(const char *name, const char *value)
 {
 	struct param *p;
 
-	if (!valid_name(name, strlen(name)))
+	if (!valid_set_name(name, strlen(name)))
 		return -1;
 	p = param_find(name);
 	if (p == NULL)
@@ -837,7 +858,7 @@ config_load(const char *dir, char **err_r)
 			    path, lineno);
 			goto fail;
 		}
-		if (!valid_name(name, strlen(name))) {
+		if (!valid_set_name(name, strlen(name))) {
 			*err_r = xasprintf("%s:%d: bad parameter name '%.100s'",
 			    path, lineno, name);
 			goto fail;
@@ -854,7 +875,11 @@ config_load(const char *dir, char **err_r)
 	free(conf.path);
 	conf.path = path;
 	for (i = 0; names[i] != NULL; i++) {
-		if (param_find(names[i]) == NULL)
+		size_t nl = strlen(names[i]), sl = strlen("_time_limit");
+		/* NAME_time_limit: a service's own limit (Postfix's
+		 * convention; spawn reads it, postern check judges it) */
+		int per_service = nl > sl && strcmp(names[i] + nl - sl, "_time_limit") == 0;
+		if (param_find(names[i]) == NULL && !per_service)
 			strv_push(&unknown, names[i]);
 		else if (config_is_set(names[i])) {
 			char *w = xasprintf("%s:%d: overriding earlier entry: %s=%.200s",

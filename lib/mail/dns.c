@@ -664,6 +664,51 @@ async_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int ale
 	free(q);
 }
 
+/* DNS_Q_HOST: ares_getaddrinfo reads the hosts file before DNS, as the
+ * system resolver does ("localhost" works without a DNS server). */
+static void
+async_addrinfo_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+	struct dns_q *q = arg;
+	char **v = NULL;
+	char text[INET6_ADDRSTRLEN];
+	const char *why = "";
+	enum dns_status st;
+	size_t n = 0;
+
+	(void)timeouts;
+	strv_push(&v, "");
+	free(v[0]);
+	v[0] = NULL;
+	for (struct ares_addrinfo_node *a = res != NULL ? res->nodes : NULL;
+	    a != NULL && n < DNS_ADDR_MAX; a = a->ai_next) {
+		const void *ip = NULL;
+		if (a->ai_family == AF_INET)
+			ip = &((const struct sockaddr_in *)(const void *)a->ai_addr)->sin_addr;
+		else if (a->ai_family == AF_INET6)
+			ip = &((const struct sockaddr_in6 *)(const void *)a->ai_addr)->sin6_addr;
+		if (ip != NULL && inet_ntop(a->ai_family, ip, text, sizeof(text)) != NULL) {
+			strv_push(&v, text);
+			n++;
+		}
+	}
+	if (res != NULL)
+		ares_freeaddrinfo(res);
+	st = map_status(status, &why);
+	if (st == DNS_OK && n == 0)
+		st = DNS_NODATA;
+	if (q->submitting && status != ARES_EDESTRUCTION) {
+		q->deferred = 1;
+		q->st = st;
+		q->values = v;
+		return;
+	}
+	if (!q->cancelled && status != ARES_EDESTRUCTION)
+		q->cb(q->ctx, st, v);
+	strv_free(&v);
+	free(q);
+}
+
 struct dns_q *
 dns_async_query(struct dns_async *d, const char *name, int type,
     dns_async_cb cb, void *ctx)
@@ -679,7 +724,15 @@ dns_async_query(struct dns_async *d, const char *name, int type,
 	q->cb = cb;
 	q->ctx = ctx;
 	q->submitting = 1;
-	ares_query(d->ch, name, DNS_CLASS_IN, rr[type], async_query_cb, q);
+	if (type == DNS_Q_HOST) {
+		struct ares_addrinfo_hints h;
+		memset(&h, 0, sizeof(h));
+		h.ai_family = AF_UNSPEC;
+		h.ai_socktype = SOCK_STREAM;
+		ares_getaddrinfo(d->ch, name, NULL, &h, async_addrinfo_cb, q);
+	} else {
+		ares_query(d->ch, name, DNS_CLASS_IN, rr[type], async_query_cb, q);
+	}
 	q->submitting = 0;
 	if (q->deferred)
 		(void)loop_timer_add(d->loop, 0, async_deliver_cb, q);

@@ -84,7 +84,10 @@ const char *dns_status_str(enum dns_status s);
 struct loop;
 struct dns_async;
 struct dns_q;
-enum { DNS_Q_A, DNS_Q_AAAA, DNS_Q_TXT, DNS_Q_MX, DNS_Q_PTR };
+/* DNS_Q_HOST: the IPv4 and IPv6 addresses of a host name, from the hosts
+ * file first, then DNS (ares_getaddrinfo), for endpoints named in the
+ * configuration (check_policy_service inet:localhost:10023). */
+enum { DNS_Q_A, DNS_Q_AAAA, DNS_Q_TXT, DNS_Q_MX, DNS_Q_PTR, DNS_Q_HOST };
 typedef void (*dns_async_cb)(void *ctx, enum dns_status st, char **values);
 struct dns_async *dns_async_open(struct loop *l, const char *servers,
     int timeout_ms, char **err_r);

@@ -19,7 +19,10 @@
  * postern check.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +33,7 @@
 #include "util/buf.h"
 #include "util/net.h"
 #include "util/strv.h"
+#include "mail/config.h"
 #include "mail/maps.h"
 #include "mail/restrict.h"
 #include "proto/policy.h"
@@ -99,6 +103,10 @@ struct restrict_item {
 	char *arg;            /* DNS domain (filter cut off), map spec, endpoint */
 	char *filter;         /* "=127.0.0.x" part, without '=', or NULL */
 	struct map *map;
+	/* check_policy_service { ... }: the values given (-1 / NULL: the
+	 * smtpd_policy_service_* parameter applies) */
+	struct restrict_policy pol;
+	char *pol_action, *pol_context;   /* own pol.default_action, pol.policy_context */
 };
 
 void
@@ -106,10 +114,14 @@ restrict_settings_default(struct restrict_settings *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->delay_reject = 1;
-	st->policy_timeout_ms = 100 * 1000;
-	st->policy_max_idle_ms = 300 * 1000;
-	st->policy_time_limit = 1000;
-	st->policy_default_action = "451 4.3.5 Server configuration problem";
+	st->policy.timeout_ms = 100 * 1000;
+	st->policy.max_idle_ms = 300 * 1000;
+	st->policy.max_ttl_ms = 1000 * 1000;
+	st->policy.request_limit = 0;
+	st->policy.try_limit = 2;
+	st->policy.retry_delay_ms = 1000;
+	st->policy.default_action = "451 4.3.5 Server configuration problem";
+	st->policy.policy_context = "";
 	st->rbl_reject_code = 554;
 	st->access_defer_code = 450;
 	st->access_reject_code = 554;
@@ -212,6 +224,134 @@ endpoint_valid(const char *e)
 	return 0;
 }
 
+static void
+policy_unset(struct restrict_policy *p)
+{
+	p->timeout_ms = p->max_idle_ms = p->max_ttl_ms = -1;
+	p->request_limit = p->try_limit = p->retry_delay_ms = -1;
+	p->default_action = p->policy_context = NULL;
+}
+
+/* Postfix 3.0's "{ endpoint, name=value, ... }": the endpoint first, then
+ * overrides; "name = value" may be spread over words, and a value with
+ * commas or spaces goes in braces ("default_action = { 451 4.7.1 No }").
+ * 0, or -1 and *err_r (xmalloc'd). */
+static int
+policy_spec_parse(const char *spec, struct restrict_item *it, char **err_r)
+{
+	size_t len = strlen(spec);
+	char *inner, **tok;
+	int rc = -1;
+
+	*err_r = NULL;
+	if (len < 2 || spec[0] != '{' || spec[len - 1] != '}') {
+		*err_r = xasprintf("unbalanced braces in \"%s\"", spec);
+		return -1;
+	}
+	inner = xstrndup(spec + 1, len - 2);
+	tok = map_split_list(inner);
+	free(inner);
+	for (size_t i = 0; tok[i] != NULL; i++) {
+		struct buf nv = BUF_INIT(0);
+		buf_puts(&nv, tok[i]);
+		while (tok[i + 1] != NULL && (tok[i + 1][0] == '='
+		    || (nv.len > 0 && nv.data[nv.len - 1] == '=')))
+			buf_puts(&nv, tok[++i]);
+		char *item = buf_steal(&nv);
+		char *eq = strchr(item, '=');
+		if (eq == NULL) {
+			if (it->arg != NULL) {
+				*err_r = xasprintf("\"%s\": want name=value after the endpoint",
+				    item);
+				free(item);
+				goto out;
+			}
+			it->arg = item;
+			continue;
+		}
+		*eq = '\0';
+		char *val = eq + 1;
+		size_t vl = strlen(val);
+		if (vl >= 2 && val[0] == '{' && val[vl - 1] == '}') {
+			val[vl - 1] = '\0';
+			val++;
+			while (isspace((unsigned char)*val))
+				val++;
+			for (vl = strlen(val); vl > 0 && isspace((unsigned char)val[vl - 1]); )
+				val[--vl] = '\0';
+		}
+		static const struct {
+			const char *name;
+			size_t off;
+			char kind;   /* 't' time (ms), 'n' count, 'a' action, 'c' context */
+		} names[] = {
+			{ "timeout", offsetof(struct restrict_policy, timeout_ms), 't' },
+			{ "max_idle", offsetof(struct restrict_policy, max_idle_ms), 't' },
+			{ "max_ttl", offsetof(struct restrict_policy, max_ttl_ms), 't' },
+			{ "retry_delay", offsetof(struct restrict_policy, retry_delay_ms), 't' },
+			{ "request_limit", offsetof(struct restrict_policy, request_limit), 'n' },
+			{ "try_limit", offsetof(struct restrict_policy, try_limit), 'n' },
+			{ "default_action", 0, 'a' },
+			{ "policy_context", 0, 'c' },
+		};
+		size_t k;
+		for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			if (strcmp(names[k].name, item) == 0)
+				break;
+		if (k == sizeof(names) / sizeof(names[0])) {
+			*err_r = xasprintf("unknown attribute \"%s\" (want timeout, "
+			    "default_action, max_idle, max_ttl, request_limit, "
+			    "try_limit, retry_delay or policy_context)", item);
+			free(item);
+			goto out;
+		}
+		long long v = 0;
+		char *end = NULL;
+		switch (names[k].kind) {
+		case 't':
+			v = config_parse_time(val, 's');
+			if (v < 0 || v > LLONG_MAX / 1000) {
+				*err_r = xasprintf("%s=%s: not a time (3600, 100s, 5m...)",
+				    item, val);
+				free(item);
+				goto out;
+			}
+			*(long long *)(void *)((char *)&it->pol + names[k].off) = v * 1000;
+			break;
+		case 'n':
+			errno = 0;
+			v = strtoll(val, &end, 10);
+			if (*val == '\0' || *end != '\0' || errno != 0 || v < 0
+			    || (strcmp(item, "try_limit") == 0 && v < 1)) {
+				*err_r = xasprintf("%s=%s: want a number (%s)", item, val,
+				    strcmp(item, "try_limit") == 0 ? "at least 1" : "0 or more");
+				free(item);
+				goto out;
+			}
+			*(long long *)(void *)((char *)&it->pol + names[k].off) = v;
+			break;
+		case 'a':
+			free(it->pol_action);
+			it->pol_action = xstrdup(val);
+			it->pol.default_action = it->pol_action;
+			break;
+		case 'c':
+			free(it->pol_context);
+			it->pol_context = xstrdup(val);
+			it->pol.policy_context = it->pol_context;
+			break;
+		}
+		free(item);
+	}
+	if (it->arg == NULL)
+		*err_r = xasprintf("\"%s\" names no endpoint", spec);
+	else
+		rc = 0;
+out:
+	strv_free(&tok);
+	return rc;
+}
+
 int
 restrict_parse(enum restrict_stage stage, const char *text,
     struct restrict_list *list_r, char **err_r)
@@ -236,7 +376,8 @@ restrict_parse(enum restrict_stage stage, const char *text,
 		it->kind = entries[k].kind;
 		if (entries[k].arg == ARG_NONE)
 			continue;
-		if (tok[i + 1] == NULL || tok[i + 1][0] == '{') {
+		if (tok[i + 1] == NULL || (tok[i + 1][0] == '{'
+		    && entries[k].arg != ARG_POLICY)) {
 			*err_r = xasprintf("%s: %s needs %s", param, entries[k].name,
 			    entries[k].arg == ARG_DNS ? "a DNS domain" :
 			    entries[k].arg == ARG_MAP ? "a table (type:name)" :
@@ -274,10 +415,19 @@ restrict_parse(enum restrict_stage stage, const char *text,
 				goto fail;
 			}
 		} else {
-			it->arg = xstrdup(a);
-			if (!endpoint_valid(a)) {
+			char *err = NULL;
+			policy_unset(&it->pol);
+			if (a[0] != '{')
+				it->arg = xstrdup(a);
+			else if (policy_spec_parse(a, it, &err) < 0) {
+				*err_r = xasprintf("%s: check_policy_service %s: %s", param,
+				    a, err);
+				free(err);
+				goto fail;
+			}
+			if (!endpoint_valid(it->arg)) {
 				*err_r = xasprintf("%s: check_policy_service %s: want "
-				    "inet:host:port or unix:/path", param, a);
+				    "inet:host:port or unix:/path", param, it->arg);
 				goto fail;
 			}
 		}
@@ -298,6 +448,8 @@ restrict_list_free(struct restrict_list *l)
 	for (size_t i = 0; i < l->n; i++) {
 		free(l->v[i].arg);
 		free(l->v[i].filter);
+		free(l->v[i].pol_action);
+		free(l->v[i].pol_context);
 		map_close(&l->v[i].map);
 	}
 	free(l->v);
@@ -458,8 +610,6 @@ ask(struct eval *e, enum restrict_query type, const char *key,
 	c->need.type = type;
 	c->need.name = c->need_key;
 	c->need.endpoint = endpoint;
-	c->need.timeout_ms = e->st->policy_timeout_ms;
-	c->need.max_idle_ms = e->st->policy_max_idle_ms;
 	return NULL;
 }
 
@@ -764,9 +914,37 @@ rbl_reject(struct eval *e, const char *name, const char *domain,
 	    e->st->rbl_reject_code, cls, what, domain);
 }
 
+/* A service's settings: its own { name=value } values over the
+ * smtpd_policy_service_* parameters. */
+static struct restrict_policy
+policy_merge(const struct restrict_policy *def, const struct restrict_item *it)
+{
+	struct restrict_policy p = *def;
+	const struct restrict_policy *o = &it->pol;
+
+	p.endpoint = it->arg;
+	if (o->timeout_ms >= 0)
+		p.timeout_ms = o->timeout_ms;
+	if (o->max_idle_ms >= 0)
+		p.max_idle_ms = o->max_idle_ms;
+	if (o->max_ttl_ms >= 0)
+		p.max_ttl_ms = o->max_ttl_ms;
+	if (o->request_limit >= 0)
+		p.request_limit = o->request_limit;
+	if (o->try_limit >= 0)
+		p.try_limit = o->try_limit;
+	if (o->retry_delay_ms >= 0)
+		p.retry_delay_ms = o->retry_delay_ms;
+	if (o->default_action != NULL)
+		p.default_action = o->default_action;
+	if (o->policy_context != NULL)
+		p.policy_context = o->policy_context;
+	return p;
+}
+
 /* Postfix's policy delegation request (SMTPD_POLICY_README). */
 static char *
-policy_request(struct eval *e)
+policy_request(struct eval *e, const char *context)
 {
 	struct restrict_ctx *c = e->ctx;
 	struct buf b = BUF_INIT(0);
@@ -794,7 +972,7 @@ policy_request(struct eval *e)
 	policy_attr(&b, "client_name", c->client_name);
 	policy_attr(&b, "reverse_client_name", c->reverse_client_name != NULL
 	    ? c->reverse_client_name : c->client_name);
-	policy_attr(&b, "instance", c->queue_id);
+	policy_attr(&b, "instance", c->instance != NULL ? c->instance : c->queue_id);
 	policy_attr(&b, "sasl_method", c->sasl_method);
 	policy_attr(&b, "sasl_username", c->sasl_user);
 	policy_attr(&b, "sasl_sender", "");
@@ -802,6 +980,7 @@ policy_request(struct eval *e)
 	policy_attr(&b, "size", num);
 	policy_attr(&b, "etrn_domain", "");
 	policy_attr(&b, "stress", "");
+	policy_attr(&b, "policy_context", context);
 	buf_putc(&b, '\n');
 	return buf_steal(&b);
 }
@@ -990,19 +1169,22 @@ eval_item(struct eval *e, const struct restrict_item *it)
 		return v;
 	}
 	case K_POLICY: {
-		char *req = policy_request(e);
+		struct restrict_policy p = policy_merge(&st->policy, it);
+		char *req = policy_request(e, p.policy_context);
 		const struct restrict_answer_ent *a = ask(e, RQ_POLICY, req, it->arg);
 		enum verdict v;
 		char src[700];
 
 		free(req);
-		if (a == NULL)
+		if (a == NULL) {
+			c->need.policy = p;
 			return V_NEED;
+		}
 		snprintf(src, sizeof(src), "check_policy_service %s", it->arg);
 		if (a->status != RA_OK || a->values[0] == NULL) {
 			event(e, REV_INFO, "%s: no usable answer: using "
 			    "smtpd_policy_service_default_action", src);
-			v = access_action(e, &w, st->policy_default_action, src);
+			v = access_action(e, &w, p.default_action, src);
 		} else {
 			v = access_action(e, &w, a->values[0], src);
 		}

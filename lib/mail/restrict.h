@@ -55,20 +55,33 @@ enum restrict_answer_status {
 	RA_TEMPFAIL,    /* DNS or policy service failure */
 };
 
+/* How one policy service is used: the smtpd_policy_service_* parameters,
+ * or a check_policy_service { endpoint, name=value, ... } entry's own
+ * values (Postfix 3.0 names: timeout, default_action, max_idle, max_ttl,
+ * request_limit, try_limit, retry_delay, policy_context). Strings are
+ * borrowed from the list or the settings. */
+struct restrict_policy {
+	const char *endpoint;          /* "inet:host:port" or "unix:path" */
+	long long timeout_ms;          /* smtpd_policy_service_timeout */
+	long long max_idle_ms;         /* smtpd_policy_service_max_idle */
+	long long max_ttl_ms;          /* smtpd_policy_service_max_ttl */
+	long long request_limit;       /* smtpd_policy_service_request_limit, 0 none */
+	long long try_limit;           /* smtpd_policy_service_try_limit */
+	long long retry_delay_ms;      /* smtpd_policy_service_retry_delay */
+	const char *default_action;    /* smtpd_policy_service_default_action */
+	const char *policy_context;    /* smtpd_policy_service_policy_context */
+};
+
 struct restrict_need {
 	enum restrict_query type;
 	const char *name;       /* DNS name, address, or policy request */
 	const char *endpoint;   /* RQ_POLICY: "inet:host:port" or "unix:/path" */
-	long long timeout_ms;   /* RQ_POLICY: smtpd_policy_service_timeout */
-	long long max_idle_ms;  /* RQ_POLICY: smtpd_policy_service_max_idle */
+	struct restrict_policy policy;   /* RQ_POLICY: the service's settings */
 };
 
 struct restrict_settings {
 	int delay_reject;              /* smtpd_delay_reject */
-	long long policy_timeout_ms;   /* smtpd_policy_service_timeout */
-	long long policy_max_idle_ms;  /* smtpd_policy_service_max_idle */
-	long long policy_time_limit;   /* policy_time_limit (informative) */
-	const char *policy_default_action; /* smtpd_policy_service_default_action */
+	struct restrict_policy policy; /* smtpd_policy_service_* (no endpoint) */
 	int rbl_reject_code;           /* maps_rbl_reject_code (554) */
 	int access_defer_code;         /* access_map_defer_code (450) */
 	int access_reject_code;        /* access_map_reject_code (554) */
@@ -128,6 +141,7 @@ struct restrict_ctx {
 	const char *helo;          /* NULL before HELO/EHLO */
 	const char *protocol;      /* "SMTP", "ESMTP", ... */
 	const char *queue_id;      /* "" before the queue file exists */
+	const char *instance;      /* the transaction's policy "instance", or NULL */
 	int in_mynetworks;
 	const char *sasl_user;     /* NULL unless authenticated */
 	const char *sasl_method;

@@ -75,6 +75,7 @@ static struct {
 	long long use_count;
 	uint64_t idle_timer;
 	uint64_t watch_timer;
+	char **operands;          /* after the options (server_ops.operands) */
 } srv = { .avail_reported = -1, .login_fd = -1 };
 
 /*
@@ -97,6 +98,13 @@ opt_value(int argc, char **argv, int *i, const char *arg, const char **val_r)
 int
 server_args_parse(int argc, char **argv, struct server_args *a, char **err_r)
 {
+	return server_args_parse_ex(argc, argv, 0, a, err_r);
+}
+
+int
+server_args_parse_ex(int argc, char **argv, int operands_ok,
+    struct server_args *a, char **err_r)
+{
 	int i;
 
 	memset(a, 0, sizeof(*a));
@@ -104,6 +112,12 @@ server_args_parse(int argc, char **argv, struct server_args *a, char **err_r)
 	for (i = 1; i < argc && argv[i] != NULL; i++) {
 		const char *arg = argv[i], *val = NULL;
 
+		if (operands_ok && arg[0] != '-') {
+			/* the rest is the service's own: "user=x argv=cmd -v" */
+			for (; i < argc && argv[i] != NULL; i++)
+				strv_push(&a->operands, argv[i]);
+			break;
+		}
 		if (arg[0] != '-' || arg[1] == '\0') {
 			*err_r = xasprintf("unexpected argument \"%s\"", arg);
 			return -1;
@@ -177,6 +191,7 @@ void
 server_args_free(struct server_args *a)
 {
 	strv_free(&a->overrides);
+	strv_free(&a->operands);
 }
 
 /*
@@ -459,6 +474,14 @@ server_login_socket(const char *service)
 	    strcmp(srv.login_dir, "/") == 0 ? "" : "/", service);
 }
 
+char *const *
+server_operands(void)
+{
+	static char *none[] = { NULL };
+
+	return srv.operands != NULL ? srv.operands : none;
+}
+
 const char *
 server_service_name(void)
 {
@@ -576,7 +599,7 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	if ((ops->kind == SERVER_SINGLE && ops->serve == NULL) ||
 	    (ops->kind != SERVER_SINGLE && ops->conn == NULL))
 		log_panic("server_main: %s has no handler for its server kind", ops->name);
-	if (server_args_parse(argc, argv, &a, &err) < 0) {
+	if (server_args_parse_ex(argc, argv, ops->operands, &a, &err) < 0) {
 		log_open(ops->name, "/dev/stderr");
 		log_fatalx("usage: %s -c DIR -n SERVICE -t inet|unix [-p] [-C] [-v] "
 		    "[-o name=value]...: %s", argv[0] != NULL ? argv[0] : ops->name, err);
@@ -630,6 +653,8 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	if (loop_signal(srv.loop, SIGTERM, sigterm_cb, NULL) < 0)
 		log_fatal("SIGTERM handler");
 
+	srv.operands = a.operands;
+	a.operands = NULL;
 	if (ops->pre_init != NULL)
 		ops->pre_init();
 	drop_privileges(a.chroot_);

@@ -65,12 +65,19 @@ struct server_ops {
 	 * says 0; the service calls server_exit_when_idle() when its work
 	 * ends so the skeleton looks again. */
 	int (*busy)(void);
+	/* The service takes words after its options, as master.conf gives
+	 * them (spawn: "user=nobody argv=/usr/bin/policyd-spf"); see
+	 * server_operands(). Others refuse them. */
+	int operands;
 };
 
 int server_main(int argc, char **argv, const struct server_ops *ops);
 /* MULTI/TRIGGER: a connection ended; closes fd, updates availability. */
 void server_disconnect(struct loop *l, int fd);
 const char *server_service_name(void);
+/* The words after the options (server_ops.operands), NULL-terminated;
+ * never NULL. */
+char *const *server_operands(void);
 /* The path of service's socket in the login directory ("/pop3d" inside
  * the login chroot, else queue_directory/login/pop3d). xmalloc'd. */
 char *server_login_socket(const char *service);

@@ -20,11 +20,18 @@ struct server_args {
 	int login_listener;       /* -l: fd 5 is a second listener (login/NAME) */
 	int verbose;              /* number of -v */
 	char **overrides;         /* -o values "name=value", strv (owned) */
+	char **operands;          /* with operands_ok: the first word that is
+	                           * not an option and all after it (owned) */
 };
 
 /* 0, or -1 and *err_r (xmalloc'd, caller frees). Free with
  * server_args_free() in both cases. */
 int server_args_parse(int argc, char **argv, struct server_args *a, char **err_r);
+/* The same, but with operands_ok a word that is not an option ends the
+ * options and it and the rest are kept in a->operands (spawn's
+ * "user=nobody argv=/usr/bin/policyd-spf"). */
+int server_args_parse_ex(int argc, char **argv, int operands_ok,
+    struct server_args *a, char **err_r);
 void server_args_free(struct server_args *a);
 
 #endif

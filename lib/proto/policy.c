@@ -73,3 +73,35 @@ policy_reply_parse(const char *p, size_t n, size_t max, char **action_r,
 	}
 	return 0;
 }
+
+int
+policy_conn_keep(long long nreq, long long request_limit, uint64_t age_ms,
+    long long max_ttl_ms)
+{
+	if (request_limit > 0 && nreq >= request_limit)
+		return 0;
+	return max_ttl_ms <= 0 || age_ms < (uint64_t)max_ttl_ms;
+}
+
+uint64_t
+policy_idle_ms(uint64_t age_ms, long long max_idle_ms, long long max_ttl_ms)
+{
+	uint64_t idle = max_idle_ms > 0 ? (uint64_t)max_idle_ms : 0;
+
+	if (max_ttl_ms > 0) {
+		uint64_t left = age_ms < (uint64_t)max_ttl_ms
+		    ? (uint64_t)max_ttl_ms - age_ms : 0;
+		if (left < idle)
+			idle = left;
+	}
+	return idle;
+}
+
+enum policy_retry
+policy_retry_decide(int reused, int got_reply, long long tries,
+    long long try_limit)
+{
+	if (reused && !got_reply)
+		return POLICY_RETRY_NOW;
+	return tries < try_limit ? POLICY_RETRY_LATER : POLICY_GIVE_UP;
+}

@@ -26,4 +26,33 @@ void policy_attr(struct buf *b, const char *name, const char *value);
 int policy_reply_parse(const char *p, size_t n, size_t max, char **action_r,
     const char **err_r);
 
+/*
+ * The client's connection rules (smtpd/policy.c applies them; kept here,
+ * pure, so that they are unit-tested). A connection carries one request
+ * at a time and is reused while it is young and has served fewer than
+ * request_limit requests (Postfix's smtpd_policy_service_max_ttl and
+ * _request_limit).
+ */
+#include <stdint.h>
+
+/* After a reply on a connection of age age_ms that has now served nreq
+ * requests: 1 keep it for the next request, 0 close it. request_limit 0
+ * means no limit. */
+int policy_conn_keep(long long nreq, long long request_limit, uint64_t age_ms,
+    long long max_ttl_ms);
+/* How long an idle connection waits for its next request before it is
+ * closed: max_idle, or less when max_ttl ends sooner (0: close now). */
+uint64_t policy_idle_ms(uint64_t age_ms, long long max_idle_ms,
+    long long max_ttl_ms);
+
+/* What to do after an attempt failed (no reply, an error, a timeout).
+ * A connection that was idle and reused, and failed before any byte of
+ * a reply came, was most likely closed by the server while idle: it is
+ * retried at once on a new connection and does not count as a try.
+ * Otherwise tries (attempts made so far, this one included) is compared
+ * with try_limit: another try after retry_delay, or give up. */
+enum policy_retry { POLICY_RETRY_NOW, POLICY_RETRY_LATER, POLICY_GIVE_UP };
+enum policy_retry policy_retry_decide(int reused, int got_reply, long long tries,
+    long long try_limit);
+
 #endif

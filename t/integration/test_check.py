@@ -149,6 +149,33 @@ class CheckStartReload(H.InstanceTestCase):
                            "-o smtpd_milters = unix:milter: milter unix: endpoint "
                            "needs an absolute path")
 
+    def test_spawn_lines(self):
+        # spawn must name a non-root user and an existing absolute command
+        self.inst.services += [
+            "p1 unix - n n - 0 spawn user=root argv=/bin/cat",
+            "p2 unix - n n - 0 spawn argv=/bin/cat",
+            "p3 unix - n n - 0 spawn user=nobody argv=/nonexistent/policyd",
+            "p4 unix - n n - 0 spawn user=nobody argv=cat",
+            "p5 unix - n n - 0 spawn -o p5_time_limit=soon user=nobody argv=/bin/cat",
+        ]
+        self.inst.write_config()
+        self.assertRefused("service p1: user=root is root",
+                           "service p2: spawn without user=",
+                           "service p3: argv=/nonexistent/policyd: No such file",
+                           "service p4: spawn without argv=/absolute/path",
+                           "service p5: -o p5_time_limit=soon is not a time")
+        # a good line, its time limit in postern.conf: no error, no
+        # "unknown parameter" warning
+        self.inst.services[-5:] = [
+            "policyd-spf unix - n n - 0 spawn user=nobody argv=/bin/cat"]
+        self.inst.write_config()
+        self.add_conf("policyd-spf_time_limit = 3600s\n")
+        r = self.inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("policyd-spf_time_limit", r.stderr)
+        self.add_conf("policyd-spf_time_limit = soon\n")
+        self.assertRefused("policyd-spf_time_limit = soon is not a time")
+
     def test_repeated_parameter_warns(self):
         text = self.inst.conf_text()
         n = len(text.splitlines()) + 1

@@ -264,6 +264,7 @@ static const struct {
 	{ "= value\n", "postern.conf:1: missing parameter name before '='" },
 	{ "bad name = value\n", "postern.conf:1: bad parameter name 'bad name'" },
 	{ "a.b = value\n", "postern.conf:1: bad parameter name" },
+	{ "-x_time_limit = 1\n", "postern.conf:1: bad parameter name" },
 	{ "x = 1\ny = 2\n  more\nz\n", "postern.conf:4: missing '='" },
 };
 
@@ -280,6 +281,18 @@ START_TEST(test_bad_files)
 	    "case %d: got \"%s\", want \"%s\"", _i, err, bad_files[_i].want);
 	ck_assert_msg(strncmp(err, tmpdir, strlen(tmpdir)) == 0, "no path: %s", err);
 	free(err);
+}
+END_TEST
+
+/* A per-service name begins with a master.conf service name, which may
+ * hold '-' (Postfix: policyd-spf_time_limit in main.cf); it is kept and
+ * read by its service. */
+START_TEST(test_service_names)
+{
+	load_ok("policyd-spf_time_limit = 1h\n");
+	ck_assert_str_eq(config_get("policyd-spf_time_limit"), "1h");
+	ck_assert_int_eq(config_time_or("policyd-spf_time_limit", 5, 's'), 3600);
+	ck_assert_int_eq(config_time_or("other-spf_time_limit", 5, 's'), 5);
 }
 END_TEST
 
@@ -707,6 +720,7 @@ config_suite(void)
 	tcase_add_test(tc, test_unknown_kept);
 	tcase_add_loop_test(tc, test_bad_files, 0, (int)(sizeof(bad_files) / sizeof(bad_files[0])));
 	tcase_add_test(tc, test_nul_and_missing);
+	tcase_add_test(tc, test_service_names);
 	tcase_add_loop_test(tc, test_parse_time, 0, (int)(sizeof(times) / sizeof(times[0])));
 	tcase_add_test(tc, test_time_units);
 	tcase_add_loop_test(tc, test_bool, 0, (int)(sizeof(bools) / sizeof(bools[0])));

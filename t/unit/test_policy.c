@@ -31,6 +31,29 @@ static const struct {
 	{ "garbage\naction=OK\n\n", -1, NULL, "name=value" },
 };
 
+/* The connection rules of smtpd's pool (smtpd/policy.c). */
+START_TEST(test_conn_rules)
+{
+	/* request_limit 0: no limit; max_ttl ends reuse */
+	ck_assert_int_eq(policy_conn_keep(1000, 0, 0, 1000000), 1);
+	ck_assert_int_eq(policy_conn_keep(3, 3, 0, 1000000), 0);
+	ck_assert_int_eq(policy_conn_keep(2, 3, 0, 1000000), 1);
+	ck_assert_int_eq(policy_conn_keep(1, 0, 999999, 1000000), 1);
+	ck_assert_int_eq(policy_conn_keep(1, 0, 1000000, 1000000), 0);
+	/* idle wait: max_idle, cut short by what is left of max_ttl */
+	ck_assert_uint_eq(policy_idle_ms(0, 300000, 1000000), 300000);
+	ck_assert_uint_eq(policy_idle_ms(900000, 300000, 1000000), 100000);
+	ck_assert_uint_eq(policy_idle_ms(2000000, 300000, 1000000), 0);
+	/* a reused connection closed while idle: again at once, not a try */
+	ck_assert_int_eq(policy_retry_decide(1, 0, 0, 1), POLICY_RETRY_NOW);
+	/* a reply began, or a fresh connection failed: a try */
+	ck_assert_int_eq(policy_retry_decide(1, 1, 1, 2), POLICY_RETRY_LATER);
+	ck_assert_int_eq(policy_retry_decide(0, 0, 1, 2), POLICY_RETRY_LATER);
+	ck_assert_int_eq(policy_retry_decide(0, 0, 2, 2), POLICY_GIVE_UP);
+	ck_assert_int_eq(policy_retry_decide(0, 0, 1, 1), POLICY_GIVE_UP);
+}
+END_TEST
+
 START_TEST(test_reply_whole_and_trickled)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -100,6 +123,7 @@ policy_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_reply_whole_and_trickled);
+	tcase_add_test(tc, test_conn_rules);
 	tcase_add_test(tc, test_reply_bound);
 	tcase_add_test(tc, test_attr);
 	suite_add_tcase(s, tc);

@@ -30,6 +30,7 @@ static struct restrict_ctx ctx;
 static int asked;                 /* questions asked during the last run */
 static char last_policy[4096];    /* the last policy request */
 static char last_endpoint[256];
+static struct restrict_policy last_pol;   /* the settings of the last policy question */
 
 static int
 ours(void *arg, const char *domain)
@@ -97,6 +98,7 @@ run_rcpt(const struct canned *table, size_t n, struct restrict_result *res)
 		if (ctx.need.type == RQ_POLICY) {
 			snprintf(last_policy, sizeof(last_policy), "%s", ctx.need.name);
 			snprintf(last_endpoint, sizeof(last_endpoint), "%s", ctx.need.endpoint);
+			last_pol = ctx.need.policy;
 		}
 		for (i = 0; i < n; i++)
 			if (table[i].type == ctx.need.type
@@ -144,6 +146,19 @@ START_TEST(test_parse_errors)
 		{ RS_RECIPIENT, "check_policy_service tcp:1.2.3.4", "want inet:host:port" },
 		{ RS_RECIPIENT, "check_policy_service inet:127.0.0.1", "want inet:host:port" },
 		{ RS_SENDER, "smtpd_restriction_classes", "unknown restriction" },
+		{ RS_RECIPIENT, "check_policy_service { timeout=1s }", "names no endpoint" },
+		{ RS_RECIPIENT, "check_policy_service { inet:127.0.0.1:9, bogus=1 }",
+		  "unknown attribute \"bogus\"" },
+		{ RS_RECIPIENT, "check_policy_service { inet:127.0.0.1:9, timeout=soon }",
+		  "timeout=soon: not a time" },
+		{ RS_RECIPIENT, "check_policy_service { inet:127.0.0.1:9, try_limit=0 }",
+		  "at least 1" },
+		{ RS_RECIPIENT, "check_policy_service { inet:127.0.0.1:9, request_limit=-1 }",
+		  "want a number" },
+		{ RS_RECIPIENT, "check_policy_service { inet:127.0.0.1:9, unix:/x }",
+		  "want name=value after the endpoint" },
+		{ RS_RECIPIENT, "check_policy_service { tcp:1.2.3.4 }", "want inet:host:port" },
+		{ RS_RECIPIENT, "check_policy_service { inet:127.0.0.1:9", "unbalanced" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct restrict_list l;
@@ -527,6 +542,7 @@ START_TEST(test_policy)
 
 	setup_lists("", "", "", "permit_mynetworks, reject_unauth_destination",
 	    "check_policy_service inet:127.0.0.1:10023");
+	ctx.instance = "7b2.6572c3a1.1";
 	want_reply(grey, 1, "450 4.7.1 <alice@example.test>: Recipient address "
 	    "rejected: Greylisted, see http://x/");
 	ck_assert_str_eq(last_endpoint, "inet:127.0.0.1:10023");
@@ -536,6 +552,8 @@ START_TEST(test_policy)
 	ck_assert_ptr_nonnull(strstr(last_policy, "\nsender=sender@example.org\n"));
 	ck_assert_ptr_nonnull(strstr(last_policy, "\nclient_address=192.0.2.1\n"));
 	ck_assert_ptr_nonnull(strstr(last_policy, "\nhelo_name=client.example.org\n"));
+	/* one instance per transaction, before the queue ID exists */
+	ck_assert_ptr_nonnull(strstr(last_policy, "\ninstance=7b2.6572c3a1.1\n"));
 	ck_assert_int_eq(last_policy[strlen(last_policy) - 1], '\n');
 	ck_assert_int_eq(last_policy[strlen(last_policy) - 2], '\n');
 	/* an answer is kept for the same request until forgotten */
@@ -560,6 +578,59 @@ START_TEST(test_policy)
 	ctx.rcpt = "x@remote.example";
 	want_reply(grey, 1, "554 5.7.1 <x@remote.example>: Relay access denied");
 	ck_assert_int_eq(asked, 0);
+	teardown_lists();
+}
+END_TEST
+
+/* Postfix 3.0's per-service settings in braces; the rest from the
+ * smtpd_policy_service_* settings. */
+START_TEST(test_policy_braces)
+{
+	static const struct canned dunno[] = { { RQ_POLICY, NULL, RA_OK, "DUNNO" } };
+	static const struct canned down[] = { { RQ_POLICY, NULL, RA_TEMPFAIL, NULL } };
+
+	setup_lists("", "", "", "permit",
+	    "check_policy_service { inet:localhost:10023, timeout=10s, "
+	    "default_action = { 450 4.7.1 Try again later }, max_idle=1m, "
+	    "max_ttl = 600, request_limit=5, try_limit=3, retry_delay=2s, "
+	    "policy_context=submission }");
+	want_reply(dunno, 1, NULL);
+	ck_assert_str_eq(last_endpoint, "inet:localhost:10023");
+	ck_assert_str_eq(last_pol.endpoint, "inet:localhost:10023");
+	ck_assert_int_eq(last_pol.timeout_ms, 10000);
+	ck_assert_int_eq(last_pol.max_idle_ms, 60000);
+	ck_assert_int_eq(last_pol.max_ttl_ms, 600000);
+	ck_assert_int_eq(last_pol.request_limit, 5);
+	ck_assert_int_eq(last_pol.try_limit, 3);
+	ck_assert_int_eq(last_pol.retry_delay_ms, 2000);
+	ck_assert_str_eq(last_pol.default_action, "450 4.7.1 Try again later");
+	ck_assert_ptr_nonnull(strstr(last_policy, "\npolicy_context=submission\n"));
+	/* its own default_action when it fails */
+	restrict_forget_policy(&ctx);
+	want_reply(down, 1, "450 4.7.1 <alice@example.test>: Recipient address "
+	    "rejected: Try again later");
+	teardown_lists();
+	/* without braces: the parameters' values */
+	setup_lists("", "", "", "permit", "check_policy_service inet:127.0.0.1:9");
+	set.st.policy.request_limit = 7;
+	set.st.policy.policy_context = "mx";
+	want_reply(dunno, 1, NULL);
+	ck_assert_int_eq(last_pol.timeout_ms, 100000);
+	ck_assert_int_eq(last_pol.max_idle_ms, 300000);
+	ck_assert_int_eq(last_pol.max_ttl_ms, 1000000);
+	ck_assert_int_eq(last_pol.request_limit, 7);
+	ck_assert_int_eq(last_pol.try_limit, 2);
+	ck_assert_int_eq(last_pol.retry_delay_ms, 1000);
+	ck_assert_ptr_nonnull(strstr(last_policy, "\npolicy_context=mx\n"));
+	teardown_lists();
+	/* only some overridden: the others from the parameters */
+	setup_lists("", "", "", "permit",
+	    "check_policy_service {unix:private/policyd-spf,timeout=5}");
+	want_reply(dunno, 1, NULL);
+	ck_assert_str_eq(last_pol.endpoint, "unix:private/policyd-spf");
+	ck_assert_int_eq(last_pol.timeout_ms, 5000);
+	ck_assert_int_eq(last_pol.try_limit, 2);
+	ck_assert_str_eq(last_pol.default_action, "451 4.3.5 Server configuration problem");
 	teardown_lists();
 }
 END_TEST
@@ -618,6 +689,7 @@ restrict_suite(void)
 	tcase_add_test(tc, test_rhsbl);
 	tcase_add_test(tc, test_unknown_domains_and_names);
 	tcase_add_test(tc, test_policy);
+	tcase_add_test(tc, test_policy_braces);
 	tcase_add_test(tc, test_helpers);
 	tcase_add_test(tc, test_answers_are_cleaned);
 	suite_add_tcase(s, tc);

@@ -131,12 +131,43 @@ START_TEST(test_argc_bound)
 }
 END_TEST
 
+/* spawn's words after the options: kept whole, options-like words too
+ * (they belong to the command); refused by every other service. */
+START_TEST(test_operands)
+{
+	char *argv[] = { "spawn", "-c", "/etc/postern", "-n", "policyd-spf", "-t", "unix",
+		"-p", "-o", "maillog_file=/dev/stderr", "user=nobody",
+		"argv=/usr/bin/policyd-spf", "-v", "/etc/x.conf", NULL };
+	int argc = (int)(sizeof(argv) / sizeof(argv[0])) - 1;
+	struct server_args a;
+	char *err = NULL;
+
+	ck_assert_int_eq(server_args_parse_ex(argc, argv, 1, &a, &err), 0);
+	ck_assert_str_eq(a.service, "policyd-spf");
+	ck_assert_int_eq(a.privileged, 1);
+	ck_assert_int_eq(a.verbose, 0);
+	ck_assert_int_eq((int)strv_len(a.overrides), 1);
+	ck_assert_int_eq((int)strv_len(a.operands), 4);
+	ck_assert_str_eq(a.operands[0], "user=nobody");
+	ck_assert_str_eq(a.operands[1], "argv=/usr/bin/policyd-spf");
+	ck_assert_str_eq(a.operands[2], "-v");
+	ck_assert_str_eq(a.operands[3], "/etc/x.conf");
+	server_args_free(&a);
+	ck_assert_ptr_null(a.operands);
+	ck_assert_int_lt(server_args_parse(argc, argv, &a, &err), 0);
+	ck_assert_ptr_nonnull(strstr(err, "user=nobody"));
+	free(err);
+	server_args_free(&a);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
 	Suite *s = suite_create("server_args");
 	TCase *tc = tcase_create("core");
 
+	tcase_add_test(tc, test_operands);
 	tcase_add_loop_test(tc, test_good, 0, (int)(sizeof(good) / sizeof(good[0])));
 	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad) / sizeof(bad[0])));
 	tcase_add_test(tc, test_argc_bound);
