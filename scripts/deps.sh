@@ -33,5 +33,16 @@ fi
 echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+# The servers installed here (Dovecot, Postfix via policyd-spf, postgrey,
+# OpenDKIM, fail2ban) are run by the tests and the demo with their own
+# configuration on loopback ports; their system services must not start
+# on all addresses behind our back. policy-rc.d (exit 101 = "not
+# allowed") stops invoke-rc.d for the install, unless one is already there.
+rcd=/usr/sbin/policy-rc.d
+if [ ! -e "$rcd" ]; then
+	printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$rcd" >/dev/null
+	"${SUDO[@]}" chmod 755 "$rcd"
+	trap '"${SUDO[@]}" rm -f "$rcd"' EXIT
+fi
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	--no-install-recommends "${missing[@]}"
