@@ -20,7 +20,9 @@ has it and local files the next invoice there) and an out-of-office reply
 (Settings, Out of Office: the script has vacation, and bob, writing to
 alice, gets the reply). What lands on disk is checked, Roundcube's error
 log must hold no IMAP, SMTP or ManageSieve error, and its protocol logs
-no NO or BAD from Postern but the two refused logins. Each step leaves a
+no NO or BAD from Postern, but for the two refused logins and a broken
+script typed into the raw Sieve editor (refused at PUTSCRIPT by the
+compiler local uses, its line marked in the editor). Each step leaves a
 screenshot in $POSTERN_BUILDDIR/test-output/test_webmail/.
 
 Needs Debian's chromium, chromium-driver and python3-selenium; the
@@ -680,6 +682,28 @@ class Webmail(unittest.TestCase):
         self.assertIsNotNone(self.uid_of("Invoices", "Your invoice 42"))
         self.shot("filtered")
 
+        # the raw editor (Actions, Edit filter set): a broken script is
+        # refused by Postern's compiler at PUTSCRIPT, and Roundcube marks
+        # the line its "line N:" names; the script on disk is unchanged
+        self.click("Settings")
+        self.click("Filters")
+        d.find_element(By.CSS_SELECTOR, "a.actions[data-popup='filterset-menu']").click()
+        self.click("Edit filter set")
+        with self.frame("filter-box", "rawsetcontent"):
+            d.find_element(By.CSS_SELECTOR, ".CodeMirror").click()
+            editor = d.find_element(By.CSS_SELECTOR, ".CodeMirror textarea")
+            editor.send_keys(Keys.CONTROL, Keys.END)
+            editor.send_keys("\nif frobnicate { keep; }\n")
+            self.button("Save").click()
+            WebDriverWait(d, 30).until(lambda d: d.execute_script(
+                "return rcmail.env.sieve_errors"))
+            marked = [e.text for e in d.find_elements(
+                By.XPATH, "//div[contains(@class, 'line-error')]/..//pre")]
+            self.assertEqual(marked, ["if frobnicate { keep; }"])
+            self.assertIn("frobnicate", self.js("return rcmail.env.sieve_errors[0].msg"))
+        self.shot("raw-editor-error")
+        self.assertEqual(self.sieve_script(), script)
+
     def vacation(self):
         """Settings, Out of Office: a reply with a subject and a body, On;
         the script on disk; bob's message to alice gets the reply."""
@@ -724,7 +748,8 @@ class Webmail(unittest.TestCase):
 
     def check_logs(self):
         """No IMAP, SMTP or ManageSieve error reached Roundcube's log, and
-        Postern answered no command with NO or BAD but the refused logins."""
+        Postern answered no command with NO or BAD, but the refused logins
+        and the broken script."""
         errors = ""
         p = os.path.join(self.rc, "logs", "errors.log")
         if os.path.exists(p):
@@ -733,9 +758,13 @@ class Webmail(unittest.TestCase):
         bad = [l for l in errors.splitlines()
                if re.search(r"IMAP Error|SMTP Error|managesieve|PHP (Fatal|Error)", l, re.I)]
         # the two logins refused on purpose (a wrong password, the old one)
+        # and the broken script
         refused = [l for l in bad if "IMAP Error: Login failed for " + ALICE in l]
         self.assertEqual(len(refused), 2, errors[-3000:])
-        self.assertEqual([l for l in bad if l not in refused], [], errors[-3000:])
+        broken = [l for l in bad if "unknown test" in l and "frobnicate" in l]
+        self.assertEqual(len(broken), 1, errors[-3000:])
+        self.assertEqual([l for l in bad if l not in refused + broken], [],
+                         errors[-3000:])
         with open(os.path.join(self.rc, "logs", "imap.log"), "rb") as f:
             imap = f.read().decode("utf-8", "replace")
         self.assertIn("S: * CAPABILITY", imap)
@@ -746,7 +775,9 @@ class Webmail(unittest.TestCase):
             sieve = f.read().decode("utf-8", "replace")
         self.assertIn('C: PUTSCRIPT "', sieve)
         self.assertIn('C: SETACTIVE "', sieve)
-        self.assertEqual(re.findall(r"S: (?:NO|BYE)\b.*", sieve), [])
+        nobye = re.findall(r"S: (?:NO|BYE)\b.*", sieve)
+        self.assertEqual(len(nobye), 1, nobye)
+        self.assertRegex(nobye[0], r'^S: NO "line \d+: unknown test')
 
 
 if __name__ == "__main__":
