@@ -586,6 +586,7 @@ class Webmail(unittest.TestCase):
         self.assertTrue(self.logged_in())
         self.assertIsNotNone(self.uid_of("INBOX", VACATION_SUBJECT))
         self.assertIsNotNone(self.uid_of("INBOX", "webmail to bob"))
+        self.shot("bob-inbox")
         ActionChains(d).double_click(self.row("webmail to bob")).perform()
         WebDriverWait(d, 30).until(lambda d: d.find_elements(By.ID, "messagebody"))
         self.wait_idle()
@@ -643,6 +644,7 @@ class Webmail(unittest.TestCase):
         self.create_folder("Invoices")
         wait_for(lambda: os.path.isdir(self.vmail(ALICE, "Invoices")),
                  what="folder Invoices on disk")
+        self.shot("invoices-folder")
         self.click("Filters")
         self.shot("filters")
         self.click("Create")
@@ -778,6 +780,13 @@ class Webmail(unittest.TestCase):
         nobye = re.findall(r"S: (?:NO|BYE)\b.*", sieve)
         self.assertEqual(len(nobye), 1, nobye)
         self.assertRegex(nobye[0], r'^S: NO "line \d+: unknown test')
+        # and Postern logged no trouble of its own on the way (an
+        # unprivileged instance says so once at start)
+        trouble = [l for l in self.inst.log().splitlines()
+                   if re.search(r"\b(warning|error|fatal|panic):", l)
+                   and "privilege separation is off" not in l]
+        self.assertEqual(trouble, [])
+        self.assertIn("vacation reply to <%s> queued" % BOB, self.inst.log())
 
 
 if __name__ == "__main__":
