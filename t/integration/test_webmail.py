@@ -3,28 +3,35 @@
 Roundcube (Debian's packages) on Postern, driven in headless Chromium.
 
 A fresh instance like the demo's (SMTP, submission with STARTTLS and
-AUTH, IMAP with STARTTLS, imapd, a quota) gets Roundcube configured by
-scripts/webmail.sh and served by PHP's built-in server. Selenium then
-does as alice what a webmail user does: log in, read the inbox (a message
-delivered by SMTP is listed and opens), download its attachment (bytes
-identical), compose and send with an attachment (bob's Maildir has it
-byte-intact, alice's Sent folder a copy), save a draft and reopen it,
-flag a message, create a folder, move a message into it, rename and
-delete it, delete a message to Trash, see the quota, and change the
-password through the password plugin (a wrong current password refused
-by Postern itself, the new one logs in, the old one no longer does).
-What lands on disk is checked, and Roundcube's error log must hold no
-IMAP or SMTP error. Each step leaves a screenshot in
-$POSTERN_BUILDDIR/test-output/test_webmail/.
+AUTH, IMAP with STARTTLS, imapd, ManageSieve, a quota) gets Roundcube
+configured by scripts/webmail.sh - the very configuration a demo user
+gets, managesieve plugin included - and served by PHP's built-in server.
+Selenium then does as alice what a webmail user does, by clicking and
+typing: log in, read the inbox (a message delivered by SMTP is listed and
+opens), download its attachment (bytes identical), search, compose and
+send with an attachment (bob's Maildir has it byte-intact, alice's Sent
+folder a copy), save a draft and reopen it, flag a message, create a
+folder, move a message into it, rename and delete it, delete a message to
+Trash, see the quota, change the password through the password plugin (a
+wrong current password refused by Postern itself, the new one logs in,
+the old one no longer does), show threads, make a filter (Settings,
+Filters: subject contains "invoice" -> Invoices; the Sieve script on disk
+has it and local files the next invoice there) and an out-of-office reply
+(Settings, Out of Office: the script has vacation, and bob, writing to
+alice, gets the reply). What lands on disk is checked, Roundcube's error
+log must hold no IMAP, SMTP or ManageSieve error, and its protocol logs
+no NO or BAD from Postern, but for the two refused logins and a broken
+script typed into the raw Sieve editor (refused at PUTSCRIPT by the
+compiler local uses, its line marked in the editor). Each step leaves a
+screenshot in $POSTERN_BUILDDIR/test-output/test_webmail/.
 
 Needs Debian's chromium, chromium-driver and python3-selenium; the
 suite's python may not see Debian's dist-packages, so this file re-runs
 itself under /usr/bin/python3 when selenium is not importable. Skips
-when the browser cannot start. (Filters and vacation, the managesieve
-plugin, come with the ManageSieve server.)
+when the browser cannot start.
 """
 
-import base64
+import contextlib
 import email
 import email.policy
 import os
@@ -35,13 +42,14 @@ import subprocess
 import sys
 import time
 import unittest
-import urllib.request
 from email.message import EmailMessage
 
 try:
     from selenium import webdriver
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:
     if os.path.exists("/usr/bin/python3") and \
             os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") \
@@ -57,6 +65,8 @@ ALICE = "alice@example.test"
 BOB = "bob@example.test"
 PW = {ALICE: "alice-web-secret", BOB: "bob-web-secret"}
 NEWPW = "alice-new-secret-2"
+VACATION_SUBJECT = "Away until Monday"
+VACATION_BODY = "I am out of the office; your mail will wait."
 SRCDIR = os.environ.get("POSTERN_SRCDIR",
                         os.path.dirname(os.path.dirname(os.path.dirname(
                             os.path.abspath(__file__)))))
@@ -101,6 +111,7 @@ class Webmail(unittest.TestCase):
     def setUpClass(cls):
         cls.sub_port = H.free_port()
         cls.imap_port = H.free_port()
+        cls.sieve_port = H.free_port()
         cls.web_port = H.free_port()
         cls.web = None
         cls.driver = None
@@ -112,6 +123,10 @@ class Webmail(unittest.TestCase):
             % cls.sub_port,
             "127.0.0.1:%d inet n - n - - imap-login" % cls.imap_port,
             "imapd unix - n n - 1 imapd",
+            # as scripts/demo.sh: webmail.sh finds this listener and
+            # enables the managesieve plugin against it
+            "127.0.0.1:%d inet n - n - - managesieve-login" % cls.sieve_port,
+            "managesieve unix - n n - 1 managesieve",
         ]
         inst = H.Instance(conf={"virtual_mailbox_limit_maps": "static:50000000"},
                           services=services)
@@ -124,6 +139,7 @@ class Webmail(unittest.TestCase):
             inst.start(prepare=False)
             inst.wait_smtp(cls.sub_port)
             wait_for(lambda: H.port_accepts(cls.imap_port), what="IMAP port")
+            wait_for(lambda: H.port_accepts(cls.sieve_port), what="ManageSieve port")
             cls.outdir = os.path.join(H.BUILDDIR, "test-output", "test_webmail")
             shutil.rmtree(cls.outdir, ignore_errors=True)
             os.makedirs(cls.outdir)
@@ -196,17 +212,60 @@ class Webmail(unittest.TestCase):
             self.outdir, "%02d-%s.png" % (self.n_shot, name)))
 
     def js(self, code, *args):
+        """Reads the page's state for an assertion; the test drives
+        Roundcube only by clicking and typing."""
         return self.driver.execute_script(code, *args)
-
-    def go(self, query):
-        self.driver.get(self.url + "?" + query)
-        self.wait_idle()
 
     def wait_idle(self, timeout=30):
         """Roundcube loaded and no request of its own running."""
         WebDriverWait(self.driver, timeout).until(lambda d: d.execute_script(
             "return document.readyState == 'complete' && !!window.rcmail && "
             "!rcmail.busy && !!window.jQuery && jQuery.active == 0"))
+
+    def button(self, text, scope=None):
+        """The visible link or button labelled text (in scope, else the
+        page or the frame switched to)."""
+        xp = (".//a[normalize-space(.)='{0}'] | .//button[normalize-space(.)='{0}']"
+              " | .//input[@type='button' and @value='{0}']").format(text)
+        found = []
+
+        def visible(d):
+            found[:] = [e for e in (scope or d).find_elements(By.XPATH, xp)
+                        if e.is_displayed()]
+            return found
+        WebDriverWait(self.driver, 20).until(visible, "no button " + text)
+        return found[0]
+
+    def click(self, text, scope=None):
+        self.button(text, scope).click()
+        time.sleep(0.3)
+        self.wait_idle()
+
+    def dialog(self):
+        """The open Roundcube dialog (confirmations, list options)."""
+        found = []
+        WebDriverWait(self.driver, 20).until(lambda d: found.extend(
+            e for e in d.find_elements(By.CSS_SELECTOR, ".ui-dialog")
+            if e.is_displayed()) or found, "no dialog")
+        return found[0]
+
+    @contextlib.contextmanager
+    def frame(self, fid, field):
+        """Inside the iframe fid (settings forms load there) once its form
+        field has loaded."""
+        d = self.driver
+        d.switch_to.default_content()
+        WebDriverWait(d, 30).until(lambda d: d.find_element(By.ID, fid).is_displayed())
+        d.switch_to.frame(d.find_element(By.ID, fid))
+        try:
+            WebDriverWait(d, 30).until(lambda d: d.find_elements(By.NAME, field))
+            self.wait_idle()
+            yield
+        finally:
+            d.switch_to.default_content()
+
+    def select(self, name, text):
+        Select(self.driver.find_element(By.NAME, name)).select_by_visible_text(text)
 
     def login(self, user, pw):
         self.driver.delete_all_cookies()
@@ -221,17 +280,39 @@ class Webmail(unittest.TestCase):
     def logged_in(self):
         return self.js("return rcmail.env.task != 'login'")
 
-    def list_uids(self, mbox):
-        self.go("_task=mail&_mbox=" + mbox)
+    def open_folder(self, mbox):
+        """Mail, then the folder (its IMAP name) in the folder list; its
+        message list loaded."""
+        self.click("Mail")
+        self.driver.find_element(
+            By.CSS_SELECTOR, "#mailboxlist a[rel='%s']" % mbox).click()
         WebDriverWait(self.driver, 30).until(lambda d: d.execute_script(
-            "return rcmail.message_list && !rcmail.busy"))
+            "return rcmail.message_list && rcmail.env.mailbox == arguments[0] "
+            "&& !rcmail.busy", mbox))
         self.wait_idle()
+
+    def row(self, subject):
+        """The message list's row showing subject (the list arrives by a
+        request of its own after the page: poll)."""
+        found = []
+        WebDriverWait(self.driver, 30).until(lambda d: found.extend(
+            r for r in d.find_elements(By.CSS_SELECTOR, "#messagelist tbody tr")
+            if subject in r.text) or found, "no row " + subject)
+        return found[0]
+
+    def pick(self, subject):
+        """Click a message in the list, as selecting it does."""
+        self.row(subject).click()
+        time.sleep(0.3)
+        self.wait_idle()
+
+    def list_uids(self, mbox):
+        self.open_folder(mbox)
         return self.js("return Object.keys(rcmail.message_list.rows)")
 
     def uid_of(self, mbox, subject, present=True):
         """The UID of the listed message whose row shows subject, or None
-        when present is False and the (loaded, non-empty) list lacks it.
-        The list arrives by a request of its own after the page: poll."""
+        when present is False and the (loaded, non-empty) list lacks it."""
         self.list_uids(mbox)
         found = """
             var r = rcmail.message_list.rows, n = 0;
@@ -247,12 +328,18 @@ class Webmail(unittest.TestCase):
             pass
         return self.js(found, subject) or None
 
-    def cookie_get(self, url):
-        cookies = "; ".join("%s=%s" % (c["name"], c["value"])
-                            for c in self.driver.get_cookies())
-        req = urllib.request.Request(url, headers={"Cookie": cookies})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.read()
+    def download(self, link, name):
+        """Click an attachment's link; the browser saves it to the
+        download directory: its bytes."""
+        path = os.path.join(self.dl, name)
+        if os.path.exists(path):
+            os.unlink(path)
+        link.click()
+        wait_for(lambda: os.path.exists(path) and
+                 not os.path.exists(path + ".crdownload"), what="download " + name)
+        time.sleep(0.5)
+        with open(path, "rb") as f:
+            return f.read()
 
     def vmail(self, addr, folder=""):
         md = self.inst.vmaildir(addr)
@@ -293,11 +380,13 @@ class Webmail(unittest.TestCase):
         self.assertTrue(self.logged_in(), d.page_source[-2000:])
         self.shot("inbox")
 
-        # the inbox lists both messages; the first opens with its attachment
-        uid = self.uid_of("INBOX", "first report")
-        self.assertIsNotNone(uid, "first report not listed")
+        # the inbox lists both messages; the first opens (double click)
+        # with its attachment
+        self.assertIsNotNone(self.uid_of("INBOX", "first report"), "first report not listed")
         self.assertIsNotNone(self.uid_of("INBOX", "second note"))
-        self.go("_task=mail&_mbox=INBOX&_action=show&_uid=%s" % uid)
+        ActionChains(d).double_click(self.row("first report")).perform()
+        WebDriverWait(d, 30).until(lambda d: d.find_elements(By.ID, "messagebody"))
+        self.wait_idle()
         self.assertIn("Hello alice, this is first report.",
                       d.find_element(By.ID, "messagebody").text)
         links = d.find_elements(By.CSS_SELECTOR, "#attachment-list li a.filename")
@@ -306,21 +395,20 @@ class Webmail(unittest.TestCase):
         self.shot("message-open")
 
         # the attachment downloads byte for byte
-        href = [a.get_attribute("href") for a in links if "data.bin" in a.text][0]
-        got = self.cookie_get(href + ("&" if "?" in href else "?") + "_download=1")
-        self.assertEqual(got, ATTACH_IN)
+        link = [a for a in links if "data.bin" in a.text][0]
+        self.assertEqual(self.download(link, "data.bin"), ATTACH_IN)
 
-        # flag it: the Maildir file name gets F
-        self.list_uids("INBOX")
-        self.js("rcmail.message_list.select(arguments[0]);"
-                "rcmail.command('mark', 'flagged');", uid)
-        self.wait_idle()
+        # flag it (Mark, As flagged): the Maildir file name gets F
+        self.open_folder("INBOX")
+        self.pick("first report")
+        d.find_element(By.ID, "markmessagemenulink").click()
+        self.click("As flagged")
         wait_for(lambda: any(re.search(r":2,[A-Z]*F", f)
                              for f in self.folder_files(ALICE)), what="flag F")
         self.shot("flagged")
 
         # quota: the storage use shows in the folder pane
-        self.go("_task=mail&_mbox=INBOX")
+        self.open_folder("INBOX")
         wait_for(lambda: self.js(
             "var q = document.getElementById('quotadisplay');"
             "return q && /\\d/.test(q.textContent + (q.title || ''))"),
@@ -328,37 +416,40 @@ class Webmail(unittest.TestCase):
         self.shot("quota")
 
         # search: the server's SEARCH narrows the list to the one match
-        self.js("jQuery('#mailsearchform').val('second note');"
-                "rcmail.command('search');")
+        box = d.find_element(By.ID, "mailsearchform")
+        box.send_keys("second note", Keys.ENTER)
         time.sleep(0.5)
         self.wait_idle()
         WebDriverWait(d, 30).until(lambda d: d.execute_script(
             "return rcmail.message_list.rowcount == 1"))
-        self.assertIn("second note", self.js(
-            "return jQuery('#messagelist tbody').text()"))
+        self.assertIn("second note", d.find_element(By.ID, "messagelist").text)
+        self.assertNotIn("first report", d.find_element(By.ID, "messagelist").text)
         self.shot("search")
-        self.js("rcmail.command('reset-search')")
-        time.sleep(0.5)
-        self.wait_idle()
+        self.click("Reset search")
         WebDriverWait(d, 30).until(lambda d: d.execute_script(
             "return rcmail.message_list.rowcount == 2"))
 
         # compose and send with an attachment
-        att = os.path.join(self.inst.dir, "downloads", "upload.bin")
+        upload_dir = os.path.join(self.inst.dir, "uploads")
+        os.makedirs(upload_dir, exist_ok=True)
+        att = os.path.join(upload_dir, "upload.bin")
         with open(att, "wb") as f:
             f.write(ATTACH_OUT)
-        self.go("_task=mail&_action=compose")
+        self.click("Compose")
         to = d.find_element(By.CSS_SELECTOR, "#compose_to input, .recipient-input input")
         to.send_keys(BOB + ", ")
         d.find_element(By.ID, "compose-subject").send_keys("webmail to bob")
         d.find_element(By.ID, "composebody").send_keys("Bob, the data is attached.\n")
+        # The "Attach a file" button opens the desktop's file chooser, which
+        # no browser automation can drive: the file goes to its <input>,
+        # which is what the chooser fills in.
         upload = d.find_element(By.CSS_SELECTOR, "input[type=file][name='_attachments[]']")
         upload.send_keys(att)
         WebDriverWait(d, 30).until(lambda d: d.execute_script(
             "return jQuery('#attachment-list li:not(.uploading)').length > 0"))
         self.shot("compose")
         bob_before = len(self.folder_files(BOB))
-        self.js("rcmail.command('send', {})")
+        self.click("Send")
         wait_for(lambda: len(self.folder_files(BOB)) > bob_before, what="bob's mail")
         with open(self.folder_files(BOB)[-1], "rb") as f:
             msg = email.message_from_binary_file(f, policy=email.policy.default)
@@ -377,66 +468,71 @@ class Webmail(unittest.TestCase):
         self.wait_idle()
         self.shot("sent")
 
-        # a draft is saved to Drafts and reopens with its subject
-        self.go("_task=mail&_action=compose")
+        # a draft is saved (Save) to Drafts and reopens (double click in
+        # Drafts) with its subject
+        self.click("Compose")
         d.find_element(By.ID, "compose-subject").send_keys("unfinished thoughts")
         d.find_element(By.ID, "composebody").send_keys("to be continued\n")
-        self.js("rcmail.command('savedraft', {})")
+        self.click("Save")
         wait_for(lambda: self.folder_files(ALICE, "Drafts"), what="draft on disk")
         self.wait_idle()
         self.shot("draft-saved")
-        self.js("rcmail.env.extwin = 0; rcmail.compose_skip_unsavedcheck = 1;")
-        duid = self.uid_of("Drafts", "unfinished thoughts")
-        self.assertIsNotNone(duid)
-        self.go("_task=mail&_action=compose&_draft_uid=%s&_mbox=Drafts" % duid)
+        self.open_folder("Drafts")
+        ActionChains(d).double_click(self.row("unfinished thoughts")).perform()
+        WebDriverWait(d, 30).until(lambda d: d.execute_script(
+            "return document.readyState == 'complete' && !!window.rcmail && "
+            "rcmail.env.action == 'compose'"))
+        self.wait_idle()
         self.assertEqual(d.find_element(By.ID, "compose-subject").get_attribute("value"),
                          "unfinished thoughts")
         self.assertIn("to be continued",
                       d.find_element(By.ID, "composebody").get_attribute("value"))
         self.shot("draft-reopened")
 
-        # create a folder, move a message into it, rename, delete it
-        self.js("rcmail.compose_skip_unsavedcheck = 1;")
-        self.go("_task=settings&_action=folders")
-        self.go("_task=settings&_action=edit-folder&_mbox=&_framed=1")
-        d.find_element(By.NAME, "_name").send_keys("Projects")
-        self.js("rcmail.command('save')")
+        # create a folder (Settings, Folders, Create), move a message into
+        # it (More, Move to...), rename and delete it
+        self.click("Settings")
+        self.create_folder("Projects")
         wait_for(lambda: os.path.isdir(self.vmail(ALICE, "Projects")),
                  what="folder Projects on disk")
         self.shot("folder-created")
-        uid2 = self.uid_of("INBOX", "second note")
-        self.js("rcmail.message_list.select(arguments[0]);"
-                "rcmail.command('move', 'Projects');", uid2)
+        self.open_folder("INBOX")
+        self.pick("second note")
+        d.find_element(By.ID, "messagemenulink").click()
+        self.click("Move to...")
+        self.click("Projects", d.find_element(By.ID, "folder-selector"))
         wait_for(lambda: self.folder_files(ALICE, "Projects"), what="moved message")
         self.wait_idle()
         self.assertIsNone(self.uid_of("INBOX", "second note", present=False))
         self.assertIsNotNone(self.uid_of("Projects", "second note"))
         self.shot("moved")
-        self.go("_task=settings&_action=edit-folder&_mbox=Projects&_framed=1")
-        name = d.find_element(By.NAME, "_name")
-        name.clear()
-        name.send_keys("Archive 2026")
-        self.js("rcmail.command('save')")
+        self.click("Settings")
+        self.click("Folders")
+        self.settings_folder("Projects").click()
+        with self.frame("preferences-frame", "_name"):
+            name = d.find_element(By.NAME, "_name")
+            name.clear()
+            name.send_keys("Archive 2026")
+            self.button("Save").click()
         wait_for(lambda: os.path.isdir(self.vmail(ALICE, "Archive 2026")) and
                  not os.path.isdir(self.vmail(ALICE, "Projects")),
                  what="folder renamed on disk")
         self.assertTrue(self.folder_files(ALICE, "Archive 2026"))
-        self.go("_task=settings&_action=folders")
+        self.wait_idle()
         self.shot("folder-renamed")
-        self.js("rcmail.delete_folder('Archive 2026')")
-        sel = ".ui-dialog .ui-dialog-buttonpane button"
-        WebDriverWait(d, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, sel))
-        btn = [b for b in d.find_elements(By.CSS_SELECTOR, sel) if "Delete" in b.text]
-        self.assertTrue(btn, [b.text for b in d.find_elements(By.CSS_SELECTOR, sel)])
-        btn[0].click()
+        self.settings_folder("Archive 2026").click()
+        self.wait_idle()
+        self.click("Delete")
+        self.click("Delete", self.dialog())
         wait_for(lambda: not os.path.isdir(self.vmail(ALICE, "Archive 2026")),
                  what="folder deleted on disk")
         self.wait_idle()
         self.shot("folder-deleted")
 
-        # delete goes to Trash
-        uid = self.uid_of("INBOX", "first report")
-        self.js("rcmail.message_list.select(arguments[0]); rcmail.command('delete');", uid)
+        # delete (the toolbar's Delete) goes to Trash
+        self.open_folder("INBOX")
+        self.pick("first report")
+        self.click("Delete")
         wait_for(lambda: self.folder_files(ALICE, "Trash"), what="message in Trash")
         self.wait_idle()
         self.assertIsNone(self.uid_of("INBOX", "first report", present=False))
@@ -449,12 +545,13 @@ class Webmail(unittest.TestCase):
                            capture_output=True, text=True, **self.inst._popen_kw())
         self.assertNotEqual(r.returncode, 0, r.stderr)
         self.assertIn("old password is wrong", r.stderr)
-        # ... and the plugin changes it with the right one
-        self.go("_task=settings&_action=plugin.password")
+        # ... and the plugin (Settings, Password) changes it with the right one
+        self.click("Settings")
+        self.click("Password")
         d.find_element(By.ID, "curpasswd").send_keys(PW[ALICE])
         d.find_element(By.ID, "newpasswd").send_keys(NEWPW)
         d.find_element(By.ID, "confpasswd").send_keys(NEWPW)
-        self.js("rcmail.command('plugin.password-save')")
+        self.click("Save")
         time.sleep(1)
         self.wait_idle()
         self.shot("password-changed")
@@ -464,13 +561,12 @@ class Webmail(unittest.TestCase):
         self.assertTrue(self.logged_in(), "the new password does not log in")
         self.shot("new-password-login")
 
-        # threads: the server's THREAD puts the reply under the report
+        # threads (Options, List mode): the server's THREAD puts the reply
+        # under the report
         self.deliver("status update")
         self.deliver("Re: status update", reply_to="<status.update@example.test>")
         self.assertIsNotNone(self.uid_of("INBOX", "Re: status update"))
-        self.js("rcmail.set_list_options(undefined, undefined, undefined, 1)")
-        time.sleep(0.5)
-        self.wait_idle()
+        self.list_mode("Threads")
         WebDriverWait(d, 30).until(lambda d: d.execute_script("""
             var r = rcmail.message_list.rows;
             for (var k in r)
@@ -478,43 +574,219 @@ class Webmail(unittest.TestCase):
                     return true;
             return false;"""))
         self.shot("threads")
-        # (undefined, not null: a null sort column would be saved as "null")
-        self.js("rcmail.set_list_options(undefined, undefined, undefined, 0)")
-        time.sleep(0.5)
-        self.wait_idle()
+        self.list_mode("List")
         self.assertIsNotNone(self.uid_of("INBOX", "Re: status update"))
 
-        # bob reads what alice sent, attachment and all
+        self.filters()
+        self.vacation()
+
+        # bob reads what alice sent, attachment and all, and her
+        # out-of-office reply
         self.login(BOB, PW[BOB])
         self.assertTrue(self.logged_in())
-        buid = self.uid_of("INBOX", "webmail to bob")
-        self.assertIsNotNone(buid)
-        self.go("_task=mail&_mbox=INBOX&_action=show&_uid=%s" % buid)
+        self.assertIsNotNone(self.uid_of("INBOX", VACATION_SUBJECT))
+        self.assertIsNotNone(self.uid_of("INBOX", "webmail to bob"))
+        self.shot("bob-inbox")
+        ActionChains(d).double_click(self.row("webmail to bob")).perform()
+        WebDriverWait(d, 30).until(lambda d: d.find_elements(By.ID, "messagebody"))
+        self.wait_idle()
         self.assertIn("the data is attached", d.find_element(By.ID, "messagebody").text)
         links = d.find_elements(By.CSS_SELECTOR, "#attachment-list li a.filename")
-        href = [a.get_attribute("href") for a in links if "upload.bin" in a.text][0]
-        self.assertEqual(self.cookie_get(href + "&_download=1"), ATTACH_OUT)
+        link = [a for a in links if "upload.bin" in a.text][0]
+        self.assertEqual(self.download(link, "upload.bin"), ATTACH_OUT)
         self.shot("bob-reads")
 
-        # no IMAP or SMTP error reached Roundcube's log
+        self.check_logs()
+
+    def create_folder(self, name):
+        """Settings, Folders, Create: the form in the frame, Save."""
+        self.click("Folders")
+        self.click("Create")
+        with self.frame("preferences-frame", "_name"):
+            self.driver.find_element(By.NAME, "_name").send_keys(name)
+            self.button("Save").click()
+        time.sleep(0.5)
+        self.wait_idle()
+
+    def settings_folder(self, name):
+        """A folder's entry in Settings, Folders."""
+        found = []
+        WebDriverWait(self.driver, 20).until(lambda d: found.extend(
+            a for a in d.find_elements(By.CSS_SELECTOR, "#subscription-table li > a")
+            if a.text.strip() == name) or found, "no folder " + name)
+        return found[0]
+
+    def list_mode(self, mode):
+        """The message list's Options dialog: List mode, Save."""
+        self.driver.find_element(By.ID, "listmenulink").click()
+        dlg = self.dialog()
+        Select(dlg.find_element(By.NAME, "mode")).select_by_visible_text(mode)
+        self.click("Save", dlg)
+        time.sleep(0.5)
+        self.wait_idle()
+        WebDriverWait(self.driver, 30).until(lambda d: d.execute_script(
+            "return !!rcmail.env.threading == arguments[0]", mode == "Threads"))
+
+    def sieve_script(self):
+        """The active script on disk, through the link local follows."""
+        link = os.path.join(self.vmail(ALICE), ".dovecot.sieve")
+        self.assertTrue(os.path.islink(link), "no active Sieve script")
+        target = os.readlink(link)
+        self.assertRegex(target, r"^sieve/[^/]+\.sieve$")
+        with open(os.path.join(self.vmail(ALICE), target), encoding="utf-8") as f:
+            return f.read()
+
+    def filters(self):
+        """Settings, Filters, Create: subject contains "invoice" -> move to
+        Invoices; the script on disk; a matching message filed by local."""
+        d = self.driver
+        self.click("Settings")
+        self.create_folder("Invoices")
+        wait_for(lambda: os.path.isdir(self.vmail(ALICE, "Invoices")),
+                 what="folder Invoices on disk")
+        self.shot("invoices-folder")
+        self.click("Filters")
+        self.shot("filters")
+        self.click("Create")
+        with self.frame("filter-box", "_name"):
+            d.find_element(By.NAME, "_name").send_keys("invoices")
+            self.select("_header[0]", "Subject")
+            self.select("_rule_op[0]", "contains")
+            d.find_element(By.NAME, "_rule_target[0][]").send_keys("invoice")
+            self.select("_action_type[0]", "Move message to")
+            self.select("_action_mailbox[0]", "Invoices")
+        self.shot("filter-form")
+        with self.frame("filter-box", "_name"):
+            self.button("Save").click()
+        WebDriverWait(d, 30).until(lambda d: "invoices" in
+                                   d.find_element(By.ID, "filterslist").text)
+        self.wait_idle()
+        self.shot("filter-saved")
+        script = self.sieve_script()
+        self.assertIn('# rule:[invoices]', script)
+        self.assertRegex(script, r'header :contains "subject" "invoice"')
+        self.assertRegex(script, r'fileinto "Invoices";')
+
+        # delivery runs it: the invoice goes to Invoices, not INBOX
+        inbox = len(self.folder_files(ALICE))
+        m = EmailMessage()
+        m["From"] = "carol@example.test"
+        m["To"] = ALICE
+        m["Subject"] = "Your invoice 42"
+        m["Message-ID"] = "<invoice.42@example.test>"
+        m.set_content("Please pay by Friday.\n")
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+            s.send_message(m)
+        wait_for(lambda: self.folder_files(ALICE, "Invoices"), what="filed invoice")
+        with open(self.folder_files(ALICE, "Invoices")[0], "rb") as f:
+            self.assertIn(b"Subject: Your invoice 42", f.read())
+        self.assertEqual(len(self.folder_files(ALICE)), inbox)
+        self.assertIsNotNone(self.uid_of("Invoices", "Your invoice 42"))
+        self.shot("filtered")
+
+        # the raw editor (Actions, Edit filter set): a broken script is
+        # refused by Postern's compiler at PUTSCRIPT, and Roundcube marks
+        # the line its "line N:" names; the script on disk is unchanged
+        self.click("Settings")
+        self.click("Filters")
+        d.find_element(By.CSS_SELECTOR, "a.actions[data-popup='filterset-menu']").click()
+        self.click("Edit filter set")
+        with self.frame("filter-box", "rawsetcontent"):
+            d.find_element(By.CSS_SELECTOR, ".CodeMirror").click()
+            editor = d.find_element(By.CSS_SELECTOR, ".CodeMirror textarea")
+            editor.send_keys(Keys.CONTROL, Keys.END)
+            editor.send_keys("\nif frobnicate { keep; }\n")
+            self.button("Save").click()
+            WebDriverWait(d, 30).until(lambda d: d.execute_script(
+                "return rcmail.env.sieve_errors"))
+            marked = [e.text for e in d.find_elements(
+                By.XPATH, "//div[contains(@class, 'line-error')]/..//pre")]
+            self.assertEqual(marked, ["if frobnicate { keep; }"])
+            self.assertIn("frobnicate", self.js("return rcmail.env.sieve_errors[0].msg"))
+        self.shot("raw-editor-error")
+        self.assertEqual(self.sieve_script(), script)
+
+    def vacation(self):
+        """Settings, Out of Office: a reply with a subject and a body, On;
+        the script on disk; bob's message to alice gets the reply."""
+        d = self.driver
+        self.click("Settings")
+        self.click("Out of Office")
+        WebDriverWait(d, 30).until(lambda d: d.find_elements(By.NAME, "vacation_subject"))
+        d.find_element(By.NAME, "vacation_subject").send_keys(VACATION_SUBJECT)
+        d.find_element(By.NAME, "vacation_reason").send_keys(VACATION_BODY)
+        self.select("vacation_status", "On")
+        self.click("Fill with all my addresses")
+        self.shot("vacation-form")
+        self.click("Save")
+        wait_for(lambda: "vacation" in self.sieve_script(), what="vacation script")
+        self.shot("vacation-saved")
+        script = self.sieve_script()
+        self.assertRegex(script, r'require \[[^]]*"vacation"')
+        self.assertRegex(script, r'vacation :addresses "%s" :subject "%s" "%s";'
+                         % (re.escape(ALICE), re.escape(VACATION_SUBJECT),
+                            re.escape(VACATION_BODY)))
+        # the filter made before is still there
+        self.assertIn('fileinto "Invoices";', script)
+
+        n = len(self.folder_files(BOB))
+        m = EmailMessage()
+        m["From"] = BOB
+        m["To"] = ALICE
+        m["Subject"] = "lunch on friday?"
+        m["Message-ID"] = "<lunch@example.test>"
+        m.set_content("Shall we?\n")
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+            s.send_message(m)
+        wait_for(lambda: len(self.folder_files(BOB)) > n, what="vacation reply")
+        with open(self.folder_files(BOB)[-1], "rb") as f:
+            reply = email.message_from_binary_file(f, policy=email.policy.default)
+        self.assertEqual(reply["Subject"], VACATION_SUBJECT)
+        self.assertEqual(reply["From"].addresses[0].addr_spec, ALICE)
+        self.assertEqual(reply["In-Reply-To"], "<lunch@example.test>")
+        self.assertTrue(reply["Auto-Submitted"].startswith("auto-replied"))
+        self.assertEqual(reply["Return-Path"], "<>")
+        self.assertIn(VACATION_BODY, reply.get_content())
+
+    def check_logs(self):
+        """No IMAP, SMTP or ManageSieve error reached Roundcube's log, and
+        Postern answered no command with NO or BAD, but the refused logins
+        and the broken script."""
         errors = ""
         p = os.path.join(self.rc, "logs", "errors.log")
         if os.path.exists(p):
             with open(p, errors="replace") as f:
                 errors = f.read()
         bad = [l for l in errors.splitlines()
-               if re.search(r"IMAP Error|SMTP Error|PHP (Fatal|Error)", l)]
+               if re.search(r"IMAP Error|SMTP Error|managesieve|PHP (Fatal|Error)", l, re.I)]
         # the two logins refused on purpose (a wrong password, the old one)
+        # and the broken script
         refused = [l for l in bad if "IMAP Error: Login failed for " + ALICE in l]
         self.assertEqual(len(refused), 2, errors[-3000:])
-        self.assertEqual([l for l in bad if l not in refused], [], errors[-3000:])
-        # nor did Postern answer any other command with NO or BAD
+        broken = [l for l in bad if "unknown test" in l and "frobnicate" in l]
+        self.assertEqual(len(broken), 1, errors[-3000:])
+        self.assertEqual([l for l in bad if l not in refused + broken], [],
+                         errors[-3000:])
         with open(os.path.join(self.rc, "logs", "imap.log"), "rb") as f:
             imap = f.read().decode("utf-8", "replace")
         self.assertIn("S: * CAPABILITY", imap)
         nobad = re.findall(r"S: [A-Z0-9]+ (?:NO|BAD) .*", imap)
         self.assertEqual([l for l in nobad if "[AUTHENTICATIONFAILED]" not in l], [])
         self.assertEqual(len(nobad), 2, nobad)
+        with open(os.path.join(self.rc, "logs", "sieve.log"), "rb") as f:
+            sieve = f.read().decode("utf-8", "replace")
+        self.assertIn('C: PUTSCRIPT "', sieve)
+        self.assertIn('C: SETACTIVE "', sieve)
+        nobye = re.findall(r"S: (?:NO|BYE)\b.*", sieve)
+        self.assertEqual(len(nobye), 1, nobye)
+        self.assertRegex(nobye[0], r'^S: NO "line \d+: unknown test')
+        # and Postern logged no trouble of its own on the way (an
+        # unprivileged instance says so once at start)
+        trouble = [l for l in self.inst.log().splitlines()
+                   if re.search(r"\b(warning|error|fatal|panic):", l)
+                   and "privilege separation is off" not in l]
+        self.assertEqual(trouble, [])
+        self.assertIn("vacation reply to <%s> queued" % BOB, self.inst.log())
 
 
 if __name__ == "__main__":
