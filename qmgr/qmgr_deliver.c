@@ -322,7 +322,8 @@ dlv_conn_cb(struct conn *c, unsigned ev, void *ctx)
 	if (d->job == NULL) {
 		/* Parked: the agent speaks only when asked. Whatever happens
 		 * (its time limit, its exit, stray bytes) ends the connection. */
-		dlv_free(d);
+		if (ev != CONN_EV_DRAINED)
+			dlv_free(d);
 		return;
 	}
 	rc = ipc_frame_len(p, n, IPC_MAX_DEFAULT, &flen);
