@@ -221,6 +221,7 @@ static const char *const unimplemented_params[] = {
 	"smtpd_tls_mandatory_protocols", "smtpd_tls_protocols", "smtpd_tls_req_ccert",
 	"smtpd_tls_CAfile", "smtpd_tls_CApath", "smtpd_tls_dh1024_param_file",
 	"smtpd_tls_eecdh_grade", "tls_high_cipherlist", "tls_medium_cipherlist",
+	"smtp_tls_session_cache_database",
 	NULL,
 };
 
@@ -233,6 +234,14 @@ unimplemented(const char *name)
 static void
 error_unimplemented(const char *where, const char *name, const char *value)
 {
+	/* Not a protection, but set it would silently do nothing. */
+	if (strcasecmp(name, "smtp_tls_session_cache_database") == 0) {
+		error("%s%s = %s: Postern has no tlsmgr; each smtp process keeps "
+		    "its TLS sessions in memory (smtp_tls_session_cache_timeout), so "
+		    "this database would never be used; fix: remove it%s", where, name,
+		    value, *where != '\0' ? "" : " from postern.conf");
+		return;
+	}
 	error("%s%s = %s: Postern does not implement %s yet, so it would not "
 	    "protect you; fix: remove it%s", where, name, value, name,
 	    *where != '\0' ? "" : " from postern.conf");

@@ -103,7 +103,7 @@ local_pass(struct lrcpt *r, const struct laddr *a)
 	}
 	ipc_reset(&msg);
 	if (ipc_recv(fd, &msg, IPC_MAX_DEFAULT, LOCAL_PASS_WAIT_MS) < 0 ||
-	    dlv_results_decode(&msg, &res, &nres, &err) < 0 || nres != 1 ||
+	    dlv_results_decode(&msg, &res, &nres, NULL, &err) < 0 || nres != 1 ||
 	    res[0].offset != r->offset) {
 		log_warnx("%s: no answer from the %s service%s%s", r->msg->id, transport,
 		    err != NULL ? ": " : "", err != NULL ? err : "");

@@ -294,6 +294,8 @@ qmgr_drain(struct loop *l)
 	if (qmgr_draining)
 		return;
 	qmgr_draining = 1;
+	/* Parked agents QUIT their sessions and go back to master. */
+	qdeliver_close_idle();
 	if (incoming_timer != 0)
 		loop_timer_cancel(l, incoming_timer);
 	if (deferred_timer != 0)

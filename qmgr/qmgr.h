@@ -134,6 +134,12 @@ void qsched_job_retry(struct qjob *job, uint64_t delay_ms);
  * pending (no deferral, no backoff). */
 void qsched_transport_dead(struct qjob *job, const char *why);
 const char *qsched_transport_name(const struct qjob *job);
+/* For a started job: does its destination have more jobs queued or other
+ * deliveries running (connection caching on demand)? */
+int qsched_dest_backlog(const struct qjob *job);
+/* For a started job: free process slots of its transport (limit minus
+ * running deliveries, this one counted). */
+int qsched_transport_room(const struct qjob *job);
 const char *qsched_nexthop(const struct qjob *job);
 void qsched_free_all(void);
 
@@ -144,6 +150,8 @@ int qdeliver_start(struct qjob *job);
 int qdeliver_running(void);
 /* SIGTERM deadline: close all connections, recipients stay pending. */
 void qdeliver_abort_all(void);
+/* Close every parked agent connection (drain). */
+void qdeliver_close_idle(void);
 
 /* qmgr_bounce.c */
 int qlog_defer(const char *id, const char *addr, const char *dsn, const char *text);

@@ -1,8 +1,21 @@
 /*
- * qmgr_deliver - the client side of deliver.h: one connection per job to
- * <queue_directory>/private/<transport>, one request frame out, one
- * results frame back, all through the event loop on a conn
+ * qmgr_deliver - the client side of deliver.h: a connection to
+ * <queue_directory>/private/<transport> per job, one request frame out,
+ * one results frame back, all through the event loop on a conn
  * (lib/util/conn.c: buffered non-blocking I/O).
+ *
+ * Connection caching (smtp): an agent that kept its session with the
+ * destination says so in its results ("cache" = seconds). The connection
+ * to that agent is then parked, idle, keyed by (transport, nexthop), for
+ * at most that long, and the next job for the same destination is sent
+ * on it instead of a new connection, so one agent process delivers that
+ * destination's messages in a row over one SMTP session. An idle agent is
+ * a process of the transport: parked connections plus running deliveries
+ * never exceed the transport's process limit (the oldest parked one is
+ * closed to make room), and none is parked while draining. Each request
+ * says whether the destination has a backlog (more jobs queued or running,
+ * qsched_dest_backlog()): the agent's smtp_connection_cache_on_demand
+ * caches only then.
  *
  * Invariants:
  * - Every recipient of a job ends with exactly one outcome: the agent's
@@ -40,15 +53,17 @@
 #define REMOTE_TIMEOUT_S 3600
 
 struct qdlv {
-	struct qjob *job;
+	struct qjob *job;            /* NULL while parked */
 	int fd;
 	struct conn *conn;
-	uint64_t timer;
+	uint64_t timer;              /* delivery timeout, or the parking limit */
 	struct timespec start, connected;
-	struct qdlv *prev, *next;
+	char *transport, *nexthop;   /* what a parked agent is connected to */
+	struct qdlv *prev, *next;    /* running, or idle (oldest first) */
 };
 
 static struct qdlv *running;
+static struct qdlv *idle_head, *idle_tail;
 
 static int nrunning;
 
@@ -71,6 +86,33 @@ defer_all(struct qjob *job, const char *text, const struct timespec *start,
 }
 
 static void
+running_unlink(struct qdlv *d)
+{
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		running = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	d->prev = d->next = NULL;
+	nrunning--;
+}
+
+static void
+idle_unlink(struct qdlv *d)
+{
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		idle_head = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	else
+		idle_tail = d->prev;
+	d->prev = d->next = NULL;
+}
+
+static void
 dlv_free(struct qdlv *d)
 {
 	conn_free(&d->conn);
@@ -78,19 +120,108 @@ dlv_free(struct qdlv *d)
 		close(d->fd);
 	if (d->timer != 0)
 		loop_timer_cancel(qmgr_loop, d->timer);
-	if (d->prev != NULL)
-		d->prev->next = d->next;
+	if (d->job != NULL)
+		running_unlink(d);
 	else
-		running = d->next;
-	if (d->next != NULL)
-		d->next->prev = d->prev;
-	nrunning--;
+		idle_unlink(d);
+	free(d->transport);
+	free(d->nexthop);
 	free(d);
+}
+
+/* A parked agent's time is up: closing makes it QUIT its session. */
+static void
+idle_timeout(struct loop *l, void *ctx)
+{
+	struct qdlv *d = ctx;
+
+	(void)l;
+	d->timer = 0;
+	dlv_free(d);
+}
+
+/* Keep the agent connection of a finished job for the next job to the
+ * same destination. The job itself is finished by the caller. */
+static void
+dlv_park(struct qdlv *d, int cache_s)
+{
+	struct qjob *job = d->job;
+
+	if (d->timer != 0)
+		loop_timer_cancel(qmgr_loop, d->timer);
+	running_unlink(d);
+	d->job = NULL;
+	xfree(&d->transport);
+	xfree(&d->nexthop);
+	d->transport = xstrdup(qsched_transport_name(job));
+	d->nexthop = xstrdup(qsched_nexthop(job));
+	d->prev = idle_tail;
+	d->next = NULL;
+	if (idle_tail != NULL)
+		idle_tail->next = d;
+	else
+		idle_head = d;
+	idle_tail = d;
+	d->timer = loop_timer_add(qmgr_loop, (uint64_t)cache_s * 1000, idle_timeout, d);
+	log_debug("agent for %s/%s kept for %d s", d->transport, d->nexthop, cache_s);
+}
+
+/* The newest parked agent connected to this destination, still open, or
+ * NULL. Ones whose agent went away are dropped on the way. */
+static struct qdlv *
+idle_take(const char *transport, const char *nexthop)
+{
+	struct qdlv *d, *prev;
+	size_t n;
+
+	for (d = idle_tail; d != NULL; d = prev) {
+		prev = d->prev;
+		if (strcmp(d->transport, transport) != 0 || strcmp(d->nexthop, nexthop) != 0)
+			continue;
+		(void)conn_in(d->conn, &n);
+		if (n > 0 || dlv_peer_gone(d->fd)) {
+			dlv_free(d);
+			continue;
+		}
+		idle_unlink(d);
+		loop_timer_cancel(qmgr_loop, d->timer);
+		d->timer = 0;
+		return d;
+	}
+	return NULL;
+}
+
+/* Parked agents are processes of their transport: close the oldest ones
+ * of tp until they fit beside the running deliveries (room = the
+ * transport's free process slots with this job counted). */
+static void
+idle_make_room(const char *tp, int room)
+{
+	struct qdlv *d, *next;
+	int n = 0;
+
+	for (d = idle_head; d != NULL; d = d->next)
+		n += strcmp(d->transport, tp) == 0;
+	for (d = idle_head; d != NULL && n > room; d = next) {
+		next = d->next;
+		if (strcmp(d->transport, tp) == 0) {
+			dlv_free(d);
+			n--;
+		}
+	}
+}
+
+void
+qdeliver_close_idle(void)
+{
+	while (idle_head != NULL)
+		dlv_free(idle_head);
 }
 
 /* The connection is over: account for every recipient, free the job. */
 static void
-dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, const char *why)
+dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, int cache_s,
+    const char *why)
 {
 	struct qjob *job = d->job;
 	struct qmsg *m = job->msg;
@@ -125,7 +256,12 @@ dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, const char *w
 		    "delivery temporarily suspended: unknown mail transport error",
 		    &d->start, &d->connected, seen);
 	free(seen);
-	dlv_free(d);
+	/* Parked before the job is done: that kicks the scheduler, whose
+	 * next start for this destination finds the agent. */
+	if (cache_s > 0 && nres == job->n && !qmgr_draining)
+		dlv_park(d, cache_s);
+	else
+		dlv_free(d);
 	qsched_job_done(job);
 }
 
@@ -134,7 +270,7 @@ dlv_fail(struct qdlv *d, const char *what)
 {
 	log_warnx("%s: transport %s: %s", d->job->msg->id,
 	    qsched_transport_name(d->job), what);
-	dlv_end(d, NULL, 0, NULL);
+	dlv_end(d, NULL, 0, 0, NULL);
 }
 
 static void
@@ -149,25 +285,29 @@ dlv_timeout(struct loop *l, void *ctx)
 
 /* The results frame, once it is all in. */
 static void
-dlv_reply(struct qdlv *d, const char *p, size_t flen)
+dlv_reply_frame(struct qdlv *d, const char *p, size_t flen)
 {
 	struct ipc_msg msg;
 	struct dlv_result *res = NULL;
-	size_t nres = 0;
+	size_t nres = 0, n;
 	char *err = NULL;
+	int cache_s = 0;
 
 	ipc_init(&msg);
 	if (ipc_decode(&msg, p, flen) < 0 ||
-	    dlv_results_decode(&msg, &res, &nres, &err) < 0) {
+	    dlv_results_decode(&msg, &res, &nres, &cache_s, &err) < 0) {
 		log_warnx("%s: transport %s: malformed reply: %s", d->job->msg->id,
 		    qsched_transport_name(d->job), err ? err : "bad frame");
 		xfree(&err);
 		ipc_free(&msg);
-		dlv_end(d, NULL, 0, NULL);
+		dlv_end(d, NULL, 0, 0, NULL);
 		return;
 	}
 	ipc_free(&msg);
-	dlv_end(d, res, nres, NULL);
+	conn_in_consume(d->conn, flen);
+	/* An agent that said more than its one reply is not kept. */
+	(void)conn_in(d->conn, &n);
+	dlv_end(d, res, nres, n == 0 ? cache_s : 0, NULL);
 	dlv_results_free(res, nres);
 }
 
@@ -177,14 +317,22 @@ dlv_conn_cb(struct conn *c, unsigned ev, void *ctx)
 	struct qdlv *d = ctx;
 	size_t n, flen;
 	const char *p = conn_in(c, &n);
-	int rc = ipc_frame_len(p, n, IPC_MAX_DEFAULT, &flen);
+	int rc;
 
+	if (d->job == NULL) {
+		/* Parked: the agent speaks only when asked. Whatever happens
+		 * (its time limit, its exit, stray bytes) ends the connection. */
+		if (ev != CONN_EV_DRAINED)
+			dlv_free(d);
+		return;
+	}
+	rc = ipc_frame_len(p, n, IPC_MAX_DEFAULT, &flen);
 	/* The agent answers once, after reading the whole request: the
 	 * input is read all along, the frame looked for at every event. */
 	if (rc < 0)
 		dlv_fail(d, "reply too large");
 	else if (rc == 1)
-		dlv_reply(d, p, flen);
+		dlv_reply_frame(d, p, flen);
 	else if (ev & CONN_EV_EOF)
 		dlv_fail(d, "lost connection with the delivery agent");
 	else if (ev & CONN_EV_ERROR)
@@ -246,6 +394,7 @@ build_request(struct qdlv *d)
 	r.arrival_us = ts_us(&m->env.arrival);
 	r.active_us = ts_us(&m->activated);
 	r.handoff_us = ts_us(&d->start);
+	r.backlog = qsched_dest_backlog(job);
 	r.rcpts = xcalloc(job->n, sizeof(*r.rcpts));
 	r.nrcpt = job->n;
 	for (i = 0; i < job->n; i++) {
@@ -264,6 +413,29 @@ build_request(struct qdlv *d)
 	free(r.rcpts);      /* the strings are borrowed from the envelope */
 }
 
+static void
+running_link(struct qdlv *d)
+{
+	d->prev = NULL;
+	d->next = running;
+	if (running != NULL)
+		running->prev = d;
+	running = d;
+	nrunning++;
+}
+
+static void
+timer_arm(struct qdlv *d, const char *tp)
+{
+	long long timeout_s;
+
+	if (strcmp(tp, "local") == 0 || strcmp(tp, "virtual") == 0)
+		timeout_s = qconf.command_time_limit + 60;
+	else
+		timeout_s = REMOTE_TIMEOUT_S;
+	d->timer = loop_timer_add(qmgr_loop, (uint64_t)timeout_s * 1000, dlv_timeout, d);
+}
+
 int
 qdeliver_start(struct qjob *job)
 {
@@ -271,10 +443,24 @@ qdeliver_start(struct qjob *job)
 	struct qdlv *d;
 	struct timespec now;
 	struct buf why = BUF_INIT(0);
-	long long timeout_s;
 	int fd;
 
 	clock_gettime(CLOCK_REALTIME, &now);
+	d = idle_take(tp, qsched_nexthop(job));
+	if (d != NULL) {
+		d->job = job;
+		d->start = now;
+		d->connected = now;
+		conn_set_cb(d->conn, dlv_conn_cb, d);
+		running_link(d);
+		timer_arm(d, tp);
+		build_request(d);
+		(void)conn_flush(d->conn);
+		log_debug("%s: delivery to %s/%s started on a kept agent connection, "
+		    "%zu recipient(s)", job->msg->id, tp, qsched_nexthop(job), job->n);
+		return 0;
+	}
+	idle_make_room(tp, qsched_transport_room(job));
 	fd = connect_transport(tp);
 	if (fd < 0) {
 		if (errno == EAGAIN)
@@ -302,16 +488,8 @@ qdeliver_start(struct qjob *job)
 	clock_gettime(CLOCK_REALTIME, &d->connected);
 	d->conn = conn_new(qmgr_loop, fd, IPC_MAX_DEFAULT + 8, dlv_conn_cb, d);
 	build_request(d);
-	d->next = running;
-	if (running != NULL)
-		running->prev = d;
-	running = d;
-	nrunning++;
-	if (strcmp(tp, "local") == 0 || strcmp(tp, "virtual") == 0)
-		timeout_s = qconf.command_time_limit + 60;
-	else
-		timeout_s = REMOTE_TIMEOUT_S;
-	d->timer = loop_timer_add(qmgr_loop, (uint64_t)timeout_s * 1000, dlv_timeout, d);
+	running_link(d);
+	timer_arm(d, tp);
 	/* What the socket does not take now goes from the loop; a failure
 	 * comes back as CONN_EV_ERROR. */
 	(void)conn_flush(d->conn);
@@ -327,4 +505,5 @@ qdeliver_abort_all(void)
 	 * next qmgr moves those back to incoming. */
 	while (running != NULL)
 		dlv_free(running);
+	qdeliver_close_idle();
 }

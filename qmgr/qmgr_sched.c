@@ -460,6 +460,20 @@ qsched_transport_name(const struct qjob *job)
 	return job->dest->tp->name;
 }
 
+int
+qsched_dest_backlog(const struct qjob *job)
+{
+	return job->dest->head != NULL || job->dest->active > 1;
+}
+
+int
+qsched_transport_room(const struct qjob *job)
+{
+	const struct qtransport *tp = job->dest->tp;
+
+	return tp->limit > tp->active ? tp->limit - tp->active : 0;
+}
+
 const char *
 qsched_nexthop(const struct qjob *job)
 {

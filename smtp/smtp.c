@@ -1,7 +1,7 @@
 /*
  * smtp - the outbound SMTP delivery agent (Postfix smtp(8)).
  *
- * One delivery request per connection (SERVER_SINGLE): qmgr names a queue
+ * One delivery request at a time (SERVER_SINGLE): qmgr names a queue
  * file, a nexthop and the recipients for it. We open the file and hold
  * flock(LOCK_SH) while delivering, find the server addresses for the
  * nexthop (smtp_addr.c), try them in order until every recipient has a
@@ -10,6 +10,18 @@
  * 4 deferred, 5 bounced. We log each recipient's status line (dlvlog.h):
  * a delivery right after its 'D' mark, the others just before the reply;
  * qmgr writes the bounce reports. We also log TLS sessions and trouble.
+ *
+ * Connection caching: when the session may be kept (smtp_cache_wanted():
+ * smtp_connection_cache_on_demand and qmgr's backlog flag, or the nexthop
+ * in smtp_connection_cache_destinations) and was kept (smtp_session.c),
+ * the reply says "cache" = smtp_connection_cache_time_limit and we wait
+ * on the same qmgr connection for the next request, which qmgr sends only
+ * for the same nexthop; it goes over the kept session. When qmgr closes
+ * the connection (its time limit, no more mail, drain) we QUIT and go
+ * back to master. Waiting is bounded by the time limit plus a margin
+ * (CACHE_WAIT_MARGIN_S), in case qmgr forgets us. The kept session lives
+ * in this process only: qmgr, not a separate scache daemon, brings the
+ * next message to it (see ARCHITECTURE.md, "Outbound connection reuse").
  *
  * A request from local for mailbox_transport (req->pass) is delivered the
  * same way, but the queue file is local's to mark: it marks the queue
@@ -22,6 +34,7 @@
  * the configuration and tables. Not the network, not DNS answers.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +56,7 @@
 #include "smtp.h"
 
 #define LOCK_WAIT_MS 5000
+#define CACHE_WAIT_MARGIN_S 30
 
 struct smtp_conf sconf;
 
@@ -134,6 +148,18 @@ smtp_pre_init(void)
 	}
 	sconf.bind_address = xstrdup(config_str("smtp_bind_address"));
 	sconf.bind_address6 = xstrdup(config_str("smtp_bind_address6"));
+	sconf.cache_on_demand = config_bool("smtp_connection_cache_on_demand");
+	sconf.cache_destinations = strv_split_list(
+	    config_str("smtp_connection_cache_destinations"));
+	sconf.cache_time_limit = (int)conf_bounded(
+	    config_time("smtp_connection_cache_time_limit"),
+	    "smtp_connection_cache_time_limit", 0, 300);
+	sconf.reuse_time_limit = (int)conf_bounded(
+	    config_time("smtp_connection_reuse_time_limit"),
+	    "smtp_connection_reuse_time_limit", 1, 86400);
+	sconf.reuse_count_limit = (int)conf_bounded(
+	    config_int("smtp_connection_reuse_count_limit"),
+	    "smtp_connection_reuse_count_limit", 0, 1000000);
 	sconf.starttls_timeout = conf_secs("starttls_timeout");
 	v = config_str("smtp_tls_security_level");
 	if (*v == '\0')
@@ -150,6 +176,10 @@ smtp_pre_init(void)
 		free(err);
 		err = NULL;
 	}
+	/* Sessions for resumption, in this process's memory (no tlsmgr). */
+	tls_client_session_cache(sconf.tls, (int)conf_bounded(
+	    config_time("smtp_tls_session_cache_timeout"),
+	    "smtp_tls_session_cache_timeout", 0, 8640000));
 }
 
 static void
@@ -239,6 +269,22 @@ result_all(struct dlv_result *res, const struct dlv_request *req, const char *te
 	}
 }
 
+int
+smtp_cache_wanted(const struct smtp_msg *m)
+{
+	size_t i;
+	int want;
+
+	if (sconf.lmtp || m->pass || sconf.cache_time_limit <= 0)
+		return 0;
+	want = m->backlog && sconf.cache_on_demand;
+	for (i = 0; !want && sconf.cache_destinations != NULL &&
+	    sconf.cache_destinations[i] != NULL; i++)
+		want = strcasecmp(sconf.cache_destinations[i], m->nexthop) == 0;
+	/* Nobody would bring the next request. */
+	return want && !dlv_peer_gone(m->peer);
+}
+
 /* Non-ASCII in the envelope means SMTPUTF8 is needed on the wire. */
 static int
 has_8bit(const char *s)
@@ -272,6 +318,8 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 	off_t lines = 0;
 
 	memset(&m, 0, sizeof(m));
+	m.peer = peer;
+	m.backlog = req->backlog;
 	dlvlog_times_request(&m.times, req);
 	m.qfd = queue_open_shared(sconf.qdir, req->queue_dir, req->queue_id,
 	    LOCK_WAIT_MS, &m.env, &err);
@@ -337,6 +385,18 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 	}
 	if (smtp_open_count(&m) == 0)
 		goto out;
+	/* The session kept from the last request, if it is for this nexthop:
+	 * no DNS, no handshakes. */
+	switch (smtp_session_cached(&m)) {
+	case 0:
+		goto out;
+	case 1:
+		if (smtp_open_count(&m) == 0)
+			goto out;
+		break;
+	default:
+		break;
+	}
 	if ((sconf.lmtp ? smtp_find_lmtp_hosts : smtp_find_hosts)(&m, req->nexthop,
 	    &hosts, &nhosts) < 0)
 		goto out;
@@ -370,10 +430,48 @@ out:
 	}
 }
 
+/* Wait for qmgr's next request on a connection whose session we kept:
+ * 1 readable (a request or its EOF), 0 not within the limit. */
+static int
+wait_next(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int rc;
+
+	do
+		rc = poll(&p, 1, (sconf.cache_time_limit + CACHE_WAIT_MARGIN_S) * 1000);
+	while (rc < 0 && errno == EINTR);
+	return rc > 0;
+}
+
 static void
 smtp_serve(int fd)
 {
-	dlv_serve(fd, deliver_request);
+	struct dlv_request req;
+	struct dlv_result *res;
+	int cache_s, rc;
+
+	if (sconf.lmtp) {
+		dlv_serve(fd, deliver_request);
+		return;
+	}
+	for (;;) {
+		rc = dlv_recv(fd, &req);
+		if (rc != 0) {
+			if (rc > 0 && !smtp_session_kept())
+				log_warnx("receive delivery request: connection closed");
+			break;
+		}
+		res = xcalloc(req.nrcpt + 1, sizeof(*res));
+		deliver_request(fd, &req, res);
+		cache_s = smtp_session_kept() ? sconf.cache_time_limit : 0;
+		rc = dlv_reply(fd, &req, res, cache_s);
+		dlv_results_free(res, req.nrcpt);
+		dlv_request_free(&req);
+		if (rc < 0 || cache_s == 0 || !wait_next(fd))
+			break;
+	}
+	smtp_session_drop();
 }
 
 /* LMTP mode, as Postfix's lmtp(8) is its smtp(8) under another name:

@@ -7,7 +7,10 @@
  * after DATA, UNIX or TCP sockets.
  *
  * One process handles one delivery request at a time: one message, the
- * recipients qmgr grouped for one (transport, nexthop).
+ * recipients qmgr grouped for one (transport, nexthop). With connection
+ * caching it takes further requests for the same nexthop on the same qmgr
+ * connection and sends them over the SMTP session it kept (smtp.c
+ * smtp_serve(), smtp_session.c smtp_session_cached()).
  */
 #ifndef POSTERN_SMTP_H
 #define POSTERN_SMTP_H
@@ -55,6 +58,12 @@ struct smtp_conf {
 	struct dns *dns;
 	char *bind_address;           /* smtp_bind_address */
 	char *bind_address6;          /* smtp_bind_address6 */
+	/* Connection caching (never in LMTP mode). */
+	int cache_on_demand;          /* smtp_connection_cache_on_demand */
+	char **cache_destinations;    /* smtp_connection_cache_destinations */
+	int cache_time_limit;         /* smtp_connection_cache_time_limit, s */
+	int reuse_time_limit;         /* smtp_connection_reuse_time_limit, s */
+	int reuse_count_limit;        /* smtp_connection_reuse_count_limit, 0 none */
 };
 extern struct smtp_conf sconf;
 
@@ -78,6 +87,8 @@ struct smtp_rcpt {
 };
 
 struct smtp_msg {
+	int peer;                     /* the qmgr connection (dlv_peer_gone) */
+	int backlog;                  /* qmgr has more for this destination */
 	int qfd;
 	struct qenv env;
 	const char *id;
@@ -121,8 +132,25 @@ int smtp_parse_nexthop(const char *nh, int defport, char **host_r, int *port_r,
 
 /* smtp_session.c: deliver to one host. Returns 1 when the caller should
  * try the next host for the open recipients, 0 when done with this
- * delivery (all final, or a failure that another host would repeat). */
+ * delivery (all final, or a failure that another host would repeat).
+ * When the session may be cached (smtp_cache_wanted()) and the server
+ * accepts RSET after the transaction, it is kept instead of closed. */
 int smtp_session(struct smtp_msg *m, struct smtp_host *h);
+/* Deliver over the kept session, if there is one for m->nexthop. -1: none
+ * usable (no session, another nexthop, past its reuse limits, or the
+ * server closed it or failed before answering the first command of the
+ * transaction: dropped, nothing recorded), deliver as usual; else as
+ * smtp_session(). */
+int smtp_session_cached(struct smtp_msg *m);
+/* Is a session kept (for the reply's "cache" attribute)? */
+int smtp_session_kept(void);
+/* QUIT and close the kept session, if any. */
+void smtp_session_drop(void);
+/* smtp.c: may a session used for m be kept afterwards? (LMTP never;
+ * smtp_connection_cache_on_demand with qmgr's backlog flag, or a nexthop
+ * in smtp_connection_cache_destinations; qmgr still connected.) The
+ * per-session limits are smtp_session.c's. */
+int smtp_cache_wanted(const struct smtp_msg *m);
 
 /* smtp_io.c: one connection */
 struct smtp_conn {
@@ -134,6 +162,9 @@ struct smtp_conn {
 int smtp_conn_open(struct smtp_conn *c, const struct smtp_host *h, char *why,
     size_t whylen);
 void smtp_conn_close(struct smtp_conn *c);
+/* An idle connection that has something to read (the server's EOF, or a
+ * 421 before closing) is no longer usable. 1 usable, 0 not. */
+int smtp_conn_idle_ok(struct smtp_conn *c);
 /* Whole write within timeout seconds. 0 or -1 (errtext). */
 int smtp_conn_write(struct smtp_conn *c, const void *p, size_t n, int timeout);
 /* One reply: *code (200..599), text = the reply lines joined with a

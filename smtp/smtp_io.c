@@ -156,6 +156,20 @@ smtp_conn_close(struct smtp_conn *c)
 	buf_free(&c->in);
 }
 
+int
+smtp_conn_idle_ok(struct smtp_conn *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN | POLLRDHUP };
+
+	if (c->fd < 0 || c->in.len > 0 || (c->tls != NULL && tls_pending(c->tls) > 0))
+		return 0;
+	if (poll(&p, 1, 0) < 0)
+		return errno == EINTR;
+	/* Nothing is due from an idle server: bytes, EOF or an error alike
+	 * mean it is going away (a timeout 421, a restart). */
+	return p.revents == 0;
+}
+
 void
 smtp_conn_purge(struct smtp_conn *c)
 {

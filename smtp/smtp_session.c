@@ -17,6 +17,19 @@
  * the result goes back to qmgr. Connection-level trouble (refused, 4xx or
  * 5xx greeting, TLS required but missing, lost connection) sends the
  * caller to the next address; the recipients keep a 4xx meanwhile.
+ *
+ * Connection caching (Postfix's smtp_connection_cache_*): after a
+ * transaction whose replies all came in, a session that may be kept
+ * (smtp_cache_wanted(), smtp_connection_reuse_count_limit and
+ * smtp_connection_reuse_time_limit) gets RSET; on 250 it stays open as the
+ * process's one kept session (with its TLS, EHLO answer and AUTH) instead
+ * of QUIT. smtp_session_cached() sends the next message for the same
+ * nexthop over it, skipping DNS, connect, greeting, EHLO, STARTTLS and
+ * AUTH. A kept session is never trusted blindly: one with anything to
+ * read (the server's EOF or 421) is dropped before use, and one that
+ * fails before the first reply of the transaction is dropped with
+ * nothing recorded: no message content was sent, so the caller delivers
+ * on a fresh connection and nothing is deferred because of the cache.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -35,6 +49,7 @@
 #include "smtp.h"
 
 #define SMTP_WRITE_CHUNK (64 * 1024)
+#define SMTP_STALE 3       /* transaction(): a kept session was dead */
 
 struct sess {
 	struct smtp_msg *m;
@@ -46,7 +61,29 @@ struct sess {
 	enum tls_level level;
 	struct buf text;       /* the last reply */
 	int code;
+	/* Connection caching. */
+	int uses;              /* transactions on this connection */
+	int reused;            /* this transaction runs on a kept session */
+	int keep;              /* RSET accepted: keep it after this delivery */
+	const char *trust;     /* "Trusted" ..., for the reuse log line; NULL: clear */
+	long long born_ms;     /* connected (monotonic) */
+	struct smtp_host hcopy;   /* h points here once kept */
+	char *nexthop;         /* kept for this nexthop */
 };
+
+/* The process's kept session, or NULL. */
+static struct sess *kept;
+
+static void keep_session(const struct sess *s, const struct smtp_msg *m);
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void
 parse_ehlo(struct sess *s, char **lines)
@@ -236,7 +273,7 @@ authenticate(struct sess *s)
 static int
 starttls(struct sess *s)
 {
-	char *err = NULL, *t;
+	char *err = NULL, *t, *skey;
 	const char *trust;
 
 	if (s->level == TLS_LEV_NONE || s->h->plain_only)
@@ -270,7 +307,13 @@ starttls(struct sess *s)
 	}
 	/* Whatever arrived in clear after the 220 is an injection attempt. */
 	smtp_conn_purge(&s->c);
-	s->c.tls = tls_client_new(sconf.tls, s->c.fd, s->h->name);
+	/* Sessions are resumed only with the same server, for the same
+	 * destination, under the same policy (the verification result of the
+	 * first handshake travels with the session). */
+	skey = xasprintf("%s|%s|%s|%d|%d", s->m->nexthop, s->h->name, s->h->addr,
+	    s->h->port, (int)s->level);
+	s->c.tls = tls_client_new(sconf.tls, s->c.fd, s->h->name, skey);
+	free(skey);
 	if (s->c.tls == NULL ||
 	    tls_handshake_timeout(s->c.tls, sconf.starttls_timeout * 1000, &err) < 0) {
 		t = xasprintf("Cannot start TLS: handshake failure with %s[%s]:%d: %s",
@@ -291,8 +334,11 @@ starttls(struct sess *s)
 		trust = s->level == TLS_LEV_VERIFY ? "Verified" : "Trusted";
 	else
 		trust = "Untrusted";
-	log_info("%s TLS connection established to %s[%s]:%d: %s", trust, s->h->name,
-	    s->h->addr, s->h->port, tls_describe(s->c.tls));
+	/* A resumed session says so: no certificate was sent this time. */
+	log_info("%s TLS connection established to %s[%s]:%d: %s%s", trust, s->h->name,
+	    s->h->addr, s->h->port, tls_describe(s->c.tls),
+	    tls_session_reused(s->c.tls) ? " (session reused)" : "");
+	s->trust = trust;
 	if (s->level == TLS_LEV_VERIFY && !tls_peer_verified(s->c.tls)) {
 		t = xasprintf("Server certificate not verified: %s[%s]:%d: %s", s->h->name,
 		    s->h->addr, s->h->port, tls_verify_error(s->c.tls));
@@ -519,7 +565,52 @@ quit(struct sess *s)
 		(void)reply(s, sconf.quit_timeout < 10 ? sconf.quit_timeout : 10, NULL);
 }
 
-/* The transaction after EHLO/TLS/AUTH. Returns as smtp_session. */
+/* May this session be kept after its transaction? */
+static int
+keepable(const struct sess *s)
+{
+	if (!smtp_cache_wanted(s->m) || s->c.fd < 0)
+		return 0;
+	if (sconf.reuse_count_limit > 0 && s->uses >= sconf.reuse_count_limit)
+		return 0;
+	return now_ms() - s->born_ms < (long long)sconf.reuse_time_limit * 1000;
+}
+
+/* The transaction is over with every reply read: keep the session when
+ * allowed and the server answers RSET with 250 (Postfix checks a session
+ * the same way before caching it), else QUIT. */
+static void
+finish(struct sess *s)
+{
+	if (keepable(s)) {
+		if (send_line(s, sconf.helo_timeout, "RSET") == 0 &&
+		    reply(s, sconf.helo_timeout, NULL) == 0 && s->code == 250) {
+			s->keep = 1;
+			return;
+		}
+		log_debug("%s: %s: RSET failed, not keeping the connection", s->m->id,
+		    s->relay);
+		return;     /* nothing to QUIT politely on a confused session */
+	}
+	quit(s);
+}
+
+/* Before the first reply of a transaction on a kept session: the server
+ * may have closed it just now. Nothing is recorded then; the caller
+ * delivers on a new connection. Else as lost(). */
+static int
+lost_first(struct sess *s, const char *stage)
+{
+	if (s->reused) {
+		log_info("%s: kept connection to %s failed (%s); delivering on a new "
+		    "connection", s->m->id, s->relay, s->c.errtext);
+		return SMTP_STALE;
+	}
+	return lost(s, stage);
+}
+
+/* The transaction after EHLO/TLS/AUTH. Returns as smtp_session, or
+ * SMTP_STALE (see lost_first()). */
 static int
 transaction(struct sess *s)
 {
@@ -535,7 +626,7 @@ transaction(struct sess *s)
 		    s->h->name, s->h->addr);
 		fail_open(s, 5, "5.6.7", t);
 		free(t);
-		quit(s);
+		finish(s);
 		return 0;
 	}
 	if ((s->ext & SMTPC_EXT_SIZE) && s->size_limit > 0 && m->size_est > s->size_limit) {
@@ -543,7 +634,7 @@ transaction(struct sess *s)
 		    (long long)m->size_est, s->size_limit, s->h->name, s->h->addr);
 		fail_open(s, 5, "5.3.4", t);
 		free(t);
-		quit(s);
+		finish(s);
 		return 0;
 	}
 	sent = xcalloc(m->nrcpt + 1, sizeof(*sent));
@@ -557,7 +648,7 @@ transaction(struct sess *s)
 	if (!pipelining) {
 		if (smtp_conn_write(&s->c, cmds.data, cmds.len, sconf.mail_timeout) < 0 ||
 		    reply(s, sconf.mail_timeout, NULL) < 0) {
-			rc = lost(s, "sending MAIL FROM");
+			rc = lost_first(s, "sending MAIL FROM");
 			goto out;
 		}
 		buf_reset(&cmds);
@@ -587,11 +678,11 @@ transaction(struct sess *s)
 			rcpt_cmd(s, sent[i], &cmds);
 		buf_puts(&cmds, "DATA\r\n");
 		if (smtp_conn_write(&s->c, cmds.data, cmds.len, sconf.mail_timeout) < 0) {
-			rc = lost(s, "sending MAIL FROM");
+			rc = lost_first(s, "sending MAIL FROM");
 			goto out;
 		}
 		if (reply(s, sconf.mail_timeout, NULL) < 0) {
-			rc = lost(s, "receiving the MAIL FROM reply");
+			rc = lost_first(s, "receiving the MAIL FROM reply");
 			goto out;
 		}
 		if (s->code / 100 != 2) {
@@ -638,7 +729,7 @@ transaction(struct sess *s)
 			if (sent[i]->accepted)
 				smtp_rcpt_result(sent[i], s->code / 100 == 5 ? 5 : 4, dsn, s->relay, t);
 		free(t);
-		quit(s);
+		finish(s);
 		rc = smtp_open_count(m) > 0;
 		goto out;
 	}
@@ -656,7 +747,7 @@ transaction(struct sess *s)
 	}
 	if (sconf.lmtp) {
 		lmtp_dot_replies(s, sent, nsent);
-		quit(s);
+		finish(s);
 		rc = smtp_open_count(m) > 0;
 		goto out;
 	}
@@ -676,7 +767,7 @@ transaction(struct sess *s)
 				smtp_rcpt_result(sent[i], s->code / 100 == 5 ? 5 : 4, dsn, s->relay, t);
 		free(t);
 	}
-	quit(s);
+	finish(s);
 	rc = smtp_open_count(m) > 0;
 	goto out;
 mail_failed:
@@ -684,11 +775,11 @@ mail_failed:
 	t = said(s, "MAIL FROM");
 	fail_open(s, s->code / 100 == 5 ? 5 : 4, dsn, t);
 	free(t);
-	quit(s);
-	rc = s->code / 100 != 5;
+	rc = s->code / 100 != 5;    /* before finish()'s RSET reply */
+	finish(s);
 	goto out;
 none_accepted:
-	quit(s);
+	finish(s);
 	rc = smtp_open_count(m) > 0;
 out:
 	free(sent);
@@ -728,6 +819,9 @@ smtp_session(struct smtp_msg *m, struct smtp_host *h)
 			return 1;
 		}
 		clock_gettime(CLOCK_REALTIME, &m->times.connected);
+		s.born_ms = now_ms();
+		s.uses = 1;
+		m->times.conn_use = 1;
 		if (reply(&s, sconf.helo_timeout, NULL) < 0) {
 			rc = lost(&s, "receiving the initial server greeting");
 			goto done;
@@ -776,10 +870,114 @@ smtp_session(struct smtp_msg *m, struct smtp_host *h)
 			goto done;
 		}
 		rc = transaction(&s);
+		if (s.keep) {
+			keep_session(&s, m);
+			return rc;
+		}
 done:
 		smtp_conn_close(&s.c);
 		buf_free(&s.text);
 		return rc;
 	}
 	return 1;
+}
+
+/* Make s (a stack copy) the process's kept session. */
+static void
+keep_session(const struct sess *s, const struct smtp_msg *m)
+{
+	struct sess *k;
+
+	smtp_session_drop();
+	k = xmalloc(sizeof(*k));
+	*k = *s;
+	k->hcopy = *s->h;
+	k->hcopy.name = xstrdup(s->h->name);
+	k->h = &k->hcopy;
+	k->m = NULL;
+	k->keep = 0;
+	k->reused = 0;
+	k->nexthop = xstrdup(m->nexthop);
+	kept = k;
+	log_debug("%s: keeping the connection to %s for %s", m->id, k->relay,
+	    k->nexthop);
+}
+
+static void
+kept_free(struct sess **sp)
+{
+	struct sess *s = *sp;
+
+	if (s == NULL)
+		return;
+	smtp_conn_close(&s->c);
+	buf_free(&s->text);
+	free(s->hcopy.name);
+	free(s->nexthop);
+	xfree(sp);
+}
+
+void
+smtp_session_drop(void)
+{
+	struct sess *s = kept;
+
+	if (s == NULL)
+		return;
+	kept = NULL;
+	if (smtp_conn_idle_ok(&s->c) &&
+	    send_line(s, sconf.quit_timeout < 5 ? sconf.quit_timeout : 5, "QUIT") == 0)
+		(void)reply(s, sconf.quit_timeout < 5 ? sconf.quit_timeout : 5, NULL);
+	kept_free(&s);
+}
+
+int
+smtp_session_kept(void)
+{
+	return kept != NULL;
+}
+
+int
+smtp_session_cached(struct smtp_msg *m)
+{
+	struct sess *s = kept;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	if (strcmp(s->nexthop, m->nexthop) != 0 ||
+	    now_ms() - s->born_ms >= (long long)sconf.reuse_time_limit * 1000) {
+		smtp_session_drop();
+		return -1;
+	}
+	kept = NULL;
+	if (!smtp_conn_idle_ok(&s->c)) {
+		log_info("%s: kept connection to %s was closed by the server; delivering "
+		    "on a new connection", m->id, s->relay);
+		kept_free(&s);
+		return -1;
+	}
+	s->m = m;
+	s->uses++;
+	s->reused = 1;
+	clock_gettime(CLOCK_REALTIME, &m->times.connected);
+	m->times.conn_use = s->uses;
+	if (s->trust != NULL && s->c.tls != NULL)
+		log_info("%s TLS connection reused to %s[%s]:%d: %s", s->trust, s->h->name,
+		    s->h->addr, s->h->port, tls_describe(s->c.tls));
+	rc = transaction(s);
+	if (rc == SMTP_STALE) {
+		kept_free(&s);
+		return -1;
+	}
+	if (s->keep) {
+		s->keep = 0;
+		s->reused = 0;
+		s->m = NULL;
+		smtp_session_drop();     /* a session kept meanwhile (none expected) */
+		kept = s;
+	} else {
+		kept_free(&s);
+	}
+	return rc;
 }

@@ -4,12 +4,15 @@
  *
  * Request: scalar attributes queue_id, queue_dir, sender, transport,
  * nexthop, arrival (each exactly once), the optional stamps arrival_us,
- * active_us, handoff_us, pass ("1", local's mailbox_transport hand-off)
+ * active_us, handoff_us, pass ("1", local's mailbox_transport hand-off),
+ * backlog ("1", more mail for the destination: cache the connection)
  * (at most once each), then one "rcpt" per
  * recipient: "<offset>\t<notify>\t<orig>\t<addr>". Results: one "result"
  * per recipient: "<offset>\t<status>\t<dsn>\t<relay>\t<text>"; text is
  * last so it may hold anything but NUL. A result the agent logged itself
- * is followed by "logged" = its offset.
+ * is followed by "logged" = its offset. An optional "cache" = seconds
+ * (at most once, 1..3600) says the agent keeps its connection to the
+ * destination and takes the next request on this one.
  *
  * Decoding trusts nothing (the peer may be a compromised agent): unknown
  * or repeated attributes, missing fields, control characters in
@@ -93,6 +96,8 @@ dlv_request_encode(const struct dlv_request *r, struct ipc_msg *m)
 		ipc_put_int(m, "handoff_us", r->handoff_us);
 	if (r->pass)
 		ipc_put(m, "pass", "1");
+	if (r->backlog)
+		ipc_put(m, "backlog", "1");
 	for (i = 0; i < r->nrcpt; i++) {
 		buf_reset(&v);
 		(void)buf_printf(&v, "%lld\t", r->rcpts[i].offset);
@@ -107,7 +112,8 @@ dlv_request_encode(const struct dlv_request *r, struct ipc_msg *m)
 }
 
 void
-dlv_results_encode(const struct dlv_result *res, size_t n, struct ipc_msg *m)
+dlv_results_encode(const struct dlv_result *res, size_t n, int cache_s,
+    struct ipc_msg *m)
 {
 	struct buf v = BUF_INIT(0);
 	size_t i;
@@ -124,6 +130,8 @@ dlv_results_encode(const struct dlv_result *res, size_t n, struct ipc_msg *m)
 		if (res[i].logged)
 			ipc_put_int(m, "logged", res[i].offset);
 	}
+	if (cache_s > 0)
+		ipc_put_int(m, "cache", cache_s);
 	buf_free(&v);
 }
 
@@ -265,6 +273,7 @@ enum {
 	F_ACTIVE_US = 128,
 	F_HANDOFF_US = 256,
 	F_PASS = 512,
+	F_BACKLOG = 1024,
 };
 
 int
@@ -279,6 +288,7 @@ dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r)
 		{ "nexthop", F_NEXTHOP }, { "arrival", F_ARRIVAL },
 		{ "arrival_us", F_ARRIVAL_US }, { "active_us", F_ACTIVE_US },
 		{ "handoff_us", F_HANDOFF_US }, { "pass", F_PASS },
+		{ "backlog", F_BACKLOG },
 	};
 	const char *name, *value;
 	char *copy = NULL, *f[4];
@@ -388,6 +398,13 @@ dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r)
 			}
 			r->pass = 1;
 			break;
+		case F_BACKLOG:
+			if (strcmp(value, "1") != 0) {
+				fail(err_r, "bad backlog");
+				goto bad;
+			}
+			r->backlog = 1;
+			break;
 		case F_ARRIVAL_US:
 		case F_ACTIVE_US:
 		case F_HANDOFF_US:
@@ -449,19 +466,35 @@ dlv_request_free(struct dlv_request *r)
 
 int
 dlv_results_decode(const struct ipc_msg *m, struct dlv_result **res_r,
-    size_t *n_r, char **err_r)
+    size_t *n_r, int *cache_s_r, char **err_r)
 {
 	const char *name, *value;
 	struct dlv_result *res = NULL, *x;
 	char *copy = NULL, *f[5];
 	long long *offs = NULL;
 	size_t pos = 0, n = 0, cap = 0, i;
+	int cache_seen = 0;
 
 	*res_r = NULL;
 	*n_r = 0;
+	if (cache_s_r != NULL)
+		*cache_s_r = 0;
 	if (err_r != NULL)
 		*err_r = NULL;
 	while (ipc_next(m, &pos, &name, &value)) {
+		if (strcmp(name, "cache") == 0) {
+			long long secs;
+
+			if (cache_seen || parse_num(value, strlen(value), &secs) < 0 ||
+			    secs < 1 || secs > 3600) {
+				fail(err_r, "bad cache attribute");
+				goto bad;
+			}
+			cache_seen = 1;
+			if (cache_s_r != NULL)
+				*cache_s_r = (int)secs;
+			continue;
+		}
 		if (strcmp(name, "logged") == 0) {
 			long long off;
 
@@ -572,35 +605,64 @@ dlv_peer_gone(int fd)
  * busy qmgr to read our reply; neither waits on the network. */
 #define DLV_IO_TIMEOUT_MS 100000
 
-void
-dlv_serve(int fd, dlv_deliver_fn deliver)
+int
+dlv_recv(int fd, struct dlv_request *req)
 {
-	struct ipc_msg in, out;
-	struct dlv_request req;
-	struct dlv_result *res;
+	struct ipc_msg in;
 	char *err = NULL;
 
 	ipc_init(&in);
-	memset(&req, 0, sizeof(req));
+	memset(req, 0, sizeof(*req));
 	if (ipc_recv(fd, &in, IPC_MAX_DEFAULT, DLV_IO_TIMEOUT_MS) < 0) {
-		log_warn("receive delivery request");
+		int clean = errno == EPIPE;
+
+		if (!clean)
+			log_warn("receive delivery request");
 		ipc_free(&in);
-		return;
+		return clean ? 1 : -1;
 	}
-	if (dlv_request_decode(&in, &req, &err) < 0) {
+	if (dlv_request_decode(&in, req, &err) < 0) {
 		log_warnx("bad delivery request: %s", err != NULL ? err : "?");
 		free(err);
 		ipc_free(&in);
-		return;
+		return -1;
 	}
 	ipc_free(&in);
+	return 0;
+}
+
+int
+dlv_reply(int fd, const struct dlv_request *req, const struct dlv_result *res,
+    int cache_s)
+{
+	struct ipc_msg out;
+	int rc = 0;
+
+	ipc_init(&out);
+	dlv_results_encode(res, req->nrcpt, cache_s, &out);
+	if (ipc_send(fd, &out, DLV_IO_TIMEOUT_MS) < 0) {
+		log_warn("%s: send delivery results", req->queue_id);
+		rc = -1;
+	}
+	ipc_free(&out);
+	return rc;
+}
+
+void
+dlv_serve(int fd, dlv_deliver_fn deliver)
+{
+	struct dlv_request req;
+	struct dlv_result *res;
+	int rc = dlv_recv(fd, &req);
+
+	if (rc != 0) {
+		if (rc > 0)
+			log_warnx("receive delivery request: connection closed");
+		return;
+	}
 	res = xcalloc(req.nrcpt + 1, sizeof(*res));
 	deliver(fd, &req, res);
-	ipc_init(&out);
-	dlv_results_encode(res, req.nrcpt, &out);
-	if (ipc_send(fd, &out, DLV_IO_TIMEOUT_MS) < 0)
-		log_warn("%s: send delivery results", req.queue_id);
-	ipc_free(&out);
+	(void)dlv_reply(fd, &req, res, 0);
 	dlv_results_free(res, req.nrcpt);
 	dlv_request_free(&req);
 }

@@ -48,6 +48,9 @@ struct dlv_request {
 	 * The agent delivers and reports but does not mark the queue file:
 	 * local marks the queue recipient when all of its copies are done. */
 	int pass;
+	/* qmgr has more mail for this destination queued or in flight
+	 * (Postfix's "backlog" that turns on-demand connection caching on). */
+	int backlog;
 };
 
 /* status: 2 delivered, 4 deferred, 5 bounced. */
@@ -67,9 +70,14 @@ void dlv_request_encode(const struct dlv_request *r, struct ipc_msg *m);
 int dlv_request_decode(const struct ipc_msg *m, struct dlv_request *r, char **err_r);
 void dlv_request_free(struct dlv_request *r);
 
-void dlv_results_encode(const struct dlv_result *res, size_t n, struct ipc_msg *m);
+/* cache_s > 0 (the "cache" attribute): the agent kept its session with
+ * the destination and takes another request for the same transport and
+ * nexthop on this connection for up to cache_s seconds; qmgr may hold the
+ * connection that long (smtp connection caching). 0: one request only. */
+void dlv_results_encode(const struct dlv_result *res, size_t n, int cache_s,
+    struct ipc_msg *m);
 int dlv_results_decode(const struct ipc_msg *m, struct dlv_result **res_r,
-    size_t *n_r, char **err_r);
+    size_t *n_r, int *cache_s_r, char **err_r);
 void dlv_results_free(struct dlv_result *res, size_t n);
 
 /* The agent side of one connection: read the request, call deliver(),
@@ -78,6 +86,13 @@ void dlv_results_free(struct dlv_result *res, size_t n);
 typedef void (*dlv_deliver_fn)(int peer, const struct dlv_request *req,
     struct dlv_result *res);
 void dlv_serve(int fd, dlv_deliver_fn deliver);
+/* The two halves of dlv_serve, for an agent that takes several requests
+ * on one connection (smtp with connection caching). dlv_recv: 0 a
+ * request, 1 the peer closed the connection before sending one (the
+ * normal end), -1 error (logged). dlv_reply: 0 sent, -1 failed (logged). */
+int dlv_recv(int fd, struct dlv_request *req);
+int dlv_reply(int fd, const struct dlv_request *req, const struct dlv_result *res,
+    int cache_s);
 
 /* Has qmgr closed its end of this request's connection? An agent checks
  * after locking the queue file and before each delivery: a request left in

@@ -136,6 +136,8 @@ dlvlog_format(struct buf *out, const char *id, const char *addr,
 	}
 	buf_puts(out, ", relay=");
 	put_clean(out, relay != NULL && *relay != '\0' ? relay : "none");
+	if (t->conn_use > 1)
+		buf_printf(out, ", conn_use=%d", t->conn_use);
 	buf_printf(out, ", delay=%s, delays=%s/%s/%s/%s, dsn=", d, p[0], p[1], p[2], p[3]);
 	put_clean(out, dsn != NULL && *dsn != '\0' ? dsn : "4.0.0");
 	buf_puts(out, ", status=");

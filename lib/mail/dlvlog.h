@@ -1,7 +1,7 @@
 /*
  * dlvlog - the per-recipient delivery status line, in Postfix's format:
  *
- *   ID: to=<addr>, orig_to=<orig>, relay=R, delay=D, delays=a/b/c/d,
+ *   ID: to=<addr>, orig_to=<orig>, relay=R, conn_use=N, delay=D, delays=a/b/c/d,
  *       dsn=X.Y.Z, status=sent|deferred|bounced|... (text)
  *
  * Who logs it: the delivery agent (local, virtual, smtp) at the moment a
@@ -15,7 +15,8 @@
  * a before qmgr (arrival to activation), b in qmgr (activation to
  * hand-off to the agent), c connection setup (hand-off to connected),
  * d transmission (connected to now). Unknown stamps (zero) count as the
- * previous one, so the parts still add up to delay.
+ * previous one, so the parts still add up to delay. conn_use= appears
+ * only for a reused connection (N > 1), as in Postfix.
  */
 #ifndef POSTERN_DLVLOG_H
 #define POSTERN_DLVLOG_H
@@ -31,6 +32,10 @@ struct dlvlog_times {
 	struct timespec active;      /* qmgr moved it to active/ */
 	struct timespec handoff;     /* qmgr handed the recipients to the agent */
 	struct timespec connected;   /* the agent reached the destination */
+	/* Deliveries so far on that connection, this one counted; above 1
+	 * (a cached connection reused) the line shows Postfix's conn_use=N
+	 * after relay=. */
+	int conn_use;
 };
 
 /* Postfix's number style: two significant digits below 10 s ("0.12",

@@ -6,7 +6,22 @@
  * handshake from tls_peer_verified(). Host-name checking uses
  * SSL_set1_host, so a valid chain for the wrong name is not "verified".
  * Renegotiation is off for servers; compression is off everywhere.
- * Limits: the description string is bounded (128 bytes).
+ *
+ * Resumption. Servers issue TLS 1.3 tickets and keep TLS 1.2 sessions
+ * (OpenSSL's internal server cache, tickets on) under one session ID
+ * context, so a returning client skips the certificate exchange. Client
+ * contexts may keep sessions in memory (tls_client_session_cache()),
+ * keyed by the caller: OpenSSL hands each new session (a TLS 1.3 ticket
+ * arrives after the handshake, with the first read) to new_session(),
+ * which files it under the connection's key; tls_client_new() offers the
+ * saved one if it has not expired. A session carries the verification
+ * result of its full handshake, so a resumed connection is "Trusted"
+ * exactly when the first one was.
+ *
+ * Limits: the description string is bounded (128 bytes). The client cache
+ * is per process and at most TLS_SESSION_CACHE_MAX keys; the server's
+ * ticket keys are OpenSSL's, random per process, so a ticket resumes
+ * only with the process that issued it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,20 +38,36 @@
 #include "util/alloc.h"
 #include "util/tls.h"
 
+struct tls_sess {
+	char *key;
+	SSL_SESSION *sess;
+	time_t expires;
+	struct tls_sess *next;  /* newest first */
+};
+
 struct tls_ctx {
 	SSL_CTX *ssl;
 	int server;
+	int cache_timeout;      /* client: seconds a session is kept, 0 off */
+	struct tls_sess *cache;
+	size_t ncache;
 };
 
 struct tls_conn {
 	SSL *ssl;
+	struct tls_ctx *ctx;
 	int fd;
 	int server;
 	int up;                 /* handshake completed */
 	int named;              /* a host name check was requested */
+	char *session_key;      /* client: where its sessions are filed */
 	char desc[128];
 	char err[256];
 };
+
+/* The id servers put in their sessions: a session is resumed only under
+ * the same context. */
+static const unsigned char sid_ctx[] = "postern";
 
 static char *
 ssl_errtext(const char *what)
@@ -90,9 +121,81 @@ tls_client_ctx_new(const char *cafile, char **err_r)
 		return NULL;
 	}
 	SSL_CTX_set_verify(s, SSL_VERIFY_NONE, NULL);
+	/* Off until tls_client_session_cache(); then new_session() files
+	 * them, never OpenSSL's own store. */
+	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
 	c = xcalloc(1, sizeof(*c));
 	c->ssl = s;
 	return c;
+}
+
+static void
+sess_free(struct tls_sess *e)
+{
+	SSL_SESSION_free(e->sess);
+	free(e->key);
+	free(e);
+}
+
+/* The entry for key, unlinked (NULL if none). */
+static struct tls_sess *
+cache_take(struct tls_ctx *ctx, const char *key)
+{
+	struct tls_sess **pp, *e;
+
+	for (pp = &ctx->cache; (e = *pp) != NULL; pp = &e->next)
+		if (strcmp(e->key, key) == 0) {
+			*pp = e->next;
+			ctx->ncache--;
+			return e;
+		}
+	return NULL;
+}
+
+/* OpenSSL's new-session callback (client): file it under the key of the
+ * connection that got it, replacing the one before. 1: we keep it. */
+static int
+new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_conn *c = SSL_get_app_data(ssl);
+	struct tls_sess *e, **pp;
+
+	if (c == NULL || c->session_key == NULL || c->ctx->cache_timeout <= 0 ||
+	    !SSL_SESSION_is_resumable(sess))
+		return 0;
+	e = cache_take(c->ctx, c->session_key);
+	if (e != NULL)
+		sess_free(e);
+	e = xcalloc(1, sizeof(*e));
+	e->key = xstrdup(c->session_key);
+	e->sess = sess;
+	e->expires = time(NULL) + c->ctx->cache_timeout;
+	e->next = c->ctx->cache;
+	c->ctx->cache = e;
+	if (++c->ctx->ncache > TLS_SESSION_CACHE_MAX) {
+		/* Drop the oldest (the list's end). */
+		for (pp = &c->ctx->cache; (*pp)->next != NULL; pp = &(*pp)->next)
+			;
+		sess_free(*pp);
+		*pp = NULL;
+		c->ctx->ncache--;
+	}
+	return 1;
+}
+
+void
+tls_client_session_cache(struct tls_ctx *ctx, int timeout_s)
+{
+	if (ctx == NULL || ctx->server)
+		return;
+	ctx->cache_timeout = timeout_s > 0 ? timeout_s : 0;
+	if (ctx->cache_timeout > 0) {
+		SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_CLIENT |
+		    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		SSL_CTX_sess_set_new_cb(ctx->ssl, new_session);
+	} else {
+		SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_OFF);
+	}
 }
 
 struct tls_ctx *
@@ -110,6 +213,14 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char **err_r)
 	if ((s = ctx_base(1, err_r)) == NULL)
 		return NULL;
 	SSL_CTX_set_options(s, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* Resumption: sessions (TLS 1.2) and tickets (both versions) are
+	 * issued under one context; OpenSSL's defaults do the rest. */
+	if (SSL_CTX_set_session_id_context(s, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
+		*err_r = ssl_errtext("session id context");
+		SSL_CTX_free(s);
+		return NULL;
+	}
+	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_SERVER);
 	if (SSL_CTX_use_certificate_chain_file(s, cert_file) != 1) {
 		*err_r = ssl_errtext(cert_file);
 		SSL_CTX_free(s);
@@ -134,10 +245,22 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char **err_r)
 void
 tls_ctx_free(struct tls_ctx **c)
 {
+	struct tls_sess *e;
+
 	if (*c == NULL)
 		return;
+	while ((e = (*c)->cache) != NULL) {
+		(*c)->cache = e->next;
+		sess_free(e);
+	}
 	SSL_CTX_free((*c)->ssl);
 	xfree(c);
+}
+
+void
+tls_ctx_max_tls12(struct tls_ctx *c)
+{
+	SSL_CTX_set_max_proto_version(c->ssl, TLS1_2_VERSION);
 }
 
 static int
@@ -163,17 +286,45 @@ conn_new(struct tls_ctx *ctx, int fd)
 		return NULL;
 	}
 	c->fd = fd;
+	c->ctx = ctx;
 	c->server = ctx->server;
+	SSL_set_app_data(c->ssl, c);
 	return c;
 }
 
+/* Offer the session filed under key, unless it expired. */
+static void
+offer_session(struct tls_conn *c, const char *key)
+{
+	struct tls_ctx *ctx = c->ctx;
+	struct tls_sess *e;
+
+	c->session_key = xstrdup(key);
+	e = cache_take(ctx, key);
+	if (e == NULL)
+		return;
+	if (e->expires <= time(NULL) || !SSL_SESSION_is_resumable(e->sess)) {
+		sess_free(e);
+		return;
+	}
+	if (SSL_set_session(c->ssl, e->sess) != 1)
+		ERR_clear_error();
+	/* Put back: the server may not send a new one (TLS 1.2 with IDs). */
+	e->next = ctx->cache;
+	ctx->cache = e;
+	ctx->ncache++;
+}
+
 struct tls_conn *
-tls_client_new(struct tls_ctx *ctx, int fd, const char *peer_name)
+tls_client_new(struct tls_ctx *ctx, int fd, const char *peer_name,
+    const char *session_key)
 {
 	struct tls_conn *c = conn_new(ctx, fd);
 
 	if (c == NULL)
 		return NULL;
+	if (session_key != NULL && ctx->cache_timeout > 0)
+		offer_session(c, session_key);
 	if (peer_name != NULL && *peer_name != '\0') {
 		if (!is_addr_literal(peer_name))
 			SSL_set_tlsext_host_name(c->ssl, peer_name);
@@ -204,8 +355,10 @@ tls_conn_free(struct tls_conn **cp)
 		return;
 	if (c->up)
 		(void)SSL_shutdown(c->ssl);   /* one try; never wait for the peer */
+	SSL_set_app_data(c->ssl, NULL);
 	SSL_free(c->ssl);
 	ERR_clear_error();
+	free(c->session_key);
 	xfree(cp);
 }
 
@@ -360,6 +513,12 @@ const char *
 tls_last_error(const struct tls_conn *c)
 {
 	return c->err[0] != '\0' ? c->err : "unknown TLS error";
+}
+
+int
+tls_session_reused(const struct tls_conn *c)
+{
+	return c->up && SSL_session_reused(c->ssl) == 1;
 }
 
 const char *

@@ -43,10 +43,24 @@ struct tls_ctx *tls_client_ctx_new(const char *cafile, char **err_r);
 struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,
     char **err_r);
 void tls_ctx_free(struct tls_ctx **ctx);
+/* Offer or accept nothing above TLS 1.2 (tests of the TLS 1.2 paths). */
+void tls_ctx_max_tls12(struct tls_ctx *ctx);
+
+/* Client: keep sessions for resumption in this process's memory, each
+ * for at most timeout_s seconds (0: off, the default), by the key given
+ * to tls_client_new(). TLS 1.3 tickets and TLS 1.2 session IDs or
+ * tickets alike; at most TLS_SESSION_CACHE_MAX keys (the oldest goes). */
+#define TLS_SESSION_CACHE_MAX 1000
+void tls_client_session_cache(struct tls_ctx *ctx, int timeout_s);
 
 /* peer_name: client side, for SNI and the name check (may be NULL; an
- * address literal is not sent as SNI). */
-struct tls_conn *tls_client_new(struct tls_ctx *ctx, int fd, const char *peer_name);
+ * address literal is not sent as SNI). session_key: with the session
+ * cache on, the handshake offers the session saved under this key, and a
+ * session the server issues is saved under it (NULL: neither). Callers
+ * make the key name everything that must match for a session to be
+ * trusted again (destination, server, policy). */
+struct tls_conn *tls_client_new(struct tls_ctx *ctx, int fd, const char *peer_name,
+    const char *session_key);
 struct tls_conn *tls_server_new(struct tls_ctx *ctx, int fd);
 /* Sends close_notify when the session is up (best effort, never blocks
  * long), frees; the fd stays open. */
@@ -67,6 +81,8 @@ size_t tls_pending(const struct tls_conn *c);
 const char *tls_last_error(const struct tls_conn *c);
 
 /* After the handshake. */
+/* The handshake resumed an earlier session (abbreviated handshake). */
+int tls_session_reused(const struct tls_conn *c);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
 const char *tls_describe(const struct tls_conn *c);
 const char *tls_protocol(const struct tls_conn *c);

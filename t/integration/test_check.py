@@ -119,6 +119,24 @@ class CheckStartReload(H.InstanceTestCase):
         self.assertFalse([e for e in errs if "smtpd_relay_restrictions" in e
                           or "smtpd_tls_req_ccert" in e], errs)
 
+    def test_tls_session_cache_database_refused(self):
+        # Postern keeps TLS sessions in memory, without tlsmgr: the
+        # database would silently not be used.
+        self.add_conf("smtp_tls_session_cache_database = "
+                      "btree:/var/lib/postern/smtp_scache\n")
+        self.assertRefused("smtp_tls_session_cache_database = "
+                           "btree:/var/lib/postern/smtp_scache: Postern has no "
+                           "tlsmgr")
+        # The parameters it does implement pass.
+        self.add_conf("smtp_tls_session_cache_timeout = 600s\n"
+                      "smtp_connection_cache_on_demand = no\n"
+                      "smtp_connection_cache_destinations = example.com\n"
+                      "smtp_connection_cache_time_limit = 5s\n"
+                      "smtp_connection_reuse_time_limit = 120s\n"
+                      "smtp_connection_reuse_count_limit = 10\n")
+        r = self.inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_open_relay_lists_refused(self):
         # neither list can refuse a foreign destination: Postfix refuses
         # to start, so does Postern

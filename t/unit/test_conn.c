@@ -10,6 +10,9 @@
  * (conn_flush_last) after the idle timeout. A conn freed inside its
  * callback lets go of its fd at once: the number, reused by the next
  * connection in the same callback, stays registered for that one.
+ * TLS resumption: a client with the session cache on resumes the session
+ * a server context issued, under the same key only (TLS 1.3 tickets and
+ * TLS 1.2 sessions).
  */
 #include <check.h>
 #include <fcntl.h>
@@ -400,7 +403,7 @@ tls_client(int fd, const char *expect_after_go)
 		buf[have] = '\0';
 	}
 	struct tls_ctx *ctx = tls_client_ctx_new(NULL, &err);
-	struct tls_conn *t = ctx ? tls_client_new(ctx, fd, NULL) : NULL;
+	struct tls_conn *t = ctx ? tls_client_new(ctx, fd, NULL, NULL) : NULL;
 	if (t == NULL || tls_handshake_timeout(t, 5000, &err) < 0)
 		_exit(4);
 	if (tls_write(t, "hello\r\n", 7) != 7)
@@ -457,6 +460,110 @@ START_TEST(test_starttls)
 }
 END_TEST
 
+/* Server side of the resumption test: sequential handshakes on fds, each
+ * followed by one byte ("x") so a TLS 1.3 client reads the tickets. */
+static void
+resume_server(struct tls_ctx *sctx, const int *fds, size_t n)
+{
+	char *err = NULL, b[16];
+
+	for (size_t i = 0; i < n; i++) {
+		struct tls_conn *t = tls_server_new(sctx, fds[i]);
+
+		if (t == NULL || tls_handshake_timeout(t, 5000, &err) < 0)
+			_exit(10 + (int)i);
+		if (tls_write(t, "x", 1) != 1)
+			_exit(20 + (int)i);
+		/* Until the client is done with this connection. */
+		while (tls_read(t, b, sizeof(b)) > 0)
+			;
+		tls_conn_free(&t);
+		close(fds[i]);
+	}
+	_exit(0);
+}
+
+/* One client connection: 1 resumed, 0 full handshake, -1 failure. */
+static int
+resume_client(struct tls_ctx *ctx, int fd, const char *key)
+{
+	struct tls_conn *t = tls_client_new(ctx, fd, NULL, key);
+	char *err = NULL, b[4];
+	int reused;
+
+	if (t == NULL || tls_handshake_timeout(t, 5000, &err) < 0) {
+		free(err);
+		return -1;
+	}
+	if (tls_read(t, b, 1) != 1 || b[0] != 'x')
+		return -1;
+	reused = tls_session_reused(t);
+	tls_conn_free(&t);
+	close(fd);
+	return reused;
+}
+
+static void
+resume_case(const char *cert, const char *key, int maxver)
+{
+	struct tls_ctx *sctx, *cctx;
+	int sv[4][2], sfd[4], status;
+	char *err = NULL;
+	pid_t pid;
+	size_t i;
+
+	sctx = tls_server_ctx_new(cert, key, &err);
+	ck_assert_msg(sctx != NULL, "%s", err);
+	cctx = tls_client_ctx_new(NULL, &err);
+	ck_assert_msg(cctx != NULL, "%s", err);
+	if (maxver == 12)
+		tls_ctx_max_tls12(cctx);
+	tls_client_session_cache(cctx, 60);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
+		sfd[i] = sv[i][0];
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (i = 0; i < 4; i++)
+			close(sv[i][1]);
+		resume_server(sctx, sfd, 4);
+	}
+	for (i = 0; i < 4; i++)
+		close(sv[i][0]);
+	/* First contact: full handshake. Then the same key resumes, a key
+	 * never seen does not, and the first key still does. */
+	ck_assert_int_eq(resume_client(cctx, sv[0][1], "nh|mx|192.0.2.1|25|1"), 0);
+	ck_assert_int_eq(resume_client(cctx, sv[1][1], "nh|mx|192.0.2.1|25|1"), 1);
+	ck_assert_int_eq(resume_client(cctx, sv[2][1], "other|mx|192.0.2.1|25|1"), 0);
+	ck_assert_int_eq(resume_client(cctx, sv[3][1], "nh|mx|192.0.2.1|25|1"), 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "server status %d",
+	    status);
+	tls_ctx_free(&cctx);
+	tls_ctx_free(&sctx);
+}
+
+START_TEST(test_tls_resume)
+{
+	char cmd[1024], cert[200], key[200];
+	char dir[] = "/tmp/test_conn_resume.XXXXXX";
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 -nodes "
+	    "-subj /CN=localhost -keyout %s -out %s -days 1 2>/dev/null", key, cert);
+	ck_assert_int_eq(system(cmd), 0);
+	resume_case(cert, key, 0);        /* TLS 1.3: tickets */
+	resume_case(cert, key, 12);       /* TLS 1.2: session tickets / IDs */
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -465,6 +572,7 @@ suite(void)
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_lines_and_eof);
+	tcase_add_test(tc, test_tls_resume);
 	tcase_add_test(tc, test_big_write);
 	tcase_add_test(tc, test_backpressure);
 	tcase_add_test(tc, test_timeout_and_free_in_cb);

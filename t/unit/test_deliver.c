@@ -32,7 +32,7 @@ START_TEST(test_request_roundtrip)
 	};
 	struct dlv_request in = {
 		"4dQzBc1234z1", "active", "", "local", "example.com", 1700000000, rc, 3,
-		1700000000123456LL, 1700000001000000LL, 0, 0,
+		1700000000123456LL, 1700000001000000LL, 0, 0, 0,
 	}, out;
 	struct ipc_msg m;
 	char *err = NULL;
@@ -68,7 +68,17 @@ START_TEST(test_request_roundtrip)
 	through_frame(&m);
 	ck_assert_msg(dlv_request_decode(&m, &out, &err) == 0, "%s", err ? err : "?");
 	ck_assert_int_eq(out.pass, 1);
+	ck_assert_int_eq(out.backlog, 0);
 	dlv_request_free(&out);
+	/* qmgr's backlog flag for connection caching survives it too. */
+	in.backlog = 1;
+	ipc_reset(&m);
+	dlv_request_encode(&in, &m);
+	through_frame(&m);
+	ck_assert_msg(dlv_request_decode(&m, &out, &err) == 0, "%s", err ? err : "?");
+	ck_assert_int_eq(out.backlog, 1);
+	dlv_request_free(&out);
+	in.backlog = 0;
 	/* Any other value fails the whole request. */
 	ipc_reset(&m);
 	dlv_request_encode(&in, &m);
@@ -99,9 +109,9 @@ START_TEST(test_results_roundtrip)
 	char *err = NULL;
 
 	ipc_init(&m);
-	dlv_results_encode(in, 3, &m);
+	dlv_results_encode(in, 3, 0, &m);
 	through_frame(&m);
-	ck_assert_msg(dlv_results_decode(&m, &out, &n, &err) == 0, "%s", err ? err : "?");
+	ck_assert_msg(dlv_results_decode(&m, &out, &n, NULL, &err) == 0, "%s", err ? err : "?");
 	ck_assert_uint_eq(n, 3);
 	for (i = 0; i < n; i++) {
 		ck_assert_int_eq(out[i].offset, in[i].offset);
@@ -115,18 +125,36 @@ START_TEST(test_results_roundtrip)
 
 	/* No results at all is a valid (if useless) answer. */
 	ipc_reset(&m);
-	ck_assert_int_eq(dlv_results_decode(&m, &out, &n, &err), 0);
+	ck_assert_int_eq(dlv_results_decode(&m, &out, &n, NULL, &err), 0);
 	ck_assert_uint_eq(n, 0);
 	dlv_results_free(out, n);
 
 	/* A TAB in relay is replaced on encode, so the fields stay aligned. */
 	in[0].relay = "bad\trelay";
 	ipc_reset(&m);
-	dlv_results_encode(in, 1, &m);
-	ck_assert_int_eq(dlv_results_decode(&m, &out, &n, &err), 0);
+	dlv_results_encode(in, 1, 0, &m);
+	ck_assert_int_eq(dlv_results_decode(&m, &out, &n, NULL, &err), 0);
 	ck_assert_str_eq(out[0].relay, "bad relay");
 	ck_assert_str_eq(out[0].text, "delivered to maildir");
 	dlv_results_free(out, n);
+
+	/* The agent's offer to take the next request on this connection. */
+	{
+		int cache = -1;
+
+		ipc_reset(&m);
+		dlv_results_encode(in, 1, 2, &m);
+		through_frame(&m);
+		ck_assert_int_eq(dlv_results_decode(&m, &out, &n, &cache, &err), 0);
+		ck_assert_int_eq(cache, 2);
+		ck_assert_uint_eq(n, 1);
+		dlv_results_free(out, n);
+		ipc_reset(&m);
+		dlv_results_encode(in, 1, 0, &m);
+		ck_assert_int_eq(dlv_results_decode(&m, &out, &n, &cache, &err), 0);
+		ck_assert_int_eq(cache, 0);
+		dlv_results_free(out, n);
+	}
 	ipc_free(&m);
 }
 END_TEST
@@ -263,7 +291,7 @@ START_TEST(test_results_malformed)
 		ipc_put(&m, "result", "7\t5\t5.1.1\tnone\tfirst is fine");
 		ipc_put(&m, "result", bad[i]);
 		err = NULL;
-		ck_assert_msg(dlv_results_decode(&m, &res, &n, &err) == -1, "%s accepted", bad[i]);
+		ck_assert_msg(dlv_results_decode(&m, &res, &n, NULL, &err) == -1, "%s accepted", bad[i]);
 		ck_assert_ptr_nonnull(err);
 		ck_assert_ptr_null(res);
 		ck_assert_uint_eq(n, 0);
@@ -271,15 +299,15 @@ START_TEST(test_results_malformed)
 	}
 	ipc_reset(&m);
 	ipc_put(&m, "result", "7\t5\t5.1.1\tnone\ttext\twith\ttabs");
-	ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &err), 0);
+	ck_assert_int_eq(dlv_results_decode(&m, &res, &n, NULL, &err), 0);
 	ck_assert_str_eq(res[0].text, "text\twith\ttabs");
 	dlv_results_free(res, n);
 	ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tdup");
-	ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &err), -1);
+	ck_assert_int_eq(dlv_results_decode(&m, &res, &n, NULL, &err), -1);
 	free(err);
 	ipc_reset(&m);
 	ipc_put(&m, "rcpt", "7\t2\t2.0.0\tlocal\tx");
-	ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &err), -1);
+	ck_assert_int_eq(dlv_results_decode(&m, &res, &n, NULL, &err), -1);
 	free(err);
 
 	/* "logged" flags the result just before it, by offset, once. */
@@ -297,7 +325,7 @@ START_TEST(test_results_malformed)
 				ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tok");
 			ipc_put(&m, "logged", badlog[i][1]);
 			err = NULL;
-			ck_assert_msg(dlv_results_decode(&m, &res, &n, &err) == -1,
+			ck_assert_msg(dlv_results_decode(&m, &res, &n, NULL, &err) == -1,
 			    "logged=%s accepted", badlog[i][1]);
 			free(err);
 		}
@@ -305,16 +333,38 @@ START_TEST(test_results_malformed)
 		ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tok");
 		ipc_put(&m, "logged", "7");
 		ipc_put(&m, "logged", "7");
-		ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &err), -1);
+		ck_assert_int_eq(dlv_results_decode(&m, &res, &n, NULL, &err), -1);
 		free(err);
 		ipc_reset(&m);
 		ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tok");
 		ipc_put(&m, "logged", "7");
 		ipc_put(&m, "result", "9\t4\t4.0.0\tlocal\tlater");
-		ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &err), 0);
+		ck_assert_int_eq(dlv_results_decode(&m, &res, &n, NULL, &err), 0);
 		ck_assert_int_eq(res[0].logged, 1);
 		ck_assert_int_eq(res[1].logged, 0);
 		dlv_results_free(res, n);
+	}
+
+	/* "cache": seconds 1..3600, at most once. */
+	{
+		static const char *const badcache[] = { "0", "3601", "x", "-1", "" };
+		int cache;
+
+		for (i = 0; i < sizeof(badcache) / sizeof(badcache[0]); i++) {
+			ipc_reset(&m);
+			ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tok");
+			ipc_put(&m, "cache", badcache[i]);
+			err = NULL;
+			ck_assert_msg(dlv_results_decode(&m, &res, &n, &cache, &err) == -1,
+			    "cache=%s accepted", badcache[i]);
+			free(err);
+		}
+		ipc_reset(&m);
+		ipc_put(&m, "result", "7\t2\t2.0.0\tlocal\tok");
+		ipc_put(&m, "cache", "2");
+		ipc_put(&m, "cache", "2");
+		ck_assert_int_eq(dlv_results_decode(&m, &res, &n, &cache, &err), -1);
+		free(err);
 	}
 	ipc_free(&m);
 }

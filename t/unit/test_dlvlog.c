@@ -75,6 +75,23 @@ START_TEST(test_line)
 	dlvlog_format(&b, "ID", "a@b\n", "", "local", &t, &now, "5.1.1", "bounced", "x");
 	ck_assert_str_eq(buf_cstr(&b), "ID: to=<a@b >, relay=local, delay=0, "
 	    "delays=0/0/0/0, dsn=5.1.1, status=bounced (x)");
+
+	/* A reused (cached) connection: Postfix's conn_use=N after relay=;
+	 * the first use of a connection shows nothing. */
+	buf_reset(&b);
+	memset(&t, 0, sizeof(t));
+	t.arrival = ts(1000, 0);
+	t.conn_use = 3;
+	dlvlog_format(&b, "ID", "a@b", "", "mx[192.0.2.1]:25", &t, &now, "2.0.0", "sent",
+	    "250 ok");
+	ck_assert_str_eq(buf_cstr(&b), "ID: to=<a@b>, relay=mx[192.0.2.1]:25, conn_use=3, "
+	    "delay=12, delays=0/0/0/12, dsn=2.0.0, status=sent (250 ok)");
+	buf_reset(&b);
+	t.conn_use = 1;
+	dlvlog_format(&b, "ID", "a@b", "", "mx[192.0.2.1]:25", &t, &now, "2.0.0", "sent",
+	    "250 ok");
+	ck_assert_str_eq(buf_cstr(&b), "ID: to=<a@b>, relay=mx[192.0.2.1]:25, "
+	    "delay=12, delays=0/0/0/12, dsn=2.0.0, status=sent (250 ok)");
 	buf_free(&b);
 }
 END_TEST
