@@ -90,6 +90,55 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+class Dnsmasq:
+    """A DNS server for one test: dnsmasq on addr:port answering from the
+    records given as dnsmasq options ("--host-record=...", "--local=/d/"
+    for NXDOMAIN in d) and nothing else (no upstream, no /etc/hosts).
+    queries() is its log: every question it was asked."""
+
+    def __init__(self, records, port=None, addr="127.0.0.1"):
+        self.addr = addr
+        self.port = port if port is not None else free_port(addr)
+        self.log = tempfile.NamedTemporaryFile(prefix="dnsmasq-", suffix=".log",
+                                               delete=False)
+        args = [DNSMASQ, "--no-daemon", "--port=%d" % self.port,
+                "--listen-address=" + addr, "--bind-interfaces", "--no-resolv",
+                "--no-hosts", "--log-queries", "--pid-file="] + list(records)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while True:
+            text = self.queries()
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError("dnsmasq exited: %s" % text)
+            if "started" in text:
+                return
+            if time.time() > deadline:
+                self.stop()
+                raise RuntimeError("dnsmasq did not start: %s" % text)
+            time.sleep(0.1)
+
+    def queries(self):
+        with open(self.log.name) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
+            os.unlink(self.log.name)
+
+
 def port_accepts(port, host="127.0.0.1", timeout=1.0):
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -30,19 +30,15 @@ loopback port (smtpd_dns_servers) serves the records:
 
 import os
 import re
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern_harness as H  # noqa: E402
 from test_restrictions import PolicyServer  # noqa: E402
 
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+DNSMASQ = H.DNSMASQ
 
 GOOD, FORGED, NOPTR, BAD = "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.9"
 
@@ -54,41 +50,14 @@ def setUpModule():
                                 "dnsmasq-base)")
 
 
-class Dnsmasq:
-    def __init__(self, port):
-        self.log = tempfile.NamedTemporaryFile(prefix="dnsmasq-", suffix=".log",
-                                               delete=False)
-        args = [DNSMASQ, "--no-daemon", "--port=%d" % port,
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
-                "--no-hosts", "--log-queries", "--pid-file=",
-                # answered from these records only, NXDOMAIN otherwise
-                "--local=/example.test/", "--local=/0.0.127.in-addr.arpa/",
-                "--host-record=good.example.test,%s" % GOOD,
-                "--ptr-record=6.0.0.127.in-addr.arpa,forged.example.test",
-                "--address=/forged.example.test/127.0.0.99",
-                "--host-record=mx1.bad.example.test,%s" % BAD]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with open(self.log.name) as f:
-                text = f.read()
-            if self.proc.poll() is not None:
-                raise RuntimeError("dnsmasq exited: %s" % text)
-            if "started" in text:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("dnsmasq did not start")
-
-    def queries(self):
-        with open(self.log.name) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.log.close()
-        os.unlink(self.log.name)
+def dnsmasq(port):
+    # answered from these records only, NXDOMAIN otherwise
+    return H.Dnsmasq([
+        "--local=/example.test/", "--local=/0.0.127.in-addr.arpa/",
+        "--host-record=good.example.test,%s" % GOOD,
+        "--ptr-record=6.0.0.127.in-addr.arpa,forged.example.test",
+        "--address=/forged.example.test/127.0.0.99",
+        "--host-record=mx1.bad.example.test,%s" % BAD], port)
 
 
 def rcpt(inst, source, port=None):
@@ -107,7 +76,7 @@ class PeerName(H.InstanceTestCase):
     @classmethod
     def setUpClass(cls):
         cls.dns_port = H.free_port()
-        cls.dns = Dnsmasq(cls.dns_port)
+        cls.dns = dnsmasq(cls.dns_port)
         cls.policy = PolicyServer()
 
     @classmethod

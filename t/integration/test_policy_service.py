@@ -29,11 +29,8 @@ servers such as Debian's postfix-policyd-spf-python.
 import os
 import pwd
 import re
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -272,31 +269,12 @@ exec sleep 3600
 """
 
 
-class SpfDns:
+def SpfDns(port):
     """dnsmasq serving the SPF records of the test, nothing else."""
-
-    def __init__(self, port):
-        self.log = open(os.path.join(tempfile.mkdtemp(prefix="spf-dns-"), "log"), "wb")
-        self.proc = subprocess.Popen(
-            [DNSMASQ, "--no-daemon", "--port=%d" % port, "--listen-address=127.0.0.1",
-             "--bind-interfaces", "--no-resolv", "--no-hosts", "--log-queries",
-             "--pid-file=", "--local=/spf.example/", "--local=/example.org/",
-             "--txt-record=pass.spf.example,v=spf1 ip4:127.0.0.1 -all",
-             "--txt-record=fail.spf.example,v=spf1 ip4:192.0.2.1 -all"],
-            stdout=self.log, stderr=self.log)
-        def started():
-            with open(self.log.name, "rb") as f:
-                return b"started" in f.read() or self.proc.poll() is not None
-        if not wait_for(started, 10) or self.proc.poll() is not None:
-            with open(self.log.name) as f:
-                raise RuntimeError("dnsmasq did not start: %s" % f.read())
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.log.close()
-        shutil.rmtree(os.path.dirname(self.log.name), ignore_errors=True)
+    return H.Dnsmasq([
+        "--local=/spf.example/", "--local=/example.org/",
+        "--txt-record=pass.spf.example,v=spf1 ip4:127.0.0.1 -all",
+        "--txt-record=fail.spf.example,v=spf1 ip4:192.0.2.1 -all"], port)
 
 
 @unittest.skipUnless(os.path.exists(POLICYD_SPF),

@@ -55,15 +55,9 @@ def free_port_all(addrs):
     raise RuntimeError("no common free port")
 
 
-class Dnsmasq:
-    def __init__(self, port):
-        self.port = port
-        self.log = tempfile.NamedTemporaryFile(prefix="dnsmasq-", suffix=".log",
-                                               delete=False)
-        args = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon",
-                "--port=%d" % port, "--listen-address=127.0.0.1",
-                "--bind-interfaces", "--no-resolv", "--no-hosts", "--log-queries",
-                "--pid-file=",
+def Dnsmasq(port):
+    """The MX and A records of the relay tests' domains."""
+    return H.Dnsmasq([
                 "--local=/nx.test/", "--local=/amx.test/",
                 "--mx-host=b.test,mx1.b.test,10",
                 "--host-record=mx1.b.test,%s" % B_ADDR,
@@ -76,28 +70,7 @@ class Dnsmasq:
                 "--mx-host=stub.test,mx.stub.test,10",
                 "--host-record=mx.stub.test,%s" % STUB_ADDR,
                 "--mx-host=tls.test,mx.tls.test,10",
-                "--host-record=mx.tls.test,%s" % TLS_ADDR]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with open(self.log.name) as f:
-                text = f.read()
-            if self.proc.poll() is not None:
-                raise RuntimeError("dnsmasq exited: %s" % text)
-            if "started" in text:
-                return
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        os.unlink(self.log.name)
+                "--host-record=mx.tls.test,%s" % TLS_ADDR], port)
 
 
 class StubSMTP:

@@ -36,7 +36,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -44,7 +43,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern_harness as H  # noqa: E402
 
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+DNSMASQ = H.DNSMASQ
 POSTGREY = shutil.which("postgrey") or "/usr/sbin/postgrey"
 
 LISTED = "127.0.0.2"      # zen.example: 127.0.0.2 + TXT
@@ -69,13 +68,8 @@ def rev(addr):
     return ".".join(reversed(addr.split(".")))
 
 
-class Dnsmasq:
-    def __init__(self, port):
-        self.log = tempfile.NamedTemporaryFile(prefix="dnsmasq-", suffix=".log",
-                                               delete=False)
-        args = [DNSMASQ, "--no-daemon", "--port=%d" % port,
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
-                "--no-hosts", "--log-queries", "--pid-file=",
+def dnsmasq(port):
+    return H.Dnsmasq([
                 "--local=/zen.example/", "--local=/dbl.example/",
                 "--local=/wl.example/",
                 "--host-record=%s.zen.example,127.0.0.2" % rev(LISTED),
@@ -83,29 +77,7 @@ class Dnsmasq:
                 "--host-record=%s.zen.example,127.0.0.9" % rev(LISTED_OTHER),
                 "--host-record=%s.zen.example,127.0.0.2" % rev(WHITE),
                 "--host-record=%s.wl.example,127.0.10.1" % rev(WHITE),
-                "--host-record=spammer.example.dbl.example,127.0.1.2"]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with open(self.log.name) as f:
-                text = f.read()
-            if self.proc.poll() is not None:
-                raise RuntimeError("dnsmasq exited: %s" % text)
-            if "started" in text:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("dnsmasq did not start")
-
-    def queries(self):
-        with open(self.log.name) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.log.close()
-        os.unlink(self.log.name)
+                "--host-record=spammer.example.dbl.example,127.0.1.2"], port)
 
 
 class PolicyServer:
@@ -227,7 +199,7 @@ class Restrictions(H.InstanceTestCase):
     @classmethod
     def setUpClass(cls):
         cls.dns_port = H.free_port()
-        cls.dns = Dnsmasq(cls.dns_port)
+        cls.dns = dnsmasq(cls.dns_port)
         cls.policy = PolicyServer()
 
     @classmethod
