@@ -111,7 +111,7 @@ run_sess(const uint8_t *data, size_t size, size_t step)
 	size_t pos = 0, next = 0;
 	uint64_t h = 7;
 
-	milter_sess_init(&s, MILTER_A_ALL, MILTER_P_ALL);
+	milter_sess_init(&s, MILTER_VERSION, MILTER_A_ALL, MILTER_P_ALL);
 	(void)milter_sess_start(&s, &out);
 	while (pos < size) {
 		size_t n = step && size - pos > step ? step : size - pos, used;

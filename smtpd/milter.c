@@ -28,7 +28,10 @@
  *   milter-discard.
  * BUGS/LIMITS: BDAT skips the milter DATA step (the message still goes
  *   through the milters at its end); recipients a milter adds are queued
- *   as given (no virtual alias expansion).
+ *   as given (no virtual alias expansion); {client_name} and
+ *   {client_ptr} are both the session's client name (s->name), and "_"
+ *   never says "(may be forged)"; no {auth_author} (MAIL FROM's AUTH=
+ *   is not taken).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +39,15 @@
 #include <strings.h>
 
 #include "util/alloc.h"
+#include "util/conn.h"
 #include "util/log.h"
 #include "util/net.h"
 #include "util/strv.h"
+#include "util/tls.h"
 #include "mail/config.h"
 #include "mail/milter_chain.h"
 #include "mail/queue.h"
+#include "mail/resolve.h"
 #include "smtpd.h"
 
 /* Settings, read once at post_init. */
@@ -49,6 +55,13 @@ static struct milter_spec *specs;
 static size_t nspecs;
 static const char *defmacros[MILTER_M_COUNT];
 static const char *daemon_name, *macro_v;
+
+/* Transport and next hop of addr ({mail_mailer}/{mail_host},
+ * {rcpt_mailer}/{rcpt_host}), looked up once per address. */
+struct route {
+	int done;
+	char *transport, *nexthop;
+};
 
 enum wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_EOM };
 
@@ -61,6 +74,11 @@ struct smtpd_milter {
 	void (*commit)(struct session *s, const char *rej);
 	char underscore[300];      /* "_" macro */
 	char daemon_addr[64];
+	char daemon_port[8], client_port[8];
+	/* values made on demand: one buffer each, as a stage's macros
+	 * are all looked up before any is sent */
+	char cipher_bits[16], cert_subject[256], cert_issuer[256];
+	struct route mail_route, rcpt_route;
 	/* per message */
 	char **rcpts;              /* RCPT addresses the milters accepted */
 	size_t rcpt_mark;          /* queue file recipients before this RCPT */
@@ -80,12 +98,37 @@ smtpd_milter_init(void)
 	macro_v = config_str("milter_macro_v");
 }
 
+static void
+route_reset(struct route *r)
+{
+	xfree(&r->transport);
+	xfree(&r->nexthop);
+	r->done = 0;
+}
+
+static const char *
+route_get(struct route *r, const char *addr, int nexthop)
+{
+	if (addr == NULL)
+		return NULL;
+	if (!r->done) {
+		r->done = 1;
+		/* A failed lookup leaves the macro out; RCPT already
+		 * deferred on such a failure, so this is a race at most. */
+		if (resolver_route(smtpd_conf.resolver, addr, &r->transport,
+		    &r->nexthop) < 0)
+			route_reset(r), r->done = 1;
+	}
+	return nexthop ? r->nexthop : r->transport;
+}
+
 static const char *
 macro(void *ctx, const char *name)
 {
 	struct session *s = ctx;
 	struct smtpd_milter *m = s->milter;
 	const char *qid = txn_qid(s);
+	struct tls_conn *tls = s->tls_up ? conn_tls(s->conn) : NULL;
 
 	if (strcmp(name, "j") == 0)
 		return smtpd_conf.myhostname;
@@ -93,24 +136,55 @@ macro(void *ctx, const char *name)
 		return daemon_name;
 	if (strcmp(name, "{daemon_addr}") == 0)
 		return m->daemon_addr[0] ? m->daemon_addr : NULL;
+	if (strcmp(name, "{daemon_port}") == 0)
+		return m->daemon_port[0] ? m->daemon_port : NULL;
 	if (strcmp(name, "v") == 0)
 		return macro_v;
 	if (strcmp(name, "_") == 0)
 		return m->underscore;
 	if (strcmp(name, "{client_addr}") == 0)
 		return s->addr;
+	if (strcmp(name, "{client_port}") == 0)
+		return m->client_port[0] ? m->client_port : NULL;
+	/* {client_name} is the verified name, {client_ptr} what the PTR
+	 * record said; both are s->name (see the BUGS above). */
 	if (strcmp(name, "{client_name}") == 0 || strcmp(name, "{client_ptr}") == 0)
 		return s->name;
 	if (strcmp(name, "i") == 0)
 		return strcmp(qid, "NOQUEUE") != 0 ? qid : NULL;
+	if (strcmp(name, "{tls_version}") == 0)
+		return tls != NULL ? tls_protocol(tls) : NULL;
+	if (strcmp(name, "{cipher}") == 0)
+		return tls != NULL ? tls_cipher(tls) : NULL;
+	if (strcmp(name, "{cipher_bits}") == 0) {
+		if (tls == NULL)
+			return NULL;
+		snprintf(m->cipher_bits, sizeof(m->cipher_bits), "%d",
+		    tls_cipher_bits(tls));
+		return m->cipher_bits;
+	}
+	if (strcmp(name, "{cert_subject}") == 0)
+		return tls != NULL && tls_peer_cn(tls, 0, m->cert_subject,
+		    sizeof(m->cert_subject)) == 0 ? m->cert_subject : NULL;
+	if (strcmp(name, "{cert_issuer}") == 0)
+		return tls != NULL && tls_peer_cn(tls, 1, m->cert_issuer,
+		    sizeof(m->cert_issuer)) == 0 ? m->cert_issuer : NULL;
 	if (strcmp(name, "{auth_type}") == 0)
 		return s->sasl_user != NULL ? s->sasl_method : NULL;
 	if (strcmp(name, "{auth_authen}") == 0)
 		return s->sasl_user;
 	if (strcmp(name, "{mail_addr}") == 0)
 		return txn_sender(s);
+	if (strcmp(name, "{mail_mailer}") == 0 || strcmp(name, "{mail_host}") == 0) {
+		const char *from = txn_sender(s);
+		/* The null sender has no route (Postfix leaves it out too). */
+		return from != NULL && *from != '\0' ? route_get(&m->mail_route,
+		    from, name[6] == 'h') : NULL;
+	}
 	if (strcmp(name, "{rcpt_addr}") == 0)
 		return m->rcpt;
+	if (strcmp(name, "{rcpt_mailer}") == 0 || strcmp(name, "{rcpt_host}") == 0)
+		return route_get(&m->rcpt_route, m->rcpt, name[6] == 'h');
 	return NULL;
 }
 
@@ -118,6 +192,8 @@ static void
 message_reset(struct smtpd_milter *m)
 {
 	strv_free(&m->rcpts);
+	route_reset(&m->mail_route);
+	route_reset(&m->rcpt_route);
 	m->rcpt_mark = 0;
 	m->discard = 0;
 	xfree(&m->discard_milter);
@@ -168,16 +244,19 @@ void
 smtpd_milter_connect(struct session *s)
 {
 	struct smtpd_milter *m;
-	int port = 0;
+	int port = 0, lport = 0;
 	char peer[INET6_ADDRSTRLEN + 1];
 
 	if (nspecs == 0)
 		return;
 	m = s->milter = xcalloc(1, sizeof(*m));
 	snprintf(m->underscore, sizeof(m->underscore), "%s [%s]", s->name, s->addr);
-	if (net_local_addr(s->fd, m->daemon_addr, sizeof(m->daemon_addr), NULL) < 0)
+	if (net_local_addr(s->fd, m->daemon_addr, sizeof(m->daemon_addr), &lport) < 0)
 		m->daemon_addr[0] = '\0';
-	(void)net_peer_addr(s->fd, peer, sizeof(peer), &port);
+	else
+		snprintf(m->daemon_port, sizeof(m->daemon_port), "%d", lport);
+	if (net_peer_addr(s->fd, peer, sizeof(peer), &port) == 0)
+		snprintf(m->client_port, sizeof(m->client_port), "%d", port);
 	m->ch = milter_chain_new(s->loop, specs, nspecs, defmacros, macro, s);
 	wait_for(s, W_CONNECT);
 	milter_chain_connect(m->ch, s->name, strchr(s->addr, ':') ? '6' : '4',
@@ -290,6 +369,7 @@ smtpd_milter_rcpt(struct session *s, const char *addr, const char *params,
 	m->ok = xstrdup(ok);
 	free(m->rcpt);
 	m->rcpt = xstrdup(addr);
+	route_reset(&m->rcpt_route);
 	char **argv = cmd_argv(addr, params, plen);
 	wait_for(s, W_RCPT);
 	milter_chain_rcpt(m->ch, (const char *const *)argv, strv_len(argv),

@@ -405,6 +405,13 @@ enc_macros(struct milter_chain *ch, struct mc_milter *m, int stage, int cmd)
 	for (tok = strtok_r(copy, " \t,", &save); tok != NULL && n < MACROS_MAX;
 	    tok = strtok_r(NULL, " \t,", &save)) {
 		const char *v = ch->macro(ch->mctx, tok);
+		if (v == NULL && tok[0] != '{' && tok[1] != '\0') {
+			/* "client_addr" for "{client_addr}": Sendmail's
+			 * long names go with or without their braces. */
+			char *braced = xasprintf("{%s}", tok);
+			v = ch->macro(ch->mctx, braced);
+			free(braced);
+		}
 		if (v == NULL)
 			continue;
 		names[n] = tok;
@@ -852,7 +859,8 @@ milter_chain_new(struct loop *l, const struct milter_spec *specs, size_t n,
 		m->spec.endpoint = xstrdup(specs[i].endpoint);
 		m->spec.host = specs[i].host ? xstrdup(specs[i].host) : NULL;
 		m->spec.path = specs[i].path ? xstrdup(specs[i].path) : NULL;
-		milter_sess_init(&m->sess, MILTER_A_ALL, MILTER_P_ALL);
+		milter_sess_init(&m->sess, (uint32_t)specs[i].protocol, MILTER_A_ALL,
+		    specs[i].steps);
 	}
 	return ch;
 }

@@ -8,13 +8,15 @@
  * "inet:[v6addr]:port" or "unix:/path", or Postfix's per-milter form
  * "{ inet:host:port, connect_timeout=10s, command_timeout=..., 
  * content_timeout=..., default_action=accept|reject|tempfail|quarantine,
- * protocol=2..6 }". Settings not given in braces take the caller's
+ * protocol=2|3|4|6 }" (milter_protocol's syntax, see proto/milter.h).
+ * Settings not given in braces take the caller's
  * defaults (milter_connect_timeout etc., from the config table).
  */
 #ifndef POSTERN_MILTER_CLIENT_H
 #define POSTERN_MILTER_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum milter_default {
 	MILTER_DEF_ACCEPT,
@@ -31,7 +33,8 @@ struct milter_spec {
 	char *path;              /* unix: owned */
 	long long connect_timeout, command_timeout, content_timeout;
 	enum milter_default default_action;
-	int protocol;
+	int protocol;            /* version announced in OPTNEG */
+	uint32_t steps;          /* step flags offered (milter_protocol_steps) */
 };
 
 /* Defaults for settings a list entry does not give. */
@@ -39,6 +42,7 @@ struct milter_spec_defaults {
 	long long connect_timeout, command_timeout, content_timeout;
 	enum milter_default default_action;
 	int protocol;
+	uint32_t steps;
 };
 
 /* "accept" ... "quarantine" -> *r; -1 when unknown. */

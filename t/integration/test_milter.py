@@ -26,6 +26,7 @@ message (see milterlib's comment).
 import os
 import re
 import smtplib
+import ssl
 import sys
 import time
 import unittest
@@ -164,6 +165,102 @@ class MilterTest(H.InstanceTestCase):
         H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
         self.assertEqual(m.macros.get("{auth_authen}"), "alice")
         self.assertEqual(m.macros.get("{auth_type}"), "PLAIN")
+
+    def test_macros_tls_and_auth_on_submission(self):
+        # Submission with STARTTLS and AUTH: the HELO step after STARTTLS
+        # carries the TLS macros, MAIL the AUTH ones and the sender's
+        # route, RCPT the recipient's; the connect list is the one the
+        # milter asked for in its OPTNEG answer (SMFIM_CONNECT), names
+        # with and without braces.
+        m = milterlib.Milter(want_macros={
+            0: "j {client_addr} {client_port} client_ptr {client_name} "
+               "{daemon_addr} {daemon_port} _"})
+        self.addCleanup(m.stop)
+        sub = H.free_port()
+        inst = self.make_instance(services=[
+            "127.0.0.1:%d inet n - n - - smtpd"
+            " -o smtpd_tls_security_level=encrypt"
+            " -o smtpd_sasl_auth_enable=yes" % sub])
+        inst.params.update({"smtpd_milters": m.endpoint,
+                            "milter_macro_daemon_name": "mx-submission"})
+        inst.make_cert("mx.example.test", level="may")
+        inst.prepare()
+        inst.add_user("alice", "pw")
+        inst.start(prepare=False)
+        inst.wait_smtp(sub)
+        s = smtplib.SMTP("127.0.0.1", sub, timeout=30)
+        s.ehlo("client.example")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s.starttls(context=ctx)
+        s.ehlo("client.example")
+        cipher = s.sock.cipher()
+        client_port = s.sock.getsockname()[1]
+        s.login("alice", "pw")
+        s.mail("alice@example.test")
+        s.rcpt("bob@example.test")
+        code, resp = s.data(self.message("tls"))
+        self.assertEqual(code, 250, resp)
+        qid = re.search(rb"queued as (\S+)", resp).group(1).decode()
+        s.quit()
+        H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
+        conn = m.stage_macros["C"]
+        self.assertEqual(conn, {
+            "j": "mx.example.test", "{client_addr}": "127.0.0.1",
+            "{client_port}": str(client_port), "client_ptr": "localhost",
+            "{client_name}": "localhost", "{daemon_addr}": "127.0.0.1",
+            "{daemon_port}": str(sub), "_": "localhost [127.0.0.1]"})
+        helo = m.stage_macros["H"]
+        self.assertEqual(helo["{tls_version}"], cipher[1])
+        self.assertEqual(helo["{cipher}"], cipher[0])
+        self.assertEqual(helo["{cipher_bits}"], str(cipher[2]))
+        # no client certificate: no certificate macros
+        self.assertNotIn("{cert_subject}", helo)
+        self.assertNotIn("{cert_issuer}", helo)
+        mail = m.stage_macros["M"]
+        self.assertEqual(mail["{auth_type}"], "PLAIN")
+        self.assertEqual(mail["{auth_authen}"], "alice")
+        self.assertEqual(mail["{mail_addr}"], "alice@example.test")
+        self.assertEqual(mail["{mail_mailer}"], "virtual")
+        self.assertEqual(mail["{mail_host}"], "example.test")
+        rcpt = m.stage_macros["R"]
+        self.assertEqual(rcpt["{rcpt_addr}"], "bob@example.test")
+        self.assertEqual(rcpt["{rcpt_mailer}"], "virtual")
+        self.assertEqual(rcpt["{rcpt_host}"], "example.test")
+        self.assertEqual(rcpt["i"], qid)
+        for stage in ("T", "N", "E"):
+            self.assertEqual(m.stage_macros[stage], {"i": qid}, stage)
+        # the HELO before STARTTLS had no TLS macros to send
+        helos = [i for i, (c, _) in enumerate(m.seen) if c == "H"]
+        self.assertEqual(len(helos), 2)
+        self.assertNotEqual(m.seen[helos[0] - 1], ("D", "H"))
+        self.assertEqual(m.seen[helos[1] - 1], ("D", "H"))
+        # {daemon_name} is milter_macro_daemon_name, in the default
+        # connect list (which this milter replaced): not sent here
+        self.assertNotIn("{daemon_name}", m.macros)
+
+    def test_protocol_2(self):
+        # milter_protocol = 2: OPTNEG offers version 2 with the version 2
+        # steps only; DATA (a version 4 step) is never sent, the rest is.
+        m = self.milter()
+        inst = self.start(m.endpoint, milter_protocol="2")
+        self.assertEqual(self.send_one(inst, "EDITME")[0], 250)
+        H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)
+        self.assertEqual(m.optneg[0], 2)
+        self.assertEqual(m.optneg[2], 0x7f)
+        cmds = [c for c, _ in m.seen]
+        self.assertNotIn("T", cmds)
+        self.assertNotIn("U", cmds)
+        for c in ("C", "H", "M", "R", "L", "N", "B", "E"):
+            self.assertIn(c, cmds, m.seen)
+        inst.stop()
+        # the default, 6: DATA is sent
+        m6 = self.milter()
+        inst = self.start(m6.endpoint)
+        self.assertEqual(self.send_one(inst, "plain")[0], 250)
+        self.assertEqual(m6.optneg[0], 6)
+        self.assertIn("T", [c for c, _ in m6.seen])
 
     # ---- verdicts -----------------------------------------------------------
 
