@@ -561,7 +561,8 @@ run_milters(struct psub *s)
 		r = PSUB_DONE;
 		break;
 	case MILTER_V_CONTINUE:
-		if (milter_queue_apply(s->qw, &msg, s->sender, s->mrcpts, s->id) < 0) {
+		if (milter_queue_apply(s->qw, &msg, s->sender, s->mrcpts,
+		    pconf.resolver, s->id) < 0) {
 			r = fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
 			break;
 		}

@@ -27,8 +27,7 @@
  *   550 5.7.1 ...; from=<> to=<> proto=ESMTP helo=<>", milter-hold,
  *   milter-discard.
  * BUGS/LIMITS: BDAT skips the milter DATA step (the message still goes
- *   through the milters at its end); recipients a milter adds are queued
- *   as given (no virtual alias expansion); {client_name} and
+ *   through the milters at its end); {client_name} and
  *   {client_ptr} are both the session's client name (s->name), and "_"
  *   never says "(may be forged)"; no {auth_author} (MAIL FROM's AUTH=
  *   is not taken).
@@ -448,7 +447,7 @@ eom_finish(struct session *s, const struct milter_verdict *v)
 		reply(s, "250 2.0.0 Ok: queued as %s", id);
 		txn_reset(s);
 	} else if (w == NULL || milter_queue_apply(w, &m->msg, txn_sender(s),
-	    m->rcpts, txn_qid(s)) < 0) {
+	    m->rcpts, smtpd_conf.resolver, txn_qid(s)) < 0) {
 		m->commit(s, "451 4.3.0 Error: queue file write error");
 	} else {
 		if (v->hold) {

@@ -34,6 +34,7 @@
 #include "util/strv.h"
 #include "mail/milter_chain.h"
 #include "mail/queue.h"
+#include "mail/resolve.h"
 
 #define IN_MAX (64 * 1024)
 #define MACROS_MAX 64
@@ -1004,9 +1005,38 @@ in_list(char *const *v, const char *a)
 	return 0;
 }
 
+/* A recipient a milter added, as smtpd's RCPT would queue it: its
+ * virtual alias expansion, each address once. 0, or -1 (logged). */
+static int
+add_rcpt(struct queue_writer *w, struct resolver *res, const char *addr,
+    const char *qid)
+{
+	char **list = NULL;
+	int r = resolver_virtual_alias(res, addr, &list);
+
+	if (r < 0) {
+		log_warnx("%s: milter added recipient <%s>: %s", qid, addr,
+		    r == -1 ? "temporary lookup failure"
+		    : "virtual alias loop or too many addresses");
+		return -1;
+	}
+	if (r == 0)
+		strv_push(&list, addr);
+	for (size_t i = 0; list[i] != NULL; i++)
+		if (!queue_writer_rcpt_has(w, list[i])
+		    && queue_writer_rcpt(w, list[i], addr, NULL) < 0) {
+			log_warn("%s: write queue file", qid);
+			strv_free(&list);
+			return -1;
+		}
+	strv_free(&list);
+	return 0;
+}
+
 int
 milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
-    const char *orig_sender, char *const *orig_rcpts, const char *qid)
+    const char *orig_sender, char *const *orig_rcpts, struct resolver *res,
+    const char *qid)
 {
 	const struct milter_envelope *env = &msg->env;
 	char **final = NULL;
@@ -1025,8 +1055,10 @@ milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
 			goto fail;
 	for (size_t i = 0; final != NULL && final[i] != NULL; i++)
 		if (!in_list(orig_rcpts, final[i])
-		    && queue_writer_rcpt(w, final[i], final[i], NULL) < 0)
-			goto fail;
+		    && add_rcpt(w, res, final[i], qid) < 0) {
+			strv_free(&final);
+			return -1;
+		}
 	if (env->hold && queue_writer_set_dir(w, QUEUE_HOLD) < 0)
 		goto fail;
 	if (msg->content->len > 0

@@ -92,12 +92,18 @@ void milter_chain_abort(struct milter_chain *ch);
 /* The result of milter_chain_message into a queue file that has its
  * envelope but no content yet (the writer still in its envelope state):
  * the sender if it changed, recipients in orig_rcpts (the addresses the
- * milters saw) but no longer in msg->env deleted, new ones added, hold/
- * as the directory if held, then the content. 0, or -1 (logged with
- * qid): the caller aborts the file. */
+ * milters saw) but no longer in msg->env deleted with what they expanded
+ * to, new ones added after virtual_alias_maps expansion through res
+ * (as Postfix's cleanup expands them; addresses already in the file are
+ * not added twice), hold/ as the directory if held, then the content.
+ * 0, or -1 (logged with qid: a write error, or an added recipient whose
+ * expansion failed or looped, which Postfix defers too): the caller
+ * aborts the file and answers with a temporary failure. */
 struct queue_writer;
+struct resolver;
 int milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
-    const char *orig_sender, char *const *orig_rcpts, const char *qid);
+    const char *orig_sender, char *const *orig_rcpts, struct resolver *res,
+    const char *qid);
 
 /* A whole message through the milters, for mail that did not come by
  * SMTP (non_smtpd_milters): connect as "localhost" [127.0.0.1], HELO

@@ -11,7 +11,7 @@ milter serves many tests:
   Subject: TEMPME               -> TEMPFAIL at EOM
   Subject: DISCARDME            -> DISCARD at EOM
   Subject: HOLDME               -> QUARANTINE "held for review", CONTINUE
-  Subject: ADDALIAS             -> ADDRCPT <team@example.test>, CONTINUE
+  Subject: ADDALIAS             -> ADDRCPT <team@alias.test>, CONTINUE
   Subject: EDITME               -> every edit: ADDHEADER, CHGHEADER, INSHEADER,
                                    delete X-Remove, REPLBODY, CHGFROM, ADDRCPT
                                    carol, DELRCPT bob; then ACCEPT
@@ -183,7 +183,7 @@ class Milter:
         if s == "DISCARDME":
             return frame(b"d")
         if s == "ADDALIAS":
-            return frame(b"+", b"<team@example.test>\0") + frame(b"c")
+            return frame(b"+", b"<team@alias.test>\0") + frame(b"c")
         if s == "HOLDME":
             return frame(b"q", b"held for review\0") + frame(b"c")
         if s == "EDITME":

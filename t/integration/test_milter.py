@@ -121,6 +121,26 @@ class MilterTest(H.InstanceTestCase):
             self.assertIn(c, cmds)
         self.assertIn(("H", "client.example"), m.seen)
 
+    def test_added_recipient_is_alias_expanded(self):
+        # SMFIR_ADDRCPT of an alias: the queue file gets its targets, as
+        # for a RCPT TO of it (Postfix's cleanup expands it too); the
+        # alias itself has no mailbox, so unexpanded it would bounce.
+        m = self.milter()
+        inst = self.make_instance()
+        inst.params.update({"smtpd_milters": m.endpoint,
+                            "virtual_alias_maps": "texthash:" + inst.path("valias")})
+        inst.write("valias", "team@alias.test  carol@example.test, alice@example.test\n")
+        inst.start()
+        code, _ = self.send_one(inst, "ADDALIAS")
+        self.assertEqual(code, 250)
+        for who in ("bob@example.test", "carol@example.test", "alice@example.test"):
+            msg = H.wait_maildir(inst.vmaildir(who), 1, inst=inst)
+            self.assertEqual(len(msg), 1, who)
+            self.assertIn(b"Subject: ADDALIAS", msg[0])
+        self.assertQueueEmpty(inst)
+        inst.wait_log(r"to=<carol@example\.test>, orig_to=<team@alias\.test>, "
+                      r".*status=sent")
+
     def test_bdat_and_pipelining(self):
         # BDAT (two chunks) and a pipelined group: the session waits for
         # the milters at each step and the replies come in order.
