@@ -19,7 +19,7 @@ struct pickup_conf {
 	/* non_smtpd_milters (psub.c applies them before the commit) */
 	struct milter_spec *milters;
 	size_t nmilters;
-	const char *milter_macros[7];
+	const char *milter_macros[MILTER_MACRO_LISTS];
 	const char *macro_daemon_name, *macro_v;
 };
 

@@ -5,7 +5,9 @@
  * The hooks sit where Postfix's smtpd calls its milters: after the
  * greeting (connect), at HELO/EHLO, after smtpd's own checks passed for
  * MAIL and RCPT (their 250 is held until the milters answered), at DATA,
- * and at end of data before the queue file is committed. While a milter
+ * at end of data before the queue file is committed, and at a command
+ * smtpd does not know (SMFIC_UNKNOWN, protocol 3 and later: a milter's
+ * reject replaces the 502). While a milter
  * step runs the session neither reads nor runs commands (s->milter_wait):
  * pipelined commands wait, nothing blocks.
  *
@@ -52,7 +54,7 @@
 /* Settings, read once at post_init. */
 static struct milter_spec *specs;
 static size_t nspecs;
-static const char *defmacros[MILTER_M_COUNT];
+static const char *defmacros[MILTER_MACRO_LISTS];
 static const char *daemon_name, *macro_v;
 
 /* Transport and next hop of addr ({mail_mailer}/{mail_host},
@@ -62,7 +64,7 @@ struct route {
 	char *transport, *nexthop;
 };
 
-enum wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_EOM };
+enum wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_EOM, W_UNKNOWN };
 
 struct smtpd_milter {
 	struct milter_chain *ch;
@@ -414,6 +416,35 @@ smtpd_milter_data(struct session *s, void (*go)(struct session *s))
 	m->go = go;
 	wait_for(s, W_DATA);
 	milter_chain_data(m->ch, data_done, s);
+}
+
+static void
+unknown_done(void *ctx, const struct milter_verdict *v)
+{
+	struct session *s = ctx;
+	struct smtpd_milter *m = s->milter;
+
+	if (v->kind == MILTER_V_REJECT || v->kind == MILTER_V_TEMPFAIL) {
+		reply(s, "%s", v->reply);
+		session_log_event(s, "milter-reject", "UNKNOWN", v->reply, NULL);
+	} else {
+		reply(s, "%s", m->ok);
+	}
+	resume(s);
+}
+
+void
+smtpd_milter_unknown(struct session *s, const char *line, const char *ok)
+{
+	struct smtpd_milter *m = s->milter;
+
+	if (m == NULL) {
+		reply(s, "%s", ok);
+		return;
+	}
+	m->ok = xstrdup(ok);
+	wait_for(s, W_UNKNOWN);
+	milter_chain_unknown(m->ch, line, unknown_done, s);
 }
 
 int

@@ -193,6 +193,9 @@ void smtpd_milter_mail(struct session *s, const char *addr, const char *params,
     size_t plen, const char *ok);
 void smtpd_milter_rcpt(struct session *s, const char *addr, const char *params,
     size_t plen, const char *ok);
+/* A command line smtpd does not know: reply ok (the 502) unless a
+ * milter rejects it with its own reply. */
+void smtpd_milter_unknown(struct session *s, const char *line, const char *ok);
 /* go: what DATA does when the milters let it (354 and content). */
 void smtpd_milter_data(struct session *s, void (*go)(struct session *s));
 /* Is content to be held in memory for the milters (not written yet)? */

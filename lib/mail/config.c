@@ -176,6 +176,7 @@ static const struct param_def param_table[] = {
 	{ "milter_macro_v", CONF_STR, "$mail_name $mail_version", 0, 0 },
 	{ "milter_mail_macros", CONF_STR, "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}", 0, 0 },
 	{ "milter_protocol", CONF_STR, "6", 0, 0 },
+	{ "milter_unknown_command_macros", CONF_STR, "", 0, 0 },
 	{ "milter_rcpt_macros", CONF_STR, "i {rcpt_addr} {rcpt_host} {rcpt_mailer}", 0, 0 },
 	{ "minimal_backoff_time", CONF_TIME, "300s", 's', 0 },
 	{ "mydestination", CONF_STR, "$myhostname, localhost.$mydomain, localhost", 0, 0 },

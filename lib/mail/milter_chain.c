@@ -42,7 +42,10 @@
 static const char def_reject[] = "550 5.7.1 Command rejected";
 static const char def_tempfail[] = "451 4.7.1 Service unavailable - try again later";
 
-enum op { OP_NONE, OP_CONNECT, OP_HELO, OP_MAIL, OP_RCPT, OP_DATA, OP_MESSAGE };
+enum op {
+	OP_NONE, OP_CONNECT, OP_HELO, OP_MAIL, OP_RCPT, OP_DATA, OP_MESSAGE,
+	OP_UNKNOWN,
+};
 
 struct mc_milter {
 	struct milter_chain *ch;
@@ -60,7 +63,7 @@ struct milter_chain {
 	struct milter_spec *specs;
 	size_t n;
 	struct mc_milter *m;
-	char *defmacros[MILTER_M_COUNT];
+	char *defmacros[MILTER_MACRO_LISTS];
 	milter_macro_fn macro;
 	void *mctx;
 
@@ -394,8 +397,8 @@ apply_edits(struct milter_chain *ch, struct mc_milter *m, const char **why)
 static void
 enc_macros(struct milter_chain *ch, struct mc_milter *m, int stage, int cmd)
 {
-	const char *list = m->sess.macros[stage] != NULL ? m->sess.macros[stage]
-	    : ch->defmacros[stage];
+	const char *list = stage < MILTER_M_COUNT && m->sess.macros[stage] != NULL
+	    ? m->sess.macros[stage] : ch->defmacros[stage];
 	const char *names[MACROS_MAX], *values[MACROS_MAX];
 	char *copy, *tok, *save = NULL;
 	size_t n = 0;
@@ -456,6 +459,12 @@ next_cmd(struct milter_chain *ch, struct mc_milter *m, int *stage_r)
 		    : milter_enc_rcpt(&ch->out, (const char *const *)ch->argv, ch->argc);
 		return r < 0 ? -1 : cmd;
 	}
+	case OP_UNKNOWN:
+		if (k != 0)
+			return 0;
+		enc_macros(ch, m, MILTER_MACROS_UNKNOWN, MILTER_CMD_UNKNOWN);
+		return milter_enc_frame(&ch->out, MILTER_CMD_UNKNOWN, ch->str,
+		    strlen(ch->str) + 1) < 0 ? -1 : MILTER_CMD_UNKNOWN;
 	case OP_DATA:
 		if (k != 0)
 			return 0;
@@ -838,7 +847,7 @@ args_set(struct milter_chain *ch, const char *const *argv, size_t argc)
 
 struct milter_chain *
 milter_chain_new(struct loop *l, const struct milter_spec *specs, size_t n,
-    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+    const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx)
 {
 	struct milter_chain *ch = xcalloc(1, sizeof(*ch));
@@ -850,7 +859,7 @@ milter_chain_new(struct loop *l, const struct milter_spec *specs, size_t n,
 	ch->mctx = macro_ctx;
 	buf_init(&ch->out, 0);
 	buf_init(&ch->body, 0);
-	for (int i = 0; i < MILTER_M_COUNT; i++)
+	for (int i = 0; i < MILTER_MACRO_LISTS; i++)
 		ch->defmacros[i] = defmacros[i] ? xstrdup(defmacros[i]) : NULL;
 	for (size_t i = 0; i < n; i++) {
 		struct mc_milter *m = &ch->m[i];
@@ -889,7 +898,7 @@ milter_chain_free(struct milter_chain **chp)
 		free(m->spec.path);
 	}
 	free(ch->m);
-	for (int i = 0; i < MILTER_M_COUNT; i++)
+	for (int i = 0; i < MILTER_MACRO_LISTS; i++)
 		free(ch->defmacros[i]);
 	args_set(ch, NULL, 0);
 	free(ch->argv);
@@ -957,6 +966,15 @@ void
 milter_chain_data(struct milter_chain *ch, milter_done_fn done, void *ctx)
 {
 	op_start(ch, OP_DATA, done, ctx);
+}
+
+void
+milter_chain_unknown(struct milter_chain *ch, const char *line,
+    milter_done_fn done, void *ctx)
+{
+	free(ch->str);
+	ch->str = xstrdup(line);
+	op_start(ch, OP_UNKNOWN, done, ctx);
 }
 
 void
@@ -1123,7 +1141,7 @@ local_next(void *ctx, const struct milter_verdict *v)
 
 void
 milter_run_local(const struct milter_spec *specs, size_t n,
-    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+    const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx, const char *helo, struct milter_message *msg,
     enum milter_kind *kind, char **reply_r)
 {

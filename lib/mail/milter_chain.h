@@ -59,12 +59,13 @@ typedef void (*milter_done_fn)(void *ctx, const struct milter_verdict *v);
 
 struct milter_chain;
 
-/* specs: n entries, copied. defmacros: per stage (MILTER_M_*), the
- * macro names sent when a milter did not ask for its own list
- * (milter_connect_macros ...), copied; NULL entries send none. */
+/* specs: n entries, copied. defmacros: per stage (MILTER_M_*, then
+ * MILTER_MACROS_UNKNOWN), the macro names sent when a milter did not ask
+ * for its own list (milter_connect_macros ...), copied; NULL entries
+ * send none. */
 struct milter_chain *milter_chain_new(struct loop *l,
     const struct milter_spec *specs, size_t n,
-    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+    const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx);
 /* Closes every milter (QUIT, best effort) and cancels a running
  * operation without calling its done callback. NULLs *ch. */
@@ -81,6 +82,11 @@ void milter_chain_mail(struct milter_chain *ch, const char *const *argv,
 void milter_chain_rcpt(struct milter_chain *ch, const char *const *argv,
     size_t argc, milter_done_fn done, void *ctx);
 void milter_chain_data(struct milter_chain *ch, milter_done_fn done, void *ctx);
+/* An SMTP command the server does not know (the whole line), for
+ * milters of protocol 3 and later (SMFIC_UNKNOWN): a REJECT/TEMPFAIL
+ * verdict is the reply to give instead of the server's own. */
+void milter_chain_unknown(struct milter_chain *ch, const char *line,
+    milter_done_fn done, void *ctx);
 /* Headers, end of headers, body, end of message; msg must live until
  * done. On CONTINUE msg holds the edited message (env.hold set when it
  * is to be held). */
@@ -112,7 +118,7 @@ int milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
  * copied into *kind and *reply_r (xmalloc'd, or NULL); msg is edited as
  * milter_chain_message does. */
 void milter_run_local(const struct milter_spec *specs, size_t n,
-    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+    const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx, const char *helo, struct milter_message *msg,
     enum milter_kind *kind, char **reply_r);
 

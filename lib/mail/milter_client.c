@@ -219,9 +219,9 @@ fail:
 
 int
 milter_config_load(const char *param, struct milter_spec **list_r, size_t *n_r,
-    const char *defmacros[7], const char **error_r)
+    const char *defmacros[MILTER_MACRO_LISTS], const char **error_r)
 {
-	static const char *const stage_params[MILTER_M_COUNT] = {
+	static const char *const stage_params[MILTER_MACRO_LISTS] = {
 		[MILTER_M_CONNECT] = "milter_connect_macros",
 		[MILTER_M_HELO] = "milter_helo_macros",
 		[MILTER_M_ENVFROM] = "milter_mail_macros",
@@ -229,9 +229,11 @@ milter_config_load(const char *param, struct milter_spec **list_r, size_t *n_r,
 		[MILTER_M_DATA] = "milter_data_macros",
 		[MILTER_M_EOM] = "milter_end_of_data_macros",
 		[MILTER_M_EOH] = "milter_end_of_header_macros",
+		[MILTER_MACROS_UNKNOWN] = "milter_unknown_command_macros",
 	};
 	struct milter_spec_defaults d;
-	_Static_assert(MILTER_M_COUNT == 7, "one macro list per stage");
+	_Static_assert(MILTER_M_COUNT == MILTER_MACROS_UNKNOWN,
+	    "one macro list per stage, then unknown commands");
 
 	d.connect_timeout = config_time("milter_connect_timeout");
 	d.command_timeout = config_time("milter_command_timeout");
@@ -245,7 +247,7 @@ milter_config_load(const char *param, struct milter_spec **list_r, size_t *n_r,
 	if (milter_protocol_parse(config_str("milter_protocol"), &d.protocol,
 	    &d.steps, error_r) < 0)
 		return -1;
-	for (int i = 0; i < MILTER_M_COUNT; i++)
+	for (int i = 0; i < MILTER_MACRO_LISTS; i++)
 		defmacros[i] = config_str(stage_params[i]);
 	return milter_list_parse(config_str(param), &d, list_r, n_r, error_r);
 }

@@ -29,9 +29,9 @@
  * Edits: milter_edits_add() copies an end-of-message modification into a
  * bounded list after checking the negotiated action flags.
  *
- * BUGS/LIMITS: the SMFIC_UNKNOWN command is encoded but Postern's smtpd
- * answers unknown commands itself; SMFIR_SETSYMLIST is honoured only in
- * the OPTNEG answer (where libmilter sends it).
+ * BUGS/LIMITS: SMFIR_SETSYMLIST is honoured only in the OPTNEG answer
+ * (where libmilter sends it); SMFIP_RCPT_REJ is offered, but smtpd never
+ * shows a milter the recipients it refused itself.
  */
 #ifndef POSTERN_MILTER_PROTO_H
 #define POSTERN_MILTER_PROTO_H

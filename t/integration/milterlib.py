@@ -11,6 +11,7 @@ milter serves many tests:
   Subject: TEMPME               -> TEMPFAIL at EOM
   Subject: DISCARDME            -> DISCARD at EOM
   Subject: HOLDME               -> QUARANTINE "held for review", CONTINUE
+  unknown command XSPAM ...      -> REPLYCODE "550 5.7.1 No spam commands"
   Subject: ADDALIAS             -> ADDRCPT <team@alias.test>, CONTINUE
   Subject: EDITME               -> every edit: ADDHEADER, CHGHEADER, INSHEADER,
                                    delete X-Remove, REPLBODY, CHGFROM, ADDRCPT
@@ -153,6 +154,12 @@ class Milter:
             return cont
         if cmd == b"T":
             self._record("T", "")
+            return cont
+        if cmd == b"U":
+            line = p.rstrip(b"\0").decode()
+            self._record("U", line)
+            if line.startswith("XSPAM"):
+                return frame(b"y", b"550 5.7.1 No spam commands\0")
             return cont
         if cmd == b"L":
             name, value = p.split(b"\0")[:2]

@@ -282,6 +282,37 @@ class MilterTest(H.InstanceTestCase):
         self.assertEqual(m6.optneg[0], 6)
         self.assertIn("T", [c for c, _ in m6.seen])
 
+    def test_unknown_command(self):
+        # An unknown command goes to the milter (SMFIC_UNKNOWN) with the
+        # milter_unknown_command_macros; its reject replaces the 502.
+        # With milter_protocol = 2 (no UNKNOWN step) it is never sent.
+        for proto in ("6", "2"):
+            with self.subTest(protocol=proto):
+                m = self.milter()
+                inst = self.start(m.endpoint, milter_protocol=proto,
+                                  milter_unknown_command_macros="{client_addr} j")
+                s = H.smtp_client(inst)
+                self.assertEqual(s.docmd("XFOO bar")[0], 502)
+                code, text = s.docmd("XSPAM now")
+                if proto == "6":
+                    self.assertEqual((code, text), (550, b"5.7.1 No spam commands"))
+                else:
+                    self.assertEqual(code, 502)
+                s.quit()
+                unknown = [w for c, w in m.seen if c == "U"]
+                if proto == "6":
+                    self.assertEqual(unknown, ["XFOO bar", "XSPAM now"])
+                    self.assertEqual(m.stage_macros["U"],
+                                     {"{client_addr}": "127.0.0.1",
+                                      "j": "mx.example.test"})
+                    inst.wait_log(r"NOQUEUE: milter-reject: UNKNOWN from "
+                                  r"localhost\[127\.0\.0\.1\]: 550 5\.7\.1 "
+                                  r"No spam commands; proto=ESMTP helo=<client\.example>")
+                else:
+                    self.assertEqual(unknown, [])
+                    self.assertNotIn("U", m.stage_macros)
+                inst.stop()
+
     # ---- verdicts -----------------------------------------------------------
 
     def test_rejects_at_each_stage(self):
