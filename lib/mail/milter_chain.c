@@ -1092,27 +1092,45 @@ fail:
 
 /* --- one local message, start to end ---------------------------------------- */
 
-struct local_run {
-	struct loop *loop;
+struct milter_run {
 	struct milter_chain *ch;
 	struct milter_message *msg;
-	const char *helo;
+	char *helo;
 	size_t step;              /* 0 connect, 1 helo, 2 mail, 3.. rcpts, data, message */
-	enum milter_kind kind;
-	char *reply;
+	milter_run_done_fn done;
+	void *done_ctx;
 };
 
 static void
+run_free(struct milter_run **rp)
+{
+	struct milter_run *r = *rp;
+
+	milter_chain_free(&r->ch);
+	free(r->helo);
+	free(r);
+	*rp = NULL;
+}
+
+/* The chain's done callback for each step: the next step, or the end.
+ * The run frees itself (and its chain: allowed from the chain's done
+ * callback) before telling the caller, who may free msg's owner. */
+static void
 local_next(void *ctx, const struct milter_verdict *v)
 {
-	struct local_run *r = ctx;
+	struct milter_run *r = ctx;
 	struct milter_message *msg = r->msg;
 	size_t step = r->step++;
 
-	if (v != NULL && v->kind != MILTER_V_CONTINUE) {
-		r->kind = v->kind;
-		r->reply = v->reply != NULL ? xstrdup(v->reply) : NULL;
-		loop_stop(r->loop);
+	if ((v != NULL && v->kind != MILTER_V_CONTINUE)
+	    || step >= msg->env.nrcpt + 5) {
+		enum milter_kind kind = v != NULL ? v->kind : MILTER_V_CONTINUE;
+		char *reply = v != NULL && v->reply != NULL ? xstrdup(v->reply) : NULL;
+		milter_run_done_fn done = r->done;
+		void *dctx = r->done_ctx;
+		run_free(&r);
+		done(dctx, kind, reply);
+		free(reply);
 		return;
 	}
 	if (step == 0) {
@@ -1131,34 +1149,33 @@ local_next(void *ctx, const struct milter_verdict *v)
 		free(a);
 	} else if (step - 3 == msg->env.nrcpt) {
 		milter_chain_data(r->ch, local_next, r);
-	} else if (step - 3 == msg->env.nrcpt + 1) {
-		milter_chain_message(r->ch, msg, local_next, r);
 	} else {
-		r->kind = MILTER_V_CONTINUE;
-		loop_stop(r->loop);
+		milter_chain_message(r->ch, msg, local_next, r);
 	}
 }
 
-void
-milter_run_local(const struct milter_spec *specs, size_t n,
+struct milter_run *
+milter_run_start(struct loop *l, const struct milter_spec *specs, size_t n,
     const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx, const char *helo, struct milter_message *msg,
-    enum milter_kind *kind, char **reply_r)
+    milter_run_done_fn done, void *done_ctx)
 {
-	struct local_run r = { .msg = msg, .helo = helo, .kind = MILTER_V_TEMPFAIL };
+	struct milter_run *r = xcalloc(1, sizeof(*r));
 
-	*reply_r = NULL;
-	if ((r.loop = loop_new()) == NULL) {
-		log_warnx("milters: cannot create an event loop");
-		*kind = MILTER_V_TEMPFAIL;
-		*reply_r = xstrdup(def_tempfail);
-		return;
-	}
-	r.ch = milter_chain_new(r.loop, specs, n, defmacros, macro, macro_ctx);
-	local_next(&r, NULL);
-	(void)loop_run(r.loop);
-	milter_chain_free(&r.ch);
-	loop_free(&r.loop);
-	*kind = r.kind;
-	*reply_r = r.reply;
+	r->msg = msg;
+	r->helo = xstrdup(helo);
+	r->done = done;
+	r->done_ctx = done_ctx;
+	r->ch = milter_chain_new(l, specs, n, defmacros, macro, macro_ctx);
+	/* The connect runs from the loop, so done never runs inside this
+	 * call (the chain's operations start on a timer). */
+	local_next(r, NULL);
+	return r;
+}
+
+void
+milter_run_cancel(struct milter_run **r)
+{
+	if (*r != NULL)
+		run_free(r);
 }

@@ -113,14 +113,21 @@ int milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
 
 /* A whole message through the milters, for mail that did not come by
  * SMTP (non_smtpd_milters): connect as "localhost" [127.0.0.1], HELO
- * helo, MAIL, each RCPT, DATA, the message, on a private loop of its own
- * (the caller waits, bounded by the milter timeouts). The verdict is
- * copied into *kind and *reply_r (xmalloc'd, or NULL); msg is edited as
- * milter_chain_message does. */
-void milter_run_local(const struct milter_spec *specs, size_t n,
+ * helo, MAIL, each RCPT, DATA, the message, on the caller's loop l (the
+ * caller goes on with its other work meanwhile). done gets the verdict
+ * (reply: the SMTP reply for REJECT/TEMPFAIL, borrowed for the call)
+ * from a loop callback, exactly once, after the run freed itself; msg
+ * (which must live until then) is edited as milter_chain_message does. */
+struct milter_run;
+typedef void (*milter_run_done_fn)(void *ctx, enum milter_kind kind,
+    const char *reply);
+struct milter_run *milter_run_start(struct loop *l,
+    const struct milter_spec *specs, size_t n,
     const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx, const char *helo, struct milter_message *msg,
-    enum milter_kind *kind, char **reply_r);
+    milter_run_done_fn done, void *done_ctx);
+/* Stop a run without calling its done callback. NULLs *r. */
+void milter_run_cancel(struct milter_run **r);
 
 /* A reply as Postfix's cleanup logs it at END-OF-MESSAGE: without its
  * three-digit code ("5.7.1 Spam detected"). */

@@ -12,6 +12,8 @@ milter serves many tests:
   Subject: DISCARDME            -> DISCARD at EOM
   Subject: HOLDME               -> QUARANTINE "held for review", CONTINUE
   unknown command XSPAM ...      -> REPLYCODE "550 5.7.1 No spam commands"
+  Subject: WAITME               -> holds its end-of-message answer (CONTINUE)
+                                   until self.release is set
   Subject: ADDALIAS             -> ADDRCPT <team@alias.test>, CONTINUE
   Subject: EDITME               -> every edit: ADDHEADER, CHGHEADER, INSHEADER,
                                    delete X-Remove, REPLBODY, CHGFROM, ADDRCPT
@@ -42,6 +44,7 @@ class Milter:
         self.mode = mode
         self.want_macros = want_macros or {}
         self.optneg = None
+        self.release = threading.Event()
         self.stage_macros = {}  # command letter -> {name: value}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -58,6 +61,7 @@ class Milter:
         self.thread.start()
 
     def stop(self):
+        self.release.set()
         # shutdown() first: a thread blocked in accept() or recv() would
         # otherwise keep the socket alive behind a closed descriptor
         # whose number the next test's sockets may get.
@@ -189,6 +193,9 @@ class Milter:
             return frame(b"t")
         if s == "DISCARDME":
             return frame(b"d")
+        if s == "WAITME":
+            self.release.wait(120)
+            return frame(b"c")
         if s == "ADDALIAS":
             return frame(b"+", b"<team@alias.test>\0") + frame(b"c")
         if s == "HOLDME":

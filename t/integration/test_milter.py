@@ -16,11 +16,23 @@ message (see milterlib's comment).
   - milter_default_action with a dead socket and with a milter that never
     answers (milter_command_timeout): tempfail (451, nothing queued),
     accept (delivered), reject (550), quarantine (held)
-  - postern check reports a malformed milter list and an unknown action
+  - macros per step on submission over STARTTLS with AUTH: the TLS
+    macros at HELO, {auth_*}, {mail_mailer}/{mail_host} at MAIL,
+    {rcpt_*} at RCPT, i from then on, and a connect list the milter asked
+    for in its OPTNEG answer ({client_port}, {daemon_port}, a name
+    without braces)
+  - milter_protocol = 2: OPTNEG says 2 with the version 2 steps, DATA and
+    unknown commands are never sent; with 6 they are (an unknown command
+    with milter_unknown_command_macros, the milter's reject replacing 502)
+  - a recipient the milter adds is virtual-alias expanded: the alias's
+    targets get the message
+  - postern check reports a malformed milter list, an unknown action and
+    protocol 5
   - non_smtpd_milters for sendmail (pickup): the edits reach the Maildir;
     REJECT bounces to the sender (a DSN with the milter's text in the
     sender's Maildir, nothing for the recipient); TEMPFAIL leaves the
-    message in maildrop/ for the next scan
+    message in maildrop/ for the next scan; while the milter holds one
+    message, pickup queues and delivers another (its own event loop)
 """
 
 import os
@@ -28,6 +40,7 @@ import re
 import smtplib
 import ssl
 import sys
+import threading
 import time
 import unittest
 
@@ -446,7 +459,9 @@ class MilterTest(H.InstanceTestCase):
     def test_check_reports_bad_lists(self):
         inst = self.make_instance()
         inst.params.update({"smtpd_milters": "inet:127.0.0.1",
-                            "milter_default_action": "bounce"})
+                            "non_smtpd_milters": "{ inet:127.0.0.1:8891, protocol=5 }",
+                            "milter_default_action": "bounce",
+                            "milter_protocol": "5"})
         inst.prepare()
         r = inst.postern("check")
         out = r.stdout + r.stderr
@@ -454,6 +469,10 @@ class MilterTest(H.InstanceTestCase):
         self.assertIn("smtpd_milters = inet:127.0.0.1: milter inet: endpoint "
                       "without a port", out)
         self.assertIn("milter_default_action = bounce: unknown action", out)
+        # Postfix has no protocol 5
+        self.assertIn("milter_protocol = 5: not a milter protocol version", out)
+        self.assertIn("non_smtpd_milters = { inet:127.0.0.1:8891, protocol=5 }: "
+                      "not a milter protocol version", out)
 
 
 class NonSmtpdMilterTest(H.InstanceTestCase):
@@ -495,6 +514,35 @@ class NonSmtpdMilterTest(H.InstanceTestCase):
         self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
         self.assertEqual(m.macros.get("{mail_addr}"), "alice@example.test")
         self.assertIn(("C", "localhost"), m.seen)
+
+    def test_slow_milter_does_not_stop_pickup(self):
+        # pickup waits for its milters on its own event loop: while the
+        # milter holds one message at its end, another submission is
+        # queued and delivered; then the first one goes through too.
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        first = []
+        t = threading.Thread(target=lambda: first.append(inst.sendmail(
+            "-f", "alice@example.test", "bob@example.test",
+            input=self.message("WAITME"))), daemon=True)
+        t.start()
+        self.addCleanup(m.release.set)
+        deadline = time.time() + 30
+        while ("E", "") not in m.seen:
+            self.assertLess(time.time(), deadline, m.seen)
+            time.sleep(0.1)
+        r = inst.sendmail("-f", "alice@example.test", "carol@example.test",
+                          input=self.message("second"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Subject: second", msg)
+        self.assertEqual(first, [])          # still with the milter
+        m.release.set()
+        t.join(60)
+        self.assertEqual(first[0].returncode, 0, first[0].stderr)
+        msg = H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Subject: WAITME", msg)
+        self.assertQueueEmpty(inst)
 
     def test_reject_bounces_to_sender(self):
         m = self.milter()
