@@ -31,8 +31,7 @@
  * BUGS/LIMITS: BDAT skips the milter DATA step (the message still goes
  *   through the milters at its end); {client_name} and
  *   {client_ptr} are both the session's client name (s->name), and "_"
- *   never says "(may be forged)"; no {auth_author} (MAIL FROM's AUTH=
- *   is not taken).
+ *   never says "(may be forged)".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +173,8 @@ macro(void *ctx, const char *name)
 		return s->sasl_user != NULL ? s->sasl_method : NULL;
 	if (strcmp(name, "{auth_authen}") == 0)
 		return s->sasl_user;
+	if (strcmp(name, "{auth_author}") == 0)
+		return txn_auth_author(s);
 	if (strcmp(name, "{mail_addr}") == 0)
 		return txn_sender(s);
 	if (strcmp(name, "{mail_mailer}") == 0 || strcmp(name, "{mail_host}") == 0) {

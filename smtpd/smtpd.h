@@ -158,6 +158,9 @@ void txn_reset(struct session *s);
 const char *txn_qid(const struct session *s);
 /* Envelope sender of the transaction, or NULL before MAIL. */
 const char *txn_sender(const struct session *s);
+/* MAIL FROM's AUTH= mailbox (RFC 4954 section 5) of an authenticated
+ * client, else NULL (the {auth_author} milter macro). */
+const char *txn_auth_author(const struct session *s);
 /* Recipients accepted so far. */
 long long txn_rcpt_count(const struct session *s);
 

@@ -177,6 +177,13 @@ txn_sender(const struct session *s)
 	return s->tx != NULL ? s->tx->sender : NULL;
 }
 
+const char *
+txn_auth_author(const struct session *s)
+{
+	/* An unauthenticated client's claim is nobody's identity. */
+	return s->tx != NULL && s->sasl_user != NULL ? s->tx->mp.auth : NULL;
+}
+
 long long
 txn_rcpt_count(const struct session *s)
 {
@@ -343,6 +350,9 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	const char *rej = NULL;
 	if (mp.smtputf8 && !smtpd_conf.smtputf8_enable)
 		rej = "555 5.5.4 Unsupported option: SMTPUTF8";
+	else if (mp.auth_given && !smtpd_conf.sasl_enable)
+		/* AUTH= goes with the AUTH extension (Postfix does the same). */
+		rej = "555 5.5.4 Unsupported option: AUTH";
 	else if (mp.body == SMTP_BODY_BINARYMIME && !smtpd_ehlo_offer("CHUNKING"))
 		rej = "555 5.5.4 Unsupported option: BODY=BINARYMIME";
 	else if (!mp.smtputf8 && has_8bit(addr))

@@ -231,7 +231,8 @@ class MilterTest(H.InstanceTestCase):
         cipher = s.sock.cipher()
         client_port = s.sock.getsockname()[1]
         s.login("alice", "pw")
-        s.mail("alice@example.test")
+        self.assertEqual(s.mail("alice@example.test",
+                                ["AUTH=alice+2Blist@example.test"])[0], 250)
         s.rcpt("bob@example.test")
         code, resp = s.data(self.message("tls"))
         self.assertEqual(code, 250, resp)
@@ -254,6 +255,7 @@ class MilterTest(H.InstanceTestCase):
         mail = m.stage_macros["M"]
         self.assertEqual(mail["{auth_type}"], "PLAIN")
         self.assertEqual(mail["{auth_authen}"], "alice")
+        self.assertEqual(mail["{auth_author}"], "alice+list@example.test")
         self.assertEqual(mail["{mail_addr}"], "alice@example.test")
         self.assertEqual(mail["{mail_mailer}"], "virtual")
         self.assertEqual(mail["{mail_host}"], "example.test")
