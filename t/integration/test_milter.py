@@ -32,7 +32,9 @@ message (see milterlib's comment).
     REJECT bounces to the sender (a DSN with the milter's text in the
     sender's Maildir, nothing for the recipient); TEMPFAIL leaves the
     message in maildrop/ for the next scan; while the milter holds one
-    message, pickup queues and delivers another (its own event loop)
+    message, pickup queues and delivers another (its own event loop);
+    files left in maildrop/ while Postern was down go through the milters
+    one after the other at start
 """
 
 import os
@@ -545,6 +547,30 @@ class NonSmtpdMilterTest(H.InstanceTestCase):
         msg = H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)[0]
         self.assertIn(b"Subject: WAITME", msg)
         self.assertQueueEmpty(inst)
+
+    def test_maildrop_files_through_milters(self):
+        # Written to maildrop/ while Postern was down: at start pickup's
+        # pass gives each file to the milters on its loop, one at a time,
+        # and goes on after each; the edits are in what is delivered.
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        inst.stop()
+        for rcpt, subject in (("bob@example.test", "EDITME"),
+                              ("alice@example.test", "second")):
+            r = inst.sendmail("-f", "alice@example.test", rcpt,
+                              input=self.message(subject))
+            self.assertEqual(r.returncode, 0, r.stderr)
+        drops = [f for f in inst.all_queue_files() if f.startswith("maildrop/")]
+        self.assertEqual(len(drops), 2, inst.all_queue_files())
+        inst.start(prepare=False)
+        msg = H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"\nSubject: edited", msg)
+        msg = H.wait_maildir(inst.vmaildir("alice@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Subject: second", msg)
+        self.assertQueueEmpty(inst)
+        self.assertEqual([f for f in inst.all_queue_files()
+                          if f.startswith(("maildrop/", "corrupt/"))], [])
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
 
     def test_reject_bounces_to_sender(self):
         m = self.milter()
