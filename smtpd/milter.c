@@ -70,6 +70,7 @@ struct smtpd_milter {
 	enum wait wait;
 	char *ok;                  /* the reply smtpd would give */
 	char *rcpt;                /* RCPT being asked about */
+	char *rcpt_rej;            /* its refusal ("550 5.1.1 text"), SMFIP_RCPT_REJ */
 	void (*go)(struct session *s);
 	void (*commit)(struct session *s, const char *rej);
 	char underscore[300];      /* "_" macro */
@@ -77,7 +78,7 @@ struct smtpd_milter {
 	char daemon_port[8], client_port[8];
 	/* values made on demand: one buffer each, as a stage's macros
 	 * are all looked up before any is sent */
-	char cipher_bits[16], cert_subject[256], cert_issuer[256];
+	char cipher_bits[16], cert_subject[256], cert_issuer[256], rej_dsn[16];
 	struct route mail_route, rcpt_route;
 	/* per message */
 	char **rcpts;              /* RCPT addresses the milters accepted */
@@ -182,6 +183,20 @@ macro(void *ctx, const char *name)
 		/* The null sender has no route (Postfix leaves it out too). */
 		return from != NULL && *from != '\0' ? route_get(&m->mail_route,
 		    from, name[6] == 'h') : NULL;
+	}
+	if (m->rcpt_rej != NULL) {
+		/* A refused recipient, as Postfix shows it: mailer "error",
+		 * host the enhanced status code, address the reply text. */
+		const char *r = m->rcpt_rej, *text = strlen(r) > 4 ? r + 4 : "";
+		size_t dsn = strspn(text, "0123456789.");
+		if (strcmp(name, "{rcpt_mailer}") == 0)
+			return "error";
+		if (strcmp(name, "{rcpt_host}") == 0) {
+			snprintf(m->rej_dsn, sizeof(m->rej_dsn), "%.*s", (int)dsn, text);
+			return m->rej_dsn;
+		}
+		if (strcmp(name, "{rcpt_addr}") == 0)
+			return text + dsn + (text[dsn] == ' ');
 	}
 	if (strcmp(name, "{rcpt_addr}") == 0)
 		return m->rcpt;
@@ -380,6 +395,38 @@ smtpd_milter_rcpt(struct session *s, const char *addr, const char *params,
 }
 
 static void
+rcpt_rej_done(void *ctx, const struct milter_verdict *v)
+{
+	struct session *s = ctx;
+	struct smtpd_milter *m = s->milter;
+
+	(void)v;   /* the recipient is refused whatever the milters say */
+	xfree(&m->rcpt_rej);
+	xfree(&m->rcpt);
+	resume(s);
+}
+
+void
+smtpd_milter_rcpt_rejected(struct session *s, const char *addr,
+    const char *params, const char *rep)
+{
+	struct smtpd_milter *m = s->milter;
+
+	if (m == NULL || !milter_chain_wants_rcpt_rej(m->ch))
+		return;
+	free(m->rcpt);
+	m->rcpt = xstrdup(addr);
+	free(m->rcpt_rej);
+	m->rcpt_rej = xstrdup(rep);
+	route_reset(&m->rcpt_route);
+	char **argv = cmd_argv(addr, params, strlen(params));
+	wait_for(s, W_RCPT);
+	milter_chain_rcpt_rejected(m->ch, (const char *const *)argv,
+	    strv_len(argv), rcpt_rej_done, s);
+	strv_free(&argv);
+}
+
+static void
 data_done(void *ctx, const struct milter_verdict *v)
 {
 	struct session *s = ctx;
@@ -554,6 +601,7 @@ smtpd_milter_end(struct session *s)
 	message_reset(m);
 	free(m->ok);
 	free(m->rcpt);
+	free(m->rcpt_rej);
 	free(m);
 	s->milter = NULL;
 	s->milter_wait = 0;

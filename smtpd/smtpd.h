@@ -199,6 +199,11 @@ void smtpd_milter_rcpt(struct session *s, const char *addr, const char *params,
 /* A command line smtpd does not know: reply ok (the 502) unless a
  * milter rejects it with its own reply. */
 void smtpd_milter_unknown(struct session *s, const char *line, const char *ok);
+/* After smtpd refused a recipient with rep: shown to the milters that
+ * asked for refused recipients (SMFIP_RCPT_REJ), if any (the session
+ * then waits for them); the refusal stands. */
+void smtpd_milter_rcpt_rejected(struct session *s, const char *addr,
+    const char *params, const char *rep);
 /* go: what DATA does when the milters let it (354 and content). */
 void smtpd_milter_data(struct session *s, void (*go)(struct session *s));
 /* Is content to be held in memory for the milters (not written yet)? */

@@ -478,6 +478,7 @@ rcpt_resolve(struct session *s, const char *rcpt, char ***list_r)
 	if (rep != NULL) {
 		reply(s, "%s", rep);
 		session_log_reject(s, "RCPT", rep, rcpt);
+		smtpd_milter_rcpt_rejected(s, rcpt, s->tx->pend_params, rep);
 		free(rep);
 		strv_free(&list);
 		return -1;
@@ -549,6 +550,7 @@ rcpt_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 	tx->pend_active = 0;
 	if (v->reply != NULL) {
 		reply(s, "%s", v->reply);
+		smtpd_milter_rcpt_rejected(s, addr, tx->pend_params, v->reply);
 		goto out;
 	}
 	if (smtpd_conf.recipient_limit > 0 && tx->nrcpt >= smtpd_conf.recipient_limit) {

@@ -87,6 +87,7 @@ struct milter_chain {
 	size_t nhdr, *hoff, *hlen, body_off, nchunk;
 	struct buf body;                /* CRLF line ends */
 
+	int rcpt_rej;                   /* OP_RCPT of a refused recipient */
 	/* results */
 	int in_msg;
 	int sticky;                     /* a failed milter's verdict, for good */
@@ -451,6 +452,9 @@ next_cmd(struct milter_chain *ch, struct mc_milter *m, int *stage_r)
 	case OP_MAIL:
 	case OP_RCPT: {
 		if (k != 0)
+			return 0;
+		if (ch->op == OP_RCPT && ch->rcpt_rej
+		    && !(m->sess.protocol & MILTER_P_RCPT_REJ))
 			return 0;
 		int mail = ch->op == OP_MAIL;
 		int cmd = mail ? MILTER_CMD_MAIL : MILTER_CMD_RCPT;
@@ -959,6 +963,26 @@ milter_chain_rcpt(struct milter_chain *ch, const char *const *argv, size_t argc,
     milter_done_fn done, void *ctx)
 {
 	args_set(ch, argv, argc);
+	ch->rcpt_rej = 0;
+	op_start(ch, OP_RCPT, done, ctx);
+}
+
+int
+milter_chain_wants_rcpt_rej(const struct milter_chain *ch)
+{
+	for (size_t i = 0; i < ch->n; i++)
+		if (ch->m[i].up && !ch->m[i].dead
+		    && (ch->m[i].sess.protocol & MILTER_P_RCPT_REJ))
+			return 1;
+	return 0;
+}
+
+void
+milter_chain_rcpt_rejected(struct milter_chain *ch, const char *const *argv,
+    size_t argc, milter_done_fn done, void *ctx)
+{
+	args_set(ch, argv, argc);
+	ch->rcpt_rej = 1;
 	op_start(ch, OP_RCPT, done, ctx);
 }
 

@@ -81,6 +81,11 @@ void milter_chain_mail(struct milter_chain *ch, const char *const *argv,
     size_t argc, milter_done_fn done, void *ctx);
 void milter_chain_rcpt(struct milter_chain *ch, const char *const *argv,
     size_t argc, milter_done_fn done, void *ctx);
+/* A recipient the server refused, for the milters that asked for those
+ * (SMFIP_RCPT_REJ); their answers change nothing. */
+int milter_chain_wants_rcpt_rej(const struct milter_chain *ch);
+void milter_chain_rcpt_rejected(struct milter_chain *ch, const char *const *argv,
+    size_t argc, milter_done_fn done, void *ctx);
 void milter_chain_data(struct milter_chain *ch, milter_done_fn done, void *ctx);
 /* An SMTP command the server does not know (the whole line), for
  * milters of protocol 3 and later (SMFIC_UNKNOWN): a REJECT/TEMPFAIL

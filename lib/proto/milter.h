@@ -30,8 +30,7 @@
  * bounded list after checking the negotiated action flags.
  *
  * BUGS/LIMITS: SMFIR_SETSYMLIST is honoured only in the OPTNEG answer
- * (where libmilter sends it); SMFIP_RCPT_REJ is offered, but smtpd never
- * shows a milter the recipients it refused itself.
+ * (where libmilter sends it).
  */
 #ifndef POSTERN_MILTER_PROTO_H
 #define POSTERN_MILTER_PROTO_H

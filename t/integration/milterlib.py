@@ -20,7 +20,8 @@ milter serves many tests:
                                    carol, DELRCPT bob; then ACCEPT
 mode "slow": answers OPTNEG, then never answers CONNECT.
 want_macros: {stage number: "names"} sent in the OPTNEG answer (the
-protocol 6 macro request, SMFIM_*).
+protocol 6 macro request, SMFIM_*); steps: the SMFIP_* flags it asks for
+(e.g. 0x800, RCPT_REJ: the MTA's refused recipients too).
 The OPTNEG offer is kept in self.optneg (version, actions, steps); the
 milter answers with the offered version when it is below 6. Every
 macro and command seen is recorded (self.seen; self.macros holds the
@@ -40,12 +41,15 @@ def frame(cmd, payload=b""):
 
 
 class Milter:
-    def __init__(self, mode="normal", host="127.0.0.1", want_macros=None):
+    def __init__(self, mode="normal", host="127.0.0.1", want_macros=None,
+                 steps=0):
         self.mode = mode
+        self.steps = steps      # SMFIP_* flags asked for in OPTNEG
         self.want_macros = want_macros or {}
         self.optneg = None
         self.release = threading.Event()
         self.stage_macros = {}  # command letter -> {name: value}
+        self.rcpt_macros = []   # the macros of each RCPT, in order
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
@@ -123,8 +127,8 @@ class Milter:
             # All actions, every step, a reply to each.
             extra = b"".join(struct.pack(">I", st) + names.encode() + b"\0"
                              for st, names in sorted(self.want_macros.items()))
-            return frame(b"O", struct.pack(">III", min(ver, 6), act & 0x1ff, 0)
-                         + extra)
+            return frame(b"O", struct.pack(">III", min(ver, 6), act & 0x1ff,
+                                            self.steps) + extra)
         if cmd == b"D":
             parts = p[1:].split(b"\0")
             stage = {}
@@ -133,6 +137,8 @@ class Milter:
             with self.lock:
                 self.macros.update(stage)
                 self.stage_macros[p[:1].decode()] = stage
+                if p[:1] == b"R":
+                    self.rcpt_macros.append(stage)
             self._record("D", p[:1].decode())
             return b""
         if cmd == b"C":

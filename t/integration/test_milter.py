@@ -24,6 +24,8 @@ message (see milterlib's comment).
   - milter_protocol = 2: OPTNEG says 2 with the version 2 steps, DATA and
     unknown commands are never sent; with 6 they are (an unknown command
     with milter_unknown_command_macros, the milter's reject replacing 502)
+  - a milter with SMFIP_RCPT_REJ sees refused recipients with Postfix's
+    macros, one without does not
   - a recipient the milter adds is virtual-alias expanded: the alias's
     targets get the message
   - postern check reports a malformed milter list, an unknown action and
@@ -298,6 +300,35 @@ class MilterTest(H.InstanceTestCase):
         self.assertEqual(self.send_one(inst, "plain")[0], 250)
         self.assertEqual(m6.optneg[0], 6)
         self.assertIn("T", [c for c, _ in m6.seen])
+
+    def test_refused_recipients_for_rcpt_rej(self):
+        # A milter that negotiated SMFIP_RCPT_REJ also sees the recipients
+        # smtpd refused, with Postfix's macros (mailer "error", host the
+        # status code, address the reply text); the refusal stands. One
+        # that did not sees only the accepted ones.
+        rej = milterlib.Milter(steps=0x800)
+        self.addCleanup(rej.stop)
+        plain = self.milter()
+        inst = self.start("%s %s" % (rej.endpoint, plain.endpoint))
+        s = H.smtp_client(inst)
+        s.mail("alice@example.test")
+        code, text = s.rcpt("nobody@example.test")
+        self.assertEqual(code, 550, text)
+        self.assertEqual(s.rcpt("bob@example.test")[0], 250)
+        self.assertEqual(s.data(self.message("plain"))[0], 250)
+        s.quit()
+        H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
+        self.assertEqual([w for c, w in rej.seen if c == "R"],
+                         [["<nobody@example.test>"], ["<bob@example.test>"]])
+        self.assertEqual([w for c, w in plain.seen if c == "R"],
+                         [["<bob@example.test>"]])
+        # the macros sent with the refused one: the first RCPT's
+        i = [n for n, (c, w) in enumerate(rej.seen) if c == "R"][0]
+        self.assertEqual(rej.seen[i - 1], ("D", "R"))
+        self.assertEqual(rej.rcpt_macros[0], {
+            "{rcpt_mailer}": "error", "{rcpt_host}": "5.1.1",
+            "{rcpt_addr}": text.decode()[len("5.1.1 "):]})
+        self.assertEqual(rej.rcpt_macros[1]["{rcpt_addr}"], "bob@example.test")
 
     def test_unknown_command(self):
         # An unknown command goes to the milter (SMFIC_UNKNOWN) with the
