@@ -40,6 +40,7 @@
 #include "mail/milter_client.h"
 #include "mail/queue.h"
 #include "mail/maps.h"
+#include "proto/milter.h"
 #include "sieve/sieve.h"
 #include "admin.h"
 
@@ -253,7 +254,8 @@ error_unimplemented(const char *where, const char *name, const char *value)
 static void
 check_milter_list(const char *where, const char *name, const char *v)
 {
-	struct milter_spec_defaults d = { 30, 30, 300, MILTER_DEF_TEMPFAIL, 6 };
+	struct milter_spec_defaults d = { 30, 30, 300, MILTER_DEF_TEMPFAIL, 6,
+	    MILTER_P_ALL };
 	struct milter_spec *specs = NULL;
 	const char *err = NULL;
 	size_t n = 0;
@@ -273,14 +275,14 @@ check_milters(void)
 	    NULL };
 	struct milter_spec_defaults d;
 	const char *v = config_get("milter_default_action");
-	long long proto = config_int_or("milter_protocol", 6, 0, 1000);
+	const char *proto = config_get("milter_protocol"), *err = NULL;
 
 	if (v != NULL && milter_default_parse(v, &d.default_action) < 0)
 		error("milter_default_action = %s: unknown action; fix: accept, "
 		    "reject, tempfail or quarantine", v);
-	if (proto < 2 || proto > 6)
-		error("milter_protocol = %lld: not a milter protocol version; fix: 6",
-		    proto);
+	if (proto != NULL && milter_protocol_parse(proto, &d.protocol, &d.steps,
+	    &err) < 0)
+		error("milter_protocol = %s: %s; fix: 6", proto, err);
 	for (size_t i = 0; lists[i] != NULL; i++)
 		check_milter_list("", lists[i], config_get(lists[i]));
 }

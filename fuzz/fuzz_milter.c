@@ -111,7 +111,13 @@ run_sess(const uint8_t *data, size_t size, size_t step)
 	size_t pos = 0, next = 0;
 	uint64_t h = 7;
 
-	milter_sess_init(&s, MILTER_A_ALL, MILTER_P_ALL);
+	/* The first octet also picks the milter_protocol offered, so the
+	 * older versions' step masks are exercised too. */
+	static const int versions[] = { 6, 2, 3, 4 };
+	int version = versions[size > 0 ? data[0] & 3 : 0];
+
+	milter_sess_init(&s, (uint32_t)version, MILTER_A_ALL,
+	    milter_protocol_steps(version));
 	(void)milter_sess_start(&s, &out);
 	while (pos < size) {
 		size_t n = step && size - pos > step ? step : size - pos, used;

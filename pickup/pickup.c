@@ -25,8 +25,11 @@
  * event loop.
  * - non_smtpd_milters (psub.c) see each message before its queue file is
  *   committed; their edits are in the file that gets the queue ID.
- * BUGS: queue file fsyncs, maildrop scans and non_smtpd_milters (on a
- * private loop, bounded by the milter timeouts) block the event loop.
+ * - non_smtpd_milters run on this loop (milter_run_start): a submission
+ *   waits for them (PSUB_WAIT, its reply comes from pconn_sub_done) while
+ *   other connections go on; a maildrop pass stops at a file the milters
+ *   have and goes on when they are done (maildrop_sub_done).
+ * BUGS: queue file fsyncs and maildrop scans block the event loop.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +50,7 @@
 #include "util/ipc.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/strv.h"
 #include "mail/config.h"
 #include "mail/queue.h"
 #include "mail/resolve.h"
@@ -73,8 +77,18 @@ struct pconn {
 	enum pconn_kind kind;
 	uid_t uid;
 	struct psub *sub;
+	int waiting;             /* the milters have the message */
 	int replied;             /* close once the reply is out */
 };
+
+/* A maildrop file whose message the milters have; the scan waits. */
+static struct {
+	struct psub *sub;
+	char *name;
+	uid_t uid;
+} md_pending;
+/* Files left for later (temporary failures) during this pass. */
+static char **md_deferred;
 
 static void scan_maildrop(void);
 
@@ -161,6 +175,12 @@ pconn_frames(struct pconn *c)
 		r = psub_frame(c->sub, &m);
 		if (r == PSUB_MORE)
 			continue;
+		if (r == PSUB_WAIT) {
+			/* pconn_sub_done replies; nothing more is read. */
+			c->waiting = 1;
+			conn_set_read(c->conn, 0);
+			break;
+		}
 		reply(c, r);
 		done = 1;
 		if (r == PSUB_DONE)
@@ -168,6 +188,20 @@ pconn_frames(struct pconn *c)
 	}
 	ipc_free(&m);
 	return done;
+}
+
+/* From the loop: the milters are done and the submission is over. */
+static void
+pconn_sub_done(void *ctx, enum psub_result r)
+{
+	struct pconn *c = ctx;
+
+	c->waiting = 0;
+	reply(c, r);
+	if (r == PSUB_DONE)
+		(void)trigger_send("qmgr", "I");
+	if (conn_flush(c->conn) != 0)
+		pconn_close(c);
 }
 
 static void
@@ -180,14 +214,14 @@ pconn_cb(struct conn *cn, unsigned ev, void *ctx)
 	if (c->kind == CK_UNKNOWN && n > 0) {
 		c->kind = p[0] == '\0' ? CK_SUBMIT : CK_TRIGGER;
 		if (c->kind == CK_SUBMIT)
-			c->sub = psub_new(c->uid, "socket");
+			c->sub = psub_new(c->uid, "socket", ploop, pconn_sub_done, c);
 	}
 	if (c->kind == CK_TRIGGER && n > 0) {
 		/* Any wake-up byte means the same: look at maildrop/. */
 		conn_in_consume(cn, n);
 		scan_soon();
 	}
-	if (c->kind == CK_SUBMIT && !c->replied && pconn_frames(c)
+	if (c->kind == CK_SUBMIT && !c->replied && !c->waiting && pconn_frames(c)
 	    && !c->replied) {
 		pconn_close(c);          /* malformed: no reply */
 		return;
@@ -246,8 +280,49 @@ to_corrupt(const char *name, const char *why, uid_t uid)
 	free(dst);
 }
 
+/* What a maildrop file's submission came to: 1 when the file is gone
+ * (queued, refused, junk), 0 when it stays for a later scan. */
+static int
+maildrop_result(const char *name, uid_t uid, struct psub *s, enum psub_result r)
+{
+	char *path;
+
+	switch (r) {
+	case PSUB_DONE:
+		path = xasprintf("%s/%s/%s", pconf.qdir, QUEUE_MAILDROP, name);
+		if (unlink(path) < 0)
+			log_warn("%s: unlink maildrop file %s", psub_queue_id(s), name);
+		free(path);
+		(void)trigger_send("qmgr", "I");
+		return 1;
+	case PSUB_TEMP:
+		log_warnx("maildrop file %s (uid=%ld): %s; will retry", name,
+		    (long)uid, psub_reason(s));
+		strv_push(&md_deferred, name);
+		return 0;
+	case PSUB_FAIL:
+	case PSUB_CORRUPT:
+	default:
+		to_corrupt(name, r == PSUB_FAIL ? psub_reason(s) : "malformed file", uid);
+		return 1;
+	}
+}
+
+/* From the loop: the milters are done with the pending maildrop file;
+ * the scan goes on. */
+static void
+maildrop_sub_done(void *ctx, enum psub_result r)
+{
+	(void)ctx;
+	(void)maildrop_result(md_pending.name, md_pending.uid, md_pending.sub, r);
+	psub_free(&md_pending.sub);
+	xfree(&md_pending.name);
+	scan_soon();
+}
+
 /* One maildrop file. 1 when it is gone (queued, refused, junk), 0 when it
- * stays for a later scan. */
+ * stays for a later scan, 2 when the milters have it (md_pending; the
+ * scan stops until maildrop_sub_done). */
 static int
 maildrop_file(int dfd, const char *name)
 {
@@ -257,7 +332,7 @@ maildrop_file(int dfd, const char *name)
 	enum psub_result r = PSUB_MORE;
 	long long max = pconf.size_limit > 0
 	    ? pconf.size_limit + pconf.size_limit / 8 + SUBMIT_ENVELOPE_MAX : 0;
-	int fd, ret = 1;
+	int fd, ret;
 
 	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
@@ -291,7 +366,7 @@ maildrop_file(int dfd, const char *name)
 		to_corrupt(name, "file too large", st.st_uid);
 		return 1;
 	}
-	s = psub_new(st.st_uid, "maildrop");
+	s = psub_new(st.st_uid, "maildrop", ploop, maildrop_sub_done, NULL);
 	ipc_init(&m);
 	while (r == PSUB_MORE) {
 		if (ipc_recv(fd, &m, FRAME_MAX, -1) < 0) {
@@ -302,37 +377,33 @@ maildrop_file(int dfd, const char *name)
 	}
 	ipc_free(&m);
 	close(fd);
-	switch (r) {
-	case PSUB_DONE:
-		if (unlinkat(dfd, name, 0) < 0)
-			log_warn("%s: unlink maildrop file %s", psub_queue_id(s), name);
-		(void)trigger_send("qmgr", "I");
-		break;
-	case PSUB_TEMP:
-		log_warnx("maildrop file %s (uid=%ld): %s; will retry", name,
-		    (long)st.st_uid, psub_reason(s));
-		ret = 0;
-		break;
-	case PSUB_FAIL:
-	case PSUB_CORRUPT:
-	default:
-		to_corrupt(name, r == PSUB_FAIL ? psub_reason(s) : "malformed file",
-		    st.st_uid);
-		break;
+	if (r == PSUB_WAIT) {
+		md_pending.sub = s;
+		md_pending.name = xstrdup(name);
+		md_pending.uid = st.st_uid;
+		return 2;
 	}
+	ret = maildrop_result(name, st.st_uid, s, r);
 	psub_free(&s);
 	return ret;
 }
 
+/* A pass over maildrop/: every file not left for later in this pass.
+ * It stops while the milters have a file and goes on after; a pass that
+ * reached the end forgets the files it left, for the next wake-up. */
 static void
 scan_maildrop(void)
 {
 	char *path = xasprintf("%s/%s", pconf.qdir, QUEUE_MAILDROP);
 	struct dirent *de;
 	DIR *d;
-	int n = 0, more = 0;
+	int n = 0, more = 0, waiting = 0;
 	time_t now = time(NULL);
 
+	if (md_pending.sub != NULL) {
+		free(path);
+		return;   /* maildrop_sub_done scans again */
+	}
 	if ((d = opendir(path)) == NULL) {
 		log_warn("open %s", path);
 		free(path);
@@ -350,16 +421,23 @@ scan_maildrop(void)
 			}
 			continue;
 		}
+		if (strv_contains_ci(md_deferred, de->d_name))
+			continue;
 		if (n++ >= SCAN_MAX) {
 			more = 1;
 			break;
 		}
-		(void)maildrop_file(dirfd(d), de->d_name);
+		if (maildrop_file(dirfd(d), de->d_name) == 2) {
+			waiting = 1;
+			break;
+		}
 	}
 	closedir(d);
 	free(path);
 	if (more)
 		scan_soon();
+	else if (!waiting)
+		strv_free(&md_deferred);
 }
 
 /* --- start-up ------------------------------------------------------------------ */
@@ -400,6 +478,9 @@ pickup_drain(struct loop *l)
 		loop_timer_cancel(l, scan_timer);
 		scan_timer = 0;
 	}
+	/* The file stays in maildrop/ for the next start. */
+	psub_free(&md_pending.sub);
+	xfree(&md_pending.name);
 }
 
 static const struct server_ops pickup_ops = {

@@ -19,7 +19,7 @@ struct pickup_conf {
 	/* non_smtpd_milters (psub.c applies them before the commit) */
 	struct milter_spec *milters;
 	size_t nmilters;
-	const char *milter_macros[7];
+	const char *milter_macros[MILTER_MACRO_LISTS];
 	const char *macro_daemon_name, *macro_v;
 };
 
@@ -34,11 +34,20 @@ enum psub_result {
 	PSUB_FAIL,      /* refused for good: psub_reason(), psub_exit() */
 	PSUB_TEMP,      /* could not queue now (disk, lookup): try again later */
 	PSUB_CORRUPT,   /* the stream itself is malformed */
+	PSUB_WAIT,      /* the end frame: non_smtpd_milters run on the loop;
+	                 * the result comes through the done callback */
 };
 
+struct loop;
+typedef void (*psub_done_fn)(void *ctx, enum psub_result r);
+
 /* uid: the submitter as the kernel says (SO_PEERCRED, file owner);
- * source: "socket" or "maildrop" for the logs. */
-struct psub *psub_new(uid_t uid, const char *source);
+ * source: "socket" or "maildrop" for the logs. With non_smtpd_milters
+ * the end frame gives PSUB_WAIT, and done(ctx, result) runs later from
+ * a callback of loop l (never inside psub_frame); psub_free before that
+ * cancels the milters and the queue file. */
+struct psub *psub_new(uid_t uid, const char *source, struct loop *l,
+    psub_done_fn done, void *ctx);
 enum psub_result psub_frame(struct psub *s, const struct ipc_msg *m);
 const char *psub_reason(const struct psub *s);
 int psub_exit(const struct psub *s);

@@ -16,7 +16,9 @@
  *   until its end is known, because -t recipients must be in the envelope
  *   before any content is written; the body is streamed.
  * - With non_smtpd_milters the content is held in memory and goes through
- *   the milters at the end (milter_run_local); their edits are applied to
+ *   the milters at the end (milter_run_start, on pickup's loop: the end
+ *   frame answers PSUB_WAIT and the caller's done callback gets the
+ *   result, so other submissions go on meanwhile); their edits are applied to
  *   the still uncommitted file (milter_queue_apply), so what gets the
  *   queue ID is the edited message. TEMPFAIL (or a failed milter with
  *   milter_default_action = tempfail) is a temporary failure: sendmail
@@ -80,13 +82,22 @@ struct psub {
 	struct buf msg;
 	char **mrcpts;           /* the recipients as the milters see them */
 	const char *mrcpt;       /* {rcpt_addr}: the last one */
+	struct loop *loop;       /* where the milters run */
+	struct milter_run *run;  /* running, or NULL */
+	struct milter_message mmsg;
+	psub_done_fn done;
+	void *done_ctx;
 };
 
 struct psub *
-psub_new(uid_t uid, const char *source)
+psub_new(uid_t uid, const char *source, struct loop *l, psub_done_fn done,
+    void *ctx)
 {
 	struct psub *s = xcalloc(1, sizeof(*s));
 
+	s->loop = l;
+	s->done = done;
+	s->done_ctx = ctx;
 	s->uid = uid;
 	s->source = source;
 	s->notify = "";
@@ -104,6 +115,8 @@ psub_free(struct psub **sp)
 
 	if (s == NULL)
 		return;
+	milter_run_cancel(&s->run);
+	milter_envelope_free(&s->mmsg.env);
 	if (s->qw != NULL)
 		queue_writer_abort(&s->qw);
 	free(s->login);
@@ -517,27 +530,15 @@ milter_bounce(struct psub *s, const char *reply)
 	return PSUB_MORE;
 }
 
-/* The message through non_smtpd_milters; PSUB_MORE: commit the file as
- * it now is. */
-static enum psub_result
-run_milters(struct psub *s)
-{
-	struct milter_message msg;
-	enum milter_kind kind;
-	enum psub_result r = PSUB_MORE;
-	char *reply = NULL;
+static enum psub_result commit(struct psub *s);
 
-	memset(&msg, 0, sizeof(msg));
-	msg.content = &s->msg;
-	msg.env.sender = xstrdup(s->sender);
-	msg.env.nrcpt = strv_len(s->mrcpts);
-	msg.env.rcpts = xcalloc(msg.env.nrcpt + 1, sizeof(char *));
-	msg.env.rcpt_args = xcalloc(msg.env.nrcpt + 1, sizeof(char *));
-	for (size_t i = 0; i < msg.env.nrcpt; i++)
-		msg.env.rcpts[i] = xstrdup(s->mrcpts[i]);
-	s->mrcpt = msg.env.nrcpt > 0 ? s->mrcpts[msg.env.nrcpt - 1] : NULL;
-	milter_run_local(pconf.milters, pconf.nmilters, pconf.milter_macros,
-	    milter_macro, s, "localhost", &msg, &kind, &reply);
+/* The milters' verdict; PSUB_MORE: commit the file as it now is. */
+static enum psub_result
+milters_verdict(struct psub *s, enum milter_kind kind, const char *reply)
+{
+	struct milter_message *msg = &s->mmsg;
+	enum psub_result r = PSUB_MORE;
+
 	switch (kind) {
 	case MILTER_V_TEMPFAIL:
 		milter_log(s, "milter-reject", milter_reply_logtext(reply));
@@ -561,42 +562,64 @@ run_milters(struct psub *s)
 		r = PSUB_DONE;
 		break;
 	case MILTER_V_CONTINUE:
-		if (milter_queue_apply(s->qw, &msg, s->sender, s->mrcpts, s->id) < 0) {
+		if (milter_queue_apply(s->qw, msg, s->sender, s->mrcpts,
+		    pconf.resolver, s->id) < 0) {
 			r = fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
 			break;
 		}
-		if (msg.env.hold) {
+		if (msg->env.hold) {
 			char *t = xasprintf("milter triggers HOLD action%s%s",
-			    msg.env.hold_reason ? ": " : "",
-			    msg.env.hold_reason ? msg.env.hold_reason : "");
+			    msg->env.hold_reason ? ": " : "",
+			    msg->env.hold_reason ? msg->env.hold_reason : "");
 			milter_log(s, "milter-hold", t);
 			free(t);
 		}
 		break;
 	}
-	milter_envelope_free(&msg.env);
-	free(reply);
 	return r;
 }
 
-static enum psub_result
-end(struct psub *s, const struct ipc_msg *m)
+/* From the loop: the milters are done (the run freed itself). */
+static void
+milters_done(void *ctx, enum milter_kind kind, const char *reply)
 {
-	long long size;
-	size_t hlen;
+	struct psub *s = ctx;
 	enum psub_result r;
+
+	s->run = NULL;
+	r = milters_verdict(s, kind, reply);
+	milter_envelope_free(&s->mmsg.env);
+	if (r == PSUB_MORE)
+		r = commit(s);
+	s->done(s->done_ctx, r);   /* may free s */
+}
+
+/* The message through non_smtpd_milters, on the loop: PSUB_WAIT. */
+static enum psub_result
+start_milters(struct psub *s)
+{
+	struct milter_message *msg = &s->mmsg;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->content = &s->msg;
+	msg->env.sender = xstrdup(s->sender);
+	msg->env.nrcpt = strv_len(s->mrcpts);
+	msg->env.rcpts = xcalloc(msg->env.nrcpt + 1, sizeof(char *));
+	msg->env.rcpt_args = xcalloc(msg->env.nrcpt + 1, sizeof(char *));
+	for (size_t i = 0; i < msg->env.nrcpt; i++)
+		msg->env.rcpts[i] = xstrdup(s->mrcpts[i]);
+	s->mrcpt = msg->env.nrcpt > 0 ? s->mrcpts[msg->env.nrcpt - 1] : NULL;
+	s->run = milter_run_start(s->loop, pconf.milters, pconf.nmilters,
+	    pconf.milter_macros, milter_macro, s, "localhost", msg, milters_done, s);
+	return PSUB_WAIT;
+}
+
+/* Commit the file: fsync file and directory, then it has its queue ID. */
+static enum psub_result
+commit(struct psub *s)
+{
 	char id[QUEUE_ID_MAX];
 
-	if (ipc_get_int(m, "size", &size) < 0 || size != s->size)
-		return fail(s, PSUB_CORRUPT, EX_PROTOCOL, "content size mismatch");
-	if (s->state == ST_HEADER) {
-		(void)submit_header_extent(s->hdr.data ? s->hdr.data : "", s->hdr.len, 1,
-		    pconf.header_limit, &hlen);
-		if ((r = open_queue(s, hlen)) != PSUB_MORE)
-			return r;
-	}
-	if (s->milter && (r = run_milters(s)) != PSUB_MORE)
-		return r;
 	if (queue_writer_commit(s->qw, id) < 0) {
 		log_warn("%s: commit queue file", s->id);
 		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
@@ -607,6 +630,28 @@ end(struct psub *s, const struct ipc_msg *m)
 		log_info("%s: message-id=%s", s->id, s->message_id);
 	s->state = ST_END;
 	return PSUB_DONE;
+}
+
+static enum psub_result
+end(struct psub *s, const struct ipc_msg *m)
+{
+	long long size;
+	size_t hlen;
+	enum psub_result r;
+
+	if (ipc_get_int(m, "size", &size) < 0 || size != s->size)
+		return fail(s, PSUB_CORRUPT, EX_PROTOCOL, "content size mismatch");
+	if (s->state == ST_HEADER) {
+		(void)submit_header_extent(s->hdr.data ? s->hdr.data : "", s->hdr.len, 1,
+		    pconf.header_limit, &hlen);
+		if ((r = open_queue(s, hlen)) != PSUB_MORE)
+			return r;
+	}
+	if (s->milter) {
+		s->state = ST_END;   /* no more frames */
+		return start_milters(s);
+	}
+	return commit(s);
 }
 
 enum psub_result

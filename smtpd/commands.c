@@ -260,7 +260,7 @@ command_run(struct session *s, const char *line, size_t len)
 	const struct command *c = &commands[v->verb];
 	s->cmd_total[v->verb]++;
 	if (v->verb == SMTP_UNKNOWN || c->fn == NULL) {
-		reply(s, "502 5.5.2 Error: command not recognized");
+		smtpd_milter_unknown(s, line, "502 5.5.2 Error: command not recognized");
 		s->errors++;
 		return v;
 	}

@@ -5,7 +5,9 @@
  * The hooks sit where Postfix's smtpd calls its milters: after the
  * greeting (connect), at HELO/EHLO, after smtpd's own checks passed for
  * MAIL and RCPT (their 250 is held until the milters answered), at DATA,
- * and at end of data before the queue file is committed. While a milter
+ * at end of data before the queue file is committed, and at a command
+ * smtpd does not know (SMFIC_UNKNOWN, protocol 3 and later: a milter's
+ * reject replaces the 502). While a milter
  * step runs the session neither reads nor runs commands (s->milter_wait):
  * pipelined commands wait, nothing blocks.
  *
@@ -27,8 +29,7 @@
  *   550 5.7.1 ...; from=<> to=<> proto=ESMTP helo=<>", milter-hold,
  *   milter-discard.
  * BUGS/LIMITS: BDAT skips the milter DATA step (the message still goes
- *   through the milters at its end); recipients a milter adds are queued
- *   as given (no virtual alias expansion).
+ *   through the milters at its end).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,31 +37,47 @@
 #include <strings.h>
 
 #include "util/alloc.h"
+#include "util/conn.h"
 #include "util/log.h"
 #include "util/net.h"
 #include "util/strv.h"
+#include "util/tls.h"
 #include "mail/config.h"
 #include "mail/milter_chain.h"
 #include "mail/queue.h"
+#include "mail/resolve.h"
 #include "smtpd.h"
 
 /* Settings, read once at post_init. */
 static struct milter_spec *specs;
 static size_t nspecs;
-static const char *defmacros[MILTER_M_COUNT];
+static const char *defmacros[MILTER_MACRO_LISTS];
 static const char *daemon_name, *macro_v;
 
-enum wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_EOM };
+/* Transport and next hop of addr ({mail_mailer}/{mail_host},
+ * {rcpt_mailer}/{rcpt_host}), looked up once per address. */
+struct route {
+	int done;
+	char *transport, *nexthop;
+};
+
+enum wait { W_NONE, W_CONNECT, W_HELO, W_MAIL, W_RCPT, W_DATA, W_EOM, W_UNKNOWN };
 
 struct smtpd_milter {
 	struct milter_chain *ch;
 	enum wait wait;
 	char *ok;                  /* the reply smtpd would give */
 	char *rcpt;                /* RCPT being asked about */
+	char *rcpt_rej;            /* its refusal ("550 5.1.1 text"), SMFIP_RCPT_REJ */
 	void (*go)(struct session *s);
 	void (*commit)(struct session *s, const char *rej);
-	char underscore[320];      /* "_" macro: name [addr] */
+	char underscore[340];      /* "_" macro: ptr-name [addr] (may be forged) */
 	char daemon_addr[64];
+	char daemon_port[8], client_port[8];
+	/* values made on demand: one buffer each, as a stage's macros
+	 * are all looked up before any is sent */
+	char cipher_bits[16], cert_subject[256], cert_issuer[256], rej_dsn[16];
+	struct route mail_route, rcpt_route;
 	/* per message */
 	char **rcpts;              /* RCPT addresses the milters accepted */
 	size_t rcpt_mark;          /* queue file recipients before this RCPT */
@@ -80,12 +97,37 @@ smtpd_milter_init(void)
 	macro_v = config_str("milter_macro_v");
 }
 
+static void
+route_reset(struct route *r)
+{
+	xfree(&r->transport);
+	xfree(&r->nexthop);
+	r->done = 0;
+}
+
+static const char *
+route_get(struct route *r, const char *addr, int nexthop)
+{
+	if (addr == NULL)
+		return NULL;
+	if (!r->done) {
+		r->done = 1;
+		/* A failed lookup leaves the macro out; RCPT already
+		 * deferred on such a failure, so this is a race at most. */
+		if (resolver_route(smtpd_conf.resolver, addr, &r->transport,
+		    &r->nexthop) < 0)
+			route_reset(r), r->done = 1;
+	}
+	return nexthop ? r->nexthop : r->transport;
+}
+
 static const char *
 macro(void *ctx, const char *name)
 {
 	struct session *s = ctx;
 	struct smtpd_milter *m = s->milter;
 	const char *qid = txn_qid(s);
+	struct tls_conn *tls = s->tls_up ? conn_tls(s->conn) : NULL;
 
 	if (strcmp(name, "j") == 0)
 		return smtpd_conf.myhostname;
@@ -93,24 +135,73 @@ macro(void *ctx, const char *name)
 		return daemon_name;
 	if (strcmp(name, "{daemon_addr}") == 0)
 		return m->daemon_addr[0] ? m->daemon_addr : NULL;
+	if (strcmp(name, "{daemon_port}") == 0)
+		return m->daemon_port[0] ? m->daemon_port : NULL;
 	if (strcmp(name, "v") == 0)
 		return macro_v;
 	if (strcmp(name, "_") == 0)
 		return m->underscore;
 	if (strcmp(name, "{client_addr}") == 0)
 		return s->addr;
-	if (strcmp(name, "{client_name}") == 0 || strcmp(name, "{client_ptr}") == 0)
+	if (strcmp(name, "{client_port}") == 0)
+		return m->client_port[0] ? m->client_port : NULL;
+	/* {client_name} is the forward-confirmed name, {client_ptr} what
+	 * the PTR record said (smtpd/peer.c), as Postfix gives them. */
+	if (strcmp(name, "{client_name}") == 0)
 		return s->name;
+	if (strcmp(name, "{client_ptr}") == 0)
+		return s->reverse_name;
 	if (strcmp(name, "i") == 0)
 		return strcmp(qid, "NOQUEUE") != 0 ? qid : NULL;
+	if (strcmp(name, "{tls_version}") == 0)
+		return tls != NULL ? tls_protocol(tls) : NULL;
+	if (strcmp(name, "{cipher}") == 0)
+		return tls != NULL ? tls_cipher(tls) : NULL;
+	if (strcmp(name, "{cipher_bits}") == 0) {
+		if (tls == NULL)
+			return NULL;
+		snprintf(m->cipher_bits, sizeof(m->cipher_bits), "%d",
+		    tls_cipher_bits(tls));
+		return m->cipher_bits;
+	}
+	if (strcmp(name, "{cert_subject}") == 0)
+		return tls != NULL && tls_peer_cn(tls, 0, m->cert_subject,
+		    sizeof(m->cert_subject)) == 0 ? m->cert_subject : NULL;
+	if (strcmp(name, "{cert_issuer}") == 0)
+		return tls != NULL && tls_peer_cn(tls, 1, m->cert_issuer,
+		    sizeof(m->cert_issuer)) == 0 ? m->cert_issuer : NULL;
 	if (strcmp(name, "{auth_type}") == 0)
 		return s->sasl_user != NULL ? s->sasl_method : NULL;
 	if (strcmp(name, "{auth_authen}") == 0)
 		return s->sasl_user;
+	if (strcmp(name, "{auth_author}") == 0)
+		return txn_auth_author(s);
 	if (strcmp(name, "{mail_addr}") == 0)
 		return txn_sender(s);
+	if (strcmp(name, "{mail_mailer}") == 0 || strcmp(name, "{mail_host}") == 0) {
+		const char *from = txn_sender(s);
+		/* The null sender has no route (Postfix leaves it out too). */
+		return from != NULL && *from != '\0' ? route_get(&m->mail_route,
+		    from, name[6] == 'h') : NULL;
+	}
+	if (m->rcpt_rej != NULL) {
+		/* A refused recipient, as Postfix shows it: mailer "error",
+		 * host the enhanced status code, address the reply text. */
+		const char *r = m->rcpt_rej, *text = strlen(r) > 4 ? r + 4 : "";
+		size_t dsn = strspn(text, "0123456789.");
+		if (strcmp(name, "{rcpt_mailer}") == 0)
+			return "error";
+		if (strcmp(name, "{rcpt_host}") == 0) {
+			snprintf(m->rej_dsn, sizeof(m->rej_dsn), "%.*s", (int)dsn, text);
+			return m->rej_dsn;
+		}
+		if (strcmp(name, "{rcpt_addr}") == 0)
+			return text + dsn + (text[dsn] == ' ');
+	}
 	if (strcmp(name, "{rcpt_addr}") == 0)
 		return m->rcpt;
+	if (strcmp(name, "{rcpt_mailer}") == 0 || strcmp(name, "{rcpt_host}") == 0)
+		return route_get(&m->rcpt_route, m->rcpt, name[6] == 'h');
 	return NULL;
 }
 
@@ -118,6 +209,8 @@ static void
 message_reset(struct smtpd_milter *m)
 {
 	strv_free(&m->rcpts);
+	route_reset(&m->mail_route);
+	route_reset(&m->rcpt_route);
 	m->rcpt_mark = 0;
 	m->discard = 0;
 	xfree(&m->discard_milter);
@@ -168,16 +261,22 @@ void
 smtpd_milter_connect(struct session *s)
 {
 	struct smtpd_milter *m;
-	int port = 0;
+	int port = 0, lport = 0;
 	char peer[INET6_ADDRSTRLEN + 1];
 
 	if (nspecs == 0)
 		return;
 	m = s->milter = xcalloc(1, sizeof(*m));
-	snprintf(m->underscore, sizeof(m->underscore), "%s [%s]", s->name, s->addr);
-	if (net_local_addr(s->fd, m->daemon_addr, sizeof(m->daemon_addr), NULL) < 0)
+	/* Sendmail's "_": the PTR name, flagged when it did not confirm. */
+	snprintf(m->underscore, sizeof(m->underscore), "%s [%s]%s", s->reverse_name,
+	    s->addr, strcasecmp(s->name, s->reverse_name) != 0
+	    ? " (may be forged)" : "");
+	if (net_local_addr(s->fd, m->daemon_addr, sizeof(m->daemon_addr), &lport) < 0)
 		m->daemon_addr[0] = '\0';
-	(void)net_peer_addr(s->fd, peer, sizeof(peer), &port);
+	else
+		snprintf(m->daemon_port, sizeof(m->daemon_port), "%d", lport);
+	if (net_peer_addr(s->fd, peer, sizeof(peer), &port) == 0)
+		snprintf(m->client_port, sizeof(m->client_port), "%d", port);
 	m->ch = milter_chain_new(s->loop, specs, nspecs, defmacros, macro, s);
 	wait_for(s, W_CONNECT);
 	milter_chain_connect(m->ch, s->name, strchr(s->addr, ':') ? '6' : '4',
@@ -290,10 +389,43 @@ smtpd_milter_rcpt(struct session *s, const char *addr, const char *params,
 	m->ok = xstrdup(ok);
 	free(m->rcpt);
 	m->rcpt = xstrdup(addr);
+	route_reset(&m->rcpt_route);
 	char **argv = cmd_argv(addr, params, plen);
 	wait_for(s, W_RCPT);
 	milter_chain_rcpt(m->ch, (const char *const *)argv, strv_len(argv),
 	    rcpt_done, s);
+	strv_free(&argv);
+}
+
+static void
+rcpt_rej_done(void *ctx, const struct milter_verdict *v)
+{
+	struct session *s = ctx;
+	struct smtpd_milter *m = s->milter;
+
+	(void)v;   /* the recipient is refused whatever the milters say */
+	xfree(&m->rcpt_rej);
+	xfree(&m->rcpt);
+	resume(s);
+}
+
+void
+smtpd_milter_rcpt_rejected(struct session *s, const char *addr,
+    const char *params, const char *rep)
+{
+	struct smtpd_milter *m = s->milter;
+
+	if (m == NULL || !milter_chain_wants_rcpt_rej(m->ch))
+		return;
+	free(m->rcpt);
+	m->rcpt = xstrdup(addr);
+	free(m->rcpt_rej);
+	m->rcpt_rej = xstrdup(rep);
+	route_reset(&m->rcpt_route);
+	char **argv = cmd_argv(addr, params, strlen(params));
+	wait_for(s, W_RCPT);
+	milter_chain_rcpt_rejected(m->ch, (const char *const *)argv,
+	    strv_len(argv), rcpt_rej_done, s);
 	strv_free(&argv);
 }
 
@@ -337,6 +469,35 @@ smtpd_milter_data(struct session *s, void (*go)(struct session *s))
 	milter_chain_data(m->ch, data_done, s);
 }
 
+static void
+unknown_done(void *ctx, const struct milter_verdict *v)
+{
+	struct session *s = ctx;
+	struct smtpd_milter *m = s->milter;
+
+	if (v->kind == MILTER_V_REJECT || v->kind == MILTER_V_TEMPFAIL) {
+		reply(s, "%s", v->reply);
+		session_log_event(s, "milter-reject", "UNKNOWN", v->reply, NULL);
+	} else {
+		reply(s, "%s", m->ok);
+	}
+	resume(s);
+}
+
+void
+smtpd_milter_unknown(struct session *s, const char *line, const char *ok)
+{
+	struct smtpd_milter *m = s->milter;
+
+	if (m == NULL) {
+		reply(s, "%s", ok);
+		return;
+	}
+	m->ok = xstrdup(ok);
+	wait_for(s, W_UNKNOWN);
+	milter_chain_unknown(m->ch, line, unknown_done, s);
+}
+
 int
 smtpd_milter_active(const struct session *s)
 {
@@ -368,7 +529,7 @@ eom_finish(struct session *s, const struct milter_verdict *v)
 		reply(s, "250 2.0.0 Ok: queued as %s", id);
 		txn_reset(s);
 	} else if (w == NULL || milter_queue_apply(w, &m->msg, txn_sender(s),
-	    m->rcpts, txn_qid(s)) < 0) {
+	    m->rcpts, smtpd_conf.resolver, txn_qid(s)) < 0) {
 		m->commit(s, "451 4.3.0 Error: queue file write error");
 	} else {
 		if (v->hold) {
@@ -443,6 +604,7 @@ smtpd_milter_end(struct session *s)
 	message_reset(m);
 	free(m->ok);
 	free(m->rcpt);
+	free(m->rcpt_rej);
 	free(m);
 	s->milter = NULL;
 	s->milter_wait = 0;

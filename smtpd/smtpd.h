@@ -176,6 +176,9 @@ const char *txn_qid(const struct session *s);
 const char *txn_sender(const struct session *s);
 /* The policy delegation "instance" of the transaction ("" outside one). */
 const char *txn_instance(const struct session *s);
+/* MAIL FROM's AUTH= mailbox (RFC 4954 section 5) of an authenticated
+ * client, else NULL (the {auth_author} milter macro). */
+const char *txn_auth_author(const struct session *s);
 /* Recipients accepted so far. */
 long long txn_rcpt_count(const struct session *s);
 
@@ -243,6 +246,14 @@ void smtpd_milter_mail(struct session *s, const char *addr, const char *params,
     size_t plen, const char *ok);
 void smtpd_milter_rcpt(struct session *s, const char *addr, const char *params,
     size_t plen, const char *ok);
+/* A command line smtpd does not know: reply ok (the 502) unless a
+ * milter rejects it with its own reply. */
+void smtpd_milter_unknown(struct session *s, const char *line, const char *ok);
+/* After smtpd refused a recipient with rep: shown to the milters that
+ * asked for refused recipients (SMFIP_RCPT_REJ), if any (the session
+ * then waits for them); the refusal stands. */
+void smtpd_milter_rcpt_rejected(struct session *s, const char *addr,
+    const char *params, const char *rep);
 /* go: what DATA does when the milters let it (354 and content). */
 void smtpd_milter_data(struct session *s, void (*go)(struct session *s));
 /* Is content to be held in memory for the milters (not written yet)? */

@@ -191,6 +191,13 @@ txn_sender(const struct session *s)
 	return s->tx != NULL ? s->tx->sender : NULL;
 }
 
+const char *
+txn_auth_author(const struct session *s)
+{
+	/* An unauthenticated client's claim is nobody's identity. */
+	return s->tx != NULL && s->sasl_user != NULL ? s->tx->mp.auth : NULL;
+}
+
 long long
 txn_rcpt_count(const struct session *s)
 {
@@ -363,6 +370,9 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	const char *rej = NULL;
 	if (mp.smtputf8 && !smtpd_conf.smtputf8_enable)
 		rej = "555 5.5.4 Unsupported option: SMTPUTF8";
+	else if (mp.auth_given && !smtpd_conf.sasl_enable)
+		/* AUTH= goes with the AUTH extension (Postfix does the same). */
+		rej = "555 5.5.4 Unsupported option: AUTH";
 	else if (mp.body == SMTP_BODY_BINARYMIME && !smtpd_ehlo_offer("CHUNKING"))
 		rej = "555 5.5.4 Unsupported option: BODY=BINARYMIME";
 	else if (!mp.smtputf8 && has_8bit(addr))
@@ -495,6 +505,7 @@ rcpt_resolve(struct session *s, const char *rcpt, char ***list_r)
 	if (rep != NULL) {
 		reply(s, "%s", rep);
 		session_log_reject(s, "RCPT", rep, rcpt);
+		smtpd_milter_rcpt_rejected(s, rcpt, s->tx->pend_params, rep);
 		free(rep);
 		strv_free(&list);
 		return -1;
@@ -566,6 +577,7 @@ rcpt_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 	tx->pend_active = 0;
 	if (v->reply != NULL) {
 		reply(s, "%s", v->reply);
+		smtpd_milter_rcpt_rejected(s, addr, tx->pend_params, v->reply);
 		goto out;
 	}
 	if (smtpd_conf.recipient_limit > 0 && tx->nrcpt >= smtpd_conf.recipient_limit) {

@@ -34,6 +34,7 @@
 #include "util/strv.h"
 #include "mail/milter_chain.h"
 #include "mail/queue.h"
+#include "mail/resolve.h"
 
 #define IN_MAX (64 * 1024)
 #define MACROS_MAX 64
@@ -41,7 +42,10 @@
 static const char def_reject[] = "550 5.7.1 Command rejected";
 static const char def_tempfail[] = "451 4.7.1 Service unavailable - try again later";
 
-enum op { OP_NONE, OP_CONNECT, OP_HELO, OP_MAIL, OP_RCPT, OP_DATA, OP_MESSAGE };
+enum op {
+	OP_NONE, OP_CONNECT, OP_HELO, OP_MAIL, OP_RCPT, OP_DATA, OP_MESSAGE,
+	OP_UNKNOWN,
+};
 
 struct mc_milter {
 	struct milter_chain *ch;
@@ -59,7 +63,7 @@ struct milter_chain {
 	struct milter_spec *specs;
 	size_t n;
 	struct mc_milter *m;
-	char *defmacros[MILTER_M_COUNT];
+	char *defmacros[MILTER_MACRO_LISTS];
 	milter_macro_fn macro;
 	void *mctx;
 
@@ -83,6 +87,7 @@ struct milter_chain {
 	size_t nhdr, *hoff, *hlen, body_off, nchunk;
 	struct buf body;                /* CRLF line ends */
 
+	int rcpt_rej;                   /* OP_RCPT of a refused recipient */
 	/* results */
 	int in_msg;
 	int sticky;                     /* a failed milter's verdict, for good */
@@ -393,8 +398,8 @@ apply_edits(struct milter_chain *ch, struct mc_milter *m, const char **why)
 static void
 enc_macros(struct milter_chain *ch, struct mc_milter *m, int stage, int cmd)
 {
-	const char *list = m->sess.macros[stage] != NULL ? m->sess.macros[stage]
-	    : ch->defmacros[stage];
+	const char *list = stage < MILTER_M_COUNT && m->sess.macros[stage] != NULL
+	    ? m->sess.macros[stage] : ch->defmacros[stage];
 	const char *names[MACROS_MAX], *values[MACROS_MAX];
 	char *copy, *tok, *save = NULL;
 	size_t n = 0;
@@ -405,6 +410,13 @@ enc_macros(struct milter_chain *ch, struct mc_milter *m, int stage, int cmd)
 	for (tok = strtok_r(copy, " \t,", &save); tok != NULL && n < MACROS_MAX;
 	    tok = strtok_r(NULL, " \t,", &save)) {
 		const char *v = ch->macro(ch->mctx, tok);
+		if (v == NULL && tok[0] != '{' && tok[1] != '\0') {
+			/* "client_addr" for "{client_addr}": Sendmail's
+			 * long names go with or without their braces. */
+			char *braced = xasprintf("{%s}", tok);
+			v = ch->macro(ch->mctx, braced);
+			free(braced);
+		}
 		if (v == NULL)
 			continue;
 		names[n] = tok;
@@ -441,6 +453,9 @@ next_cmd(struct milter_chain *ch, struct mc_milter *m, int *stage_r)
 	case OP_RCPT: {
 		if (k != 0)
 			return 0;
+		if (ch->op == OP_RCPT && ch->rcpt_rej
+		    && !(m->sess.protocol & MILTER_P_RCPT_REJ))
+			return 0;
 		int mail = ch->op == OP_MAIL;
 		int cmd = mail ? MILTER_CMD_MAIL : MILTER_CMD_RCPT;
 		enc_macros(ch, m, mail ? MILTER_M_ENVFROM : MILTER_M_ENVRCPT, cmd);
@@ -448,6 +463,12 @@ next_cmd(struct milter_chain *ch, struct mc_milter *m, int *stage_r)
 		    : milter_enc_rcpt(&ch->out, (const char *const *)ch->argv, ch->argc);
 		return r < 0 ? -1 : cmd;
 	}
+	case OP_UNKNOWN:
+		if (k != 0)
+			return 0;
+		enc_macros(ch, m, MILTER_MACROS_UNKNOWN, MILTER_CMD_UNKNOWN);
+		return milter_enc_frame(&ch->out, MILTER_CMD_UNKNOWN, ch->str,
+		    strlen(ch->str) + 1) < 0 ? -1 : MILTER_CMD_UNKNOWN;
 	case OP_DATA:
 		if (k != 0)
 			return 0;
@@ -830,7 +851,7 @@ args_set(struct milter_chain *ch, const char *const *argv, size_t argc)
 
 struct milter_chain *
 milter_chain_new(struct loop *l, const struct milter_spec *specs, size_t n,
-    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+    const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx)
 {
 	struct milter_chain *ch = xcalloc(1, sizeof(*ch));
@@ -842,7 +863,7 @@ milter_chain_new(struct loop *l, const struct milter_spec *specs, size_t n,
 	ch->mctx = macro_ctx;
 	buf_init(&ch->out, 0);
 	buf_init(&ch->body, 0);
-	for (int i = 0; i < MILTER_M_COUNT; i++)
+	for (int i = 0; i < MILTER_MACRO_LISTS; i++)
 		ch->defmacros[i] = defmacros[i] ? xstrdup(defmacros[i]) : NULL;
 	for (size_t i = 0; i < n; i++) {
 		struct mc_milter *m = &ch->m[i];
@@ -852,7 +873,8 @@ milter_chain_new(struct loop *l, const struct milter_spec *specs, size_t n,
 		m->spec.endpoint = xstrdup(specs[i].endpoint);
 		m->spec.host = specs[i].host ? xstrdup(specs[i].host) : NULL;
 		m->spec.path = specs[i].path ? xstrdup(specs[i].path) : NULL;
-		milter_sess_init(&m->sess, MILTER_A_ALL, MILTER_P_ALL);
+		milter_sess_init(&m->sess, (uint32_t)specs[i].protocol, MILTER_A_ALL,
+		    specs[i].steps);
 	}
 	return ch;
 }
@@ -880,7 +902,7 @@ milter_chain_free(struct milter_chain **chp)
 		free(m->spec.path);
 	}
 	free(ch->m);
-	for (int i = 0; i < MILTER_M_COUNT; i++)
+	for (int i = 0; i < MILTER_MACRO_LISTS; i++)
 		free(ch->defmacros[i]);
 	args_set(ch, NULL, 0);
 	free(ch->argv);
@@ -941,6 +963,26 @@ milter_chain_rcpt(struct milter_chain *ch, const char *const *argv, size_t argc,
     milter_done_fn done, void *ctx)
 {
 	args_set(ch, argv, argc);
+	ch->rcpt_rej = 0;
+	op_start(ch, OP_RCPT, done, ctx);
+}
+
+int
+milter_chain_wants_rcpt_rej(const struct milter_chain *ch)
+{
+	for (size_t i = 0; i < ch->n; i++)
+		if (ch->m[i].up && !ch->m[i].dead
+		    && (ch->m[i].sess.protocol & MILTER_P_RCPT_REJ))
+			return 1;
+	return 0;
+}
+
+void
+milter_chain_rcpt_rejected(struct milter_chain *ch, const char *const *argv,
+    size_t argc, milter_done_fn done, void *ctx)
+{
+	args_set(ch, argv, argc);
+	ch->rcpt_rej = 1;
 	op_start(ch, OP_RCPT, done, ctx);
 }
 
@@ -948,6 +990,15 @@ void
 milter_chain_data(struct milter_chain *ch, milter_done_fn done, void *ctx)
 {
 	op_start(ch, OP_DATA, done, ctx);
+}
+
+void
+milter_chain_unknown(struct milter_chain *ch, const char *line,
+    milter_done_fn done, void *ctx)
+{
+	free(ch->str);
+	ch->str = xstrdup(line);
+	op_start(ch, OP_UNKNOWN, done, ctx);
 }
 
 void
@@ -996,9 +1047,38 @@ in_list(char *const *v, const char *a)
 	return 0;
 }
 
+/* A recipient a milter added, as smtpd's RCPT would queue it: its
+ * virtual alias expansion, each address once. 0, or -1 (logged). */
+static int
+add_rcpt(struct queue_writer *w, struct resolver *res, const char *addr,
+    const char *qid)
+{
+	char **list = NULL;
+	int r = resolver_virtual_alias(res, addr, &list);
+
+	if (r < 0) {
+		log_warnx("%s: milter added recipient <%s>: %s", qid, addr,
+		    r == -1 ? "temporary lookup failure"
+		    : "virtual alias loop or too many addresses");
+		return -1;
+	}
+	if (r == 0)
+		strv_push(&list, addr);
+	for (size_t i = 0; list[i] != NULL; i++)
+		if (!queue_writer_rcpt_has(w, list[i])
+		    && queue_writer_rcpt(w, list[i], addr, NULL) < 0) {
+			log_warn("%s: write queue file", qid);
+			strv_free(&list);
+			return -1;
+		}
+	strv_free(&list);
+	return 0;
+}
+
 int
 milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
-    const char *orig_sender, char *const *orig_rcpts, const char *qid)
+    const char *orig_sender, char *const *orig_rcpts, struct resolver *res,
+    const char *qid)
 {
 	const struct milter_envelope *env = &msg->env;
 	char **final = NULL;
@@ -1017,8 +1097,10 @@ milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
 			goto fail;
 	for (size_t i = 0; final != NULL && final[i] != NULL; i++)
 		if (!in_list(orig_rcpts, final[i])
-		    && queue_writer_rcpt(w, final[i], final[i], NULL) < 0)
-			goto fail;
+		    && add_rcpt(w, res, final[i], qid) < 0) {
+			strv_free(&final);
+			return -1;
+		}
 	if (env->hold && queue_writer_set_dir(w, QUEUE_HOLD) < 0)
 		goto fail;
 	if (msg->content->len > 0
@@ -1034,27 +1116,45 @@ fail:
 
 /* --- one local message, start to end ---------------------------------------- */
 
-struct local_run {
-	struct loop *loop;
+struct milter_run {
 	struct milter_chain *ch;
 	struct milter_message *msg;
-	const char *helo;
+	char *helo;
 	size_t step;              /* 0 connect, 1 helo, 2 mail, 3.. rcpts, data, message */
-	enum milter_kind kind;
-	char *reply;
+	milter_run_done_fn done;
+	void *done_ctx;
 };
 
 static void
+run_free(struct milter_run **rp)
+{
+	struct milter_run *r = *rp;
+
+	milter_chain_free(&r->ch);
+	free(r->helo);
+	free(r);
+	*rp = NULL;
+}
+
+/* The chain's done callback for each step: the next step, or the end.
+ * The run frees itself (and its chain: allowed from the chain's done
+ * callback) before telling the caller, who may free msg's owner. */
+static void
 local_next(void *ctx, const struct milter_verdict *v)
 {
-	struct local_run *r = ctx;
+	struct milter_run *r = ctx;
 	struct milter_message *msg = r->msg;
 	size_t step = r->step++;
 
-	if (v != NULL && v->kind != MILTER_V_CONTINUE) {
-		r->kind = v->kind;
-		r->reply = v->reply != NULL ? xstrdup(v->reply) : NULL;
-		loop_stop(r->loop);
+	if ((v != NULL && v->kind != MILTER_V_CONTINUE)
+	    || step >= msg->env.nrcpt + 5) {
+		enum milter_kind kind = v != NULL ? v->kind : MILTER_V_CONTINUE;
+		char *reply = v != NULL && v->reply != NULL ? xstrdup(v->reply) : NULL;
+		milter_run_done_fn done = r->done;
+		void *dctx = r->done_ctx;
+		run_free(&r);
+		done(dctx, kind, reply);
+		free(reply);
 		return;
 	}
 	if (step == 0) {
@@ -1073,34 +1173,33 @@ local_next(void *ctx, const struct milter_verdict *v)
 		free(a);
 	} else if (step - 3 == msg->env.nrcpt) {
 		milter_chain_data(r->ch, local_next, r);
-	} else if (step - 3 == msg->env.nrcpt + 1) {
-		milter_chain_message(r->ch, msg, local_next, r);
 	} else {
-		r->kind = MILTER_V_CONTINUE;
-		loop_stop(r->loop);
+		milter_chain_message(r->ch, msg, local_next, r);
 	}
 }
 
-void
-milter_run_local(const struct milter_spec *specs, size_t n,
-    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+struct milter_run *
+milter_run_start(struct loop *l, const struct milter_spec *specs, size_t n,
+    const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx, const char *helo, struct milter_message *msg,
-    enum milter_kind *kind, char **reply_r)
+    milter_run_done_fn done, void *done_ctx)
 {
-	struct local_run r = { .msg = msg, .helo = helo, .kind = MILTER_V_TEMPFAIL };
+	struct milter_run *r = xcalloc(1, sizeof(*r));
 
-	*reply_r = NULL;
-	if ((r.loop = loop_new()) == NULL) {
-		log_warnx("milters: cannot create an event loop");
-		*kind = MILTER_V_TEMPFAIL;
-		*reply_r = xstrdup(def_tempfail);
-		return;
-	}
-	r.ch = milter_chain_new(r.loop, specs, n, defmacros, macro, macro_ctx);
-	local_next(&r, NULL);
-	(void)loop_run(r.loop);
-	milter_chain_free(&r.ch);
-	loop_free(&r.loop);
-	*kind = r.kind;
-	*reply_r = r.reply;
+	r->msg = msg;
+	r->helo = xstrdup(helo);
+	r->done = done;
+	r->done_ctx = done_ctx;
+	r->ch = milter_chain_new(l, specs, n, defmacros, macro, macro_ctx);
+	/* The connect runs from the loop, so done never runs inside this
+	 * call (the chain's operations start on a timer). */
+	local_next(r, NULL);
+	return r;
+}
+
+void
+milter_run_cancel(struct milter_run **r)
+{
+	if (*r != NULL)
+		run_free(r);
 }

@@ -59,12 +59,13 @@ typedef void (*milter_done_fn)(void *ctx, const struct milter_verdict *v);
 
 struct milter_chain;
 
-/* specs: n entries, copied. defmacros: per stage (MILTER_M_*), the
- * macro names sent when a milter did not ask for its own list
- * (milter_connect_macros ...), copied; NULL entries send none. */
+/* specs: n entries, copied. defmacros: per stage (MILTER_M_*, then
+ * MILTER_MACROS_UNKNOWN), the macro names sent when a milter did not ask
+ * for its own list (milter_connect_macros ...), copied; NULL entries
+ * send none. */
 struct milter_chain *milter_chain_new(struct loop *l,
     const struct milter_spec *specs, size_t n,
-    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+    const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx);
 /* Closes every milter (QUIT, best effort) and cancels a running
  * operation without calling its done callback. NULLs *ch. */
@@ -80,7 +81,17 @@ void milter_chain_mail(struct milter_chain *ch, const char *const *argv,
     size_t argc, milter_done_fn done, void *ctx);
 void milter_chain_rcpt(struct milter_chain *ch, const char *const *argv,
     size_t argc, milter_done_fn done, void *ctx);
+/* A recipient the server refused, for the milters that asked for those
+ * (SMFIP_RCPT_REJ); their answers change nothing. */
+int milter_chain_wants_rcpt_rej(const struct milter_chain *ch);
+void milter_chain_rcpt_rejected(struct milter_chain *ch, const char *const *argv,
+    size_t argc, milter_done_fn done, void *ctx);
 void milter_chain_data(struct milter_chain *ch, milter_done_fn done, void *ctx);
+/* An SMTP command the server does not know (the whole line), for
+ * milters of protocol 3 and later (SMFIC_UNKNOWN): a REJECT/TEMPFAIL
+ * verdict is the reply to give instead of the server's own. */
+void milter_chain_unknown(struct milter_chain *ch, const char *line,
+    milter_done_fn done, void *ctx);
 /* Headers, end of headers, body, end of message; msg must live until
  * done. On CONTINUE msg holds the edited message (env.hold set when it
  * is to be held). */
@@ -92,23 +103,36 @@ void milter_chain_abort(struct milter_chain *ch);
 /* The result of milter_chain_message into a queue file that has its
  * envelope but no content yet (the writer still in its envelope state):
  * the sender if it changed, recipients in orig_rcpts (the addresses the
- * milters saw) but no longer in msg->env deleted, new ones added, hold/
- * as the directory if held, then the content. 0, or -1 (logged with
- * qid): the caller aborts the file. */
+ * milters saw) but no longer in msg->env deleted with what they expanded
+ * to, new ones added after virtual_alias_maps expansion through res
+ * (as Postfix's cleanup expands them; addresses already in the file are
+ * not added twice), hold/ as the directory if held, then the content.
+ * 0, or -1 (logged with qid: a write error, or an added recipient whose
+ * expansion failed or looped, which Postfix defers too): the caller
+ * aborts the file and answers with a temporary failure. */
 struct queue_writer;
+struct resolver;
 int milter_queue_apply(struct queue_writer *w, const struct milter_message *msg,
-    const char *orig_sender, char *const *orig_rcpts, const char *qid);
+    const char *orig_sender, char *const *orig_rcpts, struct resolver *res,
+    const char *qid);
 
 /* A whole message through the milters, for mail that did not come by
  * SMTP (non_smtpd_milters): connect as "localhost" [127.0.0.1], HELO
- * helo, MAIL, each RCPT, DATA, the message, on a private loop of its own
- * (the caller waits, bounded by the milter timeouts). The verdict is
- * copied into *kind and *reply_r (xmalloc'd, or NULL); msg is edited as
- * milter_chain_message does. */
-void milter_run_local(const struct milter_spec *specs, size_t n,
-    const char *const defmacros[MILTER_M_COUNT], milter_macro_fn macro,
+ * helo, MAIL, each RCPT, DATA, the message, on the caller's loop l (the
+ * caller goes on with its other work meanwhile). done gets the verdict
+ * (reply: the SMTP reply for REJECT/TEMPFAIL, borrowed for the call)
+ * from a loop callback, exactly once, after the run freed itself; msg
+ * (which must live until then) is edited as milter_chain_message does. */
+struct milter_run;
+typedef void (*milter_run_done_fn)(void *ctx, enum milter_kind kind,
+    const char *reply);
+struct milter_run *milter_run_start(struct loop *l,
+    const struct milter_spec *specs, size_t n,
+    const char *const defmacros[MILTER_MACRO_LISTS], milter_macro_fn macro,
     void *macro_ctx, const char *helo, struct milter_message *msg,
-    enum milter_kind *kind, char **reply_r);
+    milter_run_done_fn done, void *done_ctx);
+/* Stop a run without calling its done callback. NULLs *r. */
+void milter_run_cancel(struct milter_run **r);
 
 /* A reply as Postfix's cleanup logs it at END-OF-MESSAGE: without its
  * three-digit code ("5.7.1 Spam detected"). */

@@ -121,10 +121,7 @@ parse_setting(struct milter_spec *m, const char *s, size_t len,
 	if (strcmp(kv, "default_action") == 0) {
 		rc = milter_default_parse(eq, &m->default_action);
 	} else if (strcmp(kv, "protocol") == 0) {
-		if (eq[0] >= '2' && eq[0] <= '6' && eq[1] == '\0') {
-			m->protocol = eq[0] - '0';
-			rc = 0;
-		}
+		rc = milter_protocol_parse(eq, &m->protocol, &m->steps, error_r);
 	} else if ((t = config_parse_time(eq, 's')) >= 0) {
 		if (strcmp(kv, "connect_timeout") == 0)
 			m->connect_timeout = t, rc = 0;
@@ -185,6 +182,7 @@ milter_list_parse(const char *list, const struct milter_spec_defaults *def,
 		m->content_timeout = def->content_timeout;
 		m->default_action = def->default_action;
 		m->protocol = def->protocol;
+		m->steps = def->steps;
 		if (braced && (tok = next_token(&p, &len)) == NULL) {
 			*error_r = "unbalanced '{' in milter list";
 			goto fail;
@@ -221,9 +219,9 @@ fail:
 
 int
 milter_config_load(const char *param, struct milter_spec **list_r, size_t *n_r,
-    const char *defmacros[7], const char **error_r)
+    const char *defmacros[MILTER_MACRO_LISTS], const char **error_r)
 {
-	static const char *const stage_params[MILTER_M_COUNT] = {
+	static const char *const stage_params[MILTER_MACRO_LISTS] = {
 		[MILTER_M_CONNECT] = "milter_connect_macros",
 		[MILTER_M_HELO] = "milter_helo_macros",
 		[MILTER_M_ENVFROM] = "milter_mail_macros",
@@ -231,25 +229,25 @@ milter_config_load(const char *param, struct milter_spec **list_r, size_t *n_r,
 		[MILTER_M_DATA] = "milter_data_macros",
 		[MILTER_M_EOM] = "milter_end_of_data_macros",
 		[MILTER_M_EOH] = "milter_end_of_header_macros",
+		[MILTER_MACROS_UNKNOWN] = "milter_unknown_command_macros",
 	};
 	struct milter_spec_defaults d;
-	_Static_assert(MILTER_M_COUNT == 7, "one macro list per stage");
+	_Static_assert(MILTER_M_COUNT == MILTER_MACROS_UNKNOWN,
+	    "one macro list per stage, then unknown commands");
 
 	d.connect_timeout = config_time("milter_connect_timeout");
 	d.command_timeout = config_time("milter_command_timeout");
 	d.content_timeout = config_time("milter_content_timeout");
-	d.protocol = (int)config_int("milter_protocol");
 	if (milter_default_parse(config_str("milter_default_action"),
 	    &d.default_action) < 0) {
 		*error_r = "milter_default_action: unknown action (accept, reject, "
 		    "tempfail or quarantine)";
 		return -1;
 	}
-	if (d.protocol < 2 || d.protocol > 6) {
-		*error_r = "milter_protocol: not 2..6";
+	if (milter_protocol_parse(config_str("milter_protocol"), &d.protocol,
+	    &d.steps, error_r) < 0)
 		return -1;
-	}
-	for (int i = 0; i < MILTER_M_COUNT; i++)
+	for (int i = 0; i < MILTER_MACRO_LISTS; i++)
 		defmacros[i] = config_str(stage_params[i]);
 	return milter_list_parse(config_str(param), &d, list_r, n_r, error_r);
 }

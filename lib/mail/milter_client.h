@@ -8,13 +8,15 @@
  * "inet:[v6addr]:port" or "unix:/path", or Postfix's per-milter form
  * "{ inet:host:port, connect_timeout=10s, command_timeout=..., 
  * content_timeout=..., default_action=accept|reject|tempfail|quarantine,
- * protocol=2..6 }". Settings not given in braces take the caller's
+ * protocol=2|3|4|6 }" (milter_protocol's syntax, see proto/milter.h).
+ * Settings not given in braces take the caller's
  * defaults (milter_connect_timeout etc., from the config table).
  */
 #ifndef POSTERN_MILTER_CLIENT_H
 #define POSTERN_MILTER_CLIENT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum milter_default {
 	MILTER_DEF_ACCEPT,
@@ -31,14 +33,22 @@ struct milter_spec {
 	char *path;              /* unix: owned */
 	long long connect_timeout, command_timeout, content_timeout;
 	enum milter_default default_action;
-	int protocol;
+	int protocol;            /* version announced in OPTNEG */
+	uint32_t steps;          /* step flags offered (milter_protocol_steps) */
 };
+
+/* Default macro lists: the seven SMFIM_* stages (proto/milter.h
+ * MILTER_M_*), then the one for unknown SMTP commands, which has no
+ * SMFIM_* stage (a milter cannot ask for its own). */
+#define MILTER_MACRO_LISTS 8
+#define MILTER_MACROS_UNKNOWN 7
 
 /* Defaults for settings a list entry does not give. */
 struct milter_spec_defaults {
 	long long connect_timeout, command_timeout, content_timeout;
 	enum milter_default default_action;
 	int protocol;
+	uint32_t steps;
 };
 
 /* "accept" ... "quarantine" -> *r; -1 when unknown. */
@@ -55,11 +65,11 @@ void milter_specs_free(struct milter_spec **list, size_t n);
 
 /* A daemon's milters from the configuration: the list in parameter
  * param (smtpd_milters, non_smtpd_milters) with the milter_* defaults,
- * and the milter_*_macros lists per stage (MILTER_M_*, 7 entries,
- * borrowed from the configuration). -1 with *error_r (static) on a bad
+ * and the milter_*_macros lists (MILTER_MACRO_LISTS entries, borrowed
+ * from the configuration). -1 with *error_r (static) on a bad
  * list, action or protocol: the daemon must not run unfiltered. */
 int milter_config_load(const char *param, struct milter_spec **list_r,
-    size_t *n_r, const char *defmacros[7], const char **error_r);
+    size_t *n_r, const char *defmacros[MILTER_MACRO_LISTS], const char **error_r);
 
 /* The envelope of a message being queued, as milter edits change it. */
 struct milter_envelope {

@@ -707,6 +707,15 @@ queue_writer_rcpt_delete(struct queue_writer *w, const char *addr)
 }
 
 int
+queue_writer_rcpt_has(const struct queue_writer *w, const char *addr)
+{
+	for (size_t off = 0; off < w->rcpts.len; off += rcpt_rec_len(w, off))
+		if (strcasecmp(w->rcpts.data + off + REC_HDR + 1, addr) == 0)
+			return 1;
+	return 0;
+}
+
+int
 queue_writer_rcpt_all_done(struct queue_writer *w)
 {
 	if (w_envelope_ok(w) < 0)

@@ -122,6 +122,8 @@ int queue_writer_set_sender(struct queue_writer *w, const char *sender);
 size_t queue_writer_rcpt_count(const struct queue_writer *w);
 int queue_writer_rcpt_truncate(struct queue_writer *w, size_t n);
 int queue_writer_rcpt_delete(struct queue_writer *w, const char *addr);
+/* Is addr (not orig) a recipient already, case-insensitively? */
+int queue_writer_rcpt_has(const struct queue_writer *w, const char *addr);
 int queue_writer_set_dir(struct queue_writer *w, const char *dir);
 /* Every recipient so far is done ('D'): a message refused after it was
  * received, whose bounce/ID log qmgr turns into a DSN. */

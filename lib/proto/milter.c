@@ -393,6 +393,57 @@ milter_optneg_decode(const void *payload, size_t len, struct milter_optneg *o,
 	return 0;
 }
 
+uint32_t
+milter_protocol_steps(int version)
+{
+	const uint32_t v2 = MILTER_P_NOCONNECT | MILTER_P_NOHELO | MILTER_P_NOMAIL
+	    | MILTER_P_NORCPT | MILTER_P_NOBODY | MILTER_P_NOHDRS | MILTER_P_NOEOH;
+
+	switch (version) {
+	case 2: return v2;
+	case 3: return v2 | MILTER_P_NOUNKNOWN;
+	case 4: return v2 | MILTER_P_NOUNKNOWN | MILTER_P_NODATA;
+	case 6: return MILTER_P_ALL;
+	}
+	return 0;
+}
+
+int
+milter_protocol_parse(const char *s, int *version_r, uint32_t *steps_r,
+    const char **error_r)
+{
+	uint32_t ext = 0;
+	int version = 0;
+
+	while (*s != '\0') {
+		size_t n;
+		s += strspn(s, " \t\r\n,");
+		if ((n = strcspn(s, " \t\r\n,")) == 0)
+			break;
+		if (n == 15 && strncmp(s, "no_header_reply", n) == 0) {
+			ext |= MILTER_P_NR_HDR;
+		} else if (n == 1 && milter_protocol_steps(*s - '0') != 0) {
+			if (version != 0) {
+				*error_r = "more than one milter protocol version";
+				return -1;
+			}
+			version = *s - '0';
+		} else {
+			*error_r = "not a milter protocol version (2, 3, 4 or 6, "
+			    "optionally no_header_reply)";
+			return -1;
+		}
+		s += n;
+	}
+	if (version == 0) {
+		*error_r = "no milter protocol version (2, 3, 4 or 6)";
+		return -1;
+	}
+	*version_r = version;
+	*steps_r = milter_protocol_steps(version) | ext;
+	return 0;
+}
+
 int
 milter_cmd_sent(uint32_t protocol, int cmd)
 {
@@ -566,9 +617,11 @@ milter_edits_add(struct milter_edits *e, uint32_t actions,
 }
 
 void
-milter_sess_init(struct milter_sess *s, uint32_t actions, uint32_t protocol)
+milter_sess_init(struct milter_sess *s, uint32_t version, uint32_t actions,
+    uint32_t protocol)
 {
 	memset(s, 0, sizeof(*s));
+	s->offer_version = version;
 	s->offer_actions = actions;
 	s->offer_protocol = protocol;
 	milter_reader_init(&s->rd, 0);
@@ -588,7 +641,7 @@ milter_sess_free(struct milter_sess *s)
 int
 milter_sess_start(struct milter_sess *s, struct buf *out)
 {
-	if (milter_enc_optneg(out, MILTER_VERSION, s->offer_actions,
+	if (milter_enc_optneg(out, s->offer_version, s->offer_actions,
 	    s->offer_protocol) < 0)
 		return -1;
 	s->pending = MILTER_CMD_OPTNEG;
@@ -608,7 +661,9 @@ milter_sess_wants(const struct milter_sess *s, int cmd)
 			return 0;
 		break;
 	}
-	return !s->accepted && milter_cmd_sent(s->protocol, cmd);
+	/* Steps the offered version lacks count as negotiated away. */
+	return !s->accepted && milter_cmd_sent(s->protocol
+	    | (MILTER_P_NOSEND_MASK & ~s->offer_protocol), cmd);
 }
 
 int
@@ -633,11 +688,16 @@ sess_optneg(struct milter_sess *s, const struct milter_reply *rep,
 	/* A milter may only take less than was offered: steps it wants
 	 * skipped must be steps we can skip, actions must be ones we
 	 * can apply. */
+	if (o.version > s->offer_version) {
+		*error_r = "milter protocol version conflicts with milter_protocol";
+		return MILTER_ERROR;
+	}
 	if ((o.actions & ~s->offer_actions) != 0
 	    || (o.protocol & ~s->offer_protocol) != 0) {
 		*error_r = "milter asks for actions or steps not offered";
 		return MILTER_ERROR;
 	}
+	s->version = o.version;
 	s->actions = o.actions;
 	s->protocol = o.protocol;
 	for (int i = 0; i < MILTER_M_COUNT; i++)

@@ -29,9 +29,8 @@
  * Edits: milter_edits_add() copies an end-of-message modification into a
  * bounded list after checking the negotiated action flags.
  *
- * BUGS/LIMITS: the SMFIC_UNKNOWN command is encoded but Postern's smtpd
- * answers unknown commands itself; SMFIR_SETSYMLIST is honoured only in
- * the OPTNEG answer (where libmilter sends it).
+ * BUGS/LIMITS: SMFIR_SETSYMLIST is honoured only in the OPTNEG answer
+ * (where libmilter sends it).
  */
 #ifndef POSTERN_MILTER_PROTO_H
 #define POSTERN_MILTER_PROTO_H
@@ -118,8 +117,13 @@ enum {
 #define MILTER_P_HDR_LEADSPC 0x00100000u
 #define MILTER_P_MDS_256K    0x10000000u
 #define MILTER_P_MDS_1M      0x20000000u
-/* What Postern offers in OPTNEG: every step flag it honours. */
+/* What Postern offers in OPTNEG with protocol 6: every step flag it
+ * honours. */
 #define MILTER_P_ALL         0x301fffffu
+/* Steps a milter can ask not to be sent (the SMFIP_NO* flags). */
+#define MILTER_P_NOSEND_MASK (MILTER_P_NOCONNECT | MILTER_P_NOHELO \
+	| MILTER_P_NOMAIL | MILTER_P_NORCPT | MILTER_P_NOBODY | MILTER_P_NOHDRS \
+	| MILTER_P_NOEOH | MILTER_P_NOUNKNOWN | MILTER_P_NODATA)
 
 /* Action flags (SMFIF_*). */
 #define MILTER_A_ADDHDRS     0x001u
@@ -150,6 +154,22 @@ enum milter_result {
 	MILTER_NEED_MORE,
 	MILTER_ERROR,
 };
+
+/* ---- milter_protocol ---- */
+
+/* The step flags offered in OPTNEG for a protocol version, as Postfix
+ * offers them: 2 has the seven original SMFIP_NO* steps, 3 adds
+ * UNKNOWN, 4 adds DATA, 6 everything (SKIP, RCPT_REJ, the no-reply
+ * flags, HDR_LEADSPC, the larger data sizes). A step whose NO* flag a
+ * version lacks is a step that version does not have: it is never sent
+ * (milter_sess_wants). 0 for a version that is not 2, 3, 4 or 6. */
+uint32_t milter_protocol_steps(int version);
+/* Postfix's milter_protocol value: one version (2, 3, 4 or 6) and the
+ * optional extension "no_header_reply" (SMFIP_NR_HDR offered), words
+ * separated by white space or commas. 0 with *version_r and *steps_r
+ * (what to offer), or -1 with *error_r (static). */
+int milter_protocol_parse(const char *s, int *version_r, uint32_t *steps_r,
+    const char **error_r);
 
 /* ---- encoding: each appends whole frames to out ---- */
 
@@ -288,8 +308,8 @@ int milter_apply_headers(const char *hdr, size_t len,
  * caller applies its default action.
  */
 struct milter_sess {
-	uint32_t offer_actions, offer_protocol;
-	uint32_t actions, protocol;       /* negotiated */
+	uint32_t offer_version, offer_actions, offer_protocol;
+	uint32_t version, actions, protocol;       /* negotiated */
 	char *macros[MILTER_M_COUNT];     /* owned; NULL: the MTA's default */
 	int pending;                      /* command awaiting a reply, or 0 */
 	int verdict;                      /* last answer (MILTER_R_*) */
@@ -300,7 +320,11 @@ struct milter_sess {
 	struct milter_edits edits;
 };
 
-void milter_sess_init(struct milter_sess *s, uint32_t actions, uint32_t protocol);
+/* version: what OPTNEG announces (milter_protocol); protocol: the step
+ * flags offered (milter_protocol_steps). A milter answering with a
+ * higher version, more actions or more step flags breaks the protocol. */
+void milter_sess_init(struct milter_sess *s, uint32_t version, uint32_t actions,
+    uint32_t protocol);
 void milter_sess_free(struct milter_sess *s);
 /* Append OPTNEG and wait for its answer. */
 int milter_sess_start(struct milter_sess *s, struct buf *out);

@@ -334,6 +334,14 @@ smtp_mail_params_parse(const char *s, size_t len, const struct smtp_limits *lim,
 				mp->ret = SMTP_RET_HDRS;
 			else
 				goto bad_ret;
+		} else if (key_is(&p, "AUTH")) {
+			if (mp->auth_given || p.val == NULL
+			    || (!(p.vlen == 2 && memcmp(p.val, "<>", 2) == 0)
+			    && (mp->auth = xtext_value(&p, 500)) == NULL)) {
+				*err_r = bad_param("AUTH");
+				goto fail;
+			}
+			mp->auth_given = 1;
 		} else if (key_is(&p, "ENVID")) {
 			if (mp->envid != NULL || p.val == NULL
 			    || (mp->envid = xtext_value(&p, 100)) == NULL) {
@@ -368,6 +376,7 @@ void
 smtp_mail_params_free(struct smtp_mail_params *mp)
 {
 	xfree(&mp->envid);
+	xfree(&mp->auth);
 }
 
 /* NOTIFY=NEVER | SUCCESS,FAILURE,DELAY subset (RFC 3461 4.1). */

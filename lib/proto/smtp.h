@@ -135,6 +135,9 @@ struct smtp_mail_params {
 	int smtputf8;
 	enum smtp_ret ret;
 	char *envid;             /* decoded xtext, xmalloc'd, or NULL */
+	int auth_given;          /* AUTH= (RFC 4954 section 5) was given */
+	char *auth;              /* its mailbox, decoded xtext, xmalloc'd;
+	                          * NULL for AUTH=<> */
 };
 
 struct smtp_rcpt_params {

@@ -553,6 +553,28 @@ tls_peer_has_cert(const struct tls_conn *c)
 }
 
 int
+tls_cipher_bits(const struct tls_conn *c)
+{
+	return SSL_get_cipher_bits(c->ssl, NULL);
+}
+
+int
+tls_peer_cn(const struct tls_conn *c, int issuer, char *buf, size_t len)
+{
+	X509 *x = SSL_get1_peer_certificate(c->ssl);
+	int n = -1;
+
+	if (x != NULL) {
+		X509_NAME *name = issuer ? X509_get_issuer_name(x)
+		    : X509_get_subject_name(x);
+		n = X509_NAME_get_text_by_NID(name, NID_commonName, buf, (int)len);
+		X509_free(x);
+	}
+	/* A name that does not fit, or holds a NUL, is no name. */
+	return n > 0 && (size_t)n < len && strlen(buf) == (size_t)n ? 0 : -1;
+}
+
+int
 tls_peer_verified(const struct tls_conn *c)
 {
 	return c->up && tls_peer_has_cert(c) &&

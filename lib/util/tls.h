@@ -88,6 +88,12 @@ const char *tls_describe(const struct tls_conn *c);
 const char *tls_protocol(const struct tls_conn *c);
 const char *tls_cipher(const struct tls_conn *c);
 int tls_peer_has_cert(const struct tls_conn *c);
+/* Secret bits of the negotiated cipher (the {cipher_bits} milter macro). */
+int tls_cipher_bits(const struct tls_conn *c);
+/* The common name of the peer certificate's subject (issuer: of its
+ * issuer) into buf, for the {cert_subject}/{cert_issuer} milter macros.
+ * 0, or -1 without a peer certificate or such a name. */
+int tls_peer_cn(const struct tls_conn *c, int issuer, char *buf, size_t len);
 /* Client: the chain verified against the CA store and the certificate
  * names peer_name. (Postfix: "Trusted" vs "Untrusted"/"Anonymous".) */
 int tls_peer_verified(const struct tls_conn *c);

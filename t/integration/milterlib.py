@@ -11,11 +11,22 @@ milter serves many tests:
   Subject: TEMPME               -> TEMPFAIL at EOM
   Subject: DISCARDME            -> DISCARD at EOM
   Subject: HOLDME               -> QUARANTINE "held for review", CONTINUE
+  unknown command XSPAM ...      -> REPLYCODE "550 5.7.1 No spam commands"
+  Subject: WAITME               -> holds its end-of-message answer (CONTINUE)
+                                   until self.release is set
+  Subject: ADDALIAS             -> ADDRCPT <team@alias.test>, CONTINUE
   Subject: EDITME               -> every edit: ADDHEADER, CHGHEADER, INSHEADER,
                                    delete X-Remove, REPLBODY, CHGFROM, ADDRCPT
                                    carol, DELRCPT bob; then ACCEPT
 mode "slow": answers OPTNEG, then never answers CONNECT.
-Every macro and command seen is recorded in self.seen for assertions.
+want_macros: {stage number: "names"} sent in the OPTNEG answer (the
+protocol 6 macro request, SMFIM_*); steps: the SMFIP_* flags it asks for
+(e.g. 0x800, RCPT_REJ: the MTA's refused recipients too).
+The OPTNEG offer is kept in self.optneg (version, actions, steps); the
+milter answers with the offered version when it is below 6. Every
+macro and command seen is recorded (self.seen; self.macros holds the
+last value of each macro, self.stage_macros the macros sent with each
+command letter) for assertions.
 """
 
 import socket
@@ -30,8 +41,15 @@ def frame(cmd, payload=b""):
 
 
 class Milter:
-    def __init__(self, mode="normal", host="127.0.0.1"):
+    def __init__(self, mode="normal", host="127.0.0.1", want_macros=None,
+                 steps=0):
         self.mode = mode
+        self.steps = steps      # SMFIP_* flags asked for in OPTNEG
+        self.want_macros = want_macros or {}
+        self.optneg = None
+        self.release = threading.Event()
+        self.stage_macros = {}  # command letter -> {name: value}
+        self.rcpt_macros = []   # the macros of each RCPT, in order
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
@@ -47,14 +65,18 @@ class Milter:
         self.thread.start()
 
     def stop(self):
+        self.release.set()
+        # shutdown() first: a thread blocked in accept() or recv() would
+        # otherwise keep the socket alive behind a closed descriptor
+        # whose number the next test's sockets may get.
         self.stopping = True
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        for c in list(self.conns):
+        for s in [self.sock] + list(self.conns):
             try:
-                c.close()
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
             except OSError:
                 pass
 
@@ -100,13 +122,23 @@ class Milter:
         cont = frame(b"c")
         if cmd == b"O":
             ver, act, proto = struct.unpack(">III", p[:12])
+            with self.lock:
+                self.optneg = (ver, act, proto)
             # All actions, every step, a reply to each.
-            return frame(b"O", struct.pack(">III", 6, act & 0x1ff, 0))
+            extra = b"".join(struct.pack(">I", st) + names.encode() + b"\0"
+                             for st, names in sorted(self.want_macros.items()))
+            return frame(b"O", struct.pack(">III", min(ver, 6), act & 0x1ff,
+                                            self.steps) + extra)
         if cmd == b"D":
             parts = p[1:].split(b"\0")
+            stage = {}
             for i in range(0, len(parts) - 1, 2):
-                with self.lock:
-                    self.macros[parts[i].decode()] = parts[i + 1].decode()
+                stage[parts[i].decode()] = parts[i + 1].decode()
+            with self.lock:
+                self.macros.update(stage)
+                self.stage_macros[p[:1].decode()] = stage
+                if p[:1] == b"R":
+                    self.rcpt_macros.append(stage)
             self._record("D", p[:1].decode())
             return b""
         if cmd == b"C":
@@ -132,6 +164,12 @@ class Milter:
             return cont
         if cmd == b"T":
             self._record("T", "")
+            return cont
+        if cmd == b"U":
+            line = p.rstrip(b"\0").decode()
+            self._record("U", line)
+            if line.startswith("XSPAM"):
+                return frame(b"y", b"550 5.7.1 No spam commands\0")
             return cont
         if cmd == b"L":
             name, value = p.split(b"\0")[:2]
@@ -161,6 +199,11 @@ class Milter:
             return frame(b"t")
         if s == "DISCARDME":
             return frame(b"d")
+        if s == "WAITME":
+            self.release.wait(120)
+            return frame(b"c")
+        if s == "ADDALIAS":
+            return frame(b"+", b"<team@alias.test>\0") + frame(b"c")
         if s == "HOLDME":
             return frame(b"q", b"held for review\0") + frame(b"c")
         if s == "EDITME":

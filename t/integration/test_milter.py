@@ -16,17 +16,35 @@ message (see milterlib's comment).
   - milter_default_action with a dead socket and with a milter that never
     answers (milter_command_timeout): tempfail (451, nothing queued),
     accept (delivered), reject (550), quarantine (held)
-  - postern check reports a malformed milter list and an unknown action
+  - macros per step on submission over STARTTLS with AUTH: the TLS
+    macros at HELO, {auth_*}, {mail_mailer}/{mail_host} at MAIL,
+    {rcpt_*} at RCPT, i from then on, and a connect list the milter asked
+    for in its OPTNEG answer ({client_port}, {daemon_port}, a name
+    without braces)
+  - milter_protocol = 2: OPTNEG says 2 with the version 2 steps, DATA and
+    unknown commands are never sent; with 6 they are (an unknown command
+    with milter_unknown_command_macros, the milter's reject replacing 502)
+  - a milter with SMFIP_RCPT_REJ sees refused recipients with Postfix's
+    macros, one without does not
+  - a recipient the milter adds is virtual-alias expanded: the alias's
+    targets get the message
+  - postern check reports a malformed milter list, an unknown action and
+    protocol 5
   - non_smtpd_milters for sendmail (pickup): the edits reach the Maildir;
     REJECT bounces to the sender (a DSN with the milter's text in the
     sender's Maildir, nothing for the recipient); TEMPFAIL leaves the
-    message in maildrop/ for the next scan
+    message in maildrop/ for the next scan; while the milter holds one
+    message, pickup queues and delivers another (its own event loop);
+    files left in maildrop/ while Postern was down go through the milters
+    one after the other at start
 """
 
 import os
 import re
 import smtplib
+import ssl
 import sys
+import threading
 import time
 import unittest
 
@@ -120,6 +138,26 @@ class MilterTest(H.InstanceTestCase):
             self.assertIn(c, cmds)
         self.assertIn(("H", "client.example"), m.seen)
 
+    def test_added_recipient_is_alias_expanded(self):
+        # SMFIR_ADDRCPT of an alias: the queue file gets its targets, as
+        # for a RCPT TO of it (Postfix's cleanup expands it too); the
+        # alias itself has no mailbox, so unexpanded it would bounce.
+        m = self.milter()
+        inst = self.make_instance()
+        inst.params.update({"smtpd_milters": m.endpoint,
+                            "virtual_alias_maps": "texthash:" + inst.path("valias")})
+        inst.write("valias", "team@alias.test  carol@example.test, alice@example.test\n")
+        inst.start()
+        code, _ = self.send_one(inst, "ADDALIAS")
+        self.assertEqual(code, 250)
+        for who in ("bob@example.test", "carol@example.test", "alice@example.test"):
+            msg = H.wait_maildir(inst.vmaildir(who), 1, inst=inst)
+            self.assertEqual(len(msg), 1, who)
+            self.assertIn(b"Subject: ADDALIAS", msg[0])
+        self.assertQueueEmpty(inst)
+        inst.wait_log(r"to=<carol@example\.test>, orig_to=<team@alias\.test>, "
+                      r".*status=sent")
+
     def test_bdat_and_pipelining(self):
         # BDAT (two chunks) and a pipelined group: the session waits for
         # the milters at each step and the replies come in order.
@@ -164,6 +202,164 @@ class MilterTest(H.InstanceTestCase):
         H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
         self.assertEqual(m.macros.get("{auth_authen}"), "alice")
         self.assertEqual(m.macros.get("{auth_type}"), "PLAIN")
+
+    def test_macros_tls_and_auth_on_submission(self):
+        # Submission with STARTTLS and AUTH: the HELO step after STARTTLS
+        # carries the TLS macros, MAIL the AUTH ones and the sender's
+        # route, RCPT the recipient's; the connect list is the one the
+        # milter asked for in its OPTNEG answer (SMFIM_CONNECT), names
+        # with and without braces.
+        m = milterlib.Milter(want_macros={
+            0: "j {client_addr} {client_port} client_ptr {client_name} "
+               "{daemon_addr} {daemon_port} _"})
+        self.addCleanup(m.stop)
+        sub = H.free_port()
+        inst = self.make_instance(services=[
+            "127.0.0.1:%d inet n - n - - smtpd"
+            " -o smtpd_tls_security_level=encrypt"
+            " -o smtpd_sasl_auth_enable=yes" % sub])
+        inst.params.update({"smtpd_milters": m.endpoint,
+                            "milter_macro_daemon_name": "mx-submission"})
+        inst.make_cert("mx.example.test", level="may")
+        inst.prepare()
+        inst.add_user("alice", "pw")
+        inst.start(prepare=False)
+        inst.wait_smtp(sub)
+        s = smtplib.SMTP("127.0.0.1", sub, timeout=30)
+        s.ehlo("client.example")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s.starttls(context=ctx)
+        s.ehlo("client.example")
+        cipher = s.sock.cipher()
+        client_port = s.sock.getsockname()[1]
+        s.login("alice", "pw")
+        self.assertEqual(s.mail("alice@example.test",
+                                ["AUTH=alice+2Blist@example.test"])[0], 250)
+        s.rcpt("bob@example.test")
+        code, resp = s.data(self.message("tls"))
+        self.assertEqual(code, 250, resp)
+        qid = re.search(rb"queued as (\S+)", resp).group(1).decode()
+        s.quit()
+        H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
+        conn = m.stage_macros["C"]
+        self.assertEqual(conn, {
+            "j": "mx.example.test", "{client_addr}": "127.0.0.1",
+            "{client_port}": str(client_port), "client_ptr": "localhost",
+            "{client_name}": "localhost", "{daemon_addr}": "127.0.0.1",
+            "{daemon_port}": str(sub), "_": "localhost [127.0.0.1]"})
+        helo = m.stage_macros["H"]
+        self.assertEqual(helo["{tls_version}"], cipher[1])
+        self.assertEqual(helo["{cipher}"], cipher[0])
+        self.assertEqual(helo["{cipher_bits}"], str(cipher[2]))
+        # no client certificate: no certificate macros
+        self.assertNotIn("{cert_subject}", helo)
+        self.assertNotIn("{cert_issuer}", helo)
+        mail = m.stage_macros["M"]
+        self.assertEqual(mail["{auth_type}"], "PLAIN")
+        self.assertEqual(mail["{auth_authen}"], "alice")
+        self.assertEqual(mail["{auth_author}"], "alice+list@example.test")
+        self.assertEqual(mail["{mail_addr}"], "alice@example.test")
+        self.assertEqual(mail["{mail_mailer}"], "virtual")
+        self.assertEqual(mail["{mail_host}"], "example.test")
+        rcpt = m.stage_macros["R"]
+        self.assertEqual(rcpt["{rcpt_addr}"], "bob@example.test")
+        self.assertEqual(rcpt["{rcpt_mailer}"], "virtual")
+        self.assertEqual(rcpt["{rcpt_host}"], "example.test")
+        self.assertEqual(rcpt["i"], qid)
+        for stage in ("T", "N", "E"):
+            self.assertEqual(m.stage_macros[stage], {"i": qid}, stage)
+        # the HELO before STARTTLS had no TLS macros to send
+        helos = [i for i, (c, _) in enumerate(m.seen) if c == "H"]
+        self.assertEqual(len(helos), 2)
+        self.assertNotEqual(m.seen[helos[0] - 1], ("D", "H"))
+        self.assertEqual(m.seen[helos[1] - 1], ("D", "H"))
+        # {daemon_name} is milter_macro_daemon_name, in the default
+        # connect list (which this milter replaced): not sent here
+        self.assertNotIn("{daemon_name}", m.macros)
+
+    def test_protocol_2(self):
+        # milter_protocol = 2: OPTNEG offers version 2 with the version 2
+        # steps only; DATA (a version 4 step) is never sent, the rest is.
+        m = self.milter()
+        inst = self.start(m.endpoint, milter_protocol="2")
+        self.assertEqual(self.send_one(inst, "EDITME")[0], 250)
+        H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)
+        self.assertEqual(m.optneg[0], 2)
+        self.assertEqual(m.optneg[2], 0x7f)
+        cmds = [c for c, _ in m.seen]
+        self.assertNotIn("T", cmds)
+        self.assertNotIn("U", cmds)
+        for c in ("C", "H", "M", "R", "L", "N", "B", "E"):
+            self.assertIn(c, cmds, m.seen)
+        inst.stop()
+        # the default, 6: DATA is sent
+        m6 = self.milter()
+        inst = self.start(m6.endpoint)
+        self.assertEqual(self.send_one(inst, "plain")[0], 250)
+        self.assertEqual(m6.optneg[0], 6)
+        self.assertIn("T", [c for c, _ in m6.seen])
+
+    def test_refused_recipients_for_rcpt_rej(self):
+        # A milter that negotiated SMFIP_RCPT_REJ also sees the recipients
+        # smtpd refused, with Postfix's macros (mailer "error", host the
+        # status code, address the reply text); the refusal stands. One
+        # that did not sees only the accepted ones.
+        rej = milterlib.Milter(steps=0x800)
+        self.addCleanup(rej.stop)
+        plain = self.milter()
+        inst = self.start("%s %s" % (rej.endpoint, plain.endpoint))
+        s = H.smtp_client(inst)
+        s.mail("alice@example.test")
+        code, text = s.rcpt("nobody@example.test")
+        self.assertEqual(code, 550, text)
+        self.assertEqual(s.rcpt("bob@example.test")[0], 250)
+        self.assertEqual(s.data(self.message("plain"))[0], 250)
+        s.quit()
+        H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)
+        self.assertEqual([w for c, w in rej.seen if c == "R"],
+                         [["<nobody@example.test>"], ["<bob@example.test>"]])
+        self.assertEqual([w for c, w in plain.seen if c == "R"],
+                         [["<bob@example.test>"]])
+        # the macros sent with the refused one: the first RCPT's
+        i = [n for n, (c, w) in enumerate(rej.seen) if c == "R"][0]
+        self.assertEqual(rej.seen[i - 1], ("D", "R"))
+        self.assertEqual(rej.rcpt_macros[0], {
+            "{rcpt_mailer}": "error", "{rcpt_host}": "5.1.1",
+            "{rcpt_addr}": text.decode()[len("5.1.1 "):]})
+        self.assertEqual(rej.rcpt_macros[1]["{rcpt_addr}"], "bob@example.test")
+
+    def test_unknown_command(self):
+        # An unknown command goes to the milter (SMFIC_UNKNOWN) with the
+        # milter_unknown_command_macros; its reject replaces the 502.
+        # With milter_protocol = 2 (no UNKNOWN step) it is never sent.
+        for proto in ("6", "2"):
+            with self.subTest(protocol=proto):
+                m = self.milter()
+                inst = self.start(m.endpoint, milter_protocol=proto,
+                                  milter_unknown_command_macros="{client_addr} j")
+                s = H.smtp_client(inst)
+                self.assertEqual(s.docmd("XFOO bar")[0], 502)
+                code, text = s.docmd("XSPAM now")
+                if proto == "6":
+                    self.assertEqual((code, text), (550, b"5.7.1 No spam commands"))
+                else:
+                    self.assertEqual(code, 502)
+                s.quit()
+                unknown = [w for c, w in m.seen if c == "U"]
+                if proto == "6":
+                    self.assertEqual(unknown, ["XFOO bar", "XSPAM now"])
+                    self.assertEqual(m.stage_macros["U"],
+                                     {"{client_addr}": "127.0.0.1",
+                                      "j": "mx.example.test"})
+                    inst.wait_log(r"NOQUEUE: milter-reject: UNKNOWN from "
+                                  r"localhost\[127\.0\.0\.1\]: 550 5\.7\.1 "
+                                  r"No spam commands; proto=ESMTP helo=<client\.example>")
+                else:
+                    self.assertEqual(unknown, [])
+                    self.assertNotIn("U", m.stage_macros)
+                inst.stop()
 
     # ---- verdicts -----------------------------------------------------------
 
@@ -298,7 +494,9 @@ class MilterTest(H.InstanceTestCase):
     def test_check_reports_bad_lists(self):
         inst = self.make_instance()
         inst.params.update({"smtpd_milters": "inet:127.0.0.1",
-                            "milter_default_action": "bounce"})
+                            "non_smtpd_milters": "{ inet:127.0.0.1:8891, protocol=5 }",
+                            "milter_default_action": "bounce",
+                            "milter_protocol": "5"})
         inst.prepare()
         r = inst.postern("check")
         out = r.stdout + r.stderr
@@ -306,6 +504,10 @@ class MilterTest(H.InstanceTestCase):
         self.assertIn("smtpd_milters = inet:127.0.0.1: milter inet: endpoint "
                       "without a port", out)
         self.assertIn("milter_default_action = bounce: unknown action", out)
+        # Postfix has no protocol 5
+        self.assertIn("milter_protocol = 5: not a milter protocol version", out)
+        self.assertIn("non_smtpd_milters = { inet:127.0.0.1:8891, protocol=5 }: "
+                      "not a milter protocol version", out)
 
 
 class NonSmtpdMilterTest(H.InstanceTestCase):
@@ -347,6 +549,59 @@ class NonSmtpdMilterTest(H.InstanceTestCase):
         self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
         self.assertEqual(m.macros.get("{mail_addr}"), "alice@example.test")
         self.assertIn(("C", "localhost"), m.seen)
+
+    def test_slow_milter_does_not_stop_pickup(self):
+        # pickup waits for its milters on its own event loop: while the
+        # milter holds one message at its end, another submission is
+        # queued and delivered; then the first one goes through too.
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        first = []
+        t = threading.Thread(target=lambda: first.append(inst.sendmail(
+            "-f", "alice@example.test", "bob@example.test",
+            input=self.message("WAITME"))), daemon=True)
+        t.start()
+        self.addCleanup(m.release.set)
+        deadline = time.time() + 30
+        while ("E", "") not in m.seen:
+            self.assertLess(time.time(), deadline, m.seen)
+            time.sleep(0.1)
+        r = inst.sendmail("-f", "alice@example.test", "carol@example.test",
+                          input=self.message("second"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Subject: second", msg)
+        self.assertEqual(first, [])          # still with the milter
+        m.release.set()
+        t.join(60)
+        self.assertEqual(first[0].returncode, 0, first[0].stderr)
+        msg = H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Subject: WAITME", msg)
+        self.assertQueueEmpty(inst)
+
+    def test_maildrop_files_through_milters(self):
+        # Written to maildrop/ while Postern was down: at start pickup's
+        # pass gives each file to the milters on its loop, one at a time,
+        # and goes on after each; the edits are in what is delivered.
+        m = self.milter()
+        inst = self.start(m.endpoint)
+        inst.stop()
+        for rcpt, subject in (("bob@example.test", "EDITME"),
+                              ("alice@example.test", "second")):
+            r = inst.sendmail("-f", "alice@example.test", rcpt,
+                              input=self.message(subject))
+            self.assertEqual(r.returncode, 0, r.stderr)
+        drops = [f for f in inst.all_queue_files() if f.startswith("maildrop/")]
+        self.assertEqual(len(drops), 2, inst.all_queue_files())
+        inst.start(prepare=False)
+        msg = H.wait_maildir(inst.vmaildir("carol@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"\nSubject: edited", msg)
+        msg = H.wait_maildir(inst.vmaildir("alice@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Subject: second", msg)
+        self.assertQueueEmpty(inst)
+        self.assertEqual([f for f in inst.all_queue_files()
+                          if f.startswith(("maildrop/", "corrupt/"))], [])
+        self.assertEqual(H.maildir_messages(inst.vmaildir("bob@example.test")), [])
 
     def test_reject_bounces_to_sender(self):
         m = self.milter()

@@ -32,11 +32,13 @@ import os
 import re
 import socket
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern_harness as H  # noqa: E402
 from test_restrictions import PolicyServer  # noqa: E402
+from milterlib import Milter  # noqa: E402
 
 DNSMASQ = H.DNSMASQ
 
@@ -90,6 +92,10 @@ class PeerName(H.InstanceTestCase):
         self.early_port = H.free_port()
         self.slow_port = H.free_port()
         self.policy_port = H.free_port()
+        self.milter_port = H.free_port()
+        # connect macros asked for in OPTNEG (stage 0)
+        self.milter = Milter(want_macros={0: "{client_name} {client_ptr} _"})
+        self.addCleanup(self.milter.stop)
         # a DNS "server" that reads nothing and answers nothing
         self.silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.silent.bind(("127.0.0.1", 0))
@@ -118,6 +124,8 @@ class PeerName(H.InstanceTestCase):
             "127.0.0.1:%d inet n - n - - smtpd -o smtpd_delay_reject=no "
             "-o smtpd_helo_restrictions=reject_non_fqdn_helo_hostname"
             % self.early_port,
+            "127.0.0.1:%d inet n - n - - smtpd -o smtpd_client_restrictions= "
+            "-o smtpd_milters=%s" % (self.milter_port, self.milter.endpoint),
         ]
         inst.prepare()
         inst.write("client_access", "bad.example.test REJECT no mail from bad\n")
@@ -158,6 +166,29 @@ class PeerName(H.InstanceTestCase):
         inst.wait_log(r"connect from unknown\[127\.0\.0\.7\]")
         # the confirmed client passes the same list
         self.assertEqual(rcpt(inst, GOOD)[0], 250)
+
+    def milter_connect_macros(self, source):
+        s = H.smtp_client(self.inst, source=source, port=self.milter_port)
+        s.quit()
+        deadline = time.time() + 10
+        while "C" not in self.milter.stage_macros and time.time() < deadline:
+            time.sleep(0.05)
+        with self.milter.lock:
+            got = dict(self.milter.stage_macros.get("C", {}))
+            self.milter.stage_macros.clear()
+        return got
+
+    def test_milter_names(self):
+        """Postfix's milter view of the names: {client_name} confirmed,
+        {client_ptr} the PTR answer, "_" flagged when they differ."""
+        got = self.milter_connect_macros(FORGED)
+        self.assertEqual(got.get("{client_name}"), "unknown")
+        self.assertEqual(got.get("{client_ptr}"), "forged.example.test")
+        self.assertEqual(got.get("_"), "forged.example.test [127.0.0.6] (may be forged)")
+        got = self.milter_connect_macros(GOOD)
+        self.assertEqual(got.get("{client_name}"), "good.example.test")
+        self.assertEqual(got.get("{client_ptr}"), "good.example.test")
+        self.assertEqual(got.get("_"), "good.example.test [127.0.0.5]")
 
     def test_dns_failure_is_temporary(self):
         inst = self.inst

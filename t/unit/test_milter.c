@@ -316,7 +316,7 @@ START_TEST(test_session)
 	const char *err = NULL;
 	size_t used;
 
-	milter_sess_init(&s, MILTER_A_ALL, MILTER_P_ALL);
+	milter_sess_init(&s, MILTER_VERSION, MILTER_A_ALL, MILTER_P_ALL);
 	ck_assert_int_eq(milter_sess_start(&s, &out), 0);
 	want_bytes(&out, BYTES("\0\0\0\x0dO\0\0\0\x06\0\0\x01\xff\x30\x1f\xff\xff"));
 	/* OpenDKIM-like answer: add headers, no reply to HEADER, a macro
@@ -369,7 +369,7 @@ START_TEST(test_session)
 	milter_sess_free(&s);
 
 	/* A milter asking for more than offered is refused. */
-	milter_sess_init(&s, MILTER_A_ADDHDRS, 0);
+	milter_sess_init(&s, MILTER_VERSION, MILTER_A_ADDHDRS, 0);
 	buf_reset(&out);
 	milter_sess_start(&s, &out);
 	buf_reset(&w);
@@ -378,7 +378,7 @@ START_TEST(test_session)
 	    MILTER_ERROR);
 	milter_sess_free(&s);
 	/* SKIP only after BODY, and only when negotiated. */
-	milter_sess_init(&s, MILTER_A_ALL, MILTER_P_ALL);
+	milter_sess_init(&s, MILTER_VERSION, MILTER_A_ALL, MILTER_P_ALL);
 	milter_sess_start(&s, &out);
 	buf_reset(&w);
 	milter_enc_frame(&w, 'O', BYTES("\0\0\0\x06\0\0\0\0\0\0\x04\0"));
@@ -393,6 +393,100 @@ START_TEST(test_session)
 	ck_assert(milter_sess_wants(&s, MILTER_CMD_EOB));
 	ck_assert_int_eq(milter_sess_sent(&s, MILTER_CMD_RCPT), 1);
 	ck_assert_int_eq(sess_feed_all(&s, w.data + w.len - 5, 5, step, &used, &err),
+	    MILTER_ERROR);
+	milter_sess_free(&s);
+	buf_free(&out);
+	buf_free(&w);
+}
+END_TEST
+
+START_TEST(test_protocol_parse)
+{
+	int v = 0;
+	uint32_t steps = 0;
+	const char *err = NULL;
+
+	ck_assert_int_eq(milter_protocol_parse("6", &v, &steps, &err), 0);
+	ck_assert_int_eq(v, 6);
+	ck_assert_uint_eq(steps, MILTER_P_ALL);
+	ck_assert_int_eq(milter_protocol_parse("2", &v, &steps, &err), 0);
+	ck_assert_int_eq(v, 2);
+	ck_assert_uint_eq(steps, 0x7f);
+	ck_assert_int_eq(milter_protocol_parse(" 3 ", &v, &steps, &err), 0);
+	ck_assert_uint_eq(steps, 0x7f | MILTER_P_NOUNKNOWN);
+	ck_assert_int_eq(milter_protocol_parse("4,no_header_reply", &v, &steps,
+	    &err), 0);
+	ck_assert_int_eq(v, 4);
+	ck_assert_uint_eq(steps, 0x7f | MILTER_P_NOUNKNOWN | MILTER_P_NODATA
+	    | MILTER_P_NR_HDR);
+	ck_assert_int_eq(milter_protocol_parse("no_header_reply 2", &v, &steps,
+	    &err), 0);
+	ck_assert_int_eq(v, 2);
+	ck_assert_uint_eq(steps, 0x7f | MILTER_P_NR_HDR);
+	/* Postfix knows no version 5 (nor 1 or 7). */
+	static const char *const bad[] = { "", "5", "1", "7", "66", "6 4",
+	    "no_header_reply", "6 foo", "six" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		ck_assert_msg(milter_protocol_parse(bad[i], &v, &steps, &err) < 0,
+		    "%s", bad[i]);
+		ck_assert_ptr_nonnull(err);
+	}
+	ck_assert_uint_eq(milter_protocol_steps(5), 0);
+}
+END_TEST
+
+/* milter_protocol = 2: OPTNEG says 2 and offers the version 2 steps; the
+ * steps version 2 lacks (DATA, UNKNOWN) are never sent; a milter that
+ * answers with a higher version is refused. */
+START_TEST(test_session_v2)
+{
+	struct milter_sess s;
+	struct buf out = BUF_INIT(0), w = BUF_INIT(0);
+	const char *err = NULL;
+	size_t used;
+
+	milter_sess_init(&s, 2, MILTER_A_ALL, milter_protocol_steps(2));
+	ck_assert_int_eq(milter_sess_start(&s, &out), 0);
+	want_bytes(&out, BYTES("\0\0\0\x0dO\0\0\0\x02\0\0\x01\xff\0\0\0\x7f"));
+	milter_enc_frame(&w, 'O', BYTES("\0\0\0\x02\0\0\0\x01\0\0\0\0"));
+	ck_assert_int_eq(milter_sess_feed(&s, w.data, w.len, &used, &err),
+	    MILTER_DONE);
+	ck_assert_uint_eq(s.version, 2);
+	ck_assert(milter_sess_wants(&s, MILTER_CMD_CONNECT));
+	ck_assert(milter_sess_wants(&s, MILTER_CMD_EOH));
+	ck_assert(!milter_sess_wants(&s, MILTER_CMD_DATA));
+	ck_assert(!milter_sess_wants(&s, MILTER_CMD_UNKNOWN));
+	milter_sess_free(&s);
+
+	/* Version 4 has DATA but not the no-reply flags. */
+	milter_sess_init(&s, 4, MILTER_A_ALL, milter_protocol_steps(4));
+	buf_reset(&out);
+	milter_sess_start(&s, &out);
+	buf_reset(&w);
+	milter_enc_frame(&w, 'O', BYTES("\0\0\0\x04\0\0\0\x01\0\0\0\0"));
+	ck_assert_int_eq(milter_sess_feed(&s, w.data, w.len, &used, &err),
+	    MILTER_DONE);
+	ck_assert(milter_sess_wants(&s, MILTER_CMD_DATA));
+	ck_assert(milter_sess_wants(&s, MILTER_CMD_UNKNOWN));
+	milter_sess_free(&s);
+
+	/* A version 6 answer to a version 2 offer. */
+	milter_sess_init(&s, 2, MILTER_A_ALL, milter_protocol_steps(2));
+	buf_reset(&out);
+	milter_sess_start(&s, &out);
+	buf_reset(&w);
+	milter_enc_frame(&w, 'O', BYTES("\0\0\0\x06\0\0\0\x01\0\0\0\0"));
+	ck_assert_int_eq(milter_sess_feed(&s, w.data, w.len, &used, &err),
+	    MILTER_ERROR);
+	milter_sess_free(&s);
+	/* A step flag version 2 does not offer (NR_CONN). */
+	milter_sess_init(&s, 2, MILTER_A_ALL, milter_protocol_steps(2));
+	buf_reset(&out);
+	milter_sess_start(&s, &out);
+	buf_reset(&w);
+	milter_enc_frame(&w, 'O', BYTES("\0\0\0\x02\0\0\0\x01\0\0\x10\0"));
+	ck_assert_int_eq(milter_sess_feed(&s, w.data, w.len, &used, &err),
 	    MILTER_ERROR);
 	milter_sess_free(&s);
 	buf_free(&out);
@@ -478,6 +572,8 @@ suite(void)
 	tcase_add_loop_test(tc, test_reply_trickled, 0, N(reply_cases));
 	tcase_add_test(tc, test_reader_limits);
 	tcase_add_test(tc, test_optneg);
+	tcase_add_test(tc, test_protocol_parse);
+	tcase_add_test(tc, test_session_v2);
 	tcase_add_test(tc, test_steps);
 	tcase_add_test(tc, test_edits);
 	tcase_add_loop_test(tc, test_session, 0, 2);

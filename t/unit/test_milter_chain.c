@@ -13,8 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mail/config.h"
 #include "mail/milter_chain.h"
 #include "mail/queue.h"
+#include "mail/resolve.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 
@@ -46,6 +48,39 @@ START_TEST(test_split)
 END_TEST
 
 static char qdir[] = "/tmp/test_milter_chain.XXXXXX";
+static struct resolver *res;
+
+/* virtual_alias_maps for recipients a milter adds: c@x.test is an alias
+ * of c1@y.test and a@x.test (already a recipient); loop@x.test loops. */
+static void
+setup(void)
+{
+	char path[128], *err = NULL;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(qdir));
+	snprintf(path, sizeof(path), "%s/postern.conf", qdir);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "mydestination = localhost\n"
+	    "virtual_alias_maps = inline:{ { c@x.test = c1@y.test, a@x.test },"
+	    " loop@x.test=loop2@x.test, loop2@x.test=loop@x.test }\n");
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_msg(config_load(qdir, &err) == 0, "%s", err);
+	res = resolver_open(&err);
+	ck_assert_msg(res != NULL, "resolver_open: %s", err);
+	ck_assert_int_eq(queue_dirs_create(qdir, (uid_t)-1, (gid_t)-1, &err), 0);
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	resolver_close(&res);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", qdir);
+	(void)system(cmd);
+	strcpy(qdir, "/tmp/test_milter_chain.XXXXXX");
+}
 
 START_TEST(test_queue_apply)
 {
@@ -55,8 +90,6 @@ START_TEST(test_queue_apply)
 	char *err = NULL, id[QUEUE_ID_MAX], wid[QUEUE_ID_MAX];
 	char *orig[] = { "a@x.test", "b@x.test", NULL };
 
-	ck_assert_ptr_nonnull(mkdtemp(qdir));
-	ck_assert_int_eq(queue_dirs_create(qdir, (uid_t)-1, (gid_t)-1, &err), 0);
 	w = queue_writer_open(qdir, QUEUE_INCOMING, (uid_t)-1, (gid_t)-1, &err);
 	ck_assert_ptr_nonnull(w);
 	snprintf(wid, sizeof(wid), "%s", queue_writer_id(w));
@@ -70,13 +103,14 @@ START_TEST(test_queue_apply)
 	(void)buf_puts(&content, "X-New: 1\nSubject: s\n\nnew body\n");
 	msg.content = &content;
 	msg.env.sender = xstrdup("changed@x.test");
-	msg.env.rcpts = xcalloc(3, sizeof(char *));
-	msg.env.rcpt_args = xcalloc(3, sizeof(char *));
+	msg.env.rcpts = xcalloc(4, sizeof(char *));
+	msg.env.rcpt_args = xcalloc(4, sizeof(char *));
 	msg.env.rcpts[0] = xstrdup("A@x.test");   /* kept: compared case-insensitively */
-	msg.env.rcpts[1] = xstrdup("c@x.test");   /* added */
-	msg.env.nrcpt = 2;
+	msg.env.rcpts[1] = xstrdup("c@x.test");   /* added: an alias */
+	msg.env.rcpts[2] = xstrdup("d@x.test");   /* added: not one */
+	msg.env.nrcpt = 3;
 	msg.env.hold = 1;
-	ck_assert_int_eq(milter_queue_apply(w, &msg, "s@x.test", orig, wid), 0);
+	ck_assert_int_eq(milter_queue_apply(w, &msg, "s@x.test", orig, res, wid), 0);
 	ck_assert_int_eq(queue_writer_commit(w, id), 0);
 	ck_assert_str_eq(id, wid);
 	queue_writer_free(&w);
@@ -87,14 +121,48 @@ START_TEST(test_queue_apply)
 	struct qenv env;
 	ck_assert_int_eq(queue_read(fd, &env, &err), 0);
 	ck_assert_str_eq(env.sender, "changed@x.test");
-	ck_assert_uint_eq(env.nrcpt, 2);
+	/* c@x.test became c1@y.test (a@x.test was there already) */
+	ck_assert_uint_eq(env.nrcpt, 3);
 	ck_assert_str_eq(env.rcpts[0].addr, "a@x.test");
-	ck_assert_str_eq(env.rcpts[1].addr, "c@x.test");
+	ck_assert_str_eq(env.rcpts[1].addr, "c1@y.test");
+	ck_assert_str_eq(env.rcpts[1].orig, "c@x.test");
+	ck_assert_str_eq(env.rcpts[2].addr, "d@x.test");
 	ck_assert_int_eq(env.content_size, (off_t)content.len);
 	qenv_free(&env);
 	close(fd);
 	unlink(path);
 	free(path);
+	milter_envelope_free(&msg.env);
+	buf_free(&content);
+}
+END_TEST
+
+/* An added recipient whose expansion loops: the file is not to be
+ * committed (the caller defers, as Postfix's cleanup does). */
+START_TEST(test_queue_apply_alias_loop)
+{
+	struct queue_writer *w;
+	struct buf content = BUF_INIT(0);
+	struct milter_message msg;
+	char *err = NULL;
+	char *orig[] = { "a@x.test", NULL };
+
+	w = queue_writer_open(qdir, QUEUE_INCOMING, (uid_t)-1, (gid_t)-1, &err);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_eq(queue_writer_sender(w, "s@x.test"), 0);
+	ck_assert_int_eq(queue_writer_rcpt(w, "a@x.test", "a@x.test", ""), 0);
+	memset(&msg, 0, sizeof(msg));
+	(void)buf_puts(&content, "Subject: s\n\nbody\n");
+	msg.content = &content;
+	msg.env.sender = xstrdup("s@x.test");
+	msg.env.rcpts = xcalloc(3, sizeof(char *));
+	msg.env.rcpt_args = xcalloc(3, sizeof(char *));
+	msg.env.rcpts[0] = xstrdup("a@x.test");
+	msg.env.rcpts[1] = xstrdup("loop@x.test");
+	msg.env.nrcpt = 2;
+	ck_assert_int_eq(milter_queue_apply(w, &msg, "s@x.test", orig, res,
+	    queue_writer_id(w)), -1);
+	queue_writer_abort(&w);
 	milter_envelope_free(&msg.env);
 	buf_free(&content);
 }
@@ -107,7 +175,9 @@ suite(void)
 	TCase *tc = tcase_create("milter_chain");
 
 	tcase_add_loop_test(tc, test_split, 0, N(splits));
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_queue_apply);
+	tcase_add_test(tc, test_queue_apply_alias_loop);
 	suite_add_tcase(s, tc);
 	return s;
 }

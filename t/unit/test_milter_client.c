@@ -16,7 +16,7 @@
 
 static const struct milter_spec_defaults defs = {
 	.connect_timeout = 30, .command_timeout = 30, .content_timeout = 300,
-	.default_action = MILTER_DEF_TEMPFAIL, .protocol = 6,
+	.default_action = MILTER_DEF_TEMPFAIL, .protocol = 6, .steps = MILTER_P_ALL,
 };
 
 START_TEST(test_list)
@@ -43,6 +43,9 @@ START_TEST(test_list)
 	ck_assert_int_eq(v[2].command_timeout, 60);
 	ck_assert_int_eq(v[2].content_timeout, 120);
 	ck_assert_int_eq(v[2].protocol, 4);
+	ck_assert_uint_eq(v[2].steps, milter_protocol_steps(4));
+	ck_assert_int_eq(v[0].protocol, 6);
+	ck_assert_uint_eq(v[0].steps, MILTER_P_ALL);
 	ck_assert_int_eq(v[2].default_action, MILTER_DEF_ACCEPT);
 	milter_specs_free(&v, n);
 	ck_assert_ptr_null(v);
@@ -67,6 +70,7 @@ static const char *const bad[] = {
 	"{ inet:h:25, default_action=maybe }",
 	"{ inet:h:25, connect_timeout=soon }",
 	"{ inet:h:25, protocol=7 }",
+	"{ inet:h:25, protocol=5 }",
 	"{ inet:h:25 { unix:/x } }",
 	"{ }",
 	"inet:h:25 }",

@@ -214,6 +214,8 @@ struct mail_case {
 	int smtputf8;
 	enum smtp_ret ret;
 	const char *envid;
+	int auth_given;
+	const char *auth;
 };
 
 static const struct mail_case mail_cases[] = {
@@ -234,7 +236,15 @@ static const struct mail_case mail_cases[] = {
 	{ .params = "FOO=bar", .err_prefix = "555 5.5.4 Unsupported option: FOO" },
 	{ .params = "X-SOMETHING", .err_prefix = "555 5.5.4 Unsupported option: X-SOMETHING" },
 	{ .params = "NOTIFY=NEVER", .err_prefix = "555 5.5.4 Unsupported option: NOTIFY" },
-	{ .params = "AUTH=<>", .err_prefix = "555 5.5.4 Unsupported option: AUTH" },
+	{ .params = "AUTH=<>", .ok = 1, .size = -1, .auth_given = 1 },
+	{ .params = "AUTH=alice@example.test SIZE=1", .ok = 1, .size = 1,
+	  .auth_given = 1, .auth = "alice@example.test" },
+	{ .params = "AUTH=a+2Bb@x", .ok = 1, .size = -1, .auth_given = 1,
+	  .auth = "a+b@x" },
+	{ .params = "AUTH", .err_prefix = "501 5.5.4 Bad AUTH" },
+	{ .params = "AUTH=", .err_prefix = "501 5.5.4 " },
+	{ .params = "AUTH=<> AUTH=<>", .err_prefix = "501 5.5.4 Bad AUTH" },
+	{ .params = "AUTH=a+0Ab", .err_prefix = "501 5.5.4 Bad AUTH" },
 	{ .params = "body=binarymime", .ok = 1, .size = -1,
 	  .body = SMTP_BODY_BINARYMIME },
 	{ .params = "BODY=BINARY", .err_prefix = "501 5.5.4 " },
@@ -268,9 +278,16 @@ START_TEST(test_mail_params)
 		    "\"%s\": error got \"%s\" want \"%s...\"", c->params,
 		    err ? err : "(null)", c->err_prefix);
 		ck_assert_ptr_null(mp.envid);
+		ck_assert_ptr_null(mp.auth);
 		free(err);
 		return;
 	}
+	ck_assert_int_eq(mp.auth_given, c->auth_given);
+	if (c->auth == NULL)
+		ck_assert_ptr_null(mp.auth);
+	else
+		ck_assert_msg(mp.auth && strcmp(mp.auth, c->auth) == 0,
+		    "\"%s\": auth got \"%s\"", c->params, mp.auth ? mp.auth : "(null)");
 	ck_assert_msg(r == SMTP_DONE, "\"%s\": rejected: %s", c->params, err);
 	ck_assert_msg(mp.size == c->size, "\"%s\": size got %lld want %lld",
 	    c->params, mp.size, c->size);
