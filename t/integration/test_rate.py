@@ -76,6 +76,10 @@ class TimingStub:
                 send("250 PIPELINING")
             elif up.startswith("MAIL FROM:"):
                 domains = []
+                # a kept connection's next delivery starts at its MAIL
+                # (smtp_connection_cache_*), the first at the connect
+                if connected is None:
+                    connected = time.monotonic()
                 send("250 2.1.0 Ok")
             elif up.startswith("RCPT TO:"):
                 dom = cmd[8:].split(">")[0].rsplit("@", 1)[-1].lower()
@@ -92,6 +96,7 @@ class TimingStub:
                 with self.lock:
                     for d in domains:
                         self.delivered.append((d, time.monotonic()))
+                connected = None
                 send("250 2.0.0 Ok")
             elif up == "QUIT":
                 send("221 2.0.0 Bye")
