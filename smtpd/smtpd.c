@@ -84,6 +84,7 @@ smtpd_post_init(struct loop *l)
 	smtpd_sasl_init();
 	smtpd_restrict_init();
 	smtpd_milter_init();
+	txn_init(l);
 }
 
 int
@@ -105,6 +106,7 @@ static void
 smtpd_drain(struct loop *l)
 {
 	log_debug("draining: %d session(s) left", server_clients());
+	txn_drain();
 }
 
 int
@@ -117,6 +119,7 @@ main(int argc, char **argv)
 		.post_init = smtpd_post_init,
 		.conn = smtpd_conn,
 		.drain = smtpd_drain,
+		.busy = txn_busy,
 	};
 
 	return server_main(argc, argv, &ops);
