@@ -120,6 +120,7 @@ main(int argc, char **argv)
 		.conn = smtpd_conn,
 		.drain = smtpd_drain,
 		.busy = txn_busy,
+		.process_count = "smtpd_process_count",
 	};
 
 	return server_main(argc, argv, &ops);
