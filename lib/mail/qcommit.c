@@ -40,6 +40,8 @@
 #include "util/loop.h"
 #include "mail/qcommit.h"
 
+#define COMMIT_STACK (256 * 1024)
+
 struct qcommit_req {
 	struct qcommit_req *next;
 	struct queue_writer *w;
@@ -184,6 +186,7 @@ qcommit_new(struct loop *l, void (*batch_done)(void *ctx), void *ctx)
 {
 	struct qcommit *qc = xcalloc(1, sizeof(*qc));
 	sigset_t all, old;
+	pthread_attr_t attr;
 	int err;
 
 	qc->loop = l;
@@ -198,10 +201,15 @@ qcommit_new(struct loop *l, void (*batch_done)(void *ctx), void *ctx)
 		goto fail;
 	pthread_mutex_init(&qc->mu, NULL);
 	pthread_cond_init(&qc->cv, NULL);
+	/* The thread only makes system calls: a small stack keeps an
+	 * smtpd's memory where it was. */
+	pthread_attr_init(&attr);
+	(void)pthread_attr_setstacksize(&attr, COMMIT_STACK);
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	err = pthread_create(&qc->thread, NULL, commit_thread, qc);
+	err = pthread_create(&qc->thread, &attr, commit_thread, qc);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (err != 0) {
 		loop_fd_del(l, qc->efd);
 		errno = err;
