@@ -51,6 +51,11 @@ def setUpModule():
     H.require_binaries()
     if shutil.which("strace") is None:
         raise unittest.SkipTest("strace is not installed (scripts/deps.sh strace)")
+    r = subprocess.run(["strace", "-f", "-o", os.devnull, "true"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        raise unittest.SkipTest("strace cannot trace here (ptrace refused?): %s"
+                                % r.stderr.decode(errors="replace").strip())
 
 
 # ----- trace parsing ---------------------------------------------------------
