@@ -54,8 +54,9 @@
  * Limits: smtpd_recipient_limit RCPT commands; 1000 addresses per alias
  * expansion (resolver); Message-ID is looked for in the first 1000 bytes of
  * each header field only.
- * BUGS: the last write of the queue file (its 'E' record) is still made
- * on the loop (page cache; see qcommit.c).
+ * BUGS: the content written during DATA (64 KiB pieces) still goes out
+ * from the loop (page cache; see qcommit.c); the last piece, the 'E'
+ * record and every wait for the disk are on the commit thread.
  */
 #include <errno.h>
 #include <stdio.h>

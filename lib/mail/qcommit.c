@@ -12,6 +12,8 @@
  * (several smtpd) already give CPU parallelism, each with its thread.
  *
  * Invariants:
+ * - Each batch: seal (the last bytes), start write-back, fsync, rename,
+ *   directory fsync, in that order for every writer.
  * - The thread touches only the requests of the batch it took (their
  *   writers, err and step) and the lists under the mutex; never the
  *   loop, the log or anything of the session. The loop touches a request
@@ -21,9 +23,10 @@
  *   returned; done(0) only after both.
  * - All signals are blocked in the thread, so signalfd on the loop keeps
  *   receiving them.
- * BUGS: the last write() of the file (queue_writer_seal) still runs on
- * the loop; it goes to the page cache, but can wait when the kernel
- * throttles dirty pages.
+ * BUGS: the content written during DATA (in 64 KiB pieces, smtpd/txn.c)
+ * still goes out from the loop; it goes to the page cache, but can wait
+ * when the kernel throttles dirty pages. The last piece and the 'E'
+ * record are written here (queue_writer_seal).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -85,9 +88,17 @@ batch_commit(struct qcommit *qc, struct qcommit_req *batch)
 	struct qcommit_req *r, *o;
 	unsigned long long files = 0, dirs = 0;
 
-	for (r = batch; r != NULL; r = r->next)
-		(void)queue_writer_start_sync(r->w);
 	for (r = batch; r != NULL; r = r->next) {
+		if (queue_writer_seal(r->w) < 0) {
+			r->err = errno ? errno : EIO;
+			r->step = "write";
+			continue;
+		}
+		(void)queue_writer_start_sync(r->w);
+	}
+	for (r = batch; r != NULL; r = r->next) {
+		if (r->err != 0)
+			continue;
 		if (queue_writer_sync(r->w) < 0) {
 			r->err = errno ? errno : EIO;
 			r->step = "fsync";
@@ -236,18 +247,6 @@ qcommit_submit(struct qcommit *qc, struct queue_writer *w,
 	r->ctx = ctx;
 	snprintf(r->id, sizeof(r->id), "%s", queue_writer_id(w));
 	qc->pending++;
-	if (queue_writer_seal(w) < 0) {
-		/* Reported from the loop like any failure, never from here:
-		 * the caller finishes its own bookkeeping first. */
-		r->err = errno ? errno : EIO;
-		r->step = "write";
-		pthread_mutex_lock(&qc->mu);
-		*qc->done_tail = r;
-		qc->done_tail = &r->next;
-		pthread_mutex_unlock(&qc->mu);
-		wake_loop(qc);
-		return r;
-	}
 	pthread_mutex_lock(&qc->mu);
 	*qc->todo_tail = r;
 	qc->todo_tail = &r->next;

@@ -4,8 +4,8 @@
  * A process that holds an event loop (smtpd) hands sealed queue writers
  * to one commit thread and gets a callback on its loop when each is
  * durable or failed. The thread takes every writer waiting when it
- * wakes as one batch: it starts the write-back of all their data, fsyncs
- * each file, renames each to its queue ID, then fsyncs each directory
+ * wakes as one batch: it writes their last bytes, starts the write-back
+ * of all their data, fsyncs each file, renames each to its queue ID, then fsyncs each directory
  * named in the batch once, so messages that end together share their
  * directory fsyncs. Nothing is delayed on purpose: a lone message is
  * committed at once, and the messages that end while a batch is on the
@@ -38,9 +38,11 @@ typedef void (*qcommit_done_fn)(void *ctx, const char *id, int err,
  * failure. */
 struct qcommit *qcommit_new(struct loop *l, void (*batch_done)(void *ctx),
     void *ctx);
-/* Take w (sealed here first; a seal failure is reported through done
- * from the loop like any other). Returns the request, which the caller
- * may detach until done has run. */
+/* Take w: from now on only the thread touches it (it seals it, writing
+ * what is still buffered and the 'E' record; a failure there is reported
+ * through done like any other). done always runs later, from the loop,
+ * never from here. Returns the request, which the caller may detach
+ * until done has run. */
 struct qcommit_req *qcommit_submit(struct qcommit *qc, struct queue_writer *w,
     qcommit_done_fn done, void *ctx);
 /* The caller is going away: its commit still completes (a committed
