@@ -6,12 +6,14 @@ while none is full, and one when it is 1 (the smtpd_client_limit rule
 alone). Sessions served by both processes each get their mail queued.
 
 No timing: connections are opened one by one and kept open until the
-expected processes exist (bounded count), then each session sends a
-message.
+expected processes exist (bounded count); then each smtpd in turn is
+stopped (SIGSTOP, by pid, then SIGCONT) while new sessions come, which
+the other must greet; then each session sends a message.
 """
 
 import os
 import re
+import signal
 import sys
 import time
 
@@ -59,6 +61,17 @@ class SmtpdProcesses(H.InstanceTestCase):
             # More sessions never start a third while none is full.
             sessions += self.open_until(inst, 3, limit=20)
             self.assertEqual(len(inst.pids().get("smtpd", [])), 2)
+            # While one is stopped (as busy as a process gets), the other
+            # greets the new sessions: each takes work on its own.
+            for p in pids:
+                os.kill(p, signal.SIGSTOP)
+                try:
+                    for _ in range(2):
+                        c = H.RawSMTP(inst.port, timeout=30)
+                        sessions.append(c)
+                        self.assertEqual(c.reply()[0], 220)
+                finally:
+                    os.kill(p, signal.SIGCONT)
             for k, c in enumerate(sessions):
                 self.send_one(c, k)
         finally:
