@@ -9,7 +9,10 @@
  * available child and is under maxproc, master watches its listening
  * socket itself, and a pending connection forks one more child. A new
  * child counts as available until it reports busy, so one connection
- * never forks many.
+ * never forks many. A MULTI service whose children report a process
+ * count (smtpd: smtpd_process_count) is watched the same way while fewer
+ * than that many run, even with one available: a waiting connection then
+ * forks another, so the load can use more than one CPU.
  *
  * Invariants:
  * - Children of one service share its listening fd and its status pipe;
@@ -80,6 +83,7 @@ struct service {
 	int total;                    /* all children, retired included */
 	int active;                   /* not retired */
 	int avail;                    /* available, not retired */
+	int spread;                   /* the children's process count (status) */
 	int watching;
 	int throttled;
 	uint64_t throttle_timer;
@@ -655,13 +659,22 @@ svc_under_limit(const struct service *s)
 	return s->cf.maxproc <= 0 || s->total < s->cf.maxproc;
 }
 
+/* Should a waiting connection get one more child? When none is
+ * available, or (MULTI with a process count) fewer than that run: one
+ * event loop is one CPU, so a second process takes connections while
+ * the first is busy with its sessions. */
+static int
+svc_wants_child(const struct service *s)
+{
+	return (s->avail == 0 || s->active < s->spread) && svc_under_limit(s);
+}
+
 static void
 listen_cb(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct service *s = ctx;
 
-	if (!s->dead && !s->throttled && !master_stopping() && s->avail == 0 &&
-	    svc_under_limit(s))
+	if (!s->dead && !s->throttled && !master_stopping() && svc_wants_child(s))
 		svc_spawn(s);
 	svc_update(s);
 }
@@ -702,7 +715,7 @@ svc_update(struct service *s)
 	}
 	if (s->cf.wakeup > 0 && s->active == 0 && svc_under_limit(s))
 		svc_spawn(s);
-	svc_watch(s, s->avail == 0 && svc_under_limit(s) && !s->throttled);
+	svc_watch(s, svc_wants_child(s) && !s->throttled);
 }
 
 /* Take in every status record waiting in the pipe. */
@@ -734,6 +747,8 @@ svc_read_status(struct service *s)
 				continue;
 			if (st[i].taken)
 				c->taken = 1;
+			if (!c->retired)
+				s->spread = st[i].spread;
 			if (c->retired)
 				continue;
 			if (avail != c->avail) {

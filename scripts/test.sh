@@ -34,10 +34,11 @@ fi
 # opendkim, opendkim-tools, opendmarc: the real milters test_milter_opendkim
 # and test_milter_opendmarc sign, verify and judge mail with;
 # Roundcube, PHP, Chromium and Selenium: test_webmail
+# strace: test_commit_order traces the instance's syscalls
 scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd \
 	sieve-connect postgrey postfix-policyd-spf-python opendkim opendkim-tools opendmarc \
 	roundcube-core roundcube-plugins roundcube-sqlite3 php-cli php-cgi php-sqlite3 \
-	sqlite3 chromium chromium-driver python3-selenium
+	sqlite3 chromium chromium-driver python3-selenium strace
 
 jobs=$(nproc 2>/dev/null || echo 2)
 if [ $sanitize -eq 1 ]; then

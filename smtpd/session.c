@@ -31,7 +31,8 @@
  *   reject as its greeting and 503 for every command but QUIT.
  * - With smtpd_forbid_bare_newline = reject (client not excluded), a
  *   command line ended by a bare LF is not run: 550 5.5.2, then close.
- * BUGS: the queue file fsync at end of DATA blocks the whole process.
+ * - While its queue file is committed (txn.c, s->commit_wait) the
+ *   session reads and runs nothing; the other sessions go on.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -179,7 +180,7 @@ session_may_process(const struct session *s)
 {
 	return !s->dead && s->sleep_timer == 0 && s->state != SESS_QUIT
 	    && s->peer == NULL && s->authc == NULL && !smtpd_restrict_busy(s)
-	    && !s->milter_wait
+	    && !s->milter_wait && !s->commit_wait
 	    && !(conn_tls_active(s->conn) && conn_tls(s->conn) == NULL);
 }
 

@@ -85,6 +85,7 @@ smtpd_post_init(struct loop *l)
 	smtpd_sasl_init();
 	smtpd_restrict_init();
 	smtpd_milter_init();
+	txn_init(l);
 }
 
 int
@@ -103,6 +104,7 @@ static void
 smtpd_drain(struct loop *l)
 {
 	log_debug("draining: %d session(s) left", server_clients());
+	txn_drain();
 }
 
 int
@@ -115,6 +117,8 @@ main(int argc, char **argv)
 		.post_init = smtpd_post_init,
 		.conn = smtpd_conn,
 		.drain = smtpd_drain,
+		.busy = txn_busy,
+		.process_count = "smtpd_process_count",
 	};
 
 	return server_main(argc, argv, &ops);

@@ -132,6 +132,7 @@ struct session {
 	/* smtpd_milters (milter.c); NULL without milters */
 	struct smtpd_milter *milter;
 	int milter_wait;           /* a milter step runs: nothing is processed */
+	int commit_wait;           /* the queue file is being committed (txn.c) */
 };
 
 /* session.c */
@@ -181,6 +182,13 @@ const char *txn_instance(const struct session *s);
 const char *txn_auth_author(const struct session *s);
 /* Recipients accepted so far. */
 long long txn_rcpt_count(const struct session *s);
+/* post_init: start the queue commit thread (lib/mail/qcommit.h). */
+void txn_init(struct loop *l);
+/* Commits not yet reported (the process must not exit yet). */
+int txn_busy(void);
+/* SIGTERM: log the commit counters (fsyncs, batches); exit once the
+ * last commit is reported. */
+void txn_drain(void);
 
 /* restrict.c: smtpd_*_restrictions (lib/mail/restrict.h). */
 enum smtpd_check_point {

@@ -5,10 +5,19 @@
  * a HOLD action).
  *
  * Invariants:
- * - "250 ... queued as ID" is sent only after queue_writer_commit()
- *   returned success (file and directory fsynced). Any queue error before
- *   that aborts the file and answers 451 4.3.0; nothing half-written ever
- *   gets a queue-ID name.
+ * - "250 ... queued as ID" is sent only after the commit thread
+ *   (lib/mail/qcommit.c) reported the file fsynced, renamed to its queue
+ *   ID and its directory fsynced after the rename (commit_done()). Any
+ *   queue error before that aborts the file and answers 451 4.3.0, logged
+ *   with the queue ID; nothing half-written ever gets a queue-ID name.
+ * - The event loop never waits for that commit: data_commit() hands the
+ *   sealed file to the thread and pauses the session (s->commit_wait: no
+ *   further command is read, so pipelined commands wait their turn and
+ *   replies keep their order) while every other session runs. Messages
+ *   ending together share a directory fsync (group commit). qmgr hears of
+ *   new mail once per reported batch, after it is durable. A session that
+ *   is closed while its commit runs detaches from it: the message is
+ *   still committed (and delivered), as the client may not have seen it.
  * - With smtpd_milters the content stays in memory (hold_content) until
  *   the milters have seen it at end of data; smtpd/milter.c writes the
  *   edited message into the still uncommitted file and then calls
@@ -50,8 +59,9 @@
  * Limits: smtpd_recipient_limit RCPT commands; 1000 addresses per alias
  * expansion (resolver); Message-ID is looked for in the first 1000 bytes of
  * each header field only.
- * BUGS: the commit fsync blocks the event loop (all sessions) for the
- * duration of the disk flush.
+ * BUGS: the content written during DATA (64 KiB pieces) still goes out
+ * from the loop (page cache; see qcommit.c); the last piece, the 'E'
+ * record and every wait for the disk are on the commit thread.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -66,6 +76,7 @@
 #include "util/strv.h"
 #include "mail/addr.h"
 #include "mail/hdrlimit.h"
+#include "mail/qcommit.h"
 #include "mail/queue.h"
 #include "mail/resolve.h"
 #include "mail/server.h"
@@ -108,7 +119,12 @@ struct txn {
 	char *pend_params;          /* its (or MAIL's) ESMTP parameters, for the milters */
 	struct smtp_rcpt_params pend_rp;
 	int pend_active;
+	struct qcommit_req *commit; /* the commit thread has the queue file */
 };
+
+static struct qcommit *committer;
+static int qmgr_due;           /* a batch committed mail for qmgr */
+static int draining;           /* SIGTERM: exit once the last commit is in */
 
 static const char queue_error[] = "451 4.3.0 Error: queue file write error";
 
@@ -258,6 +274,12 @@ txn_reset(struct session *s)
 	struct txn *tx = s->tx;
 
 	if (tx != NULL) {
+		if (tx->commit != NULL) {
+			/* Closed while the commit runs: it still completes. */
+			qcommit_detach(tx->commit);
+			tx->commit = NULL;
+			s->commit_wait = 0;
+		}
 		if (tx->qw != NULL)
 			queue_writer_abort(&tx->qw);
 		free(tx->sender);
@@ -759,6 +781,7 @@ txn_data(struct session *s, const struct smtp_cmd *cmd)
 
 /* End of data: reject, or commit and only then say "queued". */
 static void data_commit(struct session *s, const char *rej);
+static void commit_done(void *ctx, const char *id, int err, const char *step);
 
 /* After smtpd_end_of_data_restrictions, the milters see the message
  * (Postfix: smtpd's checks, then cleanup's milters), then the commit. */
@@ -847,25 +870,94 @@ data_commit(struct session *s, const char *rej)
 		log_warn("%s: hold queue", tx->id);
 		rej = queue_error;
 	}
-	if (rej == NULL && queue_writer_commit(tx->qw, id) < 0) {
-		log_warn("%s: commit queue file", tx->id);
-		rej = queue_error;
-		session_log_reject(s, "END-OF-MESSAGE", rej,
-		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);
-	}
 	if (rej != NULL) {
 		reply(s, "%s", rej);
 		txn_reset(s);
 		return;
 	}
-	queue_writer_free(&tx->qw);
-	if (tx->mh.message_id != NULL)
-		log_info("%s: message-id=%s", id, tx->mh.message_id);
-	reply(s, "250 2.0.0 Ok: queued as %s", id);
-	int held = tx->hold;
-	txn_reset(s);
-	if (!held)
+	/* The 250 comes from commit_done(); until then nothing is read. */
+	tx->commit = qcommit_submit(committer, tx->qw, commit_done, s);
+	tx->qw = NULL;
+	s->commit_wait = 1;
+}
+
+/* The commit thread's report (on the loop). s is NULL when the session
+ * was closed meanwhile. */
+static void
+commit_done(void *ctx, const char *id, int err, const char *step)
+{
+	struct session *s = ctx;
+	struct txn *tx;
+
+	if (s == NULL) {
+		if (err != 0)
+			log_warnx("%s: commit queue file: %s: %s (client gone)", id,
+			    step, strerror(err));
+		else {
+			log_info("%s: queued after the client went away", id);
+			qmgr_due = 1;
+		}
+		return;
+	}
+	tx = s->tx;
+	tx->commit = NULL;
+	s->commit_wait = 0;
+	if (err != 0) {
+		log_warnx("%s: commit queue file: %s: %s", id, step, strerror(err));
+		session_log_reject(s, "END-OF-MESSAGE", queue_error,
+		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);
+		reply(s, "%s", queue_error);
+		txn_reset(s);
+	} else {
+		if (tx->mh.message_id != NULL)
+			log_info("%s: message-id=%s", id, tx->mh.message_id);
+		reply(s, "250 2.0.0 Ok: queued as %s", id);
+		if (!tx->hold)
+			qmgr_due = 1;
+		txn_reset(s);
+	}
+	session_process_more(s);
+	session_done_cb(s);
+}
+
+/* After each reported batch: one wake-up for all its messages. */
+static void
+commit_batch_done(void *ctx)
+{
+	(void)ctx;
+	if (qmgr_due) {
+		qmgr_due = 0;
 		(void)trigger_send("qmgr", "I");
+	}
+	if (draining && !txn_busy())
+		server_exit_when_idle();   /* the skeleton looks again */
+}
+
+void
+txn_init(struct loop *l)
+{
+	committer = qcommit_new(l, commit_batch_done, NULL);
+	if (committer == NULL)
+		log_fatal("start the queue commit thread");
+}
+
+int
+txn_busy(void)
+{
+	return committer != NULL && qcommit_pending(committer) > 0;
+}
+
+void
+txn_drain(void)
+{
+	unsigned long long files, dirs, batches;
+
+	draining = 1;
+	if (committer == NULL)
+		return;
+	qcommit_stats(committer, &files, &dirs, &batches);
+	log_info("queue commits: %llu file fsyncs, %llu directory fsyncs, "
+	    "%llu batches", files, dirs, batches);
 }
 
 size_t

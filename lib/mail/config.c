@@ -256,6 +256,7 @@ static const struct param_def param_table[] = {
 	{ "smtpd_policy_service_retry_delay", CONF_TIME, "1s", 's', 0 },
 	{ "smtpd_policy_service_timeout", CONF_TIME, "100s", 's', 0 },
 	{ "smtpd_policy_service_try_limit", CONF_INT, "2", 0, 0 },
+	{ "smtpd_process_count", CONF_INT, NULL, 0, PF_COMPUTED },
 	{ "smtpd_recipient_limit", CONF_INT, "1000", 0, 0 },
 	{ "smtpd_recipient_restrictions", CONF_STR, "", 0, 0 },
 	{ "smtpd_relay_restrictions", CONF_STR, "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", 0, 0 },
@@ -435,10 +436,12 @@ computed_default(const struct param *p)
 	if (strcmp(p->name, "auth_hash_workers") == 0 ||
 	    strcmp(p->name, "pop3d_owner_process_limit") == 0 ||
 	    strcmp(p->name, "imapd_owner_process_limit") == 0 ||
-	    strcmp(p->name, "managesieve_owner_process_limit") == 0) {
+	    strcmp(p->name, "managesieve_owner_process_limit") == 0 ||
+	    strcmp(p->name, "smtpd_process_count") == 0) {
 		/* One per CPU: password hashing is pure CPU work, and one
 		 * owner's sessions (every virtual user shares one uid) need
-		 * no more processes than there are CPUs to run them. */
+		 * no more processes than there are CPUs to run them; nor do
+		 * smtpd's sessions, each process being one event loop. */
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 		return xasprintf("%ld", n < 1 ? 1 : n > 64 ? 64 : n);

@@ -330,6 +330,8 @@ fail:
 enum wstate {
 	W_ENVELOPE,   /* before the first content call */
 	W_CONTENT,    /* 'M' and envelope written */
+	W_SEALED,     /* 'E' written: only the commit steps remain */
+	W_LINKED,     /* renamed to its queue ID, directory not yet synced */
 	W_DONE,       /* committed */
 	W_FAILED,
 };
@@ -351,6 +353,7 @@ struct queue_writer {
 	struct buf pend;        /* content not yet in an 'N' record */
 	size_t nrcpt;
 	off_t content_size;
+	int withdraw_failed;    /* the final name could not be taken back */
 };
 
 static void
@@ -728,7 +731,7 @@ queue_writer_rcpt_all_done(struct queue_writer *w)
 int
 queue_writer_set_dir(struct queue_writer *w, const char *dir)
 {
-	if (w->state == W_FAILED || w->state == W_DONE || !dir_name_ok(dir)) {
+	if (w->state == W_FAILED || w->state >= W_SEALED || !dir_name_ok(dir)) {
 		errno = w->state == W_FAILED ? w->err : EINVAL;
 		return -1;
 	}
@@ -837,15 +840,13 @@ rename_noreplace(const char *from, const char *to)
 }
 
 int
-queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX])
+queue_writer_seal(struct queue_writer *w)
 {
-	int fd, save;
-
 	if (w->state == W_FAILED) {
 		errno = w->err;
 		return -1;
 	}
-	if (w->state == W_DONE) {
+	if (w->state == W_DONE || w->state == W_SEALED) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -858,23 +859,102 @@ queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX])
 	if (w_flush_pending(w) < 0 || w_record(w, 'E', NULL, 0) < 0 ||
 	    w_flush(w) < 0)
 		return -1;
+	w->state = W_SEALED;
+	return 0;
+}
+
+int
+queue_writer_start_sync(struct queue_writer *w)
+{
+	if (w->state != W_SEALED) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Only a hint to start the write-back: fsync below is the promise. */
+	(void)sync_file_range(w->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	return 0;
+}
+
+int
+queue_writer_sync(struct queue_writer *w)
+{
+	if (w->state != W_SEALED) {
+		errno = w->state == W_FAILED ? w->err : EINVAL;
+		return -1;
+	}
 	if (fsync(w->fd) < 0)
 		return w_fail(w, errno);
+	return 0;
+}
+
+int
+queue_writer_link(struct queue_writer *w)
+{
+	int fd;
+
+	if (w->state != W_SEALED) {
+		errno = w->state == W_FAILED ? w->err : EINVAL;
+		return -1;
+	}
+	/* The lock ("writer alive" for qmgr's orphan scan of .tmp names)
+	 * goes with the close, just before the name appears: qmgr pushes a
+	 * locked queue file back for a minute, so it must never find one. */
 	fd = w->fd;
 	w->fd = -1;
 	if (close(fd) < 0)
 		return w_fail(w, errno);
 	if (rename_noreplace(w->tmppath, w->finalpath) < 0)
 		return w_fail(w, errno);
-	if (fsync_dir(w->dirpath) < 0) {
+	w->state = W_LINKED;
+	return 0;
+}
+
+const char *
+queue_writer_dir(const struct queue_writer *w)
+{
+	return w->dirpath;
+}
+
+int
+queue_writer_done(struct queue_writer *w, int dir_err)
+{
+	if (w->state != W_LINKED) {
+		errno = w->state == W_FAILED ? w->err : EINVAL;
+		return -1;
+	}
+	if (dir_err != 0) {
 		/* Not durable: take the name back so the client retries;
-		 * if qmgr already took the file, a duplicate is the worst. */
-		save = errno;
-		if (rename(w->finalpath, w->tmppath) < 0)
-			log_warn("%s: cannot withdraw unsynced queue file", w->id);
-		return w_fail(w, save);
+		 * if qmgr already took the file, a duplicate is the worst.
+		 * The caller aborts the writer, which unlinks the tmp name. */
+		w->withdraw_failed = rename(w->finalpath, w->tmppath) < 0;
+		return w_fail(w, dir_err);
 	}
 	w->state = W_DONE;
+	return 0;
+}
+
+int
+queue_writer_withdraw_failed(const struct queue_writer *w)
+{
+	return w->withdraw_failed;
+}
+
+int
+queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX])
+{
+	int dir_err = 0;
+
+	if (queue_writer_seal(w) < 0 || queue_writer_sync(w) < 0 ||
+	    queue_writer_link(w) < 0)
+		return -1;
+	if (fsync_dir(w->dirpath) < 0)
+		dir_err = errno ? errno : EIO;
+	if (queue_writer_done(w, dir_err) < 0) {
+		if (w->withdraw_failed)
+			log_warn("%s: cannot withdraw unsynced queue file", w->id);
+		errno = dir_err != 0 ? dir_err : errno;
+		return -1;
+	}
 	if (id_r != NULL)
 		memcpy(id_r, w->id, QUEUE_ID_MAX);
 	return 0;
@@ -883,7 +963,7 @@ queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX])
 int
 queue_writer_retarget(struct queue_writer *w, const char *qdir, const char *dir)
 {
-	if (w->state == W_DONE || w->state == W_FAILED) {
+	if (w->state >= W_SEALED) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -132,6 +132,29 @@ int queue_writer_rcpt_all_done(struct queue_writer *w);
 int queue_writer_content(struct queue_writer *w, const void *p, size_t n);
 off_t queue_writer_content_size(const struct queue_writer *w);
 int queue_writer_commit(struct queue_writer *w, char id_r[QUEUE_ID_MAX]);
+/* The same commit in steps, so that the waiting can happen on another
+ * thread (lib/mail/qcommit.c: smtpd's group commit). queue_writer_commit()
+ * is exactly seal, sync, link, fsync of queue_writer_dir(), done.
+ * - seal: write 'E' and everything buffered (the page cache only).
+ *   After it no other call changes the file.
+ * - start_sync: start the write-back of the data without waiting (a hint
+ *   that lets one thread overlap the I/O of a batch).
+ * - sync: fsync the file.
+ * - link: close the file (dropping its lock) and rename the .tmp name to
+ *   the queue ID (never replacing).
+ * - done(dir_err): dir_err 0: the directory holding the new name was
+ *   fsynced after link; committed. Else the name is taken back
+ *   (withdraw_failed() says if that failed too) and the writer failed.
+ * seal, sync, link and done touch nothing but w and the file system (no
+ * log, no loop): one thread may run them for writers another made.
+ * Each returns 0, or -1 with errno and the writer failed (abort it). */
+int queue_writer_seal(struct queue_writer *w);
+int queue_writer_start_sync(struct queue_writer *w);
+int queue_writer_sync(struct queue_writer *w);
+int queue_writer_link(struct queue_writer *w);
+const char *queue_writer_dir(const struct queue_writer *w);
+int queue_writer_done(struct queue_writer *w, int dir_err);
+int queue_writer_withdraw_failed(const struct queue_writer *w);
 /* Commit into <qdir>/<dir> instead (HOLD: the hold queue). The rename
  * crosses directories of one file system; commit fsyncs the new one. */
 int queue_writer_retarget(struct queue_writer *w, const char *qdir,

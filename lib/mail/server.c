@@ -19,6 +19,9 @@
  *   a service only for children that die before that.
  * - A MULTI/TRIGGER child accepts until EAGAIN (or its client limit), so
  *   a burst is not left waiting in the backlog.
+ * - Every status record carries the service's process count
+ *   (server_ops.process_count), so master learns it from the child's
+ *   own configuration, -o overrides included.
  *
  * Limits: master death is noticed by a periodic check (getppid() changed,
  * or the status pipe reports an error because its reader is gone), so it
@@ -69,6 +72,7 @@ static struct {
 	int clients;
 	int client_limit;
 	int avail_reported;       /* last value sent to master, -1 none */
+	int spread;               /* ops->process_count's value, for master */
 	int taken_reported;       /* master knows we took work */
 	long long max_use;
 	long long max_idle;
@@ -212,6 +216,7 @@ send_status(int avail, int taken)
 	st.pid = getpid();
 	st.avail = avail;
 	st.taken = taken;
+	st.spread = srv.spread;
 	if (write_all(SERVER_STATUS_FD, &st, sizeof(st)) < 0) {
 		/* Master is gone or confused: finish what we have and leave. */
 		log_debug("status report: %s", strerror(errno));
@@ -644,6 +649,8 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	srv.max_use = config_int_range("max_use", 0, LLONG_MAX);
 	srv.max_idle = config_time("max_idle");
 	srv.client_limit = (int)config_int_range("smtpd_client_limit", 0, INT_MAX);
+	if (ops->process_count != NULL && ops->kind == SERVER_MULTI)
+		srv.spread = (int)config_int_range(ops->process_count, 0, 1024);
 
 	check_inherited_fds(a.login_listener);
 	srv.listen_open = 1;

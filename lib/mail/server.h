@@ -36,6 +36,9 @@ struct server_status {
 	pid_t pid;
 	int avail;      /* 1 ready for more work, 0 busy */
 	int taken;      /* 1: this child has accepted work (sent once) */
+	int spread;     /* MULTI: processes master should run for the service
+	                 * while connections wait, even with one available
+	                 * (server_ops.process_count); 0 = only when none is */
 };
 
 enum server_kind {
@@ -69,6 +72,12 @@ struct server_ops {
 	 * them (spawn: "user=nobody argv=/usr/bin/policyd-spf"); see
 	 * server_operands(). Others refuse them. */
 	int operands;
+	/* Optional (MULTI): the parameter naming how many processes of the
+	 * service master starts on demand before any is full (smtpd:
+	 * "smtpd_process_count"), so that one process's loop is not the
+	 * limit when there is work for several CPUs. Reported to master in
+	 * every status record; maxproc still caps it. */
+	const char *process_count;
 };
 
 int server_main(int argc, char **argv, const struct server_ops *ops);

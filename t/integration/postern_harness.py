@@ -366,6 +366,10 @@ class Instance:
             "minimal_backoff_time": "1s",
             "maximal_backoff_time": "2s",
             "queue_run_delay": "1s",
+            # One smtpd per service (not one per CPU): the tests that kill
+            # "the smtpd" of a session need it to be the only one;
+            # test_smtpd_processes.py sets more.
+            "smtpd_process_count": "1",
             # a loopback port with no DNS server: remote domains defer
             # locally instead of asking the host's resolver
             "smtp_dns_servers": "127.0.0.1:9",
