@@ -248,7 +248,7 @@ fail:
 int
 queue_move(const char *qdir, const char *from, const char *to, const char *id)
 {
-	char *src, *dst, *dir;
+	char *src, *dst;
 	int ret = -1, save;
 
 	if (!queue_id_valid(id) || !dir_name_ok(from) || !dir_name_ok(to)) {
@@ -257,20 +257,18 @@ queue_move(const char *qdir, const char *from, const char *to, const char *id)
 	}
 	src = queue_path(qdir, from, id);
 	dst = queue_path(qdir, to, id);
-	dir = xasprintf("%s/%s", qdir, to);
-	if (rename(src, dst) == 0) {
-		/* The move happened: reporting a failure now would make the
-		 * caller believe the file is still in from/ and strand it in
-		 * to/. A move needs no fsync for safety (the file is in one
-		 * directory or the other after a crash), so only log. */
-		if (fsync_dir(dir) < 0)
-			log_warn("%s: fsync %s after the move", id, dir);
+	/* No directory fsync (one per message in qmgr's incoming -> active,
+	 * as Postfix's qmgr): rename() is atomic, so after a crash the file
+	 * is in from/ or in to/, never in neither, and its contents and
+	 * recipient marks live in the inode, which the name does not
+	 * change. A move lost in a crash only runs again (qmgr moves what
+	 * it finds in active/ back to incoming/ at start). A caller to whom
+	 * the new place itself matters (postern queue hold) fsyncs to/. */
+	if (rename(src, dst) == 0)
 		ret = 0;
-	}
 	save = errno;
 	xfree(&src);
 	xfree(&dst);
-	xfree(&dir);
 	errno = save;
 	return ret;
 }
