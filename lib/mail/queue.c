@@ -1338,9 +1338,9 @@ queue_content(int fd, const struct qenv *env,
 	unsigned char h[REC_HDR];
 	char *chunk;
 	off_t off, size = env->file_size;
-	size_t len, n, done;
+	size_t len, n, want, done;
 	ssize_t got;
-	int ret = 0;
+	int ret = 0, have_hdr = 0;
 
 	/* The file was validated by queue_read(); still bound every step
 	 * in case it changed since. */
@@ -1348,14 +1348,16 @@ queue_content(int fd, const struct qenv *env,
 		errno = EINVAL;
 		return -1;
 	}
-	chunk = xmalloc(CONTENT_COALESCE);
+	chunk = xmalloc(CONTENT_COALESCE + REC_HDR);
 	off = env->content_off + REC_HDR;
 	for (;;) {
-		if (size - off < REC_HDR || pread(fd, h, REC_HDR, off) != REC_HDR) {
+		if (!have_hdr && (size - off < REC_HDR ||
+		    pread(fd, h, REC_HDR, off) != REC_HDR)) {
 			errno = EINVAL;
 			ret = -1;
 			break;
 		}
+		have_hdr = 0;
 		len = get_len(h);
 		if (h[0] == 'E' && len == 0)
 			break;
@@ -1368,7 +1370,12 @@ queue_content(int fd, const struct qenv *env,
 		off += REC_HDR;
 		for (done = 0; done < len; done += n) {
 			n = len - done < CONTENT_COALESCE ? len - done : CONTENT_COALESCE;
-			got = pread(fd, chunk, n, off + (off_t)done);
+			/* The record's last piece brings the next header along:
+			 * one pread per record instead of two. */
+			want = n;
+			if (done + n == len && size - off - (off_t)len >= REC_HDR)
+				want += REC_HDR;
+			got = pread(fd, chunk, want, off + (off_t)done);
 			if (got < 0 && errno == EINTR) {
 				n = 0;
 				continue;
@@ -1378,6 +1385,14 @@ queue_content(int fd, const struct qenv *env,
 					errno = EINVAL;
 				ret = -1;
 				goto out;
+			}
+			if ((size_t)got > n) {
+				/* A short read of the header: read it again. */
+				if ((size_t)got == want) {
+					memcpy(h, chunk + n, REC_HDR);
+					have_hdr = 1;
+				}
+				got = (ssize_t)n;
 			}
 			n = (size_t)got;
 			if ((ret = cb(chunk, n, ctx)) != 0)
