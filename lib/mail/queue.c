@@ -401,16 +401,16 @@ w_record(struct queue_writer *w, int type, const void *p, size_t n)
 	return 0;
 }
 
-/* Write a whole buffer of pre-encoded records. */
+/* Queue a whole buffer of pre-encoded records: through the write
+ * buffer, so the envelope and a small message go out in one write(). */
 static int
 w_raw(struct queue_writer *w, const struct buf *b)
 {
 	if (b->len == 0)
 		return 0;
-	if (w_flush(w) < 0)
-		return -1;
-	if (write_all(w->fd, b->data, b->len) < 0)
-		return w_fail(w, errno ? errno : EIO);
+	(void)buf_append(&w->wb, b->data, b->len);
+	if (w->wb.len >= WBUF_FLUSH)
+		return w_flush(w);
 	return 0;
 }
 
