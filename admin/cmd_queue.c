@@ -518,6 +518,12 @@ apply(enum qop op, const char *id, const char *only_queue)
 			    d->to, strerror(errno));
 			return -1;
 		}
+		/* queue_move() does not fsync: a hold (or release) the admin
+		 * was told about must survive a crash, so make it durable. */
+		dir = xasprintf("%s/%s", qdir, d->to);
+		if (fsync_dir(dir) < 0)
+			log_warn("%s: fsync %s after the move", id, dir);
+		xfree(&dir);
 		log_info("%s: %s", id, d->done);
 		return 1;
 	}

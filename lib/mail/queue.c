@@ -248,7 +248,7 @@ fail:
 int
 queue_move(const char *qdir, const char *from, const char *to, const char *id)
 {
-	char *src, *dst, *dir;
+	char *src, *dst;
 	int ret = -1, save;
 
 	if (!queue_id_valid(id) || !dir_name_ok(from) || !dir_name_ok(to)) {
@@ -257,20 +257,18 @@ queue_move(const char *qdir, const char *from, const char *to, const char *id)
 	}
 	src = queue_path(qdir, from, id);
 	dst = queue_path(qdir, to, id);
-	dir = xasprintf("%s/%s", qdir, to);
-	if (rename(src, dst) == 0) {
-		/* The move happened: reporting a failure now would make the
-		 * caller believe the file is still in from/ and strand it in
-		 * to/. A move needs no fsync for safety (the file is in one
-		 * directory or the other after a crash), so only log. */
-		if (fsync_dir(dir) < 0)
-			log_warn("%s: fsync %s after the move", id, dir);
+	/* No directory fsync (one per message in qmgr's incoming -> active,
+	 * as Postfix's qmgr): rename() is atomic, so after a crash the file
+	 * is in from/ or in to/, never in neither, and its contents and
+	 * recipient marks live in the inode, which the name does not
+	 * change. A move lost in a crash only runs again (qmgr moves what
+	 * it finds in active/ back to incoming/ at start). A caller to whom
+	 * the new place itself matters (postern queue hold) fsyncs to/. */
+	if (rename(src, dst) == 0)
 		ret = 0;
-	}
 	save = errno;
 	xfree(&src);
 	xfree(&dst);
-	xfree(&dir);
 	errno = save;
 	return ret;
 }
@@ -403,16 +401,16 @@ w_record(struct queue_writer *w, int type, const void *p, size_t n)
 	return 0;
 }
 
-/* Write a whole buffer of pre-encoded records. */
+/* Queue a whole buffer of pre-encoded records: through the write
+ * buffer, so the envelope and a small message go out in one write(). */
 static int
 w_raw(struct queue_writer *w, const struct buf *b)
 {
 	if (b->len == 0)
 		return 0;
-	if (w_flush(w) < 0)
-		return -1;
-	if (write_all(w->fd, b->data, b->len) < 0)
-		return w_fail(w, errno ? errno : EIO);
+	(void)buf_append(&w->wb, b->data, b->len);
+	if (w->wb.len >= WBUF_FLUSH)
+		return w_flush(w);
 	return 0;
 }
 
@@ -1340,9 +1338,9 @@ queue_content(int fd, const struct qenv *env,
 	unsigned char h[REC_HDR];
 	char *chunk;
 	off_t off, size = env->file_size;
-	size_t len, n, done;
+	size_t len, n, want, done;
 	ssize_t got;
-	int ret = 0;
+	int ret = 0, have_hdr = 0;
 
 	/* The file was validated by queue_read(); still bound every step
 	 * in case it changed since. */
@@ -1350,14 +1348,16 @@ queue_content(int fd, const struct qenv *env,
 		errno = EINVAL;
 		return -1;
 	}
-	chunk = xmalloc(CONTENT_COALESCE);
+	chunk = xmalloc(CONTENT_COALESCE + REC_HDR);
 	off = env->content_off + REC_HDR;
 	for (;;) {
-		if (size - off < REC_HDR || pread(fd, h, REC_HDR, off) != REC_HDR) {
+		if (!have_hdr && (size - off < REC_HDR ||
+		    pread(fd, h, REC_HDR, off) != REC_HDR)) {
 			errno = EINVAL;
 			ret = -1;
 			break;
 		}
+		have_hdr = 0;
 		len = get_len(h);
 		if (h[0] == 'E' && len == 0)
 			break;
@@ -1370,7 +1370,12 @@ queue_content(int fd, const struct qenv *env,
 		off += REC_HDR;
 		for (done = 0; done < len; done += n) {
 			n = len - done < CONTENT_COALESCE ? len - done : CONTENT_COALESCE;
-			got = pread(fd, chunk, n, off + (off_t)done);
+			/* The record's last piece brings the next header along:
+			 * one pread per record instead of two. */
+			want = n;
+			if (done + n == len && size - off - (off_t)len >= REC_HDR)
+				want += REC_HDR;
+			got = pread(fd, chunk, want, off + (off_t)done);
 			if (got < 0 && errno == EINTR) {
 				n = 0;
 				continue;
@@ -1380,6 +1385,14 @@ queue_content(int fd, const struct qenv *env,
 					errno = EINVAL;
 				ret = -1;
 				goto out;
+			}
+			if ((size_t)got > n) {
+				/* A short read of the header: read it again. */
+				if ((size_t)got == want) {
+					memcpy(h, chunk + n, REC_HDR);
+					have_hdr = 1;
+				}
+				got = (ssize_t)n;
 			}
 			n = (size_t)got;
 			if ((ret = cb(chunk, n, ctx)) != 0)

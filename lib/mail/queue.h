@@ -179,10 +179,10 @@ int queue_mark_rcpt(int fd, off_t status_off, char status);
 
 /* Path helpers: "<qdir>/<dir>/<id>", xmalloc'd. */
 char *queue_path(const char *qdir, const char *dir, const char *id);
-/* Move a queue file between directories (rename; fsyncs the target dir).
- * 0 once the rename is done (a failed fsync of the target directory after
- * it is only logged: the file is in to/ now); -1 and errno (ENOENT: the
- * file is not in from/; EINVAL: a bad ID or directory name). */
+/* Move a queue file between directories (rename, no directory fsync: a
+ * crash leaves it in from/ or to/, never lost). 0 once the rename is done;
+ * -1 and errno (ENOENT: the file is not in from/; EINVAL: a bad ID or
+ * directory name). */
 int queue_move(const char *qdir, const char *from, const char *to, const char *id);
 
 /* Delivery agents: open <qdir>/<dir>/<id> read-write (O_NOFOLLOW,

@@ -706,6 +706,8 @@ int
 trigger_send(const char *service, const char *bytes)
 {
 	const char *qdir = config_str("queue_directory");
+	static const char *const dirs[2] = { "private", "public" };
+	static int public_first;
 	struct timeval tv = { .tv_sec = 1, .tv_usec = 0 };
 	char *path;
 	int fd, rc = 0;
@@ -714,14 +716,17 @@ trigger_send(const char *service, const char *bytes)
 		log_debug("trigger %s: bad service name", service);
 		return -1;
 	}
-	path = xasprintf("%s/private/%s", qdir, service);
+	/* master.conf private=n puts the socket in public/ (qmgr's is, as
+	 * in Postfix). Start where the last trigger found it: smtpd sends
+	 * one per message, and a failed connect costs three syscalls. */
+	path = xasprintf("%s/%s/%s", qdir, dirs[public_first], service);
 	fd = net_connect_unix(path, 1000);
 	if (fd < 0 && errno == ENOENT) {
-		/* master.conf private=n puts the socket in public/ (qmgr does,
-		 * as in Postfix). */
 		free(path);
-		path = xasprintf("%s/public/%s", qdir, service);
+		path = xasprintf("%s/%s/%s", qdir, dirs[!public_first], service);
 		fd = net_connect_unix(path, 1000);
+		if (fd >= 0)
+			public_first = !public_first;
 	}
 	if (fd < 0) {
 		log_debug("trigger %s: connect %s: %s", service, path, strerror(errno));

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
@@ -336,6 +337,29 @@ START_TEST(test_named_idempotent)
 	ck_assert_int_eq(present, 0);
 	d = sub(md, "new");
 	ck_assert_int_eq(count_dir(d, NULL, 0), 1);
+	free(d);
+
+	/* A message that arrived just now, delivered, then moved to cur/
+	 * by a reader: cur/ changed after the arrival, so a retry looks
+	 * there and finds it (cur/ is only skipped when unchanged since). */
+	ck_assert_int_eq(maildir_delivery_name(name, sizeof(name),
+	    (long long)time(NULL) - 1, "4dQzBc1234z1", 1400), 0);
+	ck_assert_int_eq(maildir_deliver_named(md, name, produce, &s1, &present,
+	    &dsn, &err), 0);
+	ck_assert_int_eq(present, 0);
+	{
+		char *from = xasprintf("%s/new/%s", md, name);
+		char *to = xasprintf("%s/cur/%s:2,S", md, name);
+
+		ck_assert_int_eq(rename(from, to), 0);
+		free(from);
+		free(to);
+	}
+	ck_assert_int_eq(maildir_deliver_named(md, name, produce, &s2, &present,
+	    &dsn, &err), 0);
+	ck_assert_int_eq(present, 1);
+	d = sub(md, "new");
+	ck_assert_int_eq(count_dir(d, NULL, 0), 1);   /* only offset 1300's */
 	free(d);
 
 	/* Names that could escape new/ are refused. */
