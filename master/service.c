@@ -12,7 +12,10 @@
  * never forks many. A MULTI service whose children report a process
  * count (smtpd: smtpd_process_count) is watched the same way while fewer
  * than that many run, even with one available: a waiting connection then
- * forks another, so the load can use more than one CPU.
+ * forks another, so the load can use more than one CPU. A SINGLE service
+ * (one connection per process; its children say so in their status)
+ * gets one child per connection waiting beyond the available children
+ * at once, up to maxproc, instead of one per status round trip.
  *
  * Invariants:
  * - Children of one service share its listening fd and its status pipe;
@@ -84,6 +87,7 @@ struct service {
 	int active;                   /* not retired */
 	int avail;                    /* available, not retired */
 	int spread;                   /* the children's process count (status) */
+	int single;                   /* children say they are SERVER_SINGLE */
 	int watching;
 	int throttled;
 	uint64_t throttle_timer;
@@ -597,6 +601,10 @@ svc_throttle(struct service *s, const char *why)
 	else if (s->backoff_s < BACKOFF_MAX_S)
 		s->backoff_s = s->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : s->backoff_s * 2;
 	s->last_fail_ms = now;
+	/* Back to one child per round trip until one takes work again, so a
+	 * service that broke at start is not forked once per waiting
+	 * connection. */
+	s->single = 0;
 	if (s->throttled)
 		return;
 	s->throttled = 1;
@@ -669,13 +677,37 @@ svc_wants_child(const struct service *s)
 	return (s->avail == 0 || s->active < s->spread) && svc_under_limit(s);
 }
 
+/* A SINGLE service serves one connection per process: every connection
+ * waiting beyond the children that are available (idle, or started and
+ * not yet accepting) gets its own child now, up to maxproc, rather than
+ * one child per status round trip (fork, exec, start-up, accept, status
+ * record), which made the last of a burst wait for all the others'
+ * start-ups. */
+static void
+svc_ramp(struct service *s)
+{
+	int want;
+
+	if (!s->single || s->listen_fd < 0 || s->dead || s->throttled ||
+	    master_stopping() || !svc_under_limit(s))
+		return;
+	want = net_listen_pending(s->listen_fd) - s->avail;
+	if (want > 0)
+		log_debug("service %s: %d connection(s) waiting beyond the %d "
+		    "available child(ren)", s->label, want, s->avail);
+	while (want-- > 0 && svc_under_limit(s) && !s->throttled)
+		svc_spawn(s);
+}
+
 static void
 listen_cb(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct service *s = ctx;
 
-	if (!s->dead && !s->throttled && !master_stopping() && svc_wants_child(s))
+	if (!s->dead && !s->throttled && !master_stopping() && svc_wants_child(s)) {
 		svc_spawn(s);
+		svc_ramp(s);
+	}
 	svc_update(s);
 }
 
@@ -715,6 +747,7 @@ svc_update(struct service *s)
 	}
 	if (s->cf.wakeup > 0 && s->active == 0 && svc_under_limit(s))
 		svc_spawn(s);
+	svc_ramp(s);
 	svc_watch(s, svc_wants_child(s) && !s->throttled);
 }
 
@@ -747,8 +780,10 @@ svc_read_status(struct service *s)
 				continue;
 			if (st[i].taken)
 				c->taken = 1;
-			if (!c->retired)
+			if (!c->retired) {
 				s->spread = st[i].spread;
+				s->single = st[i].single;
+			}
 			if (c->retired)
 				continue;
 			if (avail != c->avail) {

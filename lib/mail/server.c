@@ -217,6 +217,7 @@ send_status(int avail, int taken)
 	st.avail = avail;
 	st.taken = taken;
 	st.spread = srv.spread;
+	st.single = srv.ops->kind == SERVER_SINGLE;
 	if (write_all(SERVER_STATUS_FD, &st, sizeof(st)) < 0) {
 		/* Master is gone or confused: finish what we have and leave. */
 		log_debug("status report: %s", strerror(errno));

@@ -39,6 +39,8 @@ struct server_status {
 	int spread;     /* MULTI: processes master should run for the service
 	                 * while connections wait, even with one available
 	                 * (server_ops.process_count); 0 = only when none is */
+	int single;     /* SERVER_SINGLE: one connection per process, so master
+	                 * starts one child per waiting connection at once */
 };
 
 enum server_kind {

@@ -17,11 +17,17 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -164,6 +170,91 @@ net_listen_backlog(void)
 	if (v < NET_LISTEN_BACKLOG_MIN || v > 65535)
 		v = v > 65535 ? 65535 : NET_LISTEN_BACKLOG_MIN;
 	return (int)v;
+}
+
+/* A listening UNIX socket's accept queue from the kernel's socket
+ * diagnostics (unix_diag: for a listener, UNIX_DIAG_RQLEN's rqueue is
+ * the number of connections waiting), asked by the socket's inode. */
+static int
+unix_listen_pending(int fd)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct unix_diag_req req;
+	} rq;
+	union {
+		struct nlmsghdr nlh;
+		char buf[1024];
+	} rp;
+	struct sockaddr_nl sa;
+	struct nlmsghdr *h;
+	struct stat st;
+	ssize_t n;
+	int nl, pending = -1;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return -1;
+	memset(&rq, 0, sizeof(rq));
+	rq.nlh.nlmsg_len = sizeof(rq);
+	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
+	rq.req.sdiag_family = AF_UNIX;
+	rq.req.udiag_states = ~0U;
+	rq.req.udiag_ino = (uint32_t)st.st_ino;
+	rq.req.udiag_show = UDIAG_SHOW_RQLEN;
+	rq.req.udiag_cookie[0] = rq.req.udiag_cookie[1] = ~0U;   /* no cookie */
+	memset(&sa, 0, sizeof(sa));
+	sa.nl_family = AF_NETLINK;
+	if (sendto(nl, &rq, sizeof(rq), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out;
+	n = recv(nl, &rp, sizeof(rp), 0);
+	for (h = &rp.nlh; n > 0 && NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+		struct unix_diag_msg *m = NLMSG_DATA(h);
+		struct rtattr *a;
+		unsigned int alen;
+
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		    h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
+		    m->udiag_ino != (uint32_t)st.st_ino)
+			break;
+		alen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+		for (a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+			if (a->rta_type == UNIX_DIAG_RQLEN &&
+			    RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen))
+				pending = (int)((struct unix_diag_rqlen *)RTA_DATA(a))->udiag_rqueue;
+		break;
+	}
+out:
+	close(nl);
+	return pending;
+}
+
+int
+net_listen_pending(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	if (ss.ss_family == AF_UNIX)
+		return unix_listen_pending(fd);
+	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+		struct tcp_info ti;
+
+		/* For a listener the kernel reports its accept queue in
+		 * tcpi_unacked (and the backlog in tcpi_sacked). */
+		len = sizeof(ti);
+		memset(&ti, 0, sizeof(ti));
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+		    ti.tcpi_state != TCP_LISTEN)
+			return -1;
+		return (int)ti.tcpi_unacked;
+	}
+	return -1;
 }
 
 int

@@ -19,6 +19,9 @@ int net_listen_unix(const char *path, int mode, int backlog, char **err_r);
  * clients waits in the queue instead of being dropped. */
 #define NET_LISTEN_BACKLOG_MIN 1024
 int net_listen_backlog(void);
+/* Connections waiting in a listening socket's accept queue (UNIX or
+ * TCP), or -1 when the kernel does not say. */
+int net_listen_pending(int fd);
 /* Blocking connect with a timeout; the fd returned is blocking. */
 int net_connect_unix(const char *path, int timeout_ms);
 int net_connect_inet(const char *host, const char *port, int timeout_ms);

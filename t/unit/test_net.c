@@ -161,6 +161,54 @@ START_TEST(test_unix)
 }
 END_TEST
 
+/* What master reads to start one child per waiting connection: the
+ * accept queue of a UNIX and of a TCP listener, as clients queue and
+ * are taken. */
+START_TEST(test_listen_pending)
+{
+	char dir[] = "/tmp/postern-net-XXXXXX", path[128], portstr[16], addr[64];
+	char *err = NULL;
+	int lfd, cfd[3], afd, i, lport = 0;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sock", dir);
+	lfd = net_listen_unix(path, 0600, 16, &err);
+	ck_assert_msg(lfd >= 0, "listen: %s", err ? err : "?");
+	ck_assert_int_eq(net_listen_pending(lfd), 0);
+	for (i = 0; i < 3; i++) {
+		cfd[i] = net_connect_unix(path, 1000);
+		ck_assert_int_ge(cfd[i], 0);
+	}
+	ck_assert_int_eq(net_listen_pending(lfd), 3);
+	afd = accept(lfd, NULL, NULL);
+	ck_assert_int_ge(afd, 0);
+	ck_assert_int_eq(net_listen_pending(lfd), 2);
+	close(afd);
+	for (i = 0; i < 3; i++)
+		close(cfd[i]);
+	close(lfd);
+	unlink(path);
+	rmdir(dir);
+
+	lfd = net_listen_inet("127.0.0.1:0", 16, &err);
+	ck_assert_msg(lfd >= 0, "listen: %s", err ? err : "?");
+	ck_assert_int_eq(net_local_addr(lfd, addr, sizeof(addr), &lport), 0);
+	snprintf(portstr, sizeof(portstr), "%d", lport);
+	ck_assert_int_eq(net_listen_pending(lfd), 0);
+	for (i = 0; i < 2; i++) {
+		cfd[i] = net_connect_inet("127.0.0.1", portstr, 2000);
+		ck_assert_int_ge(cfd[i], 0);
+	}
+	/* The handshake completes in the kernel; wait for it, bounded. */
+	for (i = 0; i < 200 && net_listen_pending(lfd) < 2; i++)
+		usleep(5000);
+	ck_assert_int_eq(net_listen_pending(lfd), 2);
+	for (i = 0; i < 2; i++)
+		close(cfd[i]);
+	close(lfd);
+}
+END_TEST
+
 static Suite *
 net_suite(void)
 {
@@ -172,6 +220,7 @@ net_suite(void)
 	tcase_add_test(tc, test_listen_bad);
 	tcase_add_test(tc, test_unix);
 	tcase_add_test(tc, test_listen_backlog);
+	tcase_add_test(tc, test_listen_pending);
 	suite_add_tcase(s, tc);
 	return s;
 }
