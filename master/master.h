@@ -38,6 +38,10 @@ struct master_conf {
 
 extern struct master_conf mconf;
 
+/* tickets.c: (re)make the shared TLS ticket keys (start, and reload if
+ * smtpd_tls_session_cache_timeout changed). */
+void tickets_start(struct loop *l);
+
 /* service.c */
 void services_init(struct loop *l);
 /* Start the first table. A listener that cannot be bound makes this return
