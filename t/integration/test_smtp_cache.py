@@ -259,6 +259,7 @@ class SmtpCacheTest(H.InstanceTestCase):
         self.assertEqual(srv[0][1], "")
         self.assertTrue(all(r for _, r in srv[1:]),
                         "B did not resume on every process: %r" % srv)
+        self.assertNotIn("TLS session tickets resume only", b.log())
 
     def test_reuse_count_limit(self):
         """smtp_connection_reuse_count_limit = 2: a session carries two
