@@ -651,6 +651,7 @@ main(int argc, char **argv)
 		log_error("event loop");
 		exit_status = 1;
 	}
+	tickets_stop();
 	pid_remove();
 	loop_free(&loop);
 	conf_free(&mconf);

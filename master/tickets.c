@@ -132,3 +132,19 @@ tickets_start(struct loop *l)
 	keys_write();
 	turn_arm();
 }
+
+void
+tickets_stop(void)
+{
+	char *path;
+
+	if (!have_keys)
+		return;
+	/* Nothing left to serve: the secret need not outlive us on disk
+	 * (the next master makes a new chain anyway). */
+	path = xasprintf("%s/%s", mconf.data_dir, TLSKEYS_FILE);
+	(void)unlink(path);
+	free(path);
+	tlskeys_wipe(&keys);
+	have_keys = 0;
+}
