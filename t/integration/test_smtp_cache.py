@@ -261,6 +261,19 @@ class SmtpCacheTest(H.InstanceTestCase):
                         "B did not resume on every process: %r" % srv)
         self.assertNotIn("TLS session tickets resume only", b.log())
 
+    def test_server_timeout_zero_no_resumption(self):
+        """smtpd_tls_session_cache_timeout = 0 on B: no tickets and no
+        cache (Postfix's meaning), so none of A's handshakes resumes."""
+        b = self.node(TwoSmtpdNode, B_ADDR, ["b.test"], start=False, cert=True,
+                      conf={"smtpd_tls_session_cache_timeout": "0"})
+        a = self.a_node({"smtp_connection_cache_on_demand": "no"})
+        self.backlog_to_b(a, b, 3)
+        est = re.findall(r"TLS connection established to mx1\.b\.test"
+                         r"\[127\.0\.0\.3\]:%d: TLSv1\.[23] with cipher \S+ "
+                         r"\(\d+/\d+ bits\)( \(session reused\))?" % PORT, a.log())
+        self.assertEqual(est, ["", "", ""])
+        self.assertNotIn("(session reused)", b.log())
+
     def test_reuse_count_limit(self):
         """smtp_connection_reuse_count_limit = 2: a session carries two
         messages, then QUIT and a new connection (which resumes TLS)."""
