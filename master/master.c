@@ -555,6 +555,7 @@ sighup_cb(struct loop *l, void *ctx)
 	conf_free(&c);
 	log_reopen();
 
+	tickets_start(l);
 	services_reload(svcs, n);
 	mastercf_free(svcs, n);
 	log_info("reload -- version %s, configuration %s", config_get("mail_version"),
@@ -629,6 +630,7 @@ main(int argc, char **argv)
 	    loop_signal(loop, SIGTERM, sigterm_cb, NULL) < 0 ||
 	    loop_signal(loop, SIGINT, sigint_cb, NULL) < 0)
 		startup_fail("signal set-up: %s", strerror(errno));
+	tickets_start(loop);
 	services_init(loop);
 	if (services_start(svcs, nsvcs, &err) < 0) {
 		pid_remove();
@@ -649,6 +651,7 @@ main(int argc, char **argv)
 		log_error("event loop");
 		exit_status = 1;
 	}
+	tickets_stop();
 	pid_remove();
 	loop_free(&loop);
 	conf_free(&mconf);

@@ -38,6 +38,12 @@ struct master_conf {
 
 extern struct master_conf mconf;
 
+/* tickets.c: (re)make the shared TLS ticket keys (start, and reload if
+ * smtpd_tls_session_cache_timeout changed). */
+void tickets_start(struct loop *l);
+/* At exit: remove the key file, wipe the secret. */
+void tickets_stop(void);
+
 /* service.c */
 void services_init(struct loop *l);
 /* Start the first table. A listener that cannot be bound makes this return

@@ -13,7 +13,8 @@
  * - smtpd_tls_security_level=encrypt: every command but EHLO, HELO,
  *   STARTTLS, NOOP and QUIT gets "530 5.7.0 Must issue a STARTTLS command
  *   first" until TLS is up.
- * - The certificate and key are read in pre_init, while still root.
+ * - The certificate and key are read in pre_init, while still root, and
+ *   so are master's shared session-ticket keys (server_tls_ticket_keys()).
  *
  * Trusts: OpenSSL (util/tls.h) for the TLS protocol itself. TLS 1.2 is the
  * minimum (util/tls.c). No client certificates are asked for.
@@ -26,7 +27,9 @@
 #include "util/conn.h"
 #include "util/log.h"
 #include "util/tls.h"
+#include "util/tlskeys.h"
 #include "mail/config.h"
+#include "mail/server.h"
 #include "smtpd.h"
 
 void
@@ -71,6 +74,20 @@ smtpd_tls_init(void)
 			return;
 		}
 		log_fatalx("cannot load certificate or key: %s", err);
+	}
+	/* Tickets any smtpd process of this master resumes, for as long as
+	 * Postfix's parameter says (0: no resumption at all). */
+	{
+		long long t = config_time("smtpd_tls_session_cache_timeout");
+
+		if (t < 0 || t > TLSKEYS_INTERVAL_MAX) {
+			log_warnx("smtpd_tls_session_cache_timeout = %lld is out of "
+			    "range; using %d", t, t < 0 ? 0 : TLSKEYS_INTERVAL_MAX);
+			t = t < 0 ? 0 : TLSKEYS_INTERVAL_MAX;
+		}
+		tls_server_session_timeout(c->tls_ctx, (int)t);
+		if (t > 0)
+			server_tls_ticket_keys(c->tls_ctx);
 	}
 	/* Implicit TLS is encryption whatever the level says. */
 	if (c->tls_wrappermode)
@@ -139,8 +156,11 @@ void
 tls_session_up(struct session *s)
 {
 	s->tls_up = 1;
-	log_info("Anonymous TLS connection established from %s[%s]: %s",
-	    s->name, s->addr, tls_describe(conn_tls(s->conn)));
+	/* Postfix's line; a resumed session says so the way smtp's
+	 * delivery log does (smtp_session.c), so both ends read alike. */
+	log_info("Anonymous TLS connection established from %s[%s]: %s%s",
+	    s->name, s->addr, tls_describe(conn_tls(s->conn)),
+	    tls_session_reused(conn_tls(s->conn)) ? " (session reused)" : "");
 	/* Implicit TLS: only now the greeting. */
 	if (smtpd_conf.tls_wrappermode)
 		session_greet(s);

@@ -65,6 +65,8 @@ login_conf_tls(const char *prefix)
 		log_warnx("cannot load certificate or key: %s: STARTTLS disabled", err);
 		free(err);
 	}
+	/* Still root (pre_init): the key file is master's, mode 0600. */
+	server_tls_ticket_keys(login_conf.tls_ctx);
 	free(n_cert);
 	free(n_key);
 	free(n_wrap);

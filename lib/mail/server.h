@@ -92,6 +92,12 @@ char *const *server_operands(void);
 /* The path of service's socket in the login directory ("/pop3d" inside
  * the login chroot, else queue_directory/login/pop3d). xmalloc'd. */
 char *server_login_socket(const char *service);
+/* pre_init of a TLS server: share master's session-ticket keys
+ * (data_directory/tls_ticket_keys, util/tlskeys.h) so any process of the
+ * service resumes any other's ticket. A missing or untrustworthy file is
+ * logged; tickets then resume only on the process that issued them. */
+struct tls_ctx;
+void server_tls_ticket_keys(struct tls_ctx *ctx);
 int server_privileged(void);         /* started as root and kept root (-p) */
 int server_clients(void);            /* open connections (MULTI) */
 /* The loop's exit: after drain, when no connection is left, the skeleton

@@ -18,25 +18,39 @@
  * result of its full handshake, so a resumed connection is "Trusted"
  * exactly when the first one was.
  *
+ * Servers given the shared key file (tls_server_ticket_keys(), written
+ * by master, util/tlskeys.h) encrypt tickets with its current key and
+ * accept the current and previous ones, through OpenSSL's ticket key
+ * callback, so a ticket resumes on any process of the same master; a
+ * ticket under the previous key is accepted and replaced by a new one.
+ *
  * Limits: the description string is bounded (128 bytes). The client cache
- * is per process and at most TLS_SESSION_CACHE_MAX keys; the server's
- * ticket keys are OpenSSL's, random per process, so a ticket resumes
- * only with the process that issued it.
+ * is per process and at most TLS_SESSION_CACHE_MAX keys. Without the key
+ * file the server's ticket keys are OpenSSL's, random per process, and
+ * TLS 1.2 session IDs are always per process (only tickets are shared).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <sys/stat.h>
 #include <arpa/inet.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "util/alloc.h"
 #include "util/tls.h"
+#include "util/tlskeys.h"
 
 struct tls_sess {
 	char *key;
@@ -51,6 +65,7 @@ struct tls_ctx {
 	int cache_timeout;      /* client: seconds a session is kept, 0 off */
 	struct tls_sess *cache;
 	size_t ncache;
+	struct tlskeys *keys;   /* server: shared ticket keys, or NULL */
 };
 
 struct tls_conn {
@@ -239,7 +254,125 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char **err_r)
 	c = xcalloc(1, sizeof(*c));
 	c->ssl = s;
 	c->server = 1;
+	SSL_CTX_set_app_data(s, c);
 	return c;
+}
+
+/*
+ * OpenSSL's ticket key callback (RFC 5077 layout: key name, IV,
+ * AES-256-CBC, HMAC-SHA256). enc: fill in the current key. Otherwise 0
+ * for an unknown name (full handshake), else 1 (accept) or 2 (accept and
+ * issue a new ticket under the current key).
+ */
+static int
+ticket_key_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct tls_ctx *ctx = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	const struct tlskey *key;
+	OSSL_PARAM params[3];
+	int prev = 0;
+
+	if (ctx == NULL || ctx->keys == NULL)
+		return -1;
+	tlskeys_advance(ctx->keys, time(NULL));
+	if (enc) {
+		key = &ctx->keys->cur;
+		memcpy(name, key->name, TLSKEYS_NAME_LEN);
+		if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1 ||
+		    EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1)
+			return -1;
+	} else {
+		key = tlskeys_find(ctx->keys, name, &prev);
+		if (key == NULL)
+			return 0;
+		if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, key->aes, iv) != 1)
+			return -1;
+	}
+	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
+	    (void *)key->mac, sizeof(key->mac));
+	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+	    (char *)"SHA256", 0);
+	params[2] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+		return -1;
+	/* Decrypting: 2 ("renew") for TLS 1.3 and for the previous key, else
+	 * 1. Found by test_conn's alternating servers with OpenSSL 3.0: in
+	 * TLS 1.3 with 1, the ticket issued after a resumed handshake never
+	 * resumed; in TLS 1.2 with 2, the renewed ticket did not either (so
+	 * a TLS 1.2 client has one full handshake per key rotation). */
+	if (enc)
+		return 1;
+	return prev || SSL_version(ssl) >= TLS1_3_VERSION ? 2 : 1;
+}
+
+int
+tls_server_ticket_keys(struct tls_ctx *ctx, const char *path, char **err_r)
+{
+	char text[TLSKEYS_TEXT_MAX + 1];
+	struct tlskeys *k;
+	struct stat st;
+	const char *why;
+	ssize_t n;
+	int fd;
+
+	*err_r = NULL;
+	if (ctx == NULL || !ctx->server)
+		return -1;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		*err_r = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* data_directory belongs to mail_owner: a file anyone but us could
+	 * have written, or anyone else could read, is not a secret. */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+		close(fd);
+		*err_r = xasprintf("%s: not a regular file of uid %d with mode 0600",
+		    path, (int)geteuid());
+		return -1;
+	}
+	n = read(fd, text, sizeof(text));
+	close(fd);
+	if (n < 0) {
+		*err_r = xasprintf("read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	k = xcalloc(1, sizeof(*k));
+	if (tlskeys_parse(text, (size_t)n, k, &why) < 0) {
+		OPENSSL_cleanse(text, sizeof(text));
+		free(k);
+		*err_r = xasprintf("%s: %s", path, why);
+		return -1;
+	}
+	OPENSSL_cleanse(text, sizeof(text));
+	tlskeys_advance(k, time(NULL));
+	if (ctx->keys != NULL) {
+		tlskeys_wipe(ctx->keys);
+		free(ctx->keys);
+	}
+	ctx->keys = k;
+	if (SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx->ssl, ticket_key_cb) != 1) {
+		*err_r = ssl_errtext("ticket key callback");
+		return -1;
+	}
+	return 0;
+}
+
+void
+tls_server_session_timeout(struct tls_ctx *ctx, int timeout_s)
+{
+	if (ctx == NULL || !ctx->server)
+		return;
+	if (timeout_s <= 0) {
+		/* Postfix: 0 turns off the cache and tickets alike. */
+		SSL_CTX_set_options(ctx->ssl, SSL_OP_NO_TICKET);
+		SSL_CTX_set_num_tickets(ctx->ssl, 0);
+		SSL_CTX_set_session_cache_mode(ctx->ssl, SSL_SESS_CACHE_OFF);
+		return;
+	}
+	SSL_CTX_set_timeout(ctx->ssl, timeout_s);
 }
 
 void
@@ -254,6 +387,10 @@ tls_ctx_free(struct tls_ctx **c)
 		sess_free(e);
 	}
 	SSL_CTX_free((*c)->ssl);
+	if ((*c)->keys != NULL) {
+		tlskeys_wipe((*c)->keys);
+		free((*c)->keys);
+	}
 	xfree(c);
 }
 

@@ -43,6 +43,15 @@ struct tls_ctx *tls_client_ctx_new(const char *cafile, char **err_r);
 struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,
     char **err_r);
 void tls_ctx_free(struct tls_ctx **ctx);
+/* Server: issue and accept session tickets with the keys master keeps in
+ * path (util/tlskeys.h), shared by every process that reads it. Read now,
+ * while still root; the file must belong to the effective user with no
+ * access for group or others. 0, or -1 with *err_r (the context keeps
+ * OpenSSL's own keys, random per process). */
+int tls_server_ticket_keys(struct tls_ctx *ctx, const char *path, char **err_r);
+/* Server: how long a session (ticket or cache entry) may be resumed;
+ * 0 turns off tickets and the session cache (Postfix's meaning). */
+void tls_server_session_timeout(struct tls_ctx *ctx, int timeout_s);
 /* Offer or accept nothing above TLS 1.2 (tests of the TLS 1.2 paths). */
 void tls_ctx_max_tls12(struct tls_ctx *ctx);
 

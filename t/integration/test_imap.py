@@ -258,6 +258,29 @@ class Imap(unittest.TestCase):
         self.assertIn("AUTHENTICATIONFAILED", str(e.exception))
         c.logout()
 
+    def test_tls_session_resumed(self):
+        """imaps: a client offering the ticket of its last session resumes
+        it; imap-login took master's shared ticket keys (no warning that
+        tickets stay with one process) and the key file is 0600."""
+        ctx = tls_ctx()
+        sess = None
+        reused = []
+        for _ in range(3):
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.p993),
+                                                         timeout=30), session=sess)
+            try:
+                self.assertTrue(s.recv(4096).startswith(b"* OK"))
+                s.sendall(b"a LOGOUT\r\n")
+                s.recv(4096)   # the ticket has come with the replies
+                reused.append(s.session_reused)
+                sess = s.session
+            finally:
+                s.close()
+        self.assertEqual(reused, [False, True, True])
+        self.assertNotIn("TLS session tickets resume only", self.inst.log())
+        path = os.path.join(self.inst.params["data_directory"], "tls_ticket_keys")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+
     def test_starttls_discards_pipelined(self):
         s = socket.create_connection(("127.0.0.1", self.p143), 10)
         f = s.makefile("rb")

@@ -10,6 +10,10 @@ B run one after another in one smtp process: what is counted (B's
 caching alone. A backlog is made deterministic by queuing N messages
 while B is down and flushing them once B is up.
 
+B runs two smtpd processes (smtpd_process_count = 2): master's shared
+TLS ticket keys let either resume a session the other began, which
+test_resumes_on_either_smtpd_process forces by stopping one at a time.
+
 A stub server stands in for B where a real instance cannot produce the
 case: a server that closes a kept connection as the next MAIL FROM
 arrives (the race between reuse and the server's own time-out).
@@ -17,6 +21,7 @@ arrives (the race between reuse and the server's own time-out).
 
 import os
 import re
+import signal
 import socket
 import socketserver
 import sys
@@ -52,14 +57,15 @@ class OneSmtpNode(R.Node):
                                              "smtp unix - - n - 1 smtp")
 
 
-class OneSmtpdNode(R.Node):
-    """B: at most one smtpd process. Its TLS tickets are resumed only by
-    the process that issued them (per-process ticket keys), and the tests
-    of resumption must not depend on which process accepts."""
+class TwoSmtpdNode(R.Node):
+    """B: two smtpd processes (smtpd_process_count = 2). Every smtpd
+    process of B resumes the TLS tickets of any other (master's shared
+    ticket keys), so what A counts does not depend on which one accepts."""
 
-    def master_text(self):
-        return re.sub(r"^(\S+ inet n - n - )- smtpd$", r"\g<1>1 smtpd",
-                      super().master_text(), flags=re.M)
+    def __init__(self, *a, conf=None, **kw):
+        c = {"smtpd_process_count": "2"}
+        c.update(conf or {})
+        super().__init__(*a, conf=c, **kw)
 
 
 class ClosingStub:
@@ -171,7 +177,7 @@ class SmtpCacheTest(H.InstanceTestCase):
         """On demand (the default): with a backlog, A sends the messages in a
         row over kept sessions: fewer connections to B than messages,
         conn_use= in A's status lines, and the TLS session reused."""
-        b = self.node(OneSmtpdNode, B_ADDR, ["b.test"], start=False, cert=True)
+        b = self.node(TwoSmtpdNode, B_ADDR, ["b.test"], start=False, cert=True)
         a = self.a_node()
         self.backlog_to_b(a, b, N)
         conns = self.b_connects(b)
@@ -196,7 +202,7 @@ class SmtpCacheTest(H.InstanceTestCase):
         """smtp_connection_cache_on_demand = no: one connection per message,
         and from the second connection on the TLS handshake resumes the
         session of the first (same smtp process)."""
-        b = self.node(OneSmtpdNode, B_ADDR, ["b.test"], start=False, cert=True)
+        b = self.node(TwoSmtpdNode, B_ADDR, ["b.test"], start=False, cert=True)
         a = self.a_node({"smtp_connection_cache_on_demand": "no"})
         self.backlog_to_b(a, b, N)
         self.assertEqual(self.b_connects(b), N)
@@ -209,10 +215,69 @@ class SmtpCacheTest(H.InstanceTestCase):
         self.assertTrue(all(e[1] for e in est[1:]),
                         "later handshakes did not resume: %r" % est)
 
+    def test_resumes_on_either_smtpd_process(self):
+        """B runs two smtpd processes; each of A's connections (one per
+        message) is made to land on a given one by stopping the other
+        (SIGSTOP by pid). From the second on, every handshake resumes the
+        session of the first, on the process that issued its ticket and on
+        the other alike: A logs "(session reused)", and so does B, under
+        both pids."""
+        b = self.node(TwoSmtpdNode, B_ADDR, ["b.test"], cert=True)
+        a = self.a_node({"smtp_connection_cache_on_demand": "no"})
+        # Idle sessions until master runs B's second smtpd.
+        held = []
+        self.addCleanup(lambda: [c.close() for c in held])
+        for _ in range(60):
+            c = H.RawSMTP(PORT, host=B_ADDR, timeout=30)
+            held.append(c)
+            self.assertEqual(c.reply()[0], 220)
+            if len(b.pids().get("smtpd", [])) >= 2:
+                break
+        pids = sorted(b.pids().get("smtpd", []))
+        self.assertEqual(len(pids), 2, "B's smtpd processes: %s" % pids)
+        order = [pids[0], pids[1], pids[0], pids[1], pids[1], pids[0]]
+        for i, serving in enumerate(order):
+            other = pids[1] if serving == pids[0] else pids[0]
+            os.kill(other, signal.SIGSTOP)
+            try:
+                a.send("alice@a.test", ["bob@b.test"], "spread %d" % i)
+                H.wait_maildir(b.vmaildir("bob@b.test"), i + 1, 60, a)
+            finally:
+                os.kill(other, signal.SIGCONT)
+        est = re.findall(r"(\w+) TLS connection established to mx1\.b\.test"
+                         r"\[127\.0\.0\.3\]:%d: TLSv1\.[23] with cipher \S+ "
+                         r"\(\d+/\d+ bits\)( \(session reused\))?" % PORT, a.log())
+        self.assertEqual(len(est), len(order))
+        self.assertEqual(est[0][1], "", "the first handshake cannot resume")
+        self.assertTrue(all(e[1] for e in est[1:]),
+                        "later handshakes did not resume: %r" % est)
+        # B's side: which process took each, and that it resumed.
+        srv = re.findall(r"smtpd\[(\d+)\]: Anonymous TLS connection established "
+                         r"from \S*\[127\.0\.0\.2\]: TLSv1\.[23] with cipher \S+ "
+                         r"\(\d+/\d+ bits\)( \(session reused\))?$", b.log(), re.M)
+        self.assertEqual([int(p) for p, _ in srv], order)
+        self.assertEqual(srv[0][1], "")
+        self.assertTrue(all(r for _, r in srv[1:]),
+                        "B did not resume on every process: %r" % srv)
+        self.assertNotIn("TLS session tickets resume only", b.log())
+
+    def test_server_timeout_zero_no_resumption(self):
+        """smtpd_tls_session_cache_timeout = 0 on B: no tickets and no
+        cache (Postfix's meaning), so none of A's handshakes resumes."""
+        b = self.node(TwoSmtpdNode, B_ADDR, ["b.test"], start=False, cert=True,
+                      conf={"smtpd_tls_session_cache_timeout": "0"})
+        a = self.a_node({"smtp_connection_cache_on_demand": "no"})
+        self.backlog_to_b(a, b, 3)
+        est = re.findall(r"TLS connection established to mx1\.b\.test"
+                         r"\[127\.0\.0\.3\]:%d: TLSv1\.[23] with cipher \S+ "
+                         r"\(\d+/\d+ bits\)( \(session reused\))?" % PORT, a.log())
+        self.assertEqual(est, ["", "", ""])
+        self.assertNotIn("(session reused)", b.log())
+
     def test_reuse_count_limit(self):
         """smtp_connection_reuse_count_limit = 2: a session carries two
         messages, then QUIT and a new connection (which resumes TLS)."""
-        b = self.node(OneSmtpdNode, B_ADDR, ["b.test"], start=False, cert=True)
+        b = self.node(TwoSmtpdNode, B_ADDR, ["b.test"], start=False, cert=True)
         a = self.a_node({"smtp_connection_reuse_count_limit": "2"})
         self.backlog_to_b(a, b, 6)
         self.assertEqual(self.b_connects(b), 3)
@@ -224,7 +289,7 @@ class SmtpCacheTest(H.InstanceTestCase):
         """B drops the kept connection while it is idle (smtpd_timeout 1s);
         the next message still goes out, on a new connection, and nothing is
         deferred."""
-        b = self.node(OneSmtpdNode, B_ADDR, ["b.test"], cert=True,
+        b = self.node(TwoSmtpdNode, B_ADDR, ["b.test"], cert=True,
                       conf={"smtpd_timeout": "1s"})
         a = self.a_node({"smtp_connection_cache_destinations": "b.test",
                          "smtp_connection_cache_time_limit": "20s"})

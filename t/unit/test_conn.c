@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/buf.h"
@@ -29,6 +31,7 @@
 #include "util/loop.h"
 #include "util/net.h"
 #include "util/tls.h"
+#include "util/tlskeys.h"
 
 struct rec {
 	struct loop *loop;
@@ -463,12 +466,13 @@ END_TEST
 /* Server side of the resumption test: sequential handshakes on fds, each
  * followed by one byte ("x") so a TLS 1.3 client reads the tickets. */
 static void
-resume_server(struct tls_ctx *sctx, const int *fds, size_t n)
+resume_server(struct tls_ctx **sctx, size_t nctx, const int *fds, size_t n)
 {
 	char *err = NULL, b[16];
 
 	for (size_t i = 0; i < n; i++) {
-		struct tls_conn *t = tls_server_new(sctx, fds[i]);
+		/* Several contexts stand for several server processes. */
+		struct tls_conn *t = tls_server_new(sctx[i % nctx], fds[i]);
 
 		if (t == NULL || tls_handshake_timeout(t, 5000, &err) < 0)
 			_exit(10 + (int)i);
@@ -528,7 +532,7 @@ resume_case(const char *cert, const char *key, int maxver)
 	if (pid == 0) {
 		for (i = 0; i < 4; i++)
 			close(sv[i][1]);
-		resume_server(sctx, sfd, 4);
+		resume_server(&sctx, 1, sfd, 4);
 	}
 	for (i = 0; i < 4; i++)
 		close(sv[i][0]);
@@ -564,6 +568,114 @@ START_TEST(test_tls_resume)
 }
 END_TEST
 
+/* Two server contexts (two smtpd processes) with one key file, or each
+ * with OpenSSL's own keys (keyfile NULL): the client alternates between
+ * them; want is the "resumed" flag of connections 1..3. */
+static void
+shared_case(const char *cert, const char *key, const char *keyfile, int maxver,
+    int want)
+{
+	struct tls_ctx *sctx[2], *cctx;
+	int sv[4][2], sfd[4], status;
+	char *err = NULL;
+	pid_t pid;
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		sctx[i] = tls_server_ctx_new(cert, key, &err);
+		ck_assert_msg(sctx[i] != NULL, "%s", err);
+		if (keyfile != NULL)
+			ck_assert_msg(tls_server_ticket_keys(sctx[i], keyfile, &err) == 0,
+			    "%s", err);
+	}
+	cctx = tls_client_ctx_new(NULL, &err);
+	ck_assert_msg(cctx != NULL, "%s", err);
+	if (maxver == 12)
+		tls_ctx_max_tls12(cctx);
+	tls_client_session_cache(cctx, 60);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv[i]), 0);
+		sfd[i] = sv[i][0];
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		for (i = 0; i < 4; i++)
+			close(sv[i][1]);
+		resume_server(sctx, 2, sfd, 4);
+	}
+	for (i = 0; i < 4; i++)
+		close(sv[i][0]);
+	ck_assert_int_eq(resume_client(cctx, sv[0][1], "k"), 0);
+	for (i = 1; i < 4; i++) {
+		int got = resume_client(cctx, sv[i][1], "k");
+
+		ck_assert_msg(got == want, "TLS max %d, keys %s, connection %zu: "
+		    "resumed %d", maxver, keyfile != NULL ? "shared" : "own", i, got);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "server status %d",
+	    status);
+	tls_ctx_free(&cctx);
+	tls_ctx_free(&sctx[0]);
+	tls_ctx_free(&sctx[1]);
+}
+
+static void
+write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+START_TEST(test_tls_shared_ticket_keys)
+{
+	char cmd[1024], cert[200], key[200], keys[200], line[TLSKEYS_TEXT_MAX];
+	char dir[] = "/tmp/test_conn_keys.XXXXXX";
+	unsigned char secret[TLSKEYS_SECRET_LEN] = { 1, 2, 3 };
+	struct tlskeys k;
+	struct tls_ctx *sctx;
+	char *err = NULL;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(keys, sizeof(keys), "%s/tls_ticket_keys", dir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 -nodes "
+	    "-subj /CN=localhost -keyout %s -out %s -days 1 2>/dev/null", key, cert);
+	ck_assert_int_eq(system(cmd), 0);
+	tlskeys_init(&k, secret, 3600, (long long)time(NULL) / 3600);
+	ck_assert_int_eq(tlskeys_format(&k, line, sizeof(line)), 0);
+
+	/* A file others may read is no secret; a malformed one is refused. */
+	sctx = tls_server_ctx_new(cert, key, &err);
+	ck_assert_ptr_nonnull(sctx);
+	write_file(keys, line, 0644);
+	ck_assert_int_eq(tls_server_ticket_keys(sctx, keys, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "mode 0600"));
+	free(err);
+	write_file(keys, "postern-ticket-keys 1 x\n", 0600);
+	ck_assert_int_eq(tls_server_ticket_keys(sctx, keys, &err), -1);
+	free(err);
+	tls_ctx_free(&sctx);
+
+	write_file(keys, line, 0600);
+	shared_case(cert, key, keys, 0, 1);      /* TLS 1.3 */
+	shared_case(cert, key, keys, 12, 1);     /* TLS 1.2 tickets */
+	shared_case(cert, key, NULL, 0, 0);      /* per-process keys: never */
+	unlink(keys);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -573,6 +685,7 @@ suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_lines_and_eof);
 	tcase_add_test(tc, test_tls_resume);
+	tcase_add_test(tc, test_tls_shared_ticket_keys);
 	tcase_add_test(tc, test_big_write);
 	tcase_add_test(tc, test_backpressure);
 	tcase_add_test(tc, test_timeout_and_free_in_cb);
