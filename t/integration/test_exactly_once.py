@@ -213,14 +213,19 @@ class QmgrHousekeeping(H.InstanceTestCase):
         inst = self.make_instance()
         inst.aliases["tempfail"] = "|%s" % inst.path("bin", "tempfail")
         inst.aliases["hardfail"] = "|%s" % inst.path("bin", "hardfail")
+        # Both commands say they started: both agents have the queue file
+        # open before the test removes it (a slow agent would otherwise
+        # find no file to open and defer instead of bounce).
         inst.write_script("tempfail", "touch %s/started\nsleep 2\nexit 75\n"
                           % inst.path("out"))
-        inst.write_script("hardfail", "sleep 2\necho no such thing >&2\nexit 67\n")
+        inst.write_script("hardfail", "touch %s/started-hard\nsleep 2\n"
+                          "echo no such thing >&2\nexit 67\n" % inst.path("out"))
         inst.start()
         self.assertEqual(send(inst, ["tempfail@localhost", "hardfail@localhost"],
                               "vanish"), {})
-        H.wait_file(inst.path("out", "started"), predicate=lambda b: True,
-                    timeout=30, inst=inst)
+        for marker in ("started", "started-hard"):
+            H.wait_file(inst.path("out", marker), predicate=lambda b: True,
+                        timeout=30, inst=inst)
         active = [q for q in inst.queue_files() if q.startswith("active/")]
         self.assertEqual(len(active), 1, inst.queue_files())
         qid = active[0].split("/")[1]
