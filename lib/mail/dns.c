@@ -631,6 +631,24 @@ async_deliver_cb(struct loop *l, void *arg)
 	free(q);
 }
 
+/* An answer reaches the caller from the loop, never from inside
+ * dns_async_query() (submitting: kept until it returns), and never
+ * after a cancel or the channel's destruction. Takes v. */
+static void
+async_finish(struct dns_q *q, int status, enum dns_status st, char **v)
+{
+	if (q->submitting && status != ARES_EDESTRUCTION) {
+		q->deferred = 1;
+		q->st = st;
+		q->values = v;
+		return;
+	}
+	if (!q->cancelled && status != ARES_EDESTRUCTION)
+		q->cb(q->ctx, st, v);
+	strv_free(&v);
+	free(q);
+}
+
 static void
 async_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
@@ -652,16 +670,7 @@ async_query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int ale
 		free(v[0]);
 		v[0] = NULL;
 	}
-	if (q->submitting && status != ARES_EDESTRUCTION) {
-		q->deferred = 1;
-		q->st = st;
-		q->values = v;
-		return;
-	}
-	if (!q->cancelled && status != ARES_EDESTRUCTION)
-		q->cb(q->ctx, st, v);
-	strv_free(&v);
-	free(q);
+	async_finish(q, status, st, v);
 }
 
 /* DNS_Q_HOST: ares_getaddrinfo reads the hosts file before DNS, as the
@@ -697,16 +706,7 @@ async_addrinfo_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res
 	st = map_status(status, &why);
 	if (st == DNS_OK && n == 0)
 		st = DNS_NODATA;
-	if (q->submitting && status != ARES_EDESTRUCTION) {
-		q->deferred = 1;
-		q->st = st;
-		q->values = v;
-		return;
-	}
-	if (!q->cancelled && status != ARES_EDESTRUCTION)
-		q->cb(q->ctx, st, v);
-	strv_free(&v);
-	free(q);
+	async_finish(q, status, st, v);
 }
 
 struct dns_q *
