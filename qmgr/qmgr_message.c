@@ -206,7 +206,7 @@ push_back(const char *from, const char *id, int fd)
 	char *path = queue_path(qconf.queue_directory, QUEUE_ACTIVE, id);
 
 	set_mtime(fd, path, time(NULL) + LOCKED_RETRY_SEC);
-	if (queue_move(qconf.queue_directory, QUEUE_ACTIVE, from, id) < 0)
+	if (queue_rename(qconf.queue_directory, QUEUE_ACTIVE, from, id) < 0)
 		log_warn("%s: move back to %s", id, from);
 	xfree(&path);
 }
@@ -250,7 +250,7 @@ qmsg_activate(const char *from, const char *id)
 	char *path, *err = NULL;
 	int fd;
 
-	if (queue_move(qconf.queue_directory, from, QUEUE_ACTIVE, id) < 0) {
+	if (queue_rename(qconf.queue_directory, from, QUEUE_ACTIVE, id) < 0) {
 		/* ENOENT: gone since the scan (deleted, or taken already). */
 		if (errno != ENOENT)
 			log_warn("%s: move from %s to active", id, from);

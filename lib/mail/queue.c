@@ -245,8 +245,8 @@ fail:
 	return -1;
 }
 
-int
-queue_move(const char *qdir, const char *from, const char *to, const char *id)
+static int
+move_file(const char *qdir, const char *from, const char *to, const char *id, int sync)
 {
 	char *src, *dst, *dir;
 	int ret = -1, save;
@@ -263,7 +263,7 @@ queue_move(const char *qdir, const char *from, const char *to, const char *id)
 		 * caller believe the file is still in from/ and strand it in
 		 * to/. A move needs no fsync for safety (the file is in one
 		 * directory or the other after a crash), so only log. */
-		if (fsync_dir(dir) < 0)
+		if (sync && fsync_dir(dir) < 0)
 			log_warn("%s: fsync %s after the move", id, dir);
 		ret = 0;
 	}
@@ -273,6 +273,18 @@ queue_move(const char *qdir, const char *from, const char *to, const char *id)
 	xfree(&dir);
 	errno = save;
 	return ret;
+}
+
+int
+queue_move(const char *qdir, const char *from, const char *to, const char *id)
+{
+	return move_file(qdir, from, to, id, 1);
+}
+
+int
+queue_rename(const char *qdir, const char *from, const char *to, const char *id)
+{
+	return move_file(qdir, from, to, id, 0);
 }
 
 int

@@ -184,6 +184,12 @@ char *queue_path(const char *qdir, const char *dir, const char *id);
  * it is only logged: the file is in to/ now); -1 and errno (ENOENT: the
  * file is not in from/; EINVAL: a bad ID or directory name). */
 int queue_move(const char *qdir, const char *from, const char *to, const char *id);
+/* The same rename without the directory fsync, for qmgr's moves into and
+ * out of active/: after a crash the file is in one directory or the
+ * other, and qmgr's startup sends active/ back to incoming/ anyway, so
+ * the fsync buys nothing there and cost one synchronous disk write per
+ * message on qmgr's loop (the drain of a backlog waited on it). */
+int queue_rename(const char *qdir, const char *from, const char *to, const char *id);
 
 /* Delivery agents: open <qdir>/<dir>/<id> read-write (O_NOFOLLOW,
  * close-on-exec), hold flock(LOCK_SH) on it, waiting up to wait_ms while
