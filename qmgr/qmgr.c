@@ -112,6 +112,10 @@ run_cb(struct loop *l, void *ctx)
 	kick_timer = 0;
 	if (qmgr_draining)
 		return;
+	/* Deliveries first: slots freed by finished jobs are refilled before
+	 * a slice of activations (file reads) delays them, so a large
+	 * backlog in incoming/ does not starve the messages already active. */
+	qsched_run();
 	more = qmgr_feed(FEED_SLICE);
 	qsched_run();
 	if (more)

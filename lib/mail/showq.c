@@ -216,20 +216,18 @@ showq_msg_free(struct showq_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* Directory order, as Postfix's showq: each name is read and handed to cb
+ * as readdir() returns it, so the first message is out at once and no
+ * list of the queue's names is built (a backlog of 100,000 costs nothing
+ * here). A file moved between queues during the walk may be listed in
+ * both or in neither; one gone since readdir() is skipped. */
 int
 showq_scan(const char *qdir, int (*cb)(struct showq_msg *m, void *ctx),
     void *ctx, void (*warn)(const char *text), char **err_r)
 {
 	struct dirent *de;
 	struct showq_msg m;
-	char *path, **names, *err;
-	size_t n, cap, i;
+	char *path, *err;
 	int q, rc = 0, r, save;
 	DIR *d;
 
@@ -248,35 +246,20 @@ showq_scan(const char *qdir, int (*cb)(struct showq_msg *m, void *ctx),
 			return -1;
 		}
 		xfree(&path);
-		names = NULL;
-		n = cap = 0;
-		while ((de = readdir(d)) != NULL) {
+		while (rc == 0 && (de = readdir(d)) != NULL) {
 			if (!queue_id_valid(de->d_name))
 				continue;
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				names = xreallocarray(names, cap, sizeof(*names));
+			err = NULL;
+			r = showq_read(qdir, showq_queues[q], de->d_name, &m, &err);
+			if (r == 0) {
+				rc = cb(&m, ctx);
+				showq_msg_free(&m);
+			} else if (r < 0 && warn != NULL) {
+				warn(err != NULL ? err : "unreadable queue file");
 			}
-			names[n++] = xstrdup(de->d_name);
+			xfree(&err);
 		}
 		closedir(d);
-		if (n > 0)
-			qsort(names, n, sizeof(*names), cmp_str);
-		for (i = 0; i < n; i++) {
-			if (rc == 0) {
-				err = NULL;
-				r = showq_read(qdir, showq_queues[q], names[i], &m, &err);
-				if (r == 0) {
-					rc = cb(&m, ctx);
-					showq_msg_free(&m);
-				} else if (r < 0 && warn != NULL) {
-					warn(err != NULL ? err : "unreadable queue file");
-				}
-				xfree(&err);
-			}
-			free(names[i]);
-		}
-		free(names);
 	}
 	return rc;
 }

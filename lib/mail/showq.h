@@ -47,7 +47,7 @@ extern const char *const showq_queues[];
  * the scan), -1 with *err_r (xmalloc'd) for a corrupt or unreadable file. */
 int showq_read(const char *qdir, const char *queue, const char *id,
     struct showq_msg *m, char **err_r);
-/* Every message of every queue, IDs sorted within a queue. cb's non-zero
+/* Every message of every queue, streamed in directory order. cb's non-zero
  * return stops the walk and is returned. Unreadable files are reported
  * through warn (may be NULL) and skipped. -1 and *err_r when a queue
  * directory cannot be read (EACCES: errno kept). */

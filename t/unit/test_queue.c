@@ -360,6 +360,18 @@ START_TEST(test_mark_and_move)
 	ck_assert_int_eq(queue_move(qdir, QUEUE_ACTIVE, QUEUE_DEFERRED, "../x"), -1);
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_int_eq(queue_move(qdir, QUEUE_ACTIVE, "..", id), -1);
+	/* queue_move back and forth: the same checks both ways. */
+	ck_assert_int_eq(queue_move(qdir, QUEUE_ACTIVE, QUEUE_INCOMING, id), 0);
+	ck_assert_int_eq(count_dir(QUEUE_INCOMING, NULL), 1);
+	ck_assert_int_eq(count_dir(QUEUE_ACTIVE, NULL), 0);
+	errno = 0;
+	ck_assert_int_eq(queue_move(qdir, QUEUE_ACTIVE, QUEUE_INCOMING, id), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	errno = 0;
+	ck_assert_int_eq(queue_move(qdir, QUEUE_INCOMING, QUEUE_ACTIVE, "../x"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(queue_move(qdir, QUEUE_INCOMING, "..", id), -1);
+	ck_assert_int_eq(queue_move(qdir, QUEUE_INCOMING, QUEUE_ACTIVE, id), 0);
 
 	path = queue_path(qdir, QUEUE_ACTIVE, id);
 	fd = open(path, O_RDWR);
