@@ -280,6 +280,18 @@ queue_show(int argc, char **argv)
 	}
 	memset(&env, 0, sizeof(env));
 	if (queue_read(fd, &env, &err) < 0) {
+		path = queue_path(qdir, where, argv[0]);
+		if (access(path, F_OK) < 0 && errno == ENOENT) {
+			/* Delivered (and its file recycled) while we read. */
+			fprintf(stderr, "postern: fatal: %s: no such message in the queue\n",
+			    argv[0]);
+			xfree(&path);
+			xfree(&err);
+			qenv_free(&env);
+			close(fd);
+			return 1;
+		}
+		xfree(&path);
 		fprintf(stderr, "postern: fatal: %s/%s: %s\n", where, argv[0],
 		    err != NULL ? err : strerror(errno));
 		xfree(&err);

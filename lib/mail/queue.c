@@ -23,6 +23,7 @@
  * QUEUE_CHUNK_MAX. The writer coalesces small content pieces into 'N'
  * records of up to 64 KiB.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -114,7 +115,7 @@ id_encode(char *out, size_t room, unsigned long long v, int base, size_t pad)
 	return n;
 }
 
-static int
+int
 queue_id_make(char id[QUEUE_ID_MAX], const struct timespec *ts, ino_t ino)
 {
 	size_t n, m, k;
@@ -199,6 +200,7 @@ static const struct {
 	{ QUEUE_PUBLIC, 0711 },
 	/* Like /tmp: any local user may drop a file, nobody may list. */
 	{ QUEUE_MAILDROP, 01733 },
+	{ QUEUE_RECYCLE, 0700 },
 };
 
 int
@@ -266,6 +268,194 @@ queue_move(const char *qdir, const char *from, const char *to, const char *id)
 	 * the new place itself matters (postern queue hold) fsyncs to/. */
 	if (rename(src, dst) == 0)
 		ret = 0;
+	save = errno;
+	xfree(&src);
+	xfree(&dst);
+	errno = save;
+	return ret;
+}
+
+/*
+ * Recycled queue files. Every message is one inode created by a writer
+ * and freed by qmgr moments later. ext4 without a journal does not hand
+ * out an inode freed in the last minute while it can find another, and
+ * finds out by looking at each free one of the group in turn, under the
+ * directory's lock: at a few hundred messages a second, every create of
+ * a queue file (and of a Maildir file near it) walks thousands of them
+ * (find_inode_bit, recently_deleted in perf: a quarter of the machine's
+ * CPU in the SMTP benchmark). So qmgr does not unlink a finished file:
+ * it renames it to recycle/ and truncates it there, and the next writer
+ * in incoming/ renames one from there to its ".tmp" name and opens it
+ * with O_TRUNC instead of creating an inode.
+ *
+ * Safe because the name, not the inode, carries a message: a recycled
+ * file is invisible to every reader of the queue (nothing lists
+ * recycle/), a claimed one is a ".tmp" file like a new one (locked by
+ * its writer before anything is written, and emptied by O_TRUNC, so
+ * whatever a crash left in it is gone), and it gets a queue-ID name only
+ * after the usual fsync. A claim that races with qmgr's removal of stale
+ * ".tmp" files sees a link count of 0 after taking its lock and moves on.
+ * recycle/ is bounded: qmgr unlinks instead while it holds
+ * QUEUE_RECYCLE_MAX files (counted again every RECYCLE_RECOUNT removals).
+ * Per process state, for the loop thread only.
+ */
+#define RECYCLE_BATCH 32
+#define RECYCLE_RECOUNT 256
+
+static struct {
+	char *qdir;                            /* whose names these are */
+	char names[RECYCLE_BATCH][QUEUE_ID_MAX];
+	int n;                                 /* names[0..n) not tried yet */
+	int empty;                             /* last listing found none */
+	struct timespec empty_mtime;           /* recycle/'s mtime before it */
+	unsigned removals;                     /* since the last count */
+	int full;                              /* recycle/ at the bound */
+} pool;
+
+static void
+pool_for(const char *qdir)
+{
+	if (pool.qdir != NULL && strcmp(pool.qdir, qdir) == 0)
+		return;
+	free(pool.qdir);
+	pool.qdir = xstrdup(qdir);
+	pool.n = 0;
+	pool.empty = 0;
+	pool.removals = 0;
+	pool.full = 0;
+}
+
+/* Read up to RECYCLE_BATCH names (all of them when count_r: how many
+ * there are, up to QUEUE_RECYCLE_MAX). Shuffled, so that two writers
+ * listing at once mostly try different files. */
+static int
+pool_list(const char *qdir, size_t *count_r)
+{
+	struct dirent *de;
+	char *path = xasprintf("%s/%s", qdir, QUEUE_RECYCLE);
+	size_t count = 0;
+	DIR *d = opendir(path);
+
+	xfree(&path);
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (!queue_id_valid(de->d_name))
+			continue;
+		count++;
+		if (count_r != NULL) {
+			if (count >= QUEUE_RECYCLE_MAX)
+				break;
+			continue;
+		}
+		memcpy(pool.names[pool.n], de->d_name, strlen(de->d_name) + 1);
+		if (++pool.n == RECYCLE_BATCH)
+			break;
+	}
+	closedir(d);
+	if (count_r != NULL) {
+		*count_r = count;
+		return 0;
+	}
+	for (int i = pool.n - 1; i > 0; i--) {
+		uint32_t r;
+		char t[QUEUE_ID_MAX];
+		int j;
+
+		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+			break;
+		j = (int)(r % (uint32_t)(i + 1));
+		memcpy(t, pool.names[i], sizeof(t));
+		memcpy(pool.names[i], pool.names[j], sizeof(t));
+		memcpy(pool.names[j], t, sizeof(t));
+	}
+	return 0;
+}
+
+/* Take a recycled file as tmppath, opened write-only and emptied: its fd,
+ * or -1 when there is none (the caller creates one). */
+static int
+pool_take(const char *qdir, const char *tmppath)
+{
+	char *src;
+	int fd;
+
+	pool_for(qdir);
+	for (;;) {
+		if (pool.n == 0) {
+			struct stat st;
+
+			/* An empty listing holds while recycle/ is unchanged:
+			 * one stat instead of a listing per new file. */
+			src = xasprintf("%s/%s", qdir, QUEUE_RECYCLE);
+			if (stat(src, &st) < 0) {
+				xfree(&src);
+				return -1;
+			}
+			xfree(&src);
+			if (pool.empty &&
+			    st.st_mtim.tv_sec == pool.empty_mtime.tv_sec &&
+			    st.st_mtim.tv_nsec == pool.empty_mtime.tv_nsec)
+				return -1;
+			if (pool_list(qdir, NULL) < 0 || pool.n == 0) {
+				pool.empty = 1;
+				pool.empty_mtime = st.st_mtim;
+				return -1;
+			}
+			pool.empty = 0;
+		}
+		pool.n--;
+		src = xasprintf("%s/%s/%s", qdir, QUEUE_RECYCLE, pool.names[pool.n]);
+		if (renameat2(AT_FDCWD, src, AT_FDCWD, tmppath, RENAME_NOREPLACE) < 0) {
+			int e = errno;
+
+			xfree(&src);
+			if (e == ENOENT)
+				continue;       /* another writer took it */
+			pool.n = 0;
+			return -1;
+		}
+		xfree(&src);
+		fd = open(tmppath, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		(void)unlink(tmppath);
+	}
+}
+
+int
+queue_remove(const char *qdir, const char *from, const char *id)
+{
+	char *src, *dst;
+	size_t count;
+	int ret, save;
+
+	if (!queue_id_valid(id) || !dir_name_ok(from)) {
+		errno = EINVAL;
+		return -1;
+	}
+	pool_for(qdir);
+	if (++pool.removals >= RECYCLE_RECOUNT || pool.full) {
+		if (pool.removals >= RECYCLE_RECOUNT) {
+			pool.removals = 0;
+			pool.full = pool_list(qdir, &count) < 0 ||
+			    count >= QUEUE_RECYCLE_MAX;
+		}
+	}
+	src = queue_path(qdir, from, id);
+	dst = queue_path(qdir, QUEUE_RECYCLE, id);
+	/* Like unlink, not synced: after a crash the file may be back in
+	 * from/, exactly as an unlink that did not reach the disk. */
+	if (!pool.full && rename(src, dst) == 0) {
+		/* Frees the blocks now; a file that keeps them is still safe
+		 * (the taker empties it), it only holds space. */
+		(void)truncate(dst, 0);
+		ret = 0;
+	} else if (!pool.full && errno == ENOENT) {
+		ret = -1;
+	} else {
+		ret = unlink(src);
+	}
 	save = errno;
 	xfree(&src);
 	xfree(&dst);
@@ -436,7 +626,7 @@ queue_writer_open(const char *qdir, const char *dir, uid_t owner, gid_t group,
 	struct timespec now;
 	struct stat st;
 	char name[96];
-	int tries;
+	int tries, recycled = 0;
 
 	if (!dir_name_ok(dir)) {
 		set_err(err_r, "bad queue directory name");
@@ -451,10 +641,16 @@ queue_writer_open(const char *qdir, const char *dir, uid_t owner, gid_t group,
 	buf_init(&w->rcpts, 0);
 	buf_init(&w->pend, 0);
 	w->dirpath = xasprintf("%s/%s", qdir, dir);
+again:
 	for (tries = 0; tries < 10; tries++) {
 		tmp_suffix(name, sizeof(name));
 		xfree(&w->tmppath);
 		w->tmppath = xasprintf("%s/%s", w->dirpath, name);
+		if (!recycled && strcmp(dir, QUEUE_INCOMING) == 0 &&
+		    (w->fd = pool_take(qdir, w->tmppath)) >= 0) {
+			recycled = 1;
+			break;
+		}
 		w->fd = open(w->tmppath, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 		if (w->fd >= 0 || errno != EEXIST)
 			break;
@@ -470,13 +666,35 @@ queue_writer_open(const char *qdir, const char *dir, uid_t owner, gid_t group,
 			goto fail;
 		}
 	}
+	if (recycled == 1) {
+		/* qmgr's orphan scan may have removed the name between our
+		 * rename and our lock; a file of someone else's (not ours to
+		 * give away, or not a plain private file) is not reused. */
+		int bad = fstat(w->fd, &st) < 0;
+
+		if (!bad && (st.st_nlink != 1 || !S_ISREG(st.st_mode) ||
+		    (st.st_mode & 07777) != 0600 ||
+		    (st.st_uid != geteuid() && geteuid() != 0))) {
+			if (st.st_nlink > 0)
+				(void)unlink(w->tmppath);
+			bad = 1;
+		}
+		if (bad) {
+			close(w->fd);
+			w->fd = -1;
+			recycled = 2;   /* create one this time */
+			goto again;
+		}
+	}
 	clock_gettime(CLOCK_REALTIME, &now);
 	w->arrival = now;
-	if (owner != (uid_t)-1 && fchown(w->fd, owner, group) < 0) {
+	if (owner != (uid_t)-1 &&
+	    !(recycled == 1 && st.st_uid == owner && st.st_gid == group) &&
+	    fchown(w->fd, owner, group) < 0) {
 		set_err(err_r, "fchown %s: %s", w->tmppath, strerror(errno));
 		goto fail;
 	}
-	if (fstat(w->fd, &st) < 0) {
+	if (recycled != 1 && fstat(w->fd, &st) < 0) {
 		set_err(err_r, "fstat %s: %s", w->tmppath, strerror(errno));
 		goto fail;
 	}

@@ -55,6 +55,7 @@
 #define QUEUE_PRIVATE  "private"  /* internal sockets */
 #define QUEUE_PUBLIC   "public"   /* sockets anyone may connect to */
 #define QUEUE_MAILDROP "maildrop" /* sendmail's offline drop */
+#define QUEUE_RECYCLE  "recycle"  /* finished queue files, emptied, for reuse */
 /* The pre-login processes' chroot: root-owned, mode 0750, group of
  * login_user, holding only the login_sockets listeners. master makes it
  * (not queue_dirs_create: it belongs to root, not to mail_owner). */
@@ -63,6 +64,9 @@
 /* Errors: every *err_r in this module is xmalloc'd text the caller frees
  * (err_r may be NULL). */
 int queue_id_valid(const char *id);
+/* The ID of a file with inode ino that arrived at ts: 0, or -1 when it
+ * does not fit. */
+int queue_id_make(char id[QUEUE_ID_MAX], const struct timespec *ts, ino_t ino);
 /* Create every sub-directory with the right modes, owned by uid/gid
  * (uid (uid_t)-1 = leave ownership). 0, or -1 and *err_r. */
 int queue_dirs_create(const char *qdir, uid_t uid, gid_t gid, char **err_r);
@@ -184,6 +188,15 @@ char *queue_path(const char *qdir, const char *dir, const char *id);
  * -1 and errno (ENOENT: the file is not in from/; EINVAL: a bad ID or
  * directory name). */
 int queue_move(const char *qdir, const char *from, const char *to, const char *id);
+
+/* Remove a finished queue file <qdir>/<from>/<id> by keeping its inode for
+ * the next writer in incoming/ (see queue.c, "Recycled queue files"):
+ * rename to recycle/, then truncate. Falls back to unlink when recycle/
+ * holds QUEUE_RECYCLE_MAX files or the rename fails for another reason
+ * than ENOENT. 0 once the name is gone from from/, -1 and errno (ENOENT:
+ * it was not there; EINVAL: a bad ID or directory name). */
+#define QUEUE_RECYCLE_MAX 1000
+int queue_remove(const char *qdir, const char *from, const char *id);
 
 /* Delivery agents: open <qdir>/<dir>/<id> read-write (O_NOFOLLOW,
  * close-on-exec), hold flock(LOCK_SH) on it, waiting up to wait_ms while

@@ -157,6 +157,14 @@ showq_read(const char *qdir, const char *queue, const char *id,
 		return -1;
 	}
 	if (queue_read(fd, &env, &err) < 0) {
+		/* Finished and recycled (emptied) while we read: gone. */
+		if (access(path, F_OK) < 0 && errno == ENOENT) {
+			xfree(&err);
+			close(fd);
+			qenv_free(&env);
+			xfree(&path);
+			return 1;
+		}
 		set_err(err_r, "%s: %s", path, err != NULL ? err : strerror(errno));
 		xfree(&err);
 		close(fd);

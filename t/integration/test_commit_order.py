@@ -210,6 +210,20 @@ def check_order(procs):
     return problems, checked
 
 
+def recycled_commits(procs):
+    """Replies whose queue file was taken from recycle/ (renamed from there
+    to the .tmp name that was then renamed to the queue ID)."""
+    n = 0
+    for p in procs.values():
+        for qid, _ in p.replies:
+            ren = [r for r in p.renames if os.path.basename(r[1]) == qid]
+            if ren and any(r[1] == ren[-1][0] and
+                           os.path.basename(os.path.dirname(r[0])) == "recycle"
+                           for r in p.renames):
+                n += 1
+    return n
+
+
 def shared_dir_syncs(procs):
     """Directory fsyncs that covered more than one rename (information)."""
     shared = 0
@@ -314,25 +328,31 @@ class CommitOrder(H.InstanceTestCase):
             idle.append(c)
             if len(inst.pids().get("smtpd", [])) >= 2:
                 break
+        # Two rounds: the second one's writers reuse the files the first
+        # one's messages left in recycle/ once delivered (queue.c), so
+        # both kinds of queue file, new and recycled, are checked.
         ids, errors = [], []
-        threads = [threading.Thread(target=session, args=(inst.port, k, ids, errors))
-                   for k in range(SESSIONS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(300)
+        maildir = inst.path("vmail", "example.test", "alice", "new")
+        total = 0
+        for _ in range(2):
+            threads = [threading.Thread(target=session, args=(inst.port, k, ids, errors))
+                       for k in range(SESSIONS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(300)
+            self.assertEqual(errors, [])
+            total += SESSIONS * PER_SESSION
+            self.assertEqual(len(ids), total)
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                if os.path.isdir(maildir) and len(os.listdir(maildir)) >= total and \
+                        not os.listdir(inst.path("queue", "active")):
+                    break
+                time.sleep(0.2)
+            self.assertEqual(len(os.listdir(maildir)), total)
         for c in idle:
             c.close()
-        self.assertEqual(errors, [])
-        total = SESSIONS * PER_SESSION
-        self.assertEqual(len(ids), total)
-        maildir = inst.path("vmail", "example.test", "alice", "new")
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            if os.path.isdir(maildir) and len(os.listdir(maildir)) >= total:
-                break
-            time.sleep(0.2)
-        self.assertEqual(len(os.listdir(maildir)), total)
         self.stop_traced(inst)
 
         with open(trace, encoding="utf-8", errors="replace") as f:
@@ -344,10 +364,13 @@ class CommitOrder(H.InstanceTestCase):
                          "the trace must hold every reply the clients got")
         self.assertEqual(checked, total)
         self.assertEqual(problems, [])
+        reused = recycled_commits(procs)
+        self.assertGreater(reused, 0, "no reply was for a recycled queue file")
         sys.stderr.write("commit order: %d replies checked from %d smtpd process(es); "
-                         "%d directory fsyncs covered more than one rename\n"
+                         "%d directory fsyncs covered more than one rename; "
+                         "%d replies for recycled queue files\n"
                          % (checked, len([p for p in procs.values() if p.replies]),
-                            shared_dir_syncs(procs)))
+                            shared_dir_syncs(procs), reused))
 
 
 if __name__ == "__main__":

@@ -315,7 +315,7 @@ START_TEST(test_dirs)
 		{ "incoming", 0700 }, { "active", 0700 }, { "deferred", 0700 },
 		{ "hold", 0700 }, { "corrupt", 0700 }, { "bounce", 0700 },
 		{ "defer", 0700 }, { "private", 0700 }, { "public", 0711 },
-		{ "maildrop", 01733 },
+		{ "maildrop", 01733 }, { "recycle", 0700 },
 	};
 	struct stat st;
 	char *path, *err = NULL;
@@ -800,6 +800,148 @@ START_TEST(test_open_shared)
 }
 END_TEST
 
+static ino_t
+inode_of(const char *dir, const char *id)
+{
+	char *path = queue_path(qdir, dir, id);
+	struct stat st;
+
+	ck_assert_msg(stat(path, &st) == 0, "stat %s", path);
+	free(path);
+	return st.st_ino;
+}
+
+/* A finished file goes to recycle/, emptied; the next writer in incoming/
+ * takes that inode instead of creating one, and what it writes reads back
+ * whole, with a new queue ID. */
+START_TEST(test_recycle)
+{
+	char id[QUEUE_ID_MAX], id2[QUEUE_ID_MAX], *path, *err = NULL;
+	struct stat st;
+	struct qenv env;
+	ino_t ino;
+	int fd;
+
+	write_small(id);
+	ino = inode_of(QUEUE_INCOMING, id);
+	ck_assert_int_eq(queue_move(qdir, QUEUE_INCOMING, QUEUE_ACTIVE, id), 0);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), 0);
+	ck_assert_int_eq(count_dir(QUEUE_ACTIVE, NULL), 0);
+	path = queue_path(qdir, QUEUE_RECYCLE, id);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	free(path);
+	/* Gone already: ENOENT, nothing recycled twice. */
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, "../x"), -1);
+	ck_assert_int_eq(errno, EINVAL);
+
+	write_small(id2);
+	ck_assert_str_ne(id, id2);
+	ck_assert_int_eq(inode_of(QUEUE_INCOMING, id2), ino);
+	ck_assert_int_eq(count_dir(QUEUE_RECYCLE, NULL), 0);
+	ck_assert_int_eq(count_dir(QUEUE_INCOMING, NULL), 1);
+	path = queue_path(qdir, QUEUE_INCOMING, id2);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	memset(&env, 0, sizeof(env));
+	ck_assert_msg(queue_read(fd, &env, &err) == 0, "read: %s", err ? err : "?");
+	ck_assert_str_eq(env.sender, "s@example.org");
+	ck_assert_int_eq(env.nrcpt, 2);
+	qenv_free(&env);
+	close(fd);
+	free(path);
+
+	/* recycle/ is empty now: the next writer creates an inode. */
+	write_small(id);
+	ck_assert_int_ne(inode_of(QUEUE_INCOMING, id), ino);
+}
+END_TEST
+
+/* A recycled file that somebody changed (not 0600) is not reused, and
+ * whatever a crash left in a recycled file is gone once it is taken. */
+START_TEST(test_recycle_checks)
+{
+	char id[QUEUE_ID_MAX], id2[QUEUE_ID_MAX], *path;
+	struct qenv env;
+	struct stat st;
+	char *err = NULL;
+	ino_t ino;
+	int fd;
+
+	write_small(id);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id), 0);
+	path = queue_path(qdir, QUEUE_RECYCLE, id);
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	free(path);
+	write_small(id2);
+	ck_assert_int_eq(count_dir(QUEUE_RECYCLE, NULL), 0);
+	path = queue_path(qdir, QUEUE_INCOMING, id2);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	free(path);
+
+	/* A full old message left in recycle/ (killed between rename and
+	 * truncate): the taker starts from an empty file. */
+	ino = inode_of(QUEUE_INCOMING, id2);
+	path = queue_path(qdir, QUEUE_INCOMING, id2);
+	{
+		char *dst = queue_path(qdir, QUEUE_RECYCLE, id2);
+
+		ck_assert_int_eq(rename(path, dst), 0);
+		free(dst);
+	}
+	free(path);
+	write_small(id);
+	ck_assert_int_eq(inode_of(QUEUE_INCOMING, id), ino);
+	path = queue_path(qdir, QUEUE_INCOMING, id);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	memset(&env, 0, sizeof(env));
+	ck_assert_msg(queue_read(fd, &env, &err) == 0, "read: %s", err ? err : "?");
+	ck_assert_int_eq(env.nrcpt, 2);
+	qenv_free(&env);
+	close(fd);
+	free(path);
+}
+END_TEST
+
+/* recycle/ stays bounded: once it holds QUEUE_RECYCLE_MAX files, removal
+ * unlinks (the count is taken again every 256 removals). */
+START_TEST(test_recycle_bound)
+{
+	char id[QUEUE_ID_MAX], *path;
+	struct timespec ts = { 1700000000, 0 };
+	int i, fd, n;
+
+	for (i = 0; i < QUEUE_RECYCLE_MAX; i++) {
+		ts.tv_nsec = (long)i * 1000;
+		ck_assert_int_eq(queue_id_make(id, &ts, (ino_t)(100000 + i)), 0);
+		path = queue_path(qdir, QUEUE_RECYCLE, id);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		free(path);
+	}
+	for (i = 0; i < 300; i++) {
+		ts.tv_sec = 1710000000;
+		ts.tv_nsec = (long)i * 1000;
+		ck_assert_int_eq(queue_id_make(id, &ts, (ino_t)(200000 + i)), 0);
+		path = queue_path(qdir, QUEUE_ACTIVE, id);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		free(path);
+		ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), 0);
+	}
+	ck_assert_int_eq(count_dir(QUEUE_ACTIVE, NULL), 0);
+	n = count_dir(QUEUE_RECYCLE, NULL);
+	ck_assert_msg(n >= QUEUE_RECYCLE_MAX && n < QUEUE_RECYCLE_MAX + 256,
+	    "recycle/ holds %d", n);
+}
+END_TEST
+
 static Suite *
 queue_suite(void)
 {
@@ -818,6 +960,9 @@ queue_suite(void)
 	tcase_add_test(tc, test_id_valid);
 	tcase_add_test(tc, test_id_unique);
 	tcase_add_test(tc, test_open_shared);
+	tcase_add_test(tc, test_recycle);
+	tcase_add_test(tc, test_recycle_checks);
+	tcase_add_test(tc, test_recycle_bound);
 	suite_add_tcase(s, tc);
 	return s;
 }
