@@ -451,9 +451,9 @@ queue_remove(const char *qdir, const char *from, const char *id)
 		 * (the taker empties it), it only holds space. */
 		(void)truncate(dst, 0);
 		ret = 0;
-	} else if (!pool.full && errno == ENOENT) {
-		ret = -1;
 	} else {
+		/* Full, or the rename failed (recycle/ missing, say): unlink,
+		 * whose ENOENT is the one that says the file is gone. */
 		ret = unlink(src);
 	}
 	save = errno;

@@ -192,8 +192,7 @@ int queue_move(const char *qdir, const char *from, const char *to, const char *i
 /* Remove a finished queue file <qdir>/<from>/<id> by keeping its inode for
  * the next writer in incoming/ (see queue.c, "Recycled queue files"):
  * rename to recycle/, then truncate. Falls back to unlink when recycle/
- * holds QUEUE_RECYCLE_MAX files or the rename fails for another reason
- * than ENOENT. 0 once the name is gone from from/, -1 and errno (ENOENT:
+ * holds QUEUE_RECYCLE_MAX files or the rename fails. 0 once the name is gone from from/, -1 and errno (ENOENT:
  * it was not there; EINVAL: a bad ID or directory name). */
 #define QUEUE_RECYCLE_MAX 1000
 int queue_remove(const char *qdir, const char *from, const char *id);

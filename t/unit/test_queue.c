@@ -853,6 +853,16 @@ START_TEST(test_recycle)
 	close(fd);
 	free(path);
 
+	/* Without recycle/ (a queue made by an older version), a removal
+	 * still removes. */
+	path = xasprintf("%s/%s", qdir, QUEUE_RECYCLE);
+	ck_assert_int_eq(rmdir(path), 0);
+	write_small(id);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id), 0);
+	ck_assert_int_eq(count_dir(QUEUE_INCOMING, NULL), 1);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	free(path);
+
 	/* recycle/ is empty now: the next writer creates an inode. */
 	write_small(id);
 	ck_assert_int_ne(inode_of(QUEUE_INCOMING, id), ino);
