@@ -596,17 +596,19 @@ svc_throttle(struct service *s, const char *why)
 
 	if (s->dead || master_stopping())
 		return;
+	/* Back to one child per round trip until one takes work again, so a
+	 * service that broke at start is not forked once per waiting
+	 * connection. */
+	s->single = 0;
+	/* The children of one ramp that fail together are one failure: the
+	 * backoff doubles once per throttle, not once per child. */
+	if (s->throttled)
+		return;
 	if (s->last_fail_ms == 0 || now - s->last_fail_ms > HEALTHY_MS)
 		s->backoff_s = 1;
 	else if (s->backoff_s < BACKOFF_MAX_S)
 		s->backoff_s = s->backoff_s * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : s->backoff_s * 2;
 	s->last_fail_ms = now;
-	/* Back to one child per round trip until one takes work again, so a
-	 * service that broke at start is not forked once per waiting
-	 * connection. */
-	s->single = 0;
-	if (s->throttled)
-		return;
 	s->throttled = 1;
 	log_warnx("service %s: %s -- throttling for %d s", s->label, why, s->backoff_s);
 	s->throttle_timer = loop_timer_add(loop, (uint64_t)s->backoff_s * 1000,
