@@ -747,7 +747,9 @@ conn_compress(struct conn *c)
 	 * is buffered unread was already compressed by the peer. */
 	(void)buf_append(&z->zout, c->out.data, c->out.len);
 	buf_reset(&c->out);
-	(void)buf_append(&z->zin, c->in.data + c->in_off, c->in.len - c->in_off);
+	size_t unread;
+	const char *rest = conn_in(c, &unread);   /* no buffer while idle */
+	(void)buf_append(&z->zin, rest, unread);
 	c->in.len = 0;
 	c->in_off = 0;
 	c->z = z;
