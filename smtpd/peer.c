@@ -45,6 +45,16 @@ struct smtpd_peer {
 	int step;                  /* 0 PTR, 1 A/AAAA of the PTR name */
 };
 
+/* Set one of the session's names (cut at SMTPD_NAME_MAX bytes). */
+static void
+name_set(char **dst, const char *v)
+{
+	char *old = *dst;
+
+	*dst = xstrndup(v, SMTPD_NAME_MAX);
+	free(old);
+}
+
 static void
 peer_finish(struct session *s, int name_status, int reverse_status)
 {
@@ -53,9 +63,9 @@ peer_finish(struct session *s, int name_status, int reverse_status)
 	s->name_status = name_status;
 	s->reverse_name_status = reverse_status;
 	if (name_status != PEER_OK)
-		snprintf(s->name, sizeof(s->name), "unknown");
+		name_set(&s->name, "unknown");
 	if (reverse_status != PEER_OK)
-		snprintf(s->reverse_name, sizeof(s->reverse_name), "unknown");
+		name_set(&s->reverse_name, "unknown");
 	if (p != NULL) {
 		dns_q_cancel(p->q);
 		if (p->timer != 0)
@@ -100,14 +110,14 @@ peer_answer(void *arg, enum dns_status st, char **values)
 			peer_finish(s, PEER_UNKNOWN, PEER_UNKNOWN);
 		} else {
 			/* The first name, as getnameinfo() gives Postfix. */
-			snprintf(s->name, sizeof(s->name), "%s", values[0]);
+			name_set(&s->name, values[0]);
 			size_t n = strlen(s->name);
 			if (n > 0 && s->name[n - 1] == '.')
 				s->name[n - 1] = '\0';
 			for (char *c = s->name; *c; c++)
 				if (*c >= 'A' && *c <= 'Z')
 					*c = (char)(*c + ('a' - 'A'));
-			snprintf(s->reverse_name, sizeof(s->reverse_name), "%s", s->name);
+			name_set(&s->reverse_name, s->name);
 			p->step = 1;
 			p->q = dns_async_query(smtpd_dns(s->loop), s->name,
 			    strchr(s->addr, ':') != NULL
@@ -166,18 +176,19 @@ hosts_name(const char *addr, char *name, size_t namelen)
 void
 smtpd_peer_lookup(struct session *s, void (*done)(struct session *s))
 {
-	char q[128];
+	char q[128], hname[SMTPD_NAME_MAX + 1];
 	struct dns_async *d;
 
-	snprintf(s->name, sizeof(s->name), "unknown");
-	snprintf(s->reverse_name, sizeof(s->reverse_name), "unknown");
+	name_set(&s->name, "unknown");
+	name_set(&s->reverse_name, "unknown");
 	if (!smtpd_conf.peername_lookup || peer_ptr_query(s->addr, q, sizeof(q)) < 0) {
 		peer_finish(s, PEER_UNKNOWN, PEER_UNKNOWN);
 		done(s);
 		return;
 	}
-	if (hosts_name(s->addr, s->name, sizeof(s->name))) {
-		snprintf(s->reverse_name, sizeof(s->reverse_name), "%s", s->name);
+	if (hosts_name(s->addr, hname, sizeof(hname))) {
+		name_set(&s->name, hname);
+		name_set(&s->reverse_name, hname);
 		peer_finish(s, PEER_OK, PEER_OK);
 		done(s);
 		return;

@@ -415,9 +415,28 @@ void
 smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
     const char *rcpt, smtpd_restrict_done_fn done, void *arg)
 {
+	static const enum restrict_point points[] = {
+		[SMTPD_CHECK_CONNECT] = RP_CONNECT, [SMTPD_CHECK_HELO] = RP_HELO,
+		[SMTPD_CHECK_MAIL] = RP_MAIL, [SMTPD_CHECK_RCPT] = RP_RCPT,
+		[SMTPD_CHECK_DATA] = RP_DATA, [SMTPD_CHECK_EOD] = RP_EOD,
+	};
 	struct smtpd_restrict *r = s->rs;
-	size_t n = 0;
+	enum restrict_stage stages[RS_STAGES];
+	size_t n = restrict_stages(rset.st.delay_reject, points[at], stages), i;
 
+	/* No entry to run (CONNECT, HELO and MAIL under smtpd_delay_reject,
+	 * or empty lists): the evaluation would accept with no event, so
+	 * accept at once and do not create the session's state for it; an
+	 * idle session then carries none. */
+	for (i = 0; i < n && rset.list[stages[i]].n == 0; i++)
+		;
+	if (r == NULL && i == n) {
+		struct smtpd_restrict_verdict v = { 0 };
+
+		if (!s->dead)   /* as run() */
+			done(s, &v, arg);
+		return;
+	}
 	if (r == NULL) {
 		r = s->rs = xcalloc(1, sizeof(*r));
 		r->s = s;
@@ -430,12 +449,7 @@ smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
 		r->ctx.domain_is_ours = domain_is_ours;
 		r->ctx.rcpt_known = rcpt_known;
 	}
-	static const enum restrict_point points[] = {
-		[SMTPD_CHECK_CONNECT] = RP_CONNECT, [SMTPD_CHECK_HELO] = RP_HELO,
-		[SMTPD_CHECK_MAIL] = RP_MAIL, [SMTPD_CHECK_RCPT] = RP_RCPT,
-		[SMTPD_CHECK_DATA] = RP_DATA, [SMTPD_CHECK_EOD] = RP_EOD,
-	};
-	n = restrict_stages(rset.st.delay_reject, points[at], r->stages);
+	memcpy(r->stages, stages, n * sizeof(stages[0]));
 	r->nstages = n;
 	r->done = done;
 	r->arg = arg;

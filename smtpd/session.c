@@ -13,8 +13,9 @@
  *   timeout (smtpd_timeout) is the conn's.
  * - A session is freed only at the end of a callback (s->dead), so code
  *   deeper in the stack never sees freed memory.
- * - An idle session costs its struct and its conn (whose buffers shrink
- *   back after a burst).
+ * - An idle session costs its struct, its two names and its conn (which
+ *   holds no buffer while idle); its restriction state (restrict.c) is
+ *   created only when a check has a list to run.
  * Trusts: nothing the client sends. Limits: the conn holds at most one
  *   command line (line_length_limit) plus one read; its output is bounded
  *   by the command line size times the replies of one pipelined group.
@@ -166,6 +167,8 @@ static void
 session_done(struct session *s)
 {
 	if (s->dead) {
+		free(s->name);
+		free(s->reverse_name);
 		free(s->helo);
 		free(s->helo_prev);
 		free(s->access_denied);

@@ -79,6 +79,8 @@ enum sess_state {
 	SESS_QUIT,      /* last reply queued: close once it is written */
 };
 
+#define SMTPD_NAME_MAX 255   /* of s->name, s->reverse_name */
+
 struct txn;
 struct smtpd_restrict;
 struct dns_async;
@@ -90,9 +92,10 @@ struct session {
 	char addr[INET6_ADDRSTRLEN + 1];
 	/* peer.c: the verified name (PTR, forward-confirmed) or "unknown",
 	 * the PTR name alone, and Postfix's status of each (enum peer_status
-	 * in lib/mail/peer.h). Set before the greeting, never changed. */
-	char name[256];
-	char reverse_name[256];
+	 * in lib/mail/peer.h). Set before the greeting, never changed;
+	 * allocated (at most SMTPD_NAME_MAX bytes), freed with the session. */
+	char *name;
+	char *reverse_name;
 	int name_status;
 	int reverse_name_status;
 	struct smtpd_peer *peer;   /* the lookup in progress, else NULL */

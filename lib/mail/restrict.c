@@ -500,6 +500,14 @@ restrict_answer(struct restrict_ctx *ctx, enum restrict_query type,
 		    (RESTRICT_ANSWERS_MAX - 1) * sizeof(ctx->ans[0]));
 		ctx->nans--;
 	}
+	if (ctx->nans == ctx->capans) {
+		size_t ncap = ctx->capans == 0 ? 4 : ctx->capans * 2;
+
+		if (ncap > RESTRICT_ANSWERS_MAX)
+			ncap = RESTRICT_ANSWERS_MAX;
+		ctx->ans = xreallocarray(ctx->ans, ncap, sizeof(*ctx->ans));
+		ctx->capans = ncap;
+	}
 	e = &ctx->ans[ctx->nans++];
 	e->type = type;
 	e->key = xstrdup(key);
@@ -539,6 +547,9 @@ restrict_ctx_free(struct restrict_ctx *ctx)
 		strv_free(&ctx->ans[i].values);
 	}
 	ctx->nans = 0;
+	free(ctx->ans);
+	ctx->ans = NULL;
+	ctx->capans = 0;
 	free(ctx->need_key);
 	ctx->need_key = NULL;
 }

@@ -20,7 +20,7 @@
  * policy action) defers at the end if nothing rejected.
  *
  * Limits: RESTRICT_ANSWERS_MAX cached answers per context (oldest
- * dropped); access values, policy replies and DNS TXT texts are cut at
+ * dropped; the table grows from nothing); access values, policy replies and DNS TXT texts are cut at
  * RESTRICT_TEXT_MAX bytes.
  */
 #ifndef POSTERN_RESTRICT_H
@@ -160,8 +160,10 @@ struct restrict_ctx {
 	 * static), -1 temporary */
 	int (*rcpt_known)(void *arg, const char *rcpt, const char **why_r);
 	/* answers; need is set when restrict_eval returns RESTRICT_NEED */
-	struct restrict_answer_ent ans[RESTRICT_ANSWERS_MAX];
-	size_t nans;
+	/* grown on the first answer: a session that asks nothing (most
+	 * of them) pays no table (restrict_ctx_free releases it) */
+	struct restrict_answer_ent *ans;
+	size_t nans, capans;
 	struct restrict_need need;
 	char *need_key;            /* owns need.name */
 };

@@ -28,10 +28,19 @@
  * may take up to SERVER_WATCH_MS to notice, unless the service asks first
  * (server_master_gone(), as qmgr does when an agent vanishes). The child
  * then drains as on SIGTERM: it finishes what it holds and exits.
+ *
+ * Memory: when a MULTI child's last client leaves, the heap's free pages
+ * go back to the kernel (malloc_trim(), at most once per SERVER_TRIM_MS):
+ * what a burst of sessions freed (spread over the heap, so glibc's own
+ * trimming of the top does not reach it) is not carried by a process that
+ * then sits idle or holds idle sessions.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -81,6 +90,8 @@ static struct {
 	long long use_count;
 	uint64_t idle_timer;
 	uint64_t watch_timer;
+	uint64_t trim_timer;
+	uint64_t trim_last;       /* loop_now_ms() of the last trim, 0 none */
 	char **operands;          /* after the options (server_ops.operands) */
 } srv = { .avail_reported = -1, .login_fd = -1 };
 
@@ -324,6 +335,34 @@ idle_arm(void)
 	    idle_cb, NULL);
 }
 
+#define SERVER_TRIM_MS 1000
+
+static void
+trim_cb(struct loop *l, void *ctx)
+{
+	(void)l;
+	(void)ctx;
+	srv.trim_timer = 0;
+	srv.trim_last = loop_now_ms();
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
+}
+
+/* The last client left: trim from the loop (not inside the owner's
+ * disconnect), and not more often than every SERVER_TRIM_MS, since one
+ * client after another makes this transition at every session. */
+static void
+trim_arm(void)
+{
+	uint64_t now = loop_now_ms(), at = srv.trim_last + SERVER_TRIM_MS;
+
+	if (srv.trim_timer != 0)
+		return;
+	srv.trim_timer = loop_timer_add(srv.loop,
+	    srv.trim_last != 0 && at > now ? at - now : 0, trim_cb, NULL);
+}
+
 static void
 begin_drain(struct loop *l)
 {
@@ -461,6 +500,8 @@ server_disconnect(struct loop *l, int fd)
 	close(fd);
 	if (srv.clients > 0)
 		srv.clients--;
+	if (srv.clients == 0 && srv.ops->kind == SERVER_MULTI)
+		trim_arm();
 	if (!srv.draining && !srv.exit_requested && srv.listen_open) {
 		if (srv.ops->kind != SERVER_MULTI || srv.client_limit <= 0 ||
 		    srv.clients < srv.client_limit) {

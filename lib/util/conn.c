@@ -72,8 +72,10 @@ struct conn {
 	uint64_t idle_timer;
 	uint64_t kick_timer;
 	struct zstate *z;
-	char err[256];
+	char *err;              /* ERR_MAX bytes, allocated at the first error */
 };
+
+#define ERR_MAX 256
 
 /* Bytes waiting to be written, compressed or not. */
 static size_t
@@ -85,10 +87,24 @@ out_pending(const struct conn *c)
 static void conn_fd_cb(struct loop *l, int fd, unsigned events, void *ctx);
 static void dispatch(struct conn *c);
 
+/* The error text: its buffer comes with the first error, so a conn that
+ * never fails (nearly all) does not carry it. */
+static void PRINTF_LIKE(2, 3)
+err_printf(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err == NULL)
+		c->err = xmalloc(ERR_MAX);
+	va_start(ap, fmt);
+	(void)vsnprintf(c->err, ERR_MAX, fmt, ap);
+	va_end(ap);
+}
+
 static void
 set_error(struct conn *c, const char *what, const char *detail)
 {
-	snprintf(c->err, sizeof(c->err), "%s: %s", what, detail);
+	err_printf(c, "%s: %s", what, detail);
 	c->pending |= CONN_EV_ERROR;
 }
 
@@ -187,6 +203,7 @@ release(struct conn *c)
 	}
 	buf_free(&c->in);
 	buf_free(&c->out);
+	free(c->err);
 	free(c);
 }
 
@@ -207,6 +224,14 @@ dispatch(struct conn *c)
 	if (c->dead) {
 		release(c);
 		return;
+	}
+	/* Every byte read was consumed and the owner's callback returned:
+	 * the next read may come at any time and would reuse the buffer
+	 * anyway, so nothing the owner was given can still be in use. An
+	 * idle conn holds no input buffer. A paused one keeps it. */
+	if (c->in.len == c->in_off && c->read_on && c->in.data != NULL) {
+		buf_free(&c->in);
+		c->in_off = 0;
 	}
 	update_events(c);
 }
@@ -249,7 +274,7 @@ tls_result(struct conn *c, ssize_t r, const char *what)
 		errno = EAGAIN;
 		return -1;
 	}
-	snprintf(c->err, sizeof(c->err), "TLS %s: %s", what, tls_last_error(c->tls));
+	err_printf(c, "TLS %s: %s", what, tls_last_error(c->tls));
 	errno = EIO;
 	return -1;
 }
@@ -349,17 +374,17 @@ do_write(struct conn *c)
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
 			if (c->tls == NULL || errno != EIO)
-				snprintf(c->err, sizeof(c->err), "write: %s", strerror(errno));
+				err_printf(c, "write: %s", strerror(errno));
 			c->pending |= CONN_EV_ERROR;
 			return -1;
 		}
 		buf_consume(ob, (size_t)n);
 		touch(c);
 	}
-	if (ob->cap > SHRINK_ABOVE)
-		buf_free(ob);
-	if (c->out.cap > SHRINK_ABOVE)
-		buf_free(&c->out);
+	/* All out: nothing is kept while nothing waits (an idle conn holds
+	 * no output buffer; the next reply allocates a small one again). */
+	buf_free(ob);
+	buf_free(&c->out);
 	if (c->tls_state == TLS_WAIT_DRAIN)
 		start_handshake(c);
 	return 1;
@@ -387,7 +412,7 @@ z_read(struct conn *c, void *p, size_t n)
 		z->inf.avail_out = (uInt)n;
 		int rc = inflate(&z->inf, Z_SYNC_FLUSH);
 		if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
-			snprintf(c->err, sizeof(c->err), "read: decompression failed");
+			err_printf(c, "read: decompression failed");
 			errno = EPROTO;
 			return -1;
 		}
@@ -399,7 +424,7 @@ z_read(struct conn *c, void *p, size_t n)
 		z->more = 0;
 		if (rc == Z_STREAM_END) {
 			errno = EPROTO;
-			snprintf(c->err, sizeof(c->err), "read: compressed stream ended");
+			err_printf(c, "read: compressed stream ended");
 			return -1;
 		}
 	}
@@ -420,19 +445,21 @@ do_read(struct conn *c)
 	size_t room = c->in_max - c->in.len;
 	if (room > READ_CHUNK)
 		room = READ_CHUNK;
-	if (buf_reserve(&c->in, room) < 0) {
-		set_error(c, "read", "input buffer full");
-		return;
-	}
-	ssize_t n = c->z != NULL ? z_read(c, c->in.data + c->in.len, room)
-	    : io_read(c, c->in.data + c->in.len, room);
+	/* In place when the buffer has the room (a burst); else into the
+	 * stack and then only what came (a command line: a small buffer,
+	 * released again once it is consumed, see dispatch()). */
+	char tmp[READ_CHUNK];
+	char *p = tmp;
+	if (c->in.cap > c->in.len + room)
+		p = c->in.data + c->in.len;
+	ssize_t n = c->z != NULL ? z_read(c, p, room) : io_read(c, p, room);
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 			return;
 		if (errno == EPROTO)
 			;   /* c->err says it */
 		else if (c->tls == NULL || errno != EIO)
-			snprintf(c->err, sizeof(c->err), "read: %s", strerror(errno));
+			err_printf(c, "read: %s", strerror(errno));
 		c->pending |= CONN_EV_ERROR;
 		return;
 	}
@@ -442,8 +469,15 @@ do_read(struct conn *c)
 		c->pending |= CONN_EV_EOF;
 		return;
 	}
-	c->in.len += (size_t)n;
-	c->in.data[c->in.len] = '\0';
+	if (p == tmp) {
+		if (buf_append(&c->in, tmp, (size_t)n) < 0) {
+			set_error(c, "read", "input buffer full");
+			return;
+		}
+	} else {
+		c->in.len += (size_t)n;
+		c->in.data[c->in.len] = '\0';
+	}
 	c->pending |= CONN_EV_INPUT;
 }
 
@@ -713,7 +747,9 @@ conn_compress(struct conn *c)
 	 * is buffered unread was already compressed by the peer. */
 	(void)buf_append(&z->zout, c->out.data, c->out.len);
 	buf_reset(&c->out);
-	(void)buf_append(&z->zin, c->in.data + c->in_off, c->in.len - c->in_off);
+	size_t unread;
+	const char *rest = conn_in(c, &unread);   /* no buffer while idle */
+	(void)buf_append(&z->zin, rest, unread);
 	c->in.len = 0;
 	c->in_off = 0;
 	c->z = z;
@@ -764,5 +800,5 @@ conn_tls_active(const struct conn *c)
 const char *
 conn_error(const struct conn *c)
 {
-	return c->err;
+	return c->err != NULL ? c->err : "";
 }

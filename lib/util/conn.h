@@ -29,8 +29,12 @@
  * the handshake once the output buffer (the "go ahead" reply) has drained.
  * Implicit TLS: conn_starttls() right after conn_new().
  *
- * Memory: buffers start empty and shrink back after a burst, so an idle
- * connection costs the struct plus, with TLS, OpenSSL's session.
+ * Memory: an idle connection (its input consumed, its output written, its
+ * owner's callback returned, reading on) holds no buffer: a read lands on
+ * the stack unless a buffer with room is already there, the input buffer
+ * is released at the end of the event that consumed it, the output
+ * buffer once it is written. So it costs the struct plus, with TLS,
+ * OpenSSL's session. The error text is allocated at the first error.
  * Not thread-safe (one loop per process).
  */
 #ifndef POSTERN_CONN_H

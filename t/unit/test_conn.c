@@ -2,7 +2,7 @@
  * test_conn - lib/util/conn.c over a socketpair: lines in any split, an
  * over-long line refused once, output larger than the socket buffer
  * drained through the loop, back-pressure (reading pauses while the input
- * buffer is full), EOF with input left, the idle timeout, freeing from
+ * buffer is full), input in pieces taken by separate events, EOF with input left, the idle timeout, freeing from
  * inside the callback, and STARTTLS: plaintext pipelined after it is
  * discarded, then lines flow over TLS (a forked blocking TLS client).
  * The additions for smtpd: the bare-LF flag of a line, output held while
@@ -129,6 +129,36 @@ START_TEST(test_lines_and_eof)
 	ck_assert_str_eq(buf_cstr(&r.lines), "[one][two][long][four]");
 	ck_assert(r.events & CONN_EV_EOF);
 	peer_expect(sv[1], "+one\r\n+two\r\n+four\r\n");
+	teardown(&r, sv);
+}
+END_TEST
+
+/* Input arriving in pieces, each taken by its own event: a partial line
+ * is kept across events, a consumed one lets the (released) input buffer
+ * go, and the lines and replies come out the same (conn.c releases an
+ * idle conn's buffers between events). */
+START_TEST(test_lines_across_events)
+{
+	struct rec r;
+	int sv[2];
+	static const char *const piece[] = {
+		"he", "llo\r", "\nwor", "ld\r\n", "x\r\n", "y\r\nz", "\r\n",
+	};
+
+	setup(&r, sv);
+	for (size_t i = 0; i < sizeof(piece) / sizeof(piece[0]); i++) {
+		ck_assert_int_eq(write(sv[1], piece[i], strlen(piece[i])),
+		    (ssize_t)strlen(piece[i]));
+		uint64_t t = loop_timer_add(r.loop, 20, stop_cb, NULL);
+		loop_run(r.loop);
+		loop_timer_cancel(r.loop, t);
+	}
+	shutdown(sv[1], SHUT_WR);
+	loop_timer_add(r.loop, 5000, stop_cb, NULL);
+	loop_run(r.loop);
+	ck_assert_ptr_null(r.conn);
+	ck_assert_str_eq(buf_cstr(&r.lines), "[hello][world][x][y][z]");
+	peer_expect(sv[1], "+hello\r\n+world\r\n+x\r\n+y\r\n+z\r\n");
 	teardown(&r, sv);
 }
 END_TEST
@@ -684,6 +714,7 @@ suite(void)
 
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_lines_and_eof);
+	tcase_add_test(tc, test_lines_across_events);
 	tcase_add_test(tc, test_tls_resume);
 	tcase_add_test(tc, test_tls_shared_ticket_keys);
 	tcase_add_test(tc, test_big_write);
