@@ -215,7 +215,7 @@ send_status(int avail, int taken)
 	struct server_status st;
 
 	memset(&st, 0, sizeof(st));
-	st.pid = getpid();
+	st.pid = log_pid();
 	st.avail = avail;
 	st.taken = taken;
 	st.spread = srv.spread;

@@ -35,6 +35,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 #include "store/maildir.h"
 
 #define OUTBUF_SIZE (64 * 1024)
@@ -105,7 +106,7 @@ maildir_unique_name(char *buf, size_t size)
 	escaped_host(esc);
 	gettimeofday(&tv, NULL);
 	n = snprintf(buf, size, "%lld.M%ldP%ldQ%lu.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (long)getpid(), ++counter, esc);
+	    (long)tv.tv_usec, (long)log_pid(), ++counter, esc);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
 	return 0;
