@@ -312,7 +312,8 @@ net_listen_unix(const char *path, int mode, int backlog, char **err_r)
 /* Connect fd (non-blocking) to sa within deadline; leaves fd blocking.
  * 0, or -1 with errno (ETIMEDOUT). */
 static int
-connect_wait(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadline)
+connect_wait(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadline,
+    int blocking)
 {
 	struct pollfd pfd;
 	socklen_t elen;
@@ -321,7 +322,7 @@ connect_wait(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadlin
 
 	for (;;) {
 		if (connect(fd, sa, salen) == 0)
-			return net_set_nonblock(fd, 0);
+			return blocking ? net_set_nonblock(fd, 0) : 0;
 		if (errno == EINTR)
 			continue;
 		/* A full AF_UNIX backlog says EAGAIN and cannot be polled
@@ -366,11 +367,11 @@ connect_wait(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadlin
 		errno = err;
 		return -1;
 	}
-	return net_set_nonblock(fd, 0);
+	return blocking ? net_set_nonblock(fd, 0) : 0;
 }
 
-int
-net_connect_unix(const char *path, int timeout_ms)
+static int
+connect_unix(const char *path, int timeout_ms, int blocking)
 {
 	struct sockaddr_un sun;
 	int fd, saved;
@@ -386,13 +387,25 @@ net_connect_unix(const char *path, int timeout_ms)
 	if (fd < 0)
 		return -1;
 	if (connect_wait(fd, (struct sockaddr *)&sun, sizeof(sun),
-	    timeout_ms < 0 ? -1 : mono_ms() + timeout_ms) < 0) {
+	    timeout_ms < 0 ? -1 : mono_ms() + timeout_ms, blocking) < 0) {
 		saved = errno;
 		close(fd);
 		errno = saved;
 		return -1;
 	}
 	return fd;
+}
+
+int
+net_connect_unix(const char *path, int timeout_ms)
+{
+	return connect_unix(path, timeout_ms, 1);
+}
+
+int
+net_connect_unix_nb(const char *path, int timeout_ms)
+{
+	return connect_unix(path, timeout_ms, 0);
 }
 
 int
@@ -417,7 +430,7 @@ net_connect_inet(const char *host, const char *port, int timeout_ms)
 			saved = errno;
 			continue;
 		}
-		if (connect_wait(fd, ai->ai_addr, ai->ai_addrlen, deadline) == 0)
+		if (connect_wait(fd, ai->ai_addr, ai->ai_addrlen, deadline, 1) == 0)
 			break;
 		saved = errno;
 		close(fd);
