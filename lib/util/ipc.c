@@ -253,7 +253,7 @@ wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
-/* On a socket the call comes first and poll() only after EAGAIN
+/* On a socket the send comes first and poll() only after EAGAIN
  * (MSG_DONTWAIT: a blocking socket cannot hang past the deadline), which
  * saves a poll() per frame when the peer keeps up; another fd (a pipe,
  * which may block) is polled first. */
@@ -291,15 +291,22 @@ send_bytes(int fd, const char *p, size_t n, int64_t deadline)
 }
 
 /* Read exactly n bytes. EOF: EPIPE before the first byte of a frame
- * (at_start), ECONNRESET in the middle of one. */
+ * (at_start), ECONNRESET in the middle of one. A frame's start is waited
+ * for first (an answer is seldom there yet); the rest of a frame, sent
+ * with it, is read at once. */
 static int
 recv_bytes(int fd, char *p, size_t n, int64_t deadline, int at_start)
 {
-	int use_recv = 1;
+	int use_recv = 1, wait = at_start;
 	size_t got = 0;
 	ssize_t r;
 
 	while (got < n) {
+		if (wait || !use_recv) {
+			if (wait_fd(fd, POLLIN, deadline) < 0)
+				return -1;
+		}
+		wait = 0;
 		if (use_recv) {
 			r = recv(fd, p + got, n - got, MSG_DONTWAIT);
 			if (r < 0 && errno == ENOTSOCK) {
@@ -307,14 +314,11 @@ recv_bytes(int fd, char *p, size_t n, int64_t deadline, int at_start)
 				continue;
 			}
 		} else {
-			if (wait_fd(fd, POLLIN, deadline) < 0)
-				return -1;
 			r = read(fd, p + got, n - got);
 		}
 		if (r < 0) {
-			if (use_recv && (errno == EAGAIN || errno == EWOULDBLOCK)
-			    && wait_fd(fd, POLLIN, deadline) < 0)
-				return -1;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				wait = 1;
 			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 				continue;
 			return -1;
