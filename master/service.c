@@ -736,8 +736,9 @@ svc_watch(struct service *s, int on)
 	s->watching = on;
 }
 
+/* ramp 0: skip svc_ramp() (see status_cb()). */
 static void
-svc_update(struct service *s)
+svc_update_ramp(struct service *s, int ramp)
 {
 	if (s->dead || master_stopping() || s->listen_fd < 0) {
 		svc_watch(s, 0);
@@ -749,17 +750,26 @@ svc_update(struct service *s)
 	}
 	if (s->cf.wakeup > 0 && s->active == 0 && svc_under_limit(s))
 		svc_spawn(s);
-	svc_ramp(s);
+	if (ramp)
+		svc_ramp(s);
 	svc_watch(s, svc_wants_child(s) && !s->throttled);
 }
 
-/* Take in every status record waiting in the pipe. */
 static void
+svc_update(struct service *s)
+{
+	svc_update_ramp(s, 1);
+}
+
+/* Take in every status record waiting in the pipe. Returns 1 when a
+ * child took a connection or became unavailable. */
+static int
 svc_read_status(struct service *s)
 {
 	struct server_status st[64];
 	ssize_t n;
 	size_t i;
+	int taken = 0;
 
 	for (;;) {
 		n = read(s->status_rd, st, sizeof(st));
@@ -780,8 +790,10 @@ svc_read_status(struct service *s)
 
 			if (c == NULL)
 				continue;
-			if (st[i].taken)
+			if (st[i].taken && !c->taken) {
 				c->taken = 1;
+				taken = 1;
+			}
 			if (!c->retired) {
 				s->spread = st[i].spread;
 				s->single = st[i].single;
@@ -791,20 +803,27 @@ svc_read_status(struct service *s)
 			if (avail != c->avail) {
 				s->avail += avail ? 1 : -1;
 				c->avail = avail;
+				if (!avail)
+					taken = 1;
 			}
 		}
 		if ((size_t)n < sizeof(st))
 			break;
 	}
+	return taken;
 }
 
+/* The accept queue is asked about (svc_ramp) only when a child took a
+ * connection or became unavailable: a report that only makes children
+ * available lowers what is wanted, and connections waiting beyond the
+ * available children are then taken by one of those, whose report asks.
+ * For local that is one question per delivery instead of two. */
 static void
 status_cb(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct service *s = ctx;
 
-	svc_read_status(s);
-	svc_update(s);
+	svc_update_ramp(s, svc_read_status(s));
 }
 
 static int

@@ -180,17 +180,12 @@ trig_timeout(struct loop *l, void *ctx)
 	trig_close(l, t);
 }
 
+/* Act on the bytes of one trigger connection. */
 static void
-trig_read(struct loop *l, int fd, unsigned events, void *ctx)
+trig_run(const char *req, ssize_t n)
 {
-	struct trig *t = ctx;
-	char req[64];
-	ssize_t n, i;
+	ssize_t i;
 
-	(void)events;
-	n = read(fd, req, sizeof(req));
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
 	for (i = 0; i < n; i++) {
 		switch (req[i]) {
 		case 'I':
@@ -212,14 +207,40 @@ trig_read(struct loop *l, int fd, unsigned events, void *ctx)
 			break;
 		}
 	}
+}
+
+static void
+trig_read(struct loop *l, int fd, unsigned events, void *ctx)
+{
+	struct trig *t = ctx;
+	char req[64];
+	ssize_t n;
+
+	(void)events;
+	n = read(fd, req, sizeof(req));
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	trig_run(req, n);
 	trig_close(l, t);
 }
 
 static void
 qmgr_conn(struct loop *l, int fd)
 {
-	struct trig *t = xcalloc(1, sizeof(*t));
+	struct trig *t;
+	char req[64];
+	ssize_t n;
 
+	/* A client writes its trigger right after connecting, so it is
+	 * usually here by the accept: read it now, and register with the
+	 * loop (epoll_ctl twice, one more wakeup) only when it is not. */
+	n = read(fd, req, sizeof(req));
+	if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		trig_run(req, n);
+		server_disconnect(l, fd);
+		return;
+	}
+	t = xcalloc(1, sizeof(*t));
 	t->fd = fd;
 	if (loop_fd_set(l, fd, LOOP_READ, trig_read, t) < 0) {
 		log_warn("register trigger connection");

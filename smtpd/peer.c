@@ -31,11 +31,13 @@
 #include "util/alloc.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/loop.h"
 #include "mail/dns.h"
 #include "mail/peer.h"
 #include "smtpd.h"
 
 #define HOSTS_FILE "/etc/hosts"
+#define HOSTS_RECHECK_MS 1000
 
 struct smtpd_peer {
 	struct session *s;
@@ -140,17 +142,25 @@ peer_answer(void *arg, enum dns_status st, char **values)
 	session_done_cb(s);
 }
 
-/* The hosts file, read again when it changes (one stat per connection):
- * getnameinfo() looks there before DNS on a Debian host, so a Postfix
- * admin's loopback clients are "localhost[127.0.0.1]", not "unknown". */
+/* The hosts file, read again when it changes: getnameinfo() looks there
+ * before DNS on a Debian host, so a Postfix admin's loopback clients are
+ * "localhost[127.0.0.1]", not "unknown". It is looked at (stat) at most
+ * once a second, not on every connection: an edit shows within a second. */
 static int
 hosts_name(const char *addr, char *name, size_t namelen)
 {
 	static char *text;
 	static size_t len;
 	static struct stat seen;
+	static uint64_t checked;        /* loop_now_ms() of the last stat */
+	static int checked_any;
+	uint64_t now = loop_now_ms();
 	struct stat st;
 
+	if (checked_any && now - checked < HOSTS_RECHECK_MS)
+		return text != NULL && peer_hosts_name(text, len, addr, name, namelen);
+	checked = now;
+	checked_any = 1;
 	if (stat(HOSTS_FILE, &st) < 0) {
 		free(text);
 		text = NULL;

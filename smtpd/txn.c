@@ -422,7 +422,7 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 		 * transaction, another for the next (policyd-spf caches by it) */
 		static unsigned long seq;
 		snprintf(tx->instance, sizeof(tx->instance), "%lx.%lx.%lx",
-		    (unsigned long)getpid(), (unsigned long)tx->arrival.tv_sec, ++seq);
+		    (unsigned long)log_pid(), (unsigned long)tx->arrival.tv_sec, ++seq);
 	}
 	buf_init(&tx->raw, 0);
 	buf_init(&tx->content, 0);

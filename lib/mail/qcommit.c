@@ -241,6 +241,7 @@ qcommit_submit(struct qcommit *qc, struct queue_writer *w,
     qcommit_done_fn done, void *ctx)
 {
 	struct qcommit_req *r = xcalloc(1, sizeof(*r));
+	int idle;
 
 	r->w = w;
 	r->done = done;
@@ -248,10 +249,15 @@ qcommit_submit(struct qcommit *qc, struct queue_writer *w,
 	snprintf(r->id, sizeof(r->id), "%s", queue_writer_id(w));
 	qc->pending++;
 	pthread_mutex_lock(&qc->mu);
+	idle = qc->todo == NULL;
 	*qc->todo_tail = r;
 	qc->todo_tail = &r->next;
-	pthread_cond_signal(&qc->cv);
 	pthread_mutex_unlock(&qc->mu);
+	/* After the unlock: a thread woken under the lock would at once
+	 * block on it (two more futex calls). It waits only for an empty
+	 * list, so a list that had requests needs no signal. */
+	if (idle)
+		pthread_cond_signal(&qc->cv);
 	return r;
 }
 

@@ -1254,10 +1254,16 @@ rd_get(struct rd *r, off_t off, void *dst, size_t n, int ahead)
 		return 0;
 	}
 	if (ahead && n <= sizeof(r->win)) {
+		size_t fill = sizeof(r->win);
+
+		/* Nothing past the size is ever asked for (checked above):
+		 * stop there, without a pread that only finds the end. */
+		if ((off_t)fill > r->size - off)
+			fill = (size_t)(r->size - off);
 		r->wstart = off;
 		r->wlen = 0;
-		while (r->wlen < sizeof(r->win)) {
-			got = pread(r->fd, r->win + r->wlen, sizeof(r->win) - r->wlen,
+		while (r->wlen < fill) {
+			got = pread(r->fd, r->win + r->wlen, fill - r->wlen,
 			    off + (off_t)r->wlen);
 			if (got < 0 && errno == EINTR)
 				continue;

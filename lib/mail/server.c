@@ -226,7 +226,7 @@ send_status(int avail, int taken)
 	struct server_status st;
 
 	memset(&st, 0, sizeof(st));
-	st.pid = getpid();
+	st.pid = log_pid();
 	st.avail = avail;
 	st.taken = taken;
 	st.spread = srv.spread;
@@ -752,7 +752,11 @@ trigger_send(const char *service, const char *bytes)
 	const char *qdir = config_str("queue_directory");
 	static const char *const dirs[2] = { "private", "public" };
 	static int public_first;
-	struct timeval tv = { .tv_sec = 1, .tv_usec = 0 };
+	struct pollfd pfd;
+	const char *p = bytes;
+	size_t left = strlen(bytes);
+	uint64_t deadline = 0, now;
+	ssize_t w;
 	char *path;
 	int fd, rc = 0;
 
@@ -764,11 +768,11 @@ trigger_send(const char *service, const char *bytes)
 	 * in Postfix). Start where the last trigger found it: smtpd sends
 	 * one per message, and a failed connect costs three syscalls. */
 	path = xasprintf("%s/%s/%s", qdir, dirs[public_first], service);
-	fd = net_connect_unix(path, 1000);
+	fd = net_connect_unix_nb(path, 1000);
 	if (fd < 0 && errno == ENOENT) {
 		free(path);
 		path = xasprintf("%s/%s/%s", qdir, dirs[!public_first], service);
-		fd = net_connect_unix(path, 1000);
+		fd = net_connect_unix_nb(path, 1000);
 		if (fd >= 0)
 			public_first = !public_first;
 	}
@@ -777,10 +781,31 @@ trigger_send(const char *service, const char *bytes)
 		free(path);
 		return -1;
 	}
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (write_all(fd, bytes, strlen(bytes)) < 0) {
+	/* The socket stays non-blocking: the few bytes go into an empty
+	 * socket buffer at once; only if they do not is there a wait, of
+	 * at most a second. */
+	while (left > 0) {
+		w = send(fd, p, left, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w > 0) {
+			p += w;
+			left -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			now = loop_now_ms();
+			if (deadline == 0)
+				deadline = now + 1000;
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			if (now < deadline && poll(&pfd, 1, (int)(deadline - now)) >= 0)
+				continue;
+			errno = ETIMEDOUT;
+		}
 		log_debug("trigger %s: write: %s", service, strerror(errno));
 		rc = -1;
+		break;
 	}
 	close(fd);
 	free(path);

@@ -35,6 +35,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
+#include "util/log.h"
 #include "store/maildir.h"
 
 #define OUTBUF_SIZE (64 * 1024)
@@ -71,11 +72,18 @@ fail(const char **dsn_r, char **err_r, const char *dsn, char *text)
 /* The host name for unique names: at most 64 bytes, with '/' and ':'
  * escaped as \057 and \072 (they would break the name or its flags). */
 static void
-escaped_host(char esc[256])
+escaped_host(char out[256])
 {
+	/* Asked once per process: every delivery names a file. */
+	static char esc[256];
+	static int have;
 	char host[256];
 	size_t i, o = 0;
 
+	if (have) {
+		memcpy(out, esc, sizeof(esc));
+		return;
+	}
 	if (gethostname(host, sizeof(host)) < 0)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
@@ -92,6 +100,8 @@ escaped_host(char esc[256])
 		}
 	}
 	esc[o] = '\0';
+	have = 1;
+	memcpy(out, esc, sizeof(esc));
 }
 
 int
@@ -105,7 +115,7 @@ maildir_unique_name(char *buf, size_t size)
 	escaped_host(esc);
 	gettimeofday(&tv, NULL);
 	n = snprintf(buf, size, "%lld.M%ldP%ldQ%lu.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (long)getpid(), ++counter, esc);
+	    (long)tv.tv_usec, (long)log_pid(), ++counter, esc);
 	if (n < 0 || (size_t)n >= size)
 		return -1;
 	return 0;
@@ -147,7 +157,8 @@ clean_path(const char *dir)
 }
 
 static int
-check_dir(const struct stat *st, const char *path, const char **dsn_r, char **err_r)
+check_dir(const struct stat *st, uid_t me, const char *path, const char **dsn_r,
+    char **err_r)
 {
 	if (S_ISLNK(st->st_mode))
 		return fail(dsn_r, err_r, "5.2.0",
@@ -155,19 +166,22 @@ check_dir(const struct stat *st, const char *path, const char **dsn_r, char **er
 	if (!S_ISDIR(st->st_mode))
 		return fail(dsn_r, err_r, "5.2.0",
 		    xasprintf("maildir %s is not a directory", path));
-	if (st->st_uid != geteuid())
+	if (st->st_uid != me)
 		return fail(dsn_r, err_r, "5.2.0",
 		    xasprintf("maildir %s is owned by uid %ld, not %ld", path,
-		    (long)st->st_uid, (long)geteuid()));
+		    (long)st->st_uid, (long)me));
 	return 0;
 }
 
-/* Open the Maildir and its sub-directories; fds[0] dir, 1 tmp, 2 new, 3 cur. */
+/* Open the Maildir and its sub-directories; fds[0] dir, 1 tmp, 2 new, 3 cur.
+ * cur_st (if not NULL) gets cur/'s fstat. */
 static int
-open_maildir(const char *dir, int fds[4], const char **dsn_r, char **err_r)
+open_maildir(const char *dir, int fds[4], struct stat *cur_st, const char **dsn_r,
+    char **err_r)
 {
 	char *path = clean_path(dir);
 	struct stat st;
+	uid_t me = geteuid();
 	size_t i;
 	int e;
 
@@ -191,11 +205,11 @@ open_maildir(const char *dir, int fds[4], const char **dsn_r, char **err_r)
 		    xasprintf("maildir %s: %s", path, strerror(e)));
 		goto bad;
 	}
-	if (check_dir(&st, path, dsn_r, err_r) < 0)
+	if (check_dir(&st, me, path, dsn_r, err_r) < 0)
 		goto bad;
 	fds[0] = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 opened:
-	if (fds[0] < 0 || fstat(fds[0], &st) < 0 || check_dir(&st, path, dsn_r, err_r) < 0) {
+	if (fds[0] < 0 || fstat(fds[0], &st) < 0 || check_dir(&st, me, path, dsn_r, err_r) < 0) {
 		if (fds[0] < 0) {
 			e = errno;
 			fail(dsn_r, err_r, e == ELOOP ? "5.2.0" : mailstore_errno_dsn(e),
@@ -223,7 +237,7 @@ opened:
 			if (fstatat(fds[0], subdirs[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 			    !S_ISDIR(st.st_mode)) {
 				char *sub = xasprintf("%s/%s", path, subdirs[i]);
-				check_dir(&st, sub, dsn_r, err_r);
+				check_dir(&st, me, sub, dsn_r, err_r);
 				free(sub);
 			} else {
 				fail(dsn_r, err_r, mailstore_errno_dsn(e),
@@ -238,12 +252,14 @@ opened:
 			    path, subdirs[i], strerror(e)));
 			goto bad;
 		}
-		if (st.st_uid != geteuid()) {
+		if (st.st_uid != me) {
 			char *sub = xasprintf("%s/%s", path, subdirs[i]);
-			check_dir(&st, sub, dsn_r, err_r);
+			check_dir(&st, me, sub, dsn_r, err_r);
 			free(sub);
 			goto bad;
 		}
+		if (i == 2 && cur_st != NULL)
+			*cur_st = st;
 	}
 	free(path);
 	return 0;
@@ -260,7 +276,7 @@ maildir_make(const char *dir, const char **dsn_r, char **err_r)
 {
 	int fds[4], i;
 
-	if (open_maildir(dir, fds, dsn_r, err_r) < 0)
+	if (open_maildir(dir, fds, NULL, dsn_r, err_r) < 0)
 		return -1;
 	for (i = 0; i < 4; i++)
 		close(fds[i]);
@@ -327,7 +343,7 @@ move_new(int tfd, int nfd, const char *name)
 /* Is name in new/ already (an earlier attempt delivered it)? A reader
  * may have moved it to cur/ meanwhile: "name" or "name:2,FLAGS" there. */
 static int
-already_present(int nfd, int cfd, const char *name)
+already_present(int nfd, int cfd, const struct stat *cur_st, const char *name)
 {
 	struct stat st;
 	char flagged[MAILDIR_NAME_MAX + 8];
@@ -344,11 +360,12 @@ already_present(int nfd, int cfd, const char *name)
 	 * attempt to deliver it. cur/ unchanged since then (its ctime, which
 	 * utime() cannot set back, older than that second) cannot hold a
 	 * copy an earlier attempt stored and a reader moved: skip the look
-	 * there. Saves its scan (O(messages in cur/)) on first deliveries. */
+	 * there (cur_st: open_maildir's fstat of cur/, just taken). Saves
+	 * its scan (O(messages in cur/)) on first deliveries. */
 	errno = 0;
 	made = strtoll(name, &end, 10);
-	if (errno == 0 && end != name && *end == '.' && fstat(cfd, &st) == 0 &&
-	    (long long)st.st_ctim.tv_sec < made)
+	if (errno == 0 && end != name && *end == '.' &&
+	    (long long)cur_st->st_ctim.tv_sec < made)
 		return 0;
 	if (fstatat(cfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;
@@ -376,6 +393,7 @@ deliver(const char *dir, const char *fixed, mail_producer_fn produce, void *ctx,
 {
 	char name[MAILDIR_NAME_MAX];
 	struct sink s;
+	struct stat cur_st;
 	int fds[4], fd = -1, tries, e, rc = -1, i, prc, pe;
 
 	if (err_r != NULL)
@@ -385,9 +403,9 @@ deliver(const char *dir, const char *fixed, mail_producer_fn produce, void *ctx,
 	if (fixed != NULL && (*fixed == '\0' || strchr(fixed, '/') != NULL ||
 	    fixed[0] == '.' || strlen(fixed) >= sizeof(name)))
 		return fail(dsn_r, err_r, "4.3.5", xasprintf("bad maildir file name"));
-	if (open_maildir(dir, fds, dsn_r, err_r) < 0)
+	if (open_maildir(dir, fds, &cur_st, dsn_r, err_r) < 0)
 		return -1;
-	if (fixed != NULL && already_present(fds[2], fds[3], fixed)) {
+	if (fixed != NULL && already_present(fds[2], fds[3], &cur_st, fixed)) {
 		snprintf(name, sizeof(name), "%s", fixed);
 		goto present;
 	}

@@ -253,6 +253,10 @@ wait_fd(int fd, short events, int64_t deadline)
 	}
 }
 
+/* On a socket the send comes first and poll() only after EAGAIN
+ * (MSG_DONTWAIT: a blocking socket cannot hang past the deadline), which
+ * saves a poll() per frame when the peer keeps up; another fd (a pipe,
+ * which may block) is polled first. */
 static int
 send_bytes(int fd, const char *p, size_t n, int64_t deadline)
 {
@@ -260,8 +264,6 @@ send_bytes(int fd, const char *p, size_t n, int64_t deadline)
 	ssize_t w;
 
 	while (n > 0) {
-		if (wait_fd(fd, POLLOUT, deadline) < 0)
-			return -1;
 		if (use_send) {
 			/* MSG_NOSIGNAL: a dead peer is EPIPE, not SIGPIPE. */
 			w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -270,9 +272,14 @@ send_bytes(int fd, const char *p, size_t n, int64_t deadline)
 				continue;
 			}
 		} else {
+			if (wait_fd(fd, POLLOUT, deadline) < 0)
+				return -1;
 			w = write(fd, p, n);
 		}
 		if (w < 0) {
+			if (use_send && (errno == EAGAIN || errno == EWOULDBLOCK)
+			    && wait_fd(fd, POLLOUT, deadline) < 0)
+				return -1;
 			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 				continue;
 			return -1;
@@ -284,18 +291,34 @@ send_bytes(int fd, const char *p, size_t n, int64_t deadline)
 }
 
 /* Read exactly n bytes. EOF: EPIPE before the first byte of a frame
- * (at_start), ECONNRESET in the middle of one. */
+ * (at_start), ECONNRESET in the middle of one. A frame's start is waited
+ * for first (an answer is seldom there yet); the rest of a frame, sent
+ * with it, is read at once. */
 static int
 recv_bytes(int fd, char *p, size_t n, int64_t deadline, int at_start)
 {
+	int use_recv = 1, wait = at_start;
 	size_t got = 0;
 	ssize_t r;
 
 	while (got < n) {
-		if (wait_fd(fd, POLLIN, deadline) < 0)
-			return -1;
-		r = read(fd, p + got, n - got);
+		if (wait || !use_recv) {
+			if (wait_fd(fd, POLLIN, deadline) < 0)
+				return -1;
+		}
+		wait = 0;
+		if (use_recv) {
+			r = recv(fd, p + got, n - got, MSG_DONTWAIT);
+			if (r < 0 && errno == ENOTSOCK) {
+				use_recv = 0;
+				continue;
+			}
+		} else {
+			r = read(fd, p + got, n - got);
+		}
 		if (r < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				wait = 1;
 			if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
 				continue;
 			return -1;

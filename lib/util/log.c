@@ -3,7 +3,8 @@
  *
  * Every line is "progname[pid]: [tier: ]text". To syslog the "progname[pid]"
  * part is the ident (we format the pid ourselves and re-open after a fork so
- * it stays right); to a file each line gets a syslog-like
+ * it stays right: a pthread_atfork() child handler marks the pid stale, so
+ * a line costs no getpid()); to a file each line gets a syslog-like
  * "Mon DD HH:MM:SS host " prefix and goes out with a single write(), so
  * lines from concurrent processes appending to one file do not interleave.
  *
@@ -17,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,14 +36,51 @@ static char ident[160];                 /* "progname[pid]", openlog keeps it */
 static char hostname[256] = "localhost";
 static int log_fd = 2;                  /* -1 = syslog */
 static pid_t ident_pid;
+static int ident_stale = 1;             /* set in a fork() child */
 static int verbose;
 static void (*fatal_hook)(void);
 
 static void
+after_fork(void)
+{
+	ident_stale = 1;
+}
+
+static int atfork;                      /* after_fork() registered */
+
+static void
 set_ident(void)
 {
+	if (!atfork && pthread_atfork(NULL, NULL, after_fork) == 0)
+		atfork = 1;
 	ident_pid = getpid();
+	/* Without the handler every line asks again. */
+	ident_stale = !atfork;
 	snprintf(ident, sizeof(ident), "%s[%ld]", progname, (long)ident_pid);
+}
+
+/* A forked child: its own pid in the ident (and syslog's copy of it). */
+static void
+refresh_ident(void)
+{
+	if (!ident_stale)
+		return;
+	if (ident_pid == getpid()) {
+		ident_stale = !atfork;
+		return;
+	}
+	set_ident();
+	if (log_fd < 0) {
+		closelog();
+		openlog(ident, LOG_NDELAY, LOG_MAIL);
+	}
+}
+
+pid_t
+log_pid(void)
+{
+	refresh_ident();
+	return ident_pid;
 }
 
 void
@@ -150,13 +189,7 @@ vlog(int prio, const char *tier, int errnum, const char *fmt, va_list ap)
 		if (text[i] == '\r' || text[i] == '\n')
 			text[i] = ' ';
 
-	if (ident_pid != getpid()) {
-		set_ident();
-		if (log_fd < 0) {
-			closelog();
-			openlog(ident, LOG_NDELAY, LOG_MAIL);
-		}
-	}
+	refresh_ident();
 	if (log_fd < 0) {
 		syslog(prio, "%s", text);
 		return;

@@ -15,12 +15,17 @@
 #ifndef POSTERN_LOG_H
 #define POSTERN_LOG_H
 
+#include <sys/types.h>
+
 #include "util/compat.h"
 
 /* progname like "postern/smtpd"; logfile NULL or "" = syslog. */
 void log_open(const char *progname, const char *logfile);
 const char *log_progname(void);
 void log_set_verbose(int level);
+/* getpid(), without a system call after the first (kept right across
+ * fork()). */
+pid_t log_pid(void);
 int log_verbose(void);
 
 void log_info(const char *fmt, ...) PRINTF_LIKE(1, 2);

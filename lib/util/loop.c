@@ -14,9 +14,17 @@
  *   each callback); LOOP_ERROR (EPOLLERR/EPOLLHUP) is always reported (and
  *   may be asked for alone), and
  *   comes together with the READ/WRITE bits the fd is interested in, so a
- *   callback's read() or write() sees the EOF or error naturally. An fd with
- *   events 0 is kept out of epoll, since epoll reports hang-ups even for an
- *   empty interest set and a level-triggered hang-up would spin.
+ *   callback's read() or write() sees the EOF or error naturally.
+ * - Interest changes of an fd already in epoll reach the kernel only just
+ *   before epoll_wait, and only when the set differs from what is armed
+ *   (r->armed): a connection that goes read -> write -> nothing -> read
+ *   within one wakeup costs one epoll_ctl, or none. Adding a new fd and
+ *   deleting one happen at once (the owner may close the fd right after
+ *   loop_fd_del; an ADD error must reach the caller). An fd with events 0
+ *   stays in epoll armed edge-triggered with no events: epoll reports
+ *   hang-ups even for an empty interest set, and a level-triggered hang-up
+ *   would spin; edge-triggered it wakes the loop at most once (dropped, as
+ *   nothing is wanted) and the next MOD re-polls the fd, so it is not lost.
  * - Timers are a binary min-heap on (expiry, id), so timers due at the same
  *   millisecond run in the order they were added; a hash on id makes
  *   cancellation O(log n). A pass over due timers runs only those that
@@ -47,6 +55,8 @@ struct fdreg {
 	unsigned events;
 	uint32_t gen;          /* 0 = free slot */
 	int in_epoll;
+	int dirty;             /* on l->dirty: armed may differ from events */
+	uint32_t armed;        /* the epoll events the kernel has (in_epoll) */
 };
 
 struct timer {
@@ -70,6 +80,8 @@ struct loop {
 	struct fdreg *fds;
 	size_t nfds;
 	uint32_t next_gen;
+	int *dirty;            /* fds whose interest changed since the last wait */
+	size_t ndirty, capdirty;
 
 	struct timer **heap;
 	size_t nheap, capheap;
@@ -133,6 +145,7 @@ loop_free(struct loop **lp)
 	free(l->heap);
 	free(l->hash);
 	free(l->fds);
+	free(l->dirty);
 	if (l->sigfd >= 0) {
 		close(l->sigfd);
 		sigprocmask(SIG_UNBLOCK, &l->sigmask, NULL);
@@ -159,35 +172,82 @@ to_epoll(unsigned ev)
 	return e;
 }
 
+/* What the kernel should have for r: its events, or, for none, an
+ * edge-triggered empty set (see the invariants). */
+static uint32_t
+armed_for(const struct fdreg *r)
+{
+	return r->events == 0 ? EPOLLET : to_epoll(r->events);
+}
+
 static int
-epoll_update(struct loop *l, int fd, struct fdreg *r)
+epoll_arm(struct loop *l, int fd, struct fdreg *r, int op)
 {
 	struct epoll_event ev;
 
 	memset(&ev, 0, sizeof(ev));
-	ev.events = to_epoll(r->events);
+	ev.events = armed_for(r);
 	ev.data.u64 = (uint64_t)r->gen << 32 | (uint32_t)fd;
-	if (r->events == 0) {
-		if (r->in_epoll) {
-			/* EBADF/ENOENT: the fd was closed under us, already gone. */
-			epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, &ev);
-			r->in_epoll = 0;
+	if (epoll_ctl(l->epfd, op, fd, &ev) < 0)
+		return -1;
+	r->armed = ev.events;
+	r->in_epoll = 1;
+	return 0;
+}
+
+static int
+epoll_update(struct loop *l, int fd, struct fdreg *r)
+{
+	if (r->in_epoll) {
+		/* Applied before the next epoll_wait, if still different. */
+		if (!r->dirty && armed_for(r) != r->armed) {
+			if (l->ndirty == l->capdirty) {
+				l->capdirty = l->capdirty ? 2 * l->capdirty : 16;
+				l->dirty = xreallocarray(l->dirty, l->capdirty,
+				    sizeof(*l->dirty));
+			}
+			l->dirty[l->ndirty++] = fd;
+			r->dirty = 1;
 		}
 		return 0;
 	}
-	if (r->in_epoll) {
-		if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
-			return 0;
-		/* Closed and reopened without loop_fd_del: add afresh. */
-		if (errno != ENOENT)
+	if (r->events == 0)
+		return 0;
+	if (epoll_arm(l, fd, r, EPOLL_CTL_ADD) < 0) {
+		if (errno != EEXIST || epoll_arm(l, fd, r, EPOLL_CTL_MOD) < 0)
 			return -1;
 	}
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		if (errno != EEXIST || epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-			return -1;
-	}
-	r->in_epoll = 1;
 	return 0;
+}
+
+/* Before sleeping: hand the kernel the interest sets that changed. */
+static void
+flush_dirty(struct loop *l)
+{
+	struct fdreg *r;
+	size_t i;
+	int fd;
+
+	for (i = 0; i < l->ndirty; i++) {
+		fd = l->dirty[i];
+		if ((size_t)fd >= l->nfds)
+			continue;
+		r = &l->fds[fd];
+		/* Deleted since (and perhaps re-registered: its own entry). */
+		if (!r->dirty)
+			continue;
+		r->dirty = 0;
+		if (!r->in_epoll || armed_for(r) == r->armed)
+			continue;
+		if (epoll_arm(l, fd, r, EPOLL_CTL_MOD) == 0)
+			continue;
+		/* Closed (and perhaps reopened) without loop_fd_del. */
+		r->in_epoll = 0;
+		if (errno == ENOENT && r->events != 0
+		    && epoll_arm(l, fd, r, EPOLL_CTL_ADD) < 0)
+			log_warn("loop: epoll_ctl ADD fd %d", fd);
+	}
+	l->ndirty = 0;
 }
 
 int
@@ -215,6 +275,7 @@ loop_fd_set(struct loop *l, int fd, unsigned events, loop_fd_cb cb, void *ctx)
 		if (l->next_gen == 0)
 			l->next_gen = 1;
 		r->in_epoll = 0;
+		r->dirty = 0;
 	}
 	r->cb = cb;
 	r->ctx = ctx;
@@ -507,6 +568,7 @@ loop_run(struct loop *l)
 			l->before_sleep(l, l->before_sleep_ctx);
 		if (l->stop)
 			break;
+		flush_dirty(l);
 		timeout = next_timeout(l);
 		n = epoll_wait(l->epfd, evs, LOOP_BATCH, timeout);
 		if (n < 0) {

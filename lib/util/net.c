@@ -174,10 +174,16 @@ net_listen_backlog(void)
 
 /* A listening UNIX socket's accept queue from the kernel's socket
  * diagnostics (unix_diag: for a listener, UNIX_DIAG_RQLEN's rqueue is
- * the number of connections waiting), asked by the socket's inode. */
+ * the number of connections waiting), asked by the socket's inode.
+ * master asks on every status report of a SINGLE service's child: the
+ * netlink socket is opened once and kept (close-on-exec); requests carry
+ * a sequence number, so an answer left over from an interrupted call is
+ * skipped, and any doubt closes it (the next call opens a fresh one). */
 static int
 unix_listen_pending(int fd)
 {
+	static int nl = -1;
+	static uint32_t seq;
 	struct {
 		struct nlmsghdr nlh;
 		struct unix_diag_req req;
@@ -190,17 +196,19 @@ unix_listen_pending(int fd)
 	struct nlmsghdr *h;
 	struct stat st;
 	ssize_t n;
-	int nl, pending = -1;
+	int pending = -1, tries, answered = 0;
 
 	if (fstat(fd, &st) < 0)
 		return -1;
-	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (nl < 0)
 		return -1;
 	memset(&rq, 0, sizeof(rq));
 	rq.nlh.nlmsg_len = sizeof(rq);
 	rq.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	rq.nlh.nlmsg_flags = NLM_F_REQUEST;
+	rq.nlh.nlmsg_seq = ++seq;
 	rq.req.sdiag_family = AF_UNIX;
 	rq.req.udiag_states = ~0U;
 	rq.req.udiag_ino = (uint32_t)st.st_ino;
@@ -210,25 +218,36 @@ unix_listen_pending(int fd)
 	sa.nl_family = AF_NETLINK;
 	if (sendto(nl, &rq, sizeof(rq), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		goto out;
-	n = recv(nl, &rp, sizeof(rp), 0);
-	for (h = &rp.nlh; n > 0 && NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-		struct unix_diag_msg *m = NLMSG_DATA(h);
-		struct rtattr *a;
-		unsigned int alen;
-
-		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-		    h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
-		    m->udiag_ino != (uint32_t)st.st_ino)
+	/* One datagram answers each request; older ones go first. */
+	for (tries = 0; tries < 4 && !answered; tries++) {
+		n = recv(nl, &rp, sizeof(rp), 0);
+		if (n <= 0 || !NLMSG_OK(&rp.nlh, (size_t)n))
 			break;
-		alen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
-		for (a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
-			if (a->rta_type == UNIX_DIAG_RQLEN &&
-			    RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen))
-				pending = (int)((struct unix_diag_rqlen *)RTA_DATA(a))->udiag_rqueue;
-		break;
+		if (rp.nlh.nlmsg_seq != seq)
+			continue;
+		answered = 1;
+		for (h = &rp.nlh; n > 0 && NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			struct unix_diag_msg *m = NLMSG_DATA(h);
+			struct rtattr *a;
+			unsigned int alen;
+
+			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
+			    m->udiag_ino != (uint32_t)st.st_ino)
+				break;
+			alen = h->nlmsg_len - NLMSG_LENGTH(sizeof(*m));
+			for (a = (struct rtattr *)(m + 1); RTA_OK(a, alen); a = RTA_NEXT(a, alen))
+				if (a->rta_type == UNIX_DIAG_RQLEN &&
+				    RTA_PAYLOAD(a) >= sizeof(struct unix_diag_rqlen))
+					pending = (int)((struct unix_diag_rqlen *)RTA_DATA(a))->udiag_rqueue;
+			break;
+		}
 	}
 out:
-	close(nl);
+	if (pending < 0) {
+		close(nl);
+		nl = -1;
+	}
 	return pending;
 }
 
@@ -312,7 +331,8 @@ net_listen_unix(const char *path, int mode, int backlog, char **err_r)
 /* Connect fd (non-blocking) to sa within deadline; leaves fd blocking.
  * 0, or -1 with errno (ETIMEDOUT). */
 static int
-connect_wait(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadline)
+connect_wait(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadline,
+    int blocking)
 {
 	struct pollfd pfd;
 	socklen_t elen;
@@ -321,7 +341,7 @@ connect_wait(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadlin
 
 	for (;;) {
 		if (connect(fd, sa, salen) == 0)
-			return net_set_nonblock(fd, 0);
+			return blocking ? net_set_nonblock(fd, 0) : 0;
 		if (errno == EINTR)
 			continue;
 		/* A full AF_UNIX backlog says EAGAIN and cannot be polled
@@ -366,11 +386,11 @@ connect_wait(int fd, const struct sockaddr *sa, socklen_t salen, int64_t deadlin
 		errno = err;
 		return -1;
 	}
-	return net_set_nonblock(fd, 0);
+	return blocking ? net_set_nonblock(fd, 0) : 0;
 }
 
-int
-net_connect_unix(const char *path, int timeout_ms)
+static int
+connect_unix(const char *path, int timeout_ms, int blocking)
 {
 	struct sockaddr_un sun;
 	int fd, saved;
@@ -386,13 +406,25 @@ net_connect_unix(const char *path, int timeout_ms)
 	if (fd < 0)
 		return -1;
 	if (connect_wait(fd, (struct sockaddr *)&sun, sizeof(sun),
-	    timeout_ms < 0 ? -1 : mono_ms() + timeout_ms) < 0) {
+	    timeout_ms < 0 ? -1 : mono_ms() + timeout_ms, blocking) < 0) {
 		saved = errno;
 		close(fd);
 		errno = saved;
 		return -1;
 	}
 	return fd;
+}
+
+int
+net_connect_unix(const char *path, int timeout_ms)
+{
+	return connect_unix(path, timeout_ms, 1);
+}
+
+int
+net_connect_unix_nb(const char *path, int timeout_ms)
+{
+	return connect_unix(path, timeout_ms, 0);
 }
 
 int
@@ -417,7 +449,7 @@ net_connect_inet(const char *host, const char *port, int timeout_ms)
 			saved = errno;
 			continue;
 		}
-		if (connect_wait(fd, ai->ai_addr, ai->ai_addrlen, deadline) == 0)
+		if (connect_wait(fd, ai->ai_addr, ai->ai_addrlen, deadline, 1) == 0)
 			break;
 		saved = errno;
 		close(fd);

@@ -24,6 +24,9 @@ int net_listen_backlog(void);
 int net_listen_pending(int fd);
 /* Blocking connect with a timeout; the fd returned is blocking. */
 int net_connect_unix(const char *path, int timeout_ms);
+/* The same, but the fd returned stays non-blocking (saves two fcntl()s
+ * for a caller that does its own waiting). */
+int net_connect_unix_nb(const char *path, int timeout_ms);
 int net_connect_inet(const char *host, const char *port, int timeout_ms);
 
 int net_set_nonblock(int fd, int on);
