@@ -917,32 +917,34 @@ START_TEST(test_recycle_checks)
 }
 END_TEST
 
+/* An empty file named like the queue file that arrived at sec + n us with
+ * inode ino, in dir; its ID in id. */
+static void
+make_named(const char *dir, time_t sec, int n, ino_t ino, char id[QUEUE_ID_MAX])
+{
+	struct timespec ts = { sec, (long)n * 1000 };
+	char *path;
+	int fd;
+
+	ck_assert_int_eq(queue_id_make(id, &ts, ino), 0);
+	path = queue_path(qdir, dir, id);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	free(path);
+}
+
 /* recycle/ stays bounded: once it holds QUEUE_RECYCLE_MAX files, removal
  * unlinks (the count is taken again every 256 removals). */
 START_TEST(test_recycle_bound)
 {
-	char id[QUEUE_ID_MAX], *path;
-	struct timespec ts = { 1700000000, 0 };
-	int i, fd, n;
+	char id[QUEUE_ID_MAX];
+	int i, n;
 
-	for (i = 0; i < QUEUE_RECYCLE_MAX; i++) {
-		ts.tv_nsec = (long)i * 1000;
-		ck_assert_int_eq(queue_id_make(id, &ts, (ino_t)(100000 + i)), 0);
-		path = queue_path(qdir, QUEUE_RECYCLE, id);
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-		ck_assert_int_ge(fd, 0);
-		close(fd);
-		free(path);
-	}
+	for (i = 0; i < QUEUE_RECYCLE_MAX; i++)
+		make_named(QUEUE_RECYCLE, 1700000000, i, (ino_t)(100000 + i), id);
 	for (i = 0; i < 300; i++) {
-		ts.tv_sec = 1710000000;
-		ts.tv_nsec = (long)i * 1000;
-		ck_assert_int_eq(queue_id_make(id, &ts, (ino_t)(200000 + i)), 0);
-		path = queue_path(qdir, QUEUE_ACTIVE, id);
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-		ck_assert_int_ge(fd, 0);
-		close(fd);
-		free(path);
+		make_named(QUEUE_ACTIVE, 1710000000, i, (ino_t)(200000 + i), id);
 		ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), 0);
 	}
 	ck_assert_int_eq(count_dir(QUEUE_ACTIVE, NULL), 0);
