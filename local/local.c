@@ -1,13 +1,16 @@
 /*
  * local - the local (and virtual) delivery agent.
  *
- * One delivery request per connection (SERVER_SINGLE): qmgr names a queue
+ * One delivery request at a time (SERVER_SINGLE): qmgr names a queue
  * file and recipients; we open the file, hold flock(LOCK_SH) while
  * delivering, deliver each recipient (aliases, .forward, mailbox for the
  * local class; virtual_mailbox_maps for the virtual class), mark each
  * delivered recipient 'D' in the queue file as soon as its delivery is
  * durable, and answer one result per recipient. A Maildir recipient's
- * copy goes through the Sieve filters first (sieve.c).
+ * copy goes through the Sieve filters first (sieve.c). While qmgr says
+ * it has more mail for local, the connection stays for the next request
+ * (LOCAL_KEEP_S), so a burst costs no connect and no wake-up of every
+ * idle local process per message.
  * Files: the queue file (read), mailboxes and the users' Sieve scripts
  * (as their owners), incoming/ (forwarded mail, vacation replies).
  *
@@ -57,6 +60,10 @@
 #define HEADER_SCAN_MAX (256 * 1024)
 #define DELIVERED_TO_MAX 1000
 #define OKTEXT_MAX 400
+/* While qmgr has more mail for us, one connection carries request after
+ * request (dlv_serve()); this is how long qmgr may park it idle. Short:
+ * a parked connection holds a process of the transport. */
+#define LOCAL_KEEP_S 2
 
 struct local_conf lconf;
 
@@ -497,7 +504,7 @@ out:
 static void
 local_serve(int fd)
 {
-	dlv_serve(fd, deliver_request);
+	dlv_serve(fd, deliver_request, LOCAL_KEEP_S);
 }
 
 int

@@ -135,7 +135,8 @@ void qsched_job_retry(struct qjob *job, uint64_t delay_ms);
 void qsched_transport_dead(struct qjob *job, const char *why);
 const char *qsched_transport_name(const struct qjob *job);
 /* For a started job: does its destination have more jobs queued or other
- * deliveries running (connection caching on demand)? */
+ * deliveries running (connection caching on demand)? For a transport with
+ * one recipient per destination (local), does the transport? */
 int qsched_dest_backlog(const struct qjob *job);
 /* For a started job: free process slots of its transport (limit minus
  * running deliveries, this one counted). */

@@ -463,6 +463,13 @@ qsched_transport_name(const struct qjob *job)
 int
 qsched_dest_backlog(const struct qjob *job)
 {
+	const struct qtransport *tp = job->dest->tp;
+
+	/* One recipient per destination (local): the destination is the
+	 * recipient, while a kept agent connection serves the nexthop, so
+	 * what counts is whether the transport has more to start. */
+	if (tp->rcpt_limit == 1)
+		return tp->rhead != NULL || tp->active > 1;
 	return job->dest->head != NULL || job->dest->active > 1;
 }
 

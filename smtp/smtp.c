@@ -19,7 +19,7 @@
  * for the same nexthop; it goes over the kept session. When qmgr closes
  * the connection (its time limit, no more mail, drain) we QUIT and go
  * back to master. Waiting is bounded by the time limit plus a margin
- * (CACHE_WAIT_MARGIN_S), in case qmgr forgets us. The kept session lives
+ * (dlv_wait_next()), in case qmgr forgets us. The kept session lives
  * in this process only: qmgr, not a separate scache daemon, brings the
  * next message to it (see ARCHITECTURE.md, "Outbound connection reuse").
  *
@@ -56,7 +56,6 @@
 #include "smtp.h"
 
 #define LOCK_WAIT_MS 5000
-#define CACHE_WAIT_MARGIN_S 30
 
 struct smtp_conf sconf;
 
@@ -430,20 +429,6 @@ out:
 	}
 }
 
-/* Wait for qmgr's next request on a connection whose session we kept:
- * 1 readable (a request or its EOF), 0 not within the limit. */
-static int
-wait_next(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int rc;
-
-	do
-		rc = poll(&p, 1, (sconf.cache_time_limit + CACHE_WAIT_MARGIN_S) * 1000);
-	while (rc < 0 && errno == EINTR);
-	return rc > 0;
-}
-
 static void
 smtp_serve(int fd)
 {
@@ -452,7 +437,7 @@ smtp_serve(int fd)
 	int cache_s, rc;
 
 	if (sconf.lmtp) {
-		dlv_serve(fd, deliver_request);
+		dlv_serve(fd, deliver_request, 0);
 		return;
 	}
 	for (;;) {
@@ -468,7 +453,7 @@ smtp_serve(int fd)
 		rc = dlv_reply(fd, &req, res, cache_s);
 		dlv_results_free(res, req.nrcpt);
 		dlv_request_free(&req);
-		if (rc < 0 || cache_s == 0 || !wait_next(fd))
+		if (rc < 0 || cache_s == 0 || !dlv_wait_next(fd, cache_s))
 			break;
 	}
 	smtp_session_drop();

@@ -34,6 +34,7 @@
 #include "util/log.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
+#include "mail/server.h"
 
 #define DLV_ITEMS_MAX 100000
 #define FIELD_MAX (64 * 1024)
@@ -648,21 +649,45 @@ dlv_reply(int fd, const struct dlv_request *req, const struct dlv_result *res,
 	return rc;
 }
 
+/* Longer than any delay between qmgr's parking timer and its close, so
+ * that qmgr, not we, ends an idle kept connection: a request sent on a
+ * connection we had just given up would be a deferral. */
+#define DLV_WAIT_MARGIN_S 30
+
+int
+dlv_wait_next(int fd, int cache_s)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int rc;
+
+	do
+		rc = poll(&p, 1, (cache_s + DLV_WAIT_MARGIN_S) * 1000);
+	while (rc < 0 && errno == EINTR);
+	return rc > 0;
+}
+
 void
-dlv_serve(int fd, dlv_deliver_fn deliver)
+dlv_serve(int fd, dlv_deliver_fn deliver, int keep_s)
 {
 	struct dlv_request req;
 	struct dlv_result *res;
-	int rc = dlv_recv(fd, &req);
+	int rc, kept = 0, cache_s;
 
-	if (rc != 0) {
-		if (rc > 0)
-			log_warnx("receive delivery request: connection closed");
-		return;
+	for (;;) {
+		rc = dlv_recv(fd, &req);
+		if (rc != 0) {
+			if (rc > 0 && !kept)
+				log_warnx("receive delivery request: connection closed");
+			return;
+		}
+		res = xcalloc(req.nrcpt + 1, sizeof(*res));
+		deliver(fd, &req, res);
+		cache_s = keep_s > 0 && req.backlog && server_use_another() ? keep_s : 0;
+		rc = dlv_reply(fd, &req, res, cache_s);
+		dlv_results_free(res, req.nrcpt);
+		dlv_request_free(&req);
+		if (rc < 0 || cache_s == 0 || !dlv_wait_next(fd, cache_s))
+			return;
+		kept = 1;
 	}
-	res = xcalloc(req.nrcpt + 1, sizeof(*res));
-	deliver(fd, &req, res);
-	(void)dlv_reply(fd, &req, res, 0);
-	dlv_results_free(res, req.nrcpt);
-	dlv_request_free(&req);
 }

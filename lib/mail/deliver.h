@@ -85,7 +85,16 @@ void dlv_results_free(struct dlv_result *res, size_t n);
  * dlv_peer_gone) and fills res[0..nrcpt). Failures are logged. */
 typedef void (*dlv_deliver_fn)(int peer, const struct dlv_request *req,
     struct dlv_result *res);
-void dlv_serve(int fd, dlv_deliver_fn deliver);
+/* keep_s > 0: while qmgr says it has a backlog for the destination, the
+ * reply offers the connection for the next request ("cache" = keep_s)
+ * and we wait for it (dlv_wait_next()), at most server_use_another()
+ * times: a burst of deliveries costs one connect and no wake-up of every
+ * idle agent process per message. */
+void dlv_serve(int fd, dlv_deliver_fn deliver, int keep_s);
+/* Wait for qmgr's next request on a kept connection, qmgr's parking time
+ * (cache_s) plus a margin in case qmgr forgets us: 1 readable (a request
+ * or its EOF), 0 not within the limit. */
+int dlv_wait_next(int fd, int cache_s);
 /* The two halves of dlv_serve, for an agent that takes several requests
  * on one connection (smtp with connection caching). dlv_recv: 0 a
  * request, 1 the peer closed the connection before sending one (the

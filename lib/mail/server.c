@@ -418,6 +418,18 @@ watch_cb(struct loop *l, void *ctx)
  * Accepting.
  */
 
+int
+server_use_another(void)
+{
+	if (srv.draining || srv.exit_requested)
+		return 0;
+	/* serve_single() counts the last request of the connection. */
+	if (srv.max_use > 0 && srv.use_count + 2 > srv.max_use)
+		return 0;
+	srv.use_count++;
+	return 1;
+}
+
 static void
 serve_single(struct loop *l, int fd)
 {

@@ -107,6 +107,11 @@ void server_exit_when_idle(void);
  * the drain begins now (as on SIGTERM) rather than at the next periodic
  * check: a service that sees its peers vanish asks before it acts. */
 int server_master_gone(void);
+/* A SINGLE service about to take another request on the connection it
+ * serves: counts it as a use (max_use counts requests, not connections)
+ * and says 0 when the process has had its uses or is to stop, so the
+ * connection ends with this request. */
+int server_use_another(void);
 
 /* Wake a service listening on <qdir>/private/<service>: connect, write
  * bytes ("I" new mail, "D" deferred scan, "F" flush), close. Never blocks

@@ -12,9 +12,25 @@ delivers everything.
     from qmgr's own log lines ("(queue active)" when it takes a message,
     "removed" when it is done) the number it held never went above 10 -
     and did reach 10, so the backlog really was larger than the limit
+
+And a backlog drains over kept connections to local (dlv_serve()): while
+qmgr has more mail for local, one connection carries request after
+request (the test users are virtual mailboxes: the virtual service,
+local's program). master runs under `strace -f -e trace=execve,accept,accept4`
+while the backlog of 100 messages (to alice and bob in turn, so to two
+destinations of local's) drains: the local processes accepted far fewer
+connections than there were deliveries - one per message without reuse -
+and every message is in its Maildir exactly once. With -o
+max_use=3 a process still takes at most 3 requests, over however many
+connections.
 """
 
+import os
 import re
+import shutil
+import signal
+import subprocess
+import time
 import unittest
 
 import postern_harness as H
@@ -72,6 +88,85 @@ class QueueBacklogTest(H.InstanceTestCase):
                 held -= 1
         self.assertEqual(taken, MESSAGES)
         self.assertEqual(peak, LIMIT)
+
+
+    def drain_traced(self, inst, n, master_edit=lambda t: t):
+        """Queue n messages to alice and bob in turn with qmgr away, bring
+        qmgr back with master traced: {local pid: accepted connections}."""
+        if shutil.which("strace") is None:
+            self.skipTest("strace is not installed (scripts/deps.sh strace)")
+        inst.prepare()
+        full = master_edit(inst.master_text())
+        inst.write("master.conf", "".join(l + "\n" for l in full.splitlines()
+                                          if not l.startswith("qmgr ")))
+        inst.start(prepare=False)
+        rcpts = ["alice@example.test", "bob@example.test"]
+        s = H.smtp_client(inst)
+        for i in range(n):
+            to = rcpts[i % 2]
+            s.sendmail("sender@client.example", [to], H.make_message(
+                "sender@client.example", [to], "kept %d" % i, "body %d\n" % i))
+        s.quit()
+        self.assertEqual(len(inst.queue_files(("incoming",))), n)
+
+        trace = inst.path("master.strace")
+        st = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, "-e",
+                               "trace=execve,accept,accept4", "-p",
+                               str(inst.master_pid())],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while time.time() < deadline and not os.path.exists(trace):
+            time.sleep(0.05)
+        time.sleep(0.5)     # attached: strace writes the file first
+        if st.poll() is not None:
+            self.skipTest("strace cannot attach: %s" % st.stderr.read().decode())
+        inst.write("master.conf", full)
+        inst.reload()
+        for to in rcpts:
+            H.wait_maildir(inst.vmaildir(to), n // 2, timeout=120, inst=inst)
+        self.assertQueueEmpty(timeout=60)
+        st.send_signal(signal.SIGINT)
+        st.wait(30)
+        for to in rcpts:
+            msgs = H.maildir_messages(inst.vmaildir(to))
+            self.assertEqual(len(msgs), n // 2)
+        local, accepts = set(), {}
+        with open(trace, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                pid, _, call = line.partition(" ")
+                call = call.strip()
+                if re.match(r'execve\("[^"]*/local"', call):
+                    local.add(pid)
+                elif re.match(r"(accept4?\(|<\.\.\. accept4? resumed>).*\)\s+= \d+", call):
+                    accepts[pid] = accepts.get(pid, 0) + 1
+        self.assertTrue(local, "no local process started under the trace")
+        return {p: accepts.get(p, 0) for p in local}
+
+    def test_backlog_drains_over_kept_local_connections(self):
+        n = 100
+        inst = self.make_instance()
+        accepted = self.drain_traced(inst, n)
+        total = sum(accepted.values())
+        # Without reuse: n. With it: about as many as ran at once at the
+        # start (qmgr's concurrency for the two destinations).
+        self.assertGreater(total, 0)
+        self.assertLessEqual(total, n // 2, accepted)
+
+    def test_max_use_counts_requests(self):
+        n = 12
+        inst = self.make_instance()
+        log = inst.log_mark()
+        accepted = self.drain_traced(inst, n, lambda t: re.sub(
+            r"^((?:local|virtual)\s.*)$", r"\1 -o max_use=3", t, flags=re.M))
+        # Each process took at most 3 requests, so at least n/3 of them ran.
+        self.assertGreaterEqual(len([p for p in accepted.values() if p]), n // 3, accepted)
+        per_pid = {}
+        for line in inst.log_since(log).splitlines():
+            m = re.search(r"postern/(?:local|virtual)\[(\d+)\].*status=sent", line)
+            if m:
+                per_pid[m.group(1)] = per_pid.get(m.group(1), 0) + 1
+        self.assertEqual(sum(per_pid.values()), n)
+        self.assertLessEqual(max(per_pid.values()), 3, per_pid)
 
 
 if __name__ == "__main__":
