@@ -501,10 +501,18 @@ out:
 	}
 }
 
+/* While qmgr has more for us and this process has uses left (max_use
+ * counts requests). */
+static int
+local_keep(const struct dlv_request *req)
+{
+	return req->backlog && server_use_another() ? LOCAL_KEEP_S : 0;
+}
+
 static void
 local_serve(int fd)
 {
-	dlv_serve(fd, deliver_request, LOCAL_KEEP_S);
+	dlv_serve(fd, deliver_request, local_keep);
 }
 
 int

@@ -19,7 +19,7 @@
  * for the same nexthop; it goes over the kept session. When qmgr closes
  * the connection (its time limit, no more mail, drain) we QUIT and go
  * back to master. Waiting is bounded by the time limit plus a margin
- * (dlv_wait_next()), in case qmgr forgets us. The kept session lives
+ * (dlv_serve()), in case qmgr forgets us. The kept session lives
  * in this process only: qmgr, not a separate scache daemon, brings the
  * next message to it (see ARCHITECTURE.md, "Outbound connection reuse").
  *
@@ -34,7 +34,6 @@
  * the configuration and tables. Not the network, not DNS answers.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,33 +428,18 @@ out:
 	}
 }
 
+/* A kept session: qmgr may park this connection that long. */
+static int
+smtp_keep(const struct dlv_request *req)
+{
+	(void)req;
+	return smtp_session_kept() ? sconf.cache_time_limit : 0;
+}
+
 static void
 smtp_serve(int fd)
 {
-	struct dlv_request req;
-	struct dlv_result *res;
-	int cache_s, rc;
-
-	if (sconf.lmtp) {
-		dlv_serve(fd, deliver_request, 0);
-		return;
-	}
-	for (;;) {
-		rc = dlv_recv(fd, &req);
-		if (rc != 0) {
-			if (rc > 0 && !smtp_session_kept())
-				log_warnx("receive delivery request: connection closed");
-			break;
-		}
-		res = xcalloc(req.nrcpt + 1, sizeof(*res));
-		deliver_request(fd, &req, res);
-		cache_s = smtp_session_kept() ? sconf.cache_time_limit : 0;
-		rc = dlv_reply(fd, &req, res, cache_s);
-		dlv_results_free(res, req.nrcpt);
-		dlv_request_free(&req);
-		if (rc < 0 || cache_s == 0 || !dlv_wait_next(fd, cache_s))
-			break;
-	}
+	dlv_serve(fd, deliver_request, sconf.lmtp ? NULL : smtp_keep);
 	smtp_session_drop();
 }
 

@@ -34,7 +34,6 @@
 #include "util/log.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
-#include "mail/server.h"
 
 #define DLV_ITEMS_MAX 100000
 #define FIELD_MAX (64 * 1024)
@@ -606,7 +605,9 @@ dlv_peer_gone(int fd)
  * busy qmgr to read our reply; neither waits on the network. */
 #define DLV_IO_TIMEOUT_MS 100000
 
-int
+/* 0 a request, 1 the peer closed the connection before sending one (the
+ * normal end), -1 error (logged). */
+static int
 dlv_recv(int fd, struct dlv_request *req)
 {
 	struct ipc_msg in;
@@ -632,7 +633,8 @@ dlv_recv(int fd, struct dlv_request *req)
 	return 0;
 }
 
-int
+/* 0 sent, -1 failed (logged). */
+static int
 dlv_reply(int fd, const struct dlv_request *req, const struct dlv_result *res,
     int cache_s)
 {
@@ -654,8 +656,10 @@ dlv_reply(int fd, const struct dlv_request *req, const struct dlv_result *res,
  * connection we had just given up would be a deferral. */
 #define DLV_WAIT_MARGIN_S 30
 
-int
-dlv_wait_next(int fd, int cache_s)
+/* Wait for qmgr's next request on a kept connection: 1 readable (a
+ * request or its EOF), 0 not within qmgr's time plus the margin. */
+static int
+wait_next(int fd, int cache_s)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	int rc;
@@ -667,7 +671,7 @@ dlv_wait_next(int fd, int cache_s)
 }
 
 void
-dlv_serve(int fd, dlv_deliver_fn deliver, int keep_s)
+dlv_serve(int fd, dlv_deliver_fn deliver, dlv_keep_fn keep)
 {
 	struct dlv_request req;
 	struct dlv_result *res;
@@ -682,11 +686,11 @@ dlv_serve(int fd, dlv_deliver_fn deliver, int keep_s)
 		}
 		res = xcalloc(req.nrcpt + 1, sizeof(*res));
 		deliver(fd, &req, res);
-		cache_s = keep_s > 0 && req.backlog && server_use_another() ? keep_s : 0;
+		cache_s = keep != NULL ? keep(&req) : 0;
 		rc = dlv_reply(fd, &req, res, cache_s);
 		dlv_results_free(res, req.nrcpt);
 		dlv_request_free(&req);
-		if (rc < 0 || cache_s == 0 || !dlv_wait_next(fd, cache_s))
+		if (rc < 0 || cache_s == 0 || !wait_next(fd, cache_s))
 			return;
 		kept = 1;
 	}

@@ -85,23 +85,14 @@ void dlv_results_free(struct dlv_result *res, size_t n);
  * dlv_peer_gone) and fills res[0..nrcpt). Failures are logged. */
 typedef void (*dlv_deliver_fn)(int peer, const struct dlv_request *req,
     struct dlv_result *res);
-/* keep_s > 0: while qmgr says it has a backlog for the destination, the
- * reply offers the connection for the next request ("cache" = keep_s)
- * and we wait for it (dlv_wait_next()), at most server_use_another()
- * times: a burst of deliveries costs one connect and no wake-up of every
- * idle agent process per message. */
-void dlv_serve(int fd, dlv_deliver_fn deliver, int keep_s);
-/* Wait for qmgr's next request on a kept connection, qmgr's parking time
- * (cache_s) plus a margin in case qmgr forgets us: 1 readable (a request
- * or its EOF), 0 not within the limit. */
-int dlv_wait_next(int fd, int cache_s);
-/* The two halves of dlv_serve, for an agent that takes several requests
- * on one connection (smtp with connection caching). dlv_recv: 0 a
- * request, 1 the peer closed the connection before sending one (the
- * normal end), -1 error (logged). dlv_reply: 0 sent, -1 failed (logged). */
-int dlv_recv(int fd, struct dlv_request *req);
-int dlv_reply(int fd, const struct dlv_request *req, const struct dlv_result *res,
-    int cache_s);
+/* keep (NULL: never), after each delivery: the seconds qmgr may park the
+ * connection for the next request ("cache"), or 0 to end it. While it
+ * says more than 0, dlv_serve waits for that request (qmgr's time plus a
+ * margin, in case qmgr forgets us) and serves it on the same connection:
+ * smtp's kept sessions, and local's bursts (one connect per burst, not
+ * one per message with a wake-up of every idle agent process). */
+typedef int (*dlv_keep_fn)(const struct dlv_request *req);
+void dlv_serve(int fd, dlv_deliver_fn deliver, dlv_keep_fn keep);
 
 /* Has qmgr closed its end of this request's connection? An agent checks
  * after locking the queue file and before each delivery: a request left in
