@@ -93,8 +93,15 @@ scan_next(struct scan *s, char name[QUEUE_ID_MAX])
 {
 	struct dirent *de;
 	struct stat st;
-	time_t now = time(NULL);
+	struct timespec now;
 
+	/* Not time(): it reads the coarse clock, up to a tick behind the
+	 * fine-grained mtime the kernel gives a file whose times were
+	 * stat'ed (multigrain timestamps, Linux 6.13+). Near a second
+	 * boundary a file just written then looks "not before" the next
+	 * second, is skipped, and waits for the next scan - seconds, when
+	 * its own trigger was the last. */
+	clock_gettime(CLOCK_REALTIME, &now);
 	while (s->d != NULL) {
 		errno = 0;
 		de = readdir(s->d);
@@ -116,7 +123,7 @@ scan_next(struct scan *s, char name[QUEUE_ID_MAX])
 		if (fstatat(dirfd(s->d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    !S_ISREG(st.st_mode))
 			continue;
-		if (!s->flush && st.st_mtime > now)
+		if (!s->flush && st.st_mtime > now.tv_sec)
 			continue;
 		/* queue_id_valid() bounds the length below QUEUE_ID_MAX. */
 		memcpy(name, de->d_name, strlen(de->d_name) + 1);

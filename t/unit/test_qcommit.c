@@ -19,10 +19,9 @@
 #include "util/loop.h"
 #include "mail/qcommit.h"
 #include "mail/queue.h"
+#include "queue_fixture.h"
 
 #define N 50
-
-static char qdir[64];
 
 struct seen {
 	int calls;
@@ -37,36 +36,9 @@ static int reported, batch_rounds;
 static struct loop *lp;
 
 static void
-rm_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	char *p;
-
-	if (d == NULL) {
-		(void)unlink(path);
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		p = xasprintf("%s/%s", path, e->d_name);
-		rm_tree(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
-
-static void
 setup(void)
 {
-	char *err = NULL;
-
-	strcpy(qdir, "/tmp/test_qcommit.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(qdir));
-	ck_assert_msg(queue_dirs_create(qdir, (uid_t)-1, (gid_t)-1, &err) == 0,
-	    "queue_dirs_create: %s", err ? err : "?");
+	queue_fixture_setup("test_qcommit");
 	memset(seen, 0, sizeof(seen));
 	reported = batch_rounds = 0;
 	lp = loop_new();
@@ -76,7 +48,7 @@ static void
 teardown(void)
 {
 	loop_free(&lp);
-	rm_tree(qdir);
+	queue_fixture_teardown();
 }
 
 static void

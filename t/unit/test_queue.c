@@ -17,46 +17,18 @@
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "mail/queue.h"
-
-static char qdir[64];
-
-static void
-rm_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	char *p;
-
-	if (d == NULL) {
-		(void)unlink(path);
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		p = xasprintf("%s/%s", path, e->d_name);
-		rm_tree(p);
-		free(p);
-	}
-	closedir(d);
-	(void)rmdir(path);
-}
+#include "queue_fixture.h"
 
 static void
 setup(void)
 {
-	char *err = NULL;
-
-	strcpy(qdir, "/tmp/test_queue.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(qdir));
-	ck_assert_msg(queue_dirs_create(qdir, (uid_t)-1, (gid_t)-1, &err) == 0,
-	    "queue_dirs_create: %s", err ? err : "?");
+	queue_fixture_setup("test_queue");
 }
 
 static void
 teardown(void)
 {
-	rm_tree(qdir);
+	queue_fixture_teardown();
 }
 
 /* Entries in <qdir>/<dir>, and how many start with ".tmp". */
