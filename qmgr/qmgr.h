@@ -50,6 +50,8 @@ extern int qmgr_draining;
 /* A recipient's outcome in this pass, for the finish step. */
 struct qrstate {
 	char *why;          /* last deferral text (this pass), or NULL */
+	int remark;         /* delivered: the agent marked it 'D'; qmgr repeats
+	                     * that mark only if the file outlives this pass */
 };
 
 struct qmsg {

@@ -122,12 +122,41 @@ mark_done(struct qmsg *m, size_t idx)
 	int fd;
 
 	r->status = 'D';
+	m->rs[idx].remark = 0;
 	fd = qmsg_open(m);
 	if (fd < 0)
 		return;
 	if (queue_mark_rcpt(fd, r->status_off, 'D') < 0)
 		log_warn("%s: mark recipient <%s> done", m->id, r->addr);
 	close(fd);
+}
+
+/*
+ * The file outlives this pass (deferred, or left in active/ for the next
+ * qmgr): repeat the 'D' mark of every recipient an agent delivered, in
+ * case the agent's own mark failed (it logged that). A file about to be
+ * removed needs none of this, which spares the common case - every
+ * recipient delivered - an open, a read, a write and a close.
+ */
+static void
+remark_delivered(struct qmsg *m)
+{
+	struct qrcpt *r;
+	size_t i;
+	int fd = -1;
+
+	for (i = 0; i < m->env.nrcpt; i++) {
+		if (!m->rs[i].remark)
+			continue;
+		m->rs[i].remark = 0;
+		r = &m->env.rcpts[i];
+		if (fd < 0 && (fd = qmsg_open(m)) < 0)
+			return;
+		if (queue_mark_rcpt(fd, r->status_off, 'D') < 0)
+			log_warn("%s: mark recipient <%s> done", m->id, r->addr);
+	}
+	if (fd >= 0)
+		close(fd);
 }
 
 static void
@@ -153,7 +182,9 @@ qmsg_result(struct qmsg *m, size_t idx, int status, const char *dsn,
 	case 2:
 		if (!logged)
 			log_rcpt(m, idx, relay, dsn, "sent", text, start, connected);
-		mark_done(m, idx);
+		/* The agent marked it in the file before it answered. */
+		r->status = 'D';
+		m->rs[idx].remark = 1;
 		break;
 	case 5:
 		/* The failure must be on disk before the recipient is done. */
@@ -458,6 +489,7 @@ qmsg_finish(struct qmsg *m)
 		return;
 	}
 
+	remark_delivered(m);
 	/* Stopping (master gone, SIGTERM) with recipients that got no
 	 * result in this pass: leave the file in active/, which the next
 	 * qmgr moves to incoming/ - no backoff for mail nobody tried. */
