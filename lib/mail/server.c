@@ -58,8 +58,6 @@
 #include "util/net.h"
 #include "util/priv.h"
 #include "util/strv.h"
-#include "util/tls.h"
-#include "util/tlskeys.h"
 #include "mail/config.h"
 #include "mail/queue.h"
 #include "mail/server.h"
@@ -822,20 +820,4 @@ trigger_send(const char *service, const char *bytes)
 	close(fd);
 	free(path);
 	return rc;
-}
-
-void
-server_tls_ticket_keys(struct tls_ctx *ctx)
-{
-	char *path, *err = NULL;
-
-	if (ctx == NULL)
-		return;
-	path = xasprintf("%s/%s", config_str("data_directory"), TLSKEYS_FILE);
-	if (tls_server_ticket_keys(ctx, path, &err) < 0) {
-		log_warnx("TLS session tickets resume only on the process that "
-		    "issued them: %s", err != NULL ? err : "?");
-		free(err);
-	}
-	free(path);
 }

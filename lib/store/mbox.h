@@ -42,6 +42,13 @@ int mbox_deliver(const char *path, const char *sender, time_t when,
     mail_producer_fn produce, void *ctx, const struct mbox_opts *o,
     const char **dsn_r, char **err_r);
 
+/* The two locks, for mbox.c and mbox_drop.c. Dot-lock <path>.lock: 0
+ * locked (*lock_r set), 1 skipped (directory not writable, logged), -1
+ * (errno; EAGAIN after timeout seconds). fcntl write lock on fd: 0, or
+ * -1 (errno; EAGAIN after timeout seconds). */
+int mbox_dotlock_take(const char *path, int timeout, int stale, char **lock_r);
+int mbox_fcntl_lock(int fd, int timeout);
+
 /* ---- reading: an mbox spool as a POP3 maildrop (INBOX) ----
  *
  * mbox_drop_open() takes the same locks local takes to deliver (dot-lock
