@@ -2,12 +2,12 @@
  * server_tls - the server skeleton's TLS part: a TLS server's processes
  * share master's session-ticket keys (server.h).
  *
- * Apart from server.c so that a daemon without TLS (local, qmgr, pickup,
- * showq, spawn) does not link the TLS code: it then does not load
- * libssl and libcrypto either (linked --as-needed), whose relocation is
- * most of a process start here - about 3.8 of 5.2 ms of CPU on this
- * project's benchmark VM, paid again by every local process that
- * reaches max_use.
+ * Apart from server.c so that a daemon without TLS (local, showq, spawn)
+ * does not link the TLS code: it then does not load libssl and libcrypto
+ * either (linked --as-needed), whose relocation is most of a process
+ * start here - about 3.8 of 5.2 ms of CPU on this project's benchmark
+ * VM, paid again by every local process that reaches max_use. (qmgr and
+ * pickup still load them, through the connection layer, once.)
  */
 #include <stdlib.h>
 
