@@ -18,8 +18,8 @@
  * of storing a second one.
  * Limits: the host name part of unique names is cut at 64 bytes. A copy
  * a reader already moved to cur/ is found under "name" or "name:..."
- * (one scan of cur/, only when new/ lacks it and cur/ changed since the
- * arrival time the name starts with); one a reader renamed
+ * (one scan of cur/, only when new/ lacks it and cur/ changed since a
+ * second before the arrival time the name starts with); one a reader renamed
  * otherwise or deleted is delivered again.
  */
 #include <dirent.h>
@@ -361,11 +361,15 @@ already_present(int nfd, int cfd, const struct stat *cur_st, const char *name)
 	 * utime() cannot set back, older than that second) cannot hold a
 	 * copy an earlier attempt stored and a reader moved: skip the look
 	 * there (cur_st: open_maildir's fstat of cur/, just taken). Saves
-	 * its scan (O(messages in cur/)) on first deliveries. */
+	 * its scan (O(messages in cur/)) on first deliveries. One second of
+	 * margin: the arrival time came from the fine-grained clock, while
+	 * the kernel may stamp cur/ from the coarse one, up to a tick behind,
+	 * so across a second boundary a later change can carry the second
+	 * before. */
 	errno = 0;
 	made = strtoll(name, &end, 10);
 	if (errno == 0 && end != name && *end == '.' &&
-	    (long long)cur_st->st_ctim.tv_sec < made)
+	    (long long)cur_st->st_ctim.tv_sec < made - 1)
 		return 0;
 	if (fstatat(cfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
 		return 1;

@@ -362,6 +362,47 @@ START_TEST(test_named_idempotent)
 	ck_assert_int_eq(count_dir(d, NULL, 0), 1);   /* only offset 1300's */
 	free(d);
 
+	/* The same when the arrival second is one past cur/'s ctime: the
+	 * arrival comes from the fine-grained clock, cur/'s stamp may come
+	 * from the coarse one (a tick behind), so a move into cur/ just
+	 * after a second boundary can carry the second before the arrival.
+	 * The copy is put in cur/ under a name whose arrival is the second
+	 * after the one we expect cur/ to be stamped with; if the stamp
+	 * turns out otherwise (a second boundary passed), again. */
+	{
+		char *cur = sub(md, "cur");
+		char *to = NULL;
+		struct stat cst;
+		time_t t;
+		int tries;
+
+		for (tries = 0; tries < 5; tries++) {
+			t = time(NULL);
+			ck_assert_int_eq(maildir_delivery_name(name, sizeof(name),
+			    (long long)t + 1, "4dQzBc1234z1", 1500), 0);
+			free(to);
+			to = xasprintf("%s/cur/%s:2,S", md, name);
+			fd = open(to, O_WRONLY | O_CREAT | O_EXCL, 0600);
+			ck_assert_int_ge(fd, 0);
+			ck_assert_int_eq(write(fd, "first\n", 6), 6);
+			close(fd);
+			ck_assert_int_eq(stat(cur, &cst), 0);
+			if (cst.st_ctim.tv_sec == t)
+				break;
+			ck_assert_int_eq(unlink(to), 0);
+		}
+		ck_assert_int_lt(tries, 5);
+		free(to);
+		free(cur);
+	}
+	present = 0;
+	ck_assert_int_eq(maildir_deliver_named(md, name, produce, &s2, &present,
+	    &dsn, &err), 0);
+	ck_assert_int_eq(present, 1);
+	d = sub(md, "new");
+	ck_assert_int_eq(count_dir(d, NULL, 0), 1);   /* still only offset 1300's */
+	free(d);
+
 	/* Names that could escape new/ are refused. */
 	ck_assert_int_eq(maildir_deliver_named(md, "../x", produce, &s2, &present,
 	    &dsn, &err), -1);
