@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -88,6 +89,23 @@ def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def close_listener(sock, thread=None, timeout=5):
+    """Close a test server's listening socket that thread may be blocked
+    in accept() on. shutdown() first makes that accept() fail, and the
+    thread is joined before the descriptor goes: a bare close() leaves the
+    thread in accept() on the old socket, or lets its next accept() run on
+    whatever socket gets the descriptor number next - the next test's
+    server, whose connections the old thread then takes and answers (seen
+    in test_policy_service)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(timeout)
+    sock.close()
 
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"

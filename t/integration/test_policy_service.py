@@ -66,7 +66,8 @@ class KeepAlivePolicyServer:
         self.drop_next = False
         self.slow_seen = threading.Event()
         self.stopped = False
-        threading.Thread(target=self.accept_loop, daemon=True).start()
+        self.thread = threading.Thread(target=self.accept_loop, daemon=True)
+        self.thread.start()
 
     def accept_loop(self):
         while not self.stopped:
@@ -128,7 +129,7 @@ class KeepAlivePolicyServer:
 
     def stop(self):
         self.stopped = True
-        self.sock.close()
+        H.close_listener(self.sock, self.thread)
         self.close_idle()
 
 

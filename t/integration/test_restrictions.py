@@ -123,7 +123,7 @@ class PolicyServer:
 
     def stop(self):
         self.stopped = True
-        self.sock.close()
+        H.close_listener(self.sock, self.thread)
 
 
 class Postgrey:
