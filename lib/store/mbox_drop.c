@@ -5,7 +5,9 @@
  *
  * Apart from mbox.c (delivery) so that local does not link OpenSSL for
  * the UIDL digest below: a local process starts without libcrypto.
- * Trusts: nothing in the file (every length is bounded by the mapping).
+ * Trusts: nothing in the file: it must be a regular file with one link
+ * (O_NOFOLLOW) owned by the expected uid, and parsing stays inside the
+ * mapping.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +21,6 @@
 #include <openssl/evp.h>
 
 #include "util/alloc.h"
-#include "util/buf.h"
-#include "util/fsutil.h"
-#include "util/log.h"
 #include "store/mbox.h"
 
 struct mbox_drop {

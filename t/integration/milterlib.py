@@ -33,6 +33,8 @@ import socket
 import struct
 import threading
 
+import postern_harness as H
+
 SMFIC_OPTNEG = b"O"
 
 
@@ -66,11 +68,12 @@ class Milter:
 
     def stop(self):
         self.release.set()
-        # shutdown() first: a thread blocked in accept() or recv() would
-        # otherwise keep the socket alive behind a closed descriptor
-        # whose number the next test's sockets may get.
         self.stopping = True
-        for s in [self.sock] + list(self.conns):
+        H.close_listener(self.sock, self.thread)
+        # shutdown() first, as for the listener: a thread blocked in recv()
+        # would otherwise keep the socket alive behind a closed descriptor
+        # whose number the next test's sockets may get.
+        for s in list(self.conns):
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
