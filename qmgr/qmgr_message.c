@@ -33,7 +33,11 @@
 #include "mail/resolve.h"
 #include "qmgr.h"
 
-#define LOCKED_RETRY_SEC 60      /* a file still locked by an old agent */
+/* A file still locked by an agent of an earlier qmgr: that agent ends
+ * its request in seconds and drops the dead qmgr's others, so a minute
+ * (Postfix's figure) would only delay the mail; a retry costs two renames
+ * and an open. */
+#define LOCKED_RETRY_SEC 10
 #define FINISH_RETRY_MS 60000    /* disk trouble while finishing */
 
 static struct resolver *resolver;
@@ -304,7 +308,8 @@ qmsg_activate(const char *from, const char *id)
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		/* An agent of an earlier qmgr still delivers from it. */
 		if (errno == EWOULDBLOCK)
-			log_debug("%s: queue file is locked, retrying later", id);
+			log_info("%s: queue file is in use by a delivery agent, retrying in %d s",
+			    id, LOCKED_RETRY_SEC);
 		else
 			log_warn("%s: lock queue file", id);
 		push_back(from, id, fd);

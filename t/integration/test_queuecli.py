@@ -13,6 +13,7 @@ Runs privileged (root, the daemons as mail_owner) when possible; the
 unprivileged class covers privilege separation off.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -242,6 +243,28 @@ class QueueMixin:
                                            since=mark)), 1)
         self.assertNotIn("vanished", inst.log_since(mark))
         self.assertEqual(self.parse_mailq(self.mailq())[qid][0], "!")
+
+    def test_locked_by_agent(self):
+        """A file an agent of an earlier qmgr still delivers from (it holds
+        a shared flock, as every agent does) is put back and taken again
+        within seconds once the agent lets go, not after a minute."""
+        inst = self.inst
+        qid = self.deferred_message()
+        fd = os.open(inst.path("queue", "deferred", qid), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            mark = inst.log_mark()
+            self.q("requeue", qid)
+            inst.wait_log(r"postern/qmgr\[\d+\]: %s: queue file is in use by a "
+                          r"delivery agent, retrying in 10 s" % qid, since=mark)
+            self.wait_in(qid, "incoming")
+            self.assertNotRegex(inst.log_since(mark), r"%s: to=<" % qid)
+        finally:
+            os.close(fd)
+        # the next incoming/ scan after the 10 s takes it; 60 s would not
+        inst.wait_log(r"%s: to=<%s>.*status=deferred" % (qid, re.escape(RCPT)),
+                      since=mark, timeout=40)
+        self.wait_in(qid, "deferred")
 
     def test_all_and_stdin(self):
         a = self.deferred_message("first")
