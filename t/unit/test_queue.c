@@ -772,6 +772,20 @@ START_TEST(test_open_shared)
 }
 END_TEST
 
+/* Replace what the file at path holds with n bytes c (same inode). */
+static void
+overwrite(const char *path, int c, size_t n)
+{
+	char *p = xmalloc(n);
+	int fd = open(path, O_WRONLY | O_TRUNC);
+
+	ck_assert_int_ge(fd, 0);
+	memset(p, c, n);
+	ck_assert_int_eq(write_all(fd, p, n), 0);
+	ck_assert_int_eq(close(fd), 0);
+	free(p);
+}
+
 static ino_t
 inode_of(const char *dir, const char *id)
 {
@@ -788,20 +802,26 @@ inode_of(const char *dir, const char *id)
  * whole, with a new queue ID. */
 START_TEST(test_recycle)
 {
-	char id[QUEUE_ID_MAX], id2[QUEUE_ID_MAX], *path, *err = NULL;
+	char id[QUEUE_ID_MAX], id2[QUEUE_ID_MAX], id3[QUEUE_ID_MAX], *path, *err = NULL;
 	struct stat st;
 	struct qenv env;
 	ino_t ino;
+	off_t size;
 	int fd;
 
 	write_small(id);
 	ino = inode_of(QUEUE_INCOMING, id);
+	path = queue_path(qdir, QUEUE_INCOMING, id);
+	ck_assert_int_eq(stat(path, &st), 0);
+	size = st.st_size;
+	free(path);
 	ck_assert_int_eq(queue_move(qdir, QUEUE_INCOMING, QUEUE_ACTIVE, id), 0);
 	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), 0);
 	ck_assert_int_eq(count_dir(QUEUE_ACTIVE, NULL), 0);
+	/* A small file keeps its blocks for the next writer. */
 	path = queue_path(qdir, QUEUE_RECYCLE, id);
 	ck_assert_int_eq(stat(path, &st), 0);
-	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(st.st_size, size);
 	free(path);
 	/* Gone already: ENOENT, nothing recycled twice. */
 	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), -1);
@@ -821,8 +841,21 @@ START_TEST(test_recycle)
 	ck_assert_msg(queue_read(fd, &env, &err) == 0, "read: %s", err ? err : "?");
 	ck_assert_str_eq(env.sender, "s@example.org");
 	ck_assert_int_eq(env.nrcpt, 2);
+	ck_assert_int_eq(env.file_size, size);
 	qenv_free(&env);
 	close(fd);
+	free(path);
+
+	/* A large file gives its blocks back when it is recycled. */
+	write_small(id3);
+	path = queue_path(qdir, QUEUE_INCOMING, id3);
+	overwrite(path, 'x', QUEUE_RECYCLE_KEEP + 1);
+	free(path);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id3), 0);
+	path = queue_path(qdir, QUEUE_RECYCLE, id3);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 0);
+	ck_assert_int_eq(unlink(path), 0);
 	free(path);
 
 	/* Without recycle/ (a queue made by an older version), a removal
@@ -850,6 +883,7 @@ START_TEST(test_recycle_checks)
 	struct stat st;
 	char *err = NULL;
 	ino_t ino;
+	off_t size;
 	int fd;
 
 	write_small(id);
@@ -864,10 +898,13 @@ START_TEST(test_recycle_checks)
 	ck_assert_int_eq(st.st_mode & 07777, 0600);
 	free(path);
 
-	/* A full old message left in recycle/ (killed between rename and
-	 * truncate): the taker starts from an empty file. */
+	/* A longer old message in recycle/: the taker writes over it and
+	 * the result is exactly its own message, not the old one's tail. */
 	ino = inode_of(QUEUE_INCOMING, id2);
 	path = queue_path(qdir, QUEUE_INCOMING, id2);
+	ck_assert_int_eq(stat(path, &st), 0);
+	size = st.st_size;
+	overwrite(path, 'R', 8192);
 	{
 		char *dst = queue_path(qdir, QUEUE_RECYCLE, id2);
 
@@ -883,6 +920,7 @@ START_TEST(test_recycle_checks)
 	memset(&env, 0, sizeof(env));
 	ck_assert_msg(queue_read(fd, &env, &err) == 0, "read: %s", err ? err : "?");
 	ck_assert_int_eq(env.nrcpt, 2);
+	ck_assert_int_eq(env.file_size, size);
 	qenv_free(&env);
 	close(fd);
 	free(path);
