@@ -584,14 +584,23 @@ w_fail(struct queue_writer *w, int err)
 	return -1;
 }
 
+/* Every byte goes through here: seal() cuts the file at w->written. */
+static int
+w_write(struct queue_writer *w, const void *p, size_t n)
+{
+	if (write_all(w->fd, p, n) < 0)
+		return w_fail(w, errno ? errno : EIO);
+	w->written += (off_t)n;
+	return 0;
+}
+
 static int
 w_flush(struct queue_writer *w)
 {
 	if (w->wb.len == 0)
 		return 0;
-	if (write_all(w->fd, w->wb.data, w->wb.len) < 0)
-		return w_fail(w, errno ? errno : EIO);
-	w->written += (off_t)w->wb.len;
+	if (w_write(w, w->wb.data, w->wb.len) < 0)
+		return -1;
 	buf_reset(&w->wb);
 	return 0;
 }
@@ -1037,8 +1046,8 @@ queue_writer_content(struct queue_writer *w, const void *p, size_t n)
 			put_hdr(&w->wb, 'N', m);
 			if (w_flush(w) < 0)
 				return -1;
-			if (write_all(w->fd, cp, m) < 0)
-				return w_fail(w, errno ? errno : EIO);
+			if (w_write(w, cp, m) < 0)
+				return -1;
 		} else {
 			m = CONTENT_COALESCE - w->pend.len;
 			if (m > n)

@@ -927,6 +927,60 @@ START_TEST(test_recycle_checks)
 }
 END_TEST
 
+/* A large message over a smaller recycled file: the pieces written
+ * unbuffered count too, so the file is cut after the last byte, not in
+ * the middle of the message. */
+START_TEST(test_recycle_large_message)
+{
+	char id[QUEUE_ID_MAX], *path, *err = NULL, *big;
+	struct queue_writer *w;
+	struct buf got = BUF_INIT(0);
+	struct qenv env;
+	size_t n = 300 * 1024;
+	int fd;
+
+	/* Larger than the message (as a file an older version kept, or one
+	 * recycled by a process killed before its truncate). */
+	write_small(id);
+	path = queue_path(qdir, QUEUE_INCOMING, id);
+	overwrite(path, 'R', 2 * n);
+	{
+		char *dst = queue_path(qdir, QUEUE_RECYCLE, id);
+
+		ck_assert_int_eq(rename(path, dst), 0);
+		free(dst);
+	}
+	free(path);
+
+	big = xmalloc(n);
+	fill_pattern(big, n, 7);
+	w = queue_writer_open(qdir, QUEUE_INCOMING, (uid_t)-1, (gid_t)-1, &err);
+	ck_assert_msg(w != NULL, "open: %s", err ? err : "?");
+	ck_assert_int_eq(queue_writer_sender(w, "s@example.org"), 0);
+	ck_assert_int_eq(queue_writer_rcpt(w, "a@example.com", "", ""), 0);
+	ck_assert_int_eq(queue_writer_content(w, "Subject: big\n\n", 14), 0);
+	ck_assert_int_eq(queue_writer_content(w, big, n), 0);
+	ck_assert_int_eq(queue_writer_commit(w, id), 0);
+	queue_writer_free(&w);
+	ck_assert_int_eq(count_dir(QUEUE_RECYCLE, NULL), 0);
+
+	path = queue_path(qdir, QUEUE_INCOMING, id);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	memset(&env, 0, sizeof(env));
+	ck_assert_msg(queue_read(fd, &env, &err) == 0, "read: %s", err ? err : "?");
+	ck_assert_int_eq(queue_content(fd, &env, collect, &got), 0);
+	ck_assert_uint_eq(got.len, n + 14);
+	ck_assert(memcmp(got.data, "Subject: big\n\n", 14) == 0);
+	ck_assert(memcmp(got.data + 14, big, n) == 0);
+	buf_free(&got);
+	qenv_free(&env);
+	close(fd);
+	free(path);
+	free(big);
+}
+END_TEST
+
 /* An empty file named like the queue file that arrived at sec + n us with
  * inode ino, in dir; its ID in id. */
 static void
@@ -984,6 +1038,7 @@ queue_suite(void)
 	tcase_add_test(tc, test_open_shared);
 	tcase_add_test(tc, test_recycle);
 	tcase_add_test(tc, test_recycle_checks);
+	tcase_add_test(tc, test_recycle_large_message);
 	tcase_add_test(tc, test_recycle_bound);
 	suite_add_tcase(s, tc);
 	return s;
