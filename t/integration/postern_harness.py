@@ -84,11 +84,21 @@ def vprint(*a):
         print("[harness]", *a, file=sys.stderr, flush=True)
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (bind 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now (bind 0, read, close), and
+    one this process has not been given before: the kernel may hand out a
+    just-closed port again, and two services of one master.conf on the
+    same port (seen in test_peername) make the instance refuse to start."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def close_listener(sock, thread=None, timeout=5):
