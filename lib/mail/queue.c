@@ -383,8 +383,9 @@ pool_list(const char *qdir, size_t *count_r)
 	return 0;
 }
 
-/* Take a recycled file as tmppath, opened write-only and emptied: its fd,
- * or -1 when there is none (the caller creates one). */
+/* Take a recycled file as tmppath, opened write-only with its old bytes
+ * still in it (the writer writes over them and cuts the rest at seal): its
+ * fd, or -1 when there is none (the caller creates one). */
 static int
 pool_take(const char *qdir, const char *tmppath)
 {

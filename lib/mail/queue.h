@@ -55,7 +55,7 @@
 #define QUEUE_PRIVATE  "private"  /* internal sockets */
 #define QUEUE_PUBLIC   "public"   /* sockets anyone may connect to */
 #define QUEUE_MAILDROP "maildrop" /* sendmail's offline drop */
-#define QUEUE_RECYCLE  "recycle"  /* finished queue files, emptied, for reuse */
+#define QUEUE_RECYCLE  "recycle"  /* finished files, written over by the next writer */
 /* The pre-login processes' chroot: root-owned, mode 0750, group of
  * login_user, holding only the login_sockets listeners. master makes it
  * (not queue_dirs_create: it belongs to root, not to mail_owner). */
