@@ -182,10 +182,15 @@ class Webmail(unittest.TestCase):
         opts.add_experimental_option("prefs", {
             "download.default_directory": cls.dl,
             "download.prompt_for_download": False})
+        # Chromium leaves empty org.chromium.Chromium.* directories in
+        # TMPDIR: give it the instance's, which cleanup() removes.
+        tmp = os.path.join(cls.inst.dir, "browser-tmp")
+        os.makedirs(tmp, exist_ok=True)
+        env = dict(os.environ, TMPDIR=tmp)
         try:
-            service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver") \
+            service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver", env=env) \
                 if hasattr(webdriver, "ChromeService") else \
-                webdriver.chrome.service.Service("/usr/bin/chromedriver")
+                webdriver.chrome.service.Service("/usr/bin/chromedriver", env=env)
             cls.driver = webdriver.Chrome(service=service, options=opts)
         except Exception as e:   # noqa: BLE001 - any failure to start
             raise unittest.SkipTest("headless Chromium cannot start: %s" % e)

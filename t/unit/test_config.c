@@ -580,6 +580,8 @@ END_TEST
 
 START_TEST(test_bad_int_fatal)
 {
+	/* fatal exits before the checked teardown can run: clean up then. */
+	atexit(teardown);
 	load_ok("line_length_limit = lots\n");
 	(void)config_int("line_length_limit");
 }
