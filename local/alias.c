@@ -760,7 +760,7 @@ local_forward(struct lrcpt *r)
 		}
 	}
 	if (queue_writer_content(w, hdr.data, hdr.len) < 0 ||
-	    queue_content(m->qfd, &m->env, fwd_content, w) != 0 ||
+	    local_content(m, fwd_content, w) != 0 ||
 	    queue_writer_commit(w, id) < 0)
 		goto fail;
 	queue_writer_free(&w);

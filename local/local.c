@@ -270,6 +270,43 @@ local_loop(const struct lmsg *m, const char *addr)
 	return 0;
 }
 
+/* ---- the content ---- */
+
+/* A small message's content is read once per request and kept: the
+ * header scan, Sieve and every copy of it (recipients, aliases, .forward)
+ * would each read the queue file again. */
+#define CONTENT_CACHE_MAX (256 * 1024)
+
+static int
+cache_cb(const char *p, size_t n, void *ctx)
+{
+	struct buf *b = ctx;
+
+	if (b->len + n > CONTENT_CACHE_MAX) {
+		/* Not what queue_read() saw: the file changed under us. */
+		errno = EINVAL;
+		return -1;
+	}
+	buf_append(b, p, n);
+	return 0;
+}
+
+int
+local_content(struct lmsg *m, int (*cb)(const char *, size_t, void *), void *ctx)
+{
+	int rc;
+
+	if (m->env.content_size > CONTENT_CACHE_MAX)
+		return queue_content(m->qfd, &m->env, cb, ctx);
+	if (!m->cached) {
+		buf_reset(&m->content);
+		if ((rc = queue_content(m->qfd, &m->env, cache_cb, &m->content)) != 0)
+			return rc;
+		m->cached = 1;
+	}
+	return m->content.len > 0 ? cb(m->content.data, m->content.len, ctx) : 0;
+}
+
 /* ---- the message header: Delivered-To values for loop detection ---- */
 
 static int
@@ -296,7 +333,7 @@ scan_delivered_to(struct lmsg *m)
 	char *p, *end, *nl;
 	size_t count = 0;
 
-	(void)queue_content(m->qfd, &m->env, header_cb, &b);
+	(void)local_content(m, header_cb, &b);
 	if (b.len == 0)
 		goto done;
 	p = b.data;
@@ -432,6 +469,7 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 	size_t i, j;
 
 	memset(&m, 0, sizeof(m));
+	buf_init(&m.content, 0);
 	dlvlog_times_request(&t, req);
 	m.qfd = queue_open_shared(lconf.qdir, req->queue_dir, req->queue_id,
 	    LOCK_WAIT_MS, &m.env, &err);
@@ -495,6 +533,7 @@ deliver_request(int peer, const struct dlv_request *req, struct dlv_result *res)
 out:
 	free(err);
 	strv_free(&m.delivered_to);
+	buf_free(&m.content);
 	if (m.qfd >= 0) {
 		qenv_free(&m.env);
 		close(m.qfd);   /* drops the flock */

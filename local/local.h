@@ -59,6 +59,8 @@ struct lmsg {
 	const char *sender;
 	char **delivered_to;        /* Delivered-To values in the header, lower case */
 	const struct dlv_request *req;  /* the request being served (borrowed) */
+	struct buf content;         /* local_content()'s copy of a small message */
+	int cached;
 };
 
 /* Whose rights a command or file delivery uses, and where it came from. */
@@ -119,6 +121,9 @@ void local_restore(void);
 void local_privs_fix(struct lprivs *p);
 int local_domain(const char *domain);   /* 1 local class, 0 not, -1 lookup failed */
 int local_loop(const struct lmsg *m, const char *addr);   /* in Delivered-To */
+/* The message content, as queue_content() gives it (cb's non-zero return
+ * or -1 and errno). */
+int local_content(struct lmsg *m, int (*cb)(const char *, size_t, void *), void *ctx);
 
 /* alias.c */
 void local_deliver_addr(struct lrcpt *r, const char *addr, int depth, int flags);

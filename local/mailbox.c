@@ -47,7 +47,7 @@ local_produce(int (*out)(const char *, size_t, void *), void *octx, void *ctx)
 	free(hdr);
 	if (rc != 0)
 		return rc;
-	return queue_content(pr->msg->qfd, &pr->msg->env, out, octx);
+	return local_content(pr->msg, out, octx);
 }
 
 static int

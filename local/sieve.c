@@ -670,7 +670,7 @@ local_sieve(struct lrcpt *r, const struct laddr *a, const struct mailbox_owner *
 		goto out_restore;
 	}
 	/* the message as the tests see it */
-	(void)queue_content(r->msg->qfd, &r->msg->env, collect, &msg);
+	(void)local_content(r->msg, collect, &msg);
 	memset(&env, 0, sizeof(env));
 	sep = msg.data != NULL ? memmem(msg.data, msg.len, "\n\n", 2) : NULL;
 	env.hdr = buf_cstr(&msg);

@@ -173,8 +173,38 @@ check_dir(const struct stat *st, uid_t me, const char *path, const char **dsn_r,
 	return 0;
 }
 
-/* Open the Maildir and its sub-directories; fds[0] dir, 1 tmp, 2 new, 3 cur.
- * cur_st (if not NULL) gets cur/'s fstat. */
+/* cur/ of the Maildir open as dfd, made if missing: a directory of ours
+ * (not a symbolic link); st gets its stat. */
+static int
+stat_cur(int dfd, const char *path, uid_t me, struct stat *st, const char **dsn_r,
+    char **err_r)
+{
+	char *sub;
+	int e, rc;
+
+	rc = fstatat(dfd, "cur", st, AT_SYMLINK_NOFOLLOW);
+	if (rc < 0 && errno == ENOENT) {
+		if (mkdirat(dfd, "cur", 0700) < 0 && errno != EEXIST) {
+			e = errno;
+			return fail(dsn_r, err_r, mailstore_errno_dsn(e),
+			    xasprintf("create maildir %s/cur: %s", path, strerror(e)));
+		}
+		rc = fstatat(dfd, "cur", st, AT_SYMLINK_NOFOLLOW);
+	}
+	if (rc < 0) {
+		e = errno;
+		return fail(dsn_r, err_r, mailstore_errno_dsn(e),
+		    xasprintf("stat maildir %s/cur: %s", path, strerror(e)));
+	}
+	sub = xasprintf("%s/cur", path);
+	rc = check_dir(st, me, sub, dsn_r, err_r);
+	free(sub);
+	return rc;
+}
+
+/* Open the Maildir and its sub-directories tmp/ and new/: fds[0] dir,
+ * 1 tmp, 2 new; fds[3] stays -1. cur/ is made if missing and checked
+ * like the others, and cur_st (if not NULL) gets its stat. */
 static int
 open_maildir(const char *dir, int fds[4], struct stat *cur_st, const char **dsn_r,
     char **err_r)
@@ -218,6 +248,14 @@ opened:
 		goto bad;
 	}
 	for (i = 0; i < ARRAY_SIZE(subdirs); i++) {
+		if (i == 2) {
+			/* cur/ is only looked at, and seldom opened (already_present). */
+			if (stat_cur(fds[0], path, me, &st, dsn_r, err_r) < 0)
+				goto bad;
+			if (cur_st != NULL)
+				*cur_st = st;
+			continue;
+		}
 		/* Likewise: create a sub-directory only when it is missing. */
 		fds[i + 1] = openat(fds[0], subdirs[i],
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -258,8 +296,6 @@ opened:
 			free(sub);
 			goto bad;
 		}
-		if (i == 2 && cur_st != NULL)
-			*cur_st = st;
 	}
 	free(path);
 	return 0;
@@ -279,7 +315,8 @@ maildir_make(const char *dir, const char **dsn_r, char **err_r)
 	if (open_maildir(dir, fds, NULL, dsn_r, err_r) < 0)
 		return -1;
 	for (i = 0; i < 4; i++)
-		close(fds[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
 	return 0;
 }
 
@@ -341,9 +378,10 @@ move_new(int tfd, int nfd, const char *name)
 }
 
 /* Is name in new/ already (an earlier attempt delivered it)? A reader
- * may have moved it to cur/ meanwhile: "name" or "name:2,FLAGS" there. */
+ * may have moved it to cur/ meanwhile: "name" or "name:2,FLAGS" there.
+ * 1 yes, 0 no, -1 (errno) cur/ cannot be opened to look. */
 static int
-already_present(int nfd, int cfd, const struct stat *cur_st, const char *name)
+already_present(int mfd, int nfd, const struct stat *cur_st, const char *name)
 {
 	struct stat st;
 	char flagged[MAILDIR_NAME_MAX + 8];
@@ -371,17 +409,22 @@ already_present(int nfd, int cfd, const struct stat *cur_st, const char *name)
 	if (errno == 0 && end != name && *end == '.' &&
 	    (long long)cur_st->st_ctim.tv_sec < made - 1)
 		return 0;
-	if (fstatat(cfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	dfd = openat(mfd, "cur", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(dfd);
 		return 1;
+	}
 	snprintf(flagged, sizeof(flagged), "%s:2,", name);
-	if (fstatat(cfd, flagged, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (fstatat(dfd, flagged, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		close(dfd);
 		return 1;
+	}
 	/* "name:2,S" etc.: one pass over cur/, only when cur/ changed since
 	 * the message arrived. */
-	dfd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
-		if (dfd >= 0)
-			close(dfd);
+	if ((d = fdopendir(dfd)) == NULL) {
+		close(dfd);
 		return 0;
 	}
 	while (!found && (de = readdir(d)) != NULL)
@@ -409,7 +452,13 @@ deliver(const char *dir, const char *fixed, mail_producer_fn produce, void *ctx,
 		return fail(dsn_r, err_r, "4.3.5", xasprintf("bad maildir file name"));
 	if (open_maildir(dir, fds, &cur_st, dsn_r, err_r) < 0)
 		return -1;
-	if (fixed != NULL && already_present(fds[2], fds[3], &cur_st, fixed)) {
+	if (fixed != NULL && (i = already_present(fds[0], fds[2], &cur_st, fixed)) != 0) {
+		if (i < 0) {
+			e = errno;
+			fail(dsn_r, err_r, mailstore_errno_dsn(e),
+			    xasprintf("open maildir %s/cur: %s", dir, strerror(e)));
+			goto out;
+		}
 		snprintf(name, sizeof(name), "%s", fixed);
 		goto present;
 	}
@@ -494,7 +543,8 @@ present:
 	rc = 0;
 out:
 	for (i = 0; i < 4; i++)
-		close(fds[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
 	return rc;
 }
 

@@ -165,6 +165,50 @@ START_TEST(test_refuse_symlinked_new)
 }
 END_TEST
 
+/* cur/ is only stat'ed on a delivery, not opened: still refused when it
+ * is a symbolic link (or not a directory), and made when missing. */
+START_TEST(test_cur_checked)
+{
+	struct src s = { "x\n", 2, 2, 0 };
+	const char *dsn = NULL;
+	char *err = NULL, *md = sub(tmpbase, "Maildir"), *other = sub(tmpbase, "other");
+	char *p, *n;
+	struct stat st;
+
+	ck_assert_int_eq(mkdir(md, 0700), 0);
+	ck_assert_int_eq(mkdir(other, 0700), 0);
+	p = sub(md, "cur");
+	ck_assert_int_eq(symlink(other, p), 0);
+	ck_assert_int_eq(maildir_deliver(md, produce, &s, NULL, 0, &dsn, &err), -1);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_ptr_nonnull(strstr(err, "symbolic link"));
+	ck_assert_str_eq(dsn, "5.2.0");
+	n = sub(md, "new");
+	ck_assert_int_eq(count_dir(n, NULL, 0), 0);
+	free(err);
+	err = NULL;
+	/* A file there: not a directory. */
+	ck_assert_int_eq(unlink(p), 0);
+	close(open(p, O_WRONLY | O_CREAT, 0600));
+	ck_assert_int_eq(maildir_deliver(md, produce, &s, NULL, 0, &dsn, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not a directory"));
+	ck_assert_str_eq(dsn, "5.2.0");
+	free(err);
+	err = NULL;
+	/* Missing: made, and the delivery goes through. */
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(maildir_deliver(md, produce, &s, NULL, 0, &dsn, &err), 0);
+	ck_assert_str_eq(dsn, "2.0.0");
+	ck_assert_int_eq(lstat(p, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(count_dir(n, NULL, 0), 1);
+	free(n);
+	free(p);
+	free(md);
+	free(other);
+}
+END_TEST
+
 START_TEST(test_refuse_symlinked_maildir)
 {
 	struct src s = { "x\n", 2, 2, 0 };
@@ -434,6 +478,7 @@ maildir_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_deliver_exact_bytes);
 	tcase_add_test(tc, test_refuse_symlinked_new);
+	tcase_add_test(tc, test_cur_checked);
 	tcase_add_test(tc, test_refuse_symlinked_maildir);
 	tcase_add_test(tc, test_refuse_foreign_owner);
 	tcase_add_test(tc, test_unique_names);
