@@ -29,7 +29,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const struct imap_limits lim = { 4096, 1024, 4096, 8, 256, 1 };
+static const struct imap_limits lim = { 4096, 1024, 4096, 8, 256, 1, 0 };
 
 static char *const folders[] = { "INBOX", "INBOX/a", "Sent", "Archive", "Archive/2024",
     "Entwürfe", "a/b/c", "a*b", NULL };
