@@ -59,31 +59,41 @@ hexval(int c)
 	return -1;
 }
 
-/* One dictionary line: [name=]"text" with \\, \" and \xNN escapes. */
-static void
+/* One dictionary line: [name=]"text" with only the escapes libFuzzer
+ * takes (\\, \" and \xNN): anything else (\r, say) makes libFuzzer
+ * refuse the whole file, so it is an error here too. */
+static int
 add_token(const char *line)
 {
-	const char *p = strchr(line, '"');
+	const char *p = line;
 	struct token *t;
 	int hi, lo;
 
-	if (p == NULL || line[0] == '#' || ntokens == TOKENS_MAX)
-		return;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '#' || *p == '\n' || *p == '\0')
+		return 0;
+	if ((p = strchr(p, '"')) == NULL || ntokens == TOKENS_MAX)
+		return -1;
 	t = &tokens[ntokens];
 	t->n = 0;
 	for (p++; *p != '\0' && *p != '"' && t->n < TOKEN_LEN_MAX; p++) {
-		if (*p == '\\' && p[1] == 'x' && (hi = hexval(p[2])) >= 0 &&
+		if (*p != '\\') {
+			t->b[t->n++] = (unsigned char)*p;
+		} else if (p[1] == '\\' || p[1] == '"') {
+			t->b[t->n++] = (unsigned char)*++p;
+		} else if (p[1] == 'x' && (hi = hexval(p[2])) >= 0 &&
 		    (lo = hexval(p[3])) >= 0) {
 			t->b[t->n++] = (unsigned char)(hi * 16 + lo);
 			p += 3;
-		} else if (*p == '\\' && p[1] != '\0') {
-			t->b[t->n++] = (unsigned char)*++p;
 		} else {
-			t->b[t->n++] = (unsigned char)*p;
+			return -1;
 		}
 	}
-	if (*p == '"')
-		ntokens++;
+	if (*p != '"')
+		return -1;
+	ntokens++;
+	return 0;
 }
 
 static int
@@ -91,13 +101,21 @@ load_dict(const char *path)
 {
 	char line[1024];
 	FILE *f = fopen(path, "r");
+	int lineno = 0;
 
 	if (f == NULL) {
 		fprintf(stderr, "%s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL)
-		add_token(line);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if (add_token(line) < 0) {
+			fprintf(stderr, "%s:%d: not a libFuzzer dictionary entry: %s",
+			    path, lineno, line);
+			fclose(f);
+			return -1;
+		}
+	}
 	fclose(f);
 	return 0;
 }
