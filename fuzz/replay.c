@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/hex.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define TOKENS_MAX 4096
@@ -47,18 +49,6 @@ next(void)
 	return rng;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* One dictionary line: [name=]"text" with only the escapes libFuzzer
  * takes (\\, \" and \xNN): anything else (\r, say) makes libFuzzer
  * refuse the whole file, so it is an error here too. */
@@ -82,8 +72,8 @@ add_token(const char *line)
 			t->b[t->n++] = (unsigned char)*p;
 		} else if (p[1] == '\\' || p[1] == '"') {
 			t->b[t->n++] = (unsigned char)*++p;
-		} else if (p[1] == 'x' && (hi = hexval(p[2])) >= 0 &&
-		    (lo = hexval(p[3])) >= 0) {
+		} else if (p[1] == 'x' && (hi = hex_digit(p[2])) >= 0 &&
+		    (lo = hex_digit(p[3])) >= 0) {
 			t->b[t->n++] = (unsigned char)(hi * 16 + lo);
 			p += 3;
 		} else {

@@ -17,6 +17,7 @@
 
 #include "proto/imap.h"
 #include "util/alloc.h"
+#include "util/hex.h"
 
 static const struct mime_limits default_limits = MIME_LIMITS_DEFAULT;
 
@@ -147,18 +148,6 @@ mime_header_get(const char *hdr, size_t n, const char *name,
 }
 
 /* --- Charsets, RFC 2047 ---------------------------------------------------- */
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Convert p[0..n) in charset cs to UTF-8 appended to out; -1 if the
  * charset is unknown or the bytes do not convert (out unchanged). */
@@ -293,9 +282,9 @@ encoded_word(const char *s, size_t i, size_t n, struct buf *out)
 		for (size_t k = text; k < tend; k++) {
 			if (s[k] == '_')
 				buf_putc(&raw, ' ');
-			else if (s[k] == '=' && k + 2 < tend && hexval(s[k + 1]) >= 0
-			    && hexval(s[k + 2]) >= 0) {
-				buf_putc(&raw, hexval(s[k + 1]) * 16 + hexval(s[k + 2]));
+			else if (s[k] == '=' && k + 2 < tend && hex_digit(s[k + 1]) >= 0
+			    && hex_digit(s[k + 2]) >= 0) {
+				buf_putc(&raw, hex_digit(s[k + 1]) * 16 + hex_digit(s[k + 2]));
 				k += 2;
 			} else if (s[k] == '=')
 				ok = 0;
@@ -612,8 +601,8 @@ mime_param_get(const struct mime_ctype *ct, const char *name, struct buf *out)
 			struct buf raw = BUF_INIT(0);
 			const char *p = q2 ? q2 + 1 : v;
 			for (; *p; p++) {
-				if (*p == '%' && hexval(p[1]) >= 0 && hexval(p[2]) >= 0) {
-					buf_putc(&raw, hexval(p[1]) * 16 + hexval(p[2]));
+				if (*p == '%' && hex_digit(p[1]) >= 0 && hex_digit(p[2]) >= 0) {
+					buf_putc(&raw, hex_digit(p[1]) * 16 + hex_digit(p[2]));
 					p += 2;
 				} else
 					buf_putc(&raw, *p);
@@ -1725,8 +1714,8 @@ cte_decode(const char *enc, const char *p, size_t n, int wire, struct buf *out)
 				break;
 			}
 			if (k + 2 < ce
-			    && hexval(p[k + 1]) >= 0 && hexval(p[k + 2]) >= 0) {
-				buf_putc(out, hexval(p[k + 1]) * 16 + hexval(p[k + 2]));
+			    && hex_digit(p[k + 1]) >= 0 && hex_digit(p[k + 2]) >= 0) {
+				buf_putc(out, hex_digit(p[k + 1]) * 16 + hex_digit(p[k + 2]));
 				k += 2;
 			} else
 				buf_putc(out, '=');   /* broken escape: kept literally */
