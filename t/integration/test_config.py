@@ -5,6 +5,7 @@ configuration files (errors name file and line), status and stop.
 """
 
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -134,6 +135,33 @@ class Conf(H.InstanceTestCase):
         r = self.inst.postern("check")
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("message_size_limit", r.stderr)
+
+    def test_root_owned_data_directory(self):
+        """A data_directory root made (a package's mkdir, scripts/demo.sh)
+        is what master hands to mail_owner at start: check and start take
+        it. One another user owns is still refused."""
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        inst = self.make_instance(privileged=True)
+        inst.prepare()
+        d = inst.params["data_directory"]
+        os.makedirs(d, exist_ok=True)
+        os.chown(d, 0, 0)
+        r = inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("data_directory", r.stderr)
+        inst.start(prepare=False)
+        owner = pwd.getpwnam(H.MAIL_OWNER)
+        self.assertEqual((os.stat(d).st_uid, os.stat(d).st_gid),
+                         (owner.pw_uid, owner.pw_gid))
+        inst.stop()
+        os.chown(d, 65534, 65534)
+        r = inst.postern("check")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("data_directory %s is owned by" % d, r.stderr)
+        r = inst.postern("start-fg", timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("not starting", r.stderr)
 
     def test_bad_master_conf_line(self):
         text = self.inst.master_text()
