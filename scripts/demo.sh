@@ -22,15 +22,20 @@
 # pop3-login as "postern-login" (all created if missing); the virtual
 # mailboxes belong to the sudo
 # caller, or to a "vmail" user.
+#
+# POSTERN_DEMO_DIR (default ./demo) and POSTERN_BUILDDIR (default ./build)
+# put the demo and the build elsewhere: t/integration/test_demo.py runs
+# this script so, as a newcomer would, in a directory of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+BUILD=${POSTERN_BUILDDIR:-$ROOT/build}
 
 scripts/deps.sh
-cmake -S . -B build
-cmake --build build -j"$(nproc 2>/dev/null || echo 2)"
+cmake -S . -B "$BUILD"
+cmake --build "$BUILD" -j"$(nproc 2>/dev/null || echo 2)"
 
-DEMO=$ROOT/demo
+DEMO=${POSTERN_DEMO_DIR:-$ROOT/demo}
 mkdir -p "$DEMO"
 STATE=$DEMO
 
@@ -139,7 +144,7 @@ virtual_uid_maps = static:$VUID
 virtual_gid_maps = static:$VGID
 queue_directory = $STATE/queue
 data_directory = $STATE/data
-daemon_directory = $ROOT/build
+daemon_directory = $BUILD
 maillog_file = /dev/stderr
 smtpd_tls_cert_file = $DEMO/cert.pem
 smtpd_tls_key_file = $DEMO/key.pem
@@ -205,9 +210,9 @@ cat > "$DEMO/senders" <<'MAP'
 alice@example.test alice@example.test
 bob@example.test bob@example.test
 MAP
-build/postern -c "$DEMO" map build "lmdb:$DEMO/vmailbox"
-build/postern -c "$DEMO" map build "lmdb:$DEMO/aliases"
-build/postern -c "$DEMO" map build "lmdb:$DEMO/senders"
+"$BUILD/postern" -c "$DEMO" map build "lmdb:$DEMO/vmailbox"
+"$BUILD/postern" -c "$DEMO" map build "lmdb:$DEMO/aliases"
+"$BUILD/postern" -c "$DEMO" map build "lmdb:$DEMO/senders"
 
 # The users log in with their full address. Passwords are made once and
 # kept in demo/credentials; every run (re)sets them with "postern user",
@@ -226,8 +231,8 @@ if [ ! -s "$DEMO/credentials" ]; then
 fi
 chmod 600 "$DEMO/credentials"
 while read -r u pw; do
-	if ! printf '%s\n' "$pw" | build/postern -c "$DEMO" user passwd "$u" --password-stdin 2>/dev/null; then
-		printf '%s\n' "$pw" | build/postern -c "$DEMO" user add "$u" --password-stdin
+	if ! printf '%s\n' "$pw" | "$BUILD/postern" -c "$DEMO" user passwd "$u" --password-stdin 2>/dev/null; then
+		printf '%s\n' "$pw" | "$BUILD/postern" -c "$DEMO" user add "$u" --password-stdin
 	fi
 done < "$DEMO/credentials"
 
@@ -259,6 +264,6 @@ echo "  Thunderbird: Account Settings > Account Actions > Add Mail Account, then
 echo "    'Configure manually': incoming IMAP, server 127.0.0.1, port $IMAPS, SSL/TLS,"
 echo "    normal password, username alice@example.test; outgoing SMTP 127.0.0.1,"
 echo "    port $SUB, STARTTLS, normal password (accept the self-signed certificate)"
-echo "  stop:        Ctrl-C (or: build/postern -c demo stop)"
+echo "  stop:        Ctrl-C (or: $BUILD/postern -c $DEMO stop)"
 echo
-exec build/postern -c "$DEMO" start-fg
+exec "$BUILD/postern" -c "$DEMO" start-fg
