@@ -481,7 +481,8 @@ qmsg_finish(struct qmsg *m)
 	path = queue_path(qconf.queue_directory, QUEUE_ACTIVE, m->id);
 	if (pending == 0 && dsn_ok) {
 		qlog_remove_defer(m->id);
-		if (queue_remove(qconf.queue_directory, QUEUE_ACTIVE, m->id) < 0 &&
+		if (queue_remove(qconf.queue_directory, QUEUE_ACTIVE, m->id,
+		    m->env.file_size) < 0 &&
 		    errno != ENOENT) {
 			log_warn("%s: remove %s", m->id, path);
 			xfree(&path);

@@ -436,7 +436,7 @@ pool_take(const char *qdir, const char *tmppath)
 }
 
 int
-queue_remove(const char *qdir, const char *from, const char *id)
+queue_remove(const char *qdir, const char *from, const char *id, off_t size)
 {
 	char *src, *dst;
 	size_t count;
@@ -459,11 +459,9 @@ queue_remove(const char *qdir, const char *from, const char *id)
 	/* Like unlink, not synced: after a crash the file may be back in
 	 * from/, exactly as an unlink that did not reach the disk. */
 	if (!pool.full && rename(src, dst) == 0) {
-		struct stat st;
-
 		/* A small file keeps its blocks for the next message to
 		 * write over; only a large one gives them back. */
-		if (stat(dst, &st) == 0 && st.st_size > QUEUE_RECYCLE_KEEP)
+		if (size > QUEUE_RECYCLE_KEEP)
 			(void)truncate(dst, 0);
 		ret = 0;
 	} else {

@@ -191,14 +191,15 @@ int queue_move(const char *qdir, const char *from, const char *to, const char *i
 
 /* Remove a finished queue file <qdir>/<from>/<id> by keeping its inode for
  * the next writer in incoming/ (see queue.c, "Recycled queue files"):
- * rename to recycle/, and truncate it there only when it is larger than
+ * rename to recycle/, and truncate it there only when its size (as the
+ * caller read it: qenv.file_size; no stat here) is larger than
  * QUEUE_RECYCLE_KEEP bytes. Falls back to unlink when recycle/ holds
  * QUEUE_RECYCLE_MAX files or the rename fails. 0 once the name is gone
  * from from/, -1 and errno (ENOENT: it was not there; EINVAL: a bad ID or
  * directory name). */
 #define QUEUE_RECYCLE_MAX 1000
 #define QUEUE_RECYCLE_KEEP (64 * 1024)
-int queue_remove(const char *qdir, const char *from, const char *id);
+int queue_remove(const char *qdir, const char *from, const char *id, off_t size);
 
 /* Delivery agents: open <qdir>/<dir>/<id> read-write (O_NOFOLLOW,
  * close-on-exec), hold flock(LOCK_SH) on it, waiting up to wait_ms while

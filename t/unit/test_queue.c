@@ -786,6 +786,18 @@ overwrite(const char *path, int c, size_t n)
 	free(p);
 }
 
+/* The size qmgr passes to queue_remove(): what it read, env.file_size. */
+static off_t
+qsize(const char *dir, const char *id)
+{
+	char *path = queue_path(qdir, dir, id);
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	free(path);
+	return st.st_size;
+}
+
 static ino_t
 inode_of(const char *dir, const char *id)
 {
@@ -816,7 +828,7 @@ START_TEST(test_recycle)
 	size = st.st_size;
 	free(path);
 	ck_assert_int_eq(queue_move(qdir, QUEUE_INCOMING, QUEUE_ACTIVE, id), 0);
-	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), 0);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id, size), 0);
 	ck_assert_int_eq(count_dir(QUEUE_ACTIVE, NULL), 0);
 	/* A small file keeps its blocks for the next writer. */
 	path = queue_path(qdir, QUEUE_RECYCLE, id);
@@ -824,9 +836,9 @@ START_TEST(test_recycle)
 	ck_assert_int_eq(st.st_size, size);
 	free(path);
 	/* Gone already: ENOENT, nothing recycled twice. */
-	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), -1);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id, size), -1);
 	ck_assert_int_eq(errno, ENOENT);
-	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, "../x"), -1);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, "../x", 0), -1);
 	ck_assert_int_eq(errno, EINVAL);
 
 	write_small(id2);
@@ -851,7 +863,8 @@ START_TEST(test_recycle)
 	path = queue_path(qdir, QUEUE_INCOMING, id3);
 	overwrite(path, 'x', QUEUE_RECYCLE_KEEP + 1);
 	free(path);
-	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id3), 0);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id3,
+	    qsize(QUEUE_INCOMING, id3)), 0);
 	path = queue_path(qdir, QUEUE_RECYCLE, id3);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_int_eq(st.st_size, 0);
@@ -863,7 +876,8 @@ START_TEST(test_recycle)
 	path = xasprintf("%s/%s", qdir, QUEUE_RECYCLE);
 	ck_assert_int_eq(rmdir(path), 0);
 	write_small(id);
-	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id), 0);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id,
+	    qsize(QUEUE_INCOMING, id)), 0);
 	ck_assert_int_eq(count_dir(QUEUE_INCOMING, NULL), 1);
 	ck_assert_int_eq(mkdir(path, 0700), 0);
 	free(path);
@@ -887,7 +901,8 @@ START_TEST(test_recycle_checks)
 	int fd;
 
 	write_small(id);
-	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id), 0);
+	ck_assert_int_eq(queue_remove(qdir, QUEUE_INCOMING, id,
+	    qsize(QUEUE_INCOMING, id)), 0);
 	path = queue_path(qdir, QUEUE_RECYCLE, id);
 	ck_assert_int_eq(chmod(path, 0644), 0);
 	free(path);
@@ -1009,7 +1024,7 @@ START_TEST(test_recycle_bound)
 		make_named(QUEUE_RECYCLE, 1700000000, i, (ino_t)(100000 + i), id);
 	for (i = 0; i < 300; i++) {
 		make_named(QUEUE_ACTIVE, 1710000000, i, (ino_t)(200000 + i), id);
-		ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id), 0);
+		ck_assert_int_eq(queue_remove(qdir, QUEUE_ACTIVE, id, 0), 0);
 	}
 	ck_assert_int_eq(count_dir(QUEUE_ACTIVE, NULL), 0);
 	n = count_dir(QUEUE_RECYCLE, NULL);
