@@ -39,8 +39,10 @@
 #include "store/maildir.h"
 
 #define OUTBUF_SIZE (64 * 1024)
+#define MAILDIR_FDS 3   /* open_maildir(): the Maildir, tmp/, new/ */
 
-static const char *const subdirs[] = { "tmp", "new", "cur" };
+/* Opened for a delivery; cur/ is only checked (stat_cur). */
+static const char *const subdirs[] = { "tmp", "new" };
 
 const char *
 mailstore_errno_dsn(int err)
@@ -203,10 +205,10 @@ stat_cur(int dfd, const char *path, uid_t me, struct stat *st, const char **dsn_
 }
 
 /* Open the Maildir and its sub-directories tmp/ and new/: fds[0] dir,
- * 1 tmp, 2 new; fds[3] stays -1. cur/ is made if missing and checked
- * like the others, and cur_st (if not NULL) gets its stat. */
+ * 1 tmp, 2 new. cur/ is made if missing and checked like the others, and
+ * cur_st (if not NULL) gets its stat. */
 static int
-open_maildir(const char *dir, int fds[4], struct stat *cur_st, const char **dsn_r,
+open_maildir(const char *dir, int fds[MAILDIR_FDS], struct stat *cur_st, const char **dsn_r,
     char **err_r)
 {
 	char *path = clean_path(dir);
@@ -215,7 +217,7 @@ open_maildir(const char *dir, int fds[4], struct stat *cur_st, const char **dsn_
 	size_t i;
 	int e;
 
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < MAILDIR_FDS; i++)
 		fds[i] = -1;
 	/* The Maildir almost always exists: open it first, and only create
 	 * or diagnose it when that fails (saves a mkdir per path component
@@ -248,14 +250,6 @@ opened:
 		goto bad;
 	}
 	for (i = 0; i < ARRAY_SIZE(subdirs); i++) {
-		if (i == 2) {
-			/* cur/ is only looked at, and seldom opened (already_present). */
-			if (stat_cur(fds[0], path, me, &st, dsn_r, err_r) < 0)
-				goto bad;
-			if (cur_st != NULL)
-				*cur_st = st;
-			continue;
-		}
 		/* Likewise: create a sub-directory only when it is missing. */
 		fds[i + 1] = openat(fds[0], subdirs[i],
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -297,10 +291,15 @@ opened:
 			goto bad;
 		}
 	}
+	/* cur/ is only looked at, and seldom opened (already_present). */
+	if (stat_cur(fds[0], path, me, &st, dsn_r, err_r) < 0)
+		goto bad;
+	if (cur_st != NULL)
+		*cur_st = st;
 	free(path);
 	return 0;
 bad:
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < MAILDIR_FDS; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(path);
@@ -310,13 +309,12 @@ bad:
 int
 maildir_make(const char *dir, const char **dsn_r, char **err_r)
 {
-	int fds[4], i;
+	int fds[MAILDIR_FDS], i;
 
 	if (open_maildir(dir, fds, NULL, dsn_r, err_r) < 0)
 		return -1;
-	for (i = 0; i < 4; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	for (i = 0; i < MAILDIR_FDS; i++)
+		close(fds[i]);
 	return 0;
 }
 
@@ -441,7 +439,7 @@ deliver(const char *dir, const char *fixed, mail_producer_fn produce, void *ctx,
 	char name[MAILDIR_NAME_MAX];
 	struct sink s;
 	struct stat cur_st;
-	int fds[4], fd = -1, tries, e, rc = -1, i, prc, pe;
+	int fds[MAILDIR_FDS], fd = -1, tries, e, rc = -1, i, prc, pe;
 
 	if (err_r != NULL)
 		*err_r = NULL;
@@ -542,9 +540,8 @@ present:
 	*dsn_r = "2.0.0";
 	rc = 0;
 out:
-	for (i = 0; i < 4; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	for (i = 0; i < MAILDIR_FDS; i++)
+		close(fds[i]);
 	return rc;
 }
 
