@@ -298,11 +298,12 @@ local_content(struct lmsg *m, int (*cb)(const char *, size_t, void *), void *ctx
 
 	if (m->env.content_size > CONTENT_CACHE_MAX)
 		return queue_content(m->qfd, &m->env, cb, ctx);
-	if (!m->cached) {
+	/* Kept once it holds all content_size bytes (queue_read() counted
+	 * them; empty content needs no read at all). */
+	if (m->content.len != (size_t)m->env.content_size) {
 		buf_reset(&m->content);
 		if ((rc = queue_content(m->qfd, &m->env, cache_cb, &m->content)) != 0)
 			return rc;
-		m->cached = 1;
 	}
 	return m->content.len > 0 ? cb(m->content.data, m->content.len, ctx) : 0;
 }

@@ -60,7 +60,6 @@ struct lmsg {
 	char **delivered_to;        /* Delivered-To values in the header, lower case */
 	const struct dlv_request *req;  /* the request being served (borrowed) */
 	struct buf content;         /* local_content()'s copy of a small message */
-	int cached;
 };
 
 /* Whose rights a command or file delivery uses, and where it came from. */
