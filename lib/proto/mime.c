@@ -552,11 +552,12 @@ mime_ctype_parse(const char *s, size_t n, struct mime_ctype *ct,
 				rp->section = sn;
 				if (q - star > 2 && star[1] == '0')
 					rp->section = MAX_SECTIONS;  /* leading zero: ignored */
-			}
-			if (*q == '*') {
-				rp->extended = 1;
-				q++;
-			}
+				if (*q == '*') {
+					rp->extended = 1;
+					q++;
+				}
+			} else
+				rp->extended = 1;    /* "name*": the star is the mark */
 			if (*q != '\0') {          /* "a*b": not RFC 2231, keep as is */
 				rp->section = -1;
 				rp->extended = 0;

@@ -463,6 +463,16 @@ START_TEST(test_ctype)
 	ck_assert_str_eq(ct.params[0].value, "xyz");
 	ck_assert_str_eq(ct.params[1].value, "p");
 	mime_ctype_free(&ct);
+	/* "name*=" without sections keeps its mark: the value is still
+	 * charset'language'percent-encoded, and a client must know it. */
+	s = "attachment; filename*=UTF-8''r%C3%A9port.pdf; size=12";
+	mime_ctype_parse(s, strlen(s), &ct, 1);
+	ck_assert_uint_eq(ct.nparams, 2);
+	ck_assert_str_eq(ct.params[0].name, "filename*");
+	ck_assert_str_eq(ct.params[0].value, "UTF-8''r%C3%A9port.pdf");
+	ck_assert_int_eq(mime_param_get(&ct, "filename", &o), 1);
+	ck_assert_str_eq(buf_cstr(&o), "r\xc3\xa9port.pdf");
+	mime_ctype_free(&ct);
 	buf_free(&o);
 }
 END_TEST
