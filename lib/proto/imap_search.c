@@ -19,7 +19,9 @@
  * BODY looks at text/... leaf parts (and parts without Content-Type),
  * transfer-decoded and converted to UTF-8 from their charset, plus the
  * header of each embedded message/rfc822; attachments of other types
- * never match. TEXT = the whole header plus BODY's text.
+ * never match. TEXT = the whole header plus BODY's text plus the header
+ * of every part of a multipart (RFC 3501: the body holds them), so an
+ * attachment is found by its name, RFC 2231-decoded too.
  *
  * Dates: BEFORE/ON/SINCE use INTERNALDATE's day in UTC; SENT* use the
  * date written in the Date: field, its zone disregarded (RFC 3501
@@ -96,7 +98,8 @@ struct imap_search {
 	uint32_t cv_uid;
 	const char *cv_data;
 	int have_hdr, have_body;
-	struct buf hdr_text, body_text;
+	/* part_text: the headers of the parts of multiparts (TEXT only). */
+	struct buf hdr_text, body_text, part_text;
 	struct buf tmp, tmp2;
 };
 
@@ -920,6 +923,7 @@ imap_search_free(struct imap_search **sp)
 	node_free(s->root);
 	buf_free(&s->hdr_text);
 	buf_free(&s->body_text);
+	buf_free(&s->part_text);
 	buf_free(&s->tmp);
 	buf_free(&s->tmp2);
 	free(s);
@@ -1000,6 +1004,33 @@ header_text(struct imap_search *s, const char *hdr, size_t n, struct buf *out)
 	}
 }
 
+/* The header of a part of a multipart into s->part_text, and the file
+ * name it gives (Content-Disposition filename, Content-Type name) decoded
+ * from RFC 2231, which header_text() leaves percent-encoded. */
+static void
+part_header_text(struct imap_search *s, const char *hdr, size_t n)
+{
+	static const struct { const char *field, *param; int disp; } names[] = {
+		{ "Content-Disposition", "filename", 1 },
+		{ "Content-Type", "name", 0 },
+	};
+	struct mime_ctype ct;
+
+	header_text(s, hdr, n, &s->part_text);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!mime_header_get(hdr, n, names[i].field, NULL, &s->tmp))
+			continue;
+		mime_ctype_parse(s->tmp.data ? s->tmp.data : "", s->tmp.len, &ct,
+		    names[i].disp);
+		if (mime_param_get(&ct, names[i].param, &s->tmp2)) {
+			imap_casemap(s->tmp2.data ? s->tmp2.data : "", s->tmp2.len,
+			    &s->part_text, 0);
+			buf_putc(&s->part_text, '\n');
+		}
+		mime_ctype_free(&ct);
+	}
+}
+
 /* 1 if part i of t is text BODY looks at: a leaf text/... part, or one
  * without a usable Content-Type (text/plain by default); *cs filled with
  * its charset parameter (empty if none). */
@@ -1042,12 +1073,15 @@ load_body(struct imap_search *s, struct imap_view *v)
 	const struct mime_tree *t = v->tree;
 	struct buf dec = BUF_INIT(0), utf = BUF_INIT(0), cs = BUF_INIT(0);
 	buf_reset(&s->body_text);
+	buf_reset(&s->part_text);
 	for (uint32_t i = 0; i < t->nparts; i++) {
 		const struct mime_part *pt = &t->parts[i];
 		/* The header of an embedded message is text of the body. */
 		if (pt->parent != MIME_NONE
 		    && (t->parts[pt->parent].flags & MIME_PF_MESSAGE))
 			header_text(s, v->data + pt->hdr_off, pt->hdr_len, &s->body_text);
+		else if (pt->parent != MIME_NONE)
+			part_header_text(s, v->data + pt->hdr_off, pt->hdr_len);
 		if (!is_text_part(t, v->data, i, &s->tmp, &cs))
 			continue;
 		buf_reset(&dec);
@@ -1065,6 +1099,8 @@ load_body(struct imap_search *s, struct imap_view *v)
 	}
 	if (s->body_text.data == NULL)
 		buf_puts(&s->body_text, "");
+	if (s->part_text.data == NULL)
+		buf_puts(&s->part_text, "");
 	buf_free(&dec);
 	buf_free(&utf);
 	buf_free(&cs);
@@ -1187,7 +1223,8 @@ match(struct imap_search *s, const struct node *n, struct imap_view *v)
 		if (load_header(s, v) < 0 || load_body(s, v) < 0)
 			return -1;
 		return contains(&s->hdr_text, &n->needle)
-		    || contains(&s->body_text, &n->needle);
+		    || contains(&s->body_text, &n->needle)
+		    || contains(&s->part_text, &n->needle);
 	case N_SEQ:
 		return imap_seqset_contains(&n->set, v->seq);
 	case N_UID:

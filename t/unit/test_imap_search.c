@@ -61,6 +61,7 @@ static const char msg3[] =
     "Hello world, see the attachment.\r\n"
     "--b1\r\n"
     "Content-Type: application/octet-stream; name=\"z.bin\"\r\n"
+    "Content-Disposition: attachment; filename*=UTF-8''%C3%89t%C3%A9.bin\r\n"
     "Content-Transfer-Encoding: base64\r\n"
     "\r\n"
     "WmVicmEgWmVicmEgYmluYXJ5IHN0dWZmDQo=\r\n"
@@ -280,6 +281,12 @@ static const struct {
 	{ "TEXT x-custom", "2" },               /* header text */
 	{ "TEXT \"hello world\"", "3" },
 	{ "TEXT eve", "3" },
+	/* TEXT sees the headers of the parts, and file names decoded. */
+	{ "TEXT z.bin", "3" },
+	{ "TEXT application/octet-stream", "3" },
+	{ "TEXT {9+}\r\n\xc3\xa9t\xc3\xa9.bin", "3" },
+	{ "BODY application/octet-stream", "" },
+	{ "TEXT text/plain", "1 2 3" },
 	{ "TO bob", "1 3" },
 	{ "TO juergen", "2" },
 	{ "UID 11:12", "2 3" },
