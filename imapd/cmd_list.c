@@ -39,6 +39,10 @@ status_of(struct isess *s, const char *name, unsigned items, struct buf *out,
 			uint32_t first = 0;
 			if (mbx_recent_first(b->mb, &first, NULL) == 0 && first < st.uidnext)
 				recent = st.uidnext - first;
+			/* The selected folder's recent messages are this
+			 * session's: the store counts them claimed. */
+			for (size_t i = 0; b == s->box && i < s->n; i++)
+				recent += s->msgs[i].recent && !s->msgs[i].gone;
 			if (recent > st.messages)
 				recent = st.messages;
 		}

@@ -378,6 +378,32 @@ class Imap(unittest.TestCase):
         a.logout()
         b.logout()
 
+    def test_status_recent(self):
+        # The session that selected a folder holds its \\Recent messages:
+        # its own STATUS counts them, another session's does not.
+        self.need_imapd()
+        a = self.login()
+        self.empty_inbox(a)
+        a.close()
+        self.deliver(2, "recent")
+        b = self.login()
+        a.select("INBOX")
+        self.assertEqual(a.response("RECENT")[1], [b"2"])
+
+        def recent(c):
+            typ, d = c.status("INBOX", "(MESSAGES RECENT)")
+            self.assertEqual(typ, "OK", d)
+            m = re.search(rb"MESSAGES (\d+) RECENT (\d+)", d[0])
+            self.assertTrue(m, d)
+            return int(m.group(1)), int(m.group(2))
+        self.assertEqual(recent(a), (2, 2))
+        self.assertEqual(recent(b), (2, 0))
+        self.deliver(1, "recent-late")
+        self.assertEqual(recent(b), (3, 1))
+        self.assertEqual(recent(a), (3, 3))
+        a.logout()
+        b.logout()
+
     def test_append_then_fetch(self):
         self.need_imapd()
         c = self.login()
