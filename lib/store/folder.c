@@ -67,6 +67,9 @@ _Static_assert(MBX_FOLDER_DEPTH_MAX == MBOXNAME_DEPTH_MAX, "one depth limit");
 #define TOMBSTONE_PREFIX "..deleted."
 
 static const char *const init_folders[] = { "Drafts", "Sent", "Trash", "Junk", "Archive" };
+/* INBOX too: a client showing subscribed folders only (LSUB, LIST
+ * (SUBSCRIBED)) would otherwise list every folder but the one with mail. */
+static const char *const init_subs[] = { "INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive" };
 
 static int
 is_inbox(const char *name)
@@ -764,7 +767,7 @@ mbx_folders_init(const char *maildir, char **err_r)
 			close(mfd);
 			return MBX_ERR;
 		}
-	if (subs_update(maildir, init_folders, n, 1, err_r) != 0) {
+	if (subs_update(maildir, init_subs, ARRAY_SIZE(init_subs), 1, err_r) != 0) {
 		close(mfd);
 		return MBX_ERR;
 	}

@@ -331,6 +331,11 @@ class Imap(unittest.TestCase):
             self.assertIn(n, names)
         self.assertIn("\\Sent", names["Sent"])
         self.assertIn("\\Trash", names["Trash"])
+        # INBOX is subscribed with the others, for clients that show only
+        # subscribed folders.
+        typ, data = c.lsub()
+        subs = {ln.decode().rsplit(' "/" ', 1)[1].strip('"') for ln in data}
+        self.assertTrue({"INBOX", "Drafts", "Sent", "Trash"} <= subs, subs)
         c.logout()
 
     def test_fetch_byte_identical(self):

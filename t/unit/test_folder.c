@@ -390,7 +390,7 @@ START_TEST(test_folders_init)
 
 	ck_assert_int_eq(mbx_folders_init(mdir, &err), 0);
 	ASSERT_LIST(folders(), "Archive,Drafts,Junk,Sent,Trash");
-	ASSERT_LIST(subs(), "Archive,Drafts,Junk,Sent,Trash");
+	ASSERT_LIST(subs(), "Archive,Drafts,INBOX,Junk,Sent,Trash");
 	ck_assert(exists(mdir, "/postern.folders-created"));
 	ck_assert(exists(mdir, "/.Sent/maildirfolder"));
 	ck_assert(!exists(mdir, "/maildirfolder"));
@@ -399,7 +399,7 @@ START_TEST(test_folders_init)
 	ck_assert_int_eq(mbx_subs_set(mdir, "Junk", 0, &err), 0);
 	ck_assert_int_eq(mbx_folders_init(mdir, &err), 0);
 	ASSERT_LIST(folders(), "Archive,Drafts,Sent,Trash");
-	ASSERT_LIST(subs(), "Archive,Drafts,Sent,Trash");
+	ASSERT_LIST(subs(), "Archive,Drafts,INBOX,Sent,Trash");
 }
 END_TEST
 
