@@ -213,8 +213,10 @@ cmd_select(struct isess *s, const struct imap_command *c, int examine)
 	}
 	if (s->box != NULL) {
 		s_unselect(s);
-		if (s->rev2 || s->qresync)
-			s_untagged(s, "OK [CLOSED] Previous mailbox closed.");
+		/* RFC 7162 3.2.11 asks it of a server that advertises
+		 * QRESYNC, whether enabled or not; a client that does not
+		 * know the code ignores it (RFC 3501 7.1). */
+		s_untagged(s, "OK [CLOSED] Previous mailbox closed.");
 	}
 	if (open_folder(s, c->tag, a, 0, &name, &box) < 0)
 		return;

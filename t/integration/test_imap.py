@@ -406,6 +406,10 @@ class Imap(unittest.TestCase):
         self.deliver(1, "recent-late")
         self.assertEqual(recent(b), (3, 1))
         self.assertEqual(recent(a), (3, 3))
+        # Selecting another folder closes this one with [CLOSED] first.
+        typ, d = a.select("Drafts")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"CLOSED", b" ".join(x for x in a.untagged_responses.get("OK", []) if x))
         a.logout()
         b.logout()
 
