@@ -492,6 +492,7 @@ cmd_store(struct isess *s, const struct imap_command *c, int uid)
 		unsigned nf = mode == 0 ? flags : mode > 0 ? m->flags | flags : m->flags & ~flags;
 		char **nk = NULL;
 		int r = 0;
+		uint64_t modseq0 = m->modseq;
 
 		if (m->gone) {
 			gone = 1;
@@ -542,15 +543,21 @@ cmd_store(struct isess *s, const struct imap_command *c, int uid)
 			    s->box_name, m->uid, err ? err : "?");
 			xfree(&err);
 			failed = 1;
-		} else if (!silent) {
+		} else if (!silent || (s->condstore && m->modseq != modseq0)) {
+			/* .SILENT still tells a CONDSTORE client the new
+			 * MODSEQ, or its cache would keep the old one
+			 * (RFC 7162 3.1.3). */
 			struct buf b = BUF_INIT(0);
 			(void)buf_printf(&b, "* %zu FETCH (", idx[j] + 1);
 			if (uid)
 				(void)buf_printf(&b, "UID %" PRIu32 " ", m->uid);
-			(void)buf_puts(&b, "FLAGS ");
-			imap_write_flags(&b, m->flags, m->keywords, m->recent);
+			if (!silent) {
+				(void)buf_puts(&b, "FLAGS ");
+				imap_write_flags(&b, m->flags, m->keywords, m->recent);
+			}
 			if (s->condstore)
-				(void)buf_printf(&b, " MODSEQ (%" PRIu64 ")", m->modseq);
+				(void)buf_printf(&b, "%sMODSEQ (%" PRIu64 ")", silent ? "" : " ",
+				    m->modseq);
 			(void)buf_puts(&b, ")\r\n");
 			s_write(s, b.data, b.len);
 			buf_free(&b);

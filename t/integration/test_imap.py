@@ -604,7 +604,13 @@ class Imap(unittest.TestCase):
         # a conditional STORE on a message changed since
         out = r.cmd("f", "UID STORE %d (UNCHANGEDSINCE %d) +FLAGS (\\Seen)" % (uids[0], ms))
         self.assertIn("[MODIFIED %d]" % uids[0], out[-1])
-        r.cmd("g", "LOGOUT")
+        # .SILENT: no FLAGS, but the new MODSEQ (RFC 7162 3.1.3)
+        out = r.cmd("g", "UID STORE %d (UNCHANGEDSINCE 99999999) +FLAGS.SILENT (\\Seen)"
+                    % uids[2])
+        self.assertTrue(out[-1].startswith("g OK"), out)
+        self.assertRegex(out[0], r"^\* 2 FETCH \(UID %d MODSEQ \(\d+\)\)$" % uids[2])
+        self.assertEqual(len(out), 2, out)
+        r.cmd("h", "LOGOUT")
         r.close()
         a.logout()
 
