@@ -1026,6 +1026,16 @@ addr_lex(struct lex *lx, struct atok *t)
 		buf_puts(&t->text, "");
 }
 
+/* The next token that is not a comment: inside an angle-addr, comments
+ * are only CFWS (RFC 5322 3.4.1, "<pete(his account)@silly.test>"). */
+static void
+addr_lex_cfws(struct lex *lx, struct atok *t)
+{
+	do
+		addr_lex(lx, t);
+	while (t->kind == 'c');
+}
+
 /* One address field: NIL when absent (b NULL, or empty without a
  * stand-in), else the text or the stand-in for an empty one. */
 static void
@@ -1105,34 +1115,34 @@ put_addresses(struct buf *out, const char *s, size_t n)
 		}
 		if (tk.kind == '<') {
 			/* angle-addr: [route ":"] local "@" domain ">" */
-			addr_lex(&lx, &tk);
+			addr_lex_cfws(&lx, &tk);
 			if (tk.kind == '@') {
 				while (tk.kind == '@' || tk.kind == ',') {
 					buf_putc(&adl, tk.kind);
-					addr_lex(&lx, &tk);
+					addr_lex_cfws(&lx, &tk);
 					if (tk.kind == 'a' || tk.kind == 'd') {
 						buf_append(&adl, tk.text.data, tk.text.len);
-						addr_lex(&lx, &tk);
+						addr_lex_cfws(&lx, &tk);
 					}
 				}
 				if (tk.kind == ':')
-					addr_lex(&lx, &tk);
+					addr_lex_cfws(&lx, &tk);
 			}
 			while (tk.kind == 'a' || tk.kind == 'q') {
 				buf_append(&mbox, tk.text.data, tk.text.len);
-				addr_lex(&lx, &tk);
+				addr_lex_cfws(&lx, &tk);
 			}
 			if (tk.kind == '@') {
-				addr_lex(&lx, &tk);
+				addr_lex_cfws(&lx, &tk);
 				while (tk.kind == 'a' || tk.kind == 'd') {
 					buf_append(&host, tk.text.data, tk.text.len);
-					addr_lex(&lx, &tk);
+					addr_lex_cfws(&lx, &tk);
 				}
 			}
 			while (tk.kind != 0 && tk.kind != '>' && tk.kind != ',' && tk.kind != ';')
-				addr_lex(&lx, &tk);
+				addr_lex_cfws(&lx, &tk);
 			if (tk.kind == '>')
-				addr_lex(&lx, &tk);
+				addr_lex_cfws(&lx, &tk);
 			if (mbox.len == 0 && host.len == 0 && phrase.len == 0) {
 				/* "<>": the null path, no address */
 			} else

@@ -576,6 +576,27 @@ START_TEST(test_broken)
 }
 END_TEST
 
+/* RFC 5322 appendix A.5: comments inside an angle-addr are blanks. */
+START_TEST(test_envelope_comments)
+{
+	static const char msg[] =
+	    "From: Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>\n"
+	    "To: <(c)@a.test,@b.test:(c)x(c)@(c)y.test(c)>\n\n";
+	struct mime_tree t;
+	struct buf o = BUF_INIT(0);
+
+	mime_parse(msg, strlen(msg), NULL, &t);
+	mime_envelope(msg, t.parts[0].hdr_len, NULL, &o);
+	ck_assert_str_eq(buf_cstr(&o), "(NIL NIL "
+	    "((\"Pete\" NIL \"pete\" \"silly.test\")) "
+	    "((\"Pete\" NIL \"pete\" \"silly.test\")) "
+	    "((\"Pete\" NIL \"pete\" \"silly.test\")) "
+	    "((NIL \"@a.test,@b.test\" \"x\" \"y.test\")) NIL NIL NIL NIL)");
+	mime_tree_free(&t);
+	buf_free(&o);
+}
+END_TEST
+
 static Suite *
 mime_suite(void)
 {
@@ -591,6 +612,7 @@ mime_suite(void)
 	tcase_add_loop_test(tc, test_cte, 0, sizeof(ctes) / sizeof(ctes[0]));
 	tcase_add_test(tc, test_part_limit);
 	tcase_add_test(tc, test_broken);
+	tcase_add_test(tc, test_envelope_comments);
 	suite_add_tcase(s, tc);
 	return s;
 }
