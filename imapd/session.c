@@ -695,7 +695,17 @@ process(struct isess *s)
 			break;
 		case IMAP_ERROR: {
 			const char *tag = imap_parser_tag(s->parser);
-			s_bad(s, tag ? tag : "*", imap_parser_error(s->parser));
+			const char *err = imap_parser_error(s->parser);
+			/* A synchronizing literal over the limit is a message
+			 * too big for APPEND (the only command with literals
+			 * that large), not bad syntax: NO [TOOBIG], as RFC
+			 * 7889 shows, and the client need not send it. */
+			if (tag != NULL && !imap_parser_must_close(s->parser)
+			    && strncmp(err, "[TOOBIG]", 8) == 0)
+				s_tagged(s, tag, "NO [TOOBIG] Message too big (APPENDLIMIT %"
+				    PRIu64 ").", imapd_conf.append_limit);
+			else
+				s_bad(s, tag ? tag : "*", err);
 			if (imap_parser_must_close(s->parser))
 				s->quit = 1;
 			break;

@@ -697,6 +697,11 @@ class Imap(unittest.TestCase):
                                  "\x01\x02")):
             out = r.cmd("t%d" % i, cmd)
             self.assertTrue(out[-1].startswith("t%d BAD" % i) or out[-1].startswith("* BAD"), (cmd, out))
+        # An APPEND over APPENDLIMIT is refused before its bytes come,
+        # with NO [TOOBIG] (RFC 7889), not as bad syntax.
+        out = r.cmd("big", "APPEND INBOX {%d}" % (100 * 1024 * 1024))
+        self.assertEqual(len(out), 1, out)
+        self.assertTrue(out[0].startswith("big NO [TOOBIG]"), out)
         self.assertTrue(r.cmd("z", "NOOP")[-1].startswith("z OK"))
         r.close()
         c.logout()
