@@ -37,6 +37,7 @@ struct loaded {
 	struct isess *s;
 	void *map;                     /* mmap of the file, or NULL */
 	size_t maplen;
+	char *copy;                    /* the file plus its missing last LF */
 	struct mime_tree tree;
 	int have_tree;
 };
@@ -85,6 +86,16 @@ load_view(struct imap_view *v, unsigned want, void *ctx)
 		close(fd);
 		v->data = L->map != NULL ? L->map : "";
 		v->len = L->maplen;
+		/* RFC822.SIZE (the index's wire size, what POP3's RETR
+		 * sends) ends an unended last line with CRLF: so does what
+		 * is served, or BODY[] would be shorter than RFC822.SIZE. */
+		if (v->len > 0 && v->data[v->len - 1] != '\n') {
+			L->copy = xmalloc(v->len + 1);
+			memcpy(L->copy, v->data, v->len);
+			L->copy[v->len] = '\n';
+			v->data = L->copy;
+			v->len++;
+		}
 	}
 	if ((want & IMAP_VIEW_TREE) && v->tree == NULL) {
 		void *p = NULL;
@@ -136,6 +147,7 @@ view_release(struct imap_view *v, struct loaded *L)
 	if (L->map != NULL)
 		munmap(L->map, L->maplen);
 	L->map = NULL;
+	xfree(&L->copy);
 	L->have_tree = 0;
 	v->data = NULL;
 	v->tree = NULL;

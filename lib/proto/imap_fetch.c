@@ -405,17 +405,31 @@ put_literal_head(struct buf *out, size_t len, int literal8)
 		buf_printf(out, "%s{%zu}\r\n", literal8 ? "~" : "", len);
 }
 
+/* A literal may not hold NUL (RFC 3501 CHAR8, RFC 9051 9): in one that
+ * is not literal8, each NUL of out[from..] is sent as 0x80, as Dovecot
+ * does, and the size stays what it was announced as. */
+static void
+unnul(struct buf *out, size_t from)
+{
+	char *q = out->data + from, *end = out->data + out->len;
+
+	while (q < end && (q = memchr(q, '\0', (size_t)(end - q))) != NULL)
+		*q++ = (char)0x80;
+}
+
 /* p[0..n) as stored, sent in wire form with the item's partial. */
 static void
 put_wire(struct buf *out, const struct imap_fetch_item *it, const char *p,
     size_t n)
 {
-	size_t off, len;
+	size_t off, len, from;
 
 	clip(it, mime_wire_size(p, n), &off, &len);
 	put_literal_head(out, len, 0);
+	from = out->len;
 	if (len > 0)
 		mime_to_crlf_range(p, n, off, len, out);
+	unnul(out, from);
 }
 
 /* p[0..n) already in wire form (or decoded), with the item's partial. */
@@ -423,11 +437,16 @@ static void
 put_bytes(struct buf *out, const struct imap_fetch_item *it, const char *p,
     size_t n, int binary)
 {
-	size_t off, len;
+	size_t off, len, from;
+	int literal8;
 
 	clip(it, n, &off, &len);
-	put_literal_head(out, len, binary && memchr(p + off, '\0', len) != NULL);
+	literal8 = binary && memchr(p + off, '\0', len) != NULL;
+	put_literal_head(out, len, literal8);
+	from = out->len;
 	buf_append(out, p + off, len);
+	if (!literal8)
+		unnul(out, from);
 }
 
 /* BODY[spec] of v (spec validated by imap_fetch_parse). */

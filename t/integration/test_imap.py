@@ -435,6 +435,28 @@ class Imap(unittest.TestCase):
         self.assertIn(msg, got)
         c.logout()
 
+    def test_fetch_unended_and_nul(self):
+        # A message whose last line has no CRLF, with a NUL in it:
+        # BODY[] is exactly RFC822.SIZE octets (the last line ended, as
+        # POP3 sends it), and the NUL, which a literal may not carry,
+        # comes as 0x80; BINARY (literal8) keeps it.
+        self.need_imapd()
+        c = self.login()
+        msg = b"From: a@example.test\r\nSubject: unended\r\n\r\nbo\x00dy"
+        typ, data = c.append("INBOX", None, None, msg)
+        self.assertEqual(typ, "OK", data)
+        uid = re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1).decode()
+        c.select("INBOX")
+        typ, d = c.uid("FETCH", uid, "(RFC822.SIZE BODY.PEEK[])")
+        size = int(re.search(rb"RFC822.SIZE (\d+)", d[0][0]).group(1))
+        body = d[0][1]
+        self.assertEqual(len(body), size)
+        self.assertEqual(body, msg.replace(b"\x00", b"\x80") + b"\r\n")
+        typ, d = c.uid("FETCH", uid, "(BINARY.PEEK[1])")
+        self.assertIn(b"~{", d[0][0])
+        self.assertEqual(d[0][1], b"bo\x00dy\r\n")
+        c.logout()
+
     def test_copy_move(self):
         self.need_imapd()
         c = self.login()

@@ -1023,6 +1023,29 @@ START_TEST(test_part_binary)
 }
 END_TEST
 
+/* A literal never carries NUL: 0x80 instead, same size; literal8
+ * (BINARY) keeps it. */
+START_TEST(test_nul)
+{
+	static const char nul_msg[] = "Subject: n\n\na\0b\n";
+	static const char want1[] = "* 7 FETCH (BODY[] {19}\r\nSubject: n\r\n\r\na\x80" "b\r\n)\r\n";
+	static const char want2[] = "* 7 FETCH (BINARY[1] ~{5}\r\na\0b\r\n)\r\n";
+	static const char want3[] = "* 7 FETCH (BODY[TEXT]<1> {1}\r\n\x80)\r\n";
+	struct msg m;
+	struct buf out = BUF_INIT(0);
+
+	msg_bytes(&m, nul_msg, sizeof(nul_msg) - 1);
+	ck_assert_int_eq(run("a FETCH 7 BODY.PEEK[]", &m.v, 0, &out), 0);
+	want_bytes(&out, want1, sizeof(want1) - 1, "BODY[]");
+	ck_assert_int_eq(run("a FETCH 7 BINARY.PEEK[1]", &m.v, 0, &out), 0);
+	want_bytes(&out, want2, sizeof(want2) - 1, "BINARY[1]");
+	ck_assert_int_eq(run("a FETCH 7 BODY.PEEK[TEXT]<1.1>", &m.v, 0, &out), 0);
+	want_bytes(&out, want3, sizeof(want3) - 1, "BODY[TEXT]<1.1>");
+	buf_free(&out);
+	msg_free(&m);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -1030,6 +1053,7 @@ suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_loop_test(tc, test_simple, 0, 2);
+	tcase_add_test(tc, test_nul);
 	tcase_add_test(tc, test_alternative);
 	tcase_add_test(tc, test_attachment);
 	tcase_add_test(tc, test_mixed_alt);
