@@ -725,6 +725,31 @@ cmd_copy(struct isess *s, const struct imap_command *c, int arg)
 	buf_free(&b);
 }
 
+/* The message of one APPEND at argument k: a literal (or literal8,
+ * RFC 3516), or with UTF8=ACCEPT enabled "UTF8 (literal8)" (RFC 6855
+ * section 4). NULL if neither; *k_r moves past it. */
+static const struct imap_arg *
+append_data(const struct isess *s, const struct imap_command *c, size_t *k_r)
+{
+	const struct imap_arg *a = imap_arg_child(c, 0, *k_r), *l, *lit;
+
+	if (a != NULL && a->kind == IMAP_ARG_LITERAL) {
+		(*k_r)++;
+		return a;
+	}
+	if (a == NULL || !s->utf8 || a->kind != IMAP_ARG_ATOM
+	    || strcasecmp(a->str, "UTF8") != 0)
+		return NULL;
+	l = imap_arg_child(c, 0, *k_r + 1);
+	if (l == NULL || l->kind != IMAP_ARG_LIST || l->nchildren != 1)
+		return NULL;
+	lit = imap_arg_child(c, (size_t)(l - c->args), 0);
+	if (lit == NULL || lit->kind != IMAP_ARG_LITERAL)
+		return NULL;
+	*k_r += 2;
+	return lit;
+}
+
 void
 cmd_append(struct isess *s, const struct imap_command *c, int arg)
 {
@@ -747,11 +772,10 @@ cmd_append(struct isess *s, const struct imap_command *c, int arg)
 			a = imap_arg_child(c, 0, ++k);
 		if (a != NULL && a->kind == IMAP_ARG_QUOTED)
 			a = imap_arg_child(c, 0, ++k);
-		if (a == NULL || a->kind != IMAP_ARG_LITERAL) {
+		if (a == NULL || append_data(s, c, &k) == NULL) {
 			s_bad(s, c->tag, "Invalid arguments: a message literal was expected.");
 			return;
 		}
-		k++;
 		nuids++;
 	}
 	if (open_folder(s, c->tag, imap_arg_child(c, 0, 0), 1, &name, &to) < 0)
@@ -782,7 +806,7 @@ cmd_append(struct isess *s, const struct imap_command *c, int arg)
 			}
 			a = imap_arg_child(c, 0, ++k);
 		}
-		k++;
+		a = append_data(s, c, &k);
 		m.p = a->str;
 		m.n = a->len;
 		if (a->len == 0) {

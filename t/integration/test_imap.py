@@ -457,6 +457,33 @@ class Imap(unittest.TestCase):
         self.assertEqual(d[0][1], b"bo\x00dy\r\n")
         c.logout()
 
+    def test_append_utf8(self):
+        # RFC 6855: after ENABLE UTF8=ACCEPT, APPEND takes UTF8 (literal8);
+        # the bytes land in the Maildir as sent.
+        self.need_imapd()
+        c = self.login()
+        self.empty_inbox(c)
+        c.logout()
+        msg = "Subject: h\u00e9llo\r\nFrom: J\u00f6rg <j@x.test>\r\n\r\nb\u00f6dy\r\n"
+        n = len(msg.encode())
+        r = Raw(self.p143)
+        r.line()
+        r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
+        out = r.cmd("u", "APPEND INBOX UTF8 (~{%d+}\r\n%s)" % (n, msg))
+        self.assertTrue(out[-1].startswith("u BAD"), out)   # not enabled yet
+        self.assertIn("* ENABLED UTF8=ACCEPT", r.cmd("b", "ENABLE UTF8=ACCEPT"))
+        out = r.cmd("c", "APPEND INBOX (\\Seen) UTF8 (~{%d+}\r\n%s)" % (n, msg))
+        self.assertTrue(out[-1].startswith("c OK [APPENDUID"), out)
+        r.cmd("d", "SELECT INBOX")
+        self.assertIn("* SEARCH 1", r.cmd("e", 'SEARCH SUBJECT "h\u00e9llo"'))
+        r.cmd("f", "LOGOUT")
+        r.close()
+        got = []
+        for p in self.files(self.inst.vmaildir(ALICE)):
+            with open(p, "rb") as f:
+                got.append(f.read())
+        self.assertIn(msg.encode(), got)
+
     def test_copy_move(self):
         self.need_imapd()
         c = self.login()
