@@ -402,6 +402,8 @@ cmd_search(struct isess *s, const struct imap_command *c, int uid)
 
 	if (run_search(s, c, 0, 1, 0, 0, &q, &m) < 0)
 		return;
+	if (s->rev2)
+		imap_search_rev2(q);
 	if (imap_search_uses_modseq(q))
 		s->condstore = 1;
 	imap_search_write(q, c->tag, uid, m.matched, m.nm, &out);

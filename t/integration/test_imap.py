@@ -457,6 +457,31 @@ class Imap(unittest.TestCase):
         self.assertEqual(d[0][1], b"bo\x00dy\r\n")
         c.logout()
 
+    def test_imap4rev2_session(self):
+        # After ENABLE IMAP4rev2 (RFC 9051): no RECENT, and SEARCH answers
+        # with ESEARCH, as if RETURN (ALL) were given.
+        self.need_imapd()
+        c = self.login()
+        self.empty_inbox(c)
+        c.logout()
+        self.deliver(3, "rev2")
+        r = Raw(self.p143)
+        r.line()
+        r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
+        self.assertIn("* ENABLED IMAP4rev2", r.cmd("b", "ENABLE IMAP4rev2"))
+        out = r.cmd("c", "SELECT INBOX")
+        self.assertIn("* 3 EXISTS", out)
+        self.assertFalse([x for x in out if x.endswith(" RECENT")], out)
+        out = r.cmd("d", "SEARCH ALL")
+        self.assertIn('* ESEARCH (TAG "d") ALL 1:3', out)
+        self.assertFalse([x for x in out if x.startswith("* SEARCH")], out)
+        out = r.cmd("e", "UID SEARCH NOT ALL")
+        self.assertIn('* ESEARCH (TAG "e") UID', out)
+        out = r.cmd("f", "SEARCH RETURN (COUNT) ALL")
+        self.assertIn('* ESEARCH (TAG "f") COUNT 3', out)
+        r.cmd("g", "LOGOUT")
+        r.close()
+
     def test_append_utf8(self):
         # RFC 6855: after ENABLE UTF8=ACCEPT, APPEND takes UTF8 (literal8);
         # the bytes land in the Maildir as sent.
