@@ -130,7 +130,7 @@ view_fill(struct isess *s, size_t i, struct imap_view *v, struct loaded *L)
 	v->seq = (uint32_t)(i + 1);
 	v->uid = m->uid;
 	v->flags = m->flags;
-	v->recent = m->recent;
+	v->recent = s_recent(s, m);
 	v->keywords = m->keywords;
 	v->modseq = m->modseq;
 	v->size = m->size;

@@ -187,7 +187,7 @@ qresync_report(struct isess *s, const struct qresync *q)
 		if (m->modseq <= q->modseq)
 			continue;
 		(void)buf_printf(&b, "* %zu FETCH (UID %" PRIu32 " FLAGS ", i + 1, m->uid);
-		imap_write_flags(&b, m->flags, m->keywords, m->recent);
+		imap_write_flags(&b, m->flags, m->keywords, s_recent(s, m));
 		(void)buf_printf(&b, " MODSEQ (%" PRIu64 "))\r\n", m->modseq);
 		s_write(s, b.data, b.len);
 		buf_free(&b);
@@ -553,7 +553,7 @@ cmd_store(struct isess *s, const struct imap_command *c, int uid)
 				(void)buf_printf(&b, "UID %" PRIu32 " ", m->uid);
 			if (!silent) {
 				(void)buf_puts(&b, "FLAGS ");
-				imap_write_flags(&b, m->flags, m->keywords, m->recent);
+				imap_write_flags(&b, m->flags, m->keywords, s_recent(s, m));
 			}
 			if (s->condstore)
 				(void)buf_printf(&b, "%sMODSEQ (%" PRIu64 ")", silent ? "" : " ",

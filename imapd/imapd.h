@@ -103,6 +103,14 @@ int session_count(void);
 /* The mailbox b changed: idling sessions on it get their updates now. */
 void session_box_changed(struct imbox *b);
 
+/* \Recent as the session shows it: IMAP4rev2 has no such flag (RFC 9051
+ * appendix E), so a session that enabled it never sees it. */
+static inline int
+s_recent(const struct isess *s, const struct imsg *m)
+{
+	return !s->rev2 && m->recent;
+}
+
 /* Replies. */
 void s_tagged(struct isess *s, const char *tag, const char *fmt, ...)
     PRINTF_LIKE(3, 4);

@@ -222,7 +222,7 @@ flags_update(struct isess *s, size_t i)
 	struct imsg *m = &s->msgs[i];
 
 	(void)buf_printf(&b, "* %zu FETCH (UID %" PRIu32 " FLAGS ", i + 1, m->uid);
-	imap_write_flags(&b, m->flags, m->keywords, m->recent);
+	imap_write_flags(&b, m->flags, m->keywords, s_recent(s, m));
 	if (s->condstore)
 		(void)buf_printf(&b, " MODSEQ (%" PRIu64 ")", m->modseq);
 	(void)buf_puts(&b, ")\r\n");
