@@ -17,7 +17,8 @@
  * Files: the scripts directory and the active link, as the mailbox owner.
  * Limits: local_sieve_max_script_size per script (twice it bounds the
  * literal), local_sieve_max_scripts, local_sieve_max_storage;
- * managesieve_hard_error_limit NO replies, managesieve_timeout idle.
+ * managesieve_hard_error_limit NO replies to commands not understood,
+ * managesieve_timeout idle.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,16 @@ static void
 no(struct msess *s, const char *code, const char *text)
 {
 	reply(s, "NO", code, text);
+}
+
+/* A command not understood (RFC 5804 has no BAD): these, not a script
+ * that does not compile or a name already taken, are what
+ * managesieve_hard_error_limit counts. A Sieve editor checking a script
+ * as its user types sends CHECKSCRIPT after CHECKSCRIPT that fails. */
+static void
+invalid(struct msess *s, const char *text)
+{
+	no(s, NULL, text);
 	if (++s->errors >= conf.hard_error_limit) {
 		reply(s, "BYE", NULL, "Too many invalid commands.");
 		s->quit = 1;
@@ -120,7 +131,7 @@ name_ok(struct msess *s, const char *name)
 
 	if (sstore_name_ok(name, &why) == 0)
 		return 1;
-	no(s, NULL, why);
+	invalid(s, why);
 	return 0;
 }
 
@@ -181,8 +192,7 @@ check_script(struct msess *s, const char *src, size_t len)
 		return 1;
 	}
 	msg = xasprintf("line %d: %s", line, err ? err : "error");
-	reply(s, "NO", NULL, msg);
-	s->errors++;
+	no(s, NULL, msg);
 	free(msg);
 	free(err);
 	return 0;
@@ -209,7 +219,7 @@ want_strings(struct msess *s, const struct imap_command *c, size_t n)
 	}
 	return 1;
 bad:
-	no(s, NULL, "Invalid arguments.");
+	invalid(s, "Invalid arguments.");
 	return 0;
 }
 
@@ -295,7 +305,7 @@ cmd_run(struct msess *s, const struct imap_command *c)
 			return;
 		size = strtoull(a1->str, &end, 10);
 		if (a1->len == 0 || *end != '\0') {
-			no(s, NULL, "Invalid size.");
+			invalid(s, "Invalid size.");
 			return;
 		}
 		if (fits(s, a0->str, size))
@@ -341,9 +351,9 @@ cmd_run(struct msess *s, const struct imap_command *c)
 		else
 			ok(s, "Renamescript completed.");
 	} else if (strcmp(n, "STARTTLS") == 0 || strcmp(n, "AUTHENTICATE") == 0) {
-		no(s, NULL, "Already authenticated.");
+		invalid(s, "Already authenticated.");
 	} else {
-		no(s, NULL, "Unknown command.");
+		invalid(s, "Unknown command.");
 	}
 }
 
@@ -392,7 +402,7 @@ process(struct msess *s)
 				reply(s, "BYE", "QUOTA/MAXSIZE", imap_parser_error(s->parser));
 				s->quit = 1;
 			} else
-				no(s, NULL, imap_parser_error(s->parser));
+				invalid(s, imap_parser_error(s->parser));
 		} else
 			cmd_run(s, imap_parser_command(s->parser));
 	}

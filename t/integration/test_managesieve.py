@@ -311,6 +311,25 @@ class ManageSieve(unittest.TestCase):
         c.close()
         self.inst.wait_log(r"managesieve\[\d+\]: Disconnected: Logged out put=\d+")
 
+    def test_error_limit_counts_invalid_commands_only(self):
+        # A Sieve editor checks the script as its user types: CHECKSCRIPT
+        # after failing CHECKSCRIPT, names not found, is normal use. Only
+        # commands not understood count towards the limit (30 here).
+        c = self.raw()
+        c.login()
+        for i in range(35):
+            r = c.cmd(b"CHECKSCRIPT " + lit(b"frobnicate %d;" % i) + b"\r\n")
+            self.assertTrue(r[-1].startswith(b'NO "line 1'), r)
+            self.assertTrue(c.cmd(b'GETSCRIPT "none"\r\n')[-1]
+                            .startswith(b"NO (NONEXISTENT)"))
+        self.assertTrue(c.cmd(b"LISTSCRIPTS\r\n")[-1].startswith(b"OK"))
+        for i in range(29):
+            self.assertEqual(c.cmd(b"FROB\r\n"), [b'NO "Unknown command."\r\n'])
+        r = c.cmd(b"FROB\r\n")
+        self.assertEqual(r, [b'NO "Unknown command."\r\n'])
+        self.assertEqual(c.response(), [b'BYE "Too many invalid commands."\r\n'])
+        c.close()
+
     def test_sasl_login_continuations(self):
         c = self.raw()
         # A challenge is a string on a line of its own (no OK yet).
