@@ -128,23 +128,46 @@ unfold(const char *v, size_t n, size_t max, struct buf *out)
 		out->data[out->len] = '\0';
 }
 
-int
-mime_header_get(const char *hdr, size_t n, const char *name,
-    const struct mime_limits *lim, struct buf *out)
+/* The first field called name, or with all every one of them, their
+ * non-empty values joined with ", " (at most max_field_len in all). */
+static int
+header_get(const char *hdr, size_t n, const char *name,
+    const struct mime_limits *lim, struct buf *out, int all)
 {
 	struct mime_field f;
-	size_t pos = 0, nlen = strlen(name);
+	size_t pos = 0, nlen = strlen(name), sep = 0;
 	unsigned count = 0;
+	int found = 0;
 
 	if (lim == NULL)
 		lim = &default_limits;
 	buf_reset(out);
-	while (count++ < lim->max_header_fields && mime_field_next(hdr, n, &pos, &f))
-		if (f.name_len == nlen && strncasecmp(f.name, name, nlen) == 0) {
-			unfold(f.value, f.value_len, lim->max_field_len, out);
-			return 1;
+	while (count++ < lim->max_header_fields && mime_field_next(hdr, n, &pos, &f)) {
+		if (f.name_len != nlen || strncasecmp(f.name, name, nlen) != 0)
+			continue;
+		if (found && out->len > 0) {
+			if (out->len + 2 >= lim->max_field_len)
+				break;
+			sep = out->len;
+			buf_puts(out, ", ");
 		}
-	return 0;
+		unfold(f.value, f.value_len, lim->max_field_len - out->len, out);
+		if (found && out->len == sep + 2)
+			out->len = sep;           /* an empty one adds nothing */
+		found = 1;
+		if (!all)
+			break;
+	}
+	if (out->data)
+		out->data[out->len] = '\0';
+	return found;
+}
+
+int
+mime_header_get(const char *hdr, size_t n, const char *name,
+    const struct mime_limits *lim, struct buf *out)
+{
+	return header_get(hdr, n, name, lim, out, 0);
 }
 
 /* --- Charsets, RFC 2047 ---------------------------------------------------- */
@@ -1194,8 +1217,10 @@ static void
 put_addr_field(struct buf *out, const char *hdr, size_t n, const char *name,
     const char *fallback, const struct mime_limits *lim, struct buf *tmp)
 {
-	if (!mime_header_get(hdr, n, name, lim, tmp) || tmp->len == 0) {
-		if (fallback == NULL || !mime_header_get(hdr, n, fallback, lim, tmp)) {
+	/* A field given twice (RFC 5322 allows one) lists the addresses of
+	 * both, as Dovecot does: none is hidden from the client. */
+	if (!header_get(hdr, n, name, lim, tmp, 1) || tmp->len == 0) {
+		if (fallback == NULL || !header_get(hdr, n, fallback, lim, tmp, 1)) {
 			buf_puts(out, "NIL");
 			return;
 		}

@@ -143,6 +143,8 @@ Content-Transfer-Encoding: base64
 iVBORw0KGgo=
 """,
     """From: b@example.com
+Cc: c1@example.net
+CC: c2@example.net
 Subject: text no charset
 Date: Fri, 11 Dec 2026 09:00:00 +0000
 Content-Type: TEXT/Plain

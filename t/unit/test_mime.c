@@ -597,6 +597,26 @@ START_TEST(test_envelope_comments)
 }
 END_TEST
 
+/* A field given more than once: every address of every one. */
+START_TEST(test_envelope_repeated)
+{
+	static const char msg[] =
+	    "From: a@x.test\nCc: c1@x.test\nCC:\nSubject: s\ncc: c2@x.test, c3@x.test\n\n";
+	struct mime_tree t;
+	struct buf o = BUF_INIT(0);
+
+	mime_parse(msg, strlen(msg), NULL, &t);
+	mime_envelope(msg, t.parts[0].hdr_len, NULL, &o);
+	ck_assert_str_eq(buf_cstr(&o), "(NIL \"s\" "
+	    "((NIL NIL \"a\" \"x.test\")) ((NIL NIL \"a\" \"x.test\")) "
+	    "((NIL NIL \"a\" \"x.test\")) NIL "
+	    "((NIL NIL \"c1\" \"x.test\")(NIL NIL \"c2\" \"x.test\")"
+	    "(NIL NIL \"c3\" \"x.test\")) NIL NIL NIL)");
+	mime_tree_free(&t);
+	buf_free(&o);
+}
+END_TEST
+
 static Suite *
 mime_suite(void)
 {
@@ -613,6 +633,7 @@ mime_suite(void)
 	tcase_add_test(tc, test_part_limit);
 	tcase_add_test(tc, test_broken);
 	tcase_add_test(tc, test_envelope_comments);
+	tcase_add_test(tc, test_envelope_repeated);
 	suite_add_tcase(s, tc);
 	return s;
 }
