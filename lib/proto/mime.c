@@ -135,7 +135,7 @@ header_get(const char *hdr, size_t n, const char *name,
     const struct mime_limits *lim, struct buf *out, int all)
 {
 	struct mime_field f;
-	size_t pos = 0, nlen = strlen(name), sep = 0;
+	size_t pos = 0, nlen = strlen(name), sep;
 	unsigned count = 0;
 	int found = 0;
 
@@ -145,6 +145,7 @@ header_get(const char *hdr, size_t n, const char *name,
 	while (count++ < lim->max_header_fields && mime_field_next(hdr, n, &pos, &f)) {
 		if (f.name_len != nlen || strncasecmp(f.name, name, nlen) != 0)
 			continue;
+		sep = SIZE_MAX;
 		if (found && out->len > 0) {
 			if (out->len + 2 >= lim->max_field_len)
 				break;
@@ -152,7 +153,7 @@ header_get(const char *hdr, size_t n, const char *name,
 			buf_puts(out, ", ");
 		}
 		unfold(f.value, f.value_len, lim->max_field_len - out->len, out);
-		if (found && out->len == sep + 2)
+		if (sep != SIZE_MAX && out->len == sep + 2)
 			out->len = sep;           /* an empty one adds nothing */
 		found = 1;
 		if (!all)

@@ -613,6 +613,14 @@ START_TEST(test_envelope_repeated)
 	    "((NIL NIL \"c1\" \"x.test\")(NIL NIL \"c2\" \"x.test\")"
 	    "(NIL NIL \"c3\" \"x.test\")) NIL NIL NIL)");
 	mime_tree_free(&t);
+	buf_reset(&o);
+	/* an empty first one, then a value as short as the separator */
+	static const char msg2[] = "To:\nTo: ab\nTo:\n\n";
+	mime_parse(msg2, strlen(msg2), NULL, &t);
+	mime_envelope(msg2, t.parts[0].hdr_len, NULL, &o);
+	ck_assert_str_eq(buf_cstr(&o), "(NIL NIL NIL NIL NIL "
+	    "((NIL NIL \"ab\" \"MISSING_DOMAIN\")) NIL NIL NIL NIL)");
+	mime_tree_free(&t);
 	buf_free(&o);
 }
 END_TEST
