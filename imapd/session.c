@@ -700,8 +700,8 @@ process(struct isess *s)
 			 * too big for APPEND (the only command with literals
 			 * that large), not bad syntax: NO [TOOBIG], as RFC
 			 * 7889 shows, and the client need not send it. */
-			if (tag != NULL && !imap_parser_must_close(s->parser)
-			    && strncmp(err, "[TOOBIG]", 8) == 0)
+			if (tag != NULL && imap_parser_too_big(s->parser)
+			    && !imap_parser_must_close(s->parser))
 				s_tagged(s, tag, "NO [TOOBIG] Message too big (APPENDLIMIT %"
 				    PRIu64 ").", imapd_conf.append_limit);
 			else

@@ -112,6 +112,7 @@ struct imap_parser {
 	int lit8, lit_digits, lit_big;
 	const char *err;
 	int must_close;
+	int too_big;     /* the error is a literal over the size limit */
 	int sk_state;           /* skip-mode tail scanner: see skip_byte */
 	uint64_t sk_num, sk_left;
 	struct imap_arg *out;
@@ -159,6 +160,7 @@ reset_command(struct imap_parser *p)
 	p->lit_total = 0;
 	p->err = NULL;
 	p->must_close = 0;
+	p->too_big = 0;
 	p->lit8 = 0;
 	p->fresh = 0;
 }
@@ -275,14 +277,17 @@ literal_start(struct imap_parser *p)
 	    && p->lit_size > IMAP_LITERAL_MINUS_MAX))) {
 		/* The bytes are coming whatever we say. */
 		p->must_close = 1;
+		p->too_big = 1;
 		p->err = "[TOOBIG] Literal too big";
 		p->st = P_SKIPLIT;
 		p->sk_left = p->lit_size;
 		p->sk_state = 0;
 		return IMAP_ERROR;
 	}
-	if (p->lit_big)
+	if (p->lit_big) {
+		p->too_big = 1;
 		return fail(p, "[TOOBIG] Literal too big", 1);
+	}
 	p->lit_total += p->lit_size;
 	start_token(p);
 	if (nonsync) {
@@ -630,6 +635,12 @@ int
 imap_parser_must_close(const struct imap_parser *p)
 {
 	return p->must_close;
+}
+
+int
+imap_parser_too_big(const struct imap_parser *p)
+{
+	return p->too_big;
 }
 
 const struct imap_arg *

@@ -132,6 +132,9 @@ void imap_literal_reject(struct imap_parser *p);
 const char *imap_parser_error(const struct imap_parser *p);
 const char *imap_parser_tag(const struct imap_parser *p);
 int imap_parser_must_close(const struct imap_parser *p);
+/* After IMAP_ERROR: 1 if the error is a literal over the size limit
+ * ("[TOOBIG]"), whatever its text. */
+int imap_parser_too_big(const struct imap_parser *p);
 
 /* Child k (0-based) of list argument index li, or NULL. */
 const struct imap_arg *imap_arg_child(const struct imap_command *c, size_t li,

@@ -195,6 +195,31 @@ START_TEST(test_nul)
 }
 END_TEST
 
+/* imap_parser_too_big() tells a literal over the limit from any other
+ * error, synchronizing or not, whatever the error's text. */
+START_TEST(test_too_big)
+{
+	static const struct { const char *in; int big, close; } t[] = {
+		{ "f7 APPEND x {2000}\r\n", 1, 0 },
+		{ "f9 APPEND x {2000+}\r\n", 1, 1 },
+		{ "e6 X BODY[1\r\n", 0, 0 },
+		{ "g1 APPEND x {99999999999999999999999}\r\n", 0, 0 },
+	};
+	struct imap_limits lim = IMAP_LIMITS_DEFAULT;
+
+	lim.literal_max = 1000;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct imap_parser *p = imap_parser_new(&lim);
+		size_t used;
+
+		ck_assert_int_eq(imap_parse(p, t[i].in, strlen(t[i].in), &used), IMAP_ERROR);
+		ck_assert_int_eq(imap_parser_too_big(p), t[i].big);
+		ck_assert_int_eq(imap_parser_must_close(p), t[i].close);
+		imap_parser_free(&p);
+	}
+}
+END_TEST
+
 START_TEST(test_args_max)
 {
 	struct imap_limits lim = IMAP_LIMITS_DEFAULT;
@@ -405,6 +430,7 @@ imap_suite(void)
 	tcase_add_loop_test(tc, test_commands, 0, sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(tc, test_literal8_bytes);
 	tcase_add_test(tc, test_nul);
+	tcase_add_test(tc, test_too_big);
 	tcase_add_test(tc, test_args_max);
 	tcase_add_test(tc, test_literal_wait);
 	tcase_add_test(tc, test_untagged);
