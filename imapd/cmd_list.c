@@ -41,8 +41,9 @@ status_of(struct isess *s, const char *name, unsigned items, struct buf *out,
 				recent = st.uidnext - first;
 			/* The selected folder's recent messages are this
 			 * session's: the store counts them claimed. */
-			for (size_t i = 0; b == s->box && i < s->n; i++)
-				recent += s->msgs[i].recent && !s->msgs[i].gone;
+			if (b == s->box)
+				for (size_t i = 0; i < s->n; i++)
+					recent += s->msgs[i].recent && !s->msgs[i].gone;
 			if (recent > st.messages)
 				recent = st.messages;
 		}

@@ -148,6 +148,19 @@ class Imap(unittest.TestCase):
         c.login(ALICE, PW)
         return c
 
+    def clear_inbox(self):
+        """alice's INBOX emptied, from a session of its own."""
+        c = self.login()
+        self.empty_inbox(c)
+        c.logout()
+
+    def raw_login(self):
+        """A Raw session past the greeting and LOGIN as alice; the LOGIN
+        reply with it."""
+        r = Raw(self.p143)
+        r.line()
+        return r, r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
+
     @staticmethod
     def files(md):
         out = []
@@ -461,13 +474,9 @@ class Imap(unittest.TestCase):
         # After ENABLE IMAP4rev2 (RFC 9051): no RECENT, and SEARCH answers
         # with ESEARCH, as if RETURN (ALL) were given.
         self.need_imapd()
-        c = self.login()
-        self.empty_inbox(c)
-        c.logout()
+        self.clear_inbox()
         self.deliver(3, "rev2")
-        r = Raw(self.p143)
-        r.line()
-        r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
+        r, _ = self.raw_login()
         self.assertIn("* ENABLED IMAP4rev2", r.cmd("b", "ENABLE IMAP4rev2"))
         out = r.cmd("c", "SELECT INBOX")
         self.assertIn("* 3 EXISTS", out)
@@ -490,14 +499,10 @@ class Imap(unittest.TestCase):
         # RFC 6855: after ENABLE UTF8=ACCEPT, APPEND takes UTF8 (literal8);
         # the bytes land in the Maildir as sent.
         self.need_imapd()
-        c = self.login()
-        self.empty_inbox(c)
-        c.logout()
+        self.clear_inbox()
         msg = "Subject: h\u00e9llo\r\nFrom: J\u00f6rg <j@x.test>\r\n\r\nb\u00f6dy\r\n"
         n = len(msg.encode())
-        r = Raw(self.p143)
-        r.line()
-        r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
+        r, _ = self.raw_login()
         out = r.cmd("u", "APPEND INBOX UTF8 (~{%d+}\r\n%s)" % (n, msg))
         self.assertTrue(out[-1].startswith("u BAD"), out)   # not enabled yet
         self.assertIn("* ENABLED UTF8=ACCEPT", r.cmd("b", "ENABLE UTF8=ACCEPT"))
@@ -658,9 +663,7 @@ class Imap(unittest.TestCase):
         self.empty_inbox(a)
         self.deliver(3, "qr")
         a.noop()
-        r = Raw(self.p143)
-        r.line()
-        r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
+        r, _ = self.raw_login()
         self.assertIn("* ENABLED QRESYNC", r.cmd("b", "ENABLE QRESYNC"))
         out = "\n".join(r.cmd("c", "SELECT INBOX"))
         v = int(re.search(r"UIDVALIDITY (\d+)", out).group(1))
@@ -767,9 +770,8 @@ class Imap(unittest.TestCase):
     def test_garbage_after_login(self):
         self.need_imapd()
         c = self.login()
-        r = Raw(self.p143)
-        r.line()
-        self.assertIn("OK", r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))[-1])
+        r, out = self.raw_login()
+        self.assertIn("OK", out[-1])
         for i, cmd in enumerate(("FROB", "FETCH 1 (FLAGS)", "SELECT", "UID FROB 1",
                                  "STORE x FLAGS (\\Seen)", "FETCH 1 (((((((((((((((((((((((((((((((((((((FLAGS))))))))))))))))))))))))))))))))))))",
                                  "\x01\x02")):
