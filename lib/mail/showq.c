@@ -346,7 +346,8 @@ showq_msg_decode(const struct ipc_msg *in, struct showq_msg *m, char **err_r)
 		} else if (strcmp(name, "expire") == 0 && !(seen & 16)) {
 			if (parse_num(value, &v) < 0 || v > 1)
 				why = "bad expire flag";
-			m->forced_expire = v == 1;
+			else
+				m->forced_expire = v == 1;
 			seen |= 16;
 		} else if (strcmp(name, "sender") == 0 && !(seen & 32)) {
 			m->sender = dup_field(value);
@@ -354,7 +355,8 @@ showq_msg_decode(const struct ipc_msg *in, struct showq_msg *m, char **err_r)
 		} else if (strcmp(name, "omitted") == 0 && !(seen & 64)) {
 			if (parse_num(value, &v) < 0)
 				why = "bad omitted count";
-			m->omitted = (size_t)v;
+			else
+				m->omitted = (size_t)v;
 			seen |= 64;
 		} else if (strcmp(name, "rcpt") == 0) {
 			if (m->nrcpt >= SHOWQ_RCPT_MAX) {
