@@ -166,12 +166,21 @@ out:
 }
 
 /* CREATE, DELETE, SUBSCRIBE, UNSUBSCRIBE: one name, one store call. */
+/* The RFC 5530 code for what the store said, so a client can tell a
+ * typo from a failure. */
+static const char *
+mbx_code(int rc)
+{
+	return rc == MBX_NOENT ? "[NONEXISTENT] " : rc == MBX_EXISTS ? "[ALREADYEXISTS] " : "";
+}
+
 static void
 one_name(struct isess *s, const struct imap_command *c, const char *what,
     int (*fn)(struct isess *s, const char *name, char **err_r))
 {
 	const struct imap_arg *a = imap_arg_child(c, 0, 0);
 	char *name = NULL, *path = NULL, *err = NULL;
+	int rc;
 
 	if (a == NULL || imap_arg_child(c, 0, 1) != NULL) {
 		s_bad(s, c->tag, "Invalid arguments.");
@@ -179,8 +188,8 @@ one_name(struct isess *s, const struct imap_command *c, const char *what,
 	}
 	if (s_folder_path(s, c->tag, a, &name, &path) < 0)
 		return;
-	if (fn(s, name, &err) < 0) {
-		s_tagged(s, c->tag, "NO %s", err ? err : "Failed.");
+	if ((rc = fn(s, name, &err)) < 0) {
+		s_tagged(s, c->tag, "NO %s%s", mbx_code(rc), err ? err : "Failed.");
 	} else {
 		s_updates(s, 1);
 		s_tagged(s, c->tag, "OK %s completed.", what);
@@ -222,12 +231,13 @@ do_create(struct isess *s, const char *name, char **err_r)
 static int
 do_delete(struct isess *s, const char *name, char **err_r)
 {
+	int rc;
+
 	if (s->box_name != NULL && strcmp(s->box_name, name) == 0)
 		s_unselect(s);
-	if (mbx_folder_delete(s->maildir, name, err_r) < 0)
-		return -1;
-	(void)mbx_subs_set(s->maildir, name, 0, NULL);
-	return 0;
+	if ((rc = mbx_folder_delete(s->maildir, name, err_r)) == 0)
+		(void)mbx_subs_set(s->maildir, name, 0, NULL);
+	return rc;
 }
 
 static int
@@ -265,6 +275,7 @@ cmd_rename(struct isess *s, const struct imap_command *c, int arg)
 {
 	const struct imap_arg *a = imap_arg_child(c, 0, 0), *b = imap_arg_child(c, 0, 1);
 	char *from = NULL, *to = NULL, *p1 = NULL, *p2 = NULL, *err = NULL;
+	int rc;
 
 	if (a == NULL || b == NULL || imap_arg_child(c, 0, 2) != NULL) {
 		s_bad(s, c->tag, "Invalid arguments.");
@@ -276,13 +287,11 @@ cmd_rename(struct isess *s, const struct imap_command *c, int arg)
 		goto out;
 	if (s->box_name != NULL && strcmp(s->box_name, from) == 0)
 		s_unselect(s);
-	if (mbx_folder_rename(s->maildir, from, to, &err) < 0) {
-		s_tagged(s, c->tag, "NO %s", err ? err : "Rename failed.");
+	if ((rc = mbx_folder_rename(s->maildir, from, to, &err)) < 0) {
+		s_tagged(s, c->tag, "NO %s%s", mbx_code(rc), err ? err : "Rename failed.");
 	} else {
-		/* Subscriptions follow the folder. */
-		if (strcmp(from, "INBOX") != 0)
-			(void)mbx_subs_set(s->maildir, from, 0, NULL);
-		(void)mbx_subs_set(s->maildir, to, 1, NULL);
+		/* Subscriptions follow the folder and the folders below it. */
+		(void)mbx_subs_rename(s->maildir, from, to, NULL);
 		s_updates(s, 1);
 		s_tagged(s, c->tag, "OK Rename completed.");
 	}

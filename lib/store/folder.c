@@ -341,7 +341,7 @@ folder_open(int mfd, const char *ent, const char *name, char **err_r)
 
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return idx_fail(err_r, MBX_ERR, xasprintf("folder %s does not exist", name));
+			return idx_fail(err_r, MBX_NOENT, xasprintf("folder %s does not exist", name));
 		if (errno == ELOOP || errno == ENOTDIR)
 			return idx_fail(err_r, MBX_ERR, xasprintf("folder %s is not a directory "
 			    "(a symbolic link?)", name));
@@ -371,14 +371,16 @@ mbx_folder_delete(const char *maildir, const char *name, char **err_r)
 		return MBX_ERR;
 	ent = folder_entry(name);
 	prefix = xasprintf("%s.", ent);
+	if ((fd = folder_open(mfd, ent, name, err_r)) < 0) {
+		rc = fd;
+		goto out;
+	}
 	if ((kids = entries_with_prefix(mfd, prefix, err_r)) == NULL)
 		goto out;
 	if (kids[0] != NULL) {
 		idx_fail(err_r, MBX_ERR, xasprintf("folder %s has child folders", name));
 		goto out;
 	}
-	if ((fd = folder_open(mfd, ent, name, err_r)) < 0)
-		goto out;
 	/* Refuse before removing anything, then take the folder out of sight
 	 * in one rename and empty it through the descriptor we checked. */
 	if (tree_walk(fd, name, 1, 0, err_r) != 0)
@@ -444,7 +446,7 @@ inbox_rename(const char *maildir, int mfd, const char *to, char **err_r)
 	int tfd = -1, rc = MBX_ERR, bad = 0;
 
 	if (entry_exists(mfd, ent)) {
-		idx_fail(err_r, MBX_ERR, xasprintf("folder %s already exists", to));
+		rc = idx_fail(err_r, MBX_EXISTS, xasprintf("folder %s already exists", to));
 		goto out;
 	}
 	if (mbx_folder_create(maildir, to, err_r) != 0 ||
@@ -508,7 +510,7 @@ mbx_folder_rename(const char *maildir, const char *from, const char *to, char **
 	if (mbx_folder_name_ok(from, err_r) != 0 || mbx_folder_name_ok(to, err_r) != 0)
 		return MBX_ERR;
 	if (is_inbox(to))
-		return idx_fail(err_r, MBX_ERR, xstrdup("INBOX already exists"));
+		return idx_fail(err_r, MBX_EXISTS, xstrdup("INBOX already exists"));
 	if ((mfd = maildir_fd(maildir, err_r)) < 0)
 		return MBX_ERR;
 	if (is_inbox(from)) {
@@ -528,11 +530,11 @@ mbx_folder_rename(const char *maildir, const char *from, const char *to, char **
 		strv_push(&src, fent);
 	n = strv_len(src);
 	if (n == 0) {
-		idx_fail(err_r, MBX_ERR, xasprintf("folder %s does not exist", from));
+		rc = idx_fail(err_r, MBX_NOENT, xasprintf("folder %s does not exist", from));
 		goto out;
 	}
 	if (strcmp(fent, tent) == 0 || entry_exists(mfd, tent)) {
-		idx_fail(err_r, MBX_ERR, xasprintf("folder %s already exists", to));
+		rc = idx_fail(err_r, MBX_EXISTS, xasprintf("folder %s already exists", to));
 		goto out;
 	}
 	dst = xcalloc(n + 1, sizeof(char *));
@@ -675,19 +677,74 @@ mbx_subs_list(const char *maildir, char ***names_r, char **err_r)
 	return rc;
 }
 
-/* Subscribe (or unsubscribe) each of names[0..n) in one locked
- * read-change-rewrite. */
+/* What one locked read-change-rewrite of the subscriptions does to the
+ * list: returns whether it changed anything. */
+struct subs_edit {
+	const char *const *names;   /* subscribe/unsubscribe these... */
+	size_t n;
+	int subscribe;
+	const char *from, *to;      /* ...or rename from (and inferiors) to to */
+};
+
 static int
-subs_update(const char *maildir, const char *const *names, size_t n, int subscribe,
-    char **err_r)
+subs_apply(char ***vp, const struct subs_edit *e)
+{
+	char **v = *vp;
+	size_t i, k, flen;
+	int changed = 0;
+
+	if (e->from != NULL && strcmp(e->from, "INBOX") == 0) {
+		/* INBOX stays, and so do its inferiors: RENAME INBOX moves its
+		 * messages only (RFC 3501 6.3.5). */
+		for (k = 0; v[k] != NULL && strcmp(v[k], "INBOX") != 0; k++)
+			;
+		if (v[k] != NULL)
+			strv_push(vp, e->to);
+		return v[k] != NULL;
+	}
+	if (e->from != NULL) {
+		flen = strlen(e->from);
+		for (k = 0; v[k] != NULL; k++) {
+			const char *rest = v[k] + flen;
+
+			if (strncmp(v[k], e->from, flen) != 0 || (*rest != '\0' && *rest != '/'))
+				continue;
+			char *c = xasprintf("%s%s", e->to, rest);
+			free(v[k]);
+			v[k] = c;
+			changed = 1;
+		}
+		return changed;
+	}
+	for (i = 0; i < e->n; i++) {
+		char *c = canon_name(e->names[i]);
+
+		v = *vp;
+		for (k = 0; v[k] != NULL && strcmp(v[k], c) != 0; k++)
+			;
+		if (e->subscribe && v[k] == NULL) {
+			strv_push(vp, c);
+			changed = 1;
+		} else if (!e->subscribe && v[k] != NULL) {
+			free(v[k]);
+			memmove(&v[k], &v[k + 1], (strv_len(v + k + 1) + 1) * sizeof(char *));
+			changed = 1;
+		}
+		free(c);
+	}
+	return changed;
+}
+
+static int
+subs_update(const char *maildir, const struct subs_edit *e, char **err_r)
 {
 	char **v = NULL, *path = NULL;
 	struct buf b = BUF_INIT(0);
-	int mfd, lfd = -1, rc = MBX_ERR, changed = 0;
-	size_t i, k;
+	int mfd, lfd = -1, rc = MBX_ERR;
+	size_t i, j;
 
-	for (i = 0; i < n; i++)
-		if (mbx_folder_name_ok(names[i], err_r) != 0)
+	for (i = 0; i < e->n; i++)
+		if (mbx_folder_name_ok(e->names[i], err_r) != 0)
 			return MBX_ERR;
 	if ((mfd = maildir_fd(maildir, err_r)) < 0)
 		return MBX_ERR;
@@ -699,22 +756,7 @@ subs_update(const char *maildir, const char *const *names, size_t n, int subscri
 	}
 	if (subs_read(mfd, maildir, &v, err_r) != 0)
 		goto out;
-	for (i = 0; i < n; i++) {
-		char *c = canon_name(names[i]);
-
-		for (k = 0; v[k] != NULL && strcmp(v[k], c) != 0; k++)
-			;
-		if (subscribe && v[k] == NULL) {
-			strv_push(&v, c);
-			changed = 1;
-		} else if (!subscribe && v[k] != NULL) {
-			free(v[k]);
-			memmove(&v[k], &v[k + 1], (strv_len(v + k + 1) + 1) * sizeof(char *));
-			changed = 1;
-		}
-		free(c);
-	}
-	if (!changed) {
+	if (!subs_apply(&v, e)) {
 		rc = 0;
 		goto out;
 	}
@@ -723,8 +765,12 @@ subs_update(const char *maildir, const char *const *names, size_t n, int subscri
 		goto out;
 	}
 	qsort(v, strv_len(v), sizeof(char *), name_cmp);
-	for (i = 0; v[i] != NULL; i++)
-		buf_printf(&b, "%s\n", v[i]);
+	for (i = j = 0; v[i] != NULL; i++)
+		if (j == 0 || strcmp(v[j - 1], v[i]) != 0)
+			buf_printf(&b, "%s\n", v[j++] = v[i]);
+		else
+			free(v[i]);
+	v[j] = NULL;
 	path = xasprintf("%s/" SUBS_NAME, maildir);
 	if (file_write_atomic(path, b.data != NULL ? b.data : "", b.len, 0600) != 0) {
 		idx_fail(err_r, MBX_ERR, xasprintf("write %s: %s", path, strerror(errno)));
@@ -744,7 +790,25 @@ out:
 int
 mbx_subs_set(const char *maildir, const char *name, int subscribe, char **err_r)
 {
-	return subs_update(maildir, &name, 1, subscribe, err_r);
+	struct subs_edit e = { .names = &name, .n = 1, .subscribe = subscribe };
+
+	return subs_update(maildir, &e, err_r);
+}
+
+int
+mbx_subs_rename(const char *maildir, const char *from, const char *to, char **err_r)
+{
+	char *f, *t;
+	int rc;
+
+	if (mbx_folder_name_ok(from, err_r) != 0 || mbx_folder_name_ok(to, err_r) != 0)
+		return MBX_ERR;
+	f = canon_name(from);
+	t = canon_name(to);
+	rc = subs_update(maildir, &(struct subs_edit){ .from = f, .to = t }, err_r);
+	free(f);
+	free(t);
+	return rc;
 }
 
 /* ---- first login ---- */
@@ -767,7 +831,8 @@ mbx_folders_init(const char *maildir, char **err_r)
 			close(mfd);
 			return MBX_ERR;
 		}
-	if (subs_update(maildir, init_subs, ARRAY_SIZE(init_subs), 1, err_r) != 0) {
+	if (subs_update(maildir, &(struct subs_edit){ .names = init_subs,
+	    .n = ARRAY_SIZE(init_subs), .subscribe = 1 }, err_r) != 0) {
 		close(mfd);
 		return MBX_ERR;
 	}

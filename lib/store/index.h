@@ -219,6 +219,10 @@ int mbx_reindex(const char *path, char **err_r);
  * separator). Refused: empty names or components, "." or ".." components,
  * a '.' inside a component (it is Maildir++'s separator), control
  * characters, names over 255 bytes or 16 levels. */
+/* Folder operations tell the two failures a client can act on apart
+ * (IMAP's [NONEXISTENT] and [ALREADYEXISTS], RFC 5530). */
+#define MBX_NOENT (-4)
+#define MBX_EXISTS (-5)
 #define MBX_FOLDER_NAME_MAX 255
 #define MBX_FOLDER_DEPTH_MAX 16
 /* *path_r xmalloc'd. 0, or MBX_ERR with *err_r saying why. */
@@ -247,6 +251,9 @@ int mbx_folder_rename(const char *maildir, const char *from, const char *to,
  * Dovecot and Courier use), rewritten atomically (tmp + rename). */
 int mbx_subs_list(const char *maildir, char ***names_r, char **err_r);
 int mbx_subs_set(const char *maildir, const char *name, int subscribe,
+    char **err_r);
+/* Subscriptions of from and its inferiors move to to; of INBOX, to is added. */
+int mbx_subs_rename(const char *maildir, const char *from, const char *to,
     char **err_r);
 /* First login: create Drafts, Sent, Trash, Junk and Archive and subscribe
  * them, once (a marker file MAILDIR/postern.folders-created, so a folder

@@ -749,6 +749,40 @@ class Imap(unittest.TestCase):
         self.assertEqual(c.delete("Projects/Done")[0], "OK")
         self.assertFalse(os.path.exists(os.path.join(md, ".Projects.Done")))
         c.delete("Projects")
+        # RFC 5530 codes a client can act on
+        typ, d = c.delete("NoSuchFolder")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[NONEXISTENT]", d[0])
+        typ, d = c.rename("NoSuchFolder", "Other")
+        self.assertIn(b"[NONEXISTENT]", d[0])
+        typ, d = c.rename("Drafts", "Sent")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[ALREADYEXISTS]", d[0])
+        c.logout()
+
+    def test_rename_moves_subscriptions(self):
+        # The subscriptions of a renamed folder and of every folder
+        # below it follow it; a folder that was not subscribed is not
+        # subscribed by the rename.
+        self.need_imapd()
+        c = self.login()
+        for name in ("Team/Plans/2027", "Team/Notes", "Team2"):
+            self.assertEqual(c.create(name)[0], "OK")
+        c.unsubscribe("Team/Notes")
+
+        def subs():
+            typ, d = c.lsub('""', "*")
+            return sorted(ln.decode().rsplit(' "/" ', 1)[1].strip('"') for ln in d if ln)
+        self.assertEqual(c.rename("Team", "Crew")[0], "OK")
+        s = subs()
+        self.assertIn("Crew/Plans/2027", s)
+        self.assertIn("Team2", s)
+        self.assertFalse([x for x in s if x.startswith("Team/") or x == "Crew"], s)
+        self.assertNotIn("Crew/Notes", s)
+        lines = open(os.path.join(self.inst.vmaildir(ALICE), "subscriptions")).read().split()
+        self.assertIn("Crew/Plans/2027", lines)
+        for name in ("Crew/Plans/2027", "Crew/Notes", "Team2"):
+            self.assertEqual(c.delete(name)[0], "OK", name)
         c.logout()
 
     def test_bad_names_refused(self):

@@ -147,7 +147,7 @@ START_TEST(test_delete)
 	ck_assert_int_eq(mbx_folder_delete(mdir, "A", &err), 0);
 	ck_assert(!exists(mdir, "/.A"));
 	ASSERT_LIST(folders(), "");
-	ck_assert_int_eq(mbx_folder_delete(mdir, "A", &err), MBX_ERR);   /* gone */
+	ck_assert_int_eq(mbx_folder_delete(mdir, "A", &err), MBX_NOENT); /* gone */
 	free(err);
 	err = NULL;
 	ck_assert_int_eq(mbx_folder_delete(mdir, "INBOX", &err), MBX_ERR);
@@ -269,11 +269,11 @@ START_TEST(test_rename)
 	ck_assert_uint_eq(n, 1);
 
 	/* the target exists: nothing moves */
-	ck_assert_int_eq(mbx_folder_rename(mdir, "AB", "Z/Y", &err), MBX_ERR);
+	ck_assert_int_eq(mbx_folder_rename(mdir, "AB", "Z/Y", &err), MBX_EXISTS);
 	free(err);
 	err = NULL;
-	ck_assert_int_eq(mbx_folder_rename(mdir, "AB", "inbox", NULL), MBX_ERR);
-	ck_assert_int_eq(mbx_folder_rename(mdir, "Nope", "X", NULL), MBX_ERR);
+	ck_assert_int_eq(mbx_folder_rename(mdir, "AB", "inbox", NULL), MBX_EXISTS);
+	ck_assert_int_eq(mbx_folder_rename(mdir, "Nope", "X", NULL), MBX_NOENT);
 	/* a child would end up 17 levels deep */
 	ck_assert_int_eq(mbx_folder_rename(mdir, "Z", "1/2/3/4/5/6/7/8/9/10/11/12/13/14",
 	    &err), MBX_ERR);
@@ -308,7 +308,7 @@ START_TEST(test_rename_inbox)
 	ASSERT_LIST(folders(), "INBOX/Child,Old");
 	/* the target must not exist */
 	put("new/m3", "three\n");
-	ck_assert_int_eq(mbx_folder_rename(mdir, "INBOX", "Old", &err), MBX_ERR);
+	ck_assert_int_eq(mbx_folder_rename(mdir, "INBOX", "Old", &err), MBX_EXISTS);
 	free(err);
 	ck_assert(exists(mdir, "/new/m3"));
 }
@@ -347,6 +347,31 @@ START_TEST(test_subscriptions)
 	ck_assert_int_eq(unlink(p), 0);
 	ck_assert_int_eq(symlink(out, p), 0);
 	ck_assert_int_eq(mbx_subs_list(mdir, (char ***)&data, &err), MBX_ERR);
+	free(err);
+}
+END_TEST
+
+/* RENAME: the subscriptions of the folder and the folders below it
+ * move; others, and names that only share a prefix, stay. */
+START_TEST(test_subscriptions_rename)
+{
+	char *err = NULL;
+
+	ck_assert_int_eq(mbx_subs_set(mdir, "A", 1, &err), 0);
+	ck_assert_int_eq(mbx_subs_set(mdir, "A/B/C", 1, &err), 0);
+	ck_assert_int_eq(mbx_subs_set(mdir, "AB", 1, &err), 0);
+	ck_assert_int_eq(mbx_subs_set(mdir, "Z/A", 1, &err), 0);   /* already there */
+	ck_assert_int_eq(mbx_subs_rename(mdir, "A", "Z/A", &err), 0);
+	ASSERT_LIST(subs(), "AB,Z/A,Z/A/B/C");
+	/* not subscribed: the rename subscribes nothing */
+	ck_assert_int_eq(mbx_subs_rename(mdir, "Q", "R", &err), 0);
+	ASSERT_LIST(subs(), "AB,Z/A,Z/A/B/C");
+	/* INBOX stays, its children stay, the new folder joins */
+	ck_assert_int_eq(mbx_subs_set(mdir, "INBOX", 1, &err), 0);
+	ck_assert_int_eq(mbx_subs_set(mdir, "INBOX/Kid", 1, &err), 0);
+	ck_assert_int_eq(mbx_subs_rename(mdir, "inbox", "Old", &err), 0);
+	ASSERT_LIST(subs(), "AB,INBOX,INBOX/Kid,Old,Z/A,Z/A/B/C");
+	ck_assert_int_eq(mbx_subs_rename(mdir, "../x", "Y", &err), MBX_ERR);
 	free(err);
 }
 END_TEST
@@ -417,6 +442,7 @@ folder_suite(void)
 	tcase_add_test(tc, test_rename);
 	tcase_add_test(tc, test_rename_inbox);
 	tcase_add_test(tc, test_subscriptions);
+	tcase_add_test(tc, test_subscriptions_rename);
 	tcase_add_test(tc, test_subscriptions_concurrent);
 	tcase_add_test(tc, test_folders_init);
 	suite_add_tcase(s, tc);
