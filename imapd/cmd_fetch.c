@@ -182,11 +182,11 @@ fetch_job_more(struct isess *s)
 		const char *err = NULL;
 		int r;
 
-		if (m->gone) {
-			j->gone = 1;
-			continue;
-		}
-		if (j->req.sets_seen && !s->readonly && !(m->flags & MBX_SEEN)) {
+		/* A message another session expunged, not yet reported:
+		 * what the view holds (UID, FLAGS, sizes, dates) is still
+		 * served, so a client's FETCH 1:* (UID FLAGS) works; asking
+		 * for its text gets NO [EXPUNGEISSUED] below (RFC 2180 4.1). */
+		if (j->req.sets_seen && !m->gone && !s->readonly && !(m->flags & MBX_SEEN)) {
 			char *e = NULL;
 			r = mbx_set_flags(s->box->mb, m->uid, MBX_SEEN, 0, &m->modseq, &e);
 			if (r == 0) {

@@ -198,7 +198,6 @@ void
 cmd_select(struct isess *s, const struct imap_command *c, int examine)
 {
 	const struct imap_arg *a = imap_arg_child(c, 0, 0);
-	struct buf b = BUF_INIT(0);
 	char *name = NULL, *err = NULL, **kws = NULL;
 	struct imbox *box;
 	size_t recent = 0, unseen = 0;
@@ -267,12 +266,7 @@ cmd_select(struct isess *s, const struct imap_command *c, int examine)
 				unseen = s->n;
 		}
 	}
-	(void)buf_puts(&b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (size_t k = 0; kws != NULL && kws[k] != NULL; k++)
-		(void)buf_printf(&b, " %s", kws[k]);
-	(void)buf_puts(&b, ")\r\n");
-	s_write(s, b.data, b.len);
-	buf_free(&b);
+	s_keywords_seen(s, kws);
 	strv_free(&kws);
 	if (examine)
 		s_untagged(s, "OK [PERMANENTFLAGS ()] Read-only mailbox.");
@@ -372,7 +366,14 @@ cmd_expunge(struct isess *s, const struct imap_command *c, int uid)
 	free(idx);
 	s->n_expunge += (unsigned)k;
 	s_updates(s, 1);
-	s_tagged(s, c->tag, "OK Expunge completed.");
+	/* With QRESYNC on, the tagged OK says where the expunges left
+	 * HIGHESTMODSEQ (RFC 7162, 3.2), so the client's next resync
+	 * starts from there. */
+	if (s->qresync)
+		s_tagged(s, c->tag, "OK [HIGHESTMODSEQ %" PRIu64 "] Expunge completed.",
+		    mbx_highestmodseq(s->box->mb));
+	else
+		s_tagged(s, c->tag, "OK Expunge completed.");
 }
 
 /* A flag list or a single flag: system bits and keywords. 0 or -1 (BAD
@@ -548,8 +549,10 @@ cmd_store(struct isess *s, const struct imap_command *c, int uid)
 			 * MODSEQ, or its cache would keep the old one
 			 * (RFC 7162 3.1.3). */
 			struct buf b = BUF_INIT(0);
+			if (!silent)
+				s_keywords_seen(s, m->keywords);
 			(void)buf_printf(&b, "* %zu FETCH (", idx[j] + 1);
-			if (uid)
+			if (uid || s->condstore)
 				(void)buf_printf(&b, "UID %" PRIu32 " ", m->uid);
 			if (!silent) {
 				(void)buf_puts(&b, "FLAGS ");

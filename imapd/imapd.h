@@ -85,6 +85,7 @@ struct isess {
 	struct imsg *msgs;
 	size_t n, cap;
 	uint64_t seen_gen;             /* box->gen the view matches */
+	char **kw_known;               /* keywords the last FLAGS reply named */
 	struct imap_seqset saved;      /* SEARCHRES "$": UIDs */
 	int have_saved;
 	/* IDLE */
@@ -122,6 +123,10 @@ void s_bad(struct isess *s, const char *tag, const char *text);
  * view was last brought up to date (RFC 9051 7.4, 5.2; EXPUNGE only when
  * allow_expunge, RFC 3501 7.4.1). */
 void s_updates(struct isess *s, int allow_expunge);
+/* An untagged FLAGS naming every keyword of the view, sent first when
+ * kw holds one the client has not been told of (RFC 9051 7.3.5: it
+ * records each FLAGS reply; clients offer keywords from it). */
+void s_keywords_seen(struct isess *s, char *const *kw);
 /* The messages a sequence set names: view indexes, ascending. set may be
  * "$" (the saved result). 0, or -1 after a BAD reply. */
 int s_seqset(struct isess *s, const char *tag, const struct imap_arg *a, int uid,

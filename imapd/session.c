@@ -215,6 +215,29 @@ view_push(struct isess *s, const struct mbx_msg *m, int recent)
 	v->recent = recent;
 }
 
+void
+s_keywords_seen(struct isess *s, char *const *kw)
+{
+	struct buf b = BUF_INIT(0);
+	int added = s->kw_known == NULL;
+
+	if (s->kw_known == NULL)
+		s->kw_known = xcalloc(1, sizeof(char *));
+	for (size_t i = 0; kw != NULL && kw[i] != NULL; i++)
+		if (!strv_contains_ci(s->kw_known, kw[i])) {
+			strv_push(&s->kw_known, kw[i]);
+			added = 1;
+		}
+	if (!added)
+		return;
+	(void)buf_puts(&b, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (size_t k = 0; s->kw_known[k] != NULL; k++)
+		(void)buf_printf(&b, " %s", s->kw_known[k]);
+	(void)buf_puts(&b, ")\r\n");
+	s_write(s, b.data, b.len);
+	buf_free(&b);
+}
+
 static void
 flags_update(struct isess *s, size_t i)
 {
@@ -279,8 +302,10 @@ s_updates(struct isess *s, int allow_expunge)
 					imsg_free_kw(m);
 					m->keywords = kw_dup(x->keywords);
 					m->modseq = x->modseq;
-					if (!m->gone)
+					if (!m->gone) {
+						s_keywords_seen(s, m->keywords);
 						flags_update(s, i);
+					}
 				}
 				m->modseq = x->modseq;
 				j++;
@@ -296,6 +321,8 @@ s_updates(struct isess *s, int allow_expunge)
 		view_add_new(s, j);
 		if (s->n != n0) {
 			size_t r = 0;
+			for (i = n0; i < s->n; i++)
+				s_keywords_seen(s, s->msgs[i].keywords);
 			s_untagged(s, "%zu EXISTS", s->n);
 			for (i = 0; i < s->n; i++)
 				r += s->msgs[i].recent;
@@ -329,20 +356,31 @@ s_updates(struct isess *s, int allow_expunge)
 		free(u);
 		return;
 	}
-	for (i = s->n; i-- > 0; ) {
-		if (!s->msgs[i].gone)
-			continue;
-		s_untagged(s, "%zu EXPUNGE", i + 1);
-		imsg_free_kw(&s->msgs[i]);
-		memmove(&s->msgs[i], &s->msgs[i + 1], (s->n - i - 1) * sizeof(*s->msgs));
-		s->n--;
-	}
+	/* Highest first, so each number is still right when the client
+	 * reads it; then one pass closes the gaps. */
+	size_t w = 0, recent_gone = 0, recent = 0;
+	for (i = s->n; i-- > 0; )
+		if (s->msgs[i].gone) {
+			s_untagged(s, "%zu EXPUNGE", i + 1);
+			recent_gone += s_recent(s, &s->msgs[i]);
+			imsg_free_kw(&s->msgs[i]);
+		}
+	for (i = 0; i < s->n; i++)
+		if (!s->msgs[i].gone) {
+			recent += s_recent(s, &s->msgs[i]);
+			s->msgs[w++] = s->msgs[i];
+		}
+	s->n = w;
+	/* RFC 3501 7.3.2: the count of \Recent changed. */
+	if (recent_gone > 0)
+		s_untagged(s, "%zu RECENT", recent);
 }
 
 void
 s_unselect(struct isess *s)
 {
 	view_free(s);
+	strv_free(&s->kw_known);
 	imbox_release(&s->box);
 	xfree(&s->box_name);
 	imap_seqset_free(&s->saved);

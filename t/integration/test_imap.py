@@ -186,7 +186,8 @@ class Imap(unittest.TestCase):
             if len(new) >= n:
                 out = {}
                 for p in new:
-                    b = open(p, "rb").read()
+                    with open(p, "rb") as f:
+                        b = f.read()
                     out[int(re.search(rb"^Subject: \S+ (\d+)", b, re.M).group(1))] = b
                 return [out[i] for i in range(n)]
             if time.time() > deadline:
@@ -395,6 +396,65 @@ class Imap(unittest.TestCase):
         self.assertNotIn(b"$Important", d[0])
         a.logout()
         b.logout()
+
+    def test_new_keyword_flags_and_recent_after_expunge(self):
+        # A keyword no FLAGS reply named yet is announced with a fresh
+        # FLAGS before the FETCH that carries it (RFC 9051 7.3.5), for
+        # the session's own STORE and another session's alike; an
+        # EXPUNGE that takes \\Recent messages says the new RECENT count.
+        self.need_imapd()
+        self.clear_inbox()
+        self.deliver(3, "kw")
+        a, _ = self.raw_login()
+        out = a.cmd("s", "SELECT INBOX")
+        self.assertIn("* 3 RECENT", out)
+        flags = [x for x in out if x.startswith("* FLAGS ")]
+        self.assertEqual(flags, ["* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)"])
+        out = a.cmd("t", "STORE 1 +FLAGS ($Kw1)")
+        self.assertEqual(out[0], "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Kw1)")
+        self.assertRegex(out[1], r"^\* 1 FETCH \(FLAGS \(.*\$Kw1")
+        # the same keyword again: no FLAGS
+        out = a.cmd("u", "STORE 2 +FLAGS ($Kw1)")
+        self.assertFalse([x for x in out if x.startswith("* FLAGS")], out)
+        b = self.login()
+        b.select("INBOX")
+        b.store("3", "+FLAGS", "($Kw2)")
+        out = a.cmd("v", "NOOP")
+        self.assertEqual(out[0], "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Kw1 $Kw2)")
+        self.assertRegex(out[1], r"^\* 3 FETCH \(UID \d+ FLAGS \(.*\$Kw2")
+        b.logout()
+        a.cmd("w", "STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+        out = a.cmd("x", "EXPUNGE")
+        self.assertEqual(out[:3], ["* 2 EXPUNGE", "* 1 EXPUNGE", "* 1 RECENT"], out)
+        self.assertTrue(out[-1].startswith("x OK"), out)
+        a.cmd("y", "LOGOUT")
+        a.close()
+
+    def test_fetch_of_message_another_session_expunged(self):
+        # What the view knows of a message expunged elsewhere but not
+        # yet reported is still served; its text is NO [EXPUNGEISSUED]
+        # (RFC 2180 4.1), and NOOP then reports the EXPUNGE.
+        self.need_imapd()
+        self.clear_inbox()
+        self.deliver(2, "gone")
+        a, _ = self.raw_login()
+        a.cmd("s", "SELECT INBOX")
+        b = self.login()
+        b.select("INBOX")
+        b.store("1", "+FLAGS", "(\\Deleted)")
+        b.expunge()
+        b.logout()
+        out = a.cmd("t", "FETCH 1:* (UID FLAGS)")
+        self.assertEqual(len([x for x in out if " FETCH (UID " in x]), 2, out)
+        self.assertTrue(out[-1].startswith("t OK"), out)
+        out = a.cmd("u", "FETCH 1 BODY.PEEK[]")
+        self.assertTrue(out[-1].startswith("u NO [EXPUNGEISSUED]"), out)
+        out = a.cmd("v", "NOOP")
+        self.assertIn("* 1 EXPUNGE", out)
+        out = a.cmd("w", "FETCH 1:* UID")
+        self.assertEqual(len([x for x in out if " FETCH (UID " in x]), 1, out)
+        a.cmd("y", "LOGOUT")
+        a.close()
 
     def test_status_recent(self):
         # The session that selected a folder holds its \\Recent messages:
@@ -691,6 +751,18 @@ class Imap(unittest.TestCase):
         self.assertTrue(out[-1].startswith("g OK"), out)
         self.assertRegex(out[0], r"^\* 2 FETCH \(UID %d MODSEQ \(\d+\)\)$" % uids[2])
         self.assertEqual(len(out), 2, out)
+        # With CONDSTORE on, a STORE's FETCH carries the UID even for a
+        # plain STORE (RFC 7162 3.1: a client matches it by UID).
+        out = r.cmd("g2", "STORE 1 +FLAGS (\\Flagged)")
+        self.assertRegex(out[0], r"^\* 1 FETCH \(UID %d FLAGS \(" % uids[0])
+        # EXPUNGE's OK names the HIGHESTMODSEQ it left (QRESYNC).
+        r.cmd("g3", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+        out = r.cmd("g4", "EXPUNGE")
+        self.assertIn("* VANISHED %d" % uids[0], out)
+        m = re.match(r"g4 OK \[HIGHESTMODSEQ (\d+)\]", out[-1])
+        self.assertTrue(m, out)
+        st = r.cmd("g5", "STATUS INBOX (HIGHESTMODSEQ)")
+        self.assertIn("HIGHESTMODSEQ %s)" % m.group(1), st[0])
         r.cmd("h", "LOGOUT")
         r.close()
         a.logout()
