@@ -40,8 +40,9 @@ status_of(struct isess *s, const char *name, unsigned items, struct buf *out,
 			if (mbx_recent_first(b->mb, &first, NULL) == 0 && first < st.uidnext)
 				recent = st.uidnext - first;
 			/* The selected folder's recent messages are this
-			 * session's: the store counts them claimed. */
-			if (b == s->box)
+			 * session's: the store counts them claimed (EXAMINE
+			 * claims none: they are in the count above). */
+			if (b == s->box && !s->readonly)
 				for (size_t i = 0; i < s->n; i++)
 					recent += s->msgs[i].recent && !s->msgs[i].gone;
 			if (recent > st.messages)

@@ -233,38 +233,15 @@ cmd_select(struct isess *s, const struct imap_command *c, int examine)
 	s->seen_gen = box->snap_gen;
 	/* The whole snapshot is new to this view. */
 	s->n = 0;
-	{
-		uint32_t lo = 0, hi = 0;
-		if (!examine && mbx_recent_claim(box->mb, &lo, &hi, &err) < 0) {
-			log_warnx("user=<%s>: %s: recent: %s", s->user, name, err);
-			free(err);
-			err = NULL;
-		}
-		for (size_t j = 0; j < box->nsnap; j++) {
-			const struct mbx_msg *m = &box->snap[j];
-			struct imsg *v;
-			if (s->n == s->cap) {
-				s->cap = s->cap ? s->cap * 2 : 64;
-				s->msgs = xreallocarray(s->msgs, s->cap, sizeof(*s->msgs));
-			}
-			v = &s->msgs[s->n++];
-			memset(v, 0, sizeof(*v));
-			v->uid = m->uid;
-			v->flags = m->flags;
-			v->keywords = xcalloc(1, sizeof(char *));
-			for (size_t k = 0; m->keywords[k] != NULL; k++) {
-				strv_push(&v->keywords, m->keywords[k]);
-				if (!strv_contains_ci(kws, m->keywords[k]))
-					strv_push(&kws, m->keywords[k]);
-			}
-			v->modseq = m->modseq;
-			v->size = m->wire_size;
-			v->internaldate = m->internaldate;
-			v->recent = m->uid >= lo && m->uid < hi;
-			recent += v->recent;
-			if (unseen == 0 && !(m->flags & MBX_SEEN))
-				unseen = s->n;
-		}
+	s_view_add_new(s, 0);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct imsg *v = &s->msgs[i];
+		for (size_t k = 0; v->keywords[k] != NULL; k++)
+			if (!strv_contains_ci(kws, v->keywords[k]))
+				strv_push(&kws, v->keywords[k]);
+		recent += v->recent;
+		if (unseen == 0 && !(v->flags & MBX_SEEN))
+			unseen = i + 1;
 	}
 	s_keywords_seen(s, kws);
 	strv_free(&kws);

@@ -123,6 +123,9 @@ void s_bad(struct isess *s, const char *tag, const char *text);
  * view was last brought up to date (RFC 9051 7.4, 5.2; EXPUNGE only when
  * allow_expunge, RFC 3501 7.4.1). */
 void s_updates(struct isess *s, int allow_expunge);
+/* Messages of the snapshot from index j on into the view, with the
+ * \Recent ones this session claims (or, EXAMINE, sees unclaimed). */
+void s_view_add_new(struct isess *s, size_t j);
 /* An untagged FLAGS naming every keyword of the view, sent first when
  * kw holds one the client has not been told of (RFC 9051 7.3.5: it
  * records each FLAGS reply; clients offer keywords from it). */

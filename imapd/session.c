@@ -253,18 +253,23 @@ flags_update(struct isess *s, size_t i)
 	buf_free(&b);
 }
 
-/* New messages in the snapshot from index j on: into the view, with the
- * \Recent ones this session claims. */
-static void
-view_add_new(struct isess *s, size_t j)
+void
+s_view_add_new(struct isess *s, size_t j)
 {
 	struct imbox *b = s->box;
 	uint32_t lo = 0, hi = 0;
 	char *err = NULL;
+	int r;
 
 	if (j >= b->nsnap)
 		return;
-	if (!s->readonly && mbx_recent_claim(b->mb, &lo, &hi, &err) < 0) {
+	/* A read-write session claims the new UIDs; EXAMINE only looks,
+	 * for it MUST NOT take \Recent away (RFC 3501 6.3.2). */
+	if (!s->readonly)
+		r = mbx_recent_claim(b->mb, &lo, &hi, &err);
+	else if ((r = mbx_recent_first(b->mb, &lo, &err)) == 0)
+		hi = UINT32_MAX;
+	if (r < 0) {
 		log_warnx("user=<%s>: %s: recent: %s", s->user, s->box_name, err);
 		free(err);
 		lo = hi = 0;
@@ -318,7 +323,7 @@ s_updates(struct isess *s, int allow_expunge)
 		for (j = 0; j < b->nsnap && b->snap[j].uid <= last; j++)
 			;
 		n0 = s->n;
-		view_add_new(s, j);
+		s_view_add_new(s, j);
 		if (s->n != n0) {
 			size_t r = 0;
 			for (i = n0; i < s->n; i++)

@@ -697,7 +697,17 @@ imap_parse_datetime(const char *s, size_t n, int64_t *t_r)
 	static const int mdays[12] = {
 		31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31,
 	};
-	/* "dd-Mon-yyyy hh:mm:ss +zzzz", the day maybe " d" (date-day-fixed). */
+	char fixed[26];
+
+	/* "dd-Mon-yyyy hh:mm:ss +zzzz", the day maybe " d" (date-day-fixed)
+	 * or, as some clients write it and Dovecot takes it, "d": an APPEND
+	 * refused for that would lose the client's copy of a sent message. */
+	if (n == 25 && s[1] == '-') {
+		fixed[0] = ' ';
+		memcpy(fixed + 1, s, 25);
+		s = fixed;
+		n = 26;
+	}
 	if (n != 26 || s[2] != '-' || s[6] != '-' || s[11] != ' '
 	    || s[14] != ':' || s[17] != ':' || s[20] != ' '
 	    || (s[21] != '+' && s[21] != '-'))

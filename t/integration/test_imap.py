@@ -486,6 +486,26 @@ class Imap(unittest.TestCase):
         a.logout()
         b.logout()
 
+    def test_examine_keeps_recent(self):
+        # EXAMINE shows the \\Recent messages but MUST NOT take the
+        # flag away (RFC 3501 6.3.2): a later SELECT still gets them.
+        self.need_imapd()
+        self.clear_inbox()
+        self.deliver(2, "examine")
+        a, _ = self.raw_login()
+        out = a.cmd("e", "EXAMINE INBOX")
+        self.assertIn("* 2 RECENT", out)
+        out = a.cmd("f", "FETCH 1:* FLAGS")
+        self.assertEqual(len([x for x in out if "\\Recent" in x]), 2, out)
+        st = a.cmd("g", "STATUS INBOX (RECENT)")
+        self.assertIn("* STATUS INBOX (RECENT 2)", st)
+        b = self.login()
+        typ, d = b.select("INBOX")
+        self.assertEqual(b.response("RECENT")[1], [b"2"])
+        b.logout()
+        a.cmd("z", "LOGOUT")
+        a.close()
+
     def test_append_then_fetch(self):
         self.need_imapd()
         c = self.login()
@@ -506,6 +526,13 @@ class Imap(unittest.TestCase):
             with open(p, "rb") as f:
                 got.append(f.read())
         self.assertIn(msg, got)
+        # a date-time whose day lacks date-day-fixed's space is taken,
+        # as Dovecot takes it: a BAD would lose the client's copy
+        typ, data = c.append("Drafts", None, '"5-Dec-2026 10:06:40 +0000"', msg)
+        self.assertEqual(typ, "OK", data)
+        uid = re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1).decode()
+        typ, d = c.uid("FETCH", uid, "(INTERNALDATE)")
+        self.assertIn(b'INTERNALDATE "05-Dec-2026 10:06:40 +0000"', d[0])
         c.logout()
 
     def test_fetch_unended_and_nul(self):
