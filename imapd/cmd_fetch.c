@@ -288,7 +288,7 @@ cmd_fetch(struct isess *s, const struct imap_command *c, int uid)
 		return;
 	}
 	if (j->req.has_modseq)
-		s->condstore = 1;   /* RFC 7162 3.1: a CONDSTORE enabling command */
+		s_condstore_on(s);
 	if (s_seqset(s, c->tag, imap_arg_child(c, 0, 0), uid, &j->idx, &j->n) < 0) {
 		fetch_job_free(&j);
 		return;
@@ -405,7 +405,7 @@ cmd_search(struct isess *s, const struct imap_command *c, int uid)
 	if (s->rev2)
 		imap_search_rev2(q);
 	if (imap_search_uses_modseq(q))
-		s->condstore = 1;
+		s_condstore_on(s);
 	imap_search_write(q, c->tag, uid, m.matched, m.nm, &out);
 	if (imap_search_return(q) & IMAP_SR_SAVE)
 		save_result(s, m.matched, m.nm);

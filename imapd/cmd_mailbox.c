@@ -121,6 +121,7 @@ select_params(struct isess *s, const struct imap_command *c,
 		return -1;
 	for (size_t k = 0; (p = imap_arg_child(c, li, k)) != NULL; k++) {
 		if (p->kind == IMAP_ARG_ATOM && strcasecmp(p->str, "CONDSTORE") == 0) {
+			/* SELECT itself sends HIGHESTMODSEQ, of the new mailbox */
 			s->condstore = 1;
 		} else if (p->kind == IMAP_ARG_ATOM && strcasecmp(p->str, "QRESYNC") == 0
 		    && s->qresync) {
@@ -433,7 +434,7 @@ cmd_store(struct isess *s, const struct imap_command *c, int uid)
 			return;
 		}
 		have_unch = 1;
-		s->condstore = 1;
+		s_condstore_on(s);
 		item = imap_arg_child(c, 0, 2);
 		fk = 3;
 	}

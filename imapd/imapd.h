@@ -126,6 +126,10 @@ void s_updates(struct isess *s, int allow_expunge);
 /* Messages of the snapshot from index j on into the view, with the
  * \Recent ones this session claims (or, EXAMINE, sees unclaimed). */
 void s_view_add_new(struct isess *s, size_t j);
+/* A CONDSTORE enabling command (RFC 7162 3.1): from now on MODSEQ and
+ * UID in FETCH replies, and, with a mailbox selected, its HIGHESTMODSEQ
+ * in an untagged OK now, the value the client's later changes count from. */
+void s_condstore_on(struct isess *s);
 /* An untagged FLAGS naming every keyword of the view, sent first when
  * kw holds one the client has not been told of (RFC 9051 7.3.5: it
  * records each FLAGS reply; clients offer keywords from it). */

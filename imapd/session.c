@@ -216,6 +216,17 @@ view_push(struct isess *s, const struct mbx_msg *m, int recent)
 }
 
 void
+s_condstore_on(struct isess *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = 1;
+	if (s->box != NULL)
+		s_untagged(s, "OK [HIGHESTMODSEQ %" PRIu64 "] Highest",
+		    mbx_highestmodseq(s->box->mb));
+}
+
+void
 s_keywords_seen(struct isess *s, char *const *kw)
 {
 	struct buf b = BUF_INIT(0);
@@ -481,6 +492,7 @@ cmd_enable(struct isess *s, const struct imap_command *c, int arg)
 {
 	struct buf b = BUF_INIT(0);
 	const struct imap_arg *a;
+	int cs = 0;
 
 	if (c->args[0].nchildren == 0) {
 		s_bad(s, c->tag, "ENABLE needs arguments.");
@@ -493,11 +505,11 @@ cmd_enable(struct isess *s, const struct imap_command *c, int arg)
 		if (strcasecmp(a->str, "IMAP4rev2") == 0 && !s->rev2) {
 			s->rev2 = 1;
 			(void)buf_puts(&b, " IMAP4rev2");
-		} else if (strcasecmp(a->str, "CONDSTORE") == 0 && !s->condstore) {
-			s->condstore = 1;
+		} else if (strcasecmp(a->str, "CONDSTORE") == 0 && !s->condstore && !cs) {
+			cs = 1;
 			(void)buf_puts(&b, " CONDSTORE");
 		} else if (strcasecmp(a->str, "QRESYNC") == 0 && !s->qresync) {
-			s->qresync = s->condstore = 1;
+			s->qresync = cs = 1;
 			(void)buf_puts(&b, " QRESYNC");
 		} else if (strcasecmp(a->str, "UTF8=ACCEPT") == 0 && !s->utf8) {
 			s->utf8 = 1;
@@ -507,6 +519,8 @@ cmd_enable(struct isess *s, const struct imap_command *c, int arg)
 	(void)buf_puts(&b, "\r\n");
 	s_write(s, b.data, b.len);
 	buf_free(&b);
+	if (cs)
+		s_condstore_on(s);
 	s_tagged(s, c->tag, "OK Enabled.");
 }
 

@@ -794,6 +794,29 @@ class Imap(unittest.TestCase):
         r.close()
         a.logout()
 
+    def test_condstore_enabled_while_selected(self):
+        # RFC 7162 3.1: a CONDSTORE enabling command in the selected
+        # state gets the mailbox's HIGHESTMODSEQ, once.
+        self.need_imapd()
+        self.clear_inbox()
+        self.deliver(1, "cs")
+        r, _ = self.raw_login()
+        ms = re.search(r"HIGHESTMODSEQ (\d+)", "\n".join(r.cmd("s", "SELECT INBOX"))).group(1)
+        out = r.cmd("t", "FETCH 1 (FLAGS) (CHANGEDSINCE 0)")
+        self.assertTrue(out[0].startswith("* OK [HIGHESTMODSEQ %s]" % ms), out)
+        self.assertRegex(out[1], r"^\* 1 FETCH \(.*MODSEQ \(\d+\)")
+        out = r.cmd("u", "FETCH 1 (FLAGS) (CHANGEDSINCE 0)")
+        self.assertFalse([x for x in out if "HIGHESTMODSEQ" in x], out)
+        r.cmd("z", "LOGOUT")
+        r.close()
+        r, _ = self.raw_login()
+        r.cmd("s", "SELECT INBOX")
+        out = r.cmd("t", "ENABLE CONDSTORE")
+        self.assertEqual(out[0], "* ENABLED CONDSTORE")
+        self.assertTrue(out[1].startswith("* OK [HIGHESTMODSEQ %s]" % ms), out)
+        r.cmd("z", "LOGOUT")
+        r.close()
+
     def test_compress_deflate(self):
         """RFC 4978: after the OK both directions are raw deflate; a
         FETCH through it is byte-identical to the Maildir file."""
