@@ -218,7 +218,7 @@ class Dovecot:
     """A private Dovecot for one protocol ("pop3", "imap" or "lmtp") on a
     free loopback port. pop3/imap: the Maildirs filled like Postern's
     (args.clients users); lmtp: the names in users exist, the UNIX socket
-    is lmtp_socket, and extra_conf is appended to the configuration."""
+    is lmtp_socket. extra_conf is appended to the configuration."""
 
     def __init__(self, args, protocol, per_client, users=(), extra_conf=""):
         self.protocol = protocol
@@ -248,6 +248,7 @@ class Dovecot:
                     d=d, protocol=protocol, uid=self.uid, gid=self.gid,
                     pop3_port=self.port if protocol == "pop3" else 0,
                     imap_port=self.port if protocol == "imap" else 0))
+                f.write(extra_conf)
         with open(os.path.join(d, "passwd"), "w") as f:
             if getattr(args, "hashes", None):
                 f.write(args.hashes)

@@ -2,8 +2,9 @@
 """
 IMAP with the real clients administrators' users run: mbsync (isync)
 two-way sync with flags and folders, offlineimap3, fetchmail over IMAP,
-curl imap:// and imaps://, and mutt reading and copying in batch mode
-(under a pseudo-terminal, as mutt wants one).
+curl imap:// and imaps://, mutt reading and copying in batch mode
+(under a pseudo-terminal, as mutt wants one), and Dovecot's doveadm
+backup pulling a whole mailbox through imapc (a migration to Dovecot).
 
 What is asserted is what a user would check: the messages the client
 stored are byte-identical (line ends aside, where the client's own store
@@ -30,7 +31,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
 import postern_harness as H  # noqa: E402
+import benchlib  # noqa: E402
 
 ALICE = "alice@example.test"
 PW = "alice imap secret"
@@ -372,6 +375,73 @@ class Clients(unittest.TestCase):
             self.assertIn(body, data)
         # mutt's flag reached the server
         self.assertIn("\\Flagged", self.server_flags("mutt 0"))
+
+    # ----- doveadm backup through imapc: a migration to Dovecot ----------
+
+    def test_dovecot_dsync_migration(self):
+        """The way an administrator moves mailboxes to Dovecot: doveadm
+        backup with Postern as the imapc source. Every message arrives
+        with its bytes (Dovecot's Maildir keeps LF line ends), flags,
+        keywords, INTERNALDATE and folder, and the subscriptions."""
+        self.need("doveadm")
+        sent = self.deliver(2, "dsync")
+        c = self.imap()
+        self.assertEqual(c.create("Projects/2027")[0], "OK")
+        old = b"Subject: dsync old\r\n\r\nfrom last year\r\n"
+        self.assertEqual(c.append("Projects/2027", "(\\Flagged $Work)",
+                                  '"01-Jan-2025 10:00:00 +0100"', old)[0], "OK")
+        c.select("INBOX")
+        c.store("1", "+FLAGS", "(\\Seen \\Answered $Done)")
+        c.logout()
+        try:
+            dc = benchlib.Dovecot(None, "imap", 0, users=(ALICE,), extra_conf=(
+                "namespace inbox {\n  inbox = yes\n  separator = /\n}\n"))
+        except (RuntimeError, subprocess.CalledProcessError) as e:
+            self.skipTest("no Dovecot to migrate to: %s" % e)
+        try:
+            r = subprocess.run(
+                ["doveadm", "-c", os.path.join(dc.dir, "dovecot.conf"),
+                 "-o", "imapc_host=127.0.0.1", "-o", "imapc_port=%d" % self.p143,
+                 "-o", "imapc_user=%s" % ALICE, "-o", "imapc_password=%s" % PW,
+                 "-o", "imapc_features=rfc822.size fetch-headers modseq",
+                 "backup", "-R", "-u", ALICE, "imapc:"],
+                capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr[-3000:] + self.inst.log()[-2000:])
+            root = os.path.join(dc.dir, "mail", ALICE)
+            got = {}
+            for d in (root, os.path.join(root, ".Projects.2027")):
+                for sub in ("new", "cur"):
+                    for f in os.listdir(os.path.join(d, sub)):
+                        p = os.path.join(d, sub, f)
+                        with open(p, "rb") as fh:
+                            b = fh.read()
+                        subj = re.search(rb"^Subject: (.*)$", b, re.M).group(1).strip()
+                        got[subj] = (d, f, b, os.stat(p).st_mtime)
+            self.assertEqual(sorted(got), sorted(list(sent) + [b"dsync old"]))
+            for subj, b in sent.items():
+                d, f, data, _ = got[subj]
+                self.assertEqual(d, root)
+                self.assertEqual(data, lf(b))
+            def letter(d, kw):
+                """Dovecot's Maildir letter for keyword kw in folder d."""
+                with open(os.path.join(d, "dovecot-keywords")) as fh:
+                    for ln in fh:
+                        if ln.split()[1:] == [kw]:
+                            return chr(ord("a") + int(ln.split()[0]))
+                self.fail("%s not in %s/dovecot-keywords" % (kw, d))
+            first = got[b"dsync 0"][1]
+            self.assertRegex(first, r":2,[A-Za-z]*R[A-Za-z]*S")
+            self.assertIn(letter(root, "$Done"), first.split(":2,")[1])
+            d, f, data, mtime = got[b"dsync old"]
+            self.assertEqual(d, os.path.join(root, ".Projects.2027"))
+            self.assertEqual(data, lf(old))
+            self.assertIn("F", f.split(":2,")[1])
+            self.assertIn(letter(d, "$Work"), f.split(":2,")[1])
+            self.assertEqual(mtime, 1735722000)     # 2025-01-01 09:00 UTC
+            subs = open(os.path.join(root, "subscriptions")).read()
+            self.assertIn("Projects\t2027", subs)
+        finally:
+            dc.stop()
 
 
 if __name__ == "__main__":
