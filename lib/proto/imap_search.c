@@ -485,6 +485,7 @@ struct pctx {
 	struct imap_search *s;
 	const char *err;
 	int rc;                    /* -1 syntax, -2 charset */
+	const struct imap_arg *charset;   /* CHARSET other than UTF-8/US-ASCII */
 };
 
 static const struct imap_arg *
@@ -739,7 +740,19 @@ parse_key(struct pctx *p, unsigned depth)
 			goto fail;
 		if (keys[k].field)
 			n->name = xstrdup(keys[k].field);
-		imap_casemap(v->str, v->len, &n->needle, 0);
+		if (p->charset != NULL) {
+			struct buf u = BUF_INIT(0);
+			if (mime_charset_to_utf8(p->charset->str, p->charset->len, v->str,
+			    v->len, &u) < 0) {
+				buf_free(&u);
+				p->err = "Search string is not in the given charset";
+				goto fail;
+			}
+			imap_casemap(u.data != NULL ? u.data : "", u.len, &n->needle, 0);
+			buf_free(&u);
+		} else {
+			imap_casemap(v->str, v->len, &n->needle, 0);
+		}
 		break;
 	case A_NUM:
 		if (parse_u64(cur(p), &n->num) < 0) {
@@ -863,10 +876,22 @@ check_charset(struct pctx *p, const struct imap_arg *a)
 		p->err = "Missing charset";
 		return -1;
 	}
+	/* Strings in another charset are converted to UTF-8 as they are
+	 * read, with the converter MIME text uses: clients that search in
+	 * their local charset (ISO-8859-1, windows-1252, ISO-2022-JP) work
+	 * as against Dovecot. One the converter does not know is NO
+	 * [BADCHARSET] (RFC 3501 6.4.4), as a client expects. */
 	if (strcasecmp(a->str, "UTF-8") != 0 && strcasecmp(a->str, "US-ASCII") != 0) {
-		p->err = "[BADCHARSET (US-ASCII UTF-8)] Unsupported charset";
-		p->rc = -2;
-		return -1;
+		struct buf probe = BUF_INIT(0);
+		int known = mime_charset_to_utf8(a->str, a->len, "", 0, &probe) == 0;
+
+		buf_free(&probe);
+		if (!known) {
+			p->err = "Unsupported charset";
+			p->rc = -2;
+			return -1;
+		}
+		p->charset = a;
 	}
 	advance(p);
 	return 0;

@@ -337,6 +337,16 @@ class PeerTest(unittest.TestCase):
                 else:
                     self.same("SEARCH " + key)
 
+    def test_search_local_charset(self):
+        # Clients that search in their own charset: the string converted
+        # to UTF-8 finds what its UTF-8 spelling finds, on both servers.
+        for cs, key, word in (("ISO-8859-1", "BODY", "caf\u00e9"),
+                              ("ISO-8859-1", "SUBJECT", "w\u00f6rld"),
+                              ("windows-1252", "TEXT", "\u00e9t\u00e9"),
+                              ("KOI8-R", "BODY", "banana")):
+            with self.subTest(cs=cs, word=word):
+                self.same("SEARCH CHARSET %s %s" % (cs, key), word.encode(cs))
+
     def test_sort_thread(self):
         for o in ORDERS:
             with self.subTest(o):

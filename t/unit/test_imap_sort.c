@@ -167,10 +167,11 @@ static const struct {
 	{ "(FOO) UTF-8 ALL", "BAD Invalid sort criteria" },
 	{ "(REVERSE) UTF-8 ALL", "BAD Invalid sort criteria" },
 	{ "(REVERSE REVERSE SIZE) UTF-8 ALL", "BAD Invalid sort criteria" },
-	{ "(DATE) KOI8-R ALL", "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset" },
+	{ "(DATE) KOI8-R ALL", "* SORT 3 1 2\r\n" },
+	{ "(DATE) X-NOPE ALL", "NO Unsupported charset" },
 	{ "(DATE) UTF-8", "BAD Missing search key" },
 	{ "(DATE)", "BAD Missing charset" },
-	{ "(DATE) CHARSET UTF-8 ALL", "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset" },
+	{ "(DATE) CHARSET UTF-8 ALL", "NO Unsupported charset" },
 	{ "(DATE) UTF-8 RETURN (ALL) ALL", "BAD Unknown search key" },
 };
 
