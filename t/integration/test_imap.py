@@ -703,14 +703,19 @@ class Imap(unittest.TestCase):
         self.need_imapd()
         c = self.login()
         c.create("SortTest")
-        msgs = [b"Subject: b\r\nMessage-ID: <1@x>\r\n\r\nx\r\n",
-                b"Subject: Re: b\r\nMessage-ID: <2@x>\r\nIn-Reply-To: <1@x>\r\n\r\ny\r\n",
-                b"Subject: a\r\nMessage-ID: <3@x>\r\n\r\nneedle\r\n"]
+        msgs = [b"Subject: b\r\nMessage-ID: <1@x>\r\nFrom: Zed <a@x>\r\n\r\nx\r\n",
+                b"Subject: Re: b\r\nMessage-ID: <2@x>\r\nIn-Reply-To: <1@x>\r\n"
+                b"From: =?UTF-8?Q?=C3=85sa?= <z@x>\r\n\r\ny\r\n",
+                b"Subject: a\r\nMessage-ID: <3@x>\r\nFrom: m@x\r\n\r\nneedle\r\n"]
         for m in msgs:
             c.append("SortTest", None, None, m)
         c.select("SortTest")
         self.assertEqual(c.search(None, "BODY", "needle")[1], [b"3"])
         self.assertEqual(c.sort("(SUBJECT)", "UTF-8", "ALL")[1], [b"3 1 2"])
+        # RFC 5957, advertised: the display name (decoded), else the address
+        self.assertIn(b"SORT=DISPLAY", c.capability()[1][0].split())
+        self.assertEqual(c.sort("(DISPLAYFROM)", "UTF-8", "ALL")[1], [b"3 1 2"])
+        self.assertEqual(c.sort("(FROM)", "UTF-8", "ALL")[1], [b"1 3 2"])
         typ, d = c.thread("REFERENCES", "UTF-8", "ALL")
         self.assertEqual(d, [b"(1 2)(3)"])
         c.close()
