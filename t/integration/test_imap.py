@@ -161,6 +161,14 @@ class Imap(unittest.TestCase):
         r.line()
         return r, r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))
 
+    def raw_with_mail(self, n, tag):
+        """alice's INBOX emptied, n messages delivered to it, and a Raw
+        session logged in as alice."""
+        self.need_imapd()
+        self.clear_inbox()
+        self.deliver(n, tag)
+        return self.raw_login()[0]
+
     @staticmethod
     def files(md):
         out = []
@@ -402,10 +410,7 @@ class Imap(unittest.TestCase):
         # FLAGS before the FETCH that carries it (RFC 9051 7.3.5), for
         # the session's own STORE and another session's alike; an
         # EXPUNGE that takes \\Recent messages says the new RECENT count.
-        self.need_imapd()
-        self.clear_inbox()
-        self.deliver(3, "kw")
-        a, _ = self.raw_login()
+        a = self.raw_with_mail(3, "kw")
         out = a.cmd("s", "SELECT INBOX")
         self.assertIn("* 3 RECENT", out)
         flags = [x for x in out if x.startswith("* FLAGS ")]
@@ -434,10 +439,7 @@ class Imap(unittest.TestCase):
         # What the view knows of a message expunged elsewhere but not
         # yet reported is still served; its text is NO [EXPUNGEISSUED]
         # (RFC 2180 4.1), and NOOP then reports the EXPUNGE.
-        self.need_imapd()
-        self.clear_inbox()
-        self.deliver(2, "gone")
-        a, _ = self.raw_login()
+        a = self.raw_with_mail(2, "gone")
         a.cmd("s", "SELECT INBOX")
         b = self.login()
         b.select("INBOX")
@@ -489,10 +491,7 @@ class Imap(unittest.TestCase):
     def test_examine_keeps_recent(self):
         # EXAMINE shows the \\Recent messages but MUST NOT take the
         # flag away (RFC 3501 6.3.2): a later SELECT still gets them.
-        self.need_imapd()
-        self.clear_inbox()
-        self.deliver(2, "examine")
-        a, _ = self.raw_login()
+        a = self.raw_with_mail(2, "examine")
         out = a.cmd("e", "EXAMINE INBOX")
         self.assertIn("* 2 RECENT", out)
         out = a.cmd("f", "FETCH 1:* FLAGS")
@@ -802,10 +801,7 @@ class Imap(unittest.TestCase):
     def test_condstore_enabled_while_selected(self):
         # RFC 7162 3.1: a CONDSTORE enabling command in the selected
         # state gets the mailbox's HIGHESTMODSEQ, once.
-        self.need_imapd()
-        self.clear_inbox()
-        self.deliver(1, "cs")
-        r, _ = self.raw_login()
+        r = self.raw_with_mail(1, "cs")
         ms = re.search(r"HIGHESTMODSEQ (\d+)", "\n".join(r.cmd("s", "SELECT INBOX"))).group(1)
         out = r.cmd("t", "FETCH 1 (FLAGS) (CHANGEDSINCE 0)")
         self.assertTrue(out[0].startswith("* OK [HIGHESTMODSEQ %s]" % ms), out)
