@@ -710,6 +710,8 @@ cmd_run(struct isess *s, const struct imap_command *c)
 
 /* ---- input ---- */
 
+/* Run the commands in the input: 0 when it needs more input, 1 when it
+ * stopped for its output to drain, -1 on an internal error. */
 static int
 process(struct isess *s)
 {
@@ -724,10 +726,12 @@ process(struct isess *s)
 			if (jr < 0)
 				return -1;
 			if (jr == 0)
-				return 0;   /* the rest on DRAINED */
+				return 1;   /* the rest when the output drains */
 		}
-		if (s->quit || conn_out_len(s->conn) >= OUT_HIGH)
+		if (s->quit)
 			return 0;
+		if (conn_out_len(s->conn) >= OUT_HIGH)
+			return 1;
 		if (s->idling) {
 			lr = conn_read_line(s->conn, IDLE_LINE_MAX, &line, &len);
 			if (lr == 0)
@@ -791,12 +795,19 @@ isess_cb(struct conn *c, unsigned ev, void *ctx)
 		session_free(s);
 		return;
 	}
-	if (process(s) < 0) {
+	/* A flush that writes everything at once posts no DRAINED: a
+	 * session that stopped for its output goes on here, or a large
+	 * response to a fast reader would wait forever. */
+	int r;
+	while ((r = process(s)) == 1 && conn_flush(c) == 1)
+		;
+	if (r < 0) {
 		stats_line(s, "Internal error");
 		session_free(s);
 		return;
 	}
-	(void)conn_flush(c);
+	if (r == 0)
+		(void)conn_flush(c);
 	if (s->quit && conn_out_len(c) == 0) {
 		stats_line(s, s->quit == 2 ? "Logged out" : s->quit == 3 ? "Refused"
 		    : "Too many invalid commands");

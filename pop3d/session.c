@@ -449,7 +449,9 @@ cmd_run(struct psess *s, const char *line, size_t len)
 	}
 }
 
-/* Run the commands in the input until a response must stream first. */
+/* Run the commands in the input until a response must stream first: 0
+ * when it needs more input, 1 when it stopped for its output to drain,
+ * -1 on an internal error. */
 static int
 process(struct psess *s)
 {
@@ -463,10 +465,12 @@ process(struct psess *s)
 			if (r < 0)
 				return -1;
 			if (r == 0)
-				return 0;   /* the rest on DRAINED */
+				return 1;   /* the rest when the output drains */
 		}
-		if (s->quit || conn_out_len(s->conn) >= STREAM_HIGH)
+		if (s->quit)
 			return 0;
+		if (conn_out_len(s->conn) >= STREAM_HIGH)
+			return 1;
 		r = conn_read_line(s->conn, POP3_LINE_MAX, &line, &len);
 		if (r == 0)
 			return 0;
@@ -496,12 +500,19 @@ psess_cb(struct conn *c, unsigned ev, void *ctx)
 		session_free(s);
 		return;
 	}
-	if (process(s) < 0) {
+	/* A flush that writes everything at once posts no DRAINED: a
+	 * session that stopped for its output goes on here, or a large
+	 * response to a fast reader would wait forever. */
+	int r;
+	while ((r = process(s)) == 1 && conn_flush(c) == 1)
+		;
+	if (r < 0) {
 		stats_line(s, "Internal error");
 		session_free(s);
 		return;
 	}
-	(void)conn_flush(c);
+	if (r == 0)
+		(void)conn_flush(c);
 	if (s->quit && conn_out_len(c) == 0) {
 		stats_line(s, s->quit == 2 ? "Logged out" : "Too many invalid commands");
 		session_free(s);

@@ -534,6 +534,47 @@ class Imap(unittest.TestCase):
         self.assertIn(b'INTERNALDATE "05-Dec-2026 10:06:40 +0000"', d[0])
         c.logout()
 
+    def test_fetch_larger_than_output_buffer(self):
+        """Responses many times imapd's output high-water mark come whole
+        to a reader fast enough to take each chunk at once: one FETCH of
+        three large messages (plain and TLS), then six such FETCHes
+        pipelined in one write."""
+        self.need_imapd()
+        c = self.login()
+        c.create("Big")
+        msgs = []
+        for i in range(3):
+            m = ("Subject: big %d\r\n\r\n" % i).encode() + b"".join(
+                b"line %06d of big message %d, long enough.....\r\n" % (k, i)
+                for k in range(6000))
+            typ, data = c.append("Big", None, None, m)
+            self.assertEqual(typ, "OK", data)
+            msgs.append(m)
+        c.logout()
+        try:
+            for kind in ("plain", "ssl"):
+                c = self.login(kind)
+                c.select("Big", readonly=True)
+                typ, data = c.fetch("1:3", "(BODY.PEEK[])")
+                self.assertEqual(typ, "OK", kind)
+                self.assertEqual([d[1] for d in data if isinstance(d, tuple)], msgs, kind)
+                c.logout()
+            r = self.raw_login()[0]
+            r.cmd("s", "EXAMINE Big")
+            r.s.sendall(b"".join(b"t%d FETCH 1:3 BODY.PEEK[]\r\n" % k for k in range(6)))
+            got = b""
+            while b"\r\nt5 " not in got:
+                chunk = r.s.recv(1 << 20)
+                self.assertNotEqual(chunk, b"", "connection closed")
+                got += chunk
+            self.assertEqual(got.count(msgs[2]), 6)
+            self.assertRegex(got, rb"\r\nt5 OK")
+            r.close()
+        finally:
+            c = self.login()
+            c.delete("Big")
+            c.logout()
+
     def test_fetch_unended_and_nul(self):
         # A message whose last line has no CRLF, with a NUL in it:
         # BODY[] is exactly RFC822.SIZE octets (the last line ended, as

@@ -311,6 +311,30 @@ class Pop3(unittest.TestCase):
                            r"top=1/0, retr=3/%d, del=0/3, size=%d"
                            % (sum(sizes), sum(sizes)))
 
+    def test_retr_larger_than_output_buffer(self):
+        """A message many times pop3d's output high-water mark comes whole,
+        in plain text and under TLS: a reader fast enough to take each
+        chunk at once must not be left waiting for the rest."""
+        self.need_pop3d()
+        self.delete_all()
+        body = "".join("line %06d of a big message, long enough......\r\n" % i
+                       for i in range(40000))
+        msg = "Subject: big\r\n\r\n" + body
+        with smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30) as s:
+            s.sendmail("sender@example.test", [ALICE], msg)
+        md = self.inst.vmaildir(ALICE)
+        deadline = time.time() + 30
+        while not self.files(md):
+            self.assertLess(time.time(), deadline, "big message not delivered")
+            time.sleep(0.2)
+        with open(self.files(md)[0], "rb") as f:
+            want = self.crlf(f.read())
+        self.assertGreater(len(want), 1900000)
+        for kind in ("plain", "stls"):
+            c = self.login(kind)
+            self.assertEqual(self.retr_all(c), [want], kind)
+            c.quit()
+
     def test_dele_only_at_quit(self):
         self.need_pop3d()
         self.delete_all()
