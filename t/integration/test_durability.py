@@ -7,10 +7,12 @@ corrupt, and the queue drains (DESIGN.md invariants 1 and 2).
 Only the pid of the one daemon is killed; master restarts it.
 """
 
+import imaplib
 import os
 import re
 import signal
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -167,6 +169,176 @@ class KillDuringDelivery(H.InstanceTestCase):
         unlogged = [i for i in range(1, NRCPT + 1)
                     if not re.search(r"to=<r%d@localhost>.*status=sent" % i, inst.log())]
         self.assertEqual(unlogged, [], "deliveries without a status=sent line")
+
+
+class KillImapd(H.InstanceTestCase):
+    """kill -9 of the imapd worker while its sessions APPEND, MOVE and
+    STORE. A process crash loses nothing the kernel already has, so every
+    command that was answered OK must show after the restart: each
+    APPENDed message under the UID its APPENDUID gave, byte for byte and
+    once; a MOVEd one in its target only; a STOREd flag and keyword set.
+    A command cut off by the kill may or may not have happened, but what
+    is visible is whole (every message is one that was sent, complete) and
+    nothing is there twice. UIDVALIDITY stays, and UIDs go on growing."""
+
+    USER = "alice@example.test"
+    PW = "alice kill secret"
+    WRITERS = 3
+
+    def setUp(self):
+        self.p143 = H.free_port()
+        inst = self.make_instance(services=[
+            "127.0.0.1:%d inet n - n - - imap-login" % self.p143,
+            "imapd unix - n n - 1 imapd"])
+        inst.prepare()
+        inst.add_user(self.USER, self.PW)
+        inst.start(prepare=False)
+        deadline = time.time() + 30
+        while not H.port_accepts(self.p143):
+            self.assertLess(time.time(), deadline, "IMAP port not ready")
+            time.sleep(0.2)
+        self.sent = {}          # marker -> the bytes APPENDed (CRLF)
+        self.acked = {}         # marker -> ("append", uid) / ("move",) / ("store",)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def login(self):
+        c = imaplib.IMAP4("127.0.0.1", self.p143, timeout=30)
+        c.login(self.USER, self.PW)
+        return c
+
+    def message(self, marker):
+        # 40 KB, so a kill often lands inside a write
+        body = ("Subject: %s\r\nX-Marker: %s\r\n\r\n" % (marker, marker)
+                + ("%s line of forty bytes or so.....\r\n" % marker[:6]) * 1000)
+        b = body.encode()
+        with self.lock:
+            self.sent[marker] = b
+        return b
+
+    def ack(self, marker, what):
+        with self.lock:
+            self.acked[marker] = what
+
+    def writer(self, n):
+        """APPEND to INBOX; every third message goes to Work and is MOVEd
+        to INBOX, every fifth gets \\Flagged and $Kept."""
+        c = None
+        try:
+            c = self.login()
+            i = 0
+            while not self.stop.is_set():
+                marker = "w%d-%d" % (n, i)
+                box = "Work" if i % 3 == 0 else "INBOX"
+                typ, data = c.append(box, None, None, self.message(marker))
+                if typ != "OK":
+                    raise AssertionError("APPEND %s: %s" % (marker, data))
+                m = re.search(rb"\[APPENDUID (\d+) (\d+)\]", data[0])
+                uid = m.group(2).decode()
+                if box == "Work":
+                    c.select("Work")
+                    typ, data = c.uid("MOVE", uid, "INBOX")
+                    if typ != "OK":
+                        raise AssertionError("MOVE %s: %s" % (marker, data))
+                    self.ack(marker, ("move",))
+                elif i % 5 == 0:
+                    self.ack(marker, ("append", uid))
+                    c.select("INBOX")
+                    typ, data = c.uid("STORE", uid, "+FLAGS", r"(\Flagged $Kept)")
+                    if typ != "OK":
+                        raise AssertionError("STORE %s: %s" % (marker, data))
+                    self.ack(marker, ("store", uid))
+                else:
+                    self.ack(marker, ("append", uid))
+                i += 1
+        except (imaplib.IMAP4.abort, OSError, EOFError):
+            pass            # the kill: what was in flight is unknown
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.errors.append(repr(e))
+        if c is not None:
+            try:
+                c.shutdown()
+            except OSError:
+                pass
+
+    def worker_pids(self):
+        """The imapd workers (there may be one per CPU for an owner)."""
+        table = H.proc_table()
+        return [pid for pid in H.descendants(self.inst.master_pid(), table)
+                if table[pid][1] == "imapd" and " -W" in table[pid][2]]
+
+    def mailbox(self, c, box):
+        """{marker: (uid, flags, bytes)} of a folder, and the markers seen
+        more than once."""
+        typ, data = c.select(box, readonly=True)
+        self.assertEqual(typ, "OK", data)
+        out, dups = {}, []
+        typ, data = c.uid("FETCH", "1:*", "(UID FLAGS BODY.PEEK[])")
+        self.assertEqual(typ, "OK", data)
+        for item in data:
+            if not isinstance(item, tuple):
+                continue
+            meta, body = item
+            uid = re.search(rb"UID (\d+)", meta).group(1).decode()
+            flags = re.search(rb"FLAGS \(([^)]*)\)", meta).group(1).decode().split()
+            marker = re.search(rb"^X-Marker: (\S+)", body, re.M).group(1).decode()
+            if marker in out:
+                dups.append(marker)
+            out[marker] = (uid, flags, body)
+        return out, dups
+
+    def test_kill_imapd_worker_during_writes(self):
+        self.errors = []
+        c = self.login()
+        c.create("Work")
+        c.select("INBOX")
+        validity = c.response("UIDVALIDITY")[1][0]
+        c.logout()
+        threads = [threading.Thread(target=self.writer, args=(n,))
+                   for n in range(self.WRITERS)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 60
+        while len(self.acked) < 30 and time.time() < deadline:
+            time.sleep(0.05)
+        pids = self.worker_pids()
+        self.assertNotEqual(pids, [], "no imapd worker")
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        self.stop.set()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(self.errors, [])
+        with self.lock:
+            acked = dict(self.acked)
+        self.assertGreaterEqual(len(acked), 30)
+
+        c = self.login()
+        inbox, dups = self.mailbox(c, "INBOX")
+        work, wdups = self.mailbox(c, "Work")
+        self.assertEqual(dups + wdups, [], "messages there twice")
+        c.select("INBOX", readonly=True)
+        self.assertEqual(c.response("UIDVALIDITY")[1][0], validity)
+        for marker, (uid, flags, body) in list(inbox.items()) + list(work.items()):
+            self.assertEqual(body, self.sent[marker], "%s is not what was sent" % marker)
+        for marker, what in sorted(acked.items()):
+            self.assertIn(marker, inbox, "acknowledged %s lost" % (what,))
+            if what[0] in ("append", "store"):
+                self.assertEqual(inbox[marker][0], what[1], marker)
+            if what[0] == "move":
+                self.assertNotIn(marker, work, "MOVEd %s still in Work" % marker)
+            if what[0] == "store":
+                self.assertIn("\\Flagged", inbox[marker][1], marker)
+                self.assertIn("$Kept", inbox[marker][1], marker)
+        # the next worker goes on from there
+        typ, data = c.append("INBOX", None, None, self.message("after-kill"))
+        self.assertEqual(typ, "OK", data)
+        uid = int(re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0]).group(1))
+        self.assertGreater(uid, max(int(u) for u, _, _ in inbox.values()))
+        c.logout()
+        sys.stderr.write("imapd killed after %d acknowledged commands; "
+                         "INBOX %d, Work %d messages\n"
+                         % (len(acked), len(inbox), len(work)))
 
 
 if __name__ == "__main__":
