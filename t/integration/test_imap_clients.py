@@ -148,7 +148,8 @@ class Clients(unittest.TestCase):
     def by_subject(paths):
         out = {}
         for p in paths:
-            b = open(p, "rb").read()
+            with open(p, "rb") as f:
+                b = f.read()
             m = re.search(rb"^Subject: (.*)$", b, re.M)
             if m:
                 out[m.group(1).strip()] = (p, b)
@@ -181,6 +182,18 @@ class Clients(unittest.TestCase):
     def test_mbsync_two_way(self):
         self.need("mbsync")
         sent = self.deliver(3, "mbsync")
+        # Messages larger than imapd's output high-water mark, which
+        # mbsync fetches with pipelined UID FETCHes.
+        big = {}
+        c = self.imap()
+        c.create("SyncBig")
+        for i in range(3):
+            subj = b"big %d" % i
+            big[subj] = (b"Subject: " + subj + b"\r\n\r\n" + b"".join(
+                b"line %06d of a large message for mbsync.....\r\n" % k
+                for k in range(8000)))
+            self.assertEqual(c.append("SyncBig", None, None, big[subj])[0], "OK")
+        c.logout()
         local = self.inst.path("mbsync-local")
         shutil.rmtree(local, ignore_errors=True)
         os.makedirs(local)
@@ -198,6 +211,10 @@ class Clients(unittest.TestCase):
         self.assertEqual(sorted(got), sorted(sent))
         for subj, b in sent.items():
             self.assertEqual(no_tuid(got[subj][1]), lf(b), subj)
+        gotbig = self.by_subject(self.files(os.path.join(local, "SyncBig")))
+        self.assertEqual(sorted(gotbig), sorted(big))
+        for subj, b in big.items():
+            self.assertEqual(no_tuid(gotbig[subj][1]), lf(b), subj)
 
         # Near side: read one, delete one, file one into a new folder.
         p0, _ = got[b"mbsync 0"]
