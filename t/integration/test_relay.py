@@ -510,6 +510,13 @@ class RelayTest(H.InstanceTestCase):
         a.wait_log(r"to=<bob@b.test>, relay=mx1\.b\.test\[127\.0\.0\.3\]:%d, .*"
                    r"dsn=2\.0\.0, status=sent" % PORT)
         b.wait_log(r"TLS connection established from \S*\[127\.0\.0\.2\]: TLSv1\.[23]")
+        # 3 MB with dot-led lines: many TLS records and output buffers
+        # on both sides, and the dot-stuffing undone once
+        body = "".join(".line %06d, led by a dot, of a large relayed message\r\n" % i
+                       for i in range(50000))
+        a.send("alice@a.test", ["alice@b.test"], "large encrypted", body)
+        got = H.wait_maildir(b.vmaildir("alice@b.test"), 1, 60, a)[0]
+        self.assertIn(b"\n\n" + body.replace("\r\n", "\n").encode(), got)
         a.wait_queue_empty(20)
 
 
