@@ -25,6 +25,7 @@ worker_init(struct loop *l)
 	imapd_conf.timeout_ms = (uint64_t)config_time("imapd_timeout") * 1000;
 	if (imapd_conf.timeout_ms == 0)
 		imapd_conf.timeout_ms = 1800 * 1000;
+	imapd_conf.idle_notify_ms = (uint64_t)config_time("imapd_idle_notify_interval") * 1000;
 	imapd_conf.hard_error_limit = (int)config_int("imapd_hard_error_limit");
 	if (imapd_conf.hard_error_limit < 1)
 		imapd_conf.hard_error_limit = 1;

@@ -19,6 +19,7 @@
 
 struct imapd_conf {
 	uint64_t timeout_ms;
+	uint64_t idle_notify_ms;         /* imapd_idle_notify_interval, 0: none */
 	int hard_error_limit;
 	int userip_limit;              /* imapd_client_connection_limit, 0: none */
 	uint64_t append_limit;         /* APPENDLIMIT: message_size_limit */
@@ -91,6 +92,8 @@ struct isess {
 	/* IDLE */
 	int idling;
 	char *idle_tag;
+	uint64_t idle_timer;           /* the next "Still here" */
+	uint64_t last_input;           /* loop_now_ms() of the last client bytes */
 	/* A FETCH that streams: resumed when the output drains. */
 	struct fetch_job *job;
 	/* Counters for the disconnect line. */

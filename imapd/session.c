@@ -148,6 +148,14 @@ view_free(struct isess *s)
 }
 
 static void
+idle_notify_stop(struct isess *s)
+{
+	if (s->idle_timer != 0)
+		loop_timer_cancel(s->loop, s->idle_timer);
+	s->idle_timer = 0;
+}
+
+static void
 session_free(struct isess *s)
 {
 	struct isess **pp;
@@ -158,6 +166,7 @@ session_free(struct isess *s)
 			break;
 		}
 	}
+	idle_notify_stop(s);
 	fetch_job_free(&s->job);
 	s_unselect(s);
 	imap_parser_free(&s->parser);
@@ -524,6 +533,32 @@ cmd_enable(struct isess *s, const struct imap_command *c, int arg)
 	s_tagged(s, c->tag, "OK Enabled.");
 }
 
+/* "* OK Still here" every imapd_idle_notify_interval while a client
+ * idles, as Dovecot does: NAT and firewall state between a phone and the
+ * server is kept alive, and a client that vanished is found when a write
+ * fails. Those writes would reset the connection's inactivity timer, so
+ * imapd_timeout is checked here against the client's last input. */
+static void
+idle_notify_cb(struct loop *l, void *ctx)
+{
+	struct isess *s = ctx;
+	uint64_t now = loop_now_ms();
+
+	s->idle_timer = 0;
+	if (!s->idling)
+		return;
+	if (now - s->last_input >= imapd_conf.timeout_ms) {
+		conn_printf(s->conn, "* BYE Disconnected for inactivity.\r\n");
+		(void)conn_flush(s->conn);
+		stats_line(s, "Inactivity");
+		session_free(s);
+		return;
+	}
+	conn_printf(s->conn, "* OK Still here\r\n");
+	(void)conn_flush(s->conn);
+	s->idle_timer = loop_timer_add(l, imapd_conf.idle_notify_ms, idle_notify_cb, s);
+}
+
 static void
 cmd_idle(struct isess *s, const struct imap_command *c, int arg)
 {
@@ -532,12 +567,16 @@ cmd_idle(struct isess *s, const struct imap_command *c, int arg)
 	s->idling = 1;
 	conn_printf(s->conn, "+ idling\r\n");
 	s_updates(s, 1);
+	if (imapd_conf.idle_notify_ms > 0)
+		s->idle_timer = loop_timer_add(s->loop, imapd_conf.idle_notify_ms,
+		    idle_notify_cb, s);
 }
 
 static void
 idle_line(struct isess *s, const char *line, size_t len)
 {
 	s->idling = 0;
+	idle_notify_stop(s);
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0) {
 		s_updates(s, 1);
 		s_tagged(s, s->idle_tag, "OK Idle completed.");
@@ -795,6 +834,8 @@ isess_cb(struct conn *c, unsigned ev, void *ctx)
 		session_free(s);
 		return;
 	}
+	if (ev & CONN_EV_INPUT)
+		s->last_input = loop_now_ms();
 	/* A flush that writes everything at once posts no DRAINED: a
 	 * session that stopped for its output goes on here, or a large
 	 * response to a fast reader would wait forever. */
@@ -860,6 +901,7 @@ session_start(struct loop *l, const struct ipc_msg *m, int fd)
 	lim.literal_max = imapd_conf.append_limit;
 	lim.literal_total_max = imapd_conf.append_limit + 65536;
 	s->parser = imap_parser_new(&lim);
+	s->last_input = loop_now_ms();
 	s->conn = conn_new(l, fd, 64 * 1024 + 4096, isess_cb, s);
 	conn_set_timeout(s->conn, imapd_conf.timeout_ms);
 	if (imapd_conf.userip_limit > 0

@@ -100,6 +100,7 @@ static const struct param_def param_table[] = {
 	{ "hopcount_limit", CONF_INT, "50", 0, 0 },
 	{ "imapd_client_connection_limit", CONF_INT, "10", 0, 0 },
 	{ "imapd_hard_error_limit", CONF_INT, "20", 0, 0 },
+	{ "imapd_idle_notify_interval", CONF_TIME, "120s", 's', 0 },
 	{ "imapd_login_timeout", CONF_TIME, "60s", 's', 0 },
 	{ "imapd_owner_process_limit", CONF_INT, NULL, 0, PF_COMPUTED },
 	{ "imapd_plaintext_auth", CONF_STR, "loopback", 0, 0 },

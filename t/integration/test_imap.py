@@ -1014,5 +1014,49 @@ class Imap(unittest.TestCase):
         self.assertIn("imapd", comms)
 
 
+class ImapIdleNotify(H.InstanceTestCase):
+    """imapd_idle_notify_interval: an idling client hears "* OK Still
+    here" on time, and imapd_timeout still ends a session whose client
+    sent nothing (the keepalives are not its input)."""
+
+    def test_still_here_then_inactivity(self):
+        if not have_imapd():
+            self.skipTest("imapd not built")
+        port = H.free_port()
+        inst = self.make_instance(
+            conf={"imapd_idle_notify_interval": "1s", "imapd_timeout": "4s"},
+            services=["127.0.0.1:%d inet n - n - - imap-login" % port,
+                      "imapd unix - n n - 1 imapd"])
+        inst.prepare()
+        inst.add_user(ALICE, PW)
+        inst.start(prepare=False)
+        deadline = time.time() + 30
+        while not H.port_accepts(port):
+            self.assertLess(time.time(), deadline, "IMAP port not ready")
+            time.sleep(0.2)
+        r = Raw(port)
+        r.line()
+        self.assertTrue(r.cmd("a", 'LOGIN "%s" "%s"' % (ALICE, PW))[-1].startswith("a OK"))
+        r.cmd("b", "SELECT INBOX")
+        r.send("c IDLE")
+        self.assertTrue(r.line().startswith("+ "))
+        self.assertEqual([r.line(), r.line()], ["* OK Still here"] * 2)
+        r.send("DONE")
+        self.assertTrue(r.until_tag("c")[-1].startswith("c OK"))
+        # Idle again and stay silent: keepalives, then the BYE and EOF.
+        r.send("d IDLE")
+        lines = []
+        while True:
+            ln = r.line()
+            lines.append(ln)
+            if ln == "":
+                break
+        self.assertEqual(lines[0][:2], "+ ")
+        self.assertIn("* OK Still here", lines)
+        self.assertEqual(lines[-2:], ["* BYE Disconnected for inactivity.", ""])
+        r.close()
+        inst.wait_log(r"postern/imapd\[\d+\]: Disconnected: Inactivity")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
