@@ -20,6 +20,7 @@ worker_init(struct loop *l)
 	pop3d_conf.hard_error_limit = (int)config_int("pop3d_hard_error_limit");
 	if (pop3d_conf.hard_error_limit < 1)
 		pop3d_conf.hard_error_limit = 1;
+	pop3d_conf.uidl_format = config_get("pop3d_uidl_format");
 }
 
 int

@@ -14,6 +14,7 @@
 struct pop3d_conf {
 	uint64_t timeout_ms;
 	int hard_error_limit;
+	const char *uidl_format;        /* pop3d_uidl_format */
 };
 
 extern struct pop3d_conf pop3d_conf;

@@ -8,9 +8,10 @@
  *   message numbers never shift under the client.
  * - LIST/STAT sizes are the index's wire_size, which is exactly what RETR
  *   sends before dot-stuffing (pop3_enc, lib/proto/pop3.h).
- * - UIDLs are "<UIDVALIDITY>.<UID>": stable across sessions and restarts
- *   and unique in the mailbox, because the index never reuses a UID
- *   under one UIDVALIDITY (lib/store/index.h).
+ * - UIDLs are pop3d_uidl_format of UID and UIDVALIDITY (by default
+ *   "<UIDVALIDITY>.<UID>"): stable across sessions and restarts and
+ *   unique in the mailbox, because the index never reuses a UID under
+ *   one UIDVALIDITY (lib/store/index.h).
  * - DELE only marks. The marked messages are expunged (mbx_expunge, files
  *   and index together, so IMAP sees them gone) only on QUIT; a dropped
  *   connection or a timeout deletes nothing.
@@ -55,6 +56,7 @@ struct pmsg {
 	uint32_t uid;
 	uint64_t size;
 	int deleted;
+	char *uidl;                    /* Maildir: by pop3d_uidl_format */
 };
 
 struct psess {
@@ -151,6 +153,8 @@ session_free(struct psess *s)
 	conn_free(&s->conn);
 	close(s->fd);
 	mb_release(s->mbr);
+	for (size_t i = 0; s->msgs != NULL && i < s->n; i++)
+		free(s->msgs[i].uidl);
 	free(s->msgs);
 	free(s->user);
 	free(s->rip);
@@ -321,8 +325,7 @@ cmd_list(struct psess *s, const struct pop3_cmd *cmd, int uidl)
 			conn_printf(s->conn, "+OK %ld %s\r\n", i + 1,
 			    mbox_drop_msg(s->drop, (size_t)i)->uidl);
 		else if (uidl)
-			conn_printf(s->conn, "+OK %ld %" PRIu32 ".%" PRIu32 "\r\n", i + 1,
-			    s->uidvalidity, s->msgs[i].uid);
+			conn_printf(s->conn, "+OK %ld %s\r\n", i + 1, s->msgs[i].uidl);
 		else
 			conn_printf(s->conn, "+OK %ld %" PRIu64 "\r\n", i + 1,
 			    s->msgs[i].size);
@@ -336,8 +339,7 @@ cmd_list(struct psess *s, const struct pop3_cmd *cmd, int uidl)
 			conn_printf(s->conn, "%zu %s\r\n", i + 1,
 			    mbox_drop_msg(s->drop, i)->uidl);
 		else if (uidl)
-			conn_printf(s->conn, "%zu %" PRIu32 ".%" PRIu32 "\r\n", i + 1,
-			    s->uidvalidity, s->msgs[i].uid);
+			conn_printf(s->conn, "%zu %s\r\n", i + 1, s->msgs[i].uidl);
 		else
 			conn_printf(s->conn, "%zu %" PRIu64 "\r\n", i + 1, s->msgs[i].size);
 	}
@@ -591,9 +593,18 @@ session_start(struct loop *l, const struct ipc_msg *m, int fd)
 	s->msgs = xcalloc(n + 1, sizeof(*s->msgs));
 	s->n = n;
 	for (size_t i = 0; i < n; i++) {
+		struct buf b = BUF_INIT(0);
+
 		s->msgs[i].uid = list[i].uid;
 		s->msgs[i].size = list[i].wire_size;
 		s->total_size += list[i].wire_size;
+		/* The format was checked at start; "%v.%u" if it was not. */
+		if (pop3_uidl_format(&b, pop3d_conf.uidl_format, list[i].uid,
+		    s->uidvalidity, list[i].name + 4) != 0) {
+			buf_reset(&b);
+			(void)pop3_uidl_format(&b, "%v.%u", list[i].uid, s->uidvalidity, "");
+		}
+		s->msgs[i].uidl = buf_steal(&b);
 	}
 	mbx_msgs_free(&list, n);
 ready:

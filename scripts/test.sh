@@ -23,6 +23,7 @@ done
 # dovecot-lmtpd: the LMTP server test_lmtp delivers into (a private instance);
 # dovecot-imapd: the peer test_imap_peer compares replies with, and the
 # Dovecot test_imap_clients migrates a mailbox into (doveadm backup, imapc);
+# dovecot-pop3d: the Dovecot whose Maildir and UIDLs test_migration takes over;
 # roundcube-core asks debconf about a database: it gets a private one, so
 # none is set up
 if ! dpkg-query -W -f='${Status}' roundcube-core 2>/dev/null | grep -q "install ok installed"; then
@@ -37,7 +38,7 @@ fi
 # and test_milter_opendmarc sign, verify and judge mail with;
 # Roundcube, PHP, Chromium and Selenium: test_webmail
 # strace: test_commit_order traces the instance's syscalls
-scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd dovecot-imapd \
+scripts/deps.sh dnsmasq-base fail2ban isync offlineimap3 mutt dovecot-lmtpd dovecot-imapd dovecot-pop3d \
 	sieve-connect postgrey postfix-policyd-spf-python opendkim opendkim-tools opendmarc \
 	roundcube-core roundcube-plugins roundcube-sqlite3 php-cli php-cgi php-sqlite3 \
 	sqlite3 chromium chromium-driver python3-selenium strace

@@ -35,6 +35,7 @@
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/config.h"
+#include "proto/pop3.h"
 
 #ifndef POSTERN_LIBEXECDIR
 #define POSTERN_LIBEXECDIR "/usr/libexec/postern"
@@ -190,6 +191,7 @@ static const struct param_def param_table[] = {
 	{ "passwd_file", CONF_STR, "$config_directory/passwd", 0, 0 },
 	{ "policy_time_limit", CONF_TIME, "1000s", 's', 0 },
 	{ "pop3d_hard_error_limit", CONF_INT, "10", 0, 0 },
+	{ "pop3d_uidl_format", CONF_STR, "%v.%u", 0, PF_RAW },
 	{ "pop3d_owner_process_limit", CONF_INT, NULL, 0, PF_COMPUTED },
 	{ "pop3d_plaintext_auth", CONF_STR, "loopback", 0, 0 },
 	{ "pop3d_timeout", CONF_TIME, "600s", 's', 0 },
@@ -1199,6 +1201,15 @@ value_problem(const struct param_def *def, const char *v)
 		if (parse_bool(v) < 0)
 			return xstrdup("yes or no");
 		break;
+	}
+	if (strcmp(def->name, "pop3d_uidl_format") == 0) {
+		struct buf b = BUF_INIT(0);
+		int bad = pop3_uidl_format(&b, v, 1, 1, "1.M1P1.host") != 0;
+
+		buf_free(&b);
+		if (bad)
+			return xstrdup("printable text with %u, %v, %f, %%, zero-padded "
+			    "widths and X, holding %u or %f");
 	}
 	for (i = 0; i < ARRAY_SIZE(param_choices); i++) {
 		char **items;

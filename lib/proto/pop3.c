@@ -298,3 +298,58 @@ pop3_capa(struct buf *out, unsigned flags, const char *sasl_mechs)
 		(void)buf_puts(out, "STLS\r\n");
 	(void)buf_puts(out, "UTF8\r\n.\r\n");
 }
+
+/* --- UIDL ------------------------------------------------------------------ */
+
+int
+pop3_uidl_format(struct buf *out, const char *fmt, uint32_t uid,
+    uint32_t uidvalidity, const char *base)
+{
+	int unique = 0;
+
+	for (const char *p = fmt; *p != '\0'; p++) {
+		unsigned width = 0;
+		int hex = 0, zero = 0;
+		uint32_t v;
+
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 127)
+			return -1;     /* RFC 1939: 0x21..0x7E */
+		if (*p != '%') {
+			buf_putc(out, *p);
+			continue;
+		}
+		p++;
+		if (*p == '%') {
+			buf_putc(out, '%');
+			continue;
+		}
+		if (*p == '0') {
+			zero = 1;
+			p++;
+		}
+		while (*p >= '0' && *p <= '9' && width < 100)
+			width = width * 10 + (unsigned)(*p++ - '0');
+		if (width > 32 || (width > 0 && !zero))
+			return -1;     /* space padding: not in a UIDL */
+		if (*p == 'X') {
+			hex = 1;
+			p++;
+		}
+		if (*p == 'f' && width == 0 && !hex && !zero) {
+			for (const char *b = base; *b != '\0' && *b != ':'; b++)
+				if ((unsigned char)*b > ' ' && (unsigned char)*b < 127)
+					buf_putc(out, *b);
+			unique = 1;
+			continue;
+		}
+		if (*p != 'u' && *p != 'v')
+			return -1;
+		unique |= *p == 'u';
+		v = *p == 'u' ? uid : uidvalidity;
+		if (hex)
+			buf_printf(out, "%0*x", (int)width, (unsigned)v);
+		else
+			buf_printf(out, "%0*u", (int)width, (unsigned)v);
+	}
+	return unique ? 0 : -1;
+}

@@ -24,6 +24,7 @@
 #define POP3_PROTO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "util/buf.h"
 
 enum pop3_result {
@@ -124,5 +125,16 @@ long long pop3_enc_feed(struct pop3_enc *e, const char *in, size_t n, struct buf
 long long pop3_enc_finish(struct pop3_enc *e, struct buf *out);
 /* The octet count of the whole message as RETR sends it, unstuffed. */
 long long pop3_wire_size(const char *msg, size_t n);
+
+/* --- UIDL ------------------------------------------------------------------ */
+
+/* Append the UIDL of a Maildir message by fmt (pop3d_uidl_format): %u the
+ * UID, %v the UIDVALIDITY, %f the file's base name, %% a '%'. Before u or
+ * v a width ("%08u": zero-padded to 8 digits) and X (lowercase hex) may
+ * stand, as in Dovecot's pop3_uidl_format, whose default "%08Xu%08Xv"
+ * gives the UIDLs Dovecot gave. -1 when fmt has anything else, lacks %u
+ * and %f (UIDLs would not be unique), or has a byte a UIDL may not hold. */
+int pop3_uidl_format(struct buf *out, const char *fmt, uint32_t uid,
+    uint32_t uidvalidity, const char *base);
 
 #endif

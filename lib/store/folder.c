@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "proto/mboxname.h"
+#include "proto/mutf7.h"
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/db.h"
@@ -594,7 +595,8 @@ canon_name(const char *name)
 
 /* Read MAILDIR/subscriptions (never through a link): names the rule
  * accepts, sorted, without duplicates. A missing file is an empty list.
- * Reads Dovecot's "V\t2" format too (levels separated by TAB). */
+ * Reads Dovecot's "V\t2" format too (levels separated by TAB, names in
+ * modified UTF-7). */
 static int
 subs_read(int mfd, const char *maildir, char ***names_r, char **err_r)
 {
@@ -645,11 +647,18 @@ subs_read(int mfd, const char *maildir, char ***names_r, char **err_r)
 			for (char *p = line; *p != '\0'; p++)
 				if (*p == '\t')
 					*p = '/';
+		/* Dovecot's names are modified UTF-7 (as its folders on disk,
+		 * which mbx_folders_init renames to UTF-8). */
+		struct buf u = BUF_INIT(0);
+		if (dovecot2 && strchr(line, '&') != NULL
+		    && mutf7_to_utf8(line, strlen(line), &u) == 0)
+			line = (char *)buf_cstr(&u);
 		if (mbx_folder_name_ok(line, NULL) == 0) {
 			char *c = canon_name(line);
 			strv_push(&v, c);
 			free(c);
 		}
+		buf_free(&u);
 	}
 	buf_free(&b);
 	qsort(v, strv_len(v), sizeof(char *), name_cmp);
@@ -813,6 +822,60 @@ mbx_subs_rename(const char *maildir, const char *from, const char *to, char **er
 
 /* ---- first login ---- */
 
+/* Dovecot names Maildir++ folders on disk in modified UTF-7 (its default
+ * layout: "Entwürfe" is .Entw&APw-rfe, "A&B" is .A&-B); Postern in UTF-8.
+ * A folder of a Maildir that Dovecot kept is renamed once, before the
+ * first login creates any folder, if every level decodes, the result is a
+ * valid name and nothing has that name yet; anything else stays as it is
+ * (and shows under its literal name). Links are never followed. */
+static void
+dovecot_names_to_utf8(int mfd)
+{
+	int dfd = dup(mfd);
+	DIR *dir = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *e;
+
+	if (dir == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	while ((e = readdir(dir)) != NULL) {
+		const char *name = e->d_name + 1;
+		struct buf u = BUF_INIT(0), to = BUF_INIT(0);
+		struct stat st;
+
+		if (e->d_name[0] != '.' || strchr(name, '&') == NULL
+		    || strlen(name) > MBX_FOLDER_NAME_MAX
+		    || fstatat(mfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0
+		    || !S_ISDIR(st.st_mode))
+			continue;
+		/* Level by level: a '.' that a level decodes to is not a
+		 * separator, and mbx_folder_name_ok refuses it. */
+		int ok = 1;
+		for (const char *p = name; ok && *p != '\0'; ) {
+			size_t n = strcspn(p, ".");
+			if (u.len > 0)
+				buf_putc(&u, '/');
+			ok = mutf7_to_utf8(p, n, &u) == 0 && u.len > 0
+			    && memchr(u.data, '.', u.len) == NULL;
+			p += n + (p[n] == '.');
+		}
+		if (ok && mbx_folder_name_ok(buf_cstr(&u), NULL) == 0) {
+			buf_putc(&to, '.');
+			for (size_t i = 0; i < u.len; i++)
+				buf_putc(&to, u.data[i] == '/' ? '.' : u.data[i]);
+			if (strcmp(buf_cstr(&to), e->d_name) != 0
+			    && fstatat(mfd, buf_cstr(&to), &st, AT_SYMLINK_NOFOLLOW) != 0
+			    && errno == ENOENT)
+				(void)renameat(mfd, e->d_name, mfd, buf_cstr(&to));
+		}
+		buf_free(&u);
+		buf_free(&to);
+	}
+	closedir(dir);
+}
+
 int
 mbx_folders_init(const char *maildir, char **err_r)
 {
@@ -826,6 +889,9 @@ mbx_folders_init(const char *maildir, char **err_r)
 		close(mfd);
 		return 0;
 	}
+	if (fstatat(mfd, "dovecot-uidlist", &st, AT_SYMLINK_NOFOLLOW) == 0
+	    || fstatat(mfd, "dovecot.list.index.log", &st, AT_SYMLINK_NOFOLLOW) == 0)
+		dovecot_names_to_utf8(mfd);
 	for (size_t i = 0; i < n; i++)
 		if (mbx_folder_create(maildir, init_folders[i], err_r) != 0) {
 			close(mfd);

@@ -47,6 +47,7 @@
 #include "util/strv.h"
 #include "store/index.h"
 #include "store/index_int.h"
+#include "store/uidlist.h"
 
 #define NAME_MAX_INDEXED 400           /* < LMDB's 511-byte key limit */
 #define SCAN_MAX 10000000              /* files per mailbox */
@@ -646,11 +647,21 @@ add_new(struct mailbox *mb, MDB_txn *txn, struct hdr *h, struct newfile *nf, siz
 		}
 		if (rc != MDB_NOTFOUND && rc != 0)
 			break;
-		if (h->uidnext == UINT32_MAX) {
+		/* A file Dovecot knew keeps its UID (below the imported
+		 * uidnext, unique in the list, and the index is new). */
+		const struct dc_uid *dc = mb->import != NULL
+		    ? dc_uidlist_find(mb->import, nf[i].f.name + 4, nf[i].f.blen) : NULL;
+		char *kw = dc != NULL ? dc_uidlist_keywords(mb->import, nf[i].f.name)
+		    : xstrdup("");
+		if (dc != NULL) {
+			uid = dc->uid;
+		} else if (h->uidnext == UINT32_MAX) {
+			free(kw);
 			rc = ERANGE;   /* UID space exhausted */
 			break;
+		} else {
+			uid = h->uidnext++;
 		}
-		uid = h->uidnext++;
 		memset(&r, 0, sizeof(r));
 		r.modseq = ++h->highestmodseq;
 		r.size = nf[i].f.size;
@@ -661,7 +672,8 @@ add_new(struct mailbox *mb, MDB_txn *txn, struct hdr *h, struct newfile *nf, siz
 		nv.mv_size = 4;
 		rc = mdb_put(txn, mb->db.dbi[DB_NAME], &nk, &nv, 0);
 		if (rc == 0)
-			rc = idx_put_rec(mb, txn, uid, &r, nf[i].f.name, "");
+			rc = idx_put_rec(mb, txn, uid, &r, nf[i].f.name, kw);
+		free(kw);
 		nf[i].uid = uid;
 	}
 	return rc;
@@ -824,6 +836,7 @@ move_aside(const char *path)
 struct init_ctx {
 	struct mailbox *mb;
 	uint32_t uidvalidity;
+	uint32_t uidnext;     /* of an imported dovecot-uidlist, or 0 */
 	int created;
 };
 
@@ -844,7 +857,7 @@ init_fn(MDB_txn *txn, void *ctx)
 		memset(&h, 0, sizeof(h));
 		h.version = INDEX_VERSION;
 		h.uidvalidity = ic->uidvalidity;
-		h.uidnext = 1;
+		h.uidnext = ic->uidnext != 0 ? ic->uidnext : 1;
 		h.highestmodseq = 1;
 		rc = idx_hdr_put(ic->mb, txn, &h);
 		ic->created = 1;
@@ -854,13 +867,39 @@ init_fn(MDB_txn *txn, void *ctx)
 	return rc;
 }
 
+/* The first index of a Maildir that Dovecot kept (a dovecot-uidlist, and
+ * no postern.uidvalidity: Postern never gave a UID here) takes Dovecot's
+ * UIDVALIDITY and uidnext, and the UIDs and keywords go to the first
+ * reconcile (add_new). The index lock is taken before the index is made
+ * and kept until that reconcile ends, so no other process gives the
+ * files new UIDs in between. Nothing imported when the list is unusable. */
+static void
+import_dovecot(struct mailbox *mb, struct init_ctx *ic)
+{
+	char *p = xasprintf("%s/%s", mb->path, MBX_UIDVALIDITY_NAME);
+	struct dc_uidlist *u;
+	int fresh = access(p, F_OK) != 0 && errno == ENOENT;
+
+	free(p);
+	if (!fresh || mdb_env_get_fd(mb->db.env, &mb->lockfd) != 0)
+		return;
+	u = xcalloc(1, sizeof(*u));
+	if (dc_uidlist_load(mb->path, u) != 0 || idx_lock_ex(mb, NULL) != 0) {
+		free(u);
+		return;
+	}
+	mb->import = u;
+	ic->uidvalidity = u->uidvalidity;
+	ic->uidnext = u->uidnext;
+}
+
 static int
 open_db(struct mailbox *mb, char **err_r)
 {
 	static const struct db_opts o0 = { .flags = MDB_NOSUBDIR, .mode = 0600 };
 	struct db_opts o = o0;
 	char *ip = index_path(mb->path, "");
-	struct init_ctx ic = { mb, 0, 0 };
+	struct init_ctx ic = { mb, 0, 0, 0 };
 	int rc, attempt;
 
 	o.dbs = dbnames;
@@ -874,14 +913,23 @@ open_db(struct mailbox *mb, char **err_r)
 		if (rc == MDB_NOTFOUND) {
 			free(err);
 			err = NULL;
+			if (!mb->readonly && attempt == 0)
+				import_dovecot(mb, &ic);
 			/* A new index: the UIDVALIDITY is on disk before any
 			 * UID is given under it, so a crash cannot make a
 			 * later rebuild pick it again. */
-			ic.uidvalidity = next_uidvalidity(mb->path);
+			if (ic.uidvalidity == 0)
+				ic.uidvalidity = next_uidvalidity(mb->path);
 			rc = save_uidvalidity(mb->path, ic.uidvalidity, &err) == 0 ? 0 : EIO;
 		}
 		if (rc == 0 && ic.uidvalidity != 0)
 			rc = db_write(&mb->db, init_fn, &ic, &err);
+		if (mb->import != NULL && (rc != 0 || !ic.created)) {
+			/* Another process made the index (and imported). */
+			dc_uidlist_free(mb->import);
+			xfree(&mb->import);
+			idx_unlock(mb);
+		}
 		if (rc != 0 && mb->db.env != NULL)
 			db_close(&mb->db);
 		if (rc == 0) {
@@ -937,6 +985,10 @@ mbx_open(const char *path, int flags, struct mailbox **mb_r, char **err_r)
 		mbx_close(&mb);
 		return MBX_ERR;
 	}
+	if (mb->import != NULL) {
+		dc_uidlist_free(mb->import);
+		xfree(&mb->import);
+	}
 	*mb_r = mb;
 	return 0;
 }
@@ -949,6 +1001,9 @@ mbx_close(struct mailbox **mbp)
 	if (mb == NULL)
 		return;
 	db_close(&mb->db);
+	if (mb->import != NULL)
+		dc_uidlist_free(mb->import);
+	free(mb->import);
 	free(mb->path);
 	free(mb->quota_root);
 	free(mb);

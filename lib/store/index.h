@@ -144,6 +144,8 @@ int mbx_msg_open(struct mailbox *mb, uint32_t uid, int *fd_r, char **err_r);
  * MBX_GONE if the UID is gone. */
 int mbx_set_flags(struct mailbox *mb, uint32_t uid, unsigned add, unsigned remove,
     uint64_t *modseq_r, char **err_r);
+/* 1 when k may be a keyword: an IMAP atom of at most MBX_KEYWORD_LEN_MAX. */
+int mbx_keyword_ok(const char *k);
 /* Replace the keyword set (IMAP atoms, at most MBX_KEYWORDS_MAX of at most
  * MBX_KEYWORD_LEN_MAX bytes, no space or control characters): index only,
  * new MODSEQ. */

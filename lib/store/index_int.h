@@ -42,6 +42,9 @@ struct mailbox {
 	struct hdr hdr;       /* as of the last transaction */
 	char *quota_root;     /* the user's top Maildir (mbx_set_quota), or NULL */
 	uint64_t quota_limit;
+	/* Dovecot's UIDs, keywords for the first reconcile of a new index
+	 * (open_db), then freed; NULL otherwise. */
+	struct dc_uidlist *import;
 };
 
 /* *err_r = text (or text freed when err_r is NULL or already set); rc. */

@@ -205,8 +205,8 @@ out:
 	return rc;
 }
 
-static int
-keyword_ok(const char *k)
+int
+mbx_keyword_ok(const char *k)
 {
 	size_t n = strlen(k);
 
@@ -233,7 +233,7 @@ mbx_set_keywords(struct mailbox *mb, uint32_t uid, const char *const *keywords,
 	for (i = 0; keywords != NULL && keywords[i] != NULL; i++) {
 		char *nb;
 
-		if (i >= MBX_KEYWORDS_MAX || !keyword_ok(keywords[i])) {
+		if (i >= MBX_KEYWORDS_MAX || !mbx_keyword_ok(keywords[i])) {
 			free(b.p);
 			return idx_fail(err_r, MBX_ERR, xasprintf("bad or too many keywords"));
 		}

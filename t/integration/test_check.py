@@ -63,6 +63,9 @@ class CheckStartReload(H.InstanceTestCase):
         self.assertRefused("parameter smtpd_tls_security_level: bad value 'bogus'")
         self.add_conf("inet_protocols = ipv4, ipx\n")
         self.assertRefused("parameter inet_protocols: bad value 'ipv4, ipx'")
+        # a UIDL format that would not tell messages apart
+        self.inst.write("postern.conf", self.inst.conf_text() + "pop3d_uidl_format = %08Xv\n")
+        self.assertRefused("parameter pop3d_uidl_format: bad value '%08Xv'")
 
     def test_misspelled_command_in_master_conf(self):
         self.inst.services.append("cleanup unix n - n - - clenaup")

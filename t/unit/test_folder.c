@@ -336,9 +336,10 @@ START_TEST(test_subscriptions)
 	ck_assert_uint_eq(st.st_mode & 0777, 0600);
 
 	/* Dovecot's v2 file, and junk lines that name nothing we could use */
-	const char *dv = "V\t2\n\nArchive\t2024\nSent\n../etc\n\n";
+	const char *dv = "V\t2\n\nArchive\t2024\nSent\n../etc\n\nEntw&APw-rfe\nA&-B\nQ&A\n";
 	ck_assert_int_eq(file_write_atomic(p, dv, strlen(dv), 0600), 0);
-	ASSERT_LIST(subs(), "Archive/2024,Sent");
+	/* its names are modified UTF-7; one that is not stays as it is */
+	ASSERT_LIST(subs(), "A&B,Archive/2024,Entwürfe,Q&A,Sent");
 
 	/* a link planted as the file is not read */
 	char out[PATH_MAX];
@@ -428,6 +429,40 @@ START_TEST(test_folders_init)
 }
 END_TEST
 
+/* A Maildir Dovecot kept: its modified UTF-7 folder names on disk become
+ * UTF-8 at the first login, once; names that do not decode, or whose
+ * UTF-8 name is taken, stay. */
+START_TEST(test_folders_init_dovecot_names)
+{
+	static const char *const dirs[] = {
+		"/.Entw&APw-rfe", "/.Entw&APw-rfe.Alt", "/.A&-B", "/.Q&A", "/.Taken&-",
+		"/.Taken&", "/.Dot&AC4-",
+	};
+	char p[PATH_MAX], *err = NULL;
+	const char *dsn;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(p, sizeof(p), "%s%s", mdir, dirs[i]);
+		ck_assert_int_eq(maildir_make(p, &dsn, &err), 0);
+	}
+	snprintf(p, sizeof(p), "%s/dovecot-uidlist", mdir);
+	ck_assert_int_eq(file_write_atomic(p, "3 V1 N1\n", 8, 0600), 0);
+	ck_assert_int_eq(mbx_folders_init(mdir, &err), 0);
+	ck_assert(exists(mdir, "/.Entwürfe/cur"));
+	ck_assert(exists(mdir, "/.Entwürfe.Alt/cur"));
+	ck_assert(exists(mdir, "/.A&B/cur"));
+	ck_assert(exists(mdir, "/.Q&A/cur"));          /* not modified UTF-7 */
+	ck_assert(exists(mdir, "/.Taken&-/cur"));      /* "Taken&" exists */
+	ck_assert(exists(mdir, "/.Dot&AC4-/cur"));     /* would hold a '.' */
+	ck_assert(!exists(mdir, "/.Entw&APw-rfe"));
+	/* once: a folder made later under such a name is left alone */
+	snprintf(p, sizeof(p), "%s/.Later&-", mdir);
+	ck_assert_int_eq(maildir_make(p, &dsn, &err), 0);
+	ck_assert_int_eq(mbx_folders_init(mdir, &err), 0);
+	ck_assert(exists(mdir, "/.Later&-/cur"));
+}
+END_TEST
+
 static Suite *
 folder_suite(void)
 {
@@ -445,6 +480,7 @@ folder_suite(void)
 	tcase_add_test(tc, test_subscriptions_rename);
 	tcase_add_test(tc, test_subscriptions_concurrent);
 	tcase_add_test(tc, test_folders_init);
+	tcase_add_test(tc, test_folders_init_dovecot_names);
 	suite_add_tcase(s, tc);
 	return s;
 }

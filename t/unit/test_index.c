@@ -531,6 +531,65 @@ START_TEST(test_folders)
 }
 END_TEST
 
+/* A Maildir Dovecot kept: its UIDs, UIDVALIDITY and keywords are taken
+ * by the first index, a file it did not list gets a UID from its uidnext
+ * on; a Maildir Postern indexed before imports nothing again. */
+START_TEST(test_dovecot_import)
+{
+	struct mailbox *mb;
+	struct mbx_msg *v;
+	size_t n, i;
+	char p[PATH_MAX], *err = NULL;
+	static const char uidlist[] = "3 V1796647670 N1 Gfe22860df6aa166b1c1d000083ecc375\n"
+	    "4 :1700000000.M0P1.dc\n"
+	    "9 :1700000001.M1P1.dc,S=6\n"
+	    "12 :1700000002.M2P1.dc\n";
+	static const char keywords[] = "0 $Label1\n1 Work\n";
+
+	put_file("cur", "1700000000.M0P1.dc:2,Sb", "first\n", 1000);
+	put_file("cur", "1700000001.M1P1.dc,S=6:2,FRa", "second\n", 2000);
+	put_file("new", "1700000002.M2P1.dc", "third\n", 3000);
+	put_file("new", "1700000009.M9P1.other", "unlisted\n", 500);
+	snprintf(p, sizeof(p), "%s/dovecot-uidlist", mdir);
+	ck_assert_int_eq(file_write_atomic(p, uidlist, strlen(uidlist), 0600), 0);
+	snprintf(p, sizeof(p), "%s/dovecot-keywords", mdir);
+	ck_assert_int_eq(file_write_atomic(p, keywords, strlen(keywords), 0600), 0);
+
+	mb = open_mb();
+	ck_assert_uint_eq(mbx_uidvalidity(mb), 1796647670u);
+	ck_assert_uint_eq(uid_of(mb, "1700000000.M0P1.dc"), 4);
+	ck_assert_uint_eq(uid_of(mb, "1700000001.M1P1.dc,S=6"), 9);
+	ck_assert_uint_eq(uid_of(mb, "1700000002.M2P1.dc"), 12);
+	ck_assert_uint_eq(uid_of(mb, "1700000009.M9P1.other"), 13);
+	ck_assert_uint_eq(mbx_uidnext(mb), 14);
+	ck_assert_int_eq(mbx_list(mb, &v, &n, &err), 0);
+	ck_assert_uint_eq(n, 4);
+	for (i = 0; i < n; i++) {
+		if (v[i].uid == 4) {
+			ck_assert_uint_eq(v[i].flags, MBX_SEEN);
+			ck_assert_str_eq(v[i].keywords[0], "Work");
+			ck_assert_ptr_null(v[i].keywords[1]);
+		} else if (v[i].uid == 9) {
+			ck_assert_uint_eq(v[i].flags, MBX_FLAGGED | MBX_ANSWERED);
+			ck_assert_str_eq(v[i].keywords[0], "$Label1");
+		} else {
+			ck_assert_ptr_null(v[i].keywords[0]);
+		}
+	}
+	mbx_msgs_free(&v, n);
+	mbx_close(&mb);
+
+	/* Lost index: rebuilt under a new UIDVALIDITY, since Postern gave
+	 * UID 13 and a client may have it; Dovecot's list is not read. */
+	snprintf(p, sizeof(p), "%s/%s", mdir, MBX_INDEX_NAME);
+	ck_assert_int_eq(unlink(p), 0);
+	mb = open_mb();
+	ck_assert_uint_ne(mbx_uidvalidity(mb), 1796647670u);
+	ck_assert_uint_eq(uid_of(mb, "1700000000.M0P1.dc"), 2);
+	mbx_close(&mb);
+}
+END_TEST
+
 static Suite *
 index_suite(void)
 {
@@ -550,6 +609,7 @@ index_suite(void)
 	tcase_add_test(tc, test_recent_claim);
 	tcase_add_test(tc, test_map_growth);
 	tcase_add_test(tc, test_folders);
+	tcase_add_test(tc, test_dovecot_import);
 	suite_add_tcase(s, tc);
 	return s;
 }

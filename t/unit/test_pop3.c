@@ -2,7 +2,8 @@
  * test_pop3 - lib/proto/pop3.c: the verb table, command splitting and its
  * errors, message numbers, the RETR/TOP encoder (CRLF, dot-stuffing, TOP
  * line counts, sizes equal to what RETR sends), whole and byte-at-a-time;
- * and lib/util/line.c as POP3 uses it (trickled lines, over-long lines).
+ * and lib/util/line.c as POP3 uses it (trickled lines, over-long lines);
+ * UIDLs by pop3d_uidl_format.
  */
 #include <check.h>
 #include <stdio.h>
@@ -264,6 +265,42 @@ START_TEST(test_trickled)
 }
 END_TEST
 
+static const struct {
+	const char *fmt;
+	const char *want;              /* NULL: refused */
+} uidl_cases[] = {
+	{ "%v.%u", "1796647670.10" },
+	{ "%08Xu%08Xv", "0000000a6b16aaf6" },     /* Dovecot's default */
+	{ "%08u-%v", "00000010-1796647670" },
+	{ "%Xu", "a" },
+	{ "%f", "1700000000.M9P1.host,S=42" },
+	{ "u%u%%", "u10%" },
+	{ "%v", NULL },                 /* not unique */
+	{ "%v %u", NULL },              /* a space */
+	{ "%8u", NULL },                /* space padding */
+	{ "%y%u", NULL },
+	{ "%u%", NULL },
+	{ "%08Xf", NULL },
+	{ "%099u", NULL },
+	{ "", NULL },
+};
+
+START_TEST(test_uidl_format)
+{
+	struct buf b = BUF_INIT(0);
+	int r = pop3_uidl_format(&b, uidl_cases[_i].fmt, 10, 1796647670u,
+	    "1700000000.M9P1.host,S=42:2,S");
+
+	if (uidl_cases[_i].want == NULL) {
+		ck_assert_msg(r != 0, "%s accepted", uidl_cases[_i].fmt);
+	} else {
+		ck_assert_int_eq(r, 0);
+		ck_assert_str_eq(buf_cstr(&b), uidl_cases[_i].want);
+	}
+	buf_free(&b);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -277,6 +314,7 @@ suite(void)
 	tcase_add_loop_test(tc, test_encode, 0, N(enc_cases));
 	tcase_add_loop_test(tc, test_wire_size, 0, N(enc_cases));
 	tcase_add_test(tc, test_trickled);
+	tcase_add_loop_test(tc, test_uidl_format, 0, N(uidl_cases));
 	suite_add_tcase(s, tc);
 	return s;
 }
