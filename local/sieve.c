@@ -379,6 +379,7 @@ do_store(struct sctx *c, const struct sieve_action *act)
 		path = xstrdup(c->mo->path);
 	else {
 		fn = folder_name(act->target);
+		mbx_folders_adopt(c->maildir);
 		if (mbx_folder_path(c->maildir, fn, &path, &err) != 0) {
 			log_warnx("%s: sieve: to=<%s>: fileinto \"%s\": %s; keeping in INBOX",
 			    c->r->msg->id, c->a->addr, act->target, err);

@@ -876,6 +876,30 @@ dovecot_names_to_utf8(int mfd)
 	closedir(dir);
 }
 
+/* Before the first login only (no marker yet), and only in a Maildir
+ * that Dovecot kept. */
+static void
+adopt(int mfd)
+{
+	struct stat st;
+
+	if (fstatat(mfd, FOLDERS_MARKER_NAME, &st, AT_SYMLINK_NOFOLLOW) != 0
+	    && (fstatat(mfd, "dovecot-uidlist", &st, AT_SYMLINK_NOFOLLOW) == 0
+	    || fstatat(mfd, "dovecot.list.index.log", &st, AT_SYMLINK_NOFOLLOW) == 0))
+		dovecot_names_to_utf8(mfd);
+}
+
+void
+mbx_folders_adopt(const char *maildir)
+{
+	int mfd = maildir_fd(maildir, NULL);
+
+	if (mfd >= 0) {
+		adopt(mfd);
+		close(mfd);
+	}
+}
+
 int
 mbx_folders_init(const char *maildir, char **err_r)
 {
@@ -889,9 +913,7 @@ mbx_folders_init(const char *maildir, char **err_r)
 		close(mfd);
 		return 0;
 	}
-	if (fstatat(mfd, "dovecot-uidlist", &st, AT_SYMLINK_NOFOLLOW) == 0
-	    || fstatat(mfd, "dovecot.list.index.log", &st, AT_SYMLINK_NOFOLLOW) == 0)
-		dovecot_names_to_utf8(mfd);
+	adopt(mfd);
 	for (size_t i = 0; i < n; i++)
 		if (mbx_folder_create(maildir, init_folders[i], err_r) != 0) {
 			close(mfd);

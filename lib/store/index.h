@@ -257,6 +257,10 @@ int mbx_subs_set(const char *maildir, const char *name, int subscribe,
 /* Subscriptions of from and its inferiors move to to; of INBOX, to is added. */
 int mbx_subs_rename(const char *maildir, const char *from, const char *to,
     char **err_r);
+/* A Maildir that Dovecot kept, before the first login: its folders named
+ * in modified UTF-7 on disk get their UTF-8 names (mbx_folders_init does
+ * it too; local calls it before a fileinto looks for a folder). */
+void mbx_folders_adopt(const char *maildir);
 /* First login: create Drafts, Sent, Trash, Junk and Archive and subscribe
  * them, once (a marker file MAILDIR/postern.folders-created, so a folder
  * the user deleted stays deleted). */
