@@ -707,9 +707,10 @@ subs_apply(char ***vp, const struct subs_edit *e)
 		 * messages only (RFC 3501 6.3.5). */
 		for (k = 0; v[k] != NULL && strcmp(v[k], "INBOX") != 0; k++)
 			;
-		if (v[k] != NULL)
-			strv_push(vp, e->to);
-		return v[k] != NULL;
+		if (v[k] == NULL)
+			return 0;
+		strv_push(vp, e->to);   /* may move the vector: v is stale */
+		return 1;
 	}
 	if (e->from != NULL) {
 		flen = strlen(e->from);
