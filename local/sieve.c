@@ -48,6 +48,7 @@
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/addr.h"
+#include "mail/config.h"
 #include "mail/queue.h"
 #include "mail/server.h"
 #include "mail/submit.h"
@@ -682,6 +683,9 @@ local_sieve(struct lrcpt *r, const struct laddr *a, const struct mailbox_owner *
 	env.env_from = r->msg->sender;
 	env.env_to = a->addr;
 	env.delim = lconf.delim;
+	env.host = config_str("myhostname");
+	env.domain = config_str("mydomain");
+	env.version = config_str("mail_version");
 	env.now = now;
 	env.tz_offset = localtime_r(&now, &tm) != NULL ? tm.tm_gmtoff : 0;
 	env.include = cb_include;

@@ -58,6 +58,7 @@ static const struct {
 	{ "date", EXT_DATE }, { "index", EXT_INDEX }, { "regex", EXT_REGEX },
 	{ "include", EXT_INCLUDE }, { "duplicate", EXT_DUPLICATE },
 	{ "mailbox", EXT_MAILBOX }, { "ihave", EXT_IHAVE },
+	{ "vacation-seconds", EXT_VACATION_SECONDS }, { "environment", EXT_ENVIRONMENT },
 };
 
 const char *
@@ -108,7 +109,7 @@ static const struct spec {
 	{ "reject", OP_REJECT, 0, EXT_REJECT, "", "s", 0, 0 },
 	{ "ereject", OP_EREJECT, 0, EXT_EREJECT, "", "s", 0, 0 },
 	{ "vacation", OP_VACATION, 0, EXT_VACATION,
-	  " days subject from addresses mime handle ", "s", 0, 0 },
+	  " days seconds subject from addresses mime handle ", "s", 0, 0 },
 	{ "setflag", OP_SETFLAG, 0, EXT_IMAP4FLAGS, "", "?l", 0, 0 },
 	{ "addflag", OP_ADDFLAG, 0, EXT_IMAP4FLAGS, "", "?l", 0, 0 },
 	{ "removeflag", OP_REMOVEFLAG, 0, EXT_IMAP4FLAGS, "", "?l", 0, 0 },
@@ -141,6 +142,7 @@ static const struct spec {
 	{ "ihave", OP_IHAVE, 1, EXT_IHAVE, "", "l", 0, 0 },
 	{ "duplicate", OP_DUPLICATE, 1, EXT_DUPLICATE,
 	  " handle header uniqueid seconds last ", "", 0, 0 },
+	{ "environment", OP_ENVIRONMENT, 1, EXT_ENVIRONMENT, MATCH_TAGS, "sl", 0, 0 },
 };
 
 /* Tags: the argument each takes, its group (two tags of one group
@@ -834,6 +836,12 @@ build(struct lexer *lx, struct sv_node *n, const struct spec *sp, struct rawarg 
 		    "comparator i;ascii-numeric supports only :is, :value and :count");
 	if (sp->op == OP_DUPLICATE && n->o.header != NULL && n->o.uniqueid != NULL)
 		return lx_fail(lx, n->line, "duplicate: :header and :uniqueid conflict");
+	if (sp->op == OP_VACATION && n->o.seconds >= 0) {
+		if (!(lx->exts & EXT_VACATION_SECONDS))
+			return lx_fail(lx, n->line, "vacation :seconds needs require \"vacation-seconds\"");
+		if (n->o.days >= 0)
+			return lx_fail(lx, n->line, "vacation: :days and :seconds conflict");
+	}
 	npos = nra - i;
 	if (optional_first && npos == strlen(pos) + 1) {
 		/* setflag "var" ["flags"]: the variable name first */
@@ -1133,6 +1141,9 @@ parse_command(struct lexer *lx, int inblock, int *prev_if)
 			}
 			for (size_t i = 0; i < n->args[0].s.n; i++)
 				lx->exts |= sv_ext_bit(n->args[0].s.v[i]);
+			/* RFC 6131 4: "vacation-seconds" implies "vacation". */
+			if (lx->exts & EXT_VACATION_SECONDS)
+				lx->exts |= EXT_VACATION;
 		} else
 			lx->seen_other = 1;
 		if ((sp->op == OP_ELSIF || sp->op == OP_ELSE) && !*prev_if) {

@@ -450,6 +450,26 @@ match_one(struct run *r, const struct sv_opts *o, const char *val, const char *k
 }
 
 /* Any value against any key; :count compares the number of values. */
+/* RFC 5183 environment items: those a delivery agent knows; NULL for the
+ * others (remote-host and remote-ip are the SMTP server's, not ours). */
+static const char *
+environment_item(const struct sieve_env *env, const char *name)
+{
+	if (strcasecmp(name, "domain") == 0)
+		return env->domain;
+	if (strcasecmp(name, "host") == 0)
+		return env->host;
+	if (strcasecmp(name, "location") == 0)
+		return "MDA";
+	if (strcasecmp(name, "name") == 0)
+		return "Postern";
+	if (strcasecmp(name, "phase") == 0)
+		return "during";
+	if (strcasecmp(name, "version") == 0)
+		return env->version;
+	return NULL;
+}
+
 static int
 match_values(struct run *r, const struct sv_opts *o, char *const *vals,
     const struct sv_strs *keys, int line)
@@ -648,17 +668,18 @@ static int
 vacation_action(struct run *r, const struct sv_node *n)
 {
 	struct sieve_action *a;
-	long days = n->o.days < 0 ? 7 : n->o.days;
+	/* :seconds (RFC 6131) is held to the same limits as :days. */
+	long secs = n->o.seconds >= 0 ? n->o.seconds : (n->o.days < 0 ? 7 : n->o.days) * 86400L;
 	struct buf h = BUF_INIT(0);
 
-	if (days < r->lim.vacation_min_days)
-		days = r->lim.vacation_min_days;
-	if (days > r->lim.vacation_max_days)
-		days = r->lim.vacation_max_days;
+	if (secs < r->lim.vacation_min_days * 86400L)
+		secs = r->lim.vacation_min_days * 86400L;
+	if (secs > r->lim.vacation_max_days * 86400L)
+		secs = r->lim.vacation_max_days * 86400L;
 	if ((a = act_add(r, SIEVE_VACATION, n->line)) == NULL)
 		return -1;
 	a->target = expand(r, n->args[0].s.v[0]);
-	a->days = days * 86400;
+	a->days = secs;
 	a->subject = n->o.subject != NULL ? expand(r, n->o.subject) : NULL;
 	a->from = n->o.from != NULL ? expand(r, n->o.from) : NULL;
 	a->addresses = n->o.addresses.n > 0 ? expand_list(r, &n->o.addresses) : NULL;
@@ -1023,6 +1044,17 @@ eval(struct run *r, const struct sv_node *t)
 		return 1;
 	case OP_DUPLICATE:
 		return test_duplicate(r, t);
+	case OP_ENVIRONMENT: {
+		char *name = expand(r, t->args[0].s.v[0]);
+		const char *v = environment_item(r->env, name);
+		char *one[2] = { (char *)v, NULL };
+
+		/* RFC 5183 4: an item this implementation does not know
+		 * makes the test false. */
+		res = v != NULL ? match_values(r, &t->o, one, &t->args[1].s, t->line) : 0;
+		free(name);
+		return res;
+	}
 	}
 	return fail(r, t->line, "unknown test");
 }

@@ -107,6 +107,9 @@ struct sieve_env {
 	const char *env_from;    /* envelope sender ("" null sender) */
 	const char *env_to;      /* envelope recipient (the user) */
 	const char *delim;       /* recipient_delimiter characters ("" none) */
+	/* environment (RFC 5183): myhostname, mydomain, mail_version; NULL
+	 * makes the item unknown */
+	const char *host, *domain, *version;
 	time_t now;
 	long tz_offset;          /* seconds east of UTC for currentdate/date */
 	/* include: load the script called name (:global or :personal).

@@ -19,7 +19,8 @@ enum {
 	EXT_DATE = 1u << 12, EXT_INDEX = 1u << 13, EXT_REGEX = 1u << 14,
 	EXT_INCLUDE = 1u << 15, EXT_DUPLICATE = 1u << 16, EXT_MAILBOX = 1u << 17,
 	EXT_IHAVE = 1u << 18, EXT_EREJECT = 1u << 19, EXT_OCTET = 1u << 20,
-	EXT_CASEMAP = 1u << 21,
+	EXT_CASEMAP = 1u << 21, EXT_VACATION_SECONDS = 1u << 22,
+	EXT_ENVIRONMENT = 1u << 23,
 };
 /* Looks an extension name up: its bit, or 0 when unknown. */
 unsigned sv_ext_bit(const char *name);
@@ -105,6 +106,7 @@ enum sv_op {
 	OP_ADDRESS, OP_HEADER, OP_ENVELOPE, OP_EXISTS, OP_SIZE, OP_ALLOF,
 	OP_ANYOF, OP_NOT, OP_TRUE, OP_FALSE, OP_BODY, OP_STRING, OP_HASFLAG,
 	OP_MAILBOXEXISTS, OP_DATE, OP_CURRENTDATE, OP_IHAVE, OP_DUPLICATE,
+	OP_ENVIRONMENT,
 	OP_COUNT_
 };
 

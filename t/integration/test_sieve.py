@@ -18,6 +18,7 @@ administrator's local_sieve_before and local_sieve_after script.
     script; the after script flags what reaches the implicit keep
   - duplicate (RFC 7352): a second message with the same Message-ID is
     discarded, another one is not
+  - environment (RFC 5183): host, domain and location as local gives them
   - a script that does not compile keeps the message in INBOX and logs
     why, with the queue ID and the line
   - postern sieve check prints FILE:LINE and exits non-zero; postern
@@ -79,6 +80,7 @@ class SieveTest(H.InstanceTestCase):
         inst.vmailbox["erin@example.test"] = "example.test/erin/"
         inst.vmailbox["frank@example.test"] = "example.test/frank/"
         inst.vmailbox["grace@example.test"] = "example.test/grace/"
+        inst.vmailbox["heidi@example.test"] = "example.test/heidi/"
         inst.params.update({
             "local_sieve_before": inst.path("before.sieve"),
             "local_sieve_after": inst.path("after.sieve"),
@@ -93,6 +95,13 @@ class SieveTest(H.InstanceTestCase):
         self.install_script("frank@example.test", "fwd", 'redirect "erin@example.test";\n')
         self.install_script("grace@example.test", "dedup",
                             'require "duplicate";\nif duplicate { discard; stop; }\n')
+        # environment (RFC 5183) as local fills it: myhostname, and who runs it
+        self.install_script("heidi@example.test", "env",
+                            'require ["environment", "fileinto", "mailbox"];\n'
+                            'if allof (environment :is "host" "mx.example.test",\n'
+                            '          environment :is "domain" "example.test",\n'
+                            '          environment :is "location" "MDA") {\n'
+                            '  fileinto :create "Env";\n}\n')
         inst.add_user("alice@example.test", "alice-pw")
         inst.start(prepare=False)
 
@@ -171,6 +180,11 @@ class SieveTest(H.InstanceTestCase):
                 c.shutdown()
             except OSError:
                 pass
+
+    def test_environment(self):
+        self.send("dave@example.test", "heidi@example.test", "env")
+        folder = os.path.join(self.inst.vmaildir("heidi@example.test"), ".Env")
+        H.wait_maildir(folder, 1, inst=self.inst)
 
     def test_vacation_once_per_sender(self):
         inst = self.inst

@@ -597,6 +597,24 @@ static const struct kase cases[] = {
 	{ "list where string", "redirect [\"a@b.c\", \"d@e.f\"];", msg_coyote, NULL, NULL,
 	  "ERROR" },
 	{ "anyof needs list", "if anyof true { keep; }", msg_coyote, NULL, NULL, "ERROR" },
+	/* ---- RFC 5183 environment ---- */
+	{ "5183 name and location", "require \"environment\";\n"
+	  "if allof (environment :is \"name\" \"Postern\", environment :is \"location\" \"MDA\",\n"
+	  "  environment :is \"phase\" \"during\", environment :matches \"host\" \"*.example.test\",\n"
+	  "  environment :is \"domain\" \"example.test\", environment :matches \"version\" \"*.*\")\n"
+	  "  { discard; }", msg_coyote, NULL, NULL, "discard" },
+	{ "5183 unknown item is false", "require \"environment\";\n"
+	  "if environment :matches \"remote-ip\" \"*\" { discard; }", msg_coyote, NULL, NULL,
+	  "keep" },
+	{ "5183 needs require", "if environment \"name\" \"Postern\" { discard; }", msg_coyote,
+	  NULL, NULL, "ERROR" },
+	/* ---- RFC 6131 vacation-seconds ---- */
+	{ "6131 :seconds", "require \"vacation-seconds\";\nvacation :seconds 3600 \"back soon\";",
+	  msg_coyote, NULL, NULL, "vacation:back soon;keep" },
+	{ "6131 :seconds needs require", "require \"vacation\";\nvacation :seconds 60 \"x\";",
+	  msg_coyote, NULL, NULL, "ERROR" },
+	{ "6131 :days and :seconds", "require \"vacation-seconds\";\n"
+	  "vacation :days 1 :seconds 60 \"x\";", msg_coyote, NULL, NULL, "ERROR" },
 	{ "stray brace", "keep; }", msg_coyote, NULL, NULL, "ERROR" },
 	{ "number overflow", "if size :over 99999999999999999999 { keep; }", msg_coyote, NULL,
 	  NULL, "ERROR" },
@@ -636,6 +654,9 @@ START_TEST(test_cases)
 	env.env_from = k->from != NULL ? k->from : "coyote@desert.example.org";
 	env.env_to = k->to != NULL ? k->to : "roadrunner@acme.example.com";
 	env.delim = "+";
+	env.host = "mx.example.test";
+	env.domain = "example.test";
+	env.version = "0.5.0";
 	env.now = 1796428800;      /* 2026-12-05 00:00:00 UTC */
 	env.include = include_cb;
 	env.duplicate = dup_yes;
@@ -838,11 +859,13 @@ START_TEST(test_vacation_handle)
 		"require \"vacation\"; vacation :subject \"x\" \"I'm out\";",
 		"require \"vacation\"; vacation :days 0 \"I'm out\";",
 		"require \"vacation\"; vacation :days 1000 \"I'm out\";",
+		"require \"vacation-seconds\"; vacation :seconds 172800 \"I'm out\";",
+		"require \"vacation-seconds\"; vacation :seconds 60 \"I'm out\";",
 	};
-	char *handles[5];
-	long days[5];
+	char *handles[7];
+	long days[7];
 
-	for (size_t i = 0; i < 5; i++) {
+	for (size_t i = 0; i < 7; i++) {
 		struct sieve_script *s = NULL;
 		struct sieve_result res;
 		struct sieve_env env;
@@ -866,7 +889,10 @@ START_TEST(test_vacation_handle)
 	ck_assert_int_eq(days[1], 7 * 86400);     /* the default */
 	ck_assert_int_eq(days[3], 1 * 86400);     /* raised to the minimum */
 	ck_assert_int_eq(days[4], 60 * 86400);    /* lowered to the maximum */
-	for (size_t i = 0; i < 5; i++)
+	ck_assert_int_eq(days[5], 2 * 86400);     /* :seconds as given */
+	ck_assert_int_eq(days[6], 1 * 86400);     /* under the same minimum */
+	ck_assert_str_eq(handles[5], handles[1]); /* the period is not the handle */
+	for (size_t i = 0; i < 7; i++)
 		free(handles[i]);
 }
 END_TEST
