@@ -468,41 +468,80 @@ vac_out(const char *p, size_t n, void *ctx)
 	return queue_writer_content(ctx, p, n);
 }
 
+/* s as one line of header text: line breaks from the script or the
+ * message become spaces, and 8-bit text is one RFC 2047 word. */
+static char *
+header_text(const char *s)
+{
+	char *t = xstrdup(s);
+
+	for (char *p = t; *p != '\0'; p++)
+		if (*p == '\r' || *p == '\n')
+			*p = ' ';
+	for (const char *p = t; *p != '\0'; p++)
+		if ((unsigned char)*p >= 0x80) {
+			struct buf e = BUF_INIT(0);
+
+			buf_puts(&e, "=?utf-8?b?");
+			(void)sasl_b64_encode(t, strlen(t), &e);
+			buf_puts(&e, "?=");
+			free(t);
+			return buf_steal(&e);
+		}
+	return t;
+}
+
+/* Queue msg (a whole message, LF line ends) from the null sender to
+ * rcpts, as a vacation reply or notification (what, for the log). */
+static void
+queue_auto(struct sctx *c, char *const *rcpts, const struct buf *msg, const char *what)
+{
+	struct lmsg *m = c->r->msg;
+	struct queue_writer *w;
+	char *err = NULL, id[QUEUE_ID_MAX];
+	int rc;
+
+	w = queue_writer_open(lconf.qdir, QUEUE_INCOMING,
+	    lconf.root ? lconf.owner_uid : (uid_t)-1,
+	    lconf.root ? lconf.owner_gid : (gid_t)-1, &err);
+	rc = w != NULL && queue_writer_sender(w, "") == 0 ? 0 : -1;
+	for (size_t i = 0; rc == 0 && rcpts[i] != NULL; i++)
+		rc = queue_writer_rcpt(w, rcpts[i], "", "NEVER");
+	if (rc < 0 || vac_out(msg->data, msg->len, w) < 0 || queue_writer_commit(w, id) < 0) {
+		log_warnx("%s: sieve: to=<%s>: cannot queue the %s: %s", m->id, c->a->addr,
+		    what, err != NULL ? err : strerror(errno));
+		if (w != NULL)
+			queue_writer_abort(&w);
+	} else {
+		queue_writer_free(&w);
+		log_info("%s: sieve: to=<%s>: %s to <%s>%s queued as %s", m->id, c->a->addr,
+		    what, rcpts[0], rcpts[1] != NULL ? " and others" : "", id);
+		(void)trigger_send("qmgr", "I");
+	}
+	free(err);
+}
+
 /* The vacation reply (RFC 5230 section 5), queued from the null sender. */
 static void
 do_vacation(struct sctx *c, const struct sieve_env *env, const struct sieve_action *act)
 {
 	struct lmsg *m = c->r->msg;
-	struct queue_writer *w = NULL;
 	struct buf b = BUF_INIT(0);
-	char *subj = NULL, *msgid, *err = NULL, id[QUEUE_ID_MAX], date[64];
+	char *subj, *msgid, date[64];
 	const char *from = act->from != NULL ? act->from : c->a->addr;
+	char *to[2] = { (char *)env->env_from, NULL };
 	static unsigned seq;
 
 	if (act->subject != NULL)
-		subj = xstrdup(act->subject);
+		subj = header_text(act->subject);
 	else {
 		char *s = sieve_header_get(env->hdr, env->hdrlen, "Subject");
+		char *t = xasprintf("Auto: %s", s != NULL ? s : "");
 
-		subj = xasprintf("Auto: %s", s != NULL ? s : "");
+		subj = header_text(t);
+		free(t);
 		free(s);
 	}
-	/* no line breaks from the script or the message into our header */
-	for (char *p = subj; *p != '\0'; p++)
-		if (*p == '\r' || *p == '\n')
-			*p = ' ';
-	/* 8-bit text in the header as one RFC 2047 word */
-	for (const char *p = subj; *p != '\0'; p++)
-		if ((unsigned char)*p >= 0x80) {
-			struct buf e = BUF_INIT(0);
-
-			buf_puts(&e, "=?utf-8?b?");
-			(void)sasl_b64_encode(subj, strlen(subj), &e);
-			buf_puts(&e, "?=");
-			free(subj);
-			subj = buf_steal(&e);
-			break;
-		}
 	submit_date(time(NULL), date, sizeof(date));
 	msgid = sieve_header_get(env->hdr, env->hdrlen, "Message-ID");
 	buf_printf(&b, "From: %s\n", strpbrk(from, "\r\n") == NULL ? from : c->a->addr);
@@ -524,25 +563,79 @@ do_vacation(struct sctx *c, const struct sieve_env *env, const struct sieve_acti
 			buf_putc(&b, *p);
 	if (b.len > 0 && b.data[b.len - 1] != '\n')
 		buf_putc(&b, '\n');
-	w = queue_writer_open(lconf.qdir, QUEUE_INCOMING,
-	    lconf.root ? lconf.owner_uid : (uid_t)-1,
-	    lconf.root ? lconf.owner_gid : (gid_t)-1, &err);
-	if (w == NULL || queue_writer_sender(w, "") < 0 ||
-	    queue_writer_rcpt(w, env->env_from, "", "NEVER") < 0 ||
-	    vac_out(b.data, b.len, w) < 0 || queue_writer_commit(w, id) < 0) {
-		log_warnx("%s: sieve: to=<%s>: cannot queue the vacation reply: %s", m->id,
-		    c->a->addr, err != NULL ? err : strerror(errno));
-		if (w != NULL)
-			queue_writer_abort(&w);
-	} else {
-		queue_writer_free(&w);
-		log_info("%s: sieve: to=<%s>: vacation reply to <%s> queued as %s", m->id,
-		    c->a->addr, env->env_from, id);
-		(void)trigger_send("qmgr", "I");
-	}
-	free(err);
+	queue_auto(c, to, &b, "vacation reply");
 	free(subj);
 	free(msgid);
+	buf_free(&b);
+}
+
+/* A notification by mail (RFC 5435 with RFC 5436's mailto method), from
+ * the null sender, marked Auto-Submitted: auto-notified. None for a
+ * message that is itself automatic (RFC 5436 2.7, RFC 3834). */
+static void
+do_notify(struct sctx *c, const struct sieve_env *env, const struct sieve_action *act)
+{
+	struct lmsg *m = c->r->msg;
+	struct buf b = BUF_INIT(0);
+	char **rcpts = NULL, *usubj = NULL, *ubody = NULL, *subj, *t, date[64];
+	char *auto_sub = sieve_header_get(env->hdr, env->hdrlen, "Auto-Submitted");
+	char *osubj = sieve_header_get(env->hdr, env->hdrlen, "Subject");
+	char *ofrom = sieve_header_get(env->hdr, env->hdrlen, "From");
+	const char *from = act->from != NULL && strpbrk(act->from, "\r\n") == NULL
+	    ? act->from : c->a->addr;
+	static const char *const importance[] = { "high", "normal", "low" };
+	static unsigned seq;
+
+	if (auto_sub != NULL && strncasecmp(str_trim(auto_sub), "no", 2) != 0) {
+		log_info("%s: sieve: to=<%s>: no notification: the message is Auto-Submitted",
+		    m->id, c->a->addr);
+		goto out;
+	}
+	if (sieve_mailto_parse(act->target, &rcpts, &usubj, &ubody) != 0)
+		goto out;   /* checked when the action was made */
+	t = usubj != NULL ? xstrdup(usubj) : act->message != NULL ? xstrdup(act->message)
+	    : xasprintf("[SIEVE] New mail: %s", osubj != NULL ? osubj : "");
+	subj = header_text(t);
+	free(t);
+	submit_date(time(NULL), date, sizeof(date));
+	buf_printf(&b, "From: %s\n", from);
+	buf_puts(&b, "To: ");
+	for (size_t i = 0; rcpts[i] != NULL; i++)
+		buf_printf(&b, "%s<%s>", i > 0 ? ",\n " : "", rcpts[i]);
+	buf_printf(&b, "\nSubject: %s\n", subj);
+	buf_printf(&b, "Date: %s\n", date);
+	buf_printf(&b, "Message-ID: <%ld.%u.%s.notify@%s>\n", (long)time(NULL), seq++, m->id,
+	    lconf.myorigin);
+	buf_printf(&b, "Auto-Submitted: auto-notified\nImportance: %s\n"
+	    "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+	    "Content-Transfer-Encoding: 8bit\n\n", importance[act->importance[0] - '1']);
+	if (ubody != NULL)
+		buf_puts(&b, ubody);
+	else {
+		if (act->message != NULL)
+			buf_printf(&b, "%s\n\n", act->message);
+		buf_printf(&b, "New mail for %s\nFrom: %s\nSubject: %s\n", c->a->addr,
+		    ofrom != NULL ? ofrom : "", osubj != NULL ? osubj : "");
+	}
+	/* bare LF throughout, as the queue expects from local */
+	size_t k = 0;
+	for (size_t i = 0; i < b.len; i++)
+		if (b.data[i] != '\r')
+			b.data[k++] = b.data[i];
+	b.len = k;
+	if (b.data != NULL)
+		b.data[k] = '\0';
+	if (b.len > 0 && b.data[b.len - 1] != '\n')
+		buf_putc(&b, '\n');
+	queue_auto(c, rcpts, &b, "notification");
+	free(subj);
+out:
+	strv_free(&rcpts);
+	free(usubj);
+	free(ubody);
+	free(auto_sub);
+	free(osubj);
+	free(ofrom);
 	buf_free(&b);
 }
 
@@ -796,6 +889,16 @@ local_sieve(struct lrcpt *r, const struct laddr *a, const struct mailbox_owner *
 			}
 			free(k);
 		}
+	}
+	/* Notifications once the message is where the script put it; a
+	 * delivery that failed sends none (it is tried again). */
+	for (i = 0; i < res.nacts && r->status == 0; i++) {
+		if (res.acts[i].type != SIEVE_NOTIFY)
+			continue;
+		local_restore();   /* the queue belongs to mail_owner */
+		do_notify(&c, &env, &res.acts[i]);
+		if (local_become(r, a, mo->uid, mo->gid) < 0)
+			goto out_free;
 	}
 	if (res.nacts > 0 && r->nok == 0 && r->status == 0 && r->nfwd == 0)
 		lr_ok(r, a->addr, "filtered by sieve");

@@ -387,3 +387,139 @@ sv_date_part(time_t t, long off, const char *part)
 		return xasprintf("%d", tm.tm_wday);
 	return NULL;
 }
+
+/* ---- addresses and mailto URIs ---- */
+
+int
+sv_addr_ok(const char *a)
+{
+	const char *at = strrchr(a, '@');
+
+	if (at == NULL || at == a || at[1] == '\0' || strlen(a) > 512)
+		return 0;
+	for (const char *p = a; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p == 0x7f || *p == '<' ||
+		    *p == '>' || *p == ',' || *p == '(' || *p == ')' || *p == ';' ||
+		    *p == '\\' || *p == '"')
+			return 0;
+	return 1;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* %-decode s[0..n) (RFC 3986); NULL for a bad escape or a NUL. */
+static char *
+pct_decode(const char *s, size_t n)
+{
+	struct buf b = BUF_INIT(0);
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
+			int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+				buf_free(&b);
+				return NULL;
+			}
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		buf_putc(&b, c);
+	}
+	return b.data != NULL ? buf_steal(&b) : xstrdup("");
+}
+
+/* Split a decoded address list at commas into *v; 0, or -1 on a bad one. */
+static int
+add_rcpts(char ***v, const char *list)
+{
+	char **parts = strv_split(list, ",");
+	int rc = 0;
+
+	for (size_t i = 0; parts[i] != NULL && rc == 0; i++) {
+		char *a = str_trim(parts[i]);
+
+		if (!sv_addr_ok(a) || strv_len(*v) >= SIEVE_MAILTO_MAX)
+			rc = -1;
+		else if (!strv_contains_ci(*v, a))
+			strv_push(v, a);
+	}
+	strv_free(&parts);
+	return rc;
+}
+
+int
+sieve_mailto_parse(const char *uri, char ***rcpts_r, char **subject_r, char **body_r)
+{
+	char **rcpts = xcalloc(1, sizeof(char *)), *subject = NULL, *body = NULL, *d;
+	const char *q, *p;
+	int rc = 0;
+
+	if (strncasecmp(uri, "mailto:", 7) != 0 || strlen(uri) > 8192) {
+		strv_free(&rcpts);
+		return -1;
+	}
+	uri += 7;
+	q = strchr(uri, '?');
+	d = pct_decode(uri, q != NULL ? (size_t)(q - uri) : strlen(uri));
+	if (d == NULL || (*d != '\0' && add_rcpts(&rcpts, d) < 0))
+		rc = -1;
+	free(d);
+	for (p = q != NULL ? q + 1 : NULL; rc == 0 && p != NULL && *p != '\0'; ) {
+		const char *amp = strchr(p, '&'), *end = amp != NULL ? amp : p + strlen(p);
+		const char *eq = memchr(p, '=', (size_t)(end - p));
+		char *name, *value;
+
+		if (eq == NULL) {
+			rc = -1;
+			break;
+		}
+		name = pct_decode(p, (size_t)(eq - p));
+		value = pct_decode(eq + 1, (size_t)(end - eq - 1));
+		if (name == NULL || value == NULL)
+			rc = -1;
+		else if (strcasecmp(name, "to") == 0 || strcasecmp(name, "cc") == 0)
+			rc = add_rcpts(&rcpts, value);
+		else if (strcasecmp(name, "subject") == 0 && subject == NULL) {
+			subject = value;
+			value = NULL;
+		} else if (strcasecmp(name, "body") == 0 && body == NULL) {
+			body = value;
+			value = NULL;
+		}
+		free(name);
+		free(value);
+		p = amp != NULL ? amp + 1 : NULL;
+	}
+	if (rc == 0 && rcpts[0] == NULL)
+		rc = -1;
+	if (rc != 0) {
+		strv_free(&rcpts);
+		free(subject);
+		free(body);
+		return -1;
+	}
+	if (rcpts_r != NULL)
+		*rcpts_r = rcpts;
+	else
+		strv_free(&rcpts);
+	if (subject_r != NULL)
+		*subject_r = subject;
+	else
+		free(subject);
+	if (body_r != NULL)
+		*body_r = body;
+	else
+		free(body);
+	return 0;
+}

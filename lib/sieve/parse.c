@@ -59,6 +59,7 @@ static const struct {
 	{ "include", EXT_INCLUDE }, { "duplicate", EXT_DUPLICATE },
 	{ "mailbox", EXT_MAILBOX }, { "ihave", EXT_IHAVE },
 	{ "vacation-seconds", EXT_VACATION_SECONDS }, { "environment", EXT_ENVIRONMENT },
+	{ "enotify", EXT_ENOTIFY },
 };
 
 const char *
@@ -114,11 +115,12 @@ static const struct spec {
 	{ "addflag", OP_ADDFLAG, 0, EXT_IMAP4FLAGS, "", "?l", 0, 0 },
 	{ "removeflag", OP_REMOVEFLAG, 0, EXT_IMAP4FLAGS, "", "?l", 0, 0 },
 	{ "set", OP_SET, 0, EXT_VARIABLES,
-	  " lower upper lowerfirst upperfirst quotewildcard length ", "ss", 0, 0 },
+	  " lower upper lowerfirst upperfirst quotewildcard length encodeurl ", "ss", 0, 0 },
 	{ "include", OP_INCLUDE, 0, EXT_INCLUDE, " personal global once optional ", "s", 0, 0 },
 	{ "return", OP_RETURN, 0, EXT_INCLUDE, "", "", 0, 0 },
 	{ "global", OP_GLOBAL, 0, EXT_INCLUDE | EXT_VARIABLES, "", "l", 0, 0 },
 	{ "error", OP_ERROR, 0, EXT_IHAVE, "", "s", 0, 0 },
+	{ "notify", OP_NOTIFY, 0, EXT_ENOTIFY, " from importance options message ", "s", 0, 0 },
 #define MATCH_TAGS " is contains matches regex value count comparator "
 	{ "address", OP_ADDRESS, 1, 0,
 	  MATCH_TAGS "all localpart domain user detail index last ", "ll", 0, 0 },
@@ -143,6 +145,8 @@ static const struct spec {
 	{ "duplicate", OP_DUPLICATE, 1, EXT_DUPLICATE,
 	  " handle header uniqueid seconds last ", "", 0, 0 },
 	{ "environment", OP_ENVIRONMENT, 1, EXT_ENVIRONMENT, MATCH_TAGS, "sl", 0, 0 },
+	{ "valid_notify_method", OP_VALID_NOTIFY, 1, EXT_ENOTIFY, "", "l", 0, 0 },
+	{ "notify_method_capability", OP_NOTIFY_CAP, 1, EXT_ENOTIFY, MATCH_TAGS, "ssl", 0, 0 },
 };
 
 /* Tags: the argument each takes, its group (two tags of one group
@@ -170,7 +174,8 @@ static const struct tagspec {
 	{ "upperfirst", 0, 19, 0 }, { "quotewildcard", 0, 20, 0 }, { "length", 0, 21, 0 },
 	{ "personal", 0, 22, 0 }, { "global", 0, 22, 0 }, { "once", 0, 23, 0 },
 	{ "optional", 0, 24, 0 }, { "header", 's', 25, 0 }, { "uniqueid", 's', 25, 0 },
-	{ "seconds", 'n', 26, 0 },
+	{ "seconds", 'n', 26, 0 }, { "importance", 's', 27, 0 }, { "options", 'l', 28, 0 },
+	{ "message", 's', 29, 0 }, { "encodeurl", 0, 30, EXT_ENOTIFY },
 };
 
 /* ---- lexer ---- */
@@ -421,6 +426,9 @@ node_free(struct sv_node *n)
 	free(n->o.handle);
 	free(n->o.header);
 	free(n->o.uniqueid);
+	free(n->o.importance);
+	free(n->o.message);
+	strs_free(&n->o.options);
 	free(n);
 }
 
@@ -772,6 +780,19 @@ apply_tag(struct lexer *lx, struct sv_node *n, const struct spec *sp, struct raw
 		o->uniqueid = xstrdup(s1);
 	else if (strcasecmp(t, "seconds") == 0)
 		o->seconds = ra->a.num > 100000000 ? 100000000 : (long)ra->a.num;
+	else if (strcasecmp(t, "importance") == 0) {
+		/* RFC 5435 3.3: "1" high, "2" normal, "3" low */
+		if (!((lx->exts & EXT_VARIABLES) && strstr(s1, "${") != NULL) &&
+		    (strlen(s1) != 1 || s1[0] < '1' || s1[0] > '3'))
+			return lx_fail(lx, ra->a.line, "notify :importance must be \"1\", \"2\" or \"3\"");
+		o->importance = xstrdup(s1);
+	} else if (strcasecmp(t, "options") == 0) {
+		o->options = ra->a.s;
+		memset(&ra->a.s, 0, sizeof(ra->a.s));
+	} else if (strcasecmp(t, "message") == 0)
+		o->message = xstrdup(s1);
+	else if (strcasecmp(t, "encodeurl") == 0)
+		o->modifiers |= MOD_ENCODEURL;
 	else
 		return lx_fail(lx, ra->a.line, "tag :%s not allowed for %s", t, sp->name);
 	return 0;
@@ -875,6 +896,14 @@ build(struct lexer *lx, struct sv_node *n, const struct spec *sp, struct rawarg 
 	if (sp->op == OP_IHAVE) {
 		free(lx->err);
 		lx->err = NULL;
+	}
+	/* RFC 5435 3.1: a method known now must be one we can use. */
+	if (sp->op == OP_NOTIFY) {
+		const char *m = n->args[0].s.v[0];
+
+		if (!((lx->exts & EXT_VARIABLES) && strstr(m, "${") != NULL) &&
+		    sieve_mailto_parse(m, NULL, NULL, NULL) != 0)
+			return lx_fail(lx, n->line, "notify: unsupported or invalid method \"%s\"", m);
 	}
 	/* Constant regex keys are compiled now so errors show a line. */
 	if (n->o.match == M_REGEX && n->nargs > 0) {

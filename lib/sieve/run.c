@@ -594,7 +594,9 @@ act_add(struct run *r, enum sieve_act_type type, int line)
 		int rej = t == SIEVE_REJECT || t == SIEVE_EREJECT;
 		int newrej = type == SIEVE_REJECT || type == SIEVE_EREJECT;
 
-		if ((rej && type != SIEVE_DISCARD) || (newrej && t != SIEVE_DISCARD))
+		/* RFC 5435 3.9: notify goes with every other action. */
+		if ((rej && type != SIEVE_DISCARD && type != SIEVE_NOTIFY) ||
+		    (newrej && t != SIEVE_DISCARD && t != SIEVE_NOTIFY))
 			return fail(r, line, "reject cannot be combined with other actions"), NULL;
 		if (t == SIEVE_VACATION && type == SIEVE_VACATION)
 			return fail(r, line, "only one vacation action is allowed"), NULL;
@@ -650,18 +652,42 @@ store_action(struct run *r, const struct sv_node *n, enum sieve_act_type type,
 	return 0;
 }
 
+/* RFC 5435 notify with the mailto method: one action per method URI
+ * (a second notify to the same URI is a duplicate, 3.10). */
 static int
-redirect_ok(const char *a)
+notify_action(struct run *r, const struct sv_node *n)
 {
-	const char *at = strrchr(a, '@');
+	struct sieve_action *a;
+	char *method = expand(r, n->args[0].s.v[0]);
+	char *imp = n->o.importance != NULL ? expand(r, n->o.importance) : xstrdup("2");
 
-	if (at == NULL || at == a || at[1] == '\0' || strlen(a) > 512)
-		return 0;
-	for (const char *p = a; *p != '\0'; p++)
-		if ((unsigned char)*p <= ' ' || *p == '<' || *p == '>' || *p == ',' ||
-		    *p == '(' || *p == ')' || *p == ';' || *p == '\\' || *p == '"')
+	if (sieve_mailto_parse(method, NULL, NULL, NULL) != 0) {
+		fail(r, n->line, "notify: unsupported or invalid method \"%s\"", method);
+		free(method);
+		free(imp);
+		return -1;
+	}
+	if (strlen(imp) != 1 || imp[0] < '1' || imp[0] > '3') {
+		free(imp);
+		imp = xstrdup("2");
+	}
+	for (size_t i = 0; i < r->res->nacts; i++)
+		if (r->res->acts[i].type == SIEVE_NOTIFY &&
+		    strcasecmp(r->res->acts[i].target, method) == 0) {
+			free(method);
+			free(imp);
 			return 0;
-	return 1;
+		}
+	if ((a = act_add(r, SIEVE_NOTIFY, n->line)) == NULL) {
+		free(method);
+		free(imp);
+		return -1;
+	}
+	a->target = method;
+	a->importance = imp;
+	a->from = n->o.from != NULL ? expand(r, n->o.from) : NULL;
+	a->message = n->o.message != NULL ? expand(r, n->o.message) : NULL;
+	return 0;
 }
 
 static int
@@ -1044,6 +1070,27 @@ eval(struct run *r, const struct sv_node *t)
 		return 1;
 	case OP_DUPLICATE:
 		return test_duplicate(r, t);
+	case OP_VALID_NOTIFY: {
+		char **uris = expand_list(r, &t->args[0].s);
+
+		res = uris[0] != NULL;
+		for (size_t i = 0; uris[i] != NULL && res; i++)
+			res = sieve_mailto_parse(uris[i], NULL, NULL, NULL) == 0;
+		strv_free(&uris);
+		return res;
+	}
+	case OP_NOTIFY_CAP: {
+		/* RFC 5436 2.2: whether a mailto recipient is "online" is
+		 * not known here: "maybe". Other capabilities: false. */
+		char *uri = expand(r, t->args[0].s.v[0]), *cap = expand(r, t->args[1].s.v[0]);
+		char *one[2] = { "maybe", NULL };
+
+		res = sieve_mailto_parse(uri, NULL, NULL, NULL) == 0 && strcasecmp(cap, "online") == 0
+		    ? match_values(r, &t->o, one, &t->args[2].s, t->line) : 0;
+		free(uri);
+		free(cap);
+		return res;
+	}
 	case OP_ENVIRONMENT: {
 		char *name = expand(r, t->args[0].s.v[0]);
 		const char *v = environment_item(r->env, name);
@@ -1170,7 +1217,7 @@ exec_cmd(struct run *r, const struct sv_node *n, int *cond_done)
 		struct sieve_action *a;
 
 		s = expand(r, n->args[0].s.v[0]);
-		if (!redirect_ok(s)) {
+		if (!sv_addr_ok(s)) {
 			rc = fail(r, n->line, "redirect: bad address \"%s\"", s);
 			break;
 		}
@@ -1210,6 +1257,8 @@ exec_cmd(struct run *r, const struct sv_node *n, int *cond_done)
 	}
 	case OP_VACATION:
 		return vacation_action(r, n);
+	case OP_NOTIFY:
+		return notify_action(r, n);
 	case OP_SETFLAG:
 	case OP_ADDFLAG:
 	case OP_REMOVEFLAG: {
@@ -1265,6 +1314,19 @@ exec_cmd(struct run *r, const struct sv_node *n, int *cond_done)
 				if (*p == '*' || *p == '?' || *p == '\\')
 					buf_putc(&b, '\\');
 				buf_putc(&b, *p);
+			}
+			free(val);
+			val = b.data != NULL ? buf_steal(&b) : xstrdup("");
+		}
+		if (m & MOD_ENCODEURL) {
+			/* RFC 5435 7: %-encode all but RFC 3986 unreserved */
+			struct buf b = BUF_INIT(0);
+
+			for (char *p = val; *p != '\0'; p++) {
+				if (isalnum((unsigned char)*p) || strchr("-._~", *p) != NULL)
+					buf_putc(&b, *p);
+				else
+					buf_printf(&b, "%%%02X", (unsigned char)*p);
 			}
 			free(val);
 			val = b.data != NULL ? buf_steal(&b) : xstrdup("");
@@ -1327,6 +1389,8 @@ sieve_result_free(struct sieve_result *res)
 		free(a->from);
 		free(a->handle);
 		strv_free(&a->addresses);
+		free(a->importance);
+		free(a->message);
 	}
 	free(res->acts);
 	strv_free(&res->dup_ids);

@@ -65,6 +65,7 @@ enum sieve_act_type {
 	SIEVE_REJECT,
 	SIEVE_EREJECT,
 	SIEVE_VACATION,
+	SIEVE_NOTIFY,            /* RFC 5435 with the mailto method (RFC 5436) */
 };
 
 struct sieve_action {
@@ -80,6 +81,9 @@ struct sieve_action {
 	char *subject, *from, *handle;
 	char **addresses;
 	int mime;
+	/* notify: target is the mailto URI; from above; importance "1".."3";
+	 * message may be NULL */
+	char *importance, *message;
 	int line;                /* where in its script */
 };
 
@@ -136,6 +140,15 @@ int sieve_run(struct sieve_script *const *scripts, size_t n, const struct sieve_
  * :addresses of the action). 1 yes, 0 no with *why_r a static reason. */
 int sieve_vacation_allowed(const struct sieve_env *env, const struct sieve_action *a,
     const char *const *my_addrs, const char **why_r);
+
+/* A mailto URI (RFC 6068) as the notify method of RFC 5436: the
+ * recipients (the path and the "to" and "cc" fields, %-decoded, each a
+ * plain address; "bcc" and other fields are ignored), "subject" and
+ * "body" (NULL when absent). 0, or -1 when uri is not a usable mailto
+ * (no recipient, a bad address or escape, more than SIEVE_MAILTO_MAX
+ * recipients). Any of the outputs may be NULL. */
+#define SIEVE_MAILTO_MAX 32
+int sieve_mailto_parse(const char *uri, char ***rcpts_r, char **subject_r, char **body_r);
 
 /* A header field's value (first occurrence, unfolded, RFC 2047 decoded),
  * xmalloc'd, or NULL. */

@@ -20,7 +20,7 @@ enum {
 	EXT_INCLUDE = 1u << 15, EXT_DUPLICATE = 1u << 16, EXT_MAILBOX = 1u << 17,
 	EXT_IHAVE = 1u << 18, EXT_EREJECT = 1u << 19, EXT_OCTET = 1u << 20,
 	EXT_CASEMAP = 1u << 21, EXT_VACATION_SECONDS = 1u << 22,
-	EXT_ENVIRONMENT = 1u << 23,
+	EXT_ENVIRONMENT = 1u << 23, EXT_ENOTIFY = 1u << 24,
 };
 /* Looks an extension name up: its bit, or 0 when unknown. */
 unsigned sv_ext_bit(const char *name);
@@ -68,6 +68,8 @@ struct sv_opts {
 	long days;              /* -1 unset */
 	long seconds;           /* -1 unset (duplicate :seconds) */
 	char *subject, *from, *handle, *header, *uniqueid;
+	char *importance, *message;     /* notify */
+	struct sv_strs options;         /* notify :options (checked, unused) */
 	struct sv_strs addresses;
 	int global, once, optional;
 	unsigned modifiers;     /* set */
@@ -101,12 +103,12 @@ enum sv_op {
 	OP_REQUIRE, OP_IF, OP_ELSIF, OP_ELSE, OP_STOP, OP_KEEP, OP_DISCARD,
 	OP_REDIRECT, OP_FILEINTO, OP_REJECT, OP_EREJECT, OP_VACATION, OP_SETFLAG,
 	OP_ADDFLAG, OP_REMOVEFLAG, OP_SET, OP_INCLUDE, OP_RETURN, OP_GLOBAL,
-	OP_ERROR,
+	OP_ERROR, OP_NOTIFY,
 	/* tests */
 	OP_ADDRESS, OP_HEADER, OP_ENVELOPE, OP_EXISTS, OP_SIZE, OP_ALLOF,
 	OP_ANYOF, OP_NOT, OP_TRUE, OP_FALSE, OP_BODY, OP_STRING, OP_HASFLAG,
 	OP_MAILBOXEXISTS, OP_DATE, OP_CURRENTDATE, OP_IHAVE, OP_DUPLICATE,
-	OP_ENVIRONMENT,
+	OP_ENVIRONMENT, OP_VALID_NOTIFY, OP_NOTIFY_CAP,
 	OP_COUNT_
 };
 
@@ -117,6 +119,7 @@ enum sv_op {
 #define MOD_UPPER 0x08u
 #define MOD_LOWERFIRST 0x10u
 #define MOD_UPPERFIRST 0x20u
+#define MOD_ENCODEURL 0x40u      /* RFC 5435 7: precedence 15 */
 
 /* ---- msg.c: message helpers ---- */
 /* Every value of header name (index 1 = first), unfolded and RFC 2047
@@ -134,5 +137,8 @@ int sv_parse_date(const char *s, time_t *t_r, long *off_r);
 char *sv_date_part(time_t t, long off, const char *part);
 /* Zone "+hhmm"/"-hhmm" -> seconds; 0 or -1. */
 int sv_zone_parse(const char *z, long *off_r);
+/* A plain address (local@domain, nothing a header or the queue would
+ * read as syntax): redirect targets and mailto recipients. */
+int sv_addr_ok(const char *a);
 
 #endif

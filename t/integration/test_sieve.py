@@ -19,6 +19,8 @@ administrator's local_sieve_before and local_sieve_after script.
   - duplicate (RFC 7352): a second message with the same Message-ID is
     discarded, another one is not
   - environment (RFC 5183): host, domain and location as local gives them
+  - enotify (RFC 5435, mailto RFC 5436): a notification by mail from the
+    null sender, none for an Auto-Submitted message
   - a script that does not compile keeps the message in INBOX and logs
     why, with the queue ID and the line
   - postern sieve check prints FILE:LINE and exits non-zero; postern
@@ -81,6 +83,7 @@ class SieveTest(H.InstanceTestCase):
         inst.vmailbox["frank@example.test"] = "example.test/frank/"
         inst.vmailbox["grace@example.test"] = "example.test/grace/"
         inst.vmailbox["heidi@example.test"] = "example.test/heidi/"
+        inst.vmailbox["ivan@example.test"] = "example.test/ivan/"
         inst.params.update({
             "local_sieve_before": inst.path("before.sieve"),
             "local_sieve_after": inst.path("after.sieve"),
@@ -102,6 +105,12 @@ class SieveTest(H.InstanceTestCase):
                             '          environment :is "domain" "example.test",\n'
                             '          environment :is "location" "MDA") {\n'
                             '  fileinto :create "Env";\n}\n')
+        # enotify (RFC 5435/5436): a mail to bob about each of ivan's
+        self.install_script("ivan@example.test", "notify",
+                            'require ["enotify", "variables"];\n'
+                            'if header :matches "Subject" "*" { set "s" "${1}"; }\n'
+                            'notify :importance "1" :message "New: ${s}"\n'
+                            '  "mailto:bob@example.test?body=see%20INBOX";\n')
         inst.add_user("alice@example.test", "alice-pw")
         inst.start(prepare=False)
 
@@ -185,6 +194,29 @@ class SieveTest(H.InstanceTestCase):
         self.send("dave@example.test", "heidi@example.test", "env")
         folder = os.path.join(self.inst.vmaildir("heidi@example.test"), ".Env")
         H.wait_maildir(folder, 1, inst=self.inst)
+
+    def test_notify_by_mail(self):
+        inst = self.inst
+        self.send("dave@example.test", "ivan@example.test", "quarterly report")
+        # ivan keeps it (notify leaves the implicit keep alone) ...
+        H.wait_maildir(inst.vmaildir("ivan@example.test"), 1, inst=inst)
+        # ... and bob hears of it, from the null sender, marked automatic
+        got = H.wait_maildir(inst.vmaildir("bob@example.test"), 1, inst=inst)[0]
+        self.assertIn(b"Subject: New: quarterly report", got)
+        self.assertIn(b"Auto-Submitted: auto-notified", got)
+        self.assertIn(b"Importance: high", got)
+        self.assertIn(b"Return-Path: <>", got)
+        self.assertTrue(got.rstrip().endswith(b"see INBOX"), got[-200:])
+        inst.wait_log(r"sieve: to=<ivan@example\.test>: notification to "
+                      r"<bob@example\.test> queued as \w+")
+        # an automatic message gets no notification (RFC 5436 2.7)
+        self.send("dave@example.test", "ivan@example.test", "out of office",
+                  "Auto-Submitted: auto-replied\r\n")
+        inst.wait_log(r"sieve: to=<ivan@example\.test>: no notification: the message "
+                      r"is Auto-Submitted")
+        H.wait_maildir(inst.vmaildir("ivan@example.test"), 2, inst=inst)
+        inst.wait_queue_empty()
+        self.assertEqual(len(H.maildir_messages(inst.vmaildir("bob@example.test"))), 1)
 
     def test_vacation_once_per_sender(self):
         inst = self.inst

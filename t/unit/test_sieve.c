@@ -96,7 +96,7 @@ render(const struct sieve_result *res)
 {
 	struct buf b = BUF_INIT(0);
 	static const char *const names[] = { "keep", "fileinto", "redirect", "discard",
-		"reject", "ereject", "vacation" };
+		"reject", "ereject", "vacation", "notify" };
 
 	for (size_t i = 0; i < res->nacts; i++) {
 		const struct sieve_action *a = &res->acts[i];
@@ -608,6 +608,41 @@ static const struct kase cases[] = {
 	  "keep" },
 	{ "5183 needs require", "if environment \"name\" \"Postern\" { discard; }", msg_coyote,
 	  NULL, NULL, "ERROR" },
+	/* ---- RFC 5435/5436 enotify with mailto ---- */
+	{ "5435 notify", "require [\"enotify\", \"fileinto\"];\n"
+	  "if header :contains \"from\" \"coyote\" {\n"
+	  "  notify :importance \"1\" :message \"boss\" \"mailto:alm@example.com\";\n"
+	  "  notify \"mailto:alm@example.com\";\n"           /* a duplicate */
+	  "  fileinto \"Boss\";\n}", msg_coyote, NULL, NULL,
+	  "notify:mailto:alm@example.com;fileinto:Boss" },
+	{ "5435 notify keeps implicit keep", "require \"enotify\";\n"
+	  "notify \"mailto:a@example.com?subject=hi\";", msg_coyote, NULL, NULL,
+	  "notify:mailto:a@example.com?subject=hi;keep" },
+	{ "5435 notify with reject", "require [\"enotify\", \"reject\"];\n"
+	  "notify \"mailto:a@example.com\"; reject \"no\";", msg_coyote, NULL, NULL,
+	  "notify:mailto:a@example.com;reject:no" },
+	{ "5435 unsupported method", "require \"enotify\";\nnotify \"xmpp:a@example.com\";",
+	  msg_coyote, NULL, NULL, "ERROR" },
+	{ "5435 bad importance", "require \"enotify\";\n"
+	  "notify :importance \"4\" \"mailto:a@example.com\";", msg_coyote, NULL, NULL, "ERROR" },
+	{ "5435 method from a variable", "require [\"enotify\", \"variables\"];\n"
+	  "set \"to\" \"b@example.com\";\nnotify \"mailto:${to}\";", msg_coyote, NULL, NULL,
+	  "notify:mailto:b@example.com;keep" },
+	{ "5435 bad method at run time", "require [\"enotify\", \"variables\"];\n"
+	  "set \"to\" \"not an address\";\nnotify \"mailto:${to}\";", msg_coyote, NULL, NULL,
+	  "ERROR" },
+	{ "5435 valid_notify_method", "require \"enotify\";\n"
+	  "if allof (valid_notify_method \"mailto:a@example.com\",\n"
+	  "  not valid_notify_method [\"mailto:a@example.com\", \"tel:+14085551212\"],\n"
+	  "  notify_method_capability :is \"mailto:a@example.com\" \"online\" \"maybe\",\n"
+	  "  not notify_method_capability \"mailto:a@example.com\" \"frob\" \"maybe\")\n"
+	  "  { discard; }", msg_coyote, NULL, NULL, "discard" },
+	{ "5435 7 :encodeurl", "require [\"enotify\", \"variables\"];\n"
+	  "set :encodeurl \"s\" \"a b&c=d/\u00e9\";\n"
+	  "if string :is \"${s}\" \"a%20b%26c%3Dd%2F%C3%A9\" { discard; }", msg_coyote, NULL,
+	  NULL, "discard" },
+	{ "5435 :encodeurl needs enotify", "require \"variables\";\n"
+	  "set :encodeurl \"s\" \"x\";", msg_coyote, NULL, NULL, "ERROR" },
 	/* ---- RFC 6131 vacation-seconds ---- */
 	{ "6131 :seconds", "require \"vacation-seconds\";\nvacation :seconds 3600 \"back soon\";",
 	  msg_coyote, NULL, NULL, "vacation:back soon;keep" },
@@ -915,6 +950,37 @@ START_TEST(test_truncations)
 }
 END_TEST
 
+/* RFC 6068 mailto as RFC 5436 reads it. */
+START_TEST(test_mailto)
+{
+	char **to = NULL, *subject = NULL, *body = NULL;
+
+	ck_assert_int_eq(sieve_mailto_parse("mailto:timo@example.com%2cstephan@dovecot.example.net"
+	    "?cc=postmaster@frop.example.org&subject=Frop%20received&bcc=hidden@x.org"
+	    "&body=line%0Aline&from=forged@x.org", &to, &subject, &body), 0);
+	ck_assert_uint_eq(strv_len(to), 3);
+	ck_assert_str_eq(to[0], "timo@example.com");
+	ck_assert_str_eq(to[1], "stephan@dovecot.example.net");
+	ck_assert_str_eq(to[2], "postmaster@frop.example.org");
+	ck_assert_str_eq(subject, "Frop received");
+	ck_assert_str_eq(body, "line\nline");
+	strv_free(&to);
+	free(subject);
+	free(body);
+	ck_assert_int_eq(sieve_mailto_parse("MAILTO:?to=a@example.com", &to, NULL, NULL), 0);
+	ck_assert_str_eq(to[0], "a@example.com");
+	strv_free(&to);
+	static const char *const bad[] = {
+		"mailto:", "mailto:?subject=x", "http://a@example.com", "mailto:a%0d@example.com",
+		"mailto:a@example.com%", "mailto:a@example.com%4", "mailto:a b@example.com",
+		"mailto:a@example.com?to", "mailto:<a@example.com>", "mailto:a@example.com%00",
+		"mailto:noat",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(sieve_mailto_parse(bad[i], NULL, NULL, NULL) == -1, "%s", bad[i]);
+}
+END_TEST
+
 static Suite *
 sieve_suite(void)
 {
@@ -927,6 +993,7 @@ sieve_suite(void)
 	tcase_add_test(tc, test_multiscript);
 	tcase_add_test(tc, test_vacation_allowed);
 	tcase_add_test(tc, test_vacation_handle);
+	tcase_add_test(tc, test_mailto);
 	tcase_add_test(tc, test_truncations);
 	suite_add_tcase(s, tc);
 	return s;
