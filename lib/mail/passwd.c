@@ -12,6 +12,12 @@
  * Trusts: the stored hash no more than the password (it comes from a
  * table root builds, but a bad line must not crash or match).
  *
+ * Verify-only schemes, for hashes moved over from Dovecot, PostfixAdmin
+ * or LDAP: MD5-CRYPT (and Dovecot's alias MD5) through libxcrypt, and the
+ * base64 digests SHA/SHA256/SHA512 and salted SSHA/SSHA256/SSHA512
+ * (digest, then salt) through OpenSSL, compared with CRYPTO_memcmp. New
+ * hashes are never made with them; `postern user passwd` replaces one.
+ *
  * Limits: hashes longer than CRYPT_OUTPUT_SIZE are malformed.
  * passwd_verify() is thread-safe (a work area per thread: auth's hashing
  * threads, auth/pool.c); passwd_dummy_verify() is once
@@ -22,24 +28,69 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "util/alloc.h"
+#include "util/buf.h"
+#include "proto/sasl.h"
 #include "mail/passwd.h"
 
 struct scheme {
 	const char *name;
 	const char *canon;
-	const char *gen_prefix;   /* for crypt_gensalt_rn */
+	const char *gen_prefix;   /* for crypt_gensalt_rn, and the prefix */
 	unsigned long cost;       /* 0 = libxcrypt's default */
+	int verify_only;          /* never used for a new hash */
 };
 
 static const struct scheme schemes[] = {
-	{ "YESCRYPT", "YESCRYPT", "$y$", 0 },
-	{ "SHA512-CRYPT", "SHA512-CRYPT", "$6$", 0 },
-	{ "SHA256-CRYPT", "SHA256-CRYPT", "$5$", 0 },
-	{ "BLF-CRYPT", "BLF-CRYPT", "$2b$", 10 },
-	{ "BCRYPT", "BLF-CRYPT", "$2b$", 10 },
-	{ "CRYPT", "CRYPT", NULL, 0 },
+	{ "YESCRYPT", "YESCRYPT", "$y$", 0, 0 },
+	{ "SHA512-CRYPT", "SHA512-CRYPT", "$6$", 0, 0 },
+	{ "SHA256-CRYPT", "SHA256-CRYPT", "$5$", 0, 0 },
+	{ "BLF-CRYPT", "BLF-CRYPT", "$2b$", 10, 0 },
+	{ "BCRYPT", "BLF-CRYPT", "$2b$", 10, 0 },
+	{ "MD5-CRYPT", "MD5-CRYPT", "$1$", 0, 1 },
+	{ "MD5", "MD5-CRYPT", "$1$", 0, 1 },    /* Dovecot's name for it too */
+	{ "CRYPT", "CRYPT", NULL, 0, 0 },
 };
+
+/* Digests as Dovecot and LDAP store them: base64 of the digest, and for
+ * the salted ones the salt after it. */
+static const struct digest_scheme {
+	const char *name;
+	const char *md;           /* OpenSSL's name */
+	size_t len;
+	int salted;
+} digests[] = {
+	{ "SHA", "SHA1", 20, 0 }, { "SHA1", "SHA1", 20, 0 },
+	{ "SHA256", "SHA256", 32, 0 }, { "SHA512", "SHA512", 64, 0 },
+	{ "SSHA", "SHA1", 20, 1 }, { "SSHA256", "SHA256", 32, 1 },
+	{ "SSHA512", "SHA512", 64, 1 },
+};
+
+static enum passwd_result
+verify_digest(const struct digest_scheme *d, const char *password, const char *b64)
+{
+	struct buf raw = BUF_INIT(0), in = BUF_INIT(0);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	const EVP_MD *type = EVP_get_digestbyname(d->md);
+	enum passwd_result r = PASSWD_BAD_HASH;
+
+	if (type != NULL && sasl_b64_decode(b64, strlen(b64), &raw, 1024) == 0 &&
+	    (d->salted ? raw.len > d->len : raw.len == d->len)) {
+		buf_puts(&in, password);
+		(void)buf_append(&in, raw.data + d->len, raw.len - d->len);
+		if (EVP_Digest(in.data, in.len, md, &mdlen, type, NULL) == 1 && mdlen == d->len)
+			r = CRYPTO_memcmp(md, raw.data, d->len) == 0 ? PASSWD_OK : PASSWD_MISMATCH;
+		OPENSSL_cleanse(in.data, in.len);
+		OPENSSL_cleanse(md, sizeof(md));
+	}
+	buf_free(&in);
+	buf_free(&raw);
+	return r;
+}
 
 /* One per thread: auth verifies in several hashing threads at once. */
 static _Thread_local struct crypt_data *work;
@@ -61,7 +112,7 @@ passwd_scheme_canon(const char *scheme)
 {
 	const struct scheme *s = scheme_lookup(scheme, strlen(scheme));
 
-	return s != NULL && s->gen_prefix != NULL ? s->canon : NULL;
+	return s != NULL && s->gen_prefix != NULL && !s->verify_only ? s->canon : NULL;
 }
 
 /* Does the crypt string fit the scheme's prefix? */
@@ -124,6 +175,10 @@ passwd_verify(const char *password, const char *stored)
 			return PASSWD_BAD_HASH;
 		s = scheme_lookup(stored + 1, (size_t)(end - stored - 1));
 		hash = end + 1;
+		for (size_t i = 0; s == NULL && i < ARRAY_SIZE(digests); i++)
+			if (strlen(digests[i].name) == (size_t)(end - stored - 1) &&
+			    strncasecmp(digests[i].name, stored + 1, strlen(digests[i].name)) == 0)
+				return verify_digest(&digests[i], password, hash);
 	} else
 		s = scheme_lookup("CRYPT", 5);
 	if (s == NULL || !prefix_ok(s, hash) || strlen(hash) >= CRYPT_OUTPUT_SIZE)
@@ -150,7 +205,7 @@ passwd_hash(const char *password, const char *scheme, const char **err_r)
 	if (scheme == NULL)
 		scheme = "YESCRYPT";
 	s = scheme_lookup(scheme, strlen(scheme));
-	if (s == NULL || s->gen_prefix == NULL) {
+	if (s == NULL || s->gen_prefix == NULL || s->verify_only) {
 		*err_r = "unknown password scheme (use YESCRYPT, SHA512-CRYPT, "
 		    "SHA256-CRYPT or BLF-CRYPT)";
 		return NULL;

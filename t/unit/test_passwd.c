@@ -155,6 +155,45 @@ START_TEST(test_bad_hashes)
 }
 END_TEST
 
+/* Hashes moved over from Dovecot, PostfixAdmin or LDAP: verified, never
+ * made (vectors from Python's hashlib and crypt, password "secret"). */
+START_TEST(test_migrated_schemes)
+{
+	static const char *const ok[] = {
+		"{SSHA512}aCu7JRc+kLsuEmFs1zTY+AiP7DSGnjjG+dH28Dp+E5usqoAixeTPihKqZmkWal4mUfp63tqvCAkFV1LKTDFH6XNhbHRzYWx0",
+		"{SSHA256}oBmrdHcA6OZEkkCLeXh71YAerbvhXz1qqwjrPsXmEtNzYWx0c2FsdA==",
+		"{ssha}1G904nLkTkGWjKNnQuB/hpWXC/hzYWx0c2FsdA==",
+		"{SHA512}vSsar3708Jvp9Szi2NWZZ02Bqp1qRCFpbcTZPdBhnWgs5WtNZKnvCXdhztmeD2cmW192CF5bDufKRpayrW/isg==",
+		"{SHA256}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unols=",
+		"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=",
+		"{MD5-CRYPT}$1$saltsalt$9xy1btjgzLYfb7hivXtC//",
+		"{MD5}$1$saltsalt$9xy1btjgzLYfb7hivXtC//",
+	};
+	const char *err = NULL;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ck_assert_msg(passwd_verify("secret", ok[i]) == PASSWD_OK, "%s", ok[i]);
+		ck_assert_msg(passwd_verify("Secret", ok[i]) == PASSWD_MISMATCH, "%s", ok[i]);
+		ck_assert_msg(passwd_verify("", ok[i]) == PASSWD_MISMATCH, "%s", ok[i]);
+	}
+	/* an unsalted digest labelled salted, a digest one byte short or
+	 * long, bad base64, a crypt hash under a digest label */
+	static const char *const bad[] = {
+		"{SSHA512}vSsar3708Jvp9Szi2NWZZ02Bqp1qRCFpbcTZPdBhnWgs5WtNZKnvCXdhztmeD2cmW192CF5bDufKRpayrW/isg==",
+		"{SHA256}K7gNU3sdo+OL0wNhqoVWhr3g6s1xYv72ol/pe/Unog==",
+		"{SHA256}oBmrdHcA6OZEkkCLeXh71YAerbvhXz1qqwjrPsXmEtNzYWx0c2FsdA==",
+		"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ",
+		"{SHA512}$6$abc$def",
+		"{SSHA}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(passwd_verify("secret", bad[i]) == PASSWD_BAD_HASH, "%s", bad[i]);
+	ck_assert_ptr_null(passwd_hash("pw", "SSHA512", &err));
+	ck_assert_ptr_null(passwd_hash("pw", "MD5", &err));
+	ck_assert_ptr_null(passwd_scheme_canon("MD5-CRYPT"));
+}
+END_TEST
+
 START_TEST(test_streq_ct)
 {
 	ck_assert(passwd_streq_ct("abc", "abc"));
@@ -219,6 +258,7 @@ passwd_suite(void)
 	tcase_add_loop_test(tc, test_hash_new, 0, 6);
 	tcase_add_test(tc, test_hash_refused);
 	tcase_add_test(tc, test_bad_hashes);
+	tcase_add_test(tc, test_migrated_schemes);
 	tcase_add_test(tc, test_streq_ct);
 	tcase_add_test(tc, test_field);
 	tcase_add_test(tc, test_dummy);
