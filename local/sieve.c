@@ -289,6 +289,20 @@ cb_exists(void *ctx, const char *name)
 	return ok;
 }
 
+/* Does the folder exist (fileinto, mailboxexists)? A Maildir that Dovecot
+ * kept may have it under its modified UTF-7 name until the first IMAP
+ * login: mbx_folders_adopt() renames those, then it is looked at again. */
+static int
+cb_folder_exists(void *ctx, const char *name)
+{
+	struct sctx *c = ctx;
+
+	if (cb_exists(c, name))
+		return 1;
+	mbx_folders_adopt(c->maildir);
+	return cb_exists(c, name);
+}
+
 /* ---- actions ---- */
 
 static const struct {
@@ -380,7 +394,6 @@ do_store(struct sctx *c, const struct sieve_action *act)
 		path = xstrdup(c->mo->path);
 	else {
 		fn = folder_name(act->target);
-		mbx_folders_adopt(c->maildir);
 		if (mbx_folder_path(c->maildir, fn, &path, &err) != 0) {
 			log_warnx("%s: sieve: to=<%s>: fileinto \"%s\": %s; keeping in INBOX",
 			    c->r->msg->id, c->a->addr, act->target, err);
@@ -388,7 +401,7 @@ do_store(struct sctx *c, const struct sieve_action *act)
 			err = NULL;
 			inbox = 1;
 			path = xstrdup(c->mo->path);
-		} else if (!cb_exists(c, act->target)) {
+		} else if (!cb_folder_exists(c, act->target)) {
 			if (act->create) {
 				if (mbx_folder_create(c->maildir, fn, &err) != 0) {
 					lr_fail(c->r, c->a->addr, "4.2.0",
@@ -491,6 +504,18 @@ header_text(const char *s)
 	return t;
 }
 
+/* Append a body from a script or a URI with bare LF line ends (as the
+ * queue takes local's messages), ended by one. */
+static void
+put_body(struct buf *b, const char *text)
+{
+	for (const char *p = text; *p != '\0'; p++)
+		if (*p != '\r')
+			buf_putc(b, *p);
+	if (b->len > 0 && b->data[b->len - 1] != '\n')
+		buf_putc(b, '\n');
+}
+
 /* Queue msg (a whole message, LF line ends) from the null sender to
  * rcpts, as a vacation reply or notification (what, for the log). */
 static void
@@ -558,11 +583,7 @@ do_vacation(struct sctx *c, const struct sieve_env *env, const struct sieve_acti
 		buf_puts(&b, "Content-Type: text/plain; charset=utf-8\n"
 		    "Content-Transfer-Encoding: 8bit\n\n");
 	/* :mime: the reason is a MIME entity, its header part of ours */
-	for (const char *p = act->target; *p != '\0'; p++)
-		if (*p != '\r')
-			buf_putc(&b, *p);
-	if (b.len > 0 && b.data[b.len - 1] != '\n')
-		buf_putc(&b, '\n');
+	put_body(&b, act->target);
 	queue_auto(c, to, &b, "vacation reply");
 	free(subj);
 	free(msgid);
@@ -609,24 +630,12 @@ do_notify(struct sctx *c, const struct sieve_env *env, const struct sieve_action
 	buf_printf(&b, "Auto-Submitted: auto-notified\nImportance: %s\n"
 	    "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
 	    "Content-Transfer-Encoding: 8bit\n\n", importance[act->importance[0] - '1']);
-	if (ubody != NULL)
-		buf_puts(&b, ubody);
-	else {
-		if (act->message != NULL)
-			buf_printf(&b, "%s\n\n", act->message);
-		buf_printf(&b, "New mail for %s\nFrom: %s\nSubject: %s\n", c->a->addr,
-		    ofrom != NULL ? ofrom : "", osubj != NULL ? osubj : "");
-	}
-	/* bare LF throughout, as the queue expects from local */
-	size_t k = 0;
-	for (size_t i = 0; i < b.len; i++)
-		if (b.data[i] != '\r')
-			b.data[k++] = b.data[i];
-	b.len = k;
-	if (b.data != NULL)
-		b.data[k] = '\0';
-	if (b.len > 0 && b.data[b.len - 1] != '\n')
-		buf_putc(&b, '\n');
+	t = ubody != NULL ? xstrdup(ubody)
+	    : xasprintf("%s%sNew mail for %s\nFrom: %s\nSubject: %s\n",
+	    act->message != NULL ? act->message : "", act->message != NULL ? "\n\n" : "",
+	    c->a->addr, ofrom != NULL ? ofrom : "", osubj != NULL ? osubj : "");
+	put_body(&b, t);
+	free(t);
 	queue_auto(c, rcpts, &b, "notification");
 	free(subj);
 out:
@@ -783,7 +792,7 @@ local_sieve(struct lrcpt *r, const struct laddr *a, const struct mailbox_owner *
 	env.tz_offset = localtime_r(&now, &tm) != NULL ? tm.tm_gmtoff : 0;
 	env.include = cb_include;
 	env.duplicate = cb_duplicate;
-	env.mailbox_exists = cb_exists;
+	env.mailbox_exists = cb_folder_exists;
 	env.ctx = &c;
 	if (sieve_run(scripts, n, &env, &res) < 0) {
 		c.err = xasprintf("run-time error at line %d%s%s: %s", res.error_line,

@@ -69,6 +69,22 @@ static const struct digest_scheme {
 	{ "SSHA512", "SHA512", 64, 1 },
 };
 
+/* Is name[0..len) the scheme name want (in any case)? */
+static int
+name_is(const char *want, const char *name, size_t len)
+{
+	return strlen(want) == len && strncasecmp(want, name, len) == 0;
+}
+
+static const struct digest_scheme *
+digest_lookup(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(digests); i++)
+		if (name_is(digests[i].name, name, len))
+			return &digests[i];
+	return NULL;
+}
+
 static enum passwd_result
 verify_digest(const struct digest_scheme *d, const char *password, const char *b64)
 {
@@ -101,8 +117,7 @@ scheme_lookup(const char *name, size_t len)
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(schemes); i++)
-		if (strlen(schemes[i].name) == len &&
-		    strncasecmp(schemes[i].name, name, len) == 0)
+		if (name_is(schemes[i].name, name, len))
 			return &schemes[i];
 	return NULL;
 }
@@ -173,12 +188,12 @@ passwd_verify(const char *password, const char *stored)
 		end = strchr(stored, '}');
 		if (end == NULL)
 			return PASSWD_BAD_HASH;
+		const struct digest_scheme *d = digest_lookup(stored + 1, (size_t)(end - stored - 1));
+
+		if (d != NULL)
+			return verify_digest(d, password, end + 1);
 		s = scheme_lookup(stored + 1, (size_t)(end - stored - 1));
 		hash = end + 1;
-		for (size_t i = 0; s == NULL && i < ARRAY_SIZE(digests); i++)
-			if (strlen(digests[i].name) == (size_t)(end - stored - 1) &&
-			    strncasecmp(digests[i].name, stored + 1, strlen(digests[i].name)) == 0)
-				return verify_digest(&digests[i], password, hash);
 	} else
 		s = scheme_lookup("CRYPT", 5);
 	if (s == NULL || !prefix_ok(s, hash) || strlen(hash) >= CRYPT_OUTPUT_SIZE)

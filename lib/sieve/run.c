@@ -449,7 +449,6 @@ match_one(struct run *r, const struct sv_opts *o, const char *val, const char *k
 	return 0;
 }
 
-/* Any value against any key; :count compares the number of values. */
 /* RFC 5183 environment items: those a delivery agent knows; NULL for the
  * others (remote-host and remote-ip are the SMTP server's, not ours). */
 static const char *
@@ -470,6 +469,7 @@ environment_item(const struct sieve_env *env, const char *name)
 	return NULL;
 }
 
+/* Any value against any key; :count compares the number of values. */
 static int
 match_values(struct run *r, const struct sv_opts *o, char *const *vals,
     const struct sv_strs *keys, int line)
@@ -657,37 +657,34 @@ store_action(struct run *r, const struct sv_node *n, enum sieve_act_type type,
 static int
 notify_action(struct run *r, const struct sv_node *n)
 {
-	struct sieve_action *a;
+	struct sieve_action *a = NULL;
 	char *method = expand(r, n->args[0].s.v[0]);
-	char *imp = n->o.importance != NULL ? expand(r, n->o.importance) : xstrdup("2");
+	char *imp = n->o.importance != NULL ? expand(r, n->o.importance) : NULL;
+	int rc = 0;
 
 	if (sieve_mailto_parse(method, NULL, NULL, NULL) != 0) {
-		fail(r, n->line, "notify: unsupported or invalid method \"%s\"", method);
-		free(method);
-		free(imp);
-		return -1;
-	}
-	if (strlen(imp) != 1 || imp[0] < '1' || imp[0] > '3') {
-		free(imp);
-		imp = xstrdup("2");
+		rc = fail(r, n->line, "notify: unsupported or invalid method \"%s\"", method);
+		goto out;
 	}
 	for (size_t i = 0; i < r->res->nacts; i++)
 		if (r->res->acts[i].type == SIEVE_NOTIFY &&
-		    strcasecmp(r->res->acts[i].target, method) == 0) {
-			free(method);
-			free(imp);
-			return 0;
-		}
+		    strcasecmp(r->res->acts[i].target, method) == 0)
+			goto out;
 	if ((a = act_add(r, SIEVE_NOTIFY, n->line)) == NULL) {
-		free(method);
-		free(imp);
-		return -1;
+		rc = -1;
+		goto out;
 	}
 	a->target = method;
-	a->importance = imp;
+	method = NULL;
+	/* a variable that gave something else: normal */
+	a->importance = xstrdup(imp != NULL && strlen(imp) == 1 && imp[0] >= '1' &&
+	    imp[0] <= '3' ? imp : "2");
 	a->from = n->o.from != NULL ? expand(r, n->o.from) : NULL;
 	a->message = n->o.message != NULL ? expand(r, n->o.message) : NULL;
-	return 0;
+out:
+	free(method);
+	free(imp);
+	return rc;
 }
 
 static int

@@ -651,12 +651,10 @@ add_new(struct mailbox *mb, MDB_txn *txn, struct hdr *h, struct newfile *nf, siz
 		 * uidnext, unique in the list, and the index is new). */
 		const struct dc_uid *dc = mb->import != NULL
 		    ? dc_uidlist_find(mb->import, nf[i].f.name + 4, nf[i].f.blen) : NULL;
-		char *kw = dc != NULL ? dc_uidlist_keywords(mb->import, nf[i].f.name)
-		    : xstrdup("");
+		char *kw = dc != NULL ? dc_uidlist_keywords(mb->import, nf[i].f.name) : NULL;
 		if (dc != NULL) {
 			uid = dc->uid;
 		} else if (h->uidnext == UINT32_MAX) {
-			free(kw);
 			rc = ERANGE;   /* UID space exhausted */
 			break;
 		} else {
@@ -672,7 +670,7 @@ add_new(struct mailbox *mb, MDB_txn *txn, struct hdr *h, struct newfile *nf, siz
 		nv.mv_size = 4;
 		rc = mdb_put(txn, mb->db.dbi[DB_NAME], &nk, &nv, 0);
 		if (rc == 0)
-			rc = idx_put_rec(mb, txn, uid, &r, nf[i].f.name, kw);
+			rc = idx_put_rec(mb, txn, uid, &r, nf[i].f.name, kw != NULL ? kw : "");
 		free(kw);
 		nf[i].uid = uid;
 	}
