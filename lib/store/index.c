@@ -950,6 +950,37 @@ open_db(struct mailbox *mb, char **err_r)
 	return 0;
 }
 
+/* The Maildir rule: a file left in tmp/ and untouched for 36 hours is
+ * a dead writer's (an APPEND cut off by a kill, a crashed tool), never a
+ * message. Removed when a mailbox is opened; regular files only, no link
+ * followed. ctime counts too: a writer that set an old mtime (APPEND's
+ * INTERNALDATE) did so just now. */
+long mbx_tmp_dead_seconds = 36 * 3600;
+
+static void
+sweep_tmp(const char *path)
+{
+	char *p = xasprintf("%s/tmp", path);
+	int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	time_t old = time(NULL) - mbx_tmp_dead_seconds;
+	struct dirent *e;
+	struct stat st;
+
+	free(p);
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' && fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0
+		    && S_ISREG(st.st_mode) && st.st_mtime < old && st.st_ctime < old
+		    && st.st_atime < old)
+			(void)unlinkat(fd, e->d_name, 0);
+	closedir(d);
+}
+
 int
 mbx_open(const char *path, int flags, struct mailbox **mb_r, char **err_r)
 {
@@ -987,6 +1018,8 @@ mbx_open(const char *path, int flags, struct mailbox **mb_r, char **err_r)
 		dc_uidlist_free(mb->import);
 		xfree(&mb->import);
 	}
+	if (!mb->readonly)
+		sweep_tmp(mb->path);
 	*mb_r = mb;
 	return 0;
 }

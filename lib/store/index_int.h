@@ -33,6 +33,10 @@ struct rec {
 	uint16_t kwlen;
 };
 
+/* Age after which a file in tmp/ is a dead writer's (36 hours; tests
+ * shorten it). */
+extern long mbx_tmp_dead_seconds;
+
 struct mailbox {
 	char *path;
 	struct db db;

@@ -590,6 +590,36 @@ START_TEST(test_dovecot_import)
 }
 END_TEST
 
+/* Files a dead writer left in tmp/ go once untouched long enough (36
+ * hours; 1 second here), at the next open; a fresh one (a writer at work,
+ * even with an old mtime, as APPEND sets INTERNALDATE) and a link stay. */
+START_TEST(test_tmp_sweep)
+{
+	struct mailbox *mb;
+	char p[PATH_MAX], q[PATH_MAX];
+	struct stat st;
+
+	mbx_tmp_dead_seconds = 1;
+	put_file("tmp", "dead", "half a message", time(NULL) - 40 * 3600);
+	snprintf(p, sizeof(p), "%s/tmp/link", mdir);
+	snprintf(q, sizeof(q), "%s/outside", tmpbase);
+	ck_assert_int_eq(file_write_atomic(q, "x", 1, 0600), 0);
+	ck_assert_int_eq(symlink(q, p), 0);
+	sleep(2);
+	put_file("tmp", "appending", "old INTERNALDATE, written now", time(NULL) - 40 * 3600);
+	mb = open_mb();
+	mbx_close(&mb);
+	mbx_tmp_dead_seconds = 36 * 3600;
+	snprintf(p, sizeof(p), "%s/tmp/dead", mdir);
+	ck_assert_int_ne(stat(p, &st), 0);
+	snprintf(p, sizeof(p), "%s/tmp/appending", mdir);
+	ck_assert_int_eq(stat(p, &st), 0);
+	snprintf(p, sizeof(p), "%s/tmp/link", mdir);
+	ck_assert_int_eq(lstat(p, &st), 0);
+	ck_assert_int_eq(stat(q, &st), 0);
+}
+END_TEST
+
 static Suite *
 index_suite(void)
 {
@@ -610,6 +640,7 @@ index_suite(void)
 	tcase_add_test(tc, test_map_growth);
 	tcase_add_test(tc, test_folders);
 	tcase_add_test(tc, test_dovecot_import);
+	tcase_add_test(tc, test_tmp_sweep);
 	suite_add_tcase(s, tc);
 	return s;
 }
