@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -310,6 +311,55 @@ queue_move(const char *qdir, const char *from, const char *to, const char *id)
  * QUEUE_RECYCLE_MAX files (counted again every RECYCLE_RECOUNT removals).
  * Per process state, for the loop thread only.
  */
+/*
+ * Names need to differ, not to be secret: O_EXCL and RENAME_NOREPLACE
+ * catch a collision. So a per-process generator seeded once (from
+ * getrandom, and the clock, which is a vDSO call) instead of getrandom and
+ * getpid per name - two system calls a message, which in a guest cost as
+ * much as a few hundred bytes of SMTP. A child after fork() seeds again,
+ * so parent and child never walk the same sequence.
+ */
+static struct {
+	uint64_t s;
+	pid_t pid;
+	pthread_once_t once;
+} qrand = { 0, 0, PTHREAD_ONCE_INIT };
+
+static void
+qrand_forget(void)
+{
+	qrand.pid = 0;
+}
+
+static void
+qrand_atfork(void)
+{
+	(void)pthread_atfork(NULL, NULL, qrand_forget);
+}
+
+static uint64_t
+qrand_next(void)
+{
+	struct timespec ts;
+	uint64_t z;
+
+	(void)pthread_once(&qrand.once, qrand_atfork);
+	if (qrand.pid == 0) {
+		qrand.pid = getpid();
+		if (getrandom(&qrand.s, sizeof(qrand.s), GRND_NONBLOCK) !=
+		    (ssize_t)sizeof(qrand.s))
+			qrand.s = 0;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		qrand.s ^= (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+		    ((uint64_t)qrand.pid << 40);
+	}
+	/* splitmix64 */
+	z = (qrand.s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 #define RECYCLE_BATCH 32
 #define RECYCLE_RECOUNT 256
 
@@ -369,13 +419,9 @@ pool_list(const char *qdir, size_t *count_r)
 		return 0;
 	}
 	for (int i = pool.n - 1; i > 0; i--) {
-		uint32_t r;
 		char t[QUEUE_ID_MAX];
-		int j;
+		int j = (int)(qrand_next() % (uint64_t)(i + 1));
 
-		if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-			break;
-		j = (int)(r % (uint32_t)(i + 1));
 		memcpy(t, pool.names[i], sizeof(t));
 		memcpy(pool.names[i], pool.names[j], sizeof(t));
 		memcpy(pool.names[j], t, sizeof(t));
@@ -633,14 +679,10 @@ static void
 tmp_suffix(char *out, size_t len)
 {
 	static unsigned counter;
-	unsigned long long r = 0;
-	struct timespec ts;
+	uint64_t r = qrand_next();
 
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		r = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 20);
-	}
-	snprintf(out, len, ".tmp.%ld.%u.%016llx", (long)getpid(), counter++, r);
+	snprintf(out, len, ".tmp.%ld.%u.%016llx", (long)qrand.pid, counter++,
+	    (unsigned long long)r);
 }
 
 struct queue_writer *
