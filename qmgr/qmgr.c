@@ -7,7 +7,10 @@
  * One resident process (SERVER_TRIGGER) running as mail_owner. A
  * connection on private/qmgr is a wake-up: its bytes are requests ('I'
  * scan incoming, 'D' scan deferred, 'F' and 'A' deferred mail is due now,
- * 'W' periodic wakeup), then it is closed. Timers scan incoming every few
+ * 'W' periodic wakeup), then it is closed - unless the first bytes
+ * carry 'K' (trigger_keep(): smtpd wakes qmgr per committed batch), and
+ * then it stays open, up to TRIGGER_KEEP_MAX of them, until the client
+ * closes it or qmgr exits. Timers scan incoming every few
  * seconds (a safety net for lost triggers) and deferred every
  * queue_run_delay. All work runs from the event loop: feeding happens in
  * slices so a large queue never stalls the loop.
@@ -156,16 +159,36 @@ deferred_timer_cb(struct loop *l, void *ctx)
 
 /* Triggers. */
 
+/* Connections a client asked to keep ('K', trigger_keep(): one per smtpd
+ * process) stay open while they are fewer than this; the rest are closed
+ * after their first bytes, like any trigger connection. */
+#define TRIGGER_KEEP_MAX 64
+
 struct trig {
 	int fd;
 	uint64_t timer;
+	int kept;
+	struct trig *next;        /* kept ones */
 };
+
+static struct trig *kept;
+static int n_kept;
 
 static void
 trig_close(struct loop *l, struct trig *t)
 {
+	struct trig **pp;
+
 	if (t->timer != 0)
 		loop_timer_cancel(l, t->timer);
+	if (t->kept) {
+		for (pp = &kept; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == t) {
+				*pp = t->next;
+				break;
+			}
+		n_kept--;
+	}
 	loop_fd_del(l, t->fd);
 	server_disconnect(l, t->fd);
 	free(t);
@@ -180,48 +203,71 @@ trig_timeout(struct loop *l, void *ctx)
 	trig_close(l, t);
 }
 
-/* Act on the bytes of one trigger connection. */
-static void
+/* Act on the bytes of one trigger connection: each request once, however
+ * often it came (a kept connection brings one 'I' per message). Says
+ * whether the client asked to keep the connection. */
+static int
 trig_run(const char *req, ssize_t n)
 {
+	int incoming = 0, deferred = 0, flush = 0, wakeup = 0, keep = 0;
 	ssize_t i;
 
 	for (i = 0; i < n; i++) {
 		switch (req[i]) {
 		case 'I':
-			qmgr_scan_incoming();
+			incoming = 1;
 			break;
 		case 'D':
-			deferred_scan(0);
+			deferred = 1;
 			break;
 		case 'F':
 		case 'A':
-			deferred_scan(1);
+			flush = 1;
 			break;
 		case 'W':
-			qmgr_scan_incoming();
-			if (time(NULL) - last_deferred_scan >= qconf.run_delay)
-				deferred_scan(0);
+			wakeup = 1;
+			break;
+		case 'K':
+			keep = 1;
 			break;
 		default:
 			break;
 		}
 	}
+	if (incoming || wakeup)
+		qmgr_scan_incoming();
+	if (flush)
+		deferred_scan(1);
+	else if (deferred || (wakeup &&
+	    time(NULL) - last_deferred_scan >= qconf.run_delay))
+		deferred_scan(0);
+	return keep;
 }
 
 static void
 trig_read(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct trig *t = ctx;
-	char req[64];
+	char req[256];
 	ssize_t n;
 
 	(void)events;
 	n = read(fd, req, sizeof(req));
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	trig_run(req, n);
-	trig_close(l, t);
+	if (trig_run(req, n) && !t->kept && n_kept < TRIGGER_KEEP_MAX &&
+	    !exiting) {
+		t->kept = 1;
+		n_kept++;
+		t->next = kept;
+		kept = t;
+		if (t->timer != 0) {
+			loop_timer_cancel(l, t->timer);
+			t->timer = 0;
+		}
+	}
+	if (n <= 0 || !t->kept)
+		trig_close(l, t);
 }
 
 static void
@@ -233,12 +279,15 @@ qmgr_conn(struct loop *l, int fd)
 
 	/* A client writes its trigger right after connecting, so it is
 	 * usually here by the accept: read it now, and register with the
-	 * loop (epoll_ctl twice, one more wakeup) only when it is not. */
+	 * loop (epoll_ctl twice, one more wakeup) only when it is not, or
+	 * when the client asked to keep the connection. */
 	n = read(fd, req, sizeof(req));
 	if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-		trig_run(req, n);
-		server_disconnect(l, fd);
-		return;
+		if (!trig_run(req, n) || n <= 0 || n_kept >= TRIGGER_KEEP_MAX ||
+		    exiting) {
+			server_disconnect(l, fd);
+			return;
+		}
 	}
 	t = xcalloc(1, sizeof(*t));
 	t->fd = fd;
@@ -248,7 +297,13 @@ qmgr_conn(struct loop *l, int fd)
 		free(t);
 		return;
 	}
-	t->timer = loop_timer_add(l, TRIGGER_TIMEOUT_MS, trig_timeout, t);
+	if (n > 0) {
+		t->kept = 1;
+		n_kept++;
+		t->next = kept;
+		kept = t;
+	} else
+		t->timer = loop_timer_add(l, TRIGGER_TIMEOUT_MS, trig_timeout, t);
 }
 
 /* Startup and shutdown. */
@@ -284,6 +339,9 @@ qmgr_exit(void)
 		loop_timer_cancel(qmgr_loop, kick_timer);
 		kick_timer = 0;
 	}
+	/* Kept trigger connections would hold the skeleton's loop open. */
+	while (kept != NULL)
+		trig_close(qmgr_loop, kept);
 	server_exit_when_idle();
 }
 

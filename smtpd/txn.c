@@ -927,7 +927,7 @@ commit_batch_done(void *ctx)
 	(void)ctx;
 	if (qmgr_due) {
 		qmgr_due = 0;
-		(void)trigger_send("qmgr", "I");
+		(void)trigger_keep("qmgr", "I");
 	}
 	if (draining && !txn_busy())
 		server_exit_when_idle();   /* the skeleton looks again */

@@ -750,33 +750,24 @@ server_main(int argc, char **argv, const struct server_ops *ops)
 	return 0;
 }
 
-/*
- * trigger_send: a short connection to private/<service> (or public/ when
- * master.conf says private=n). Never blocks longer than about a second:
- * connect has a timeout and the write a send timeout, and a few bytes
- * never fill a socket buffer anyway.
- */
-int
-trigger_send(const char *service, const char *bytes)
+/* A connection to private/<service> (or public/ when master.conf says
+ * private=n), non-blocking; connect has a timeout of a second. */
+static int
+trigger_connect(const char *service)
 {
 	const char *qdir = config_str("queue_directory");
 	static const char *const dirs[2] = { "private", "public" };
 	static int public_first;
-	struct pollfd pfd;
-	const char *p = bytes;
-	size_t left = strlen(bytes);
-	uint64_t deadline = 0, now;
-	ssize_t w;
 	char *path;
-	int fd, rc = 0;
+	int fd;
 
 	if (strchr(service, '/') != NULL || strcmp(service, "..") == 0) {
 		log_debug("trigger %s: bad service name", service);
+		errno = EINVAL;
 		return -1;
 	}
-	/* master.conf private=n puts the socket in public/ (qmgr's is, as
-	 * in Postfix). Start where the last trigger found it: smtpd sends
-	 * one per message, and a failed connect costs three syscalls. */
+	/* Start where the last trigger found it: a failed connect costs
+	 * three syscalls. */
 	path = xasprintf("%s/%s/%s", qdir, dirs[public_first], service);
 	fd = net_connect_unix_nb(path, 1000);
 	if (fd < 0 && errno == ENOENT) {
@@ -786,14 +777,23 @@ trigger_send(const char *service, const char *bytes)
 		if (fd >= 0)
 			public_first = !public_first;
 	}
-	if (fd < 0) {
+	if (fd < 0)
 		log_debug("trigger %s: connect %s: %s", service, path, strerror(errno));
-		free(path);
-		return -1;
-	}
-	/* The socket stays non-blocking: the few bytes go into an empty
-	 * socket buffer at once; only if they do not is there a wait, of
-	 * at most a second. */
+	free(path);
+	return fd;
+}
+
+/* The bytes, with a wait of at most a second if they do not fit at once
+ * (a few bytes into an empty socket buffer always do). */
+static int
+trigger_write(int fd, const char *service, const char *bytes)
+{
+	struct pollfd pfd;
+	const char *p = bytes;
+	size_t left = strlen(bytes);
+	uint64_t deadline = 0, now;
+	ssize_t w;
+
 	while (left > 0) {
 		w = send(fd, p, left, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w > 0) {
@@ -814,10 +814,67 @@ trigger_send(const char *service, const char *bytes)
 			errno = ETIMEDOUT;
 		}
 		log_debug("trigger %s: write: %s", service, strerror(errno));
-		rc = -1;
-		break;
+		return -1;
 	}
+	return 0;
+}
+
+/* trigger_send: a short connection, the bytes, close. */
+int
+trigger_send(const char *service, const char *bytes)
+{
+	int fd = trigger_connect(service);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = trigger_write(fd, service, bytes);
 	close(fd);
-	free(path);
 	return rc;
+}
+
+/*
+ * trigger_keep: the same bytes over one connection kept open, for a
+ * process that triggers per message (smtpd, once per committed batch):
+ * one send instead of socket, connect, send and close here, and accept,
+ * read and close in the server. The first bytes on a new connection are
+ * "K" (keep me), which the server honours up to its own bound. A send
+ * that finds the server gone (restarted, say) connects again once. A
+ * full socket buffer means the server has not read the bytes before
+ * these yet: they are wake-ups, so the pending ones do, and this one
+ * is dropped rather than waited for.
+ */
+int
+trigger_keep(const char *service, const char *bytes)
+{
+	static int fd = -1;
+	static char *for_service;
+	ssize_t w;
+	char *kb;
+	int rc;
+
+	if (fd >= 0 && for_service != NULL && strcmp(for_service, service) == 0) {
+		w = send(fd, bytes, strlen(bytes), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w == (ssize_t)strlen(bytes) ||
+		    (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+			return 0;
+		log_debug("trigger %s: kept connection: %s", service,
+		    w < 0 ? strerror(errno) : "short write");
+	}
+	if (fd >= 0)
+		close(fd);
+	free(for_service);
+	for_service = NULL;
+	if ((fd = trigger_connect(service)) < 0)
+		return -1;
+	kb = xasprintf("K%s", bytes);
+	rc = trigger_write(fd, service, kb);
+	free(kb);
+	if (rc < 0) {
+		close(fd);
+		fd = -1;
+		return -1;
+	}
+	for_service = xstrdup(service);
+	return 0;
 }

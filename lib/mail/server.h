@@ -117,5 +117,8 @@ int server_use_another(void);
  * bytes ("I" new mail, "D" deferred scan, "F" flush), close. Never blocks
  * longer than a second; failure is logged at debug level only. */
 int trigger_send(const char *service, const char *bytes);
+/* The same over one connection kept open between calls (for one service
+ * per process), for a process that wakes the service per message. */
+int trigger_keep(const char *service, const char *bytes);
 
 #endif
