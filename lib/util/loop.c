@@ -25,6 +25,11 @@
  *   hang-ups even for an empty interest set, and a level-triggered hang-up
  *   would spin; edge-triggered it wakes the loop at most once (dropped, as
  *   nothing is wanted) and the next MOD re-polls the fd, so it is not lost.
+ * - A read interest that is dropped (a session paused while its message
+ *   is committed, say) stays armed in the kernel until an event for it
+ *   comes; only then is the narrower set handed over. A client that waits
+ *   for the reply sends nothing meanwhile, so pausing and resuming cost
+ *   no epoll_ctl; one that does costs one wakeup more.
  * - Timers are a binary min-heap on (expiry, id), so timers due at the same
  *   millisecond run in the order they were added; a hash on id makes
  *   cancellation O(log n). A pass over due timers runs only those that
@@ -195,19 +200,27 @@ epoll_arm(struct loop *l, int fd, struct fdreg *r, int op)
 	return 0;
 }
 
+/* The kernel has EPOLLIN (level-triggered) that is no longer wanted, and
+ * otherwise what is wanted. */
+static int
+lazy_read(const struct fdreg *r)
+{
+	return !(r->armed & EPOLLET) && (r->armed & EPOLLIN) &&
+	    !(r->events & LOOP_READ) &&
+	    (to_epoll(r->events) | EPOLLIN) == r->armed;
+}
+
+static void mark_dirty(struct loop *l, int fd, struct fdreg *r);
+
 static int
 epoll_update(struct loop *l, int fd, struct fdreg *r)
 {
 	if (r->in_epoll) {
-		/* Applied before the next epoll_wait, if still different. */
-		if (!r->dirty && armed_for(r) != r->armed) {
-			if (l->ndirty == l->capdirty) {
-				l->capdirty = l->capdirty ? 2 * l->capdirty : 16;
-				l->dirty = xreallocarray(l->dirty, l->capdirty,
-				    sizeof(*l->dirty));
-			}
-			l->dirty[l->ndirty++] = fd;
-			r->dirty = 1;
+		/* Applied before the next epoll_wait, if still different -
+		 * except that a read interest dropped stays armed until it
+		 * fires (see the invariants). */
+		if (!r->dirty && armed_for(r) != r->armed && !lazy_read(r)) {
+			mark_dirty(l, fd, r);
 		}
 		return 0;
 	}
@@ -218,6 +231,19 @@ epoll_update(struct loop *l, int fd, struct fdreg *r)
 			return -1;
 	}
 	return 0;
+}
+
+static void
+mark_dirty(struct loop *l, int fd, struct fdreg *r)
+{
+	if (r->dirty)
+		return;
+	if (l->ndirty == l->capdirty) {
+		l->capdirty = l->capdirty ? 2 * l->capdirty : 16;
+		l->dirty = xreallocarray(l->dirty, l->capdirty, sizeof(*l->dirty));
+	}
+	l->dirty[l->ndirty++] = fd;
+	r->dirty = 1;
 }
 
 /* Before sleeping: hand the kernel the interest sets that changed. */
@@ -587,6 +613,12 @@ loop_run(struct loop *l)
 			if (r->gen != gen || r->cb == NULL)
 				continue;
 			want = r->events;
+			/* A read interest dropped lazily has fired (or a
+			 * hang-up came, which level-triggered would come
+			 * again): the kernel gets the narrower set before the
+			 * next wait. */
+			if (r->armed != armed_for(r))
+				mark_dirty(l, fd, r);
 			if (want == 0)
 				continue;
 			got = 0;

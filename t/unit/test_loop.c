@@ -255,6 +255,62 @@ START_TEST(test_pause_resume)
 }
 END_TEST
 
+/* A read interest dropped while nothing is readable stays armed in the
+ * kernel (no epoll_ctl for a pause and resume); input that comes while
+ * paused must still not reach the callback, must not make the loop spin,
+ * and must be there after the resume. */
+static void
+lazy_write(struct loop *l, void *arg)
+{
+	struct pause_ctx *p = arg;
+
+	p->wakeups = 0;
+	ck_assert_int_eq(write(p->wfd, "y", 1), 1);
+}
+
+static void
+on_lazy(struct loop *l, int fd, unsigned ev, void *arg)
+{
+	struct pause_ctx *p = arg;
+
+	p->calls++;
+	p->last = ev;
+	loop_stop(l);
+}
+
+START_TEST(test_lazy_pause)
+{
+	struct loop *l = loop_new();
+	struct pause_ctx p;
+	int fds[2];
+
+	memset(&p, 0, sizeof(p));
+	ck_assert_int_eq(pipe(fds), 0);
+	p.rfd = fds[0];
+	p.wfd = fds[1];
+	loop_set_before_sleep(l, count_wakeup, &p);
+	ck_assert_int_eq(loop_fd_set(l, p.rfd, LOOP_READ, on_lazy, &p), 0);
+	loop_timer_add(l, 5, stop_cb, NULL);
+	ck_assert_int_eq(loop_run(l), 0);       /* armed, nothing to read */
+	ck_assert_int_eq(p.calls, 0);
+	ck_assert_int_eq(loop_fd_set(l, p.rfd, 0, on_lazy, &p), 0);
+	loop_timer_add(l, 5, lazy_write, &p);
+	loop_timer_add(l, 40, stop_cb, NULL);
+	ck_assert_int_eq(loop_run(l), 0);
+	ck_assert_int_eq(p.calls, 0);           /* paused: not reported */
+	ck_assert_int_le(p.wakeups, 5);         /* and no spin */
+	ck_assert_int_eq(loop_fd_set(l, p.rfd, LOOP_READ, on_lazy, &p), 0);
+	loop_timer_add(l, 2000, stop_cb, NULL); /* a bound, not a timing */
+	ck_assert_int_eq(loop_run(l), 0);
+	ck_assert_int_eq(p.calls, 1);
+	ck_assert(p.last & LOOP_READ);
+	loop_fd_del(l, p.rfd);
+	close(p.rfd);
+	close(p.wfd);
+	loop_free(&l);
+}
+END_TEST
+
 /* Two readable pipes in one batch: whichever callback runs first deletes
  * the other, closes it, frees its context and opens a new pipe that reuses
  * the fd number. The old event must reach no one. */
@@ -421,6 +477,7 @@ loop_suite(void)
 	tcase_add_test(tc, test_pipe_events);
 	tcase_add_test(tc, test_interest_change);
 	tcase_add_test(tc, test_pause_resume);
+	tcase_add_test(tc, test_lazy_pause);
 	tcase_add_test(tc, test_delete_in_batch);
 	tcase_add_test(tc, test_self_delete);
 	tcase_add_test(tc, test_signal);
