@@ -719,6 +719,10 @@ apply_fn(MDB_txn *txn, void *ctx)
 		if ((rc = add_new(mb, txn, &h, sc->nf, sc->nnf)) != 0)
 			return rc;
 	}
+	if (h.flags & HDR_IMPORTING) {
+		h.flags &= ~HDR_IMPORTING;   /* the imported UIDs are given */
+		sc->changed = 1;
+	}
 	if (sc->changed && (rc = idx_hdr_put(mb, txn, &h)) != 0)
 		return rc;
 	if (mbx_hook_in_txn != NULL)
@@ -789,7 +793,8 @@ idx_reconcile(struct mailbox *mb, int *changed_r, char **err_r)
 	sc.nnf = j;
 	if (sc.nnf > 1)
 		qsort(sc.nf, sc.nnf, sizeof(*sc.nf), sfile_cmp_arrival);
-	if (rc == 0 && (sc.nnf > 0 || sc.nch > 0) && !mb->readonly)
+	if (rc == 0 && (sc.nnf > 0 || sc.nch > 0 || (mb->hdr.flags & HDR_IMPORTING)) &&
+	    !mb->readonly)
 		rc = db_write(&mb->db, apply_fn, &sc, err_r);
 	else if (rc == 0)
 		rc = db_read(&mb->db, read_hdr_fn, mb, err_r);   /* others' changes */
@@ -856,6 +861,8 @@ init_fn(MDB_txn *txn, void *ctx)
 		h.version = INDEX_VERSION;
 		h.uidvalidity = ic->uidvalidity;
 		h.uidnext = ic->uidnext != 0 ? ic->uidnext : 1;
+		if (ic->mb->import != NULL)
+			h.flags |= HDR_IMPORTING;
 		h.highestmodseq = 1;
 		rc = idx_hdr_put(ic->mb, txn, &h);
 		ic->created = 1;
@@ -889,6 +896,31 @@ import_dovecot(struct mailbox *mb, struct init_ctx *ic)
 	mb->import = u;
 	ic->uidvalidity = u->uidvalidity;
 	ic->uidnext = u->uidnext;
+}
+
+/* An index made by an import whose first reconcile never ended (the
+ * process was killed): load the list again, under the lock that the
+ * reconcile keeps, unless another opener finished it meanwhile. Without
+ * a usable list the reconcile just clears the mark. */
+static void
+resume_import(struct mailbox *mb)
+{
+	struct dc_uidlist *u;
+
+	if (mdb_env_get_fd(mb->db.env, &mb->lockfd) != 0 || idx_lock_ex(mb, NULL) != 0)
+		return;
+	if (db_read(&mb->db, read_hdr_fn, mb, NULL) != 0 ||
+	    !(mb->hdr.flags & HDR_IMPORTING)) {
+		idx_unlock(mb);
+		return;
+	}
+	u = xcalloc(1, sizeof(*u));
+	if (dc_uidlist_load(mb->path, u) != 0 || u->uidvalidity != mb->hdr.uidvalidity) {
+		free(u);
+		idx_unlock(mb);
+		return;
+	}
+	mb->import = u;
 }
 
 static int
@@ -945,6 +977,9 @@ open_db(struct mailbox *mb, char **err_r)
 	free(ip);
 	if (mdb_env_get_fd(mb->db.env, &mb->lockfd) != 0)
 		return idx_fail(err_r, MBX_ERR, xstrdup("index: no file descriptor"));
+	if (!ic.created && mb->import == NULL && (mb->hdr.flags & HDR_IMPORTING) &&
+	    !mb->readonly)
+		resume_import(mb);
 	if (ic.created)
 		mb->rebuilt = 1;
 	return 0;

@@ -19,9 +19,15 @@ struct hdr {
 	uint32_t version;
 	uint32_t uidvalidity;
 	uint32_t uidnext;
-	uint32_t pad;
+	uint32_t flags;       /* HDR_* */
 	uint64_t highestmodseq;
 };
+
+/* Made from a dovecot-uidlist whose UIDs the files have not been given
+ * yet: set with the header, cleared by the reconcile that gives them (in
+ * the same transaction), so a process killed in between leaves an index
+ * whose next opener imports again instead of numbering the files anew. */
+#define HDR_IMPORTING 0x1u
 
 struct rec {
 	uint64_t modseq;

@@ -590,6 +590,52 @@ START_TEST(test_dovecot_import)
 }
 END_TEST
 
+/* Killed after the imported index was made and before its first
+ * reconcile committed: the next opener imports again, so the files get
+ * Dovecot's UIDs, not new ones above its uidnext. */
+START_TEST(test_dovecot_import_killed)
+{
+	struct mailbox *mb;
+	char p[PATH_MAX];
+	pid_t pid;
+	int st;
+	static const char uidlist[] = "3 V1796647670 N20\n"
+	    "4 :1700000000.M0P1.dc\n"
+	    "9 :1700000001.M1P1.dc\n";
+
+	put_file("cur", "1700000000.M0P1.dc:2,S", "first\n", 1000);
+	put_file("new", "1700000001.M1P1.dc", "second\n", 2000);
+	snprintf(p, sizeof(p), "%s/dovecot-uidlist", mdir);
+	ck_assert_int_eq(file_write_atomic(p, uidlist, strlen(uidlist), 0600), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct mailbox *m2 = NULL;
+
+		mbx_hook_in_txn = die_in_txn;
+		(void)mbx_open(mdir, 0, &m2, NULL);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	mb = open_mb();
+	ck_assert_uint_eq(mbx_uidvalidity(mb), 1796647670u);
+	ck_assert_uint_eq(uid_of(mb, "1700000000.M0P1.dc"), 4);
+	ck_assert_uint_eq(uid_of(mb, "1700000001.M1P1.dc"), 9);
+	ck_assert_uint_eq(mbx_uidnext(mb), 20);
+	mbx_close(&mb);
+	/* Done: a later open leaves the UIDs alone even if the list
+	 * changes. */
+	put_file("new", "1700000002.M2P1.dc", "third\n", 3000);
+	ck_assert_int_eq(file_write_atomic(p, "3 V1796647670 N30\n30 :1700000002.M2P1.dc\n",
+	    strlen("3 V1796647670 N30\n30 :1700000002.M2P1.dc\n"), 0600), 0);
+	mb = open_mb();
+	ck_assert_uint_eq(uid_of(mb, "1700000002.M2P1.dc"), 20);
+	ck_assert_uint_eq(mbx_uidnext(mb), 21);
+	mbx_close(&mb);
+}
+END_TEST
+
 /* Files a dead writer left in tmp/ go once untouched long enough (36
  * hours; 1 second here), at the next open; a fresh one (a writer at work,
  * even with an old mtime, as APPEND sets INTERNALDATE) and a link stay. */
@@ -640,6 +686,7 @@ index_suite(void)
 	tcase_add_test(tc, test_map_growth);
 	tcase_add_test(tc, test_folders);
 	tcase_add_test(tc, test_dovecot_import);
+	tcase_add_test(tc, test_dovecot_import_killed);
 	tcase_add_test(tc, test_tmp_sweep);
 	suite_add_tcase(s, tc);
 	return s;
