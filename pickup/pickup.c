@@ -184,7 +184,7 @@ pconn_frames(struct pconn *c)
 		reply(c, r);
 		done = 1;
 		if (r == PSUB_DONE)
-			(void)trigger_send("qmgr", "I");
+			(void)trigger_keep("qmgr", "I");
 	}
 	ipc_free(&m);
 	return done;
@@ -199,7 +199,7 @@ pconn_sub_done(void *ctx, enum psub_result r)
 	c->waiting = 0;
 	reply(c, r);
 	if (r == PSUB_DONE)
-		(void)trigger_send("qmgr", "I");
+		(void)trigger_keep("qmgr", "I");
 	if (conn_flush(c->conn) != 0)
 		pconn_close(c);
 }
@@ -293,7 +293,7 @@ maildrop_result(const char *name, uid_t uid, struct psub *s, enum psub_result r)
 		if (unlink(path) < 0)
 			log_warn("%s: unlink maildrop file %s", psub_queue_id(s), name);
 		free(path);
-		(void)trigger_send("qmgr", "I");
+		(void)trigger_keep("qmgr", "I");
 		return 1;
 	case PSUB_TEMP:
 		log_warnx("maildrop file %s (uid=%ld): %s; will retry", name,

@@ -856,6 +856,25 @@ def smtp_client(inst, source=None, port=None, timeout=30):
     return s
 
 
+def qmgr_trigger_peers(qmgr_pid):
+    """Pids at the other end of the connections qmgr has accepted on its
+    trigger socket (ss -xp: a unix socket's own and its peer's inode)."""
+    out = subprocess.run(["ss", "-xpna"], capture_output=True, text=True,
+                         check=True).stdout
+    owner, mine = {}, []
+    for line in out.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 8 or f[0] != "u_str":
+            continue
+        local, inode, peer = f[4], f[5], f[7]
+        pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
+        for p in pids:
+            owner.setdefault(inode, set()).add(p)
+        if f[1] == "ESTAB" and local.endswith("/qmgr") and qmgr_pid in pids:
+            mine.append(peer)
+    return set(p for peer in mine for p in owner.get(peer, ()))
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)

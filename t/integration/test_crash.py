@@ -10,10 +10,8 @@ Only pids of this instance are killed.
 """
 
 import os
-import re
 import shutil
 import signal
-import subprocess
 import socket
 import sys
 import time
@@ -156,25 +154,6 @@ class KillMaster(H.InstanceTestCase):
         inst.wait_queue_empty(30)
 
 
-def qmgr_trigger_peers(qmgr_pid):
-    """Pids at the other end of the connections qmgr has accepted on its
-    trigger socket (ss -xp: a unix socket's own and its peer's inode)."""
-    out = subprocess.run(["ss", "-xpna"], capture_output=True, text=True,
-                         check=True).stdout
-    owner, mine = {}, []
-    for line in out.splitlines()[1:]:
-        f = line.split()
-        if len(f) < 8 or f[0] != "u_str":
-            continue
-        local, inode, peer = f[4], f[5], f[7]
-        pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
-        for p in pids:
-            owner.setdefault(inode, set()).add(p)
-        if f[1] == "ESTAB" and local.endswith("/qmgr") and qmgr_pid in pids:
-            mine.append(peer)
-    return set(p for peer in mine for p in owner.get(peer, ()))
-
-
 class QmgrTrigger(H.InstanceTestCase):
     """smtpd wakes qmgr over one connection it keeps (trigger_keep):
     after a few messages qmgr holds it, and when qmgr is killed and
@@ -201,7 +180,7 @@ class QmgrTrigger(H.InstanceTestCase):
         H.wait_maildir(box, count=3, inst=inst)
         smtpds = set(inst.pids().get("smtpd", []))
         qmgr = inst.pid_of("qmgr")
-        peers = qmgr_trigger_peers(qmgr)
+        peers = H.qmgr_trigger_peers(qmgr)
         self.assertTrue(peers & smtpds, "qmgr keeps no connection from smtpd "
                         "(peers %s, smtpd %s)" % (peers, smtpds))
         os.kill(qmgr, signal.SIGKILL)
@@ -215,7 +194,7 @@ class QmgrTrigger(H.InstanceTestCase):
         self.send(inst, 2, "after")
         H.wait_maildir(box, count=5, inst=inst)
         smtpds = set(inst.pids().get("smtpd", []))
-        peers = qmgr_trigger_peers(new[0])
+        peers = H.qmgr_trigger_peers(new[0])
         self.assertTrue(peers & smtpds, "no kept connection to the new qmgr "
                         "(peers %s, smtpd %s)" % (peers, smtpds))
         inst.wait_queue_empty(30)

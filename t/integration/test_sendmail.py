@@ -182,6 +182,21 @@ class SendmailCases:
         self.assertEqual(body_of(m), b"just a body line\nand another\n")
         self.assertIn(b"\nMessage-ID: <", header_of(m))
 
+    def test_pickup_keeps_its_qmgr_connection(self):
+        """pickup wakes qmgr per message over one kept connection
+        (trigger_keep), as smtpd does."""
+        if shutil.which("ss") is None:
+            self.skipTest("ss (iproute2) is not installed")
+        inst = self.inst
+        for i in range(2):
+            self.ok(inst.sendmail("bob@example.test",
+                                  input=b"Subject: kept %d\n\nbody\n" % i))
+        H.wait_maildir(inst.vmaildir("bob@example.test"), count=2, inst=inst)
+        pickup = set(inst.pids().get("pickup", []))
+        peers = H.qmgr_trigger_peers(inst.pid_of("qmgr"))
+        self.assertTrue(peers & pickup, "qmgr keeps no connection from pickup "
+                        "(peers %s, pickup %s)" % (peers, pickup))
+
     def test_large_message_through_pickup(self):
         """Several megabytes: many frames on public/pickup, read a piece at
         a time by pickup's event loop, delivered byte for byte."""
