@@ -13,14 +13,15 @@
  *
  * Invariants:
  * - Each batch: seal (the last bytes), start write-back, fsync, rename,
- *   directory fsync, in that order for every writer.
+ *   directory fsync, in that order for every writer (the directory's fd
+ *   may be older than the batch: sync_dir()).
  * - The thread touches only the requests of the batch it took (their
  *   writers, err and step) and the lists under the mutex; never the
  *   loop, the log or anything of the session. The loop touches a request
  *   again only after the thread handed it back (done list + eventfd).
  * - A writer's rename happens only after its fsync succeeded; its
- *   directory's fsync is opened and started only after the rename
- *   returned; done(0) only after both.
+ *   directory's fsync is started only after the rename returned; done(0)
+ *   only after both.
  * - All signals are blocked in the thread, so signalfd on the loop keeps
  *   receiving them.
  * BUGS: the content written during DATA (in 64 KiB pieces, smtpd/txn.c)
@@ -29,6 +30,7 @@
  * record are written here (queue_writer_seal).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -39,7 +41,6 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
-#include "util/fsutil.h"
 #include "util/loop.h"
 #include "mail/qcommit.h"
 
@@ -69,7 +70,41 @@ struct qcommit {
 	struct qcommit_req *done, **done_tail;   /* mu */
 	unsigned long long files, dirs, batches; /* mu */
 	size_t pending;                          /* loop only */
+	char *dirpath;                           /* thread only: the */
+	int dirfd;                               /* directory kept open */
 };
+
+/* fsync of a queue directory through an fd kept open: a batch is often
+ * one message, and opening and closing incoming/ for each cost two of
+ * smtpd's system calls per message. The fsync acts on the inode, however
+ * long ago the fd was opened; after a failure the fd is opened again. */
+static int
+sync_dir(struct qcommit *qc, const char *dir)
+{
+	int rc, saved;
+
+	if (qc->dirfd < 0 || strcmp(qc->dirpath, dir) != 0) {
+		if (qc->dirfd >= 0)
+			close(qc->dirfd);
+		free(qc->dirpath);
+		qc->dirpath = NULL;
+		qc->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (qc->dirfd < 0)
+			return -1;
+		qc->dirpath = xstrdup(dir);
+	}
+	rc = fsync(qc->dirfd);
+	saved = errno;
+	/* Some file systems refuse fsync on a directory (as fsync_dir()). */
+	if (rc < 0 && (saved == EINVAL || saved == EROFS))
+		return 0;
+	if (rc < 0) {
+		close(qc->dirfd);
+		qc->dirfd = -1;
+	}
+	errno = saved;
+	return rc;
+}
 
 static void
 wake_loop(struct qcommit *qc)
@@ -115,7 +150,7 @@ batch_commit(struct qcommit *qc, struct qcommit_req *batch)
 		if (r->err != 0 || r->dir_synced)
 			continue;
 		const char *dir = queue_writer_dir(r->w);
-		int derr = fsync_dir(dir) < 0 ? (errno ? errno : EIO) : 0;
+		int derr = sync_dir(qc, dir) < 0 ? (errno ? errno : EIO) : 0;
 		dirs++;
 		for (o = r; o != NULL; o = o->next) {
 			if (o->err != 0 || o->dir_synced
@@ -205,6 +240,7 @@ qcommit_new(struct loop *l, void (*batch_done)(void *ctx), void *ctx)
 	qc->batch_ctx = ctx;
 	qc->todo_tail = &qc->todo;
 	qc->done_tail = &qc->done;
+	qc->dirfd = -1;
 	qc->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (qc->efd < 0)
 		goto fail;
