@@ -359,44 +359,41 @@ s_updates(struct isess *s, int allow_expunge)
 		any_gone |= s->msgs[i].gone;
 	if (!allow_expunge || !any_gone)
 		return;
+	size_t w = 0, recent_gone = 0, recent = 0;
 	if (s->qresync) {
 		/* RFC 7162 3.2.10: VANISHED instead of EXPUNGE. */
 		uint32_t *u = xcalloc(s->n, sizeof(*u));
-		size_t k = 0, w = 0;
+		size_t k = 0;
 		struct buf vb = BUF_INIT(0);
-		for (i = 0; i < s->n; i++) {
-			if (s->msgs[i].gone) {
+		for (i = 0; i < s->n; i++)
+			if (s->msgs[i].gone)
 				u[k++] = s->msgs[i].uid;
-				imsg_free_kw(&s->msgs[i]);
-			} else {
-				s->msgs[w++] = s->msgs[i];
-			}
-		}
-		s->n = w;
 		(void)buf_puts(&vb, "* VANISHED ");
 		uidset_write(&vb, u, k);
 		(void)buf_puts(&vb, "\r\n");
 		s_write(s, vb.data, vb.len);
 		buf_free(&vb);
 		free(u);
-		return;
+	} else {
+		/* Highest first, so each number is still right when the
+		 * client reads it. */
+		for (i = s->n; i-- > 0; )
+			if (s->msgs[i].gone)
+				s_untagged(s, "%zu EXPUNGE", i + 1);
 	}
-	/* Highest first, so each number is still right when the client
-	 * reads it; then one pass closes the gaps. */
-	size_t w = 0, recent_gone = 0, recent = 0;
-	for (i = s->n; i-- > 0; )
+	/* One pass closes the gaps. */
+	for (i = 0; i < s->n; i++) {
 		if (s->msgs[i].gone) {
-			s_untagged(s, "%zu EXPUNGE", i + 1);
 			recent_gone += s_recent(s, &s->msgs[i]);
 			imsg_free_kw(&s->msgs[i]);
-		}
-	for (i = 0; i < s->n; i++)
-		if (!s->msgs[i].gone) {
+		} else {
 			recent += s_recent(s, &s->msgs[i]);
 			s->msgs[w++] = s->msgs[i];
 		}
+	}
 	s->n = w;
-	/* RFC 3501 7.3.2: the count of \Recent changed. */
+	/* RFC 3501 7.3.2: the count of \Recent changed (with VANISHED too:
+	 * QRESYNC changes how expunges are told, not RECENT). */
 	if (recent_gone > 0)
 		s_untagged(s, "%zu RECENT", recent);
 }

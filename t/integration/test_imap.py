@@ -435,6 +435,28 @@ class Imap(unittest.TestCase):
         a.cmd("y", "LOGOUT")
         a.close()
 
+    def test_recent_after_vanished(self):
+        # With QRESYNC, expunges are told as VANISHED, and the new
+        # RECENT count follows as after EXPUNGE (RFC 3501 7.3.2): for
+        # the session's own EXPUNGE and MOVE alike.
+        a = self.raw_with_mail(4, "qr")
+        a.cmd("e", "ENABLE QRESYNC")
+        out = a.cmd("s", "SELECT INBOX")
+        self.assertIn("* 4 RECENT", out)
+        uids = [int(x.split("UID ")[1].split()[0].rstrip(")"))
+                for x in a.cmd("f", "FETCH 1:* (UID)") if " FETCH " in x]
+        a.cmd("w", "STORE 1 +FLAGS.SILENT (\\Deleted)")
+        out = a.cmd("x", "EXPUNGE")
+        self.assertEqual(out[:2], ["* VANISHED %d" % uids[0], "* 3 RECENT"], out)
+        self.assertTrue(out[-1].startswith("x OK"), out)
+        out = a.cmd("m", "MOVE 1:2 Trash")
+        self.assertIn("* VANISHED %d:%d" % (uids[1], uids[2]), out)
+        self.assertIn("* 1 RECENT", out)
+        self.assertLess(out.index("* VANISHED %d:%d" % (uids[1], uids[2])),
+                        out.index("* 1 RECENT"), out)
+        a.cmd("y", "LOGOUT")
+        a.close()
+
     def test_fetch_of_message_another_session_expunged(self):
         # What the view knows of a message expunged elsewhere but not
         # yet reported is still served; its text is NO [EXPUNGEISSUED]
