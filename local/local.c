@@ -54,6 +54,7 @@
 #include "mail/queue.h"
 #include "mail/resolve.h"
 #include "mail/server.h"
+#include "store/maildir.h"
 #include "local.h"
 
 #define LOCK_WAIT_MS 5000
@@ -138,6 +139,8 @@ local_post_init(struct loop *l)
 	(void)l;
 	lconf.root = geteuid() == 0;
 	lconf.owner.check_vmin = lconf.root;
+	/* Message after message to the same mailboxes (lib/store/maildir.c). */
+	maildir_keep_open(1);
 	if (!lconf.root)
 		log_debug("not running as root: delivering as uid %ld only",
 		    (long)geteuid());

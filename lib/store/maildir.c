@@ -44,6 +44,101 @@
 /* Opened for a delivery; cur/ is only checked (stat_cur). */
 static const char *const subdirs[] = { "tmp", "new" };
 
+/*
+ * The last Maildir delivered to, kept open (maildir_keep_open(): local,
+ * which delivers message after message to the same few mailboxes). Opening
+ * the Maildir, tmp/ and new/, checking each and closing them again cost
+ * ten system calls a delivery; checking that the path and both
+ * sub-directories are still the very directories held (device and inode:
+ * an inode held open is never reused), still directories and still ours
+ * costs three. Any difference, and any failure of a delivery, drops them,
+ * and the next delivery opens afresh with every check of open_maildir().
+ */
+static struct {
+	int on;
+	char *path;
+	uid_t uid;
+	int fds[MAILDIR_FDS];
+	struct stat st[MAILDIR_FDS];
+} kept = { 0, NULL, 0, { -1, -1, -1 }, { { 0 } } };
+
+static void
+kept_drop(void)
+{
+	for (size_t i = 0; i < MAILDIR_FDS; i++) {
+		if (kept.fds[i] >= 0)
+			close(kept.fds[i]);
+		kept.fds[i] = -1;
+	}
+	xfree(&kept.path);
+}
+
+void
+maildir_keep_open(int on)
+{
+	if (!on)
+		kept_drop();
+	kept.on = on;
+}
+
+static int
+same_dir(const struct stat *a, const struct stat *b, uid_t me)
+{
+	return S_ISDIR(a->st_mode) && a->st_dev == b->st_dev &&
+	    a->st_ino == b->st_ino && a->st_uid == me;
+}
+
+/* The kept fds, if they are still path's Maildir, tmp/ and new/. */
+static int
+kept_take(const char *path, uid_t me, int fds[MAILDIR_FDS])
+{
+	struct stat st;
+	size_t i;
+
+	if (kept.path == NULL || kept.uid != me || strcmp(kept.path, path) != 0)
+		return 0;
+	if (lstat(path, &st) != 0 || !same_dir(&st, &kept.st[0], me))
+		goto drop;
+	for (i = 0; i < ARRAY_SIZE(subdirs); i++)
+		if (fstatat(kept.fds[0], subdirs[i], &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !same_dir(&st, &kept.st[i + 1], me))
+			goto drop;
+	for (i = 0; i < MAILDIR_FDS; i++)
+		fds[i] = kept.fds[i];
+	return 1;
+drop:
+	kept_drop();
+	return 0;
+}
+
+static void
+kept_put(const char *path, uid_t me, const int fds[MAILDIR_FDS],
+    const struct stat st[MAILDIR_FDS])
+{
+	kept_drop();
+	kept.path = xstrdup(path);
+	kept.uid = me;
+	for (size_t i = 0; i < MAILDIR_FDS; i++) {
+		kept.fds[i] = fds[i];
+		kept.st[i] = st[i];
+	}
+}
+
+/* After a delivery: close what open_maildir() gave, unless it is kept;
+ * failed drops the kept ones too. */
+static void
+release_maildir(int fds[MAILDIR_FDS], int failed)
+{
+	if (fds[0] >= 0 && fds[0] == kept.fds[0]) {
+		if (failed)
+			kept_drop();
+		return;
+	}
+	for (size_t i = 0; i < MAILDIR_FDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
 const char *
 mailstore_errno_dsn(int err)
 {
@@ -212,13 +307,15 @@ open_maildir(const char *dir, int fds[MAILDIR_FDS], struct stat *cur_st, const c
     char **err_r)
 {
 	char *path = clean_path(dir);
-	struct stat st;
+	struct stat st, sts[MAILDIR_FDS];
 	uid_t me = geteuid();
 	size_t i;
 	int e;
 
 	for (i = 0; i < MAILDIR_FDS; i++)
 		fds[i] = -1;
+	if (kept.on && kept_take(path, me, fds))
+		goto have;
 	/* The Maildir almost always exists: open it first, and only create
 	 * or diagnose it when that fails (saves a mkdir per path component
 	 * and an lstat on every delivery). The fstat below checks it. */
@@ -241,7 +338,8 @@ open_maildir(const char *dir, int fds[MAILDIR_FDS], struct stat *cur_st, const c
 		goto bad;
 	fds[0] = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 opened:
-	if (fds[0] < 0 || fstat(fds[0], &st) < 0 || check_dir(&st, me, path, dsn_r, err_r) < 0) {
+	if (fds[0] < 0 || fstat(fds[0], &sts[0]) < 0 ||
+	    check_dir(&sts[0], me, path, dsn_r, err_r) < 0) {
 		if (fds[0] < 0) {
 			e = errno;
 			fail(dsn_r, err_r, e == ELOOP ? "5.2.0" : mailstore_errno_dsn(e),
@@ -278,22 +376,31 @@ opened:
 			}
 			goto bad;
 		}
-		if (fstat(fds[i + 1], &st) < 0) {
+		if (fstat(fds[i + 1], &sts[i + 1]) < 0) {
 			e = errno;
 			fail(dsn_r, err_r, "4.2.0", xasprintf("stat maildir %s/%s: %s",
 			    path, subdirs[i], strerror(e)));
 			goto bad;
 		}
-		if (st.st_uid != me) {
+		if (sts[i + 1].st_uid != me) {
 			char *sub = xasprintf("%s/%s", path, subdirs[i]);
-			check_dir(&st, me, sub, dsn_r, err_r);
+			check_dir(&sts[i + 1], me, sub, dsn_r, err_r);
 			free(sub);
 			goto bad;
 		}
 	}
+	if (kept.on)
+		kept_put(path, me, fds, sts);
+have:
 	/* cur/ is only looked at, and seldom opened (already_present). */
-	if (stat_cur(fds[0], path, me, &st, dsn_r, err_r) < 0)
+	if (stat_cur(fds[0], path, me, &st, dsn_r, err_r) < 0) {
+		if (fds[0] == kept.fds[0]) {
+			kept_drop();   /* closes them */
+			for (i = 0; i < MAILDIR_FDS; i++)
+				fds[i] = -1;
+		}
 		goto bad;
+	}
 	if (cur_st != NULL)
 		*cur_st = st;
 	free(path);
@@ -309,12 +416,11 @@ bad:
 int
 maildir_make(const char *dir, const char **dsn_r, char **err_r)
 {
-	int fds[MAILDIR_FDS], i;
+	int fds[MAILDIR_FDS];
 
 	if (open_maildir(dir, fds, NULL, dsn_r, err_r) < 0)
 		return -1;
-	for (i = 0; i < MAILDIR_FDS; i++)
-		close(fds[i]);
+	release_maildir(fds, 0);
 	return 0;
 }
 
@@ -540,8 +646,7 @@ present:
 	*dsn_r = "2.0.0";
 	rc = 0;
 out:
-	for (i = 0; i < MAILDIR_FDS; i++)
-		close(fds[i]);
+	release_maildir(fds, rc != 0);
 	return rc;
 }
 

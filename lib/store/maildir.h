@@ -61,6 +61,11 @@ int maildir_delivery_name(char *buf, size_t size, long long arrival,
  * ':' escaped as \057 and \072). 0, or -1 if size is too small. */
 int maildir_unique_name(char *buf, size_t size);
 
+/* Keep the last Maildir delivered to open for the next delivery (on: 1),
+ * checked again before each use; 0 closes it. For a process that
+ * delivers one message after another (local). */
+void maildir_keep_open(int on);
+
 /* The DSN for an errno while storing mail (shared with mbox.c). */
 const char *mailstore_errno_dsn(int err);
 

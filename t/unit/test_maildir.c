@@ -251,6 +251,100 @@ START_TEST(test_refuse_foreign_owner)
 }
 END_TEST
 
+/* Kept open between deliveries (local): every change that a fresh open
+ * would see is seen - a new/ or a whole Maildir replaced gets the mail in
+ * the new one, a symlink or a foreign owner swapped in is refused. */
+static int
+deliver_one(const char *md, const char **dsn)
+{
+	struct src s = { "kept\n", 5, 5, 0 };
+	char *err = NULL;
+	int rc = maildir_deliver(md, produce, &s, NULL, 0, dsn, &err);
+
+	free(err);
+	return rc;
+}
+
+static int
+count_sub(const char *md, const char *leaf)
+{
+	char *p = sub(md, leaf);
+	int n = count_dir(p, NULL, 0);
+
+	free(p);
+	return n;
+}
+
+START_TEST(test_kept_open)
+{
+	char *md = sub(tmpbase, "Maildir"), *moved = sub(tmpbase, "Maildir.moved");
+	char *other = sub(tmpbase, "other"), *p, *q;
+	const char *dsn = NULL;
+
+	maildir_keep_open(1);
+	ck_assert_int_eq(deliver_one(md, &dsn), 0);
+	ck_assert_int_eq(deliver_one(md, &dsn), 0);
+	ck_assert_int_eq(count_sub(md, "new"), 2);
+
+	/* new/ replaced */
+	p = sub(md, "new");
+	q = sub(md, "new.old");
+	ck_assert_int_eq(rename(p, q), 0);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	ck_assert_int_eq(deliver_one(md, &dsn), 0);
+	ck_assert_int_eq(count_sub(md, "new"), 1);
+	ck_assert_int_eq(count_sub(md, "new.old"), 2);
+	free(q);
+
+	/* the whole Maildir replaced */
+	ck_assert_int_eq(rename(md, moved), 0);
+	ck_assert_int_eq(deliver_one(md, &dsn), 0);
+	ck_assert_int_eq(count_sub(md, "new"), 1);
+	ck_assert_int_eq(count_sub(moved, "new"), 1);
+
+	/* new/ swapped for a symlink */
+	ck_assert_int_eq(mkdir(other, 0700), 0);
+	q = sub(md, "new.2");
+	ck_assert_int_eq(rename(p, q), 0);
+	ck_assert_int_eq(symlink(other, p), 0);
+	ck_assert_int_eq(deliver_one(md, &dsn), -1);
+	ck_assert_str_eq(dsn, "5.2.0");
+	ck_assert_int_eq(count_dir(other, NULL, 0), 0);
+	ck_assert_int_eq(unlink(p), 0);
+	ck_assert_int_eq(rename(q, p), 0);
+	ck_assert_int_eq(deliver_one(md, &dsn), 0);
+	ck_assert_int_eq(count_sub(md, "new"), 2);
+	free(q);
+
+	/* the Maildir swapped for a symlink */
+	q = sub(tmpbase, "Maildir.2");
+	ck_assert_int_eq(rename(md, q), 0);
+	ck_assert_int_eq(symlink(other, md), 0);
+	ck_assert_int_eq(deliver_one(md, &dsn), -1);
+	ck_assert_str_eq(dsn, "5.2.0");
+	ck_assert_int_eq(count_dir(other, NULL, 0), 0);
+	ck_assert_int_eq(unlink(md), 0);
+	ck_assert_int_eq(rename(q, md), 0);
+	free(q);
+
+	/* tmp/ given to someone else */
+	if (geteuid() == 0) {
+		ck_assert_int_eq(deliver_one(md, &dsn), 0);
+		q = sub(md, "tmp");
+		ck_assert_int_eq(chown(q, 65534, 65534), 0);
+		ck_assert_int_eq(deliver_one(md, &dsn), -1);
+		ck_assert_str_eq(dsn, "5.2.0");
+		ck_assert_int_eq(chown(q, 0, 0), 0);
+		free(q);
+	}
+	maildir_keep_open(0);
+	free(p);
+	free(md);
+	free(moved);
+	free(other);
+}
+END_TEST
+
 START_TEST(test_unique_names)
 {
 	struct src s = { "m\n", 2, 2, 0 };
@@ -486,6 +580,7 @@ maildir_suite(void)
 	tcase_add_test(tc, test_producer_failure);
 	tcase_add_test(tc, test_dsn_map);
 	tcase_add_test(tc, test_named_idempotent);
+	tcase_add_test(tc, test_kept_open);
 	suite_add_tcase(s, tc);
 	return s;
 }
