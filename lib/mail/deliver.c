@@ -615,7 +615,9 @@ dlv_recv(int fd, struct dlv_request *req)
 
 	ipc_init(&in);
 	memset(req, 0, sizeof(*req));
-	if (ipc_recv(fd, &in, IPC_MAX_DEFAULT, DLV_IO_TIMEOUT_MS) < 0) {
+	/* qmgr writes its request as it connects, and a kept connection
+	 * is read after wait_next(): the request is there, or on its way. */
+	if (ipc_recv_ready(fd, &in, IPC_MAX_DEFAULT, DLV_IO_TIMEOUT_MS) < 0) {
 		int clean = errno == EPIPE;
 
 		if (!clean)

@@ -291,13 +291,14 @@ send_bytes(int fd, const char *p, size_t n, int64_t deadline)
 }
 
 /* Read exactly n bytes. EOF: EPIPE before the first byte of a frame
- * (at_start), ECONNRESET in the middle of one. A frame's start is waited
- * for first (an answer is seldom there yet); the rest of a frame, sent
- * with it, is read at once. */
+ * (at_start), ECONNRESET in the middle of one. With wait, the bytes are
+ * waited for first (an answer is seldom there yet when a frame starts);
+ * without, read at once (the rest of a frame, sent with it, or a frame
+ * the caller knows is there). */
 static int
-recv_bytes(int fd, char *p, size_t n, int64_t deadline, int at_start)
+recv_bytes(int fd, char *p, size_t n, int64_t deadline, int at_start, int wait)
 {
-	int use_recv = 1, wait = at_start;
+	int use_recv = 1;
 	size_t got = 0;
 	ssize_t r;
 
@@ -356,8 +357,8 @@ ipc_send(int fd, const struct ipc_msg *m, int timeout_ms)
 	return rc;
 }
 
-int
-ipc_recv(int fd, struct ipc_msg *m, size_t max, int timeout_ms)
+static int
+recv_frame(int fd, struct ipc_msg *m, size_t max, int timeout_ms, int wait_first)
 {
 	int64_t deadline = deadline_of(timeout_ms);
 	unsigned char pfx[4];
@@ -366,7 +367,7 @@ ipc_recv(int fd, struct ipc_msg *m, size_t max, int timeout_ms)
 	if (max == 0)
 		max = IPC_MAX_DEFAULT;
 	ipc_reset(m);
-	if (recv_bytes(fd, (char *)pfx, 4, deadline, 1) < 0)
+	if (recv_bytes(fd, (char *)pfx, 4, deadline, 1, wait_first) < 0)
 		return -1;
 	l = get_be32(pfx);
 	if (l > max) {
@@ -377,7 +378,7 @@ ipc_recv(int fd, struct ipc_msg *m, size_t max, int timeout_ms)
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (recv_bytes(fd, m->b.data, l, deadline, 0) < 0) {
+	if (recv_bytes(fd, m->b.data, l, deadline, 0, 0) < 0) {
 		ipc_reset(m);
 		return -1;
 	}
@@ -389,6 +390,18 @@ ipc_recv(int fd, struct ipc_msg *m, size_t max, int timeout_ms)
 	m->b.len = l;
 	m->b.data[l] = '\0';
 	return 0;
+}
+
+int
+ipc_recv(int fd, struct ipc_msg *m, size_t max, int timeout_ms)
+{
+	return recv_frame(fd, m, max, timeout_ms, 1);
+}
+
+int
+ipc_recv_ready(int fd, struct ipc_msg *m, size_t max, int timeout_ms)
+{
+	return recv_frame(fd, m, max, timeout_ms, 0);
 }
 
 /* The first byte of the frame carries the descriptor (SCM_RIGHTS); the
@@ -487,14 +500,14 @@ ipc_recv_fd(int sock, struct ipc_msg *m, size_t max, int *fd_r, int timeout_ms)
 	}
 	if ((mh.msg_flags & MSG_CTRUNC) || *fd_r < 0)
 		goto bad;
-	if (recv_bytes(sock, (char *)pfx + 1, 3, deadline, 0) < 0)
+	if (recv_bytes(sock, (char *)pfx + 1, 3, deadline, 0, 0) < 0)
 		goto fail;
 	l = get_be32(pfx);
 	if (l > max || buf_reserve(&m->b, l) < 0) {
 		errno = EMSGSIZE;
 		goto fail;
 	}
-	if (recv_bytes(sock, m->b.data, l, deadline, 0) < 0)
+	if (recv_bytes(sock, m->b.data, l, deadline, 0, 0) < 0)
 		goto fail;
 	if (!body_valid(m->b.data, l))
 		goto bad;

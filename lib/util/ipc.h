@@ -36,6 +36,9 @@ int ipc_next(const struct ipc_msg *m, size_t *pos, const char **name, const char
  * (ETIMEDOUT, EPIPE/ECONNRESET, EPROTO for a malformed frame, EMSGSIZE). */
 int ipc_send(int fd, const struct ipc_msg *m, int timeout_ms);
 int ipc_recv(int fd, struct ipc_msg *m, size_t max, int timeout_ms);
+/* ipc_recv for a frame the caller knows has begun to arrive (poll said
+ * readable): read at once, poll only if it has not. */
+int ipc_recv_ready(int fd, struct ipc_msg *m, size_t max, int timeout_ms);
 
 /* The same, passing a descriptor along (SCM_RIGHTS, UNIX sockets only):
  * the frame arrives with it or not at all. The receiver gets it

@@ -266,6 +266,38 @@ START_TEST(test_socketpair)
 }
 END_TEST
 
+/* ipc_recv_ready: the same frames, errors and timeout as ipc_recv. */
+START_TEST(test_recv_ready)
+{
+	struct ipc_msg m, d;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ipc_init(&m);
+	ipc_init(&d);
+	ipc_put(&m, "a", "1");
+	ck_assert_int_eq(ipc_send(sv[0], &m, 1000), 0);
+	ck_assert_int_eq(ipc_recv_ready(sv[1], &d, 0, 1000), 0);
+	ck_assert_str_eq(ipc_get(&d, "a"), "1");
+	/* Not there after all: it waits, up to the timeout. */
+	errno = 0;
+	ck_assert_int_eq(ipc_recv_ready(sv[1], &d, 0, 50), -1);
+	ck_assert_int_eq(errno, ETIMEDOUT);
+	/* Half a frame, then EOF: ECONNRESET; EOF at a boundary: EPIPE. */
+	ck_assert_int_eq(write(sv[0], "\0\0\0\4a\0", 6), 6);
+	close(sv[0]);
+	errno = 0;
+	ck_assert_int_eq(ipc_recv_ready(sv[1], &d, 0, 1000), -1);
+	ck_assert_int_eq(errno, ECONNRESET);
+	errno = 0;
+	ck_assert_int_eq(ipc_recv_ready(sv[1], &d, 0, 1000), -1);
+	ck_assert_int_eq(errno, EPIPE);
+	close(sv[1]);
+	ipc_free(&m);
+	ipc_free(&d);
+}
+END_TEST
+
 static Suite *
 ipc_suite(void)
 {
@@ -279,6 +311,7 @@ ipc_suite(void)
 	tcase_add_test(tc, test_frame_check_trickle);
 	tcase_add_test(tc, test_frame_check_oversize);
 	tcase_add_test(tc, test_socketpair);
+	tcase_add_test(tc, test_recv_ready);
 	suite_add_tcase(s, tc);
 	return s;
 }
