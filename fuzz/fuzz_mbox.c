@@ -30,10 +30,17 @@ count(const char *p, size_t n, void *ctx)
 	return 0;
 }
 
+static char path[64];
+
+static void
+remove_path(void)
+{
+	(void)unlink(path);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static char path[64];
 	struct mbox_opts o;
 	struct mbox_drop *d = NULL;
 	char *err = NULL, **uidls;
@@ -41,8 +48,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 65536)
 		return 0;
-	if (path[0] == '\0')
+	if (path[0] == '\0') {
 		snprintf(path, sizeof(path), "/tmp/fuzz_mbox.%ld", (long)getpid());
+		atexit(remove_path);    /* each run left one behind in /tmp */
+	}
 	if (file_write_atomic(path, data, size, 0600) != 0)
 		return 0;
 	mbox_opts_init(&o);
