@@ -194,6 +194,20 @@ trig_close(struct loop *l, struct trig *t)
 	free(t);
 }
 
+/* The client asked to keep it: no timeout, listed for qmgr_exit(). */
+static void
+trig_keep(struct loop *l, struct trig *t)
+{
+	t->kept = 1;
+	n_kept++;
+	t->next = kept;
+	kept = t;
+	if (t->timer != 0) {
+		loop_timer_cancel(l, t->timer);
+		t->timer = 0;
+	}
+}
+
 static void
 trig_timeout(struct loop *l, void *ctx)
 {
@@ -256,16 +270,8 @@ trig_read(struct loop *l, int fd, unsigned events, void *ctx)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (trig_run(req, n) && !t->kept && n_kept < TRIGGER_KEEP_MAX &&
-	    !exiting) {
-		t->kept = 1;
-		n_kept++;
-		t->next = kept;
-		kept = t;
-		if (t->timer != 0) {
-			loop_timer_cancel(l, t->timer);
-			t->timer = 0;
-		}
-	}
+	    !exiting)
+		trig_keep(l, t);
 	if (n <= 0 || !t->kept)
 		trig_close(l, t);
 }
@@ -297,12 +303,9 @@ qmgr_conn(struct loop *l, int fd)
 		free(t);
 		return;
 	}
-	if (n > 0) {
-		t->kept = 1;
-		n_kept++;
-		t->next = kept;
-		kept = t;
-	} else
+	if (n > 0)
+		trig_keep(l, t);
+	else
 		t->timer = loop_timer_add(l, TRIGGER_TIMEOUT_MS, trig_timeout, t);
 }
 

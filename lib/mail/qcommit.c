@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "util/alloc.h"
+#include "util/fsutil.h"
 #include "util/loop.h"
 #include "mail/qcommit.h"
 
@@ -81,7 +82,7 @@ struct qcommit {
 static int
 sync_dir(struct qcommit *qc, const char *dir)
 {
-	int rc, saved;
+	int saved;
 
 	if (qc->dirfd < 0 || strcmp(qc->dirpath, dir) != 0) {
 		if (qc->dirfd >= 0)
@@ -93,17 +94,13 @@ sync_dir(struct qcommit *qc, const char *dir)
 			return -1;
 		qc->dirpath = xstrdup(dir);
 	}
-	rc = fsync(qc->dirfd);
-	saved = errno;
-	/* Some file systems refuse fsync on a directory (as fsync_dir()). */
-	if (rc < 0 && (saved == EINVAL || saved == EROFS))
+	if (fsync_dir_fd(qc->dirfd) == 0)
 		return 0;
-	if (rc < 0) {
-		close(qc->dirfd);
-		qc->dirfd = -1;
-	}
+	saved = errno;
+	close(qc->dirfd);
+	qc->dirfd = -1;
 	errno = saved;
-	return rc;
+	return -1;
 }
 
 static void

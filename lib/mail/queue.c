@@ -277,41 +277,6 @@ queue_move(const char *qdir, const char *from, const char *to, const char *id)
 }
 
 /*
- * Recycled queue files. Every message is one inode created by a writer
- * and freed by qmgr moments later. ext4 without a journal does not hand
- * out an inode freed in the last minute while it can find another, and
- * finds out by looking at each free one of the group in turn, under the
- * directory's lock: at a few hundred messages a second, every create of
- * a queue file (and of a Maildir file near it) walks thousands of them
- * (find_inode_bit, recently_deleted in perf: a quarter of the machine's
- * CPU in the SMTP benchmark). So qmgr does not unlink a finished file:
- * it renames it to recycle/, and the next writer in incoming/ renames one
- * from there to its ".tmp" name and writes over it instead of creating an
- * inode.
- *
- * Writes over, not truncates: freeing the blocks (with the "discard"
- * mount option, a discard request each) and allocating them again for
- * the next message made every fsync'd queue file dearer - a truncate in
- * qmgr and a block allocation in smtpd per message, a third of qmgr's
- * CPU in the SMTP benchmark. So qmgr truncates only a file larger than
- * QUEUE_RECYCLE_KEEP (recycle/ then holds at most QUEUE_RECYCLE_MAX times
- * that), and the writer cuts off what is left of a longer old message
- * before its fsync (queue_writer_seal()).
- *
- * Safe because the name, not the inode, carries a message: a recycled
- * file is invisible to every reader of the queue (nothing lists
- * recycle/; it is 0600 and mail_owner's, like every queue file), a
- * claimed one is a ".tmp" file like a new one (locked by its writer
- * before anything is written; whatever a crash left in it is never read,
- * since a ".tmp" file is never a message), and it gets a queue-ID name
- * only after it has exactly the new message's bytes and the usual fsync.
- * A claim that races with qmgr's removal of stale
- * ".tmp" files sees a link count of 0 after taking its lock and moves on.
- * recycle/ is bounded: qmgr unlinks instead while it holds
- * QUEUE_RECYCLE_MAX files (counted again every RECYCLE_RECOUNT removals).
- * Per process state, for the loop thread only.
- */
-/*
  * Names need to differ, not to be secret: O_EXCL and RENAME_NOREPLACE
  * catch a collision. So a per-process generator seeded once (from
  * getrandom, and the clock, which is a vDSO call) instead of getrandom and
@@ -360,6 +325,41 @@ qrand_next(void)
 	return z ^ (z >> 31);
 }
 
+/*
+ * Recycled queue files. Every message is one inode created by a writer
+ * and freed by qmgr moments later. ext4 without a journal does not hand
+ * out an inode freed in the last minute while it can find another, and
+ * finds out by looking at each free one of the group in turn, under the
+ * directory's lock: at a few hundred messages a second, every create of
+ * a queue file (and of a Maildir file near it) walks thousands of them
+ * (find_inode_bit, recently_deleted in perf: a quarter of the machine's
+ * CPU in the SMTP benchmark). So qmgr does not unlink a finished file:
+ * it renames it to recycle/, and the next writer in incoming/ renames one
+ * from there to its ".tmp" name and writes over it instead of creating an
+ * inode.
+ *
+ * Writes over, not truncates: freeing the blocks (with the "discard"
+ * mount option, a discard request each) and allocating them again for
+ * the next message made every fsync'd queue file dearer - a truncate in
+ * qmgr and a block allocation in smtpd per message, a third of qmgr's
+ * CPU in the SMTP benchmark. So qmgr truncates only a file larger than
+ * QUEUE_RECYCLE_KEEP (recycle/ then holds at most QUEUE_RECYCLE_MAX times
+ * that), and the writer cuts off what is left of a longer old message
+ * before its fsync (queue_writer_seal()).
+ *
+ * Safe because the name, not the inode, carries a message: a recycled
+ * file is invisible to every reader of the queue (nothing lists
+ * recycle/; it is 0600 and mail_owner's, like every queue file), a
+ * claimed one is a ".tmp" file like a new one (locked by its writer
+ * before anything is written; whatever a crash left in it is never read,
+ * since a ".tmp" file is never a message), and it gets a queue-ID name
+ * only after it has exactly the new message's bytes and the usual fsync.
+ * A claim that races with qmgr's removal of stale
+ * ".tmp" files sees a link count of 0 after taking its lock and moves on.
+ * recycle/ is bounded: qmgr unlinks instead while it holds
+ * QUEUE_RECYCLE_MAX files (counted again every RECYCLE_RECOUNT removals).
+ * Per process state, for the loop thread only.
+ */
 #define RECYCLE_BATCH 32
 #define RECYCLE_RECOUNT 256
 

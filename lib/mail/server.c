@@ -835,7 +835,8 @@ trigger_send(const char *service, const char *bytes)
 
 /*
  * trigger_keep: the same bytes over one connection kept open, for a
- * process that triggers per message (smtpd, once per committed batch):
+ * process that triggers per message (smtpd once per committed batch,
+ * pickup once per submission):
  * one send instead of socket, connect, send and close here, and accept,
  * read and close in the server. The first bytes on a new connection are
  * "K" (keep me), which the server honours up to its own bound. A send
@@ -849,13 +850,14 @@ trigger_keep(const char *service, const char *bytes)
 {
 	static int fd = -1;
 	static char *for_service;
+	size_t len = strlen(bytes);
 	ssize_t w;
 	char *kb;
 	int rc;
 
 	if (fd >= 0 && for_service != NULL && strcmp(for_service, service) == 0) {
-		w = send(fd, bytes, strlen(bytes), MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (w == (ssize_t)strlen(bytes) ||
+		w = send(fd, bytes, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w == (ssize_t)len ||
 		    (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
 			return 0;
 		log_debug("trigger %s: kept connection: %s", service,

@@ -124,8 +124,8 @@ kept_put(const char *path, uid_t me, const int fds[MAILDIR_FDS],
 	}
 }
 
-/* After a delivery: close what open_maildir() gave, unless it is kept;
- * failed drops the kept ones too. */
+/* After a delivery (or a failed open_maildir()): close what open_maildir()
+ * gave, unless it is kept; failed drops the kept ones too. */
 static void
 release_maildir(int fds[MAILDIR_FDS], int failed)
 {
@@ -393,22 +393,14 @@ opened:
 		kept_put(path, me, fds, sts);
 have:
 	/* cur/ is only looked at, and seldom opened (already_present). */
-	if (stat_cur(fds[0], path, me, &st, dsn_r, err_r) < 0) {
-		if (fds[0] == kept.fds[0]) {
-			kept_drop();   /* closes them */
-			for (i = 0; i < MAILDIR_FDS; i++)
-				fds[i] = -1;
-		}
+	if (stat_cur(fds[0], path, me, &st, dsn_r, err_r) < 0)
 		goto bad;
-	}
 	if (cur_st != NULL)
 		*cur_st = st;
 	free(path);
 	return 0;
 bad:
-	for (i = 0; i < MAILDIR_FDS; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	release_maildir(fds, 1);
 	free(path);
 	return -1;
 }

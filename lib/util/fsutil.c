@@ -68,6 +68,15 @@ read_full(int fd, void *p, size_t n)
 }
 
 int
+fsync_dir_fd(int fd)
+{
+	/* Some file systems refuse fsync on a directory; nothing to do then. */
+	if (fsync(fd) < 0 && errno != EINVAL && errno != EROFS)
+		return -1;
+	return 0;
+}
+
+int
 fsync_dir(const char *dir)
 {
 	int fd, rc, saved;
@@ -75,11 +84,8 @@ fsync_dir(const char *dir)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	rc = fsync(fd);
+	rc = fsync_dir_fd(fd);
 	saved = errno;
-	/* Some file systems refuse fsync on a directory; nothing to do then. */
-	if (rc < 0 && (saved == EINVAL || saved == EROFS))
-		rc = 0;
 	close(fd);
 	errno = saved;
 	return rc;

@@ -210,29 +210,6 @@ lazy_read(const struct fdreg *r)
 	    (to_epoll(r->events) | EPOLLIN) == r->armed;
 }
 
-static void mark_dirty(struct loop *l, int fd, struct fdreg *r);
-
-static int
-epoll_update(struct loop *l, int fd, struct fdreg *r)
-{
-	if (r->in_epoll) {
-		/* Applied before the next epoll_wait, if still different -
-		 * except that a read interest dropped stays armed until it
-		 * fires (see the invariants). */
-		if (!r->dirty && armed_for(r) != r->armed && !lazy_read(r)) {
-			mark_dirty(l, fd, r);
-		}
-		return 0;
-	}
-	if (r->events == 0)
-		return 0;
-	if (epoll_arm(l, fd, r, EPOLL_CTL_ADD) < 0) {
-		if (errno != EEXIST || epoll_arm(l, fd, r, EPOLL_CTL_MOD) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 static void
 mark_dirty(struct loop *l, int fd, struct fdreg *r)
 {
@@ -244,6 +221,26 @@ mark_dirty(struct loop *l, int fd, struct fdreg *r)
 	}
 	l->dirty[l->ndirty++] = fd;
 	r->dirty = 1;
+}
+
+static int
+epoll_update(struct loop *l, int fd, struct fdreg *r)
+{
+	if (r->in_epoll) {
+		/* Applied before the next epoll_wait, if still different -
+		 * except that a read interest dropped stays armed until it
+		 * fires (see the invariants). */
+		if (armed_for(r) != r->armed && !lazy_read(r))
+			mark_dirty(l, fd, r);
+		return 0;
+	}
+	if (r->events == 0)
+		return 0;
+	if (epoll_arm(l, fd, r, EPOLL_CTL_ADD) < 0) {
+		if (errno != EEXIST || epoll_arm(l, fd, r, EPOLL_CTL_MOD) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 /* Before sleeping: hand the kernel the interest sets that changed. */
