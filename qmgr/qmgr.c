@@ -6,8 +6,9 @@
  *
  * One resident process (SERVER_TRIGGER) running as mail_owner. A
  * connection on private/qmgr is a wake-up: its bytes are requests ('I'
- * scan incoming, 'D' scan deferred, 'F' and 'A' deferred mail is due now,
- * 'W' periodic wakeup), then it is closed - unless the first bytes
+ * scan incoming, "N<queue id>\n" take this new file from incoming, 'D'
+ * scan deferred, 'F' and 'A' deferred mail is due now, 'W' periodic
+ * wakeup), then it is closed - unless the first bytes
  * carry 'K' (trigger_keep(): smtpd wakes qmgr per committed batch), and
  * then it stays open, up to TRIGGER_KEEP_MAX of them, until the client
  * closes it or qmgr exits. Timers scan incoming every few
@@ -22,7 +23,8 @@
  * no listener is paused for transport_retry_time (qmgr_sched.c), its
  * mail kept queued.
  *
- * Trusts: trigger bytes are only flags (anything unknown is ignored).
+ * Trusts: trigger bytes are only flags (anything unknown is ignored) and
+ * queue IDs, which are validated and then only looked up in incoming/.
  */
 #include <errno.h>
 #include <limits.h>
@@ -168,6 +170,7 @@ struct trig {
 	int fd;
 	uint64_t timer;
 	int kept;
+	int cut;                  /* the last read ended inside an "N" name */
 	struct trig *next;        /* kept ones */
 };
 
@@ -217,45 +220,22 @@ trig_timeout(struct loop *l, void *ctx)
 	trig_close(l, t);
 }
 
-/* Act on the bytes of one trigger connection: each request once, however
- * often it came (a kept connection brings one 'I' per message). Says
- * whether the client asked to keep the connection. */
+/* Act on the bytes of one trigger connection (qmgr_trigger_parse()):
+ * each request once, however often it came. Says whether the client
+ * asked to keep the connection. */
 static int
-trig_run(const char *req, ssize_t n)
+trig_run(const char *req, ssize_t n, size_t size, int *cut)
 {
-	int incoming = 0, deferred = 0, flush = 0, wakeup = 0, keep = 0;
-	ssize_t i;
+	unsigned r = qmgr_trigger_parse(req, n, size, cut);
 
-	for (i = 0; i < n; i++) {
-		switch (req[i]) {
-		case 'I':
-			incoming = 1;
-			break;
-		case 'D':
-			deferred = 1;
-			break;
-		case 'F':
-		case 'A':
-			flush = 1;
-			break;
-		case 'W':
-			wakeup = 1;
-			break;
-		case 'K':
-			keep = 1;
-			break;
-		default:
-			break;
-		}
-	}
-	if (incoming || wakeup)
+	if (r & (QTRIG_INCOMING | QTRIG_WAKEUP))
 		qmgr_scan_incoming();
-	if (flush)
+	if (r & QTRIG_FLUSH)
 		deferred_scan(1);
-	else if (deferred || (wakeup &&
+	else if ((r & QTRIG_DEFERRED) || ((r & QTRIG_WAKEUP) &&
 	    time(NULL) - last_deferred_scan >= qconf.run_delay))
 		deferred_scan(0);
-	return keep;
+	return (r & QTRIG_KEEP) != 0;
 }
 
 static void
@@ -269,7 +249,8 @@ trig_read(struct loop *l, int fd, unsigned events, void *ctx)
 	n = read(fd, req, sizeof(req));
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (trig_run(req, n) && !t->kept && n_kept < TRIGGER_KEEP_MAX &&
+	if (trig_run(req, n, sizeof(req), &t->cut) && !t->kept &&
+	    n_kept < TRIGGER_KEEP_MAX &&
 	    !exiting)
 		trig_keep(l, t);
 	if (n <= 0 || !t->kept)
@@ -282,6 +263,7 @@ qmgr_conn(struct loop *l, int fd)
 	struct trig *t;
 	char req[64];
 	ssize_t n;
+	int cut = 0;
 
 	/* A client writes its trigger right after connecting, so it is
 	 * usually here by the accept: read it now, and register with the
@@ -289,7 +271,8 @@ qmgr_conn(struct loop *l, int fd)
 	 * when the client asked to keep the connection. */
 	n = read(fd, req, sizeof(req));
 	if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-		if (!trig_run(req, n) || n <= 0 || n_kept >= TRIGGER_KEEP_MAX ||
+		if (!trig_run(req, n, sizeof(req), &cut) || n <= 0 ||
+		    n_kept >= TRIGGER_KEEP_MAX ||
 		    exiting) {
 			server_disconnect(l, fd);
 			return;
@@ -297,6 +280,7 @@ qmgr_conn(struct loop *l, int fd)
 	}
 	t = xcalloc(1, sizeof(*t));
 	t->fd = fd;
+	t->cut = cut;
 	if (loop_fd_set(l, fd, LOOP_READ, trig_read, t) < 0) {
 		log_warn("register trigger connection");
 		server_disconnect(l, fd);

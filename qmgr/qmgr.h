@@ -95,6 +95,17 @@ void qmgr_scan_deferred(int flush);
 /* Activate up to budget messages while below the active limit; returns
  * 1 when more could be done right away. */
 int qmgr_feed(int budget);
+/* Activate incoming/<id>, just committed by its writer, without a scan:
+ * 1 done (or gone), 0 the caller asks for an incoming scan instead. */
+int qmgr_take_incoming(const char *id);
+/* Trigger requests ('I', "N<id>\n", 'D', 'F'/'A', 'W', 'K'): the names
+ * are taken, the rest returned as QTRIG_* bits. */
+#define QTRIG_INCOMING 1u
+#define QTRIG_DEFERRED 2u
+#define QTRIG_FLUSH 4u
+#define QTRIG_WAKEUP 8u
+#define QTRIG_KEEP 16u
+unsigned qmgr_trigger_parse(const char *req, ssize_t n, size_t size, int *cut);
 
 /* qmgr_message.c */
 /* Open the resolver; fatal on failure. */

@@ -154,6 +154,105 @@ qmgr_feed(int budget)
 	    (scans[0].d != NULL || scans[1].d != NULL);
 }
 
+/* A writer named the file it just committed to incoming/ (trigger "N"):
+ * take it without listing the directory - an opendir, a getdents and a
+ * close per wake-up saved. Only when no incoming scan runs (its stream may
+ * or may not return the new name, and it keeps the order) and there is
+ * room; otherwise the caller asks for a scan, as for 'I'. The checks are
+ * the scan's (scan_next()): a queue ID, a regular file, an mtime not in
+ * the future. Returns 1 when the name needs nothing more. */
+int
+qmgr_take_incoming(const char *id)
+{
+	struct timespec now;
+	struct stat st;
+	char *path;
+	int rc;
+
+	if (!queue_id_valid(id) || scans[0].d != NULL || qmgr_draining ||
+	    !qmgr_room())
+		return 0;
+	path = queue_path(qconf.queue_directory, QUEUE_INCOMING, id);
+	rc = lstat(path, &st);
+	xfree(&path);
+	if (rc < 0)
+		return errno == ENOENT;   /* taken already (a scan, a flush) */
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (!S_ISREG(st.st_mode) || st.st_mtime > now.tv_sec)
+		return 0;                 /* the scan's rules decide */
+	qmsg_activate(QUEUE_INCOMING, id);
+	qmgr_kick();
+	return 1;
+}
+
+/* The requests in one read of a trigger connection, each once however
+ * often it came (a kept connection brings one per message), except
+ * "N<queue id>\n": a writer names the file it committed to incoming/, and
+ * it is taken here without a scan when it can be (qmgr_take_incoming()).
+ * A name cut off by the end of the read, or one not taken, asks for a
+ * scan like 'I'; *cut carries "skip to the next newline" to the next
+ * read. A read that filled its buffer (size) asks for a scan too: the
+ * writer drops a wake-up when the socket is full (trigger_keep()), and a
+ * name dropped then would wait for the timer's scan. */
+unsigned
+qmgr_trigger_parse(const char *req, ssize_t n, size_t size, int *cut)
+{
+	char id[QUEUE_ID_MAX];
+	const char *nl;
+	unsigned r = 0;
+	ssize_t i = 0;
+	size_t len;
+
+	if (n > 0 && *cut) {
+		nl = memchr(req, '\n', (size_t)n);
+		i = nl != NULL ? nl - req + 1 : n;
+		*cut = nl == NULL;
+	}
+	if (n > 0 && (size_t)n >= size)
+		r |= QTRIG_INCOMING;
+	for (; i < n; i++) {
+		switch (req[i]) {
+		case 'N':
+			nl = memchr(req + i + 1, '\n', (size_t)(n - i - 1));
+			if (nl == NULL) {
+				*cut = 1;
+				r |= QTRIG_INCOMING;
+				return r;
+			}
+			len = (size_t)(nl - (req + i + 1));
+			if (len >= sizeof(id)) {
+				r |= QTRIG_INCOMING;
+			} else {
+				memcpy(id, req + i + 1, len);
+				id[len] = '\0';
+				if (!qmgr_take_incoming(id))
+					r |= QTRIG_INCOMING;
+			}
+			i = nl - req;
+			break;
+		case 'I':
+			r |= QTRIG_INCOMING;
+			break;
+		case 'D':
+			r |= QTRIG_DEFERRED;
+			break;
+		case 'F':
+		case 'A':
+			r |= QTRIG_FLUSH;
+			break;
+		case 'W':
+			r |= QTRIG_WAKEUP;
+			break;
+		case 'K':
+			r |= QTRIG_KEEP;
+			break;
+		default:
+			break;
+		}
+	}
+	return r;
+}
+
 /* Writer temporaries (".tmp.*") in incoming/ older than an hour belong to
  * nobody: a writer that lives takes seconds, and one killed mid-message
  * never comes back for its file. Called at startup and with every

@@ -65,6 +65,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,12 @@ struct txn {
 };
 
 static struct qcommit *committer;
+/* What a batch committed for qmgr: "N<id>\n" per message in incoming/
+ * (qmgr takes each without listing the directory), or "I" (scan) when
+ * there were more names than fit, or the one written after the client
+ * left. */
+static char qmgr_names[240];
+static size_t qmgr_names_len;
 static int qmgr_due;           /* a batch committed mail for qmgr */
 static int draining;           /* SIGTERM: exit once the last commit is in */
 
@@ -881,6 +888,22 @@ data_commit(struct session *s, const char *rej)
 	s->commit_wait = 1;
 }
 
+static void
+qmgr_note(const char *id)
+{
+	int n;
+
+	qmgr_due = 1;
+	if (qmgr_names_len == SIZE_MAX)
+		return;
+	n = snprintf(qmgr_names + qmgr_names_len,
+	    sizeof(qmgr_names) - qmgr_names_len, "N%s\n", id);
+	if (n < 0 || (size_t)n >= sizeof(qmgr_names) - qmgr_names_len)
+		qmgr_names_len = SIZE_MAX;   /* too many: a scan finds them */
+	else
+		qmgr_names_len += (size_t)n;
+}
+
 /* The commit thread's report (on the loop). s is NULL when the session
  * was closed meanwhile. */
 static void
@@ -895,7 +918,7 @@ commit_done(void *ctx, const char *id, int err, const char *step)
 			    step, strerror(err));
 		else {
 			log_info("%s: queued after the client went away", id);
-			qmgr_due = 1;
+			qmgr_note(id);
 		}
 		return;
 	}
@@ -913,7 +936,7 @@ commit_done(void *ctx, const char *id, int err, const char *step)
 			log_info("%s: message-id=%s", id, tx->mh.message_id);
 		reply(s, "250 2.0.0 Ok: queued as %s", id);
 		if (!tx->hold)
-			qmgr_due = 1;
+			qmgr_note(id);
 		txn_reset(s);
 	}
 	session_process_more(s);
@@ -927,7 +950,12 @@ commit_batch_done(void *ctx)
 	(void)ctx;
 	if (qmgr_due) {
 		qmgr_due = 0;
-		(void)trigger_keep("qmgr", "I");
+		if (qmgr_names_len == SIZE_MAX)
+			(void)trigger_keep("qmgr", "I");
+		else
+			(void)trigger_keep("qmgr", qmgr_names);
+		qmgr_names_len = 0;
+		qmgr_names[0] = '\0';
 	}
 	if (draining && !txn_busy())
 		server_exit_when_idle();   /* the skeleton looks again */

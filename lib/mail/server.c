@@ -843,40 +843,55 @@ trigger_send(const char *service, const char *bytes)
  * that finds the server gone (restarted, say) connects again once. A
  * full socket buffer means the server has not read the bytes before
  * these yet: they are wake-ups, so the pending ones do, and this one
- * is dropped rather than waited for.
+ * is dropped rather than waited for - and the next send starts with
+ * "I", since what the dropped bytes named (qmgr's "N<id>") is then
+ * left to a scan.
  */
 int
 trigger_keep(const char *service, const char *bytes)
 {
-	static int fd = -1;
+	static int fd = -1, dropped;
 	static char *for_service;
-	size_t len = strlen(bytes);
+	char *buf = dropped ? xasprintf("I%s", bytes) : NULL;
+	const char *out = buf != NULL ? buf : bytes;
+	size_t len = strlen(out);
 	ssize_t w;
 	char *kb;
 	int rc;
 
 	if (fd >= 0 && for_service != NULL && strcmp(for_service, service) == 0) {
-		w = send(fd, bytes, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		w = send(fd, out, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (w == (ssize_t)len ||
-		    (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+		    (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+			dropped = w < 0;
+			free(buf);
 			return 0;
+		}
 		log_debug("trigger %s: kept connection: %s", service,
 		    w < 0 ? strerror(errno) : "short write");
 	}
+	/* No kept connection, or it failed: connect again. A name that a
+	 * short write cut off makes the server scan (qmgr's trig_run()). */
 	if (fd >= 0)
 		close(fd);
 	free(for_service);
 	for_service = NULL;
-	if ((fd = trigger_connect(service)) < 0)
+	if ((fd = trigger_connect(service)) < 0) {
+		dropped = 1;
+		free(buf);
 		return -1;
-	kb = xasprintf("K%s", bytes);
+	}
+	kb = xasprintf("K%s", out);
+	free(buf);
 	rc = trigger_write(fd, service, kb);
 	free(kb);
 	if (rc < 0) {
 		close(fd);
 		fd = -1;
+		dropped = 1;
 		return -1;
 	}
+	dropped = 0;
 	for_service = xstrdup(service);
 	return 0;
 }

@@ -243,6 +243,129 @@ START_TEST(test_recover)
 }
 END_TEST
 
+/* Feed a trigger read of the given bytes (a buffer of size bytes). */
+static unsigned
+trig(const char *bytes, size_t size, int *cut)
+{
+	return qmgr_trigger_parse(bytes, (ssize_t)strlen(bytes), size, cut);
+}
+
+/* "N<id>\n" from a writer: the file is taken at once, without a scan,
+ * and the other requests in the same read still count. */
+START_TEST(test_named_wakeup)
+{
+	struct timespec past = now_plus(-10);
+	char a[QUEUE_ID_MAX], b[QUEUE_ID_MAX], bytes[256];
+	int cut = 0;
+	unsigned r;
+
+	put(QUEUE_INCOMING, &past, a);
+	put(QUEUE_INCOMING, &past, b);
+	snprintf(bytes, sizeof(bytes), "KN%s\nN%s\nD", a, b);
+	r = trig(bytes, sizeof(bytes), &cut);
+	ck_assert_uint_eq(r, QTRIG_KEEP | QTRIG_DEFERRED);
+	ck_assert_int_eq(cut, 0);
+	ck_assert_int_eq(ntaken, 2);
+	ck_assert(was_taken(a) && was_taken(b));
+	ck_assert_ptr_null(scans[0].d);
+
+	/* Named again (taken already), or gone: nothing to do, no scan. */
+	snprintf(bytes, sizeof(bytes), "N%s\n", a);
+	ck_assert_uint_eq(trig(bytes, sizeof(bytes), &cut), 0);
+	ck_assert_int_eq(ntaken, 2);
+}
+END_TEST
+
+/* What cannot be taken at once is left to a scan, as 'I' was. */
+START_TEST(test_named_wakeup_falls_back)
+{
+	struct timespec past = now_plus(-10), later = now_plus(60);
+	char a[QUEUE_ID_MAX], held[QUEUE_ID_MAX], bytes[256];
+	char *dir;
+	int cut = 0;
+
+	put(QUEUE_INCOMING, &past, a);
+	put(QUEUE_INCOMING, &later, held);
+
+	/* No room: the scan takes it when there is. */
+	room = 0;
+	snprintf(bytes, sizeof(bytes), "N%s\n", a);
+	ck_assert_uint_eq(trig(bytes, sizeof(bytes), &cut), QTRIG_INCOMING);
+	ck_assert_int_eq(ntaken, 0);
+	room = 1;
+
+	/* A scan is running: it keeps the order. */
+	qmgr_scan_incoming();
+	ck_assert_ptr_nonnull(scans[0].d);
+	ck_assert_uint_eq(trig(bytes, sizeof(bytes), &cut), QTRIG_INCOMING);
+	ck_assert_int_eq(ntaken, 0);
+	feed_all();
+	ck_assert_int_eq(ntaken, 1);
+	ck_assert(was_taken(a));
+
+	/* Not due (pushed back), not a queue ID, not a regular file, too
+	 * long: never taken here. */
+	snprintf(bytes, sizeof(bytes), "N%s\n", held);
+	ck_assert_uint_eq(trig(bytes, sizeof(bytes), &cut), QTRIG_INCOMING);
+	ck_assert_uint_eq(trig("N../active/x\n", 256, &cut), QTRIG_INCOMING);
+	dir = xasprintf("%s/%s/%s", qdir, QUEUE_INCOMING, "4jjpyq3DYlz1bY3s");
+	ck_assert(queue_id_valid("4jjpyq3DYlz1bY3s"));
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	ck_assert_uint_eq(trig("N4jjpyq3DYlz1bY3s\n", 256, &cut), QTRIG_INCOMING);
+	free(dir);
+	memset(bytes, 'a', 200);
+	bytes[0] = 'N';
+	strcpy(bytes + 200, "\n");
+	ck_assert_uint_eq(trig(bytes, sizeof(bytes), &cut), QTRIG_INCOMING);
+	ck_assert_int_eq(ntaken, 1);
+	ck_assert_int_eq(cut, 0);
+
+	/* Draining: nothing new is activated. */
+	qmgr_scan_incoming();
+	feed_all();
+	qmgr_draining = 1;
+	put(QUEUE_INCOMING, &past, a);
+	snprintf(bytes, sizeof(bytes), "N%s\n", a);
+	ck_assert_uint_eq(trig(bytes, sizeof(bytes), &cut), QTRIG_INCOMING);
+	ck_assert(!was_taken(a));
+}
+END_TEST
+
+/* A name cut by the end of a read asks for a scan, and its rest at the
+ * start of the next read is skipped, not read as requests (a queue ID
+ * holds letters such as 'D' and 'F'). A read that fills the buffer asks
+ * for a scan: the writer may have dropped a wake-up. */
+START_TEST(test_named_wakeup_cut)
+{
+	struct timespec past = now_plus(-10);
+	char a[QUEUE_ID_MAX], b[QUEUE_ID_MAX], first[64], rest[64];
+	int cut = 0;
+
+	put(QUEUE_INCOMING, &past, a);
+	put(QUEUE_INCOMING, &past, b);
+	snprintf(first, sizeof(first), "N%s\nNDFA", a);
+	ck_assert_uint_eq(trig(first, sizeof(first), &cut), QTRIG_INCOMING);
+	ck_assert_int_eq(cut, 1);
+	ck_assert_int_eq(ntaken, 1);
+	ck_assert(was_taken(a));
+	snprintf(rest, sizeof(rest), "WFD\nN%s\n", b);
+	ck_assert_uint_eq(trig(rest, sizeof(rest), &cut), 0);
+	ck_assert_int_eq(cut, 0);
+	ck_assert(was_taken(b));
+
+	/* The rest longer than one read. */
+	ck_assert_uint_eq(trig("N4jjp", 64, &cut), QTRIG_INCOMING);
+	ck_assert_uint_eq(trig("yq3D", 64, &cut), 0);
+	ck_assert_int_eq(cut, 1);
+	ck_assert_uint_eq(trig("Ylz1bY3s\nK", 64, &cut), QTRIG_KEEP);
+	ck_assert_int_eq(cut, 0);
+
+	/* A full buffer. */
+	ck_assert_uint_eq(trig("KIIIIII", 7, &cut), QTRIG_KEEP | QTRIG_INCOMING);
+	ck_assert_uint_eq(trig("K", 7, &cut), QTRIG_KEEP);
+}
+END_TEST
+
 static Suite *
 qmgr_scan_suite(void)
 {
@@ -256,6 +379,9 @@ qmgr_scan_suite(void)
 	tcase_add_test(tc, test_request_during_scan);
 	tcase_add_test(tc, test_no_room);
 	tcase_add_test(tc, test_recover);
+	tcase_add_test(tc, test_named_wakeup);
+	tcase_add_test(tc, test_named_wakeup_falls_back);
+	tcase_add_test(tc, test_named_wakeup_cut);
 	suite_add_tcase(s, tc);
 	return s;
 }
