@@ -1634,7 +1634,7 @@ queue_content(int fd, const struct qenv *env,
 	unsigned char h[REC_HDR];
 	char *chunk;
 	off_t off, size = env->file_size;
-	size_t len, n, want, done;
+	size_t len, n, want, done, pre;
 	ssize_t got;
 	int ret = 0, have_hdr = 0;
 
@@ -1644,14 +1644,26 @@ queue_content(int fd, const struct qenv *env,
 		errno = EINVAL;
 		return -1;
 	}
-	chunk = xmalloc(CONTENT_COALESCE + REC_HDR);
+	chunk = xmalloc(CONTENT_COALESCE + 2 * REC_HDR);
 	off = env->content_off + REC_HDR;
 	for (;;) {
-		if (!have_hdr && (size - off < REC_HDR ||
-		    pread(fd, h, REC_HDR, off) != REC_HDR)) {
-			errno = EINVAL;
-			ret = -1;
-			break;
+		/* A header not brought along by the record before it (the
+		 * first one) is read with what follows it: a message that
+		 * fits in one record, the usual case, costs one pread. */
+		pre = 0;
+		if (!have_hdr) {
+			want = size - off < (off_t)(CONTENT_COALESCE + 2 * REC_HDR) ?
+			    (size_t)(size - off) : CONTENT_COALESCE + 2 * REC_HDR;
+			do
+				got = want >= REC_HDR ? pread(fd, chunk, want, off) : 0;
+			while (got < 0 && errno == EINTR);
+			if (got < REC_HDR) {
+				errno = EINVAL;
+				ret = -1;
+				break;
+			}
+			memcpy(h, chunk, REC_HDR);
+			pre = (size_t)got - REC_HDR;
 		}
 		have_hdr = 0;
 		len = get_len(h);
@@ -1664,7 +1676,17 @@ queue_content(int fd, const struct qenv *env,
 			break;
 		}
 		off += REC_HDR;
-		for (done = 0; done < len; done += n) {
+		done = 0;
+		if (pre > 0) {
+			done = pre < len ? pre : len;
+			if (pre >= len + REC_HDR) {
+				memcpy(h, chunk + REC_HDR + len, REC_HDR);
+				have_hdr = 1;
+			}
+			if ((ret = cb(chunk + REC_HDR, done, ctx)) != 0)
+				goto out;
+		}
+		for (; done < len; done += n) {
 			n = len - done < CONTENT_COALESCE ? len - done : CONTENT_COALESCE;
 			/* The record's last piece brings the next header along:
 			 * one pread per record instead of two. */

@@ -395,6 +395,52 @@ START_TEST(test_truncated)
 }
 END_TEST
 
+/* queue_content() on a small file (one 'N' record, read with its header
+ * in one pread), and on the same file changed under the reader after
+ * queue_read(): a record length past the end, a wrong record type, a
+ * missing end - each an error, with nothing handed to the callback. */
+START_TEST(test_content_small_and_changed)
+{
+	char *path = xasprintf("%s/corrupt/small", qdir);
+	struct buf b = BUF_INIT(0), got = BUF_INIT(0);
+	struct qenv env;
+	char *err = NULL;
+	off_t nrec;
+	int fd, bad;
+
+	build(&b, "", 0);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_all(fd, b.data, b.len), 0);
+	memset(&env, 0, sizeof(env));
+	ck_assert_msg(queue_read(fd, &env, &err) == 0, "read: %s", err ? err : "?");
+	ck_assert_int_eq(queue_content(fd, &env, collect, &got), 0);
+	ck_assert_uint_eq(got.len, 6);
+	ck_assert(memcmp(got.data, "hello\n", 6) == 0);
+	nrec = env.content_off + 5;     /* the 'N' record's header */
+	for (bad = 0; bad < 3; bad++) {
+		static const unsigned char longer[5] = { 'N', 0, 0, 0, 200 };
+		static const unsigned char wrong[5] = { 'X', 0, 0, 0, 6 };
+		static const unsigned char noend[5] = { 'N', 0, 0, 0, 6 };
+
+		ck_assert_int_eq(pwrite(fd, bad == 0 ? longer : bad == 1 ? wrong : noend,
+		    5, nrec), 5);
+		if (bad == 2)      /* the 'E' record becomes a second 'N' */
+			ck_assert_int_eq(pwrite(fd, "N\0\0\0\1", 5, nrec + 11), 5);
+		buf_reset(&got);
+		errno = 0;
+		ck_assert_int_eq(queue_content(fd, &env, collect, &got), -1);
+		ck_assert_int_eq(errno, EINVAL);
+		ck_assert_uint_eq(got.len, bad == 2 ? 6 : 0);
+	}
+	qenv_free(&env);
+	close(fd);
+	buf_free(&b);
+	buf_free(&got);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_corrupt)
 {
 	struct buf b = BUF_INIT(0);
@@ -1042,6 +1088,7 @@ queue_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_roundtrip);
+	tcase_add_test(tc, test_content_small_and_changed);
 	tcase_add_test(tc, test_dirs);
 	tcase_add_test(tc, test_mark_and_move);
 	tcase_add_test(tc, test_truncated);
