@@ -394,7 +394,7 @@ session_start(struct loop *l, int fd)
 	s->conn = conn_new(l, fd, smtpd_conf.limits.line_length_limit + 2 + IN_SLACK,
 	    session_conn_cb, s);
 	conn_set_timeout(s->conn, (uint64_t)smtpd_conf.timeout_ms);
-	if (net_peer_addr(fd, s->addr, sizeof(s->addr), NULL) < 0)
+	if (server_peer_addr(fd, s->addr, sizeof(s->addr), NULL) < 0)
 		strcpy(s->addr, "unknown");
 	s->in_mynetworks = net_cidr_match(s->addr, smtpd_conf.mynetworks, &err) == 1;
 	if (err != NULL) {

@@ -116,7 +116,7 @@ login_base_init(struct login_base *b, struct loop *l, int fd)
 	 * one (Nagle against delayed ACK). The option travels with the
 	 * socket to the post-login process. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
-	if (net_peer_addr(fd, b->rip, sizeof(b->rip), NULL) < 0)
+	if (server_peer_addr(fd, b->rip, sizeof(b->rip), NULL) < 0)
 		strcpy(b->rip, "unknown");
 	if (net_local_addr(fd, b->lip, sizeof(b->lip), NULL) < 0)
 		strcpy(b->lip, "unknown");

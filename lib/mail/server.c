@@ -91,7 +91,12 @@ static struct {
 	uint64_t trim_timer;
 	uint64_t trim_last;       /* loop_now_ms() of the last trim, 0 none */
 	char **operands;          /* after the options (server_ops.operands) */
-} srv = { .avail_reported = -1, .login_fd = -1 };
+	/* The peer accept4() gave for peer_fd, while ops->conn runs:
+	 * server_peer_addr() then needs no getpeername(). */
+	int peer_fd;
+	socklen_t peer_len;
+	struct sockaddr_storage peer;
+} srv = { .avail_reported = -1, .login_fd = -1, .peer_fd = -1 };
 
 /*
  * Argument parsing.
@@ -454,7 +459,8 @@ accept_one(struct loop *l, int lfd)
 
 	if (srv.ops->kind != SERVER_SINGLE)
 		flags |= SOCK_NONBLOCK;
-	fd = accept4(lfd, NULL, NULL, flags);
+	srv.peer_len = sizeof(srv.peer);
+	fd = accept4(lfd, (struct sockaddr *)&srv.peer, &srv.peer_len, flags);
 	if (fd < 0) {
 		switch (errno) {
 		case EAGAIN:
@@ -489,8 +495,19 @@ accept_one(struct loop *l, int lfd)
 		set_accepting(0);
 		report_avail(0);
 	}
+	srv.peer_fd = fd;
 	srv.ops->conn(l, fd);
+	srv.peer_fd = -1;
 	return 1;
+}
+
+int
+server_peer_addr(int fd, char *addr, size_t addrlen, int *port)
+{
+	if (fd >= 0 && fd == srv.peer_fd && srv.peer_len > 0 &&
+	    srv.peer_len <= sizeof(srv.peer))
+		return net_sockaddr_text(&srv.peer, srv.peer_len, addr, addrlen, port);
+	return net_peer_addr(fd, addr, addrlen, port);
 }
 
 /* Accept until the queue is empty (EAGAIN) or the client limit is

@@ -100,6 +100,9 @@ struct tls_ctx;
 void server_tls_ticket_keys(struct tls_ctx *ctx);
 int server_privileged(void);         /* started as root and kept root (-p) */
 int server_clients(void);            /* open connections (MULTI) */
+/* net_peer_addr() of a connection, from what accept returned while the
+ * service's conn() runs for it (one getpeername() less per client). */
+int server_peer_addr(int fd, char *addr, size_t addrlen, int *port);
 /* The loop's exit: after drain, when no connection is left, the skeleton
  * stops; services with their own work call this when they are done. */
 void server_exit_when_idle(void);

@@ -463,8 +463,8 @@ net_connect_inet(const char *host, const char *port, int timeout_ms)
 	return fd;
 }
 
-static int
-addr_text(const struct sockaddr_storage *ss, socklen_t len, char *addr,
+int
+net_sockaddr_text(const struct sockaddr_storage *ss, socklen_t len, char *addr,
     size_t addrlen, int *port)
 {
 	const struct sockaddr_in6 *s6;
@@ -521,7 +521,7 @@ net_peer_addr(int fd, char *addr, size_t addrlen, int *port)
 	memset(&ss, 0, sizeof(ss));
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
 		return -1;
-	return addr_text(&ss, len, addr, addrlen, port);
+	return net_sockaddr_text(&ss, len, addr, addrlen, port);
 }
 
 int
@@ -533,7 +533,7 @@ net_local_addr(int fd, char *addr, size_t addrlen, int *port)
 	memset(&ss, 0, sizeof(ss));
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
 		return -1;
-	return addr_text(&ss, len, addr, addrlen, port);
+	return net_sockaddr_text(&ss, len, addr, addrlen, port);
 }
 
 /* ---- CIDR ---- */

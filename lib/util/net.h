@@ -35,6 +35,9 @@ int net_set_cloexec(int fd, int on);
 /* Text form of the peer/local address ("127.0.0.1", "::1"); port may be NULL. */
 int net_peer_addr(int fd, char *addr, size_t addrlen, int *port);
 int net_local_addr(int fd, char *addr, size_t addrlen, int *port);
+/* The same for an address already in hand (accept's). */
+int net_sockaddr_text(const struct sockaddr_storage *ss, socklen_t len,
+    char *addr, size_t addrlen, int *port);
 
 /* An IP address in binary: 4 (AF_INET) or 16 (AF_INET6) bytes of b. */
 struct net_addr {

@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -135,6 +138,74 @@ START_TEST(test_listen_backlog)
 }
 END_TEST
 
+/* The text of an address accept() returned, as net_peer_addr() gives
+ * it for the same connection: IPv4, IPv6, v4-mapped IPv6 (as IPv4), a
+ * UNIX peer (as 127.0.0.1, the way Postfix reports a local client). */
+START_TEST(test_sockaddr_text)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+	char addr[64], small[4], *err = NULL, portstr[16];
+	int port = -1, lfd, cfd, afd, lport = 0, pport = 0;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof(ss));
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons(2525);
+	ck_assert_int_eq(inet_pton(AF_INET, "192.0.2.7", &s4->sin_addr), 1);
+	ck_assert_int_eq(net_sockaddr_text(&ss, sizeof(*s4), addr, sizeof(addr), &port), 0);
+	ck_assert_str_eq(addr, "192.0.2.7");
+	ck_assert_int_eq(port, 2525);
+	ck_assert_int_eq(net_sockaddr_text(&ss, sizeof(*s4), small, sizeof(small), NULL), -1);
+
+	memset(&ss, 0, sizeof(ss));
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons(587);
+	ck_assert_int_eq(inet_pton(AF_INET6, "2001:db8::25", &s6->sin6_addr), 1);
+	ck_assert_int_eq(net_sockaddr_text(&ss, sizeof(*s6), addr, sizeof(addr), &port), 0);
+	ck_assert_str_eq(addr, "2001:db8::25");
+	ck_assert_int_eq(port, 587);
+	ck_assert_int_eq(inet_pton(AF_INET6, "::ffff:198.51.100.1", &s6->sin6_addr), 1);
+	ck_assert_int_eq(net_sockaddr_text(&ss, sizeof(*s6), addr, sizeof(addr), NULL), 0);
+	ck_assert_str_eq(addr, "198.51.100.1");
+
+	memset(&ss, 0, sizeof(ss));
+	su->sun_family = AF_UNIX;
+	ck_assert_int_eq(net_sockaddr_text(&ss, sizeof(sa_family_t), addr, sizeof(addr), NULL), 0);
+	ck_assert_str_eq(addr, "127.0.0.1");
+
+	/* What accept4 fills in reads as getpeername's does. */
+	lfd = net_listen_inet("127.0.0.1:0", 5, &err);
+	ck_assert_msg(lfd >= 0, "listen: %s", err ? err : "?");
+	ck_assert_int_eq(net_local_addr(lfd, addr, sizeof(addr), &lport), 0);
+	snprintf(portstr, sizeof(portstr), "%d", lport);
+	cfd = net_connect_inet("127.0.0.1", portstr, 2000);
+	ck_assert_int_ge(cfd, 0);
+	afd = -1;
+	for (int i = 0; i < 200 && afd < 0; i++) {
+		len = sizeof(ss);
+		afd = accept(lfd, (struct sockaddr *)&ss, &len);
+		if (afd < 0)
+			usleep(5000);
+	}
+	ck_assert_int_ge(afd, 0);
+	ck_assert_int_eq(net_sockaddr_text(&ss, len, addr, sizeof(addr), &port), 0);
+	ck_assert_int_eq(net_peer_addr(afd, small, 1, NULL), -1);
+	{
+		char peer[64];
+
+		ck_assert_int_eq(net_peer_addr(afd, peer, sizeof(peer), &pport), 0);
+		ck_assert_str_eq(addr, peer);
+		ck_assert_int_eq(port, pport);
+	}
+	close(afd);
+	close(cfd);
+	close(lfd);
+}
+END_TEST
+
 START_TEST(test_unix)
 {
 	char dir[] = "/tmp/postern-net-XXXXXX", path[128], *err = NULL;
@@ -218,6 +289,7 @@ net_suite(void)
 	tcase_add_loop_test(tc, test_cidr, 0, (int)(sizeof(cidr_cases) / sizeof(cidr_cases[0])));
 	tcase_add_test(tc, test_listen_connect_inet);
 	tcase_add_test(tc, test_listen_bad);
+	tcase_add_test(tc, test_sockaddr_text);
 	tcase_add_test(tc, test_unix);
 	tcase_add_test(tc, test_listen_backlog);
 	tcase_add_test(tc, test_listen_pending);
