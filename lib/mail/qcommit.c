@@ -12,9 +12,10 @@
  * (several smtpd) already give CPU parallelism, each with its thread.
  *
  * Invariants:
- * - Each batch: seal (the last bytes), start write-back, fsync, rename,
- *   directory fsync, in that order for every writer (the directory's fd
- *   may be older than the batch: sync_dir()).
+ * - Each batch: seal (the last bytes), start write-back (a batch of
+ *   more than one file), fsync, rename, directory fsync, in that order
+ *   for every writer (the directory's fd may be older than the batch:
+ *   sync_dir()).
  * - The thread touches only the requests of the batch it took (their
  *   writers, err and step) and the lists under the mutex; never the
  *   loop, the log or anything of the session. The loop touches a request
@@ -126,7 +127,9 @@ batch_commit(struct qcommit *qc, struct qcommit_req *batch)
 			r->step = "write";
 			continue;
 		}
-		(void)queue_writer_start_sync(r->w);
+		/* A lone file's fsync follows at once: nothing to overlap. */
+		if (batch->next != NULL)
+			(void)queue_writer_start_sync(r->w);
 	}
 	for (r = batch; r != NULL; r = r->next) {
 		if (r->err != 0)
