@@ -242,7 +242,10 @@ static void
 trig_read(struct loop *l, int fd, unsigned events, void *ctx)
 {
 	struct trig *t = ctx;
-	char req[256];
+	/* About a hundred names (FEED_SLICE) per read: more pending than
+	 * that means qmgr is behind, and a scan takes them (a full read
+	 * asks for one). */
+	char req[2048];
 	ssize_t n;
 
 	(void)events;

@@ -124,10 +124,9 @@ struct txn {
 };
 
 static struct qcommit *committer;
-/* What a batch committed for qmgr: "N<id>\n" per message in incoming/
- * (qmgr takes each without listing the directory), or "I" (scan) when
- * there were more names than fit, or the one written after the client
- * left. */
+/* The wake-up for what a batch committed: "N<id>\n" per message (qmgr
+ * takes each from incoming/ without listing the directory), or "I" (a
+ * scan) when there were more names than fit. */
 static char qmgr_names[240];
 static size_t qmgr_names_len;
 static int qmgr_due;           /* a batch committed mail for qmgr */
