@@ -856,6 +856,30 @@ def smtp_client(inst, source=None, port=None, timeout=30):
     return s
 
 
+def strace_attach(test, pid, trace, syscalls, follow=False):
+    """strace -p pid (-f: and its children) writing the calls in syscalls
+    ("openat,rename") to the file trace, once it is attached. Skips the
+    test when strace is missing or may not attach. Stop it with
+    strace_stop()."""
+    if shutil.which("strace") is None:
+        test.skipTest("strace is not installed (scripts/deps.sh strace)")
+    cmd = ["strace"] + (["-f"] if follow else []) + [
+        "-qq", "-o", trace, "-e", "trace=" + syscalls, "-p", str(pid)]
+    st = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 10
+    while time.time() < deadline and not os.path.exists(trace):
+        time.sleep(0.05)
+    time.sleep(0.5)     # attached: strace writes the file first
+    if st.poll() is not None:
+        test.skipTest("strace cannot attach: %s" % st.stderr.read().decode())
+    return st
+
+
+def strace_stop(st):
+    st.send_signal(signal.SIGINT)
+    st.wait(30)
+
+
 def qmgr_trigger_peers(qmgr_pid):
     """Pids at the other end of the connections qmgr has accepted on its
     trigger socket (ss -xp: a unix socket's own and its peer's inode)."""

@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -201,38 +200,26 @@ class QmgrTrigger(H.InstanceTestCase):
                         "(peers %s, smtpd %s)" % (peers, smtpds))
         inst.wait_queue_empty(30)
 
-
     def test_named_wakeup_takes_without_a_listing(self):
         """smtpd names each committed message in its wake-up ("N<id>"), so
         qmgr moves it to active/ without opening incoming/: with qmgr
         traced, a dozen messages sent one by one cost at most the timer's
         scans (one per 5 s), not one listing each."""
-        if shutil.which("strace") is None:
-            self.skipTest("strace is not installed (scripts/deps.sh strace)")
         inst = self.make_instance()
         inst.start()
         box = inst.vmaildir("alice@example.test")
         self.send(inst, 1, "warm")
         H.wait_maildir(box, count=1, inst=inst)
         trace = inst.path("qmgr.strace")
-        st = subprocess.Popen(["strace", "-qq", "-o", trace, "-e",
-                               "trace=openat,rename", "-p", str(inst.pid_of("qmgr"))],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        st = H.strace_attach(self, inst.pid_of("qmgr"), trace, "openat,rename")
         try:
-            deadline = time.time() + 10
-            while time.time() < deadline and not os.path.exists(trace):
-                time.sleep(0.05)
-            time.sleep(0.5)     # attached: strace writes the file first
-            if st.poll() is not None:
-                self.skipTest("strace cannot attach: %s" % st.stderr.read().decode())
             t0 = time.time()
             self.send(inst, 12, "named")
             H.wait_maildir(box, count=13, inst=inst)
             inst.wait_queue_empty(30)
             elapsed = time.time() - t0
         finally:
-            st.send_signal(signal.SIGINT)
-            st.wait(30)
+            H.strace_stop(st)
         with open(trace, encoding="utf-8", errors="replace") as f:
             text = f.read()
         listings = len(re.findall(r'openat\([^)]*/queue/incoming", [^)]*O_DIRECTORY', text))

@@ -25,12 +25,7 @@ max_use=3 a process still takes at most 3 requests, over however many
 connections.
 """
 
-import os
 import re
-import shutil
-import signal
-import subprocess
-import time
 import unittest
 
 import postern_harness as H
@@ -93,8 +88,6 @@ class QueueBacklogTest(H.InstanceTestCase):
     def drain_traced(self, inst, n, master_edit=lambda t: t):
         """Queue n messages to alice and bob in turn with qmgr away, bring
         qmgr back with master traced: {local pid: accepted connections}."""
-        if shutil.which("strace") is None:
-            self.skipTest("strace is not installed (scripts/deps.sh strace)")
         inst.prepare()
         full = master_edit(inst.master_text())
         inst.write("master.conf", "".join(l + "\n" for l in full.splitlines()
@@ -110,23 +103,14 @@ class QueueBacklogTest(H.InstanceTestCase):
         self.assertEqual(len(inst.queue_files(("incoming",))), n)
 
         trace = inst.path("master.strace")
-        st = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, "-e",
-                               "trace=execve,accept,accept4", "-p",
-                               str(inst.master_pid())],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 10
-        while time.time() < deadline and not os.path.exists(trace):
-            time.sleep(0.05)
-        time.sleep(0.5)     # attached: strace writes the file first
-        if st.poll() is not None:
-            self.skipTest("strace cannot attach: %s" % st.stderr.read().decode())
+        st = H.strace_attach(self, inst.master_pid(), trace,
+                             "execve,accept,accept4", follow=True)
         inst.write("master.conf", full)
         inst.reload()
         for to in rcpts:
             H.wait_maildir(inst.vmaildir(to), n // 2, timeout=120, inst=inst)
         self.assertQueueEmpty(timeout=60)
-        st.send_signal(signal.SIGINT)
-        st.wait(30)
+        H.strace_stop(st)
         for to in rcpts:
             msgs = H.maildir_messages(inst.vmaildir(to))
             self.assertEqual(len(msgs), n // 2)

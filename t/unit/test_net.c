@@ -83,6 +83,24 @@ START_TEST(test_cidr)
 }
 END_TEST
 
+/* accept() on a listener whose client has just connected (up to 1 s). */
+static int
+accept_wait(int lfd, struct sockaddr_storage *ss, socklen_t *len)
+{
+	socklen_t want = len != NULL ? *len : 0;
+	int afd = -1;
+
+	for (int i = 0; i < 200 && afd < 0; i++) {
+		if (len != NULL)
+			*len = want;
+		afd = accept(lfd, (struct sockaddr *)ss, len);
+		if (afd < 0)
+			usleep(5000);
+	}
+	ck_assert_int_ge(afd, 0);
+	return afd;
+}
+
 START_TEST(test_listen_connect_inet)
 {
 	char addr[64], *err = NULL;
@@ -97,13 +115,7 @@ START_TEST(test_listen_connect_inet)
 	snprintf(portstr, sizeof(portstr), "%d", lport);
 	cfd = net_connect_inet("127.0.0.1", portstr, 2000);
 	ck_assert_int_ge(cfd, 0);
-	afd = -1;
-	for (int i = 0; i < 200 && afd < 0; i++) {
-		afd = accept(lfd, NULL, NULL);
-		if (afd < 0)
-			usleep(5000);
-	}
-	ck_assert_int_ge(afd, 0);
+	afd = accept_wait(lfd, NULL, NULL);
 	ck_assert_int_eq(net_peer_addr(afd, addr, sizeof(addr), &port), 0);
 	ck_assert_str_eq(addr, "127.0.0.1");
 	ck_assert_int_gt(port, 0);
@@ -183,14 +195,8 @@ START_TEST(test_sockaddr_text)
 	snprintf(portstr, sizeof(portstr), "%d", lport);
 	cfd = net_connect_inet("127.0.0.1", portstr, 2000);
 	ck_assert_int_ge(cfd, 0);
-	afd = -1;
-	for (int i = 0; i < 200 && afd < 0; i++) {
-		len = sizeof(ss);
-		afd = accept(lfd, (struct sockaddr *)&ss, &len);
-		if (afd < 0)
-			usleep(5000);
-	}
-	ck_assert_int_ge(afd, 0);
+	len = sizeof(ss);
+	afd = accept_wait(lfd, &ss, &len);
 	ck_assert_int_eq(net_sockaddr_text(&ss, len, addr, sizeof(addr), &port), 0);
 	ck_assert_int_eq(net_peer_addr(afd, small, 1, NULL), -1);
 	{
