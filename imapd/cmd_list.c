@@ -172,7 +172,8 @@ out:
 static const char *
 mbx_code(int rc)
 {
-	return rc == MBX_NOENT ? "[NONEXISTENT] " : rc == MBX_EXISTS ? "[ALREADYEXISTS] " : "";
+	return rc == MBX_NOENT ? "[NONEXISTENT] " : rc == MBX_EXISTS ? "[ALREADYEXISTS] " :
+	    rc == MBX_HASKIDS ? "[HASCHILDREN] " : "";
 }
 
 static void

@@ -379,7 +379,7 @@ mbx_folder_delete(const char *maildir, const char *name, char **err_r)
 	if ((kids = entries_with_prefix(mfd, prefix, err_r)) == NULL)
 		goto out;
 	if (kids[0] != NULL) {
-		idx_fail(err_r, MBX_ERR, xasprintf("folder %s has child folders", name));
+		rc = idx_fail(err_r, MBX_HASKIDS, xasprintf("folder %s has child folders", name));
 		goto out;
 	}
 	/* Refuse before removing anything, then take the folder out of sight

@@ -221,10 +221,12 @@ int mbx_reindex(const char *path, char **err_r);
  * separator). Refused: empty names or components, "." or ".." components,
  * a '.' inside a component (it is Maildir++'s separator), control
  * characters, names over 255 bytes or 16 levels. */
-/* Folder operations tell the two failures a client can act on apart
- * (IMAP's [NONEXISTENT] and [ALREADYEXISTS], RFC 5530). */
+/* Folder operations tell the failures a client can act on apart
+ * (IMAP's [NONEXISTENT] and [ALREADYEXISTS], RFC 5530, and
+ * [HASCHILDREN], RFC 9051: a folder is deleted only without children). */
 #define MBX_NOENT (-4)
 #define MBX_EXISTS (-5)
+#define MBX_HASKIDS (-6)
 #define MBX_FOLDER_NAME_MAX 255
 #define MBX_FOLDER_DEPTH_MAX 16
 /* *path_r xmalloc'd. 0, or MBX_ERR with *err_r saying why. */
@@ -240,8 +242,9 @@ int mbx_folder_create(const char *maildir, const char *name, char **err_r);
  * MBX_ERR with *err_r. */
 int mbx_folder_name_ok(const char *name, char **err_r);
 /* Delete a folder (its Maildir, messages and index). INBOX cannot be
- * deleted; a folder with children is refused (RFC 3501 allows \Noselect
- * parents, Maildir++ has none). */
+ * deleted; a folder with children is refused with MBX_HASKIDS (RFC 3501
+ * allows \Noselect parents, Maildir++ has none; RFC 9051 6.3.4 allows
+ * the refusal). */
 int mbx_folder_delete(const char *maildir, const char *name, char **err_r);
 /* Rename a folder and every folder below it (one rename(2) each; the
  * indexes move with them, so UIDs and UIDVALIDITY survive). Renaming

@@ -932,9 +932,16 @@ class Imap(unittest.TestCase):
         self.assertNotIn("Projects/2026", names)
         md = self.inst.vmaildir(ALICE)
         self.assertTrue(os.path.isdir(os.path.join(md, ".Projects.Done", "cur")))
+        # A folder with children is kept, with RFC 9051's code for it.
+        self.assertEqual(c.create("Projects")[0], "OK")
+        typ, d = c.delete("Projects")
+        self.assertEqual(typ, "NO")
+        self.assertIn(b"[HASCHILDREN]", d[0])
+        self.assertTrue(os.path.isdir(os.path.join(md, ".Projects", "cur")))
         self.assertEqual(c.delete("Projects/Done")[0], "OK")
         self.assertFalse(os.path.exists(os.path.join(md, ".Projects.Done")))
-        c.delete("Projects")
+        self.assertEqual(c.delete("Projects")[0], "OK")
+        self.assertFalse(os.path.exists(os.path.join(md, ".Projects")))
         # RFC 5530 codes a client can act on
         typ, d = c.delete("NoSuchFolder")
         self.assertEqual(typ, "NO")

@@ -139,7 +139,7 @@ START_TEST(test_delete)
 	create("A/B");
 	put(".A/cur/1.x:2,S", "msg\n");
 	put(".A/maildirfolder", "");
-	ck_assert_int_eq(mbx_folder_delete(mdir, "A", &err), MBX_ERR);   /* has a child */
+	ck_assert_int_eq(mbx_folder_delete(mdir, "A", &err), MBX_HASKIDS);   /* has a child */
 	ck_assert_ptr_nonnull(strstr(err, "child"));
 	free(err);
 	err = NULL;
