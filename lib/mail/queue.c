@@ -1683,7 +1683,7 @@ queue_content(int fd, const struct qenv *env,
 				memcpy(h, chunk + REC_HDR + len, REC_HDR);
 				have_hdr = 1;
 			}
-			if ((ret = cb(chunk + REC_HDR, done, ctx)) != 0)
+			if (done > 0 && (ret = cb(chunk + REC_HDR, done, ctx)) != 0)
 				goto out;
 		}
 		for (; done < len; done += n) {
