@@ -196,6 +196,23 @@ START_TEST(test_frame_check_oversize)
 }
 END_TEST
 
+/* Half a frame on sv[0], then EOF: the receiver says ECONNRESET; then
+ * EOF at a frame boundary: EPIPE. Closes both ends. */
+static void
+half_frame_then_eof(int sv[2], struct ipc_msg *d,
+    int (*rcv)(int, struct ipc_msg *, size_t, int))
+{
+	ck_assert_int_eq(write(sv[0], "\0\0\0\4a\0", 6), 6);
+	close(sv[0]);
+	errno = 0;
+	ck_assert_int_eq(rcv(sv[1], d, 0, 1000), -1);
+	ck_assert_int_eq(errno, ECONNRESET);
+	errno = 0;
+	ck_assert_int_eq(rcv(sv[1], d, 0, 1000), -1);
+	ck_assert_int_eq(errno, EPIPE);
+	close(sv[1]);
+}
+
 START_TEST(test_socketpair)
 {
 	struct ipc_msg m, d;
@@ -241,15 +258,7 @@ START_TEST(test_socketpair)
 	errno = 0;
 	ck_assert_int_eq(ipc_recv(sv[1], &d, 0, 1000), -1);
 	ck_assert_int_eq(errno, EPROTO);
-	ck_assert_int_eq(write(sv[0], "\0\0\0\4a\0", 6), 6);
-	close(sv[0]);
-	errno = 0;
-	ck_assert_int_eq(ipc_recv(sv[1], &d, 0, 1000), -1);
-	ck_assert_int_eq(errno, ECONNRESET);
-	errno = 0;
-	ck_assert_int_eq(ipc_recv(sv[1], &d, 0, 1000), -1);
-	ck_assert_int_eq(errno, EPIPE);
-	close(sv[1]);
+	half_frame_then_eof(sv, &d, ipc_recv);
 
 	/* Sending to a closed peer: EPIPE, no signal. */
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -283,16 +292,7 @@ START_TEST(test_recv_ready)
 	errno = 0;
 	ck_assert_int_eq(ipc_recv_ready(sv[1], &d, 0, 50), -1);
 	ck_assert_int_eq(errno, ETIMEDOUT);
-	/* Half a frame, then EOF: ECONNRESET; EOF at a boundary: EPIPE. */
-	ck_assert_int_eq(write(sv[0], "\0\0\0\4a\0", 6), 6);
-	close(sv[0]);
-	errno = 0;
-	ck_assert_int_eq(ipc_recv_ready(sv[1], &d, 0, 1000), -1);
-	ck_assert_int_eq(errno, ECONNRESET);
-	errno = 0;
-	ck_assert_int_eq(ipc_recv_ready(sv[1], &d, 0, 1000), -1);
-	ck_assert_int_eq(errno, EPIPE);
-	close(sv[1]);
+	half_frame_then_eof(sv, &d, ipc_recv_ready);
 	ipc_free(&m);
 	ipc_free(&d);
 }

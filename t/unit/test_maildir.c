@@ -275,6 +275,24 @@ count_sub(const char *md, const char *leaf)
 	return n;
 }
 
+/* path (a directory of md) moved aside and a symlink to target put in
+ * its place: the delivery is refused (5.2.0) and nothing lands in
+ * target; then path is put back. */
+static void
+refused_as_symlink(const char *md, const char *path, const char *aside,
+    const char *target)
+{
+	const char *dsn = NULL;
+
+	ck_assert_int_eq(rename(path, aside), 0);
+	ck_assert_int_eq(symlink(target, path), 0);
+	ck_assert_int_eq(deliver_one(md, &dsn), -1);
+	ck_assert_str_eq(dsn, "5.2.0");
+	ck_assert_int_eq(count_dir(target, NULL, 0), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rename(aside, path), 0);
+}
+
 START_TEST(test_kept_open)
 {
 	char *md = sub(tmpbase, "Maildir"), *moved = sub(tmpbase, "Maildir.moved");
@@ -305,26 +323,14 @@ START_TEST(test_kept_open)
 	/* new/ swapped for a symlink */
 	ck_assert_int_eq(mkdir(other, 0700), 0);
 	q = sub(md, "new.2");
-	ck_assert_int_eq(rename(p, q), 0);
-	ck_assert_int_eq(symlink(other, p), 0);
-	ck_assert_int_eq(deliver_one(md, &dsn), -1);
-	ck_assert_str_eq(dsn, "5.2.0");
-	ck_assert_int_eq(count_dir(other, NULL, 0), 0);
-	ck_assert_int_eq(unlink(p), 0);
-	ck_assert_int_eq(rename(q, p), 0);
+	refused_as_symlink(md, p, q, other);
 	ck_assert_int_eq(deliver_one(md, &dsn), 0);
 	ck_assert_int_eq(count_sub(md, "new"), 2);
 	free(q);
 
 	/* the Maildir swapped for a symlink */
 	q = sub(tmpbase, "Maildir.2");
-	ck_assert_int_eq(rename(md, q), 0);
-	ck_assert_int_eq(symlink(other, md), 0);
-	ck_assert_int_eq(deliver_one(md, &dsn), -1);
-	ck_assert_str_eq(dsn, "5.2.0");
-	ck_assert_int_eq(count_dir(other, NULL, 0), 0);
-	ck_assert_int_eq(unlink(md), 0);
-	ck_assert_int_eq(rename(q, md), 0);
+	refused_as_symlink(md, md, q, other);
 	free(q);
 
 	/* tmp/ given to someone else */
