@@ -203,12 +203,19 @@ class FromDovecot(H.InstanceTestCase):
         while True:
             c = imaplib.IMAP4("127.0.0.1", p143, timeout=30)
             c.login(ALICE, PW)
-            _, uidnext, msgs = folder_state(c, "INBOX")
+            _, _, msgs = folder_state(c, "INBOX")
             c.logout()
             if "mig.after@example.test" in msgs:
                 break
             self.assertLess(time.time(), deadline, "the new message never came")
             time.sleep(0.3)
+        # folder_state's STATUS runs before its FETCH: the message may have
+        # come in between, so ask again now that it is there.
+        c = imaplib.IMAP4("127.0.0.1", p143, timeout=30)
+        c.login(ALICE, PW)
+        typ, data = c.status("INBOX", "(UIDNEXT)")
+        c.logout()
+        uidnext = int(re.search(rb"UIDNEXT (\d+)", data[0]).group(1))
         self.assertEqual(msgs["mig.after@example.test"][0], state["INBOX"][1])
         self.assertEqual(uidnext, state["INBOX"][1] + 1)
 
