@@ -15,6 +15,7 @@
 
 #include "util/log.h"
 #include "util/strv.h"
+#include "mail/addr.h"
 #include "mail/config.h"
 #include "mail/resolve.h"
 #include "mail/server.h"
@@ -51,6 +52,7 @@ smtpd_post_init(struct loop *l)
 	c->peername_lookup = config_bool("smtpd_peername_lookup");
 	c->smtputf8_enable = config_bool("smtputf8_enable");
 	c->disable_vrfy = config_bool("disable_vrfy_command");
+	c->path_flags = config_bool("strict_rfc821_envelopes") ? 0 : ADDR_BARE_OK;
 
 	c->header_size_limit = config_int("header_size_limit");
 	if (c->header_size_limit <= 0)

@@ -51,6 +51,7 @@ struct smtpd_conf {
 	int peername_lookup;          /* smtpd_peername_lookup */
 	int smtputf8_enable;
 	int disable_vrfy;             /* disable_vrfy_command */
+	unsigned path_flags;          /* ADDR_BARE_OK unless strict_rfc821_envelopes */
 	struct smtp_limits limits;
 	struct resolver *resolver;
 	/* TLS (tls.c) */

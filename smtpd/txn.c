@@ -380,7 +380,8 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 		reply(s, "%s", cmd->verb->syntax);
 		return -1;
 	}
-	if (addr_parse_path(p, 1, &addr, &end, &err) < 0
+	if (addr_parse_path(p, ADDR_UTF8 | smtpd_conf.path_flags, &addr, &end,
+	    &err) < 0
 	    || params_start(cmd, end, &params, &plen) < 0
 	    || (addr[0] != '\0' && strchr(addr, '@') == NULL)) {
 		log_debug("%s[%s]: MAIL: %s", s->name, s->addr, addr ? "bad" : err);
@@ -568,7 +569,8 @@ txn_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		reply(s, "%s", cmd->verb->syntax);
 		return -1;
 	}
-	if (addr_parse_path(p, tx->mp.smtputf8, &addr, &end, &err) < 0
+	if (addr_parse_path(p, (tx->mp.smtputf8 ? ADDR_UTF8 : 0) | smtpd_conf.path_flags,
+	    &addr, &end, &err) < 0
 	    || params_start(cmd, end, &params, &plen) < 0 || addr[0] == '\0') {
 		log_debug("%s[%s]: RCPT: %s", s->name, s->addr, addr ? "bad" : err);
 		reply(s, "501 5.1.3 Bad recipient address syntax");

@@ -14,15 +14,21 @@
 
 #define ADDR_MAX 512          /* > RFC 5321 path limit of 256 */
 
+/* addr_parse_path flags. */
+#define ADDR_UTF8    1u   /* SMTPUTF8: UTF-8 in the local part and domain */
+#define ADDR_BARE_OK 2u   /* also a mailbox without <...> (strict_rfc821_envelopes = no) */
+
 /* Parse a path "<...>" at s (the text after "FROM:"/"TO:" and optional
- * spaces). Accepts and discards an RFC 5321 source route (<@a,@b:u@d>).
- * On success *addr_r is an xmalloc'd mailbox ("" for <>), *end_r points
- * after '>'. Returns 0, or -1 with *err_r a static text for a 501 reply
- * that starts with an enhanced status code ("5.1.3 Bad address syntax").
- * A local part without a domain ("<postmaster>") is accepted: the caller
- * decides (RFC 5321 requires RCPT TO:<Postmaster>; MAIL FROM should not
- * take it). Limits: path 256 octets, local part 64, domain 255, label 63. */
-int addr_parse_path(const char *s, int utf8, char **addr_r, const char **end_r,
+ * spaces), or with ADDR_BARE_OK also a bare mailbox that ends at a space
+ * or at the end. Accepts and discards an RFC 5321 source route
+ * (<@a,@b:u@d>). On success *addr_r is an xmalloc'd mailbox ("" for <>),
+ * *end_r points after '>' (after the bare mailbox). Returns 0, or -1 with
+ * *err_r a static text for a 501 reply that starts with an enhanced status
+ * code ("5.1.3 Bad address syntax"). A local part without a domain
+ * ("<postmaster>") is accepted: the caller decides (RFC 5321 requires
+ * RCPT TO:<Postmaster>; MAIL FROM should not take it). Limits: path 256
+ * octets, local part 64, domain 255, label 63. */
+int addr_parse_path(const char *s, unsigned flags, char **addr_r, const char **end_r,
     const char **err_r);
 /* Validate a bare mailbox "local@domain" (no brackets). 0 ok, -1 bad. */
 int addr_valid(const char *addr, int utf8);

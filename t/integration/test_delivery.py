@@ -171,6 +171,29 @@ class UnprivilegedDelivery(Common, H.InstanceTestCase):
             self.assertDelivered(msgs[0], r, "pipelined raw")
         self.assertQueueEmpty()
 
+    def test_envelope_without_angle_brackets(self):
+        """strict_rfc821_envelopes = no (the default, as in Postfix): old
+        scripts and appliances that send MAIL FROM:addr and RCPT TO:addr
+        get their mail delivered; the address must still be valid."""
+        c = H.RawSMTP(self.inst.port)
+        try:
+            self.assertEqual(c.reply()[0], 220)
+            self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+            self.assertEqual(c.cmd("MAIL FROM:u@@client.example")[0], 501)
+            self.assertEqual(c.cmd("MAIL FROM:%s SIZE=100" % SENDER)[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:nosuch@example.test")[0], 550)
+            self.assertEqual(c.cmd("RCPT TO: alice@example.test")[0], 250)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            msg = H.make_message(SENDER, ["alice@example.test"], "bare envelope", BODY)
+            c.send(H.dot_stuff(msg) + b".\r\n")
+            self.assertEqual(c.reply()[0], 250)
+            self.assertEqual(c.cmd("QUIT")[0], 221)
+        finally:
+            c.close()
+        msgs = H.wait_maildir(self.inst.vmaildir("alice@example.test"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertDelivered(msgs[0], "alice@example.test", "bare envelope")
+
     def test_pipelined_ehlo_to_data_one_write(self):
         """EHLO through DATA in one write after the greeting (what many
         clients do; Postfix accepts it by default), then the content and
@@ -316,6 +339,27 @@ class UnprivilegedDelivery(Common, H.InstanceTestCase):
         self.assertTrue(data.startswith(b"From %s " % SENDER.encode()), data[:100])
         self.assertIn(b"Subject: file test\n", data)
         self.assertQueueEmpty()
+
+
+class StrictEnvelopes(Common, H.InstanceTestCase):
+    def setUp(self):
+        self.inst = self.make_instance(conf={"strict_rfc821_envelopes": "yes"})
+        self.inst.start()
+
+    def test_brackets_required(self):
+        c = H.RawSMTP(self.inst.port)
+        try:
+            self.assertEqual(c.reply()[0], 220)
+            self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+            code, lines = c.cmd("MAIL FROM:%s" % SENDER)
+            self.assertEqual(code, 501, lines)
+            self.assertIn("5.1.7", lines[0])
+            self.assertEqual(c.cmd("MAIL FROM:<%s>" % SENDER)[0], 250)
+            code, lines = c.cmd("RCPT TO:alice@example.test")
+            self.assertEqual(code, 501, lines)
+            self.assertEqual(c.cmd("RCPT TO:<alice@example.test>")[0], 250)
+        finally:
+            c.close()
 
 
 class SizeLimit(Common, H.InstanceTestCase):

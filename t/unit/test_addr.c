@@ -165,6 +165,58 @@ START_TEST(test_path_prefixes)
 }
 END_TEST
 
+/* strict_rfc821_envelopes = no: the same mailbox without <...>, up to
+ * the first space; still the same syntax and limits inside. */
+START_TEST(test_bare)
+{
+	static const struct { const char *in, *addr, *rest; } ok[] = {
+		{ "user@example.com", "user@example.com", "" },
+		{ "  user@example.com SIZE=10", "user@example.com", " SIZE=10" },
+		{ "\"a b\"@example.com BODY=8BITMIME", "\"a b\"@example.com", " BODY=8BITMIME" },
+		{ "postmaster", "postmaster", "" },
+		{ "u@[192.0.2.1]", "u@[192.0.2.1]", "" },
+		{ "<u@example.com> SIZE=1", "u@example.com", " SIZE=1" },
+		{ "<>", "", "" },
+	};
+	static const char *const bad[] = {
+		"", "   ", "u@example.com>", "u@@example.com", "u@example..com",
+		"u@example.com<", "@a:u@example.com", "a\x01b@example.com", "u@ex\tample.com",
+	};
+	const char *end, *err;
+	char *addr, *s, *l65 = rep('a', 65);
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ck_assert_msg(addr_parse_path(ok[i].in, ADDR_BARE_OK, &addr, &end, &err) == 0,
+		    "%s", ok[i].in);
+		ck_assert_str_eq(addr, ok[i].addr);
+		ck_assert_str_eq(end, ok[i].rest);
+		free(addr);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = NULL;
+		ck_assert_msg(addr_parse_path(bad[i], ADDR_BARE_OK, &addr, &end, &err) == -1,
+		    "%s", bad[i]);
+		ck_assert_ptr_null(addr);
+		ck_assert_ptr_nonnull(err);
+	}
+	/* Without the flag, the brackets are required. */
+	ck_assert_int_eq(addr_parse_path("user@example.com", 0, &addr, &end, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "missing <"));
+	/* UTF-8 only with ADDR_UTF8, as inside brackets. */
+	ck_assert_int_eq(addr_parse_path("j\xc3\xb6rg@example.com", ADDR_BARE_OK, &addr,
+	    &end, &err), -1);
+	ck_assert_int_eq(addr_parse_path("j\xc3\xb6rg@example.com", ADDR_BARE_OK | ADDR_UTF8,
+	    &addr, &end, &err), 0);
+	free(addr);
+	/* The local-part limit holds. */
+	s = xasprintf("%s@example.com", l65);
+	ck_assert_int_eq(addr_parse_path(s, ADDR_BARE_OK, &addr, &end, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "too long"));
+	free(s);
+	free(l65);
+}
+END_TEST
+
 START_TEST(test_lengths)
 {
 	const char *end, *err;
@@ -325,6 +377,7 @@ addr_suite(void)
 	tcase_add_loop_test(tc, test_path_table, 0, (int)(sizeof(path_cases) / sizeof(path_cases[0])));
 	tcase_add_test(tc, test_path_prefixes);
 	tcase_add_test(tc, test_lengths);
+	tcase_add_test(tc, test_bare);
 	tcase_add_test(tc, test_valid);
 	tcase_add_test(tc, test_split_fold_key);
 	suite_add_tcase(s, tc);
