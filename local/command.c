@@ -1,6 +1,7 @@
 /*
- * command - "|command" destinations: run /bin/sh -c COMMAND as the
- * delivering user with the message on standard input.
+ * command - "|command" destinations and mailbox_command: run
+ * /bin/sh -c COMMAND as the delivering user with the message on standard
+ * input.
  *
  * Invariants: the child gets a clean environment, its own process group,
  * no descriptors but stdin (the message) and stdout/stderr (a pipe we
@@ -12,8 +13,9 @@
  * Exit status mapping (sysexits.h, as Postfix): 0 delivered; EX_TEMPFAIL
  * and EX_OSERR defer (4.3.0); other sysexits and other non-zero statuses
  * bounce; death by a signal defers; the time limit bounces (5.3.0).
- * Trusts: the command text (it comes from an alias, .forward or
- * :include: file that was allowed to name commands).
+ * Trusts: the command text (it comes from postern.conf's mailbox_command,
+ * or from an alias, .forward or :include: file that was allowed to name
+ * commands).
  */
 #include <errno.h>
 #include <fcntl.h>

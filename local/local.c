@@ -109,6 +109,7 @@ local_pre_init(void)
 	lconf.alias_db = xcalloc(strv_len(lconf.alias_specs) + 1, sizeof(struct map *));
 	lconf.delim = xstrdup(config_str("recipient_delimiter"));
 	lconf.mailbox_transport = xstrdup(config_str("mailbox_transport"));
+	lconf.mailbox_command = xstrdup(config_str("mailbox_command"));
 	lconf.allow_cmd = strv_split_list(config_str("allow_mail_to_commands"));
 	lconf.allow_file = strv_split_list(config_str("allow_mail_to_files"));
 	lconf.forward_path = xstrdup(config_str("forward_path"));

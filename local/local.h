@@ -42,6 +42,7 @@ struct local_conf {
 	int root;                   /* started with euid 0: may become others */
 	struct resolver *res;
 	char *mailbox_transport;    /* "" or "transport[:nexthop]" */
+	char *mailbox_command;      /* "" or a /bin/sh command line */
 	/* local_sieve_* (sieve.c) */
 	int sieve;
 	char *sieve_dir, *sieve_active, *sieve_global;

@@ -1,7 +1,8 @@
 /*
  * mailbox - the final copies: a system user's mailbox (Maildir or mbox
- * under $HOME per home_mailbox, or the spool file), a virtual mailbox,
- * and "/file" destinations from aliases and .forward files.
+ * under $HOME per home_mailbox, or the spool file; or handed on to
+ * mailbox_transport or mailbox_command), a virtual mailbox, and "/file"
+ * destinations from aliases and .forward files.
  *
  * Invariants: every copy starts with Return-Path: and Delivered-To:;
  * mailboxes under $HOME, virtual mailboxes and files are written with the
@@ -181,6 +182,21 @@ local_mailbox(struct lrcpt *r, const struct laddr *a, uid_t uid, gid_t gid,
 		/* Postfix order: after aliases and .forward, before the mailbox. */
 		owner_free(&mo);
 		local_pass(r, a);
+		return;
+	}
+	if (*lconf.mailbox_command != '\0') {
+		/* Then mailbox_command (Postfix order), as the recipient; root's
+		 * mail as default_privs, as Postfix does, since the command is
+		 * a program of the administrator's choosing, not root's shell. */
+		struct lprivs p = { uid, gid, user, home, SRC_NONE };
+
+		if (uid == 0) {
+			p.uid = lconf.nobody_uid;
+			p.gid = lconf.nobody_gid;
+		}
+		local_privs_fix(&p);
+		owner_free(&mo);
+		local_command(r, a, lconf.mailbox_command, &p);
 		return;
 	}
 	mbox_opts_init(&o);

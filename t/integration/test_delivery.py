@@ -662,6 +662,37 @@ class PrivilegedDelivery(Common, H.InstanceTestCase):
         self.assertLogSent("ptuser2@localhost")
         self.assertQueueEmpty()
 
+    def test_mailbox_command(self):
+        """mailbox_command (the Postfix + dovecot-lda or procmail setup):
+        a local user's mailbox copy goes to the command, run as that user
+        with the message on stdin and SENDER/RECIPIENT in its environment;
+        its exit status decides (67, EX_NOUSER, bounces with its output)."""
+        script = self.inst.write_script("mbcmd", (
+            'case "$USER" in ptuser2) echo "no mailbox for $RECIPIENT"; exit 67;; esac\n'
+            'env > "$HOME/cmd-env.txt" && cat > "$HOME/cmd-mail.txt"\n'))
+        self.inst.params["mailbox_command"] = script + ' -a "$RECIPIENT"'
+        self.inst.start()
+        code, text, _ = send(self.inst, ["ptuser1@localhost"], "via command")
+        self.assertEqual(code, 250, text)
+        out = os.path.join(self.home1, "cmd-mail.txt")
+        data = H.wait_file(out, lambda b: b.endswith(lf(BODY.encode())), inst=self.inst)
+        self.assertIn(b"Subject: via command\n", data)
+        self.assertIn(b"Delivered-To: ptuser1@localhost\n", data)
+        self.assertEqual(os.stat(out).st_uid, self.uid("ptuser1"))
+        self.assertLogSent("ptuser1@localhost")
+        env = H.wait_file(os.path.join(self.home1, "cmd-env.txt"), lambda b: b, inst=self.inst)
+        self.assertIn(b"SENDER=%s\n" % SENDER.encode(), env)
+        self.assertIn(b"RECIPIENT=ptuser1@localhost\n", env)
+        self.assertIn(b"HOME=%s\n" % self.home1.encode(), env)
+        # Not in the mailbox local would have used.
+        self.assertEqual(H.maildir_messages(os.path.join(self.home1, "Maildir")), [])
+
+        code, text, _ = send(self.inst, ["ptuser2@localhost"], "refused by command")
+        self.assertEqual(code, 250, text)
+        self.inst.wait_log(r"to=<ptuser2@localhost>,.*dsn=5\.1\.1, status=bounced "
+                           r"\(.*no mailbox for ptuser2@localhost")
+        self.assertEqual(H.maildir_messages(os.path.join(self.home2, "Maildir")), [])
+
     def test_alias_list_to_system_users(self):
         self.inst.start()
         code, text, _ = send(self.inst, ["staff@localhost"], "staff list")
