@@ -35,6 +35,7 @@ struct qmgr_conf {
 	long long process_limit;         /* default_process_limit */
 	long long max_lifetime;          /* maximal_queue_lifetime, s */
 	long long bounce_lifetime;       /* bounce_queue_lifetime, s */
+	long long delay_warning;         /* delay_warning_time, s; 0 = never */
 	long long min_backoff;           /* minimal_backoff_time, s */
 	long long max_backoff;           /* maximal_backoff_time, s */
 	long long run_delay;             /* queue_run_delay, s */
@@ -50,6 +51,7 @@ extern int qmgr_draining;
 /* A recipient's outcome in this pass, for the finish step. */
 struct qrstate {
 	char *why;          /* last deferral text (this pass), or NULL */
+	char dsn[12];       /* and its status ("4.4.1") */
 	int remark;         /* delivered: the agent marked it 'D'; qmgr repeats
 	                     * that mark only if the file outlives this pass */
 };
@@ -175,6 +177,9 @@ int qlog_bounce(const char *id, const char *addr, const char *orig,
 /* Queue the DSN for the failures in bounce/ID, then remove that log.
  * 0 done (or nothing to send), -1 failed (logged; keep the message). */
 int qbounce_send(struct qmsg *m);
+/* delay_warning_time has passed: warn the sender, once, of the recipients
+ * deferred in this pass (DSN NOTIFY permitting), and mark them 'W'. */
+void qdelay_send(struct qmsg *m);
 void qlog_remove_defer(const char *id);
 
 #endif

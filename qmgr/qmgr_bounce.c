@@ -1,6 +1,7 @@
 /*
  * qmgr_bounce - the per-message logs in bounce/ and defer/, and queuing
- * the non-delivery notification built by lib/mail/bounce.c.
+ * the non-delivery notification and the delay warning
+ * (delay_warning_time) built by lib/mail/bounce.c.
  *
  * Invariants:
  * - A bounce log entry is fsynced (and, when the log is new, its
@@ -188,17 +189,18 @@ collect_cb(const char *p, size_t n, void *ctx)
 	return 0;
 }
 
-/* The original for the notification: the whole message (RET=FULL and not
- * over bounce_size_limit) or its header. Sets *full. An unreadable
+/* The original for the notification: the whole message (RET=FULL, not
+ * over bounce_size_limit, not headers_only: a delay warning) or its
+ * header. Sets *full. An unreadable
  * original is logged and returned empty: the notice still goes out. */
 static void
-read_original(const struct qmsg *m, struct collect *c, int *full)
+read_original(const struct qmsg *m, int headers_only, struct collect *c, int *full)
 {
 	const char *ret = qenv_attr(&m->env, "ret");
 	char *path;
 	int fd, rc;
 
-	*full = ret != NULL && strcasecmp(ret, "FULL") == 0 &&
+	*full = !headers_only && ret != NULL && strcasecmp(ret, "FULL") == 0 &&
 	    m->env.content_size <= (off_t)qconf.bounce_size_limit;
 	buf_init(&c->b, 0);
 	c->headers_only = !*full;
@@ -258,25 +260,27 @@ parse_log(const struct qmsg *m, struct entries *e, size_t len)
 	}
 }
 
-/* Compose the notification and commit it as a new queue file. */
+/* Compose the notification (a failure report, or with delayed a delay
+ * warning) and commit it as a new queue file. */
 static int
-queue_notice(struct qmsg *m, const struct entries *e, char newid[QUEUE_ID_MAX])
+queue_notice(struct qmsg *m, const struct bounce_rcpt *rcpts, size_t nrcpt,
+    int delayed, char newid[QUEUE_ID_MAX])
 {
 	struct bounce_info in;
 	struct queue_writer *w;
 	struct collect c;
 	struct buf out = BUF_INIT(0), boundary = BUF_INIT(0), msgid = BUF_INIT(0);
-	char date[64], adate[64], stamp[32], *err = NULL;
+	char date[64], adate[64], until[64], stamp[32], *err = NULL;
 	const char *cerr = NULL;
 	time_t now = time(NULL);
 	struct tm tm;
 	size_t i, hostroom;
-	int full, rc = -1, tries, expired = 1;
+	int full, rc = -1, tries, expired = !delayed;
 
-	for (i = 0; i < e->n; i++)
-		if (e->r[i].dsn[0] != '4')
+	for (i = 0; i < nrcpt; i++)
+		if (rcpts[i].dsn[0] != '4')
 			expired = 0;
-	read_original(m, &c, &full);
+	read_original(m, delayed, &c, &full);
 	w = queue_writer_open(qconf.queue_directory, QUEUE_INCOMING, (uid_t)-1,
 	    (gid_t)-1, &err);
 	if (w == NULL) {
@@ -285,6 +289,8 @@ queue_notice(struct qmsg *m, const struct entries *e, char newid[QUEUE_ID_MAX])
 	}
 	bounce_format_date(now, date, sizeof(date));
 	bounce_format_date(m->env.arrival.tv_sec, adate, sizeof(adate));
+	bounce_format_date(m->env.arrival.tv_sec + (time_t)qconf.max_lifetime, until,
+	    sizeof(until));
 	if (localtime_r(&now, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y%m%d%H%M%S", &tm) == 0)
 		snprintf(stamp, sizeof(stamp), "%lld", (long long)now);
 	buf_printf(&msgid, "<%s.%s@%s>", stamp, queue_writer_id(w), qconf.myhostname);
@@ -298,11 +304,13 @@ queue_notice(struct qmsg *m, const struct entries *e, char newid[QUEUE_ID_MAX])
 	in.arrival_date = adate;
 	in.message_id = buf_cstr(&msgid);
 	in.expired = expired;
+	in.delayed = delayed;
+	in.retry_until = until;
 	in.return_full = full;
 	in.orig_msg = c.b.data;
 	in.orig_len = c.b.len;
-	in.rcpts = e->r;
-	in.nrcpt = e->n;
+	in.rcpts = rcpts;
+	in.nrcpt = nrcpt;
 	for (tries = 0; tries < 4; tries++) {
 		/* "ID.time/host" like Postfix; a host part that keeps it <= 70. */
 		buf_reset(&boundary);
@@ -364,7 +372,7 @@ qbounce_send(struct qmsg *m)
 		log_info("%s: undeliverable mail from the null sender, notification "
 		    "discarded", m->id);
 		rc = 0;
-	} else if (queue_notice(m, &e, newid) == 0) {
+	} else if (queue_notice(m, e.r, e.n, 0, newid) == 0) {
 		log_info("%s: sender non-delivery notification: %s", m->id, newid);
 		qmgr_scan_incoming();
 		rc = 0;
@@ -375,4 +383,70 @@ qbounce_send(struct qmsg *m)
 	free(e.r);
 	free(e.data);
 	return rc;
+}
+
+/* A recipient deferred in this pass and not yet warned about, whose
+ * NOTIFY asks for delay notices (none given leaves it to us, RFC 3461,
+ * and like Postfix we warn). */
+static int
+warn_due(const struct qmsg *m, size_t i)
+{
+	const struct qrcpt *r = &m->env.rcpts[i];
+
+	return r->status == 'P' && !r->warned && m->rs[i].why != NULL &&
+	    (r->notify == NULL || *r->notify == '\0' ||
+	    strcasestr(r->notify, "DELAY") != NULL);
+}
+
+/*
+ * The warning is queued before the recipients are marked 'W' (without
+ * fsync, like every status byte): a crash in between, or a mark that
+ * does not stick, means a second warning, never a missing one.
+ */
+void
+qdelay_send(struct qmsg *m)
+{
+	struct bounce_rcpt *rcpts;
+	char newid[QUEUE_ID_MAX], *path;
+	size_t i, n = 0;
+	int fd;
+
+	if (*m->env.sender == '\0')
+		return;     /* nobody to warn: no notice to the null sender */
+	rcpts = xcalloc(m->env.nrcpt, sizeof(*rcpts));
+	for (i = 0; i < m->env.nrcpt; i++) {
+		const struct qrcpt *r = &m->env.rcpts[i];
+
+		if (!warn_due(m, i))
+			continue;
+		rcpts[n].addr = r->addr;
+		rcpts[n].orig = *r->orig != '\0' ? r->orig : NULL;
+		rcpts[n].dsn = m->rs[i].dsn;
+		rcpts[n].text = m->rs[i].why;
+		rcpts[n].is_smtp = bounce_text_is_smtp(m->rs[i].why);
+		n++;
+	}
+	if (n == 0 || queue_notice(m, rcpts, n, 1, newid) < 0) {
+		free(rcpts);
+		return;     /* a failure is logged; the next pass tries again */
+	}
+	free(rcpts);
+	log_info("%s: sender delay notification: %s", m->id, newid);
+	qmgr_scan_incoming();
+	path = queue_path(qconf.queue_directory, QUEUE_ACTIVE, m->id);
+	fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		log_warn("%s: open %s to mark the warned recipients", m->id, path);
+	for (i = 0; i < m->env.nrcpt; i++) {
+		struct qrcpt *r = &m->env.rcpts[i];
+
+		if (!warn_due(m, i))
+			continue;
+		r->warned = 1;
+		if (fd >= 0 && queue_mark_rcpt(fd, r->status_off, 'W') < 0)
+			log_warn("%s: mark %s warned", m->id, r->addr);
+	}
+	if (fd >= 0)
+		close(fd);
+	xfree(&path);
 }

@@ -164,12 +164,13 @@ remark_delivered(struct qmsg *m)
 }
 
 static void
-remember_defer(struct qmsg *m, size_t idx, const char *text)
+remember_defer(struct qmsg *m, size_t idx, const char *dsn, const char *text)
 {
 	struct qrstate *rs = &m->rs[idx];
 
 	xfree(&rs->why);
 	rs->why = xstrdup(text != NULL ? text : "");
+	snprintf(rs->dsn, sizeof(rs->dsn), "%s", dsn != NULL ? dsn : "4.0.0");
 	m->ndeferred++;
 }
 
@@ -198,7 +199,7 @@ qmsg_result(struct qmsg *m, size_t idx, int status, const char *dsn,
 				break;      /* the message was deleted meanwhile */
 			log_rcpt(m, idx, relay, "4.3.0", "deferred",
 			    "bounce log write failed", start, connected);
-			remember_defer(m, idx, text);
+			remember_defer(m, idx, "4.3.0", text);
 			break;
 		}
 		if (!logged)
@@ -209,7 +210,7 @@ qmsg_result(struct qmsg *m, size_t idx, int status, const char *dsn,
 		if (!logged)
 			log_rcpt(m, idx, relay, dsn, "deferred", text, start, connected);
 		(void)qlog_defer(m->id, r->addr, dsn, text);
-		remember_defer(m, idx, text);
+		remember_defer(m, idx, dsn, text);
 		break;
 	}
 }
@@ -504,6 +505,8 @@ qmsg_finish(struct qmsg *m)
 		qmsg_free(m);
 		return;
 	}
+	if (qconf.delay_warning > 0 && age >= qconf.delay_warning)
+		qdelay_send(m);
 
 	/* Deferred: the next try is due after a backoff that grows with the
 	 * time in queue; the mtime carries it across restarts. */

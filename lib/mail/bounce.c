@@ -2,8 +2,9 @@
  * bounce - compose delivery status notifications and the per-message
  * bounce/defer log lines.
  *
- * The notification is an RFC 6522 multipart/report with report-type
- * delivery-status: a human-readable text part, an RFC 3464
+ * The notification (a failure, or with delayed a warning that the
+ * message is still being tried) is an RFC 6522 multipart/report with
+ * report-type delivery-status: a human-readable text part, an RFC 3464
  * message/delivery-status part, and the original header
  * (text/rfc822-headers) or, with RET=FULL, the whole original
  * (message/rfc822). Composition is pure: no clock, no files, no config.
@@ -283,7 +284,16 @@ put_text_part(struct buf *t, const struct bounce_info *in)
 	size_t i;
 
 	buf_printf(t, "This is the mail system at host %s.\n\n", in->myhostname);
-	if (in->expired)
+	if (in->delayed)
+		buf_puts(t,
+		    "####################################################################\n"
+		    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
+		    "####################################################################\n\n"
+		    "Your message could not be delivered yet to the recipients\n"
+		    "listed below. This system keeps trying; you will be told if it\n"
+		    "gives up. The reasons are listed below, and the message header\n"
+		    "is attached at the end.\n\n");
+	else if (in->expired)
 		buf_puts(t,
 		    "Your message stayed in the queue longer than this system\n"
 		    "keeps trying, and could not be delivered to the recipients\n"
@@ -337,8 +347,14 @@ put_status_part(struct buf *t, const struct bounce_info *in)
 			else
 				put_field2(t, "Original-Recipient", "rfc822", r->orig);
 		}
-		put_field(t, "Action", "failed");
-		put_field(t, "Status", dsn_failure_ok(r->dsn) ? r->dsn : "5.0.0");
+		if (in->delayed) {
+			put_field(t, "Action", "delayed");
+			put_field(t, "Status", dsn_failure_ok(r->dsn) && r->dsn[0] == '4' ?
+			    r->dsn : "4.0.0");
+		} else {
+			put_field(t, "Action", "failed");
+			put_field(t, "Status", dsn_failure_ok(r->dsn) ? r->dsn : "5.0.0");
+		}
 		if (r->is_smtp && r->relay != NULL && *r->relay != '\0' &&
 		    strcmp(r->relay, "none") != 0 && strcmp(r->relay, "local") != 0) {
 			hlen = strcspn(r->relay, "[:");
@@ -357,6 +373,8 @@ put_status_part(struct buf *t, const struct bounce_info *in)
 			buf_printf(&v, "x-unix; %s", r->text != NULL ? r->text : "");
 		}
 		put_field(t, "Diagnostic-Code", buf_cstr(&v));
+		if (in->delayed && in->retry_until != NULL && *in->retry_until != '\0')
+			put_field(t, "Will-Retry-Until", in->retry_until);
 	}
 	buf_free(&v);
 }
@@ -404,8 +422,17 @@ bounce_compose(struct buf *out, const struct bounce_info *in, const char **err_r
 		err = "invalid MIME boundary";
 		goto done;
 	}
-	olen = in->orig_msg == NULL ? 0 : in->return_full ? in->orig_len :
-	    header_len(in->orig_msg, in->orig_len);
+	if (in->delayed && in->retry_until != NULL && !field_ok(in->retry_until)) {
+		err = "invalid notification fields";
+		goto done;
+	}
+	/* A warning returns the header only (RET= is about failures). */
+	if (in->orig_msg == NULL)
+		olen = 0;
+	else if (in->return_full && !in->delayed)
+		olen = in->orig_len;
+	else
+		olen = header_len(in->orig_msg, in->orig_len);
 
 	put_text_part(&text, in);
 	put_status_part(&status, in);
@@ -425,7 +452,8 @@ bounce_compose(struct buf *out, const struct bounce_info *in, const char **err_r
 	buf_printf(&all, "Date: %s\n", in->date);
 	buf_printf(&all, "From: MAILER-DAEMON@%s (Mail Delivery System)\n",
 	    in->myhostname);
-	buf_puts(&all, "Subject: Undelivered Mail Returned to Sender\n");
+	buf_puts(&all, in->delayed ? "Subject: Delayed Mail (still being retried)\n" :
+	    "Subject: Undelivered Mail Returned to Sender\n");
 	put_field(&all, "To", in->sender);
 	buf_puts(&all, "Auto-Submitted: auto-replied\n");
 	put_field(&all, "Message-Id", in->message_id);
@@ -444,10 +472,12 @@ bounce_compose(struct buf *out, const struct bounce_info *in, const char **err_r
 	    "message/delivery-status", status8);
 	buf_append(&all, status.data, status.len);
 	if (msg.len > 0) {
+		int full = in->return_full && !in->delayed;
+
 		put_part_header(&all, in->boundary,
-		    in->return_full ? "Undelivered Message" :
+		    full ? "Undelivered Message" : in->delayed ? "Message Headers" :
 		    "Undelivered Message Headers",
-		    in->return_full ? "message/rfc822" : "text/rfc822-headers", orig8);
+		    full ? "message/rfc822" : "text/rfc822-headers", orig8);
 		buf_append(&all, msg.data, msg.len);
 	}
 	buf_printf(&all, "\n--%s--\n", in->boundary);

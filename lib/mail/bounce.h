@@ -45,6 +45,9 @@ struct bounce_info {
 	const char *message_id;   /* "<...>" for the notification's Message-Id */
 	const char *boundary;     /* MIME boundary: 1..70 bchars, not in the content */
 	int expired;              /* recipients failed because the queue lifetime ran out */
+	int delayed;              /* a delay warning (delay_warning_time): Action:
+	                           * delayed, 4.x.x, the message is still tried */
+	const char *retry_until;  /* delayed: Will-Retry-Until (RFC 5322 form) or NULL */
 	int return_full;          /* RET=FULL: message/rfc822; else text/rfc822-headers */
 	const char *orig_msg;     /* the original message (or at least its header) */
 	size_t orig_len;

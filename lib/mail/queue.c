@@ -1549,7 +1549,7 @@ queue_read(int fd, struct qenv *env, char **err_r)
 			/* status, addr \0 orig \0 notify: exactly two NULs. */
 			nul1 = memchr(data + 1, '\0', len - 1);
 			nul2 = nul1 ? memchr(nul1 + 1, '\0', (size_t)(data + len - nul1 - 1)) : NULL;
-			if ((data[0] != 'P' && data[0] != 'D') || nul1 == NULL ||
+			if ((data[0] != 'P' && data[0] != 'D' && data[0] != 'W') || nul1 == NULL ||
 			    nul1 == data + 1 || nul2 == NULL ||
 			    memchr(nul2 + 1, '\0', (size_t)(data + len - nul2 - 1)) != NULL) {
 				corrupt(err_r, off, "bad recipient record");
@@ -1561,7 +1561,8 @@ queue_read(int fd, struct qenv *env, char **err_r)
 				    sizeof(*env->rcpts));
 			}
 			rc = &env->rcpts[env->nrcpt++];
-			rc->status = data[0];
+			rc->status = data[0] == 'W' ? 'P' : data[0];
+			rc->warned = data[0] == 'W';
 			rc->status_off = off + REC_HDR;
 			rc->addr = xstrdup(data + 1);
 			rc->orig = xstrdup(nul1 + 1);
@@ -1730,13 +1731,15 @@ queue_mark_rcpt(int fd, off_t status_off, char status)
 	char c = status;
 	ssize_t n;
 
-	if ((status != 'P' && status != 'D') || status_off < REC_HDR) {
+	if ((status != 'P' && status != 'D' && status != 'W') || status_off < REC_HDR) {
 		errno = EINVAL;
 		return -1;
 	}
-	/* Refuse an offset that does not point at a recipient's status byte. */
+	/* Refuse an offset that does not point at a recipient's status byte,
+	 * and a warning mark on one that is no longer pending. */
 	if (pread(fd, h, sizeof(h), status_off - REC_HDR) != (ssize_t)sizeof(h) ||
-	    h[0] != 'R' || (h[REC_HDR] != 'P' && h[REC_HDR] != 'D')) {
+	    h[0] != 'R' || (h[REC_HDR] != 'P' && h[REC_HDR] != 'D' && h[REC_HDR] != 'W') ||
+	    (status == 'W' && h[REC_HDR] == 'D')) {
 		errno = EINVAL;
 		return -1;
 	}

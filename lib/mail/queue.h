@@ -10,9 +10,12 @@
  *   'A'  "name=value" message attribute, any number (envid, ret, body,
  *        smtputf8, client_name, client_addr, helo, proto, sasl_username)
  *   'R'  recipient: status byte, then "addr\0orig\0notify"; status is 'P'
- *        (pending) or 'D' (done: delivered, or bounced and recorded). The
- *        status byte is rewritten in place (pwrite) by whoever finishes the
- *        recipient; it is at file offset record_start + 5.
+ *        (pending), 'W' (pending, and the sender was warned of the delay:
+ *        delay_warning_time) or 'D' (done: delivered, or bounced and
+ *        recorded). The status byte is rewritten in place (pwrite) by
+ *        whoever finishes the recipient; it is at file offset
+ *        record_start + 5. ('W' came later than version 1's first
+ *        readers; one of those would call such a file corrupt.)
  *   'M'  start of content (empty)
  *   'N'  content bytes (the message, header and body, LF line ends); any
  *        number of these, each at most QUEUE_CHUNK_MAX bytes
@@ -75,7 +78,8 @@ struct qrcpt {
 	char *addr;
 	char *orig;       /* ORCPT or the address before alias expansion; may be "" */
 	char *notify;     /* DSN NOTIFY: "" (default), "NEVER", or "SUCCESS,FAILURE,DELAY" subset */
-	char status;      /* 'P' or 'D' */
+	char status;      /* 'P' or 'D' ('W' in the file reads as 'P', warned) */
+	int warned;       /* 'W': the sender has had the delay warning */
 	off_t status_off; /* where the status byte is, for queue_mark_rcpt() */
 };
 
@@ -178,7 +182,7 @@ const char *qenv_attr(const struct qenv *env, const char *name);
 int queue_content(int fd, const struct qenv *env,
     int (*cb)(const char *p, size_t n, void *ctx), void *ctx);
 /* Rewrite a recipient's status byte in place (no fsync: a crash may
- * repeat a delivery, never lose one). */
+ * repeat a delivery, never lose one). 'W' only over a pending one. */
 int queue_mark_rcpt(int fd, off_t status_off, char status);
 
 /* Path helpers: "<qdir>/<dir>/<id>", xmalloc'd. */

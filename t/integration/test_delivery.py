@@ -362,6 +362,68 @@ class StrictEnvelopes(Common, H.InstanceTestCase):
             c.close()
 
 
+class DelayWarning(Common, H.InstanceTestCase):
+    """delay_warning_time: once a message has waited that long, its sender
+    is told once which recipients are still being tried; a recipient that
+    asked for NOTIFY=FAILURE only is left out."""
+
+    def setUp(self):
+        self.inst = self.make_instance(conf={"delay_warning_time": "2s"})
+        self.inst.aliases["tempfail"] = "|" + self.inst.path("bin", "tempfail")
+        self.inst.write_script("tempfail", "cat >/dev/null\nexit 75\n")
+        self.inst.start()
+
+    def test_sender_warned_once(self):
+        inst, sender = self.inst, "alice@example.test"
+        code, text, _ = send(inst, ["tempfail@localhost"], "still trying", sender=sender)
+        self.assertEqual(code, 250, text)
+        warned = queue_id_from(text)
+        s = H.smtp_client(inst)
+        try:
+            s.mail(sender)
+            self.assertEqual(s.rcpt("tempfail@localhost", ["NOTIFY=FAILURE"])[0], 250)
+            code, text = s.data(H.make_message(sender, ["tempfail@localhost"],
+                                               "no warning wanted", BODY))
+            self.assertEqual(code, 250, text)
+            s.quit()
+        finally:
+            s.close()
+        quiet = queue_id_from(text.decode())
+        msgs = H.wait_maildir(inst.vmaildir(sender), inst=inst, timeout=60)
+        # Both go on being retried after the warning ...
+        for qid in (warned, quiet):
+            inst.wait_log(r"%s: to=<tempfail@localhost>.*dsn=4\.3\.0, status=deferred" % qid,
+                          count=5, timeout=60)
+        msgs = H.maildir_messages(inst.vmaildir(sender))
+        # ... and there was one warning, for the first only.
+        self.assertEqual(len(msgs), 1, msgs)
+        w = msgs[0]
+        self.assertTrue(w.startswith(b"Return-Path: <>\n"), w[:100])
+        self.assertIn(b"\nSubject: Delayed Mail (still being retried)\n", w)
+        self.assertIn(b"\nX-Postern-Queue-ID: %s\n" % warned.encode(), w)
+        self.assertIn(b"\nFinal-Recipient: rfc822; tempfail@localhost\n", w)
+        self.assertIn(b"\nAction: delayed\n", w)
+        self.assertIn(b"\nStatus: 4.3.0\n", w)
+        self.assertRegex(w, rb"\nWill-Retry-Until: \w{3}, ")
+        self.assertIn(b"Subject: still trying", w)
+        self.assertNotIn(BODY.encode().splitlines()[0], w.split(b"\nSubject: still trying")[1])
+        log = inst.log()
+        self.assertEqual(len(re.findall(r"%s: sender delay notification: " % warned, log)), 1)
+        self.assertNotIn("%s: sender delay notification" % quiet, log)
+        # The mark is in the queue file: a restart does not warn again.
+        path = [os.path.join(inst.path("queue"), f) for f in inst.queue_files()
+                if f.endswith(warned)][0]
+        with open(path, "rb") as f:
+            self.assertRegex(f.read(), rb"(?s)R.{4}Wtempfail@localhost\x00")
+        mark = inst.log_mark()
+        inst.stop()
+        inst.start()
+        inst.wait_log(r"%s: to=<tempfail@localhost>.*status=deferred" % warned,
+                      since=mark, count=2, timeout=60)
+        self.assertNotRegex(inst.log()[mark:], r"%s: sender delay notification" % warned)
+        self.assertEqual(len(H.maildir_messages(inst.vmaildir(sender))), 1)
+
+
 class SizeLimit(Common, H.InstanceTestCase):
     def setUp(self):
         self.inst = self.make_instance(conf={"message_size_limit": "20000"})

@@ -273,6 +273,53 @@ START_TEST(test_ret_full)
 }
 END_TEST
 
+/* A delay warning: says so in the subject and the text, Action delayed
+ * with a 4.x.x status (a 5.x.x one is not passed on as such), the retry
+ * limit, and only the header even with RET=FULL. */
+START_TEST(test_delayed)
+{
+	static struct bounce_rcpt late[] = {
+		{ "bob@remote.example", NULL, "4.4.1", NULL,
+		  "connect to mx.remote.example[198.51.100.1]:25: Connection refused", 0 },
+		{ "carol@remote.example", NULL, "5.1.1", NULL, "odd", 0 },
+	};
+	struct bounce_info in;
+	char *s;
+
+	base_info(&in);
+	in.delayed = 1;
+	in.return_full = 1;
+	in.retry_until = "Tue, 19 Nov 2023 22:10:00 +0000";
+	in.rcpts = late;
+	in.nrcpt = 2;
+	s = compose_ok(&in);
+	check_lines(s);
+	ck_assert_ptr_nonnull(strstr(s, "\nSubject: Delayed Mail (still being retried)\n"));
+	ck_assert_ptr_nonnull(strstr(s, "THIS IS A WARNING ONLY"));
+	ck_assert_uint_eq(count(s, "Action: delayed\n"), 2);
+	ck_assert_ptr_null(strstr(s, "Action: failed"));
+	ck_assert_ptr_nonnull(strstr(s, "Status: 4.4.1\n"));
+	ck_assert_ptr_nonnull(strstr(s, "Status: 4.0.0\n"));
+	ck_assert_uint_eq(count(s, "Will-Retry-Until: Tue, 19 Nov 2023 22:10:00 +0000\n"), 2);
+	ck_assert_ptr_nonnull(strstr(s, "Content-Description: Message Headers\n"
+	    "Content-Type: text/rfc822-headers\n\n"));
+	ck_assert_ptr_null(strstr(s, "secret body"));
+	ck_assert_ptr_null(strstr(s, "message/rfc822"));
+	free(s);
+
+	/* A retry date that could inject a field is refused. */
+	{
+		struct buf out = BUF_INIT(0);
+		const char *err = NULL;
+
+		in.retry_until = "soon\nBcc: x@y";
+		ck_assert_int_eq(bounce_compose(&out, &in, &err), -1);
+		ck_assert_uint_eq(out.len, 0);
+		buf_free(&out);
+	}
+}
+END_TEST
+
 START_TEST(test_no_original)
 {
 	struct bounce_info in;
@@ -528,6 +575,7 @@ bounce_suite(void)
 	tcase_add_loop_test(tc, test_smtp_reply, 0, ARRAY_SIZE(reply_cases));
 	tcase_add_test(tc, test_log_lines);
 	tcase_add_test(tc, test_date);
+	tcase_add_test(tc, test_delayed);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -364,10 +364,24 @@ START_TEST(test_mark_and_move)
 	ck_assert_int_eq(env.rcpts[1].status, 'D');
 	ck_assert_str_eq(env.rcpts[1].orig, "rfc822;B@example.com");
 	ck_assert_str_eq(env.rcpts[1].notify, "NEVER");
+	/* The delay-warning mark: never over a done recipient; read back as
+	 * pending and warned; still finished with 'D'. */
+	ck_assert_int_eq(queue_mark_rcpt(fd, env.rcpts[1].status_off, 'W'), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(queue_mark_rcpt(fd, env.rcpts[0].status_off, 'W'), 0);
+	ck_assert_int_eq(queue_mark_rcpt(fd, env.rcpts[0].status_off, 'W'), 0);
 	ck_assert_int_eq(queue_mark_rcpt(fd, env.rcpts[1].status_off, 'P'), 0);
 	qenv_free(&env);
 	ck_assert_int_eq(queue_read(fd, &env, &err), 0);
+	ck_assert_int_eq(env.rcpts[0].status, 'P');
+	ck_assert_int_eq(env.rcpts[0].warned, 1);
 	ck_assert_int_eq(env.rcpts[1].status, 'P');
+	ck_assert_int_eq(env.rcpts[1].warned, 0);
+	ck_assert_int_eq(queue_mark_rcpt(fd, env.rcpts[0].status_off, 'D'), 0);
+	qenv_free(&env);
+	ck_assert_int_eq(queue_read(fd, &env, &err), 0);
+	ck_assert_int_eq(env.rcpts[0].status, 'D');
+	ck_assert_int_eq(env.rcpts[0].warned, 0);
 	qenv_free(&env);
 	close(fd);
 	free(path);
