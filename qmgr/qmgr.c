@@ -74,6 +74,13 @@ read_config(void)
 		v = host;
 	}
 	qconf.myhostname = v;
+	v = config_str("myorigin");
+	if (*v == '\0')
+		v = qconf.myhostname;
+	qconf.postmaster = xasprintf("postmaster@%s", v);
+	qconf.double_bounce = strchr(config_str("double_bounce_sender"), '@') != NULL ?
+	    xstrdup(config_str("double_bounce_sender")) :
+	    xasprintf("%s@%s", config_str("double_bounce_sender"), v);
 	qconf.active_limit = config_int_range("qmgr_message_active_limit", 1,
 	    10000000);
 	qconf.rcpt_limit = config_int_range("qmgr_message_recipient_limit", 1,

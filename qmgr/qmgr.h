@@ -27,6 +27,8 @@
 struct qmgr_conf {
 	const char *queue_directory;
 	const char *myhostname;
+	char *double_bounce;             /* double_bounce_sender@myorigin */
+	char *postmaster;                /* postmaster@myorigin: told of double bounces */
 	long long active_limit;          /* qmgr_message_active_limit */
 	long long rcpt_limit;            /* qmgr_message_recipient_limit */
 	long long dest_concurrency;      /* default_destination_concurrency_limit */

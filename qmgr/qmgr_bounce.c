@@ -10,6 +10,8 @@
  * - The notification is a complete, fsynced queue file in incoming/
  *   before the bounce log is removed. A crash in between sends it twice,
  *   never zero times.
+ * - No loop: a failed notification (null sender) goes to the postmaster
+ *   from double_bounce_sender, and a failure of that one is only logged.
  * - Defer logs are advisory (mailq, expiry text); no fsync.
  *
  * Trusts: the log files only as far as bounce_log_split() parses them
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -260,12 +263,17 @@ parse_log(const struct qmsg *m, struct entries *e, size_t len)
 	}
 }
 
-/* Compose the notification (a failure report, or with delayed a delay
- * warning) and commit it as a new queue file. */
+enum notice { NOTICE_BOUNCE, NOTICE_DELAY, NOTICE_2BOUNCE };
+
+/* Compose the notification and commit it as a new queue file: to the
+ * sender from the null sender (a failure report or a delay warning), or
+ * for a message from the null sender that failed, to the postmaster from
+ * double_bounce_sender (Postfix's 2bounce). */
 static int
 queue_notice(struct qmsg *m, const struct bounce_rcpt *rcpts, size_t nrcpt,
-    int delayed, char newid[QUEUE_ID_MAX])
+    enum notice kind, char newid[QUEUE_ID_MAX])
 {
+	int delayed = kind == NOTICE_DELAY, twice = kind == NOTICE_2BOUNCE;
 	struct bounce_info in;
 	struct queue_writer *w;
 	struct collect c;
@@ -299,6 +307,7 @@ queue_notice(struct qmsg *m, const struct bounce_rcpt *rcpts, size_t nrcpt,
 	in.myhostname = qconf.myhostname;
 	in.queue_id = m->id;
 	in.sender = m->env.sender;
+	in.to = twice ? qconf.postmaster : NULL;
 	in.envid = qenv_attr(&m->env, "envid");
 	in.date = date;
 	in.arrival_date = adate;
@@ -326,8 +335,8 @@ queue_notice(struct qmsg *m, const struct bounce_rcpt *rcpts, size_t nrcpt,
 		queue_writer_abort(&w);
 		goto out;
 	}
-	if (queue_writer_sender(w, "") < 0 ||
-	    queue_writer_rcpt(w, m->env.sender, "", "") < 0 ||
+	if (queue_writer_sender(w, twice ? qconf.double_bounce : "") < 0 ||
+	    queue_writer_rcpt(w, twice ? qconf.postmaster : m->env.sender, "", "") < 0 ||
 	    queue_writer_content(w, out.data, out.len) < 0 ||
 	    queue_writer_commit(w, newid) < 0) {
 		log_warn("%s: cannot queue notification", m->id);
@@ -366,13 +375,20 @@ qbounce_send(struct qmsg *m)
 	parse_log(m, &e, len);
 	if (e.n == 0) {
 		rc = 0;
-	} else if (*m->env.sender == '\0') {
-		/* Nobody to tell: a notification to the null sender would be
-		 * a bounce of a bounce. */
-		log_info("%s: undeliverable mail from the null sender, notification "
-		    "discarded", m->id);
+	} else if (strcasecmp(m->env.sender, qconf.double_bounce) == 0) {
+		/* The postmaster's copy itself failed: telling anyone would
+		 * start a loop. */
+		log_info("%s: undeliverable postmaster notification discarded", m->id);
 		rc = 0;
-	} else if (queue_notice(m, e.r, e.n, 0, newid) == 0) {
+	} else if (*m->env.sender == '\0') {
+		/* A notification that failed has nobody to go back to: the
+		 * postmaster hears of it instead. */
+		if (queue_notice(m, e.r, e.n, NOTICE_2BOUNCE, newid) == 0) {
+			log_info("%s: postmaster non-delivery notification: %s", m->id, newid);
+			qmgr_scan_incoming();
+			rc = 0;
+		}
+	} else if (queue_notice(m, e.r, e.n, NOTICE_BOUNCE, newid) == 0) {
 		log_info("%s: sender non-delivery notification: %s", m->id, newid);
 		qmgr_scan_incoming();
 		rc = 0;
@@ -411,7 +427,7 @@ qdelay_send(struct qmsg *m)
 	size_t i, n = 0;
 	int fd;
 
-	if (*m->env.sender == '\0')
+	if (*m->env.sender == '\0' || strcasecmp(m->env.sender, qconf.double_bounce) == 0)
 		return;     /* nobody to warn: no notice to the null sender */
 	rcpts = xcalloc(m->env.nrcpt, sizeof(*rcpts));
 	for (i = 0; i < m->env.nrcpt; i++) {
@@ -426,7 +442,7 @@ qdelay_send(struct qmsg *m)
 		rcpts[n].is_smtp = bounce_text_is_smtp(m->rs[i].why);
 		n++;
 	}
-	if (n == 0 || queue_notice(m, rcpts, n, 1, newid) < 0) {
+	if (n == 0 || queue_notice(m, rcpts, n, NOTICE_DELAY, newid) < 0) {
 		free(rcpts);
 		return;     /* a failure is logged; the next pass tries again */
 	}

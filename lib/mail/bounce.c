@@ -284,7 +284,12 @@ put_text_part(struct buf *t, const struct bounce_info *in)
 	size_t i;
 
 	buf_printf(t, "This is the mail system at host %s.\n\n", in->myhostname);
-	if (in->delayed)
+	if (in->to != NULL)
+		buf_puts(t,
+		    "A message with the null sender (a delivery notification)\n"
+		    "could not be delivered to the recipients listed below, and\n"
+		    "there is nobody to return it to, so it is reported to you.\n\n");
+	else if (in->delayed)
 		buf_puts(t,
 		    "####################################################################\n"
 		    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
@@ -331,7 +336,8 @@ put_status_part(struct buf *t, const struct bounce_info *in)
 
 	put_field2(t, "Reporting-MTA", "dns", in->myhostname);
 	put_field(t, "X-Postern-Queue-ID", in->queue_id);
-	put_field2(t, "X-Postern-Sender", "rfc822", in->sender);
+	if (*in->sender != '\0')
+		put_field2(t, "X-Postern-Sender", "rfc822", in->sender);
 	if (in->envid != NULL && *in->envid != '\0')
 		put_field(t, "Original-Envelope-Id", in->envid);
 	if (in->arrival_date != NULL && *in->arrival_date != '\0')
@@ -405,7 +411,9 @@ bounce_compose(struct buf *out, const struct bounce_info *in, const char **err_r
 		err = "missing or invalid notification fields";
 		goto done;
 	}
-	if (in->sender == NULL || *in->sender == '\0' || !field_ok(in->sender)) {
+	if (in->to != NULL ? !field_ok(in->to) || in->sender == NULL ||
+	    (*in->sender != '\0' && !field_ok(in->sender)) :
+	    !field_ok(in->sender)) {
 		err = "no sender to notify";
 		goto done;
 	}
@@ -452,9 +460,10 @@ bounce_compose(struct buf *out, const struct bounce_info *in, const char **err_r
 	buf_printf(&all, "Date: %s\n", in->date);
 	buf_printf(&all, "From: MAILER-DAEMON@%s (Mail Delivery System)\n",
 	    in->myhostname);
-	buf_puts(&all, in->delayed ? "Subject: Delayed Mail (still being retried)\n" :
+	buf_puts(&all, in->to != NULL ? "Subject: Postmaster Copy: Undelivered Mail\n" :
+	    in->delayed ? "Subject: Delayed Mail (still being retried)\n" :
 	    "Subject: Undelivered Mail Returned to Sender\n");
-	put_field(&all, "To", in->sender);
+	put_field(&all, "To", in->to != NULL ? in->to : in->sender);
 	buf_puts(&all, "Auto-Submitted: auto-replied\n");
 	put_field(&all, "Message-Id", in->message_id);
 	buf_puts(&all, "MIME-Version: 1.0\n");

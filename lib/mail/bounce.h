@@ -38,7 +38,10 @@ struct bounce_rcpt {
 struct bounce_info {
 	const char *myhostname;   /* Reporting-MTA, From: MAILER-DAEMON@... */
 	const char *queue_id;     /* the original message's queue ID */
-	const char *sender;       /* the original envelope sender: the DSN's To */
+	const char *sender;       /* the original envelope sender: the DSN's To
+	                           * ("" for a notification that failed) */
+	const char *to;           /* NULL: the sender; else the postmaster, told of
+	                           * a failed notification (a double bounce) */
 	const char *envid;        /* ENVID (RFC 3461) or NULL */
 	const char *date;         /* Date: of the notification (RFC 5322 form) */
 	const char *arrival_date; /* Arrival-Date: of the original (RFC 5322 form) */

@@ -331,6 +331,44 @@ class UnprivilegedDelivery(Common, H.InstanceTestCase):
         self.inst.wait_log(r"status=bounced")
         self.assertQueueEmpty()
 
+    def test_failed_bounce_goes_to_postmaster(self):
+        """A notification that cannot be delivered (null sender) has
+        nobody to go back to: the postmaster gets a copy, from
+        double-bounce@$myorigin (Postfix's 2bounce); should that copy
+        fail too, it is dropped with a log line, not looped."""
+        self.inst.stop()
+        self.inst.aliases["broken"] = "no-such-user-xyz"
+        self.inst.aliases["postmaster"] = "alice@example.test"
+        self.inst.start()
+        code, text, _ = send(self.inst, ["broken@localhost"], "a bounce that bounces",
+                             sender="")
+        self.assertEqual(code, 250, text)
+        qid = queue_id_from(text)
+        msgs = H.wait_maildir(self.inst.vmaildir("alice@example.test"), inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        pm = msgs[0]
+        self.assertTrue(pm.startswith(b"Return-Path: <double-bounce@mx.example.test>\n"),
+                        pm[:100])
+        self.assertIn(b"\nSubject: Postmaster Copy: Undelivered Mail\n", pm)
+        self.assertIn(b"\nFinal-Recipient: rfc822; broken@localhost\n", pm)
+        self.assertIn(b"Subject: a bounce that bounces", pm)
+        self.inst.wait_log(r"%s: postmaster non-delivery notification: " % qid)
+        self.assertQueueEmpty()
+
+        # The postmaster cannot be reached either: the end of the line.
+        self.inst.stop()
+        self.inst.aliases["postmaster"] = "no-such-user-pm"
+        self.inst.start()
+        mark = self.inst.log_mark()
+        code, text, _ = send(self.inst, ["broken@localhost"], "nobody at all", sender="")
+        self.assertEqual(code, 250, text)
+        m = self.inst.wait_log(r"postmaster non-delivery notification: ([0-9A-Za-z]+)",
+                               since=mark)[0]
+        self.inst.wait_log(r"%s: undeliverable postmaster notification discarded"
+                           % m.group(1), since=mark)
+        self.assertQueueEmpty()
+        self.assertEqual(len(H.maildir_messages(self.inst.vmaildir("alice@example.test"))), 1)
+
     def test_alias_file(self):
         code, text, _ = send(self.inst, ["tofile@localhost"], "file test")
         self.assertEqual(code, 250, text)

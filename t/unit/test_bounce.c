@@ -320,6 +320,33 @@ START_TEST(test_delayed)
 }
 END_TEST
 
+/* A failed notification (the null sender) reported to the postmaster. */
+START_TEST(test_postmaster_copy)
+{
+	struct bounce_info in;
+	struct buf out = BUF_INIT(0);
+	const char *err = NULL;
+	char *s;
+
+	base_info(&in);
+	in.sender = "";
+	ck_assert_int_eq(bounce_compose(&out, &in, &err), -1);   /* nobody to tell */
+	ck_assert_uint_eq(out.len, 0);
+	in.to = "postmaster@mx.example";
+	s = compose_ok(&in);
+	check_lines(s);
+	ck_assert_ptr_nonnull(strstr(s, "\nSubject: Postmaster Copy: Undelivered Mail\n"));
+	ck_assert_ptr_nonnull(strstr(s, "\nTo: postmaster@mx.example\n"));
+	ck_assert_ptr_nonnull(strstr(s, "there is nobody to return it to"));
+	ck_assert_ptr_null(strstr(s, "X-Postern-Sender"));
+	ck_assert_uint_eq(count(s, "Action: failed\n"), 2);
+	free(s);
+	in.to = "postmaster@mx.example\nBcc: x@y";
+	ck_assert_int_eq(bounce_compose(&out, &in, &err), -1);
+	buf_free(&out);
+}
+END_TEST
+
 START_TEST(test_no_original)
 {
 	struct bounce_info in;
@@ -576,6 +603,7 @@ bounce_suite(void)
 	tcase_add_test(tc, test_log_lines);
 	tcase_add_test(tc, test_date);
 	tcase_add_test(tc, test_delayed);
+	tcase_add_test(tc, test_postmaster_copy);
 	suite_add_tcase(s, tc);
 	return s;
 }
