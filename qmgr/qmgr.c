@@ -86,6 +86,7 @@ read_config(void)
 	qconf.rcpt_limit = config_int_range("qmgr_message_recipient_limit", 1,
 	    100000000);
 	qconf.dest_concurrency = config_int_range("default_destination_concurrency_limit", 0, INT_MAX);
+	qconf.dest_initial = config_int_range("initial_destination_concurrency", 1, INT_MAX);
 	qconf.dest_rcpt_limit = config_int_range("default_destination_recipient_limit", 0, 1000000);
 	qconf.process_limit = config_int_range("default_process_limit", 0, INT_MAX / 10);
 	qconf.rate_delay = config_time("default_destination_rate_delay");

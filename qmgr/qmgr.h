@@ -32,6 +32,7 @@ struct qmgr_conf {
 	long long active_limit;          /* qmgr_message_active_limit */
 	long long rcpt_limit;            /* qmgr_message_recipient_limit */
 	long long dest_concurrency;      /* default_destination_concurrency_limit */
+	long long dest_initial;          /* initial_destination_concurrency */
 	long long dest_rcpt_limit;       /* default_destination_recipient_limit */
 	long long rate_delay;            /* default_destination_rate_delay, s */
 	long long process_limit;         /* default_process_limit */
@@ -140,8 +141,10 @@ void qsched_add(struct qmsg *m, size_t idx, const char *transport,
     const char *nexthop);
 /* Start what the limits allow. */
 void qsched_run(void);
-/* A started job finished (results processed): frees it, drops the ref. */
-void qsched_job_done(struct qjob *job);
+/* A started job finished (results processed): frees it, drops the ref.
+ * feedback for the destination's window: 1 it answered, -1 every
+ * recipient was deferred, 0 nothing learned. */
+void qsched_job_done(struct qjob *job, int feedback);
 /* The job could not start: put it back at the front of its destination
  * and pause the transport for delay_ms (listen queue full: a moment; no
  * listener at all: transport_retry_time). */

@@ -227,6 +227,7 @@ dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, int cache_s,
 	struct qmsg *m = job->msg;
 	unsigned char *seen = xcalloc(job->n ? job->n : 1, 1);
 	size_t i, k;
+	int answered = 0;
 
 	for (i = 0; i < nres; i++) {
 		for (k = 0; k < job->n; k++)
@@ -243,6 +244,7 @@ dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, int cache_s,
 			continue;
 		}
 		seen[k] = 1;
+		answered |= res[i].status != 4;
 		qmsg_result(m, job->idx[k], res[i].status, res[i].dsn, res[i].relay,
 		    res[i].text, &d->start, &d->connected, res[i].logged);
 	}
@@ -262,7 +264,9 @@ dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, int cache_s,
 		dlv_park(d, cache_s);
 	else
 		dlv_free(d);
-	qsched_job_done(job);
+	/* The destination's window (qmgr_sched.c): an agent that vanished
+	 * tells nothing about it. */
+	qsched_job_done(job, answered ? 1 : nres == job->n && nres > 0 ? -1 : 0);
 }
 
 static void
@@ -478,7 +482,7 @@ qdeliver_start(struct qjob *job)
 		    strerror(errno));
 		defer_all(job, buf_cstr(&why), &now, &now, NULL);
 		buf_free(&why);
-		qsched_job_done(job);
+		qsched_job_done(job, 0);
 		return 0;
 	}
 	d = xcalloc(1, sizeof(*d));

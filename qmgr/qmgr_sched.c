@@ -13,6 +13,15 @@
  * <transport>_destination_concurrency_limit (else
  * default_destination_concurrency_limit; local 2).
  *
+ * Slow start (Postfix's concurrency window): a destination starts with
+ * <transport>_initial_destination_concurrency (else
+ * initial_destination_concurrency, 5) parallel deliveries; a delivery
+ * the destination answered (some recipient delivered or refused) widens
+ * the window by 1/window, one where every recipient was deferred narrows
+ * it by as much, between 1 and the limit. A destination with nothing
+ * queued or running is forgotten, and starts over. There is no
+ * dead-destination throttling below a window of 1.
+ *
  * Fairness: each transport keeps a ready list of destinations with queued
  * jobs. A start takes the first destination below its limit and moves it
  * to the tail, so destinations take turns and a slow one (at its limit)
@@ -52,7 +61,8 @@ struct qdest {
 	char *key;
 	char *nexthop;
 	int active;
-	int limit;
+	int limit;                     /* (int)window */
+	double window;                 /* slow start, see above */
 	struct qjob *head, *tail;      /* queued jobs */
 	struct qdest *hnext;           /* hash chain */
 	struct qdest *rprev, *rnext;   /* ready list */
@@ -65,6 +75,7 @@ struct qtransport {
 	int active;
 	int limit;                 /* concurrent deliveries */
 	int dest_limit;            /* per destination */
+	int dest_initial;          /* a new destination's window */
 	size_t rcpt_limit;         /* recipients per job */
 	uint64_t rate_delay_ms;    /* between starts per destination, 0 off */
 	int blocked;               /* cannot start now: wait for unblock_timer */
@@ -159,13 +170,19 @@ transport_get(const char *name)
 		tp->rate_delay_ms = (uint64_t)delay * 1000;
 		tp->dest_limit = 1;
 	}
+	param = xasprintf("%s_initial_destination_concurrency", name);
+	tp->dest_initial = (int)config_int_or(param, qconf.dest_initial, 1, INT_MAX);
+	xfree(&param);
+	if (tp->dest_initial > tp->dest_limit)
+		tp->dest_initial = tp->dest_limit;
 	tp->nbucket = 64;
 	tp->hash = xcalloc(tp->nbucket, sizeof(*tp->hash));
 	tp->next = transports;
 	transports = tp;
-	log_debug("transport %s: process limit %d, destination concurrency %d, "
-	    "recipients per delivery %zu, rate delay %llu ms", tp->name, tp->limit,
-	    tp->dest_limit, tp->rcpt_limit, (unsigned long long)tp->rate_delay_ms);
+	log_debug("transport %s: process limit %d, destination concurrency %d "
+	    "(initial %d), recipients per delivery %zu, rate delay %llu ms", tp->name,
+	    tp->limit, tp->dest_limit, tp->dest_initial, tp->rcpt_limit,
+	    (unsigned long long)tp->rate_delay_ms);
 	return tp;
 }
 
@@ -205,7 +222,8 @@ dest_get(struct qtransport *tp, const char *key, const char *nexthop)
 	d->tp = tp;
 	d->key = xstrdup(key);
 	d->nexthop = xstrdup(nexthop);
-	d->limit = tp->dest_limit;
+	d->window = tp->dest_initial;
+	d->limit = tp->dest_initial;
 	d->hnext = tp->hash[b];
 	tp->hash[b] = d;
 	tp->ndest++;
@@ -439,11 +457,19 @@ qsched_job_retry(struct qjob *job, uint64_t delay_ms)
 }
 
 void
-qsched_job_done(struct qjob *job)
+qsched_job_done(struct qjob *job, int feedback)
 {
 	struct qdest *d = job->dest;
 	struct qmsg *m = job->msg;
 
+	if (feedback != 0) {
+		d->window += feedback / d->window;
+		if (d->window < 1)
+			d->window = 1;
+		if (d->window > d->tp->dest_limit)
+			d->window = d->tp->dest_limit;
+		d->limit = (int)d->window;
+	}
 	d->active--;
 	d->tp->active--;
 	dest_maybe_free(d);

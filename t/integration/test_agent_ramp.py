@@ -1,6 +1,8 @@
 """
 test_agent_ramp - master starts delivery agents for a burst, bounded by
-maxproc (master/service.c svc_ramp(), lib/util/net.c net_listen_pending()).
+maxproc (master/service.c svc_ramp(), lib/util/net.c net_listen_pending()),
+and qmgr's slow start for a new destination (initial_destination_concurrency,
+qmgr/qmgr_sched.c).
 
 Instance A (127.0.0.2, dnsmasq zone of test_relay) relays to a slow stub
 SMTP server (stub.test, 127.0.0.6) that holds every RCPT for a while and
@@ -47,6 +49,12 @@ class FourSmtpNode(R.Node):
     def master_text(self):
         return super().master_text().replace(
             "smtp unix - - n - - smtp", "smtp unix - - n - %d smtp" % MAXPROC)
+
+
+class TenSmtpNode(R.Node):
+    def master_text(self):
+        return super().master_text().replace(
+            "smtp unix - - n - - smtp", "smtp unix - - n - 10 smtp")
 
 
 class CountingStub(R.StubSMTP):
@@ -102,6 +110,28 @@ class AgentRampTest(H.InstanceTestCase):
                               r".*status=sent", a.log()))
         self.assertGreaterEqual(len(pids), 2)
         self.assertLessEqual(len(pids), MAXPROC)
+
+    def test_new_destination_starts_slow(self):
+        """initial_destination_concurrency: a destination starts with that
+        many parallel deliveries and widens by 1/window per answered one
+        (Postfix's slow start), so 20 deliveries from a window of 2 never
+        run more than 6 at once, though limit and maxproc allow 10."""
+        a = TenSmtpNode(A_ADDR, PORT, DNS.port, ["a.test"],
+                        conf={"smtp_destination_concurrency_limit": "10",
+                              "initial_destination_concurrency": "2"})
+        self.addCleanup(self._cleanup_inst, a)
+        a.start()
+        for i in range(N):
+            a.send("alice@a.test", ["bob@stub.test"], "slow start %d" % i)
+        a.wait_log(r"to=<bob@stub\.test>, .*status=deferred", timeout=60, count=N)
+        stub = CountingStub(STUB_ADDR, PORT)
+        self.addCleanup(stub.stop)
+        a.postern("queue", "flush", check=True)
+        stub.wait_messages(N, timeout=120)
+        a.wait_queue_empty(60)
+        # sqrt(2**2 + 2 * 20) < 7: the window after 20 answered deliveries
+        self.assertLessEqual(stub.max_open, 6, "the window did not hold")
+        self.assertGreaterEqual(stub.max_open, 2, "not even the initial window")
 
 
 if __name__ == "__main__":
