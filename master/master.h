@@ -63,7 +63,8 @@ void master_children_gone(void);
 int master_stopping(void);
 
 /* Resolve an inet listener name ("smtp", "127.0.0.1:2525", "[::1]:smtp",
- * "*:25") into what net_listen_inet() takes, with a numeric port.
+ * "*:25") into what net_listen_inet() takes, with a numeric port; a name
+ * without an address listens where inet_interfaces says.
  * xmalloc'd, or NULL and *err_r. */
 char *service_inet_addr(const char *name, char **err_r);
 

@@ -54,6 +54,7 @@
 #include "util/loop.h"
 #include "util/net.h"
 #include "util/strv.h"
+#include "mail/config.h"
 #include "mail/mastercf.h"
 #include "mail/queue.h"
 #include "mail/server.h"
@@ -282,7 +283,20 @@ service_inet_addr(const char *name, char **err_r)
 			host = xstrndup(name, (size_t)(colon - name));
 		port = colon + 1;
 	} else {
+		/* No address: inet_interfaces says (Postfix's rule; "*:port"
+		 * is every address whatever it says). */
+		const char *addr;
+		int family;
+
 		port = name;
+		if (net_interfaces(config_str("inet_interfaces"), &addr, &family) < 0) {
+			*err_r = xasprintf("inet listener \"%s\": inet_interfaces = %s: want "
+			    "all, loopback-only or one address", name,
+			    config_str("inet_interfaces"));
+			return NULL;
+		}
+		if (addr != NULL)
+			host = family == AF_INET6 ? xasprintf("[%s]", addr) : xstrdup(addr);
 	}
 	if (*port == '\0') {
 		free(host);

@@ -45,6 +45,7 @@
 #include "util/buf.h"
 #include "util/ipc.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "util/strv.h"
 #include "mail/config.h"
 #include "mail/deliver.h"
@@ -146,6 +147,24 @@ smtp_pre_init(void)
 	}
 	sconf.bind_address = xstrdup(config_str("smtp_bind_address"));
 	sconf.bind_address6 = xstrdup(config_str("smtp_bind_address6"));
+	{
+		/* inet_interfaces of one address that is not loopback is also
+		 * the source of outbound mail (Postfix's rule), unless
+		 * smtp_bind_address(6) says otherwise. */
+		const char *addr;
+		int family;
+		char **slot;
+
+		if (net_interfaces(config_str("inet_interfaces"), &addr, &family) == 0 &&
+		    addr != NULL && strncmp(addr, "127.", 4) != 0 &&
+		    strcmp(addr, "::1") != 0) {
+			slot = family == AF_INET6 ? &sconf.bind_address6 : &sconf.bind_address;
+			if (**slot == '\0') {
+				free(*slot);
+				*slot = xstrdup(addr);
+			}
+		}
+	}
 	sconf.cache_on_demand = config_bool("smtp_connection_cache_on_demand");
 	sconf.cache_destinations = strv_split_list(
 	    config_str("smtp_connection_cache_destinations"));

@@ -33,6 +33,7 @@
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/net.h"
 #include "util/strv.h"
 #include "mail/config.h"
 #include "proto/pop3.h"
@@ -1201,6 +1202,14 @@ value_problem(const struct param_def *def, const char *v)
 		if (parse_bool(v) < 0)
 			return xstrdup("yes or no");
 		break;
+	}
+	if (strcmp(def->name, "inet_interfaces") == 0) {
+		const char *addr;
+		int family;
+
+		if (net_interfaces(v, &addr, &family) < 0)
+			return xstrdup("all, loopback-only or one IP address (name "
+			    "more listening addresses in master.conf)");
 	}
 	if (strcmp(def->name, "pop3d_uidl_format") == 0) {
 		struct buf b = BUF_INIT(0);

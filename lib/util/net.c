@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -95,6 +96,39 @@ split_hostport(const char *hp, char **host, char **port)
 	if (colon > hp && !(colon - hp == 1 && hp[0] == '*'))
 		*host = xstrndup(hp, (size_t)(colon - hp));
 	*port = xstrdup(colon + 1);
+	return 0;
+}
+
+int
+net_interfaces(const char *v, const char **addr_r, int *family_r)
+{
+	static char one[INET6_ADDRSTRLEN];
+	unsigned char bin[sizeof(struct in6_addr)];
+	size_t len;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	len = strcspn(v, " \t");
+	if (v[len + strspn(v + len, " \t")] != '\0' || len >= sizeof(one))
+		return -1;      /* more than one word, or too long to be an address */
+	memcpy(one, v, len);
+	one[len] = '\0';
+	*addr_r = NULL;
+	*family_r = AF_UNSPEC;
+	if (len == 0 || strcasecmp(one, "all") == 0)
+		return 0;
+	if (strcasecmp(one, "loopback-only") == 0) {
+		*addr_r = "127.0.0.1";
+		*family_r = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET, one, bin) == 1)
+		*family_r = AF_INET;
+	else if (inet_pton(AF_INET6, one, bin) == 1)
+		*family_r = AF_INET6;
+	else
+		return -1;
+	*addr_r = one;
 	return 0;
 }
 

@@ -12,6 +12,12 @@
  * addresses). SO_REUSEADDR, non-blocking, close-on-exec. -1 and *err_r
  * (static or xasprintf'd, caller frees) on failure. */
 int net_listen_inet(const char *hostport, int backlog, char **err_r);
+/* inet_interfaces as Postern takes it: "all" (or empty), "loopback-only"
+ * or one numeric IPv4/IPv6 address. Sets *addr_r to NULL (all),
+ * "127.0.0.1" or the address (a static buffer: copy it); *family_r to AF_INET,
+ * AF_INET6 or AF_UNSPEC (all). 0, or -1 for anything else (a list, a
+ * host name). */
+int net_interfaces(const char *v, const char **addr_r, int *family_r);
 /* Unlinks a stale socket first; chmods to mode. */
 int net_listen_unix(const char *path, int mode, int backlog, char **err_r);
 /* The backlog to ask listen() for: the kernel's ceiling

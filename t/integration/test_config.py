@@ -136,6 +136,31 @@ class Conf(H.InstanceTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("message_size_limit", r.stderr)
 
+    def test_inet_interfaces(self):
+        """A listener without an address listens where inet_interfaces
+        says (a null client's loopback-only must not face the network);
+        what Postern cannot do with it (a list, a name) is an error in
+        check and at start, not a silent listen on every address."""
+        inst = self.make_instance(conf={"inet_interfaces": "127.0.0.2"})
+        bare = H.free_port()
+        inst.services.append("%d inet n - n - - smtpd" % bare)
+        inst.start()
+        inst.wait_smtp(bare, 20, host="127.0.0.2")
+        self.assertFalse(H.port_accepts(bare, "127.0.0.1"),
+                         "a bare port listened beyond inet_interfaces")
+        self.assertTrue(H.port_accepts(inst.port))   # an address of its own
+        inst.stop()
+        for bad in ("127.0.0.1, 127.0.0.2", "mail.example.test"):
+            inst.params["inet_interfaces"] = bad
+            inst.write_config()
+            r = inst.postern("check")
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn("inet_interfaces", r.stderr)
+            r = inst.postern("start-fg", timeout=30)
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn("inet_interfaces", r.stderr)
+            self.assertFalse(H.port_accepts(bare, "127.0.0.1"))
+
     def test_root_owned_data_directory(self):
         """A data_directory root made (a package's mkdir, scripts/demo.sh)
         is what master hands to mail_owner at start: check and start take

@@ -101,6 +101,37 @@ accept_wait(int lfd, struct sockaddr_storage *ss, socklen_t *len)
 	return afd;
 }
 
+/* inet_interfaces: all, loopback-only, or one numeric address. */
+START_TEST(test_interfaces)
+{
+	static const struct { const char *in, *addr; int family; } ok[] = {
+		{ "", NULL, AF_UNSPEC }, { "all", NULL, AF_UNSPEC },
+		{ " ALL ", NULL, AF_UNSPEC },
+		{ "loopback-only", "127.0.0.1", AF_INET },
+		{ "192.0.2.7", "192.0.2.7", AF_INET },
+		{ " 2001:db8::1 ", "2001:db8::1", AF_INET6 },
+	};
+	static const char *const bad[] = {
+		"127.0.0.1, 127.0.0.2", "127.0.0.1 ::1", "mail.example.com",
+		"192.0.2.300", "[::1]", "localhost",
+		"11111111111111111111111111111111111111111111111111111111",
+	};
+	const char *addr;
+	int family;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ck_assert_msg(net_interfaces(ok[i].in, &addr, &family) == 0, "%s", ok[i].in);
+		if (ok[i].addr == NULL)
+			ck_assert_ptr_null(addr);
+		else
+			ck_assert_str_eq(addr, ok[i].addr);
+		ck_assert_int_eq(family, ok[i].family);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(net_interfaces(bad[i], &addr, &family) == -1, "%s", bad[i]);
+}
+END_TEST
+
 START_TEST(test_listen_connect_inet)
 {
 	char addr[64], *err = NULL;
@@ -294,6 +325,7 @@ net_suite(void)
 
 	tcase_add_loop_test(tc, test_cidr, 0, (int)(sizeof(cidr_cases) / sizeof(cidr_cases[0])));
 	tcase_add_test(tc, test_listen_connect_inet);
+	tcase_add_test(tc, test_interfaces);
 	tcase_add_test(tc, test_listen_bad);
 	tcase_add_test(tc, test_sockaddr_text);
 	tcase_add_test(tc, test_unix);
