@@ -215,11 +215,15 @@ class QmgrHousekeeping(H.InstanceTestCase):
         inst.aliases["hardfail"] = "|%s" % inst.path("bin", "hardfail")
         # Both commands say they started: both agents have the queue file
         # open before the test removes it (a slow agent would otherwise
-        # find no file to open and defer instead of bounce).
-        inst.write_script("tempfail", "touch %s/started\nsleep 2\nexit 75\n"
-                          % inst.path("out"))
-        inst.write_script("hardfail", "touch %s/started-hard\nsleep 2\n"
-                          "echo no such thing >&2\nexit 67\n" % inst.path("out"))
+        # find no file to open and defer instead of bounce). They end only
+        # after the removal (the test's "go"), however far apart they
+        # started.
+        wait_go = ("i=0; while [ ! -e %s/go ] && [ $i -lt 300 ]; do sleep 0.1; "
+                   "i=$((i+1)); done\n" % inst.path("out"))
+        inst.write_script("tempfail", "touch %s/started\n%sexit 75\n"
+                          % (inst.path("out"), wait_go))
+        inst.write_script("hardfail", "touch %s/started-hard\n%s"
+                          "echo no such thing >&2\nexit 67\n" % (inst.path("out"), wait_go))
         inst.start()
         self.assertEqual(send(inst, ["tempfail@localhost", "hardfail@localhost"],
                               "vanish"), {})
@@ -230,6 +234,8 @@ class QmgrHousekeeping(H.InstanceTestCase):
         self.assertEqual(len(active), 1, inst.queue_files())
         qid = active[0].split("/")[1]
         os.unlink(inst.path("queue", active[0]))
+        with open(inst.path("out", "go"), "w"):
+            pass
         inst.wait_log(r"%s: to=<tempfail@localhost>.*status=deferred" % qid, timeout=30)
         inst.wait_log(r"%s: to=<hardfail@localhost>.*status=bounced" % qid, timeout=30)
         time.sleep(2)
