@@ -793,6 +793,31 @@ class PrivilegedDelivery(Common, H.InstanceTestCase):
                            r"\(.*no mailbox for ptuser2@localhost")
         self.assertEqual(H.maildir_messages(os.path.join(self.home2, "Maildir")), [])
 
+    def test_mailbox_command_dovecot_lda(self):
+        """The Postfix + Dovecot setup that uses mailbox_command: the real
+        dovecot-lda delivers the user's copy into a Maildir Dovecot indexes."""
+        lda = "/usr/lib/dovecot/dovecot-lda"
+        if not os.access(lda, os.X_OK):
+            self.skipTest("dovecot-lda not installed")
+        conf = self.inst.write("dovecot-lda.conf", (
+            "base_dir = %s\nstate_dir = %s\nlog_path = /dev/stderr\n"
+            "mail_location = maildir:~/Maildir-lda\nfirst_valid_uid = 1\n"
+            "protocols =\nssl = no\n") % (self.inst.path("lda-run"),
+                                           self.inst.path("lda-state")), mode=0o644)
+        self.inst.params["mailbox_command"] = (
+            '%s -c %s -f "$SENDER" -a "$RECIPIENT"' % (lda, conf))
+        self.inst.start()
+        code, text, _ = send(self.inst, ["ptuser1@localhost"], "through dovecot-lda")
+        self.assertEqual(code, 250, text)
+        md = os.path.join(self.home1, "Maildir-lda")
+        msgs = H.wait_maildir(md, inst=self.inst)
+        self.assertEqual(len(msgs), 1)
+        self.assertIn(b"Subject: through dovecot-lda", msgs[0])
+        self.assertIn(lf(BODY.encode()), msgs[0].replace(b"\r\n", b"\n"))
+        self.assertTrue(os.path.exists(os.path.join(md, "dovecot-uidlist")))
+        self.assertLogSent("ptuser1@localhost")
+        self.assertQueueEmpty()
+
     def test_alias_list_to_system_users(self):
         self.inst.start()
         code, text, _ = send(self.inst, ["staff@localhost"], "staff list")
