@@ -34,6 +34,7 @@
 #include "util/net.h"
 #include "util/priv.h"
 #include "util/strv.h"
+#include "util/tls.h"
 #include "mail/config.h"
 #include "mail/restrict.h"
 #include "mail/mastercf.h"
@@ -448,6 +449,88 @@ check_overrides(const char *path, const struct master_service *svcs, size_t n)
 			}
 			free(name);
 		}
+	}
+}
+
+/*
+ * TLS certificates. A daemon that needs TLS and cannot load its
+ * certificate exits at start (and master restarts it, again and again);
+ * one that may do without it goes on without TLS. Both are found here,
+ * before start, with the loader the daemons use.
+ */
+
+/* name's value for service s: its -o override, else postern.conf's. */
+static const char *
+svc_value(const struct master_service *s, const char *name)
+{
+	size_t len = strlen(name), j;
+
+	for (j = 0; s->args != NULL && s->args[j] != NULL; j++)
+		if (strcmp(s->args[j], "-o") == 0 && s->args[j + 1] != NULL &&
+		    strncmp(s->args[j + 1], name, len) == 0 && s->args[j + 1][len] == '=')
+			return s->args[j + 1] + len + 1;
+	return config_str(name);
+}
+
+static void
+check_tls(const char *path, const struct master_service *svcs, size_t n)
+{
+	static const struct { const char *command, *prefix; } kinds[] = {
+		{ "smtpd", "smtpd" }, { "imap-login", "imapd" },
+		{ "pop3-login", "pop3d" }, { "managesieve-login", "managesieve" },
+	};
+	char p_cert[64], p_key[64], p_wrap[64], where[300], *err = NULL;
+	struct tls_ctx *ctx;
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		const struct master_service *s = &svcs[i];
+		const char *cert, *key, *level = "";
+		int required;
+
+		for (k = 0; k < ARRAY_SIZE(kinds); k++)
+			if (strcmp(s->command, kinds[k].command) == 0)
+				break;
+		if (k == ARRAY_SIZE(kinds))
+			continue;
+		snprintf(p_cert, sizeof(p_cert), "%s_tls_cert_file", kinds[k].prefix);
+		snprintf(p_key, sizeof(p_key), "%s_tls_key_file", kinds[k].prefix);
+		snprintf(p_wrap, sizeof(p_wrap), "%s_tls_wrappermode", kinds[k].prefix);
+		snprintf(where, sizeof(where), "%s:%d: service %s", path, s->lineno, s->name);
+		cert = svc_value(s, p_cert);
+		key = svc_value(s, p_key);
+		required = strcasecmp(svc_value(s, p_wrap), "yes") == 0;
+		if (k == 0) {
+			level = svc_value(s, "smtpd_tls_security_level");
+			required |= strcasecmp(level, "encrypt") == 0;
+			if (!required && strcasecmp(level, "may") != 0)
+				continue;   /* no TLS: the files are not used */
+		}
+		if (*cert == '\0' || *key == '\0') {
+			if (required)
+				error("%s: TLS is required (%s) but %s or %s is not set; "
+				    "fix: set both to the PEM certificate chain and key",
+				    where, strcasecmp(level, "encrypt") == 0 ?
+				    "smtpd_tls_security_level = encrypt" : p_wrap, p_cert, p_key);
+			continue;
+		}
+		if ((ctx = tls_server_ctx_new(cert, key, &err)) != NULL) {
+			tls_ctx_free(&ctx);
+			continue;
+		}
+		/* The daemons load them as root: an ordinary user's check may
+		 * just not be allowed to read the key. */
+		if (!required || (geteuid() != 0 && (access(key, R_OK) < 0 ||
+		    access(cert, R_OK) < 0) && errno == EACCES))
+			warning("%s: cannot load %s and %s: %s; it %s; fix: point them "
+			    "at a readable PEM chain and its key", where, cert, key,
+			    err ? err : "?", required ? "may fail to start (run postern "
+			    "check as root to know)" : "would run without TLS");
+		else
+			error("%s: cannot load %s and %s: %s, and TLS is required: it "
+			    "would not start; fix: point them at a readable PEM chain "
+			    "and its key", where, cert, key, err ? err : "?");
+		xfree(&err);
 	}
 }
 
@@ -966,6 +1049,7 @@ check_run(int show_warnings)
 	} else {
 		check_overrides(path, svcs, n);
 		check_spawn(path, svcs, n);
+		check_tls(path, svcs, n);
 	}
 	free(path);
 	check_conf_file("postern.conf");

@@ -161,6 +161,50 @@ class Conf(H.InstanceTestCase):
             self.assertIn("inet_interfaces", r.stderr)
             self.assertFalse(H.port_accepts(bare, "127.0.0.1"))
 
+    def test_check_tls_certificates(self):
+        """postern check loads the TLS certificates as the daemons will: a
+        service that requires TLS (encrypt, wrapper mode) and cannot load
+        them is an error - it would die at start, over and over - and one
+        that may do without TLS gets a warning."""
+        inst = self.make_instance()
+        cert, key = inst.make_cert(level="may")
+        imaps = H.free_port()
+        inst.services.append("127.0.0.1:%d inet n - n - - imap-login "
+                             "-o imapd_tls_wrappermode=yes" % imaps)
+        inst.params.update({"imapd_tls_cert_file": cert, "imapd_tls_key_file": key})
+        inst.prepare()
+
+        def check():
+            inst.write_config()
+            inst.write("master.conf", inst.master_text())
+            return inst.postern("check")
+
+        r = check()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("cannot load", r.stderr)
+        # smtpd at "may" with a missing key: it runs, without TLS
+        inst.params["smtpd_tls_key_file"] = inst.path("no-such-key.pem")
+        r = check()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stderr, r"warning: .*service 127\.0\.0\.1:%d: cannot load "
+                         r".*would run without TLS" % inst.port)
+        # ... at "encrypt" it would not start
+        inst.params["smtpd_tls_security_level"] = "encrypt"
+        r = check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr, r"error: .*service 127\.0\.0\.1:%d: cannot load "
+                         r".*TLS is required" % inst.port)
+        inst.params["smtpd_tls_key_file"] = key
+        # imaps (wrapper mode) without a certificate at all
+        inst.params["imapd_tls_cert_file"] = ""
+        r = check()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr, r"error: .*service 127\.0\.0\.1:%d: TLS is required "
+                         r"\(imapd_tls_wrappermode\) but imapd_tls_cert_file" % imaps)
+        r = inst.postern("start-fg", timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertFalse(H.port_accepts(inst.port))
+
     def test_root_owned_data_directory(self):
         """A data_directory root made (a package's mkdir, scripts/demo.sh)
         is what master hands to mail_owner at start: check and start take
