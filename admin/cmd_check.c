@@ -213,6 +213,7 @@ static const char *const unimplemented_params[] = {
 	"smtp_tls_ciphers", "smtp_tls_exclude_ciphers", "smtp_tls_mandatory_ciphers",
 	"smtp_tls_mandatory_protocols", "smtp_tls_protocols",
 	"smtpd_authorized_xclient_hosts", "smtpd_authorized_xforward_hosts",
+	"smtpd_client_auth_rate_limit",
 	"smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",
 	"smtpd_client_message_rate_limit", "smtpd_client_new_tls_session_rate_limit",
 	"smtpd_client_recipient_rate_limit", "smtpd_etrn_restrictions",
@@ -231,6 +232,19 @@ static int
 unimplemented(const char *name)
 {
 	return words_contain_ci(unimplemented_params, name);
+}
+
+/* Set to something that would protect: not empty, not "no", and for the
+ * smtpd_client_*_limit counters not 0 (Postfix's "no limit"). */
+static int
+unimplemented_set(const char *name, const char *v)
+{
+	if (v == NULL || *v == '\0' || strcasecmp(v, "no") == 0)
+		return 0;
+	if (strncmp(name, "smtpd_client_", 13) == 0 &&
+	    strcmp(name + strlen(name) - 6, "_limit") == 0 && strcmp(v, "0") == 0)
+		return 0;
+	return 1;
 }
 
 static void
@@ -296,7 +310,7 @@ check_security(void)
 
 	for (i = 0; unimplemented_params[i] != NULL; i++) {
 		v = config_get(unimplemented_params[i]);
-		if (v != NULL && *v != '\0' && strcasecmp(v, "no") != 0)
+		if (unimplemented_set(unimplemented_params[i], v))
 			error_unimplemented("", unimplemented_params[i], v);
 	}
 	/* The restriction lists, parsed as smtpd parses them at start. */
@@ -432,7 +446,7 @@ check_overrides(const char *path, const struct master_service *svcs, size_t n)
 			    svcs[i].lineno, svcs[i].name);
 			if (eq == NULL)
 				;       /* mastercf_load refused it already */
-			else if (unimplemented(name) && *eq != '\0' && strcasecmp(eq, "no") != 0)
+			else if (unimplemented(name) && unimplemented_set(name, eq))
 				error_unimplemented(where, name, eq);
 			else if (strcmp(name, "smtpd_milters") == 0
 			    || strcmp(name, "non_smtpd_milters") == 0)

@@ -106,7 +106,9 @@ class CheckStartReload(H.InstanceTestCase):
                       "check_policy_service unix:private/policy, "
                       "reject_rbl_client zen.spamhaus.org, reject_bogus\n"
                       "smtpd_helo_restrictions = check_helo_access\n"
-                      "smtpd_restriction_classes = friends\n")
+                      "smtpd_restriction_classes = friends\n"
+                      "smtpd_client_auth_rate_limit = 10\n"
+                      "smtpd_client_connection_rate_limit = 0\n")
         errs = self.assertRefused(
             "body_checks = regexp:/etc/postern/body_checks: Postern does not "
             "implement body_checks yet",
@@ -114,13 +116,16 @@ class CheckStartReload(H.InstanceTestCase):
             "not implement header_checks yet",
             "smtpd_recipient_restrictions: unknown restriction \"reject_bogus\"",
             "smtpd_helo_restrictions: check_helo_access needs a table",
-            "smtpd_restriction_classes = friends: Postern does not implement")
+            "smtpd_restriction_classes = friends: Postern does not implement",
+            "smtpd_client_auth_rate_limit = 10: Postern does not implement")
         # implemented restrictions are not refused
         self.assertFalse([e for e in errs if "check_policy_service" in e
                           or "reject_rbl_client" in e], errs)
         # what Postern does anyway, or "no", is not an error
         self.assertFalse([e for e in errs if "smtpd_relay_restrictions" in e
                           or "smtpd_tls_req_ccert" in e], errs)
+        # nor a limit of 0, Postfix's "no limit"
+        self.assertFalse([e for e in errs if "connection_rate_limit" in e], errs)
 
     def test_tls_session_cache_database_refused(self):
         # Postern keeps TLS sessions in memory, without tlsmgr: the
