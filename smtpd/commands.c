@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/alloc.h"
 #include "util/conn.h"
@@ -239,6 +240,19 @@ static const struct command commands[SMTP_VERB_COUNT] = {
  * to completion, and an idle session should not carry a line buffer. */
 static struct buf linebuf = BUF_INIT(0);
 
+/* Is the line's first word one of smtpd_forbidden_commands? */
+static int
+forbidden(const char *line)
+{
+	char **f;
+	size_t n = strcspn(line, " \t");
+
+	for (f = smtpd_conf.forbidden; f != NULL && *f != NULL; f++)
+		if (strlen(*f) == n && strncasecmp(*f, line, n) == 0)
+			return 1;
+	return 0;
+}
+
 const struct smtp_verb_info *
 command_run(struct session *s, const char *line, size_t len)
 {
@@ -259,6 +273,15 @@ command_run(struct session *s, const char *line, size_t len)
 	const struct smtp_verb_info *v = cmd.verb;
 	const struct command *c = &commands[v->verb];
 	s->cmd_total[v->verb]++;
+	if (v->verb == SMTP_UNKNOWN && forbidden(line)) {
+		/* An HTTP request (a web page making a browser post to port
+		 * 25): what follows may be SMTP commands in a form's body, so
+		 * nothing more is read (Postfix's smtpd_forbidden_commands). */
+		log_warnx("non-SMTP command from %s[%s]: %.100s", s->name, s->addr, line);
+		reply(s, "221 2.7.0 Error: I can break rules, too. Goodbye.");
+		session_enter(s, SESS_QUIT);
+		return v;
+	}
 	if (v->verb == SMTP_UNKNOWN || c->fn == NULL) {
 		smtpd_milter_unknown(s, line, "502 5.5.2 Error: command not recognized");
 		s->errors++;

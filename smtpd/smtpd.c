@@ -72,6 +72,7 @@ smtpd_post_init(struct loop *l)
 	if (c->bare_newline_reject_code < 500 || c->bare_newline_reject_code > 599)
 		log_fatalx("smtpd_forbid_bare_newline_reject_code: not a 5XX code");
 	c->discard_ehlo = strv_split_list(config_get("smtpd_discard_ehlo_keywords"));
+	c->forbidden = strv_split_list(config_str("smtpd_forbidden_commands"));
 
 	long long line = config_int("line_length_limit");
 	c->limits.line_length_limit = line < 512 ? 512 : (size_t)line;

@@ -47,6 +47,7 @@ struct smtpd_conf {
 	const char *bare_newline_exclusions;
 	int bare_newline_reject_code; /* smtpd_forbid_bare_newline_reject_code */
 	char **discard_ehlo;          /* smtpd_discard_ehlo_keywords (any case) */
+	char **forbidden;             /* smtpd_forbidden_commands (any case) */
 	int helo_required;            /* smtpd_helo_required */
 	int peername_lookup;          /* smtpd_peername_lookup */
 	int smtputf8_enable;

@@ -244,6 +244,7 @@ static const struct param_def param_table[] = {
 	{ "smtpd_dns_timeout", CONF_TIME, "10s", 's', 0 },
 	{ "smtpd_end_of_data_restrictions", CONF_STR, "", 0, 0 },
 	{ "smtpd_error_sleep_time", CONF_TIME, "1s", 's', 0 },
+	{ "smtpd_forbidden_commands", CONF_STR, "CONNECT GET POST", 0, 0 },
 	{ "smtpd_forbid_bare_newline", CONF_STR, "normalize", 0, 0 },
 	{ "smtpd_forbid_bare_newline_exclusions", CONF_STR, "$mynetworks", 0, 0 },
 	{ "smtpd_forbid_bare_newline_reject_code", CONF_INT, "550", 0, 0 },

@@ -203,6 +203,38 @@ class Limits(H.InstanceTestCase):
         c.close()
 
 
+class ForbiddenCommands(H.InstanceTestCase):
+    """smtpd_forbidden_commands (CONNECT GET POST, as in Postfix): an HTTP
+    request ends the session at once, so SMTP commands in what follows (a
+    form a web page made a browser post to port 25) are never run."""
+
+    def setUp(self):
+        self.inst = self.make_instance(privileged=False)
+        self.inst.start()
+
+    def test_http_post_ends_the_session(self):
+        c = H.RawSMTP(self.inst.port)
+        self.assertEqual(c.reply()[0], 220)
+        c.send(b"POST / HTTP/1.1\r\nHost: mx\r\n\r\nHELO x\r\n"
+               b"MAIL FROM:<other@client.example>\r\n")
+        self.assertEqual(c.reply(), (221, ["2.7.0 Error: I can break rules, too. Goodbye."]))
+        with self.assertRaises(EOFError):
+            c.reply()
+        c.close()
+        self.inst.wait_log(r"warning: non-SMTP command from localhost\[127\.0\.0\.1\]: "
+                           r"POST / HTTP/1\.1")
+        self.assertNotRegex(self.inst.log(), r"from=<other@client\.example>")
+
+    def test_other_unknown_commands_are_answered(self):
+        c = H.RawSMTP(self.inst.port)
+        try:
+            self.assertEqual(c.reply()[0], 220)
+            self.assertEqual(c.cmd("GETX /")[0], 502)     # a word, not the word
+            self.assertEqual(c.cmd("NOOP")[0], 250)
+        finally:
+            c.close()
+
+
 class BareNewlineReject(H.InstanceTestCase):
     # The test client is in mynetworks: exclusions must not cover it.
     CONF = {"smtpd_forbid_bare_newline": "reject",
