@@ -286,55 +286,39 @@ parse_mailbox(const unsigned char **pp, int utf8, int need_domain, const char **
 	return 0;
 }
 
-/* strict_rfc821_envelopes = no: a mailbox without the angle brackets
- * ("MAIL FROM:user@example.com", from old scripts and appliances). It
- * ends at the first space, where the parameters begin; the mailbox
- * itself must be as valid as inside <...>. */
-static int
-parse_bare(const unsigned char *p, int utf8, char **addr_r, const char **end_r,
-    const char **err_r)
-{
-	const unsigned char *mbox = p;
-	const char *err = E_SYNTAX;
-
-	if (*p == '\0' || parse_mailbox(&p, utf8, 0, &err) < 0)
-		goto fail;
-	if (*p != ' ' && *p != '\0') {
-		err = E_SYNTAX;
-		goto fail;
-	}
-	if (p - mbox > PATH_MAX_LEN - 2) {
-		err = E_PATH_LONG;
-		goto fail;
-	}
-	*addr_r = xstrndup((const char *)mbox, (size_t)(p - mbox));
-	if (end_r != NULL)
-		*end_r = (const char *)p;
-	return 0;
-fail:
-	*addr_r = NULL;
-	if (err_r != NULL)
-		*err_r = err;
-	return -1;
-}
-
 int
 addr_parse_path(const char *s, unsigned flags, char **addr_r, const char **end_r,
     const char **err_r)
 {
-	const unsigned char *p = (const unsigned char *)s, *start, *mbox;
+	const unsigned char *p = (const unsigned char *)s, *start, *mbox, *mbox_end;
 	const char *err = E_SYNTAX;
 	int utf8 = (flags & ADDR_UTF8) != 0;
+	size_t len;
 
 	while (*p == ' ')
 		p++;
+	start = p;
 	if (*p != '<') {
-		if (flags & ADDR_BARE_OK)
-			return parse_bare(p, utf8, addr_r, end_r, err_r);
-		err = E_NO_LT;
-		goto fail;
+		/* strict_rfc821_envelopes = no: a mailbox without the angle
+		 * brackets ("MAIL FROM:user@example.com", from old scripts and
+		 * appliances). It ends at the first space, where the parameters
+		 * begin, and must be as valid as one inside <...>. */
+		if (!(flags & ADDR_BARE_OK)) {
+			err = E_NO_LT;
+			goto fail;
+		}
+		mbox = p;
+		if (*p == '\0' || parse_mailbox(&p, utf8, 0, &err) < 0)
+			goto fail;
+		if (*p != ' ' && *p != '\0') {
+			err = E_SYNTAX;
+			goto fail;
+		}
+		mbox_end = p;
+		len = (size_t)(p - mbox) + 2;     /* as if in brackets */
+		goto done;
 	}
-	start = p++;
+	p++;
 	if (*p == '>') {
 		*addr_r = xstrdup("");
 		if (end_r != NULL)
@@ -367,12 +351,14 @@ addr_parse_path(const char *s, unsigned flags, char **addr_r, const char **end_r
 		err = *p == '\0' ? E_NO_GT : E_SYNTAX;
 		goto fail;
 	}
-	p++;
-	if (p - start > PATH_MAX_LEN) {
+	mbox_end = p++;
+	len = (size_t)(p - start);
+done:
+	if (len > PATH_MAX_LEN) {
 		err = E_PATH_LONG;
 		goto fail;
 	}
-	*addr_r = xstrndup((const char *)mbox, (size_t)(p - 1 - mbox));
+	*addr_r = xstrndup((const char *)mbox, (size_t)(mbox_end - mbox));
 	if (end_r != NULL)
 		*end_r = (const char *)p;
 	return 0;

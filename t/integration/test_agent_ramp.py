@@ -45,16 +45,13 @@ def tearDownModule():
     R.tearDownModule()
 
 
-class FourSmtpNode(R.Node):
-    def master_text(self):
-        return super().master_text().replace(
-            "smtp unix - - n - - smtp", "smtp unix - - n - %d smtp" % MAXPROC)
-
-
-class TenSmtpNode(R.Node):
-    def master_text(self):
-        return super().master_text().replace(
-            "smtp unix - - n - - smtp", "smtp unix - - n - 10 smtp")
+def smtp_node(maxproc, conf):
+    """Instance A, its smtp service limited to maxproc processes."""
+    class Node(R.Node):
+        def master_text(self):
+            return super().master_text().replace(
+                "smtp unix - - n - - smtp", "smtp unix - - n - %d smtp" % maxproc)
+    return Node(A_ADDR, PORT, DNS.port, ["a.test"], conf=conf)
 
 
 class CountingStub(R.StubSMTP):
@@ -85,19 +82,25 @@ class CountingStub(R.StubSMTP):
 
 class AgentRampTest(H.InstanceTestCase):
 
-    def test_burst_runs_maxproc_agents_and_never_more(self):
-        a = FourSmtpNode(A_ADDR, PORT, DNS.port, ["a.test"],
-                         conf={"smtp_destination_concurrency_limit": "20"})
+    def burst(self, maxproc, conf, subject):
+        """N messages queued in A while the stub is down, then the stub up
+        and a flush: (A, the stub) once all are delivered."""
+        a = smtp_node(maxproc, conf)
         self.addCleanup(self._cleanup_inst, a)
         a.start()
         for i in range(N):
-            a.send("alice@a.test", ["bob@stub.test"], "burst %d" % i)
+            a.send("alice@a.test", ["bob@stub.test"], "%s %d" % (subject, i))
         a.wait_log(r"to=<bob@stub\.test>, .*status=deferred", timeout=60, count=N)
         stub = CountingStub(STUB_ADDR, PORT)
         self.addCleanup(stub.stop)
         a.postern("queue", "flush", check=True)
         stub.wait_messages(N, timeout=120)
         a.wait_queue_empty(60)
+        return a, stub
+
+    def test_burst_runs_maxproc_agents_and_never_more(self):
+        a, stub = self.burst(MAXPROC, {"smtp_destination_concurrency_limit": "20"},
+                             "burst")
         subjects = sorted(re.search(rb"Subject: (burst \d+)", m[2]).group(1)
                           for m in stub.messages)
         self.assertEqual(subjects, sorted(b"burst %d" % i for i in range(N)))
@@ -116,19 +119,8 @@ class AgentRampTest(H.InstanceTestCase):
         many parallel deliveries and widens by 1/window per answered one
         (Postfix's slow start), so 20 deliveries from a window of 2 never
         run more than 6 at once, though limit and maxproc allow 10."""
-        a = TenSmtpNode(A_ADDR, PORT, DNS.port, ["a.test"],
-                        conf={"smtp_destination_concurrency_limit": "10",
-                              "initial_destination_concurrency": "2"})
-        self.addCleanup(self._cleanup_inst, a)
-        a.start()
-        for i in range(N):
-            a.send("alice@a.test", ["bob@stub.test"], "slow start %d" % i)
-        a.wait_log(r"to=<bob@stub\.test>, .*status=deferred", timeout=60, count=N)
-        stub = CountingStub(STUB_ADDR, PORT)
-        self.addCleanup(stub.stop)
-        a.postern("queue", "flush", check=True)
-        stub.wait_messages(N, timeout=120)
-        a.wait_queue_empty(60)
+        _, stub = self.burst(10, {"smtp_destination_concurrency_limit": "10",
+                                  "initial_destination_concurrency": "2"}, "slow start")
         # sqrt(2**2 + 2 * 20) < 7: the window after 20 answered deliveries
         self.assertLessEqual(stub.max_open, 6, "the window did not hold")
         self.assertGreaterEqual(stub.max_open, 2, "not even the initial window")
