@@ -37,6 +37,7 @@
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/strv.h"
 #include "mail/config.h"
 #include "mail/queue.h"
 #include "mail/server.h"
@@ -77,7 +78,15 @@ read_config(void)
 	v = config_str("myorigin");
 	if (*v == '\0')
 		v = qconf.myhostname;
-	qconf.postmaster = xasprintf("postmaster@%s", v);
+	qconf.postmaster = strchr(config_str("2bounce_notice_recipient"), '@') != NULL ?
+	    xstrdup(config_str("2bounce_notice_recipient")) :
+	    xasprintf("%s@%s", config_str("2bounce_notice_recipient"), v);
+	{
+		char **classes = strv_split_list(config_str("notify_classes"));
+
+		qconf.notify_2bounce = strv_contains_ci(classes, "2bounce");
+		strv_free(&classes);
+	}
 	qconf.double_bounce = strchr(config_str("double_bounce_sender"), '@') != NULL ?
 	    xstrdup(config_str("double_bounce_sender")) :
 	    xasprintf("%s@%s", config_str("double_bounce_sender"), v);

@@ -28,7 +28,8 @@ struct qmgr_conf {
 	const char *queue_directory;
 	const char *myhostname;
 	char *double_bounce;             /* double_bounce_sender@myorigin */
-	char *postmaster;                /* postmaster@myorigin: told of double bounces */
+	char *postmaster;                /* 2bounce_notice_recipient (@myorigin added) */
+	int notify_2bounce;              /* notify_classes has 2bounce */
 	long long active_limit;          /* qmgr_message_active_limit */
 	long long rcpt_limit;            /* qmgr_message_recipient_limit */
 	long long dest_concurrency;      /* default_destination_concurrency_limit */

@@ -10,8 +10,9 @@
  * - The notification is a complete, fsynced queue file in incoming/
  *   before the bounce log is removed. A crash in between sends it twice,
  *   never zero times.
- * - No loop: a failed notification (null sender) goes to the postmaster
- *   from double_bounce_sender, and a failure of that one is only logged.
+ * - No loop: a failed notification (null sender) goes, with 2bounce in
+ *   notify_classes, to the postmaster from double_bounce_sender, and a
+ *   failure of that one is only logged.
  * - Defer logs are advisory (mailq, expiry text); no fsync.
  *
  * Trusts: the log files only as far as bounce_log_split() parses them
@@ -267,8 +268,8 @@ enum notice { NOTICE_BOUNCE, NOTICE_DELAY, NOTICE_2BOUNCE };
 
 /* Compose the notification and commit it as a new queue file: to the
  * sender from the null sender (a failure report or a delay warning), or
- * for a message from the null sender that failed, to the postmaster from
- * double_bounce_sender (Postfix's 2bounce). */
+ * for a message from the null sender that failed, to
+ * 2bounce_notice_recipient from double_bounce_sender (Postfix's 2bounce). */
 static int
 queue_notice(struct qmsg *m, const struct bounce_rcpt *rcpts, size_t nrcpt,
     enum notice kind, char newid[QUEUE_ID_MAX])
@@ -380,9 +381,14 @@ qbounce_send(struct qmsg *m)
 		 * start a loop. */
 		log_info("%s: undeliverable postmaster notification discarded", m->id);
 		rc = 0;
+	} else if (*m->env.sender == '\0' && !qconf.notify_2bounce) {
+		/* A notification that failed has nobody to go back to; without
+		 * 2bounce in notify_classes (Postfix's default) nobody hears. */
+		log_info("%s: undeliverable mail from the null sender, notification "
+		    "discarded", m->id);
+		rc = 0;
 	} else if (*m->env.sender == '\0') {
-		/* A notification that failed has nobody to go back to: the
-		 * postmaster hears of it instead. */
+		/* notify_classes has 2bounce: the postmaster hears of it. */
 		if (queue_notice(m, e.r, e.n, NOTICE_2BOUNCE, newid) == 0) {
 			log_info("%s: postmaster non-delivery notification: %s", m->id, newid);
 			qmgr_scan_incoming();

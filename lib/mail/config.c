@@ -80,6 +80,7 @@ static const struct param_def param_table[] = {
 	{ "auth_pam_service", CONF_STR, "postern", 0, 0 },
 	{ "authorized_mailq_users", CONF_STR, "static:anyone", 0, 0 },
 	{ "bounce_queue_lifetime", CONF_TIME, "5d", 'd', 0 },
+	{ "2bounce_notice_recipient", CONF_STR, "postmaster", 0, 0 },
 	{ "bounce_size_limit", CONF_INT, "50000", 0, 0 },
 	{ "command_directory", CONF_STR, NULL, 0, PF_COMPUTED },
 	{ "command_time_limit", CONF_TIME, "1000s", 's', 0 },
@@ -189,6 +190,7 @@ static const struct param_def param_table[] = {
 	{ "myorigin", CONF_STR, "$myhostname", 0, 0 },
 	{ "non_fqdn_reject_code", CONF_INT, "504", 0, 0 },
 	{ "non_smtpd_milters", CONF_STR, "", 0, 0 },
+	{ "notify_classes", CONF_STR, "resource, software", 0, 0 },
 	{ "passwd_file", CONF_STR, "$config_directory/passwd", 0, 0 },
 	{ "policy_time_limit", CONF_TIME, "1000s", 's', 0 },
 	{ "pop3d_hard_error_limit", CONF_INT, "10", 0, 0 },
@@ -1137,6 +1139,11 @@ static const char *const tls_client_levels[] = { "", "none", "may", "encrypt",
 	"verify", "secure", "dane", "dane-only", NULL };
 static const char *const protocols[] = { "all", "ipv4", "ipv6", NULL };
 static const char *const sources[] = { "alias", "forward", "include", NULL };
+/* Postfix's postmaster notice classes that Postern acts on (2bounce) or
+ * that report nothing Postern would notice (resource, software: its
+ * resource and software problems are logged, and their defaults). The
+ * others would promise notices Postern does not send. */
+static const char *const notify_classes[] = { "2bounce", "resource", "software", NULL };
 /* lib/util/log.c logs to LOG_MAIL only: accept nothing it would ignore. */
 static const char *const facilities[] = { "mail", NULL };
 static const char *const bare_newline[] = { "normalize", "reject", "yes", "no", NULL };
@@ -1155,6 +1162,7 @@ static const struct {
 	{ "allow_mail_to_files", sources, 1 },
 	{ "imapd_plaintext_auth", plaintext_auth, 0 },
 	{ "inet_protocols", protocols, 1 },
+	{ "notify_classes", notify_classes, 1 },
 	{ "lmtp_sasl_auth_enable", bool_no, 0 },
 	{ "lmtp_tls_security_level", lmtp_tls_levels, 0 },
 	{ "managesieve_plaintext_auth", plaintext_auth, 0 },

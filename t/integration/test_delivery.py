@@ -333,12 +333,24 @@ class UnprivilegedDelivery(Common, H.InstanceTestCase):
 
     def test_failed_bounce_goes_to_postmaster(self):
         """A notification that cannot be delivered (null sender) has
-        nobody to go back to: the postmaster gets a copy, from
-        double-bounce@$myorigin (Postfix's 2bounce); should that copy
-        fail too, it is dropped with a log line, not looped."""
+        nobody to go back to. By default (notify_classes = resource,
+        software, as in Postfix) that is logged and the end of it; with
+        2bounce the postmaster gets a copy, from double-bounce@$myorigin;
+        should that copy fail too, it is dropped with a log line, not
+        looped."""
         self.inst.stop()
         self.inst.aliases["broken"] = "no-such-user-xyz"
         self.inst.aliases["postmaster"] = "alice@example.test"
+        self.inst.start()
+        code, text, _ = send(self.inst, ["broken@localhost"], "dropped", sender="")
+        self.assertEqual(code, 250, text)
+        self.inst.wait_log(r"%s: undeliverable mail from the null sender, notification "
+                           r"discarded" % queue_id_from(text))
+        self.assertQueueEmpty()
+        self.assertEqual(H.maildir_messages(self.inst.vmaildir("alice@example.test")), [])
+
+        self.inst.stop()
+        self.inst.params["notify_classes"] = "resource, software, 2bounce"
         self.inst.start()
         code, text, _ = send(self.inst, ["broken@localhost"], "a bounce that bounces",
                              sender="")

@@ -405,6 +405,8 @@ static const struct {
 	{ "inet_protocols", "ipv4, ipx" },
 	{ "allow_mail_to_files", "alias, everywhere" },
 	{ "syslog_facility", "local9" },
+	{ "notify_classes", "resource, bounce" },
+	{ "inet_interfaces", "127.0.0.1, 127.0.0.2" },
 	{ "smtpd_forbid_bare_newline", "sometimes" },
 	{ "pop3d_plaintext_auth", "maybe" },
 };
