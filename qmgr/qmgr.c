@@ -102,6 +102,7 @@ read_config(void)
 	qconf.max_lifetime = config_time("maximal_queue_lifetime");
 	qconf.bounce_lifetime = config_time("bounce_queue_lifetime");
 	qconf.delay_warning = config_time("delay_warning_time");
+	qconf.soft_bounce = config_bool("soft_bounce") == 1;
 	qconf.min_backoff = config_time("minimal_backoff_time");
 	qconf.max_backoff = config_time("maximal_backoff_time");
 	qconf.run_delay = config_time("queue_run_delay");

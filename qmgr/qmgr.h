@@ -40,6 +40,7 @@ struct qmgr_conf {
 	long long max_lifetime;          /* maximal_queue_lifetime, s */
 	long long bounce_lifetime;       /* bounce_queue_lifetime, s */
 	long long delay_warning;         /* delay_warning_time, s; 0 = never */
+	int soft_bounce;                 /* keep what would bounce queued */
 	long long min_backoff;           /* minimal_backoff_time, s */
 	long long max_backoff;           /* maximal_backoff_time, s */
 	long long run_delay;             /* queue_run_delay, s */

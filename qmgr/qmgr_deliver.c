@@ -220,7 +220,7 @@ qdeliver_close_idle(void)
 
 /* The connection is over: account for every recipient, free the job. */
 static void
-dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, int cache_s,
+dlv_end(struct qdlv *d, struct dlv_result *res, size_t nres, int cache_s,
     const char *why)
 {
 	struct qjob *job = d->job;
@@ -245,6 +245,9 @@ dlv_end(struct qdlv *d, const struct dlv_result *res, size_t nres, int cache_s,
 		}
 		seen[k] = 1;
 		answered |= res[i].status != 4;
+		/* The agent softened what it logged; one that did not log
+		 * leaves it to us (soft_bounce). */
+		(void)dlv_result_soften(&res[i]);
 		qmsg_result(m, job->idx[k], res[i].status, res[i].dsn, res[i].relay,
 		    res[i].text, &d->start, &d->connected, res[i].logged);
 	}

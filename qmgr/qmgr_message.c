@@ -470,7 +470,8 @@ qmsg_finish(struct qmsg *m)
 	pending = count_pending(m);
 	age = (long long)now - (long long)m->env.arrival.tv_sec;
 	lifetime = *m->env.sender == '\0' ? qconf.bounce_lifetime : qconf.max_lifetime;
-	if (pending > 0 && age >= lifetime) {
+	/* soft_bounce keeps even expired mail queued, as Postfix does. */
+	if (pending > 0 && age >= lifetime && !qconf.soft_bounce) {
 		expire_pending(m);
 		pending = count_pending(m);
 	}

@@ -85,6 +85,28 @@ session_proto(const struct session *s)
  * the reply is formatted once, logged, then handed to the conn. */
 static struct buf replybuf = BUF_INIT(0);
 
+/* soft_bounce = yes: every 5xx reply line becomes 4xx, its 5.x.x status
+ * 4.x.x, so no client gives up on mail the administrator would rather
+ * see again (Postfix's safety net while a configuration is tried). */
+static void
+soften(char *p, size_t len)
+{
+	char *end = p + len, *line = p;
+
+	while (line < end) {
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t n = (size_t)((nl != NULL ? nl : end) - line);
+
+		if (n >= 4 && line[0] == '5' && line[1] >= '0' && line[1] <= '9' &&
+		    line[2] >= '0' && line[2] <= '9' && (line[3] == ' ' || line[3] == '-')) {
+			line[0] = '4';
+			if (n >= 6 && line[4] == '5' && line[5] == '.')
+				line[4] = '4';
+		}
+		line = nl != NULL ? nl + 1 : end;
+	}
+}
+
 void
 reply(struct session *s, const char *fmt, ...)
 {
@@ -96,6 +118,8 @@ reply(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)buf_vprintf(&replybuf, fmt, ap);
 	va_end(ap);
+	if (smtpd_conf.soft_bounce)
+		soften(replybuf.data, replybuf.len);
 	if (log_verbose())
 		log_debug("> %s[%s]: %s", s->name, s->addr, buf_cstr(&replybuf));
 	(void)buf_append(&replybuf, "\r\n", 2);

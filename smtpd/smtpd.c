@@ -53,6 +53,7 @@ smtpd_post_init(struct loop *l)
 	c->smtputf8_enable = config_bool("smtputf8_enable");
 	c->disable_vrfy = config_bool("disable_vrfy_command");
 	c->path_flags = config_bool("strict_rfc821_envelopes") ? 0 : ADDR_BARE_OK;
+	c->soft_bounce = config_bool("soft_bounce") == 1;
 
 	c->header_size_limit = config_int("header_size_limit");
 	if (c->header_size_limit <= 0)

@@ -53,6 +53,7 @@ struct smtpd_conf {
 	int smtputf8_enable;
 	int disable_vrfy;             /* disable_vrfy_command */
 	unsigned path_flags;          /* ADDR_BARE_OK unless strict_rfc821_envelopes */
+	int soft_bounce;              /* 5xx replies go out as 4xx */
 	struct smtp_limits limits;
 	struct resolver *resolver;
 	/* TLS (tls.c) */

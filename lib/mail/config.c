@@ -280,6 +280,7 @@ static const struct param_def param_table[] = {
 	{ "smtpd_tls_session_cache_timeout", CONF_TIME, "3600s", 's', 0 },
 	{ "smtpd_tls_wrappermode", CONF_BOOL, "no", 0, 0 },
 	{ "smtputf8_enable", CONF_BOOL, "yes", 0, 0 },
+	{ "soft_bounce", CONF_BOOL, "no", 0, 0 },
 	{ "strict_rfc821_envelopes", CONF_BOOL, "no", 0, 0 },
 	{ "syslog_facility", CONF_STR, "mail", 0, 0 },
 	{ "syslog_name", CONF_STR, "postern", 0, 0 },

@@ -32,6 +32,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "mail/config.h"
 #include "mail/deliver.h"
 #include "mail/queue.h"
 
@@ -696,4 +697,15 @@ dlv_serve(int fd, dlv_deliver_fn deliver, dlv_keep_fn keep)
 			return;
 		kept = 1;
 	}
+}
+
+int
+dlv_result_soften(struct dlv_result *res)
+{
+	if (res->status != 5 || config_bool("soft_bounce") != 1)
+		return 0;
+	res->status = 4;
+	if (res->dsn != NULL && res->dsn[0] == '5')
+		res->dsn[0] = '4';
+	return 1;
 }

@@ -63,6 +63,11 @@ struct dlv_result {
 	int logged;           /* the agent logged the status line itself */
 };
 
+/* soft_bounce = yes: a permanent failure (5, 5.x.x) becomes a temporary
+ * one (4, 4.x.x), so the mail stays queued (Postfix's safety net).
+ * Returns whether it changed res. */
+int dlv_result_soften(struct dlv_result *res);
+
 /* Decoders fail closed on any malformed or unknown attribute; *err_r is
  * xmalloc'd (caller frees). Encoders replace TAB/CR/LF in fields with
  * spaces (text, the last field of a result, is kept as is). */

@@ -165,8 +165,10 @@ void
 dlvlog_result(const char *id, const char *addr, const char *orig,
     const struct dlvlog_times *t, struct dlv_result *res)
 {
-	const char *status = res->status == 2 ? "sent" :
-	    res->status == 5 ? "bounced" : "deferred";
+	const char *status;
+
+	(void)dlv_result_soften(res);
+	status = res->status == 2 ? "sent" : res->status == 5 ? "bounced" : "deferred";
 
 	dlvlog_status(id, addr, orig, res->relay, t, res->dsn, status, res->text);
 	res->logged = 1;

@@ -412,6 +412,39 @@ class StrictEnvelopes(Common, H.InstanceTestCase):
             c.close()
 
 
+class SoftBounce(Common, H.InstanceTestCase):
+    """soft_bounce = yes (Postfix's safety net while a configuration is
+    tried): smtpd's 5xx replies go out as 4xx, and what would bounce at
+    delivery stays queued, deferred, with no notice to the sender."""
+
+    def setUp(self):
+        self.inst = self.make_instance(conf={"soft_bounce": "yes"})
+        self.inst.aliases["broken"] = "no-such-user-xyz"
+        self.inst.start()
+
+    def test_nothing_is_refused_for_good(self):
+        inst = self.inst
+        c = H.RawSMTP(inst.port)
+        try:
+            self.assertEqual(c.reply()[0], 220)
+            self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+            self.assertEqual(c.cmd("MAIL FROM:<%s>" % SENDER)[0], 250)
+            code, lines = c.cmd("RCPT TO:<nosuch@example.test>")
+            self.assertEqual(code, 450, lines)
+            self.assertTrue(lines[0].startswith("4.1.1"), lines)
+            self.assertEqual(c.cmd("BOGUS")[0], 402)
+        finally:
+            c.close()
+        code, text, _ = send(inst, ["broken@localhost"], "kept", sender="alice@example.test")
+        self.assertEqual(code, 250, text)
+        qid = queue_id_from(text)
+        inst.wait_log(r"%s: to=<broken@localhost>, .*dsn=4\.1\.1, status=deferred "
+                      r"\(.*unknown user" % qid, count=2, timeout=30)
+        self.assertNotRegex(inst.log(), r"status=bounced|non-delivery notification")
+        self.assertTrue(any(qid in f for f in inst.queue_files()), inst.queue_files())
+        self.assertEqual(H.maildir_messages(inst.vmaildir("alice@example.test")), [])
+
+
 class DelayWarning(Common, H.InstanceTestCase):
     """delay_warning_time: once a message has waited that long, its sender
     is told once which recipients are still being tried; a recipient that
