@@ -129,20 +129,6 @@ static void add_forward(struct lrcpt *r, const struct laddr *a, const char *addr
 static void include_file(struct lrcpt *r, const struct laddr *a, const char *path,
     const struct lprivs *p, const char *self_key);
 
-static int
-addr_has_at(const char *s)
-{
-	int inq = 0;
-
-	for (; *s != '\0'; s++) {
-		if (*s == '"')
-			inq = !inq;
-		else if (*s == '@' && !inq)
-			return 1;
-	}
-	return 0;
-}
-
 static void
 target_addr(struct lrcpt *r, const struct laddr *a, const char *item,
     const struct lprivs *p, const char *self_key, const char *what)
@@ -160,7 +146,7 @@ target_addr(struct lrcpt *r, const struct laddr *a, const char *item,
 		memmove(s, s + 1, len - 2);
 		s[len - 2] = '\0';
 	}
-	q = addr_has_at(s) ? xstrdup(s) : xasprintf("%s@%s", s, lconf.myorigin);
+	q = addr_qualify(s, lconf.myorigin);
 	if (*s == '\0' || strlen(q) > ADDR_MAX || addr_valid(q, 1) != 0) {
 		lr_fail(r, a->addr, "5.1.3", "bad address syntax in %s: \"%s\"", what, item);
 		goto out;

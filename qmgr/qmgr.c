@@ -38,6 +38,7 @@
 #include "util/log.h"
 #include "util/loop.h"
 #include "util/strv.h"
+#include "mail/addr.h"
 #include "mail/config.h"
 #include "mail/queue.h"
 #include "mail/server.h"
@@ -78,18 +79,14 @@ read_config(void)
 	v = config_str("myorigin");
 	if (*v == '\0')
 		v = qconf.myhostname;
-	qconf.postmaster = strchr(config_str("2bounce_notice_recipient"), '@') != NULL ?
-	    xstrdup(config_str("2bounce_notice_recipient")) :
-	    xasprintf("%s@%s", config_str("2bounce_notice_recipient"), v);
+	qconf.postmaster = addr_qualify(config_str("2bounce_notice_recipient"), v);
+	qconf.double_bounce = addr_qualify(config_str("double_bounce_sender"), v);
 	{
 		char **classes = strv_split_list(config_str("notify_classes"));
 
 		qconf.notify_2bounce = strv_contains_ci(classes, "2bounce");
 		strv_free(&classes);
 	}
-	qconf.double_bounce = strchr(config_str("double_bounce_sender"), '@') != NULL ?
-	    xstrdup(config_str("double_bounce_sender")) :
-	    xasprintf("%s@%s", config_str("double_bounce_sender"), v);
 	qconf.active_limit = config_int_range("qmgr_message_active_limit", 1,
 	    10000000);
 	qconf.rcpt_limit = config_int_range("qmgr_message_recipient_limit", 1,

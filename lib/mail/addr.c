@@ -473,3 +473,17 @@ addr_lookup_key(const char *local, const char *delim)
 	}
 	return key;
 }
+
+char *
+addr_qualify(const char *addr, const char *origin)
+{
+	int inq = 0;
+
+	for (const char *p = addr; *p != '\0'; p++) {
+		if (*p == '"')
+			inq = !inq;
+		else if (*p == '@' && !inq)
+			return xstrdup(addr);
+	}
+	return xasprintf("%s@%s", addr, origin);
+}

@@ -38,6 +38,9 @@ int addr_valid_domain(const char *domain, int utf8);
 /* Split at the last '@' outside quotes: *local_r and *domain_r xmalloc'd;
  * an address without '@' gets domain "". */
 void addr_split(const char *addr, char **local_r, char **domain_r);
+/* addr with "@origin" added when it has no domain (an '@' outside a
+ * quoted local part); xmalloc'd. Nothing is validated. */
+char *addr_qualify(const char *addr, const char *origin);
 /* Copy with the domain folded to lower case (local part kept). */
 char *addr_fold_domain(const char *addr);
 /* Local part without quotes, lower-cased, for lookups; strips an extension

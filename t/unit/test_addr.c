@@ -217,6 +217,25 @@ START_TEST(test_bare)
 }
 END_TEST
 
+START_TEST(test_qualify)
+{
+	static const char *const cases[][2] = {
+		{ "postmaster", "postmaster@mx.example" },
+		{ "admin@example.org", "admin@example.org" },
+		{ "\"a@b\"", "\"a@b\"@mx.example" },
+		{ "\"a@b\"@example.org", "\"a@b\"@example.org" },
+		{ "", "@mx.example" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *q = addr_qualify(cases[i][0], "mx.example");
+
+		ck_assert_str_eq(q, cases[i][1]);
+		free(q);
+	}
+}
+END_TEST
+
 START_TEST(test_lengths)
 {
 	const char *end, *err;
@@ -378,6 +397,7 @@ addr_suite(void)
 	tcase_add_test(tc, test_path_prefixes);
 	tcase_add_test(tc, test_lengths);
 	tcase_add_test(tc, test_bare);
+	tcase_add_test(tc, test_qualify);
 	tcase_add_test(tc, test_valid);
 	tcase_add_test(tc, test_split_fold_key);
 	suite_add_tcase(s, tc);
