@@ -81,6 +81,12 @@ smtpd_post_init(struct loop *l)
 	c->limits.max_size = c->message_size_limit;
 	if (c->message_size_limit < 0)
 		c->message_size_limit = c->limits.max_size = 0;
+	/* Postfix's rule: room for one and a half of the largest message
+	 * unless queue_minfree asks for more. */
+	long long minfree = config_int("queue_minfree");
+	c->queue_minfree = minfree > 0 ? (unsigned long long)minfree : 0;
+	if ((unsigned long long)c->message_size_limit / 2 * 3 > c->queue_minfree)
+		c->queue_minfree = (unsigned long long)c->message_size_limit / 2 * 3;
 	if (c->timeout_ms <= 0)
 		c->timeout_ms = 300 * 1000;
 

@@ -36,6 +36,7 @@ struct smtpd_conf {
 	const char *mynetworks;
 	const char *queue_directory;
 	long long message_size_limit; /* 0 = unlimited */
+	unsigned long long queue_minfree; /* bytes that stay free (MAIL FROM) */
 	long long recipient_limit;    /* smtpd_recipient_limit */
 	long long soft_error_limit;
 	long long hard_error_limit;

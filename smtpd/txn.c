@@ -364,6 +364,30 @@ mail_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 	txn_check_finish(s, SMTP_MAIL, 0);
 }
 
+/* A full queue file system is a 452 at MAIL FROM, before the client
+ * sends the message, as in Postfix (queue_minfree). A failed statvfs
+ * lets the message in: its writes and fsyncs still answer for it. */
+static int
+queue_room(struct session *s, long long size)
+{
+	static const char rep[] = "452 4.3.1 Insufficient system storage";
+	unsigned long long avail;
+	int r = queue_space(smtpd_conf.queue_directory, smtpd_conf.queue_minfree,
+	    size > 0 ? (unsigned long long)size : 0, &avail);
+
+	if (r < 0)
+		log_warn("statvfs %s", smtpd_conf.queue_directory);
+	if (r != 0)
+		return 0;
+	log_warnx("not enough free space in the mail queue: %llu bytes available, "
+	    "%llu must stay free (queue_minfree, 1.5 x message_size_limit)%s",
+	    avail, smtpd_conf.queue_minfree, size > 0 ? ", and the declared SIZE "
+	    "must fit in what is left and in half of what is available" : "");
+	reply(s, "%s", rep);
+	session_log_reject(s, "MAIL", rep, NULL);
+	return -1;
+}
+
 int
 txn_mail(struct session *s, const struct smtp_cmd *cmd)
 {
@@ -411,6 +435,11 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 		rej = "552 5.3.4 Message size exceeds fixed limit";
 	if (rej != NULL) {
 		reply(s, "%s", rej);
+		smtp_mail_params_free(&mp);
+		free(addr);
+		return -1;
+	}
+	if (queue_room(s, mp.size) < 0) {
 		smtp_mail_params_free(&mp);
 		free(addr);
 		return -1;

@@ -204,6 +204,7 @@ static const struct param_def param_table[] = {
 	{ "qmgr_message_active_limit", CONF_INT, "20000", 0, 0 },
 	{ "qmgr_message_recipient_limit", CONF_INT, "20000", 0, 0 },
 	{ "queue_directory", CONF_STR, "/var/spool/postern", 0, 0 },
+	{ "queue_minfree", CONF_SIZE, "0", 0, 0 },
 	{ "queue_run_delay", CONF_TIME, "300s", 's', 0 },
 	{ "recipient_delimiter", CONF_STR, "", 0, 0 },
 	{ "reject_code", CONF_INT, "554", 0, 0 },

@@ -37,6 +37,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -1752,4 +1753,31 @@ queue_mark_rcpt(int fd, off_t status_off, char status)
 		return -1;
 	}
 	return 0;
+}
+
+int
+queue_space_ok(unsigned long long avail, unsigned long long minfree,
+    unsigned long long size)
+{
+	if (avail <= minfree)
+		return 0;
+	return size == 0 || (size < avail - minfree && size < avail / 2);
+}
+
+int
+queue_space(const char *qdir, unsigned long long minfree,
+    unsigned long long size, unsigned long long *avail_r)
+{
+	struct statvfs vfs;
+
+	*avail_r = 0;
+	if (statvfs(qdir, &vfs) < 0)
+		return -1;
+	/* f_bavail: the blocks left to a writer that is not root (the
+	 * reserve is not the queue's), saturating rather than wrapping. */
+	if (vfs.f_frsize != 0 && vfs.f_bavail > ULLONG_MAX / vfs.f_frsize)
+		*avail_r = ULLONG_MAX;
+	else
+		*avail_r = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+	return queue_space_ok(*avail_r, minfree, size);
 }

@@ -205,6 +205,21 @@ int queue_move(const char *qdir, const char *from, const char *to, const char *i
 #define QUEUE_RECYCLE_KEEP (64 * 1024)
 int queue_remove(const char *qdir, const char *from, const char *id, off_t size);
 
+/* Room for one more message in the queue's file system, asked before a
+ * message is taken (smtpd's MAIL FROM, Postfix's queue_minfree), so a
+ * full disk is a 452 up front rather than a 451 after DATA. avail: bytes
+ * an unprivileged writer may still use; minfree: bytes that must stay
+ * free; size: the size the client declared, 0 for none. A declared size
+ * must also leave minfree free and be under half of avail (several such
+ * messages may be arriving at once). 1: room, 0: none. */
+int queue_space_ok(unsigned long long avail, unsigned long long minfree,
+    unsigned long long size);
+
+/* queue_space_ok() for the file system of qdir: 1, 0, or -1 with errno
+ * when statvfs fails. *avail_r gets the bytes available (0 on error). */
+int queue_space(const char *qdir, unsigned long long minfree,
+    unsigned long long size, unsigned long long *avail_r);
+
 /* Delivery agents: open <qdir>/<dir>/<id> read-write (O_NOFOLLOW,
  * close-on-exec), hold flock(LOCK_SH) on it, waiting up to wait_ms while
  * qmgr holds its exclusive lock, and read the envelope (env->id = id).

@@ -7,13 +7,15 @@ BDAT whose chunk must not run as commands when CHUNKING is switched off with
 smtpd_discard_ehlo_keywords. The session limits: smtpd_timeout (421 then
 close), the error limits (the soft one delays the replies, the hard one
 closes), line_length_limit, and a pipelined group larger than smtpd's
-output high-water mark. Checked the way a user would: the reply codes, the
+output high-water mark. queue_minfree: a queue file system short of room
+is a 452 at MAIL FROM. Checked the way a user would: the reply codes, the
 bytes in the Maildir, the log.
 """
 
 import os
 import smtplib
 import sys
+import tempfile
 import threading
 import time
 
@@ -233,6 +235,74 @@ class ForbiddenCommands(H.InstanceTestCase):
             self.assertEqual(c.cmd("NOOP")[0], 250)
         finally:
             c.close()
+
+
+class QueueMinfree(H.InstanceTestCase):
+    """queue_minfree as in Postfix: when the queue's file system is short
+    of room, MAIL FROM gets 452 4.3.1 before the client sends anything,
+    by default when less than 1.5 x message_size_limit is free; a declared
+    SIZE must leave queue_minfree free and take under half of what is.
+    The shortage is made by asking for more than the disk has (its free
+    space, read here with statvfs, drifts by far less than the factors
+    used)."""
+
+    @staticmethod
+    def avail():
+        v = os.statvfs(tempfile.gettempdir())
+        return v.f_bavail * v.f_frsize
+
+    def session(self, conf):
+        self.inst = self.make_instance(privileged=False, conf=conf)
+        self.inst.start()
+        c = H.RawSMTP(self.inst.port)
+        self.assertEqual(c.reply()[0], 220)
+        self.assertEqual(c.cmd("EHLO client.example")[0], 250)
+        return c
+
+    def assert_refused(self, c, mail_args=""):
+        self.assertEqual(c.cmd("MAIL FROM:<%s>%s" % (SENDER, mail_args)),
+                         (452, ["4.3.1 Insufficient system storage"]))
+        self.inst.wait_log(r"NOQUEUE: reject: MAIL from localhost\[127\.0\.0\.1\]: "
+                           r"452 4\.3\.1 Insufficient system storage;")
+        self.inst.wait_log(r"warning: not enough free space in the mail queue: "
+                           r"\d+ bytes available")
+
+    def test_queue_minfree_over_the_free_space(self):
+        c = self.session({"queue_minfree": str(2 * self.avail())})
+        try:
+            self.assert_refused(c)
+            # the session goes on: the client may try again later
+            self.assertEqual(c.cmd("NOOP")[0], 250)
+            self.assertEqual(c.cmd("MAIL FROM:<%s>" % SENDER)[0], 452)
+            self.assertEqual(c.cmd("QUIT")[0], 221)
+        finally:
+            c.close()
+        self.assertEqual(self.inst.queue_files(), [])
+
+    def test_default_is_one_and_a_half_message_size_limits(self):
+        # no queue_minfree: a message_size_limit of 80% of the free space
+        # asks for 120% of it
+        c = self.session({"message_size_limit": str(self.avail() * 4 // 5)})
+        try:
+            self.assert_refused(c)
+        finally:
+            c.close()
+
+    def test_declared_size(self):
+        c = self.session({"message_size_limit": "0"})
+        try:
+            self.assert_refused(c, " SIZE=%d" % (self.avail() * 3 // 4))
+            self.assertEqual(c.cmd("RSET")[0], 250)
+            self.assertEqual(c.cmd("MAIL FROM:<%s> SIZE=1000" % SENDER)[0], 250)
+            self.assertEqual(c.cmd("RCPT TO:<%s>" % RCPT)[0], 250)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(b"Subject: room\r\n\r\nfits\r\n.\r\n")
+            self.assertEqual(c.reply()[0], 250)
+        finally:
+            c.close()
+        got = H.wait_maildir(self.inst.vmaildir(RCPT), inst=self.inst)
+        self.assertEqual(len(got), 1)
+        self.assertIn(b"Subject: room\n\nfits\n", got[0])
 
 
 class BareNewlineReject(H.InstanceTestCase):

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1073,6 +1074,35 @@ make_named(const char *dir, time_t sec, int n, ino_t ino, char id[QUEUE_ID_MAX])
 	free(path);
 }
 
+/* The MAIL FROM room check: minfree stays free, a declared size leaves
+ * it free too and takes under half of what is available. */
+START_TEST(test_space)
+{
+	const unsigned long long M = 1024 * 1024;
+	unsigned long long avail = 7;
+
+	ck_assert_int_eq(queue_space_ok(100 * M, 15 * M, 0), 1);
+	ck_assert_int_eq(queue_space_ok(15 * M, 15 * M, 0), 0);
+	ck_assert_int_eq(queue_space_ok(10 * M, 15 * M, 0), 0);
+	ck_assert_int_eq(queue_space_ok(0, 0, 0), 0);
+	ck_assert_int_eq(queue_space_ok(100 * M, 15 * M, 40 * M), 1);
+	ck_assert_int_eq(queue_space_ok(100 * M, 15 * M, 50 * M), 0);   /* half */
+	ck_assert_int_eq(queue_space_ok(100 * M, 60 * M, 40 * M), 0);   /* minfree */
+	ck_assert_int_eq(queue_space_ok(100 * M, 0, 49 * M), 1);
+	ck_assert_int_eq(queue_space_ok(ULLONG_MAX, ULLONG_MAX - 1, 0), 1);
+	ck_assert_int_eq(queue_space_ok(ULLONG_MAX, 0, ULLONG_MAX), 0);
+
+	/* The real file system of the test's directory: room with nothing
+	 * reserved, none when all of it must stay free. */
+	ck_assert_int_eq(queue_space(qdir, 0, 0, &avail), 1);
+	ck_assert(avail > 0);
+	ck_assert_int_eq(queue_space(qdir, avail * 4, 0, &avail), 0);
+	ck_assert_int_eq(queue_space("/nonexistent/queue", 0, 0, &avail), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert(avail == 0);
+}
+END_TEST
+
 /* recycle/ stays bounded: once it holds QUEUE_RECYCLE_MAX files, removal
  * unlinks (the count is taken again every 256 removals). */
 START_TEST(test_recycle_bound)
@@ -1116,6 +1146,7 @@ queue_suite(void)
 	tcase_add_test(tc, test_recycle_checks);
 	tcase_add_test(tc, test_recycle_large_message);
 	tcase_add_test(tc, test_recycle_bound);
+	tcase_add_test(tc, test_space);
 	suite_add_tcase(s, tc);
 	return s;
 }
