@@ -36,6 +36,7 @@
 #include "util/strv.h"
 #include "util/tls.h"
 #include "mail/config.h"
+#include "mail/tlspolicy.h"
 #include "mail/restrict.h"
 #include "mail/mastercf.h"
 #include "mail/milter_client.h"
@@ -210,8 +211,6 @@ check_tables(void)
 static const char *const unimplemented_params[] = {
 	"body_checks", "check_client_access", "header_checks",
 	"mime_header_checks", "nested_header_checks", "postscreen_access_list", "postscreen_dnsbl_sites",
-	"smtp_tls_ciphers", "smtp_tls_exclude_ciphers", "smtp_tls_mandatory_ciphers",
-	"smtp_tls_mandatory_protocols", "smtp_tls_protocols",
 	"smtpd_authorized_xclient_hosts", "smtpd_authorized_xforward_hosts",
 	"smtpd_client_auth_rate_limit",
 	"smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",
@@ -219,11 +218,9 @@ static const char *const unimplemented_params[] = {
 	"smtpd_client_recipient_rate_limit", "smtpd_etrn_restrictions",
 	"smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
 	"smtpd_sasl_security_options", "smtpd_sasl_tls_security_options",
-	"smtpd_tls_ask_ccert", "smtpd_tls_ciphers",
-	"smtpd_tls_exclude_ciphers", "smtpd_tls_mandatory_ciphers",
-	"smtpd_tls_mandatory_protocols", "smtpd_tls_protocols", "smtpd_tls_req_ccert",
+	"smtpd_tls_ask_ccert", "smtpd_tls_req_ccert",
 	"smtpd_tls_CAfile", "smtpd_tls_CApath", "smtpd_tls_dh1024_param_file",
-	"smtpd_tls_eecdh_grade", "tls_high_cipherlist", "tls_medium_cipherlist",
+	"smtpd_tls_eecdh_grade",
 	"smtp_tls_session_cache_database",
 	NULL,
 };
@@ -486,6 +483,31 @@ svc_value(const struct master_service *s, const char *name)
 	return config_str(name);
 }
 
+static const char *
+svc_param(const char *name, const void *svc)
+{
+	return svc_value(svc, name);
+}
+
+/* A service's protocol and cipher settings, tried on ctx as the daemon
+ * will (a cipher list OpenSSL cannot use stops it at start). */
+static void
+check_tls_settings(const char *where, const char *side, int mandatory,
+    const struct master_service *s, struct tls_ctx *ctx)
+{
+	struct tls_settings ts;
+	char *err = NULL;
+
+	if (tls_settings_get(side, mandatory, svc_param, s, &ts, &err) < 0 ||
+	    tls_ctx_settings(ctx, ts.versions, ts.ciphers, &err) < 0)
+		error("%s: %s TLS: %s: the service would not start; fix: see "
+		    "%s_tls_%sprotocols and %s_tls_%sciphers in postern.conf(5)", where,
+		    mandatory ? "mandatory" : "opportunistic", err ? err : "?", side,
+		    mandatory ? "mandatory_" : "", side, mandatory ? "mandatory_" : "");
+	tls_settings_free(&ts);
+	free(err);
+}
+
 static void
 check_tls(const char *path, const struct master_service *svcs, size_t n)
 {
@@ -502,6 +524,17 @@ check_tls(const char *path, const struct master_service *svcs, size_t n)
 		const char *cert, *key, *level = "";
 		int required;
 
+		if (strcmp(s->command, "smtp") == 0) {
+			snprintf(where, sizeof(where), "%s:%d: service %s", path,
+			    s->lineno, s->name);
+			if ((ctx = tls_client_ctx_new(NULL, &err)) != NULL) {
+				check_tls_settings(where, "smtp", 0, s, ctx);
+				check_tls_settings(where, "smtp", 1, s, ctx);
+				tls_ctx_free(&ctx);
+			}
+			xfree(&err);
+			continue;
+		}
 		for (k = 0; k < ARRAY_SIZE(kinds); k++)
 			if (strcmp(s->command, kinds[k].command) == 0)
 				break;
@@ -529,6 +562,8 @@ check_tls(const char *path, const struct master_service *svcs, size_t n)
 			continue;
 		}
 		if ((ctx = tls_server_ctx_new(cert, key, &err)) != NULL) {
+			if (k == 0)
+				check_tls_settings(where, "smtpd", required, s, ctx);
 			tls_ctx_free(&ctx);
 			continue;
 		}

@@ -184,6 +184,9 @@ smtp_pre_init(void)
 	else if (tls_level_parse(v, &sconf.tls_level) < 0)
 		/* config_check() refused it before we got here */
 		log_fatalx("bad smtp_tls_security_level \"%s\"", v);
+	if (tls_settings_get("smtp", 0, config_param, NULL, &sconf.tls_may, &err) < 0 ||
+	    tls_settings_get("smtp", 1, config_param, NULL, &sconf.tls_must, &err) < 0)
+		log_fatalx("TLS settings: %s", err);
 	sconf.tls_policy_specs = xstrdup(config_str("smtp_tls_policy_maps"));
 	sconf.sasl_passwd_specs = xstrdup(config_str("smtp_sasl_password_maps"));
 	/* Certificates and the CA store are read before dropping privileges. */

@@ -54,6 +54,8 @@ struct smtp_conf {
 	char *sasl_passwd_specs;
 	char *tls_policy_specs;
 	struct tls_ctx *tls;          /* NULL: TLS unavailable */
+	struct tls_settings tls_may;  /* smtp_tls_protocols, _ciphers, ... */
+	struct tls_settings tls_must; /* smtp_tls_mandatory_* (encrypt, verify) */
 	char *dns_servers;            /* smtp_dns_servers */
 	struct dns *dns;
 	char *bind_address;           /* smtp_bind_address */

@@ -268,16 +268,75 @@ authenticate(struct sess *s)
 	return 0;
 }
 
+/* The versions and ciphers for this session: Postfix's smtp_tls_* for
+ * "may", smtp_tls_mandatory_* for the levels that require TLS, and over
+ * them the protocols=, ciphers= and exclude= of the destination's
+ * smtp_tls_policy_maps entry. 0 (*ts to be freed), or -1 with *err_r. */
+static int
+tls_settings_for(const struct sess *s, struct tls_settings *ts, char **err_r)
+{
+	const struct tls_settings *base = s->level == TLS_LEV_MAY ? &sconf.tls_may :
+	    &sconf.tls_must;
+	enum tls_level lev;
+	const char *why;
+	char *entry = NULL;
+	int rc = 0;
+
+	*err_r = NULL;
+	ts->versions = base->versions;
+	ts->ciphers = base->ciphers != NULL ? xstrdup(base->ciphers) : NULL;
+	if (sconf.tls_policy == NULL)
+		return 0;
+	/* Looked up again here, not kept from the level's lookup: only a
+	 * session that gets this far needs it. */
+	if (tlspolicy_find(s->m->nexthop, sconf.tls_level, sasl_lookup, sconf.tls_policy,
+	    &lev, &why, &entry) < 0) {
+		*err_r = xstrdup(why);
+		rc = -1;
+	} else if (entry != NULL) {
+		rc = tls_settings_policy(entry, s->level != TLS_LEV_MAY, config_param,
+		    NULL, ts, err_r);
+	}
+	free(entry);
+	if (rc < 0)
+		tls_settings_free(ts);
+	return rc;
+}
+
+static int starttls_with(struct sess *s, const struct tls_settings *ts);
+
 /* 0 go on, 1 try the next host (result recorded), 2 retry this host in
  * plain text ("may" and the handshake failed). */
 static int
 starttls(struct sess *s)
 {
-	char *err = NULL, *t, *skey;
-	const char *trust;
+	struct tls_settings ts;
+	char *err = NULL, *t;
+	int rc;
 
 	if (s->level == TLS_LEV_NONE || s->h->plain_only)
 		return 0;
+	/* Before STARTTLS: a policy entry we cannot apply never becomes a
+	 * session with weaker settings, nor a half-started one. */
+	if (tls_settings_for(s, &ts, &err) < 0) {
+		t = xasprintf("invalid TLS policy for %s: %s", s->m->nexthop, err);
+		log_warnx("%s: %s", s->m->id, t);
+		free(err);
+		fail_open(s, 4, "4.7.5", t);
+		free(t);
+		return 1;
+	}
+	rc = starttls_with(s, &ts);
+	tls_settings_free(&ts);
+	return rc;
+}
+
+static int
+starttls_with(struct sess *s, const struct tls_settings *ts)
+{
+	char *err = NULL, *t, *skey;
+	const char *trust;
+
 	if (!(s->ext & SMTPC_EXT_STARTTLS) || sconf.tls == NULL) {
 		if (s->level == TLS_LEV_MAY)
 			return 0;
@@ -315,6 +374,7 @@ starttls(struct sess *s)
 	s->c.tls = tls_client_new(sconf.tls, s->c.fd, s->h->name, skey);
 	free(skey);
 	if (s->c.tls == NULL ||
+	    tls_conn_settings(s->c.tls, ts->versions, ts->ciphers, &err) < 0 ||
 	    tls_handshake_timeout(s->c.tls, sconf.starttls_timeout * 1000, &err) < 0) {
 		t = xasprintf("Cannot start TLS: handshake failure with %s[%s]:%d: %s",
 		    s->h->name, s->h->addr, s->h->port, err != NULL ? err : "out of memory");
@@ -807,7 +867,7 @@ smtp_session(struct smtp_msg *m, struct smtp_host *h)
 			    h->port);
 		if (tlspolicy_find(m->nexthop, sconf.tls_level,
 		    sconf.tls_policy != NULL ? sasl_lookup : NULL, sconf.tls_policy,
-		    &s.level, &pwhy) < 0) {
+		    &s.level, &pwhy, NULL) < 0) {
 			fail_open(&s, 4, "4.7.5", pwhy);
 			buf_free(&s.text);
 			return 0;

@@ -30,6 +30,7 @@
 #include "util/tlskeys.h"
 #include "mail/config.h"
 #include "mail/server.h"
+#include "mail/tlspolicy.h"
 #include "smtpd.h"
 
 void
@@ -74,6 +75,17 @@ smtpd_tls_init(void)
 			return;
 		}
 		log_fatalx("cannot load certificate or key: %s", err);
+	}
+	/* Implicit TLS and "encrypt" are mandatory TLS: Postfix's
+	 * smtpd_tls_mandatory_* settings apply, else the opportunistic ones. */
+	{
+		struct tls_settings ts;
+
+		if (tls_settings_get("smtpd", c->tls_level == TLS_LEVEL_ENCRYPT ||
+		    c->tls_wrappermode, config_param, NULL, &ts, &err) < 0 ||
+		    tls_ctx_settings(c->tls_ctx, ts.versions, ts.ciphers, &err) < 0)
+			log_fatalx("TLS settings: %s", err);
+		tls_settings_free(&ts);
 	}
 	/* Tickets any smtpd process of this master resumes, for as long as
 	 * Postfix's parameter says (0: no resumption at all). */

@@ -36,6 +36,7 @@
 #include "util/net.h"
 #include "util/strv.h"
 #include "mail/config.h"
+#include "mail/tlspolicy.h"
 #include "proto/pop3.h"
 
 #ifndef POSTERN_LIBEXECDIR
@@ -234,7 +235,13 @@ static const struct param_def param_table[] = {
 	{ "smtp_starttls_timeout", CONF_TIME, "300s", 's', 0 },
 	{ "smtp_tcp_port", CONF_INT, "25", 0, 0 },
 	{ "smtp_tls_CAfile", CONF_STR, "", 0, 0 },
+	{ "smtp_tls_ciphers", CONF_STR, "medium", 0, 0 },
+	{ "smtp_tls_exclude_ciphers", CONF_STR, "", 0, 0 },
+	{ "smtp_tls_mandatory_ciphers", CONF_STR, "medium", 0, 0 },
+	{ "smtp_tls_mandatory_exclude_ciphers", CONF_STR, "", 0, 0 },
+	{ "smtp_tls_mandatory_protocols", CONF_STR, ">=TLSv1.2", 0, 0 },
 	{ "smtp_tls_policy_maps", CONF_STR, "", 0, 0 },
+	{ "smtp_tls_protocols", CONF_STR, ">=TLSv1.2", 0, 0 },
 	{ "smtp_tls_security_level", CONF_STR, "may", 0, 0 },
 	{ "smtp_tls_session_cache_timeout", CONF_TIME, "3600s", 's', 0 },
 	{ "smtpd_banner", CONF_STR, "$myhostname ESMTP $mail_name", 0, 0 },
@@ -276,7 +283,13 @@ static const struct param_def param_table[] = {
 	{ "smtpd_timeout", CONF_TIME, "300s", 's', 0 },
 	{ "smtpd_tls_auth_only", CONF_BOOL, "yes", 0, 0 },
 	{ "smtpd_tls_cert_file", CONF_STR, "", 0, 0 },
+	{ "smtpd_tls_ciphers", CONF_STR, "medium", 0, 0 },
+	{ "smtpd_tls_exclude_ciphers", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_key_file", CONF_STR, "", 0, 0 },
+	{ "smtpd_tls_mandatory_ciphers", CONF_STR, "medium", 0, 0 },
+	{ "smtpd_tls_mandatory_exclude_ciphers", CONF_STR, "", 0, 0 },
+	{ "smtpd_tls_mandatory_protocols", CONF_STR, ">=TLSv1.2", 0, 0 },
+	{ "smtpd_tls_protocols", CONF_STR, ">=TLSv1.2", 0, 0 },
 	{ "smtpd_tls_security_level", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_session_cache_timeout", CONF_TIME, "3600s", 's', 0 },
 	{ "smtpd_tls_wrappermode", CONF_BOOL, "no", 0, 0 },
@@ -285,6 +298,11 @@ static const struct param_def param_table[] = {
 	{ "strict_rfc821_envelopes", CONF_BOOL, "no", 0, 0 },
 	{ "syslog_facility", CONF_STR, "mail", 0, 0 },
 	{ "syslog_name", CONF_STR, "postern", 0, 0 },
+	{ "tls_export_cipherlist", CONF_STR, "HIGH:MEDIUM:LOW:EXPORT:!aNULL:!eNULL", 0, 0 },
+	{ "tls_high_cipherlist", CONF_STR, "HIGH:!aNULL:!eNULL", 0, 0 },
+	{ "tls_low_cipherlist", CONF_STR, "HIGH:MEDIUM:LOW:!aNULL:!eNULL", 0, 0 },
+	{ "tls_medium_cipherlist", CONF_STR, "HIGH:MEDIUM:!aNULL:!eNULL", 0, 0 },
+	{ "tls_null_cipherlist", CONF_STR, "eNULL:!aNULL", 0, 0 },
 	{ "transport_maps", CONF_STR, "", 0, 0 },
 	{ "transport_retry_time", CONF_TIME, "5s", 's', 0 },
 	{ "unknown_address_reject_code", CONF_INT, "450", 0, 0 },
@@ -671,6 +689,13 @@ config_get(const char *name)
 	if (name == NULL || (p = param_find(name)) == NULL)
 		return NULL;
 	return param_expanded(p);
+}
+
+const char *
+config_param(const char *name, const void *unused)
+{
+	(void)unused;
+	return config_str(name);
 }
 
 const char *
@@ -1154,6 +1179,8 @@ static const char *const plaintext_auth[] = { "yes", "no", "loopback", NULL };
  * refused, not silently ignored. */
 static const char *const lmtp_tls_levels[] = { "", "none", NULL };
 static const char *const bool_no[] = { "no", "false", "0", "off", NULL };
+static const char *const cipher_grades[] = { "high", "medium", "low", "export",
+	"null", NULL };
 
 static const struct {
 	const char *name;
@@ -1172,6 +1199,10 @@ static const struct {
 	{ "smtp_tls_security_level", tls_client_levels, 0 },
 	{ "smtpd_forbid_bare_newline", bare_newline, 0 },
 	{ "smtpd_tls_security_level", tls_server_levels, 0 },
+	{ "smtp_tls_ciphers", cipher_grades, 0 },
+	{ "smtp_tls_mandatory_ciphers", cipher_grades, 0 },
+	{ "smtpd_tls_ciphers", cipher_grades, 0 },
+	{ "smtpd_tls_mandatory_ciphers", cipher_grades, 0 },
 	{ "syslog_facility", facilities, 0 },
 };
 
@@ -1221,6 +1252,16 @@ value_problem(const struct param_def *def, const char *v)
 		if (net_interfaces(v, &addr, &family) < 0)
 			return xstrdup("all, loopback-only or one IP address (name "
 			    "more listening addresses in master.conf)");
+	}
+	n = (long long)strlen(def->name);
+	if (n > 10 && strcmp(def->name + n - 10, "_protocols") == 0 &&
+	    strstr(def->name, "_tls_") != NULL) {
+		unsigned mask;
+		const char *why;
+
+		if (tls_protocols_parse(v, &mask, &why) < 0)
+			return xasprintf("a TLS protocol list such as \">=TLSv1.2\" or "
+			    "\"!SSLv2, !SSLv3, !TLSv1, !TLSv1.1\" (%s)", why);
 	}
 	if (strcmp(def->name, "pop3d_uidl_format") == 0) {
 		struct buf b = BUF_INIT(0);

@@ -34,6 +34,8 @@ const char *config_get(const char *name);
  * name not in the table is a bug (panic). Daemons use this, never a
  * fallback of their own. */
 const char *config_str(const char *name);
+/* config_str() in the shape of a lookup callback (tls_settings_get()). */
+const char *config_param(const char *name, const void *unused);
 long long config_int(const char *name);      /* CONF_INT/CONF_SIZE */
 long long config_time(const char *name);     /* seconds; units s m h d w */
 int config_bool(const char *name);           /* yes/no/true/false/1/0 */

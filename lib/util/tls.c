@@ -394,6 +394,60 @@ tls_ctx_free(struct tls_ctx **c)
 	xfree(c);
 }
 
+static int
+versions_range(unsigned versions, int *min, int *max, char **err_r)
+{
+	if (versions == 0 || (versions & ~(TLS_VERS_12 | TLS_VERS_13)) != 0) {
+		*err_r = xasprintf("no TLS version to offer");
+		return -1;
+	}
+	*min = (versions & TLS_VERS_12) ? TLS1_2_VERSION : TLS1_3_VERSION;
+	*max = (versions & TLS_VERS_13) ? TLS1_3_VERSION : TLS1_2_VERSION;
+	return 0;
+}
+
+int
+tls_ctx_settings(struct tls_ctx *ctx, unsigned versions, const char *ciphers,
+    char **err_r)
+{
+	int min, max;
+
+	*err_r = NULL;
+	if (versions_range(versions, &min, &max, err_r) < 0)
+		return -1;
+	if (SSL_CTX_set_min_proto_version(ctx->ssl, min) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx->ssl, max) != 1) {
+		*err_r = ssl_errtext("TLS versions");
+		return -1;
+	}
+	if (ciphers != NULL && SSL_CTX_set_cipher_list(ctx->ssl, ciphers) != 1) {
+		*err_r = ssl_errtext("TLS 1.2 cipher list");
+		return -1;
+	}
+	return 0;
+}
+
+int
+tls_conn_settings(struct tls_conn *c, unsigned versions, const char *ciphers,
+    char **err_r)
+{
+	int min, max;
+
+	*err_r = NULL;
+	if (versions_range(versions, &min, &max, err_r) < 0)
+		return -1;
+	if (SSL_set_min_proto_version(c->ssl, min) != 1 ||
+	    SSL_set_max_proto_version(c->ssl, max) != 1) {
+		*err_r = ssl_errtext("TLS versions");
+		return -1;
+	}
+	if (ciphers != NULL && SSL_set_cipher_list(c->ssl, ciphers) != 1) {
+		*err_r = ssl_errtext("TLS 1.2 cipher list");
+		return -1;
+	}
+	return 0;
+}
+
 void
 tls_ctx_max_tls12(struct tls_ctx *c)
 {

@@ -52,6 +52,17 @@ int tls_server_ticket_keys(struct tls_ctx *ctx, const char *path, char **err_r);
 /* Server: how long a session (ticket or cache entry) may be resumed;
  * 0 turns off tickets and the session cache (Postfix's meaning). */
 void tls_server_session_timeout(struct tls_ctx *ctx, int timeout_s);
+/* The TLS versions a context or a connection offers and accepts, as a
+ * mask (Postern has nothing below 1.2), and the cipher list for TLS 1.2
+ * (OpenSSL's syntax; NULL keeps OpenSSL's default; TLS 1.3's suites are
+ * not affected). A connection's settings are made before its handshake
+ * and override its context's. 0, or -1 with *err_r. */
+#define TLS_VERS_12 1u
+#define TLS_VERS_13 2u
+int tls_ctx_settings(struct tls_ctx *ctx, unsigned versions, const char *ciphers,
+    char **err_r);
+int tls_conn_settings(struct tls_conn *c, unsigned versions, const char *ciphers,
+    char **err_r);
 /* Offer or accept nothing above TLS 1.2 (tests of the TLS 1.2 paths). */
 void tls_ctx_max_tls12(struct tls_ctx *ctx);
 

@@ -127,6 +127,32 @@ class CheckStartReload(H.InstanceTestCase):
         # nor a limit of 0, Postfix's "no limit"
         self.assertFalse([e for e in errs if "connection_rate_limit" in e], errs)
 
+    def test_tls_protocols_and_ciphers(self):
+        # what hardening guides put in main.cf is taken
+        self.inst.make_cert("mx.example.test", level="may")
+        base = self.inst.conf_text()
+        self.add_conf("smtpd_tls_protocols = !SSLv2, !SSLv3, !TLSv1, !TLSv1.1\n"
+                      "smtpd_tls_mandatory_protocols = >=TLSv1.2\n"
+                      "smtpd_tls_mandatory_ciphers = high\n"
+                      "smtpd_tls_exclude_ciphers = aNULL, eNULL, EXPORT, DES, RC4, MD5\n"
+                      "smtp_tls_protocols = !SSLv2 !SSLv3\n"
+                      "smtp_tls_mandatory_protocols = TLSv1.2:TLSv1.3\n")
+        r = self.inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(errors(r.stderr), [])
+        for line, needle in (
+                ("smtpd_tls_protocols = TLSv1.4",
+                 "parameter smtpd_tls_protocols: bad value 'TLSv1.4'"),
+                ("smtp_tls_mandatory_protocols = <=TLSv1.1",
+                 "parameter smtp_tls_mandatory_protocols: bad value '<=TLSv1.1'"),
+                ("smtpd_tls_ciphers = strong",
+                 "parameter smtpd_tls_ciphers: bad value 'strong'"),
+                # a list OpenSSL can make nothing of stops the service
+                ("smtpd_tls_ciphers = high\ntls_high_cipherlist = NO-SUCH-CIPHER",
+                 "opportunistic TLS: TLS 1.2 cipher list")):
+            self.inst.write("postern.conf", base + line + "\n")
+            self.assertRefused(needle)
+
     def test_tls_session_cache_database_refused(self):
         # Postern keeps TLS sessions in memory, without tlsmgr: the
         # database would silently not be used.

@@ -78,7 +78,7 @@ class StubSMTP:
     reply line for the n-th RCPT of that address (0-based)."""
 
     def __init__(self, addr, port, cert=None, auth=False, rcpt_reply=None,
-                 greeting="220 stub ESMTP", smtputf8=True):
+                 greeting="220 stub ESMTP", smtputf8=True, tls12=False):
         self.addr, self.port = addr, port
         self.messages = []      # (mail_from_line, [rcpt lines], data bytes, tls, auth)
         self.auths = []
@@ -90,6 +90,7 @@ class StubSMTP:
         self.greeting = greeting
         self._socks = []
         self.smtputf8 = smtputf8
+        self.tls12 = tls12      # a server with nothing above TLS 1.2
         stub = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -151,11 +152,14 @@ class StubSMTP:
                 send("220 2.0.0 Ready to start TLS")
                 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
                 ctx.load_cert_chain(*self.cert)
+                if self.tls12:
+                    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
                 sock = ctx.wrap_socket(sock, server_side=True)
                 self._socks.append(sock)
                 rf = sock.makefile("rb")
                 tls = True
                 info["tls"] = sock.version()
+                info["cipher"] = sock.cipher()[0]
             elif up.startswith("AUTH PLAIN "):
                 raw = base64.b64decode(cmd[11:])
                 info["auth"] = (raw, tls)
@@ -449,6 +453,71 @@ class RelayTest(H.InstanceTestCase):
         a.wait_log(r"to=<bob@tls.test>, .*dsn=4\.7\.5, status=deferred \(Server certificate "
                    r"not verified")
         self.assertEqual(stub.messages, [])
+
+    def test_tls_mandatory_protocols(self):
+        # smtp_tls_mandatory_protocols: a server with nothing above TLS 1.2
+        # is refused when TLS is required, and nothing is sent in clear
+        d = tempfile.mkdtemp(prefix="relay-cert-")
+        self.addCleanup(shutil.rmtree, d, True)
+        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"), tls12=True)
+        a = self.node(A_ADDR, ["a.test"], conf={
+            "smtp_tls_security_level": "encrypt",
+            "smtp_tls_mandatory_protocols": ">=TLSv1.3"})
+        a.send("alice@a.test", ["bob@tls.test"], "tls 1.3 or nothing")
+        a.wait_log(r"to=<bob@tls.test>, .*dsn=4\.7\.5, status=deferred \(Cannot start "
+                   r"TLS: handshake failure with mx\.tls\.test\[127\.0\.0\.7\]")
+        self.assertEqual(stub.messages, [])
+
+    def test_tls_opportunistic_protocols_and_ciphers(self):
+        # "may" takes smtp_tls_protocols and smtp_tls_exclude_ciphers, not
+        # the mandatory settings
+        d = tempfile.mkdtemp(prefix="relay-cert-")
+        self.addCleanup(shutil.rmtree, d, True)
+        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"), tls12=True)
+        a = self.node(A_ADDR, ["a.test"], conf={
+            "smtp_tls_mandatory_protocols": ">=TLSv1.3",
+            "smtp_tls_exclude_ciphers": "AES256, CHACHA20"})
+        a.send("alice@a.test", ["bob@tls.test"], "tls 1.2 without aes256")
+        m = stub.wait_messages(1)[0]
+        self.assertTrue(m[3], "message was not sent over TLS")
+        info = stub.sessions[-1]
+        self.assertEqual(info["tls"], "TLSv1.2")
+        self.assertNotIn("AES256", info["cipher"])
+        self.assertNotIn("CHACHA20", info["cipher"])
+        a.wait_log(r"TLS connection established to mx\.tls\.test\[127\.0\.0\.7\]:%d: "
+                   r"TLSv1\.2 with cipher %s" % (PORT, re.escape(info["cipher"])))
+
+    def policy_node(self, entry):
+        a = self.node(A_ADDR, ["a.test"], start=False)
+        a.write("tls_policy", "tls.test %s\n" % entry)
+        a.params["smtp_tls_policy_maps"] = "lmdb:" + a.path("tls_policy")
+        a.prepare()
+        a.postern("map", "build", "lmdb:" + a.path("tls_policy"), check=True)
+        a.start(prepare=False)
+        return a
+
+    def test_tls_policy_table_protocols(self):
+        # the protocols= of a policy entry, over smtp_tls_mandatory_protocols
+        d = tempfile.mkdtemp(prefix="relay-cert-")
+        self.addCleanup(shutil.rmtree, d, True)
+        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"), tls12=True)
+        a = self.policy_node("encrypt protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1:!TLSv1.2")
+        a.send("alice@a.test", ["bob@tls.test"], "policy says tls 1.3")
+        a.wait_log(r"to=<bob@tls.test>, .*dsn=4\.7\.5, status=deferred \(Cannot start "
+                   r"TLS: handshake failure")
+        self.assertEqual(stub.messages, [])
+
+    def test_tls_policy_table_bad_attribute_defers(self):
+        # an attribute that cannot be applied defers, before any STARTTLS
+        d = tempfile.mkdtemp(prefix="relay-cert-")
+        self.addCleanup(shutil.rmtree, d, True)
+        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"))
+        a = self.policy_node("encrypt ciphers=strongest")
+        a.send("alice@a.test", ["bob@tls.test"], "policy typo")
+        a.wait_log(r"to=<bob@tls.test>, .*dsn=4\.7\.5, status=deferred \(invalid TLS "
+                   r"policy for tls\.test: ciphers=strongest: unknown cipher grade")
+        self.assertEqual(stub.messages, [])
+        self.assertFalse(any(i.get("tls") for i in stub.sessions), stub.sessions)
 
     def test_sasl_auth_to_relayhost(self):
         d = tempfile.mkdtemp(prefix="relay-cert-")

@@ -363,6 +363,74 @@ class Submission(unittest.TestCase):
         self.assertTrue(self.login_time(USERS["alice"])[0])
 
 
+class TlsVersionsCiphers(H.InstanceTestCase):
+    """Postfix's smtpd_tls_protocols / smtpd_tls_mandatory_protocols and
+    the cipher settings: port 25 (opportunistic, "may") and an implicit-TLS
+    port (mandatory) of one instance take different ones; a client that
+    offers only what a service refuses gets no TLS session there."""
+
+    def setUp(self):
+        self.tls_port = H.free_port()
+        self.inst = self.make_instance(privileged=False, conf={
+            # opportunistic: TLS 1.2 without AES-256
+            "smtpd_tls_exclude_ciphers": "AES256, CHACHA20",
+            # mandatory: TLS 1.3 only
+            "smtpd_tls_mandatory_protocols": ">=TLSv1.3",
+        }, services=["127.0.0.1:%d inet n - n - - smtpd -o smtpd_tls_wrappermode=yes"
+                     % self.tls_port])
+        self.inst.make_cert("mx.example.test", level="may")
+        self.inst.start()
+        deadline = time.time() + 30
+        while not H.port_accepts(self.tls_port):
+            self.assertLess(time.time(), deadline, "implicit TLS port not ready")
+            time.sleep(0.2)
+
+    @staticmethod
+    def ctx(tls12_only=False, ciphers=None):
+        c = tls_ctx()
+        if tls12_only:
+            c.maximum_version = ssl.TLSVersion.TLSv1_2
+        if ciphers:
+            c.set_ciphers(ciphers)
+        return c
+
+    def starttls(self, ctx):
+        s = smtplib.SMTP("127.0.0.1", self.inst.port, timeout=30)
+        try:
+            s.ehlo("client.example")
+            s.starttls(context=ctx)
+            return s.sock.version(), s.sock.cipher()[0]
+        finally:
+            s.close()
+
+    def implicit(self, ctx):
+        with socket.create_connection(("127.0.0.1", self.tls_port), 30) as raw:
+            with ctx.wrap_socket(raw) as t:
+                return t.version(), t.recv(100)
+
+    def test_opportunistic_settings_on_starttls(self):
+        self.assertEqual(self.starttls(self.ctx())[0], "TLSv1.3")
+        version, cipher = self.starttls(self.ctx(tls12_only=True))
+        self.assertEqual(version, "TLSv1.2")
+        self.assertNotIn("AES256", cipher)
+        self.assertNotIn("CHACHA20", cipher)
+        # a TLS 1.2 client that has only an excluded cipher gets nothing
+        with self.assertRaises(ssl.SSLError):
+            self.starttls(self.ctx(True, "ECDHE-RSA-AES256-GCM-SHA384"))
+        self.assertEqual(self.starttls(self.ctx(True, "ECDHE-RSA-AES128-GCM-SHA256"))[1],
+                         "ECDHE-RSA-AES128-GCM-SHA256")
+
+    def test_mandatory_settings_on_implicit_tls(self):
+        version, greeting = self.implicit(self.ctx())
+        self.assertEqual(version, "TLSv1.3")
+        self.assertTrue(greeting.startswith(b"220 "), greeting)
+        with self.assertRaises(ssl.SSLError):
+            self.implicit(self.ctx(tls12_only=True))
+        # the mandatory setting is the implicit-TLS port's only: port 25
+        # (opportunistic) still takes TLS 1.2
+        self.assertEqual(self.starttls(self.ctx(tls12_only=True))[0], "TLSv1.2")
+
+
 class PrivilegedAuth(H.InstanceTestCase):
     """As root: auth runs as auth_owner, the only user that can read the
     password table; smtpd (mail_owner) cannot."""
