@@ -217,7 +217,6 @@ static const char *const unimplemented_params[] = {
 	"smtpd_client_message_rate_limit", "smtpd_client_new_tls_session_rate_limit",
 	"smtpd_client_recipient_rate_limit", "smtpd_etrn_restrictions",
 	"smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
-	"smtpd_sasl_security_options", "smtpd_sasl_tls_security_options",
 	"smtpd_tls_ask_ccert", "smtpd_tls_req_ccert",
 	"smtpd_tls_CAfile", "smtpd_tls_CApath", "smtpd_tls_dh1024_param_file",
 	"smtpd_tls_eecdh_grade",

@@ -56,6 +56,7 @@ struct smtp_conf {
 	struct tls_ctx *tls;          /* NULL: TLS unavailable */
 	struct tls_settings tls_may;  /* smtp_tls_protocols, _ciphers, ... */
 	struct tls_settings tls_must; /* smtp_tls_mandatory_* (encrypt, verify) */
+	int sasl_plain_ok[2];         /* smtp_sasl_[tls_]security_options allow PLAIN */
 	char *dns_servers;            /* smtp_dns_servers */
 	struct dns *dns;
 	char *bind_address;           /* smtp_bind_address */

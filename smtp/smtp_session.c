@@ -230,6 +230,18 @@ authenticate(struct sess *s)
 		free(cred);
 		return 0;
 	}
+	if (!sconf.sasl_plain_ok[s->c.tls != NULL]) {
+		/* PLAIN is all we have: Postfix's "no mechanism available". */
+		t = xasprintf("SASL authentication failed; cannot authenticate to "
+		    "server %s[%s]: no mechanism available (%s rules out PLAIN)",
+		    s->h->name, s->h->addr, s->c.tls != NULL ?
+		    "smtp_sasl_tls_security_options" : "smtp_sasl_security_options");
+		explicit_bzero(cred, strlen(cred));
+		free(cred);
+		fail_open(s, 4, "4.7.0", t);
+		free(t);
+		return 1;
+	}
 	if (!(s->ext & SMTPC_EXT_AUTH_PLAIN)) {
 		log_warnx("%s: %s[%s] offers no AUTH PLAIN; sending without authentication",
 		    s->m->id, s->h->name, s->h->addr);

@@ -10,7 +10,9 @@
  *
  * Invariants:
  * - AUTH is offered and accepted only with smtpd_sasl_auth_enable=yes, and,
- *   with smtpd_tls_auth_only=yes (the default), only once TLS is up.
+ *   with smtpd_tls_auth_only=yes (the default), only once TLS is up; and
+ *   only where smtpd_sasl_security_options (smtpd_sasl_tls_security_options
+ *   under TLS) allow plaintext mechanisms, the only ones there are.
  * - Credentials are wiped as soon as the auth daemon has them or the
  *   exchange ends; they are never logged (only the user name is, after a
  *   success, and the method).
@@ -31,6 +33,7 @@
 #include "mail/auth_client.h"
 #include "mail/config.h"
 #include "mail/maps.h"
+#include "proto/sasl.h"
 #include "smtpd.h"
 
 #define AUTH_TIMEOUT_MS (90 * 1000)   /* penalties are at most 15 s each */
@@ -45,6 +48,23 @@ smtpd_sasl_init(void)
 
 	c->sasl_enable = config_bool("smtpd_sasl_auth_enable");
 	c->tls_auth_only = config_bool("smtpd_tls_auth_only");
+	/* Postfix's security options decide whether our two mechanisms,
+	 * both plaintext, may be offered, without TLS and with it. */
+	{
+		static const char *const opt[2] = { "smtpd_sasl_security_options",
+		    "smtpd_sasl_tls_security_options" };
+		const char *why;
+
+		for (int tls = 0; tls < 2; tls++) {
+			c->sasl_plain_ok[tls] = sasl_plaintext_allowed(
+			    config_str(opt[tls]), &why);
+			if (c->sasl_plain_ok[tls] < 0)
+				log_fatalx("%s: %s", opt[tls], why);
+		}
+		if (c->sasl_enable && !c->sasl_plain_ok[0] && !c->sasl_plain_ok[1])
+			log_warnx("smtpd_sasl_auth_enable=yes, but the SASL security "
+			    "options rule out PLAIN and LOGIN: AUTH will never be offered");
+	}
 	if (path == NULL || *path == '\0')
 		path = "private/auth";
 	if (path[0] == '/')
@@ -64,7 +84,8 @@ smtpd_sasl_init(void)
 int
 sasl_offer(const struct session *s)
 {
-	return smtpd_conf.sasl_enable && (s->tls_up || !smtpd_conf.tls_auth_only);
+	return smtpd_conf.sasl_enable && (s->tls_up || !smtpd_conf.tls_auth_only) &&
+	    smtpd_conf.sasl_plain_ok[s->tls_up ? 1 : 0];
 }
 
 void
@@ -190,8 +211,11 @@ cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 		return -1;
 	}
 	if (!sasl_offer(s)) {
-		reply(s, "538 5.7.11 Encryption required for requested "
-		    "authentication mechanism");
+		if (s->tls_up)       /* the security options rule both out */
+			reply(s, "504 5.5.4 Unsupported authentication mechanism");
+		else
+			reply(s, "538 5.7.11 Encryption required for requested "
+			    "authentication mechanism");
 		return -1;
 	}
 	for (sp = arg; sp < end && *sp != ' ' && *sp != '\t'; sp++)

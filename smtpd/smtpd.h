@@ -64,6 +64,7 @@ struct smtpd_conf {
 	/* AUTH (sasl.c) */
 	int sasl_enable;              /* smtpd_sasl_auth_enable */
 	int tls_auth_only;            /* smtpd_tls_auth_only */
+	int sasl_plain_ok[2];         /* PLAIN/LOGIN allowed [without, with TLS] */
 	char *sasl_path;              /* socket of the auth daemon */
 	struct maplist *sender_login_maps;
 };

@@ -38,6 +38,7 @@
 #include "mail/config.h"
 #include "mail/tlspolicy.h"
 #include "proto/pop3.h"
+#include "proto/sasl.h"
 
 #ifndef POSTERN_LIBEXECDIR
 #define POSTERN_LIBEXECDIR "/usr/libexec/postern"
@@ -232,6 +233,8 @@ static const struct param_def param_table[] = {
 	{ "smtp_quit_timeout", CONF_TIME, "300s", 's', 0 },
 	{ "smtp_rcpt_timeout", CONF_TIME, "300s", 's', 0 },
 	{ "smtp_sasl_password_maps", CONF_STR, "", 0, 0 },
+	{ "smtp_sasl_security_options", CONF_STR, "noanonymous", 0, 0 },
+	{ "smtp_sasl_tls_security_options", CONF_STR, "$smtp_sasl_security_options", 0, 0 },
 	{ "smtp_starttls_timeout", CONF_TIME, "300s", 's', 0 },
 	{ "smtp_tcp_port", CONF_INT, "25", 0, 0 },
 	{ "smtp_tls_CAfile", CONF_STR, "", 0, 0 },
@@ -277,6 +280,8 @@ static const struct param_def param_table[] = {
 	{ "smtpd_relay_restrictions", CONF_STR, "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", 0, 0 },
 	{ "smtpd_sasl_auth_enable", CONF_BOOL, "no", 0, 0 },
 	{ "smtpd_sasl_path", CONF_STR, "private/auth", 0, 0 },
+	{ "smtpd_sasl_security_options", CONF_STR, "noanonymous", 0, 0 },
+	{ "smtpd_sasl_tls_security_options", CONF_STR, "$smtpd_sasl_security_options", 0, 0 },
 	{ "smtpd_sender_login_maps", CONF_STR, "", 0, 0 },
 	{ "smtpd_sender_restrictions", CONF_STR, "", 0, 0 },
 	{ "smtpd_soft_error_limit", CONF_INT, "10", 0, 0 },
@@ -1262,6 +1267,14 @@ value_problem(const struct param_def *def, const char *v)
 		if (tls_protocols_parse(v, &mask, &why) < 0)
 			return xasprintf("a TLS protocol list such as \">=TLSv1.2\" or "
 			    "\"!SSLv2, !SSLv3, !TLSv1, !TLSv1.1\" (%s)", why);
+	}
+	if (n > 17 && strcmp(def->name + n - 17, "_security_options") == 0 &&
+	    strstr(def->name, "_sasl_") != NULL) {
+		const char *why;
+
+		if (sasl_plaintext_allowed(v, &why) < 0)
+			return xasprintf("a list of noanonymous, noplaintext, noactive, "
+			    "nodictionary, mutual_auth or forward_secrecy");
 	}
 	if (strcmp(def->name, "pop3d_uidl_format") == 0) {
 		struct buf b = BUF_INIT(0);

@@ -107,6 +107,33 @@ sasl_b64_encode(const void *in, size_t n, struct buf *out)
 	return 0;
 }
 
+int
+sasl_plaintext_allowed(const char *options, const char **bad_r)
+{
+	static const char *const known[] = { "noanonymous", "noplaintext",
+	    "noactive", "nodictionary", "mutual_auth", "forward_secrecy" };
+	const char *p = options != NULL ? options : "";
+	int ok = 1;
+	size_t n, i;
+
+	*bad_r = NULL;
+	for (; *(p += strspn(p, " \t\r\n,")) != '\0'; p += n) {
+		n = strcspn(p, " \t\r\n,");
+		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			if (strlen(known[i]) == n && strncasecmp(p, known[i], n) == 0)
+				break;
+		if (i == sizeof(known) / sizeof(known[0])) {
+			*bad_r = "unknown SASL security option (noanonymous, noplaintext, "
+			    "noactive, nodictionary, mutual_auth or forward_secrecy)";
+			return -1;
+		}
+		/* Everything but noanonymous rules out PLAIN and LOGIN. */
+		if (i > 0)
+			ok = 0;
+	}
+	return ok;
+}
+
 const char *
 sasl_mechanisms(void)
 {

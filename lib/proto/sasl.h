@@ -52,6 +52,14 @@ struct sasl_server {
 
 /* The mechanisms offered, "PLAIN LOGIN". */
 const char *sasl_mechanisms(void);
+/* Postfix's SASL security options (smtpd_sasl_security_options and the
+ * like: noanonymous, noplaintext, noactive, nodictionary, mutual_auth,
+ * forward_secrecy, separated by spaces or commas): 1 when PLAIN and LOGIN
+ * meet them, 0 when they rule both out (they are plaintext mechanisms,
+ * open to active and dictionary attacks, without mutual authentication or
+ * forward secrecy; never anonymous), -1 with *bad_r (static) for a word
+ * that is no option. */
+int sasl_plaintext_allowed(const char *options, const char **bad_r);
 /* Case-insensitive; SASL_MECH_NONE if unknown. */
 enum sasl_mech sasl_mech_lookup(const char *name);
 /* Upper-case name, e.g. for "sasl_method=PLAIN". */

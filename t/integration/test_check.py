@@ -153,6 +153,20 @@ class CheckStartReload(H.InstanceTestCase):
             self.inst.write("postern.conf", base + line + "\n")
             self.assertRefused(needle)
 
+    def test_sasl_security_options(self):
+        # the lines of Postfix + Dovecot SASL guides are taken
+        base = self.inst.conf_text()
+        self.add_conf("smtpd_sasl_security_options = noanonymous, noplaintext\n"
+                      "smtpd_sasl_tls_security_options = noanonymous\n"
+                      "smtp_sasl_security_options = noanonymous\n")
+        r = self.inst.postern("check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(errors(r.stderr), [])
+        self.inst.write("postern.conf", base + "smtp_sasl_tls_security_options = "
+                        "noanonymous, nosuch\n")
+        self.assertRefused("parameter smtp_sasl_tls_security_options: bad value "
+                           "'noanonymous, nosuch'")
+
     def test_tls_session_cache_database_refused(self):
         # Postern keeps TLS sessions in memory, without tlsmgr: the
         # database would silently not be used.

@@ -534,6 +534,29 @@ class RelayTest(H.InstanceTestCase):
         m = stub.wait_messages(1)[0]
         self.assertEqual(m[4], (b"\0user1\0s3cret", True))   # AUTH PLAIN over TLS
 
+    def test_sasl_security_options_rule_out_plain(self):
+        # smtp_sasl_tls_security_options with noplaintext: PLAIN is all
+        # Postern has, so the password is never sent and the mail waits
+        d = tempfile.mkdtemp(prefix="relay-cert-")
+        self.addCleanup(shutil.rmtree, d, True)
+        stub = self.stub(TLS_ADDR, cert=make_cert(d, "relay.test"), auth=True)
+        nh = "[%s]:%d" % (TLS_ADDR, PORT)
+        a = self.node(A_ADDR, ["a.test"], start=False, conf={
+            "relayhost": nh,
+            "smtp_sasl_tls_security_options": "noanonymous, noplaintext"})
+        a.write("sasl_passwd", "%s user1:s3cret\n" % nh)
+        a.params["smtp_sasl_password_maps"] = "lmdb:" + a.path("sasl_passwd")
+        a.prepare()
+        a.postern("map", "build", "lmdb:" + a.path("sasl_passwd"), check=True)
+        a.start(prepare=False)
+        a.send("alice@a.test", ["bob@far.test"], "no plaintext password")
+        a.wait_log(r"to=<bob@far.test>, .*dsn=4\.7\.0, status=deferred \(SASL "
+                   r"authentication failed; cannot authenticate to server "
+                   r"127\.0\.0\.7\[127\.0\.0\.7\]: no mechanism available "
+                   r"\(smtp_sasl_tls_security_options rules out PLAIN\)\)")
+        self.assertEqual(stub.auths, [])
+        self.assertEqual(stub.messages, [])
+
     def test_smtputf8_needed_but_not_offered(self):
         stub = self.stub(STUB_ADDR, smtputf8=False)
         a = self.node(A_ADDR, ["a.test"])

@@ -10,6 +10,7 @@ openssl req, users made with "postern user add"). Its mynetworks does not
 contain 127.0.0.1, so the tests' own address is an outside client.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -48,6 +49,7 @@ class Submission(unittest.TestCase):
     def setUpClass(cls):
         cls.sub_port = H.free_port()
         cls.smtps_port = H.free_port()
+        cls.opts_port = H.free_port()
         inst = H.Instance(conf={
             "mynetworks": "192.0.2.0/24",
             "smtpd_sender_login_maps": "lmdb:$config_directory/senders",
@@ -62,6 +64,12 @@ class Submission(unittest.TestCase):
             " -o smtpd_sasl_auth_enable=yes"
             " -o smtpd_client_restrictions=permit_sasl_authenticated,reject"
             % cls.smtps_port,
+            # Dovecot-SASL guides' lines: no plaintext mechanism unless TLS
+            "127.0.0.1:%d inet n - n - - smtpd"
+            " -o smtpd_sasl_auth_enable=yes -o smtpd_tls_auth_only=no"
+            " -o smtpd_sasl_security_options=noanonymous,noplaintext"
+            " -o smtpd_sasl_tls_security_options=noanonymous"
+            % cls.opts_port,
         ])
         cls.inst = inst
         inst.make_cert("mx.example.test", level="may")
@@ -186,6 +194,21 @@ class Submission(unittest.TestCase):
             self.assertRegex(r.stdout, r"250 2\.0\.0 Ok: queued as")
         for _, subj in cases:
             self.mailbox_with("bob@example.test", subj)
+
+    def test_sasl_security_options(self):
+        plain = "AUTH PLAIN " + base64.b64encode(
+            b"\0alice\0" + USERS["alice"].encode()).decode()
+        s = smtplib.SMTP("127.0.0.1", self.opts_port, timeout=30)
+        try:
+            s.ehlo("client.example")
+            self.assertFalse(s.has_extn("auth"), s.esmtp_features)
+            self.assertEqual(s.docmd(plain)[0], 538)
+            s.starttls(context=tls_ctx())
+            s.ehlo("client.example")
+            self.assertEqual(s.esmtp_features.get("auth", "").split(), ["PLAIN", "LOGIN"])
+            self.assertEqual(s.docmd(plain)[0], 235)
+        finally:
+            s.close()
 
     def test_auth_before_starttls_refused(self):
         c = self.raw(self.sub_port)

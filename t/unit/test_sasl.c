@@ -321,6 +321,28 @@ START_TEST(test_login_bounds)
 }
 END_TEST
 
+/* Postfix's security options against our two plaintext mechanisms. */
+START_TEST(test_security_options)
+{
+	const char *bad = "x";
+
+	ck_assert_int_eq(sasl_plaintext_allowed("", &bad), 1);
+	ck_assert_ptr_null(bad);
+	ck_assert_int_eq(sasl_plaintext_allowed(NULL, &bad), 1);
+	ck_assert_int_eq(sasl_plaintext_allowed("noanonymous", &bad), 1);
+	ck_assert_int_eq(sasl_plaintext_allowed(" NoAnonymous ,", &bad), 1);
+	ck_assert_int_eq(sasl_plaintext_allowed("noanonymous, noplaintext", &bad), 0);
+	ck_assert_int_eq(sasl_plaintext_allowed("noactive", &bad), 0);
+	ck_assert_int_eq(sasl_plaintext_allowed("nodictionary noanonymous", &bad), 0);
+	ck_assert_int_eq(sasl_plaintext_allowed("mutual_auth", &bad), 0);
+	ck_assert_int_eq(sasl_plaintext_allowed("forward_secrecy", &bad), 0);
+	ck_assert_int_eq(sasl_plaintext_allowed("noanonymous, nosuch", &bad), -1);
+	ck_assert_ptr_nonnull(bad);
+	ck_assert_int_eq(sasl_plaintext_allowed("noanonymousx", &bad), -1);
+	ck_assert_int_eq(sasl_plaintext_allowed("noplain", &bad), -1);
+}
+END_TEST
+
 static Suite *
 sasl_suite(void)
 {
@@ -339,6 +361,7 @@ sasl_suite(void)
 	tcase_add_test(tc, test_login);
 	tcase_add_loop_test(tc, test_login_bad, 0, (int)(sizeof(login_bad) / sizeof(login_bad[0])));
 	tcase_add_test(tc, test_login_bounds);
+	tcase_add_test(tc, test_security_options);
 	suite_add_tcase(s, tc);
 	return s;
 }
