@@ -526,10 +526,20 @@ check_tls(const char *path, const struct master_service *svcs, size_t n)
 		if (strcmp(s->command, "smtp") == 0) {
 			snprintf(where, sizeof(where), "%s:%d: service %s", path,
 			    s->lineno, s->name);
-			if ((ctx = tls_client_ctx_new(NULL, &err)) != NULL) {
+			cert = svc_value(s, "smtp_tls_CAfile");
+			key = svc_value(s, "smtp_tls_CApath");
+			if ((ctx = tls_client_ctx_new(cert, key, &err)) != NULL) {
 				check_tls_settings(where, "smtp", 0, s, ctx);
 				check_tls_settings(where, "smtp", 1, s, ctx);
 				tls_ctx_free(&ctx);
+			} else {
+				/* smtp goes on without TLS: "may" would then
+				 * send in plain text. */
+				error("%s: cannot load smtp_tls_CAfile %s or smtp_tls_CApath "
+				    "%s: %s; the SMTP client would run without TLS; fix: "
+				    "point them at a readable PEM bundle and a hashed "
+				    "directory, or leave them empty for the system's", where,
+				    *cert ? cert : "(none)", *key ? key : "(none)", err ? err : "?");
 			}
 			xfree(&err);
 			continue;

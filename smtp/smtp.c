@@ -201,7 +201,8 @@ smtp_pre_init(void)
 				log_fatalx("%s: %s", opt[tls], why);
 	}
 	/* Certificates and the CA store are read before dropping privileges. */
-	sconf.tls = tls_client_ctx_new(config_str("smtp_tls_CAfile"), &err);
+	sconf.tls = tls_client_ctx_new(config_str("smtp_tls_CAfile"),
+	    config_str("smtp_tls_CApath"), &err);
 	if (sconf.tls == NULL) {
 		log_warnx("TLS client context: %s; TLS is off", err != NULL ? err : "?");
 		free(err);

@@ -238,6 +238,7 @@ static const struct param_def param_table[] = {
 	{ "smtp_starttls_timeout", CONF_TIME, "300s", 's', 0 },
 	{ "smtp_tcp_port", CONF_INT, "25", 0, 0 },
 	{ "smtp_tls_CAfile", CONF_STR, "", 0, 0 },
+	{ "smtp_tls_CApath", CONF_STR, "", 0, 0 },
 	{ "smtp_tls_ciphers", CONF_STR, "medium", 0, 0 },
 	{ "smtp_tls_exclude_ciphers", CONF_STR, "", 0, 0 },
 	{ "smtp_tls_mandatory_ciphers", CONF_STR, "medium", 0, 0 },

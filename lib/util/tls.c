@@ -117,7 +117,7 @@ ctx_base(int server, char **err_r)
 }
 
 struct tls_ctx *
-tls_client_ctx_new(const char *cafile, char **err_r)
+tls_client_ctx_new(const char *cafile, const char *capath, char **err_r)
 {
 	struct tls_ctx *c;
 	SSL_CTX *s;
@@ -132,6 +132,14 @@ tls_client_ctx_new(const char *cafile, char **err_r)
 	if (cafile != NULL && *cafile != '\0' &&
 	    SSL_CTX_load_verify_locations(s, cafile, NULL) != 1) {
 		*err_r = ssl_errtext(cafile);
+		SSL_CTX_free(s);
+		return NULL;
+	}
+	/* A hashed directory (c_rehash): OpenSSL reads its files on demand,
+	 * so only a directory that cannot be opened fails here. */
+	if (capath != NULL && *capath != '\0' &&
+	    SSL_CTX_load_verify_locations(s, NULL, capath) != 1) {
+		*err_r = ssl_errtext(capath);
 		SSL_CTX_free(s);
 		return NULL;
 	}

@@ -35,9 +35,11 @@ enum {
 struct tls_ctx;
 struct tls_conn;
 
-/* Client context: TLS 1.2 minimum, the system CA store (and cafile if not
- * NULL/""), peer verification result recorded, never fatal in itself. */
-struct tls_ctx *tls_client_ctx_new(const char *cafile, char **err_r);
+/* Client context: TLS 1.2 minimum, the system CA store (and cafile, a PEM
+ * bundle, and capath, a hashed directory, when not NULL/""), peer
+ * verification result recorded, never fatal in itself. */
+struct tls_ctx *tls_client_ctx_new(const char *cafile, const char *capath,
+    char **err_r);
 /* Server context: PEM chain and key (files read now, before dropping
  * privileges), TLS 1.2 minimum. */
 struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,

@@ -167,6 +167,12 @@ class CheckStartReload(H.InstanceTestCase):
         self.assertRefused("parameter smtp_sasl_tls_security_options: bad value "
                            "'noanonymous, nosuch'")
 
+    def test_smtp_ca_files_must_load(self):
+        # the client would otherwise run without TLS, "may" in plain text
+        self.add_conf("smtp_tls_CAfile = %s\n" % self.inst.path("no-such-bundle.pem"))
+        self.assertRefused("cannot load smtp_tls_CAfile %s"
+                           % self.inst.path("no-such-bundle.pem"))
+
     def test_tls_session_cache_database_refused(self):
         # Postern keeps TLS sessions in memory, without tlsmgr: the
         # database would silently not be used.

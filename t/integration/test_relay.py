@@ -487,6 +487,30 @@ class RelayTest(H.InstanceTestCase):
         a.wait_log(r"TLS connection established to mx\.tls\.test\[127\.0\.0\.7\]:%d: "
                    r"TLSv1\.2 with cipher %s" % (PORT, re.escape(info["cipher"])))
 
+    def test_tls_verify_with_capath(self):
+        # smtp_tls_CApath: a hashed directory holding the server's
+        # (self-signed) certificate makes "verify" pass
+        d = tempfile.mkdtemp(prefix="relay-cert-")
+        self.addCleanup(shutil.rmtree, d, True)
+        crt, key = make_cert(d, "mx.tls.test")
+        capath = os.path.join(d, "certs")
+        os.makedirs(capath)
+        shutil.copy(crt, os.path.join(capath, "stub.pem"))
+        subprocess.run(["openssl", "rehash", capath], check=True, capture_output=True)
+        os.chmod(d, 0o755)
+        stub = self.stub(TLS_ADDR, cert=(crt, key))
+        a = self.node(A_ADDR, ["a.test"], start=False,
+                      conf={"smtp_tls_CApath": capath})
+        a.write("tls_policy", "tls.test verify\n")
+        a.params["smtp_tls_policy_maps"] = "lmdb:" + a.path("tls_policy")
+        a.prepare()
+        a.postern("map", "build", "lmdb:" + a.path("tls_policy"), check=True)
+        a.start(prepare=False)
+        a.send("alice@a.test", ["bob@tls.test"], "verified by capath")
+        stub.wait_messages(1)
+        a.wait_log(r"Verified TLS connection established to mx\.tls\.test"
+                   r"\[127\.0\.0\.7\]:%d" % PORT)
+
     def policy_node(self, entry):
         a = self.node(A_ADDR, ["a.test"], start=False)
         a.write("tls_policy", "tls.test %s\n" % entry)

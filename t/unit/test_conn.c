@@ -435,7 +435,7 @@ tls_client(int fd, const char *expect_after_go)
 		have += (size_t)n;
 		buf[have] = '\0';
 	}
-	struct tls_ctx *ctx = tls_client_ctx_new(NULL, &err);
+	struct tls_ctx *ctx = tls_client_ctx_new(NULL, NULL, &err);
 	struct tls_conn *t = ctx ? tls_client_new(ctx, fd, NULL, NULL) : NULL;
 	if (t == NULL || tls_handshake_timeout(t, 5000, &err) < 0)
 		_exit(4);
@@ -548,7 +548,7 @@ resume_case(const char *cert, const char *key, int maxver)
 
 	sctx = tls_server_ctx_new(cert, key, &err);
 	ck_assert_msg(sctx != NULL, "%s", err);
-	cctx = tls_client_ctx_new(NULL, &err);
+	cctx = tls_client_ctx_new(NULL, NULL, &err);
 	ck_assert_msg(cctx != NULL, "%s", err);
 	if (maxver == 12)
 		tls_ctx_max_tls12(cctx);
@@ -618,7 +618,7 @@ shared_case(const char *cert, const char *key, const char *keyfile, int maxver,
 			ck_assert_msg(tls_server_ticket_keys(sctx[i], keyfile, &err) == 0,
 			    "%s", err);
 	}
-	cctx = tls_client_ctx_new(NULL, &err);
+	cctx = tls_client_ctx_new(NULL, NULL, &err);
 	ck_assert_msg(cctx != NULL, "%s", err);
 	if (maxver == 12)
 		tls_ctx_max_tls12(cctx);
