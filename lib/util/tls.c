@@ -414,8 +414,9 @@ versions_range(unsigned versions, int *min, int *max, char **err_r)
 	return 0;
 }
 
-int
-tls_ctx_settings(struct tls_ctx *ctx, unsigned versions, const char *ciphers,
+/* On a context (sctx) or on one connection (ssl). */
+static int
+apply_settings(SSL_CTX *sctx, SSL *ssl, unsigned versions, const char *ciphers,
     char **err_r)
 {
 	int min, max;
@@ -423,12 +424,15 @@ tls_ctx_settings(struct tls_ctx *ctx, unsigned versions, const char *ciphers,
 	*err_r = NULL;
 	if (versions_range(versions, &min, &max, err_r) < 0)
 		return -1;
-	if (SSL_CTX_set_min_proto_version(ctx->ssl, min) != 1 ||
-	    SSL_CTX_set_max_proto_version(ctx->ssl, max) != 1) {
+	if (sctx != NULL ? SSL_CTX_set_min_proto_version(sctx, min) != 1 ||
+	    SSL_CTX_set_max_proto_version(sctx, max) != 1 :
+	    SSL_set_min_proto_version(ssl, min) != 1 ||
+	    SSL_set_max_proto_version(ssl, max) != 1) {
 		*err_r = ssl_errtext("TLS versions");
 		return -1;
 	}
-	if (ciphers != NULL && SSL_CTX_set_cipher_list(ctx->ssl, ciphers) != 1) {
+	if (ciphers != NULL && (sctx != NULL ? SSL_CTX_set_cipher_list(sctx, ciphers) :
+	    SSL_set_cipher_list(ssl, ciphers)) != 1) {
 		*err_r = ssl_errtext("TLS 1.2 cipher list");
 		return -1;
 	}
@@ -436,24 +440,17 @@ tls_ctx_settings(struct tls_ctx *ctx, unsigned versions, const char *ciphers,
 }
 
 int
+tls_ctx_settings(struct tls_ctx *ctx, unsigned versions, const char *ciphers,
+    char **err_r)
+{
+	return apply_settings(ctx->ssl, NULL, versions, ciphers, err_r);
+}
+
+int
 tls_conn_settings(struct tls_conn *c, unsigned versions, const char *ciphers,
     char **err_r)
 {
-	int min, max;
-
-	*err_r = NULL;
-	if (versions_range(versions, &min, &max, err_r) < 0)
-		return -1;
-	if (SSL_set_min_proto_version(c->ssl, min) != 1 ||
-	    SSL_set_max_proto_version(c->ssl, max) != 1) {
-		*err_r = ssl_errtext("TLS versions");
-		return -1;
-	}
-	if (ciphers != NULL && SSL_set_cipher_list(c->ssl, ciphers) != 1) {
-		*err_r = ssl_errtext("TLS 1.2 cipher list");
-		return -1;
-	}
-	return 0;
+	return apply_settings(NULL, c->ssl, versions, ciphers, err_r);
 }
 
 void

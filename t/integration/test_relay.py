@@ -286,6 +286,12 @@ class RelayTest(H.InstanceTestCase):
         self.addCleanup(s.stop)
         return s
 
+    def tls_stub(self, cn="mx.tls.test", **kw):
+        """A stub with STARTTLS on TLS_ADDR, a self-signed certificate for cn."""
+        d = tempfile.mkdtemp(prefix="relay-cert-")
+        self.addCleanup(shutil.rmtree, d, True)
+        return self.stub(TLS_ADDR, cert=make_cert(d, cn), **kw)
+
     def bounce_text(self, a, timeout=40):
         msgs = H.wait_maildir(a.vmaildir("alice@a.test"), 1, timeout, a)
         return msgs[0].decode("utf-8", "replace")
@@ -420,9 +426,7 @@ class RelayTest(H.InstanceTestCase):
         a.wait_queue_empty(20)
 
     def test_starttls_to_stub(self):
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"))
+        stub = self.tls_stub()
         a = self.node(A_ADDR, ["a.test"])
         a.send("alice@a.test", ["bob@tls.test"], "encrypted hop")
         m = stub.wait_messages(1)[0]
@@ -440,15 +444,8 @@ class RelayTest(H.InstanceTestCase):
                    r"but was not offered")
 
     def test_tls_verify_fails_on_self_signed(self):
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"))
-        a = self.node(A_ADDR, ["a.test"], start=False)
-        a.write("tls_policy", "tls.test verify\n")
-        a.params["smtp_tls_policy_maps"] = "lmdb:" + a.path("tls_policy")
-        a.prepare()
-        a.postern("map", "build", "lmdb:" + a.path("tls_policy"), check=True)
-        a.start(prepare=False)
+        stub = self.tls_stub()
+        a = self.policy_node("verify")
         a.send("alice@a.test", ["bob@tls.test"], "verify me")
         a.wait_log(r"to=<bob@tls.test>, .*dsn=4\.7\.5, status=deferred \(Server certificate "
                    r"not verified")
@@ -457,9 +454,7 @@ class RelayTest(H.InstanceTestCase):
     def test_tls_mandatory_protocols(self):
         # smtp_tls_mandatory_protocols: a server with nothing above TLS 1.2
         # is refused when TLS is required, and nothing is sent in clear
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"), tls12=True)
+        stub = self.tls_stub(tls12=True)
         a = self.node(A_ADDR, ["a.test"], conf={
             "smtp_tls_security_level": "encrypt",
             "smtp_tls_mandatory_protocols": ">=TLSv1.3"})
@@ -471,9 +466,7 @@ class RelayTest(H.InstanceTestCase):
     def test_tls_opportunistic_protocols_and_ciphers(self):
         # "may" takes smtp_tls_protocols and smtp_tls_exclude_ciphers, not
         # the mandatory settings
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"), tls12=True)
+        stub = self.tls_stub(tls12=True)
         a = self.node(A_ADDR, ["a.test"], conf={
             "smtp_tls_mandatory_protocols": ">=TLSv1.3",
             "smtp_tls_exclude_ciphers": "AES256, CHACHA20"})
@@ -490,29 +483,21 @@ class RelayTest(H.InstanceTestCase):
     def test_tls_verify_with_capath(self):
         # smtp_tls_CApath: a hashed directory holding the server's
         # (self-signed) certificate makes "verify" pass
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        crt, key = make_cert(d, "mx.tls.test")
-        capath = os.path.join(d, "certs")
+        stub = self.tls_stub()
+        capath = os.path.join(os.path.dirname(stub.cert[0]), "certs")
         os.makedirs(capath)
-        shutil.copy(crt, os.path.join(capath, "stub.pem"))
+        shutil.copy(stub.cert[0], os.path.join(capath, "stub.pem"))
         subprocess.run(["openssl", "rehash", capath], check=True, capture_output=True)
-        os.chmod(d, 0o755)
-        stub = self.stub(TLS_ADDR, cert=(crt, key))
-        a = self.node(A_ADDR, ["a.test"], start=False,
-                      conf={"smtp_tls_CApath": capath})
-        a.write("tls_policy", "tls.test verify\n")
-        a.params["smtp_tls_policy_maps"] = "lmdb:" + a.path("tls_policy")
-        a.prepare()
-        a.postern("map", "build", "lmdb:" + a.path("tls_policy"), check=True)
-        a.start(prepare=False)
+        os.chmod(os.path.dirname(capath), 0o755)
+        a = self.policy_node("verify", conf={"smtp_tls_CApath": capath})
         a.send("alice@a.test", ["bob@tls.test"], "verified by capath")
         stub.wait_messages(1)
         a.wait_log(r"Verified TLS connection established to mx\.tls\.test"
                    r"\[127\.0\.0\.7\]:%d" % PORT)
 
-    def policy_node(self, entry):
-        a = self.node(A_ADDR, ["a.test"], start=False)
+    def policy_node(self, entry, conf=None):
+        """Node A with an smtp_tls_policy_maps entry for tls.test."""
+        a = self.node(A_ADDR, ["a.test"], start=False, conf=conf)
         a.write("tls_policy", "tls.test %s\n" % entry)
         a.params["smtp_tls_policy_maps"] = "lmdb:" + a.path("tls_policy")
         a.prepare()
@@ -522,9 +507,7 @@ class RelayTest(H.InstanceTestCase):
 
     def test_tls_policy_table_protocols(self):
         # the protocols= of a policy entry, over smtp_tls_mandatory_protocols
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"), tls12=True)
+        stub = self.tls_stub(tls12=True)
         a = self.policy_node("encrypt protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1:!TLSv1.2")
         a.send("alice@a.test", ["bob@tls.test"], "policy says tls 1.3")
         a.wait_log(r"to=<bob@tls.test>, .*dsn=4\.7\.5, status=deferred \(Cannot start "
@@ -533,9 +516,7 @@ class RelayTest(H.InstanceTestCase):
 
     def test_tls_policy_table_bad_attribute_defers(self):
         # an attribute that cannot be applied defers, before any STARTTLS
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        stub = self.stub(TLS_ADDR, cert=make_cert(d, "mx.tls.test"))
+        stub = self.tls_stub()
         a = self.policy_node("encrypt ciphers=strongest")
         a.send("alice@a.test", ["bob@tls.test"], "policy typo")
         a.wait_log(r"to=<bob@tls.test>, .*dsn=4\.7\.5, status=deferred \(invalid TLS "
@@ -544,9 +525,7 @@ class RelayTest(H.InstanceTestCase):
         self.assertFalse(any(i.get("tls") for i in stub.sessions), stub.sessions)
 
     def test_sasl_auth_to_relayhost(self):
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        stub = self.stub(TLS_ADDR, cert=make_cert(d, "relay.test"), auth=True)
+        stub = self.tls_stub("relay.test", auth=True)
         nh = "[%s]:%d" % (TLS_ADDR, PORT)
         a = self.node(A_ADDR, ["a.test"], start=False, conf={"relayhost": nh})
         a.write("sasl_passwd", "%s user1:s3cret\n" % nh)
@@ -561,9 +540,7 @@ class RelayTest(H.InstanceTestCase):
     def test_sasl_security_options_rule_out_plain(self):
         # smtp_sasl_tls_security_options with noplaintext: PLAIN is all
         # Postern has, so the password is never sent and the mail waits
-        d = tempfile.mkdtemp(prefix="relay-cert-")
-        self.addCleanup(shutil.rmtree, d, True)
-        stub = self.stub(TLS_ADDR, cert=make_cert(d, "relay.test"), auth=True)
+        stub = self.tls_stub("relay.test", auth=True)
         nh = "[%s]:%d" % (TLS_ADDR, PORT)
         a = self.node(A_ADDR, ["a.test"], start=False, conf={
             "relayhost": nh,

@@ -200,7 +200,7 @@ START_TEST(protocols)
 }
 END_TEST
 
-static const struct kv params[] = {
+static const struct kv settings_params[] = {
 	{ "smtpd_tls_protocols", "!SSLv2, !SSLv3" },
 	{ "smtpd_tls_mandatory_protocols", ">=TLSv1.3" },
 	{ "smtpd_tls_ciphers", "medium" },
@@ -217,39 +217,49 @@ static const struct kv params[] = {
 	{ "smtp_tls_mandatory_exclude_ciphers", "" },
 };
 
+struct params {
+	const struct kv *kv;
+	size_t n;
+};
+
+/* A tls_param_fn over an in-memory table (arg: struct params). */
 static const char *
 param(const char *name, const void *arg)
 {
+	const struct params *t = arg;
 	size_t i;
 
-	(void)arg;
-	for (i = 0; i < sizeof(params) / sizeof(params[0]); i++)
-		if (strcmp(params[i].k, name) == 0)
-			return params[i].v;
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->kv[i].k, name) == 0)
+			return t->kv[i].v;
 	ck_abort_msg("unexpected parameter %s", name);
 	return "";
 }
+
+static const struct params settings_table = {
+	settings_params, sizeof(settings_params) / sizeof(settings_params[0])
+};
 
 START_TEST(settings)
 {
 	struct tls_settings t;
 	char *err = NULL;
 
-	ck_assert_int_eq(tls_settings_get("smtpd", 0, param, NULL, &t, &err), 0);
+	ck_assert_int_eq(tls_settings_get("smtpd", 0, param, &settings_table, &t, &err), 0);
 	ck_assert_uint_eq(t.versions, TLS_VERS_12 | TLS_VERS_13);
 	ck_assert_str_eq(t.ciphers, "HIGH:MEDIUM:!aNULL:!RC4:!MD5");
 	tls_settings_free(&t);
 	ck_assert_ptr_null(t.ciphers);
 	/* mandatory: its own versions and grade, both exclusion lists */
-	ck_assert_int_eq(tls_settings_get("smtpd", 1, param, NULL, &t, &err), 0);
+	ck_assert_int_eq(tls_settings_get("smtpd", 1, param, &settings_table, &t, &err), 0);
 	ck_assert_uint_eq(t.versions, TLS_VERS_13);
 	ck_assert_str_eq(t.ciphers, "HIGH:!aNULL:!RC4:!MD5:!3DES");
 	tls_settings_free(&t);
 	/* the parameter is named in what goes wrong */
-	ck_assert_int_eq(tls_settings_get("smtp", 0, param, NULL, &t, &err), -1);
+	ck_assert_int_eq(tls_settings_get("smtp", 0, param, &settings_table, &t, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "smtp_tls_protocols = TLSv1.4: "));
 	xfree(&err);
-	ck_assert_int_eq(tls_settings_get("smtp", 1, param, NULL, &t, &err), -1);
+	ck_assert_int_eq(tls_settings_get("smtp", 1, param, &settings_table, &t, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "smtp_tls_mandatory_ciphers = strong: "
 	    "unknown cipher grade"));
 	xfree(&err);
@@ -267,18 +277,9 @@ static const struct kv smtp_params[] = {
 	{ "tls_low_cipherlist", "LOW" },
 };
 
-static const char *
-smtp_param(const char *name, const void *arg)
-{
-	size_t i;
-
-	(void)arg;
-	for (i = 0; i < sizeof(smtp_params) / sizeof(smtp_params[0]); i++)
-		if (strcmp(smtp_params[i].k, name) == 0)
-			return smtp_params[i].v;
-	ck_abort_msg("unexpected parameter %s", name);
-	return "";
-}
+static const struct params smtp_table = {
+	smtp_params, sizeof(smtp_params) / sizeof(smtp_params[0])
+};
 
 /* A policy entry's attributes over the level's settings. */
 static char *
@@ -287,7 +288,7 @@ apply_policy(const char *entry, int mandatory, unsigned *versions, int *rc)
 	struct tls_settings t = { TLS_VERS_12 | TLS_VERS_13, xstrdup("BASE") };
 	char *err = NULL, *r;
 
-	*rc = tls_settings_policy(entry, mandatory, smtp_param, NULL, &t, &err);
+	*rc = tls_settings_policy(entry, mandatory, param, &smtp_table, &t, &err);
 	*versions = t.versions;
 	if (*rc < 0) {
 		ck_assert_ptr_nonnull(err);
