@@ -95,6 +95,7 @@ static const char *const table_params[] = {
 	"canonical_maps", "sender_canonical_maps", "recipient_canonical_maps",
 	"relocated_maps", "smtpd_sender_login_maps", "smtp_tls_policy_maps",
 	"sender_dependent_relayhost_maps", "smtp_sasl_password_maps",
+	"sender_bcc_maps", "recipient_bcc_maps",
 	NULL,
 };
 

@@ -56,6 +56,7 @@
 #include "mail/resolve.h"
 #include "mail/server.h"
 #include "mail/submit.h"
+#include "mail/bcc.h"
 #include "pickup.h"
 
 #define CONN_TIMEOUT_MS (300 * 1000)
@@ -460,6 +461,8 @@ pickup_post_init(struct loop *l)
 	pconf.hopcount_limit = config_int("hopcount_limit");
 	if ((pconf.resolver = resolver_open(&err)) == NULL)
 		log_fatalx("%s", err ? err : "cannot open lookup tables");
+	if ((pconf.bcc = bcc_open(&err)) == NULL)
+		log_fatalx("%s", err);
 	{
 		const char *merr = NULL;
 		if (milter_config_load("non_smtpd_milters", &pconf.milters,

@@ -16,6 +16,7 @@ struct pickup_conf {
 	size_t header_limit;      /* header_size_limit */
 	long long hopcount_limit; /* Received: fields, ours included; 0 = none */
 	struct resolver *resolver;
+	struct bcc *bcc;          /* always_bcc, sender_/recipient_bcc_maps */
 	/* non_smtpd_milters (psub.c applies them before the commit) */
 	struct milter_spec *milters;
 	size_t nmilters;

@@ -47,6 +47,7 @@
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/addr.h"
+#include "mail/bcc.h"
 #include "mail/bounce.h"
 #include "mail/hdrlimit.h"
 #include "mail/milter_chain.h"
@@ -297,6 +298,21 @@ seen_before(char ***seen, const char *addr)
 	return dup;
 }
 
+/* The blind copies (bcc.h), once the recipients are known. */
+static enum psub_result
+add_bcc(struct psub *s)
+{
+	int r = bcc_add(pconf.bcc, pconf.resolver, s->qw, s->sender);
+
+	if (r == -2) {
+		log_warn("%s: write queue file", s->id);
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
+	}
+	if (r < 0)
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "blind copy table lookup failed");
+	return PSUB_MORE;
+}
+
 /* Write one recipient after virtual alias expansion. 0, or a failure. */
 static enum psub_result
 put_rcpt(struct psub *s, const char *rcpt, char ***seen, int *utf8)
@@ -398,6 +414,9 @@ open_queue(struct psub *s, size_t hlen)
 	for (size_t i = 0; r == PSUB_MORE && out.rcpts != NULL && out.rcpts[i] != NULL; i++)
 		r = put_rcpt(s, out.rcpts[i], &seen, &utf8);
 	strv_free(&seen);
+	/* Blind copies before the content: the envelope ends there. */
+	if (r == PSUB_MORE)
+		r = add_bcc(s);
 	if (r != PSUB_MORE) {
 		submit_out_free(&out);
 		return r;

@@ -19,6 +19,7 @@
 #include "mail/config.h"
 #include "mail/resolve.h"
 #include "mail/server.h"
+#include "mail/bcc.h"
 #include "smtpd.h"
 
 struct smtpd_conf smtpd_conf;
@@ -92,6 +93,8 @@ smtpd_post_init(struct loop *l)
 
 	if ((c->resolver = resolver_open(&err)) == NULL)
 		log_fatalx("open recipient tables: %s", err ? err : "unknown error");
+	if ((c->bcc = bcc_open(&err)) == NULL)
+		log_fatalx("%s", err);
 	smtpd_sasl_init();
 	smtpd_restrict_init();
 	smtpd_milter_init();

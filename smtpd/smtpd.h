@@ -67,6 +67,7 @@ struct smtpd_conf {
 	int sasl_plain_ok[2];         /* PLAIN/LOGIN allowed [without, with TLS] */
 	char *sasl_path;              /* socket of the auth daemon */
 	struct maplist *sender_login_maps;
+	struct bcc *bcc;              /* always_bcc, sender_/recipient_bcc_maps */
 };
 extern struct smtpd_conf smtpd_conf;
 

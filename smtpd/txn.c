@@ -76,6 +76,7 @@
 #include "util/log.h"
 #include "util/strv.h"
 #include "mail/addr.h"
+#include "mail/bcc.h"
 #include "mail/hdrlimit.h"
 #include "mail/qcommit.h"
 #include "mail/queue.h"
@@ -108,6 +109,7 @@ struct txn {
 	struct buf raw;             /* parser output, before the header limits */
 	struct buf content;         /* content not yet handed to the queue writer */
 	int write_error;
+	int lookup_error;           /* a blind copy table failed (451 at the end) */
 	int bdat;                   /* content comes by BDAT (no DATA allowed) */
 	int hold_content;           /* content stays in memory until end of data */
 	int milters;                /* ... for the milters (smtpd_milters) */
@@ -739,6 +741,19 @@ static void
 content_begin(struct session *s)
 {
 	struct txn *tx = s->tx;
+	int r;
+
+	/* Blind copies join the recipients now: the queue file's envelope
+	 * ends where its content starts. A failure is said at the end of
+	 * the content, as a write error is. */
+	r = bcc_add(smtpd_conf.bcc, smtpd_conf.resolver, tx->qw, tx->sender);
+	if (r == -2) {
+		log_warn("%s: write queue file", tx->id);
+		tx->write_error = 1;
+	} else if (r == -1) {
+		log_warnx("%s: blind copy table lookup failed", tx->id);
+		tx->lookup_error = 1;
+	}
 
 	/* PREPEND (access and policy actions) above our Received:, as
 	 * Postfix's smtpd writes them. */
@@ -877,6 +892,8 @@ data_done(struct session *s)
 		rej = "554 5.4.0 Error: too many hops";   /* Postfix's cleanup */
 	else if (tx->write_error)
 		rej = queue_error;
+	else if (tx->lookup_error)
+		rej = "451 4.3.0 Error: temporary lookup failure";
 	if (rej != NULL) {
 		session_log_reject(s, "END-OF-MESSAGE", rej,
 		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);

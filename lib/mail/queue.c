@@ -46,6 +46,7 @@
 #include "util/buf.h"
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/strv.h"
 #include "mail/queue.h"
 
 #define REC_HDR 5                     /* type byte + 4-byte length */
@@ -1002,6 +1003,18 @@ queue_writer_rcpt_has(const struct queue_writer *w, const char *addr)
 		if (strcasecmp(w->rcpts.data + off + REC_HDR + 1, addr) == 0)
 			return 1;
 	return 0;
+}
+
+char **
+queue_writer_rcpt_list(const struct queue_writer *w)
+{
+	char **v = NULL;
+
+	for (size_t off = 0; off < w->rcpts.len; off += rcpt_rec_len(w, off))
+		strv_push(&v, w->rcpts.data + off + REC_HDR + 1);
+	if (v == NULL)
+		v = xcalloc(1, sizeof(*v));
+	return v;
 }
 
 int

@@ -132,6 +132,8 @@ int queue_writer_rcpt_truncate(struct queue_writer *w, size_t n);
 int queue_writer_rcpt_delete(struct queue_writer *w, const char *addr);
 /* Is addr (not orig) a recipient already, case-insensitively? */
 int queue_writer_rcpt_has(const struct queue_writer *w, const char *addr);
+/* The recipients' addresses so far, as a strv to strv_free(). */
+char **queue_writer_rcpt_list(const struct queue_writer *w);
 int queue_writer_set_dir(struct queue_writer *w, const char *dir);
 /* Every recipient so far is done ('D'): a message refused after it was
  * received, whose bounce/ID log qmgr turns into a DSN. */

@@ -445,6 +445,67 @@ class SoftBounce(Common, H.InstanceTestCase):
         self.assertEqual(H.maildir_messages(inst.vmaildir("alice@example.test")), [])
 
 
+class BlindCopies(Common, H.InstanceTestCase):
+    """always_bcc, sender_bcc_maps and recipient_bcc_maps as in Postfix:
+    each message gets its copies as extra recipients, once each, not to a
+    recipient it already has, through virtual_alias_maps, with
+    NOTIFY=NEVER so a failed copy never reaches the sender."""
+
+    def setUp(self):
+        inst = self.make_instance(conf={
+            "always_bcc": "archive",                      # @$myorigin added
+            "sender_bcc_maps": "inline:{alice@example.test=sent@example.test}",
+            "recipient_bcc_maps": "inline:{@example.test=inbound@example.test}",
+            "virtual_alias_maps": "inline:{inbound@example.test=carol@example.test}",
+            "myorigin": "example.test"})
+        inst.vmailbox["archive@example.test"] = "example.test/archive/"
+        inst.vmailbox["sent@example.test"] = "example.test/sent/"
+        inst.start()
+
+    def test_copies(self):
+        inst = self.inst
+        code, text, _ = send(inst, ["bob@example.test"], "copied",
+                             sender="alice@example.test")
+        self.assertEqual(code, 250, text)
+        qid = queue_id_from(text)
+        for rcpt in ("bob@example.test", "archive@example.test", "sent@example.test",
+                     "carol@example.test"):
+            self.assertDelivered(H.wait_maildir(inst.vmaildir(rcpt), 1, 30, inst)[0],
+                                 rcpt, "copied", sender="alice@example.test")
+        # the recipient_bcc_maps copy went through virtual_alias_maps
+        inst.wait_log(r"%s: to=<carol@example.test>, orig_to=<inbound@example.test>, "
+                      r".*status=sent" % qid)
+        inst.wait_queue_empty()
+        # no recipient twice: a second message to a copy's own address
+        # (the archive) and from another sender gets no second archive copy
+        code, text, _ = send(inst, ["archive@example.test"], "once")
+        self.assertEqual(code, 250, text)
+        qid = queue_id_from(text)
+        self.assertLogSent("archive@example.test", qid)
+        inst.wait_queue_empty()
+        subjects = [m for m in H.maildir_messages(inst.vmaildir("archive@example.test"))
+                    if b"\nSubject: once\n" in m]
+        self.assertEqual(len(subjects), 1)
+        self.assertEqual(len(H.maildir_messages(inst.vmaildir("sent@example.test"))), 1)
+
+    def test_failed_copy_tells_nobody(self):
+        inst = self.inst
+        inst.params["always_bcc"] = "nobody-here@example.test"
+        inst.stop()
+        inst.start()
+        code, text, _ = send(inst, ["bob@example.test"], "lost copy",
+                             sender="alice@example.test")
+        self.assertEqual(code, 250, text)
+        qid = queue_id_from(text)
+        inst.wait_log(r"%s: to=<nobody-here@example.test>, .*status=bounced" % qid)
+        self.assertLogSent("bob@example.test", qid)
+        inst.wait_queue_empty()
+        self.assertNotRegex(inst.log(), r"%s: sender non-delivery notification" % qid)
+        alice = [m for m in H.maildir_messages(inst.vmaildir("alice@example.test"))
+                 if b"Undelivered" in m]
+        self.assertEqual(alice, [])
+
+
 class DelayWarning(Common, H.InstanceTestCase):
     """delay_warning_time: once a message has waited that long, its sender
     is told once which recipients are still being tried; a recipient that

@@ -219,6 +219,25 @@ class SendmailCases:
         self.assertIn(b"\nFrom: list-owner@lists.example.org\n", header_of(m))
         inst.wait_log(r"uid=%d from=<list-owner@lists\.example\.org>" % inst.sub_uid)
 
+    def test_blind_copies(self):
+        # always_bcc and sender_bcc_maps apply to local submission too
+        inst = self.inst
+        inst.stop()
+        inst.params["always_bcc"] = "bob@example.test"
+        inst.params["sender_bcc_maps"] = ("inline:{list-owner@lists.example.org="
+                                          "alice@example.test}")
+        inst.start()
+        r = inst.sendmail("-f", "list-owner@lists.example.org", "-oi", "carol@example.test",
+                          input=b"Subject: copied\n\nbody\n")
+        self.ok(r)
+        for rcpt in ("carol@example.test", "bob@example.test", "alice@example.test"):
+            m = H.wait_maildir(inst.vmaildir(rcpt), inst=inst)[0]
+            self.assertIn(b"\nSubject: copied\n", m)
+            self.assertIn(b"\nDelivered-To: %s\n" % rcpt.encode(), m)
+            # a blind copy: the header names only the real recipient
+            self.assertNotIn(b"alice@example.test>", header_of(m).replace(
+                b"Delivered-To: alice@example.test", b""))
+
     def test_bs(self):
         inst = self.inst
         script = (b"EHLO client\r\n"
