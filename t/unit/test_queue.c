@@ -17,6 +17,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
+#include "util/strv.h"
 #include "mail/queue.h"
 #include "queue_fixture.h"
 
@@ -606,6 +607,16 @@ START_TEST(test_writer_milter_edits)
 	ck_assert_int_eq(queue_writer_rcpt_delete(w, "ALIAS@b"), 1);
 	ck_assert_int_eq(queue_writer_rcpt_delete(w, "nobody@b"), 0);
 	ck_assert_int_eq(queue_writer_rcpt(w, "new@z", "new@z", ""), 0);
+	{
+		/* the addresses, in order, after the cut and the delete */
+		char **l = queue_writer_rcpt_list(w);
+
+		ck_assert_uint_eq(strv_len(l), 3);
+		ck_assert_str_eq(l[0], "c@d");
+		ck_assert_str_eq(l[1], "e@f");
+		ck_assert_str_eq(l[2], "new@z");
+		strv_free(&l);
+	}
 	ck_assert_int_eq(queue_writer_set_sender(w, "new@sender"), 0);
 	ck_assert_int_eq(queue_writer_set_dir(w, "../x"), -1);
 	ck_assert_int_eq(queue_writer_set_dir(w, QUEUE_HOLD), 0);
