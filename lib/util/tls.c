@@ -135,8 +135,9 @@ tls_client_ctx_new(const char *cafile, const char *capath, char **err_r)
 		SSL_CTX_free(s);
 		return NULL;
 	}
-	/* A hashed directory (c_rehash): OpenSSL reads its files on demand,
-	 * so only a directory that cannot be opened fails here. */
+	/* A hashed directory (openssl rehash): OpenSSL reads its files as
+	 * certificates are looked up, so a wrong one is not noticed here;
+	 * verification fails instead, never weaker. */
 	if (capath != NULL && *capath != '\0' &&
 	    SSL_CTX_load_verify_locations(s, NULL, capath) != 1) {
 		*err_r = ssl_errtext(capath);
