@@ -33,7 +33,6 @@
 #include "mail/auth_client.h"
 #include "mail/config.h"
 #include "mail/maps.h"
-#include "proto/sasl.h"
 #include "smtpd.h"
 
 #define AUTH_TIMEOUT_MS (90 * 1000)   /* penalties are at most 15 s each */
@@ -50,21 +49,11 @@ smtpd_sasl_init(void)
 	c->tls_auth_only = config_bool("smtpd_tls_auth_only");
 	/* Postfix's security options decide whether our two mechanisms,
 	 * both plaintext, may be offered, without TLS and with it. */
-	{
-		static const char *const opt[2] = { "smtpd_sasl_security_options",
-		    "smtpd_sasl_tls_security_options" };
-		const char *why;
-
-		for (int tls = 0; tls < 2; tls++) {
-			c->sasl_plain_ok[tls] = sasl_plaintext_allowed(
-			    config_str(opt[tls]), &why);
-			if (c->sasl_plain_ok[tls] < 0)
-				log_fatalx("%s: %s", opt[tls], why);
-		}
-		if (c->sasl_enable && !c->sasl_plain_ok[0] && !c->sasl_plain_ok[1])
-			log_warnx("smtpd_sasl_auth_enable=yes, but the SASL security "
-			    "options rule out PLAIN and LOGIN: AUTH will never be offered");
-	}
+	c->sasl_plain_ok[0] = config_sasl_plaintext("smtpd", 0);
+	c->sasl_plain_ok[1] = config_sasl_plaintext("smtpd", 1);
+	if (c->sasl_enable && !c->sasl_plain_ok[0] && !c->sasl_plain_ok[1])
+		log_warnx("smtpd_sasl_auth_enable=yes, but the SASL security "
+		    "options rule out PLAIN and LOGIN: AUTH will never be offered");
 	if (path == NULL || *path == '\0')
 		path = "private/auth";
 	if (path[0] == '/')
@@ -270,16 +259,13 @@ owner_listed(const char *value, const char *user)
 int
 sasl_sender_check(struct session *s, const char *sender)
 {
-	const char *at;
 	char *value = NULL, *rep = NULL;
 	int r;
 
 	if (s->sasl_user == NULL || sender[0] == '\0' ||
 	    smtpd_conf.sender_login_maps == NULL)
 		return 0;
-	r = maplist_lookup(smtpd_conf.sender_login_maps, sender, &value);
-	if (r == 0 && (at = strrchr(sender, '@')) != NULL)
-		r = maplist_lookup(smtpd_conf.sender_login_maps, at, &value);
+	r = maplist_lookup_addr(smtpd_conf.sender_login_maps, sender, &value);
 	if (r < 0)
 		rep = xasprintf("451 4.3.0 <%s>: Temporary lookup failure", sender);
 	else if (r == 0 || !owner_listed(value, s->sasl_user))

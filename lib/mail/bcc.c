@@ -64,13 +64,10 @@ bcc_open(char **err_r)
 static int
 lookup(struct bcc *b, struct maplist *ml, const char *addr, char **copy_r)
 {
-	char *key = addr_fold_domain(addr), *value = NULL, *at;
-	int r;
+	char *key = addr_fold_domain(addr), *value = NULL;
+	int r = maplist_lookup_addr(ml, key, &value);
 
 	*copy_r = NULL;
-	r = maplist_lookup(ml, key, &value);
-	if (r == 0 && (at = strrchr(key, '@')) != NULL)
-		r = maplist_lookup(ml, at, &value);
 	if (r == 1) {
 		char *v = value + strspn(value, " \t");
 		size_t n = strcspn(v, " \t,");

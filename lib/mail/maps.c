@@ -624,6 +624,17 @@ maplist_lookup(struct maplist *ml, const char *key, char **value_r)
 }
 
 int
+maplist_lookup_addr(struct maplist *ml, const char *addr, char **value_r)
+{
+	const char *at;
+	int r = maplist_lookup(ml, addr, value_r);
+
+	if (r == 0 && (at = strrchr(addr, '@')) != NULL)
+		r = maplist_lookup(ml, at, value_r);
+	return r;
+}
+
+int
 maplist_empty(const struct maplist *ml)
 {
 	return ml == NULL || ml->n == 0;

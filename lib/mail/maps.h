@@ -50,6 +50,9 @@ struct maplist *maplist_open(const char *specs, char **err_r);
  * item. Free with strv_free(). */
 char **map_split_list(const char *s);
 int maplist_lookup(struct maplist *ml, const char *key, char **value_r);
+/* An address as Postfix's address tables take it: the whole address,
+ * then "@domain" (from its last '@'). As maplist_lookup(). */
+int maplist_lookup_addr(struct maplist *ml, const char *addr, char **value_r);
 int maplist_empty(const struct maplist *ml);
 void maplist_close(struct maplist **ml);
 

@@ -663,6 +663,29 @@ START_TEST(test_inline_list)
 }
 END_TEST
 
+/* An address: the whole of it first, then its @domain. */
+START_TEST(test_lookup_addr)
+{
+	char *err = NULL, *v = NULL;
+	struct maplist *ml = maplist_open(
+	    "inline:{ a@x.test=whole, @x.test=domain, b=local }", &err);
+
+	ck_assert_msg(ml != NULL, "%s", err ? err : "?");
+	ck_assert_int_eq(maplist_lookup_addr(ml, "a@x.test", &v), 1);
+	ck_assert_str_eq(v, "whole");
+	free(v);
+	ck_assert_int_eq(maplist_lookup_addr(ml, "c@x.test", &v), 1);
+	ck_assert_str_eq(v, "domain");
+	free(v);
+	ck_assert_int_eq(maplist_lookup_addr(ml, "a@y.test", &v), 0);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(maplist_lookup_addr(ml, "b", &v), 1);   /* no domain */
+	ck_assert_str_eq(v, "local");
+	free(v);
+	maplist_close(&ml);
+}
+END_TEST
+
 static Suite *
 maps_suite(void)
 {
@@ -691,6 +714,7 @@ maps_suite(void)
 	tcase_add_test(tc, test_text_missing);
 	tcase_add_test(tc, test_text_build_and_list);
 	tcase_add_test(tc, test_inline_list);
+	tcase_add_test(tc, test_lookup_addr);
 	suite_add_tcase(s, tc);
 	return s;
 }
