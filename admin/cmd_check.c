@@ -527,9 +527,10 @@ check_tls(const char *path, const struct master_service *svcs, size_t n)
 		if (strcmp(s->command, "smtp") == 0) {
 			snprintf(where, sizeof(where), "%s:%d: service %s", path,
 			    s->lineno, s->name);
-			cert = svc_value(s, "smtp_tls_CAfile");
-			key = svc_value(s, "smtp_tls_CApath");
-			if ((ctx = tls_client_ctx_new(cert, key, &err)) != NULL) {
+			const char *cafile = svc_value(s, "smtp_tls_CAfile");
+			const char *capath = svc_value(s, "smtp_tls_CApath");
+
+			if ((ctx = tls_client_ctx_new(cafile, capath, &err)) != NULL) {
 				check_tls_settings(where, "smtp", 0, s, ctx);
 				check_tls_settings(where, "smtp", 1, s, ctx);
 				tls_ctx_free(&ctx);
@@ -540,7 +541,8 @@ check_tls(const char *path, const struct master_service *svcs, size_t n)
 				    "%s: %s; the SMTP client would run without TLS; fix: "
 				    "point them at a readable PEM bundle and a hashed "
 				    "directory, or leave them empty for the system's", where,
-				    *cert ? cert : "(none)", *key ? key : "(none)", err ? err : "?");
+				    *cafile ? cafile : "(none)", *capath ? capath : "(none)",
+				    err ? err : "?");
 			}
 			xfree(&err);
 			continue;

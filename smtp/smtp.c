@@ -53,7 +53,6 @@
 #include "mail/queue.h"
 #include "mail/server.h"
 #include "mail/server_args.h"
-#include "proto/sasl.h"
 #include "smtp.h"
 
 #define LOCK_WAIT_MS 5000
@@ -190,16 +189,8 @@ smtp_pre_init(void)
 		log_fatalx("TLS settings: %s", err);
 	sconf.tls_policy_specs = xstrdup(config_str("smtp_tls_policy_maps"));
 	sconf.sasl_passwd_specs = xstrdup(config_str("smtp_sasl_password_maps"));
-	{
-		static const char *const opt[2] = { "smtp_sasl_security_options",
-		    "smtp_sasl_tls_security_options" };
-		const char *why;
-
-		for (int tls = 0; tls < 2; tls++)
-			if ((sconf.sasl_plain_ok[tls] = sasl_plaintext_allowed(
-			    config_str(opt[tls]), &why)) < 0)
-				log_fatalx("%s: %s", opt[tls], why);
-	}
+	sconf.sasl_plain_ok[0] = config_sasl_plaintext("smtp", 0);
+	sconf.sasl_plain_ok[1] = config_sasl_plaintext("smtp", 1);
 	/* Certificates and the CA store are read before dropping privileges. */
 	sconf.tls = tls_client_ctx_new(config_str("smtp_tls_CAfile"),
 	    config_str("smtp_tls_CApath"), &err);

@@ -700,6 +700,20 @@ config_get(const char *name)
 	return param_expanded(p);
 }
 
+int
+config_sasl_plaintext(const char *side, int tls)
+{
+	char name[64];
+	const char *why;
+	int ok;
+
+	snprintf(name, sizeof(name), "%s_sasl_%ssecurity_options", side,
+	    tls ? "tls_" : "");
+	if ((ok = sasl_plaintext_allowed(config_str(name), &why)) < 0)
+		log_fatalx("%s: %s", name, why);
+	return ok;
+}
+
 const char *
 config_param(const char *name, const void *unused)
 {
@@ -1277,7 +1291,7 @@ value_problem(const struct param_def *def, const char *v)
 		const char *why;
 
 		if (sasl_plaintext_allowed(v, &why) < 0)
-			return xasprintf("a list of noanonymous, noplaintext, noactive, "
+			return xstrdup("a list of noanonymous, noplaintext, noactive, "
 			    "nodictionary, mutual_auth or forward_secrecy");
 	}
 	if (strcmp(def->name, "pop3d_uidl_format") == 0) {

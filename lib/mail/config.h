@@ -34,6 +34,10 @@ const char *config_get(const char *name);
  * name not in the table is a bug (panic). Daemons use this, never a
  * fallback of their own. */
 const char *config_str(const char *name);
+/* Do <side>_sasl_security_options (tls: <side>_sasl_tls_security_options)
+ * allow plaintext mechanisms, PLAIN and LOGIN? side is "smtpd" or "smtp";
+ * a value config_check() would refuse is fatal. */
+int config_sasl_plaintext(const char *side, int tls);
 /* config_str() in the shape of a lookup callback (tls_settings_get()). */
 const char *config_param(const char *name, const void *unused);
 long long config_int(const char *name);      /* CONF_INT/CONF_SIZE */

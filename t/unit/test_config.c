@@ -681,6 +681,23 @@ END_TEST
 
 /* The lenient accessors for names the table may lack: defaults, ranges,
  * units, never fatal. */
+/* The SASL security options of each side, with and without TLS; the
+ * TLS one follows the other by default. */
+START_TEST(test_sasl_plaintext)
+{
+	load_ok("smtpd_sasl_security_options = noanonymous, noplaintext\n"
+	    "smtpd_sasl_tls_security_options = noanonymous\n"
+	    "smtp_sasl_security_options = noactive\n");
+	ck_assert_int_eq(config_sasl_plaintext("smtpd", 0), 0);
+	ck_assert_int_eq(config_sasl_plaintext("smtpd", 1), 1);
+	ck_assert_int_eq(config_sasl_plaintext("smtp", 0), 0);
+	ck_assert_int_eq(config_sasl_plaintext("smtp", 1), 0);
+	load_ok("myhostname = x.example\n");
+	ck_assert_int_eq(config_sasl_plaintext("smtp", 0), 1);
+	ck_assert_int_eq(config_sasl_plaintext("smtpd", 1), 1);
+}
+END_TEST
+
 START_TEST(test_int_time_or)
 {
 	load_ok("smtp_destination_concurrency_limit = 7\n"
@@ -717,6 +734,7 @@ config_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_basic_and_continuation);
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_sasl_plaintext);
 	tcase_add_test(tc, test_hostname_defaults);
 	tcase_add_test(tc, test_expansion);
 	tcase_add_test(tc, test_expansion_errors);
