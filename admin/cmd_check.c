@@ -219,7 +219,7 @@ static const char *const unimplemented_params[] = {
 	"smtpd_client_recipient_rate_limit", "smtpd_etrn_restrictions",
 	"smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
 	"smtpd_tls_ask_ccert", "smtpd_tls_req_ccert",
-	"smtpd_tls_CAfile", "smtpd_tls_CApath", "smtpd_tls_dh1024_param_file",
+	"smtpd_tls_CAfile", "smtpd_tls_CApath",
 	"smtpd_tls_eecdh_grade",
 	"smtp_tls_session_cache_database",
 	NULL,
@@ -576,6 +576,13 @@ check_tls(const char *path, const struct master_service *svcs, size_t n)
 		if ((ctx = tls_server_ctx_new(cert, key, &err)) != NULL) {
 			if (k == 0)
 				check_tls_settings(where, "smtpd", required, s, ctx);
+			if (k == 0 && tls_server_dh(ctx, svc_value(s,
+			    "smtpd_tls_dh1024_param_file"), &err) < 0)
+				error("%s: smtpd_tls_dh1024_param_file: %s: the service "
+				    "would not start; fix: a PEM file of at least 2048-bit "
+				    "DH parameters (openssl dhparam -out FILE 2048), or "
+				    "leave it empty", where, err);
+			xfree(&err);
 			tls_ctx_free(&ctx);
 			continue;
 		}

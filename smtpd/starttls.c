@@ -87,6 +87,8 @@ smtpd_tls_init(void)
 			log_fatalx("TLS settings: %s", err);
 		tls_settings_free(&ts);
 	}
+	if (tls_server_dh(c->tls_ctx, config_str("smtpd_tls_dh1024_param_file"), &err) < 0)
+		log_fatalx("smtpd_tls_dh1024_param_file: %s", err);
 	/* Tickets any smtpd process of this master resumes, for as long as
 	 * Postfix's parameter says (0: no resumption at all). */
 	{

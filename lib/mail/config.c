@@ -293,6 +293,7 @@ static const struct param_def param_table[] = {
 	{ "smtpd_tls_auth_only", CONF_BOOL, "yes", 0, 0 },
 	{ "smtpd_tls_cert_file", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_ciphers", CONF_STR, "medium", 0, 0 },
+	{ "smtpd_tls_dh1024_param_file", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_exclude_ciphers", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_key_file", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_mandatory_ciphers", CONF_STR, "medium", 0, 0 },

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -245,6 +247,10 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char **err_r)
 		return NULL;
 	}
 	SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_SERVER);
+	/* Without a group OpenSSL offers no DHE cipher at all; Postfix and
+	 * Dovecot have one built in, so a TLS 1.2 client limited to DHE is
+	 * served by them: an RFC 7919 group as strong as the key. */
+	SSL_CTX_set_dh_auto(s, 1);
 	if (SSL_CTX_use_certificate_chain_file(s, cert_file) != 1) {
 		*err_r = ssl_errtext(cert_file);
 		SSL_CTX_free(s);
@@ -265,6 +271,39 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char **err_r)
 	c->server = 1;
 	SSL_CTX_set_app_data(s, c);
 	return c;
+}
+
+int
+tls_server_dh(struct tls_ctx *ctx, const char *file, char **err_r)
+{
+	EVP_PKEY *pk;
+	BIO *b;
+
+	*err_r = NULL;
+	if (file == NULL || *file == '\0' || strcasecmp(file, "auto") == 0)
+		return 0;   /* tls_server_ctx_new() chose auto */
+	if ((b = BIO_new_file(file, "r")) == NULL) {
+		*err_r = ssl_errtext(file);
+		return -1;
+	}
+	pk = PEM_read_bio_Parameters(b, NULL);
+	BIO_free(b);
+	if (pk == NULL || (!EVP_PKEY_is_a(pk, "DH") && !EVP_PKEY_is_a(pk, "DHX"))) {
+		EVP_PKEY_free(pk);
+		ERR_clear_error();
+		*err_r = xasprintf("%s: no DH parameters in it (PEM \"BEGIN DH "
+		    "PARAMETERS\", as openssl dhparam writes)", file);
+		return -1;
+	}
+	/* auto would take precedence over the file. OpenSSL checks the
+	 * size against its security level here. */
+	SSL_CTX_set_dh_auto(ctx->ssl, 0);
+	if (SSL_CTX_set0_tmp_dh_pkey(ctx->ssl, pk) != 1) {
+		EVP_PKEY_free(pk);
+		*err_r = ssl_errtext(file);
+		return -1;
+	}
+	return 0;
 }
 
 /*

@@ -45,6 +45,12 @@ struct tls_ctx *tls_client_ctx_new(const char *cafile, const char *capath,
 struct tls_ctx *tls_server_ctx_new(const char *cert_file, const char *key_file,
     char **err_r);
 void tls_ctx_free(struct tls_ctx **ctx);
+/* Server: the finite-field group for DHE (TLS 1.2 ciphers only). A new
+ * server context has OpenSSL pick an RFC 7919 group as strong as the
+ * certificate's key; file NULL, "" or "auto" keeps that, else a PEM
+ * "DH PARAMETERS" file replaces it, read now; OpenSSL's security level
+ * must accept it (Debian's: at least 2048 bits). 0, or -1 with *err_r. */
+int tls_server_dh(struct tls_ctx *ctx, const char *file, char **err_r);
 /* Server: issue and accept session tickets with the keys master keeps in
  * path (util/tlskeys.h), shared by every process that reads it. Read now,
  * while still root; the file must belong to the effective user with no

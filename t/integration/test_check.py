@@ -9,6 +9,7 @@ and a repeated parameter warns.
 
 import os
 import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -155,6 +156,27 @@ class CheckStartReload(H.InstanceTestCase):
                  "opportunistic TLS: TLS 1.2 cipher list")):
             self.inst.write("postern.conf", base + line + "\n")
             self.assertRefused(needle)
+
+    def test_dh_param_file(self):
+        # Mozilla's generator puts an RFC 7919 group here
+        self.inst.make_cert("mx.example.test", level="may")
+        base = self.inst.conf_text()
+        good = self.inst.path("ffdhe2048.pem")
+        subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH",
+                        "-pkeyopt", "group:ffdhe2048", "-out", good], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        weak = self.inst.path("dh1024.pem")   # -dsaparam: made at once
+        subprocess.run(["openssl", "dhparam", "-dsaparam", "-out", weak, "1024"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.add_conf("smtpd_tls_dh1024_param_file = %s\n" % good)
+        self.assertPasses()
+        for f, needle in ((weak, "dh key too small"),
+                          (self.inst.path("cert.pem"), "no DH parameters in it"),
+                          (self.inst.path("no-such.pem"), "no-such.pem")):
+            self.inst.write("postern.conf", base +
+                            "smtpd_tls_dh1024_param_file = %s\n" % f)
+            errs = self.assertRefused("smtpd_tls_dh1024_param_file: ")
+            self.assertTrue(any(needle in e for e in errs), (needle, errs))
 
     def test_sasl_security_options(self):
         # the lines of Postfix + Dovecot SASL guides are taken

@@ -454,6 +454,44 @@ class TlsVersionsCiphers(H.InstanceTestCase):
         self.assertEqual(self.starttls(self.ctx(tls12_only=True))[0], "TLSv1.2")
 
 
+class DhParameters(H.InstanceTestCase):
+    """DHE for TLS 1.2 clients: an RFC 7919 group sized by OpenSSL by
+    default (without one OpenSSL offers no DHE cipher at all), or the
+    group of smtpd_tls_dh1024_param_file, as Postfix."""
+
+    def start(self, group=None):
+        self.inst = self.make_instance(privileged=False)
+        self.inst.make_cert("mx.example.test", level="may")
+        if group:
+            f = self.inst.path(group + ".pem")
+            subprocess.run(["openssl", "genpkey", "-genparam", "-algorithm", "DH",
+                            "-pkeyopt", "group:" + group, "-out", f], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.inst.params["smtpd_tls_dh1024_param_file"] = f
+        self.inst.start()
+
+    def server_temp_key(self):
+        """openssl s_client offering only a DHE cipher over TLS 1.2: the
+        group the server chose, and the cipher."""
+        r = subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-connect",
+                            "127.0.0.1:%d" % self.inst.port, "-tls1_2", "-cipher",
+                            "DHE-RSA-AES128-GCM-SHA256"], input="QUIT\n",
+                           capture_output=True, text=True, timeout=60)
+        key = re.search(r"Server Temp Key: ([^\n]*)", r.stdout)
+        cipher = re.search(r"Cipher is (\S+)", r.stdout)
+        return key and key.group(1), cipher and cipher.group(1)
+
+    def test_dhe_by_default(self):
+        self.start()
+        self.assertEqual(self.server_temp_key(),
+                         ("DH, 2048 bits", "DHE-RSA-AES128-GCM-SHA256"))
+
+    def test_dh_param_file(self):
+        self.start("ffdhe3072")
+        self.assertEqual(self.server_temp_key(),
+                         ("DH, 3072 bits", "DHE-RSA-AES128-GCM-SHA256"))
+
+
 class PrivilegedAuth(H.InstanceTestCase):
     """As root: auth runs as auth_owner, the only user that can read the
     password table; smtpd (mail_owner) cannot."""

@@ -579,6 +579,43 @@ resume_case(const char *cert, const char *key, int maxver)
 	tls_ctx_free(&sctx);
 }
 
+START_TEST(test_tls_server_dh)
+{
+	char cmd[1024], cert[200], key[200], dh[200];
+	char dir[] = "/tmp/test_conn_dh.XXXXXX";
+	struct tls_ctx *ctx;
+	char *err = NULL;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	snprintf(dh, sizeof(dh), "%s/dh.pem", dir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 -nodes "
+	    "-subj /CN=localhost -keyout %s -out %s -days 1 2>/dev/null && "
+	    "openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe3072 "
+	    "-out %s 2>/dev/null", key, cert, dh);
+	ck_assert_int_eq(system(cmd), 0);
+	ctx = tls_server_ctx_new(cert, key, &err);
+	ck_assert_msg(ctx != NULL, "%s", err);
+	ck_assert_int_eq(tls_server_dh(ctx, NULL, &err), 0);
+	ck_assert_int_eq(tls_server_dh(ctx, "auto", &err), 0);
+	ck_assert_int_eq(tls_server_dh(ctx, dh, &err), 0);
+	ck_assert_ptr_null(err);
+	/* A certificate is no group; a missing file names itself. */
+	ck_assert_int_eq(tls_server_dh(ctx, cert, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "no DH parameters"));
+	free(err);
+	ck_assert_int_eq(tls_server_dh(ctx, "/nonexistent/dh.pem", &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/dh.pem"));
+	free(err);
+	tls_ctx_free(&ctx);
+	unlink(cert);
+	unlink(key);
+	unlink(dh);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_tls_resume)
 {
 	char cmd[1024], cert[200], key[200];
@@ -716,6 +753,7 @@ suite(void)
 	tcase_add_test(tc, test_lines_and_eof);
 	tcase_add_test(tc, test_lines_across_events);
 	tcase_add_test(tc, test_tls_resume);
+	tcase_add_test(tc, test_tls_server_dh);
 	tcase_add_test(tc, test_tls_shared_ticket_keys);
 	tcase_add_test(tc, test_big_write);
 	tcase_add_test(tc, test_backpressure);
