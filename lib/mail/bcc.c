@@ -26,22 +26,6 @@ struct bcc {
 	struct maplist *sender, *rcpt;
 };
 
-static struct maplist *
-open_maps(const char *name, char **err_r)
-{
-	const char *spec = config_str(name);
-	struct maplist *ml;
-	char *err = NULL;
-
-	if (*spec == '\0')
-		return NULL;
-	if ((ml = maplist_open(spec, &err)) == NULL) {
-		*err_r = xasprintf("%s: %s", name, err != NULL ? err : "cannot open");
-		free(err);
-	}
-	return ml;
-}
-
 struct bcc *
 bcc_open(char **err_r)
 {
@@ -52,9 +36,9 @@ bcc_open(char **err_r)
 	b->myorigin = xstrdup(config_str("myorigin"));
 	if (*always != '\0')
 		b->always = addr_qualify(always, b->myorigin);
-	b->sender = open_maps("sender_bcc_maps", err_r);
+	b->sender = maplist_open_param("sender_bcc_maps", err_r);
 	if (*err_r == NULL)
-		b->rcpt = open_maps("recipient_bcc_maps", err_r);
+		b->rcpt = maplist_open_param("recipient_bcc_maps", err_r);
 	if (*err_r != NULL)
 		bcc_close(&b);
 	return b;

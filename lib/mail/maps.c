@@ -483,6 +483,17 @@ map_lookup(struct map *m, const char *key, char **value_r)
 }
 
 int
+map_foreach_result(struct map *m, int (*cb)(const char *result, void *ctx),
+    void *ctx)
+{
+	if (m->type == MAP_STATIC)
+		return cb(m->value, ctx);
+	if ((m->type == MAP_TEXT || m->type == MAP_INLINE) && m->tab != NULL)
+		return maptab_foreach_result(m->tab, cb, ctx);
+	return 0;
+}
+
+int
 map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
     void *ctx), void *ctx, char **err_r)
 {
@@ -602,6 +613,23 @@ maplist_open(const char *specs, char **err_r)
 		ml->v[ml->n++] = m;
 	}
 	strv_free(&v);
+	return ml;
+}
+
+struct maplist *
+maplist_open_param(const char *param, char **err_r)
+{
+	const char *spec = config_str(param);
+	struct maplist *ml;
+	char *err = NULL;
+
+	*err_r = NULL;
+	if (*spec == '\0')
+		return NULL;
+	if ((ml = maplist_open(spec, &err)) == NULL) {
+		*err_r = xasprintf("%s: %s", param, err != NULL ? err : "cannot open");
+		free(err);
+	}
 	return ml;
 }
 

@@ -50,6 +50,10 @@ struct maplist *maplist_open(const char *specs, char **err_r);
  * item. Free with strv_free(). */
 char **map_split_list(const char *s);
 int maplist_lookup(struct maplist *ml, const char *key, char **value_r);
+/* The tables of a parameter (config_str(param)): NULL with *err_r NULL
+ * when it is empty, NULL with *err_r ("param: why") when they cannot be
+ * opened. */
+struct maplist *maplist_open_param(const char *param, char **err_r);
 /* An address as Postfix's address tables take it: the whole address,
  * then "@domain" (from its last '@'). As maplist_lookup(). */
 int maplist_lookup_addr(struct maplist *ml, const char *addr, char **value_r);
@@ -70,6 +74,10 @@ int map_list(const char *spec, FILE *out, char **err_r);
  * or for a map type that cannot be listed (static). */
 int map_foreach(struct map *m, int (*cb)(const char *key, const char *value,
     void *ctx), void *ctx, char **err_r);
+/* Every result a text, inline or static table can give, as written
+ * (maptab_foreach_result); 0 without a call for other types. */
+int map_foreach_result(struct map *m, int (*cb)(const char *result,
+    void *ctx), void *ctx);
 /* Reopen the map if its file changed. 1 reopened, 0 unchanged, -1 error. */
 int map_refresh(struct map *m);
 /* A table of literal keys that map_foreach can walk (lmdb, texthash,

@@ -795,6 +795,22 @@ maptab_lookup(const struct maptab *t, const char *key, char **value_r)
 }
 
 int
+maptab_foreach_result(const struct maptab *t,
+    int (*cb)(const char *result, void *ctx), void *ctx)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < t->nr; i++)
+		if (t->r[i].result != NULL && (r = cb(t->r[i].result, ctx)) != 0)
+			return r;
+	for (i = 0; i < t->nh; i++)
+		if ((r = cb(t->h[i].value, ctx)) != 0)
+			return r;
+	return 0;
+}
+
+int
 maptab_listable(const struct maptab *t)
 {
 	return t->type == MAPTAB_HASH;

@@ -52,6 +52,11 @@ int maptab_lookup(const struct maptab *t, const char *key, char **value_r);
 int maptab_foreach(const struct maptab *t, int (*cb)(const char *key,
     const char *value, void *ctx), void *ctx);
 int maptab_listable(const struct maptab *t);
+/* Every result of the table as written (pattern tables: before $n is
+ * expanded; hash tables: the values), in order. cb returns non-zero to
+ * stop, which this returns. */
+int maptab_foreach_result(const struct maptab *t,
+    int (*cb)(const char *result, void *ctx), void *ctx);
 /* One "key value" (or "key: value") source line, as postmap reads it:
  * key folded to lower case. NULL, or the problem (static text). Modifies
  * line. Shared by texthash: and the lmdb: builder. */
