@@ -35,6 +35,7 @@
 #include "util/priv.h"
 #include "util/strv.h"
 #include "util/tls.h"
+#include "mail/cchecks.h"
 #include "mail/config.h"
 #include "mail/tlspolicy.h"
 #include "mail/restrict.h"
@@ -95,7 +96,8 @@ static const char *const table_params[] = {
 	"canonical_maps", "sender_canonical_maps", "recipient_canonical_maps",
 	"relocated_maps", "smtpd_sender_login_maps", "smtp_tls_policy_maps",
 	"sender_dependent_relayhost_maps", "smtp_sasl_password_maps",
-	"sender_bcc_maps", "recipient_bcc_maps",
+	"sender_bcc_maps", "recipient_bcc_maps", "header_checks",
+	"mime_header_checks", "nested_header_checks", "body_checks",
 	NULL,
 };
 
@@ -144,6 +146,25 @@ is_text_table(const char *spec)
 	return 0;
 }
 
+struct action_check {
+	const char *param, *spec;
+};
+
+/* A content check's result must be an action Postern carries out: one
+ * it would only log would look like protection and be none. */
+static int
+check_action(const char *result, void *ctx)
+{
+	const struct action_check *a = ctx;
+	const char *why = cchecks_action_ok(result);
+
+	if (why != NULL)
+		error("%s: table %s: \"%s\": %s; fix: use REJECT, DISCARD, HOLD, "
+		    "WARN, INFO, IGNORE, PREPEND, REPLACE, DUNNO or OK (see "
+		    "postern.conf(5), header_checks)", a->param, a->spec, result, why);
+	return 0;
+}
+
 /* A table read from text must load now: the daemons would otherwise run
  * with it failing every lookup temporarily. */
 static void
@@ -162,6 +183,11 @@ check_text(const char *param_name, const char *spec)
 		free(err);
 		return;
 	}
+	for (int i = 0; i < CC_NCLASS; i++)
+		if (strcmp(param_name, cchecks_param[i]) == 0) {
+			struct action_check a = { param_name, spec };
+			(void)map_foreach_result(m, check_action, &a);
+		}
 	map_close(&m);
 }
 
@@ -210,8 +236,7 @@ check_tables(void)
  * error: a configuration that looks protected and is not is worse than
  * one that refuses to start. */
 static const char *const unimplemented_params[] = {
-	"body_checks", "check_client_access", "header_checks",
-	"mime_header_checks", "nested_header_checks", "postscreen_access_list", "postscreen_dnsbl_sites",
+	"check_client_access", "postscreen_access_list", "postscreen_dnsbl_sites",
 	"smtpd_authorized_xclient_hosts", "smtpd_authorized_xforward_hosts",
 	"smtpd_client_auth_rate_limit",
 	"smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",

@@ -459,9 +459,13 @@ pickup_post_init(struct loop *l)
 	    && config_int("header_size_limit") > 0
 	    ? (size_t)config_int("header_size_limit") : 102400;
 	pconf.hopcount_limit = config_int("hopcount_limit");
+	pconf.line_length_limit = config_int("line_length_limit") >= 512
+	    ? (size_t)config_int("line_length_limit") : 512;
 	if ((pconf.resolver = resolver_open(&err)) == NULL)
 		log_fatalx("%s", err ? err : "cannot open lookup tables");
 	if ((pconf.bcc = bcc_open(&err)) == NULL)
+		log_fatalx("%s", err);
+	if (cc_tables_open(&pconf.cc, &err) < 0)
 		log_fatalx("%s", err);
 	{
 		const char *merr = NULL;

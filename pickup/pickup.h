@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 #include "util/ipc.h"
+#include "mail/cchecks.h"
 #include "mail/milter_client.h"
 #include "mail/resolve.h"
 
@@ -14,9 +15,11 @@ struct pickup_conf {
 	char *mail_name;
 	long long size_limit;     /* message_size_limit; 0 = none */
 	size_t header_limit;      /* header_size_limit */
+	size_t line_length_limit; /* body_checks see lines in pieces of this */
 	long long hopcount_limit; /* Received: fields, ours included; 0 = none */
 	struct resolver *resolver;
 	struct bcc *bcc;          /* always_bcc, sender_/recipient_bcc_maps */
+	struct cc_tables cc;      /* header_checks, body_checks, ... */
 	/* non_smtpd_milters (psub.c applies them before the commit) */
 	struct milter_spec *milters;
 	size_t nmilters;

@@ -15,6 +15,12 @@
  * - The header is buffered (at most header_size_limit plus one frame)
  *   until its end is known, because -t recipients must be in the envelope
  *   before any content is written; the body is streamed.
+ * - header_checks, body_checks and the rest (lib/mail/cchecks.h) see the
+ *   content as it comes (our Received: and the rewritten header first);
+ *   with a table set the content is held in memory, as for the milters,
+ *   and their verdict is applied at the end, before the milters see it:
+ *   REJECT bounces as a milter's does (below), DISCARD drops, HOLD
+ *   commits into hold/, a failed lookup is a temporary failure.
  * - With non_smtpd_milters the content is held in memory and goes through
  *   the milters at the end (milter_run_start, on pickup's loop: the end
  *   frame answers PSUB_WAIT and the caller's done callback gets the
@@ -80,6 +86,9 @@ struct psub {
 	int exit_code;
 	struct timespec arrival;
 	int milter;              /* non_smtpd_milters: content held in msg */
+	int cc_on;               /* content checks: content held in msg */
+	struct cchecks cc;
+	struct cc_log_ctx cclog;
 	struct buf msg;
 	char **mrcpts;           /* the recipients as the milters see them */
 	const char *mrcpt;       /* {rcpt_addr}: the last one */
@@ -129,6 +138,7 @@ psub_free(struct psub **sp)
 	free(s->body);
 	buf_free(&s->hdr);
 	buf_free(&s->msg);
+	cchecks_free(&s->cc);
 	strv_free(&s->mrcpts);
 	free(s->message_id);
 	free(s->reason);
@@ -345,10 +355,14 @@ put_rcpt(struct psub *s, const char *rcpt, char ***seen, int *utf8)
 	return PSUB_MORE;
 }
 
-/* Content toward the queue file, or held for the milters. */
+/* Content toward the queue file, or held for the checks and milters. */
 static int
 put_content(struct psub *s, const void *p, size_t n)
 {
+	if (s->cc_on) {
+		cchecks_feed(&s->cc, p, n, &s->msg);
+		return 0;
+	}
 	if (s->milter)
 		return buf_append(&s->msg, p, n);
 	return queue_writer_content(s->qw, p, n);
@@ -425,6 +439,10 @@ open_queue(struct psub *s, size_t hlen)
 		goto write_error;
 	s->message_id = out.message_id;
 	out.message_id = NULL;
+	s->cclog = (struct cc_log_ctx){ &pconf.cc, s->id, "local", s->sender,
+	    strv_len(s->mrcpts) > 0 ? s->mrcpts[0] : "", NULL, NULL };
+	cc_tables_begin(&pconf.cc, &s->cc, pconf.line_length_limit, &s->cclog);
+	s->cc_on = cchecks_active(&s->cc);
 
 	const char *rest = s->hdr.data ? s->hdr.data + hlen : "";
 	size_t nrest = s->hdr.len - hlen;
@@ -510,10 +528,11 @@ milter_log(struct psub *s, const char *event, const char *text)
 	buf_free(&b);
 }
 
-/* REJECT: a bounce/ID log naming every recipient, durable before the
- * file (all recipients done) is committed; qmgr sends the DSN. */
+/* REJECT (a milter's, or a content check's): a bounce/ID log naming
+ * every recipient, durable before the file (all recipients done, the
+ * content held in msg) is committed; qmgr sends the DSN. */
 static enum psub_result
-milter_bounce(struct psub *s, const char *reply)
+bounce_all(struct psub *s, const char *reply)
 {
 	struct buf b = BUF_INIT(0);
 	char dsn[16] = "5.7.1", *path;
@@ -545,7 +564,6 @@ milter_bounce(struct psub *s, const char *reply)
 		log_warn("%s: write bounce log or queue file", s->id);
 		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
 	}
-	milter_log(s, "milter-reject", milter_reply_logtext(reply));
 	return PSUB_MORE;
 }
 
@@ -570,9 +588,8 @@ milters_verdict(struct psub *s, enum milter_kind kind, const char *reply)
 			queue_writer_abort(&s->qw);
 			s->state = ST_END;
 			r = PSUB_DONE;
-		} else {
-			r = milter_bounce(s, reply);
-		}
+		} else if ((r = bounce_all(s, reply)) == PSUB_MORE)
+			milter_log(s, "milter-reject", milter_reply_logtext(reply));
 		break;
 	case MILTER_V_DISCARD:
 		milter_log(s, "milter-discard", "milter triggers DISCARD action");
@@ -651,12 +668,45 @@ commit(struct psub *s)
 	return PSUB_DONE;
 }
 
+/* The content checks' verdict, the content all in msg: PSUB_MORE to go
+ * on (to the milters, or the commit). */
+static enum psub_result
+checks_verdict(struct psub *s)
+{
+	enum psub_result r;
+
+	cchecks_end(&s->cc, &s->msg);
+	s->cc_on = 0;   /* what still comes goes to the file */
+	if (s->cc.lookup_error) {
+		log_warnx("%s: header_checks or body_checks: table lookup failed", s->id);
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "temporary lookup failure");
+	}
+	if (s->cc.discard || (s->cc.reject != NULL && s->sender[0] == '\0')) {
+		/* DISCARD, or a REJECT with nobody to bounce to: dropped
+		 * (logged as the action fired). */
+		queue_writer_abort(&s->qw);
+		s->state = ST_END;
+		return PSUB_DONE;
+	}
+	if (s->cc.reject != NULL) {
+		if ((r = bounce_all(s, s->cc.reject)) != PSUB_MORE)
+			return r;
+		return commit(s);
+	}
+	if (s->cc.hold && queue_writer_set_dir(s->qw, QUEUE_HOLD) < 0) {
+		log_warn("%s: hold queue", s->id);
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
+	}
+	return PSUB_MORE;
+}
+
 static enum psub_result
 end(struct psub *s, const struct ipc_msg *m)
 {
 	long long size;
 	size_t hlen;
 	enum psub_result r;
+	int held;
 
 	if (ipc_get_int(m, "size", &size) < 0 || size != s->size)
 		return fail(s, PSUB_CORRUPT, EX_PROTOCOL, "content size mismatch");
@@ -666,9 +716,16 @@ end(struct psub *s, const struct ipc_msg *m)
 		if ((r = open_queue(s, hlen)) != PSUB_MORE)
 			return r;
 	}
+	held = s->cc_on;
+	if (held && (r = checks_verdict(s)) != PSUB_MORE)
+		return r;
 	if (s->milter) {
 		s->state = ST_END;   /* no more frames */
 		return start_milters(s);
+	}
+	if (held && queue_writer_content(s->qw, s->msg.data, s->msg.len) < 0) {
+		log_warn("%s: write queue file", s->id);
+		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "queue file write error");
 	}
 	return commit(s);
 }

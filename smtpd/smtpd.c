@@ -95,6 +95,8 @@ smtpd_post_init(struct loop *l)
 		log_fatalx("open recipient tables: %s", err ? err : "unknown error");
 	if ((c->bcc = bcc_open(&err)) == NULL)
 		log_fatalx("%s", err);
+	if (cc_tables_open(&c->cc, &err) < 0)
+		log_fatalx("%s", err);
 	smtpd_sasl_init();
 	smtpd_restrict_init();
 	smtpd_milter_init();

@@ -22,6 +22,7 @@
 #include "util/loop.h"
 #include "proto/smtp.h"
 #include "proto/sasl.h"
+#include "mail/cchecks.h"
 
 struct conn;
 struct tls_ctx;
@@ -68,6 +69,7 @@ struct smtpd_conf {
 	char *sasl_path;              /* socket of the auth daemon */
 	struct maplist *sender_login_maps;
 	struct bcc *bcc;              /* always_bcc, sender_/recipient_bcc_maps */
+	struct cc_tables cc;          /* header_checks, body_checks, ... */
 };
 extern struct smtpd_conf smtpd_conf;
 

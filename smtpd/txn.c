@@ -77,6 +77,7 @@
 #include "util/strv.h"
 #include "mail/addr.h"
 #include "mail/bcc.h"
+#include "mail/cchecks.h"
 #include "mail/hdrlimit.h"
 #include "mail/qcommit.h"
 #include "mail/queue.h"
@@ -114,6 +115,13 @@ struct txn {
 	int hold_content;           /* content stays in memory until end of data */
 	int milters;                /* ... for the milters (smtpd_milters) */
 	struct hdrlimit mh;
+	/* header_checks, body_checks (lib/mail/cchecks.h), after the
+	 * header limits: cc_on when a table is set */
+	int cc_on;
+	struct buf limited;         /* content between the two */
+	struct cchecks cc;
+	struct cc_log_ctx cclog;
+	char *client;               /* "name[addr]", for their log lines */
 	/* restrictions (restrict.c) */
 	int hold;                   /* HOLD: commit into hold/ */
 	int discard;                /* DISCARD: 250, then drop the file */
@@ -297,6 +305,9 @@ txn_reset(struct session *s)
 		buf_free(&tx->raw);
 		buf_free(&tx->content);
 		hdrlimit_free(&tx->mh);
+		buf_free(&tx->limited);
+		cchecks_free(&tx->cc);
+		free(tx->client);
 		strv_free(&tx->prepend);
 		free(tx->pend_addr);
 		free(tx->pend_params);
@@ -464,6 +475,7 @@ txn_mail(struct session *s, const struct smtp_cmd *cmd)
 	}
 	buf_init(&tx->raw, 0);
 	buf_init(&tx->content, 0);
+	buf_init(&tx->limited, 0);
 	hdrlimit_init(&tx->mh, (size_t)smtpd_conf.header_size_limit,
 	    smtpd_conf.limits.line_length_limit);
 	s->tx = tx;
@@ -720,15 +732,27 @@ received_header(struct session *s)
 		buf_printf(&tx->raw, ";\n\t%s\n", date);
 }
 
-/* Parser output through the header limits, then toward the queue file.
- * Our Received: goes through too, so it counts as a hop (Postfix's
- * cleanup sees it as well). */
+/* What the header limits let through, through the content checks. */
+static void
+content_checks(struct txn *tx)
+{
+	if (tx->limited.len > 0) {
+		cchecks_feed(&tx->cc, tx->limited.data, tx->limited.len, &tx->content);
+		buf_reset(&tx->limited);
+	}
+}
+
+/* Parser output through the header limits and the content checks, then
+ * toward the queue file. Our Received: goes through too, so it counts as
+ * a hop and header_checks see it (as Postfix's cleanup does). */
 static void
 content_take(struct txn *tx)
 {
 	if (tx->raw.len > 0) {
-		hdrlimit_feed(&tx->mh, tx->raw.data, tx->raw.len, &tx->content);
+		hdrlimit_feed(&tx->mh, tx->raw.data, tx->raw.len,
+		    tx->cc_on ? &tx->limited : &tx->content);
 		buf_reset(&tx->raw);
+		content_checks(tx);
 	}
 	if (tx->data.too_big || tx->write_error)
 		buf_reset(&tx->content);   /* read to the end, keep nothing */
@@ -763,6 +787,13 @@ content_begin(struct session *s)
 	 * smtpd_end_of_data_restrictions may still add at the top. */
 	tx->milters = smtpd_milter_active(s);
 	tx->hold_content = tx->milters || smtpd_restrict_eod_set();
+	tx->client = xasprintf("%s[%s]", s->name, s->addr);
+	tx->cclog = (struct cc_log_ctx){ &smtpd_conf.cc, tx->id, tx->client,
+	    tx->sender, tx->first_rcpt != NULL ? tx->first_rcpt : "",
+	    session_proto(s), s->helo != NULL ? s->helo : "" };
+	cc_tables_begin(&smtpd_conf.cc, &tx->cc, smtpd_conf.limits.line_length_limit,
+	    &tx->cclog);
+	tx->cc_on = cchecks_active(&tx->cc);
 	received_header(s);
 	smtp_data_init(&tx->data);
 	tx->data_limits = smtpd_conf.limits;
@@ -879,9 +910,18 @@ data_done(struct session *s)
 	const char *rej = NULL;
 
 	s->where = "END-OF-MESSAGE";
-	hdrlimit_end(&tx->mh, &tx->content);
 	content_take(tx);
+	hdrlimit_end(&tx->mh, tx->cc_on ? &tx->limited : &tx->content);
+	content_checks(tx);
+	cchecks_end(&tx->cc, &tx->content);
 	content_flush(tx);
+	tx->hold |= tx->cc.hold;
+	tx->discard |= tx->cc.discard;
+	if (tx->cc.lookup_error) {
+		log_warnx("%s: header_checks or body_checks: table lookup failed",
+		    tx->id);
+		tx->lookup_error = 1;
+	}
 	if (tx->mh.truncated > 0)
 		log_info("%s: %lld header(s) truncated at header_size_limit=%lld",
 		    tx->id, tx->mh.truncated, smtpd_conf.header_size_limit);
@@ -894,6 +934,11 @@ data_done(struct session *s)
 		rej = queue_error;
 	else if (tx->lookup_error)
 		rej = "451 4.3.0 Error: temporary lookup failure";
+	else if (tx->cc.reject != NULL) {
+		/* logged as the action fired, as Postfix's cleanup does */
+		data_commit(s, tx->cc.reject);
+		return;
+	}
 	if (rej != NULL) {
 		session_log_reject(s, "END-OF-MESSAGE", rej,
 		    tx->nrcpt == 1 ? tx->first_rcpt : NULL);

@@ -238,6 +238,38 @@ class SendmailCases:
             self.assertNotIn(b"alice@example.test>", header_of(m).replace(
                 b"Delivered-To: alice@example.test", b""))
 
+    def test_content_checks(self):
+        # header_checks and body_checks apply to local submission too:
+        # rewritten as from smtpd, logged "from local"; a REJECT is
+        # accepted by sendmail and bounced to the sender, as Postfix's
+        # cleanup does for local mail
+        inst = self.inst
+        inst.stop()
+        hc = inst.write("header_checks", "/^Subject: (.*)tagged(.*)/ REPLACE "
+                        "Subject: $1[tagged]$2\n/^X-Mailer:/ IGNORE\n"
+                        "/^Subject: .*\\[spam\\]/ REJECT 5.7.1 Spam subject\n")
+        inst.params["header_checks"] = "regexp:" + hc
+        inst.start()
+        r = inst.sendmail("-f", "bob@example.test", "-oi", "carol@example.test",
+                          input=b"Subject: a tagged note\nX-Mailer: cron\n\nbody\n")
+        self.ok(r)
+        m = H.wait_maildir(inst.vmaildir("carol@example.test"), inst=inst)[0]
+        self.assertIn(b"\nSubject: a [tagged] note\n", m)
+        self.assertNotIn(b"X-Mailer", m)
+        inst.wait_log(r": replace: header Subject: a tagged note from local; "
+                      r"from=<bob@example.test> to=<carol@example.test>: "
+                      r"Subject: a \[tagged\] note")
+        r = inst.sendmail("-f", "bob@example.test", "-oi", "carol@example.test",
+                          input=b"Subject: [spam] local\n\nbody\n")
+        self.ok(r)
+        inst.wait_log(r": reject: header Subject: \[spam\] local from local; "
+                      r"from=<bob@example.test> to=<carol@example.test>: "
+                      r"5\.7\.1 Spam subject")
+        bounce = H.wait_maildir(inst.vmaildir("bob@example.test"), inst=inst)[0]
+        self.assertIn(b"Spam subject", bounce)
+        inst.wait_queue_empty()
+        self.assertEqual(len(H.maildir_messages(inst.vmaildir("carol@example.test"))), 1)
+
     def test_bs(self):
         inst = self.inst
         script = (b"EHLO client\r\n"
