@@ -245,7 +245,6 @@ static const char *const unimplemented_params[] = {
 	"smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
 	"smtpd_tls_ask_ccert", "smtpd_tls_req_ccert",
 	"smtpd_tls_CAfile", "smtpd_tls_CApath",
-	"smtpd_tls_eecdh_grade",
 	"smtp_tls_session_cache_database",
 	NULL,
 };
@@ -335,6 +334,12 @@ check_security(void)
 		if (unimplemented_set(unimplemented_params[i], v))
 			error_unimplemented("", unimplemented_params[i], v);
 	}
+	/* Older hardening guides set it; Postfix 3.6 and later ignore it too. */
+	v = config_str("smtpd_tls_eecdh_grade");
+	if (strcasecmp(v, "auto") != 0)
+		warning("smtpd_tls_eecdh_grade = %s: ignored, as by Postfix 3.6 and "
+		    "later: the key exchange groups are OpenSSL's defaults (Postfix's "
+		    "\"auto\"); fix: remove it", v);
 	/* The restriction lists, parsed as smtpd parses them at start. */
 	{
 		struct restrict_set set;

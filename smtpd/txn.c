@@ -787,13 +787,14 @@ content_begin(struct session *s)
 	 * smtpd_end_of_data_restrictions may still add at the top. */
 	tx->milters = smtpd_milter_active(s);
 	tx->hold_content = tx->milters || smtpd_restrict_eod_set();
-	tx->client = xasprintf("%s[%s]", s->name, s->addr);
-	tx->cclog = (struct cc_log_ctx){ &smtpd_conf.cc, tx->id, tx->client,
-	    tx->sender, tx->first_rcpt != NULL ? tx->first_rcpt : "",
-	    session_proto(s), s->helo != NULL ? s->helo : "" };
 	cc_tables_begin(&smtpd_conf.cc, &tx->cc, smtpd_conf.limits.line_length_limit,
 	    &tx->cclog);
-	tx->cc_on = cchecks_active(&tx->cc);
+	if ((tx->cc_on = cchecks_active(&tx->cc))) {
+		tx->client = xasprintf("%s[%s]", s->name, s->addr);
+		tx->cclog = (struct cc_log_ctx){ &smtpd_conf.cc, tx->id, tx->client,
+		    tx->sender, tx->first_rcpt != NULL ? tx->first_rcpt : "",
+		    session_proto(s), s->helo != NULL ? s->helo : "" };
+	}
 	received_header(s);
 	smtp_data_init(&tx->data);
 	tx->data_limits = smtpd_conf.limits;

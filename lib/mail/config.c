@@ -299,6 +299,7 @@ static const struct param_def param_table[] = {
 	{ "smtpd_tls_cert_file", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_ciphers", CONF_STR, "medium", 0, 0 },
 	{ "smtpd_tls_dh1024_param_file", CONF_STR, "", 0, 0 },
+	{ "smtpd_tls_eecdh_grade", CONF_STR, "auto", 0, 0 },
 	{ "smtpd_tls_exclude_ciphers", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_key_file", CONF_STR, "", 0, 0 },
 	{ "smtpd_tls_mandatory_ciphers", CONF_STR, "medium", 0, 0 },
@@ -1210,6 +1211,7 @@ static const char *const lmtp_tls_levels[] = { "", "none", NULL };
 static const char *const bool_no[] = { "no", "false", "0", "off", NULL };
 static const char *const cipher_grades[] = { "high", "medium", "low", "export",
 	"null", NULL };
+static const char *const eecdh_grades[] = { "auto", "strong", "ultra", "none", NULL };
 
 static const struct {
 	const char *name;
@@ -1232,6 +1234,7 @@ static const struct {
 	{ "smtp_tls_mandatory_ciphers", cipher_grades, 0 },
 	{ "smtpd_tls_ciphers", cipher_grades, 0 },
 	{ "smtpd_tls_mandatory_ciphers", cipher_grades, 0 },
+	{ "smtpd_tls_eecdh_grade", eecdh_grades, 0 },
 	{ "syslog_facility", facilities, 0 },
 };
 

@@ -172,6 +172,17 @@ class CheckStartReload(H.InstanceTestCase):
             errs = self.assertRefused("smtpd_tls_dh1024_param_file: ")
             self.assertTrue(any(needle in e for e in errs), (needle, errs))
 
+    def test_eecdh_grade(self):
+        # older hardening guides set it; ignored as by Postfix >= 3.6
+        base = self.inst.conf_text()
+        self.add_conf("smtpd_tls_eecdh_grade = ultra\n")
+        self.assertIn("smtpd_tls_eecdh_grade = ultra: ignored, as by Postfix 3.6",
+                      self.assertPasses())
+        self.inst.write("postern.conf", base + "smtpd_tls_eecdh_grade = auto\n")
+        self.assertNotIn("eecdh", self.assertPasses())
+        self.inst.write("postern.conf", base + "smtpd_tls_eecdh_grade = medium\n")
+        self.assertRefused("parameter smtpd_tls_eecdh_grade: bad value 'medium'")
+
     def test_sasl_security_options(self):
         # the lines of Postfix + Dovecot SASL guides are taken
         base = self.inst.conf_text()
