@@ -245,7 +245,6 @@ static const char *const unimplemented_params[] = {
 	"smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
 	"smtpd_tls_ask_ccert", "smtpd_tls_req_ccert",
 	"smtpd_tls_CAfile", "smtpd_tls_CApath",
-	"smtp_tls_session_cache_database",
 	NULL,
 };
 
@@ -271,14 +270,6 @@ unimplemented_set(const char *name, const char *v)
 static void
 error_unimplemented(const char *where, const char *name, const char *value)
 {
-	/* Not a protection, but set it would silently do nothing. */
-	if (strcasecmp(name, "smtp_tls_session_cache_database") == 0) {
-		error("%s%s = %s: Postern has no tlsmgr; each smtp process keeps "
-		    "its TLS sessions in memory (smtp_tls_session_cache_timeout), so "
-		    "this database would never be used; fix: remove it%s", where, name,
-		    value, *where != '\0' ? "" : " from postern.conf");
-		return;
-	}
 	error("%s%s = %s: Postern does not implement %s yet, so it would not "
 	    "protect you; fix: remove it%s", where, name, value, name,
 	    *where != '\0' ? "" : " from postern.conf");
@@ -333,6 +324,18 @@ check_security(void)
 		v = config_get(unimplemented_params[i]);
 		if (unimplemented_set(unimplemented_params[i], v))
 			error_unimplemented("", unimplemented_params[i], v);
+	}
+	/* In Debian's default main.cf: a cache, no protection, so a warning
+	 * that it is not used rather than a refusal to start. */
+	for (i = 0; i < 2; i++) {
+		const char *p = i == 0 ? "smtpd_tls_session_cache_database"
+		    : "smtp_tls_session_cache_database";
+		if (*(v = config_str(p)) != '\0')
+			warning("%s = %s: not used: Postern has no tlsmgr; %s; fix: "
+			    "remove it", p, v, i == 0 ? "smtpd's TLS sessions resume "
+			    "through tickets shared by every smtpd process" : "each smtp "
+			    "process keeps its TLS sessions in memory "
+			    "(smtp_tls_session_cache_timeout)");
 	}
 	/* Older hardening guides set it; Postfix 3.6 and later ignore it too. */
 	v = config_str("smtpd_tls_eecdh_grade");

@@ -201,14 +201,18 @@ class CheckStartReload(H.InstanceTestCase):
         self.assertRefused("cannot load smtp_tls_CAfile %s"
                            % self.inst.path("no-such-bundle.pem"))
 
-    def test_tls_session_cache_database_refused(self):
-        # Postern keeps TLS sessions in memory, without tlsmgr: the
-        # database would silently not be used.
+    def test_tls_session_cache_databases_warn(self):
+        # In Debian's default main.cf: Postern keeps TLS sessions without
+        # tlsmgr, so the databases are not used; a warning, not a refusal
         self.add_conf("smtp_tls_session_cache_database = "
-                      "btree:/var/lib/postern/smtp_scache\n")
-        self.assertRefused("smtp_tls_session_cache_database = "
-                           "btree:/var/lib/postern/smtp_scache: Postern has no "
-                           "tlsmgr")
+                      "btree:${data_directory}/smtp_scache\n"
+                      "smtpd_tls_session_cache_database = "
+                      "btree:${data_directory}/smtpd_scache\n")
+        warnings = self.assertPasses()
+        for p in ("smtp_tls_session_cache_database", "smtpd_tls_session_cache_database"):
+            self.assertIn("%s = btree:" % p, warnings)
+            self.assertIn("not used: Postern has no tlsmgr", warnings)
+            self.assertNotIn("unknown parameter %s" % p, warnings)
         # The parameters it does implement pass.
         self.add_conf("smtp_tls_session_cache_timeout = 600s\n"
                       "smtp_connection_cache_on_demand = no\n"
