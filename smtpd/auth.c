@@ -33,6 +33,7 @@
 #include "mail/auth_client.h"
 #include "mail/config.h"
 #include "mail/maps.h"
+#include "mail/restrict.h"
 #include "smtpd.h"
 
 #define AUTH_TIMEOUT_MS (90 * 1000)   /* penalties are at most 15 s each */
@@ -245,17 +246,6 @@ sasl_session_line(struct session *s, const char *line, size_t len)
 	buf_free(&challenge);
 }
 
-/* Is user among the owners listed in value? */
-static int
-owner_listed(const char *value, const char *user)
-{
-	char **owners = strv_split_list(value);
-	int yes = strv_contains_ci(owners, user);
-
-	strv_free(&owners);
-	return yes;
-}
-
 int
 sasl_sender_check(struct session *s, const char *sender)
 {
@@ -268,7 +258,7 @@ sasl_sender_check(struct session *s, const char *sender)
 	r = maplist_lookup_addr(smtpd_conf.sender_login_maps, sender, &value);
 	if (r < 0)
 		rep = xasprintf("451 4.3.0 <%s>: Temporary lookup failure", sender);
-	else if (r == 0 || !owner_listed(value, s->sasl_user))
+	else if (r == 0 || !restrict_login_owns(value, s->sasl_user))
 		rep = xasprintf("553 5.7.1 <%s>: Sender address rejected: not owned "
 		    "by user %s", sender, s->sasl_user);
 	free(value);

@@ -38,6 +38,7 @@
 #include "util/strv.h"
 #include "mail/config.h"
 #include "mail/dns.h"
+#include "mail/maps.h"
 #include "mail/resolve.h"
 #include "mail/restrict.h"
 #include "smtpd.h"
@@ -194,6 +195,16 @@ domain_is_ours(void *arg, const char *domain)
 	if (resolver_class_ex(smtpd_conf.resolver, domain, &cls) < 0)
 		return -1;
 	return cls != RCPT_RELAY;
+}
+
+static int
+sender_owners(void *arg, const char *sender, char **owners_r)
+{
+	(void)arg;
+	*owners_r = NULL;
+	if (smtpd_conf.sender_login_maps == NULL)
+		return 0;
+	return maplist_lookup_addr(smtpd_conf.sender_login_maps, sender, owners_r);
 }
 
 static int
@@ -448,6 +459,7 @@ smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
 		r->ctx.in_mynetworks = s->in_mynetworks;
 		r->ctx.domain_is_ours = domain_is_ours;
 		r->ctx.rcpt_known = rcpt_known;
+		r->ctx.sender_owners = sender_owners;
 	}
 	memcpy(r->stages, stages, n * sizeof(stages[0]));
 	r->nstages = n;

@@ -59,6 +59,8 @@ enum kind {
 	K_RBL_CLIENT, K_RHSBL_CLIENT, K_RHSBL_SENDER, K_DNSWL_CLIENT,
 	K_CLIENT_ACCESS, K_HELO_ACCESS, K_SENDER_ACCESS, K_RCPT_ACCESS,
 	K_POLICY,
+	K_SENDER_LOGIN_MISMATCH, K_AUTH_SENDER_LOGIN_MISMATCH,
+	K_UNAUTH_SENDER_LOGIN_MISMATCH, K_KNOWN_SENDER_LOGIN_MISMATCH,
 };
 
 enum argtype { ARG_NONE, ARG_DNS, ARG_MAP, ARG_POLICY };
@@ -96,6 +98,13 @@ static const struct {
 	{ "check_sender_access", K_SENDER_ACCESS, ARG_MAP },
 	{ "check_recipient_access", K_RCPT_ACCESS, ARG_MAP },
 	{ "check_policy_service", K_POLICY, ARG_POLICY },
+	{ "reject_sender_login_mismatch", K_SENDER_LOGIN_MISMATCH, ARG_NONE },
+	{ "reject_authenticated_sender_login_mismatch", K_AUTH_SENDER_LOGIN_MISMATCH,
+	  ARG_NONE },
+	{ "reject_unauthenticated_sender_login_mismatch",
+	  K_UNAUTH_SENDER_LOGIN_MISMATCH, ARG_NONE },
+	{ "reject_known_sender_login_mismatch", K_KNOWN_SENDER_LOGIN_MISMATCH,
+	  ARG_NONE },
 };
 
 struct restrict_item {
@@ -374,6 +383,13 @@ restrict_parse(enum restrict_stage stage, const char *text,
 		struct restrict_item *it = &l.v[l.n++];
 		memset(it, 0, sizeof(*it));
 		it->kind = entries[k].kind;
+		/* Without the table they would let every sender through. */
+		if (it->kind >= K_SENDER_LOGIN_MISMATCH
+		    && *config_str("smtpd_sender_login_maps") == '\0') {
+			*err_r = xasprintf("%s: %s needs smtpd_sender_login_maps", param,
+			    entries[k].name);
+			goto fail;
+		}
 		if (entries[k].arg == ARG_NONE)
 			continue;
 		if (tok[i + 1] == NULL || (tok[i + 1][0] == '{'
@@ -996,6 +1012,16 @@ policy_request(struct eval *e, const char *context)
 	return buf_steal(&b);
 }
 
+int
+restrict_login_owns(const char *owners, const char *user)
+{
+	char **v = strv_split_list(owners);
+	int yes = strv_contains_ci(v, user);
+
+	strv_free(&v);
+	return yes;
+}
+
 static enum verdict
 eval_item(struct eval *e, const struct restrict_item *it)
 {
@@ -1021,6 +1047,32 @@ eval_item(struct eval *e, const struct restrict_item *it)
 		return c->in_mynetworks ? V_PERMIT : V_DUNNO;
 	case K_PERMIT_SASL:
 		return c->sasl_user != NULL ? V_PERMIT : V_DUNNO;
+	case K_SENDER_LOGIN_MISMATCH:
+	case K_AUTH_SENDER_LOGIN_MISMATCH:
+	case K_UNAUTH_SENDER_LOGIN_MISMATCH:
+	case K_KNOWN_SENDER_LOGIN_MISMATCH: {
+		char *owners = NULL;
+		int authed = c->sasl_user != NULL, mine;
+
+		if (c->sender == NULL || c->sender[0] == '\0' || c->sender_owners == NULL
+		    || (authed && it->kind == K_UNAUTH_SENDER_LOGIN_MISMATCH)
+		    || (!authed && it->kind == K_AUTH_SENDER_LOGIN_MISMATCH))
+			return V_DUNNO;
+		r = c->sender_owners(c->cb_arg, c->sender, &owners);
+		mine = r == 1 && authed && restrict_login_owns(owners, c->sasl_user);
+		free(owners);
+		if (r < 0)
+			return reject(e, "451 4.3.0 <%s>: Temporary lookup failure", c->sender);
+		/* Unlisted: only an authenticated client's sender under the
+		 * strict forms is refused (Postfix's "known" lets it pass). */
+		if (mine || (r == 0 && (!authed || it->kind == K_KNOWN_SENDER_LOGIN_MISMATCH)))
+			return V_DUNNO;
+		if (!authed)
+			return reject(e, "553 5.7.1 <%s>: Sender address rejected: not "
+			    "logged in", c->sender);
+		return reject(e, "553 5.7.1 <%s>: Sender address rejected: not owned "
+		    "by user %s", c->sender, c->sasl_user);
+	}
 	case K_REJECT_UNAUTH_DEST:
 	case K_DEFER_UNAUTH_DEST: {
 		if (c->rcpt == NULL)

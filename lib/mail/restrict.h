@@ -159,6 +159,9 @@ struct restrict_ctx {
 	/* is rcpt a known user? 1 yes, 0 no (*why_r: "User unknown in ...",
 	 * static), -1 temporary */
 	int (*rcpt_known)(void *arg, const char *rcpt, const char **why_r);
+	/* the logins that own sender (smtpd_sender_login_maps): 1 and
+	 * *owners_r (xmalloc'd, a list), 0 not listed, -1 temporary */
+	int (*sender_owners)(void *arg, const char *sender, char **owners_r);
 	/* answers; need is set when restrict_eval returns RESTRICT_NEED */
 	/* grown on the first answer: a session that asks nothing (most
 	 * of them) pays no table (restrict_ctx_free releases it) */
@@ -220,6 +223,9 @@ size_t restrict_stages(int delay_reject, enum restrict_point at,
 /* Pure helpers, exported for tests. */
 /* Postfix's reject_invalid_helo_hostname syntax check: 1 valid. */
 int restrict_helo_valid(const char *helo);
+/* Is user among the logins of owners (a smtpd_sender_login_maps value:
+ * names separated by commas or spaces)? */
+int restrict_login_owns(const char *owners, const char *user);
 /* "d.c.b.a" for IPv4 "a.b.c.d", nibbles for IPv6; 0 or -1. */
 int restrict_reverse_addr(const char *addr, char *out, size_t outlen);
 

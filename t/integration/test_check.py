@@ -172,6 +172,20 @@ class CheckStartReload(H.InstanceTestCase):
             errs = self.assertRefused("smtpd_tls_dh1024_param_file: ")
             self.assertTrue(any(needle in e for e in errs), (needle, errs))
 
+    def test_sender_login_mismatch(self):
+        base = self.inst.conf_text()
+        self.add_conf("smtpd_sender_restrictions = reject_sender_login_mismatch\n")
+        self.assertRefused("smtpd_sender_restrictions: reject_sender_login_mismatch "
+                           "needs smtpd_sender_login_maps")
+        self.inst.write("postern.conf", base +
+                        "smtpd_sender_login_maps = inline:{a@example.test=a}\n"
+                        "smtpd_recipient_restrictions = "
+                        "reject_unauthenticated_sender_login_mismatch, "
+                        "reject_known_sender_login_mismatch, "
+                        "reject_authenticated_sender_login_mismatch, "
+                        "reject_unauth_destination\n")
+        self.assertPasses()
+
     def test_eecdh_grade(self):
         # older hardening guides set it; ignored as by Postfix >= 3.6
         base = self.inst.conf_text()

@@ -50,6 +50,7 @@ class Submission(unittest.TestCase):
         cls.sub_port = H.free_port()
         cls.smtps_port = H.free_port()
         cls.opts_port = H.free_port()
+        cls.mismatch_port = H.free_port()
         inst = H.Instance(conf={
             "mynetworks": "192.0.2.0/24",
             "smtpd_sender_login_maps": "lmdb:$config_directory/senders",
@@ -70,6 +71,12 @@ class Submission(unittest.TestCase):
             " -o smtpd_sasl_security_options=noanonymous,noplaintext"
             " -o smtpd_sasl_tls_security_options=noanonymous"
             % cls.opts_port,
+            # the submission line of Postfix + Dovecot guides
+            "127.0.0.1:%d inet n - n - - smtpd"
+            " -o smtpd_sasl_auth_enable=yes -o smtpd_tls_auth_only=no"
+            " -o smtpd_sender_restrictions=reject_sender_login_mismatch,"
+            "permit_sasl_authenticated,permit"
+            % cls.mismatch_port,
         ])
         cls.inst = inst
         inst.make_cert("mx.example.test", level="may")
@@ -194,6 +201,34 @@ class Submission(unittest.TestCase):
             self.assertRegex(r.stdout, r"250 2\.0\.0 Ok: queued as")
         for _, subj in cases:
             self.mailbox_with("bob@example.test", subj)
+
+    def test_sender_login_mismatch(self):
+        def attempt(sender, user=None):
+            s = smtplib.SMTP("127.0.0.1", self.mismatch_port, timeout=30)
+            try:
+                s.ehlo("client.example")
+                if user:
+                    s.login(user, USERS[user])
+                code, text = s.mail(sender)
+                if code == 250:
+                    code, text = s.rcpt("carol@example.test")
+                return code, text.decode()
+            finally:
+                s.close()
+        # an address with an owner needs its login; others pass unlogged
+        self.assertEqual(attempt("alice@example.test"), (
+            553, "5.7.1 <alice@example.test>: Sender address rejected: not logged in"))
+        self.assertEqual(attempt("someone@alias.test")[0], 553)
+        self.assertEqual(attempt("stranger@elsewhere.test")[0], 250)
+        self.assertEqual(attempt("bob@example.test", "alice"), (
+            553, "5.7.1 <bob@example.test>: Sender address rejected: not owned "
+            "by user alice"))
+        self.assertEqual(attempt("alice@example.test", "alice")[0], 250)
+        self.assertEqual(attempt("x@alias.test", "bob")[0], 250)
+        self.inst.wait_log(r"NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: "
+                           r"553 5\.7\.1 <alice@example\.test>: Sender address "
+                           r"rejected: not logged in; from=<alice@example\.test> "
+                           r"to=<carol@example\.test>")
 
     def test_sasl_security_options(self):
         plain = "AUTH PLAIN " + base64.b64encode(

@@ -15,6 +15,7 @@
 #include "util/alloc.h"
 #include "util/log.h"
 #include "util/strv.h"
+#include "mail/config.h"
 #include "mail/restrict.h"
 
 /* Canned answers: type, key, status, first value (NULL: none). */
@@ -221,6 +222,73 @@ START_TEST(test_delay_reject_stages)
 	ck_assert_int_eq(st[0], RS_DATA);
 	ck_assert_int_eq(restrict_stages(0, RP_EOD, st), 1);
 	ck_assert_int_eq(st[0], RS_EOD);
+}
+END_TEST
+
+static int
+owners(void *arg, const char *sender, char **owners_r)
+{
+	(void)arg;
+	*owners_r = NULL;
+	if (strcmp(sender, "temp@example.test") == 0)
+		return -1;
+	if (strcmp(sender, "alice@example.test") == 0)
+		*owners_r = strdup("alice, admin");
+	return *owners_r != NULL;
+}
+
+/* reject_*sender_login_mismatch over smtpd_sender_login_maps: who may
+ * use a listed address, and what an unlisted one gets. */
+START_TEST(test_sender_login_mismatch)
+{
+	static const struct {
+		const char *restriction, *user, *sender, *want;
+	} cases[] = {
+		{ "reject_sender_login_mismatch", NULL, "alice@example.test",
+		  "553 5.7.1 <alice@example.test>: Sender address rejected: not logged in" },
+		{ "reject_sender_login_mismatch", NULL, "x@example.org", NULL },
+		{ "reject_sender_login_mismatch", "bob", "alice@example.test",
+		  "553 5.7.1 <alice@example.test>: Sender address rejected: not owned by "
+		  "user bob" },
+		{ "reject_sender_login_mismatch", "bob", "x@example.org",
+		  "553 5.7.1 <x@example.org>: Sender address rejected: not owned by user bob" },
+		{ "reject_sender_login_mismatch", "ADMIN", "alice@example.test", NULL },
+		{ "reject_sender_login_mismatch", "alice", "", NULL },
+		{ "reject_known_sender_login_mismatch", "bob", "x@example.org", NULL },
+		{ "reject_known_sender_login_mismatch", "bob", "alice@example.test",
+		  "553 5.7.1 <alice@example.test>: Sender address rejected: not owned by "
+		  "user bob" },
+		{ "reject_authenticated_sender_login_mismatch", NULL, "alice@example.test",
+		  NULL },
+		{ "reject_unauthenticated_sender_login_mismatch", "bob",
+		  "alice@example.test", NULL },
+		{ "reject_unauthenticated_sender_login_mismatch", NULL,
+		  "alice@example.test", "553 5.7.1 <alice@example.test>: Sender address "
+		  "rejected: not logged in" },
+		{ "reject_sender_login_mismatch", "alice", "temp@example.test",
+		  "451 4.3.0 <temp@example.test>: Temporary lookup failure" },
+	};
+	char *err = NULL;
+	struct restrict_list l;
+
+	/* without the table they would pass everyone: refused */
+	ck_assert_int_eq(restrict_parse(RS_SENDER, "reject_sender_login_mismatch",
+	    &l, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "needs smtpd_sender_login_maps"));
+	free(err);
+	ck_assert_int_eq(config_set("smtpd_sender_login_maps", "inline:{a=b}"), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setup_lists("", "", cases[i].restriction, "permit", "");
+		ctx.sender_owners = owners;
+		ctx.sasl_user = cases[i].user;
+		ctx.sender = cases[i].sender;
+		want_reply(NULL, 0, cases[i].want);
+		teardown_lists();
+	}
+	ck_assert_int_eq(config_set("smtpd_sender_login_maps", ""), 0);
+	ck_assert(restrict_login_owns("alice, admin", "Admin"));
+	ck_assert(restrict_login_owns("alice admin", "alice"));
+	ck_assert(!restrict_login_owns("alice,admin", "ali"));
 }
 END_TEST
 
@@ -680,6 +748,7 @@ restrict_suite(void)
 	tcase_add_test(tc, test_parse_ok_and_relay_guard);
 	tcase_add_test(tc, test_delay_reject_stages);
 	tcase_add_test(tc, test_permit_ends_only_its_list);
+	tcase_add_test(tc, test_sender_login_mismatch);
 	tcase_add_test(tc, test_reject_ends_everything);
 	tcase_add_test(tc, test_relay);
 	tcase_add_test(tc, test_warn_if_reject);
