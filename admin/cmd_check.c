@@ -160,8 +160,8 @@ check_action(const char *result, void *ctx)
 
 	if (why != NULL)
 		error("%s: table %s: \"%s\": %s; fix: use REJECT, DISCARD, HOLD, "
-		    "WARN, INFO, IGNORE, PREPEND, REPLACE, DUNNO or OK (see "
-		    "postern.conf(5), header_checks)", a->param, a->spec, result, why);
+		    "WARN, INFO, IGNORE, PREPEND, REPLACE, REDIRECT, BCC, DUNNO or OK "
+		    "(see postern.conf(5), header_checks)", a->param, a->spec, result, why);
 	return 0;
 }
 

@@ -783,10 +783,12 @@ content_begin(struct session *s)
 	 * Postfix's smtpd writes them. */
 	for (size_t i = 0; tx->prepend != NULL && tx->prepend[i] != NULL; i++)
 		buf_printf(&tx->raw, "%s\n", tx->prepend[i]);
-	/* Held for the milters, or for a PREPEND that
-	 * smtpd_end_of_data_restrictions may still add at the top. */
+	/* Held for the milters, for a PREPEND that
+	 * smtpd_end_of_data_restrictions may still add at the top, or for
+	 * the recipients a header_checks REDIRECT or BCC changes. */
 	tx->milters = smtpd_milter_active(s);
-	tx->hold_content = tx->milters || smtpd_restrict_eod_set();
+	tx->hold_content = tx->milters || smtpd_restrict_eod_set()
+	    || smtpd_conf.cc.envelope;
 	cc_tables_begin(&smtpd_conf.cc, &tx->cc, smtpd_conf.limits.line_length_limit,
 	    &tx->cclog);
 	if ((tx->cc_on = cchecks_active(&tx->cc))) {
@@ -904,11 +906,37 @@ eod_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg
 	data_commit(s, v->reply);
 }
 
+/* header_checks' REDIRECT and BCC, at the end of the content, which is
+ * still in memory (content_begin held it): the recipients can change.
+ * 0, -1 lookup failure, -2 queue file error. */
+static int
+content_checks_envelope(struct txn *tx)
+{
+	const struct cchecks *c = &tx->cc;
+	int r = 0;
+
+	if (c->redirect == NULL && c->bcc == NULL)
+		return 0;
+	if (!tx->hold_content) {
+		log_warnx("%s: REDIRECT or BCC from a table that had none when smtpd "
+		    "started: ignored (postern reload makes it count)", tx->id);
+		return 0;
+	}
+	if (c->redirect != NULL) {
+		r = queue_writer_rcpt_truncate(tx->qw, 0) < 0 ? -2
+		    : bcc_add_addr(smtpd_conf.resolver, tx->qw, c->redirect, "");
+	}
+	for (size_t i = 0; r == 0 && c->bcc != NULL && c->bcc[i] != NULL; i++)
+		r = bcc_add_addr(smtpd_conf.resolver, tx->qw, c->bcc[i], "NEVER");
+	return r;
+}
+
 static void
 data_done(struct session *s)
 {
 	struct txn *tx = s->tx;
 	const char *rej = NULL;
+	int r;
 
 	s->where = "END-OF-MESSAGE";
 	content_take(tx);
@@ -939,6 +967,11 @@ data_done(struct session *s)
 		/* logged as the action fired, as Postfix's cleanup does */
 		data_commit(s, tx->cc.reject);
 		return;
+	} else if ((r = content_checks_envelope(tx)) == -1)
+		rej = "451 4.3.0 Error: temporary lookup failure";
+	else if (r < 0) {
+		log_warn("%s: write queue file", tx->id);
+		rej = queue_error;
 	}
 	if (rej != NULL) {
 		session_log_reject(s, "END-OF-MESSAGE", rej,

@@ -107,11 +107,38 @@ bcc_collect(struct bcc *b, const char *sender, char *const *rcpts, char ***list)
 }
 
 int
+bcc_add_addr(struct resolver *res, struct queue_writer *w, const char *addr,
+    const char *notify)
+{
+	char **list = NULL;
+	size_t j;
+	int r = resolver_virtual_alias(res, addr, &list);
+
+	if (r == -2) {
+		/* A loop is the table's fault, not the message's. */
+		log_warnx("added recipient %s: virtual alias loop or too many "
+		    "addresses; not added", addr);
+		return 0;
+	}
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		strv_push(&list, addr);
+	r = 0;
+	for (j = 0; list[j] != NULL && r == 0; j++)
+		if (!queue_writer_rcpt_has(w, list[j]) &&
+		    queue_writer_rcpt(w, list[j], addr, notify) < 0)
+			r = -2;
+	strv_free(&list);
+	return r;
+}
+
+int
 bcc_add(struct bcc *b, struct resolver *res, struct queue_writer *w,
     const char *sender)
 {
-	char **rcpts, **copies = NULL, **list;
-	size_t i, j;
+	char **rcpts, **copies = NULL;
+	size_t i;
 	int r;
 
 	if (b == NULL || (b->always == NULL && b->sender == NULL && b->rcpt == NULL))
@@ -119,27 +146,8 @@ bcc_add(struct bcc *b, struct resolver *res, struct queue_writer *w,
 	rcpts = queue_writer_rcpt_list(w);
 	r = bcc_collect(b, sender, rcpts, &copies);
 	strv_free(&rcpts);
-	for (i = 0; r == 0 && copies != NULL && copies[i] != NULL; i++) {
-		list = NULL;
-		r = resolver_virtual_alias(res, copies[i], &list);
-		if (r == -2) {
-			/* A loop is the table's fault, not the message's. */
-			log_warnx("blind copy to %s: virtual alias loop or too many "
-			    "addresses; no copy made", copies[i]);
-			r = 0;
-			continue;
-		}
-		if (r < 0)
-			break;
-		if (r == 0)
-			strv_push(&list, copies[i]);
-		r = 0;
-		for (j = 0; list[j] != NULL && r == 0; j++)
-			if (!queue_writer_rcpt_has(w, list[j]) &&
-			    queue_writer_rcpt(w, list[j], copies[i], "NEVER") < 0)
-				r = -2;
-		strv_free(&list);
-	}
+	for (i = 0; r == 0 && copies != NULL && copies[i] != NULL; i++)
+		r = bcc_add_addr(res, w, copies[i], "NEVER");
 	strv_free(&copies);
 	return r;
 }

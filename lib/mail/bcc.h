@@ -32,6 +32,12 @@ struct queue_writer;
 struct resolver;
 int bcc_add(struct bcc *b, struct resolver *res, struct queue_writer *w,
     const char *sender);
+/* One address (a copy, or header_checks' REDIRECT and BCC) through
+ * virtual_alias_maps into w, each result once, with notify ("" for the
+ * default) and addr as the original recipient. A virtual alias loop is
+ * logged and adds nothing. 0, -1 lookup failure, -2 w refused (errno). */
+int bcc_add_addr(struct resolver *res, struct queue_writer *w, const char *addr,
+    const char *notify);
 void bcc_close(struct bcc **b);
 
 #endif

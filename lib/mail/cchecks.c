@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include "util/alloc.h"
+#include "util/strv.h"
 #include "mail/cchecks.h"
 
 /* A logical header longer than this is checked on what was held, and
@@ -58,6 +59,8 @@ cchecks_free(struct cchecks *c)
 	buf_free(&c->cur);
 	buf_free(&c->rec);
 	free(c->reject);
+	free(c->redirect);
+	strv_free(&c->bcc);
 	free(c->ctype);
 	for (int i = 0; i < c->depth; i++)
 		free(c->bound[i]);
@@ -126,13 +129,28 @@ reject_reply(const char *text)
 	return r;
 }
 
+/* One address, user@domain, nothing around it (a $1 from a header may
+ * bring anything). */
+static int
+is_address(const char *t)
+{
+	const char *at = strrchr(t, '@');
+
+	if (at == NULL || at == t || at[1] == '\0' || strlen(t) > 254)
+		return 0;
+	for (; *t != '\0'; t++)
+		if ((unsigned char)*t <= ' ' || *t == '<' || *t == '>' || *t == ','
+		    || (unsigned char)*t >= 0x7f)
+			return 0;
+	return 1;
+}
+
 const char *
 cchecks_action_ok(const char *result)
 {
 	static const char *const ok[] = { "REJECT", "DISCARD", "HOLD", "WARN",
 	    "INFO", "IGNORE", "DUNNO", "OK", NULL };
-	static const char *const later[] = { "BCC", "FILTER", "PASS",
-	    "REDIRECT", "STRIP", NULL };
+	static const char *const later[] = { "FILTER", "PASS", "STRIP", NULL };
 	size_t n = strcspn(result, " \t");
 	const char *text = result + n + strspn(result + n, " \t");
 
@@ -142,6 +160,9 @@ cchecks_action_ok(const char *result)
 	if ((n == 7 && strncasecmp(result, "PREPEND", 7) == 0) ||
 	    (n == 7 && strncasecmp(result, "REPLACE", 7) == 0))
 		return *text != '\0' ? NULL : "PREPEND and REPLACE need a text";
+	if ((n == 8 && strncasecmp(result, "REDIRECT", 8) == 0) ||
+	    (n == 3 && strncasecmp(result, "BCC", 3) == 0))
+		return is_address(text) ? NULL : "REDIRECT and BCC need one address";
 	for (int i = 0; later[i] != NULL; i++)
 		if (strlen(later[i]) == n && strncasecmp(result, later[i], n) == 0)
 			return "Postern does not implement this action yet";
@@ -204,6 +225,18 @@ check(struct cchecks *c, enum cc_class cl, const char *p, size_t n,
 			c->report(c->ctx, "warning", cl, key, text);
 		else if (IS("INFO"))
 			c->report(c->ctx, "info", cl, key, text);
+		else if ((IS("REDIRECT") || IS("BCC")) && !is_address(text))
+			c->report(c->ctx, "unknown", cl, key, val);
+		else if (IS("REDIRECT")) {
+			c->report(c->ctx, "redirect", cl, key, text);
+			free(c->redirect);
+			c->redirect = xstrdup(text);
+		} else if (IS("BCC")) {
+			c->report(c->ctx, "bcc", cl, key, text);
+			if (strv_len(c->bcc) < CCHECKS_BCC_MAX
+			    && !strv_contains_ci(c->bcc, text))
+				strv_push(&c->bcc, text);
+		}
 		else if (!IS("DUNNO") && !IS("OK"))
 			c->report(c->ctx, "unknown", cl, key, val);
 		(void)buf_append(out, p, n);

@@ -25,11 +25,13 @@
  * Actions (the result's first word, any case; the rest is the text):
  * REJECT [text], DISCARD [text] (both end the inspection), HOLD [text],
  * WARN [text], INFO [text], IGNORE (the header or line is left out),
- * PREPEND text (a line before it), REPLACE text (instead of it), DUNNO
- * and OK (nothing). Postfix's BCC, FILTER, PASS, REDIRECT and STRIP are
- * not implemented: cchecks_action_ok() says so for postern check; met
- * at run time, like an unknown word, they are reported as "unknown"
- * and do nothing else.
+ * PREPEND text (a line before it), REPLACE text (instead of it),
+ * REDIRECT address (the last one wins) and BCC address (each once, at
+ * most CCHECKS_BCC_MAX), which the caller applies to the envelope,
+ * DUNNO and OK (nothing). Postfix's FILTER, PASS and STRIP are not
+ * implemented: cchecks_action_ok() says so for postern check; met at
+ * run time, like an unknown word, they are reported as "unknown" and do
+ * nothing else.
  */
 #ifndef POSTERN_CCHECKS_H
 #define POSTERN_CCHECKS_H
@@ -39,6 +41,7 @@
 
 #define CCHECKS_DEPTH 20          /* multipart levels followed */
 #define CCHECKS_BOUNDARY_MAX 200  /* RFC 2046: 70; longer ones count as none */
+#define CCHECKS_BCC_MAX 20        /* BCC actions kept per message */
 
 enum cc_class { CC_HEADER, CC_MIME, CC_NESTED, CC_BODY, CC_NCLASS };
 
@@ -64,6 +67,8 @@ struct cchecks {
 	int stopped;             /* REJECT, DISCARD or a lookup failure */
 	int hold, discard, lookup_error;
 	char *reject;            /* the SMTP reply for REJECT, or NULL */
+	char *redirect;          /* REDIRECT's address, or NULL */
+	char **bcc;              /* BCC's addresses (a strv), or NULL */
 	/* internal */
 	int in_header;           /* collecting a header block */
 	int block;               /* its kind: 0 primary, 1 part, 2 nested */
@@ -102,6 +107,8 @@ extern const char *const cchecks_param[CC_NCLASS];  /* "header_checks", ... */
 struct cc_tables {
 	struct maplist *t[CC_NCLASS];   /* NULL: no table for the class */
 	size_t body_limit;              /* body_checks_size_limit */
+	int envelope;   /* a table can REDIRECT or BCC: hold the content, so
+	                 * the recipients can still change at its end */
 };
 /* Open the four tables of the configuration. 0, or -1 and *err_r. */
 int cc_tables_open(struct cc_tables *t, char **err_r);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/alloc.h"
 #include "util/buf.h"
@@ -21,6 +22,17 @@
 
 const char *const cchecks_param[CC_NCLASS] = { "header_checks",
 	"mime_header_checks", "nested_header_checks", "body_checks" };
+
+/* Does a result change the envelope? */
+static int
+envelope_action(const char *result, void *ctx)
+{
+	size_t n = strcspn(result, " \t");
+
+	(void)ctx;
+	return (n == 8 && strncasecmp(result, "REDIRECT", 8) == 0)
+	    || (n == 3 && strncasecmp(result, "BCC", 3) == 0);
+}
 
 int
 cc_tables_open(struct cc_tables *t, char **err_r)
@@ -35,6 +47,9 @@ cc_tables_open(struct cc_tables *t, char **err_r)
 			cc_tables_close(t);
 			return -1;
 		}
+		for (size_t k = 0; t->t[i] != NULL && k < maplist_count(t->t[i]); k++)
+			t->envelope |= map_foreach_result(maplist_get(t->t[i], k),
+			    envelope_action, NULL) != 0;
 	}
 	return 0;
 }
@@ -70,7 +85,7 @@ report(void *ctx, const char *action, enum cc_class c, const char *what,
 	if (strcmp(action, "unknown") == 0) {
 		log_warnx("%s: %s: unknown action \"%s\" for %s %s (Postern does "
 		    "REJECT, DISCARD, HOLD, WARN, INFO, IGNORE, PREPEND, REPLACE, "
-		    "DUNNO and OK): ignored", l->id, cchecks_param[c], text,
+		    "REDIRECT and BCC to one address, DUNNO and OK): ignored", l->id, cchecks_param[c], text,
 		    c == CC_BODY ? "body" : "header", quoted);
 		return;
 	}

@@ -27,6 +27,8 @@ HEADER_CHECKS = r"""
 /^Subject: .*quarantine/   HOLD held for review
 /^Subject: .*drop me/      DISCARD
 /^Subject: .*watched/      WARN watched subject
+/^Subject: .*for review/   REDIRECT quarantine@example.test
+/^X-Archive: yes/          BCC archive@example.test
 /^Subject: (.*)tagged(.*)/ REPLACE Subject: $1[tagged]$2
 /^X-Mailer:/               IGNORE
 /^Organization:/           PREPEND X-Org-Seen: yes
@@ -80,6 +82,8 @@ class Checks(H.InstanceTestCase):
         bc = self.inst.write("body_checks", BODY_CHECKS)
         self.inst.params["header_checks"] = "regexp:" + hc
         self.inst.params["body_checks"] = "pcre:" + bc
+        for box in ("quarantine", "archive"):
+            self.inst.vmailbox[box + "@example.test"] = "example.test/%s/" % box
         self.inst.start()
 
     def send(self, msg, port=None):
@@ -155,6 +159,27 @@ class Checks(H.InstanceTestCase):
         # neither the held nor the discarded message reached the Maildir
         self.assertEqual(len(H.maildir_messages(self.inst.vmaildir(RCPT))), 1)
 
+    def test_redirect_and_bcc(self):
+        inst = self.inst
+        code, text = self.send(plain("one for review"))
+        self.assertEqual(code, 250, text)
+        qid = re.search(r"queued as (\w+)", text).group(1)
+        m = H.wait_maildir(inst.vmaildir("quarantine@example.test"), 1, 30, inst)[0]
+        self.assertIn(b"\nSubject: one for review\n", m)
+        inst.wait_log(r"%s: redirect: header Subject: one for review from .*: "
+                      r"quarantine@example\.test" % qid)
+        inst.wait_queue_empty()
+        # instead of the recipient, who gets nothing and is not logged
+        self.assertEqual(H.maildir_messages(inst.vmaildir(RCPT)), [])
+        self.assertNotRegex(inst.log(), r"%s: to=<%s>" % (qid, RCPT))
+        code, text = self.send(plain("kept", extra={"X-Archive": "yes"}))
+        self.assertEqual(code, 250, text)
+        qid = re.search(r"queued as (\w+)", text).group(1)
+        self.assertIn(b"\nSubject: kept\n", self.delivered())
+        m = H.wait_maildir(inst.vmaildir("archive@example.test"), 1, 30, inst)[0]
+        self.assertIn(b"\nSubject: kept\n", m)
+        inst.wait_log(r"%s: to=<archive@example\.test>, .*status=sent" % qid)
+
     def test_body(self):
         code, text = self.send(plain("pills", "hi\nbuy cheap pills now\n"))
         self.assertEqual((code, text), (550, "5.7.1 body says no"))
@@ -197,7 +222,8 @@ class Check(H.InstanceTestCase):
         inst = self.make_instance()
         inst.prepare()
         ok = inst.write("ok_checks", "/^Subject: x/ REJECT\n/^To:/ DUNNO\n")
-        bad = inst.write("bad_checks", "/^Subject: x/ REDIRECT spam@example.test\n"
+        bad = inst.write("bad_checks", "/^Subject: x/ FILTER smtp:[127.0.0.1]:10025\n"
+                         "/^Subject: y/ REDIRECT spam\n"
                          "/^From:/ FROBNICATE\n/^To:/ PREPEND\n")
         base = inst.conf_text()
         inst.write("postern.conf", base + "header_checks = regexp:%s\n"
@@ -207,7 +233,8 @@ class Check(H.InstanceTestCase):
         inst.write("postern.conf", base + "body_checks = regexp:%s\n" % bad)
         r = inst.postern("check")
         self.assertEqual(r.returncode, 78, r.stderr)
-        for needle in ('"REDIRECT spam@example.test": Postern does not implement',
+        for needle in ('"FILTER smtp:[127.0.0.1]:10025": Postern does not implement',
+                       '"REDIRECT spam": REDIRECT and BCC need one address',
                        '"FROBNICATE": not an action',
                        '"PREPEND": PREPEND and REPLACE need a text'):
             self.assertIn(needle, r.stderr)

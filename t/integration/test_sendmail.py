@@ -247,7 +247,8 @@ class SendmailCases:
         inst.stop()
         hc = inst.write("header_checks", "/^Subject: (.*)tagged(.*)/ REPLACE "
                         "Subject: $1[tagged]$2\n/^X-Mailer:/ IGNORE\n"
-                        "/^Subject: .*\\[spam\\]/ REJECT 5.7.1 Spam subject\n")
+                        "/^Subject: .*\\[spam\\]/ REJECT 5.7.1 Spam subject\n"
+                        "/^Subject: .*review/ REDIRECT alice@example.test\n")
         inst.params["header_checks"] = "regexp:" + hc
         inst.start()
         r = inst.sendmail("-f", "bob@example.test", "-oi", "carol@example.test",
@@ -267,6 +268,11 @@ class SendmailCases:
                       r"5\.7\.1 Spam subject")
         bounce = H.wait_maildir(inst.vmaildir("bob@example.test"), inst=inst)[0]
         self.assertIn(b"Spam subject", bounce)
+        # REDIRECT: to alice instead of carol
+        self.ok(inst.sendmail("-f", "bob@example.test", "-oi", "carol@example.test",
+                              input=b"Subject: for review\n\nbody\n"))
+        m = H.wait_maildir(inst.vmaildir("alice@example.test"), inst=inst)[0]
+        self.assertIn(b"\nSubject: for review\n", m)
         inst.wait_queue_empty()
         self.assertEqual(len(H.maildir_messages(inst.vmaildir("carol@example.test"))), 1)
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/strv.h"
 #include "mail/cchecks.h"
 #include "mail/maptab.h"
 
@@ -89,9 +90,11 @@ static const struct ccase cases[] = {
 	  "A: 1\nB: 2\nC: 3\n\n", "A: 1\nB: 2\nC: 3\n\n",
 	  "hold header [A: 1] held;discard header [B: 2] ;", NULL, 1, 1, 51200 },
 	{ "unknown and unimplemented actions do nothing else",
-	  { "/^A:/ FROB x\n/^B:/ REDIRECT a@b\n/^C:/ DUNNO\n", NULL, NULL, NULL },
-	  "A: 1\nB: 2\nC: 3\n\n", "A: 1\nB: 2\nC: 3\n\n",
-	  "unknown header [A: 1] FROB x;unknown header [B: 2] REDIRECT a@b;",
+	  { "/^A:/ FROB x\n/^B:/ FILTER smtp:x\n/^C:/ DUNNO\n/^D: (.*)/ REDIRECT $1\n",
+	    NULL, NULL, NULL },
+	  "A: 1\nB: 2\nC: 3\nD: a b@c\n\n", "A: 1\nB: 2\nC: 3\nD: a b@c\n\n",
+	  "unknown header [A: 1] FROB x;unknown header [B: 2] FILTER smtp:x;"
+	  "unknown header [D: a b@c] REDIRECT a b@c;",
 	  NULL, 0, 0, 51200 },
 	{ "body lines, IGNORE and REPLACE, separator not a body line",
 	  { NULL, NULL, NULL, "/^$/ WARN empty\n/^secret/ IGNORE\n"
@@ -258,6 +261,40 @@ START_TEST(test_lookup_failure)
 }
 END_TEST
 
+/* REDIRECT: the last one wins; BCC: each address once. */
+START_TEST(test_envelope_actions)
+{
+	static const char table[] = "/^Subject: (\\w+)/ REDIRECT $1@quarantine.test\n"
+	    "/^X-Copy: (.*)/ BCC $1\n";
+	int has[CC_NCLASS] = { 1, 0, 0, 0 };
+	const char *in = "Subject: first\nX-Copy: a@b.test\nSubject: second\n"
+	    "X-Copy: A@b.test\nX-Copy: c@d.test\n\nbody\n";
+	struct env e;
+	struct cchecks c;
+	struct buf out = BUF_INIT(0);
+	char *err = NULL;
+
+	memset(&e, 0, sizeof(e));
+	buf_init(&e.log, 0);
+	e.t[CC_HEADER] = maptab_parse(MAPTAB_REGEXP, "t", table, strlen(table), &err);
+	ck_assert_msg(e.t[CC_HEADER] != NULL, "%s", err);
+	cchecks_init(&c, has, 100, 64, lookup, report, &e);
+	cchecks_feed(&c, in, strlen(in), &out);
+	cchecks_end(&c, &out);
+	ck_assert_str_eq(buf_cstr(&out), in);
+	ck_assert_str_eq(c.redirect, "second@quarantine.test");
+	ck_assert_int_eq(strv_len(c.bcc), 2);
+	ck_assert_str_eq(c.bcc[0], "a@b.test");
+	ck_assert_str_eq(c.bcc[1], "c@d.test");
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&e.log),
+	    "redirect header [Subject: first] first@quarantine.test;"));
+	cchecks_free(&c);
+	maptab_free(&e.t[CC_HEADER]);
+	buf_free(&out);
+	buf_free(&e.log);
+}
+END_TEST
+
 START_TEST(test_action_ok)
 {
 	ck_assert_ptr_null(cchecks_action_ok("REJECT"));
@@ -266,7 +303,12 @@ START_TEST(test_action_ok)
 	ck_assert_ptr_null(cchecks_action_ok("ignore"));
 	ck_assert_ptr_nonnull(cchecks_action_ok("PREPEND"));
 	ck_assert_ptr_nonnull(cchecks_action_ok("REPLACE  "));
-	ck_assert_ptr_nonnull(strstr(cchecks_action_ok("REDIRECT a@b"), "not implement"));
+	ck_assert_ptr_null(cchecks_action_ok("REDIRECT a@b"));
+	ck_assert_ptr_null(cchecks_action_ok("bcc archive@example.test"));
+	ck_assert_ptr_nonnull(strstr(cchecks_action_ok("REDIRECT"), "one address"));
+	ck_assert_ptr_nonnull(strstr(cchecks_action_ok("BCC a@b, c@d"), "one address"));
+	ck_assert_ptr_nonnull(strstr(cchecks_action_ok("REDIRECT nobody"), "one address"));
+	ck_assert_ptr_nonnull(strstr(cchecks_action_ok("STRIP x"), "not implement"));
 	ck_assert_ptr_nonnull(strstr(cchecks_action_ok("FILTER smtp:x"), "not implement"));
 	ck_assert_ptr_nonnull(strstr(cchecks_action_ok("REJECTED"), "not an action"));
 	ck_assert_ptr_nonnull(cchecks_action_ok(""));
@@ -285,6 +327,7 @@ main(void)
 	tcase_add_test(tc, test_long_lines);
 	tcase_add_test(tc, test_lookup_failure);
 	tcase_add_test(tc, test_action_ok);
+	tcase_add_test(tc, test_envelope_actions);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
