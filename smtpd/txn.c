@@ -943,6 +943,8 @@ data_done(struct session *s)
 	hdrlimit_end(&tx->mh, tx->cc_on ? &tx->limited : &tx->content);
 	content_checks(tx);
 	cchecks_end(&tx->cc, &tx->content);
+	if (tx->data.too_big || tx->write_error)
+		buf_reset(&tx->content);   /* as content_take() */
 	content_flush(tx);
 	tx->hold |= tx->cc.hold;
 	tx->discard |= tx->cc.discard;
