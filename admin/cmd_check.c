@@ -242,7 +242,7 @@ static const char *const unimplemented_params[] = {
 	"smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",
 	"smtpd_client_message_rate_limit", "smtpd_client_new_tls_session_rate_limit",
 	"smtpd_client_recipient_rate_limit", "smtpd_etrn_restrictions",
-	"smtpd_reject_unlisted_sender", "smtpd_restriction_classes",
+	"smtpd_reject_unlisted_sender",
 	"smtpd_tls_ask_ccert", "smtpd_tls_req_ccert",
 	"smtpd_tls_CAfile", "smtpd_tls_CApath",
 	NULL,
@@ -358,6 +358,12 @@ check_security(void)
 				free(err);
 				err = NULL;
 			}
+		}
+		if (restrict_parse_classes(&set, &err) < 0) {
+			error("%s; fix: list in smtpd_restriction_classes only names "
+			    "set to a restriction list", err);
+			free(err);
+			err = NULL;
 		}
 		if (restrict_set_check_relay(&set, &err) < 0) {
 			error("%s; fix: end smtpd_relay_restrictions with "

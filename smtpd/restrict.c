@@ -115,6 +115,8 @@ smtpd_restrict_init(void)
 		if (restrict_parse((enum restrict_stage)i, config_get(restrict_param[i]),
 		    &rset.list[i], &err) < 0)
 			log_fatalx("%s", err);
+	if (restrict_parse_classes(&rset, &err) < 0)
+		log_fatalx("%s", err);
 	if (restrict_set_check_relay(&rset, &err) < 0)
 		log_fatalx("%s", err);
 	dns_servers = xstrdup(config_str("smtpd_dns_servers"));

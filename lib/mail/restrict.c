@@ -61,7 +61,12 @@ enum kind {
 	K_POLICY,
 	K_SENDER_LOGIN_MISMATCH, K_AUTH_SENDER_LOGIN_MISMATCH,
 	K_UNAUTH_SENDER_LOGIN_MISMATCH, K_KNOWN_SENDER_LOGIN_MISMATCH,
+	K_CLASS,
 };
+
+/* Restriction classes call each other at most this deep (a loop among
+ * them ends here, as a configuration error). */
+#define RESTRICT_CLASS_DEPTH 10
 
 enum argtype { ARG_NONE, ARG_DNS, ARG_MAP, ARG_POLICY };
 
@@ -361,13 +366,69 @@ out:
 	return rc;
 }
 
+/* Is name one of smtpd_restriction_classes? */
+static int
+is_class(const char *name)
+{
+	char **v = map_split_list(config_str("smtpd_restriction_classes"));
+	int yes = strv_contains_ci(v, name);
+
+	strv_free(&v);
+	return yes;
+}
+
+static int parse_list(const char *param, const char *text,
+    struct restrict_list *list_r, char **err_r);
+
 int
 restrict_parse(enum restrict_stage stage, const char *text,
     struct restrict_list *list_r, char **err_r)
 {
+	return parse_list(restrict_param[stage], text, list_r, err_r);
+}
+
+int
+restrict_parse_classes(struct restrict_set *set, char **err_r)
+{
+	char **names = map_split_list(config_str("smtpd_restriction_classes"));
+	int rc = 0;
+
+	*err_r = NULL;
+	for (size_t i = 0; rc == 0 && names[i] != NULL; i++) {
+		const char *text = config_get(names[i]);
+
+		for (size_t k = 0; k < sizeof(entries) / sizeof(entries[0]); k++)
+			if (strcasecmp(entries[k].name, names[i]) == 0) {
+				*err_r = xasprintf("smtpd_restriction_classes: %s is the name "
+				    "of a restriction", names[i]);
+				rc = -1;
+			}
+		if (rc == 0 && text == NULL) {
+			*err_r = xasprintf("smtpd_restriction_classes: %s: no such "
+			    "parameter (the class's restrictions, as %s = ...)", names[i],
+			    names[i]);
+			rc = -1;
+		}
+		if (rc < 0)
+			break;
+		set->classes = xreallocarray(set->classes, set->nclasses + 1,
+		    sizeof(*set->classes));
+		struct restrict_class *c = &set->classes[set->nclasses];
+		if ((rc = parse_list(names[i], text, &c->list, err_r)) == 0) {
+			c->name = xstrdup(names[i]);
+			set->nclasses++;
+		}
+	}
+	strv_free(&names);
+	return rc;
+}
+
+static int
+parse_list(const char *param, const char *text, struct restrict_list *list_r,
+    char **err_r)
+{
 	char **tok = map_split_list(text != NULL ? text : "");
 	struct restrict_list l = { NULL, 0 };
-	const char *param = restrict_param[stage];
 	size_t i, k;
 
 	*err_r = NULL;
@@ -375,6 +436,13 @@ restrict_parse(enum restrict_stage stage, const char *text,
 		for (k = 0; k < sizeof(entries) / sizeof(entries[0]); k++)
 			if (strcasecmp(entries[k].name, tok[i]) == 0)
 				break;
+		if (k == sizeof(entries) / sizeof(entries[0]) && is_class(tok[i])) {
+			l.v = xreallocarray(l.v, l.n + 1, sizeof(*l.v));
+			memset(&l.v[l.n], 0, sizeof(l.v[l.n]));
+			l.v[l.n].kind = K_CLASS;
+			l.v[l.n++].arg = xstrdup(tok[i]);
+			continue;
+		}
 		if (k == sizeof(entries) / sizeof(entries[0])) {
 			*err_r = xasprintf("%s: unknown restriction \"%s\"", param, tok[i]);
 			goto fail;
@@ -478,6 +546,13 @@ restrict_set_free(struct restrict_set *set)
 {
 	for (int i = 0; i < RS_STAGES; i++)
 		restrict_list_free(&set->list[i]);
+	for (size_t i = 0; i < set->nclasses; i++) {
+		restrict_list_free(&set->classes[i].list);
+		free(set->classes[i].name);
+	}
+	free(set->classes);
+	set->classes = NULL;
+	set->nclasses = 0;
 }
 
 int
@@ -583,8 +658,10 @@ struct eval {
 	char *reply;               /* the reject of the current entry */
 	char *defer_if_permit;     /* a DEFER_IF_PERMIT reply held back */
 	int defer_if_reject;
+	int depth;                 /* restriction classes being evaluated */
 	struct buf keybuf;         /* scratch */
 };
+
 
 static void
 event(struct eval *e, enum restrict_ev type, const char *fmt, ...) PRINTF_LIKE(3, 4);
@@ -619,6 +696,35 @@ reject(struct eval *e, const char *fmt, ...)
 	free(e->reply);
 	e->reply = buf_steal(&b);
 	return V_REJECT;
+}
+
+static enum verdict eval_list(struct eval *e, const struct restrict_list *l);
+
+/* A restriction class, by name: its list decides as one entry. NULL
+ * when there is no such class. */
+static const struct restrict_class *
+find_class(const struct eval *e, const char *name)
+{
+	for (size_t i = 0; i < e->set->nclasses; i++)
+		if (strcasecmp(e->set->classes[i].name, name) == 0)
+			return &e->set->classes[i];
+	return NULL;
+}
+
+static enum verdict
+eval_class(struct eval *e, const struct restrict_class *c)
+{
+	enum verdict v;
+
+	if (e->depth >= RESTRICT_CLASS_DEPTH) {
+		event(e, REV_INFO, "restriction class %s: nested more than %d deep "
+		    "(a loop?)", c->name, RESTRICT_CLASS_DEPTH);
+		return reject(e, "451 4.3.5 Server configuration error");
+	}
+	e->depth++;
+	v = eval_list(e, &c->list);
+	e->depth--;
+	return v;
 }
 
 /* A cached answer, or NULL after setting ctx->need. */
@@ -786,8 +892,10 @@ access_action(struct eval *e, const struct who *w, const char *value_in,
 	} else if (strcasecmp(value, "WARN") == 0 || strcasecmp(value, "INFO") == 0) {
 		event(e, strcasecmp(value, "WARN") == 0 ? REV_LOG_WARN : REV_LOG_INFO,
 		    "%s: %s", w->name, text);
+	} else if (find_class(e, value) != NULL) {
+		v = eval_class(e, find_class(e, value));
 	} else {
-		/* FILTER, REDIRECT, BCC, restriction classes: not ours. */
+		/* FILTER, REDIRECT, BCC: not ours. */
 		event(e, REV_INFO, "%s: unsupported access action \"%s\"", source, value);
 		v = reject(e, "451 4.3.5 Server configuration error");
 	}
@@ -1047,6 +1155,12 @@ eval_item(struct eval *e, const struct restrict_item *it)
 		return c->in_mynetworks ? V_PERMIT : V_DUNNO;
 	case K_PERMIT_SASL:
 		return c->sasl_user != NULL ? V_PERMIT : V_DUNNO;
+	case K_CLASS: {
+		const struct restrict_class *cl = find_class(e, it->arg);
+		if (cl == NULL)
+			return reject(e, "451 4.3.5 Server configuration error");
+		return eval_class(e, cl);
+	}
 	case K_SENDER_LOGIN_MISMATCH:
 	case K_AUTH_SENDER_LOGIN_MISMATCH:
 	case K_UNAUTH_SENDER_LOGIN_MISMATCH:

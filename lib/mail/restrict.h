@@ -105,10 +105,19 @@ struct restrict_list {
 	size_t n;
 };
 
-/* The parsed lists of all stages. */
+/* smtpd_restriction_classes: a named list, usable as an entry of any
+ * list and as an access table's result. */
+struct restrict_class {
+	char *name;
+	struct restrict_list list;
+};
+
+/* The parsed lists of all stages, and the classes. */
 struct restrict_set {
 	struct restrict_list list[RS_STAGES];
 	struct restrict_settings st;
+	struct restrict_class *classes;
+	size_t nclasses;
 };
 
 /* Parse "text" (a Postfix restriction list) for a stage: entries that do
@@ -117,6 +126,10 @@ struct restrict_set {
 int restrict_parse(enum restrict_stage stage, const char *text,
     struct restrict_list *list_r, char **err_r);
 void restrict_list_free(struct restrict_list *l);
+/* The classes smtpd_restriction_classes names, each from the parameter
+ * of its name, into set (a name in a list that is a class is taken as
+ * one by restrict_parse). 0, or -1 and *err_r. */
+int restrict_parse_classes(struct restrict_set *set, char **err_r);
 /* Postfix's open-relay guard: relay or recipient restrictions must hold
  * reject_unauth_destination, defer_unauth_destination, reject or defer.
  * 0, or -1 with *err_r. */

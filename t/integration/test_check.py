@@ -116,7 +116,7 @@ class CheckStartReload(H.InstanceTestCase):
         errs = self.assertRefused(
             "smtpd_recipient_restrictions: unknown restriction \"reject_bogus\"",
             "smtpd_helo_restrictions: check_helo_access needs a table",
-            "smtpd_restriction_classes = friends: Postern does not implement",
+            "smtpd_restriction_classes: friends: no such parameter",
             "smtpd_client_auth_rate_limit = 10: Postern does not implement")
         # implemented restrictions are not refused
         self.assertFalse([e for e in errs if "check_policy_service" in e
@@ -185,6 +185,23 @@ class CheckStartReload(H.InstanceTestCase):
                         "reject_authenticated_sender_login_mismatch, "
                         "reject_unauth_destination\n")
         self.assertPasses()
+
+    def test_restriction_classes(self):
+        # the old-style per-recipient policies: a class's own parameter is
+        # no unknown parameter, and the class works as entry and result
+        self.add_conf("smtpd_restriction_classes = strict, relaxed\n"
+                      "strict = reject_unknown_sender_domain, reject_non_fqdn_sender\n"
+                      "relaxed = permit\n"
+                      "smtpd_recipient_restrictions = check_recipient_access "
+                      "inline:{{alice@example.test=strict}, {bob@example.test=relaxed}}, "
+                      "strict, reject_unauth_destination\n")
+        warnings = self.assertPasses()
+        self.assertNotIn("unknown parameter strict", warnings)
+        self.assertNotIn("unknown parameter relaxed", warnings)
+        self.add_conf("smtpd_restriction_classes = strict, permit\n"
+                      "strict = reject_non_fqdn_sender\n")
+        self.assertRefused("smtpd_restriction_classes: permit is the name of a "
+                           "restriction")
 
     def test_eecdh_grade(self):
         # older hardening guides set it; ignored as by Postfix >= 3.6

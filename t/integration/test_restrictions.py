@@ -233,7 +233,10 @@ class Restrictions(H.InstanceTestCase):
                 "check_policy_service inet:127.0.0.1:%d"
                 % (inst.path("rcpt_access"), self.policy.port),
         })
-        for u in ("hold", "tagged", "gone", "discard", "later", "down", "grey"):
+        # a restriction class as an access result
+        inst.params["smtpd_restriction_classes"] = "fqdn_senders"
+        inst.params["fqdn_senders"] = "reject_non_fqdn_sender"
+        for u in ("hold", "tagged", "gone", "discard", "later", "down", "grey", "strict"):
             inst.vmailbox["%s@example.test" % u] = "example.test/%s/" % u
         inst.services += [
             # postgrey through unix:
@@ -262,7 +265,8 @@ class Restrictions(H.InstanceTestCase):
                    "tagged@example.test PREPEND X-Postern-Tag: tagged by access\n"
                    "gone@example.test 550 5.1.1 this one left\n"
                    "discard@example.test DISCARD\n"
-                   "later@example.test DEFER come back later\n")
+                   "later@example.test DEFER come back later\n"
+                   "strict@example.test fqdn_senders\n")
         inst.start(prepare=False)
         self.inst = inst
 
@@ -329,6 +333,14 @@ class Restrictions(H.InstanceTestCase):
         code, text = rcpt_code(inst, CLEAN, "s@sender.example", "later@example.test")
         self.assertEqual((code, text), (450, "4.7.1 <later@example.test>: Recipient "
                                         "address rejected: come back later"))
+        # a restriction class: its list decides for that recipient only
+        code, text = rcpt_code(inst, CLEAN, "root@localhost", "strict@example.test")
+        self.assertEqual((code, text), (504, "5.5.2 <root@localhost>: Sender address "
+                                        "rejected: need fully-qualified address"))
+        self.assertEqual(rcpt_code(inst, CLEAN, "s@sender.example",
+                                   "strict@example.test")[0], 250)
+        self.assertEqual(rcpt_code(inst, CLEAN, "root@localhost",
+                                   "tagged@example.test")[0], 250)
         # DISCARD: the client hears success, nothing is delivered or queued
         rc, dc, dt = send(inst, CLEAN, "s@sender.example", "discard@example.test", "gone")
         self.assertEqual((rc, dc), (250, 250), dt)

@@ -62,6 +62,7 @@ setup_lists(const char *client, const char *helo, const char *sender,
 		    &set.list[i], &err);
 		ck_assert_msg(r == 0, "parse %s: %s", texts[i], err ? err : "?");
 	}
+	ck_assert_msg(restrict_parse_classes(&set, &err) == 0, "classes: %s", err);
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.client_name = "unknown";
 	ctx.client_addr = "192.0.2.1";
@@ -289,6 +290,50 @@ START_TEST(test_sender_login_mismatch)
 	ck_assert(restrict_login_owns("alice, admin", "Admin"));
 	ck_assert(restrict_login_owns("alice admin", "alice"));
 	ck_assert(!restrict_login_owns("alice,admin", "ali"));
+}
+END_TEST
+
+/* smtpd_restriction_classes: a class as an entry and as an access
+ * result decides as one entry; a loop among classes is a 451. */
+START_TEST(test_restriction_classes)
+{
+	struct restrict_set bad;
+	char *err = NULL;
+
+	config_set("smtpd_restriction_classes", "strict, loop");
+	config_set("strict", "reject_non_fqdn_sender, permit");
+	config_set("loop", "loop");
+	setup_lists("", "", "check_sender_access inline:{{root@localhost=strict}, "
+	    "{a@example.org=strict}}", "permit", "reject");
+	ctx.sender = "root@localhost";
+	want_reply(NULL, 0, "504 5.5.2 <root@localhost>: Sender address rejected: "
+	    "need fully-qualified address");
+	/* the class's permit ends the sender list only */
+	ctx.sender = "a@example.org";
+	want_reply(NULL, 0, "554 5.7.1 <alice@example.test>: Recipient address "
+	    "rejected: Access denied");
+	teardown_lists();
+	setup_lists("", "", "strict", "permit", "");
+	ctx.sender = "root@localhost";
+	want_reply(NULL, 0, "504 5.5.2 <root@localhost>: Sender address rejected: "
+	    "need fully-qualified address");
+	teardown_lists();
+	setup_lists("", "", "loop", "permit", "");
+	want_reply(NULL, 0, "451 4.3.5 Server configuration error");
+	teardown_lists();
+	/* a class named like a restriction, or without its parameter */
+	memset(&bad, 0, sizeof(bad));
+	config_set("smtpd_restriction_classes", "permit");
+	ck_assert_int_eq(restrict_parse_classes(&bad, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "is the name of a restriction"));
+	free(err);
+	restrict_set_free(&bad);
+	config_set("smtpd_restriction_classes", "nosuchclass");
+	ck_assert_int_eq(restrict_parse_classes(&bad, &err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "no such parameter"));
+	free(err);
+	restrict_set_free(&bad);
+	config_set("smtpd_restriction_classes", "");
 }
 END_TEST
 
@@ -749,6 +794,7 @@ restrict_suite(void)
 	tcase_add_test(tc, test_delay_reject_stages);
 	tcase_add_test(tc, test_permit_ends_only_its_list);
 	tcase_add_test(tc, test_sender_login_mismatch);
+	tcase_add_test(tc, test_restriction_classes);
 	tcase_add_test(tc, test_reject_ends_everything);
 	tcase_add_test(tc, test_relay);
 	tcase_add_test(tc, test_warn_if_reject);
