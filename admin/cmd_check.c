@@ -242,7 +242,6 @@ static const char *const unimplemented_params[] = {
 	"smtpd_client_connection_count_limit", "smtpd_client_connection_rate_limit",
 	"smtpd_client_message_rate_limit", "smtpd_client_new_tls_session_rate_limit",
 	"smtpd_client_recipient_rate_limit", "smtpd_etrn_restrictions",
-	"smtpd_reject_unlisted_sender",
 	"smtpd_tls_ask_ccert", "smtpd_tls_req_ccert",
 	"smtpd_tls_CAfile", "smtpd_tls_CApath",
 	NULL,

@@ -209,14 +209,13 @@ sender_owners(void *arg, const char *sender, char **owners_r)
 	return maplist_lookup_addr(smtpd_conf.sender_login_maps, sender, owners_r);
 }
 
-static int
-rcpt_known(void *arg, const char *rcpt, const char **why_r)
+int
+smtpd_addr_known(const char *rcpt, const char **why_r)
 {
 	enum rcpt_class cls = RCPT_RELAY;
 	const char *at = strrchr(rcpt, '@');
 	int r;
 
-	(void)arg;
 	if (at == NULL)
 		return 1;
 	if (resolver_class_ex(smtpd_conf.resolver, at + 1, &cls) < 0)
@@ -227,6 +226,13 @@ rcpt_known(void *arg, const char *rcpt, const char **why_r)
 	*why_r = cls == RCPT_VIRTUAL ? "User unknown in virtual mailbox table"
 	    : "User unknown in local recipient table";
 	return r < 0 ? -1 : r;
+}
+
+static int
+rcpt_known(void *arg, const char *rcpt, const char **why_r)
+{
+	(void)arg;
+	return smtpd_addr_known(rcpt, why_r);
 }
 
 /* --- logging ------------------------------------------------------------------ */

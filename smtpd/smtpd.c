@@ -97,6 +97,7 @@ smtpd_post_init(struct loop *l)
 		log_fatalx("%s", err);
 	if (cc_tables_open(&c->cc, &err) < 0)
 		log_fatalx("%s", err);
+	c->reject_unlisted_sender = config_bool("smtpd_reject_unlisted_sender") == 1;
 	smtpd_sasl_init();
 	smtpd_restrict_init();
 	smtpd_milter_init();

@@ -70,6 +70,7 @@ struct smtpd_conf {
 	struct maplist *sender_login_maps;
 	struct bcc *bcc;              /* always_bcc, sender_/recipient_bcc_maps */
 	struct cc_tables cc;          /* header_checks, body_checks, ... */
+	int reject_unlisted_sender;   /* smtpd_reject_unlisted_sender */
 };
 extern struct smtpd_conf smtpd_conf;
 
@@ -218,6 +219,10 @@ void smtpd_restrict_init(void);
 /* Run the lists of a check point; done runs before this returns when no
  * DNS or policy answer is needed, else later from the loop (the session
  * stays paused meanwhile, and processing resumes after done). */
+/* Is addr a known recipient of ours? 1 yes, or not of our domains (the
+ * relay rules decide then); 0 no, with *why_r ("User unknown in ...
+ * table", static); -1 temporary failure. */
+int smtpd_addr_known(const char *addr, const char **why_r);
 void smtpd_restrict_check(struct session *s, enum smtpd_check_point at,
     const char *rcpt, smtpd_restrict_done_fn done, void *arg);
 int smtpd_restrict_busy(const struct session *s);

@@ -588,6 +588,27 @@ rcpt_resolve(struct session *s, const char *rcpt, char ***list_r)
 	return 0;
 }
 
+/* smtpd_reject_unlisted_sender, after the restrictions as Postfix does
+ * it: a sender of our domains that is no recipient of ours is refused
+ * (at RCPT, whatever the lists said). 1 after the reply, else 0. */
+static int
+sender_unlisted(struct session *s, const char *rcpt)
+{
+	const char *sender = s->tx->sender, *why = "User unknown";
+	char *rep = NULL;
+	int r;
+
+	if (sender[0] == '\0' || (r = smtpd_addr_known(sender, &why)) == 1)
+		return 0;
+	rep = r < 0 ? xasprintf("451 4.3.0 <%s>: Temporary lookup failure", sender)
+	    : xasprintf("550 5.1.0 <%s>: Sender address rejected: %s", sender, why);
+	reply(s, "%s", rep);
+	session_log_reject(s, "RCPT", rep, rcpt);
+	smtpd_milter_rcpt_rejected(s, rcpt, s->tx->pend_params, rep);
+	free(rep);
+	return 1;
+}
+
 static void rcpt_checked(struct session *s,
     const struct smtpd_restrict_verdict *v, void *arg);
 
@@ -659,6 +680,8 @@ rcpt_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *ar
 		rc = 1;
 		goto out;
 	}
+	if (smtpd_conf.reject_unlisted_sender && sender_unlisted(s, addr))
+		goto out;
 	if (rcpt_resolve(s, addr, &list) < 0)
 		goto out;
 	check_keep(tx, v);

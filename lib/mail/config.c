@@ -288,6 +288,7 @@ static const struct param_def param_table[] = {
 	{ "smtpd_recipient_limit", CONF_INT, "1000", 0, 0 },
 	{ "smtpd_recipient_restrictions", CONF_STR, "", 0, 0 },
 	{ "smtpd_relay_restrictions", CONF_STR, "permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination", 0, 0 },
+	{ "smtpd_reject_unlisted_sender", CONF_BOOL, "no", 0, 0 },
 	{ "smtpd_restriction_classes", CONF_STR, "", 0, 0 },
 	{ "smtpd_sasl_auth_enable", CONF_BOOL, "no", 0, 0 },
 	{ "smtpd_sasl_path", CONF_STR, "private/auth", 0, 0 },

@@ -55,7 +55,8 @@ enum kind {
 	K_REJECT_INVALID_HELO, K_REJECT_NON_FQDN_HELO, K_REJECT_UNKNOWN_HELO,
 	K_REJECT_NON_FQDN_SENDER, K_REJECT_NON_FQDN_RCPT,
 	K_REJECT_UNKNOWN_SENDER_DOMAIN, K_REJECT_UNKNOWN_RCPT_DOMAIN,
-	K_REJECT_UNLISTED_RCPT, K_REJECT_UNKNOWN_CLIENT, K_REJECT_UNKNOWN_REVERSE,
+	K_REJECT_UNLISTED_RCPT, K_REJECT_UNLISTED_SENDER,
+	K_REJECT_UNKNOWN_CLIENT, K_REJECT_UNKNOWN_REVERSE,
 	K_RBL_CLIENT, K_RHSBL_CLIENT, K_RHSBL_SENDER, K_DNSWL_CLIENT,
 	K_CLIENT_ACCESS, K_HELO_ACCESS, K_SENDER_ACCESS, K_RCPT_ACCESS,
 	K_POLICY,
@@ -92,6 +93,7 @@ static const struct {
 	{ "reject_unknown_sender_domain", K_REJECT_UNKNOWN_SENDER_DOMAIN, ARG_NONE },
 	{ "reject_unknown_recipient_domain", K_REJECT_UNKNOWN_RCPT_DOMAIN, ARG_NONE },
 	{ "reject_unlisted_recipient", K_REJECT_UNLISTED_RCPT, ARG_NONE },
+	{ "reject_unlisted_sender", K_REJECT_UNLISTED_SENDER, ARG_NONE },
 	{ "reject_unknown_client_hostname", K_REJECT_UNKNOWN_CLIENT, ARG_NONE },
 	{ "reject_unknown_reverse_client_hostname", K_REJECT_UNKNOWN_REVERSE, ARG_NONE },
 	{ "reject_rbl_client", K_RBL_CLIENT, ARG_DNS },
@@ -1265,17 +1267,20 @@ eval_item(struct eval *e, const struct restrict_item *it)
 		    ans->status == RA_TEMPFAIL ? 451 : st->unknown_address_code,
 		    snd ? "4.1.8" : "4.1.2", a, snd ? "Sender" : "Recipient");
 	}
-	case K_REJECT_UNLISTED_RCPT: {
+	case K_REJECT_UNLISTED_RCPT:
+	case K_REJECT_UNLISTED_SENDER: {
 		const char *why = "User unknown";
-		if (c->rcpt == NULL || c->rcpt_known == NULL)
+		int snd = it->kind == K_REJECT_UNLISTED_SENDER;
+		const char *a = snd ? c->sender : c->rcpt;
+		if (a == NULL || a[0] == '\0' || c->rcpt_known == NULL)
 			return V_DUNNO;
-		r = c->rcpt_known(c->cb_arg, c->rcpt, &why);
+		r = c->rcpt_known(c->cb_arg, a, &why);
 		if (r < 0)
-			return reject(e, "451 4.3.0 <%s>: Temporary lookup failure", c->rcpt);
+			return reject(e, "451 4.3.0 <%s>: Temporary lookup failure", a);
 		if (r == 1)
 			return V_DUNNO;
-		return reject(e, "550 5.1.1 <%s>: Recipient address rejected: %s",
-		    c->rcpt, why);
+		return reject(e, "550 %s <%s>: %s address rejected: %s",
+		    snd ? "5.1.0" : "5.1.1", a, snd ? "Sender" : "Recipient", why);
 	}
 	case K_REJECT_UNKNOWN_CLIENT:
 	case K_REJECT_UNKNOWN_REVERSE: {

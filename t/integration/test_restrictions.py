@@ -589,5 +589,39 @@ class Restrictions(H.InstanceTestCase):
         self.assertEqual(F.fail2ban_regex(grey.replace("Greylisted", "Blocked"))[0], 1)
 
 
+class UnlistedSender(H.InstanceTestCase):
+    """reject_unlisted_sender and smtpd_reject_unlisted_sender: a sender
+    address of our own domains must be one of our recipients."""
+
+    def setUp(self):
+        self.inst = self.make_instance(conf={
+            "smtpd_reject_unlisted_sender": "yes",
+            # the implicit check holds even after a permit
+            "smtpd_recipient_restrictions": "permit_mynetworks, reject_unauth_destination"})
+        self.inst.start()
+
+    def test_unlisted_sender(self):
+        inst = self.inst
+        code, text = rcpt_code(inst, CLEAN, "nobody@example.test", "alice@example.test")
+        self.assertEqual((code, text), (550, "5.1.0 <nobody@example.test>: Sender "
+                                        "address rejected: User unknown in virtual "
+                                        "mailbox table"))
+        inst.wait_log(r"NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 550 "
+                      r"5\.1\.0 <nobody@example\.test>: Sender address rejected")
+        # a listed sender, another domain's, and the null sender pass
+        for sender in ("bob@example.test", "x@elsewhere.example", ""):
+            self.assertEqual(rcpt_code(inst, CLEAN, sender, "alice@example.test")[0],
+                             250, sender)
+        # the restriction itself, in a list
+        inst.stop()
+        inst.params["smtpd_reject_unlisted_sender"] = "no"
+        inst.params["smtpd_sender_restrictions"] = "reject_unlisted_sender"
+        inst.start()
+        self.assertEqual(rcpt_code(inst, CLEAN, "nobody@example.test",
+                                   "alice@example.test")[0], 550)
+        self.assertEqual(rcpt_code(inst, CLEAN, "bob@example.test",
+                                   "alice@example.test")[0], 250)
+
+
 if __name__ == "__main__":
     H.main()

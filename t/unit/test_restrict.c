@@ -293,6 +293,20 @@ START_TEST(test_sender_login_mismatch)
 }
 END_TEST
 
+START_TEST(test_unlisted_sender)
+{
+	setup_lists("", "", "reject_unlisted_sender", "permit", "");
+	ctx.sender = "bob@example.test";
+	want_reply(NULL, 0, "550 5.1.0 <bob@example.test>: Sender address rejected: "
+	    "User unknown in virtual mailbox table");
+	ctx.sender = "alice@example.test";
+	want_reply(NULL, 0, NULL);
+	ctx.sender = "";
+	want_reply(NULL, 0, NULL);
+	teardown_lists();
+}
+END_TEST
+
 /* smtpd_restriction_classes: a class as an entry and as an access
  * result decides as one entry; a loop among classes is a 451. */
 START_TEST(test_restriction_classes)
@@ -795,6 +809,7 @@ restrict_suite(void)
 	tcase_add_test(tc, test_permit_ends_only_its_list);
 	tcase_add_test(tc, test_sender_login_mismatch);
 	tcase_add_test(tc, test_restriction_classes);
+	tcase_add_test(tc, test_unlisted_sender);
 	tcase_add_test(tc, test_reject_ends_everything);
 	tcase_add_test(tc, test_relay);
 	tcase_add_test(tc, test_warn_if_reject);
