@@ -268,7 +268,6 @@ header_done(struct cchecks *c, struct buf *out)
 		cl = c->block == 0 ? CC_HEADER : c->block == 1 ? CC_MIME : CC_NESTED;
 	check(c, cl, p, n, out);
 	buf_reset(&c->cur);
-	c->spill = 0;
 }
 
 /* A Content-Type parameter's value (boundary=...), or NULL. */
@@ -392,6 +391,7 @@ record(struct cchecks *c, const char *p, size_t n, int mid, struct buf *out)
 		return;
 	}
 	header_done(c, out);
+	c->spill = 0;
 	if (field_name_len(p, n) > 0) {
 		(void)buf_append(&c->cur, p, n);
 		return;

@@ -237,6 +237,41 @@ START_TEST(test_long_lines)
 }
 END_TEST
 
+/* A logical header over what is held is checked on its start, the rest
+ * passes; the next field is one unit again. */
+START_TEST(test_header_over_the_bound)
+{
+	static const char table[] = "/^X-Big:/ WARN big\n/^Subject: a\\s+b$/ WARN subj\n";
+	int has[CC_NCLASS] = { 1, 0, 0, 0 };
+	struct env e;
+	struct cchecks c;
+	struct buf in = BUF_INIT(0), out = BUF_INIT(0);
+	char *err = NULL;
+
+	memset(&e, 0, sizeof(e));
+	buf_init(&e.log, 0);
+	e.t[CC_HEADER] = maptab_parse(MAPTAB_REGEXP, "t", table, strlen(table), &err);
+	ck_assert_msg(e.t[CC_HEADER] != NULL, "%s", err);
+	buf_puts(&in, "X-Big: 0\n");
+	for (int i = 0; i < 30000; i++)
+		buf_puts(&in, " xxxxxxx\n");   /* 270 KB of continuation lines */
+	buf_puts(&in, "Subject: a\n b\n\nbody\n");
+	cchecks_init(&c, has, 100, 64, lookup, report, &e);
+	for (size_t off = 0; off < in.len; off += 1000)
+		cchecks_feed(&c, in.data + off, in.len - off < 1000 ? in.len - off : 1000, &out);
+	cchecks_end(&c, &out);
+	ck_assert_uint_eq(out.len, in.len);
+	ck_assert(memcmp(out.data, in.data, in.len) == 0);
+	ck_assert_int_eq(strstr(buf_cstr(&e.log), "warning header [X-Big: 0") != NULL, 1);
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&e.log), "warning header [Subject: a\n b] subj;"));
+	cchecks_free(&c);
+	maptab_free(&e.t[CC_HEADER]);
+	buf_free(&in);
+	buf_free(&out);
+	buf_free(&e.log);
+}
+END_TEST
+
 /* A failed lookup stops the checks and says so; nothing is lost. */
 START_TEST(test_lookup_failure)
 {
@@ -328,6 +363,7 @@ main(void)
 	tcase_add_test(tc, test_lookup_failure);
 	tcase_add_test(tc, test_action_ok);
 	tcase_add_test(tc, test_envelope_actions);
+	tcase_add_test(tc, test_header_over_the_bound);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
