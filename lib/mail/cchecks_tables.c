@@ -5,8 +5,9 @@
  * stays free of I/O.
  *
  * Trusts: the tables (the administrator's). The header or line a log
- * line quotes is the sender's: cut to 200 bytes, control characters
- * made '?' by the log.
+ * line quotes is the sender's: cut to 200 bytes, its line breaks and
+ * tabs made spaces (the log makes any CR or LF a space as well), so one
+ * action is one log line.
  */
 #include <stdio.h>
 #include <stdlib.h>
