@@ -674,7 +674,7 @@ static enum psub_result
 checks_verdict(struct psub *s)
 {
 	enum psub_result r;
-	int rc = 0;
+	int rc;
 
 	cchecks_end(&s->cc, &s->msg);
 	s->cc_on = 0;   /* what still comes goes to the file */
@@ -696,12 +696,7 @@ checks_verdict(struct psub *s)
 	}
 	/* REDIRECT and BCC: the content is all in msg, the envelope still
 	 * open. */
-	if (s->cc.redirect != NULL && queue_writer_rcpt_truncate(s->qw, 0) < 0)
-		rc = -2;
-	else if (s->cc.redirect != NULL)
-		rc = bcc_add_addr(pconf.resolver, s->qw, s->cc.redirect, "");
-	for (size_t i = 0; rc == 0 && s->cc.bcc != NULL && s->cc.bcc[i] != NULL; i++)
-		rc = bcc_add_addr(pconf.resolver, s->qw, s->cc.bcc[i], "NEVER");
+	rc = cc_envelope_apply(&s->cc, pconf.resolver, s->qw);
 	if (rc == -1)
 		return fail(s, PSUB_TEMP, EX_TEMPFAIL, "temporary lookup failure");
 	if (rc < 0) {

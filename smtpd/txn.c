@@ -935,23 +935,14 @@ eod_checked(struct session *s, const struct smtpd_restrict_verdict *v, void *arg
 static int
 content_checks_envelope(struct txn *tx)
 {
-	const struct cchecks *c = &tx->cc;
-	int r = 0;
-
-	if (c->redirect == NULL && c->bcc == NULL)
+	if (tx->cc.redirect == NULL && tx->cc.bcc == NULL)
 		return 0;
 	if (!tx->hold_content) {
 		log_warnx("%s: REDIRECT or BCC from a table that had none when smtpd "
 		    "started: ignored (postern reload makes it count)", tx->id);
 		return 0;
 	}
-	if (c->redirect != NULL) {
-		r = queue_writer_rcpt_truncate(tx->qw, 0) < 0 ? -2
-		    : bcc_add_addr(smtpd_conf.resolver, tx->qw, c->redirect, "");
-	}
-	for (size_t i = 0; r == 0 && c->bcc != NULL && c->bcc[i] != NULL; i++)
-		r = bcc_add_addr(smtpd_conf.resolver, tx->qw, c->bcc[i], "NEVER");
-	return r;
+	return cc_envelope_apply(&tx->cc, smtpd_conf.resolver, tx->qw);
 }
 
 static void

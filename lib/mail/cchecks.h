@@ -113,6 +113,14 @@ struct cc_tables {
 /* Open the four tables of the configuration. 0, or -1 and *err_r. */
 int cc_tables_open(struct cc_tables *t, char **err_r);
 void cc_tables_close(struct cc_tables *t);
+/* REDIRECT and BCC that fired, applied to w (whose content is not
+ * written yet): REDIRECT replaces the recipients, BCC adds copies with
+ * NOTIFY=NEVER, both through virtual_alias_maps (bcc_add_addr). 0, -1
+ * lookup failure, -2 w refused (errno). */
+struct queue_writer;
+struct resolver;
+int cc_envelope_apply(const struct cchecks *c, struct resolver *res,
+    struct queue_writer *w);
 /* Start inspecting a message with them (ctx: the cc_log_ctx below). */
 void cc_tables_begin(struct cc_tables *t, struct cchecks *c,
     size_t line_length_limit, void *log_ctx);

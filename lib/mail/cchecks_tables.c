@@ -17,9 +17,11 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "mail/bcc.h"
 #include "mail/cchecks.h"
 #include "mail/config.h"
 #include "mail/maps.h"
+#include "mail/queue.h"
 
 const char *const cchecks_param[CC_NCLASS] = { "header_checks",
 	"mime_header_checks", "nested_header_checks", "body_checks" };
@@ -102,6 +104,20 @@ report(void *ctx, const char *action, enum cc_class c, const char *what,
 		buf_printf(&b, ": %s", text);
 	log_info("%s", buf_cstr(&b));
 	buf_free(&b);
+}
+
+int
+cc_envelope_apply(const struct cchecks *c, struct resolver *res,
+    struct queue_writer *w)
+{
+	int r = 0;
+
+	if (c->redirect != NULL)
+		r = queue_writer_rcpt_truncate(w, 0) < 0 ? -2
+		    : bcc_add_addr(res, w, c->redirect, "");
+	for (size_t i = 0; r == 0 && c->bcc != NULL && c->bcc[i] != NULL; i++)
+		r = bcc_add_addr(res, w, c->bcc[i], "NEVER");
+	return r;
 }
 
 void

@@ -37,6 +37,7 @@
 #include "mail/maps.h"
 #include "mail/restrict.h"
 #include "proto/policy.h"
+#include "proto/smtp.h"
 
 const char *const restrict_param[RS_STAGES] = {
 	[RS_CLIENT] = "smtpd_client_restrictions",
@@ -455,6 +456,7 @@ parse_list(const char *param, const char *text, struct restrict_list *list_r,
 		it->kind = entries[k].kind;
 		/* Without the table they would let every sender through. */
 		if (it->kind >= K_SENDER_LOGIN_MISMATCH
+		    && it->kind <= K_KNOWN_SENDER_LOGIN_MISMATCH
 		    && *config_str("smtpd_sender_login_maps") == '\0') {
 			*err_r = xasprintf("%s: %s needs smtpd_sender_login_maps", param,
 			    entries[k].name);
@@ -799,29 +801,6 @@ who_for(struct eval *e, enum restrict_stage stage, struct who *w)
 	}
 }
 
-/* "5.7.1 text" -> dsn "5.7.1", *text_r "text"; else the default. */
-static void
-dsn_split(const char *text, const char *def, char dsn[16], const char **text_r)
-{
-	const char *p = text;
-	size_t n = 0;
-
-	if ((*p == '2' || *p == '4' || *p == '5') && p[1] == '.') {
-		n = strspn(p, "0123456789.");
-		if (n < 15 && (p[n] == ' ' || p[n] == '\0')) {
-			memcpy(dsn, p, n);
-			dsn[n] = '\0';
-			p += n;
-			while (*p == ' ')
-				p++;
-			*text_r = p;
-			return;
-		}
-	}
-	snprintf(dsn, 16, "%s", def);
-	*text_r = text;
-}
-
 static enum verdict
 reply_with(struct eval *e, const struct who *w, int code, const char *defdsn,
     const char *text)
@@ -829,7 +808,7 @@ reply_with(struct eval *e, const struct who *w, int code, const char *defdsn,
 	char dsn[16];
 	const char *t;
 
-	dsn_split(text, defdsn, dsn, &t);
+	smtp_dsn_split(text, defdsn, dsn, &t);
 	if (dsn[0] != (char)('0' + code / 100))
 		dsn[0] = (char)('0' + code / 100);   /* a 4xx never says 5.x.x */
 	return reject(e, "%d %s %s: %s rejected: %s", code, dsn, w->name, w->cls,

@@ -11,6 +11,7 @@
 #include "proto/smtp.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -647,4 +648,27 @@ smtp_bdat_end(struct smtp_data *d, const struct smtp_limits *lim,
 {
 	emit_crs(d, lim, out);
 	d->done = 1;
+}
+
+/* See smtp.h. */
+void
+smtp_dsn_split(const char *text, const char *def, char dsn[16], const char **text_r)
+{
+	const char *p = text;
+	size_t n = 0;
+
+	if ((*p == '2' || *p == '4' || *p == '5') && p[1] == '.') {
+		n = strspn(p, "0123456789.");
+		if (n < 15 && (p[n] == ' ' || p[n] == '\0')) {
+			memcpy(dsn, p, n);
+			dsn[n] = '\0';
+			p += n;
+			while (*p == ' ')
+				p++;
+			*text_r = p;
+			return;
+		}
+	}
+	snprintf(dsn, 16, "%s", def);
+	*text_r = text;
 }

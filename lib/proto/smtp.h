@@ -167,6 +167,12 @@ const char *smtp_notify_str(unsigned notify);
 int smtp_xtext_decode(const char *in, size_t n, struct buf *out);
 /* Encode a C string as xtext (appended to out). */
 void smtp_xtext_encode(const char *s, struct buf *out);
+/* A reply text that starts with its enhanced status code ("5.7.1 text",
+ * class 2, 4 or 5): dsn "5.7.1" and *text_r "text"; else dsn def and the
+ * whole text. Access tables, policy services and header_checks write it
+ * so. */
+void smtp_dsn_split(const char *text, const char *def, char dsn[16],
+    const char **text_r);
 
 /* --- DATA ------------------------------------------------------------------ */
 
